@@ -1,0 +1,14 @@
+// Command bertnode fine-tunes BERT models, alone or data-parallel across machines.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "bertnode:", err)
+		os.Exit(1)
+	}
+}
