@@ -1,0 +1,48 @@
+# bertnode. `make demo` and `make test` work on a fresh Debian 12 machine: they install
+# what they need first (Debian packages through apt-get, Go modules through the proxy).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/bertnode
+# libgomp reads these when it loads, so they must be in the environment before the
+# process starts: spinning OpenMP waits make 2-thread steps 10-30x slower on shared cores.
+export OMP_WAIT_POLICY ?= passive
+
+# Debian packages: libtorch (unless LIBTORCH names another one), an optimised BLAS for it
+# (with the reference BLAS a BERT-base step is 30x slower), WordNet for augmentation.
+DEB_PKGS := libopenblas0-openmp wordnet-base g++
+ifeq ($(LIBTORCH),)
+DEB_PKGS += libtorch-dev
+endif
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps gotch build test demo bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@$(GO) mod download
+
+# Adapts gotch to the libtorch found (Debian's, or LIBTORCH=/path); cached by a stamp.
+gotch: deps
+	@$(GO) run ./tools/gotchadapt -out build/gotch
+
+build: gotch
+	$(GO) build -o $(BIN) ./cmd/bertnode
+
+test: gotch
+	$(GO) vet ./...
+	$(GO) test -timeout 25m ./...
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin build
