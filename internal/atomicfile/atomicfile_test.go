@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,5 +102,27 @@ func TestCreateInMissingDirFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no", "such", "dir", "f")
 	if err := WriteFile(path, []byte("x"), 0o644); err == nil {
 		t.Fatal("WriteFile into a missing directory succeeded")
+	}
+}
+
+func TestWriteKeepsOldFileWhenRenderFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.png")
+	if err := WriteFile(path, []byte("good"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("render failed")
+	err := Write(path, 0o644, func(w io.Writer) error {
+		w.Write([]byte("partial"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v, want it to wrap the render error", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "good" {
+		t.Fatalf("content %q after a failed Write, want the old \"good\"", got)
+	}
+	if names := entries(t, dir); len(names) != 1 {
+		t.Errorf("directory holds %v, want only report.png", names)
 	}
 }
