@@ -1,0 +1,367 @@
+// Package hf reads and writes Hugging Face BERT checkpoints' configuration
+// and fetches checkpoints from the Hugging Face hub into a local cache.
+package hf
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/bertnode/bertnode/internal/atomicfile"
+)
+
+// BertConfig is the content of a BERT checkpoint's config.json. Fields this
+// type does not know are kept verbatim and written back by Marshal.
+type BertConfig struct {
+	VocabSize                 int      `json:"vocab_size"`
+	HiddenSize                int      `json:"hidden_size"`
+	NumHiddenLayers           int      `json:"num_hidden_layers"`
+	NumAttentionHeads         int      `json:"num_attention_heads"`
+	IntermediateSize          int      `json:"intermediate_size"`
+	HiddenAct                 string   `json:"hidden_act"`
+	HiddenDropoutProb         float64  `json:"hidden_dropout_prob"`
+	AttentionProbsDropoutProb float64  `json:"attention_probs_dropout_prob"`
+	MaxPositionEmbeddings     int      `json:"max_position_embeddings"`
+	TypeVocabSize             int      `json:"type_vocab_size"`
+	InitializerRange          float64  `json:"initializer_range"`
+	LayerNormEps              float64  `json:"layer_norm_eps"`
+	PadTokenID                int      `json:"pad_token_id"`
+	PositionEmbeddingType     string   `json:"position_embedding_type"`
+	ClassifierDropout         *float64 `json:"classifier_dropout"`
+	Architectures             []string `json:"architectures,omitempty"`
+	ModelType                 string   `json:"model_type"`
+	// ProblemType is "", "single_label_classification",
+	// "multi_label_classification" or "regression".
+	ProblemType string         `json:"problem_type,omitempty"`
+	ID2Label    map[int]string `json:"id2label"`
+	Label2ID    map[string]int `json:"label2id"`
+
+	extra map[string]json.RawMessage
+}
+
+// DefaultConfig is transformers' BertConfig() with no arguments: bert-base
+// sizes and two labels, which is also what a config.json that omits a field means.
+func DefaultConfig() *BertConfig {
+	c := &BertConfig{
+		VocabSize:                 30522,
+		HiddenSize:                768,
+		NumHiddenLayers:           12,
+		NumAttentionHeads:         12,
+		IntermediateSize:          3072,
+		HiddenAct:                 "gelu",
+		HiddenDropoutProb:         0.1,
+		AttentionProbsDropoutProb: 0.1,
+		MaxPositionEmbeddings:     512,
+		TypeVocabSize:             2,
+		InitializerRange:          0.02,
+		LayerNormEps:              1e-12,
+		PositionEmbeddingType:     "absolute",
+		ModelType:                 "bert",
+	}
+	c.SetNumLabels(2)
+	return c
+}
+
+// SetLabels names the classes; class i is labels[i].
+func (c *BertConfig) SetLabels(labels []string) {
+	c.ID2Label = make(map[int]string, len(labels))
+	c.Label2ID = make(map[string]int, len(labels))
+	for i, l := range labels {
+		c.ID2Label[i] = l
+		c.Label2ID[l] = i
+	}
+}
+
+// SetNumLabels sets n classes named LABEL_0..LABEL_n-1, as transformers does.
+func (c *BertConfig) SetNumLabels(n int) {
+	labels := make([]string, n)
+	for i := range labels {
+		labels[i] = "LABEL_" + strconv.Itoa(i)
+	}
+	c.SetLabels(labels)
+}
+
+// NumLabels is the number of classes.
+func (c *BertConfig) NumLabels() int { return len(c.ID2Label) }
+
+// Labels lists the class names by id.
+func (c *BertConfig) Labels() []string {
+	labels := make([]string, len(c.ID2Label))
+	for i := range labels {
+		labels[i] = c.ID2Label[i]
+	}
+	return labels
+}
+
+// HeadSize is the width of one attention head.
+func (c *BertConfig) HeadSize() int { return c.HiddenSize / c.NumAttentionHeads }
+
+// FieldError names the config.json field that is wrong.
+type FieldError struct {
+	File  string // empty when the config did not come from a file
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	s := "bert config"
+	if e.File != "" {
+		s = e.File
+	}
+	return fmt.Sprintf("%s: field %q: %v", s, e.Field, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// activations are the names transformers' ACT2FN accepts.
+var activations = []string{"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "quick_gelu", "relu", "relu6", "silu", "swish", "tanh", "sigmoid", "mish", "linear"}
+
+// Validate checks that the configuration describes a model that can be built.
+func (c *BertConfig) Validate() error {
+	positive := []struct {
+		field string
+		v     int
+	}{
+		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"num_hidden_layers", c.NumHiddenLayers},
+		{"num_attention_heads", c.NumAttentionHeads}, {"intermediate_size", c.IntermediateSize},
+		{"max_position_embeddings", c.MaxPositionEmbeddings}, {"type_vocab_size", c.TypeVocabSize},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fieldErr(p.field, "must be positive, got %d", p.v)
+		}
+	}
+	if c.HiddenSize%c.NumAttentionHeads != 0 {
+		return fieldErr("num_attention_heads", "hidden_size %d is not divisible by %d heads", c.HiddenSize, c.NumAttentionHeads)
+	}
+	if !slices.Contains(activations, c.HiddenAct) {
+		return fieldErr("hidden_act", "unknown activation %q (known: %v)", c.HiddenAct, activations)
+	}
+	probs := []struct {
+		field string
+		v     *float64
+	}{
+		{"hidden_dropout_prob", &c.HiddenDropoutProb}, {"attention_probs_dropout_prob", &c.AttentionProbsDropoutProb},
+		{"classifier_dropout", c.ClassifierDropout},
+	}
+	for _, p := range probs {
+		if p.v != nil && !(*p.v >= 0 && *p.v < 1) {
+			return fieldErr(p.field, "must be in [0, 1), got %v", *p.v)
+		}
+	}
+	if !(c.InitializerRange > 0) {
+		return fieldErr("initializer_range", "must be positive, got %v", c.InitializerRange)
+	}
+	if !(c.LayerNormEps > 0) {
+		return fieldErr("layer_norm_eps", "must be positive, got %v", c.LayerNormEps)
+	}
+	if c.PadTokenID < 0 || c.PadTokenID >= c.VocabSize {
+		return fieldErr("pad_token_id", "%d is outside the vocabulary of %d", c.PadTokenID, c.VocabSize)
+	}
+	if c.PositionEmbeddingType != "absolute" {
+		return fieldErr("position_embedding_type", "only \"absolute\" is supported, got %q", c.PositionEmbeddingType)
+	}
+	if c.ModelType != "bert" {
+		return fieldErr("model_type", "want \"bert\", got %q", c.ModelType)
+	}
+	switch c.ProblemType {
+	case "", "single_label_classification", "multi_label_classification", "regression":
+	default:
+		return fieldErr("problem_type", "unknown problem type %q", c.ProblemType)
+	}
+	if len(c.ID2Label) == 0 {
+		return fieldErr("id2label", "no labels")
+	}
+	for i := range len(c.ID2Label) {
+		l, ok := c.ID2Label[i]
+		if !ok {
+			return fieldErr("id2label", "ids must be 0..%d, %d is missing", len(c.ID2Label)-1, i)
+		}
+		if id, ok := c.Label2ID[l]; !ok || id != i {
+			return fieldErr("label2id", "label %q must map to %d like id2label says", l, i)
+		}
+	}
+	if len(c.Label2ID) != len(c.ID2Label) {
+		return fieldErr("label2id", "has %d labels, id2label has %d", len(c.Label2ID), len(c.ID2Label))
+	}
+	return nil
+}
+
+// ParseConfig parses config.json content. Absent fields take transformers'
+// defaults; a "num_labels" without id2label creates LABEL_i names.
+func ParseConfig(data []byte) (*BertConfig, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, syntaxErr(data, err)
+	}
+	c := DefaultConfig()
+	// Decode the known fields one by one so a type error names its field.
+	known := map[string]any{}
+	for _, f := range configFields {
+		known[f.name] = f.ptr(c)
+	}
+	c.extra = map[string]json.RawMessage{}
+	var numLabels *int
+	for k, v := range raw {
+		if k == "num_labels" {
+			numLabels = new(int)
+			if err := json.Unmarshal(v, numLabels); err != nil || *numLabels <= 0 {
+				return nil, fieldErr(k, "want a positive integer, got %s", v)
+			}
+			continue
+		}
+		ptr, ok := known[k]
+		if !ok {
+			c.extra[k] = v
+			continue
+		}
+		// json.Unmarshal merges into a non-nil map; the defaults must go.
+		switch k {
+		case "id2label":
+			c.ID2Label = nil
+		case "label2id":
+			c.Label2ID = nil
+		}
+		if err := json.Unmarshal(v, ptr); err != nil {
+			return nil, fieldErr(k, "cannot use %s: %v", v, unwrapTypeErr(err))
+		}
+	}
+	_, hasID2Label := raw["id2label"]
+	switch {
+	case !hasID2Label && numLabels != nil:
+		c.SetNumLabels(*numLabels)
+	case hasID2Label && raw["label2id"] == nil:
+		c.Label2ID = make(map[string]int, len(c.ID2Label))
+		for i, l := range c.ID2Label {
+			c.Label2ID[l] = i
+		}
+	}
+	if numLabels != nil && *numLabels != len(c.ID2Label) {
+		return nil, fieldErr("num_labels", "is %d but id2label has %d labels", *numLabels, len(c.ID2Label))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func unwrapTypeErr(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("want %s, got JSON %s", te.Type, te.Value)
+	}
+	return err
+}
+
+// syntaxErr turns a JSON syntax error's byte offset into line:column.
+func syntaxErr(data []byte, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return err
+	}
+	// Offset counts the offending byte itself.
+	before := data[:max(0, min(int(se.Offset)-1, len(data)))]
+	line := bytes.Count(before, []byte{'\n'}) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Errorf("line %d, column %d: %v", line, col, err)
+}
+
+// configFields lists the typed fields by their JSON name.
+var configFields = []struct {
+	name string
+	ptr  func(c *BertConfig) any
+}{
+	{"vocab_size", func(c *BertConfig) any { return &c.VocabSize }},
+	{"hidden_size", func(c *BertConfig) any { return &c.HiddenSize }},
+	{"num_hidden_layers", func(c *BertConfig) any { return &c.NumHiddenLayers }},
+	{"num_attention_heads", func(c *BertConfig) any { return &c.NumAttentionHeads }},
+	{"intermediate_size", func(c *BertConfig) any { return &c.IntermediateSize }},
+	{"hidden_act", func(c *BertConfig) any { return &c.HiddenAct }},
+	{"hidden_dropout_prob", func(c *BertConfig) any { return &c.HiddenDropoutProb }},
+	{"attention_probs_dropout_prob", func(c *BertConfig) any { return &c.AttentionProbsDropoutProb }},
+	{"max_position_embeddings", func(c *BertConfig) any { return &c.MaxPositionEmbeddings }},
+	{"type_vocab_size", func(c *BertConfig) any { return &c.TypeVocabSize }},
+	{"initializer_range", func(c *BertConfig) any { return &c.InitializerRange }},
+	{"layer_norm_eps", func(c *BertConfig) any { return &c.LayerNormEps }},
+	{"pad_token_id", func(c *BertConfig) any { return &c.PadTokenID }},
+	{"position_embedding_type", func(c *BertConfig) any { return &c.PositionEmbeddingType }},
+	{"classifier_dropout", func(c *BertConfig) any { return &c.ClassifierDropout }},
+	{"architectures", func(c *BertConfig) any { return &c.Architectures }},
+	{"model_type", func(c *BertConfig) any { return &c.ModelType }},
+	{"problem_type", func(c *BertConfig) any { return &c.ProblemType }},
+	{"id2label", func(c *BertConfig) any { return &c.ID2Label }},
+	{"label2id", func(c *BertConfig) any { return &c.Label2ID }},
+}
+
+// Marshal renders config.json as transformers writes it: keys sorted,
+// two-space indent, trailing newline; unknown fields from ParseConfig included.
+func (c *BertConfig) Marshal() ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	out := maps.Clone(c.extra)
+	if out == nil {
+		out = map[string]json.RawMessage{}
+	}
+	for _, f := range configFields {
+		v, err := json.Marshal(f.ptr(c))
+		if err != nil {
+			return nil, fieldErr(f.name, "%v", err)
+		}
+		out[f.name] = v
+	}
+	if len(c.Architectures) == 0 {
+		delete(out, "architectures")
+	}
+	if c.ProblemType == "" {
+		delete(out, "problem_type")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ReadConfig reads and validates a config.json file.
+func ReadConfig(path string) (*BertConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.File = path
+			return nil, fe
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// WriteConfig writes c to path atomically.
+func WriteConfig(path string, c *BertConfig) error {
+	data, err := c.Marshal()
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.File = path
+		}
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o644)
+}

@@ -1,0 +1,318 @@
+package hf
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const commit = "0123456789abcdef0123456789abcdef01234567"
+
+// fakeHub serves a repository the way huggingface.co does: resolve URLs
+// carry X-Repo-Commit; LFS files answer with a redirect to a CDN on another
+// host, announcing their sha256 in X-Linked-Etag and size in X-Linked-Size.
+type fakeHub struct {
+	repo   string
+	files  map[string][]byte
+	lfs    map[string]bool
+	status map[string]int // a file answers with this status instead
+	// truncate makes the CDN's next full GET of the file stop halfway.
+	truncate map[string]bool
+	// etag overrides the sha256 announced for an LFS file.
+	etag map[string]string
+
+	hub, cdn *httptest.Server
+	mu       sync.Mutex
+	log      []string
+}
+
+func newFakeHub(t *testing.T, repo string, files map[string][]byte) *fakeHub {
+	h := &fakeHub{repo: repo, files: files, lfs: map[string]bool{}, status: map[string]int{}, truncate: map[string]bool{}, etag: map[string]string{}}
+	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
+	h.hub = httptest.NewServer(http.HandlerFunc(h.serveHub))
+	t.Cleanup(func() { h.hub.Close(); h.cdn.Close() })
+	return h
+}
+
+func (h *fakeHub) record(r *http.Request, host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log = append(h.log, fmt.Sprintf("%s %s %s range=%q auth=%q", host, r.Method, r.URL.Path, r.Header.Get("Range"), r.Header.Get("Authorization")))
+}
+
+func (h *fakeHub) requests() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.log...)
+}
+
+func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
+	h.record(r, "hub")
+	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/")
+	rev, name, _ := strings.Cut(rest, "/")
+	if !ok || repo != h.repo || (rev != "main" && rev != commit) {
+		http.Error(w, "Repository not found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("X-Repo-Commit", commit)
+	if code := h.status[name]; code != 0 {
+		http.Error(w, "injected", code)
+		return
+	}
+	data, ok := h.files[name]
+	if !ok {
+		w.Header().Set("X-Error-Code", "EntryNotFound")
+		http.Error(w, "Entry not found", http.StatusNotFound)
+		return
+	}
+	if h.lfs[name] {
+		etag := h.etag[name]
+		if etag == "" {
+			etag = fmt.Sprintf("%x", sha256.Sum256(data))
+		}
+		w.Header().Set("X-Linked-Etag", `"`+etag+`"`)
+		w.Header().Set("X-Linked-Size", fmt.Sprint(len(data)))
+		http.Redirect(w, r, h.cdn.URL+"/"+name, http.StatusFound)
+		return
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`"%x"`, sha1.Sum(data)))
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+}
+
+func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
+	h.record(r, "cdn")
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	data := h.files[name]
+	h.mu.Lock()
+	cut := h.truncate[name] && r.Method == http.MethodGet && r.Header.Get("Range") == ""
+	h.truncate[name] = h.truncate[name] && !cut
+	h.mu.Unlock()
+	if cut {
+		// Announce the whole file, send half, and hang up.
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		w.Write(data[:len(data)/2])
+		return
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+}
+
+// isolate keeps the developer's own HF environment out of the test.
+func isolate(t *testing.T) {
+	for _, k := range []string{"HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_TOKEN", "HF_HOME", "HF_HUB_CACHE"} {
+		t.Setenv(k, "")
+	}
+}
+
+func checkpoint() map[string][]byte {
+	weights := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	return map[string][]byte{
+		"config.json":           []byte(bertBaseUncased),
+		"model.safetensors":     weights,
+		"vocab.txt":             []byte("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"),
+		"tokenizer_config.json": []byte(`{"do_lower_case": true}`),
+	}
+}
+
+func sameFiles(t *testing.T, dir string, want map[string][]byte) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(want) {
+		t.Fatalf("%s holds %d files, want %d: %v", dir, len(entries), len(want), entries)
+	}
+	for name, data := range want {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %d bytes (%v), want %d", name, len(got), err, len(data))
+		}
+	}
+}
+
+func TestResolveDownloadsOnceThenWorksOffline(t *testing.T) {
+	isolate(t)
+	files := checkpoint()
+	h := newFakeHub(t, "org/tiny-bert", files)
+	h.lfs["model.safetensors"] = true
+	cacheDir := t.TempDir()
+	t.Setenv("HF_ENDPOINT", h.hub.URL)
+	t.Setenv("HF_TOKEN", "secret")
+	dir, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cacheDir, "models--org--tiny-bert", "snapshots", commit); dir != want {
+		t.Fatalf("dir %s, want %s", dir, want)
+	}
+	sameFiles(t, dir, files) // tokenizer.json and special_tokens_map.json 404ed: optional
+	if ref, _ := os.ReadFile(filepath.Join(cacheDir, "models--org--tiny-bert", "refs", "main")); string(ref) != commit {
+		t.Fatalf("refs/main = %q", ref)
+	}
+	log := h.requests()
+	for _, l := range log {
+		if strings.HasPrefix(l, "hub") && !strings.Contains(l, `auth="Bearer secret"`) {
+			t.Errorf("hub request without the token: %s", l)
+		}
+		// After the first response names the commit, files are fetched by commit.
+		if strings.HasPrefix(l, "hub") && !strings.Contains(l, "/resolve/main/config.json") && !strings.Contains(l, "/resolve/"+commit+"/") {
+			t.Errorf("request not pinned to the commit: %s", l)
+		}
+	}
+	if _, err := os.ReadDir(filepath.Join(cacheDir, "models--org--tiny-bert", "blobs")); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "models--org--tiny-bert", "blobs", "*")); len(left) != 0 {
+		t.Fatalf("partial downloads left: %v", left)
+	}
+
+	// The second call needs no network at all.
+	n := len(log)
+	again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir})
+	if err != nil || again != dir || len(h.requests()) != n {
+		t.Fatalf("second call: %s, %v, %d new requests", again, err, len(h.requests())-n)
+	}
+	h.hub.Close()
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	if again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir}); err != nil || again != dir {
+		t.Fatalf("offline: %s, %v", again, err)
+	}
+	if again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir, Revision: commit}); err != nil || again != dir {
+		t.Fatalf("offline by commit: %s, %v", again, err)
+	}
+}
+
+func TestResolveFallsBackToPytorchBin(t *testing.T) {
+	isolate(t)
+	files := checkpoint()
+	files["pytorch_model.bin"] = files["model.safetensors"]
+	delete(files, "model.safetensors")
+	delete(files, "vocab.txt")
+	files["tokenizer.json"] = []byte(`{"model": {}}`)
+	h := newFakeHub(t, "bert-tiny", files)
+	dir, err := Resolve("bert-tiny", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, dir, files)
+}
+
+func TestResolveOfflineWithoutCache(t *testing.T) {
+	isolate(t)
+	cacheDir := t.TempDir()
+	_, err := Resolve("bert-base-uncased", Options{CacheDir: cacheDir, Offline: true, Endpoint: "http://127.0.0.1:1"})
+	if err == nil || !strings.Contains(err.Error(), "not in the cache "+cacheDir) || !strings.Contains(err.Error(), "offline") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestResolveServerErrors(t *testing.T) {
+	isolate(t)
+	cases := []struct {
+		name   string
+		status map[string]int
+		drop   string
+		want   string
+	}{
+		{"500 on a file", map[string]int{"vocab.txt": 500}, "", "vocab.txt: HEAD " + "%s/org/m/resolve/" + commit + "/vocab.txt: 500 Internal Server Error"},
+		{"gated", map[string]int{"config.json": 401}, "", "set HF_TOKEN"},
+		{"no config", nil, "config.json", "the hub has none of config.json"},
+		{"no weights", nil, "model.safetensors", "none of model.safetensors, pytorch_model.bin"},
+		{"no tokenizer", nil, "vocab.txt", "neither vocab.txt nor tokenizer.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			files := checkpoint()
+			delete(files, c.drop)
+			h := newFakeHub(t, "org/m", files)
+			for k, v := range c.status {
+				h.status[k] = v
+			}
+			cacheDir := t.TempDir()
+			_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.hub.URL})
+			want := c.want
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, h.hub.URL)
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want %q", err, want)
+			}
+			if _, err := Resolve("org/m", Options{CacheDir: cacheDir, Offline: true}); err == nil {
+				t.Fatal("a failed download counts as cached")
+			}
+		})
+	}
+}
+
+func TestResolveResumesTruncatedDownload(t *testing.T) {
+	isolate(t)
+	files := checkpoint()
+	h := newFakeHub(t, "org/m", files)
+	h.lfs["model.safetensors"] = true
+	h.truncate["model.safetensors"] = true
+	cacheDir := t.TempDir()
+	opts := Options{CacheDir: cacheDir, Endpoint: h.hub.URL}
+	_, err := Resolve("org/m", opts)
+	if err == nil || !strings.Contains(err.Error(), "partial download kept") {
+		t.Fatalf("truncated body: %v", err)
+	}
+	snap := filepath.Join(cacheDir, "models--org--m", "snapshots", commit)
+	if _, err := os.Stat(filepath.Join(snap, "model.safetensors")); !os.IsNotExist(err) {
+		t.Fatal("a truncated download is visible as the file")
+	}
+	dir, err := Resolve("org/m", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, dir, files)
+	half := len(files["model.safetensors"]) / 2
+	var resumed, configAgain bool
+	for _, l := range h.requests() {
+		resumed = resumed || strings.Contains(l, fmt.Sprintf("cdn GET /model.safetensors range=\"bytes=%d-\"", half))
+		configAgain = configAgain || strings.Contains(l, "GET /org/m/resolve/"+commit+"/config.json")
+	}
+	if !resumed {
+		t.Fatalf("no Range request resumed at byte %d: %v", half, h.requests())
+	}
+	if configAgain {
+		t.Fatal("config.json was downloaded twice")
+	}
+}
+
+func TestResolveRejectsChecksumMismatch(t *testing.T) {
+	isolate(t)
+	files := checkpoint()
+	h := newFakeHub(t, "org/m", files)
+	h.lfs["model.safetensors"] = true
+	h.etag["model.safetensors"] = strings.Repeat("ab", 32)
+	cacheDir := t.TempDir()
+	_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.hub.URL})
+	if err == nil || !strings.Contains(err.Error(), "does not match the hub's "+strings.Repeat("ab", 32)) {
+		t.Fatalf("error %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "models--org--m", "*", "*", "model.safetensors")); len(left) != 0 {
+		t.Fatalf("corrupt file kept: %v", left)
+	}
+}
+
+func TestResolveLocalDirectory(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	if got, err := Resolve(dir, Options{Offline: true}); err != nil || got != dir {
+		t.Fatalf("%s, %v", got, err)
+	}
+	for _, bad := range []string{"./missing-model", "/no/such/dir", "a/b/c", "org/../x"} {
+		if _, err := Resolve(bad, Options{Endpoint: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "no such directory") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
