@@ -28,6 +28,7 @@ func TestEntitiesLenient(t *testing.T) {
 		{"I-PER I-PER B-PER O I-ORG", []Entity{{"PER", 0, 2}, {"PER", 2, 3}, {"ORG", 4, 5}}},
 		{"B-ORG-X I-ORG-X", []Entity{{"ORG-X", 0, 2}}},
 		{"B I", []Entity{{"_", 0, 2}}},
+		{"O I", []Entity{{"_", 1, 2}}},
 		{"O O", nil},
 		{"", nil},
 	} {
