@@ -109,7 +109,10 @@ var (
 // tokenizer files are downloaded once into the cache; later calls, and
 // calls in offline mode, are served from the cache without the network.
 func Resolve(nameOrDir string, opts Options) (string, error) {
-	if st, err := os.Stat(nameOrDir); err == nil && st.IsDir() {
+	if st, err := os.Stat(nameOrDir); err == nil {
+		if !st.IsDir() {
+			return "", fmt.Errorf("model %s: not a directory", nameOrDir)
+		}
 		return nameOrDir, nil
 	}
 	if strings.HasPrefix(nameOrDir, ".") || strings.HasPrefix(nameOrDir, "/") || strings.HasPrefix(nameOrDir, "~") ||

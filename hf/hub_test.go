@@ -213,6 +213,13 @@ func TestResolveOfflineWithoutCache(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not in the cache "+cacheDir) || !strings.Contains(err.Error(), "offline") {
 		t.Fatalf("error %v", err)
 	}
+	home := t.TempDir()
+	t.Setenv("HF_HOME", home)
+	t.Setenv("HF_HUB_OFFLINE", "true")
+	_, err = Resolve("org/name", Options{})
+	if err == nil || !strings.Contains(err.Error(), "not in the cache "+filepath.Join(home, "hub")) {
+		t.Fatalf("error %v, want the cache under $HF_HOME", err)
+	}
 }
 
 func TestResolveServerErrors(t *testing.T) {
@@ -309,6 +316,11 @@ func TestResolveLocalDirectory(t *testing.T) {
 	dir := t.TempDir()
 	if got, err := Resolve(dir, Options{Offline: true}); err != nil || got != dir {
 		t.Fatalf("%s, %v", got, err)
+	}
+	file := filepath.Join(dir, "config.json")
+	os.WriteFile(file, []byte("{}"), 0o644)
+	if _, err := Resolve(file, Options{}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("file instead of directory: %v", err)
 	}
 	for _, bad := range []string{"./missing-model", "/no/such/dir", "a/b/c", "org/../x"} {
 		if _, err := Resolve(bad, Options{Endpoint: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "no such directory") {
