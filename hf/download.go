@@ -95,7 +95,7 @@ func statusErr(resp *http.Response, url string) error {
 	case resp.StatusCode == http.StatusNotFound:
 		return errNotFound
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("%s %s: %s (private or gated repository? set HF_TOKEN)", resp.Request.Method, url, resp.Status)
+		return fmt.Errorf("%s %s: %s (no such repository, or a private or gated one: set HF_TOKEN)", resp.Request.Method, url, resp.Status)
 	case resp.StatusCode >= 400:
 		return fmt.Errorf("%s %s: %s", resp.Request.Method, url, resp.Status)
 	}
