@@ -1,0 +1,194 @@
+package shard
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Reader streams the records of one shard in file order. It implements Source.
+type Reader struct {
+	c   *codec
+	f   *os.File
+	sc  *scanner
+	end int64
+	// A resume point inside a SQuAD paragraph: skip its first questions.
+	skip    int
+	skipAt  int64
+	skipBad bool
+	cur     frame
+	next, n int // the next record of cur, and how many it holds
+	pos     Pos
+	bad     Bad
+	err     error
+}
+
+// OpenFile opens a whole file as one shard.
+func OpenFile(spec Spec, path string) (*Reader, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() == 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
+	}
+	return Open(spec, Shard{File: path, End: fi.Size(), Line: 1})
+}
+
+// Open opens a shard at its start.
+func Open(spec Spec, sh Shard) (*Reader, error) {
+	return OpenAt(spec, sh, Pos{File: sh.File, Offset: sh.Start, Line: sh.Line})
+}
+
+// OpenAt opens a shard at a resume point, a Pos that a Reader of the shard
+// returned: it reads exactly the shard's records that that Reader had not
+// returned yet. at.Line may be 0 when not known; it is then counted.
+func OpenAt(spec Spec, sh Shard, at Pos) (*Reader, error) {
+	if at.File != "" && at.File != sh.File {
+		return nil, fmt.Errorf("shard: resume point in %s, shard of %s", at.File, sh.File)
+	}
+	if at.Offset < sh.Start || at.Offset > sh.End {
+		return nil, fmt.Errorf("%s: resume offset %d outside shard %d [%d, %d)", sh.File, at.Offset, sh.Index, sh.Start, sh.End)
+	}
+	f, err := os.Open(sh.File)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newReader(spec, sh, at, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func newReader(spec Spec, sh Shard, at Pos, f *os.File) (*Reader, error) {
+	c, err := newCodec(spec, sh.File, f)
+	if err != nil {
+		return nil, err
+	}
+	if at.Offset <= c.first.Offset {
+		at = c.first
+	} else if at.Line <= 0 {
+		if at.Line, err = lineAt(f, at.Offset); err != nil {
+			return nil, err
+		}
+	}
+	at.File = sh.File
+	if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return &Reader{
+		c: c, f: f, end: sh.End, pos: at,
+		sc:      newScanner(sh.File, f, c.splitter(at.Offset), at.Offset, at.Line),
+		skip:    at.Index,
+		skipAt:  at.Offset,
+		skipBad: spec.SkipBadRecords,
+	}, nil
+}
+
+// Next reads the next record into rec, reusing rec's slices, and returns
+// io.EOF after the shard's last record. Errors are sticky.
+func (r *Reader) Next(rec *Record) error {
+	if r.err != nil {
+		return r.err
+	}
+	for {
+		for r.next < r.n {
+			i := r.next
+			rec.reset()
+			if err := r.c.p.record(i, rec); err != nil {
+				if err = r.badRecord(err); err != nil {
+					return err
+				}
+				continue
+			}
+			r.advance()
+			rec.Pos = Pos{File: r.c.file, Offset: r.cur.off, Index: i, Line: r.cur.line}
+			return nil
+		}
+		fr, err := r.sc.next()
+		if err == nil && fr.off >= r.end {
+			err = io.EOF
+		}
+		if err != nil {
+			r.err = err
+			return err
+		}
+		r.cur, r.next, r.n = fr, 0, 0
+		// A resume point inside a frame: its first records were returned, or
+		// reported as bad, before it.
+		resumed := fr.off == r.skipAt && r.skip > 0
+		text, at := r.c.dec.decode(fr.b)
+		if at >= 0 {
+			err = r.c.encodingErr(fr, at)
+		} else {
+			r.n, err = r.c.p.load(fr, text)
+		}
+		if err != nil {
+			r.n = 1 // a bad frame counts as one bad record
+			if resumed && r.skipBad {
+				r.advance()
+				continue
+			}
+			if err = r.badRecord(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if resumed {
+			r.next = min(r.skip, r.n)
+		}
+	}
+}
+
+// advance moves the resume point past the record just read. A SQuAD
+// paragraph is resumed by question index: the JSON state at its end is not
+// that at its start.
+func (r *Reader) advance() {
+	r.next++
+	if r.c.format == SQuAD || r.next < r.n {
+		r.pos = Pos{File: r.c.file, Offset: r.cur.off, Index: min(r.next, r.n), Line: r.cur.line}
+		return
+	}
+	r.pos = Pos{File: r.c.file, Offset: r.cur.end, Line: r.cur.endLine}
+}
+
+// badRecord skips err when the spec says so, or makes it the sticky error.
+func (r *Reader) badRecord(err error) error {
+	var e *Error
+	if !r.skipBad || !errors.As(err, &e) {
+		r.err = err
+		return err
+	}
+	r.bad.add(e)
+	r.advance()
+	return nil
+}
+
+// Pos returns the resume point: OpenAt with it reads exactly the records of
+// the shard that this Reader has not returned.
+func (r *Reader) Pos() Pos { return r.pos }
+
+// Bad reports the bad records skipped so far.
+func (r *Reader) Bad() Bad { return r.bad }
+
+// Close closes the file.
+func (r *Reader) Close() error { return r.f.Close() }
+
+// lineAt counts the lines before off, for a resume point that lacks its line.
+func lineAt(f *os.File, off int64) (int, error) {
+	line := 1
+	buf := make([]byte, minBuffer)
+	for pos := int64(0); pos < off; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), off-pos)], pos)
+		line += bytes.Count(buf[:n], []byte{'\n'})
+		pos += int64(n)
+		if err != nil && pos < off {
+			return 0, err
+		}
+	}
+	return line, nil
+}

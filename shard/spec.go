@@ -1,0 +1,265 @@
+package shard
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Format names a dataset file format.
+type Format string
+
+const (
+	CSV       Format = "csv"
+	TSV       Format = "tsv"
+	JSONL     Format = "jsonl"
+	LabelText Format = "labeltext"
+	CoNLL     Format = "conll"
+	SQuAD     Format = "squad"
+)
+
+var formats = []Format{CSV, TSV, JSONL, LabelText, CoNLL, SQuAD}
+
+// FormatOf guesses a file's format from its extension.
+func FormatOf(path string) (Format, bool) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return CSV, true
+	case ".tsv":
+		return TSV, true
+	case ".jsonl", ".ndjson":
+		return JSONL, true
+	case ".conll":
+		return CoNLL, true
+	case ".json":
+		return SQuAD, true
+	}
+	return "", false
+}
+
+// Spec says how to read a dataset file. It is part of a job spec, so the zero
+// value of every field means "the format's default".
+//
+// A column is a header name or a 0-based index written as a number; with a
+// header, a name that is in it wins. CoNLL columns are indexes, and may count
+// from the end: -1 is the last column.
+type Spec struct {
+	// Format is one of csv, tsv, jsonl, labeltext, conll, squad; empty means
+	// guess from the file's extension.
+	Format Format `json:"format,omitempty" yaml:"format,omitempty"`
+	// Encoding is utf-8 (the default) or a single-byte charset such as
+	// latin-1 (ISO-8859-1), windows-1252 or koi8-r.
+	Encoding string `json:"encoding,omitempty" yaml:"encoding,omitempty"`
+	// Header says whether a csv or tsv file's first line names its columns
+	// (default true).
+	Header *bool `json:"header,omitempty" yaml:"header,omitempty"`
+	// Delimiter separates fields: one ASCII character for csv (default ",")
+	// and tsv (default tab); for labeltext and conll any string, default a run
+	// of spaces and tabs.
+	Delimiter string `json:"delimiter,omitempty" yaml:"delimiter,omitempty"`
+	// Quote says whether '"' quotes fields, which may then hold delimiters,
+	// newlines and doubled quotes; default true for csv, false for tsv.
+	Quote *bool `json:"quote,omitempty" yaml:"quote,omitempty"`
+
+	// Text, TextPair, Label and ID are columns (csv, tsv) or field names
+	// (jsonl). Text defaults to "text" and Label to "label", except in a
+	// csv or tsv file without a header.
+	Text     string `json:"text,omitempty" yaml:"text,omitempty"`
+	TextPair string `json:"text_pair,omitempty" yaml:"text_pair,omitempty"`
+	Label    string `json:"label,omitempty" yaml:"label,omitempty"`
+	ID       string `json:"id,omitempty" yaml:"id,omitempty"`
+	// LabelSep splits a label value into several labels (multi-label), e.g.
+	// "|"; in jsonl a JSON array of labels needs no separator.
+	LabelSep string `json:"label_sep,omitempty" yaml:"label_sep,omitempty"`
+
+	// Tokens and Tags are the token and tag columns of conll (default 0 and
+	// -1), or for token classification in jsonl the fields holding arrays of
+	// tokens and tags (default "tags" once Tokens is set).
+	Tokens string `json:"tokens,omitempty" yaml:"tokens,omitempty"`
+	Tags   string `json:"tags,omitempty" yaml:"tags,omitempty"`
+
+	// SkipBadRecords skips bad records, counting and reporting them, instead
+	// of failing on the first.
+	SkipBadRecords bool `json:"skip_bad_records,omitempty" yaml:"skip_bad_records,omitempty"`
+}
+
+// Validate checks the spec on its own, naming the first bad field.
+func (s Spec) Validate() error {
+	if s.Format != "" && !s.Format.known() {
+		return specErr("format", "unknown format %q (want one of %s)", s.Format, formatList())
+	}
+	if _, err := lookupEncoding(s.Encoding); err != nil {
+		return specErr("encoding", "%v", err)
+	}
+	if s.Format == "" {
+		return nil // the rest depends on the format, known once the file is
+	}
+	return s.withDefaults().validateFor()
+}
+
+func (s Spec) validateFor() error {
+	f := s.Format
+	delimited := f == CSV || f == TSV
+	use := map[string]bool{
+		"header":    delimited,
+		"quote":     delimited,
+		"delimiter": delimited || f == LabelText || f == CoNLL,
+		"text":      delimited || f == JSONL,
+		"text_pair": delimited || f == JSONL,
+		"label":     delimited || f == JSONL,
+		"id":        delimited || f == JSONL,
+		"label_sep": delimited || f == JSONL || f == LabelText,
+		"tokens":    f == CoNLL || f == JSONL,
+		"tags":      f == CoNLL || f == JSONL,
+	}
+	set := map[string]bool{
+		"header": s.Header != nil, "quote": s.Quote != nil, "delimiter": s.Delimiter != "",
+		"text": s.Text != "", "text_pair": s.TextPair != "", "label": s.Label != "", "id": s.ID != "",
+		"label_sep": s.LabelSep != "", "tokens": s.Tokens != "", "tags": s.Tags != "",
+	}
+	for _, name := range []string{"header", "quote", "delimiter", "text", "text_pair", "label", "id", "label_sep", "tokens", "tags"} {
+		if set[name] && !use[name] {
+			return specErr(name, "not used by format %s", f)
+		}
+	}
+	if delimited {
+		if len(s.Delimiter) != 1 || s.Delimiter[0] >= 0x80 || strings.ContainsAny(s.Delimiter, "\"\r\n") {
+			return specErr("delimiter", "%q: %s needs one ASCII character other than a quote or line break", s.Delimiter, f)
+		}
+		if s.Text == "" || s.Label == "" {
+			return specErr(map[bool]string{true: "text", false: "label"}[s.Text == ""], "required without a header: give a 0-based column index")
+		}
+		if !*s.Header {
+			for _, c := range [][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}} {
+				if _, err := strconv.Atoi(c[1]); c[1] != "" && err != nil {
+					return specErr(c[0], "%q is a column name but header is false: give a 0-based index", c[1])
+				}
+			}
+		}
+		if err := distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}}); err != nil {
+			return err
+		}
+	}
+	if strings.ContainsAny(s.Delimiter, "\r\n") {
+		return specErr("delimiter", "%q may not hold a line break", s.Delimiter)
+	}
+	if f == LabelText && strings.ContainsAny(s.LabelSep, " \t") && s.Delimiter == "" {
+		return specErr("label_sep", "%q would split at the label/text delimiter; set delimiter", s.LabelSep)
+	}
+	if f == CoNLL {
+		for _, c := range [][2]string{{"tokens", s.Tokens}, {"tags", s.Tags}} {
+			if _, err := strconv.Atoi(c[1]); err != nil {
+				return specErr(c[0], "%q: conll columns are 0-based indexes (negative counts from the end)", c[1])
+			}
+		}
+		if s.Tokens == s.Tags {
+			return specErr("tags", "same column as tokens (%s)", s.Tokens)
+		}
+	}
+	if f == JSONL {
+		if s.Tokens != "" {
+			if s.Text != "" || s.Label != "" || s.TextPair != "" || s.LabelSep != "" {
+				return specErr("tokens", "token classification (tokens, tags) cannot be combined with text, text_pair, label or label_sep")
+			}
+			return distinct([][2]string{{"tokens", s.Tokens}, {"tags", s.Tags}, {"id", s.ID}})
+		}
+		if s.Tags != "" {
+			return specErr("tags", "set without tokens")
+		}
+		return distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}})
+	}
+	return nil
+}
+
+// withDefaults fills in the format's defaults; s.Format must be set.
+func (s Spec) withDefaults() Spec {
+	t := true
+	switch s.Format {
+	case CSV, TSV:
+		if s.Header == nil {
+			s.Header = &t
+		}
+		if s.Quote == nil {
+			q := s.Format == CSV
+			s.Quote = &q
+		}
+		if s.Delimiter == "" {
+			s.Delimiter = map[Format]string{CSV: ",", TSV: "\t"}[s.Format]
+		}
+		if *s.Header && s.Text == "" {
+			s.Text = "text"
+		}
+		if *s.Header && s.Label == "" {
+			s.Label = "label"
+		}
+	case JSONL:
+		if s.Tokens != "" {
+			if s.Tags == "" {
+				s.Tags = "tags"
+			}
+			break
+		}
+		if s.Text == "" {
+			s.Text = "text"
+		}
+		if s.Label == "" {
+			s.Label = "label"
+		}
+	case CoNLL:
+		if s.Tokens == "" {
+			s.Tokens = "0"
+		}
+		if s.Tags == "" {
+			s.Tags = "-1"
+		}
+	}
+	return s
+}
+
+// resolve validates s for the file at path and fills in defaults.
+func (s Spec) resolve(path string) (Spec, error) {
+	if s.Format == "" {
+		f, ok := FormatOf(path)
+		if !ok {
+			return s, fmt.Errorf("%s: format: not set, and not implied by the extension %q", path, filepath.Ext(path))
+		}
+		s.Format = f
+	}
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	return s.withDefaults(), nil
+}
+
+func (f Format) known() bool {
+	for _, g := range formats {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}
+
+func formatList() string {
+	names := make([]string, len(formats))
+	for i, f := range formats {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
+}
+
+func distinct(cols [][2]string) error {
+	for i, a := range cols {
+		for _, b := range cols[:i] {
+			if a[1] != "" && a[1] == b[1] {
+				return specErr(a[0], "same column as %s (%q)", b[0], a[1])
+			}
+		}
+	}
+	return nil
+}
+
+func specErr(field, format string, args ...any) error {
+	return fmt.Errorf("shard spec: %s: %s", field, fmt.Sprintf(format, args...))
+}
