@@ -28,7 +28,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "4"
+	adapterRev = "6"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )

@@ -1,6 +1,7 @@
 // bertnode's additions to gotch's C API: what training needs and gotch does not expose.
 #ifndef BERTNODE_EXT_H
 #define BERTNODE_EXT_H
+#include <stdbool.h>
 #include "torch_api.h"
 
 #ifdef __cplusplus
@@ -13,6 +14,8 @@ void bn_rng_state(tensor *out, int device);
 void bn_set_rng_state(tensor state, int device);
 // Autocast (mixed precision) for CUDA: dtype 0 off, 1 float16, 2 bfloat16.
 void bn_cuda_autocast(int dtype);
+// Writes name -> tensor as torch.save(state_dict) does (a zip Python's torch.load reads).
+void bn_pickle_save(tensor *tensors, char **names, int n, char *path);
 void bn_set_num_threads(int n);
 int bn_num_threads();
 void bn_manual_seed(int64_t seed);

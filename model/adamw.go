@@ -1,0 +1,126 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over the
+// trainable prefix of a Params' flat buffers: a handful of whole-buffer ops per step
+// instead of a loop over parameters. Weight decay applies to [0, DecayEnd) only, which
+// by construction excludes biases, LayerNorm weights and frozen parameters.
+//
+// It is ours rather than gotch's because exact resume needs the moments, which gotch's
+// optimizer cannot export.
+type AdamW struct {
+	Beta1, Beta2, Eps, WeightDecay float64
+
+	ps   *Params
+	Step int64
+	m, v *ts.Tensor // [TrainEnd] first and second moments
+}
+
+// NewAdamW makes an optimizer for ps with torch's defaults for betas and eps.
+func NewAdamW(ps *Params, weightDecay float64) *AdamW {
+	n := ps.TrainEnd
+	return &AdamW{
+		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay,
+		ps: ps,
+		m:  ts.MustZeros([]int64{n}, gotch.Float, ps.device),
+		v:  ts.MustZeros([]int64{n}, gotch.Float, ps.device),
+	}
+}
+
+// Update applies one step at learning rate lr using the gradient in ps.Grad.
+func (o *AdamW) Update(lr float64) {
+	n := o.ps.TrainEnd
+	if n == 0 {
+		return
+	}
+	o.Step++
+	ts.NoGrad(func() {
+		p := o.ps.Flat.MustNarrow(0, 0, n, false)
+		g := o.ps.Grad.MustNarrow(0, 0, n, false)
+		defer p.MustDrop()
+		defer g.MustDrop()
+		if o.WeightDecay != 0 && o.ps.DecayEnd > 0 {
+			pd := o.ps.Flat.MustNarrow(0, 0, o.ps.DecayEnd, false)
+			pd.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay))
+			pd.MustDrop()
+		}
+		// m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g²
+		o.m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))
+		o.v.MustMulScalar_(ts.FloatScalar(o.Beta2))
+		g2 := g.MustSquare(false).MustMulScalar(ts.FloatScalar(1-o.Beta2), true)
+		o.v.MustAdd_(g2)
+		g2.MustDrop()
+		bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
+		bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
+		// p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), in torch's order of operations.
+		denom := o.v.MustSqrt(false).MustDivScalar(ts.FloatScalar(math.Sqrt(bc2)), true).MustAddScalar(ts.FloatScalar(o.Eps), true)
+		upd := o.m.MustDiv(denom, false).MustMulScalar(ts.FloatScalar(-lr/bc1), true)
+		denom.MustDrop()
+		p.MustAdd_(upd)
+		upd.MustDrop()
+	})
+}
+
+// State is the optimizer's state as host data, for checkpoints.
+type State struct {
+	Step int64
+	M, V []float32
+}
+
+// State copies the moments out.
+func (o *AdamW) State() State {
+	s := State{Step: o.Step, M: make([]float32, o.ps.TrainEnd), V: make([]float32, o.ps.TrainEnd)}
+	if len(s.M) > 0 {
+		o.m.MustCopyData(s.M, uint(len(s.M)))
+		o.v.MustCopyData(s.V, uint(len(s.V)))
+	}
+	return s
+}
+
+// SetState restores what State returned.
+func (o *AdamW) SetState(s State) error {
+	n := int(o.ps.TrainEnd)
+	if len(s.M) != n || len(s.V) != n {
+		return fmt.Errorf("optimizer state has %d/%d moments, the model %d trainable parameters", len(s.M), len(s.V), n)
+	}
+	o.Step = s.Step
+	if n == 0 {
+		return nil
+	}
+	ts.NoGrad(func() {
+		for _, c := range []struct {
+			dst *ts.Tensor
+			src []float32
+		}{{o.m, s.M}, {o.v, s.V}} {
+			t := ts.MustOfSlice(c.src).MustTo(o.ps.device, true)
+			c.dst.Copy_(t)
+			t.MustDrop()
+		}
+	})
+	return nil
+}
+
+// ClipGradNorm scales the trainable gradient so its global L2 norm is at most maxNorm,
+// as torch.nn.utils.clip_grad_norm_ does, and returns the norm before clipping.
+func (ps *Params) ClipGradNorm(maxNorm float64) float64 {
+	if ps.TrainEnd == 0 {
+		return 0
+	}
+	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)
+	defer g.MustDrop()
+	norm := g.MustNorm(false)
+	total := norm.Float64Values(true)[0]
+	if maxNorm > 0 {
+		if coef := maxNorm / (total + 1e-6); coef < 1 {
+			g.MustMulScalar_(ts.FloatScalar(coef))
+		}
+	}
+	return total
+}

@@ -1,0 +1,313 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unsafe"
+
+	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/safetensors"
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/pickle"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Hugging Face file names.
+const (
+	ConfigFile      = "config.json"
+	SafetensorsFile = "model.safetensors"
+	PytorchFile     = "pytorch_model.bin"
+)
+
+// LoadReport says how a checkpoint's tensors matched the model's parameters.
+type LoadReport struct {
+	Loaded int
+	// Initialized are model parameters the checkpoint lacks that may start fresh: the
+	// task head (and the pooler), as when fine-tuning from a pretraining checkpoint.
+	Initialized []string
+	// Ignored are checkpoint tensors with no use here: pretraining heads (cls.*),
+	// buffers (position_ids) and the pooler of token-level tasks.
+	Ignored []string
+}
+
+// MismatchError lists everything that kept a checkpoint from loading.
+type MismatchError struct {
+	File       string
+	Missing    []string // encoder parameters the checkpoint lacks
+	Unexpected []string // checkpoint tensors that match nothing
+	Shapes     []string // "name: checkpoint [a b], model [c d]"
+}
+
+func (e *MismatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s does not fit the model:", e.File)
+	for _, l := range []struct {
+		what  string
+		names []string
+	}{{"missing", e.Missing}, {"unexpected", e.Unexpected}, {"wrong shape", e.Shapes}} {
+		if len(l.names) > 0 {
+			fmt.Fprintf(&b, "\n  %s (%d): %s", l.what, len(l.names), strings.Join(l.names, ", "))
+		}
+	}
+	return b.String()
+}
+
+// hostTensor is a checkpoint tensor's float32 data on the host.
+type hostTensor struct {
+	shape []int64
+	data  []float32
+}
+
+// canonicalName maps the names checkpoints use onto ours: bare BertModel names gain
+// "bert.", and TF-era LayerNorm gamma/beta become weight/bias.
+func canonicalName(name string, has func(string) bool) string {
+	if strings.HasSuffix(name, ".gamma") {
+		name = strings.TrimSuffix(name, ".gamma") + ".weight"
+	} else if strings.HasSuffix(name, ".beta") {
+		name = strings.TrimSuffix(name, ".beta") + ".bias"
+	}
+	if !has(name) && has("bert."+name) {
+		return "bert." + name
+	}
+	return name
+}
+
+func ignorable(name string) bool {
+	return strings.HasPrefix(name, "cls.") || strings.HasSuffix(name, "position_ids") ||
+		strings.HasPrefix(name, "bert.pooler.")
+}
+
+func freshOK(name string) bool {
+	return !strings.HasPrefix(name, "bert.") || strings.HasPrefix(name, "bert.pooler.")
+}
+
+// LoadWeights copies a checkpoint's tensors (model.safetensors or pytorch_model.bin)
+// into the parameters. Nothing is copied unless everything fits.
+func (m *Model) LoadWeights(path string) (*LoadReport, error) {
+	tensors, err := readTensors(path)
+	if err != nil {
+		return nil, err
+	}
+	ps := m.Params
+	has := func(n string) bool { return ps.Get(n) != nil }
+	rep := &LoadReport{}
+	mis := &MismatchError{File: path}
+	found := map[string]hostTensor{}
+	names := make([]string, 0, len(tensors))
+	for n := range tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, raw := range names {
+		t := tensors[raw]
+		name := canonicalName(raw, has)
+		p := ps.Get(name)
+		switch {
+		case p == nil && ignorable(name):
+			rep.Ignored = append(rep.Ignored, raw)
+		case p == nil:
+			mis.Unexpected = append(mis.Unexpected, raw)
+		case !equalShape(p.Shape, t.shape):
+			mis.Shapes = append(mis.Shapes, fmt.Sprintf("%s: checkpoint %v, model %v", raw, t.shape, p.Shape))
+		default:
+			found[name] = t
+		}
+	}
+	for _, p := range ps.List() {
+		if _, ok := found[p.Name]; ok {
+			continue
+		}
+		if freshOK(p.Name) {
+			rep.Initialized = append(rep.Initialized, p.Name)
+		} else {
+			mis.Missing = append(mis.Missing, p.Name)
+		}
+	}
+	sort.Strings(rep.Initialized)
+	if len(mis.Missing)+len(mis.Unexpected)+len(mis.Shapes) > 0 {
+		return nil, mis
+	}
+	ts.NoGrad(func() {
+		for name, t := range found {
+			p := ps.Get(name)
+			src := ts.MustOfSlice(t.data).MustView(p.Shape, true).MustTo(ps.device, true)
+			p.T.Copy_(src)
+			src.MustDrop()
+		}
+	})
+	rep.Loaded = len(found)
+	return rep, nil
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// readTensors reads every tensor of a checkpoint file as float32.
+func readTensors(path string) (map[string]hostTensor, error) {
+	if strings.HasSuffix(path, ".safetensors") {
+		f, err := safetensors.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		out := make(map[string]hostTensor, len(f.Tensors))
+		for _, t := range f.Tensors {
+			data, err := toFloat32(t)
+			if err != nil {
+				return nil, fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
+			}
+			out[t.Name] = hostTensor{shape: t.Shape, data: data}
+		}
+		return out, nil
+	}
+	named, err := pickle.Decode(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := make(map[string]hostTensor, len(named))
+	for name, t := range named {
+		f := t.MustTotype(gotch.Float, false).MustContiguous(true)
+		data := make([]float32, f.Numel())
+		if len(data) > 0 {
+			f.MustCopyData(data, uint(len(data)))
+		}
+		out[name] = hostTensor{shape: f.MustSize(), data: data}
+		f.MustDrop()
+		t.MustDrop()
+	}
+	return out, nil
+}
+
+func toFloat32(t safetensors.Tensor) ([]float32, error) {
+	n := len(t.Data)
+	switch t.DType {
+	case safetensors.F32:
+		out := make([]float32, n/4)
+		copy(out, unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(t.Data))), n/4))
+		return out, nil
+	case safetensors.F16, safetensors.BF16:
+		out := make([]float32, n/2)
+		for i := range out {
+			out[i] = halfToFloat(uint16(t.Data[2*i])|uint16(t.Data[2*i+1])<<8, t.DType == safetensors.BF16)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("dtype %s is not a float type this loader converts (F32, F16, BF16)", t.DType)
+}
+
+// SaveOptions says what Save writes besides config.json and model.safetensors.
+type SaveOptions struct {
+	Pytorch bool // also pytorch_model.bin, for tools that only read that
+}
+
+// Save writes the model as a Hugging Face checkpoint directory: config.json and
+// model.safetensors with transformers' names, so the result loads in transformers.
+// Tokenizer files are the tokenizer's to write. Each file is written atomically.
+func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg := *m.Config
+	if len(labels) > 0 {
+		cfg.SetLabels(labels)
+	}
+	cfg.Architectures = []string{m.architecture()}
+	if m.Opts.Task == MultiLabel {
+		cfg.ProblemType = "multi_label_classification"
+	} else if m.Opts.Task == Classify {
+		cfg.ProblemType = "single_label_classification"
+	}
+	if err := hf.WriteConfig(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+		return err
+	}
+	flat := m.hostFlat()
+	var tensors []safetensors.Tensor
+	for _, p := range m.Params.List() {
+		data := flat[p.Offset : p.Offset+p.Numel]
+		tensors = append(tensors, safetensors.Tensor{
+			Info: safetensors.Info{Name: p.Name, DType: safetensors.F32, Shape: p.Shape},
+			Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(data))), 4*len(data)),
+		})
+	}
+	if err := safetensors.Save(filepath.Join(dir, SafetensorsFile), tensors, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	if opts.Pytorch {
+		return m.savePytorch(filepath.Join(dir, PytorchFile))
+	}
+	return nil
+}
+
+func (m *Model) architecture() string {
+	switch m.Opts.Task {
+	case NER:
+		return "BertForTokenClassification"
+	case QA:
+		return "BertForQuestionAnswering"
+	}
+	return "BertForSequenceClassification"
+}
+
+// hostFlat is the flat weights on the host: a view on CPU, a copy from a GPU.
+func (m *Model) hostFlat() []float32 {
+	if !m.Params.device.IsCuda() {
+		return m.Params.FlatSlice()
+	}
+	out := make([]float32, m.Params.Total)
+	c := m.Params.Flat.MustTo(gotch.CPU, false)
+	c.MustCopyData(out, uint(len(out)))
+	c.MustDrop()
+	return out
+}
+
+// savePytorch writes pytorch_model.bin through libtorch's own pickler, so the file is
+// what torch.save(state_dict) writes.
+func (m *Model) savePytorch(path string) error {
+	list := m.Params.List()
+	cts := make([]lib.Ctensor, len(list))
+	names := make([]string, len(list))
+	keep := make([]*ts.Tensor, len(list))
+	for i, p := range list {
+		keep[i] = p.T.MustDetach(false).MustTo(gotch.CPU, true)
+		cts[i], names[i] = ctensor(keep[i]), p.Name
+	}
+	tmp := path + ".tmp"
+	lib.BnPickleSave(cts, names, tmp)
+	for _, t := range keep {
+		t.MustDrop()
+	}
+	if err := ts.TorchErr(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncRename(tmp, path)
+}
+
+func syncRename(tmp, path string) error {
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	err = errors.Join(f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

@@ -1,0 +1,99 @@
+// Package model is bertnode's BERT: the encoder and its task heads on libtorch (through
+// gotch), parameters in one flat buffer whose gradient the all-reduce reads in place, our
+// AdamW with exportable state, and Hugging Face checkpoints in and out.
+//
+// libtorch keeps grad mode and gotch keeps its last error per OS thread, and goroutines
+// migrate between threads: every call into this package must come from one goroutine
+// that has called runtime.LockOSThread.
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Device is where tensors live: CPU, or a CUDA device when the libtorch has one.
+type Device = gotch.Device
+
+// ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
+func ParseDevice(s string) (Device, error) {
+	switch {
+	case s == "cpu":
+		return gotch.CPU, nil
+	case s == "" || s == "auto":
+		return gotch.CudaIfAvailable(), nil
+	case s == "cuda":
+		if !cuda.IsAvailable() {
+			return gotch.CPU, fmt.Errorf("device %q: this libtorch has no CUDA device", s)
+		}
+		return gotch.CudaBuilder(0), nil
+	case strings.HasPrefix(s, "cuda:"):
+		var n int
+		if _, err := fmt.Sscanf(s, "cuda:%d", &n); err != nil || n < 0 || int64(n) >= cuda.DeviceCount() {
+			return gotch.CPU, fmt.Errorf("device %q: no such CUDA device (%d available)", s, cuda.DeviceCount())
+		}
+		return gotch.CudaBuilder(uint(n)), nil
+	}
+	return gotch.CPU, fmt.Errorf("device %q: want cpu, cuda, cuda:N or auto", s)
+}
+
+// SetThreads sets libtorch's intra-op thread count (Debian's libtorch starts with 1).
+func SetThreads(n int) {
+	if n > 0 {
+		lib.BnSetNumThreads(n)
+	}
+}
+
+// Threads is libtorch's intra-op thread count.
+func Threads() int { return lib.BnNumThreads() }
+
+// ManualSeed seeds libtorch's default generators (CPU and CUDA).
+func ManualSeed(seed int64) { lib.BnManualSeed(seed) }
+
+// RNGState is the state of the default generator of dev (bytes, as torch.get_rng_state).
+func RNGState(dev Device) ([]byte, error) {
+	var c lib.Ctensor
+	lib.BnRngState(&c, int(dev.CInt()))
+	if err := ts.TorchErr(); err != nil {
+		return nil, fmt.Errorf("reading the RNG state: %w", err)
+	}
+	t := ts.New(c)
+	defer t.MustDrop()
+	out := make([]byte, t.Numel())
+	t.MustCopyData(out, uint(len(out)))
+	return out, nil
+}
+
+// SetRNGState restores what RNGState returned.
+func SetRNGState(dev Device, state []byte) error {
+	t, err := ts.OfSlice(state)
+	if err != nil {
+		return err
+	}
+	defer t.MustDrop()
+	lib.BnSetRngState(ctensor(t), int(dev.CInt()))
+	if err := ts.TorchErr(); err != nil {
+		return fmt.Errorf("restoring the RNG state: %w", err)
+	}
+	return nil
+}
+
+// ctensor is t's libtorch handle, for our C API extension.
+func ctensor(t *ts.Tensor) lib.Ctensor { return lib.Ctensor(t.Ctensor()) }
+
+func setAutocast(mode string) {
+	switch mode {
+	case "bf16":
+		lib.BnCudaAutocast(2)
+	case "fp16":
+		lib.BnCudaAutocast(1)
+	default:
+		lib.BnCudaAutocast(0)
+	}
+}
+
+var cuda gotch.Cuda
