@@ -1,0 +1,345 @@
+package tokenize
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// FromVocabFile loads a vocab.txt with the settings of the original BERT tokenizers;
+// lowercase selects the uncased behaviour (and with it accent stripping).
+func FromVocabFile(path string, lowercase bool) (*Tokenizer, error) {
+	v, err := LoadVocab(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := New(v, BertConfig(lowercase))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// FromTokenizerJSON loads a Hugging Face tokenizers file (tokenizer.json) describing a
+// BERT WordPiece tokenizer. A model object without "type" is WordPiece, as in the
+// files HF writes for BERT; a normalizer's "strip_accents": null follows
+// "lowercase", as in HF.
+func FromTokenizerJSON(path string) (*Tokenizer, error) {
+	v, cfg, err := parseTokenizerJSON(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := New(v, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Load loads the tokenizer of a Hugging Face model directory: tokenizer.json when
+// present, else vocab.txt. Settings and special tokens given in
+// tokenizer_config.json and special_tokens_map.json take precedence, as in
+// transformers; without them vocab.txt gets BertTokenizer's defaults (uncased).
+func Load(dir string) (*Tokenizer, error) {
+	var tc hfTokenizerConfig
+	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
+		if err := readJSONIfExists(filepath.Join(dir, name), &tc); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		v    *Vocab
+		cfg  Config
+		err  error
+		from = filepath.Join(dir, "tokenizer.json")
+	)
+	if _, statErr := os.Stat(from); statErr == nil {
+		v, cfg, err = parseTokenizerJSON(from)
+	} else {
+		from = filepath.Join(dir, "vocab.txt")
+		if _, statErr := os.Stat(from); errors.Is(statErr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no tokenizer.json or vocab.txt", dir)
+		}
+		v, err = LoadVocab(from)
+		cfg = BertConfig(true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tc.apply(&cfg)
+	t, err := New(v, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return t, nil
+}
+
+// hfTokenizerConfig is what we read of tokenizer_config.json and special_tokens_map.json.
+type hfTokenizerConfig struct {
+	DoLowerCase          *bool   `json:"do_lower_case"`
+	StripAccents         *bool   `json:"strip_accents"`
+	TokenizeChineseChars *bool   `json:"tokenize_chinese_chars"`
+	UnkToken             hfToken `json:"unk_token"`
+	SepToken             hfToken `json:"sep_token"`
+	PadToken             hfToken `json:"pad_token"`
+	ClsToken             hfToken `json:"cls_token"`
+	MaskToken            hfToken `json:"mask_token"`
+}
+
+func (tc *hfTokenizerConfig) apply(cfg *Config) {
+	if tc.DoLowerCase != nil {
+		cfg.Lowercase = *tc.DoLowerCase
+		cfg.StripAccents = cfg.Lowercase
+	}
+	if tc.StripAccents != nil {
+		cfg.StripAccents = *tc.StripAccents
+	}
+	if tc.TokenizeChineseChars != nil {
+		cfg.HandleChineseChars = *tc.TokenizeChineseChars
+	}
+	for _, f := range []struct {
+		tok hfToken
+		dst *string
+	}{{tc.UnkToken, &cfg.UnkToken}, {tc.SepToken, &cfg.SepToken}, {tc.PadToken, &cfg.PadToken},
+		{tc.ClsToken, &cfg.ClsToken}, {tc.MaskToken, &cfg.MaskToken}} {
+		if f.tok != "" {
+			*f.dst = string(f.tok)
+		}
+	}
+}
+
+// hfToken is a special token as transformers writes it: a string or {"content": ...}.
+type hfToken string
+
+func (t *hfToken) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		var o struct {
+			Content string `json:"content"`
+		}
+		err := json.Unmarshal(b, &o)
+		*t = hfToken(o.Content)
+		return err
+	}
+	var s *string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if s != nil {
+		*t = hfToken(*s)
+	}
+	return nil
+}
+
+// hfTokenizerJSON is the part of the tokenizers format a BERT tokenizer uses.
+type hfTokenizerJSON struct {
+	AddedTokens []struct {
+		ID      int    `json:"id"`
+		Content string `json:"content"`
+	} `json:"added_tokens"`
+	Normalizer *struct {
+		Type               string `json:"type"`
+		CleanText          *bool  `json:"clean_text"`
+		HandleChineseChars *bool  `json:"handle_chinese_chars"`
+		StripAccents       *bool  `json:"strip_accents"`
+		Lowercase          *bool  `json:"lowercase"`
+	} `json:"normalizer"`
+	PreTokenizer *struct {
+		Type string `json:"type"`
+	} `json:"pre_tokenizer"`
+	PostProcessor *hfPostProcessor `json:"post_processor"`
+	Padding       *struct {
+		PadToken string `json:"pad_token"`
+	} `json:"padding"`
+	Model struct {
+		Type                    string         `json:"type"`
+		UnkToken                string         `json:"unk_token"`
+		ContinuingSubwordPrefix *string        `json:"continuing_subword_prefix"`
+		MaxInputCharsPerWord    *int           `json:"max_input_chars_per_word"`
+		Vocab                   map[string]int `json:"vocab"`
+	} `json:"model"`
+}
+
+type hfPostProcessor struct {
+	Type   string    `json:"type"`
+	Single []hfPiece `json:"single"`
+	Pair   []hfPiece `json:"pair"`
+	Cls    []any     `json:"cls"` // BertProcessing: ["[CLS]", 101]
+	Sep    []any     `json:"sep"`
+}
+
+type hfPiece struct {
+	SpecialToken *hfTemplateItem `json:"SpecialToken"`
+	Sequence     *hfTemplateItem `json:"Sequence"`
+}
+
+type hfTemplateItem struct {
+	ID     string `json:"id"`
+	TypeID int    `json:"type_id"`
+}
+
+func parseTokenizerJSON(path string) (*Vocab, Config, error) {
+	var (
+		tj  hfTokenizerJSON
+		cfg = BertConfig(true)
+	)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if err := json.Unmarshal(data, &tj); err != nil {
+		return nil, cfg, jsonError(path, data, err)
+	}
+	fail := func(format string, args ...any) (*Vocab, Config, error) {
+		return nil, cfg, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+	}
+
+	m := tj.Model
+	if m.Type != "" && m.Type != "WordPiece" {
+		return fail("model.type %q: only WordPiece models are supported", m.Type)
+	}
+	if len(m.Vocab) == 0 {
+		return fail("model.vocab is missing or empty")
+	}
+	tokens := make([]string, len(m.Vocab))
+	for tok, id := range m.Vocab {
+		switch {
+		case id < 0 || id >= len(tokens):
+			return fail("model.vocab: %q has id %d, outside 0..%d", tok, id, len(tokens)-1)
+		case tokens[id] != "":
+			return fail("model.vocab: %q and %q share id %d", tokens[id], tok, id)
+		}
+		tokens[id] = tok
+	}
+	v, err := NewVocab(tokens)
+	if err != nil {
+		return fail("model.%v", err)
+	}
+	for i, at := range tj.AddedTokens {
+		if id, ok := v.ID(at.Content); !ok || int(id) != at.ID {
+			return fail("added_tokens[%d]: %q with id %d is not that entry of model.vocab (added vocabularies are not supported)", i, at.Content, at.ID)
+		}
+	}
+	if m.UnkToken != "" {
+		cfg.UnkToken = m.UnkToken
+	}
+	if m.ContinuingSubwordPrefix != nil {
+		cfg.ContinuingSubwordPrefix = *m.ContinuingSubwordPrefix
+	}
+	if m.MaxInputCharsPerWord != nil {
+		cfg.MaxInputCharsPerWord = *m.MaxInputCharsPerWord
+	}
+
+	switch n := tj.Normalizer; {
+	case n == nil:
+		cfg.CleanText, cfg.HandleChineseChars, cfg.StripAccents, cfg.Lowercase = false, false, false, false
+	case n.Type != "BertNormalizer":
+		return fail("normalizer.type %q: only BertNormalizer is supported", n.Type)
+	default:
+		cfg.CleanText = n.CleanText == nil || *n.CleanText
+		cfg.HandleChineseChars = n.HandleChineseChars == nil || *n.HandleChineseChars
+		cfg.Lowercase = n.Lowercase == nil || *n.Lowercase
+		cfg.StripAccents = cfg.Lowercase
+		if n.StripAccents != nil {
+			cfg.StripAccents = *n.StripAccents
+		}
+	}
+	if p := tj.PreTokenizer; p == nil || p.Type != "BertPreTokenizer" {
+		return fail("pre_tokenizer must be BertPreTokenizer")
+	}
+	if cfg.ClsToken, cfg.SepToken, err = bertSpecials(tj.PostProcessor); err != nil {
+		return fail("post_processor: %v", err)
+	}
+	if tj.Padding != nil && tj.Padding.PadToken != "" {
+		cfg.PadToken = tj.Padding.PadToken
+	}
+	return v, cfg, nil
+}
+
+// bertSpecials returns the [CLS] and [SEP] of a post-processor that builds BERT's
+// [CLS] A [SEP] and [CLS] A [SEP] B [SEP], the only layout Encode produces.
+func bertSpecials(pp *hfPostProcessor) (cls, sep string, err error) {
+	if pp == nil {
+		return "", "", fmt.Errorf("missing; BERT's [CLS] A [SEP] template is required")
+	}
+	switch pp.Type {
+	case "BertProcessing":
+		if len(pp.Cls) != 2 || len(pp.Sep) != 2 {
+			return "", "", fmt.Errorf("cls and sep must be [token, id] pairs")
+		}
+		cls, ok1 := pp.Cls[0].(string)
+		sep, ok2 := pp.Sep[0].(string)
+		if !ok1 || !ok2 {
+			return "", "", fmt.Errorf("cls and sep must be [token, id] pairs")
+		}
+		return cls, sep, nil
+	case "TemplateProcessing":
+		if len(pp.Single) == 3 && pp.Single[0].SpecialToken != nil && pp.Single[2].SpecialToken != nil {
+			cls, sep = pp.Single[0].SpecialToken.ID, pp.Single[2].SpecialToken.ID
+		}
+		wantSingle := fmt.Sprintf("%s:0 $A:0 %s:0", cls, sep)
+		wantPair := fmt.Sprintf("%s:0 $A:0 %s:0 $B:1 %s:1", cls, sep, sep)
+		if got := renderTemplate(pp.Single); cls == "" || got != wantSingle {
+			return "", "", fmt.Errorf("single template %q is not BERT's [CLS]:0 $A:0 [SEP]:0", got)
+		}
+		if got := renderTemplate(pp.Pair); got != wantPair {
+			return "", "", fmt.Errorf("pair template %q is not %q", got, wantPair)
+		}
+		return cls, sep, nil
+	}
+	return "", "", fmt.Errorf("type %q: only BertProcessing and TemplateProcessing are supported", pp.Type)
+}
+
+func renderTemplate(ps []hfPiece) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		switch {
+		case p.SpecialToken != nil:
+			parts[i] = fmt.Sprintf("%s:%d", p.SpecialToken.ID, p.SpecialToken.TypeID)
+		case p.Sequence != nil:
+			parts[i] = fmt.Sprintf("$%s:%d", p.Sequence.ID, p.Sequence.TypeID)
+		default:
+			parts[i] = "?"
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func readJSONIfExists(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return jsonError(path, data, err)
+	}
+	return nil
+}
+
+// jsonError places a decoding error at its line and column in the file.
+func jsonError(path string, data []byte, err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		off int64
+	)
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	default:
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	off = min(max(off, 0), int64(len(data)))
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := int(off) - bytes.LastIndexByte(data[:off], '\n')
+	return fmt.Errorf("%s:%d:%d: %w", path, line, col, err)
+}

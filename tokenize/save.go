@@ -1,0 +1,180 @@
+package tokenize
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Save writes the tokenizer into dir in Hugging Face's layout — vocab.txt,
+// tokenizer.json, tokenizer_config.json and special_tokens_map.json — so that the
+// directory loads with Load and with transformers' AutoTokenizer. Each file is
+// written atomically.
+func (t *Tokenizer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var vocab bytes.Buffer
+	for _, tok := range t.vocab.tokens {
+		vocab.WriteString(tok)
+		vocab.WriteByte('\n')
+	}
+	tj, err := t.tokenizerJSON()
+	if err != nil {
+		return err
+	}
+	c := t.cfg
+	specials := map[string]string{
+		"unk_token": c.UnkToken, "sep_token": c.SepToken, "pad_token": c.PadToken,
+		"cls_token": c.ClsToken, "mask_token": c.MaskToken,
+	}
+	config := map[string]any{
+		"tokenizer_class":        "BertTokenizer",
+		"do_lower_case":          c.Lowercase,
+		"strip_accents":          c.StripAccents,
+		"tokenize_chinese_chars": c.HandleChineseChars,
+	}
+	for k, v := range specials {
+		config[k] = v
+	}
+	files := []struct {
+		name string
+		data any
+	}{
+		{"vocab.txt", vocab.Bytes()},
+		{"tokenizer.json", tj},
+		{"tokenizer_config.json", config},
+		{"special_tokens_map.json", specials},
+	}
+	for _, f := range files {
+		data, ok := f.data.([]byte)
+		if !ok {
+			if data, err = json.MarshalIndent(f.data, "", "  "); err != nil {
+				return err
+			}
+			data = append(data, '\n')
+		}
+		if err := writeFileAtomic(filepath.Join(dir, f.name), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenizerJSON renders the tokenizers-format description of t. Vocab entries are
+// written in id order, as HF writes them.
+func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
+	type addedToken struct {
+		ID         int32  `json:"id"`
+		Content    string `json:"content"`
+		SingleWord bool   `json:"single_word"`
+		Lstrip     bool   `json:"lstrip"`
+		Rstrip     bool   `json:"rstrip"`
+		Normalized bool   `json:"normalized"`
+		Special    bool   `json:"special"`
+	}
+	type item map[string]any
+	c := t.cfg
+	var added []addedToken
+	for _, id := range []int32{t.pad, t.unk, t.cls, t.sep, t.mask} {
+		added = append(added, addedToken{ID: id, Content: t.vocab.Token(int(id)), Special: true})
+	}
+	special := func(tok string, typ int) item {
+		return item{"SpecialToken": item{"id": tok, "type_id": typ}}
+	}
+	sequence := func(id string, typ int) item {
+		return item{"Sequence": item{"id": id, "type_id": typ}}
+	}
+	doc := struct {
+		Version       string       `json:"version"`
+		Truncation    any          `json:"truncation"`
+		Padding       any          `json:"padding"`
+		AddedTokens   []addedToken `json:"added_tokens"`
+		Normalizer    item         `json:"normalizer"`
+		PreTokenizer  item         `json:"pre_tokenizer"`
+		PostProcessor item         `json:"post_processor"`
+		Decoder       item         `json:"decoder"`
+		Model         struct {
+			Type                    string          `json:"type"`
+			UnkToken                string          `json:"unk_token"`
+			ContinuingSubwordPrefix string          `json:"continuing_subword_prefix"`
+			MaxInputCharsPerWord    int             `json:"max_input_chars_per_word"`
+			Vocab                   json.RawMessage `json:"vocab"`
+		} `json:"model"`
+	}{
+		Version:     "1.0",
+		AddedTokens: added,
+		Normalizer: item{"type": "BertNormalizer", "clean_text": c.CleanText, "handle_chinese_chars": c.HandleChineseChars,
+			"strip_accents": c.StripAccents, "lowercase": c.Lowercase},
+		PreTokenizer: item{"type": "BertPreTokenizer"},
+		PostProcessor: item{
+			"type":   "TemplateProcessing",
+			"single": []item{special(c.ClsToken, 0), sequence("A", 0), special(c.SepToken, 0)},
+			"pair": []item{special(c.ClsToken, 0), sequence("A", 0), special(c.SepToken, 0),
+				sequence("B", 1), special(c.SepToken, 1)},
+			"special_tokens": item{
+				c.ClsToken: item{"id": c.ClsToken, "ids": []int32{t.cls}, "tokens": []string{c.ClsToken}},
+				c.SepToken: item{"id": c.SepToken, "ids": []int32{t.sep}, "tokens": []string{c.SepToken}},
+			},
+		},
+		Decoder: item{"type": "WordPiece", "prefix": c.ContinuingSubwordPrefix, "cleanup": true},
+	}
+	doc.Model.Type = "WordPiece"
+	doc.Model.UnkToken = c.UnkToken
+	doc.Model.ContinuingSubwordPrefix = c.ContinuingSubwordPrefix
+	doc.Model.MaxInputCharsPerWord = c.MaxInputCharsPerWord
+	var vocab bytes.Buffer
+	vocab.WriteByte('{')
+	for id, tok := range t.vocab.tokens {
+		if id > 0 {
+			vocab.WriteByte(',')
+		}
+		key, err := json.Marshal(tok)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&vocab, "%s:%d", key, id)
+	}
+	vocab.WriteByte('}')
+	doc.Model.Vocab = vocab.Bytes()
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// writeFileAtomic replaces path with data so that a reader sees the old file or the
+// new one, never a part: temporary file in the same directory, fsync, rename, fsync
+// of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
