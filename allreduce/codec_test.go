@@ -1,0 +1,228 @@
+package allreduce
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// nearestHalf checks that h is a round-to-nearest-even image of f: no neighbour of h
+// is closer to f, and on a tie h is even.
+func checkNearest(t *testing.T, name string, f float32, h uint16, dec func(uint16) float32) {
+	t.Helper()
+	got := float64(dec(h))
+	if math.IsInf(got, 0) {
+		return // overflow is checked separately
+	}
+	d := math.Abs(float64(f) - got)
+	for _, nb := range []uint16{h - 1, h + 1} {
+		v := float64(dec(nb))
+		if math.IsNaN(v) || math.Signbit(v) != math.Signbit(got) && v != 0 {
+			continue
+		}
+		dn := math.Abs(float64(f) - v)
+		if dn < d || dn == d && h&1 == 1 {
+			t.Fatalf("%s(%g) = %#04x (%g), but %#04x (%g) is nearer or the even tie", name, f, h, got, nb, v)
+		}
+	}
+}
+
+func TestHalfConversions(t *testing.T) {
+	// Every binary16 and bfloat16 value survives a round trip through float32.
+	for h := 0; h < 1<<16; h++ {
+		if f := fp16ToF32(uint16(h)); f == f && fp16FromF32(f) != uint16(h) {
+			t.Fatalf("fp16 %#04x -> %g -> %#04x", h, f, fp16FromF32(f))
+		}
+		if f := bf16ToF32(uint16(h)); f == f && bf16FromF32(f) != uint16(h) {
+			t.Fatalf("bf16 %#04x -> %g -> %#04x", h, f, bf16FromF32(f))
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200000; i++ {
+		f := math.Float32frombits(rng.Uint32())
+		if f != f {
+			if bf16ToF32(bf16FromF32(f)) == bf16ToF32(bf16FromF32(f)) || fp16ToF32(fp16FromF32(f)) == fp16ToF32(fp16FromF32(f)) {
+				t.Fatalf("NaN %#x did not stay NaN", math.Float32bits(f))
+			}
+			continue
+		}
+		checkNearest(t, "bf16", f, bf16FromF32(f), bf16ToF32)
+		// values in binary16's range, subnormals included
+		g := float32(rng.NormFloat64() * math.Pow(2, float64(rng.IntN(44)-28)))
+		checkNearest(t, "fp16", g, fp16FromF32(g), fp16ToF32)
+	}
+	for _, c := range []struct {
+		f float32
+		h uint16
+	}{{65504, 0x7bff}, {65519, 0x7bff}, {65520, 0x7c00}, {1e9, 0x7c00}, {-1e9, 0xfc00},
+		{float32(math.Ldexp(1, -25)), 0}, {float32(math.Ldexp(1.01, -25)), 1}, {float32(math.Ldexp(1, -24)), 1}} {
+		if got := fp16FromF32(c.f); got != c.h {
+			t.Errorf("fp16(%g) = %#04x, want %#04x", c.f, got, c.h)
+		}
+	}
+}
+
+func specialValues() []float32 {
+	v := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00001), math.Float32frombits(0xffa00000), math.Float32frombits(1),
+		math.MaxFloat32, -math.SmallestNonzeroFloat32}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 1000; i++ {
+		v = append(v, math.Float32frombits(rng.Uint32()))
+	}
+	return v
+}
+
+// TestLosslessCodecs: s2 and zstd store exactly the bits they were given (NaN payloads,
+// negative zeros, subnormals), through every payload form (zero, raw, compressed), and
+// adding a decoded chunk equals adding the original.
+func TestLosslessCodecs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	sparse := make([]float32, 30000)
+	gradientLike(rng, sparse)
+	inputs := map[string][]float32{
+		"zeros": make([]float32, 4096), "special": specialValues(), "sparse": sparse, "one": {3},
+	}
+	for _, kind := range []Codec{CodecS2, CodecZstd} {
+		enc, dec := newWireCodec(kind, 1<<16), newWireCodec(kind, 1<<16)
+		for name, src := range inputs {
+			payload, err := enc.encode(make([]byte, enc.scratch(len(src))), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(payload) > payloadLimit(kind, len(src)) {
+				t.Fatalf("%v %s: payload %d over limit", kind, name, len(payload))
+			}
+			got := make([]float32, len(src))
+			for i := range got {
+				got[i] = 42
+			}
+			if err := dec.decode(got, bytes.Clone(payload), false); err != nil {
+				t.Fatalf("%v %s: %v", kind, name, err)
+			}
+			if i := sameBits(got, src); i >= 0 {
+				t.Fatalf("%v %s: value %d = %#x, want %#x", kind, name, i, math.Float32bits(got[i]), math.Float32bits(src[i]))
+			}
+			acc := make([]float32, len(src))
+			want := make([]float32, len(src))
+			for i := range acc {
+				acc[i] = float32(math.Copysign(0, -1))
+				if i%3 == 0 {
+					acc[i] = float32(i)
+				}
+				want[i] = acc[i] + src[i]
+			}
+			if err := dec.decode(acc, payload, true); err != nil {
+				t.Fatal(err)
+			}
+			for i := range acc {
+				if math.Float32bits(acc[i]) != math.Float32bits(want[i]) && !(acc[i] != acc[i] && want[i] != want[i]) {
+					t.Fatalf("%v %s add: value %d = %#x, want %#x", kind, name, i, math.Float32bits(acc[i]), math.Float32bits(want[i]))
+				}
+			}
+		}
+	}
+}
+
+// TestLosslessRatioOnEmbeddingRows: a word-embedding gradient with 2% non-zero rows
+// must shrink by at least 25x, and its all-zero chunks must cost no payload at all.
+func TestLosslessRatioOnEmbeddingRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const rows, cols = 4000, 768
+	emb := make([]float32, rows*cols)
+	for r := 0; r < rows; r++ {
+		if rng.IntN(50) == 0 {
+			for c := 0; c < cols; c++ {
+				emb[r*cols+c] = float32(rng.NormFloat64() * 1e-3)
+			}
+		}
+	}
+	for _, kind := range []Codec{CodecS2, CodecZstd} {
+		c := newWireCodec(kind, 1<<16)
+		scratch := make([]byte, c.scratch(DefaultChunkElems))
+		var wire int
+		for off := 0; off < len(emb); off += DefaultChunkElems {
+			p, err := c.encode(scratch, emb[off:min(off+DefaultChunkElems, len(emb))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire += len(p) + frameHeaderSize
+		}
+		ratio := float64(4*len(emb)) / float64(wire)
+		t.Logf("%v: ratio %.1f", kind, ratio)
+		if ratio < 25 {
+			t.Errorf("%v: ratio %.1f on 2%% non-zero rows, want >= 25", kind, ratio)
+		}
+		if p, _ := c.encode(scratch, make([]float32, 1000)); len(p) != 0 {
+			t.Errorf("%v: zero chunk costs %d bytes", kind, len(p))
+		}
+	}
+}
+
+// TestCodecsRejectBadPayloads: every decoder refuses payloads of the wrong size and
+// corrupt compressed data with an error, never a panic or a partial success.
+func TestCodecsRejectBadPayloads(t *testing.T) {
+	src := make([]float32, 5000)
+	gradientLike(rand.New(rand.NewPCG(11, 12)), src)
+	for _, kind := range []Codec{CodecNone, CodecS2, CodecZstd, CodecBF16, CodecFP16} {
+		c := newWireCodec(kind, 1<<16)
+		payload, _ := c.encode(make([]byte, c.scratch(len(src))), src)
+		payload = bytes.Clone(payload)
+		dst := make([]float32, len(src))
+		if err := c.decode(dst[:len(dst)-1], payload, true); err == nil {
+			t.Errorf("%v: accepted a payload for %d values as %d values", kind, len(src), len(dst)-1)
+		}
+		if err := c.decode(dst, append(payload, 0), false); err == nil {
+			t.Errorf("%v: accepted a payload with a trailing byte", kind)
+		}
+		if kind == CodecS2 || kind == CodecZstd {
+			bad := bytes.Clone(payload)
+			for i := 0; i < len(bad); i += 7 {
+				bad[i] ^= 0x5a
+			}
+			if err := c.decode(dst, bad, false); err == nil {
+				t.Errorf("%v: accepted a corrupted payload", kind)
+			}
+		}
+	}
+}
+
+func TestHalfCodecBound(t *testing.T) {
+	for _, kind := range []Codec{CodecBF16, CodecFP16} {
+		c := newWireCodec(kind, 1<<16)
+		src := make([]float32, 10000)
+		gradientLike(rand.New(rand.NewPCG(13, 14)), src)
+		payload, _ := c.encode(make([]byte, c.scratch(len(src))), src)
+		got := make([]float32, len(src))
+		if err := c.decode(got, payload, false); err != nil {
+			t.Fatal(err)
+		}
+		q := append([]float32(nil), src...)
+		c.quantize(q)
+		u := unitRoundoff(kind)
+		for i := range src {
+			if got[i] != q[i] {
+				t.Fatalf("%v: decode(encode(x)) != quantize(x) at %d", kind, i)
+			}
+			if err := math.Abs(float64(got[i] - src[i])); err > u*math.Abs(float64(src[i]))+subnormalStep(kind) {
+				t.Fatalf("%v: |%g - %g| beyond the unit roundoff", kind, got[i], src[i])
+			}
+		}
+	}
+}
+
+func unitRoundoff(c Codec) float64 {
+	if c == CodecBF16 {
+		return math.Ldexp(1, -8)
+	}
+	return math.Ldexp(1, -11)
+}
+
+// subnormalStep is the absolute error below which the format's subnormals take over.
+func subnormalStep(c Codec) float64 {
+	if c == CodecBF16 {
+		return 0
+	}
+	return math.Ldexp(1, -25)
+}
