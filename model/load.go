@@ -41,6 +41,8 @@ func Pretrained(nameOrDir string, hub hf.Options, opts Options) (*Model, *LoadRe
 	return nil, nil, fmt.Errorf("%s: no %s or %s", dir, SafetensorsFile, PytorchFile)
 }
 
+var nan = math.NaN()
+
 // halfToFloat widens an IEEE half (or, with bf, a bfloat16) to float32.
 func halfToFloat(h uint16, bf bool) float32 {
 	if bf {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"runtime"
+
+	"github.com/bertnode/bertnode/train"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func init() { subcommands = append(subcommands, newTrainCmd) }
+
+func newTrainCmd() *cobra.Command {
+	var specFile string
+	s := train.Defaults()
+	c := &cobra.Command{
+		Use:   "train [--spec job.yaml] [flags]",
+		Short: "Fine-tune a model on this machine",
+		Long: `Fine-tune a BERT model on one machine. The job comes from a YAML spec (--spec);
+flags given on the command line override it. Writes to --output: metrics.jsonl,
+curves.png, confusion.png, mistakes.jsonl, and the checkpoints best/ and final/ in the
+Hugging Face layout (config.json, model.safetensors, tokenizer files).`,
+		Example: `  bertnode train --train data/sms_spam/SMSSpamCollection --format labeltext \
+    --eval-split 0.2 --model tiny --tokenizer data/vocab/bert-base-uncased.vocab.txt \
+    --lr 1e-3 --epochs 2 --metric f1_spam --output runs/sms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec := s
+			if specFile != "" {
+				var err error
+				if spec, err = train.LoadSpec(specFile); err != nil {
+					return err
+				}
+				if err := overrideSpec(cmd.Flags(), &spec); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			runtime.LockOSThread() // libtorch's grad mode is per OS thread
+			t, err := train.Prepare(spec, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, err = t.Run(ctx)
+			return err
+		},
+	}
+	c.Flags().StringVar(&specFile, "spec", "", "YAML job spec")
+	specFlags(c.Flags(), &s)
+	return c
+}
+
+// overrideSpec applies the flags given on the command line to a spec read from a file.
+func overrideSpec(set *pflag.FlagSet, spec *train.Spec) error {
+	over := pflag.NewFlagSet("spec", pflag.ContinueOnError)
+	specFlags(over, spec)
+	var err error
+	set.Visit(func(f *pflag.Flag) {
+		if err != nil || over.Lookup(f.Name) == nil {
+			return
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			err = over.Lookup(f.Name).Value.(pflag.SliceValue).Replace(sv.GetSlice())
+			return
+		}
+		err = over.Set(f.Name, f.Value.String())
+	})
+	return err
+}
+
+// specFlags binds one flag per job-spec field to s.
+func specFlags(f *pflag.FlagSet, s *train.Spec) {
+	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel")
+	f.StringVar(&s.Train, "train", s.Train, "training data file")
+	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
+	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
+	f.StringVar((*string)(&s.Data.Format), "format", string(s.Data.Format), "csv | tsv | jsonl | labeltext | conll | squad (default: from the file's extension)")
+	f.StringVar(&s.Data.Text, "text-column", s.Data.Text, "text column or field")
+	f.StringVar(&s.Data.Label, "label-column", s.Data.Label, "label column or field")
+	f.StringVar(&s.Data.Encoding, "encoding", s.Data.Encoding, "input encoding, e.g. latin-1 (default utf-8)")
+	f.BoolVar(&s.Data.SkipBadRecords, "skip-bad-records", s.Data.SkipBadRecords, "skip, count and report bad records instead of failing")
+	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name, or a preset: tiny, mini, small, base")
+	f.StringVar(&s.Tokenizer, "tokenizer", s.Tokenizer, "vocab.txt, tokenizer.json or a model directory (default: the model's)")
+	f.IntVar(&s.MaxLength, "max-length", s.MaxLength, "tokens per sequence, special tokens included")
+	f.StringVar(&s.Padding, "padding", s.Padding, "longest (per batch) | max_length")
+	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "examples per micro-batch")
+	f.IntVar(&s.GradAccum, "grad-accum", s.GradAccum, "micro-batches per optimizer step")
+	f.Float64Var(&s.Epochs, "epochs", s.Epochs, "passes over the training data")
+	f.IntVar(&s.MaxSteps, "max-steps", s.MaxSteps, "optimizer steps (overrides --epochs when > 0)")
+	f.Float64Var(&s.LR, "lr", s.LR, "peak learning rate")
+	f.Float64Var(&s.WarmupRatio, "warmup-ratio", s.WarmupRatio, "fraction of steps of linear warmup")
+	f.Float64Var(&s.WeightDecay, "weight-decay", s.WeightDecay, "AdamW's decoupled weight decay (not on biases and LayerNorm)")
+	f.StringVar(&s.Schedule, "schedule", s.Schedule, "linear | cosine | constant")
+	f.Float64Var(&s.ClipNorm, "clip-norm", s.ClipNorm, "clip the gradient's global norm to this (0: off)")
+	f.Float32SliceVar(&s.ClassWeights, "class-weights", s.ClassWeights, "loss weight per class, in label order")
+	f.BoolVar(&s.Freeze.Embeddings, "freeze-embeddings", s.Freeze.Embeddings, "do not train the embeddings")
+	f.IntVar(&s.Freeze.Layers, "freeze-layers", s.Freeze.Layers, "do not train the first N encoder layers")
+	f.BoolVar(&s.Freeze.Base, "freeze-base", s.Freeze.Base, "train only the head")
+	f.IntVar(&s.HeadHidden, "head-hidden", s.HeadHidden, "custom head: an extra dense layer of this width")
+	f.Int64Var(&s.Seed, "seed", s.Seed, "random seed (weights, dropout, data order)")
+	f.IntVar(&s.Threads, "threads", s.Threads, "libtorch CPU threads (0: libtorch's default)")
+	f.StringVar(&s.Device, "device", s.Device, "cpu | cuda | cuda:N | auto")
+	f.StringVar(&s.Autocast, "mixed-precision", s.Autocast, "bf16 | fp16 on CUDA (default fp32)")
+	f.IntVar(&s.EvalEvery, "eval-steps", s.EvalEvery, "evaluate every N steps (0: every epoch)")
+	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
+	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_macro, f1_spam")
+	f.StringVar(&s.Output, "output", s.Output, "output directory")
+}

@@ -1,0 +1,54 @@
+package model
+
+import (
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Backward runs a training forward pass on b and accumulates the gradient of
+// scale*loss into Params.Grad (scale is 1/accumulation steps). It returns the unscaled
+// loss. Nothing else is kept: every tensor of the step is freed before it returns.
+func (m *Model) Backward(b *Batch, scale float64) (float64, error) {
+	out, err := m.Forward(b, true, false)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Logits.MustDrop()
+	loss := out.Loss.Float64Values()[0]
+	l := out.Loss
+	if scale != 1 {
+		l = out.Loss.MustMulScalar(ts.FloatScalar(scale), true)
+	}
+	l.MustBackward()
+	l.MustDrop()
+	return loss, nil
+}
+
+// Infer runs b in evaluation mode without autograd and returns the logits on the host,
+// row-major in Output.Logits' shape, and the loss when b has labels (else NaN).
+func (m *Model) Infer(b *Batch) (logits []float32, loss float64, err error) {
+	ts.NoGrad(func() {
+		var out *Output
+		out, err = m.Forward(b, false, false)
+		if err != nil {
+			return
+		}
+		loss = nan
+		if out.Loss != nil {
+			loss = out.Loss.Float64Values(true)[0]
+		}
+		logits = hostFloats(out.Logits)
+		out.Logits.MustDrop()
+	})
+	return logits, loss, err
+}
+
+func hostFloats(t *ts.Tensor) []float32 {
+	c := t.MustTo(gotch.CPU, false).MustContiguous(true)
+	defer c.MustDrop()
+	out := make([]float32, c.Numel())
+	if len(out) > 0 {
+		c.MustCopyData(out, uint(len(out)))
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/tokenize"
+)
+
+// Example is one encoded training or evaluation example.
+type Example struct {
+	Enc    tokenize.Encoding
+	Label  int       // classify
+	Target []float32 // multilabel: one 0/1 per class
+	Text   string    // for error analysis
+	Pos    shard.Pos
+}
+
+// Dataset is the encoded examples of one file (or part of one).
+type Dataset struct {
+	Examples []Example
+	Bad      shard.Bad
+}
+
+// readRecords reads every record of path.
+func readRecords(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
+	r, err := shard.OpenFile(spec, path)
+	if err != nil {
+		return nil, shard.Bad{}, err
+	}
+	defer r.Close()
+	var recs []shard.Record
+	for {
+		var rec shard.Record
+		if err := r.Next(&rec); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, r.Bad(), err
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, r.Bad(), fmt.Errorf("%s: no records", path)
+	}
+	return recs, r.Bad(), nil
+}
+
+// heldOut says whether record i belongs to the evaluation split: a hash of its index,
+// so the split does not depend on the file's order of classes.
+func heldOut(i int, frac float64) bool {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d", i)
+	return float64(h.Sum64()%1_000_000) < frac*1_000_000
+}
+
+// loadTokenizer loads a tokenizer from a directory, a vocab.txt or a tokenizer.json.
+func loadTokenizer(path string, lowercase bool) (*tokenize.Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	switch {
+	case st.IsDir():
+		return tokenize.Load(path)
+	case filepath.Ext(path) == ".json":
+		return tokenize.FromTokenizerJSON(path)
+	}
+	return tokenize.FromVocabFile(path, lowercase)
+}
+
+// encode turns records into examples with label ids from labels.
+func encode(tok *tokenize.Tokenizer, recs []shard.Record, labels *shard.LabelSet, multi bool, maxLen int) ([]Example, error) {
+	out := make([]Example, 0, len(recs))
+	var ids []int
+	for i := range recs {
+		rec := &recs[i]
+		var enc tokenize.Encoding
+		var err error
+		if rec.TextPair != "" {
+			enc, err = tok.EncodePair(rec.Text, rec.TextPair, maxLen)
+		} else {
+			enc, err = tok.Encode(rec.Text, maxLen)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", rec.Pos.File, rec.Pos.Line, err)
+		}
+		ids, err = labels.IDs(ids[:0], rec)
+		if err != nil {
+			return nil, err
+		}
+		ex := Example{Enc: enc, Text: rec.Text, Pos: rec.Pos}
+		if multi {
+			ex.Target = make([]float32, labels.Len())
+			for _, id := range ids {
+				ex.Target[id] = 1
+			}
+		} else {
+			if len(ids) != 1 {
+				return nil, fmt.Errorf("%s:%d: label: %d labels on a single-label task (use task multilabel)", rec.Pos.File, rec.Pos.Line, len(ids))
+			}
+			ex.Label = ids[0]
+		}
+		out = append(out, ex)
+	}
+	return out, nil
+}

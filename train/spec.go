@@ -1,0 +1,127 @@
+// Package train fine-tunes a model on one machine: the job spec, the data pipeline from
+// records to batches, the training loop (accumulation, clipping, schedule, evaluation,
+// checkpoints) and the metrics it reports. A distributed node runs the same loop on its
+// shard of the data with a gradient all-reduce plugged in (GradSync).
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/shard"
+	"gopkg.in/yaml.v3"
+)
+
+// Spec is a training job: what `bertnode train` reads from YAML, flags overriding it,
+// and what the coordinator will accept.
+type Spec struct {
+	Task  string     `yaml:"task"`  // classify | multilabel (ner and qa: see README)
+	Train string     `yaml:"train"` // training data file
+	Eval  string     `yaml:"eval"`  // evaluation file; empty with EvalSplit holds out part of Train
+	Data  shard.Spec `yaml:"data"`  // format, columns, encoding, skip_bad_records
+	// EvalSplit holds out this fraction of Train for evaluation when Eval is empty:
+	// every record whose index hashes below it, so the split is stable.
+	EvalSplit float64 `yaml:"eval_split"`
+
+	Model     string `yaml:"model"`      // HF directory, hub name, or preset tiny|mini|small|base
+	Tokenizer string `yaml:"tokenizer"`  // vocab.txt, tokenizer.json or a directory; default the model's
+	Lowercase *bool  `yaml:"lowercase"`  // for a bare vocab.txt (default true)
+	MaxLength int    `yaml:"max_length"` // tokens per sequence, specials included
+	Padding   string `yaml:"padding"`    // longest (dynamic, per batch) | max_length
+
+	BatchSize   int     `yaml:"batch_size"`
+	GradAccum   int     `yaml:"grad_accum"` // micro-batches per optimizer step
+	Epochs      float64 `yaml:"epochs"`
+	MaxSteps    int     `yaml:"max_steps"` // optimizer steps; overrides Epochs when > 0
+	LR          float64 `yaml:"lr"`
+	WarmupRatio float64 `yaml:"warmup_ratio"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	Schedule    string  `yaml:"schedule"` // linear | constant | cosine
+	ClipNorm    float64 `yaml:"clip_norm"`
+
+	ClassWeights []float32   `yaml:"class_weights"`
+	Freeze       model.Freeze `yaml:"freeze"`
+	HeadHidden   int          `yaml:"head_hidden"`
+	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
+
+	Seed        int64  `yaml:"seed"`
+	Threads     int    `yaml:"threads"`
+	Device      string `yaml:"device"`       // cpu | cuda | cuda:N | auto
+	Autocast    string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
+	EvalEvery   int    `yaml:"eval_steps"`   // evaluate every N steps; 0 = at each epoch's end
+	Patience    int    `yaml:"patience"`     // early stopping: evaluations without improvement
+	Metric      string `yaml:"metric"`       // what early stopping and the best checkpoint watch
+	PositiveTag string `yaml:"positive"`     // the positive class, for binary F1 (e.g. spam)
+	Output      string `yaml:"output"`       // output directory
+}
+
+// Defaults are what an unset field means.
+func Defaults() Spec {
+	return Spec{
+		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
+		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
+		Schedule: "linear", ClipNorm: 1.0, Seed: 42, Threads: 0, Device: "cpu", Metric: "f1_macro",
+		Output: "runs/train",
+	}
+}
+
+// LoadSpec reads a YAML job spec over Defaults; unknown fields are errors, so that a
+// typo is not silently ignored.
+func LoadSpec(path string) (Spec, error) {
+	s := Defaults()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Validate names the first bad field.
+func (s *Spec) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if _, err := model.ParseTask(s.Task); err != nil {
+		return bad("task", "%v", err)
+	}
+	if s.Task != string(model.Classify) && s.Task != string(model.MultiLabel) {
+		return bad("task", "%s training is not available yet in this version (classify and multilabel are)", s.Task)
+	}
+	switch {
+	case s.Train == "":
+		return bad("train", "a training file is required")
+	case s.EvalSplit < 0 || s.EvalSplit >= 1:
+		return bad("eval_split", "%v is not in [0, 1)", s.EvalSplit)
+	case s.MaxLength < 8 || s.MaxLength > 512:
+		return bad("max_length", "%d is not in [8, 512]", s.MaxLength)
+	case s.Padding != "longest" && s.Padding != "max_length":
+		return bad("padding", "%q: want longest or max_length", s.Padding)
+	case s.BatchSize < 1:
+		return bad("batch_size", "%d: must be positive", s.BatchSize)
+	case s.GradAccum < 1:
+		return bad("grad_accum", "%d: must be positive", s.GradAccum)
+	case s.Epochs <= 0 && s.MaxSteps <= 0:
+		return bad("epochs", "set epochs or max_steps")
+	case s.LR <= 0:
+		return bad("lr", "%v: must be positive", s.LR)
+	case s.WarmupRatio < 0 || s.WarmupRatio > 1:
+		return bad("warmup_ratio", "%v is not in [0, 1]", s.WarmupRatio)
+	case s.WeightDecay < 0:
+		return bad("weight_decay", "%v: must not be negative", s.WeightDecay)
+	case s.Schedule != "linear" && s.Schedule != "constant" && s.Schedule != "cosine":
+		return bad("schedule", "%q: want linear, constant or cosine", s.Schedule)
+	case s.Output == "":
+		return bad("output", "an output directory is required")
+	}
+	if err := s.Data.Validate(); err != nil {
+		return fmt.Errorf("job spec: data: %w", err)
+	}
+	return nil
+}
