@@ -41,20 +41,20 @@ type Spec struct {
 	Schedule    string  `yaml:"schedule"` // linear | constant | cosine
 	ClipNorm    float64 `yaml:"clip_norm"`
 
-	ClassWeights []float32   `yaml:"class_weights"`
+	ClassWeights []float32    `yaml:"class_weights"`
 	Freeze       model.Freeze `yaml:"freeze"`
 	HeadHidden   int          `yaml:"head_hidden"`
 	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
 
 	Seed        int64  `yaml:"seed"`
 	Threads     int    `yaml:"threads"`
-	Device      string `yaml:"device"`       // cpu | cuda | cuda:N | auto
+	Device      string `yaml:"device"`          // cpu | cuda | cuda:N | auto
 	Autocast    string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
-	EvalEvery   int    `yaml:"eval_steps"`   // evaluate every N steps; 0 = at each epoch's end
-	Patience    int    `yaml:"patience"`     // early stopping: evaluations without improvement
-	Metric      string `yaml:"metric"`       // what early stopping and the best checkpoint watch
-	PositiveTag string `yaml:"positive"`     // the positive class, for binary F1 (e.g. spam)
-	Output      string `yaml:"output"`       // output directory
+	EvalEvery   int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
+	Patience    int    `yaml:"patience"`        // early stopping: evaluations without improvement
+	Metric      string `yaml:"metric"`          // what early stopping and the best checkpoint watch
+	PositiveTag string `yaml:"positive"`        // the positive class, for binary F1 (e.g. spam)
+	Output      string `yaml:"output"`          // output directory
 }
 
 // Defaults are what an unset field means.

@@ -4,9 +4,12 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/bertnode/bertnode/internal/ompenv"
 )
 
 func main() {
+	ompenv.Ensure()
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "bertnode:", err)
 		os.Exit(1)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: measurements that are too slow or too timing-sensitive for make test.
+# Each section prints a table; none of this runs in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+echo "== model: training step (batch 8, seq 128, 2 threads) and gradient hand-off"
+go test -run '^$' -bench 'TrainStep|GradHandoff' -benchtime 3x -timeout 30m ./model/
+echo
+echo "== tokenize: encoding and collation"
+go test -run '^$' -bench . -benchmem ./tokenize/
+echo
+echo "== allreduce: ring over loopback, separate processes (see allreduce/README.md)"
+./bin/bertnode bench allreduce --ranks 2 --sizes 16M,64M --codec none
+./bin/bertnode bench allreduce --ranks 4 --sizes 16M,64M --codec none
