@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -29,5 +30,88 @@ func BenchmarkAllReduce(b *testing.B) {
 				b.ReportMetric(float64(mib<<20)/s/1e9*2*float64(n-1)/float64(n), "busbw_GB/s")
 			})
 		}
+	}
+}
+
+// The reduce loops, per 256 KiB chunk (DefaultChunkElems values).
+func BenchmarkAddScaled(b *testing.B) {
+	dst := make([]float32, DefaultChunkElems)
+	src := make([]byte, 4*DefaultChunkElems)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		addScaled(dst, src, 1)
+	}
+}
+
+func BenchmarkScale(b *testing.B) {
+	v := make([]float32, DefaultChunkElems)
+	b.SetBytes(int64(4 * len(v)))
+	for b.Loop() {
+		scale(v, 1/float32(3))
+	}
+}
+
+// chunkOf returns one DefaultChunkElems chunk of "dense" gradient (normal values at one
+// scale) or "embedding" gradient (one row of 768 in 50 non-zero).
+func chunkOf(kind string) []float32 {
+	rng := rand.New(rand.NewPCG(41, 42))
+	v := make([]float32, DefaultChunkElems)
+	for i := range v {
+		if kind == "dense" || (i/768)%50 == 7 {
+			v[i] = float32(rng.NormFloat64() * 1e-3)
+		}
+	}
+	return v
+}
+
+// BenchmarkCodec measures each codec's encode and decode-and-add on one frame; MB/s is
+// raw float32 bytes, ratio is raw bytes over payload bytes.
+func BenchmarkCodec(b *testing.B) {
+	for _, kind := range []string{"dense", "embedding"} {
+		src := chunkOf(kind)
+		for _, c := range []Codec{CodecS2, CodecZstd, CodecBF16, CodecFP16} {
+			enc, dec := newWireCodec(c, DefaultChunkElems), newWireCodec(c, DefaultChunkElems)
+			scratch := make([]byte, enc.scratch(len(src)))
+			payload, _ := enc.encode(scratch, src)
+			payload = append([]byte(nil), payload...)
+			ratio := float64(4*len(src)) / float64(len(payload)+frameHeaderSize)
+			b.Run(fmt.Sprintf("%s/%v/encode", kind, c), func(b *testing.B) {
+				b.SetBytes(int64(4 * len(src)))
+				b.ReportAllocs()
+				for b.Loop() {
+					enc.encode(scratch, src)
+				}
+				b.ReportMetric(ratio, "ratio")
+			})
+			b.Run(fmt.Sprintf("%s/%v/decode", kind, c), func(b *testing.B) {
+				dst := make([]float32, len(src))
+				b.SetBytes(int64(4 * len(src)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := dec.decode(dst, payload, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkShuffle(b *testing.B) {
+	src := chunkOf("dense")
+	dst := make([]byte, 4*len(src))
+	var nonzero [4]bool
+	b.SetBytes(int64(len(dst)))
+	for b.Loop() {
+		shuffle(dst, src, &nonzero)
+	}
+}
+
+func BenchmarkUnshuffleAdd(b *testing.B) {
+	dst := chunkOf("dense")
+	planes := make([]byte, 4*len(dst))
+	b.SetBytes(int64(len(planes)))
+	for b.Loop() {
+		unshuffle(dst, planes, true)
 	}
 }

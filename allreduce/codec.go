@@ -100,7 +100,7 @@ func (rawCodec) decode(dst []float32, payload []byte, add bool) error {
 		return fmt.Errorf("raw payload of %d bytes for %d values", len(payload), len(dst))
 	}
 	if add {
-		addBytes(dst, payload)
+		addScaled(dst, payload, 1)
 	} else if len(dst) > 0 && &payload[0] != &f32bytes(dst)[0] {
 		copy(f32bytes(dst), payload)
 	}

@@ -165,6 +165,9 @@ func TestLosslessRatioOnEmbeddingRows(t *testing.T) {
 func TestCodecsRejectBadPayloads(t *testing.T) {
 	src := make([]float32, 5000)
 	gradientLike(rand.New(rand.NewPCG(11, 12)), src)
+	for i := range src[:4000] {
+		src[i] = 0 // so that the lossless codecs compress rather than send raw
+	}
 	for _, kind := range []Codec{CodecNone, CodecS2, CodecZstd, CodecBF16, CodecFP16} {
 		c := newWireCodec(kind, 1<<16)
 		payload, _ := c.encode(make([]byte, c.scratch(len(src))), src)
@@ -177,12 +180,20 @@ func TestCodecsRejectBadPayloads(t *testing.T) {
 			t.Errorf("%v: accepted a payload with a trailing byte", kind)
 		}
 		if kind == CodecS2 || kind == CodecZstd {
+			if len(payload) >= 4*len(src) {
+				t.Fatalf("%v: test data did not compress", kind)
+			}
 			bad := bytes.Clone(payload)
-			for i := 0; i < len(bad); i += 7 {
+			for i := planeHeader; i < len(bad); i += 7 {
 				bad[i] ^= 0x5a
 			}
 			if err := c.decode(dst, bad, false); err == nil {
-				t.Errorf("%v: accepted a corrupted payload", kind)
+				t.Errorf("%v: accepted corrupted planes", kind)
+			}
+			bad = bytes.Clone(payload)
+			bad[4]++ // plane 1 one byte longer than the payload holds
+			if err := c.decode(dst, bad, false); err == nil {
+				t.Errorf("%v: accepted inconsistent plane lengths", kind)
 			}
 		}
 	}

@@ -18,8 +18,8 @@ import (
 //	all-gather, t = 0..n-2:      sends segment r+1-t, receives r-t and stores it
 //
 // (segment numbers mod n). Segment c therefore starts at rank c and is summed in ring
-// order, ((x_c + x_c+1) + x_c+2) + ... + x_c-1, on rank c-1, which divides it (OpAvg)
-// and rounds it to the codec (lossy codecs) before the all-gather hands the same bits to
+// order, ((x_c + x_c+1) + x_c+2) + ... + x_c-1, on rank c-1, which multiplies it by
+// float32(1/n) (OpAvg) and rounds it to the codec (lossy codecs) before the all-gather hands the same bits to
 // everyone. The order is fixed by n, BucketElems and ChunkElems alone, so results are
 // reproducible and identical on every rank.
 //
@@ -247,13 +247,19 @@ func (p *pass) receiver() error {
 				if _, err := io.ReadFull(r.prev, payload); err != nil {
 					return r.peerErr(r.prevRank(), ioCause(err))
 				}
-				if err := codec.decode(dst, payload, add); err != nil {
-					return r.peerErr(r.prevRank(), fmt.Errorf("%w: frame %d: %v", ErrProtocol, want.Index, err))
-				}
-				if step == n-2 { // this rank owns the segment: its sum is complete
-					if p.op == OpAvg {
-						divide(dst, n)
+				owner := step == n-2 // this rank owns the segment: its sum completes here
+				switch {
+				case owner && isRaw && p.op == OpAvg && len(payload) == 4*len(dst):
+					addScaled(dst, payload, 1/float32(n))
+				default:
+					if err := codec.decode(dst, payload, add); err != nil {
+						return r.peerErr(r.prevRank(), fmt.Errorf("%w: frame %d: %v", ErrProtocol, want.Index, err))
 					}
+					if owner && p.op == OpAvg {
+						scale(dst, 1/float32(n))
+					}
+				}
+				if owner {
 					codec.quantize(dst)
 				}
 				want.Index++

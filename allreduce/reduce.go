@@ -17,33 +17,48 @@ func f32bytes(v []float32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }
 
-// addBytes adds the little-endian float32 values in src to dst; len(src) == 4*len(dst).
-func addBytes(dst []float32, src []byte) {
+// addScaled sets dst[i] = (dst[i] + src[i]) * f for the little-endian float32 values
+// in src (len(src) == 4*len(dst)). f is 1 except where OpAvg's owner finishes a segment:
+// the multiply rides along in a loop bound by memory, saving a pass, and (x+y)*1 is
+// exactly x+y.
+func addScaled(dst []float32, src []byte, f float32) {
 	src = src[:4*len(dst)]
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
 		s := src[4*i : 4*i+32 : 4*i+32]
-		d[0] += math.Float32frombits(binary.LittleEndian.Uint32(s[0:]))
-		d[1] += math.Float32frombits(binary.LittleEndian.Uint32(s[4:]))
-		d[2] += math.Float32frombits(binary.LittleEndian.Uint32(s[8:]))
-		d[3] += math.Float32frombits(binary.LittleEndian.Uint32(s[12:]))
-		d[4] += math.Float32frombits(binary.LittleEndian.Uint32(s[16:]))
-		d[5] += math.Float32frombits(binary.LittleEndian.Uint32(s[20:]))
-		d[6] += math.Float32frombits(binary.LittleEndian.Uint32(s[24:]))
-		d[7] += math.Float32frombits(binary.LittleEndian.Uint32(s[28:]))
+		d[0] = (d[0] + math.Float32frombits(binary.LittleEndian.Uint32(s[0:]))) * f
+		d[1] = (d[1] + math.Float32frombits(binary.LittleEndian.Uint32(s[4:]))) * f
+		d[2] = (d[2] + math.Float32frombits(binary.LittleEndian.Uint32(s[8:]))) * f
+		d[3] = (d[3] + math.Float32frombits(binary.LittleEndian.Uint32(s[12:]))) * f
+		d[4] = (d[4] + math.Float32frombits(binary.LittleEndian.Uint32(s[16:]))) * f
+		d[5] = (d[5] + math.Float32frombits(binary.LittleEndian.Uint32(s[20:]))) * f
+		d[6] = (d[6] + math.Float32frombits(binary.LittleEndian.Uint32(s[24:]))) * f
+		d[7] = (d[7] + math.Float32frombits(binary.LittleEndian.Uint32(s[28:]))) * f
 	}
 	for ; i < len(dst); i++ {
-		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		dst[i] = (dst[i] + math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))) * f
 	}
 }
 
-// divide divides v by n in place. Division, not multiplication by 1/n, so that the
-// average of n equal values is that value.
-func divide(v []float32, n int) {
-	d := float32(n)
-	for i := range v {
-		v[i] /= d
+// scale multiplies v by f in place. OpAvg multiplies by float32(1/n) rather than
+// dividing by n: a division costs four times the add loop, and only the owner of each
+// segment scales, so every rank still ends with the same bits.
+func scale(v []float32, f float32) {
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		d := v[i : i+8 : i+8]
+		d[0] *= f
+		d[1] *= f
+		d[2] *= f
+		d[3] *= f
+		d[4] *= f
+		d[5] *= f
+		d[6] *= f
+		d[7] *= f
+	}
+	for ; i < len(v); i++ {
+		v[i] *= f
 	}
 }
 

@@ -105,7 +105,7 @@ func reference(inputs [][]float32, bucket int, op Op) []float32 {
 			sum += inputs[(c+k)%n][i]
 		}
 		if op == OpAvg {
-			sum /= float32(n)
+			sum *= 1 / float32(n)
 		}
 		out[i] = sum
 	}

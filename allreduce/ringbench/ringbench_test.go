@@ -1,0 +1,137 @@
+package ringbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bertnode/bertnode/allreduce"
+)
+
+// TestMain lets RunLocal start this test binary as its rank processes.
+func TestMain(m *testing.M) {
+	if IsWorker() {
+		if err := Worker(context.Background(), os.Stdout); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRunLocal starts three rank processes over loopback and checks the report: one
+// row per size, in the table and as JSON, with the bytes each rank really sent.
+func TestRunLocal(t *testing.T) {
+	var out bytes.Buffer
+	o := Options{Ranks: 3, Sizes: []int64{1 << 20, 3 << 20}, Codec: allreduce.CodecS2, Data: "random",
+		Iters: 3, Warmup: 1, Seed: 1, ChunkElems: 1 << 14}
+	res, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &out)
+	if err != nil {
+		t.Fatal(err, out.String())
+	}
+	if len(res) != 2 || res[0].SizeBytes != 1<<20 || res[1].SizeBytes != 3<<20 {
+		t.Fatalf("results %+v, want one per size", res)
+	}
+	for _, r := range res {
+		// each rank sends 2(n-1)/n of the buffer, compressed; random float32 barely compresses
+		raw := float64(r.SizeBytes) * 4 / 3
+		if r.Ratio < 0.95 || r.Ratio > 2 || math.Abs(float64(r.WirePerRank)*r.Ratio-raw)/raw > 0.01 {
+			t.Errorf("size %d: wire %d bytes at ratio %.2f, want about %.0f logical bytes", r.SizeBytes, r.WirePerRank, r.Ratio, raw)
+		}
+		if r.MedianSeconds <= 0 || r.BusBW != r.AlgBW*4/3 || r.Iters != 3 || r.CPUPerRank <= 0 {
+			t.Errorf("inconsistent row %+v", r)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.HasPrefix(lines[0], "data") || !strings.Contains(lines[0], "busbw_GB/s") {
+		t.Errorf("no table header: %q", lines[0])
+	}
+	var back Result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back != res[1] {
+		t.Errorf("last JSON line %q does not round-trip to %+v (%v)", lines[len(lines)-1], res[1], err)
+	}
+}
+
+func TestRunLocalReportsRankFailure(t *testing.T) {
+	o := Options{Ranks: 2, Data: "file", GradFile: filepath.Join(t.TempDir(), "missing.f32"), Iters: 1}
+	_, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "rank") {
+		t.Fatalf("err = %v, want a rank's failure", err)
+	}
+}
+
+func TestSyntheticBERTGradient(t *testing.T) {
+	if n := BERTBaseParams(); n != 109483778 {
+		t.Fatalf("BERT-base with a 2-class head has 109483778 parameters, layout gives %d", n)
+	}
+	g := SyntheticBERTGradient(0, 1)
+	zeroRows := 0
+	for r := 0; r < bertVocab; r++ {
+		row := g[r*bertHidden : (r+1)*bertHidden]
+		if row[0] == 0 && row[bertHidden-1] == 0 {
+			zeroRows++
+		}
+	}
+	if frac := float64(zeroRows) / bertVocab; frac < 0.97 || frac > 0.99 {
+		t.Errorf("%.3f of word-embedding rows are zero, want about 0.98", frac)
+	}
+	dense := g[len(g)-bertHidden:]
+	for i, v := range dense {
+		if v == 0 {
+			t.Fatalf("classifier gradient value %d is zero", i)
+		}
+	}
+	other := SyntheticBERTGradient(1, 1)
+	if other[len(other)-1] == g[len(g)-1] {
+		t.Error("ranks 0 and 1 have the same gradient")
+	}
+}
+
+func TestLoadGradFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "grad.f32")
+	want := []float32{0, 1.5, -2, 0, 3}
+	b := make([]byte, 4*len(want))
+	for i, v := range want {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	os.WriteFile(path, b, 0o644)
+	a, err := LoadGradFile(path, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := LoadGradFile(path, 1, 1)
+	for i, v := range want {
+		if (v == 0) != (a[i] == 0) || math.Abs(float64(a[i]-v)) > 0.3*math.Abs(float64(v)) {
+			t.Errorf("value %d: %g from %g", i, a[i], v)
+		}
+		if v != 0 && a[i] == c[i] {
+			t.Errorf("value %d identical on ranks 0 and 1", i)
+		}
+	}
+	bad := filepath.Join(dir, "bad.f32")
+	os.WriteFile(bad, b[:7], 0o644)
+	if _, err := LoadGradFile(bad, 0, 1); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("7-byte file: err = %v, want one naming the file", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"16M": 16 << 20, "420MiB": 420 << 20, "1G": 1 << 30, "4096": 4096, "0.5K": 512} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "-4", "3"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
