@@ -83,7 +83,8 @@ func dirVersion(dir string) (string, error) {
 	}
 	h := filepath.Join(dir, "include", "torch", "csrc", "api", "include", "torch", "version.h")
 	if b, err := os.ReadFile(h); err == nil {
-		if m := regexp.MustCompile(`#define TORCH_VERSION "([^"]+)"`).FindSubmatch(b); m != nil {
+		// The value is on a continuation line in the version.h libtorch generates.
+		if m := regexp.MustCompile(`#define TORCH_VERSION[ \t]+(?:\\\n[ \t]*)?"([^"]+)"`).FindSubmatch(b); m != nil {
 			return string(m[1]), nil
 		}
 	}
@@ -96,7 +97,7 @@ func (lt *Libtorch) probeLibs() error {
 	c10 := filepath.Join(lt.LibDir, "libc10.so")
 	f, err := elf.Open(c10)
 	if err != nil {
-		return fmt.Errorf("libtorch in %s: %w", lt.LibDir, err)
+		return fmt.Errorf("libtorch in %s: libc10.so: %w", lt.LibDir, err)
 	}
 	defer f.Close()
 	syms, err := f.DynamicSymbols()

@@ -76,6 +76,7 @@ func functions(lines []string) []cFunc {
 type scanState struct {
 	block       bool // inside /* */
 	quote       byte // inside '...' or "..."
+	escaped     bool // the previous byte in the literal was an unescaped backslash
 	lineComment bool
 }
 
@@ -91,10 +92,12 @@ func (s *scanState) code(line string, k int) (byte, bool) {
 		}
 		return 0, false
 	case s.quote != 0:
-		if c == '\\' {
-			return 0, false
-		}
-		if c == s.quote && (k == 0 || line[k-1] != '\\' || k > 1 && line[k-2] == '\\') {
+		switch {
+		case s.escaped:
+			s.escaped = false
+		case c == '\\':
+			s.escaped = true
+		case c == s.quote:
 			s.quote = 0
 		}
 		return 0, false
@@ -111,7 +114,8 @@ func (s *scanState) code(line string, k int) (byte, bool) {
 	return c, true
 }
 
-func (s *scanState) endLine() { s.lineComment = false }
+// endLine ends a line comment; a backslash ending a line splices it, escaping nothing.
+func (s *scanState) endLine() { s.lineComment, s.escaped = false, false }
 
 // errorLines returns the 0-based lines of file that the compiler output blames, both
 // errors reported there and "required from here" context for errors inside headers.
