@@ -46,7 +46,7 @@ type Options struct {
 	// classifier_dropout, else hidden_dropout_prob, as transformers does.
 	HeadDropout float64
 	Freeze      Freeze
-	Device      gotch.Device
+	Device      gotch.Device // the zero Device is the CPU
 	// ClassWeights weight the cross-entropy per class (classify, ner) or are the
 	// positive weights of BCE (multilabel); empty means unweighted.
 	ClassWeights []float32
@@ -108,6 +108,9 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	}
 	if opts.Task == "" {
 		opts.Task = Classify
+	}
+	if opts.Device == (gotch.Device{}) { // gotch aborts the process on a nameless device
+		opts.Device = gotch.CPU
 	}
 	if opts.Task == QA {
 		opts.NumLabels = 2
@@ -346,6 +349,16 @@ func (m *Model) checkBatch(b *Batch) error {
 	for i, id := range b.InputIDs {
 		if id < 0 || id >= int64(m.Config.VocabSize) {
 			return fmt.Errorf("model: token id %d at %d outside the vocabulary (%d)", id, i, m.Config.VocabSize)
+		}
+	}
+	for i, id := range b.TokenTypeIDs {
+		if id < 0 || id >= int64(m.Config.TypeVocabSize) {
+			return fmt.Errorf("model: token type id %d at %d outside [0, %d)", id, i, m.Config.TypeVocabSize)
+		}
+	}
+	for i, v := range b.AttentionMask {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("model: attention mask %d at %d: want 0 or 1", v, i)
 		}
 	}
 	want := 0

@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,6 +99,7 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 	rep := &LoadReport{}
 	mis := &MismatchError{File: path}
 	found := map[string]hostTensor{}
+	misshaped := map[string]bool{}
 	names := make([]string, 0, len(tensors))
 	for n := range tensors {
 		names = append(names, n)
@@ -114,12 +116,13 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 			mis.Unexpected = append(mis.Unexpected, raw)
 		case !equalShape(p.Shape, t.shape):
 			mis.Shapes = append(mis.Shapes, fmt.Sprintf("%s: checkpoint %v, model %v", raw, t.shape, p.Shape))
+			misshaped[name] = true
 		default:
 			found[name] = t
 		}
 	}
 	for _, p := range ps.List() {
-		if _, ok := found[p.Name]; ok {
+		if _, ok := found[p.Name]; ok || misshaped[p.Name] {
 			continue
 		}
 		if freshOK(p.Name) {
@@ -167,6 +170,10 @@ func readTensors(path string) (map[string]hostTensor, error) {
 		out := make(map[string]hostTensor, len(f.Tensors))
 		for _, t := range f.Tensors {
 			data, err := toFloat32(t)
+			if err != nil && ignorable(t.Name) { // e.g. the int64 position_ids buffer
+				out[t.Name] = hostTensor{shape: t.Shape}
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: tensor %s: %w", path, t.Name, err)
 			}
@@ -174,22 +181,69 @@ func readTensors(path string) (map[string]hostTensor, error) {
 		}
 		return out, nil
 	}
-	named, err := pickle.Decode(path)
+	return readPickle(path)
+}
+
+// readPickle reads a pytorch_model.bin: torch.save's OrderedDict, or the dict libtorch's
+// pickle_save writes (ours), which it wraps in torch.jit._pickle.restore_type_tag, a
+// class gotch's pickle.Decode does not know.
+func readPickle(path string) (map[string]hostTensor, error) {
+	res, err := pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+		u := pickle.NewUnpickler(r)
+		u.FindClass = func(module, name string) (any, error) {
+			if module == "torch.jit._pickle" && name == "restore_type_tag" {
+				return typeTag{}, nil
+			}
+			return nil, fmt.Errorf("class %s.%s has no place in a checkpoint", module, name)
+		}
+		return u
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := make(map[string]hostTensor, len(named))
-	for name, t := range named {
-		f := t.MustTotype(gotch.Float, false).MustContiguous(true)
-		data := make([]float32, f.Numel())
-		if len(data) > 0 {
-			f.MustCopyData(data, uint(len(data)))
+	var entries []pickle.DictEntry
+	switch d := res.(type) {
+	case *pickle.Dict:
+		for _, e := range *d {
+			entries = append(entries, *e)
 		}
-		out[name] = hostTensor{shape: f.MustSize(), data: data}
-		f.MustDrop()
-		t.MustDrop()
+	case *pickle.OrderedDict:
+		for e := d.List.Front(); e != nil; e = e.Next() {
+			oe := e.Value.(*pickle.OrderedDictEntry)
+			entries = append(entries, pickle.DictEntry{Key: oe.Key, Value: oe.Value})
+		}
+	default:
+		return nil, fmt.Errorf("%s: holds a %T, not a dict of tensors", path, res)
+	}
+	out := make(map[string]hostTensor, len(entries))
+	for _, e := range entries {
+		name, ok := e.Key.(string)
+		st, isTensor := e.Value.(*pickle.StorageTensor)
+		if !ok || !isTensor {
+			return nil, fmt.Errorf("%s: entry %v is a %T, not a named tensor", path, e.Key, e.Value)
+		}
+		ht := hostTensor{shape: st.Size}
+		if n := numel(st.Size); n > 0 {
+			t := ts.MustOfSlice(st.Source.GetData(), ts.WithDType(st.Source.DType())).
+				MustAsStrided(st.Size, st.Stride, []int64{st.StorageOffset}, true).
+				MustTotype(gotch.Float, true).MustContiguous(true)
+			ht.data = make([]float32, n)
+			t.MustCopyData(ht.data, uint(n))
+			t.MustDrop()
+		}
+		out[name] = ht
 	}
 	return out, nil
+}
+
+// typeTag is restore_type_tag(value, type): the value.
+type typeTag struct{}
+
+func (typeTag) Call(args ...any) (any, error) {
+	if len(args) != 2 {
+		return nil, fmt.Errorf("restore_type_tag takes 2 arguments, got %d", len(args))
+	}
+	return args[0], nil
 }
 
 func toFloat32(t safetensors.Tensor) ([]float32, error) {

@@ -64,15 +64,20 @@ func (ps *Params) add(name string, shape []int64, init Init) *Param {
 	if _, dup := ps.byName[name]; dup {
 		panic("model: parameter declared twice: " + name)
 	}
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
+	n := numel(shape)
 	decay := init == InitNormal // weights decay; biases (zeros) and LayerNorm (ones, zeros) do not
 	p := &Param{Name: name, Shape: shape, Numel: n, Init: init, Decay: decay, Trainable: true, PadRow: -1}
 	ps.list = append(ps.list, p)
 	ps.byName[name] = p
 	return p
+}
+
+func numel(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 // Get returns the named parameter, or nil.
