@@ -1,0 +1,123 @@
+package model
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+)
+
+// testParams are a weight, a bias, a LayerNorm weight and a frozen weight.
+func testParams(t *testing.T) *Params {
+	t.Helper()
+	ManualSeed(1)
+	ps := newParams(gotch.CPU)
+	ps.add("dense.weight", []int64{2, 3}, InitNormal)
+	ps.add("dense.bias", []int64{2}, InitZeros)
+	ps.add("norm.weight", []int64{2}, InitOnes)
+	ps.add("frozen.weight", []int64{3}, InitNormal).Trainable = false
+	ps.build(0.5)
+	var order []string
+	for _, p := range ps.List() {
+		order = append(order, p.Name)
+	}
+	if got := strings.Join(order, " "); got != "dense.weight dense.bias norm.weight frozen.weight" ||
+		ps.DecayEnd != 6 || ps.TrainEnd != 10 || ps.Total != 13 {
+		t.Fatalf("layout %s, DecayEnd %d, TrainEnd %d, Total %d", got, ps.DecayEnd, ps.TrainEnd, ps.Total)
+	}
+	return ps
+}
+
+// closeRel compares relative to |want|, or to 0.01 (the size of one update) for values
+// that updates have cancelled down to near zero.
+func closeRel(got float32, want, rel float64) bool {
+	return math.Abs(float64(got)-want) <= rel*max(math.Abs(want), 0.01)
+}
+
+// Three AdamW steps agree with torch.optim.AdamW's update computed by hand in float64:
+// decoupled weight decay on weights only, bias-corrected moments, eps outside the root.
+func TestAdamWMatchesReference(t *testing.T) {
+	lockThread(t)
+	ps := testParams(t)
+	const wd, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+	opt := NewAdamW(ps, wd)
+	n := int(ps.TrainEnd)
+	w := make([]float64, ps.Total)
+	for i, v := range ps.FlatSlice() {
+		w[i] = float64(v)
+	}
+	frozen := flatCopy(&Model{Params: ps})[n:]
+	m, v := make([]float64, n), make([]float64, n)
+	grads := [][]float32{
+		{0.5, -1, 2, 1e-9, -0.25, 3, 0.1, -0.1, 4, -2},
+		{-0.5, 1, 2, 1e-9, 0.75, -3, 0.2, 0.3, 0, 1},
+		{0.1, 0.1, -2, -1e-9, 0.5, 2, -0.1, 0.05, -4, 1},
+	}
+	lrs := []float64{1e-2, 5e-3, 2e-2}
+	for s, g := range grads {
+		copy(ps.GradSlice(), g)
+		opt.Update(lrs[s])
+		step := float64(s + 1)
+		for i := range n {
+			if i < int(ps.DecayEnd) {
+				w[i] *= 1 - lrs[s]*wd
+			}
+			gi := float64(g[i])
+			m[i] = b1*m[i] + (1-b1)*gi
+			v[i] = b2*v[i] + (1-b2)*gi*gi
+			denom := math.Sqrt(v[i])/math.Sqrt(1-math.Pow(b2, step)) + eps
+			w[i] -= lrs[s] / (1 - math.Pow(b1, step)) * m[i] / denom
+		}
+		for i, got := range ps.FlatSlice()[:n] {
+			if !closeRel(got, w[i], 1e-6) {
+				t.Fatalf("step %d, value %d: %.9g, reference %.9g", s+1, i, got, w[i])
+			}
+		}
+	}
+	if i := firstDiff(ps.FlatSlice()[n:], frozen); i >= 0 {
+		t.Fatalf("frozen value %d moved", i)
+	}
+	st := opt.State()
+	if st.Step != 3 || opt.Step != 3 {
+		t.Fatalf("step %d/%d, want 3", st.Step, opt.Step)
+	}
+	for i := range n {
+		if !closeRel(st.M[i], m[i], 1e-6) || !closeRel(st.V[i], v[i], 1e-6) {
+			t.Fatalf("moments %d: %g %g, reference %g %g", i, st.M[i], st.V[i], m[i], v[i])
+		}
+	}
+	if err := opt.SetState(State{Step: 1, M: st.M[:n-1], V: st.V}); err == nil {
+		t.Fatal("SetState took moments of the wrong length")
+	}
+}
+
+// ClipGradNorm measures and scales the trainable gradient as torch's clip_grad_norm_:
+// coefficient max/(norm+1e-6), applied only when below 1.
+func TestClipGradNorm(t *testing.T) {
+	lockThread(t)
+	ps := testParams(t)
+	g := []float32{0.5, -1, 2, 1e-9, -0.25, 3, 0.1, -0.1, 4, -2}
+	var sum float64
+	for _, x := range g {
+		sum += float64(x) * float64(x)
+	}
+	norm := math.Sqrt(sum)
+	for _, maxNorm := range []float64{0, 10, norm / 4} {
+		copy(ps.GradSlice(), g)
+		got := ps.ClipGradNorm(maxNorm)
+		if math.Abs(got-norm) > 1e-6*norm {
+			t.Fatalf("max %g: norm %g, want %g", maxNorm, got, norm)
+		}
+		coef := maxNorm / (norm + 1e-6)
+		for i, x := range ps.GradSlice() {
+			if maxNorm == 0 || coef >= 1 {
+				if x != g[i] {
+					t.Fatalf("max %g: gradient %d changed from %g to %g", maxNorm, i, g[i], x)
+				}
+			} else if want := float64(g[i]) * coef; math.Abs(float64(x)-want) > 1e-6*math.Abs(want) {
+				t.Fatalf("max %g: gradient %d is %g, want %g", maxNorm, i, x, want)
+			}
+		}
+	}
+}
