@@ -116,12 +116,12 @@ func reduceUntilFailure(rings []*Ring, size int) []chan failure {
 // faultRing builds a ring of n ranks whose last rank is a child process, and sets the
 // others reducing until they fail. It returns once the child has completed two
 // operations.
-func faultRing(t *testing.T, n, size int) ([]Listener, []string, []chan failure, *exec.Cmd) {
+func faultRing(t *testing.T, n, size int) ([]Listener, []string, []*Ring, []chan failure, *exec.Cmd) {
 	lns, addrs := listenTCP(t, n)
 	cmd, out := startHelper(t, lns[n-1], addrs, n-1, 1, size)
 	rings := buildRings(t, lns[:n-1], addrs, 1, func(c *Config) { c.Timeout = faultTimeout })
 	fails := reduceUntilFailure(rings, size)
-	return lns, addrs, fails, waitOps(t, cmd, out, 2)
+	return lns, addrs, rings, fails, waitOps(t, cmd, out, 2)
 }
 
 func waitOps(t *testing.T, cmd *exec.Cmd, out *bufio.Scanner, ops int) *exec.Cmd {
@@ -168,21 +168,13 @@ func checkFailures(t *testing.T, fails []chan failure, fault time.Time, limit ti
 	}
 }
 
-// rebuildAndCheck builds a ring of the given listeners for gen and checks an exact sum.
-func rebuildAndCheck(t *testing.T, lns []Listener, addrs []string, gen uint32) []*Ring {
-	t.Helper()
-	rings := buildRings(t, lns, addrs, gen, func(c *Config) { c.Timeout = faultTimeout })
-	checkExact(t, rand.New(rand.NewPCG(uint64(gen), 1)), rings, 100003, OpSum)
-	return rings
-}
-
 // TestKillRankMidOperation: SIGKILL one rank process while the ring is reducing; the
 // other ranks fail with ErrPeerLost within the timeout, rebuild a ring of the
 // survivors at generation 2 and reduce exactly; the killed rank, restarted with its
 // stale generation-1 membership, is turned away.
 func TestKillRankMidOperation(t *testing.T) {
 	const n, size = 4, 2 << 20
-	lns, addrs, fails, cmd := faultRing(t, n, size)
+	lns, addrs, _, fails, cmd := faultRing(t, n, size)
 	time.Sleep(30 * time.Millisecond)
 	fault := time.Now()
 	cmd.Process.Signal(syscall.SIGKILL)
@@ -230,11 +222,28 @@ func TestKillRankMidOperation(t *testing.T) {
 // survivors rebuild and reduce.
 func TestStallRankMidOperation(t *testing.T) {
 	const n, size = 3, 2 << 20
-	lns, addrs, fails, cmd := faultRing(t, n, size)
+	_, addrs, rings, fails, cmd := faultRing(t, n, size)
 	time.Sleep(30 * time.Millisecond)
 	fault := time.Now()
 	cmd.Process.Signal(syscall.SIGSTOP)
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT) })
 	checkFailures(t, fails, fault, faultTimeout+700*time.Millisecond, ErrTimeout, ErrPeerLost)
-	rebuildAndCheck(t, lns[:n-1], addrs[:n-1], 2)
+
+	next := make([]*Ring, n-1)
+	errs := make([]error, n-1)
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		wg.Go(func() { next[i], errs[i] = r.Rebuild(context.Background(), addrs[:n-1], i) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: Rebuild: %v", i, err)
+		}
+		defer next[i].Close()
+		if next[i].Generation() != 2 {
+			t.Fatalf("rank %d rebuilt generation %d, want 2", i, next[i].Generation())
+		}
+	}
+	checkExact(t, rand.New(rand.NewPCG(3, 1)), next, 100003, OpSum)
 }

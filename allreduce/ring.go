@@ -202,6 +202,17 @@ func (r *Ring) Rank() int { return r.rank }
 // Generation is the generation the ring was built for.
 func (r *Ring) Generation() uint32 { return r.cfg.Generation }
 
+// Rebuild closes r and builds the ring of the next generation (Generation+1) for a new
+// membership, typically the survivors of a failure, with the same listener, secret,
+// codec and schedule. Every member must call it with the same peers. A coordinator that
+// numbers generations itself uses New.
+func (r *Ring) Rebuild(ctx context.Context, peers []string, rank int) (*Ring, error) {
+	r.Close()
+	cfg := r.cfg
+	cfg.Peers, cfg.Rank, cfg.Generation = peers, rank, r.cfg.Generation+1
+	return New(ctx, cfg)
+}
+
 // Close tears the ring down; an operation in flight fails with ErrClosed. It does not
 // close the Listener.
 func (r *Ring) Close() error {
