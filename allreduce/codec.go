@@ -57,8 +57,7 @@ type wireCodec interface {
 	// quantize rounds v in place to what the codec can carry, so the rank that owns a
 	// reduced segment keeps exactly the bits it broadcasts. Idempotent.
 	quantize(v []float32)
-	// scratch is the size of the dst buffer encode needs and of the receive buffer
-	// decode reads compressed payloads into, for frames of elems values.
+	// scratch is the size of the dst buffer encode needs for frames of elems values.
 	scratch(elems int) int
 }
 

@@ -74,19 +74,26 @@ func (l *memListener) Accept() (net.Conn, error) {
 		d := l.deadline
 		l.mu.Unlock()
 		var expired <-chan time.Time
+		var timer *time.Timer
 		if !d.IsZero() {
-			t := time.NewTimer(time.Until(d))
-			defer t.Stop()
-			expired = t.C
+			timer = time.NewTimer(time.Until(d))
+			expired = timer.C
 		}
+		var c net.Conn
+		var err error
 		select {
-		case c := <-l.conns:
-			return c, nil
+		case c = <-l.conns:
 		case <-l.closed:
-			return nil, net.ErrClosed
+			err = net.ErrClosed
 		case <-expired:
-			return nil, os.ErrDeadlineExceeded
+			err = os.ErrDeadlineExceeded
 		case <-l.deadlineChanged:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if c != nil || err != nil {
+			return c, err
 		}
 	}
 }

@@ -89,7 +89,6 @@ type pass struct {
 	r       *Ring
 	buf     []float32
 	op      Op
-	raw     bool          // PowerSGD's factors: CodecNone whatever the ring's codec
 	logical bool          // count the bytes as logical traffic (not for PowerSGD's factors)
 	readyS  *gauge        // how much of buf the caller has prepared, seen by the sender
 	readyR  *gauge        // the same, seen by the receiver
@@ -121,7 +120,6 @@ func (p *pass) fail(err error) {
 func (p *pass) run(ctx context.Context) error {
 	r := p.r
 	stop := context.AfterFunc(ctx, func() { p.fail(fmt.Errorf("allreduce: %w", context.Cause(ctx))) })
-	defer stop()
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
@@ -133,6 +131,8 @@ func (p *pass) run(ctx context.Context) error {
 		p.fail(err)
 	}
 	<-senderDone
+	stop()
+	p.once.Do(func() {}) // waits for a cancellation already failing the pass; bars later ones
 	if p.err != nil {
 		r.broken = p.err
 	}
@@ -142,7 +142,7 @@ func (p *pass) run(ctx context.Context) error {
 func (p *pass) header(from int) frameHeader {
 	r := p.r
 	c := r.cfg.Codec
-	if p.raw || c == CodecPowerSGD {
+	if c == CodecPowerSGD { // its factors travel raw
 		c = CodecNone
 	}
 	return frameHeader{Codec: c, Op: p.op, From: uint16(from), Generation: r.cfg.Generation,
@@ -153,9 +153,6 @@ func (p *pass) sender() error {
 	r, n, rank, chunk := p.r, p.r.n, p.r.rank, p.r.cfg.ChunkElems
 	s := &r.send
 	codec := s.codec
-	if p.raw {
-		codec = s.raw
-	}
 	h := p.header(rank)
 	var recvBase, logical int64
 	for lo := 0; lo < len(p.buf); lo += r.cfg.BucketElems {
@@ -207,9 +204,6 @@ func (p *pass) receiver() error {
 	r, n, rank, chunk := p.r, p.r.n, p.r.rank, p.r.cfg.ChunkElems
 	s := &r.recv
 	codec := s.codec
-	if p.raw {
-		codec = s.raw
-	}
 	_, isRaw := codec.(rawCodec)
 	want := p.header(r.prevRank())
 	var done, sendBase int64

@@ -173,11 +173,9 @@ func (s *powerSGD) allReduce(ctx context.Context, r *Ring, buf []float32, op Op,
 	return nil
 }
 
-// reduce sums v over the ring, raw.
+// reduce sums v over the ring (raw: a PowerSGD ring's wire codec is CodecNone).
 func (s *powerSGD) reduce(ctx context.Context, r *Ring, v []float32) error {
-	p := r.newPass(v, OpSum)
-	p.raw = true
-	return r.runPass(ctx, p)
+	return r.runPass(ctx, r.newPass(v, OpSum))
 }
 
 // orthonormalise applies modified Gram-Schmidt to the columns of the rows x k matrix p,

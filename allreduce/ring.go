@@ -33,7 +33,6 @@ type Ring struct {
 // side is what one direction of the ring needs per frame, allocated once per ring.
 type side struct {
 	codec   wireCodec
-	raw     wireCodec // PowerSGD's factors travel raw
 	scratch []byte
 	hdr     [frameHeaderSize]byte
 	iov     [2][]byte   // header and payload, written with one writev
@@ -72,11 +71,9 @@ func New(ctx context.Context, cfg Config) (*Ring, error) {
 	wc := c.Codec
 	if wc == CodecPowerSGD {
 		r.psgd = newPowerSGD(c.PowerSGD)
-		wc = CodecNone
+		wc = CodecNone // PowerSGD's factors travel raw
 	}
-	for _, s := range []*side{&r.send, &r.recv} {
-		s.codec, s.raw = newWireCodec(wc, c.ChunkElems), rawCodec{}
-	}
+	r.send.codec, r.recv.codec = newWireCodec(wc, c.ChunkElems), newWireCodec(wc, c.ChunkElems)
 	r.send.scratch = make([]byte, r.send.codec.scratch(c.ChunkElems))
 	r.recv.scratch = make([]byte, 4*c.ChunkElems)
 	if r.n == 1 {
@@ -131,7 +128,6 @@ func (r *Ring) dial(ctx context.Context) (net.Conn, error) {
 	for {
 		c, err := r.cfg.Dialer.DialContext(ctx, "tcp", r.cfg.Peers[to])
 		if err == nil {
-			tune(c)
 			var hc net.Conn
 			if hc, err = handshake(ctx, c, &r.cfg, true); err == nil {
 				return hc, nil
@@ -170,7 +166,6 @@ func (r *Ring) accept(ctx context.Context) (net.Conn, error) {
 			}
 			return nil, r.peerErr(from, last)
 		}
-		tune(c)
 		hc, err := handshake(ctx, c, &r.cfg, false)
 		if err == nil {
 			return hc, nil
@@ -180,13 +175,6 @@ func (r *Ring) accept(ctx context.Context) (net.Conn, error) {
 			return nil, r.peerErr(from, err) // we are the stale one
 		}
 		last = err
-	}
-}
-
-// tune sizes socket buffers so that a whole frame or two is in flight per direction.
-func tune(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 }
 
