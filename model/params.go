@@ -53,6 +53,8 @@ type Params struct {
 	Total    int64
 	DecayEnd int64
 	TrainEnd int64
+
+	hostGrad *ts.Tensor // CPU staging copy of the trainable gradient, for a GPU model
 }
 
 func newParams(device gotch.Device) *Params {
@@ -168,6 +170,32 @@ func (ps *Params) ZeroGrad() { ps.Grad.MustZero_() }
 // GradSlice is the trainable part of the flat gradient as a Go slice aliasing the
 // tensor's memory: no copy. CPU only (see HostGrad).
 func (ps *Params) GradSlice() []float32 { return floatSlice(ps.Grad, ps.TrainEnd) }
+
+// HostGrad returns the trainable gradient in host memory for the all-reduce: on the
+// CPU the gradient itself (no copy), from a GPU one device-to-host copy into a staging
+// buffer allocated once. After changing it, call SyncGrad.
+func (ps *Params) HostGrad() []float32 {
+	if !ps.device.IsCuda() {
+		return ps.GradSlice()
+	}
+	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)
+	defer g.MustDrop()
+	if ps.hostGrad == nil {
+		ps.hostGrad = ts.MustZeros([]int64{ps.TrainEnd}, gotch.Float, gotch.CPU)
+	}
+	ps.hostGrad.Copy_(g)
+	return floatSlice(ps.hostGrad, ps.TrainEnd)
+}
+
+// SyncGrad copies what HostGrad returned back to the device; on the CPU it does nothing.
+func (ps *Params) SyncGrad() {
+	if !ps.device.IsCuda() || ps.hostGrad == nil {
+		return
+	}
+	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)
+	g.Copy_(ps.hostGrad)
+	g.MustDrop()
+}
 
 // FlatSlice is the flat weights as a Go slice aliasing the tensor's memory. CPU only.
 func (ps *Params) FlatSlice() []float32 { return floatSlice(ps.Flat, ps.Total) }

@@ -91,8 +91,8 @@ func (s *Spec) Validate() error {
 	if _, err := model.ParseTask(s.Task); err != nil {
 		return bad("task", "%v", err)
 	}
-	if s.Task != string(model.Classify) && s.Task != string(model.MultiLabel) {
-		return bad("task", "%s training is not available yet in this version (classify and multilabel are)", s.Task)
+	if _, err := newTask(s.Task); err != nil {
+		return bad("task", "%v", err)
 	}
 	switch {
 	case s.Train == "":

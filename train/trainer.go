@@ -38,6 +38,7 @@ type Trainer struct {
 	Sync   GradSync
 	Out    io.Writer // progress and summaries
 
+	task task
 	opt  *model.AdamW
 	coll *tokenize.Collator
 	mlog *os.File
@@ -56,7 +57,10 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	multi := spec.Task == string(model.MultiLabel)
+	tk, err := newTask(spec.Task)
+	if err != nil {
+		return nil, fmt.Errorf("job spec: task: %w", err)
+	}
 	recs, bad, err := readRecords(spec.Data, spec.Train)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if labels.Len() < 2 && !multi {
+	if labels.Len() < 2 && spec.Task == string(model.Classify) {
 		return nil, fmt.Errorf("%s: only %d class in the training data", spec.Train, labels.Len())
 	}
 	lower := spec.Lowercase == nil || *spec.Lowercase
@@ -95,11 +99,11 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{Spec: spec, Tok: tok, Labels: labels, Out: out}
-	if t.Train, err = encode(tok, trainRecs, labels, multi, spec.MaxLength); err != nil {
+	t := &Trainer{Spec: spec, Tok: tok, Labels: labels, Out: out, task: tk}
+	if t.Train, err = tk.encode(tok, trainRecs, labels, spec.MaxLength); err != nil {
 		return nil, err
 	}
-	if t.Eval, err = encode(tok, evalRecs, labels, multi, spec.MaxLength); err != nil {
+	if t.Eval, err = tk.encode(tok, evalRecs, labels, spec.MaxLength); err != nil {
 		return nil, err
 	}
 	dev, err := model.ParseDevice(spec.Device)
@@ -162,18 +166,8 @@ func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask}
-	if t.Spec.Task == string(model.MultiLabel) {
-		b.Targets = make([]float32, 0, len(exs)*t.Labels.Len())
-		for _, e := range exs {
-			b.Targets = append(b.Targets, e.Target...)
-		}
-	} else {
-		b.Labels = make([]int64, len(exs))
-		for i, e := range exs {
-			b.Labels[i] = int64(e.Label)
-		}
-	}
+	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask, Labels: cb.Labels}
+	t.task.label(b, exs)
 	return b, nil
 }
 
@@ -238,9 +232,10 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			samples += len(exs)
 		}
 		if t.Sync != nil {
-			if err := t.Sync.AllReduce(ctx, t.Model.Params.GradSlice()); err != nil {
+			if err := t.Sync.AllReduce(ctx, t.Model.Params.HostGrad()); err != nil {
 				return res, fmt.Errorf("step %d: gradient all-reduce: %w", step+1, err)
 			}
+			t.Model.Params.SyncGrad()
 		}
 		norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
 		lr := sched.LR(step)

@@ -28,7 +28,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "6"
+	adapterRev = "8"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )
@@ -79,6 +79,10 @@ func run(out string) error {
 		return err
 	}
 	fmt.Printf("  fixed %d leaking out-pointer allocations\n", n)
+	if n, err = keepAlive(filepath.Join(tmp, "ts", "tensor-generated.go")); err != nil {
+		return err
+	}
+	fmt.Printf("  %d ops keep their arguments alive through the call\n", n)
 	stubbed, err := stubUnavailable(filepath.Join(tmp, "libtch"), lt)
 	if err != nil {
 		return err
@@ -111,8 +115,12 @@ func stampKey(lt *Libtorch) string {
 }
 
 // moduleDir finds gotch in the module cache, downloading it through the module proxy
-// when it is not there yet.
+// when it is not there yet. GOTCH_SRC names an unpacked copy instead, for machines
+// without a module proxy.
 func moduleDir() (string, error) {
+	if dir := os.Getenv("GOTCH_SRC"); dir != "" {
+		return dir, nil
+	}
 	cmd := exec.Command("go", "mod", "download", "-json", gotchModule+"@"+gotchVersion)
 	cmd.Dir = os.TempDir() // outside our module, whose replace would hide gotch
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")

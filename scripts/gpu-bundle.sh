@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Packs what scripts/gpu-check.sh needs on a GPU machine that has PyTorch but no Go and no
+# network: a trimmed Go toolchain, gotch's source, and a file-based module proxy holding
+# the modules that the model and train packages build from. Writes .device/ (gitignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.device
+rm -rf "$out" && mkdir -p "$out/proxy"
+goroot=$(go env GOROOT)
+tar -C "$(dirname "$goroot")" --exclude='*_test.go' --exclude='*/testdata' \
+  --exclude='go/test' --exclude='go/doc' --exclude='go/api' --exclude='go/misc' --exclude='go/src/cmd' \
+  --exclude='go/lib/wasm' --exclude='go/bin/gofmt' \
+  $(for t in vet pprof trace cover fix test2json covdata doc; do echo --exclude=go/pkg/tool/linux_amd64/$t; done) \
+  -cf - "$(basename "$goroot")" | xz -T0 -6 > "$out/go.tar.xz"
+gotch=$(go mod download -json github.com/sugarme/gotch@v0.9.1 | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+tar -C "$(dirname "$gotch")" --exclude='*/example' --exclude='*/gen' --exclude='*_test.go' \
+  -cf - "$(basename "$gotch")" | xz -T0 -6 > "$out/gotch.tar.xz"
+cache=$(go env GOMODCACHE)/cache/download
+# Every module's list/.info/.mod (the build graph needs them), zips only for what is built.
+(cd "$cache" && find . -path '*/@v/*' \( -name list -o -name '*.info' -o -name '*.mod' \) -print0 |
+  xargs -0 cp --parents -t "$OLDPWD/$out/proxy")
+go list -deps -test -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./model/ ./train/ ./tools/gotchadapt |
+  sort -u | grep -v sugarme/gotch | while read -r m; do
+    p=$(echo "${m%@*}" | sed 's/[A-Z]/!\L&/g')
+    cp "$cache/$p/@v/${m#*@}.zip" "$out/proxy/$p/@v/"
+  done
+du -sh "$out"
