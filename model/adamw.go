@@ -124,3 +124,14 @@ func (ps *Params) ClipGradNorm(maxNorm float64) float64 {
 	}
 	return total
 }
+
+// ScaleGrad multiplies the trainable gradient by f in place (unscaling after fp16 loss
+// scaling).
+func (ps *Params) ScaleGrad(f float64) {
+	if ps.TrainEnd == 0 {
+		return
+	}
+	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)
+	g.MustMulScalar_(ts.FloatScalar(f))
+	g.MustDrop()
+}

@@ -55,6 +55,11 @@ type Spec struct {
 	Metric      string `yaml:"metric"`          // what early stopping and the best checkpoint watch
 	PositiveTag string `yaml:"positive"`        // the positive class, for binary F1 (e.g. spam)
 	Output      string `yaml:"output"`          // output directory
+	// SaveEvery writes a resumable checkpoint every N steps (and when a run is
+	// interrupted); KeepCheckpoints bounds how many stay (0: all).
+	SaveEvery       int    `yaml:"save_steps"`
+	KeepCheckpoints int    `yaml:"keep_checkpoints"`
+	Resume          string `yaml:"resume"` // "" | auto (latest checkpoint in output) | a checkpoint directory
 }
 
 // Defaults are what an unset field means.
@@ -63,7 +68,7 @@ func Defaults() Spec {
 		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
 		Schedule: "linear", ClipNorm: 1.0, Seed: 42, Threads: 0, Device: "cpu", Metric: "f1_macro",
-		Output: "runs/train",
+		Output: "runs/train", KeepCheckpoints: 2,
 	}
 }
 

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -98,5 +99,69 @@ func TestScheduleMatchesTransformers(t *testing.T) {
 	}
 	if got := (Schedule{Kind: "cosine", Peak: 1, Warmup: 0, Total: 4}).LR(2); got < 0.4999 || got > 0.5001 {
 		t.Errorf("cosine half way: %v", got)
+	}
+}
+
+// A run stopped part way and resumed from its checkpoint ends bit-identical to an
+// uninterrupted run: same batches, dropout masks, optimizer moments and schedule.
+func TestResumeIsExact(t *testing.T) {
+	runtime.LockOSThread()
+	run := func(s Spec, stopAt int) (*Result, error) {
+		tr, err := Prepare(s, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if stopAt > 0 {
+			tr.OnStep = func(step int) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		return tr.Run(ctx)
+	}
+	base := smsSpec(t)
+	base.MaxSteps, base.EvalEvery, base.BatchSize = 24, 8, 16
+	whole := base
+	whole.Output = t.TempDir()
+	if _, err := run(whole, 0); err != nil {
+		t.Fatal(err)
+	}
+	parts := base
+	parts.Output = t.TempDir()
+	if _, err := run(parts, 11); err == nil {
+		t.Fatal("an interrupted run returned no error")
+	}
+	if _, err := os.Stat(filepath.Join(parts.Output, "checkpoint-11", stateFile)); err != nil {
+		t.Fatalf("no checkpoint at the interruption: %v", err)
+	}
+	parts.Resume = "auto"
+	res, err := run(parts, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 24 {
+		t.Fatalf("resumed run ended at step %d", res.Steps)
+	}
+	a, _ := os.ReadFile(filepath.Join(whole.Output, "final", "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
+	}
+	// The same resume without the optimizer's moments must differ: the test can fail.
+	st := filepath.Join(parts.Output, "checkpoint-11", optimizerFile)
+	if err := os.Remove(st); err != nil {
+		t.Fatal(err)
+	}
+	parts.Resume = filepath.Join(parts.Output, "checkpoint-11")
+	if _, err := run(parts, 0); err == nil || !strings.Contains(err.Error(), optimizerFile) {
+		t.Fatalf("resume without optimizer state: %v", err)
+	}
+	changed := base
+	changed.Output, changed.Resume, changed.LR = parts.Output, "auto", 2e-3
+	if _, err := run(changed, 0); err == nil || !strings.Contains(err.Error(), "different job spec") {
+		t.Fatalf("resume with another learning rate: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -37,6 +38,9 @@ type Trainer struct {
 	Eval   []Example
 	Sync   GradSync
 	Out    io.Writer // progress and summaries
+	// OnStep, when set, is called after each optimizer step (and its evaluation and
+	// checkpoint) with the number of steps done.
+	OnStep func(step int)
 
 	task task
 	opt  *model.AdamW
@@ -171,37 +175,58 @@ func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
 	return b, nil
 }
 
-// Run trains to the end (or until ctx is cancelled, between steps), evaluating and
-// keeping the best checkpoint, and writes the final model and reports.
+// Run trains to the end, evaluating and keeping the best checkpoint, and writes the
+// final model and reports. With Spec.Resume it continues from a checkpoint exactly. When
+// ctx is cancelled it stops between steps, writes a resumable checkpoint and returns
+// ctx's error.
 func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	s := t.Spec
 	if err := os.MkdirAll(s.Output, 0o755); err != nil {
 		return nil, err
 	}
-	var err error
-	if t.mlog, err = os.Create(filepath.Join(s.Output, "metrics.jsonl")); err != nil {
+	p := progress{Total: t.totalSteps(), Scale: 1, Spec: s}
+	if s.Autocast == "fp16" {
+		p.Scale = 65536 // torch.cuda.amp.GradScaler's initial scale
+	}
+	from, err := t.resumeDir()
+	if err != nil {
+		return nil, err
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if from != "" {
+		if p, err = t.restore(from); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(t.Out, "resuming from %s at step %d\n", from, p.Step)
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	if t.mlog, err = os.OpenFile(filepath.Join(s.Output, "metrics.jsonl"), flags, 0o644); err != nil {
 		return nil, err
 	}
 	defer t.mlog.Close()
-	total := t.totalSteps()
+	total := p.Total
 	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
 	fmt.Fprintf(t.Out, "%s, %d train / %d eval examples, %d labels, %d steps\n", t.Model.Params, len(t.Train), len(t.Eval), t.Labels.Len(), total)
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("step"), progressbar.OptionClearOnFinish())
-	res := &Result{}
+	bar.Set(p.Step)
+	res := &Result{Best: EvalResult{Step: p.BestStep, Metrics: p.BestMetrics}}
 	start := time.Now()
 	evalEvery := s.EvalEvery
 	if evalEvery <= 0 {
 		evalEvery = t.stepsPerEpoch()
 	}
-	bad := 0
-	step, epoch, pos := 0, 0, 0
-	order := shard.Order(len(t.Train), uint64(s.Seed), epoch, 0)
+	order := shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
 	exs := make([]*Example, 0, s.BatchSize)
 	samples, window := 0, time.Now()
-	for step < total {
+	for p.Step < total {
 		if err := ctx.Err(); err != nil {
+			if p.Step > 0 {
+				if serr := t.saveCheckpoint(p); serr != nil {
+					return res, errors.Join(err, serr)
+				}
+			}
 			return res, err
 		}
 		t.Model.Params.ZeroGrad()
@@ -209,22 +234,22 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		for micro := 0; micro < s.GradAccum; micro++ {
 			exs = exs[:0]
 			for len(exs) < s.BatchSize {
-				if pos == len(order) {
-					epoch++
-					pos = 0
-					order = shard.Order(len(t.Train), uint64(s.Seed), epoch, 0)
+				if p.Pos == len(order) {
+					p.Epoch++
+					p.Pos = 0
+					order = shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
 					if len(exs) > 0 { // an epoch's last, short batch
 						break
 					}
 				}
-				exs = append(exs, &t.Train[order[pos]])
-				pos++
+				exs = append(exs, &t.Train[order[p.Pos]])
+				p.Pos++
 			}
 			b, err := t.batch(exs)
 			if err != nil {
 				return res, err
 			}
-			l, err := t.Model.Backward(b, 1/float64(s.GradAccum))
+			l, err := t.Model.Backward(b, p.Scale/float64(s.GradAccum))
 			if err != nil {
 				return res, err
 			}
@@ -233,49 +258,97 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		}
 		if t.Sync != nil {
 			if err := t.Sync.AllReduce(ctx, t.Model.Params.HostGrad()); err != nil {
-				return res, fmt.Errorf("step %d: gradient all-reduce: %w", step+1, err)
+				return res, fmt.Errorf("step %d: gradient all-reduce: %w", p.Step+1, err)
 			}
 			t.Model.Params.SyncGrad()
 		}
-		norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
-		lr := sched.LR(step)
-		t.opt.Update(lr)
-		step++
+		lr := sched.LR(p.Step)
+		if !t.unscale(&p) {
+			fmt.Fprintf(t.Out, "\nstep %d: gradient overflow in fp16, loss scale now %g\n", p.Step+1, p.Scale)
+		} else {
+			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
+			t.opt.Update(lr)
+			if p.Step%10 == 9 || p.Step+1 == total {
+				rate := float64(samples) / time.Since(window).Seconds()
+				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate})
+				samples, window = 0, time.Now()
+			}
+		}
+		p.Step++
 		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e", loss, lr))
 		bar.Add(1)
-		if step%10 == 0 || step == total {
-			rate := float64(samples) / time.Since(window).Seconds()
-			t.logMetrics(map[string]any{"step": step, "epoch": float64(epoch) + float64(pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate})
-			samples, window = 0, time.Now()
-		}
-		if len(t.Eval) > 0 && (step%evalEvery == 0 || step == total) {
-			ev, err := t.Evaluate()
-			if err != nil {
+		stop := false
+		if len(t.Eval) > 0 && (p.Step%evalEvery == 0 || p.Step == total) {
+			if stop, err = t.evaluate(&p, res); err != nil {
 				return res, err
 			}
-			ev.Step = step
-			res.Final = ev
-			t.logMetrics(ev.Values(step))
-			if v, ok := ev.Metrics[s.Metric]; !ok {
-				return res, fmt.Errorf("metric %q: not one of %v", s.Metric, ev.Names())
-			} else if best, _ := res.Best.Metrics[s.Metric]; res.Best.Step == 0 || v > best {
-				res.Best = ev
-				bad = 0
-				if err := t.Save(filepath.Join(s.Output, "best")); err != nil {
-					return res, err
-				}
-			} else if bad++; s.Patience > 0 && bad >= s.Patience {
-				fmt.Fprintf(t.Out, "\nearly stop at step %d: %s has not improved for %d evaluations\n", step, s.Metric, bad)
-				break
+		}
+		if s.SaveEvery > 0 && p.Step%s.SaveEvery == 0 {
+			if err := t.saveCheckpoint(p); err != nil {
+				return res, err
 			}
+		}
+		if t.OnStep != nil {
+			t.OnStep(p.Step)
+		}
+		if stop {
+			break
 		}
 	}
 	bar.Finish()
-	res.Steps, res.Elapsed = step, time.Since(start)
+	res.Steps, res.Elapsed = p.Step, time.Since(start)
 	if err := t.Save(filepath.Join(s.Output, "final")); err != nil {
 		return res, err
 	}
 	return res, t.writeReports(res)
+}
+
+// unscale undoes fp16 loss scaling: on overflow (a non-finite gradient) it halves the
+// scale and says to skip the step; after 2,000 good steps it doubles the scale, as
+// torch.cuda.amp.GradScaler does. Without fp16 it does nothing.
+func (t *Trainer) unscale(p *progress) bool {
+	if t.Spec.Autocast != "fp16" {
+		return true
+	}
+	n := t.Model.Params.ClipGradNorm(0)
+	if math.IsNaN(n) || math.IsInf(n, 0) {
+		p.Scale /= 2
+		p.Good = 0
+		return false
+	}
+	t.Model.Params.ScaleGrad(1 / p.Scale)
+	if p.Good++; p.Good == 2000 {
+		p.Scale *= 2
+		p.Good = 0
+	}
+	return true
+}
+
+// evaluate scores the eval set, keeps the best checkpoint and says whether early
+// stopping ends the run.
+func (t *Trainer) evaluate(p *progress, res *Result) (bool, error) {
+	s := t.Spec
+	ev, err := t.Evaluate()
+	if err != nil {
+		return false, err
+	}
+	ev.Step = p.Step
+	res.Final = ev
+	t.logMetrics(ev.Values(p.Step))
+	v, ok := ev.Metrics[s.Metric]
+	if !ok {
+		return false, fmt.Errorf("metric %q: not one of %v", s.Metric, ev.Names())
+	}
+	if best, seen := p.BestMetrics[s.Metric]; !seen || v > best {
+		res.Best = ev
+		p.BestStep, p.BestMetrics, p.Bad = ev.Step, ev.Metrics, 0
+		return false, t.Save(filepath.Join(s.Output, "best"))
+	}
+	if p.Bad++; s.Patience > 0 && p.Bad >= s.Patience {
+		fmt.Fprintf(t.Out, "\nearly stop at step %d: %s has not improved for %d evaluations\n", p.Step, s.Metric, p.Bad)
+		return true, nil
+	}
+	return false, nil
 }
 
 func (t *Trainer) logMetrics(v map[string]any) {

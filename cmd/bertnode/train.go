@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
@@ -22,7 +23,11 @@ func newTrainCmd() *cobra.Command {
 		Long: `Fine-tune a BERT model on one machine. The job comes from a YAML spec (--spec);
 flags given on the command line override it. Writes to --output: metrics.jsonl,
 curves.png, confusion.png, mistakes.jsonl, and the checkpoints best/ and final/ in the
-Hugging Face layout (config.json, model.safetensors, tokenizer files).`,
+Hugging Face layout (config.json, model.safetensors, tokenizer files).
+
+Interrupted (Ctrl-C) or given --save-steps, it writes resumable checkpoints
+(checkpoint-N/: weights, optimizer moments, RNG and data position); --resume auto
+continues from the latest one exactly as if the run had not stopped.`,
 		Example: `  bertnode train --train data/sms_spam/SMSSpamCollection --format labeltext \
     --eval-split 0.2 --model tiny --tokenizer data/vocab/bert-base-uncased.vocab.txt \
     --lr 1e-3 --epochs 2 --metric f1_spam --output runs/sms`,
@@ -46,6 +51,9 @@ Hugging Face layout (config.json, model.safetensors, tokenizer files).`,
 				return err
 			}
 			_, err = t.Run(ctx)
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted; continue with --resume auto (checkpoint in %s)", spec.Output)
+			}
 			return err
 		},
 	}
@@ -109,4 +117,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
 	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_macro, f1_spam")
 	f.StringVar(&s.Output, "output", s.Output, "output directory")
+	f.IntVar(&s.SaveEvery, "save-steps", s.SaveEvery, "write a resumable checkpoint every N steps (0: only when interrupted)")
+	f.IntVar(&s.KeepCheckpoints, "keep-checkpoints", s.KeepCheckpoints, "how many resumable checkpoints to keep (0: all)")
+	f.StringVar(&s.Resume, "resume", s.Resume, "continue exactly from a checkpoint: auto (the latest in --output) or a checkpoint directory")
 }

@@ -1,0 +1,186 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/safetensors"
+)
+
+// progress is where a run stands. With the weights, the optimizer's moments and the RNG
+// state it is enough to continue exactly as if the run had never stopped: the same next
+// batch, the same dropout masks, the same updates.
+type progress struct {
+	Step  int `json:"step"`
+	Epoch int `json:"epoch"`
+	Pos   int `json:"pos"` // next index into the epoch's example order
+	Total int `json:"total_steps"`
+
+	BestStep    int                `json:"best_step"`
+	BestMetrics map[string]float64 `json:"best_metrics"`
+	Bad         int                `json:"evals_without_improvement"`
+
+	AdamStep int64   `json:"adam_step"`
+	Scale    float64 `json:"loss_scale"` // fp16 dynamic loss scaling
+	Good     int     `json:"loss_scale_good_steps"`
+	RNG      []byte  `json:"rng_state"`
+	Spec     Spec    `json:"spec"`
+}
+
+const (
+	stateFile     = "trainer_state.json"
+	optimizerFile = "optimizer.safetensors"
+	ckptPrefix    = "checkpoint-"
+)
+
+// resumeKey is the part of a spec that must not change across a resume: everything but
+// where the run writes and how it uses the machine.
+func resumeKey(s Spec) []byte {
+	s.Output, s.Resume, s.Threads, s.Device = "", "", 0, ""
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// saveCheckpoint writes output/checkpoint-<step>: the model in the Hugging Face layout,
+// the optimizer's moments and trainer_state.json. It is written under a temporary name
+// and renamed, so a checkpoint directory is complete or absent. Older checkpoints beyond
+// the spec's keep count are removed.
+func (t *Trainer) saveCheckpoint(p progress) error {
+	dir := filepath.Join(t.Spec.Output, fmt.Sprintf("%s%d", ckptPrefix, p.Step))
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := t.Save(tmp); err != nil {
+		return err
+	}
+	st := t.opt.State()
+	p.AdamStep = st.Step
+	rng, err := model.RNGState(t.Model.Opts.Device)
+	if err != nil {
+		return err
+	}
+	p.RNG = rng
+	n := int64(len(st.M))
+	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
+		{Info: safetensors.Info{Name: "exp_avg", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.M)},
+		{Info: safetensors.Info{Name: "exp_avg_sq", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.V)},
+	}, nil); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), b, 0o644); err != nil {
+		return err
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return t.pruneCheckpoints()
+}
+
+func f32bytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*len(f))
+}
+
+// checkpoints lists output's checkpoint steps, oldest first.
+func checkpoints(output string) ([]int, error) {
+	ents, err := os.ReadDir(output)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var steps []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), ckptPrefix)); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), ckptPrefix) {
+			steps = append(steps, n)
+		}
+	}
+	sort.Ints(steps)
+	return steps, nil
+}
+
+func (t *Trainer) pruneCheckpoints() error {
+	steps, err := checkpoints(t.Spec.Output)
+	if err != nil || t.Spec.KeepCheckpoints <= 0 {
+		return err
+	}
+	for len(steps) > t.Spec.KeepCheckpoints {
+		if err := os.RemoveAll(filepath.Join(t.Spec.Output, fmt.Sprintf("%s%d", ckptPrefix, steps[0]))); err != nil {
+			return err
+		}
+		steps = steps[1:]
+	}
+	return nil
+}
+
+// resumeDir resolves Spec.Resume: "" none, "auto" the latest checkpoint in the output
+// directory (none is fine), else a checkpoint directory.
+func (t *Trainer) resumeDir() (string, error) {
+	switch t.Spec.Resume {
+	case "":
+		return "", nil
+	case "auto":
+		steps, err := checkpoints(t.Spec.Output)
+		if err != nil || len(steps) == 0 {
+			return "", err
+		}
+		return filepath.Join(t.Spec.Output, fmt.Sprintf("%s%d", ckptPrefix, steps[len(steps)-1])), nil
+	}
+	return t.Spec.Resume, nil
+}
+
+// restore loads a checkpoint's weights, optimizer state, RNG state and progress.
+func (t *Trainer) restore(dir string) (progress, error) {
+	var p progress
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return p, fmt.Errorf("resume: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("resume: %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	if !bytes.Equal(resumeKey(p.Spec), resumeKey(t.Spec)) {
+		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, threads and device may change)", dir)
+	}
+	if _, err := t.Model.LoadWeights(filepath.Join(dir, model.SafetensorsFile)); err != nil {
+		return p, fmt.Errorf("resume: %w", err)
+	}
+	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))
+	if err != nil {
+		return p, fmt.Errorf("resume: %w", err)
+	}
+	defer f.Close()
+	st := model.State{Step: p.AdamStep}
+	for _, c := range []struct {
+		name string
+		dst  *[]float32
+	}{{"exp_avg", &st.M}, {"exp_avg_sq", &st.V}} {
+		tn, err := f.Tensor(c.name)
+		if err != nil {
+			return p, fmt.Errorf("resume: %w", err)
+		}
+		*c.dst = make([]float32, len(tn.Data)/4)
+		copy(f32bytes(*c.dst), tn.Data)
+	}
+	if err := t.opt.SetState(st); err != nil {
+		return p, fmt.Errorf("resume: %s: %w", dir, err)
+	}
+	if err := model.SetRNGState(t.Model.Opts.Device, p.RNG); err != nil {
+		return p, fmt.Errorf("resume: %w", err)
+	}
+	return p, nil
+}
