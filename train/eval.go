@@ -15,7 +15,10 @@ type EvalResult struct {
 	Metrics   map[string]float64 // accuracy, f1_macro, f1_micro, f1_weighted, f1_<label>...
 	Report    metrics.Report
 	Confusion *metrics.Confusion // single-label classification only
-	Mistakes  []report.Mistake   // single-label classification only
+	Mistakes  []report.Mistake   // classify: wrong labels; ner: sentences with a wrong entity; qa: not an exact match
+	// Predictions are qa's answers by question id (empty: no answer), as the official
+	// SQuAD scripts read them.
+	Predictions map[string]string
 }
 
 // Names lists the metrics by name.
