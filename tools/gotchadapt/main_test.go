@@ -19,6 +19,7 @@ import (
 // process, so comparing it with a fresh run still checks determinism, and it also catches
 // an adaptation that changed without a new adapterRev.
 func TestRun(t *testing.T) {
+	t.Parallel() // most of its time is g++ on one core
 	lt, err := findLibtorch(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
