@@ -33,13 +33,13 @@ type Options struct {
 	Codec    allreduce.Codec
 	PowerSGD allreduce.PowerSGDParams
 	// Data is "random" (dense normal values), "bert" (SyntheticBERTGradient, ~420 MiB)
-	// or "file" (GradFile, see LoadGradFile).
-	Data     string
-	GradFile string
-	Seed     uint64
-	Iters    int
-	Warmup   int
-	Timeout  time.Duration
+	// or "file" (GradFiles, see LoadGradFile).
+	Data      string
+	GradFiles []string
+	Seed      uint64
+	Iters     int
+	Warmup    int
+	Timeout   time.Duration
 	// BucketElems and ChunkElems override the ring's defaults when non-zero.
 	BucketElems int
 	ChunkElems  int
@@ -141,7 +141,7 @@ func (o *Options) check() error {
 		return fmt.Errorf("ringbench: --rank %d out of range for %d peers", o.Rank, len(o.Peers))
 	case o.Iters < 1:
 		return fmt.Errorf("ringbench: --iters %d, want >= 1", o.Iters)
-	case o.Data == "file" && o.GradFile == "":
+	case o.Data == "file" && len(o.GradFiles) == 0:
 		return errors.New("ringbench: data \"file\" needs --grad-file")
 	case o.Data == "random" && len(o.Sizes) == 0:
 		return errors.New("ringbench: no --sizes")
@@ -328,7 +328,7 @@ func (o *Options) gradient(size int64, rank int) ([]float32, error) {
 	case "bert":
 		return SyntheticBERTGradient(rank, o.Seed), nil
 	case "file":
-		return LoadGradFile(o.GradFile, rank, o.Seed)
+		return LoadGradFile(o.GradFiles, rank, o.Ranks, o.Seed)
 	}
 	return RandomGradient(int(size/4), rank, o.Seed), nil
 }

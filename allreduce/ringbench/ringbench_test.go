@@ -60,7 +60,7 @@ func TestRunLocal(t *testing.T) {
 }
 
 func TestRunLocalReportsRankFailure(t *testing.T) {
-	o := Options{Ranks: 2, Data: "file", GradFile: filepath.Join(t.TempDir(), "missing.f32"), Iters: 1}
+	o := Options{Ranks: 2, Data: "file", GradFiles: []string{filepath.Join(t.TempDir(), "missing.f32")}, Iters: 1}
 	_, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "rank") {
 		t.Fatalf("err = %v, want a rank's failure", err)
@@ -103,11 +103,11 @@ func TestLoadGradFile(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 	}
 	os.WriteFile(path, b, 0o644)
-	a, err := LoadGradFile(path, 0, 1)
+	a, err := LoadGradFile([]string{path}, 0, 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := LoadGradFile(path, 1, 1)
+	c, _ := LoadGradFile([]string{path}, 1, 2, 1)
 	for i, v := range want {
 		if (v == 0) != (a[i] == 0) || math.Abs(float64(a[i]-v)) > 0.3*math.Abs(float64(v)) {
 			t.Errorf("value %d: %g from %g", i, a[i], v)
@@ -116,9 +116,23 @@ func TestLoadGradFile(t *testing.T) {
 			t.Errorf("value %d identical on ranks 0 and 1", i)
 		}
 	}
+	// with a file per rank, each rank reads its own, unchanged
+	other := filepath.Join(dir, "other.f32")
+	os.WriteFile(other, b[4:], 0o644)
+	for rank, want := range [][]float32{want, want[1:]} {
+		got, err := LoadGradFile([]string{path, other}, rank, 2, 1)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("rank %d: %v, %d values", rank, err, len(got))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("rank %d value %d: %g, want %g", rank, i, got[i], want[i])
+			}
+		}
+	}
 	bad := filepath.Join(dir, "bad.f32")
 	os.WriteFile(bad, b[:7], 0o644)
-	if _, err := LoadGradFile(bad, 0, 1); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := LoadGradFile([]string{bad}, 0, 2, 1); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("7-byte file: err = %v, want one naming the file", err)
 	}
 }

@@ -101,11 +101,14 @@ func RandomGradient(n, rank int, seed uint64) []float32 {
 	return v
 }
 
-// LoadGradFile reads a raw little-endian float32 gradient (for example one the model
-// package dumped) and makes rank's copy of it: every value scaled by its own factor
-// 1 + 0.05 N(0,1), so ranks differ in every bit but share the zeros, as ranks whose
-// batches touch similar tokens do.
-func LoadGradFile(path string, rank int, seed uint64) ([]float32, error) {
+// LoadGradFile reads rank's gradient from paths, raw little-endian float32 files (for
+// example the model package's flat gradient buffer after a backward pass): rank i reads
+// paths[i mod len(paths)]. When ranks share a file, each scales every value by its own
+// factor 1 + 0.05 N(0,1), so that they differ in every bit but share the zeros, as
+// ranks whose batches touch similar tokens do; with a file per rank the values are used
+// as they are.
+func LoadGradFile(paths []string, rank, ranks int, seed uint64) ([]float32, error) {
+	path := paths[rank%len(paths)]
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -114,9 +117,14 @@ func LoadGradFile(path string, rank int, seed uint64) ([]float32, error) {
 		return nil, fmt.Errorf("%s: %d bytes is not a non-empty whole number of little-endian float32", path, len(b))
 	}
 	v := make([]float32, len(b)/4)
-	rng := rand.New(rand.NewPCG(seed, uint64(rank)+1))
 	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) * float32(1+0.05*rng.NormFloat64())
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	if len(paths) < ranks {
+		rng := rand.New(rand.NewPCG(seed, uint64(rank)+1))
+		for i := range v {
+			v[i] *= float32(1 + 0.05*rng.NormFloat64())
+		}
 	}
 	return v, nil
 }

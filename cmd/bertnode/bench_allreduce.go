@@ -34,7 +34,8 @@ as JSON lines.
 
 --data random reduces dense normal values of each --sizes; --data bert a synthetic
 BERT-base gradient (110M values, word embeddings 98% zero rows); --data file the raw
-little-endian float32 gradient in --grad-file, perturbed per rank.`,
+little-endian float32 gradients in --grad-file (one per rank, or fewer, perturbed per
+rank), such as the model package's flat gradient buffer after a backward pass.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ringbench.IsWorker() {
@@ -57,7 +58,7 @@ little-endian float32 gradient in --grad-file, perturbed per rank.`,
 			if peers != "" {
 				o.Peers = strings.Split(peers, ",")
 			}
-			if o.GradFile != "" && !cmd.Flags().Changed("data") {
+			if len(o.GradFiles) > 0 && !cmd.Flags().Changed("data") {
 				o.Data = "file"
 			}
 			self, err := os.Executable()
@@ -75,7 +76,8 @@ little-endian float32 gradient in --grad-file, perturbed per rank.`,
 	f.IntVar(&o.PowerSGD.Rank, "powersgd-rank", 4, "rank of the PowerSGD approximation")
 	f.IntVar(&o.PowerSGD.Cols, "powersgd-cols", 768, "width PowerSGD folds each bucket to")
 	f.StringVar(&o.Data, "data", "random", "random, bert or file")
-	f.StringVar(&o.GradFile, "grad-file", "", "raw little-endian float32 gradient to reduce (implies --data file)")
+	f.StringSliceVar(&o.GradFiles, "grad-file", nil,
+		"raw little-endian float32 gradients to reduce, comma-separated; rank i takes file i mod count (implies --data file)")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of the generated gradients")
 	f.IntVar(&o.Iters, "iters", 10, "timed iterations per size")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed iterations per size")
