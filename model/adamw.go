@@ -41,7 +41,7 @@ func (o *AdamW) Update(lr float64) {
 		return
 	}
 	o.Step++
-	ts.NoGrad(func() {
+	noGrad(func() {
 		p := o.ps.Flat.MustNarrow(0, 0, n, false)
 		g := o.ps.Grad.MustNarrow(0, 0, n, false)
 		defer p.MustDrop()
@@ -94,7 +94,7 @@ func (o *AdamW) SetState(s State) error {
 	if n == 0 {
 		return nil
 	}
-	ts.NoGrad(func() {
+	noGrad(func() {
 		for _, c := range []struct {
 			dst *ts.Tensor
 			src []float32

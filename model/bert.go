@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/sugarme/gotch"
@@ -233,6 +234,8 @@ type Output struct {
 // Forward runs the model. train enables dropout; attentions keeps every layer's
 // attention probabilities for inspection.
 func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
+	runtime.LockOSThread() // each op's error is read back on the thread that ran it
+	defer runtime.UnlockOSThread()
 	if err := m.checkBatch(b); err != nil {
 		return nil, err
 	}

@@ -135,7 +135,7 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 	if len(mis.Missing)+len(mis.Unexpected)+len(mis.Shapes) > 0 {
 		return nil, mis
 	}
-	ts.NoGrad(func() {
+	noGrad(func() {
 		for name, t := range found {
 			p := ps.Get(name)
 			src := ts.MustOfSlice(t.data).MustView(p.Shape, true).MustTo(ps.device, true)

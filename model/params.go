@@ -130,7 +130,7 @@ func (ps *Params) build(initRange float64) {
 	opts := gotch.Float
 	ps.Flat = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
 	ps.Grad = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
-	ts.NoGrad(func() {
+	noGrad(func() {
 		for _, p := range ps.list {
 			v := ps.Flat.MustNarrow(0, p.Offset, p.Numel, false).MustView(p.Shape, true)
 			switch p.Init {

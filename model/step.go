@@ -27,7 +27,7 @@ func (m *Model) Backward(b *Batch, scale float64) (float64, error) {
 // Infer runs b in evaluation mode without autograd and returns the logits on the host,
 // row-major in Output.Logits' shape, and the loss when b has labels (else NaN).
 func (m *Model) Infer(b *Batch) (logits []float32, loss float64, err error) {
-	ts.NoGrad(func() {
+	noGrad(func() {
 		var out *Output
 		out, err = m.Forward(b, false, false)
 		if err != nil {

@@ -3,12 +3,13 @@
 // AdamW with exportable state, and Hugging Face checkpoints in and out.
 //
 // libtorch keeps grad mode and gotch keeps its last error per OS thread, and goroutines
-// migrate between threads: every call into this package must come from one goroutine
-// that has called runtime.LockOSThread.
+// migrate between threads: this package pins each of its calls to one thread, and callers
+// that drive libtorch directly as well should lock their goroutine to its thread.
 package model
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/sugarme/gotch"
@@ -97,3 +98,12 @@ func setAutocast(mode string) {
 }
 
 var cuda gotch.Cuda
+
+// noGrad runs fn with autograd off, pinned to one OS thread: libtorch's grad mode is per
+// thread, and a goroutine that moved between turning it off and back on would leave it
+// off on the first thread, for whatever runs there next.
+func noGrad(fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ts.NoGrad(fn)
+}

@@ -10,7 +10,7 @@ goroot=$(go env GOROOT)
 tar -C "$(dirname "$goroot")" --exclude='*_test.go' --exclude='*/testdata' \
   --exclude='go/test' --exclude='go/doc' --exclude='go/api' --exclude='go/misc' --exclude='go/src/cmd' \
   --exclude='go/lib/wasm' --exclude='go/bin/gofmt' \
-  $(for t in vet pprof trace cover fix test2json covdata doc; do echo --exclude=go/pkg/tool/linux_amd64/$t; done) \
+  $(for t in pprof trace cover fix test2json covdata doc; do echo --exclude=go/pkg/tool/linux_amd64/$t; done) \
   -cf - "$(basename "$goroot")" | xz -T0 -6 > "$out/go.tar.xz"
 gotch=$(go mod download -json github.com/sugarme/gotch@v0.9.1 | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 tar -C "$(dirname "$gotch")" --exclude='*/example' --exclude='*/gen' --exclude='*_test.go' \

@@ -109,9 +109,18 @@ func run(out string) error {
 	return nil
 }
 
+// stampKey hashes everything the adapted tree depends on: the adapter's revision, our C
+// API additions, gotch's version and the libtorch found.
 func stampKey(lt *Libtorch) string {
-	h := sha256.Sum256([]byte(adapterRev + "\n" + gotchModule + "@" + gotchVersion + "\n" + lt.describe()))
-	return hex.EncodeToString(h[:])
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s@%s\n%s", adapterRev, gotchModule, gotchVersion, lt.describe())
+	entries, _ := ext.ReadDir("ext")
+	for _, e := range entries {
+		b, _ := ext.ReadFile("ext/" + e.Name())
+		fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // moduleDir finds gotch in the module cache, downloading it through the module proxy
