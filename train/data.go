@@ -19,6 +19,12 @@ type Example struct {
 	Target []float32 // multilabel: one 0/1 per class
 	Text   string    // for error analysis
 	Pos    shard.Pos
+
+	Words []string // ner: the sentence
+	Tags  []string // ner: the gold tag of each word
+
+	Window   *tokenize.QAFeature // qa: the context window; Enc is its encoding
+	Question *tokenize.QAExample // qa: the question, shared by its windows
 }
 
 // Dataset is the encoded examples of one file (or part of one).

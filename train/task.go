@@ -33,6 +33,10 @@ func newTask(name string) (task, error) {
 		return classifyTask{}, nil
 	case model.MultiLabel:
 		return multiLabelTask{}, nil
+	case model.NER:
+		return nerTask{}, nil
+	case model.QA:
+		return &qaTask{}, nil
 	}
-	return nil, fmt.Errorf("task %q is not available yet in this version (classify and multilabel are)", name)
+	return nil, fmt.Errorf("task %q: want classify, multilabel, ner or qa", name)
 }
