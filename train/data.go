@@ -33,8 +33,16 @@ type Dataset struct {
 	Bad      shard.Bad
 }
 
-// readRecords reads every record of path.
-func readRecords(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
+// readRecords reads every record of path, reporting skipped bad records to out.
+func readRecords(spec shard.Spec, path string, out io.Writer) ([]shard.Record, error) {
+	recs, bad, err := readAll(spec, path)
+	if bad.Count > 0 {
+		fmt.Fprintf(out, "%s: skipped %s\n", path, bad)
+	}
+	return recs, err
+}
+
+func readAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
 	r, err := shard.OpenFile(spec, path)
 	if err != nil {
 		return nil, shard.Bad{}, err

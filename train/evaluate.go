@@ -14,7 +14,6 @@ import (
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/safetensors"
 	"github.com/bertnode/bertnode/shard"
-	"github.com/bertnode/bertnode/tokenize"
 )
 
 // ForEval loads a fine-tuned checkpoint directory for Evaluate, Predict and Attention:
@@ -43,14 +42,10 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	case spec.BatchSize < 1:
 		return nil, fmt.Errorf("job spec: batch_size: %d: must be positive", spec.BatchSize)
 	}
-	pad, err := tokenize.ParsePadding(spec.Padding)
-	if err != nil {
-		return nil, fmt.Errorf("job spec: padding: %w", err)
-	}
 	if err := spec.Data.Validate(); err != nil {
 		return nil, fmt.Errorf("job spec: data: %w", err)
 	}
-	tk, err := newTask(spec.Task)
+	tk, err := newTask(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
@@ -58,16 +53,9 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
 	}
-	tokPath := spec.Tokenizer
-	if tokPath == "" {
-		tokPath = dir
-	}
-	tok, err := loadTokenizer(tokPath, spec.Lowercase == nil || *spec.Lowercase)
+	tok, err := openTokenizer(spec, dir)
 	if err != nil {
 		return nil, err
-	}
-	if tok.Vocab().Len() > cfg.VocabSize {
-		return nil, fmt.Errorf("tokenizer %s has %d tokens, the model's vocabulary %d", tokPath, tok.Vocab().Len(), cfg.VocabSize)
 	}
 	hidden, err := headHidden(dir)
 	if err != nil {
@@ -88,18 +76,15 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, fmt.Errorf("%s: not a fine-tuned checkpoint: it lacks %v", dir, rep.Initialized)
 	}
 	t := &Trainer{Spec: spec, Model: m, Tok: tok, Labels: labels, Out: out, task: tk}
-	if t.coll, err = tokenize.NewCollator(pad, spec.MaxLength, tok.PadID()); err != nil {
+	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
 	if spec.Eval == "" {
 		return t, nil
 	}
-	recs, bad, err := readRecords(spec.Data, spec.Eval)
+	recs, err := readRecords(spec.Data, spec.Eval, out)
 	if err != nil {
 		return nil, err
-	}
-	if bad.Count > 0 {
-		fmt.Fprintf(out, "skipped %s\n", bad)
 	}
 	if t.Eval, err = tk.encode(tok, recs, labels, spec.MaxLength); err != nil {
 		return nil, err

@@ -48,7 +48,7 @@ func TestTinyBERTLearnsWNUT17(t *testing.T) {
 	s.Output = t.TempDir()
 	// Nine tokens in ten are O: weighting it down keeps a briefly trained model from
 	// predicting nothing but O.
-	recs, _, err := readRecords(s.Data, s.Train)
+	recs, _, err := readAll(s.Data, s.Train)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ func docStride(maxLen int) int { return min(qaMaxDocStride, maxLen/3) }
 // labelled with the answer's token span, or [CLS] when the answer is not wholly inside
 // it. Evaluation gathers an example's windows back into one answer.
 type qaTask struct {
+	stride int // context tokens shared by consecutive windows; 0: docStride's default
 	// v2 is set when the data holds unanswerable questions (SQuAD v2.0): the scorer
 	// may then answer nothing, and scores with the v2.0 script.
 	v2 bool
@@ -50,7 +51,11 @@ func (t *qaTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.L
 		t.v2 = t.v2 || rec.Impossible
 		qs[i] = q
 	}
-	feats, err := tok.EncodeQA(qs, maxLen, docStride(maxLen))
+	stride := t.stride
+	if stride == 0 {
+		stride = docStride(maxLen)
+	}
+	feats, err := tok.EncodeQA(qs, maxLen, stride)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", recs[0].Pos.File, err)
 	}

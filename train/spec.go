@@ -30,6 +30,7 @@ type Spec struct {
 	Lowercase *bool  `yaml:"lowercase"`  // for a bare vocab.txt (default true)
 	MaxLength int    `yaml:"max_length"` // tokens per sequence, specials included
 	Padding   string `yaml:"padding"`    // longest (dynamic, per batch) | max_length
+	DocStride int    `yaml:"doc_stride"` // qa: context tokens shared by consecutive windows (default min(128, max_length/3))
 
 	BatchSize   int     `yaml:"batch_size"`
 	GradAccum   int     `yaml:"grad_accum"` // micro-batches per optimizer step
@@ -46,15 +47,17 @@ type Spec struct {
 	HeadHidden   int          `yaml:"head_hidden"`
 	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
 
-	Seed        int64  `yaml:"seed"`
-	Threads     int    `yaml:"threads"`
-	Device      string `yaml:"device"`          // cpu | cuda | cuda:N | auto
-	Autocast    string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
-	EvalEvery   int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
-	Patience    int    `yaml:"patience"`        // early stopping: evaluations without improvement
-	Metric      string `yaml:"metric"`          // what early stopping and the best checkpoint watch
-	PositiveTag string `yaml:"positive"`        // the positive class, for binary F1 (e.g. spam)
-	Output      string `yaml:"output"`          // output directory
+	Seed      int64  `yaml:"seed"`
+	Threads   int    `yaml:"threads"`
+	Device    string `yaml:"device"`          // cpu | cuda | cuda:N | auto
+	Autocast  string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
+	EvalEvery int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
+	Patience  int    `yaml:"patience"`        // early stopping: evaluations without improvement
+	// Metric is what early stopping and the best checkpoint watch; default f1_macro
+	// (classify), f1_micro (multilabel), f1 (ner: entity-level; qa: SQuAD F1).
+	Metric      string `yaml:"metric"`
+	PositiveTag string `yaml:"positive"` // the positive class, for binary F1 (e.g. spam)
+	Output      string `yaml:"output"`   // output directory
 	// SaveEvery writes a resumable checkpoint every N steps (and when a run is
 	// interrupted); KeepCheckpoints bounds how many stay (0: all).
 	SaveEvery       int    `yaml:"save_steps"`
@@ -67,7 +70,7 @@ func Defaults() Spec {
 	return Spec{
 		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
-		Schedule: "linear", ClipNorm: 1.0, Seed: 42, Threads: 0, Device: "cpu", Metric: "f1_macro",
+		Schedule: "linear", ClipNorm: 1.0, Seed: 42, Threads: 0, Device: "cpu",
 		Output: "runs/train", KeepCheckpoints: 2,
 	}
 }
@@ -93,10 +96,13 @@ func (s *Spec) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
 	}
+	if s.Metric == "" {
+		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1"}[s.Task]
+	}
 	if _, err := model.ParseTask(s.Task); err != nil {
 		return bad("task", "%v", err)
 	}
-	if _, err := newTask(s.Task); err != nil {
+	if _, err := newTask(*s); err != nil {
 		return bad("task", "%v", err)
 	}
 	switch {
@@ -122,6 +128,8 @@ func (s *Spec) Validate() error {
 		return bad("weight_decay", "%v: must not be negative", s.WeightDecay)
 	case s.Schedule != "linear" && s.Schedule != "constant" && s.Schedule != "cosine":
 		return bad("schedule", "%q: want linear, constant or cosine", s.Schedule)
+	case s.DocStride < 0:
+		return bad("doc_stride", "%d: must not be negative", s.DocStride)
 	case s.Output == "":
 		return bad("output", "an output directory is required")
 	}

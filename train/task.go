@@ -27,7 +27,8 @@ type scorer interface {
 	result() (EvalResult, error)
 }
 
-func newTask(name string) (task, error) {
+func newTask(spec Spec) (task, error) {
+	name := spec.Task
 	switch model.Task(name) {
 	case model.Classify:
 		return classifyTask{}, nil
@@ -36,7 +37,7 @@ func newTask(name string) (task, error) {
 	case model.NER:
 		return nerTask{}, nil
 	case model.QA:
-		return &qaTask{}, nil
+		return &qaTask{stride: spec.DocStride}, nil
 	}
 	return nil, fmt.Errorf("task %q: want classify, multilabel, ner or qa", name)
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/model"
@@ -61,21 +62,18 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	tk, err := newTask(spec.Task)
+	tk, err := newTask(spec)
 	if err != nil {
 		return nil, fmt.Errorf("job spec: task: %w", err)
 	}
-	recs, bad, err := readRecords(spec.Data, spec.Train)
+	recs, err := readRecords(spec.Data, spec.Train, out)
 	if err != nil {
 		return nil, err
-	}
-	if bad.Count > 0 {
-		fmt.Fprintf(out, "skipped %s\n", bad)
 	}
 	var trainRecs, evalRecs []shard.Record
 	if spec.Eval != "" {
 		trainRecs = recs
-		if evalRecs, _, err = readRecords(spec.Data, spec.Eval); err != nil {
+		if evalRecs, err = readRecords(spec.Data, spec.Eval, out); err != nil {
 			return nil, err
 		}
 	} else {
@@ -94,12 +92,11 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if labels.Len() < 2 && spec.Task == string(model.Classify) {
 		return nil, fmt.Errorf("%s: only %d class in the training data", spec.Train, labels.Len())
 	}
-	lower := spec.Lowercase == nil || *spec.Lowercase
-	tokPath := spec.Tokenizer
-	if tokPath == "" {
-		tokPath = spec.Model
+	dir, err := resolveModel(spec.Model)
+	if err != nil {
+		return nil, err
 	}
-	tok, err := loadTokenizer(tokPath, lower)
+	tok, err := openTokenizer(spec, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -124,26 +121,63 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
 		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast,
 	}
-	m, rep, err := model.Pretrained(spec.Model, hf.Options{}, opts)
+	if dir == "" {
+		dir = spec.Model // a preset
+	}
+	m, rep, err := model.Pretrained(dir, hf.Options{}, opts)
 	if err != nil {
 		return nil, err
 	}
 	if rep != nil && len(rep.Initialized) > 0 {
 		fmt.Fprintf(out, "newly initialised: %v\n", rep.Initialized)
 	}
-	if m.Config.VocabSize < tok.Vocab().Len() {
-		return nil, fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tok.Vocab().Len(), m.Config.VocabSize)
-	}
 	t.Model = m
 	t.opt = model.NewAdamW(m.Params, spec.WeightDecay)
-	pad := tokenize.PadLongest
-	if spec.Padding == "max_length" {
-		pad = tokenize.PadMaxLength
-	}
-	if t.coll, err = tokenize.NewCollator(pad, spec.MaxLength, tok.PadID()); err != nil {
+	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// resolveModel finds a model's checkpoint directory, downloading a hub name into the
+// cache; "" means a preset (tiny, mini, small, base) with no directory.
+func resolveModel(name string) (string, error) {
+	if _, err := hf.Preset(name); err == nil {
+		if _, statErr := os.Stat(name); statErr != nil { // a directory of that name wins
+			return "", nil
+		}
+	}
+	return hf.Resolve(name, hf.Options{})
+}
+
+// openTokenizer loads spec.Tokenizer; else the model directory's; else, for a preset
+// model, BERT's uncased vocabulary, which is built into the binary.
+func openTokenizer(spec Spec, dir string) (*tokenize.Tokenizer, error) {
+	lower := spec.Lowercase == nil || *spec.Lowercase
+	switch {
+	case spec.Tokenizer != "":
+		return loadTokenizer(spec.Tokenizer, lower)
+	case dir != "":
+		return loadTokenizer(dir, lower)
+	}
+	v, err := tokenize.NewVocab(data.UncasedVocab())
+	if err != nil {
+		return nil, err
+	}
+	return tokenize.New(v, tokenize.BertConfig(lower))
+}
+
+// attachTokenizer checks the tokenizer fits the model and makes the batch collator.
+func (t *Trainer) attachTokenizer() error {
+	if n, max := t.Tok.Vocab().Len(), t.Model.Config.VocabSize; n > max {
+		return fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", n, max)
+	}
+	pad, err := tokenize.ParsePadding(t.Spec.Padding)
+	if err != nil {
+		return fmt.Errorf("job spec: padding: %w", err)
+	}
+	t.coll, err = tokenize.NewCollator(pad, t.Spec.MaxLength, t.Tok.PadID())
+	return err
 }
 
 // totalSteps is the number of optimizer steps the run takes.
@@ -206,7 +240,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	defer t.mlog.Close()
 	total := p.Total
 	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
-	fmt.Fprintf(t.Out, "%s, %d train / %d eval examples, %d labels, %d steps\n", t.Model.Params, len(t.Train), len(t.Eval), t.Labels.Len(), total)
+	fmt.Fprintf(t.Out, "%s, %d train / %d eval examples, %d outputs, %d steps\n", t.Model.Params, len(t.Train), len(t.Eval), t.Model.Opts.NumLabels, total)
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("step"), progressbar.OptionClearOnFinish())
@@ -387,7 +421,19 @@ func (t *Trainer) writeReports(res *Result) error {
 		}); err != nil {
 			return err
 		}
-		fmt.Fprintf(t.Out, "\n%s\n%s\n", res.Final.Report.Table(4), c.Table())
+		fmt.Fprintf(t.Out, "\n%s\n", c.Table())
+	}
+	if len(res.Final.Report.PerClass) > 0 {
+		fmt.Fprintf(t.Out, "\n%s\n", res.Final.Report.Table(4))
+	}
+	if res.Final.Predictions != nil {
+		b, err := json.MarshalIndent(res.Final.Predictions, "", " ")
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(out, "predictions.json"), b, 0o644); err != nil {
+			return err
+		}
 	}
 	if res.Final.Mistakes != nil {
 		if err := atomicfile.Write(filepath.Join(out, "mistakes.jsonl"), 0o644, func(w io.Writer) error {
