@@ -7,6 +7,8 @@ BIN := bin/bertnode
 # process starts: spinning OpenMP waits make 2-thread steps 10-30x slower on shared cores.
 export OMP_WAIT_POLICY ?= passive
 
+# Go modules come through the module proxy as the go command needs them (go mod download
+# would read build/gotch, which the adapter has not written yet on a fresh clone).
 # Debian packages: libtorch (unless LIBTORCH names another one), an optimised BLAS for it
 # (with the reference BLAS a BERT-base step is 30x slower), WordNet for augmentation.
 DEB_PKGS := libopenblas0-openmp wordnet-base g++
@@ -25,7 +27,6 @@ deps:
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	@$(GO) mod download
 
 # Adapts gotch to the libtorch found (Debian's, or LIBTORCH=/path); cached by a stamp.
 gotch: deps

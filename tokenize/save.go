@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/bertnode/bertnode/internal/atomicfile"
 	"os"
 	"path/filepath"
 )
@@ -56,7 +57,7 @@ func (t *Tokenizer) Save(dir string) error {
 			}
 			data = append(data, '\n')
 		}
-		if err := writeFileAtomic(filepath.Join(dir, f.name), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -140,41 +141,4 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 	vocab.WriteByte('}')
 	doc.Model.Vocab = vocab.Bytes()
 	return json.MarshalIndent(doc, "", "  ")
-}
-
-// writeFileAtomic replaces path with data so that a reader sees the old file or the
-// new one, never a part: temporary file in the same directory, fsync, rename, fsync
-// of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
