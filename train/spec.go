@@ -58,8 +58,9 @@ type Spec struct {
 	Metric      string `yaml:"metric"`
 	PositiveTag string `yaml:"positive"` // the positive class, for binary F1 (e.g. spam)
 	Output      string `yaml:"output"`   // output directory
-	// SaveEvery writes a resumable checkpoint every N steps (and when a run is
-	// interrupted); KeepCheckpoints bounds how many stay (0: all).
+	// SaveEvery writes a resumable checkpoint every N steps; 0 at each epoch's end;
+	// -1 only when the run is interrupted (which always writes one). KeepCheckpoints
+	// bounds how many stay (0: all).
 	SaveEvery       int    `yaml:"save_steps"`
 	KeepCheckpoints int    `yaml:"keep_checkpoints"`
 	Resume          string `yaml:"resume"` // "" | auto (latest checkpoint in output) | a checkpoint directory
@@ -128,6 +129,8 @@ func (s *Spec) Validate() error {
 		return bad("weight_decay", "%v: must not be negative", s.WeightDecay)
 	case s.Schedule != "linear" && s.Schedule != "constant" && s.Schedule != "cosine":
 		return bad("schedule", "%q: want linear, constant or cosine", s.Schedule)
+	case s.SaveEvery < -1:
+		return bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only when interrupted)", s.SaveEvery)
 	case s.DocStride < 0:
 		return bad("doc_stride", "%d: must not be negative", s.DocStride)
 	case s.Output == "":

@@ -309,7 +309,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			}
 		}
 		p.Step++
-		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e", loss, lr))
+		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, float64(samples)/time.Since(window).Seconds()))
 		bar.Add(1)
 		stop := false
 		if len(t.Eval) > 0 && (p.Step%evalEvery == 0 || p.Step == total) {
@@ -317,7 +317,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 				return res, err
 			}
 		}
-		if s.SaveEvery > 0 && p.Step%s.SaveEvery == 0 {
+		saveEvery := s.SaveEvery
+		if saveEvery == 0 {
+			saveEvery = t.stepsPerEpoch()
+		}
+		if saveEvery > 0 && p.Step%saveEvery == 0 && p.Step < total {
 			if err := t.saveCheckpoint(p); err != nil {
 				return res, err
 			}

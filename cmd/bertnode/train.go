@@ -122,7 +122,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
 	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_spam (default: f1_macro for classify, f1_micro for multilabel, f1 for ner and qa)")
 	f.StringVar(&s.Output, "output", s.Output, "output directory")
-	f.IntVar(&s.SaveEvery, "save-steps", s.SaveEvery, "write a resumable checkpoint every N steps (0: only when interrupted)")
+	f.IntVar(&s.SaveEvery, "save-steps", s.SaveEvery, "write a resumable checkpoint every N steps (0: each epoch; -1: only when interrupted)")
 	f.IntVar(&s.KeepCheckpoints, "keep-checkpoints", s.KeepCheckpoints, "how many resumable checkpoints to keep (0: all)")
 	f.StringVar(&s.Resume, "resume", s.Resume, "continue exactly from a checkpoint: auto (the latest in --output) or a checkpoint directory")
 }
