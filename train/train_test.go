@@ -165,3 +165,30 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("resume with another learning rate: %v", err)
 	}
 }
+
+// TREC-6 (ISO-8859-1): a tiny random-init BERT reaches accuracy >= 0.70 on the test set.
+func TestTinyBERTLearnsTREC(t *testing.T) {
+	runtime.LockOSThread()
+	dir := filepath.Join(sharedData, "trec")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("TREC data not found at %s (../shared/data beside the repo)", dir)
+	}
+	s := Defaults()
+	s.Train, s.Eval = filepath.Join(dir, "train.txt"), filepath.Join(dir, "test.txt")
+	s.Data = shard.Spec{Format: "labeltext", Encoding: "latin-1"}
+	s.Model, s.MaxLength, s.LR, s.Epochs, s.Threads = "tiny", 48, 1e-3, 2, 2
+	s.Metric, s.Output = "accuracy", t.TempDir()
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := res.Best.Metrics["accuracy"]
+	t.Logf("TREC accuracy %.4f after %d steps", acc, res.Steps)
+	if acc < 0.70 {
+		t.Fatalf("TREC accuracy %.4f < 0.70", acc)
+	}
+}
