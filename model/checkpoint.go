@@ -1,19 +1,19 @@
 package model
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"unsafe"
 
 	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/safetensors"
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/pickle"
 	"github.com/sugarme/gotch/ts"
 )
@@ -301,7 +301,7 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 		return err
 	}
 	if opts.Pytorch {
-		return m.savePytorch(filepath.Join(dir, PytorchFile))
+		return m.savePytorch(filepath.Join(dir, PytorchFile), flat)
 	}
 	return nil
 }
@@ -328,40 +328,20 @@ func (m *Model) hostFlat() []float32 {
 	return out
 }
 
-// savePytorch writes pytorch_model.bin through libtorch's own pickler, so the file is
-// what torch.save(state_dict) writes.
-func (m *Model) savePytorch(path string) error {
+// savePytorch writes pytorch_model.bin as Python's torch.save(model.state_dict()) does
+// (torchsave.go), so that torch.load(weights_only=True) and transformers read it.
+func (m *Model) savePytorch(path string, flat []float32) error {
 	list := m.Params.List()
-	cts := make([]lib.Ctensor, len(list))
-	names := make([]string, len(list))
-	keep := make([]*ts.Tensor, len(list))
+	tensors := make([]stateTensor, len(list))
 	for i, p := range list {
-		keep[i] = p.T.MustDetach(false).MustTo(gotch.CPU, true)
-		cts[i], names[i] = ctensor(keep[i]), p.Name
+		tensors[i] = stateTensor{name: p.Name, shape: p.Shape, data: flat[p.Offset : p.Offset+p.Numel]}
 	}
-	tmp := path + ".tmp"
-	lib.BnPickleSave(cts, names, tmp)
-	for _, t := range keep {
-		t.MustDrop()
-	}
-	if err := ts.TorchErr(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncRename(tmp, path)
-}
-
-func syncRename(tmp, path string) error {
-	f, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	err = errors.Join(f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
+	archive := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return writeTorchSave(w, archive, tensors)
+	})
+	// On the CPU flat is a view of m's weights, which the finalizers of m's tensors free
+	// once m is unreachable.
+	runtime.KeepAlive(m)
 	return err
 }
