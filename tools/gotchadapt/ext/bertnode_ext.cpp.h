@@ -2,8 +2,6 @@
 // a variable, so a second translation unit including it would not link.
 #include <ATen/Parallel.h>
 #include <torch/version.h>
-#include <torch/serialize.h>
-#include <fstream>
 #include "bertnode_ext.h"
 
 static at::Generator bn_generator(int device) {
@@ -45,18 +43,3 @@ void bn_cuda_autocast(int dtype) {
 void bn_set_num_threads(int n) { PROTECT(at::set_num_threads(n);) }
 int bn_num_threads() { return at::get_num_threads(); }
 void bn_manual_seed(int64_t seed) { PROTECT(torch::manual_seed(seed);) }
-
-// A macro argument cannot hold the comma of a template argument list.
-typedef c10::Dict<std::string, at::Tensor> bn_tensor_dict;
-
-void bn_pickle_save(tensor *tensors, char **names, int n, char *path) {
-  PROTECT(
-    bn_tensor_dict dict;
-    for (int i = 0; i < n; i++) dict.insert(names[i], *tensors[i]);
-    std::vector<char> data = torch::pickle_save(dict);
-    std::ofstream f(path, std::ios::binary);
-    f.write(data.data(), data.size());
-    f.close();
-    if (!f) throw std::runtime_error(std::string("writing ") + path + " failed");
-  )
-}

@@ -14,8 +14,6 @@ void bn_rng_state(tensor *out, int device);
 void bn_set_rng_state(tensor state, int device);
 // Autocast (mixed precision) for CUDA: dtype 0 off, 1 float16, 2 bfloat16.
 void bn_cuda_autocast(int dtype);
-// Writes name -> tensor as torch.save(state_dict) does (a zip Python's torch.load reads).
-void bn_pickle_save(tensor *tensors, char **names, int n, char *path);
 void bn_set_num_threads(int n);
 int bn_num_threads();
 void bn_manual_seed(int64_t seed);
