@@ -272,6 +272,9 @@ type SaveOptions struct {
 // model.safetensors with transformers' names, so the result loads in transformers.
 // Tokenizer files are the tokenizer's to write. Each file is written atomically.
 func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
+	// The weights are written from a view of the model's memory, which gotch's finalizers
+	// free once the model is unreachable.
+	defer runtime.KeepAlive(m)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

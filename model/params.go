@@ -168,7 +168,8 @@ func setGrad(param, grad *ts.Tensor) {
 func (ps *Params) ZeroGrad() { ps.Grad.MustZero_() }
 
 // GradSlice is the trainable part of the flat gradient as a Go slice aliasing the
-// tensor's memory: no copy. CPU only (see HostGrad).
+// tensor's memory: no copy. CPU only (see HostGrad). The slice is valid while ps is
+// reachable: gotch frees tensors from finalizers.
 func (ps *Params) GradSlice() []float32 { return floatSlice(ps.Grad, ps.TrainEnd) }
 
 // HostGrad returns the trainable gradient in host memory for the all-reduce: on the
