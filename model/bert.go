@@ -66,6 +66,7 @@ type Model struct {
 	pooler *linear // nil for token-level tasks, which transformers builds without one
 	head   head
 
+	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
 }
@@ -133,7 +134,11 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if opts.Autocast != "" && !opts.Device.IsCuda() {
 		return nil, fmt.Errorf("model: mixed precision (%s) needs a CUDA device", opts.Autocast)
 	}
-	m := &Model{Config: cfg, Opts: opts, Params: newParams(opts.Device)}
+	act, err := activation(cfg.HiddenAct)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, Opts: opts, Params: newParams(opts.Device), act: act}
 	m.declare()
 	var frozen []string
 	if opts.Freeze.Embeddings || opts.Freeze.Base {
@@ -303,7 +308,7 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		h.MustDrop()
 		h = ly.attnNorm.fwd(a)
 		a.MustDrop()
-		f := ly.inter.fwd(h).MustGelu("none", true)
+		f := m.act(ly.inter.fwd(h))
 		o := ts.MustDropout(ly.out.fwd(f), hDrop, train).MustAdd(h, true)
 		f.MustDrop()
 		h.MustDrop()
