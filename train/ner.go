@@ -84,18 +84,8 @@ func (s *nerScorer) add(exs []*Example, b *model.Batch, logits []float32) error 
 		return fmt.Errorf("ner: %d logits for a batch of %d x %d tokens x %d tags", len(logits), b.B, b.L, n)
 	}
 	for r, e := range exs {
-		s.pred = s.pred[:0]
-		conf := 1.0 // the sequence's probability: the product of its words'
-		for _, tokIdx := range tokenize.WordStarts(&e.Enc, len(e.Words)) {
-			if tokIdx < 0 {
-				s.pred = append(s.pred, "O")
-				continue
-			}
-			row := (r*b.L + tokIdx) * n
-			p, prob := argmaxSoftmax(logits[row : row+n])
-			s.pred = append(s.pred, s.tags[p])
-			conf *= prob
-		}
+		var conf float64
+		s.pred, conf = wordTags(s.pred[:0], s.tags, &e.Enc, len(e.Words), logits[r*b.L*n:(r+1)*b.L*n])
 		if err := s.counts.Add(e.Tags, s.pred); err != nil {
 			return fmt.Errorf("%s:%d: %w", e.Pos.File, e.Pos.Line, err)
 		}
@@ -106,6 +96,24 @@ func (s *nerScorer) add(exs []*Example, b *model.Batch, logits []float32) error 
 		}
 	}
 	return nil
+}
+
+// wordTags appends to dst the tag of each of nWords words, read from the logits of its
+// first sub-token in rows (the sequence's [L, len(tags)] block), and returns the
+// sequence's probability, the product of its words'. Words without a token are O.
+func wordTags(dst, tags []string, enc *tokenize.Encoding, nWords int, rows []float32) ([]string, float64) {
+	n := len(tags)
+	conf := 1.0
+	for _, tokIdx := range tokenize.WordStarts(enc, nWords) {
+		if tokIdx < 0 {
+			dst = append(dst, "O")
+			continue
+		}
+		p, prob := argmaxSoftmax(rows[tokIdx*n : (tokIdx+1)*n])
+		dst = append(dst, tags[p])
+		conf *= prob
+	}
+	return dst, conf
 }
 
 // sameEntities says whether two tag sequences, already checked by counts.Add, decode to

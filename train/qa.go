@@ -185,6 +185,20 @@ func logSumExp(row []float32, col int) float64 {
 	return m + math.Log(z)
 }
 
+// answer is the best span's text, its first rune in the context and its probability;
+// or no answer (start -1) with the [CLS] probability when there is no valid span or,
+// with v2, when the [CLS] score beats the best span's.
+func (b *qaBest) answer(v2 bool) (text string, start int, prob float64, err error) {
+	if b.win == nil || v2 && b.score < b.null {
+		return "", -1, b.probNull, nil
+	}
+	text, ok := b.win.AnswerText(b.ex.Question.Context, b.start, b.end)
+	if !ok {
+		return "", -1, 0, fmt.Errorf("qa: example %q: span %d..%d is outside its window's context", b.ex.Question.ID, b.start, b.end)
+	}
+	return text, int(b.win.Offsets[b.start].Start), b.prob, nil
+}
+
 func (s *qaScorer) result() (EvalResult, error) {
 	r := EvalResult{Predictions: make(map[string]string, len(s.best))}
 	for i := range s.best {
@@ -193,13 +207,9 @@ func (s *qaScorer) result() (EvalResult, error) {
 			continue // no window of this example was scored
 		}
 		q := bst.ex.Question
-		pred, prob := "", bst.probNull
-		if bst.win != nil && (!s.v2 || bst.score >= bst.null) {
-			text, ok := bst.win.AnswerText(q.Context, bst.start, bst.end)
-			if !ok {
-				return r, fmt.Errorf("qa: example %q: span %d..%d is outside its window's context", q.ID, bst.start, bst.end)
-			}
-			pred, prob = text, bst.prob
+		pred, _, prob, err := bst.answer(s.v2)
+		if err != nil {
+			return r, err
 		}
 		golds := make([]string, len(q.Answers))
 		for j, a := range q.Answers {
