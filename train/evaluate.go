@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/model"
@@ -131,109 +129,4 @@ func headHidden(dir string) (int, error) {
 		return 0, nil
 	}
 	return int(t.Shape[0]), nil
-}
-
-// Prediction is the model's answer for one text.
-type Prediction struct {
-	Text string `json:"text"`
-	// Label is the most probable class (classify).
-	Label string `json:"label,omitempty"`
-	// Labels are the predicted classes: Label alone (classify), or every class whose
-	// probability reaches the threshold, possibly none (multilabel).
-	Labels []string `json:"labels"`
-	// Probs is each class's probability: softmax over the classes (classify), or an
-	// independent sigmoid per class (multilabel).
-	Probs map[string]float64 `json:"probs"`
-}
-
-// Predict classifies texts (and, for multilabel, keeps the classes whose probability is
-// at least threshold), Spec.BatchSize at a time.
-func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, error) {
-	multi := t.Spec.Task == string(model.MultiLabel)
-	if !multi && t.Spec.Task != string(model.Classify) {
-		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are)", t.Spec.Task)
-	}
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("predict: no texts")
-	}
-	names := t.Labels.Names()
-	n := len(names)
-	out := make([]Prediction, 0, len(texts))
-	exs := make([]Example, t.Spec.BatchSize)
-	ptrs := make([]*Example, 0, t.Spec.BatchSize)
-	probs := make([]float64, n)
-	for i := 0; i < len(texts); i += t.Spec.BatchSize {
-		ptrs = ptrs[:0]
-		for j, text := range texts[i:min(i+t.Spec.BatchSize, len(texts))] {
-			enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
-			if err != nil {
-				return nil, fmt.Errorf("text %d: %w", i+j+1, err)
-			}
-			exs[j] = Example{Enc: enc, Text: text}
-			ptrs = append(ptrs, &exs[j])
-		}
-		b, err := t.batch(ptrs)
-		if err != nil {
-			return nil, err
-		}
-		b.Labels, b.Targets = nil, nil // no gold labels: no loss
-		logits, _, err := t.Model.Infer(b)
-		if err != nil {
-			return nil, err
-		}
-		for r, e := range ptrs {
-			row := logits[r*n : (r+1)*n]
-			p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
-			if multi {
-				p.Labels = []string{}
-				for k, v := range row {
-					probs[k] = 1 / (1 + math.Exp(-float64(v)))
-					if probs[k] >= threshold {
-						p.Labels = append(p.Labels, names[k])
-					}
-				}
-			} else {
-				softmax(probs, row)
-				p.Label = names[slices.Index(probs, slices.Max(probs))]
-				p.Labels = []string{p.Label}
-			}
-			for k, name := range names {
-				p.Probs[name] = probs[k]
-			}
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// softmax writes the softmax of logits into dst.
-func softmax(dst []float64, logits []float32) {
-	top := float64(slices.Max(logits))
-	var z float64
-	for k, v := range logits {
-		dst[k] = math.Exp(float64(v) - top)
-		z += dst[k]
-	}
-	for k := range dst {
-		dst[k] /= z
-	}
-}
-
-// Attention returns text's tokens as the model sees them (word pieces, special tokens
-// included, truncated to Spec.MaxLength) and every layer's attention over them,
-// [layer][head][from][to].
-func (t *Trainer) Attention(text string) ([]string, [][][][]float32, error) {
-	enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
-	if err != nil {
-		return nil, nil, err
-	}
-	b := &model.Batch{B: 1, L: enc.Len(), InputIDs: make([]int64, enc.Len()), TokenTypeIDs: make([]int64, enc.Len()),
-		AttentionMask: make([]int64, enc.Len())}
-	tokens := make([]string, enc.Len())
-	for i, id := range enc.InputIDs {
-		b.InputIDs[i], b.TokenTypeIDs[i], b.AttentionMask[i] = int64(id), int64(enc.TokenTypeIDs[i]), 1
-		tokens[i] = t.Tok.Vocab().Token(int(id))
-	}
-	attn, err := t.Model.Attentions(b)
-	return tokens, attn, err
 }

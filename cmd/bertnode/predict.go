@@ -7,31 +7,40 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
+	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
 	"github.com/spf13/cobra"
 )
 
 func init() { subcommands = append(subcommands, newPredictCmd) }
 
+// predictFlags are predict's own flags.
+type predictFlags struct {
+	file, attention   string
+	threshold         float64
+	question, context string
+	allowEmpty        bool
+}
+
 func newPredictCmd() *cobra.Command {
-	var (
-		file, attention string
-		threshold       float64
-	)
+	var pf predictFlags
 	s := train.Defaults()
 	s.Model = ""
 	c := &cobra.Command{
 		Use:   "predict --model DIR [TEXT...]",
-		Short: "Classify texts with a fine-tuned checkpoint",
-		Long: `Classifies each TEXT argument, or else each line of --file, or else each line of
-standard input (blank lines are skipped; input must be UTF-8), and prints one JSON object
-per text:
+		Short: "Classify or tag texts, or answer questions, with a fine-tuned checkpoint",
+		Long: `Runs a fine-tuned checkpoint over new input and prints one JSON object per line.
+What it reads and prints depends on the checkpoint's task.
+
+classify and multilabel: each TEXT argument, or else each line of --file, or else each
+line of standard input (blank lines are skipped; input must be UTF-8):
 
   {"text":"...","label":"spam","labels":["spam"],"probs":{"ham":0.03,"spam":0.97}}
 
@@ -39,102 +48,258 @@ For a classify checkpoint probs is the softmax over the classes and label the mo
 probable one; for a multilabel checkpoint probs are independent sigmoids and labels
 the classes whose probability is at least --threshold (possibly none).
 
+ner: texts as above. Each is split into words as the tokenizer's pre-tokenizer splits
+it (whitespace ends a word, every punctuation character is a word of its own: "Paris,"
+is two words, "@user" too), each word is tagged from its first word piece, and the
+entities are read from the BIO tags as eval scores them:
+
+  {"text":"Peter lives in Zürich","words":["Peter","lives","in","Zürich"],
+   "tags":["B-person","O","O","B-location"],"entities":[{"type":"person","text":"Peter",
+   "start":0,"end":5,"words":[0,1]},...],"confidence":0.41}
+
+start and end are rune offsets in the text, end exclusive; words are the entity's
+[first, last+1) in "words"; confidence is the product of the words' tag probabilities.
+Words past --max-length are tagged O and counted in "truncated" (with a warning).
+
+qa: --question and --context, or else JSON lines {"id":..., "question":..., "context":...}
+from --file or standard input (id is optional: it defaults to the line number):
+
+  {"id":"q1","answer":"1889","start":46,"score":0.87}
+
+The context is cut into windows of --max-length tokens sharing --doc-stride tokens and
+the answer is the best span over all windows, with the n-best search eval uses. start
+is the answer's first rune in the context and score its probability within its window
+(softmax start x softmax end). The answer is never empty unless --allow-empty (SQuAD
+v2.0 models) lets [CLS] win: then answer is "" and start -1.
+
 --attention writes a self-contained HTML page (no network needed) showing every layer's
-and head's attention over the first text's word pieces, [CLS] and [SEP] included.`,
+and head's attention over the first text's word pieces, [CLS] and [SEP] included
+(classify, multilabel and ner).`,
 		Example: `  bertnode predict --model runs/sms/best "WINNER!! Claim your free prize now" "see you at 6?"
   cut -f2 data/sms_spam/SMSSpamCollection | bertnode predict --model runs/sms/best
-  bertnode predict --model runs/sms/best --attention attn.html "free entry to win cash"`,
+  bertnode predict --model runs/sms/best --attention attn.html "free entry to win cash"
+  bertnode predict --model runs/wnut/best "Obama met Merkel in Berlin on Tuesday"
+  bertnode predict --model runs/squad/best --question "When was it built?" \
+    --context "The Eiffel Tower is in Paris and was built in 1889."
+  bertnode predict --model runs/squad/best --file questions.jsonl --max-length 384 --doc-stride 128`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if s.Model == "" {
+			switch {
+			case s.Model == "":
 				return fmt.Errorf("--model: a checkpoint directory is required")
-			}
-			if !(threshold >= 0 && threshold <= 1) {
-				return fmt.Errorf("--threshold: %v is not in [0, 1]", threshold)
-			}
-			texts, err := predictInput(cmd, args, file)
-			if err != nil {
-				return err
+			case !(pf.threshold >= 0 && pf.threshold <= 1):
+				return fmt.Errorf("--threshold: %v is not in [0, 1]", pf.threshold)
+			case (pf.question != "" || pf.context != "") && (strings.TrimSpace(pf.question) == "" || strings.TrimSpace(pf.context) == ""):
+				return fmt.Errorf("--question and --context: give both, each not empty")
+			case pf.question != "" && (pf.file != "" || len(args) > 0):
+				return fmt.Errorf("--question: give one question by flags, or JSON lines in --file or on standard input, not both")
 			}
 			runtime.LockOSThread() // libtorch's grad mode is per OS thread
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("threshold") && t.Spec.Task != string(model.MultiLabel) {
-				return fmt.Errorf("--threshold: only for multilabel checkpoints; %s is %s", s.Model, t.Spec.Task)
+			task := t.Spec.Task
+			only := func(flag, want string) error {
+				return fmt.Errorf("%s: only for %s checkpoints; %s is %s", flag, want, s.Model, task)
 			}
-			preds, err := t.Predict(texts, threshold)
+			for _, f := range []string{"question", "context", "allow-empty", "doc-stride"} {
+				if cmd.Flags().Changed(f) && task != string(model.QA) {
+					return only("--"+f, "qa")
+				}
+			}
+			switch {
+			case cmd.Flags().Changed("threshold") && task != string(model.MultiLabel):
+				return only("--threshold", "multilabel")
+			case pf.attention != "" && task == string(model.QA):
+				return only("--attention", "classify, multilabel and ner")
+			}
+			out := cmd.OutOrStdout()
+			if task == string(model.QA) {
+				qs, err := predictQuestions(cmd, args, pf)
+				if err != nil {
+					return err
+				}
+				answers, err := t.PredictAnswers(qs, pf.allowEmpty)
+				if err != nil {
+					return err
+				}
+				return writeJSONLines(out, answers)
+			}
+			texts, err := predictTexts(cmd, args, pf.file, s.Model, task)
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetEscapeHTML(false)
-			for i := range preds {
-				if err := enc.Encode(&preds[i]); err != nil {
+			if task == string(model.NER) {
+				if err := printTags(cmd, t, texts); err != nil {
+					return err
+				}
+			} else {
+				preds, err := t.Predict(texts, pf.threshold)
+				if err != nil {
+					return err
+				}
+				if err := writeJSONLines(out, preds); err != nil {
 					return err
 				}
 			}
-			if attention == "" {
+			if pf.attention == "" {
 				return nil
 			}
-			tokens, attn, err := t.Attention(texts[0])
-			if err != nil {
-				return err
-			}
-			if err := atomicfile.Write(attention, 0o644, func(w io.Writer) error {
-				return report.HeadView(w, tokens, attn)
-			}); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: attention of %d layers x %d heads over %d tokens\n", attention, len(attn), len(attn[0]), len(tokens))
-			return nil
+			return writeAttention(cmd, t, texts[0], pf.attention)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files)")
-	f.StringVar(&file, "file", "", "read texts from this file, one per line (default: arguments, else standard input)")
-	f.Float64Var(&threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
-	f.StringVar(&attention, "attention", "", "write the first text's attention head view to this HTML file")
-	addSpecFlags(f, &s, inferFlags...)
-	f.Lookup("batch-size").Usage = "texts per forward pass"
+	f.StringVar(&pf.file, "file", "", "read texts (qa: JSON lines) from this file, one per line (default: arguments, else standard input)")
+	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
+	f.StringVar(&pf.attention, "attention", "", "write the first text's attention head view to this HTML file")
+	f.StringVar(&pf.question, "question", "", "qa: the question to answer (with --context)")
+	f.StringVar(&pf.context, "context", "", "qa: the text to find the answer in (with --question)")
+	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
+	addSpecFlags(f, &s, append(inferFlags, "doc-stride")...)
+	f.Lookup("batch-size").Usage = "texts (qa: context windows) per forward pass"
 	return c
 }
 
-// predictInput is the texts to classify: the arguments, else the lines of file, else of
-// standard input.
-func predictInput(cmd *cobra.Command, args []string, file string) ([]string, error) {
+// printTags prints the ner predictions, warning of texts too long for max_length.
+func printTags(cmd *cobra.Command, t *train.Trainer, texts []string) error {
+	tagged, err := t.PredictTags(texts)
+	if err != nil {
+		return err
+	}
+	for i, p := range tagged {
+		if p.Truncated > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: text %d: its last %d of %d words do not fit in --max-length %d and are tagged O\n",
+				i+1, p.Truncated, len(p.Words), t.Spec.MaxLength)
+		}
+	}
+	return writeJSONLines(cmd.OutOrStdout(), tagged)
+}
+
+func writeJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for i := range items {
+		if err := enc.Encode(&items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeAttention(cmd *cobra.Command, t *train.Trainer, text, path string) error {
+	tokens, attn, err := t.Attention(text)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return report.HeadView(w, tokens, attn)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: attention of %d layers x %d heads over %d tokens\n", path, len(attn), len(attn[0]), len(tokens))
+	return nil
+}
+
+// predictTexts is the texts to classify or tag: the arguments, else the lines of file,
+// else of standard input. A qa question among them is an error: the wrong checkpoint.
+func predictTexts(cmd *cobra.Command, args []string, file, dir, task string) ([]string, error) {
+	wrongTask := func(where string) error {
+		return fmt.Errorf("%s: this is a qa question (JSON with question and context), but %s is a %s checkpoint, which reads plain text",
+			where, dir, task)
+	}
 	if len(args) > 0 {
 		if file != "" {
 			return nil, fmt.Errorf("--file: give texts as arguments or in a file, not both")
 		}
+		for i, a := range args {
+			if isQuestion(a) {
+				return nil, wrongTask(fmt.Sprintf("argument %d", i+1))
+			}
+		}
 		return args, nil
 	}
+	var texts []string
+	err := predictLines(cmd, file, func(name string, line int, text string) error {
+		if isQuestion(text) {
+			return wrongTask(fmt.Sprintf("%s:%d", name, line))
+		}
+		texts = append(texts, text)
+		return nil
+	})
+	return texts, err
+}
+
+// isQuestion says whether text is a JSON object with a question or a context.
+func isQuestion(text string) bool {
+	if !strings.HasPrefix(strings.TrimSpace(text), "{") {
+		return false
+	}
+	var q struct{ Question, Context *string }
+	return json.Unmarshal([]byte(text), &q) == nil && (q.Question != nil || q.Context != nil)
+}
+
+// predictQuestions is the questions to answer: --question and --context, else JSON lines
+// of file, else of standard input.
+func predictQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]train.Question, error) {
+	if len(args) > 0 {
+		return nil, fmt.Errorf("a qa checkpoint answers --question from --context, or JSON lines {\"question\": ..., \"context\": ...} in --file or on standard input; it takes no TEXT arguments")
+	}
+	if pf.question != "" {
+		return []train.Question{{ID: "1", Question: pf.question, Context: pf.context}}, nil
+	}
+	var qs []train.Question
+	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
+		var q struct {
+			ID                *string
+			Question, Context string
+		}
+		if err := json.Unmarshal([]byte(text), &q); err != nil {
+			return fmt.Errorf(`%s:%d: want a JSON object {"id": ..., "question": ..., "context": ...} on each line: %v`, name, line, err)
+		}
+		id := strconv.Itoa(line)
+		if q.ID != nil {
+			id = *q.ID
+		}
+		qs = append(qs, train.Question{ID: id, Question: q.Question, Context: q.Context, Pos: shard.Pos{File: name, Line: line}})
+		return nil
+	})
+	return qs, err
+}
+
+// predictLines calls each with every non-blank line of file, else of standard input,
+// and its 1-based number.
+func predictLines(cmd *cobra.Command, file string, each func(name string, line int, text string) error) error {
 	name, r := "standard input", cmd.InOrStdin()
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer f.Close()
 		name, r = file, f
 	}
-	var texts []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	n := 0
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSuffix(sc.Text(), "\r")
 		if !utf8.ValidString(text) {
-			return nil, fmt.Errorf("%s:%d: not valid UTF-8", name, line)
+			return fmt.Errorf("%s:%d: not valid UTF-8", name, line)
 		}
-		if strings.TrimSpace(text) != "" {
-			texts = append(texts, text)
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		n++
+		if err := each(name, line, text); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("%s: no texts to classify (empty, or only blank lines)", name)
+	if n == 0 {
+		return fmt.Errorf("%s: no input (empty, or only blank lines)", name)
 	}
-	return texts, nil
+	return nil
 }

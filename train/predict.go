@@ -1,0 +1,302 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/bertnode/bertnode/metrics"
+	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/tokenize"
+)
+
+// Prediction is the model's answer for one text.
+type Prediction struct {
+	Text string `json:"text"`
+	// Label is the most probable class (classify).
+	Label string `json:"label,omitempty"`
+	// Labels are the predicted classes: Label alone (classify), or every class whose
+	// probability reaches the threshold, possibly none (multilabel).
+	Labels []string `json:"labels"`
+	// Probs is each class's probability: softmax over the classes (classify), or an
+	// independent sigmoid per class (multilabel).
+	Probs map[string]float64 `json:"probs"`
+}
+
+// Predict classifies texts (and, for multilabel, keeps the classes whose probability is
+// at least threshold), Spec.BatchSize at a time.
+func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, error) {
+	multi := t.Spec.Task == string(model.MultiLabel)
+	if !multi && t.Spec.Task != string(model.Classify) {
+		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are)", t.Spec.Task)
+	}
+	if len(texts) == 0 {
+		return nil, fmt.Errorf("predict: no texts")
+	}
+	exs := make([]Example, len(texts))
+	for i, text := range texts {
+		enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
+		if err != nil {
+			return nil, fmt.Errorf("text %d: %w", i+1, err)
+		}
+		exs[i] = Example{Enc: enc, Text: text}
+	}
+	names := t.Labels.Names()
+	n := len(names)
+	out := make([]Prediction, 0, len(texts))
+	probs := make([]float64, n)
+	err := t.infer(exs, func(batch []*Example, _ *model.Batch, logits []float32) error {
+		for r, e := range batch {
+			row := logits[r*n : (r+1)*n]
+			p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
+			if multi {
+				p.Labels = []string{}
+				for k, v := range row {
+					probs[k] = 1 / (1 + math.Exp(-float64(v)))
+					if probs[k] >= threshold {
+						p.Labels = append(p.Labels, names[k])
+					}
+				}
+			} else {
+				softmax(probs, row)
+				p.Label = names[slices.Index(probs, slices.Max(probs))]
+				p.Labels = []string{p.Label}
+			}
+			for k, name := range names {
+				p.Probs[name] = probs[k]
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// softmax writes the softmax of logits into dst.
+func softmax(dst []float64, logits []float32) {
+	top := float64(slices.Max(logits))
+	var z float64
+	for k, v := range logits {
+		dst[k] = math.Exp(float64(v) - top)
+		z += dst[k]
+	}
+	for k := range dst {
+		dst[k] /= z
+	}
+}
+
+// infer runs exs through the model Spec.BatchSize at a time, without gold labels (so
+// without a loss), and hands each batch's logits to read.
+func (t *Trainer) infer(exs []Example, read func(batch []*Example, b *model.Batch, logits []float32) error) error {
+	ptrs := make([]*Example, 0, t.Spec.BatchSize)
+	for i := 0; i < len(exs); i += t.Spec.BatchSize {
+		ptrs = ptrs[:0]
+		for j := i; j < min(i+t.Spec.BatchSize, len(exs)); j++ {
+			ptrs = append(ptrs, &exs[j])
+		}
+		b, err := t.batch(ptrs)
+		if err != nil {
+			return err
+		}
+		b.Labels, b.Targets = nil, nil
+		logits, _, err := t.Model.Infer(b)
+		if err != nil {
+			return err
+		}
+		if err := read(ptrs, b, logits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Tagged is the ner model's reading of one text.
+type Tagged struct {
+	Text string `json:"text"`
+	// Words are the text split as the tokenizer's pre-tokenizer splits it: whitespace
+	// ends a word and every punctuation character is a word of its own.
+	Words []string `json:"words"`
+	Tags  []string `json:"tags"` // one per word
+	// Entities are read from Tags as the ner scorer reads them (seqeval, lenient BIO).
+	Entities []Entity `json:"entities"`
+	// Confidence is the probability of Tags: the product of each word's.
+	Confidence float64 `json:"confidence"`
+	// Truncated counts the last words that did not fit in Spec.MaxLength: they are
+	// tagged O unread.
+	Truncated int `json:"truncated,omitempty"`
+}
+
+// Entity is one entity found in a text.
+type Entity struct {
+	Type string `json:"type"`
+	Text string `json:"text"` // the text's runes [Start, End)
+	// Start and End are rune offsets in the text, End exclusive.
+	Start int `json:"start"`
+	End   int `json:"end"`
+	// Words are the entity's words [first, last+1) in Tagged.Words.
+	Words [2]int `json:"words"`
+}
+
+// PredictTags tags the words of each text with a ner checkpoint, Spec.BatchSize texts at
+// a time. Words are first sub-tokens as in training (EncodeWords) and are read back as
+// the scorer reads them.
+func (t *Trainer) PredictTags(texts []string) ([]Tagged, error) {
+	if t.Spec.Task != string(model.NER) {
+		return nil, fmt.Errorf("predict: tags need a ner checkpoint, not %s", t.Spec.Task)
+	}
+	if len(texts) == 0 {
+		return nil, fmt.Errorf("predict: no texts")
+	}
+	tags := t.Labels.Names()
+	if _, err := metrics.Entities(tags, nerScheme, nerMode); err != nil {
+		return nil, fmt.Errorf("predict: the checkpoint's tags %q: %w", tags, err)
+	}
+	exs := make([]Example, len(texts))
+	spans := make([][]tokenize.Span, len(texts)) // each word's runes in its text
+	for i, text := range texts {
+		words, sp, err := t.splitWords(text)
+		if err != nil {
+			return nil, fmt.Errorf("text %d: %w", i+1, err)
+		}
+		enc, err := t.Tok.EncodeWords(words, nil, t.Spec.MaxLength)
+		if err != nil {
+			return nil, fmt.Errorf("text %d: %w", i+1, err)
+		}
+		exs[i], spans[i] = Example{Enc: enc, Text: text, Words: words}, sp
+	}
+	n := len(tags)
+	out := make([]Tagged, 0, len(texts))
+	err := t.infer(exs, func(batch []*Example, b *model.Batch, logits []float32) error {
+		for r, e := range batch {
+			p := Tagged{Text: e.Text, Words: e.Words, Entities: []Entity{}}
+			p.Tags, p.Confidence = wordTags(make([]string, 0, len(e.Words)), tags, &e.Enc, len(e.Words), logits[r*b.L*n:(r+1)*b.L*n])
+			if e.Enc.Len() > 2 {
+				p.Truncated = len(e.Words) - 1 - int(e.Enc.WordIDs[e.Enc.Len()-2])
+			} else {
+				p.Truncated = len(e.Words)
+			}
+			ents, err := metrics.Entities(p.Tags, nerScheme, nerMode)
+			if err != nil {
+				return err
+			}
+			sp := spans[len(out)]
+			runes := []rune(e.Text)
+			for _, en := range ents {
+				from, to := sp[en.Start].Start, sp[en.End-1].End
+				p.Entities = append(p.Entities, Entity{Type: en.Type, Text: string(runes[from:to]),
+					Start: int(from), End: int(to), Words: [2]int{en.Start, en.End}})
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// splitWords splits text into the words of the tokenizer's pre-tokenizer, with the runes
+// each spans in text: from its first token's first rune to its last token's last, so a
+// word's dropped characters (control characters, or accents stripped off as combining
+// marks) are left out at its edges.
+func (t *Trainer) splitWords(text string) ([]string, []tokenize.Span, error) {
+	enc, err := t.Tok.Encode(text, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Word ids count up from 0 in token order: each pre-tokenized word has a token.
+	var spans []tokenize.Span
+	for i, w := range enc.WordIDs {
+		switch {
+		case w < 0:
+		case int(w) == len(spans):
+			spans = append(spans, enc.Offsets[i])
+		default:
+			spans[w].End = enc.Offsets[i].End
+		}
+	}
+	runes := []rune(text)
+	words := make([]string, len(spans))
+	for i, sp := range spans {
+		words[i] = string(runes[sp.Start:sp.End])
+	}
+	return words, spans, nil
+}
+
+// Question is a question to answer from a context.
+type Question struct {
+	ID       string
+	Question string
+	Context  string
+	Pos      shard.Pos // where it was read, for errors
+}
+
+// Answer is the qa model's answer to one question.
+type Answer struct {
+	ID     string `json:"id"`
+	Answer string `json:"answer"` // empty: no answer
+	// Start is the answer's first rune in the context; -1 with no answer.
+	Start int `json:"start"`
+	// Score is the answer's probability within its window: softmax start times softmax
+	// end (with no answer, [CLS]'s).
+	Score float64 `json:"score"`
+}
+
+// PredictAnswers answers each question from its context with a qa checkpoint, with the
+// evaluator's sliding windows (Spec.DocStride) and n-best span search; allowEmpty lets
+// the answer be empty where [CLS] outscores every span, as for SQuAD v2.0.
+func (t *Trainer) PredictAnswers(qs []Question, allowEmpty bool) ([]Answer, error) {
+	if t.Spec.Task != string(model.QA) {
+		return nil, fmt.Errorf("predict: questions need a qa checkpoint, not %s", t.Spec.Task)
+	}
+	if len(qs) == 0 {
+		return nil, fmt.Errorf("predict: no questions")
+	}
+	recs := make([]shard.Record, len(qs))
+	for i, q := range qs {
+		switch {
+		case strings.TrimSpace(q.Question) == "":
+			return nil, fmt.Errorf("%s:%d: question %q has no question text", q.Pos.File, q.Pos.Line, q.ID)
+		case strings.TrimSpace(q.Context) == "":
+			return nil, fmt.Errorf("%s:%d: question %q has no context", q.Pos.File, q.Pos.Line, q.ID)
+		}
+		recs[i] = shard.Record{Pos: q.Pos, ID: q.ID, Question: q.Question, Context: q.Context}
+	}
+	task := &qaTask{stride: t.Spec.DocStride, v2: allowEmpty}
+	exs, err := task.encode(t.Tok, recs, nil, t.Spec.MaxLength)
+	if err != nil {
+		return nil, err
+	}
+	sc := &qaScorer{v2: allowEmpty}
+	if err := t.infer(exs, sc.add); err != nil {
+		return nil, err
+	}
+	out := make([]Answer, len(qs))
+	for i, q := range qs {
+		text, start, prob, err := sc.best[i].answer(allowEmpty)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Answer{ID: q.ID, Answer: text, Start: start, Score: prob}
+	}
+	return out, nil
+}
+
+// Attention returns text's tokens as the model sees them (word pieces, special tokens
+// included, truncated to Spec.MaxLength) and every layer's attention over them,
+// [layer][head][from][to].
+func (t *Trainer) Attention(text string) ([]string, [][][][]float32, error) {
+	enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &model.Batch{B: 1, L: enc.Len(), InputIDs: make([]int64, enc.Len()), TokenTypeIDs: make([]int64, enc.Len()),
+		AttentionMask: make([]int64, enc.Len())}
+	tokens := make([]string, enc.Len())
+	for i, id := range enc.InputIDs {
+		b.InputIDs[i], b.TokenTypeIDs[i], b.AttentionMask[i] = int64(id), int64(enc.TokenTypeIDs[i]), 1
+		tokens[i] = t.Tok.Vocab().Token(int(id))
+	}
+	attn, err := t.Model.Attentions(b)
+	return tokens, attn, err
+}
