@@ -126,7 +126,7 @@ them).`,
 	f.StringVar(&out, "output", "", "directory for metrics.json, confusion.png and mistakes.jsonl (default: print only)")
 	f.StringVar(&specFile, "spec", "", "YAML job spec whose data section (and tokenizer, max_length...) to use")
 	addSpecFlags(f, &s, dataFlags...)
-	addSpecFlags(f, &s, inferFlags...)
+	addSpecFlags(f, &s, append(inferFlags, "doc-stride")...)
 	f.Lookup("batch-size").Usage = "examples per forward pass"
 	return c
 }
