@@ -2,7 +2,6 @@ package allreduce
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -87,27 +86,11 @@ func mustReduce(t testing.TB, rings []*Ring, bufs [][]float32, op Op) {
 // i of a bucket of length L lies in the segment c with c*L/n <= i-lo < (c+1)*L/n, and
 // is summed as ((x_c + x_c+1) + ...) + x_c-1.
 func reference(inputs [][]float32, bucket int, op Op) []float32 {
-	n := len(inputs)
-	out := make([]float32, len(inputs[0]))
-	for i := range out {
-		lo := i / bucket * bucket
-		l := min(bucket, len(out)-lo)
-		j := i - lo
-		c := j * n / l
-		for c*l/n > j {
-			c--
+	out := referenceAt(inputs, 0, len(inputs[0]), bucket)
+	if op == OpAvg {
+		for i := range out {
+			out[i] *= 1 / float32(len(inputs))
 		}
-		for (c+1)*l/n <= j {
-			c++
-		}
-		sum := inputs[c][i]
-		for k := 1; k < n; k++ {
-			sum += inputs[(c+k)%n][i]
-		}
-		if op == OpAvg {
-			sum *= 1 / float32(n)
-		}
-		out[i] = sum
 	}
 	return out
 }
@@ -245,5 +228,3 @@ func referenceAt(inputs [][]float32, base, total, bucket int) []float32 {
 	}
 	return out
 }
-
-var _ = errors.Is

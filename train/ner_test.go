@@ -1,8 +1,6 @@
 package train
 
 import (
-	"context"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -63,15 +61,8 @@ func TestTinyBERTLearnsWNUT17(t *testing.T) {
 		}
 		s.ClassWeights = append(s.ClassWeights, w)
 	}
-	tr, err := Prepare(s, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	res, err := tr.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, res := trainSpec(t, s)
 	ev := res.Final
 	rnd := randomTagger(t, tr)
 	t.Logf("WNUT-17 test after %d steps in %s: entity F1 %.4f (P %.4f R %.4f, token accuracy %.4f); random tagger F1 %.4f",

@@ -106,13 +106,7 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	runtime.LockOSThread()
 	alone := specs[0]
 	alone.Output = t.TempDir()
-	tr, err := Prepare(alone, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	trainSpec(t, alone)
 	if bytes.Equal(final(alone), final(specs[0])) {
 		t.Fatal("training alone gave the same weights as with the ring: the gradients were not averaged")
 	}

@@ -36,20 +36,27 @@ func smsSpec(t *testing.T) Spec {
 	return s
 }
 
+// trainSpec prepares s and trains it to the end.
+func trainSpec(t *testing.T, s Spec) (*Trainer, *Result) {
+	t.Helper()
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, res
+}
+
 // A tiny random-init BERT must learn SMS spam: spam-F1 >= 0.90 on the held-out fifth.
 func TestTinyBERTLearnsSMSSpam(t *testing.T) {
 	runtime.LockOSThread()
 	s := smsSpec(t)
 	s.Epochs = 1.5
-	tr, err := Prepare(s, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	res, err := tr.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, res := trainSpec(t, s)
 	f1 := res.Best.Metrics["f1_spam"]
 	t.Logf("spam F1 %.4f (accuracy %.4f) after %d steps in %s", f1, res.Best.Metrics["accuracy"], res.Steps, time.Since(start).Round(time.Second))
 	if f1 < 0.90 {
@@ -178,14 +185,7 @@ func TestTinyBERTLearnsTREC(t *testing.T) {
 	s.Data = shard.Spec{Format: "labeltext", Encoding: "latin-1"}
 	s.Model, s.MaxLength, s.LR, s.Epochs, s.Threads = "tiny", 48, 1e-3, 2, 2
 	s.Metric, s.Output = "accuracy", t.TempDir()
-	tr, err := Prepare(s, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := tr.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, res := trainSpec(t, s)
 	acc := res.Best.Metrics["accuracy"]
 	t.Logf("TREC accuracy %.4f after %d steps", acc, res.Steps)
 	if acc < 0.70 {

@@ -23,18 +23,18 @@ import (
 	"github.com/bertnode/bertnode/train"
 )
 
-// parsePredictions decodes predict's output, one JSON object per line.
-func parsePredictions(t *testing.T, out string) []train.Prediction {
+// jsonLines decodes predict's output, one JSON object per line.
+func jsonLines[T any](t *testing.T, out string) []T {
 	t.Helper()
-	var preds []train.Prediction
+	var vs []T
 	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		var p train.Prediction
-		if err := json.Unmarshal([]byte(line), &p); err != nil {
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("output line %d %q: %v", i+1, line, err)
 		}
-		preds = append(preds, p)
+		vs = append(vs, v)
 	}
-	return preds
+	return vs
 }
 
 // Texts from arguments, a file and stdin give the same JSON lines: the most probable
@@ -46,7 +46,7 @@ func TestPredictPrintsProbabilities(t *testing.T) {
 	texts := []string{mistake.Text, "Hey, are we still on for lunch today?", "URGENT! You have won a 1 week FREE membership in our £100,000 Prize Jackpot! Txt CLAIM to 81010"}
 	base := []string{"predict", "--model", m.dir, "--max-length", "64", "--threads", "2"}
 	out := mustRun(t, append(base, texts...)...)
-	preds := parsePredictions(t, out)
+	preds := jsonLines[train.Prediction](t, out)
 	if len(preds) != len(texts) {
 		t.Fatalf("%d predictions for %d texts:\n%s", len(preds), len(texts), out)
 	}
@@ -130,7 +130,7 @@ func TestPredictMultiLabelThreshold(t *testing.T) {
 		n         int
 	}{{"0", 3}, {"1", 0}} {
 		out := mustRun(t, "predict", "--model", ckpt, "--threshold", c.threshold, "cheap hotels", "a draw")
-		for _, p := range parsePredictions(t, out) {
+		for _, p := range jsonLines[train.Prediction](t, out) {
 			if len(p.Labels) != c.n || p.Label != "" || len(p.Probs) != 3 {
 				t.Errorf("threshold %s: %+v", c.threshold, p)
 			}
@@ -206,20 +206,6 @@ func steerHead(t *testing.T, dir, head string, bias []float32) {
 	}
 }
 
-// tagged decodes predict's ner output, one JSON object per line.
-func tagged(t *testing.T, out string) []train.Tagged {
-	t.Helper()
-	var ps []train.Tagged
-	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		var p train.Tagged
-		if err := json.Unmarshal([]byte(line), &p); err != nil {
-			t.Fatalf("output line %d %q: %v", i+1, line, err)
-		}
-		ps = append(ps, p)
-	}
-	return ps
-}
-
 const nerData = "Peter B-person\nBlackburn I-person\nvisited O\nBrussels B-location\n. O\n\n" +
 	"EU B-corporation\nrejects O\nGerman O\ncall O\n\nZoë B-person\nlives O\nin O\nZürich B-location\n"
 
@@ -259,7 +245,7 @@ func TestPredictNEREntitiesPointAtTheText(t *testing.T) {
 		bias[k] = 3
 		steerHead(t, ckpt, "classifier", bias)
 		out := mustRun(t, "predict", "--model", ckpt, text, "Peter")
-		p := tagged(t, out)
+		p := jsonLines[train.Tagged](t, out)
 		if c.tag == "O" && !strings.Contains(out, `"entities":[]`) {
 			t.Errorf("no entities should print as an empty list:\n%s", out)
 		}
@@ -305,7 +291,7 @@ func TestPredictNEREntitiesPointAtTheText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := tagged(t, out)
+	p := jsonLines[train.Tagged](t, out)
 	fit := len(words) - p[0].Truncated
 	if p[0].Truncated == 0 || p[1].Truncated != 0 || len(p[0].Entities) != fit || !slices.Equal(p[0].Tags[fit:], slices.Repeat([]string{"O"}, p[0].Truncated)) {
 		t.Errorf("max length 8: %+v", p[0])
@@ -339,7 +325,7 @@ func TestPredictNERAgreesWithEval(t *testing.T) {
 	for _, m := range res.Mistakes {
 		texts = append(texts, m.Text)
 	}
-	for i, p := range tagged(t, mustRun(t, append([]string{"predict", "--model", ckpt, "--threads", "2"}, texts...)...)) {
+	for i, p := range jsonLines[train.Tagged](t, mustRun(t, append([]string{"predict", "--model", ckpt, "--threads", "2"}, texts...)...)) {
 		m := res.Mistakes[i]
 		if strings.Join(p.Words, " ") != m.Text || strings.Join(p.Tags, " ") != m.Pred || math.Abs(p.Confidence-m.Confidence) > 1e-6 {
 			t.Errorf("predict: %q %q %v; eval: %q %q %v", p.Words, p.Tags, p.Confidence, m.Text, m.Pred, m.Confidence)
@@ -403,25 +389,6 @@ func questionLines(t *testing.T, dir string) string {
 }
 
 // answers decodes predict's qa output, checking that each answer is the context's text
-// at its start.
-func answers(t *testing.T, out string) []train.Answer {
-	t.Helper()
-	var as []train.Answer
-	runes := []rune(squadContext)
-	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		var a train.Answer
-		if err := json.Unmarshal([]byte(line), &a); err != nil {
-			t.Fatalf("output line %d %q: %v", i+1, line, err)
-		}
-		n := utf8.RuneCountInString(a.Answer)
-		if a.Answer != "" && (a.Start < 0 || a.Start+n > len(runes) || string(runes[a.Start:a.Start+n]) != a.Answer) ||
-			a.Answer == "" && a.Start != -1 || !(a.Score > 0 && a.Score <= 1) {
-			t.Errorf("output line %d: %+v is not the context's text at its start", i+1, a)
-		}
-		as = append(as, a)
-	}
-	return as
-}
 
 // A qa checkpoint answers each question with a span of its context, searched over the
 // same sliding windows as eval: the answers are eval's predictions, from JSON lines or
@@ -538,4 +505,20 @@ func TestPredictNERAndQAErrors(t *testing.T) {
 	} {
 		wantErr(t, c.stdin, c.want, append([]string{"predict"}, c.args...)...)
 	}
+}
+
+// answers decodes predict's qa output, checking that each answer is the context's text
+// at its start.
+func answers(t *testing.T, out string) []train.Answer {
+	t.Helper()
+	runes := []rune(squadContext)
+	as := jsonLines[train.Answer](t, out)
+	for i, a := range as {
+		n := utf8.RuneCountInString(a.Answer)
+		if a.Answer != "" && (a.Start < 0 || a.Start+n > len(runes) || string(runes[a.Start:a.Start+n]) != a.Answer) ||
+			a.Answer == "" && a.Start != -1 || !(a.Score > 0 && a.Score <= 1) {
+			t.Errorf("output line %d: %+v is not the context's text at its start", i+1, a)
+		}
+	}
+	return as
 }
