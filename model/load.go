@@ -9,19 +9,30 @@ import (
 	"github.com/bertnode/bertnode/hf"
 )
 
+// Resolve finds a model's checkpoint directory, downloading a hub name into the cache
+// (see hf.Options). A preset name (tiny, mini, small, base) gives "" and its config, unless
+// a directory of that name exists.
+func Resolve(nameOrDir string, hub hf.Options) (dir string, preset *hf.BertConfig, err error) {
+	if cfg, err := hf.Preset(nameOrDir); err == nil {
+		if _, statErr := os.Stat(nameOrDir); statErr != nil {
+			return "", cfg, nil
+		}
+	}
+	dir, err = hf.Resolve(nameOrDir, hub)
+	return dir, nil, err
+}
+
 // Pretrained builds a model from a Hugging Face checkpoint: a local directory or a hub
 // name such as bert-base-uncased (downloaded once into the cache; see hf.Options). A
 // named random-init preset (tiny, mini, small, base) builds a fresh model instead.
 func Pretrained(nameOrDir string, hub hf.Options, opts Options) (*Model, *LoadReport, error) {
-	if cfg, err := hf.Preset(nameOrDir); err == nil {
-		if _, statErr := os.Stat(nameOrDir); statErr != nil { // a directory of that name wins
-			m, err := New(cfg, opts)
-			return m, nil, err
-		}
-	}
-	dir, err := hf.Resolve(nameOrDir, hub)
+	dir, preset, err := Resolve(nameOrDir, hub)
 	if err != nil {
 		return nil, nil, err
+	}
+	if preset != nil {
+		m, err := New(preset, opts)
+		return m, nil, err
 	}
 	cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {

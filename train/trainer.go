@@ -92,7 +92,7 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if labels.Len() < 2 && spec.Task == string(model.Classify) {
 		return nil, fmt.Errorf("%s: only %d class in the training data", spec.Train, labels.Len())
 	}
-	dir, err := resolveModel(spec.Model)
+	dir, _, err := model.Resolve(spec.Model, hf.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -137,17 +137,6 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// resolveModel finds a model's checkpoint directory, downloading a hub name into the
-// cache; "" means a preset (tiny, mini, small, base) with no directory.
-func resolveModel(name string) (string, error) {
-	if _, err := hf.Preset(name); err == nil {
-		if _, statErr := os.Stat(name); statErr != nil { // a directory of that name wins
-			return "", nil
-		}
-	}
-	return hf.Resolve(name, hf.Options{})
 }
 
 // openTokenizer loads spec.Tokenizer; else the model directory's; else, for a preset
