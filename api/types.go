@@ -397,12 +397,12 @@ type CheckpointReport struct {
 
 // ResultReport registers a model a node uploaded to the blob store.
 type ResultReport struct {
-	Node     string             `json:"node"`
-	Kind     string             `json:"kind"` // final | best | checkpoint
-	Blob     string             `json:"blob"`
-	Size     int64              `json:"size"`
-	Step     int64              `json:"step"`
-	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Node    string             `json:"node"`
+	Kind    string             `json:"kind"` // final | best | checkpoint
+	Blob    string             `json:"blob"`
+	Size    int64              `json:"size"`
+	Step    int64              `json:"step"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // DoneReport ends a job: rank 0 sends it after the final model is uploaded, or any
