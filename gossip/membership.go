@@ -1,0 +1,100 @@
+// Package gossip says which members of a cluster are alive: every coordinator and node
+// is a member of one hashicorp/memberlist cluster, encrypted with a key derived from the
+// cluster secret. Consumers depend on Membership; *Gossip is the real one and Static its
+// in-memory twin for tests.
+package gossip
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// Role is what a member is.
+type Role string
+
+const (
+	Coordinator Role = "coordinator"
+	Worker      Role = "node"
+)
+
+// Meta is what a member tells the others about itself (memberlist node metadata, JSON,
+// under 512 bytes).
+type Meta struct {
+	Role Role   `json:"role"`
+	API  string `json:"api,omitempty"`  // coordinator: its HTTP API address
+	Raft string `json:"raft,omitempty"` // coordinator: its raft address
+	Ring string `json:"ring,omitempty"` // node: its all-reduce listener
+	HTTP string `json:"http,omitempty"` // node: its own HTTP server
+}
+
+// Member is one member as this process sees it.
+type Member struct {
+	Name   string     `json:"name"` // the coordinator's or node's ID
+	Addr   string     `json:"addr"` // gossip address, host:port
+	Meta   Meta       `json:"meta"`
+	Health api.Health `json:"health"`
+}
+
+// Membership is the view consumers need: the members with their health, and a signal
+// when it changes.
+type Membership interface {
+	// Members lists every member known, sorted by name, including those it saw die or
+	// leave (until memberlist forgets them).
+	Members() []Member
+	// Changes is signalled, coalesced and never blocking the sender, whenever a
+	// member joins or its health or metadata changes.
+	Changes() <-chan struct{}
+}
+
+// Static is a Membership set by hand: the in-memory twin for tests.
+type Static struct {
+	mu      sync.Mutex
+	members map[string]Member
+	changes chan struct{}
+}
+
+// NewStatic makes a Static holding ms.
+func NewStatic(ms ...Member) *Static {
+	s := &Static{members: map[string]Member{}, changes: make(chan struct{}, 1)}
+	for _, m := range ms {
+		s.members[m.Name] = m
+	}
+	return s
+}
+
+// Set adds or replaces a member and signals the change.
+func (s *Static) Set(m Member) {
+	s.mu.Lock()
+	s.members[m.Name] = m
+	s.mu.Unlock()
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
+}
+
+// SetHealth changes a known member's health.
+func (s *Static) SetHealth(name string, h api.Health) {
+	s.mu.Lock()
+	m, ok := s.members[name]
+	s.mu.Unlock()
+	if ok {
+		m.Health = h
+		s.Set(m)
+	}
+}
+
+func (s *Static) Members() []Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Member, 0, len(s.members))
+	for _, m := range s.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Static) Changes() <-chan struct{} { return s.changes }
