@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 	"gopkg.in/yaml.v3"
@@ -64,6 +65,10 @@ type Spec struct {
 	SaveEvery       int    `yaml:"save_steps"`
 	KeepCheckpoints int    `yaml:"keep_checkpoints"`
 	Resume          string `yaml:"resume"` // "" | auto (latest checkpoint in output) | a checkpoint directory
+
+	// Cluster is how `bertnode submit` runs the job across nodes; `bertnode train`
+	// ignores it.
+	Cluster api.ClusterSpec `yaml:"cluster"`
 }
 
 // Defaults are what an unset field means.
