@@ -414,9 +414,11 @@ type DoneReport struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Error is every non-2xx answer's body.
+// Error is every non-2xx answer's body, and the error the client returns for it.
 type Error struct {
-	Error string `json:"error"`
+	Message string `json:"error"`
+	// Status is the HTTP status the answer came with (not in the body).
+	Status int `json:"-"`
 	// Field names the request field at fault, when one is.
 	Field string `json:"field,omitempty"`
 	// Leader is the leader's API address when the answering member is not it and the
@@ -432,3 +434,6 @@ type Status struct {
 	Jobs    []Job    `json:"jobs"`
 	Index   uint64   `json:"index"`
 }
+
+// Error is the message, which names the field at fault when there is one.
+func (e *Error) Error() string { return e.Message }
