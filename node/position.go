@@ -19,12 +19,12 @@ type Position struct {
 	EvaluatedAt int64 `json:"evaluated_at"`
 	SavedAt     int64 `json:"saved_at"`
 
-	BestStep   int64              `json:"best_step"`
-	BestValue  float64            `json:"best_value"`
-	Bad        int                `json:"evals_without_improvement"`
-	LastEval   map[string]float64 `json:"last_eval,omitempty"`
-	Stopped    bool               `json:"stopped,omitempty"` // early stopping ended the run
-	LastLoss   float64            `json:"last_loss"`
+	BestStep  int64              `json:"best_step"`
+	BestValue float64            `json:"best_value"`
+	Bad       int                `json:"evals_without_improvement"`
+	LastEval  map[string]float64 `json:"last_eval,omitempty"`
+	Stopped   bool               `json:"stopped,omitempty"` // early stopping ended the run
+	LastLoss  float64            `json:"last_loss"`
 }
 
 func (p Position) marshal() []byte {
