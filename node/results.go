@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -240,20 +239,15 @@ func (s *session) logMetrics(v map[string]any) {
 // writeReports puts the run's metrics log, its curves and the replica's reports of the
 // last evaluation next to the final model.
 func (s *session) writeReports(dir string) error {
-	b, err := os.ReadFile(filepath.Join(s.dir, "metrics.jsonl"))
+	logPath := filepath.Join(s.dir, "metrics.jsonl")
+	b, err := os.ReadFile(logPath)
 	if err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, "metrics.jsonl"), b, 0o644); err != nil {
 		return err
 	}
-	ml, err := report.ReadMetricsLog(bytes.NewReader(b), "metrics.jsonl")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(filepath.Join(dir, "curves.png"), 0o644, func(w io.Writer) error {
-		return report.CurvesPNG(w, ml, 900, 600)
-	}); err != nil {
+	if err := report.CurvesFile(logPath, filepath.Join(dir, "curves.png")); err != nil {
 		return err
 	}
 	if r, ok := s.env.Replica.(Reporter); ok {
