@@ -12,6 +12,7 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/stream"
 )
 
@@ -40,7 +41,7 @@ type session struct {
 	metrics *os.File
 	rep     *reporter
 	uploads *uploader
-	rate    rateMeter
+	rate    rate.Meter
 }
 
 func newSession(a *Agent, job *api.Job) *session {
@@ -311,7 +312,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	if err := s.audit.applied(g.Gen, s.pos.Step); err != nil {
 		return err
 	}
-	ringRate := s.rate.add(len(batch), time.Since(wall))
+	ringRate := math.Round(s.rate.Add(len(batch), time.Since(wall))*10) / 10
 	s.logMetrics(map[string]any{"step": s.pos.Step, "epoch": float64(epoch) + float64(next)/float64(len(s.order)),
 		"loss": s.pos.LastLoss, "grad_norm": norm, "samples_per_s": ringRate})
 	s.rep.update(func(p *api.ProgressReport) {
@@ -428,28 +429,4 @@ func names(m map[string]float64) []string {
 		n = append(n, k)
 	}
 	return n
-}
-
-// rateMeter is samples per second over the last steps, so a slow step (an evaluation,
-// a checkpoint) shows without a single one dominating.
-type rateMeter struct {
-	samples []int
-	times   []time.Duration
-}
-
-func (m *rateMeter) add(samples int, d time.Duration) float64 {
-	const window = 10
-	m.samples, m.times = append(m.samples, samples), append(m.times, d)
-	if len(m.samples) > window {
-		m.samples, m.times = m.samples[1:], m.times[1:]
-	}
-	var n int
-	var t time.Duration
-	for i := range m.samples {
-		n, t = n+m.samples[i], t+m.times[i]
-	}
-	if t <= 0 {
-		return 0
-	}
-	return math.Round(float64(n)/t.Seconds()*10) / 10
 }

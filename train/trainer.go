@@ -14,6 +14,7 @@ import (
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
@@ -251,8 +252,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	}
 	order := shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
 	exs := make([]*Example, 0, s.BatchSize)
-	samples, window := 0, time.Now()
+	var meter rate.Meter
 	for p.Step < total {
+		stepStart, samples := time.Now(), 0
 		if err := ctx.Err(); err != nil {
 			if p.Step > 0 {
 				if serr := t.saveCheckpoint(p); serr != nil {
@@ -295,19 +297,18 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			t.Model.Params.SyncGrad()
 		}
 		lr := sched.LR(p.Step)
+		sps := meter.Add(samples, time.Since(stepStart))
 		if !t.unscale(&p) {
 			fmt.Fprintf(t.Out, "\nstep %d: gradient overflow in fp16, loss scale now %g\n", p.Step+1, p.Scale)
 		} else {
 			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
 			t.opt.Update(lr)
 			if p.Step%10 == 9 || p.Step+1 == total {
-				rate := float64(samples) / time.Since(window).Seconds()
-				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate})
-				samples, window = 0, time.Now()
+				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
 			}
 		}
 		p.Step++
-		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, float64(samples)/time.Since(window).Seconds()))
+		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, sps))
 		bar.Add(1)
 		stop := false
 		if len(t.Eval) > 0 && (p.Step%evalEvery == 0 || p.Step == total) {
