@@ -6,6 +6,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -95,7 +96,11 @@ type Job struct {
 
 	Gen      *Generation `json:"generation,omitempty"` // the current one; nil before the first
 	Reconfig *Reconfig   `json:"reconfig,omitempty"`   // a membership change under way
-	Progress Progress    `json:"progress"`
+	// Waiting lists the nodes kept for the next generation while a running job has
+	// fewer than cluster.min_nodes (Reason says so): the current generation is
+	// closed, and these nodes, their state intact, are assigned with rank -1.
+	Waiting  []string `json:"waiting,omitempty"`
+	Progress Progress `json:"progress"`
 	// Checkpoints are the manifests of the last few save steps, oldest first.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// Results are the models the job produced, by kind: "final", "best", and
@@ -417,13 +422,50 @@ type DoneReport struct {
 // Error is every non-2xx answer's body, and the error the client returns for it.
 type Error struct {
 	Message string `json:"error"`
-	// Status is the HTTP status the answer came with (not in the body).
-	Status int `json:"-"`
 	// Field names the request field at fault, when one is.
 	Field string `json:"field,omitempty"`
 	// Leader is the leader's API address when the answering member is not it and the
 	// request could not be forwarded.
 	Leader string `json:"leader,omitempty"`
+	// Status is the HTTP status it came with (not sent: it is the answer's status line).
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// Event is one entry of a job's log: what happened to it, in the order the replicated
+// state saw it.
+type Event struct {
+	Seq     int64     `json:"seq"` // 1, 2, ... per job; the log keeps the newest few hundred
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"` // submitted, planned, generation, reconfig, failure, confirm, waiting, checkpoint, eval, result, succeeded, failed, cancelled
+	Gen     uint32    `json:"gen,omitempty"`
+	Node    string    `json:"node,omitempty"`
+	Message string    `json:"message"`
+}
+
+// JobLogs is GET /v1/jobs/{id}/logs.
+type JobLogs struct {
+	Index  uint64  `json:"index"`
+	Events []Event `json:"events"`
+}
+
+// Cluster is GET /v1/cluster: where to reach the coordinators, for joining.
+type Cluster struct {
+	Leader string   `json:"leader"` // leader member ID
+	API    []string `json:"api"`    // members' API addresses
+	Gossip []string `json:"gossip"` // members' gossip addresses
+}
+
+// BlobHolder is POST /v1/blobs/{sha256}/holders: a member says it stores a blob.
+type BlobHolder struct {
+	Member string `json:"member"`
+	Size   int64  `json:"size"`
 }
 
 // Status is GET /v1/status: the cluster at a glance.
@@ -434,6 +476,3 @@ type Status struct {
 	Jobs    []Job    `json:"jobs"`
 	Index   uint64   `json:"index"`
 }
-
-// Error is the message, which names the field at fault when there is one.
-func (e *Error) Error() string { return e.Message }

@@ -1,0 +1,129 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the raft state machine: it decodes committed commands and applies them to
+// State. It does no I/O and keeps no clock; after each apply it calls the hook set
+// with OnApply, which wakes blocking queries.
+type FSM struct {
+	mu    sync.RWMutex
+	state *State
+	hook  func(index uint64)
+}
+
+// NewFSM is an FSM holding the empty state.
+func NewFSM() *FSM { return &FSM{state: NewState()} }
+
+// OnApply sets the function called, outside the lock, after each apply and restore.
+// Set it before raft starts.
+func (f *FSM) OnApply(hook func(index uint64)) { f.hook = hook }
+
+// ApplyResult is what Apply returns to the proposer through raft's ApplyFuture.
+type ApplyResult struct {
+	Value any
+	Err   error
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) any {
+	var c Command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return ApplyResult{Err: errorf(http.StatusBadRequest, "command at index %d: %v", l.Index, err)}
+	}
+	f.mu.Lock()
+	v, err := f.state.Apply(l.Index, &c)
+	f.mu.Unlock()
+	if f.hook != nil {
+		f.hook(l.Index)
+	}
+	if err != nil {
+		return ApplyResult{Err: err}
+	}
+	return ApplyResult{Value: v}
+}
+
+// Read calls fn with the state under the read lock; fn must not keep references to
+// it after returning.
+func (f *FSM) Read(fn func(s *State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Index is the raft index of the last command applied.
+func (f *FSM) Index() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Index
+}
+
+// Snapshot implements raft.FSM: the state as JSON, encoded now, written later.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	b, err := json.Marshal(f.state)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
+	return snapshot(b), nil
+}
+
+// Restore implements raft.FSM: it replaces the state with the snapshot's.
+func (f *FSM) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	s := NewState()
+	if err := json.NewDecoder(r).Decode(s); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
+	s.fill()
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	if f.hook != nil {
+		f.hook(s.Index)
+	}
+	return nil
+}
+
+// fill makes the maps a snapshot left out non-nil.
+func (s *State) fill() {
+	e := NewState()
+	if s.Members == nil {
+		s.Members = e.Members
+	}
+	if s.Nodes == nil {
+		s.Nodes = e.Nodes
+	}
+	if s.Jobs == nil {
+		s.Jobs = e.Jobs
+	}
+	if s.Blobs == nil {
+		s.Blobs = e.Blobs
+	}
+	if s.Events == nil {
+		s.Events = e.Events
+	}
+	if s.Topics == nil {
+		s.Topics = e.Topics
+	}
+}
+
+type snapshot []byte
+
+func (b snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(b); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (snapshot) Release() {}

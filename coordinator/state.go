@@ -1,0 +1,724 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// MaxEvents bounds each job's event log; older events are dropped.
+const MaxEvents = 500
+
+// keepCheckpoints is how many checkpoint manifests a job keeps.
+const keepCheckpoints = 5
+
+// State is the replicated state: what every member's FSM holds after applying the
+// same commands. Only apply changes it, and apply uses nothing but the command.
+type State struct {
+	// Index is the raft index of the last command applied.
+	Index   uint64                 `json:"index"`
+	NextJob int                    `json:"next_job"`
+	Members map[string]*api.Member `json:"members"`
+	Nodes   map[string]*api.Node   `json:"nodes"`
+	Jobs    map[string]*api.Job    `json:"jobs"`
+	Blobs   map[string]*Blob       `json:"blobs"`
+	Events  map[string][]api.Event `json:"events"` // per job, the newest MaxEvents
+	// Topics maps what blocking queries watch ("job/ID", "assign/NODE", ...) to the
+	// index of the command that last changed it.
+	Topics map[string]uint64 `json:"topics"`
+}
+
+// Blob is a stored file the members replicate among themselves.
+type Blob struct {
+	Size    int64     `json:"size"`
+	Holders []string  `json:"holders"` // member IDs, sorted
+	Added   time.Time `json:"added"`
+}
+
+// NewState is the empty state.
+func NewState() *State {
+	return &State{
+		Members: map[string]*api.Member{}, Nodes: map[string]*api.Node{}, Jobs: map[string]*api.Job{},
+		Blobs: map[string]*Blob{}, Events: map[string][]api.Event{}, Topics: map[string]uint64{},
+	}
+}
+
+// The topics blocking queries wait on.
+func topicJob(id string) string    { return "job/" + id }    // anything about the job
+func topicGen(id string) string    { return "gen/" + id }    // its generation, reconfig, state
+func topicLogs(id string) string   { return "logs/" + id }   // its event log
+func topicAssign(id string) string { return "assign/" + id } // which job a node is on
+func topicNode(id string) string   { return "node/" + id }   // anything about the node
+const topicJobs, topicNodes, topicMembers, topicBlobs = "jobs", "nodes", "members", "blobs"
+
+func (s *State) touch(topics ...string) {
+	for _, t := range topics {
+		s.Topics[t] = s.Index
+	}
+}
+
+// TopicIndex is the index of the last change to any of topics, at least 1 so that a
+// blocking query with index 0 never waits.
+func (s *State) TopicIndex(topics ...string) uint64 {
+	idx := uint64(1)
+	for _, t := range topics {
+		idx = max(idx, s.Topics[t])
+	}
+	return idx
+}
+
+// Errors apply returns: the HTTP status travels with them to the client.
+func errorf(status int, format string, args ...any) *api.Error {
+	return &api.Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+func badField(field, format string, args ...any) *api.Error {
+	return &api.Error{Status: http.StatusBadRequest, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+func (s *State) job(id string) (*api.Job, error) {
+	j, ok := s.Jobs[id]
+	if !ok {
+		return nil, errorf(http.StatusNotFound, "no job %q", id)
+	}
+	return j, nil
+}
+
+// runningJob is job id, which must be running.
+func (s *State) runningJob(id string) (*api.Job, error) {
+	j, err := s.job(id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != api.Running || j.Gen == nil {
+		return nil, errorf(http.StatusConflict, "job %s is %s", id, j.State)
+	}
+	return j, nil
+}
+
+// member checks that node reports for the current generation of j, of which it is a
+// member, and returns its rank.
+func member(j *api.Job, node string, gen uint32) (int, error) {
+	if gen != j.Gen.Gen {
+		return -1, errorf(http.StatusConflict, "generation %d of job %s is over: it is at generation %d", gen, j.ID, j.Gen.Gen)
+	}
+	if j.Waiting != nil {
+		return -1, errorf(http.StatusConflict, "generation %d of job %s is closed: it waits for nodes", gen, j.ID)
+	}
+	r := j.Gen.Rank(node)
+	if r < 0 {
+		return -1, errorf(http.StatusConflict, "node %s is not in generation %d of job %s", node, gen, j.ID)
+	}
+	return r, nil
+}
+
+func (s *State) event(j *api.Job, t time.Time, kind, node, format string, args ...any) {
+	ev := s.Events[j.ID]
+	seq := int64(1)
+	if len(ev) > 0 {
+		seq = ev[len(ev)-1].Seq + 1
+	}
+	var gen uint32
+	if j.Gen != nil {
+		gen = j.Gen.Gen
+	}
+	ev = append(ev, api.Event{Seq: seq, Time: t, Kind: kind, Gen: gen, Node: node, Message: fmt.Sprintf(format, args...)})
+	if len(ev) > MaxEvents {
+		ev = slices.Clone(ev[len(ev)-MaxEvents:])
+	}
+	s.Events[j.ID] = ev
+	s.touch(topicLogs(j.ID))
+}
+
+// changedJob records a change of j; structural ones (generation, reconfiguration,
+// state) also wake the watches of its nodes' assignments.
+func (s *State) changedJob(j *api.Job, structural bool) {
+	s.touch(topicJob(j.ID), topicJobs)
+	if structural {
+		s.touch(topicGen(j.ID))
+	}
+}
+
+func (s *State) setNodeJob(n *api.Node, job string) {
+	if n.Job != job {
+		n.Job = job
+		s.touch(topicNode(n.ID), topicNodes, topicAssign(n.ID))
+	}
+}
+
+// release unassigns the nodes of j that are not in keep.
+func (s *State) release(j *api.Job, keep []string) {
+	for _, n := range s.Nodes {
+		if n.Job == j.ID && !slices.Contains(keep, n.ID) {
+			s.setNodeJob(n, "")
+		}
+	}
+}
+
+// finish ends j in state st and releases its nodes.
+func (s *State) finish(j *api.Job, t time.Time, st api.JobState, node, reason string) {
+	j.State, j.Reason, j.Finished = st, reason, t
+	j.Reconfig, j.Waiting = nil, nil
+	s.release(j, nil)
+	s.changedJob(j, true)
+	msg := string(st)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	s.event(j, t, string(st), node, "%s", msg)
+}
+
+// Apply applies one decoded command at raft index idx. The error, an *api.Error, is
+// the command's answer to whoever proposed it; the state may still have changed
+// (a checksum mismatch fails the job and answers an error).
+func (s *State) Apply(idx uint64, c *Command) (any, error) {
+	s.Index = idx
+	t := c.Time
+	switch c.Type {
+	case CmdMemberJoin:
+		var b api.JoinMember
+		return decode(c, &b, func() (any, error) { return nil, s.memberJoin(t, b) })
+	case CmdMemberRemove:
+		var b MemberRemove
+		return decode(c, &b, func() (any, error) { return nil, s.memberRemove(b) })
+	case CmdNodeRegister:
+		var b api.RegisterNode
+		return decode(c, &b, func() (any, error) { return nil, s.nodeRegister(t, b) })
+	case CmdHealth:
+		var b HealthUpdates
+		return decode(c, &b, func() (any, error) { s.health(t, b); return nil, nil })
+	case CmdJobSubmit:
+		var b JobSubmit
+		return decode(c, &b, func() (any, error) { return s.jobSubmit(t, b), nil })
+	case CmdDatasetPlanned:
+		var b DatasetPlanned
+		return decode(c, &b, func() (any, error) { return nil, s.datasetPlanned(t, b) })
+	case CmdJobReason:
+		var b JobReason
+		return decode(c, &b, func() (any, error) { return nil, s.jobReason(b) })
+	case CmdOpenGeneration:
+		var b OpenGeneration
+		return decode(c, &b, func() (any, error) { return nil, s.openGeneration(t, b) })
+	case CmdBeginReconfig:
+		var b BeginReconfig
+		return decode(c, &b, func() (any, error) { return nil, s.beginReconfig(t, b) })
+	case CmdWaitForNodes:
+		var b WaitForNodes
+		return decode(c, &b, func() (any, error) { return nil, s.waitForNodes(t, b) })
+	case CmdFailure:
+		var b JobFailure
+		return decode(c, &b, func() (any, error) { return nil, s.failure(t, b) })
+	case CmdProgress:
+		var b JobProgress
+		return decode(c, &b, func() (any, error) { return nil, s.progress(t, b) })
+	case CmdCheckpoint:
+		var b JobCheckpoint
+		return decode(c, &b, func() (any, error) { return nil, s.checkpoint(t, b) })
+	case CmdResult:
+		var b JobResult
+		return decode(c, &b, func() (any, error) { return nil, s.result(t, b) })
+	case CmdDone:
+		var b JobDone
+		return decode(c, &b, func() (any, error) { return nil, s.done(t, b) })
+	case CmdCancel:
+		var b JobCancel
+		return decode(c, &b, func() (any, error) { return nil, s.cancel(t, b) })
+	case CmdBlobStored:
+		var b BlobStored
+		return decode(c, &b, func() (any, error) { return nil, s.blobStored(t, b) })
+	}
+	return nil, errorf(http.StatusBadRequest, "unknown command type %q", c.Type)
+}
+
+func decode[T any](c *Command, b *T, apply func() (any, error)) (any, error) {
+	if err := json.Unmarshal(c.Body, b); err != nil {
+		return nil, errorf(http.StatusBadRequest, "command %s: %v", c.Type, err)
+	}
+	return apply()
+}
+
+func (s *State) memberJoin(t time.Time, b api.JoinMember) error {
+	switch {
+	case b.ID == "":
+		return badField("id", "empty")
+	case b.RaftAddr == "":
+		return badField("raft_addr", "empty")
+	case b.APIAddr == "":
+		return badField("api_addr", "empty")
+	}
+	m := s.Members[b.ID]
+	if m == nil {
+		m = &api.Member{ID: b.ID, Health: api.Alive}
+		s.Members[b.ID] = m
+	}
+	m.RaftAddr, m.APIAddr, m.GossipAddr, m.Voter = b.RaftAddr, b.APIAddr, b.GossipAddr, true
+	s.touch(topicMembers)
+	return nil
+}
+
+func (s *State) memberRemove(b MemberRemove) error {
+	if _, ok := s.Members[b.ID]; !ok {
+		return errorf(http.StatusNotFound, "no member %q", b.ID)
+	}
+	delete(s.Members, b.ID)
+	for _, bl := range s.Blobs {
+		bl.Holders = slices.DeleteFunc(bl.Holders, func(h string) bool { return h == b.ID })
+	}
+	s.touch(topicMembers, topicBlobs)
+	return nil
+}
+
+func (s *State) nodeRegister(t time.Time, b api.RegisterNode) error {
+	switch {
+	case b.ID == "" || strings.ContainsAny(b.ID, "/ \t\n"):
+		return badField("id", "%q is not a node ID", b.ID)
+	case b.RingAddr == "":
+		return badField("ring_addr", "empty")
+	}
+	n := s.Nodes[b.ID]
+	if n == nil {
+		n = &api.Node{ID: b.ID, Registered: t}
+		s.Nodes[b.ID] = n
+		s.touch(topicAssign(b.ID))
+	}
+	n.Name, n.RingAddr, n.HTTPAddr, n.Device = b.Name, b.RingAddr, b.HTTPAddr, b.Device
+	// It just spoke to us: alive until gossip says otherwise.
+	if n.Health != api.Alive {
+		n.Health, n.HealthSince = api.Alive, t
+	}
+	s.touch(topicNode(b.ID), topicNodes)
+	return nil
+}
+
+func (s *State) health(t time.Time, b HealthUpdates) {
+	for _, u := range b.Updates {
+		if u.Member {
+			if m := s.Members[u.ID]; m != nil && m.Health != u.Health {
+				m.Health = u.Health
+				s.touch(topicMembers)
+			}
+			continue
+		}
+		n := s.Nodes[u.ID]
+		if n == nil || n.Health == u.Health {
+			continue
+		}
+		n.Health, n.HealthSince = u.Health, t
+		s.touch(topicNode(n.ID), topicNodes)
+		if j := s.Jobs[n.Job]; j != nil {
+			why := ""
+			if u.Why != "" {
+				why = " (" + u.Why + ")"
+			}
+			s.event(j, t, "health", n.ID, "%s is %s%s", n.ID, u.Health, why)
+		}
+	}
+}
+
+func (s *State) jobSubmit(t time.Time, b JobSubmit) string {
+	s.NextJob++
+	j := b.Job
+	j.ID = "job-" + strconv.Itoa(s.NextJob)
+	j.State, j.Reason, j.Submitted = api.Pending, "planning the data", t
+	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results = nil, nil, nil, nil, nil
+	j.Progress = api.Progress{}
+	s.Jobs[j.ID] = &j
+	s.changedJob(&j, true)
+	name := ""
+	if j.Name != "" {
+		name = " (" + j.Name + ")"
+	}
+	s.event(&j, t, "submitted", "", "submitted%s: %d nodes (min %d)", name, j.Cluster.Nodes, j.Cluster.MinNodes)
+	return j.ID
+}
+
+func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if j.State != api.Pending {
+		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
+	}
+	d := j.Train
+	if b.Which == "eval" {
+		d = j.Eval
+	}
+	if d == nil || (b.Which != "train" && b.Which != "eval") {
+		return badField("which", "job %s has no %q dataset", j.ID, b.Which)
+	}
+	if b.Error != "" {
+		d.Error = b.Error
+		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s data %s: %s", b.Which, d.Path, b.Error))
+		return nil
+	}
+	d.Plan, d.Records = b.Plan, b.Records
+	if b.Which == "train" {
+		j.Labels = b.Labels
+	}
+	if j.Train.Plan != "" && (j.Eval == nil || j.Eval.Plan != "") {
+		j.Reason = "waiting for nodes"
+	}
+	s.changedJob(j, true)
+	s.event(j, t, "planned", "", "%s data planned: %d records, plan %s", b.Which, b.Records, short(b.Plan))
+	return nil
+}
+
+func (s *State) jobReason(b JobReason) error {
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if j.State.Done() {
+		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
+	}
+	if j.Reason != b.Reason {
+		j.Reason = b.Reason
+		s.changedJob(j, true)
+	}
+	return nil
+}
+
+// Planned says whether the leader has planned all of j's data.
+func Planned(j *api.Job) bool {
+	return j.Train != nil && j.Train.Plan != "" && (j.Eval == nil || j.Eval.Plan != "")
+}
+
+func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if j.State.Done() {
+		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
+	}
+	if !Planned(j) {
+		return errorf(http.StatusConflict, "job %s: its data is not planned yet", j.ID)
+	}
+	cur := uint32(0)
+	if j.Gen != nil {
+		cur = j.Gen.Gen
+	}
+	if b.Gen != cur+1 {
+		return errorf(http.StatusConflict, "job %s is at generation %d: cannot open %d", j.ID, cur, b.Gen)
+	}
+	if len(b.Members) == 0 || len(b.Members) > j.Cluster.Nodes {
+		return errorf(http.StatusBadRequest, "job %s: %d members, want 1 to %d", j.ID, len(b.Members), j.Cluster.Nodes)
+	}
+	g := &api.Generation{Gen: b.Gen, Opened: t, Reason: b.Reason}
+	for i, id := range b.Members {
+		n := s.Nodes[id]
+		switch {
+		case n == nil:
+			return errorf(http.StatusConflict, "no node %q", id)
+		case n.Job != "" && n.Job != j.ID:
+			return errorf(http.StatusConflict, "node %s is on job %s", id, n.Job)
+		case slices.Contains(b.Members[:i], id):
+			return errorf(http.StatusBadRequest, "node %s is listed twice", id)
+		}
+		g.Members = append(g.Members, api.RingMember{Node: id, Addr: n.RingAddr})
+	}
+	s.release(j, b.Members)
+	for _, id := range b.Members {
+		s.setNodeJob(s.Nodes[id], j.ID)
+	}
+	j.Gen, j.Reconfig, j.Waiting = g, nil, nil
+	j.State, j.Reason = api.Running, ""
+	if j.Started.IsZero() {
+		j.Started = t
+	}
+	if b.Gen > 1 {
+		j.Progress.Recoveries++
+	}
+	s.changedJob(j, true)
+	s.event(j, t, "generation", "", "generation %d: %s (%s)", b.Gen, strings.Join(b.Members, ", "), b.Reason)
+	return nil
+}
+
+func (s *State) beginReconfig(t time.Time, b BeginReconfig) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	if b.Gen != j.Gen.Gen || j.Waiting != nil {
+		return errorf(http.StatusConflict, "job %s: generation %d is not open (it is at %d)", j.ID, b.Gen, j.Gen.Gen)
+	}
+	if j.Reconfig != nil {
+		return nil
+	}
+	s.openReconfig(j, t, b.Cause, nil)
+	return nil
+}
+
+func (s *State) openReconfig(j *api.Job, t time.Time, cause string, confirmed []string) {
+	j.Reconfig = &api.Reconfig{
+		Gen: j.Gen.Gen, Started: t, Deadline: t.Add(time.Duration(j.Cluster.RejoinWindow)),
+		Confirmed: append([]string{}, confirmed...), Cause: cause,
+	}
+	s.changedJob(j, true)
+	s.event(j, t, "reconfig", "", "reconfiguring generation %d: %s", j.Gen.Gen, cause)
+}
+
+func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	if b.Gen != j.Gen.Gen {
+		return errorf(http.StatusConflict, "job %s is at generation %d, not %d", j.ID, j.Gen.Gen, b.Gen)
+	}
+	for _, id := range b.Keep {
+		if n := s.Nodes[id]; n == nil || n.Job != j.ID {
+			return errorf(http.StatusConflict, "node %s is not on job %s", id, j.ID)
+		}
+	}
+	keep := append([]string{}, b.Keep...)
+	if j.Reconfig == nil && slices.Equal(j.Waiting, keep) && j.Reason == b.Reason {
+		return nil
+	}
+	s.release(j, keep)
+	j.Reconfig, j.Waiting, j.Reason = nil, keep, b.Reason
+	s.changedJob(j, true)
+	s.event(j, t, "waiting", "", "%s (kept: %s)", b.Reason, strings.Join(keep, ", "))
+	return nil
+}
+
+func (s *State) failure(t time.Time, b JobFailure) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	r := b.Report
+	if j.Waiting != nil && slices.Contains(j.Waiting, r.Node) && r.Gen == j.Gen.Gen {
+		return nil // kept for the next generation already
+	}
+	if _, err := member(j, r.Node, r.Gen); err != nil {
+		return err
+	}
+	if rc := j.Reconfig; rc != nil {
+		if slices.Contains(rc.Confirmed, r.Node) {
+			return nil
+		}
+		rc.Confirmed = append(rc.Confirmed, r.Node)
+		s.changedJob(j, true)
+		if r.Error != "" {
+			s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
+		} else {
+			s.event(j, t, "confirm", r.Node, "%s confirmed at step %d", r.Node, r.Applied)
+		}
+		return nil
+	}
+	if r.Error == "" {
+		return nil // nothing to confirm
+	}
+	s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
+	s.openReconfig(j, t, r.Node+": "+r.Error, []string{r.Node})
+	return nil
+}
+
+func (s *State) progress(t time.Time, b JobProgress) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	r := b.Report
+	rank, err := member(j, r.Node, r.Gen)
+	if err != nil {
+		return err
+	}
+	if n := s.Nodes[r.Node]; n != nil {
+		n.Stats = &api.NodeStats{Job: j.ID, Gen: r.Gen, Rank: rank, Step: r.Step,
+			SamplesPerSec: r.NodeRate, StepMillis: r.StepMillis, Updated: t}
+		s.touch(topicNode(n.ID), topicNodes)
+	}
+	p := &j.Progress
+	if r.Step >= p.Step {
+		p.Step, p.TotalSteps, p.Epoch, p.Loss, p.SamplesPerSec, p.Updated = r.Step, r.TotalSteps, r.Epoch, r.Loss, r.SamplesPerSec, t
+	}
+	if len(r.Eval) > 0 && (p.Eval == nil || r.EvalStep > p.EvalStep) {
+		p.Eval, p.EvalStep = r.Eval, r.EvalStep
+		s.event(j, t, "eval", r.Node, "eval at step %d: %s", r.EvalStep, formatMetrics(r.Eval))
+	}
+	s.changedJob(j, false)
+	return nil
+}
+
+func (s *State) checkpoint(t time.Time, b JobCheckpoint) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	r := b.Report
+	if _, err := member(j, r.Node, r.Gen); err != nil {
+		return err
+	}
+	if r.Checksum == "" {
+		return badField("checksum", "empty")
+	}
+	i := slices.IndexFunc(j.Checkpoints, func(c api.Checkpoint) bool { return c.Step == r.Step })
+	if i < 0 {
+		j.Checkpoints = append(j.Checkpoints, api.Checkpoint{Step: r.Step, Gen: r.Gen, Time: t})
+		sort.Slice(j.Checkpoints, func(a, b int) bool { return j.Checkpoints[a].Step < j.Checkpoints[b].Step })
+		i = slices.IndexFunc(j.Checkpoints, func(c api.Checkpoint) bool { return c.Step == r.Step })
+	}
+	c := &j.Checkpoints[i]
+	if c.Gen != r.Gen || c.Checksums == nil {
+		// A newer generation saves the step again: only its ranks count.
+		c.Gen, c.Checksums, c.Time = r.Gen, map[string]string{}, t
+	}
+	c.Checksums[r.Node] = r.Checksum
+	complete := len(c.Checksums) == j.Gen.Ranks()
+	var mismatch string
+	if complete {
+		for _, m := range j.Gen.Members {
+			if c.Checksums[m.Node] != c.Checksums[j.Gen.Members[0].Node] {
+				mismatch = describeChecksums(j.Gen, c.Checksums)
+				break
+			}
+		}
+	}
+	if len(j.Checkpoints) > keepCheckpoints {
+		j.Checkpoints = slices.Clone(j.Checkpoints[len(j.Checkpoints)-keepCheckpoints:])
+	}
+	s.changedJob(j, false)
+	if mismatch != "" {
+		reason := fmt.Sprintf("checkpoint at step %d: the replicas differ: %s", r.Step, mismatch)
+		s.finish(j, t, api.Failed, r.Node, reason)
+		return errorf(http.StatusConflict, "job %s failed: %s", j.ID, reason)
+	}
+	if complete {
+		s.event(j, t, "checkpoint", "", "checkpoint at step %d: %d replicas agree (%s)", r.Step, len(c.Checksums), short(r.Checksum))
+	}
+	return nil
+}
+
+func describeChecksums(g *api.Generation, sums map[string]string) string {
+	parts := make([]string, len(g.Members))
+	for i, m := range g.Members {
+		parts[i] = m.Node + " " + sums[m.Node]
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *State) result(t time.Time, b JobResult) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	r := b.Report
+	if n := s.Nodes[r.Node]; n == nil || n.Job != j.ID {
+		return errorf(http.StatusConflict, "node %s is not on job %s", r.Node, j.ID)
+	}
+	switch r.Kind {
+	case "final", "best", "checkpoint":
+	default:
+		return badField("kind", "%q: want final, best or checkpoint", r.Kind)
+	}
+	bl := s.Blobs[r.Blob]
+	if bl == nil {
+		return badField("blob", "%q is not in the blob store (upload it first)", r.Blob)
+	}
+	if j.Results == nil {
+		j.Results = map[string]api.Artifact{}
+	}
+	j.Results[r.Kind] = api.Artifact{Blob: r.Blob, Size: bl.Size, Step: r.Step, Node: r.Node, Metrics: r.Metrics}
+	s.changedJob(j, false)
+	s.event(j, t, "result", r.Node, "%s model at step %d: %s (%d bytes)", r.Kind, r.Step, short(r.Blob), bl.Size)
+	return nil
+}
+
+func (s *State) done(t time.Time, b JobDone) error {
+	j, err := s.runningJob(b.Job)
+	if err != nil {
+		return err
+	}
+	r := b.Report
+	rank, err := member(j, r.Node, r.Gen)
+	if err != nil {
+		return err
+	}
+	if r.Error != "" {
+		s.finish(j, t, api.Failed, r.Node, r.Node+": "+r.Error)
+		return nil
+	}
+	if rank != 0 {
+		return errorf(http.StatusConflict, "only rank 0 ends job %s; %s is rank %d", j.ID, r.Node, rank)
+	}
+	j.Progress.Step = max(j.Progress.Step, r.Step)
+	s.finish(j, t, api.Succeeded, r.Node, "")
+	return nil
+}
+
+func (s *State) cancel(t time.Time, b JobCancel) error {
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if j.State.Done() {
+		return errorf(http.StatusConflict, "job %s is already %s", j.ID, j.State)
+	}
+	s.finish(j, t, api.Cancelled, "", "cancelled")
+	return nil
+}
+
+func (s *State) blobStored(t time.Time, b BlobStored) error {
+	if !ValidSHA(b.SHA) {
+		return badField("sha", "%q is not a hex sha256", b.SHA)
+	}
+	if b.Member == "" {
+		return badField("member", "empty")
+	}
+	bl := s.Blobs[b.SHA]
+	if bl == nil {
+		bl = &Blob{Size: b.Size, Added: t}
+		s.Blobs[b.SHA] = bl
+	} else if bl.Size != b.Size {
+		return errorf(http.StatusConflict, "blob %s has %d bytes, not %d", b.SHA, bl.Size, b.Size)
+	}
+	if !slices.Contains(bl.Holders, b.Member) {
+		bl.Holders = append(bl.Holders, b.Member)
+		slices.Sort(bl.Holders)
+		s.touch(topicBlobs)
+	}
+	return nil
+}
+
+// ValidSHA says whether s is a lower-case hex sha256.
+func ValidSHA(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func formatMetrics(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
