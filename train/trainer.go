@@ -18,6 +18,7 @@ import (
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/stream"
 	"github.com/bertnode/bertnode/tokenize"
 	"github.com/schollz/progressbar/v3"
 )
@@ -78,7 +79,7 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		}
 	} else {
 		for i, r := range recs {
-			if spec.EvalSplit > 0 && heldOut(i, spec.EvalSplit) {
+			if spec.EvalSplit > 0 && stream.HeldOut(i, spec.EvalSplit) {
 				evalRecs = append(evalRecs, r)
 			} else {
 				trainRecs = append(trainRecs, r)
