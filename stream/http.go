@@ -137,7 +137,7 @@ func acceptsZstd(values []string) bool {
 func writeError(w http.ResponseWriter, code int, field, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(api.Error{Error: fmt.Sprintf(format, args...), Field: field})
+	json.NewEncoder(w).Encode(api.Error{Message: fmt.Sprintf(format, args...), Field: field})
 }
 
 // FetchBlock GETs a block from url (the coordinator's BlockPath), asking for zstd, and
@@ -171,8 +171,8 @@ func DecodeBlock(resp *http.Response) (io.ReadCloser, error) {
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e api.Error
-		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s: %s: %s", what, resp.Status, e.Error)
+		if json.Unmarshal(msg, &e) == nil && e.Message != "" {
+			return nil, fmt.Errorf("%s: %s: %s", what, resp.Status, e.Message)
 		}
 		return nil, fmt.Errorf("%s: %s: %s", what, resp.Status, bytes.TrimSpace(msg))
 	}
