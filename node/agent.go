@@ -18,6 +18,7 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is one node.
@@ -40,13 +41,16 @@ type Config struct {
 
 	// Watch is how long one blocking assignment query waits (default 30s).
 	Watch time.Duration
-	Log   *log.Logger
+	// Metrics registers the node's Prometheus series (nil: not exported).
+	Metrics prometheus.Registerer
+	Log     *log.Logger
 }
 
 // Agent runs a node.
 type Agent struct {
 	cfg   Config
 	board board
+	m     *series
 	// applied is the current session's applied steps, for confirmations sent by the
 	// watcher while the step loop is busy.
 	applied atomic.Int64
@@ -62,7 +66,7 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}}
+	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics)}
 }
 
 // Run registers the node and trains whatever it is assigned until ctx ends.

@@ -366,7 +366,7 @@ func checkAudit(t *testing.T, records int, wantEpochs int, nodes ...*testNode) A
 	for _, n := range nodes {
 		all = append(all, n.audit(t)...)
 	}
-	r, err := Audit(all, records)
+	r, err := Audit(all, allIDs(records))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,8 +88,12 @@ type AuditReport struct {
 // contributed to s: an earlier attempt was aborted before any survivor applied it (a
 // survivor that had applied it would have carried the state forward, and nobody would
 // have trained s again). That attempt must hold a piece from every rank of its
-// generation. Every epoch but the last must cover every sample once.
-func Audit(entries []AuditEntry, records int) (AuditReport, error) {
+// generation. Every epoch but the last must cover every one of the train IDs once.
+func Audit(entries []AuditEntry, train []int32) (AuditReport, error) {
+	valid := make(map[int32]bool, len(train))
+	for _, id := range train {
+		valid[id] = true
+	}
 	type attempt struct {
 		epoch int
 		ranks map[int][]int32
@@ -138,8 +142,8 @@ func Audit(entries []AuditEntry, records int) (AuditReport, error) {
 		}
 		for _, ids := range a.ranks {
 			for _, id := range ids {
-				if id < 0 || int(id) >= records {
-					return r, fmt.Errorf("step %d: sample %d is not one of the %d training records", s, id, records)
+				if !valid[id] {
+					return r, fmt.Errorf("step %d: sample %d is not one of the %d training records", s, id, len(train))
 				}
 				seen[a.epoch][id]++
 				r.Trained++
@@ -154,7 +158,7 @@ func Audit(entries []AuditEntry, records int) (AuditReport, error) {
 		}
 		r.PerEpoch[e] = len(seen[e])
 		if e < r.Epochs-1 {
-			r.Lost += records - len(seen[e])
+			r.Lost += len(train) - len(seen[e])
 		}
 	}
 	return r, nil

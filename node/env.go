@@ -26,6 +26,8 @@ type Env struct {
 	Data    Data
 	// HasEval says the job has an eval set (Replica.Evaluate scores it).
 	HasEval bool
+	// Close, when set, releases the data when the job ends for this node.
+	Close func()
 }
 
 // Setup builds a job's Env; the node calls it when first assigned to the job.

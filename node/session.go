@@ -147,6 +147,9 @@ func (s *session) close() {
 	}
 	if s.env != nil {
 		s.env.Replica.Close()
+		if s.env.Close != nil {
+			s.env.Close()
+		}
 	}
 }
 
@@ -226,6 +229,12 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	s.has = true
 	s.a.applied.Store(s.pos.Step)
+	s.a.m.transfer.Observe(time.Since(start).Seconds())
+	s.a.m.generations.Inc()
+	s.a.m.gen.Set(float64(g.Gen))
+	s.a.m.rank.Set(float64(as.Rank))
+	defer s.a.m.gen.Set(0)
+	defer s.a.m.rank.Set(-1)
 	if err := verify(ctx, ring, checksum(bufs, s.pos)); err != nil {
 		return err
 	}
@@ -291,7 +300,10 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		return err
 	}
 	compute := time.Since(t0)
+	s.a.m.compute.Observe(compute.Seconds())
+	t1 := time.Now()
 	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
+		s.a.m.aborted.Inc()
 		return err
 	}
 	// The commit round: it completes only when every rank holds the summed gradient.
@@ -299,8 +311,10 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
 	c[3+rank] = float32(compute.Seconds() * 1000)
 	if err := ring.AllReduce(ctx, c, allreduce.OpSum); err != nil {
+		s.a.m.aborted.Inc()
 		return err
 	}
+	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {
 		return err
@@ -313,6 +327,10 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		return err
 	}
 	ringRate := math.Round(s.rate.Add(len(batch), time.Since(wall))*10) / 10
+	s.a.m.steps.Inc()
+	s.a.m.step.Set(float64(s.pos.Step))
+	s.a.m.loss.Set(s.pos.LastLoss)
+	s.a.m.rate.Set(ringRate)
 	s.logMetrics(map[string]any{"step": s.pos.Step, "epoch": float64(epoch) + float64(next)/float64(len(s.order)),
 		"loss": s.pos.LastLoss, "grad_norm": norm, "samples_per_s": ringRate})
 	s.rep.update(func(p *api.ProgressReport) {

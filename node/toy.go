@@ -183,12 +183,8 @@ func (t *Toy) Loaded() error { return nil }
 // Evaluate predicts each rank's share of the eval records, gathers the predictions
 // over the ring, and scores them all on every rank.
 func (t *Toy) Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (map[string]float64, error) {
-	ids := make([]int32, len(t.eval))
-	for i := range ids {
-		ids[i] = int32(i)
-	}
 	pred := make([]float32, len(t.eval))
-	for _, i := range stream.Piece(ids, ranks, rank) {
+	for _, i := range stream.Piece(allIDs(len(t.eval)), ranks, rank) {
 		t.forward(t.eval[i].Text)
 		best := 0
 		for c := range t.probs {
