@@ -175,3 +175,43 @@ func TestMatchesHuggingFace(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchesRealModels compares with the real roberta-base and albert-base-v2
+// tokenizers on the same cases, when testdata/make_reference.py has written them
+// into testdata/real (it needs transformers and the hub).
+func TestMatchesRealModels(t *testing.T) {
+	for _, model := range []string{"roberta-base", "albert-base-v2"} {
+		dir := filepath.Join("testdata", "real", model)
+		f, err := os.Open(filepath.Join(dir, "reference.jsonl.gz"))
+		if err != nil {
+			t.Skipf("%s: no reference from the real tokenizer (run testdata/make_reference.py): %v", model, err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(nil, 1<<24)
+		n, failed := 0, 0
+		for sc.Scan() {
+			var c refCase
+			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if err := c.check(tk); err != nil {
+				if failed++; failed <= 5 {
+					t.Errorf("%s: %s %q %q %q: %v", model, c.Kind, c.Text, c.Pair, c.Words, err)
+				}
+			}
+		}
+		f.Close()
+		if failed > 0 {
+			t.Errorf("%s: %d of %d cases differ", model, failed, n)
+		}
+	}
+}

@@ -358,7 +358,7 @@ func parseNormalizer(raw json.RawMessage, field string) (normStep, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.pattern.Regex %q: %v", field, *n.Pattern.Regex, err)
 			}
-			return &replaceNormalizer{re: re, content: n.Content}, nil
+			return &replaceNormalizer{re: re, spaceRuns: *n.Pattern.Regex == " {2,}", content: n.Content}, nil
 		}
 		return nil, fmt.Errorf("%s.pattern: want a non-empty String or a Regex", field)
 	case "NFKD":

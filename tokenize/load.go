@@ -80,7 +80,15 @@ func Load(dir string) (*Tokenizer, error) {
 	}
 	switch {
 	case exists("tokenizer.json"):
-		return loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), &tc)
+		t, err := loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), &tc)
+		if err == nil && t.kind == Unigram && exists("spiece.model") { // kept for Save, which slow tokenizers need
+			sp, err := os.ReadFile(filepath.Join(dir, "spiece.model"))
+			if err != nil {
+				return nil, err
+			}
+			t.legacy = map[string][]byte{"spiece.model": sp}
+		}
+		return t, err
 	case exists("vocab.txt"):
 		from := filepath.Join(dir, "vocab.txt")
 		v, err := LoadVocab(from)

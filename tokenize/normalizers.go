@@ -29,20 +29,36 @@ func (q seqNormalizer) normalize(n *normStr, s *pipeScratch) {
 // replaceNormalizer is HF's Replace with a literal ("String") or regular expression
 // ("Regex") pattern.
 type replaceNormalizer struct {
-	literal string
-	re      *regexp.Regexp
-	content string
+	literal   string
+	re        *regexp.Regexp
+	spaceRuns bool // the pattern is ALBERT's " {2,}", matched without the regexp engine
+	content   string
 }
 
 func (r *replaceNormalizer) normalize(n *normStr, s *pipeScratch) {
 	s.matches = s.matches[:0]
-	if r.re != nil {
+	switch {
+	case r.spaceRuns:
+		for i := 0; i < len(n.b); i++ {
+			if n.b[i] != ' ' {
+				continue
+			}
+			j := i + 1
+			for j < len(n.b) && n.b[j] == ' ' {
+				j++
+			}
+			if j-i >= 2 {
+				s.matches = append(s.matches, [2]int{i, j})
+			}
+			i = j
+		}
+	case r.re != nil:
 		for _, m := range r.re.FindAllIndex(n.b, -1) {
 			if m[1] > m[0] {
 				s.matches = append(s.matches, [2]int{m[0], m[1]})
 			}
 		}
-	} else {
+	default:
 		for at := 0; ; {
 			i := bytes.Index(n.b[at:], []byte(r.literal))
 			if i < 0 {
