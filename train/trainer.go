@@ -41,8 +41,8 @@ type Trainer struct {
 	Plan    *stream.Plan
 	Records []shard.Record
 	Eval    []Example
-	Sync   GradSync
-	Out    io.Writer // progress and summaries
+	Sync    GradSync
+	Out     io.Writer // progress and summaries
 	// OnStep, when set, is called after each optimizer step (and its evaluation and
 	// checkpoint) with the number of steps done.
 	OnStep func(step int)
