@@ -386,8 +386,8 @@ func (s *State) jobReason(b JobReason) error {
 	return nil
 }
 
-// Planned says whether the leader has planned all of j's data.
-func Planned(j *api.Job) bool {
+// planned says whether the leader has planned all of j's data.
+func planned(j *api.Job) bool {
 	return j.Train != nil && j.Train.Plan != "" && (j.Eval == nil || j.Eval.Plan != "")
 }
 
@@ -399,7 +399,7 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 	if j.State.Done() {
 		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
 	}
-	if !Planned(j) {
+	if !planned(j) {
 		return errorf(http.StatusConflict, "job %s: its data is not planned yet", j.ID)
 	}
 	cur := uint32(0)
