@@ -62,7 +62,7 @@ type Config struct {
 	Timing
 	// MaxBlobSize bounds an upload (default 64 GiB).
 	MaxBlobSize int64
-	Logger *slog.Logger
+	Logger      *slog.Logger
 	// RaftLog receives raft's own log lines (warnings and errors); nil: stderr.
 	RaftLog io.Writer
 }
