@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -136,6 +137,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 			return &api.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("request body: bad JSON at byte %d: %v", se.Offset, err)}
 		case errors.As(err, &me):
 			return &api.Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body: over %d bytes", me.Limit)}
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return &api.Error{Status: http.StatusBadRequest, Message: "request body: truncated JSON"}
+		case errors.Is(err, io.EOF):
+			return &api.Error{Status: http.StatusBadRequest, Message: "request body: empty, want JSON"}
 		default:
 			return &api.Error{Status: http.StatusBadRequest, Message: "request body: " + err.Error()}
 		}
