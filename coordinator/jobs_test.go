@@ -1,4 +1,4 @@
-package coordinator
+package coordinator_test
 
 import (
 	"encoding/json"
@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
 )
 
 // TestSubmitRejectsBadSpecs: a bad spec is a 400 naming its field, and no job.
 func TestSubmitRejectsBadSpecs(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	cl := c.client()
+	c := coordtest.New(t, coordtest.Options{})
+	cl := c.Client()
 	data := putData(t, cl, trainData)
 	unknown := "blob:" + strings.Repeat("0", 64)
 	for _, tc := range []struct{ spec, field, says string }{
@@ -46,12 +47,12 @@ func TestSubmitRejectsBadSpecs(t *testing.T) {
 			t.Errorf("spec %q: got %v (field %q), want a 400 on %s saying %q", tc.spec, err, fieldOf(err), tc.field, tc.says)
 		}
 	}
-	code, _, body := raw(t, "POST", c.servers[0].APIAddr(), "/v1/jobs", c.secret.Token(), []byte(`{"spec": 3}`))
+	code, _, body := raw(t, "POST", c.Servers[0].APIAddr(), "/v1/jobs", c.Secret.Token(), []byte(`{"spec": 3}`))
 	var e api.Error
 	if json.Unmarshal(body, &e); code != 400 || e.Field != "spec" {
 		t.Errorf("spec of the wrong JSON type: %d %s", code, body)
 	}
-	code, _, body = raw(t, "POST", c.servers[0].APIAddr(), "/v1/jobs", c.secret.Token(), []byte(`{"spec": `))
+	code, _, body = raw(t, "POST", c.Servers[0].APIAddr(), "/v1/jobs", c.Secret.Token(), []byte(`{"spec": `))
 	if code != 400 || !strings.Contains(string(body), "JSON") {
 		t.Errorf("truncated JSON: %d %s", code, body)
 	}
@@ -66,7 +67,7 @@ func TestSubmitRejectsBadSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor("the shared file's plan", func() bool { return c.job(id).Train.Records == 3 })
+	c.WaitFor("the shared file's plan", func() bool { return job(c, id).Train.Records == 3 })
 }
 
 func fieldOf(err error) string {
@@ -80,11 +81,11 @@ func fieldOf(err error) string {
 // TestPlanningErrorFailsTheJob: the planner's error, naming the file as submitted
 // and the line, is the failed job's reason.
 func TestPlanningErrorFailsTheJob(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	data := putData(t, c.client(), "ham\tfine\nno tab here\n")
-	id := c.submit(jobSpecText(data, 1, 1))
-	c.waitFor("the job to fail", func() bool { return c.job(id).State == api.Failed })
-	if j := c.job(id); j.Reason != "planning train data "+data+": "+data+":2: no tab between label and text" || j.Train.Error == "" {
+	c := coordtest.New(t, coordtest.Options{})
+	data := putData(t, c.Client(), "ham\tfine\nno tab here\n")
+	id := submit(c, jobSpecText(data, 1, 1))
+	c.WaitFor("the job to fail", func() bool { return job(c, id).State == api.Failed })
+	if j := job(c, id); j.Reason != "planning train data "+data+": "+data+":2: no tab between label and text" || j.Train.Error == "" {
 		t.Fatalf("reason %q", j.Reason)
 	}
 }
@@ -92,10 +93,10 @@ func TestPlanningErrorFailsTheJob(t *testing.T) {
 // TestBlockingQuery: a read with ?index waits for a change of what it reads, and
 // answers with the same index when the wait ends first.
 func TestBlockingQuery(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	cl := c.client()
-	id := c.submit(jobSpecText(putData(t, cl, trainData), 1, 1))
-	c.waitFor("the plan", func() bool { return c.job(id).Reason == "waiting for nodes: 0 of 1 idle" })
+	c := coordtest.New(t, coordtest.Options{})
+	cl := c.Client()
+	id := submit(c, jobSpecText(putData(t, cl, trainData), 1, 1))
+	c.WaitFor("the plan", func() bool { return job(c, id).Reason == "waiting for nodes: 0 of 1 idle" })
 	_, idx, err := cl.JobWait(ctx(t), id, 0, 0)
 	if err != nil || idx == 0 {
 		t.Fatalf("index %d, %v", idx, err)
@@ -115,7 +116,7 @@ func TestBlockingQuery(t *testing.T) {
 	if err != nil || j.State != api.Cancelled || idx3 <= idx {
 		t.Fatalf("woken: %s at %d (was %d), %v", j.State, idx3, idx, err)
 	}
-	code, _, body := raw(t, "GET", c.servers[0].APIAddr(), "/v1/jobs/"+id+"?index=x", c.secret.Token(), nil)
+	code, _, body := raw(t, "GET", c.Servers[0].APIAddr(), "/v1/jobs/"+id+"?index=x", c.Secret.Token(), nil)
 	if code != 400 || !strings.Contains(string(body), `"field":"index"`) {
 		t.Fatalf("bad index: %d %s", code, body)
 	}

@@ -1,120 +1,32 @@
-package coordinator
+package coordinator_test
 
 import (
 	"errors"
-	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
 )
-
-// scripted is a worker node played by the test through the real client.
-type scripted struct {
-	t   *testing.T
-	id  string
-	cl  *api.Client
-	idx uint64
-}
-
-// nodes registers workers, alive in gossip.
-func (c *cluster) nodes(ids ...string) []*scripted {
-	c.t.Helper()
-	var out []*scripted
-	for _, id := range ids {
-		n := &scripted{t: c.t, id: id, cl: c.client()}
-		if err := n.cl.RegisterNode(ctx(c.t), api.RegisterNode{ID: id, Name: id, RingAddr: "127.0.0.1:70" + id[1:]}); err != nil {
-			c.t.Fatal(err)
-		}
-		c.gossip.Set(gossipNode(id))
-		out = append(out, n)
-	}
-	return out
-}
-
-// await watches the node's assignment (blocking queries) until cond holds.
-func (n *scripted) await(what string, cond func(a *api.Assignment) bool) *api.Assignment {
-	n.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		a, err := n.cl.Assignment(ctx(n.t), n.id, n.idx, 2*time.Second)
-		if err != nil {
-			n.t.Fatalf("%s: assignment: %v", n.id, err)
-		}
-		n.idx = a.Index
-		if cond(a) {
-			return a
-		}
-	}
-	n.t.Fatalf("%s: timed out waiting for %s", n.id, what)
-	return nil
-}
-
-func (n *scripted) awaitGen(job string, gen uint32, rank int) *api.Assignment {
-	n.t.Helper()
-	return n.await(fmt.Sprintf("generation %d rank %d", gen, rank), func(a *api.Assignment) bool {
-		return a.Job != nil && a.Job.ID == job && a.Gen == gen && a.Rank == rank
-	})
-}
-
-func (n *scripted) awaitIdle() {
-	n.t.Helper()
-	n.await("release", func(a *api.Assignment) bool { return a.Job == nil })
-}
-
-func (n *scripted) fail(job string, gen uint32, msg string) error {
-	return n.cl.Failure(ctx(n.t), job, api.FailureReport{Node: n.id, Gen: gen, Applied: 7, Error: msg})
-}
-
-// conflict asserts err is a 409 whose message says want.
-func conflict(t *testing.T, err error, want string) {
-	t.Helper()
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || !strings.Contains(ae.Message, want) {
-		t.Fatalf("got %v, want a 409 saying %q", err, want)
-	}
-}
-
-func (c *cluster) submit(spec string) string {
-	c.t.Helper()
-	id, err := c.client().Submit(ctx(c.t), api.SubmitRequest{Spec: spec})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return id
-}
-
-func (c *cluster) job(id string) *api.Job {
-	c.t.Helper()
-	j, err := c.client().Job(ctx(c.t), id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return j
-}
-
-// settle gives the leader's loop time to act on what it should not act on.
-func settle() { time.Sleep(300 * time.Millisecond) }
 
 // TestReconfigLeavesOutTheSilent: a failure report opens a reconfiguration; members
 // confirm; after the rejoin window the next generation holds the confirmed members in
 // their old order and the silent one is released. Reports from outside the generation
 // are refused. The released node, alive and idle, then joins back by growth.
 func TestReconfigLeavesOutTheSilent(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1", "n2", "n3")
-	id := c.submit(jobSpecText(putData(t, c.client(), trainData), 3, 2))
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
 	for r, n := range ns {
 		n.awaitGen(id, 1, r)
 	}
-	start := c.clock.Now()
+	start := c.Clock.Now()
 	if err := ns[1].fail(id, 1, "ring: n3 timed out"); err != nil {
 		t.Fatal(err)
 	}
-	j := c.job(id)
+	j := job(c, id)
 	if j.Reconfig == nil || !slices.Equal(j.Reconfig.Confirmed, []string{"n2"}) || !j.Reconfig.Deadline.Equal(start.Add(2*time.Second)) {
 		t.Fatalf("reconfig after the report: %+v", j.Reconfig)
 	}
@@ -126,13 +38,13 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle()
-	if j := c.job(id); j.Gen.Gen != 1 || !slices.Equal(j.Reconfig.Confirmed, []string{"n2", "n1"}) {
+	if j := job(c, id); j.Gen.Gen != 1 || !slices.Equal(j.Reconfig.Confirmed, []string{"n2", "n1"}) {
 		t.Fatalf("before the deadline: gen %d, reconfig %+v", j.Gen.Gen, j.Reconfig)
 	}
-	c.clock.Advance(2 * time.Second)
+	c.Clock.Advance(2 * time.Second)
 	ns[0].awaitGen(id, 2, 0)
 	ns[1].awaitGen(id, 2, 1)
-	j = c.job(id)
+	j = job(c, id)
 	if len(j.Gen.Members) != 2 || j.Progress.Recoveries != 1 || !strings.Contains(j.Gen.Reason, "n3 left out") {
 		t.Fatalf("generation 2: %+v, recoveries %d", j.Gen, j.Progress.Recoveries)
 	}
@@ -153,7 +65,7 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	for r, n := range ns {
 		n.awaitGen(id, 3, r)
 	}
-	logs, err := c.client().Logs(ctx(t), id, 0, 0)
+	logs, err := c.Client().Logs(ctx(t), id, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,23 +82,23 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 // TestReconfigOnGossip: suspect alone changes nothing; dead starts a reconfiguration
 // that closes as soon as the survivors confirmed.
 func TestReconfigOnGossip(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1", "n2")
-	id := c.submit(jobSpecText(putData(t, c.client(), trainData), 2, 1))
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 1))
 	ns[0].awaitGen(id, 1, 0)
-	c.gossip.SetHealth("n2", api.Suspect)
+	c.Gossip.SetHealth("n2", api.Suspect)
 	settle()
-	if j := c.job(id); j.Reconfig != nil {
+	if j := job(c, id); j.Reconfig != nil {
 		t.Fatalf("a suspect member started a reconfig: %+v", j.Reconfig)
 	}
-	c.gossip.SetHealth("n2", api.Dead)
+	c.Gossip.SetHealth("n2", api.Dead)
 	a := ns[0].await("the reconfig", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if a.Job.Reconfig.Cause != "n2 dead" {
 		t.Fatalf("cause %q", a.Job.Reconfig.Cause)
 	}
 	ns[0].fail(id, 1, "")
 	ns[0].awaitGen(id, 2, 0) // no deadline to wait for: n2 is dead
-	if j := c.job(id); j.Gen.Ranks() != 1 {
+	if j := job(c, id); j.Gen.Ranks() != 1 {
 		t.Fatalf("generation 2: %+v", j.Gen)
 	}
 	ns[1].awaitIdle()
@@ -195,21 +107,21 @@ func TestReconfigOnGossip(t *testing.T) {
 // TestWaitForNodesThenResume: below min_nodes the job keeps running with its
 // survivor on standby (rank -1, still assigned) until a node joins.
 func TestWaitForNodesThenResume(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1", "n2")
-	id := c.submit(jobSpecText(putData(t, c.client(), trainData), 2, 2))
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 2))
 	ns[0].awaitGen(id, 1, 0)
 	ns[1].fail(id, 1, "ring: n1 closed the connection")
-	c.gossip.SetHealth("n1", api.Left)
+	c.Gossip.SetHealth("n1", api.Left)
 	a := ns[1].awaitGen(id, 1, -1)
 	if a.Job.State != api.Running || a.Job.Reason != "waiting for nodes: 1 of min 2" || !slices.Equal(a.Job.Waiting, []string{"n2"}) {
 		t.Fatalf("waiting job: %s %q %v", a.Job.State, a.Job.Reason, a.Job.Waiting)
 	}
 	ns[0].awaitIdle()
 	conflict(t, ns[1].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n2", Gen: 1}), "waits for nodes")
-	c.nodes("n3")
+	nodes(c, "n3")
 	ns[1].awaitGen(id, 2, 0)
-	if j := c.job(id); j.Reason != "" || j.Waiting != nil || j.Gen.Members[1].Node != "n3" {
+	if j := job(c, id); j.Reason != "" || j.Waiting != nil || j.Gen.Members[1].Node != "n3" {
 		t.Fatalf("resumed: %+v", j)
 	}
 }
@@ -217,9 +129,9 @@ func TestWaitForNodesThenResume(t *testing.T) {
 // TestChecksumMismatchFailsTheJob: manifests that agree are kept; one that does not
 // fails the job, naming the step, the nodes and their checksums, and frees the nodes.
 func TestChecksumMismatchFailsTheJob(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1", "n2")
-	id := c.submit(jobSpecText(putData(t, c.client(), trainData), 2, 2))
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 2))
 	ns[1].awaitGen(id, 1, 1)
 	ck := func(n *scripted, step int64, sum string) error {
 		return n.cl.Checkpoint(ctx(t), id, api.CheckpointReport{Node: n.id, Gen: 1, Step: step, Checksum: sum})
@@ -232,12 +144,12 @@ func TestChecksumMismatchFailsTheJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if j := c.job(id); len(j.Checkpoints) != 5 || j.Checkpoints[0].Step != 30 || j.State != api.Running {
+	if j := job(c, id); len(j.Checkpoints) != 5 || j.Checkpoints[0].Step != 30 || j.State != api.Running {
 		t.Fatalf("manifests: %+v", j.Checkpoints)
 	}
 	ck(ns[0], 80, "aa")
 	conflict(t, ck(ns[1], 80, "bb"), "checkpoint at step 80")
-	j := c.job(id)
+	j := job(c, id)
 	if j.State != api.Failed || j.Reason != "checkpoint at step 80: the replicas differ: n1 aa, n2 bb" {
 		t.Fatalf("after a mismatch: %s %q", j.State, j.Reason)
 	}
@@ -249,11 +161,11 @@ func TestChecksumMismatchFailsTheJob(t *testing.T) {
 // results; another rank's error ends it in failure; a cancel ends it too; each frees
 // the nodes for the next job.
 func TestDoneAndCancelReleaseNodes(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1", "n2")
-	cl := c.client()
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	cl := c.Client()
 	data := putData(t, cl, trainData)
-	id := c.submit(jobSpecText(data, 2, 2))
+	id := submit(c, jobSpecText(data, 2, 2))
 	ns[1].awaitGen(id, 1, 1)
 	conflict(t, ns[1].cl.Done(ctx(t), id, api.DoneReport{Node: "n2", Gen: 1}), "only rank 0")
 	model := putData(t, cl, "weights")[len("blob:"):]
@@ -267,24 +179,24 @@ func TestDoneAndCancelReleaseNodes(t *testing.T) {
 	if err := cl.Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 1, Step: 40}); err != nil {
 		t.Fatal(err)
 	}
-	j := c.job(id)
+	j := job(c, id)
 	if j.State != api.Succeeded || j.Results["final"].Blob != model || j.Results["final"].Size != 7 || j.Progress.Step != 40 || j.Finished.IsZero() {
 		t.Fatalf("succeeded job: %+v", j)
 	}
 	ns[0].awaitIdle()
 	ns[1].awaitIdle()
 
-	id2 := c.submit(jobSpecText(data, 2, 2))
+	id2 := submit(c, jobSpecText(data, 2, 2))
 	ns[1].awaitGen(id2, 1, 1)
 	if err := ns[1].cl.Done(ctx(t), id2, api.DoneReport{Node: "n2", Gen: 1, Error: "CUDA out of memory"}); err != nil {
 		t.Fatal(err)
 	}
-	if j := c.job(id2); j.State != api.Failed || j.Reason != "n2: CUDA out of memory" {
+	if j := job(c, id2); j.State != api.Failed || j.Reason != "n2: CUDA out of memory" {
 		t.Fatalf("failed job: %s %q", j.State, j.Reason)
 	}
 	ns[0].awaitIdle()
 
-	id3 := c.submit(jobSpecText(data, 2, 2))
+	id3 := submit(c, jobSpecText(data, 2, 2))
 	ns[0].awaitGen(id3, 1, 0)
 	if err := cl.Cancel(ctx(t), id3); err != nil {
 		t.Fatal(err)
@@ -292,20 +204,20 @@ func TestDoneAndCancelReleaseNodes(t *testing.T) {
 	ns[0].awaitIdle()
 	ns[1].awaitIdle()
 	conflict(t, cl.Cancel(ctx(t), id3), "already cancelled")
-	if j := c.job(id3); j.State != api.Cancelled {
+	if j := job(c, id3); j.State != api.Cancelled {
 		t.Fatalf("cancelled job: %s", j.State)
 	}
 }
 
 // TestPendingWaitsForNodes: a job needs cluster.nodes idle nodes to start.
 func TestPendingWaitsForNodes(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	ns := c.nodes("n1")
-	id := c.submit(jobSpecText(putData(t, c.client(), trainData), 2, 1))
-	c.waitFor("the reason", func() bool { return c.job(id).Reason == "waiting for nodes: 1 of 2 idle" })
-	if j := c.job(id); j.State != api.Pending || j.Labels[0] != "ham" || j.Train.Plan == "" {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 1))
+	c.WaitFor("the reason", func() bool { return job(c, id).Reason == "waiting for nodes: 1 of 2 idle" })
+	if j := job(c, id); j.State != api.Pending || j.Labels[0] != "ham" || j.Train.Plan == "" {
 		t.Fatalf("pending job: %+v", j)
 	}
-	c.nodes("n2")
+	nodes(c, "n2")
 	ns[0].awaitGen(id, 1, 0)
 }
