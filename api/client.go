@@ -415,6 +415,9 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64) (string, 
 		if _, err := io.Copy(f, r); err != nil {
 			return "", fmt.Errorf("put blob: spool: %w", err)
 		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
 		rs = f
 	}
 	start, err := rs.Seek(0, io.SeekCurrent)
