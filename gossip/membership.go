@@ -2,6 +2,34 @@
 // is a member of one hashicorp/memberlist cluster, encrypted with a key derived from the
 // cluster secret. Consumers depend on Membership; *Gossip is the real one and Static its
 // in-memory twin for tests.
+//
+// # Health
+//
+// memberlist's events give joins, metadata updates and departures; Gossip maps them to
+// api.Alive and to api.Dead or api.Left (a leaving member marks itself in its
+// metadata first, since memberlist's events do not tell the two apart). memberlist
+// does not expose its suspicion, so Gossip pings the members itself and calls one
+// that misses two pings in a row api.Suspect (check.go). Dead and left members stay
+// listed until memberlist forgets them (GossipToTheDeadTime after their end).
+//
+// # Profiles
+//
+// "lan" is memberlist.DefaultLANConfig: probes every 1 s with a 500 ms timeout,
+// suspicion of 4 probe intervals (more in large clusters, up to 6 times that while
+// confirmations are awaited); Gossip's own pings go out every second. With three
+// members on loopback a stopped one was suspect after 2.5 s and dead after 6-7 s. A
+// dead member's name can be taken by a new address after 30 s.
+//
+// "local" is for members on one machine (loopback, tests), where a round trip takes
+// microseconds and waiting a LAN's timeouts only slows tests down: probes every
+// 200 ms with a 100 ms timeout, Gossip's own pings every 100 ms, suspicion of 5
+// probe intervals (at most twice that). With three members a stopped one was
+// suspect after ~0.25 s and dead after ~1.5 s (TestShutdownIsSuspectThenDead prints
+// it), at most ~2.5 s in larger clusters; the second between the two leaves Gossip's
+// pings room to see the suspicion before memberlist's verdict. A dead member's name
+// may be taken at once by a new address, as a member restarted on a new port does. On
+// a loaded machine memberlist slows its own probes (its "awareness"), so these are
+// lower bounds.
 package gossip
 
 import (
@@ -20,7 +48,7 @@ const (
 )
 
 // Meta is what a member tells the others about itself (memberlist node metadata, JSON,
-// under 512 bytes).
+// at most 512 bytes).
 type Meta struct {
 	Role Role   `json:"role"`
 	API  string `json:"api,omitempty"`  // coordinator: its HTTP API address

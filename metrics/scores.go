@@ -173,3 +173,13 @@ func (t *table) String() string {
 	}
 	return b.String()
 }
+
+// Named gives the averages' and each class's F1 the names jobs log and select on:
+// f1_micro, f1_macro, f1_weighted and f1_<label> (spaces in labels become _).
+func (r Report) Named() map[string]float64 {
+	m := map[string]float64{"f1_micro": r.Micro.F1, "f1_macro": r.Macro.F1, "f1_weighted": r.Weighted.F1}
+	for _, c := range r.PerClass {
+		m["f1_"+strings.ReplaceAll(c.Label, " ", "_")] = c.F1
+	}
+	return m
+}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/bertnode/bertnode/internal/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -187,4 +190,18 @@ func CurvesPNG(w io.Writer, log *MetricsLog, width, height int) error {
 			}
 		}
 	})
+}
+
+// CurvesFile draws the metrics log at logPath (JSON lines) into a PNG at pngPath,
+// written atomically.
+func CurvesFile(logPath, pngPath string) error {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return err
+	}
+	log, err := ReadMetricsLog(bytes.NewReader(b), filepath.Base(logPath))
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(pngPath, 0o644, func(w io.Writer) error { return CurvesPNG(w, log, 900, 600) })
 }

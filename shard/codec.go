@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 )
 
 // codec is everything a file's format needs to frame and parse it.
@@ -20,7 +19,7 @@ type codec struct {
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-func newCodec(spec Spec, file string, f *os.File) (*codec, error) {
+func newCodec(spec Spec, file string, f io.ReaderAt) (*codec, error) {
 	spec, err := spec.resolve(file)
 	if err != nil {
 		return nil, err
@@ -53,7 +52,7 @@ func newCodec(spec Spec, file string, f *os.File) (*codec, error) {
 	return c, nil
 }
 
-func (c *codec) readHeader(spec Spec, d *delimited, f *os.File) error {
+func (c *codec) readHeader(spec Spec, d *delimited, f io.ReaderAt) error {
 	sc := newScanner(c.file, io.NewSectionReader(f, c.first.Offset, 1<<62), c.splitter(c.first.Offset), c.first.Offset, 1)
 	fr, err := sc.next()
 	if err == io.EOF {

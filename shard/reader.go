@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
 // Reader streams the records of one shard in file order. It implements Source.
 type Reader struct {
 	c   *codec
-	f   *os.File
+	f   *os.File // nil when the Reader does not own a file
 	sc  *scanner
 	end int64
 	// A resume point inside a SQuAD paragraph: skip its first questions.
@@ -61,28 +62,57 @@ func OpenAt(spec Spec, sh Shard, at Pos) (*Reader, error) {
 		f.Close()
 		return nil, err
 	}
+	r.f = f
 	return r, nil
 }
 
-func newReader(spec Spec, sh Shard, at Pos, f *os.File) (*Reader, error) {
-	c, err := newCodec(spec, sh.File, f)
+// OpenReaderAt reads a whole file through src, size bytes, as one shard; file names
+// it in positions and errors. Reads are sequential apart from the few before the
+// first record (byte order mark, CSV header), so src can observe the file's bytes in
+// order, e.g. to hash them.
+func OpenReaderAt(spec Spec, file string, src io.ReaderAt, size int64) (*Reader, error) {
+	if size == 0 {
+		return nil, fmt.Errorf("%s: empty file", file)
+	}
+	return newReader(spec, Shard{File: file, End: size, Line: 1}, Pos{File: file, Line: 1}, src)
+}
+
+// OpenBytes reads the records of b, the bytes of file that start at at.Offset: a
+// record's frame, with at.Index and at.Line as a Reader gave them for that record.
+// head holds the file's bytes before First().Offset (a byte order mark, a CSV
+// header), which parsing needs. The Reader returns the records whose frames start in
+// b and fit in it; it ends with an error where b cuts a frame short.
+func OpenBytes(spec Spec, file string, head, b []byte, at Pos) (*Reader, error) {
+	c, err := newCodec(spec, file, bytes.NewReader(head))
+	if err != nil {
+		return nil, err
+	}
+	if at.Offset < c.first.Offset || at.Line <= 0 {
+		return nil, fmt.Errorf("%s: bytes at offset %d, line %d: not a record's position (records start at byte %d)", file, at.Offset, at.Line, c.first.Offset)
+	}
+	at.File = file
+	r := &Reader{c: c, end: at.Offset + int64(len(b)), pos: at, sc: &scanner{file: file}, skip: at.Index, skipAt: at.Offset, skipBad: spec.SkipBadRecords}
+	r.sc.resetBytes(b, c.splitter(at.Offset), at.Offset, at.Line)
+	return r, nil
+}
+
+func newReader(spec Spec, sh Shard, at Pos, src io.ReaderAt) (*Reader, error) {
+	c, err := newCodec(spec, sh.File, src)
 	if err != nil {
 		return nil, err
 	}
 	if at.Offset <= c.first.Offset {
 		at = c.first
 	} else if at.Line <= 0 {
-		if at.Line, err = lineAt(f, at.Offset); err != nil {
+		if at.Line, err = lineAt(src, at.Offset); err != nil {
 			return nil, err
 		}
 	}
 	at.File = sh.File
-	if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
-		return nil, err
-	}
+	rd := io.NewSectionReader(src, at.Offset, math.MaxInt64-at.Offset)
 	return &Reader{
-		c: c, f: f, end: sh.End, pos: at,
-		sc:      newScanner(sh.File, f, c.splitter(at.Offset), at.Offset, at.Line),
+		c: c, end: sh.End, pos: at,
+		sc:      newScanner(sh.File, rd, c.splitter(at.Offset), at.Offset, at.Line),
 		skip:    at.Index,
 		skipAt:  at.Offset,
 		skipBad: spec.SkipBadRecords,
@@ -175,11 +205,24 @@ func (r *Reader) Pos() Pos { return r.pos }
 // Bad reports the bad records skipped so far.
 func (r *Reader) Bad() Bad { return r.bad }
 
-// Close closes the file.
-func (r *Reader) Close() error { return r.f.Close() }
+// First is where the file's records may begin: past a byte order mark and a CSV
+// header. OpenBytes needs the bytes before it.
+func (r *Reader) First() Pos { return r.c.first }
+
+// FrameEnd is the offset just past the frame of the record Next returned last: the
+// record's bytes are [Pos.Offset, FrameEnd()).
+func (r *Reader) FrameEnd() int64 { return r.cur.end }
+
+// Close closes the file the Reader opened, if any.
+func (r *Reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
 
 // lineAt counts the lines before off, for a resume point that lacks its line.
-func lineAt(f *os.File, off int64) (int, error) {
+func lineAt(f io.ReaderAt, off int64) (int, error) {
 	line := 1
 	buf := make([]byte, minBuffer)
 	for pos := int64(0); pos < off; {

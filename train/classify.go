@@ -105,7 +105,7 @@ func (s *classifyScorer) add(exs []*Example, _ *model.Batch, logits []float32) e
 
 func (s *classifyScorer) result() (EvalResult, error) {
 	r := EvalResult{Report: s.conf.Report(), Confusion: s.conf, Mistakes: s.mistakes}
-	r.Metrics = reportMetrics(r.Report)
+	r.Metrics = r.Report.Named()
 	r.Metrics["accuracy"] = r.Report.Accuracy
 	return r, nil
 }
@@ -133,7 +133,7 @@ func (s *multiLabelScorer) add(exs []*Example, _ *model.Batch, logits []float32)
 func (s *multiLabelScorer) result() (EvalResult, error) {
 	mr := s.counts.Report()
 	r := EvalResult{Report: mr.Report}
-	r.Metrics = reportMetrics(r.Report)
+	r.Metrics = r.Report.Named()
 	r.Metrics["subset_accuracy"] = mr.Accuracy
 	r.Metrics["hamming_loss"] = mr.HammingLoss
 	return r, nil

@@ -3,7 +3,6 @@ package train
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,14 +61,6 @@ func readAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
 		return nil, r.Bad(), fmt.Errorf("%s: no records", path)
 	}
 	return recs, r.Bad(), nil
-}
-
-// heldOut says whether record i belongs to the evaluation split: a hash of its index,
-// so the split does not depend on the file's order of classes.
-func heldOut(i int, frac float64) bool {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d", i)
-	return float64(h.Sum64()%1_000_000) < frac*1_000_000
 }
 
 // loadTokenizer loads a tokenizer from a directory, a vocab.txt or a tokenizer.json.

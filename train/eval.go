@@ -2,7 +2,6 @@ package train
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/report"
@@ -38,15 +37,6 @@ func (e EvalResult) Values(step int) map[string]any {
 		v["eval_"+k] = x
 	}
 	return v
-}
-
-// reportMetrics names a report's averages and per-class F1 for logging and selection.
-func reportMetrics(r metrics.Report) map[string]float64 {
-	m := map[string]float64{"f1_micro": r.Micro.F1, "f1_macro": r.Macro.F1, "f1_weighted": r.Weighted.F1}
-	for _, c := range r.PerClass {
-		m["f1_"+strings.ReplaceAll(c.Label, " ", "_")] = c.F1
-	}
-	return m
 }
 
 // Evaluate runs the eval set through the model and scores it.

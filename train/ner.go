@@ -126,7 +126,7 @@ func sameEntities(gold, pred []string) bool {
 
 func (s *nerScorer) result() (EvalResult, error) {
 	r := EvalResult{Report: s.counts.Report(), Mistakes: s.mistakes}
-	r.Metrics = reportMetrics(r.Report)
+	r.Metrics = r.Report.Named()
 	r.Metrics["f1"] = r.Report.Micro.F1
 	r.Metrics["precision"] = r.Report.Micro.Precision
 	r.Metrics["recall"] = r.Report.Micro.Recall

@@ -5,9 +5,11 @@
 package train
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/model"
@@ -81,18 +83,27 @@ func Defaults() Spec {
 	}
 }
 
-// LoadSpec reads a YAML job spec over Defaults; unknown fields are errors, so that a
-// typo is not silently ignored.
+// LoadSpec reads a YAML job spec file over Defaults (see ParseSpec).
 func LoadSpec(path string) (Spec, error) {
-	s := Defaults()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return s, err
+		return Defaults(), err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
+	s, err := ParseSpec(string(b))
+	if err != nil {
 		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseSpec reads a YAML job spec over Defaults; unknown fields are errors, so that a
+// typo is not silently ignored.
+func ParseSpec(text string) (Spec, error) {
+	s := Defaults()
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return s, err
 	}
 	return s, nil
 }

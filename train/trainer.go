@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,9 +14,11 @@ import (
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/stream"
 	"github.com/bertnode/bertnode/tokenize"
 	"github.com/schollz/progressbar/v3"
 )
@@ -78,7 +79,7 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		}
 	} else {
 		for i, r := range recs {
-			if spec.EvalSplit > 0 && heldOut(i, spec.EvalSplit) {
+			if spec.EvalSplit > 0 && stream.HeldOut(i, spec.EvalSplit) {
 				evalRecs = append(evalRecs, r)
 			} else {
 				trainRecs = append(trainRecs, r)
@@ -92,6 +93,22 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if labels.Len() < 2 && spec.Task == string(model.Classify) {
 		return nil, fmt.Errorf("%s: only %d class in the training data", spec.Train, labels.Len())
 	}
+	t, err := newTrainer(spec, tk, labels, out)
+	if err != nil {
+		return nil, err
+	}
+	if t.Train, err = tk.encode(t.Tok, trainRecs, labels, spec.MaxLength); err != nil {
+		return nil, err
+	}
+	if t.Eval, err = tk.encode(t.Tok, evalRecs, labels, spec.MaxLength); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// newTrainer loads the tokenizer and the model for a spec whose labels are known, and
+// makes the optimizer.
+func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Trainer, error) {
 	dir, _, err := model.Resolve(spec.Model, hf.Options{})
 	if err != nil {
 		return nil, err
@@ -101,12 +118,6 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	t := &Trainer{Spec: spec, Tok: tok, Labels: labels, Out: out, task: tk}
-	if t.Train, err = tk.encode(tok, trainRecs, labels, spec.MaxLength); err != nil {
-		return nil, err
-	}
-	if t.Eval, err = tk.encode(tok, evalRecs, labels, spec.MaxLength); err != nil {
-		return nil, err
-	}
 	dev, err := model.ParseDevice(spec.Device)
 	if err != nil {
 		return nil, err
@@ -242,8 +253,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	}
 	order := shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
 	exs := make([]*Example, 0, s.BatchSize)
-	samples, window := 0, time.Now()
+	var meter rate.Meter
 	for p.Step < total {
+		stepStart, samples := time.Now(), 0
 		if err := ctx.Err(); err != nil {
 			if p.Step > 0 {
 				if serr := t.saveCheckpoint(p); serr != nil {
@@ -286,19 +298,18 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			t.Model.Params.SyncGrad()
 		}
 		lr := sched.LR(p.Step)
+		sps := meter.Add(samples, time.Since(stepStart))
 		if !t.unscale(&p) {
 			fmt.Fprintf(t.Out, "\nstep %d: gradient overflow in fp16, loss scale now %g\n", p.Step+1, p.Scale)
 		} else {
 			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
 			t.opt.Update(lr)
 			if p.Step%10 == 9 || p.Step+1 == total {
-				rate := float64(samples) / time.Since(window).Seconds()
-				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate})
-				samples, window = 0, time.Now()
+				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
 			}
 		}
 		p.Step++
-		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, float64(samples)/time.Since(window).Seconds()))
+		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, sps))
 		bar.Add(1)
 		stop := false
 		if len(t.Eval) > 0 && (p.Step%evalEvery == 0 || p.Step == total) {
@@ -394,48 +405,46 @@ func (t *Trainer) Save(dir string) error {
 // writeReports draws the curves and the final confusion matrix and prints a summary.
 func (t *Trainer) writeReports(res *Result) error {
 	out := t.Spec.Output
-	b, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
-	if err != nil {
+	if err := report.CurvesFile(filepath.Join(out, "metrics.jsonl"), filepath.Join(out, "curves.png")); err != nil {
 		return err
 	}
-	log, err := report.ReadMetricsLog(bytes.NewReader(b), "metrics.jsonl")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(filepath.Join(out, "curves.png"), 0o644, func(w io.Writer) error {
-		return report.CurvesPNG(w, log, 900, 600)
-	}); err != nil {
+	if err := writeEvalReports(out, res.Final); err != nil {
 		return err
 	}
 	if res.Final.Confusion != nil {
-		c := res.Final.Confusion
-		if err := atomicfile.Write(filepath.Join(out, "confusion.png"), 0o644, func(w io.Writer) error {
-			return report.ConfusionPNG(w, c.Labels, c.Matrix(), 600)
-		}); err != nil {
-			return err
-		}
-		fmt.Fprintf(t.Out, "\n%s\n", c.Table())
+		fmt.Fprintf(t.Out, "\n%s\n", res.Final.Confusion.Table())
 	}
 	if len(res.Final.Report.PerClass) > 0 {
 		fmt.Fprintf(t.Out, "\n%s\n", res.Final.Report.Table(4))
 	}
-	if res.Final.Predictions != nil {
-		b, err := json.MarshalIndent(res.Final.Predictions, "", " ")
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(out, "predictions.json"), b, 0o644); err != nil {
-			return err
-		}
-	}
-	if res.Final.Mistakes != nil {
-		if err := atomicfile.Write(filepath.Join(out, "mistakes.jsonl"), 0o644, func(w io.Writer) error {
-			return report.WriteMistakes(w, res.Final.Mistakes)
+	fmt.Fprintf(t.Out, "%d steps in %s; best %s %.4f at step %d; model in %s\n", res.Steps, res.Elapsed.Round(time.Second),
+		t.Spec.Metric, res.Best.Metrics[t.Spec.Metric], res.Best.Step, filepath.Join(out, "best"))
+	return nil
+}
+
+// writeEvalReports writes what an evaluation found into dir: the confusion matrix
+// (classify), the predictions (qa) and the mistakes, most confident first.
+func writeEvalReports(dir string, ev EvalResult) error {
+	if c := ev.Confusion; c != nil {
+		if err := atomicfile.Write(filepath.Join(dir, "confusion.png"), 0o644, func(w io.Writer) error {
+			return report.ConfusionPNG(w, c.Labels, c.Matrix(), 600)
 		}); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(t.Out, "%d steps in %s; best %s %.4f at step %d; model in %s\n", res.Steps, res.Elapsed.Round(time.Second),
-		t.Spec.Metric, res.Best.Metrics[t.Spec.Metric], res.Best.Step, filepath.Join(out, "best"))
+	if ev.Predictions != nil {
+		b, err := json.MarshalIndent(ev.Predictions, "", " ")
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dir, "predictions.json"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	if ev.Mistakes != nil {
+		return atomicfile.Write(filepath.Join(dir, "mistakes.jsonl"), 0o644, func(w io.Writer) error {
+			return report.WriteMistakes(w, ev.Mistakes)
+		})
+	}
 	return nil
 }

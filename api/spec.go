@@ -1,0 +1,105 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+
+	"github.com/bertnode/bertnode/shard"
+	"gopkg.in/yaml.v3"
+)
+
+// JobSpec is the part of a job spec (the YAML `bertnode train` reads) that the
+// coordinator and the node's step loop use. Unknown fields are left to train.LoadSpec,
+// which the CLI and the BERT replica run on the same text.
+type JobSpec struct {
+	Task      string     `yaml:"task"`
+	Train     string     `yaml:"train"`
+	Eval      string     `yaml:"eval"`
+	EvalSplit float64    `yaml:"eval_split"`
+	Data      shard.Spec `yaml:"data"`
+	Model     string     `yaml:"model"`
+
+	Seed      int64   `yaml:"seed"`
+	BatchSize int     `yaml:"batch_size"`
+	GradAccum int     `yaml:"grad_accum"`
+	Epochs    float64 `yaml:"epochs"`
+	MaxSteps  int     `yaml:"max_steps"`
+	LR        float64 `yaml:"lr"`
+	ClipNorm  float64 `yaml:"clip_norm"`
+	EvalEvery int     `yaml:"eval_steps"`
+	SaveEvery int     `yaml:"save_steps"`
+	Keep      int     `yaml:"keep_checkpoints"`
+	Patience  int     `yaml:"patience"`
+	Metric    string  `yaml:"metric"`
+
+	Cluster ClusterSpec `yaml:"cluster"`
+}
+
+// ParseSpec reads a job spec's YAML text over the same defaults as train.Defaults
+// (a test in train keeps the two in step) and checks the fields the cluster relies on.
+func ParseSpec(text string) (JobSpec, error) {
+	s := JobSpec{Task: "classify", Model: "tiny", Seed: 42, BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, ClipNorm: 1, Keep: 2}
+	if err := yaml.NewDecoder(bytes.NewReader([]byte(text))).Decode(&s); err != nil {
+		return s, fmt.Errorf("job spec: %w", err)
+	}
+	if s.Metric == "" {
+		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1"}[s.Task]
+	}
+	s.Cluster = s.Cluster.WithDefaults()
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case s.Train == "":
+		return s, bad("train", "a training file is required")
+	case s.EvalSplit < 0 || s.EvalSplit >= 1:
+		return s, bad("eval_split", "%v is not in [0, 1)", s.EvalSplit)
+	case s.BatchSize < 1:
+		return s, bad("batch_size", "%d: must be positive", s.BatchSize)
+	case s.GradAccum < 1:
+		return s, bad("grad_accum", "%d: must be positive", s.GradAccum)
+	case s.Epochs <= 0 && s.MaxSteps <= 0:
+		return s, bad("epochs", "set epochs or max_steps")
+	case s.SaveEvery < -1:
+		return s, bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only at the end)", s.SaveEvery)
+	}
+	if err := s.Data.Validate(); err != nil {
+		return s, fmt.Errorf("job spec: data: %w", err)
+	}
+	return s, s.Cluster.Validate()
+}
+
+// GlobalBatch is the records one optimizer step trains on, with ranks nodes in the
+// ring: batch_size × grad_accum, times the ranks when the batch shrinks with them.
+func (s JobSpec) GlobalBatch(ranks int) int {
+	b := s.BatchSize * s.GradAccum
+	if s.Cluster.Batch == "shrink" {
+		b *= ranks
+	}
+	return b
+}
+
+// LRScale is the factor on the learning rate with ranks nodes: 1 for a constant
+// global batch; ranks/nodes when it shrinks (the linear scaling rule).
+func (s JobSpec) LRScale(ranks int) float64 {
+	if s.Cluster.Batch == "shrink" {
+		return float64(ranks) / float64(s.Cluster.Nodes)
+	}
+	return 1
+}
+
+// StepsPerEpoch is the optimizer steps of one epoch over records training records at
+// the job's full size.
+func (s JobSpec) StepsPerEpoch(records int) int64 {
+	b := s.GlobalBatch(s.Cluster.Nodes)
+	return max(1, int64((records+b-1)/b))
+}
+
+// TotalSteps is the length of the run: max_steps, else epochs × StepsPerEpoch.
+func (s JobSpec) TotalSteps(records int) int64 {
+	if s.MaxSteps > 0 {
+		return int64(s.MaxSteps)
+	}
+	return int64(math.Ceil(s.Epochs * float64(s.StepsPerEpoch(records))))
+}

@@ -1,0 +1,208 @@
+// Package node is the worker: `bertnode join` runs an Agent. It registers with the
+// coordinator, watches its assignment, and trains its replica of a job's model in the
+// ring of the job's current generation, step by step (see docs/cluster.md). When a
+// generation ends (a peer fails, a node joins) it aborts the step in flight, rebuilds
+// the ring in-process, agrees with the new ring on the state, and goes on; nothing is
+// reloaded from disk.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is one node.
+type Config struct {
+	ID       string
+	Name     string
+	Device   string
+	Dir      string // jobs' checkpoints, models and audit logs go under Dir/jobs/<id>
+	RingAddr string // what peers dial: Listener's address as they reach it
+	HTTPAddr string
+
+	Coordinator Coordinator
+	Setup       Setup
+
+	// The ring: one listener for every generation, the ring secret, and a dialer
+	// (nil: TCP; tests may use allreduce.MemNetwork).
+	Listener   allreduce.Listener
+	Dialer     allreduce.Dialer
+	RingSecret []byte
+
+	// Watch is how long one blocking assignment query waits (default 30s).
+	Watch time.Duration
+	// Metrics registers the node's Prometheus series (nil: not exported).
+	Metrics prometheus.Registerer
+	Log     *log.Logger
+}
+
+// Agent runs a node.
+type Agent struct {
+	cfg   Config
+	board board
+	m     *series
+	// applied is the current session's applied steps, for confirmations sent by the
+	// watcher while the step loop is busy.
+	applied atomic.Int64
+	// inGen is the generation the step loop is in (0: none).
+	inGen atomic.Uint32
+}
+
+// New makes an agent.
+func New(cfg Config) *Agent {
+	if cfg.Watch <= 0 {
+		cfg.Watch = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics)}
+}
+
+// Run registers the node and trains whatever it is assigned until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	reg := api.RegisterNode{ID: a.cfg.ID, Name: a.cfg.Name, RingAddr: a.cfg.RingAddr, HTTPAddr: a.cfg.HTTPAddr, Device: a.cfg.Device}
+	if err := retry(ctx, a.cfg.Log, "register", func() error { return a.cfg.Coordinator.RegisterNode(ctx, reg) }); err != nil {
+		return err
+	}
+	a.cfg.Log.Printf("registered as %s (ring %s)", a.cfg.ID, a.cfg.RingAddr)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go a.watch(watchCtx)
+	for {
+		as, err := a.board.await(ctx, func(as *api.Assignment) bool { return as.Job != nil && !as.Job.State.Done() })
+		if err != nil {
+			return nil // ctx ended: the node stops
+		}
+		s := newSession(a, as.Job)
+		err = s.run(ctx)
+		s.close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			a.cfg.Log.Printf("job %s: %v", as.Job.ID, err)
+		}
+		// Wait until the coordinator no longer assigns us this job, so a failed job is
+		// not started again.
+		a.board.await(ctx, func(x *api.Assignment) bool { return x.Job == nil || x.Job.ID != as.Job.ID || x.Job.State.Done() })
+	}
+}
+
+// watch keeps the board up to date with blocking assignment queries, and confirms a
+// reconfiguration of the node's generation as soon as it is seen, whatever the step
+// loop is doing.
+func (a *Agent) watch(ctx context.Context) {
+	var index uint64
+	confirmed := map[string]uint32{} // job -> generation confirmed
+	for ctx.Err() == nil {
+		as, err := a.cfg.Coordinator.Assignment(ctx, a.cfg.ID, index, a.cfg.Watch)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.cfg.Log.Printf("assignment: %v", err)
+				sleep(ctx, 500*time.Millisecond)
+			}
+			continue
+		}
+		index = as.Index
+		a.board.set(as)
+		j := as.Job
+		if j == nil || j.Reconfig == nil || j.Gen == nil || j.Reconfig.Gen != j.Gen.Gen || as.Rank < 0 || confirmed[j.ID] == j.Gen.Gen || contains(j.Reconfig.Confirmed, a.cfg.ID) {
+			continue
+		}
+		confirmed[j.ID] = j.Gen.Gen
+		rep := api.FailureReport{Node: a.cfg.ID, Gen: j.Gen.Gen, Applied: a.applied.Load()}
+		go func() {
+			if err := a.cfg.Coordinator.Failure(ctx, j.ID, rep); err != nil && ctx.Err() == nil {
+				a.cfg.Log.Printf("job %s: confirming generation %d: %v", j.ID, rep.Gen, err)
+			}
+		}()
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// board holds the latest assignment and wakes whoever waits for a change.
+type board struct {
+	mu  sync.Mutex
+	cur *api.Assignment
+	ch  chan struct{}
+}
+
+func (b *board) set(a *api.Assignment) {
+	b.mu.Lock()
+	b.cur = a
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *board) get() (*api.Assignment, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cur, b.ch
+}
+
+// await returns the first assignment, current or future, for which ok holds.
+func (b *board) await(ctx context.Context, ok func(*api.Assignment) bool) (*api.Assignment, error) {
+	for {
+		cur, ch := b.get()
+		if cur != nil && ok(cur) {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off up to 2 s: the coordinator
+// may be electing a leader.
+func retry(ctx context.Context, l *log.Logger, what string, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%s: %w", what, err) // the coordinator said no: retrying will not help
+		}
+		l.Printf("%s: %v (retrying)", what, err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,501 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/shard"
+)
+
+// These tests play the coordinator's part by hand (coord below) and run real agents
+// with the Toy model over real TCP rings on loopback.
+
+// coord is the test's coordinator: it hands out the assignments the test decides and
+// records what the nodes report.
+type coord struct {
+	mu       sync.Mutex
+	index    uint64
+	changed  chan struct{}
+	job      api.Job
+	ranks    map[string]int // node -> rank in the current generation; absent: not assigned
+	addrs    map[string]string
+	failures chan api.FailureReport
+	done     chan api.DoneReport
+	results  map[string]api.ResultReport
+	blobs    map[string][]byte
+	ckpts    []api.CheckpointReport
+	progress []api.ProgressReport
+}
+
+func newCoord(spec string) *coord {
+	return &coord{changed: make(chan struct{}), job: api.Job{ID: "job-1", Spec: spec, State: api.Running},
+		ranks: map[string]int{}, addrs: map[string]string{}, failures: make(chan api.FailureReport, 100),
+		done: make(chan api.DoneReport, 10), results: map[string]api.ResultReport{}, blobs: map[string][]byte{}}
+}
+
+func (c *coord) bump() {
+	c.index++
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// open starts generation gen with members in rank order; assigned nodes not in it
+// wait with rank -1.
+func (c *coord) open(gen uint32, members ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := &api.Generation{Gen: gen, Opened: time.Now()}
+	for n := range c.ranks {
+		c.ranks[n] = -1
+	}
+	for i, m := range members {
+		g.Members = append(g.Members, api.RingMember{Node: m, Addr: c.addrs[m]})
+		c.ranks[m] = i
+	}
+	c.job.Gen, c.job.Reconfig = g, nil
+	c.bump()
+}
+
+// reconfig opens a membership change of the current generation, as the leader does
+// when a node joins.
+func (c *coord) reconfig(cause string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.job.Reconfig = &api.Reconfig{Gen: c.job.Gen.Gen, Started: time.Now(), Cause: cause}
+	c.bump()
+}
+
+func (c *coord) RegisterNode(ctx context.Context, r api.RegisterNode) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addrs[r.ID] = r.RingAddr
+	return nil
+}
+
+func (c *coord) Assignment(ctx context.Context, node string, index uint64, wait time.Duration) (*api.Assignment, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		if c.index > index {
+			defer c.mu.Unlock()
+			a := &api.Assignment{Index: c.index, Rank: -1}
+			if r, ok := c.ranks[node]; ok {
+				j := c.job
+				if j.Reconfig != nil {
+					rc := *j.Reconfig
+					j.Reconfig = &rc
+				}
+				a.Job, a.Rank = &j, r
+				if j.Gen != nil {
+					a.Gen = j.Gen.Gen
+				}
+			}
+			return a, nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return nil, errors.New("no change")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *coord) Progress(ctx context.Context, job string, r api.ProgressReport) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.progress = append(c.progress, r)
+	return nil
+}
+
+func (c *coord) Failure(ctx context.Context, job string, r api.FailureReport) error {
+	c.failures <- r
+	return nil
+}
+
+func (c *coord) Checkpoint(ctx context.Context, job string, r api.CheckpointReport) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ckpts = append(c.ckpts, r)
+	return nil
+}
+
+func (c *coord) Result(ctx context.Context, job string, r api.ResultReport) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.blobs[r.Blob]; !ok {
+		return &api.Error{Message: "no such blob"}
+	}
+	c.results[r.Kind] = r
+	return nil
+}
+
+func (c *coord) Done(ctx context.Context, job string, r api.DoneReport) error {
+	c.mu.Lock()
+	if r.Error == "" {
+		c.job.State = api.Succeeded
+	} else {
+		c.job.State = api.Failed
+	}
+	c.bump()
+	c.mu.Unlock()
+	c.done <- r
+	return nil
+}
+
+func (c *coord) PutBlob(ctx context.Context, r io.Reader, size int64) (string, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) != size {
+		return "", fmt.Errorf("blob: %d bytes, announced %d", len(b), size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sha := fmt.Sprintf("blob-%d", len(c.blobs))
+	c.blobs[sha] = b
+	return sha, nil
+}
+
+func (c *coord) GetBlob(ctx context.Context, sha string) (io.ReadCloser, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blobs[sha]
+	if !ok {
+		return nil, &api.Error{Message: "no such blob"}
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// memData is the SMS spam data in memory: every fifth record held out for evaluation.
+type memData struct {
+	train []shard.Record
+	seed  uint64
+}
+
+func (d *memData) Records() int { return len(d.train) }
+
+func (d *memData) Order(epoch int) []int32 {
+	o := shard.Order(len(d.train), d.seed, epoch, 0)
+	out := make([]int32, len(o))
+	for i, v := range o {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+func (d *memData) Read(ctx context.Context, ids []int32) ([]shard.Record, error) {
+	out := make([]shard.Record, len(ids))
+	for i, id := range ids {
+		out[i] = d.train[id]
+	}
+	return out, nil
+}
+
+var smsOnce struct {
+	sync.Once
+	train, eval []shard.Record
+	err         error
+}
+
+func smsData(t *testing.T) (train, eval []shard.Record) {
+	smsOnce.Do(func() {
+		r, err := shard.OpenFile(shard.Spec{Format: shard.LabelText, Delimiter: "\t"}, "../data/sms_spam/SMSSpamCollection")
+		if err != nil {
+			smsOnce.err = err
+			return
+		}
+		defer r.Close()
+		for i := 0; ; i++ {
+			var rec shard.Record
+			if err := r.Next(&rec); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				smsOnce.err = err
+				return
+			}
+			if i%5 == 4 {
+				smsOnce.eval = append(smsOnce.eval, rec)
+			} else {
+				smsOnce.train = append(smsOnce.train, rec)
+			}
+		}
+	})
+	if smsOnce.err != nil {
+		t.Fatal(smsOnce.err)
+	}
+	return smsOnce.train, smsOnce.eval
+}
+
+const toySpec = `
+model: toy
+train: sms.txt
+batch_size: 64
+epochs: 2
+lr: 0.05
+eval_steps: 20
+save_steps: 25
+metric: accuracy
+cluster: {nodes: 3, ring_timeout: 3s}
+`
+
+// toySetup builds Toy jobs on the SMS data; seeds differ per node so that only the
+// state transfer can make the replicas equal.
+func toySetup(t *testing.T, seed int64) Setup {
+	train, eval := smsData(t)
+	return func(ctx context.Context, job *api.Job) (*Env, error) {
+		spec, err := api.ParseSpec(job.Spec)
+		if err != nil {
+			return nil, err
+		}
+		m, err := NewToy(ToyConfig{Labels: []string{"ham", "spam"}, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: seed, Eval: eval})
+		if err != nil {
+			return nil, err
+		}
+		return &Env{Spec: spec, Replica: m, Data: &memData{train: train, seed: uint64(spec.Seed)}, HasEval: true}, nil
+	}
+}
+
+// testNode is an agent running in the test process.
+type testNode struct {
+	id     string
+	dir    string
+	agent  *Agent
+	ln     net.Listener
+	cancel context.CancelFunc
+	exited chan error
+}
+
+func startNode(t *testing.T, c *coord, id string, seed int64) *testNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{id: id, dir: t.TempDir(), ln: ln, exited: make(chan error, 1)}
+	var logw io.Writer = io.Discard
+	if testing.Verbose() {
+		logw = os.Stderr
+	}
+	n.agent = New(Config{ID: id, Dir: n.dir, RingAddr: ln.Addr().String(), Coordinator: c, Setup: toySetup(t, seed),
+		Listener: ln.(*net.TCPListener), RingSecret: []byte("node-test-secret-0123456789abcdef"), Watch: 2 * time.Second,
+		Log: log.New(logw, id+" ", log.Lmicroseconds)})
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.exited <- n.agent.Run(ctx) }()
+	t.Cleanup(n.kill)
+	waitFor(t, "registration of "+id, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.addrs[id] != "" })
+	c.mu.Lock()
+	c.ranks[id] = -1
+	c.mu.Unlock()
+	return n
+}
+
+// kill stops the node as a crash would: its context ends and its sockets close.
+func (n *testNode) kill() {
+	n.cancel()
+	n.ln.Close()
+	<-n.exited
+	n.exited <- nil
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (n *testNode) final(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (n *testNode) audit(t *testing.T) []AuditEntry {
+	t.Helper()
+	es, err := ReadAudit(filepath.Join(n.dir, "jobs", "job-1", "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func awaitDone(t *testing.T, c *coord) api.DoneReport {
+	t.Helper()
+	select {
+	case d := <-c.done:
+		if d.Error != "" {
+			t.Fatalf("the job failed: %s", d.Error)
+		}
+		return d
+	case <-time.After(120 * time.Second):
+		t.Fatal("the job did not end")
+	}
+	return api.DoneReport{}
+}
+
+func checkAudit(t *testing.T, records int, wantEpochs int, nodes ...*testNode) AuditReport {
+	t.Helper()
+	var all []AuditEntry
+	for _, n := range nodes {
+		all = append(all, n.audit(t)...)
+	}
+	r, err := Audit(all, allIDs(records))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Lost != 0 || r.Repeated != 0 {
+		t.Fatalf("audit: %d samples lost, %d repeated (%+v)", r.Lost, r.Repeated, r)
+	}
+	if r.Epochs != wantEpochs || r.PerEpoch[wantEpochs-1] != records {
+		t.Fatalf("audit: %d epochs, last one %d of %d samples; want %d full epochs", r.Epochs, r.PerEpoch[r.Epochs-1], records, wantEpochs)
+	}
+	return r
+}
+
+func TestThreeNodesTrainIdentically(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	nodes := []*testNode{startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)}
+	c.open(1, "n1", "n2", "n3")
+	d := awaitDone(t, c)
+	spec, _ := api.ParseSpec(toySpec)
+	if want := spec.TotalSteps(len(train)); d.Step != want {
+		t.Fatalf("done at step %d, want %d", d.Step, want)
+	}
+	for _, n := range nodes[1:] {
+		waitFor(t, "final model of "+n.id, func() bool {
+			_, err := os.Stat(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+			return err == nil
+		})
+		if !bytes.Equal(n.final(t), nodes[0].final(t)) {
+			t.Fatalf("%s's final model differs from n1's", n.id)
+		}
+	}
+	checkAudit(t, len(train), 2, nodes...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, kind := range []string{"final", "best", "checkpoint"} {
+		if _, ok := c.results[kind]; !ok {
+			t.Errorf("no %s result uploaded", kind)
+		}
+	}
+	if acc := c.results["best"].Metrics["accuracy"]; acc < 0.9 {
+		t.Errorf("best accuracy %.3f: the toy model did not learn", acc)
+	}
+	// Every rank's checksum at every save step agrees.
+	sums := map[int64]map[string]bool{}
+	for _, r := range c.ckpts {
+		if sums[r.Step] == nil {
+			sums[r.Step] = map[string]bool{}
+		}
+		sums[r.Step][r.Checksum] = true
+	}
+	if len(sums) == 0 {
+		t.Fatal("no checkpoint reports")
+	}
+	for step, s := range sums {
+		if len(s) != 1 {
+			t.Errorf("step %d: %d different checksums", step, len(s))
+		}
+	}
+}
+
+// A node dies mid-training: the survivors report, form the next generation, and go
+// on from the last applied step; every sample is trained exactly once.
+func TestSurvivorsContinueAfterANodeDies(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2, n3 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)
+	c.open(1, "n1", "n2", "n3")
+	waitFor(t, "step 30", func() bool { return n1.agent.applied.Load() >= 30 })
+	n2.kill()
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		select {
+		case f := <-c.failures:
+			if f.Gen != 1 || f.Node == "n2" {
+				t.Fatalf("unexpected failure report %+v", f)
+			}
+			seen[f.Node] = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("failure reports from %v only", seen)
+		}
+	}
+	c.open(2, "n1", "n3")
+	awaitDone(t, c)
+	waitFor(t, "n3's final model", func() bool {
+		_, err := os.Stat(filepath.Join(n3.dir, "jobs", "job-1", "final", "model.safetensors"))
+		return err == nil
+	})
+	if !bytes.Equal(n1.final(t), n3.final(t)) {
+		t.Fatal("the survivors' final models differ")
+	}
+	r := checkAudit(t, len(train), 2, n1, n2, n3)
+	t.Logf("audit: %+v", r)
+}
+
+// A node joins mid-training: it receives the weights, optimizer state and position
+// from a live peer and trains on.
+func TestJoinerReceivesStateFromPeer(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 20", func() bool { return n1.agent.applied.Load() >= 20 })
+	n3 := startNode(t, c, "n3", 3)
+	c.reconfig("n3 joining")
+	confirmed := map[string]bool{}
+	for len(confirmed) < 2 {
+		select {
+		case f := <-c.failures:
+			if f.Error != "" || f.Gen != 1 {
+				t.Fatalf("want a confirmation of generation 1, got %+v", f)
+			}
+			confirmed[f.Node] = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("confirmations from %v only", confirmed)
+		}
+	}
+	c.open(2, "n1", "n2", "n3")
+	awaitDone(t, c)
+	for _, n := range []*testNode{n2, n3} {
+		waitFor(t, n.id+"'s final model", func() bool {
+			_, err := os.Stat(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+			return err == nil
+		})
+		if !bytes.Equal(n1.final(t), n.final(t)) {
+			t.Fatalf("%s's final model differs from n1's", n.id)
+		}
+	}
+	checkAudit(t, len(train), 2, n1, n2, n3)
+	if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
+		t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
+	}
+}

@@ -1,0 +1,165 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// auditLog records, for the exactly-once audit, which samples this rank contributed
+// to each step (written before the all-reduce, so a rank killed right after still
+// shows what the survivors' summed gradient holds) and which steps it applied. Each
+// line is one write(2) on an O_APPEND file: a SIGKILL cannot tear it.
+type auditLog struct{ f *os.File }
+
+// AuditEntry is one line of a node's audit.jsonl.
+type AuditEntry struct {
+	Gen     uint32  `json:"gen"`
+	Step    int64   `json:"step"`              // the step (1-based) contributed to, or applied
+	Epoch   int     `json:"epoch,omitempty"`   // contributions: the batch's epoch
+	Rank    int     `json:"rank,omitempty"`    // contributions: this node's rank
+	IDs     []int32 `json:"ids,omitempty"`     // contributions: the records of its piece
+	Applied bool    `json:"applied,omitempty"` // the node applied Step
+}
+
+func openAudit(path string) (*auditLog, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &auditLog{f}, nil
+}
+
+func (a *auditLog) write(e AuditEntry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = a.f.Write(append(b, '\n'))
+	return err
+}
+
+func (a *auditLog) contribute(gen uint32, step int64, epoch, rank int, ids []int32) error {
+	return a.write(AuditEntry{Gen: gen, Step: step, Epoch: epoch, Rank: rank, IDs: ids})
+}
+
+func (a *auditLog) applied(gen uint32, step int64) error {
+	return a.write(AuditEntry{Gen: gen, Step: step, Applied: true})
+}
+
+func (a *auditLog) close() error { return a.f.Close() }
+
+// ReadAudit reads a node's audit.jsonl.
+func ReadAudit(path string) ([]AuditEntry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []AuditEntry
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e AuditEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// AuditReport is what the audit logs of all the nodes of a job say about its samples.
+type AuditReport struct {
+	Steps    int64 // steps applied, 1..Steps
+	Epochs   int   // epochs touched
+	Aborted  int   // step attempts superseded by a later generation's attempt
+	Trained  int   // samples in the applied steps
+	Lost     int   // samples of a finished epoch that no applied step trained
+	Repeated int   // samples an epoch's applied steps trained more than once
+	// PerEpoch counts the distinct samples trained in each epoch.
+	PerEpoch []int
+}
+
+// Audit checks exactly-once training from the audit entries of every node that took
+// part in a job (order does not matter), for a job of records training records. The
+// attempt of step s that counts is the one from the latest generation that
+// contributed to s: an earlier attempt was aborted before any survivor applied it (a
+// survivor that had applied it would have carried the state forward, and nobody would
+// have trained s again). That attempt must hold a piece from every rank of its
+// generation. Every epoch but the last must cover every one of the train IDs once.
+func Audit(entries []AuditEntry, train []int32) (AuditReport, error) {
+	valid := make(map[int32]bool, len(train))
+	for _, id := range train {
+		valid[id] = true
+	}
+	type attempt struct {
+		epoch int
+		ranks map[int][]int32
+	}
+	steps := map[int64]map[uint32]*attempt{} // step -> gen -> attempt
+	size := map[uint32]int{}                 // gen -> ranks seen
+	var applied int64
+	for _, e := range entries {
+		if e.Applied {
+			applied = max(applied, e.Step)
+			continue
+		}
+		if steps[e.Step] == nil {
+			steps[e.Step] = map[uint32]*attempt{}
+		}
+		a := steps[e.Step][e.Gen]
+		if a == nil {
+			a = &attempt{epoch: e.Epoch, ranks: map[int][]int32{}}
+			steps[e.Step][e.Gen] = a
+		}
+		if _, dup := a.ranks[e.Rank]; dup {
+			return AuditReport{}, fmt.Errorf("step %d, generation %d: rank %d contributed twice", e.Step, e.Gen, e.Rank)
+		}
+		a.ranks[e.Rank] = e.IDs
+		size[e.Gen] = max(size[e.Gen], e.Rank+1)
+	}
+	r := AuditReport{Steps: applied}
+	seen := map[int]map[int32]int{} // epoch -> id -> times
+	for s := int64(1); s <= applied; s++ {
+		var gen uint32
+		var a *attempt
+		for g, at := range steps[s] {
+			if a == nil || g > gen {
+				gen, a = g, at
+			}
+		}
+		if a == nil {
+			return r, fmt.Errorf("step %d was applied but no audit entry says what it trained", s)
+		}
+		r.Aborted += len(steps[s]) - 1
+		if len(a.ranks) != size[gen] {
+			return r, fmt.Errorf("step %d, generation %d: pieces from %d of %d ranks", s, gen, len(a.ranks), size[gen])
+		}
+		if seen[a.epoch] == nil {
+			seen[a.epoch] = map[int32]int{}
+		}
+		for _, ids := range a.ranks {
+			for _, id := range ids {
+				if !valid[id] {
+					return r, fmt.Errorf("step %d: sample %d is not one of the %d training records", s, id, len(train))
+				}
+				seen[a.epoch][id]++
+				r.Trained++
+			}
+		}
+		r.Epochs = max(r.Epochs, a.epoch+1)
+	}
+	r.PerEpoch = make([]int, r.Epochs)
+	for e := range r.Epochs {
+		for _, n := range seen[e] {
+			r.Repeated += n - 1
+		}
+		r.PerEpoch[e] = len(seen[e])
+		if e < r.Epochs-1 {
+			r.Lost += len(train) - len(seen[e])
+		}
+	}
+	return r, nil
+}

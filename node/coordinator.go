@@ -1,0 +1,24 @@
+package node
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// Coordinator is what a node asks of the coordinator; *api.Client implements it over
+// HTTP, and tests can play the coordinator's part through it.
+type Coordinator interface {
+	RegisterNode(ctx context.Context, r api.RegisterNode) error
+	// Assignment blocks until the node's assignment changes past index, or wait ends.
+	Assignment(ctx context.Context, node string, index uint64, wait time.Duration) (*api.Assignment, error)
+	Progress(ctx context.Context, job string, r api.ProgressReport) error
+	Failure(ctx context.Context, job string, r api.FailureReport) error
+	Checkpoint(ctx context.Context, job string, r api.CheckpointReport) error
+	Result(ctx context.Context, job string, r api.ResultReport) error
+	Done(ctx context.Context, job string, r api.DoneReport) error
+	PutBlob(ctx context.Context, r io.Reader, size int64) (string, error)
+	GetBlob(ctx context.Context, sha string) (io.ReadCloser, error)
+}

@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+
+	"github.com/bertnode/bertnode/shard"
+)
+
+// Replica is one data-parallel copy of a model: what the node's step loop trains.
+// train.Replica is libtorch BERT; Toy is a small pure-Go model that lets the loop and
+// the cluster be tested in seconds. All methods are called from one goroutine, locked
+// to its OS thread (package model's rule).
+type Replica interface {
+	// ZeroGrad clears the gradient buffer.
+	ZeroGrad()
+	// Backward adds weight × the gradient of the mean loss over recs to the gradient
+	// buffer and returns that mean loss. The node passes len(recs)/len(global batch),
+	// so the ranks' summed gradients are the gradient of the whole batch's mean loss.
+	Backward(recs []shard.Record, weight float64) (float64, error)
+	// Grad is the flat gradient in host memory; the all-reduce sums it in place.
+	Grad() []float32
+	// Apply takes optimizer step number step (0-based) with the gradient as the
+	// all-reduce left it: clipping, the learning-rate schedule scaled by lrScale, the
+	// update. It returns the gradient's norm before clipping.
+	Apply(step int64, lrScale float64) (float64, error)
+	// State is the replica's whole trainable state (weights, optimizer moments) as
+	// host buffers the node may read and overwrite in place; after overwriting it
+	// calls Loaded. Buffers keep their lengths for the replica's life.
+	State() [][]float32
+	Loaded() error
+	// Evaluate scores the job's eval set. The ranks of a ring share the forward passes:
+	// each computes its part, and gather sums a buffer over the ring (in place), so
+	// every rank ends with the same metrics.
+	Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (map[string]float64, error)
+	// Save writes the model to dir as a loadable checkpoint (Hugging Face layout for
+	// BERT).
+	Save(dir string) error
+	// Close releases what the replica holds.
+	Close() error
+}
+
+// Reporter is a Replica that writes reports of its last evaluation (confusion matrix,
+// mistakes) next to the final model.
+type Reporter interface {
+	WriteReports(dir string) error
+}

@@ -1,0 +1,450 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/rate"
+	"github.com/bertnode/bertnode/stream"
+)
+
+var (
+	// errFinished: the job's last step is done and this node has done its part of
+	// the ending.
+	errFinished = errors.New("finished")
+	// errDiverged: ranks hold different states; the job cannot go on.
+	errDiverged = errors.New("replicas diverged")
+)
+
+// session trains one job on this node, across as many generations as it takes.
+type session struct {
+	a     *Agent
+	job   *api.Job
+	env   *Env
+	dir   string
+	pos   Position
+	has   bool // pos and the replica's buffers are a state of the job's lineage
+	total int64
+
+	order      []int32
+	orderEpoch int
+
+	audit   *auditLog
+	metrics *os.File
+	rep     *reporter
+	uploads *uploader
+	rate    rate.Meter
+}
+
+func newSession(a *Agent, job *api.Job) *session {
+	return &session{a: a, job: job, dir: filepath.Join(a.cfg.Dir, "jobs", job.ID), orderEpoch: -1}
+}
+
+func (s *session) logf(format string, args ...any) {
+	s.a.cfg.Log.Printf("job %s: "+format, append([]any{s.job.ID}, args...)...)
+}
+
+// run trains until the job ends for this node. The goroutine stays on one OS thread
+// (libtorch's rule) from the replica's creation to its last use.
+func (s *session) run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return s.fail(ctx, err)
+	}
+	env, err := s.a.cfg.Setup(ctx, s.job)
+	if err != nil {
+		return s.fail(ctx, fmt.Errorf("setup: %w", err))
+	}
+	s.env = env
+	s.total = env.Spec.TotalSteps(env.Data.Records())
+	if s.audit, err = openAudit(filepath.Join(s.dir, "audit.jsonl")); err != nil {
+		return s.fail(ctx, err)
+	}
+	if s.metrics, err = os.OpenFile(filepath.Join(s.dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+		return s.fail(ctx, err)
+	}
+	s.rep = startReporter(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
+	s.uploads = newUploader(s.a.cfg.Coordinator, s.job.ID, s.a.cfg.ID, s.a.cfg.Log)
+	var lastGen uint32
+	for {
+		as, err := s.a.board.await(ctx, func(x *api.Assignment) bool {
+			return s.gone(x) || x.Rank >= 0 && x.Job.Gen != nil && x.Job.Gen.Gen > lastGen
+		})
+		if err != nil {
+			return nil
+		}
+		if s.gone(as) {
+			return nil
+		}
+		lastGen = as.Job.Gen.Gen
+		err = s.generation(ctx, as)
+		s.a.inGen.Store(0)
+		switch {
+		case errors.Is(err, errFinished):
+			// wait for the job to end, or for a new generation that must finish it
+			// (rank 0 died before reporting the end)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errDiverged), !recoverable(err):
+			return s.fail(ctx, err)
+		case s.superseded(lastGen):
+			s.logf("generation %d ended: %v", lastGen, err)
+		default:
+			s.logf("generation %d failed: %v", lastGen, err)
+			rep := api.FailureReport{Node: s.a.cfg.ID, Gen: lastGen, Applied: s.pos.Step, Error: err.Error(), Suspect: suspect(err, as.Job.Gen)}
+			if err := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); err != nil {
+				s.logf("%v", err)
+			}
+		}
+	}
+}
+
+// gone says the node no longer works on the session's job.
+func (s *session) gone(x *api.Assignment) bool {
+	return x.Job == nil || x.Job.ID != s.job.ID || x.Job.State.Done()
+}
+
+// superseded says the coordinator has moved on from generation gen (or is about to).
+func (s *session) superseded(gen uint32) bool {
+	x, _ := s.a.board.get()
+	return s.gone(x) || x.Job.Gen == nil || x.Job.Gen.Gen != gen || x.Rank < 0 ||
+		x.Job.Reconfig != nil && x.Job.Reconfig.Gen == gen
+}
+
+// fail ends the job: the error is not one that another generation would cure.
+func (s *session) fail(ctx context.Context, err error) error {
+	rep := api.DoneReport{Node: s.a.cfg.ID, Step: s.pos.Step, Error: err.Error()}
+	if x, _ := s.a.board.get(); x != nil && x.Job != nil && x.Job.Gen != nil {
+		rep.Gen = x.Job.Gen.Gen
+	}
+	if rerr := retry(ctx, s.a.cfg.Log, "done report", func() error { return s.a.cfg.Coordinator.Done(ctx, s.job.ID, rep) }); rerr != nil {
+		s.logf("%v", rerr)
+	}
+	return err
+}
+
+func (s *session) close() {
+	if s.rep != nil {
+		s.rep.stop()
+	}
+	if s.uploads != nil {
+		s.uploads.wait()
+	}
+	if s.audit != nil {
+		s.audit.close()
+	}
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
+	if s.env != nil {
+		s.env.Replica.Close()
+		if s.env.Close != nil {
+			s.env.Close()
+		}
+	}
+}
+
+// recoverable says a next generation may cure err: the ring broke or was told to stop.
+func recoverable(err error) bool {
+	for _, e := range []error{allreduce.ErrPeerLost, allreduce.ErrTimeout, allreduce.ErrBroken, allreduce.ErrClosed,
+		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// suspect names the node a ring error points at.
+func suspect(err error, g *api.Generation) string {
+	var pe *allreduce.PeerError
+	if errors.As(err, &pe) && g != nil && pe.Rank >= 0 && pe.Rank < len(g.Members) {
+		return g.Members[pe.Rank].Node
+	}
+	return ""
+}
+
+// genContext is ctx, cancelled as soon as the coordinator supersedes gen.
+func (s *session) genContext(ctx context.Context, gen uint32) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for {
+			_, ch := s.a.board.get()
+			if s.superseded(gen) {
+				cancel()
+				return
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// generation trains in the ring of as's generation until the job ends or the ring
+// fails.
+func (s *session) generation(ctx context.Context, as *api.Assignment) error {
+	g := as.Job.Gen
+	ctx, cancel := s.genContext(ctx, g.Gen)
+	defer cancel()
+	spec := s.env.Spec
+	codec, err := allreduce.ParseCodec(spec.Cluster.Codec)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	ring, err := allreduce.New(ctx, allreduce.Config{
+		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, Codec: codec,
+		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
+	})
+	if err != nil {
+		return err
+	}
+	defer ring.Close()
+	s.a.inGen.Store(g.Gen)
+	ag, err := agree(ctx, ring, s.has, s.pos.Step)
+	if err != nil {
+		return err
+	}
+	bufs := s.env.Replica.State()
+	if ag.needsTransfer() {
+		if err := broadcast(ctx, ring, ag.donor, bufs, &s.pos); err != nil {
+			return err
+		}
+		if err := s.env.Replica.Loaded(); err != nil {
+			return err
+		}
+	}
+	s.has = true
+	s.a.applied.Store(s.pos.Step)
+	s.a.m.transfer.Observe(time.Since(start).Seconds())
+	s.a.m.generations.Inc()
+	s.a.m.gen.Set(float64(g.Gen))
+	s.a.m.rank.Set(float64(as.Rank))
+	defer s.a.m.gen.Set(0)
+	defer s.a.m.rank.Set(-1)
+	if err := verify(ctx, ring, checksum(bufs, s.pos)); err != nil {
+		return err
+	}
+	from := "its own state"
+	if ag.needsTransfer() {
+		from = fmt.Sprintf("rank %d's state", ag.donor)
+	}
+	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
+	for {
+		if s.pos.Step >= s.total || s.pos.Stopped {
+			return s.finish(ctx, ring)
+		}
+		if err := s.owed(ctx, ring); err != nil {
+			return err
+		}
+		if s.pos.Stopped {
+			continue
+		}
+		if err := s.step(ctx, ring, g); err != nil {
+			return err
+		}
+	}
+}
+
+// batch is the next global batch: from the epoch in pos, or the next one when pos is
+// at its end. It returns the batch and the position that follows it.
+func (s *session) batch(ranks int) (ids []int32, epoch, next int) {
+	epoch, pos := s.pos.Epoch, s.pos.Pos
+	if pos >= len(s.orderFor(epoch)) {
+		epoch, pos = epoch+1, 0
+	}
+	b := stream.Batch(s.orderFor(epoch), pos, s.env.Spec.GlobalBatch(ranks))
+	return b, epoch, pos + len(b)
+}
+
+func (s *session) orderFor(epoch int) []int32 {
+	if s.orderEpoch != epoch {
+		s.order, s.orderEpoch = s.env.Data.Order(epoch), epoch
+	}
+	return s.order
+}
+
+// step trains one global batch: this rank's piece, the gradient all-reduce, the commit
+// round, the optimizer step. Nothing is applied unless the commit round completes.
+func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generation) error {
+	n, rank := ring.Size(), ring.Rank()
+	wall := time.Now()
+	batch, epoch, next := s.batch(n)
+	piece := stream.Piece(batch, n, rank)
+	recs, err := s.env.Data.Read(ctx, piece)
+	if err != nil {
+		return err
+	}
+	if err := s.audit.contribute(g.Gen, s.pos.Step+1, epoch, rank, piece); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	r := s.env.Replica
+	r.ZeroGrad()
+	weight := float64(len(piece)) / float64(len(batch))
+	loss, err := r.Backward(recs, weight)
+	if err != nil {
+		return err
+	}
+	compute := time.Since(t0)
+	s.a.m.compute.Observe(compute.Seconds())
+	t1 := time.Now()
+	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
+		s.a.m.aborted.Inc()
+		return err
+	}
+	// The commit round: it completes only when every rank holds the summed gradient.
+	c := make([]float32, 3+n)
+	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
+	c[3+rank] = float32(compute.Seconds() * 1000)
+	if err := ring.AllReduce(ctx, c, allreduce.OpSum); err != nil {
+		s.a.m.aborted.Inc()
+		return err
+	}
+	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
+	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
+	if err != nil {
+		return err
+	}
+	s.pos.Step++
+	s.pos.Epoch, s.pos.Pos = epoch, next
+	s.pos.LastLoss = float64(c[1])
+	s.a.applied.Store(s.pos.Step)
+	if err := s.audit.applied(g.Gen, s.pos.Step); err != nil {
+		return err
+	}
+	ringRate := math.Round(s.rate.Add(len(batch), time.Since(wall))*10) / 10
+	s.a.m.steps.Inc()
+	s.a.m.step.Set(float64(s.pos.Step))
+	s.a.m.loss.Set(s.pos.LastLoss)
+	s.a.m.rate.Set(ringRate)
+	s.logMetrics(map[string]any{"step": s.pos.Step, "epoch": float64(epoch) + float64(next)/float64(len(s.order)),
+		"loss": s.pos.LastLoss, "grad_norm": norm, "samples_per_s": ringRate})
+	s.rep.update(func(p *api.ProgressReport) {
+		*p = api.ProgressReport{Node: s.a.cfg.ID, Gen: g.Gen, Rank: rank, Step: s.pos.Step, TotalSteps: s.total, Epoch: epoch,
+			Loss: s.pos.LastLoss, SamplesPerSec: ringRate, NodeRate: float64(len(piece)) / max(compute.Seconds(), 1e-9),
+			StepMillis: float64(compute.Milliseconds()), Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt}
+	})
+	return nil
+}
+
+// owed does the evaluation and the checkpoint due at the current step, unless done.
+func (s *session) owed(ctx context.Context, ring *allreduce.Ring) error {
+	step, spec := s.pos.Step, s.env.Spec
+	if step == 0 {
+		return nil
+	}
+	per := spec.StepsPerEpoch(s.env.Data.Records())
+	evalEvery := int64(spec.EvalEvery)
+	if evalEvery <= 0 {
+		evalEvery = per
+	}
+	if s.env.HasEval && s.pos.EvaluatedAt != step && (step%evalEvery == 0 || step == s.total) {
+		if err := s.evaluate(ctx, ring); err != nil {
+			return err
+		}
+	}
+	saveEvery := int64(spec.SaveEvery)
+	if saveEvery == 0 {
+		saveEvery = per
+	}
+	if saveEvery > 0 && s.pos.SavedAt != step && step%saveEvery == 0 && step < s.total {
+		return s.checkpoint(ctx, ring.Rank())
+	}
+	return nil
+}
+
+// evaluate scores the eval set with the ring's help and keeps the best model.
+func (s *session) evaluate(ctx context.Context, ring *allreduce.Ring) error {
+	m, err := s.env.Replica.Evaluate(ctx, ring.Rank(), ring.Size(), func(b []float32) error {
+		return ring.AllReduce(ctx, b, allreduce.OpSum)
+	})
+	if err != nil {
+		return err
+	}
+	metric := s.env.Spec.Metric
+	v, ok := m[metric]
+	if !ok {
+		return fmt.Errorf("job spec: metric: %q is not one of the evaluation's metrics %v", metric, names(m))
+	}
+	p := &s.pos
+	p.EvaluatedAt, p.LastEval = p.Step, m
+	line := map[string]any{"step": p.Step}
+	for k, x := range m {
+		line["eval_"+k] = x
+	}
+	s.logMetrics(line)
+	if p.BestStep == 0 || v > p.BestValue {
+		p.BestStep, p.BestValue, p.Bad = p.Step, v, 0
+		dir := filepath.Join(s.dir, "best")
+		if err := s.saveModel(dir); err != nil {
+			return err
+		}
+		if ring.Rank() == 0 {
+			s.uploads.model("best", dir, p.Step, m)
+		}
+	} else if p.Bad++; s.env.Spec.Patience > 0 && p.Bad >= s.env.Spec.Patience {
+		s.logf("early stop at step %d: %s has not improved for %d evaluations", p.Step, metric, p.Bad)
+		p.Stopped = true
+	}
+	s.logf("step %d: %s %.4f (best %.4f at step %d)", p.Step, metric, v, p.BestValue, p.BestStep)
+	return nil
+}
+
+// saveModel writes the replica's model to dir, replacing what was there.
+func (s *session) saveModel(dir string) error {
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := s.env.Replica.Save(tmp); err != nil {
+		return err
+	}
+	os.RemoveAll(dir)
+	return os.Rename(tmp, dir)
+}
+
+// finish ends the job: every rank saves the final model; rank 0 adds the reports,
+// uploads the results and tells the coordinator the job succeeded.
+func (s *session) finish(ctx context.Context, ring *allreduce.Ring) error {
+	dir := filepath.Join(s.dir, "final")
+	if err := s.saveModel(dir); err != nil {
+		return err
+	}
+	s.rep.flush(ctx)
+	if ring.Rank() != 0 {
+		return errFinished
+	}
+	if err := s.writeReports(dir); err != nil {
+		return err
+	}
+	s.uploads.model("final", dir, s.pos.Step, s.pos.LastEval)
+	if err := s.uploads.wait(); err != nil {
+		return err
+	}
+	rep := api.DoneReport{Node: s.a.cfg.ID, Gen: ring.Generation(), Step: s.pos.Step}
+	if err := retry(ctx, s.a.cfg.Log, "done report", func() error { return s.a.cfg.Coordinator.Done(ctx, s.job.ID, rep) }); err != nil {
+		return err
+	}
+	s.logf("done: %d steps; best %s %.4f at step %d", s.pos.Step, s.env.Spec.Metric, s.pos.BestValue, s.pos.BestStep)
+	return errFinished
+}
+
+func names(m map[string]float64) []string {
+	var n []string
+	for k := range m {
+		n = append(n, k)
+	}
+	return n
+}

@@ -1,0 +1,188 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/stream"
+)
+
+// Replica is the BERT model a cluster node trains (node.Replica): the same model,
+// tokenizer, task, optimizer and schedule as `bertnode train`, fed one piece of each
+// global batch at a time instead of reading the whole dataset.
+type Replica struct {
+	t     *Trainer
+	sched Schedule
+	state [][]float32 // weights (a view), then host copies of the optimizer's moments
+	last  EvalResult
+}
+
+// NewReplica builds a replica for spec with the job's labels (from the data plan) and
+// evaluation records. totalSteps sets the learning-rate schedule.
+func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int64, out io.Writer) (*Replica, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Autocast == "fp16" {
+		return nil, fmt.Errorf("job spec: mixed_precision: fp16's dynamic loss scale is not carried across nodes yet; use bf16")
+	}
+	tk, err := newTask(spec)
+	if err != nil {
+		return nil, fmt.Errorf("job spec: task: %w", err)
+	}
+	ls, err := shard.NewLabelSet(labels)
+	if err != nil {
+		return nil, fmt.Errorf("job labels: %w", err)
+	}
+	t, err := newTrainer(spec, tk, ls, out)
+	if err != nil {
+		return nil, err
+	}
+	if t.Eval, err = tk.encode(t.Tok, eval, ls, spec.MaxLength); err != nil {
+		return nil, err
+	}
+	total := int(totalSteps)
+	return &Replica{t: t, sched: Schedule{Kind: spec.Schedule, Peak: spec.LR, Total: total, Warmup: int(math.Ceil(spec.WarmupRatio * float64(total)))}}, nil
+}
+
+func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
+
+// Backward runs recs in micro-batches of at most batch_size examples, each weighted by
+// its share of the examples, so the gradient is weight × that of their mean loss.
+func (r *Replica) Backward(recs []shard.Record, weight float64) (float64, error) {
+	t := r.t
+	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
+	if err != nil {
+		return 0, err
+	}
+	var loss float64
+	ptrs := make([]*Example, 0, t.Spec.BatchSize)
+	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
+		ptrs = ptrs[:0]
+		for i := lo; i < min(lo+t.Spec.BatchSize, len(exs)); i++ {
+			ptrs = append(ptrs, &exs[i])
+		}
+		b, err := t.batch(ptrs)
+		if err != nil {
+			return 0, err
+		}
+		share := float64(len(ptrs)) / float64(len(exs))
+		l, err := t.Model.Backward(b, weight*share)
+		if err != nil {
+			return 0, err
+		}
+		loss += l * share
+	}
+	return loss, nil
+}
+
+func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }
+
+// Apply clips and takes AdamW step number step: the optimizer's step count (its bias
+// correction) follows the job's, whichever node applies it.
+func (r *Replica) Apply(step int64, lrScale float64) (float64, error) {
+	ps := r.t.Model.Params
+	ps.SyncGrad()
+	norm := ps.ClipGradNorm(r.t.Spec.ClipNorm)
+	r.t.opt.Step = step
+	r.t.opt.Update(r.sched.LR(int(step)) * lrScale)
+	return norm, nil
+}
+
+// State is the weights (a view of the model's memory) and copies of the optimizer's
+// moments taken now; Loaded writes the moments back.
+func (r *Replica) State() [][]float32 {
+	st := r.t.opt.State()
+	r.state = [][]float32{r.t.Model.Params.FlatSlice(), st.M, st.V}
+	return r.state
+}
+
+func (r *Replica) Loaded() error {
+	return r.t.opt.SetState(model.State{Step: r.t.opt.Step, M: r.state[1], V: r.state[2]})
+}
+
+// Evaluate runs this rank's share of the eval batches, gathers every batch's logits
+// over the ring (their sizes first), and scores all of them on every rank, so the
+// metrics, the best checkpoint and early stopping agree everywhere.
+func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (map[string]float64, error) {
+	t := r.t
+	bs := t.Spec.BatchSize
+	nb := (len(t.Eval) + bs - 1) / bs
+	batch := func(i int) []*Example {
+		exs := make([]*Example, 0, bs)
+		for j := i * bs; j < min((i+1)*bs, len(t.Eval)); j++ {
+			exs = append(exs, &t.Eval[j])
+		}
+		return exs
+	}
+	ids := make([]int32, nb)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	mine := stream.Piece(ids, ranks, rank)
+	logits := make(map[int32][]float32, len(mine))
+	sizes := make([]float32, 2*nb) // per batch: logits count, loss × examples
+	for _, i := range mine {
+		exs := batch(int(i))
+		b, err := t.batch(exs)
+		if err != nil {
+			return nil, err
+		}
+		l, loss, err := t.Model.Infer(b)
+		if err != nil {
+			return nil, err
+		}
+		logits[i] = l
+		sizes[2*i], sizes[2*i+1] = float32(len(l)), float32(loss*float64(len(exs)))
+	}
+	if err := gather(sizes); err != nil {
+		return nil, err
+	}
+	off := make([]int, nb+1)
+	for i := range nb {
+		off[i+1] = off[i] + int(sizes[2*i])
+	}
+	all := make([]float32, off[nb])
+	for i, l := range logits {
+		copy(all[off[i]:], l)
+	}
+	if err := gather(all); err != nil {
+		return nil, err
+	}
+	sc := t.task.scorer(t.Labels.Names())
+	var lossSum float64
+	for i := range nb {
+		exs := batch(i)
+		b, err := t.batch(exs)
+		if err != nil {
+			return nil, err
+		}
+		if err := sc.add(exs, b, all[off[i]:off[i+1]]); err != nil {
+			return nil, err
+		}
+		lossSum += float64(sizes[2*i+1])
+	}
+	res, err := sc.result()
+	if err != nil {
+		return nil, err
+	}
+	res.Loss = lossSum / float64(max(1, len(t.Eval)))
+	r.last = res
+	m := map[string]float64{"loss": res.Loss}
+	for k, v := range res.Metrics {
+		m[k] = v
+	}
+	return m, nil
+}
+
+// Save writes the model and tokenizer in the Hugging Face layout.
+func (r *Replica) Save(dir string) error { return r.t.Save(dir) }
+
+// WriteReports writes the last evaluation's confusion matrix, mistakes and predictions.
+func (r *Replica) WriteReports(dir string) error { return writeEvalReports(dir, r.last) }
+
+func (r *Replica) Close() error { return nil }
