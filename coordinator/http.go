@@ -255,7 +255,7 @@ func (s *Server) newJob(req api.SubmitRequest) (api.Job, error) {
 		if req.ResumeOf != "" && st.Jobs[req.ResumeOf] == nil {
 			missing = badField("resume_of", "no job %q", req.ResumeOf)
 		}
-		for _, d := range spec.datasets() {
+		for _, d := range datasets(spec) {
 			if missing != nil {
 				return
 			}
@@ -271,7 +271,7 @@ func (s *Server) newJob(req api.SubmitRequest) (api.Job, error) {
 	if missing != nil {
 		return job, missing
 	}
-	for _, d := range spec.datasets() {
+	for _, d := range datasets(spec) {
 		ds := &api.Dataset{Path: d[1]}
 		ds.Blob, _ = blobRef(d[1])
 		if ds.Blob == "" {

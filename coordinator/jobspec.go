@@ -1,119 +1,94 @@
 package coordinator
 
 import (
+	"encoding"
 	"fmt"
+	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/bertnode/bertnode/api"
-	"github.com/bertnode/bertnode/shard"
 	"gopkg.in/yaml.v3"
 )
 
-// jobSpec is the part of a job spec the coordinator needs. The nodes read the whole
-// spec with train.LoadSpec; unknown fields are theirs, so this parse is not strict.
-type jobSpec struct {
-	Task      string
-	Train     string
-	Eval      string
-	EvalSplit float64
-	Data      shard.Spec
-	Seed      int64
-	BatchSize int
-	GradAccum int
-	Epochs    float64
-	MaxSteps  int
-	Cluster   api.ClusterSpec
-}
-
-// parseJobSpec decodes text field by field, so that an error names its field; the
-// defaults are train.Defaults' for the fields read here.
-func parseJobSpec(text string) (jobSpec, error) {
-	s := jobSpec{Task: "classify", Seed: 42, BatchSize: 32, GradAccum: 1, Epochs: 3}
+// parseJobSpec reads a submitted spec with api.ParseSpec; its errors become 400s that
+// name the field at fault. yaml's own errors name only a line, so the spec is first
+// decoded field by field to find the field a bad value belongs to.
+func parseJobSpec(text string) (api.JobSpec, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
-		return s, badField("spec", "%v", err)
+		return api.JobSpec{}, badField("spec", "%v", err)
 	}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return s, badField("spec", "want a YAML mapping of job fields")
+		return api.JobSpec{}, badField("spec", "want a YAML mapping of job fields")
 	}
-	top := map[string]any{
-		"task": &s.Task, "train": &s.Train, "eval": &s.Eval, "eval_split": &s.EvalSplit, "data": &s.Data,
-		"seed": &s.Seed, "batch_size": &s.BatchSize, "grad_accum": &s.GradAccum, "epochs": &s.Epochs, "max_steps": &s.MaxSteps,
+	var probe api.JobSpec
+	if err := decodeFields(root.Content[0], reflect.ValueOf(&probe).Elem(), ""); err != nil {
+		return api.JobSpec{}, err
 	}
-	c := &s.Cluster
-	cluster := map[string]any{
-		"nodes": &c.Nodes, "min_nodes": &c.MinNodes, "batch": &c.Batch, "codec": &c.Codec, "ring_timeout": &c.RingTimeout,
-		"rejoin_window": &c.RejoinWindow, "data": &c.Data, "block_records": &c.BlockRecords, "window_blocks": &c.WindowBlocks,
-	}
-	err := decodeFields(root.Content[0], func(key string, v *yaml.Node) error {
-		if key != "cluster" {
-			return decodeInto(top[key], key, v)
-		}
-		if v.Kind != yaml.MappingNode {
-			return badField("cluster", "line %d: want a mapping", v.Line)
-		}
-		return decodeFields(v, func(k string, v *yaml.Node) error { return decodeInto(cluster[k], "cluster."+k, v) })
-	})
+	s, err := api.ParseSpec(text)
 	if err != nil {
-		return s, err
+		// "job spec: cluster.nodes: 100 is not in [1, 64]" names the field.
+		msg := strings.TrimPrefix(err.Error(), "job spec: ")
+		field, _, _ := strings.Cut(msg, ":")
+		if strings.ContainsAny(field, " \n") {
+			field = "spec"
+		}
+		return s, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
 	}
 	switch s.Task {
 	case "classify", "multilabel", "ner", "qa":
 	default:
 		return s, badField("task", "%q: want classify, multilabel, ner or qa", s.Task)
 	}
-	switch {
-	case s.Train == "":
-		return s, badField("train", "a training file is required")
-	case s.EvalSplit < 0 || s.EvalSplit >= 1:
-		return s, badField("eval_split", "%v is not in [0, 1)", s.EvalSplit)
-	case s.BatchSize < 1:
-		return s, badField("batch_size", "%d: must be positive", s.BatchSize)
-	case s.GradAccum < 1:
-		return s, badField("grad_accum", "%d: must be positive", s.GradAccum)
-	case s.Epochs <= 0 && s.MaxSteps <= 0:
-		return s, badField("epochs", "set epochs or max_steps")
-	}
-	if err := s.Data.Validate(); err != nil {
-		return s, badField("data", "%v", err)
-	}
-	s.Cluster = s.Cluster.WithDefaults()
-	if err := s.Cluster.Validate(); err != nil {
-		// "job spec: cluster.nodes: ..." names the field.
-		msg := strings.TrimPrefix(err.Error(), "job spec: ")
-		field, _, _ := strings.Cut(msg, ":")
-		return s, &api.Error{Status: 400, Field: field, Message: msg}
-	}
 	return s, nil
 }
 
-func decodeFields(m *yaml.Node, fn func(key string, v *yaml.Node) error) error {
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// decodeFields decodes each key of mapping m into the field of struct v whose yaml
+// tag it is (keys v lacks are the nodes' business), going into nested structs, and
+// names the first field whose value does not decode.
+func decodeFields(m *yaml.Node, v reflect.Value, prefix string) error {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if err := fn(m.Content[i].Value, m.Content[i+1]); err != nil {
-			return err
+		key, val := m.Content[i].Value, m.Content[i+1]
+		f, ok := fieldByTag(v, key)
+		if !ok {
+			continue
+		}
+		name := prefix + key
+		if f.Kind() == reflect.Struct && !reflect.PointerTo(f.Type()).Implements(textUnmarshaler) {
+			if val.Kind != yaml.MappingNode {
+				return badField(name, "line %d: want a mapping", val.Line)
+			}
+			if err := decodeFields(val, f, name+"."); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := val.Decode(f.Addr().Interface()); err != nil {
+			msg := err.Error()
+			if te, ok := err.(*yaml.TypeError); ok {
+				msg = strings.Join(te.Errors, "; ")
+			}
+			return badField(name, "line %d: %s", val.Line, strings.TrimPrefix(msg, "yaml: "))
 		}
 	}
 	return nil
 }
 
-// decodeInto decodes v into dst, a pointer, or ignores a field the coordinator does
-// not read (dst nil).
-func decodeInto(dst any, field string, v *yaml.Node) error {
-	if dst == nil {
-		return nil
-	}
-	if err := v.Decode(dst); err != nil {
-		msg := err.Error()
-		if te, ok := err.(*yaml.TypeError); ok {
-			msg = strings.Join(te.Errors, "; ")
+func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == key && t.Field(i).IsExported() {
+			return v.Field(i), true
 		}
-		return badField(field, "line %d: %s", v.Line, strings.TrimPrefix(msg, "yaml: "))
 	}
-	return nil
+	return reflect.Value{}, false
 }
 
-// datasets are the job's files by role.
-func (s jobSpec) datasets() [][2]string {
+// datasets are a spec's files by role.
+func datasets(s api.JobSpec) [][2]string {
 	d := [][2]string{{"train", s.Train}}
 	if s.Eval != "" {
 		d = append(d, [2]string{"eval", s.Eval})

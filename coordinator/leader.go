@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -129,10 +128,10 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 
 // planWork is one dataset to plan.
 type planWork struct {
-	key, job, which, path, shown string
-	spec                         jobSpec
-	specErr                      error // checked at submission, but read again here
-	opts                         PlanOptions
+	key, job, which, path string
+	spec                  api.JobSpec
+	specErr               error // checked at submission, but read again here
+	opts                  PlanOptions
 }
 
 // unplanned lists the datasets of pending jobs that need a plan and can have one now
@@ -151,7 +150,7 @@ func (l *leaderLoop) unplanned(st *State) []planWork {
 			if ds.d == nil || ds.d.Plan != "" || ds.d.Error != "" || l.planning[key] {
 				continue
 			}
-			w := planWork{key: key, job: j.ID, which: ds.which, path: ds.d.Path, shown: ds.d.Path}
+			w := planWork{key: key, job: j.ID, which: ds.which, path: ds.d.Path}
 			if ds.d.Blob != "" {
 				if _, ok := l.s.blobs.size(ds.d.Blob); !ok {
 					continue
@@ -160,7 +159,7 @@ func (l *leaderLoop) unplanned(st *State) []planWork {
 			}
 			spec, err := parseJobSpec(j.Spec)
 			w.spec, w.specErr = spec, err
-			w.opts = PlanOptions{BlockRecords: j.Cluster.BlockRecords, Task: spec.Task}
+			w.opts = PlanOptions{BlockRecords: j.Cluster.BlockRecords, Task: spec.Task, Name: ds.d.Path}
 			if ds.which == "train" && spec.Eval == "" {
 				w.opts.EvalSplit = spec.EvalSplit
 			}
@@ -188,8 +187,7 @@ func (l *leaderLoop) plan(ctx context.Context, w planWork) {
 		return
 	}
 	if err != nil {
-		// Name the file as the user gave it, not as this member stores it.
-		res.Error = strings.ReplaceAll(err.Error(), w.path, w.shown)
+		res.Error = err.Error()
 	} else {
 		if res.Plan, err = s.storeBlob(ctx, p.Plan); err != nil {
 			s.log.Warn("storing a plan", "job", w.job, "err", err) // planned again next pass

@@ -18,6 +18,9 @@ type PlanOptions struct {
 	BlockRecords int     // cluster.block_records
 	EvalSplit    float64 // the share of the training file held out for evaluation (0 for an eval file)
 	Task         string
+	// Name is the file as the job names it (blob:<sha256> for an upload): plans and
+	// errors name it so, not by where this member keeps it.
+	Name string
 }
 
 // Planned is a plan: its JSON (stored as a blob, named by Dataset.Plan), the file's

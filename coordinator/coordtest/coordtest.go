@@ -24,7 +24,7 @@ import (
 )
 
 // LinePlanner plans a file of records "label<TAB>text", one a line; a line without a
-// tab is an error naming the file and line. The plan is a small JSON summary.
+// tab is an error naming the file (opts.Name) and line. The plan is a small JSON summary.
 var LinePlanner = coordinator.PlannerFunc(func(ctx context.Context, path string, data shard.Spec, opts coordinator.PlanOptions) (coordinator.Planned, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -35,7 +35,7 @@ var LinePlanner = coordinator.PlannerFunc(func(ctx context.Context, path string,
 	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		label, _, ok := strings.Cut(line, "\t")
 		if !ok {
-			return coordinator.Planned{}, fmt.Errorf("%s:%d: no tab between label and text", path, i+1)
+			return coordinator.Planned{}, fmt.Errorf("%s:%d: no tab between label and text", opts.Name, i+1)
 		}
 		if !slices.Contains(labels, label) {
 			labels = append(labels, label)
