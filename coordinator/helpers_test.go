@@ -147,3 +147,10 @@ func job(c *coordtest.Cluster, id string) *api.Job {
 
 // settle gives the leader's loop time to act on what it should not act on.
 func settle() { time.Sleep(300 * time.Millisecond) }
+
+// shortCtx bounds a call expected to fail.
+func shortCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

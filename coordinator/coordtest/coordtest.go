@@ -6,6 +6,7 @@ package coordtest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ var LinePlanner = coordinator.PlannerFunc(func(ctx context.Context, path string,
 // Options shape a test cluster.
 type Options struct {
 	Members int // default 1
+	// TLS gives member i TLS[i] (mutual TLS for raft and the API) and clients
+	// TLS[len(TLS)-1]; nil: plain TCP.
+	TLS []*tls.Config
 	// Tweak changes member i's configuration before it starts.
 	Tweak func(i int, cfg *coordinator.Config)
 }
@@ -65,6 +69,7 @@ type Cluster struct {
 	raft    []string // addresses, kept across restarts
 	api     []string
 	tweak   func(int, *coordinator.Config)
+	tls     []*tls.Config
 }
 
 // New starts a cluster: the first member bootstraps, the others join it. They stop
@@ -77,7 +82,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	n := max(opts.Members, 1)
 	c := &Cluster{T: t, Secret: secret, Clock: coordinator.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
-		Gossip: gossip.NewStatic(), tweak: opts.Tweak}
+		Gossip: gossip.NewStatic(), tweak: opts.Tweak, tls: opts.TLS}
 	t.Cleanup(func() {
 		for i := range c.Servers {
 			c.Stop(i)
@@ -115,6 +120,9 @@ func (c *Cluster) Config(i int, bootstrap bool) coordinator.Config {
 	cfg := coordinator.Config{DataDir: c.dirs[i], RaftAddr: c.raft[i], APIAddr: c.api[i], Bootstrap: bootstrap, Secret: c.Secret,
 		Membership: c.Gossip, Planner: LinePlanner, Clock: c.Clock, Timing: coordinator.LoopbackTiming,
 		Logger: log.With("test", c.T.Name(), "i", i), RaftLog: raftLog, GossipAddr: fmt.Sprintf("127.0.0.1:%d", 7946+i)}
+	if c.tls != nil {
+		cfg.TLS = c.tls[i]
+	}
 	if !bootstrap {
 		for j, s := range c.Servers {
 			if s != nil && j != i {
@@ -219,7 +227,11 @@ func (c *Cluster) Addrs(only ...*coordinator.Server) []string {
 
 // Client talks to the running members, or to only.
 func (c *Cluster) Client(only ...*coordinator.Server) *api.Client {
-	return &api.Client{Addrs: c.Addrs(only...), Token: c.Secret.Token()}
+	cl := &api.Client{Addrs: c.Addrs(only...), Token: c.Secret.Token()}
+	if c.tls != nil {
+		cl.TLS = c.tls[len(c.tls)-1]
+	}
+	return cl
 }
 
 // Context bounds one call of a test.
