@@ -17,7 +17,7 @@ import (
 type Config struct {
 	Name      string // member name: the coordinator's or node's ID
 	Bind      string // host:port to listen on (TCP and UDP); port 0 picks one
-	Advertise string // host:port others reach it at; default the bound address
+	Advertise string // host:port others reach it at; default the bound address (with Bind's port 0, the bound port)
 	Key       []byte // 32 bytes: clusterkey.Secret.Derive(clusterkey.Gossip)
 	Meta      Meta
 	Profile   string      // ProfileLAN (the default) or ProfileLocal
