@@ -2,13 +2,19 @@ package allreduce
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	mrand "math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/bertnode/bertnode/internal/testpki"
 )
 
 // setupErrors runs New for every config at once and returns the errors (closing any
@@ -146,15 +152,46 @@ func frameBytes(h frameHeader, payload []byte) []byte {
 	return append(b[:], payload...)
 }
 
+// testPKI issues a CA and, per address, a certificate for 127.0.0.1 signed by it.
+func testPKI(t *testing.T, n int) []*tls.Config {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bertnode test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	cfgs := make([]*tls.Config, n)
+	for i := range cfgs {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: "rank"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+			RootCAs: pool, ClientCAs: pool, MinVersion: tls.VersionTLS13}
+	}
+	return cfgs
+}
+
 // TestMutualTLS: with certificates and no secret the ring reduces exactly over TLS; a
 // rank whose certificate another CA signed is refused with ErrAuth.
 func TestMutualTLS(t *testing.T) {
-	pki := testpki.New(t, 3)
+	pki := testPKI(t, 3)
 	rings := tcpRings(t, 3, func(c *Config) { c.Secret, c.TLS = nil, pki[c.Rank] })
 	checkExact(t, mrand.New(mrand.NewPCG(1, 1)), rings, 70001, OpSum)
 
 	cfgs := pairConfigs(t)
-	other := testpki.New(t, 1)
+	other := testPKI(t, 1)
 	cfgs[0].TLS, cfgs[1].TLS = pki[0], other[0]
 	for i, err := range setupErrors(cfgs) {
 		if !errors.Is(err, ErrAuth) {

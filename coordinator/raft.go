@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/authconn"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -66,7 +69,7 @@ func (s *Server) startRaft() error {
 		s.store.Close()
 		return fmt.Errorf("coordinator: raft snapshots: %w", err)
 	}
-	stream, err := newStreamLayer(cfg.RaftAddr, cfg.RaftAdvertise, cfg.Secret.Derive(clusterkey.Raft), cfg.TLS, s.log)
+	stream, err := s.raftStream()
 	if err != nil {
 		s.store.Close()
 		return err
@@ -102,6 +105,28 @@ func (s *Server) startRaft() error {
 	}
 	s.goroutine(func() { s.leadership(notify) })
 	return nil
+}
+
+// raftStream is raft's network: TCP (optionally mutual TLS) on which both ends prove
+// they hold the cluster's raft key before raft reads a byte (internal/authconn).
+func (s *Server) raftStream() (raft.StreamLayer, error) {
+	cfg := s.cfg
+	l, err := authconn.Config{Key: cfg.Secret.Derive(clusterkey.Raft), TLS: cfg.TLS,
+		Logger: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}.Listen(cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft: %w", err)
+	}
+	var adv net.Addr
+	if cfg.RaftAdvertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("coordinator: raft advertise address: %w", err)
+		}
+	} else if a, ok := l.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		l.Close()
+		return nil, fmt.Errorf("coordinator: raft: %s is not an address peers can reach: set the advertise address", a)
+	}
+	return authconn.NewStreamLayer(l, adv), nil
 }
 
 // leadership runs the leader's loop while this member leads.

@@ -6,14 +6,13 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
-	"github.com/bertnode/bertnode/internal/testpki"
 )
 
 // TestMutualTLS: members talk raft, forwarding and blob replication over mutual TLS;
 // a client with a certificate of the cluster's CA is served, one without TLS or with
 // another CA's certificate is not.
 func TestMutualTLS(t *testing.T) {
-	pki := testpki.New(t, 3)
+	pki := coordtest.TLS(t, 3)
 	c := coordtest.New(t, coordtest.Options{Members: 2, TLS: pki})
 	f := c.Follower()
 	cl := c.Client(f)
@@ -30,7 +29,7 @@ func TestMutualTLS(t *testing.T) {
 	if _, err := plain.Status(shortCtx(t)); err == nil {
 		t.Fatal("a plain HTTP client was served")
 	}
-	stranger := &api.Client{Addrs: c.Addrs(), Token: c.Secret.Token(), TLS: testpki.New(t, 1)[0]}
+	stranger := &api.Client{Addrs: c.Addrs(), Token: c.Secret.Token(), TLS: coordtest.TLS(t, 1)[0]}
 	if _, err := stranger.Status(shortCtx(t)); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("another CA's client: %v", err)
 	}

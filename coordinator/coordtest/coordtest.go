@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/tlsconfig"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -244,4 +246,32 @@ func (c *Cluster) Context() context.Context {
 // AliveNode says in gossip that worker id is alive.
 func (c *Cluster) AliveNode(id string) {
 	c.Gossip.Set(gossip.Member{Name: id, Addr: "127.0.0.1:1", Meta: gossip.Meta{Role: gossip.Worker}, Health: api.Alive})
+}
+
+// TLS issues n mutual TLS configurations for 127.0.0.1 from one new CA, as
+// tlsconfig.Peer reads them from --tls-cert, --tls-key and --tls-ca files.
+func TLS(t testing.TB, n int) []*tls.Config {
+	t.Helper()
+	ca, err := tlsconfig.NewCA("coordtest CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*tls.Config, n)
+	for i := range out {
+		pair, err := ca.Issue(fmt.Sprintf("member %d", i), []string{"127.0.0.1"}, tlsconfig.ServerAndClient, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		files := []string{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")}
+		for i, b := range [][]byte{pair.CertPEM, pair.KeyPEM, ca.CertPEM} {
+			if err := os.WriteFile(files[i], b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out[i], err = tlsconfig.Peer(files[0], files[1], files[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
