@@ -24,8 +24,9 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// memberID reads the member's ID from dir, making one the first time.
-func memberID(dir string) (string, error) {
+// MemberID reads the ID of the member whose data directory is dir, making one the
+// first time: a process needs it before New to name itself in gossip.
+func MemberID(dir string) (string, error) {
 	path := filepath.Join(dir, "member-id")
 	b, err := os.ReadFile(path)
 	if err == nil {

@@ -172,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	id, err := memberID(cfg.DataDir)
+	id, err := MemberID(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
