@@ -20,20 +20,20 @@ import (
 // whatever names the family's config.json uses (DistilBERT's "dim" is HiddenSize; see
 // Family). Fields this type does not know are kept verbatim and written back by Marshal.
 type BertConfig struct {
-	VocabSize                 int      `json:"vocab_size"`
-	HiddenSize                int      `json:"hidden_size"`
-	NumHiddenLayers           int      `json:"num_hidden_layers"`
-	NumAttentionHeads         int      `json:"num_attention_heads"`
-	IntermediateSize          int      `json:"intermediate_size"`
-	HiddenAct                 string   `json:"hidden_act"`
-	HiddenDropoutProb         float64  `json:"hidden_dropout_prob"`
-	AttentionProbsDropoutProb float64  `json:"attention_probs_dropout_prob"`
-	MaxPositionEmbeddings     int      `json:"max_position_embeddings"`
-	TypeVocabSize             int      `json:"type_vocab_size"`
-	InitializerRange          float64  `json:"initializer_range"`
-	LayerNormEps              float64  `json:"layer_norm_eps"`
-	PadTokenID                int      `json:"pad_token_id"`
-	PositionEmbeddingType     string   `json:"position_embedding_type"`
+	VocabSize                 int     `json:"vocab_size"`
+	HiddenSize                int     `json:"hidden_size"`
+	NumHiddenLayers           int     `json:"num_hidden_layers"`
+	NumAttentionHeads         int     `json:"num_attention_heads"`
+	IntermediateSize          int     `json:"intermediate_size"`
+	HiddenAct                 string  `json:"hidden_act"`
+	HiddenDropoutProb         float64 `json:"hidden_dropout_prob"`
+	AttentionProbsDropoutProb float64 `json:"attention_probs_dropout_prob"`
+	MaxPositionEmbeddings     int     `json:"max_position_embeddings"`
+	TypeVocabSize             int     `json:"type_vocab_size"`
+	InitializerRange          float64 `json:"initializer_range"`
+	LayerNormEps              float64 `json:"layer_norm_eps"`
+	PadTokenID                int     `json:"pad_token_id"`
+	PositionEmbeddingType     string  `json:"position_embedding_type"`
 	// ClassifierDropout is the sequence head's dropout: classifier_dropout (nil: use
 	// hidden_dropout_prob), ALBERT's classifier_dropout_prob, DistilBERT's seq_classif_dropout.
 	ClassifierDropout *float64 `json:"classifier_dropout"`
@@ -43,10 +43,10 @@ type BertConfig struct {
 	NumHiddenGroups int `json:"num_hidden_groups"` // ALBERT: groups of shared layers
 	InnerGroupNum   int `json:"inner_group_num"`   // ALBERT: layers in a group
 	// SinusoidalPosEmbds: DistilBERT's fixed sin/cos position embeddings.
-	SinusoidalPosEmbds bool    `json:"sinusoidal_pos_embds"`
-	QADropout          float64 `json:"qa_dropout"` // DistilBERT's question-answering head
-	Architectures             []string `json:"architectures,omitempty"`
-	ModelType                 string   `json:"model_type"`
+	SinusoidalPosEmbds bool     `json:"sinusoidal_pos_embds"`
+	QADropout          float64  `json:"qa_dropout"` // DistilBERT's question-answering head
+	Architectures      []string `json:"architectures,omitempty"`
+	ModelType          string   `json:"model_type"`
 	// ProblemType is "", "single_label_classification",
 	// "multi_label_classification" or "regression".
 	ProblemType string         `json:"problem_type,omitempty"`

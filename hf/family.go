@@ -53,7 +53,7 @@ var families = map[string]*family{
 	},
 	"albert": {
 		modelType: "albert", arch: "Albert",
-		renames:   map[string]string{"classifier_dropout": "classifier_dropout_prob"},
+		renames: map[string]string{"classifier_dropout": "classifier_dropout_prob"},
 		extra: []configField{
 			classifierDropout("classifier_dropout_prob"), embeddingSize,
 			{"num_hidden_groups", func(c *BertConfig) any { return &c.NumHiddenGroups }},

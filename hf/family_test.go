@@ -213,7 +213,9 @@ func TestFamilyDefaults(t *testing.T) {
 			return c.NumHiddenLayers == 6 && c.HiddenSize == 768 && *c.ClassifierDropout == 0.2 && c.QADropout == 0.1 &&
 				c.TypeVocabSize == 0 && !c.SinusoidalPosEmbds
 		}},
-		{`{}`, func(c *BertConfig) bool { return c.ModelType == "bert" && c.TypeVocabSize == 2 && c.ClassifierDropout == nil }},
+		{`{}`, func(c *BertConfig) bool {
+			return c.ModelType == "bert" && c.TypeVocabSize == 2 && c.ClassifierDropout == nil
+		}},
 	} {
 		cfg, err := ParseConfig([]byte(c.json))
 		if err != nil {

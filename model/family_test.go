@@ -273,7 +273,9 @@ func TestRobertaPositionOffset(t *testing.T) {
 	m := newModel(t, cfg, Options{Task: NER, NumLabels: 3}, 1)
 	pos := m.Params.Get("roberta.embeddings.position_embeddings.weight")
 	flat := m.Params.FlatSlice()
-	row := func(i int) []float32 { return flat[pos.Offset+int64(i*cfg.HiddenSize) : pos.Offset+int64((i+1)*cfg.HiddenSize)] }
+	row := func(i int) []float32 {
+		return flat[pos.Offset+int64(i*cfg.HiddenSize) : pos.Offset+int64((i+1)*cfg.HiddenSize)]
+	}
 	if slices.ContainsFunc(row(1), func(v float32) bool { return v != 0 }) {
 		t.Fatal("the padding row of the position embeddings is not zero")
 	}
