@@ -18,7 +18,8 @@ import (
 
 // BertConfig is the content of a BERT-family checkpoint's config.json, in BERT's terms
 // whatever names the family's config.json uses (DistilBERT's "dim" is HiddenSize; see
-// Family). Fields this type does not know are kept verbatim and written back by Marshal.
+// family.go); the json tags are BERT's names. Fields this type does not know are kept
+// verbatim and written back by Marshal.
 type BertConfig struct {
 	VocabSize                 int     `json:"vocab_size"`
 	HiddenSize                int     `json:"hidden_size"`

@@ -166,19 +166,6 @@ func TestPresets(t *testing.T) {
 			c.VocabSize != 30522 || c.MaxPositionEmbeddings != 512 {
 			t.Errorf("%s = %v vocab %d positions %d", name, got, c.VocabSize, c.MaxPositionEmbeddings)
 		}
-		// A preset written out must read back as the same model.
-		path := filepath.Join(t.TempDir(), "config.json")
-		if err := WriteConfig(path, c); err != nil {
-			t.Fatal(err)
-		}
-		back, err := ReadConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back.extra = nil
-		if !reflect.DeepEqual(back, c) {
-			t.Errorf("%s changed on disk:\n%+v\n%+v", name, back, c)
-		}
 	}
 	for _, name := range []string{"huge", "roberta-base", "bert-tiny", "albert-", "gpt2-tiny"} {
 		if _, err := Preset(name); err == nil || !strings.Contains(err.Error(), "albert-mini, albert-small, albert-tiny, base, distilbert-mini") {

@@ -241,7 +241,8 @@ func TestPositionOffset(t *testing.T) {
 	}
 }
 
-// Every family has presets of the compact sizes, written and read back unchanged.
+// Every preset, BERT's and the other families', has its family and size, and is written
+// and read back unchanged.
 func TestFamilyPresets(t *testing.T) {
 	for _, name := range PresetNames() {
 		c, err := Preset(name)
