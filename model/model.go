@@ -43,8 +43,9 @@ type Options struct {
 	// HeadHidden > 0 puts a dense layer of that width (GELU, dropout) under the output
 	// layer: the custom head. Its parameters are named head.*.
 	HeadHidden int
-	// HeadDropout is the dropout before the output layer; < 0 means the config's
-	// classifier_dropout, else hidden_dropout_prob, as transformers does.
+	// HeadDropout is the head's dropout (head.go); < 0 means the rate transformers'
+	// class for the family and task takes from the config (classifier_dropout, else
+	// hidden_dropout_prob; DistilBERT's seq_classif_dropout, qa_dropout...).
 	HeadDropout float64
 	Freeze      Freeze
 	Device      gotch.Device // the zero Device is the CPU

@@ -68,35 +68,30 @@ def corpus():
     return sms_texts() + [t for pair in QA_PAIRS for t in pair]
 
 
-def wordpiece_vocab(path):
-    """vocab.txt: BERT's specials, then every character and lowercased word of the texts."""
-    import tokenizers
-
-    wp = tokenizers.BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(corpus(), vocab_size=400, min_frequency=1,
-                           special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wp.save_model(os.path.dirname(path))
-    return path
+def tokenizer_class(name):
+    """transformers 5 names the tokenizers-backed classes without "Fast"; 4.x with."""
+    return getattr(transformers, name + "Fast", None) or getattr(transformers, name)
 
 
 def tokenizer_for(family, tmp):
+    """A tokenizer of the family's kind trained on the texts, loaded by transformers."""
+    import tokenizers
+
     os.makedirs(tmp, exist_ok=True)
     if family in ("bert", "distilbert", "electra"):
-        vocab = wordpiece_vocab(os.path.join(tmp, "vocab.txt"))
-        cls = {"bert": "BertTokenizerFast", "distilbert": "DistilBertTokenizerFast", "electra": "ElectraTokenizerFast"}[family]
-        cls = getattr(transformers, cls, None) or getattr(transformers, cls.replace("Fast", ""))
-        return cls(vocab_file=vocab, do_lower_case=True)
+        wp = tokenizers.BertWordPieceTokenizer(lowercase=True)
+        wp.train_from_iterator(corpus(), vocab_size=400, min_frequency=1,
+                               special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        wp.save_model(tmp)  # vocab.txt
+        name = {"bert": "BertTokenizer", "distilbert": "DistilBertTokenizer", "electra": "ElectraTokenizer"}[family]
+        return tokenizer_class(name).from_pretrained(tmp, do_lower_case=True)
     if family == "roberta":
-        import tokenizers
-
         bpe = tokenizers.ByteLevelBPETokenizer()
         bpe.train_from_iterator(corpus(), vocab_size=400, min_frequency=1,
                                 special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-        bpe.save_model(tmp)
-        cls = getattr(transformers, "RobertaTokenizerFast", None) or transformers.RobertaTokenizer
-        return cls(vocab_file=os.path.join(tmp, "vocab.json"), merges_file=os.path.join(tmp, "merges.txt"))
+        bpe.save_model(tmp)  # vocab.json, merges.txt
+        return tokenizer_class("RobertaTokenizer").from_pretrained(tmp)
     if family == "albert":
-        import tokenizers
         from tokenizers.processors import TemplateProcessing
 
         uni = tokenizers.SentencePieceUnigramTokenizer()
@@ -106,8 +101,8 @@ def tokenizer_for(family, tmp):
         t.post_processor = TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", t.token_to_id("[CLS]")), ("[SEP]", t.token_to_id("[SEP]"))])
-        cls = getattr(transformers, "AlbertTokenizerFast", None) or transformers.AlbertTokenizer
-        return cls(tokenizer_object=t, pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        return transformers.PreTrainedTokenizerFast(
+            tokenizer_object=t, pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     raise ValueError(family)
 
 
@@ -159,8 +154,11 @@ def batch(tok, task):
 
 
 def logits_of(model, task, enc):
+    inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if model.config.model_type == "distilbert":  # no token types
+        inputs.pop("token_type_ids", None)
     with torch.no_grad():
-        out = model(**enc)
+        out = model(**inputs)
     if task == "qa":
         return torch.stack([out.start_logits, out.end_logits], dim=-1)
     return out.logits
@@ -199,9 +197,7 @@ def check(dirs):
         with open(os.path.join(d, "expected.json")) as f:
             exp = json.load(f)
         model = TASKS[exp["task"]][0].from_pretrained(d).eval()
-        enc = {"input_ids": torch.tensor(exp["input_ids"]), "attention_mask": torch.tensor(exp["attention_mask"])}
-        if model.config.model_type not in ("distilbert", "roberta"):
-            enc["token_type_ids"] = torch.tensor(exp["token_type_ids"])
+        enc = {k: torch.tensor(exp[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
         got = logits_of(model, exp["task"], enc).reshape(-1)
         diff = (got - torch.tensor(exp["logits"])).abs().max().item()
         worst = max(worst, diff)
