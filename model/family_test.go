@@ -475,7 +475,7 @@ func TestDistilbertIgnoresTokenTypes(t *testing.T) {
 
 // Freezing the base freezes each family's whole base model (pooler included) and
 // nothing of its head; freezing the embeddings includes ALBERT's and ELECTRA's
-// projection to the hidden size.
+// projection to the hidden size; freezing a layer freezes it under the family's names.
 func TestFamilyFreeze(t *testing.T) {
 	lockThread(t)
 	for _, mt := range modelTypes {
@@ -492,6 +492,24 @@ func TestFamilyFreeze(t *testing.T) {
 			if p.Trainable == emb {
 				t.Errorf("%s: %s trainable %v with the embeddings frozen", mt, p.Name, p.Trainable)
 			}
+		}
+		if mt == "albert" {
+			continue // one shared layer: refused (TestAlbertSharedLayer)
+		}
+		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 1}}, 1)
+		layer0 := map[string]string{"bert": "bert.encoder.layer.0.", "roberta": "roberta.encoder.layer.0.",
+			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0."}[mt]
+		frozen := 0
+		for _, p := range m.Params.List() {
+			if p.Trainable == strings.HasPrefix(p.Name, layer0) {
+				t.Errorf("%s: %s trainable %v with layer 0 frozen", mt, p.Name, p.Trainable)
+			}
+			if !p.Trainable {
+				frozen++
+			}
+		}
+		if frozen != 16 { // 4 projections, 2 feed-forward layers, 2 LayerNorms: weights and biases
+			t.Errorf("%s: %d parameters frozen with layer 0", mt, frozen)
 		}
 	}
 }
