@@ -16,3 +16,6 @@ echo "== allreduce: ring over loopback, separate processes (see allreduce/README
 echo
 echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
 ./bin/bertnode bench stream --sizes 100M,1G,3G
+echo
+echo "== distributed step: 2 ranks beside PyTorch DDP over gloo (see docs/bench.md)"
+./scripts/bench-ddp.sh

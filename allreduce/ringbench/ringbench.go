@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -104,12 +103,12 @@ func Worker(ctx context.Context, out io.Writer) error {
 	if err := json.Unmarshal([]byte(os.Getenv(workerEnv)), &spec); err != nil {
 		return fmt.Errorf("ringbench: %s: %w", workerEnv, err)
 	}
-	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	ln, err := InheritedListener()
 	if err != nil {
-		return fmt.Errorf("ringbench: inherited listener: %w", err)
+		return fmt.Errorf("ringbench: %w", err)
 	}
 	defer ln.Close()
-	return runRank(ctx, spec, ln.(*net.TCPListener), out)
+	return runRank(ctx, spec, ln, out)
 }
 
 // Run measures: all ranks as child processes of self (argv of a command that calls
@@ -184,64 +183,23 @@ func runGiven(ctx context.Context, o Options) ([]sample, error) {
 func runLocal(ctx context.Context, o Options, self []string) ([]sample, error) {
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	lns := make([]*net.TCPListener, o.Ranks)
-	addrs := make([]string, o.Ranks)
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		lns[i], addrs[i] = ln.(*net.TCPListener), ln.Addr().String()
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
 		mu      sync.Mutex
 		samples []sample
-		first   error
-		wg      sync.WaitGroup
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
-			cancel()
-		}
-		mu.Unlock()
-	}
-	for i := range lns {
+	err := Launch(ctx, o.Ranks, self, workerEnv, func(rank int, addrs []string) (string, error) {
 		o := o
-		o.Peers, o.Rank = addrs, i
-		spec, _ := json.Marshal(workerSpec{Options: o, Secret: []byte(hex.EncodeToString(secret))})
-		f, err := lns[i].File()
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.CommandContext(ctx, self[0], self[1:]...)
-		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
-		cmd.ExtraFiles = []*os.File{f}
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		f.Close()
-		wg.Go(func() {
-			s, rerr := readSamples(stdout)
-			if err := cmd.Wait(); err != nil || rerr != nil {
-				fail(fmt.Errorf("ringbench: rank %d: %w", i, errors.Join(err, rerr)))
-			}
-			mu.Lock()
-			samples = append(samples, s...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return samples, first
+		o.Peers, o.Rank = addrs, rank
+		spec, err := json.Marshal(workerSpec{Options: o, Secret: []byte(hex.EncodeToString(secret))})
+		return string(spec), err
+	}, func(_ int, stdout io.Reader) error {
+		s, err := readSamples(stdout)
+		mu.Lock()
+		samples = append(samples, s...)
+		mu.Unlock()
+		return err
+	})
+	return samples, err
 }
 
 func readSamples(r io.Reader) ([]sample, error) {
@@ -270,17 +228,11 @@ func runRank(ctx context.Context, spec workerSpec, ln *net.TCPListener, out io.W
 		return err
 	}
 	defer ring.Close()
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile + ".rank" + strconv.Itoa(o.Rank))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := Profile(o.CPUProfile, o.Rank)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	enc := json.NewEncoder(out)
 	one := make([]float32, 1)
 	for _, size := range o.sizes() {
@@ -294,11 +246,11 @@ func runRank(ctx context.Context, spec workerSpec, ln *net.TCPListener, out io.W
 			if err := ring.AllReduce(ctx, one, allreduce.OpSum); err != nil {
 				return err
 			}
-			before, start, cpu0 := ring.Stats(), time.Now(), cpuTime()
+			before, start, cpu0 := ring.Stats(), time.Now(), CPUTime()
 			if err := ring.AllReduce(ctx, buf, allreduce.OpAvg); err != nil {
 				return err
 			}
-			took, after, cpu := time.Since(start), ring.Stats(), cpuTime()-cpu0
+			took, after, cpu := time.Since(start), ring.Stats(), CPUTime()-cpu0
 			if it < 0 {
 				continue
 			}
@@ -359,10 +311,10 @@ func summarise(o Options, samples []sample) []Result {
 		for _, t := range bySize[size] {
 			times = append(times, t)
 		}
-		med := median(times)
+		med := Median(times)
 		r := Result{Data: o.Data, Codec: o.Codec.String(), Ranks: o.Ranks, SizeBytes: size, Iters: len(times),
 			MedianSeconds: med, AlgBW: float64(size) / med / 1e9, WirePerRank: wire[size] / count[size],
-			CPUPerRank: median(cpus[size]), Ratio: 1}
+			CPUPerRank: Median(cpus[size]), Ratio: 1}
 		r.BusBW = r.AlgBW * 2 * (n - 1) / n
 		if wire[size] > 0 {
 			r.Ratio = float64(logical[size]) / float64(wire[size])
@@ -375,7 +327,29 @@ func summarise(o Options, samples []sample) []Result {
 	return res
 }
 
-func median(v []float64) float64 {
+// Profile starts a CPU profile of this rank process in path.rank<i> when path is not
+// empty; stop ends it.
+func Profile(path string, rank int) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path + ".rank" + strconv.Itoa(rank))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// Median is the median of v (0 when empty), which it leaves as it is.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
 	slices.Sort(v)
 	if len(v)%2 == 0 {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
@@ -383,7 +357,8 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-func cpuTime() time.Duration {
+// CPUTime is the CPU time this process has spent, user and system, all threads.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

@@ -1,0 +1,135 @@
+package ddpbench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// BenchName marks this package's JSON lines; the script's are TorchBenchName.
+const (
+	BenchName      = "bertnode_ddp_bert_train"
+	TorchBenchName = "ddp_bert_train"
+)
+
+// Result is one config's row. The fields both sides have carry the script's JSON
+// names, so that its lines decode into a Result too (see ReadResults).
+type Result struct {
+	Bench        string `json:"bench"`
+	Backend      string `json:"backend"`
+	Codec        string `json:"codec,omitempty"`
+	Transport    string `json:"transport"`
+	WorldSize    int    `json:"world_size"`
+	Threads      int    `json:"threads_per_rank"`
+	Config       string `json:"config"`
+	Layers       int    `json:"layers"`
+	Hidden       int    `json:"hidden"`
+	Heads        int    `json:"heads"`
+	Intermediate int    `json:"intermediate"`
+	Vocab        int    `json:"vocab,omitempty"`
+	Params       int    `json:"params"`
+	GradBytes    int64  `json:"grad_bytes"`
+	BatchPerRank int    `json:"batch_per_rank"`
+	GlobalBatch  int    `json:"global_batch"`
+	Seq          int    `json:"seq"`
+	Warmup       int    `json:"warmup"`
+	Steps        int    `json:"steps"`
+
+	StepMedian    float64 `json:"step_median_s"`
+	ComputeMedian float64 `json:"compute_median_s,omitempty"` // tokenizing, forward, backward
+	CommMedian    float64 `json:"comm_median_s,omitempty"`    // all-reduce and commit round, after backward
+	OptMedian     float64 `json:"opt_median_s"`
+	SamplesPerS   float64 `json:"samples_per_s"`
+	// CPU time of a rank's step and of its comm phase, the slowest rank's per step.
+	CPUMedian     float64 `json:"cpu_median_s,omitempty"`
+	CommCPUMedian float64 `json:"comm_cpu_median_s,omitempty"`
+	LossFirst     float64 `json:"loss_first,omitempty"`
+	LossLast      float64 `json:"loss_last,omitempty"`
+	// WeightsAgree says every rank held the same weights after the warm-up steps.
+	WeightsAgree *bool     `json:"weights_agree,omitempty"`
+	StepTimes    []float64 `json:"step_times_s"`
+
+	NoSyncSteps        int       `json:"nosync_steps,omitempty"`
+	StepNoSyncMedian   float64   `json:"step_nosync_median_s,omitempty"`
+	SamplesPerSNoSync  float64   `json:"samples_per_s_nosync,omitempty"`
+	CommOverhead       float64   `json:"comm_overhead_s,omitempty"`
+	CommOverheadPaired float64   `json:"comm_overhead_paired_s,omitempty"`
+	CPUNoSyncMedian    float64   `json:"cpu_nosync_median_s,omitempty"`
+	NoSyncStepTimes    []float64 `json:"nosync_step_times_s,omitempty"`
+
+	// OverlapBytes is the gradient that is not the embeddings': what the probe
+	// all-reduces during backward.
+	OverlapBytes       int64     `json:"overlap_bytes,omitempty"`
+	ProbeSteps         int       `json:"probe_steps,omitempty"`
+	StepProbeMedian    float64   `json:"step_probe_median_s,omitempty"`
+	OverlapSaved       float64   `json:"overlap_saved_s,omitempty"`
+	OverlapSavedPaired float64   `json:"overlap_saved_paired_s,omitempty"`
+	CPUProbeMedian     float64   `json:"cpu_probe_median_s,omitempty"`
+	ProbeStepTimes     []float64 `json:"probe_step_times_s,omitempty"`
+
+	meta
+}
+
+type meta struct {
+	Host       string `json:"host,omitempty"`
+	Cpus       int    `json:"cpus,omitempty"`
+	Timestamp  string `json:"timestamp,omitempty"`
+	LoadBefore string `json:"loadavg_before,omitempty"`
+	LoadAfter  string `json:"loadavg_after,omitempty"`
+	Tag        string `json:"tag,omitempty"`
+	Torch      string `json:"torch_version,omitempty"`
+}
+
+// ms prints seconds as milliseconds, "-" for a figure not measured.
+func ms(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", s*1e3)
+}
+
+func agreeString(b *bool) string {
+	if b == nil {
+		return "-"
+	}
+	return fmt.Sprint(*b)
+}
+
+// Report prints the table, then with jsonLines one JSON line per row.
+func Report(w io.Writer, res []Result, jsonLines bool) error {
+	var b strings.Builder
+	if len(res) > 0 {
+		r := res[0]
+		fmt.Fprintf(&b, "# bertnode ring (%s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %s -> %s\n",
+			r.Codec, r.WorldSize, r.Threads, r.BatchPerRank, r.Seq, r.LoadBefore, r.LoadAfter)
+	}
+	fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %8s %9s %9s %8s %8s %8s %8s %8s %8s %5s\n", "config", "grad MiB", "step ms",
+		"compute", "comm", "opt", "samples/s", "nosync ms", "comm ovh", "cpu ms", "cpu nosy", "comm cpu", "probe ms", "saved ms", "agree")
+	for _, r := range res {
+		fmt.Fprintf(&b, "%6s %8.1f %8s %8s %8s %8s %9.2f %9s %8s %8s %8s %8s %8s %8s %5s\n", r.Config, float64(r.GradBytes)/(1<<20),
+			ms(r.StepMedian), ms(r.ComputeMedian), ms(r.CommMedian), ms(r.OptMedian), r.SamplesPerS, ms(r.StepNoSyncMedian),
+			ms(r.CommOverheadPaired), ms(r.CPUMedian), ms(r.CPUNoSyncMedian), ms(r.CommCPUMedian), ms(r.StepProbeMedian),
+			ms(r.OverlapSavedPaired), agreeString(r.WeightsAgree))
+	}
+	b.WriteString("comm ovh, saved: medians over pairs of a step and the compute-only or probe step after it; cpu: the rank process's\n")
+	if jsonLines {
+		if err := WriteJSON(&b, res); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes one JSON line per row.
+func WriteJSON(w io.Writer, res []Result) error {
+	for _, r := range res {
+		j, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\n", j)
+	}
+	return nil
+}
