@@ -59,6 +59,7 @@ func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr // its progress lines repeat the JSON of stdout
+	load0 := loadAvg()
 	stdout, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w\n%s", t.Python, t.Script, err, tail(stderr.String(), 2000))
@@ -73,6 +74,9 @@ func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error
 	}
 	if err := addTorchCPU(dir, o, res); err != nil {
 		return nil, err
+	}
+	for i := range res {
+		res[i].LoadBefore, res[i].LoadAfter = load0, loadAvg()
 	}
 	_, err = io.WriteString(w, table.String())
 	return res, err

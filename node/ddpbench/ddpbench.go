@@ -187,9 +187,11 @@ type sample struct {
 	// CPU is the CPU time the rank process spent in the step (all its threads: libtorch's,
 	// the ring's), CommCPU that of the comm phase: unlike wall time, other work on the
 	// machine barely moves them.
-	CPU     float64 `json:"cpu"`
-	CommCPU float64 `json:"comm_cpu"`
-	Loss    float64 `json:"loss"`
+	CPU        float64 `json:"cpu"`
+	ComputeCPU float64 `json:"compute_cpu"`
+	CommCPU    float64 `json:"comm_cpu"`
+	OptCPU     float64 `json:"opt_cpu"`
+	Loss       float64 `json:"loss"`
 }
 
 type configInfo struct {
@@ -244,6 +246,7 @@ func summarise(o Options, lines []line) []Result {
 		}
 		m.Step, m.Compute, m.Comm, m.Opt = max(m.Step, s.Step), max(m.Compute, s.Compute), max(m.Comm, s.Comm), max(m.Opt, s.Opt)
 		m.CPU, m.CommCPU = max(m.CPU, s.CPU), max(m.CommCPU, s.CommCPU)
+		m.ComputeCPU, m.OptCPU = max(m.ComputeCPU, s.ComputeCPU), max(m.OptCPU, s.OptCPU)
 	}
 	var res []Result
 	for _, name := range o.Configs {
@@ -283,6 +286,8 @@ func summarise(o Options, lines []line) []Result {
 		r.OptMedian = ringbench.Median(col(sync, func(s sample) float64 { return s.Opt }))
 		r.CPUMedian = ringbench.Median(col(sync, func(s sample) float64 { return s.CPU }))
 		r.CommCPUMedian = ringbench.Median(col(sync, func(s sample) float64 { return s.CommCPU }))
+		r.ComputeCPUMedian = ringbench.Median(col(sync, func(s sample) float64 { return s.ComputeCPU }))
+		r.OptCPUMedian = ringbench.Median(col(sync, func(s sample) float64 { return s.OptCPU }))
 		r.SamplesPerS = float64(r.GlobalBatch) / r.StepMedian
 		r.LossFirst, r.LossLast = loss[0], loss[len(loss)-1]
 		if nos, _ := kind(kindNoSync, o.NoSync); len(nos) > 0 {

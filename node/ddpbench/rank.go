@@ -204,7 +204,8 @@ func (s *stepper) step(kind string) (sample, error) {
 	s.applied++
 	t3, cpu3 := time.Now(), ringbench.CPUTime()
 	return sample{Kind: kind, Step: t3.Sub(t0).Seconds(), Compute: t1.Sub(t0).Seconds(), Comm: t2.Sub(t1).Seconds(),
-		Opt: t3.Sub(t2).Seconds(), CPU: (cpu3 - cpu0).Seconds(), CommCPU: (cpu2 - cpu1).Seconds(), Loss: loss}, nil
+		Opt: t3.Sub(t2).Seconds(), CPU: (cpu3 - cpu0).Seconds(), ComputeCPU: (cpu1 - cpu0).Seconds(), CommCPU: (cpu2 - cpu1).Seconds(),
+		OptCPU: (cpu3 - cpu2).Seconds(), Loss: loss}, nil
 }
 
 // newReplica is the cluster node's BERT replica for a preset, trained as the script

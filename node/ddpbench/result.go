@@ -39,13 +39,17 @@ type Result struct {
 	StepMedian    float64 `json:"step_median_s"`
 	ComputeMedian float64 `json:"compute_median_s,omitempty"` // tokenizing, forward, backward
 	CommMedian    float64 `json:"comm_median_s,omitempty"`    // all-reduce and commit round, after backward
+	FwdMedian     float64 `json:"fwd_median_s,omitempty"`     // the script's: forward and loss
+	BwdMedian     float64 `json:"bwd_median_s,omitempty"`     // the script's: backward, DDP's all-reduce within
 	OptMedian     float64 `json:"opt_median_s"`
 	SamplesPerS   float64 `json:"samples_per_s"`
 	// CPU time of a rank's step and of its comm phase, the slowest rank's per step.
-	CPUMedian     float64 `json:"cpu_median_s,omitempty"`
-	CommCPUMedian float64 `json:"comm_cpu_median_s,omitempty"`
-	LossFirst     float64 `json:"loss_first,omitempty"`
-	LossLast      float64 `json:"loss_last,omitempty"`
+	CPUMedian        float64 `json:"cpu_median_s,omitempty"`
+	CommCPUMedian    float64 `json:"comm_cpu_median_s,omitempty"`
+	ComputeCPUMedian float64 `json:"compute_cpu_median_s,omitempty"`
+	OptCPUMedian     float64 `json:"opt_cpu_median_s,omitempty"`
+	LossFirst        float64 `json:"loss_first,omitempty"`
+	LossLast         float64 `json:"loss_last,omitempty"`
 	// WeightsAgree says every rank held the same weights after the warm-up steps.
 	WeightsAgree *bool     `json:"weights_agree,omitempty"`
 	StepTimes    []float64 `json:"step_times_s"`
