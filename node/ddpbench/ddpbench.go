@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ import (
 	"github.com/bertnode/bertnode/allreduce/ringbench"
 	"github.com/bertnode/bertnode/hf"
 )
+
+// Configs are the model presets that are also the script's configs (BERT sizes).
+var Configs = []string{"tiny", "mini", "small", "base"}
 
 // Options describe one run.
 type Options struct {
@@ -105,8 +109,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("ddpbench: --warmup %d, want >= 0", o.Warmup)
 	}
 	for _, c := range o.Configs {
-		if _, err := hf.Preset(c); err != nil {
-			return fmt.Errorf("ddpbench: --configs: %w", err)
+		if !slices.Contains(Configs, c) {
+			return fmt.Errorf("ddpbench: --configs: %q is not one of the script's configs %v", c, Configs)
 		}
 	}
 	return nil

@@ -80,6 +80,7 @@ func TestOptionsRejected(t *testing.T) {
 		want string
 	}{
 		{Options{Ranks: 2, Configs: []string{"huge"}, Batch: 1, Seq: 16, Steps: 1}, "huge"},
+		{Options{Ranks: 2, Configs: []string{"roberta-tiny"}, Batch: 1, Seq: 16, Steps: 1}, "roberta-tiny"},
 		{Options{Ranks: 2, Configs: []string{"tiny"}, Batch: 1, Seq: 4, Steps: 1}, "--seq 4"},
 		{Options{Ranks: 0, Configs: []string{"tiny"}, Batch: 1, Seq: 16, Steps: 1}, "--nprocs 0"},
 		{Options{Ranks: 2, Configs: []string{"tiny"}, Batch: 0, Seq: 16, Steps: 1}, "--batch 0"},
