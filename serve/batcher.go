@@ -242,7 +242,7 @@ func (b *Batcher) loop() {
 		case !ok:
 			return
 		case j != nil:
-			j.err = j.fn()
+			j.err = guard(j.fn)
 			close(j.done)
 		default:
 			b.runBatch(batch)
@@ -335,7 +335,11 @@ func (b *Batcher) runBatch(batch []*item) {
 	}
 	st.Padded = longest * len(batch)
 	start := time.Now()
-	logits, err := b.run.Run(encs)
+	var logits [][]float32
+	err := guard(func() (err error) {
+		logits, err = b.run.Run(encs)
+		return err
+	})
 	st.Run = time.Since(start)
 	if err == nil && len(logits) != len(batch) {
 		err = fmt.Errorf("%d logits for a batch of %d sequences", len(logits), len(batch))
@@ -369,4 +373,15 @@ func (b *Batcher) fail(batch []*item, err error) {
 	b.queue = slices.DeleteFunc(b.queue, func(it *item) bool { return failed[it.req] })
 	b.obs.Queued(len(b.queue))
 	b.mu.Unlock()
+}
+
+// guard runs fn, turning a panic (gotch's Must ops panic on a libtorch error) into an
+// error, so that one failed batch does not take the server down.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn()
 }

@@ -20,6 +20,7 @@ type twin struct {
 	hold    chan struct{}
 	entered chan int // each run's batch size, when hold is set
 	poison  int32    // a batch with this id fails
+	panics  int32    // a batch with this id panics
 
 	mu      sync.Mutex
 	batches [][]int // lengths of each batch's sequences
@@ -29,7 +30,7 @@ type twin struct {
 }
 
 func newTwin(hold bool) *twin {
-	t := &twin{entered: make(chan int, 1000), poison: -1}
+	t := &twin{entered: make(chan int, 1000), poison: -1, panics: -1}
 	if hold {
 		t.hold = make(chan struct{})
 	}
@@ -51,6 +52,10 @@ func (t *twin) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
 		lens = append(lens, s.Len())
 		t.ids = append(t.ids, s.InputIDs)
 		out[k] = answer(s.InputIDs)
+		if slices.Contains(s.InputIDs, t.panics) {
+			t.batches = append(t.batches, lens)
+			panic("libtorch error")
+		}
 		if slices.Contains(s.InputIDs, t.poison) {
 			t.batches = append(t.batches, lens)
 			return nil, errors.New("poisoned")
@@ -444,6 +449,15 @@ func TestBatcherRunErrorFailsOnlyItsBatch(t *testing.T) {
 			t.Error("the failed request's last sequence ran")
 		}
 	}
+	// A panic in the runner (a libtorch error in a Must op) is the batch's error too.
+	r.panics = 50
+	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(50, 1)}); !errors.As(err, &re) || !strings.Contains(err.Error(), "panic: libtorch error") {
+		t.Errorf("a panicking batch: %v", err)
+	}
+	if out, err = b.Submit(context.Background(), s); err != nil {
+		t.Fatalf("after a panic: %v", err)
+	}
+	checkAnswers(t, s, out)
 }
 
 // Do runs on the model's goroutine between batches, never during one.
