@@ -23,6 +23,10 @@ type BatchConfig struct {
 	// MaxQueue is how many sequences may wait; a request that would pass it is
 	// refused with ErrOverloaded rather than queued.
 	MaxQueue int
+	// MinFill is the smallest share of a batch's padded tokens that must be real
+	// tokens: a sequence that would pad the batch below it waits for another; 0 puts
+	// no bound. The model computes padding at the cost of real tokens.
+	MinFill float64
 }
 
 // Validate names the first bad field.
@@ -36,6 +40,8 @@ func (c BatchConfig) Validate() error {
 		return fmt.Errorf("max wait: %v: must not be negative", c.MaxWait)
 	case c.MaxQueue < c.MaxBatch:
 		return fmt.Errorf("max queue: %d: must hold at least one batch (%d)", c.MaxQueue, c.MaxBatch)
+	case !(c.MinFill >= 0 && c.MinFill <= 1):
+		return fmt.Errorf("min fill: %v is not in [0, 1]", c.MinFill)
 	}
 	return nil
 }
@@ -297,8 +303,8 @@ func (b *Batcher) next() (batch []*item, j *job, ok bool) {
 
 // pick chooses the next batch's sequences, as indexes into the queue: the oldest, then
 // those closest to it in length (the older first among equals) while the batch stays
-// within MaxBatch sequences and MaxTokens padded tokens. full says whether a limit left
-// a queued sequence out. The caller holds mu.
+// within MaxBatch sequences, MaxTokens padded tokens and MinFill. full says whether a
+// limit left a queued sequence out. The caller holds mu.
 func (b *Batcher) pick() (picked []int, full bool) {
 	q := b.queue
 	anchor := q[0].enc.Len()
@@ -308,17 +314,18 @@ func (b *Batcher) pick() (picked []int, full bool) {
 	}
 	dist := func(i int) int { return max(q[i].enc.Len()-anchor, anchor-q[i].enc.Len()) }
 	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(dist(i), dist(j)) })
-	picked, longest := []int{0}, anchor
+	picked, longest, real := []int{0}, anchor, anchor
 	for _, i := range order {
 		if len(picked) == b.cfg.MaxBatch {
 			return picked, true
 		}
-		l := max(longest, q[i].enc.Len())
-		if (len(picked)+1)*l > b.cfg.MaxTokens {
+		n := q[i].enc.Len()
+		l := max(longest, n)
+		if padded := (len(picked) + 1) * l; padded > b.cfg.MaxTokens || float64(real+n) < b.cfg.MinFill*float64(padded) {
 			full = true
 			continue
 		}
-		picked, longest = append(picked, i), l
+		picked, longest, real = append(picked, i), l, real+n
 	}
 	return picked, full || len(picked) == b.cfg.MaxBatch
 }

@@ -239,6 +239,30 @@ func TestBatcherGroupsByLengthWithinBudget(t *testing.T) {
 	if got := r.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("batches %v, want %v", got, want)
 	}
+
+	// With MinFill 0.7, 5 and 20 (25 real of 40) do not go together.
+	r = newTwin(true)
+	b = newBatcher(t, r, BatchConfig{MaxBatch: 4, MaxTokens: 48, MaxQueue: 100, MinFill: 0.7}, nil)
+	go b.Submit(context.Background(), []*tokenize.Encoding{seq(0, 1)})
+	<-r.entered
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := b.Submit(context.Background(), seqs); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the sequences to queue", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.queue) == len(seqs)
+	})
+	close(r.hold)
+	<-done
+	want = [][]int{{1}, {3, 3, 3, 3}, {5}, {20, 20}, {20}}
+	if got := r.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("min fill 0.7: batches %v, want %v", got, want)
+	}
 }
 
 // A lone sequence waits MaxWait for company; a full batch does not wait, and what
@@ -509,6 +533,7 @@ func TestBatchConfigValidate(t *testing.T) {
 		{BatchConfig{MaxBatch: 1, MaxTokens: 0, MaxQueue: 1}, "max batch tokens"},
 		{BatchConfig{MaxBatch: 1, MaxTokens: 1, MaxWait: -1, MaxQueue: 1}, "max wait"},
 		{BatchConfig{MaxBatch: 4, MaxTokens: 1, MaxQueue: 3}, "max queue"},
+		{BatchConfig{MaxBatch: 1, MaxTokens: 1, MaxQueue: 1, MinFill: 1.5}, "min fill"},
 	} {
 		if err := c.cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.want+":") {
 			t.Errorf("%+v: %v, want an error naming %q", c.cfg, err, c.want)

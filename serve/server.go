@@ -41,7 +41,7 @@ type Options struct {
 // DefaultOptions are `bertnode serve`'s defaults.
 func DefaultOptions() Options {
 	return Options{
-		Batch:   BatchConfig{MaxBatch: 32, MaxTokens: 16384, MaxQueue: 1024},
+		Batch:   BatchConfig{MaxBatch: 32, MaxTokens: 16384, MaxQueue: 1024, MinFill: 0.75},
 		Limits:  Limits{MaxBodyBytes: 1 << 20, MaxTexts: 64, Truncate: true},
 		Timeout: time.Minute,
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -64,6 +66,7 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 			if s.Model == "" {
 				return fmt.Errorf("--model: a checkpoint directory is required")
 			}
+			serveGC()
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -101,10 +104,22 @@ func serveFlags(f *pflag.FlagSet, o *serve.Options) {
 	f.IntVar(&o.Batch.MaxBatch, "max-batch", o.Batch.MaxBatch, "sequences per model batch (1: no batching)")
 	f.IntVar(&o.Batch.MaxTokens, "max-batch-tokens", o.Batch.MaxTokens, "padded tokens per model batch (sequences x the longest)")
 	f.DurationVar(&o.Batch.MaxWait, "max-wait", o.Batch.MaxWait, "how long a sequence may wait for a fuller batch while the model is idle")
+	f.Float64Var(&o.Batch.MinFill, "min-fill", o.Batch.MinFill, "smallest share of a batch's padded tokens that must be real tokens (0: no bound)")
 	f.IntVar(&o.Batch.MaxQueue, "max-queue", o.Batch.MaxQueue, "sequences that may wait; past it requests get 429")
 	f.Int64Var(&o.Limits.MaxBodyBytes, "max-body-bytes", o.Limits.MaxBodyBytes, "largest request body")
 	f.IntVar(&o.Limits.MaxTexts, "max-texts", o.Limits.MaxTexts, "texts (or questions) per request")
 	f.BoolVar(&o.Limits.Truncate, "truncate", o.Limits.Truncate, "cut texts over --max-length (ner: read them in windows); false refuses them with 413")
 	f.BoolVar(&o.AllowEmpty, "allow-empty", o.AllowEmpty, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models); a request's allow_empty overrides it")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "longest a request waits for the model, queueing included (then 503)")
+}
+
+// serveGC makes the garbage collector run less often than Go's default (GOGC=100)
+// unless $GOGC says otherwise: gotch allocates 100 KB of Go memory per tensor (to make
+// the collector free tensors it forgets), so a forward pass allocates megabytes while
+// the live heap stays small, and the collector ran several times per pass. At 800 the
+// tiny model's requests per CPU second rose by half (bench serve, 16 clients).
+func serveGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(800)
+	}
 }
