@@ -199,23 +199,14 @@ func TestBatcherAnswersEachRequestItsOwn(t *testing.T) {
 	}
 }
 
-// Sequences of similar length go together, within the token budget.
-func TestBatcherGroupsByLengthWithinBudget(t *testing.T) {
+// queuedBatches queues seqs as one request while the model is held, then lets the
+// batcher run them, and returns the batches it made after the held one.
+func queuedBatches(t *testing.T, cfg BatchConfig, seqs []*tokenize.Encoding) [][]int {
+	t.Helper()
 	r := newTwin(true)
-	b := newBatcher(t, r, BatchConfig{MaxBatch: 4, MaxTokens: 48, MaxQueue: 100}, nil)
+	b := newBatcher(t, r, cfg, nil)
 	go b.Submit(context.Background(), []*tokenize.Encoding{seq(0, 1)})
 	<-r.entered
-	var seqs []*tokenize.Encoding
-	for i := range 8 { // short and long in turn: 3 5 3 20 3 20 3 20 ...
-		n := 3
-		if i%2 == 1 {
-			n = 20
-		}
-		if i == 1 {
-			n = 5
-		}
-		seqs = append(seqs, seq(int32(100*i), n))
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -233,35 +224,25 @@ func TestBatcherGroupsByLengthWithinBudget(t *testing.T) {
 	})
 	close(r.hold)
 	<-done
+	return r.recorded()[1:]
+}
+
+// Sequences of similar length go together, within the token budget and MinFill.
+func TestBatcherGroupsByLengthWithinBudget(t *testing.T) {
+	var seqs []*tokenize.Encoding
+	for i, n := range []int{3, 5, 3, 20, 3, 20, 3, 20} {
+		seqs = append(seqs, seq(int32(100*i), n))
+	}
 	// The oldest (3) takes the other 3s first: 3 3 3 3. Then 5 with the 20s, as many as
 	// fit in 48 padded tokens: 5 20 (40), then 20 20 (40).
-	want := [][]int{{1}, {3, 3, 3, 3}, {5, 20}, {20, 20}}
-	if got := r.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("batches %v, want %v", got, want)
+	cfg := BatchConfig{MaxBatch: 4, MaxTokens: 48, MaxQueue: 100}
+	if got, want := queuedBatches(t, cfg, seqs), "[[3 3 3 3] [5 20] [20 20]]"; fmt.Sprint(got) != want {
+		t.Errorf("batches %v, want %s", got, want)
 	}
-
 	// With MinFill 0.7, 5 and 20 (25 real of 40) do not go together.
-	r = newTwin(true)
-	b = newBatcher(t, r, BatchConfig{MaxBatch: 4, MaxTokens: 48, MaxQueue: 100, MinFill: 0.7}, nil)
-	go b.Submit(context.Background(), []*tokenize.Encoding{seq(0, 1)})
-	<-r.entered
-	done = make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := b.Submit(context.Background(), seqs); err != nil {
-			t.Error(err)
-		}
-	}()
-	waitFor(t, "the sequences to queue", func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.queue) == len(seqs)
-	})
-	close(r.hold)
-	<-done
-	want = [][]int{{1}, {3, 3, 3, 3}, {5}, {20, 20}, {20}}
-	if got := r.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("min fill 0.7: batches %v, want %v", got, want)
+	cfg.MinFill = 0.7
+	if got, want := queuedBatches(t, cfg, seqs), "[[3 3 3 3] [5] [20 20] [20]]"; fmt.Sprint(got) != want {
+		t.Errorf("min fill 0.7: batches %v, want %s", got, want)
 	}
 }
 

@@ -54,6 +54,20 @@ func gated(t *testing.T, change func(*Options)) (srv *server, g *gate, ref *trai
 	return srv, g, ref
 }
 
+// predictions are ref's answers to texts, by text.
+func predictions(t *testing.T, ref *train.Trainer, texts []string) map[string]train.Prediction {
+	t.Helper()
+	preds, err := ref.Predict(texts, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]train.Prediction{}
+	for i, p := range preds {
+		want[texts[i]] = p
+	}
+	return want
+}
+
 // checkOwn fails unless a is a 200 reply to texts, as ref predicts them.
 func checkOwn(t *testing.T, a reply, texts []string, ref map[string]train.Prediction) {
 	t.Helper()
@@ -76,14 +90,7 @@ func checkOwn(t *testing.T, a reply, texts []string, ref map[string]train.Predic
 func TestConcurrentClientsGetTheirOwnAnswers(t *testing.T) {
 	srv, g, ref := gated(t, func(o *Options) { o.Batch.MaxBatch, o.Batch.MinFill = 16, 0 })
 	texts := smsTexts(t, 90)
-	preds, err := ref.Predict(texts, 0.5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]train.Prediction{}
-	for i, p := range preds {
-		want[texts[i]] = p
-	}
+	want := predictions(t, ref, texts)
 	url := srv.url + "/v1/classify"
 	blocker := send(url, jsonBody(t, map[string]any{"texts": texts[:1]}))
 	<-g.entered
@@ -143,14 +150,7 @@ func TestOverloadIsRefusedNotQueued(t *testing.T) {
 	}
 	close(g.release)
 	<-blocker
-	preds, err := ref.Predict(texts, 0.5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]train.Prediction{}
-	for i, p := range preds {
-		want[texts[i]] = p
-	}
+	want := predictions(t, ref, texts)
 	for i, c := range queued {
 		checkOwn(t, <-c, texts[2*i:2*i+2], want)
 	}
@@ -183,14 +183,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	srv, g, ref := gated(t, nil)
 	url := srv.url + "/v1/classify"
 	texts := smsTexts(t, 10)
-	preds, err := ref.Predict(texts, 0.5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]train.Prediction{}
-	for i, p := range preds {
-		want[texts[i]] = p
-	}
+	want := predictions(t, ref, texts)
 	var inflight []<-chan reply
 	for i, text := range texts {
 		inflight = append(inflight, send(url, jsonBody(t, map[string]any{"texts": []string{text}})))
