@@ -146,6 +146,7 @@ func met(ok bool) string {
 func serveWhile(ctx context.Context, t *train.Trainer, cfg serve.BatchConfig, r serve.Runner, fn func(url string) error) error {
 	opts := serve.DefaultOptions()
 	opts.Batch, opts.Runner, opts.Log = cfg, r, log.New(io.Discard, "", 0)
+	opts.Timeout = time.Hour // measure the latency, whatever it is
 	opts.Batch.MaxQueue = max(opts.Batch.MaxQueue, cfg.MaxBatch)
 	srv, err := serve.New(t, opts)
 	if err != nil {

@@ -23,12 +23,13 @@ type Options struct {
 	URL         string   // the endpoint, POSTed to
 	Bodies      [][]byte // request bodies (JSON), taken in turn
 	Concurrency int      // clients
-	// Warmup is sent but not counted; then Duration is measured.
+	// Warmup is sent but not counted; then Duration is measured. A warmup longer than a
+	// request's latency makes the measured window a steady state.
 	Warmup, Duration time.Duration
 }
 
 // Result is what the clients got in the measured window: the requests answered 200
-// within it, and their latencies.
+// within it (sent then or during the warmup), and their latencies.
 type Result struct {
 	Concurrency int
 	Requests    int
@@ -88,7 +89,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				}
 				err := post(ctx, client, o.URL, o.Bodies[next.Add(1)%int64(len(o.Bodies))])
 				done := time.Now()
-				if sent.Before(from) || done.After(to) {
+				if done.Before(from) || done.After(to) {
 					continue
 				}
 				mu.Lock()

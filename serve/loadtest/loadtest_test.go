@@ -41,7 +41,7 @@ func TestRunCountsAnswersAndErrors(t *testing.T) {
 	}
 	total := res.Requests + res.Errors
 	if res.Requests == 0 || res.Errors == 0 || int64(total) >= served.Load() || !strings.Contains(res.FirstError, "418 no good") {
-		t.Errorf("%+v: want some answers and some errors, fewer than the %d served (warmup excluded)", res, served.Load())
+		t.Errorf("%+v: want some answers and some errors, fewer than the %d served (the warmup's left out)", res, served.Load())
 	}
 	if res.Requests < res.Errors || res.Requests > 3*res.Errors {
 		t.Errorf("%d answers and %d errors: the bodies were not taken in turn", res.Requests, res.Errors)
