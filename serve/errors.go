@@ -60,3 +60,14 @@ func toAPIError(err error, timeout time.Duration) *apiError {
 	}
 	return &apiError{http.StatusInternalServerError, kindInternal, err.Error()}
 }
+
+// fromServing says whether err is the batcher's or the request context's, as opposed
+// to one about the request's content.
+func fromServing(err error) bool {
+	var (
+		re *RunError
+		tl *TooLargeError
+	)
+	return errors.As(err, &re) || errors.As(err, &tl) || errors.Is(err, ErrOverloaded) || errors.Is(err, ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}

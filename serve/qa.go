@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,13 +58,11 @@ func (s *Server) qa(w http.ResponseWriter, r *http.Request) (any, error) {
 		allowEmpty = *req.AllowEmpty
 	}
 	answers, err := s.via(r.Context()).PredictAnswers(qs, allowEmpty)
-	if err != nil {
-		var re *RunError
-		if errors.As(err, &re) || errors.Is(err, r.Context().Err()) || errors.Is(err, ErrOverloaded) || errors.Is(err, ErrClosed) {
-			return nil, err
-		}
+	if err != nil && !fromServing(err) {
 		// What else fails is encoding the input: a question too long for the windows.
 		return nil, invalid("%v", err)
+	} else if err != nil {
+		return nil, err
 	}
 	out := qaResponse{Answers: make([]qaAnswer, len(answers))}
 	for i, a := range answers {

@@ -163,6 +163,9 @@ func TestQAAnswersAsPredict(t *testing.T) {
 	wantError(t, "POST", srv.url+"/v1/qa", `{"questions": [{"question": "q", "context": "c"}, {"question": "q", "context": " "}]}`, 400, kindInvalid, "questions[1].context: empty")
 	wantError(t, "POST", srv.url+"/v1/qa", `{"context": "c"}`, 400, kindInvalid, "question: empty")
 	wantError(t, "POST", srv.url+"/v1/qa", jsonBody(t, map[string]string{"question": strings.Repeat("why ", 40), "context": "c"}), 400, kindInvalid, "question of")
+	small := start(t, load(t, dir), func(o *Options) { o.Batch.MaxQueue = 32 })
+	wantError(t, "POST", small.url+"/v1/qa", jsonBody(t, map[string]string{"question": "Where?", "context": strings.Repeat(ctx, 10)}), 413, kindTooLarge,
+		"more than the server queues at once (32)")
 	wantError(t, "POST", srv.url+"/v1/classify", `{"texts": ["x"]}`, 400, kindInvalid, "/v1/classify needs a classify or multilabel model", "is qa")
 	wantError(t, "POST", srv.url+"/v1/attention", `{"text": "x"}`, 400, kindInvalid, "/v1/attention needs")
 }
