@@ -30,7 +30,7 @@ type GradSync interface {
 }
 
 // Trainer runs one job. Every method must be called from one goroutine locked to its
-// OS thread (see package model).
+// OS thread (see package model), except the prediction methods of WithInfer's copies.
 type Trainer struct {
 	Spec   Spec
 	Model  *model.Model
@@ -48,6 +48,7 @@ type Trainer struct {
 	OnStep func(step int)
 
 	task task
+	run  Infer // WithInfer's; nil: InferBatch
 	opt  *model.AdamW
 	coll *tokenize.Collator
 	mlog *os.File
