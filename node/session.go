@@ -67,6 +67,9 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.env = env
 	s.total = env.Spec.TotalSteps(env.Data.Records())
+	if err := s.resume(ctx); err != nil {
+		return s.fail(ctx, err)
+	}
 	if s.audit, err = openAudit(filepath.Join(s.dir, "audit.jsonl")); err != nil {
 		return s.fail(ctx, err)
 	}
@@ -294,7 +297,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight)
+	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/tarball"
+	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
@@ -30,7 +33,7 @@ import (
 
 type procCluster struct {
 	t     *testing.T
-	lc    *localCluster
+	lc    *localcluster.Cluster
 	flags []string // --coordinator and --secret-file for the CLI
 	cl    *api.Client
 }
@@ -46,34 +49,31 @@ func upCluster(t *testing.T, coords, nodes int, extra ...string) *procCluster {
 	args := append([]string{"cluster", "up", "--dir", dir, "--coordinators", fmt.Sprint(coords), "--nodes", fmt.Sprint(nodes),
 		"--threads", "1", "--timeout", "180s"}, extra...)
 	_, errOut, err := bertnode(t, "", args...)
-	lc, rerr := readCluster(dir)
+	lc, rerr := localcluster.Read(dir)
 	if rerr == nil {
 		t.Cleanup(func() {
-			lc.stop(10 * time.Second)
+			lc.Stop(10 * time.Second)
 			if t.Failed() {
-				t.Logf("logs:\n%s", lc.logTails())
+				t.Logf("logs:\n%s", lc.LogTails())
 			}
 		})
 	}
 	if err != nil {
 		t.Fatalf("cluster up: %v\n%s", err, errOut)
 	}
-	secret, err := clusterkey.Load(lc.SecretFile)
+	cl, err := lc.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &procCluster{t: t, lc: lc, flags: []string{"--coordinator", strings.Join(lc.apiAddrs(), ","), "--secret-file", lc.SecretFile},
-		cl: &api.Client{Addrs: lc.apiAddrs(), Token: secret.Token()}}
+	return &procCluster{t: t, lc: lc, flags: []string{"--coordinator", strings.Join(lc.APIAddrs(), ","), "--secret-file", lc.SecretFile}, cl: cl}
 }
 
-func (c *procCluster) proc(name string) *localProc {
-	for i := range c.lc.Procs {
-		if c.lc.Procs[i].Name == name {
-			return &c.lc.Procs[i]
-		}
+func (c *procCluster) proc(name string) *localcluster.Proc {
+	p := c.lc.Proc(name)
+	if p == nil {
+		c.t.Fatalf("no process %s", name)
 	}
-	c.t.Fatalf("no process %s", name)
-	return nil
+	return p
 }
 
 // job waits until the job satisfies cond and returns it.
@@ -174,10 +174,10 @@ func TestProcessClusterTrainsBERTThroughALeaderKill(t *testing.T) {
 	out := mustRun(t, "submit", spec, "--coordinator", follower.APIAddr, "--secret-file", c.lc.SecretFile)
 	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
 	c.job(id, "step 10", 5*time.Minute, func(j *api.Job) bool { return j.Progress.Step >= 10 })
-	var killed int
-	for i, p := range c.lc.Procs {
+	var killed string
+	for _, p := range c.lc.Procs {
 		if p.API == leader.APIAddr {
-			killed = i
+			killed = p.Name
 			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -202,8 +202,43 @@ func TestProcessClusterTrainsBERTThroughALeaderKill(t *testing.T) {
 			t.Errorf("downloaded final model: %v", err)
 		}
 	}
+	// The nodes that trained the job serve its final model too.
+	tmp, err := os.CreateTemp(dir, "from-node-*.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	if err := fromNodes(context.Background(), c.cl, j, "final", tmp); err != nil {
+		t.Fatal(err)
+	}
+	tmp.Seek(0, io.SeekStart)
+	if err := tarball.Unpack(tmp, filepath.Join(dir, "from-node")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(got, "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(dir, "from-node", "model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("a node's final model differs from the coordinators' copy")
+	}
+	// bertnode serve --job serves it, answering as predict does on the download.
+	url, done := runServe(t, append([]string{"--job", id, "--kind", "final"}, c.flags...)...)
+	var ans struct {
+		Predictions []struct {
+			Label string `json:"label"`
+		} `json:"predictions"`
+	}
+	text := "WINNER!! You have been selected for a free cash prize"
+	postJSON(t, url+"/v1/classify", map[string]any{"texts": []string{text}}, &ans)
+	stopServe(t, done)
+	pred := mustRun(t, "predict", "--model", got, text)
+	if len(ans.Predictions) != 1 || !strings.Contains(pred, `"label":"`+ans.Predictions[0].Label+`"`) {
+		t.Fatalf("serve --job answered %+v; predict on the download: %s", ans, pred)
+	}
 	// The killed member restarts from its data directory and serves the finished job.
-	if err := c.lc.start(killed); err != nil {
+	for localcluster.Alive(c.proc(killed).PID) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.lc.Restart(killed); err != nil {
 		t.Fatal(err)
 	}
 	alone := &api.Client{Addrs: []string{leader.APIAddr}, Token: c.cl.Token, Stale: true}
@@ -239,7 +274,7 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	if j.State != api.Succeeded || j.Progress.Recoveries < 1 {
 		t.Fatalf("job %s: %s after %d recoveries", id, j.State, j.Progress.Recoveries)
 	}
-	if alive(c.proc("n2").PID) {
+	if localcluster.Alive(c.proc("n2").PID) {
 		t.Fatal("n2 did not die at its failpoint")
 	}
 	c.finalsEqual(id, "model.safetensors", "n1", "n3")
@@ -256,7 +291,7 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	exe, _ := os.Executable()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "join", strings.Join(c.lc.apiAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
+	cmd := exec.CommandContext(ctx, exe, "join", strings.Join(c.lc.APIAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
 	cmd.Env = append(os.Environ(), asMain+"=1")
 	msg, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil || !strings.Contains(string(msg), "401") {

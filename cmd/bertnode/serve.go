@@ -20,14 +20,15 @@ func init() { subcommands = append(subcommands, newServeCmd) }
 
 func newServeCmd() *cobra.Command {
 	var (
-		addr  string
-		grace time.Duration
+		addr, job, kind string
+		grace           time.Duration
+		cf              *clusterFlags
 	)
 	s := train.Defaults()
 	s.Model, s.Threads = "", runtime.NumCPU()
 	o := serve.DefaultOptions()
 	c := &cobra.Command{
-		Use:   "serve --model DIR [--addr :8080]",
+		Use:   "serve --model DIR | --job JOB [--addr :8080]",
 		Short: "Serve a fine-tuned checkpoint over HTTP, batching concurrent requests",
 		Long: `Serves a checkpoint that bertnode train wrote (or a fine-tuned Hugging Face BERT with
 a head) as JSON over HTTP. The routes depend on the checkpoint's task; each answers
@@ -63,8 +64,26 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
   bertnode serve --model runs/squad/best --max-length 384 --doc-stride 128 --allow-empty`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if job != "" {
+				if s.Model != "" {
+					return fmt.Errorf("--model and --job: give one")
+				}
+				cl, err := cf.client()
+				if err != nil {
+					return err
+				}
+				dir, err := os.MkdirTemp("", "bertnode-serve-"+job+"-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if _, _, err := downloadResult(cmd.Context(), cl, job, kind, dir); err != nil {
+					return err
+				}
+				s.Model = dir
+			}
 			if s.Model == "" {
-				return fmt.Errorf("--model: a checkpoint directory is required")
+				return fmt.Errorf("--model: a checkpoint directory is required (or --job)")
 			}
 			serveGC()
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
@@ -88,8 +107,11 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 			return err
 		},
 	}
+	cf = addClusterFlags(c, true)
 	f := c.Flags()
 	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files)")
+	f.StringVar(&job, "job", "", "serve this cluster job's model instead of --model (from the coordinators, see --coordinator)")
+	f.StringVar(&kind, "kind", "best", "with --job: which of its models, best or final")
 	f.StringVar(&addr, "addr", ":8080", "address to listen on")
 	// Batches are the server's (--max-batch), padded to their longest sequence.
 	addSpecFlags(f, &s, "tokenizer", "max-length", "doc-stride", "threads", "device", "mixed-precision")
