@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -64,6 +65,7 @@ codec none's bytes: what the links and the machine allow without the all-reduce.
 				}
 				o.LinkRate = r
 			}
+			var err error
 			if o.Sizes, err = parseSizes(sizes); err != nil {
 				return err
 			}
