@@ -217,6 +217,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		return err
 	}
 	defer ring.Close()
+	ringReady := time.Since(start)
 	s.a.inGen.Store(g.Gen)
 	ag, err := agree(ctx, ring, s.has, s.pos.Step)
 	if err != nil {
@@ -246,7 +247,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	if ag.needsTransfer() {
 		from = fmt.Sprintf("rank %d's state", ag.donor)
 	}
-	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
+	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s: ring %s, agreement and state %s)", g.Gen, as.Rank, g.Ranks(),
+		s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond), ringReady.Round(time.Millisecond), (time.Since(start) - ringReady).Round(time.Millisecond))
 	for {
 		if err := s.owed(ctx, ring); err != nil {
 			return err

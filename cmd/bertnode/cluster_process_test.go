@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
-	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/chaos"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/netlab"
 	"github.com/bertnode/bertnode/internal/tarball"
 	"github.com/bertnode/bertnode/localcluster"
-	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
@@ -330,23 +330,11 @@ func recovery(t *testing.T, c *procCluster, job string) time.Duration {
 	return 0
 }
 
-// noDropoutTiny saves a random-init tiny BERT whose config turns dropout off: then the
-// only differences between runs on different numbers of nodes are in the order floats
-// are summed.
+// noDropoutTiny is a tiny BERT without dropout (see tinyWithoutDropout).
 func noDropoutTiny(t *testing.T) string {
 	t.Helper()
-	cfg, err := hf.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
-	model.ManualSeed(7)
-	m, err := model.New(cfg, model.Options{Task: model.Classify, NumLabels: 2, HeadDropout: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := m.Save(dir, []string{"ham", "spam"}, model.SaveOptions{}); err != nil {
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := tinyWithoutDropout(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -426,4 +414,58 @@ func TestProcessClusterParity(t *testing.T) {
 			t.Errorf("%d nodes: the loss curve departs from bertnode train's by %.2e > %.0e", n, worst, tol)
 		}
 	}
+}
+
+// The fault suite, short: one run with a node killed while its gradient all-reduce runs
+// and another stopped (SIGSTOP) past the ring timeout, and, where this machine lets the
+// test make network namespaces, the third cut off the network. (make chaos runs 20
+// randomized runs of every kind.)
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of processes")
+	}
+	t.Setenv(asMain, "1")
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if err := tinyWithoutDropout(model); err != nil {
+		t.Fatal(err)
+	}
+	train, _ := filepath.Abs(smsFile)
+	vocab, _ := filepath.Abs(vocabFile)
+	faults := []chaos.Fault{{Kind: chaos.AllReduceKill, Target: "n3", AtStep: 8, Delay: 3 * time.Millisecond},
+		{Kind: chaos.NodeStop, Target: "n2", AtStep: 20, Delay: 2 * time.Second}}
+	if err := netlab.Available(); err == nil {
+		faults = append(faults, chaos.Fault{Kind: chaos.Partition, Target: "n1", AtStep: 30, Delay: 2 * time.Second})
+	} else {
+		t.Logf("no partition fault: %v", err)
+	}
+	o := chaos.Options{Runs: 1, Dir: dir, Steps: 40, RingTimeout: 3 * time.Second, Timeout: 8 * time.Minute, EvalSplit: 0.2,
+		Train: train, Faults: faults, NoBaseline: true, Out: testWriter{t}}
+	o.Spec = strings.Join([]string{"task: classify", "train: " + train, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "model: " + model, "tokenizer: " + vocab, "max_length: 32", "batch_size: 24", "max_steps: 40",
+		"lr: 1.0e-3", "save_steps: 20", "metric: accuracy",
+		"cluster: {nodes: 3, min_nodes: 1, data: shared, ring_timeout: 3s, rejoin_window: 2s}"}, "\n")
+	base, runs, err := chaos.Suite(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	ok := chaos.Summary(&out, o, base, runs)
+	t.Log(out.String())
+	if !ok {
+		t.Fatalf("the fault suite failed: %v", runs[0].Err)
+	}
+	for _, f := range runs[0].Faults {
+		if f.Injected.IsZero() || f.Recovery <= 0 {
+			t.Errorf("%s on %s: injected %v, recovered in %v", f.Kind, f.Target, f.Injected, f.Recovery)
+		}
+	}
+}
+
+// testWriter writes to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }
