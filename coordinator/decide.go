@@ -110,11 +110,21 @@ func decide(st *State, now time.Time) []decision {
 			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(dead, ", ")})
 			continue
 		}
+		if now.Before(j.Gen.Opened.Add(growthDelay(j))) {
+			continue // let the generation train before it is disturbed again
+		}
 		if joining := take(j.Cluster.Nodes - j.Gen.Ranks()); len(joining) > 0 {
 			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining"})
 		}
 	}
 	return out
+}
+
+// growthDelay is how long a generation trains before idle nodes are added to it: a node
+// just left out of it (it went silent, or was cut off) may still look alive to gossip,
+// and adding it back at once would stall the survivors' new ring until it answers.
+func growthDelay(j *api.Job) time.Duration {
+	return max(5*time.Second, 2*time.Duration(j.Cluster.RejoinWindow))
 }
 
 // SuspectGrace is how long a reconfiguration waits for its members to confirm before

@@ -56,7 +56,13 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	conflict(t, ns[2].fail(id, 2, "not mine"), "node n3 is not in generation 2")
 	conflict(t, ns[0].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 3}), "generation 1 of job "+id+" is over")
 
-	// n3 is idle and alive: the job grows back to 3 once its members confirm.
+	// n3 is idle and alive: once generation 2 has trained a while, the job grows back
+	// to 3 when its members confirm.
+	settle()
+	if j := job(c, id); j.Reconfig != nil {
+		t.Fatalf("growth at once, before generation 2 trained: %+v", j.Reconfig)
+	}
+	c.Clock.Advance(5 * time.Second)
 	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if a.Job.Reconfig.Cause != "n3 joining" {
 		t.Fatalf("growth cause %q", a.Job.Reconfig.Cause)
