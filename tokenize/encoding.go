@@ -58,50 +58,45 @@ func (e *Encoding) pushPieces(p *pieces, from, to int, typ int32) {
 	}
 }
 
-// Encode tokenizes one text as [CLS] text [SEP], truncating the text so the whole is
-// at most maxLen tokens; maxLen 0 means no limit.
+// Encode tokenizes one text with the special tokens of the tokenizer's family
+// ([CLS] text [SEP] for BERT and ALBERT, <s> text </s> for RoBERTa), truncating the
+// text so the whole is at most maxLen tokens; maxLen 0 means no limit.
 func (t *Tokenizer) Encode(text string, maxLen int) (Encoding, error) {
-	if maxLen < 0 || maxLen > 0 && maxLen < 2 {
-		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for [CLS] and [SEP]", maxLen)
+	ns := t.post.specials(false)
+	if maxLen < 0 || maxLen > 0 && maxLen < ns {
+		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for the %d special tokens", maxLen, ns)
 	}
 	s := t.getScratch()
 	defer t.putScratch(s)
 	s.a.reset()
-	t.split(s, &s.a, text, -1)
+	t.algo.split(s, &s.a, text, -1)
 	n := len(s.a.ids)
 	if maxLen > 0 {
-		n = min(n, maxLen-2)
+		n = min(n, maxLen-ns)
 	}
-	e := newEncoding(n+2, false)
-	e.pushSpecial(t.cls, 0)
-	e.pushPieces(&s.a, 0, n, 0)
-	e.pushSpecial(t.sep, 0)
+	e, _, _ := t.post.build(&s.a, n, nil, 0, 0, false)
 	return e, nil
 }
 
-// EncodePair tokenizes a text pair as [CLS] a [SEP] b [SEP]. When the pair is longer
-// than maxLen (0: no limit) it truncates the longer text first, as HF's
-// longest_first strategy does.
+// EncodePair tokenizes a text pair ([CLS] a [SEP] b [SEP] for BERT, <s> a </s></s> b
+// </s> for RoBERTa). When the pair is longer than maxLen (0: no limit) it truncates
+// the longer text first, as HF's longest_first strategy does.
 func (t *Tokenizer) EncodePair(a, b string, maxLen int) (Encoding, error) {
-	if maxLen < 0 || maxLen > 0 && maxLen < 3 {
-		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for [CLS] and two [SEP]", maxLen)
+	ns := t.post.specials(true)
+	if maxLen < 0 || maxLen > 0 && maxLen < ns {
+		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for the %d special tokens of a pair", maxLen, ns)
 	}
 	s := t.getScratch()
 	defer t.putScratch(s)
 	s.a.reset()
 	s.b.reset()
-	t.split(s, &s.a, a, -1)
-	t.split(s, &s.b, b, -1)
+	t.algo.split(s, &s.a, a, -1)
+	t.algo.split(s, &s.b, b, -1)
 	na, nb := len(s.a.ids), len(s.b.ids)
 	if maxLen > 0 {
-		na, nb = longestFirst(na, nb, maxLen-3)
+		na, nb = longestFirst(na, nb, maxLen-ns)
 	}
-	e := newEncoding(na+nb+3, false)
-	e.pushSpecial(t.cls, 0)
-	e.pushPieces(&s.a, 0, na, 0)
-	e.pushSpecial(t.sep, 0)
-	e.pushPieces(&s.b, 0, nb, 1)
-	e.pushSpecial(t.sep, 1)
+	e, _, _ := t.post.build(&s.a, na, &s.b, 0, nb, false)
 	return e, nil
 }
 

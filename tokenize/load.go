@@ -25,14 +25,34 @@ func FromVocabFile(path string, lowercase bool) (*Tokenizer, error) {
 	return t, nil
 }
 
-// FromTokenizerJSON loads a Hugging Face tokenizers file (tokenizer.json) describing a
-// BERT WordPiece tokenizer. A model object without "type" is WordPiece, as in the
-// files HF writes for BERT; a normalizer's "strip_accents": null follows
-// "lowercase", as in HF.
+// FromTokenizerJSON loads a Hugging Face tokenizers file (tokenizer.json): a BERT
+// WordPiece, byte-level BPE (RoBERTa) or Unigram (ALBERT) tokenizer, by its
+// model.type. A model object without "type" is WordPiece, as in the files HF writes
+// for BERT; a normalizer's "strip_accents": null follows "lowercase", as in HF.
 func FromTokenizerJSON(path string) (*Tokenizer, error) {
-	v, cfg, err := parseTokenizerJSON(path)
+	return loadTokenizerJSON(path, nil)
+}
+
+func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	var peek struct {
+		Model hfModel `json:"model"`
+	}
+	if err := json.Unmarshal(data, &peek); err != nil {
+		return nil, jsonError(path, data, err)
+	}
+	if modelKind(&peek.Model) != WordPiece {
+		return fromDoc(path, data, tc)
+	}
+	v, cfg, err := parseTokenizerJSON(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		tc.apply(&cfg)
 	}
 	t, err := New(v, cfg)
 	if err != nil {
@@ -41,10 +61,12 @@ func FromTokenizerJSON(path string) (*Tokenizer, error) {
 	return t, nil
 }
 
-// Load loads the tokenizer of a Hugging Face model directory: tokenizer.json when
-// present, else vocab.txt. Settings and special tokens given in
-// tokenizer_config.json and special_tokens_map.json take precedence, as in
-// transformers; without them vocab.txt gets BertTokenizer's defaults (uncased).
+// Load loads the tokenizer of a Hugging Face model directory, by the files it has:
+// tokenizer.json (any algorithm), else vocab.txt (BERT WordPiece), else vocab.json
+// and merges.txt (RoBERTa's byte-level BPE), else spiece.model (ALBERT's Unigram).
+// Settings and special tokens given in tokenizer_config.json and
+// special_tokens_map.json take precedence, as in transformers; without them
+// vocab.txt gets BertTokenizer's defaults (uncased).
 func Load(dir string) (*Tokenizer, error) {
 	var tc hfTokenizerConfig
 	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
@@ -52,36 +74,106 @@ func Load(dir string) (*Tokenizer, error) {
 			return nil, err
 		}
 	}
-	var (
-		v    *Vocab
-		cfg  Config
-		err  error
-		from = filepath.Join(dir, "tokenizer.json")
-	)
-	if _, statErr := os.Stat(from); statErr == nil {
-		v, cfg, err = parseTokenizerJSON(from)
-	} else {
-		from = filepath.Join(dir, "vocab.txt")
-		if _, statErr := os.Stat(from); errors.Is(statErr, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no tokenizer.json or vocab.txt", dir)
-		}
-		v, err = LoadVocab(from)
-		cfg = BertConfig(true)
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
 	}
+	switch {
+	case exists("tokenizer.json"):
+		t, err := loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), &tc)
+		if err == nil && t.kind == Unigram && exists("spiece.model") { // kept for Save, which slow tokenizers need
+			sp, err := os.ReadFile(filepath.Join(dir, "spiece.model"))
+			if err != nil {
+				return nil, err
+			}
+			t.legacy = map[string][]byte{"spiece.model": sp}
+		}
+		return t, err
+	case exists("vocab.txt"):
+		from := filepath.Join(dir, "vocab.txt")
+		v, err := LoadVocab(from)
+		if err != nil {
+			return nil, err
+		}
+		cfg := BertConfig(true)
+		tc.apply(&cfg)
+		t, err := New(v, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		return t, nil
+	case exists("vocab.json") && exists("merges.txt"):
+		return loadVocabMerges(dir, &tc)
+	case exists("spiece.model"):
+		return loadSPModel(filepath.Join(dir, "spiece.model"), &tc)
+	}
+	return nil, fmt.Errorf("%s: no tokenizer.json, vocab.txt, vocab.json with merges.txt, or spiece.model", dir)
+}
+
+// loadVocabMerges reads a slow RoBERTa/GPT-2 tokenizer's vocab.json and merges.txt.
+func loadVocabMerges(dir string, tc *hfTokenizerConfig) (*Tokenizer, error) {
+	vocabPath, mergesPath := filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt")
+	vocab, err := os.ReadFile(vocabPath)
 	if err != nil {
 		return nil, err
 	}
-	tc.apply(&cfg)
-	t, err := New(v, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", from, err)
+	var check map[string]int
+	if err := json.Unmarshal(vocab, &check); err != nil {
+		return nil, jsonError(vocabPath, vocab, err)
 	}
+	data, err := os.ReadFile(mergesPath)
+	if err != nil {
+		return nil, err
+	}
+	var merges []string
+	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if i == 0 && strings.HasPrefix(line, "#version") || line == "" {
+			continue
+		}
+		if a, b, ok := strings.Cut(line, " "); !ok || a == "" || b == "" || strings.Contains(b, " ") {
+			return nil, fmt.Errorf("%s:%d: %q is not two tokens separated by a space", mergesPath, i+1, line)
+		}
+		merges = append(merges, line)
+	}
+	doc, err := robertaDoc(vocab, merges, tc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", vocabPath, err)
+	}
+	t, err := fromDoc(vocabPath, doc, tc)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// loadSPModel reads an ALBERT spiece.model as transformers converts it.
+func loadSPModel(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := parseSPModel(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	doc, err := albertDoc(sp, tc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t, err := fromDoc(path, doc, tc)
+	if err != nil {
+		return nil, err
+	}
+	t.legacy = map[string][]byte{"spiece.model": data}
 	return t, nil
 }
 
 // hfTokenizerConfig is what we read of tokenizer_config.json and special_tokens_map.json.
 type hfTokenizerConfig struct {
 	DoLowerCase          *bool   `json:"do_lower_case"`
+	KeepAccents          *bool   `json:"keep_accents"`     // ALBERT
+	AddPrefixSpace       *bool   `json:"add_prefix_space"` // RoBERTa
 	StripAccents         *bool   `json:"strip_accents"`
 	TokenizeChineseChars *bool   `json:"tokenize_chinese_chars"`
 	UnkToken             hfToken `json:"unk_token"`
@@ -182,15 +274,11 @@ type hfTemplateItem struct {
 	TypeID int    `json:"type_id"`
 }
 
-func parseTokenizerJSON(path string) (*Vocab, Config, error) {
+func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, error) {
 	var (
 		tj  hfTokenizerJSON
 		cfg = BertConfig(true)
 	)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, cfg, err
-	}
 	if err := json.Unmarshal(data, &tj); err != nil {
 		return nil, cfg, jsonError(path, data, err)
 	}
@@ -199,9 +287,6 @@ func parseTokenizerJSON(path string) (*Vocab, Config, error) {
 	}
 
 	m := tj.Model
-	if m.Type != "" && m.Type != "WordPiece" {
-		return fail("model.type %q: only WordPiece models are supported", m.Type)
-	}
 	if len(m.Vocab) == 0 {
 		return fail("model.vocab is missing or empty")
 	}

@@ -98,7 +98,7 @@ func TestTokenizerJSONErrors(t *testing.T) {
 	}{
 		{`"##b": 6}`, `"##b": 6`, "tokenizer.json:12:2: unexpected end of JSON input"},
 		{`"max_input_chars_per_word": 100`, `"max_input_chars_per_word": "100"`, "tokenizer.json:10:103: json: cannot unmarshal string into Go struct field .model.max_input_chars_per_word of type int"},
-		{`"model": {`, `"model": {"type": "BPE", `, `model.type "BPE": only WordPiece models are supported`},
+		{`"model": {`, `"model": {"type": "BPE", `, `normalizer.type "BertNormalizer": not supported`},
 		{`"##b": 6`, `"##b": 7`, `model.vocab: "##b" has id 7, outside 0..6`},
 		{`"##b": 6`, `"##b": 5`, "share id 5"},
 		{`"id": 0, "content": "[PAD]"`, `"id": 3, "content": "[PAD]"`, `added_tokens[0]: "[PAD]" with id 3 is not that entry of model.vocab`},

@@ -2,10 +2,11 @@ package tokenize
 
 import "fmt"
 
-// EncodeWords encodes text that is already split into words (a CoNLL sentence) as
-// [CLS] pieces [SEP], the way HF does with is_split_into_words: each word is
-// tokenized on its own, WordIDs index words, and offsets count runes within each
-// word. With labels (one per word; nil for inference) a word's first token carries
+// EncodeWords encodes text that is already split into words (a CoNLL sentence) with
+// the single-sequence special tokens, the way HF does with is_split_into_words: each
+// word is tokenized on its own, WordIDs index words, and offsets count runes within
+// each word. Byte-level BPE puts a space before every word, as transformers requires
+// (add_prefix_space=True) for pre-split input. With labels (one per word; nil for inference) a word's first token carries
 // its label and its other tokens IgnoreLabel, so only first sub-tokens count in the
 // loss. Words that produce no token (only control characters, say) lose their label,
 // as in HF; WordStarts finds them.
@@ -13,23 +14,25 @@ func (t *Tokenizer) EncodeWords(words []string, labels []int32, maxLen int) (Enc
 	if labels != nil && len(labels) != len(words) {
 		return Encoding{}, fmt.Errorf("tokenize: %d words but %d labels", len(words), len(labels))
 	}
-	if maxLen < 0 || maxLen > 0 && maxLen < 2 {
-		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for [CLS] and [SEP]", maxLen)
+	ns := t.post.specials(false)
+	if maxLen < 0 || maxLen > 0 && maxLen < ns {
+		return Encoding{}, fmt.Errorf("tokenize: max length %d leaves no room for the %d special tokens", maxLen, ns)
 	}
 	s := t.getScratch()
 	defer t.putScratch(s)
 	s.a.reset()
+	algo := t.algo
+	if t.words != nil {
+		algo = t.words
+	}
 	for i, w := range words {
-		t.split(s, &s.a, w, int32(i))
+		algo.split(s, &s.a, w, int32(i))
 	}
 	n := len(s.a.ids)
 	if maxLen > 0 {
-		n = min(n, maxLen-2)
+		n = min(n, maxLen-ns)
 	}
-	e := newEncoding(n+2, labels != nil)
-	e.pushSpecial(t.cls, 0)
-	e.pushPieces(&s.a, 0, n, 0)
-	e.pushSpecial(t.sep, 0)
+	e, _, _ := t.post.build(&s.a, n, nil, 0, 0, labels != nil)
 	if labels != nil {
 		e.Labels = e.Labels[:0]
 		prev := int32(-1)

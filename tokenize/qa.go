@@ -19,7 +19,8 @@ type Answer struct {
 	Start int
 }
 
-// QAFeature is one window of an example: [CLS] question [SEP] context-window [SEP].
+// QAFeature is one window of an example laid out as a pair: [CLS] question [SEP]
+// context-window [SEP] (<s> question </s></s> context-window </s> for RoBERTa).
 // Question tokens have offsets into the question, context tokens into the context.
 type QAFeature struct {
 	Encoding
@@ -48,24 +49,18 @@ func (t *Tokenizer) EncodeQA(examples []QAExample, maxLen, stride int) ([]QAFeat
 		}
 		s.a.reset()
 		s.b.reset()
-		t.split(s, &s.a, ex.Question, -1)
-		t.split(s, &s.b, ex.Context, -1)
+		t.algo.split(s, &s.a, ex.Question, -1)
+		t.algo.split(s, &s.b, ex.Context, -1)
 		nq, nc := len(s.a.ids), len(s.b.ids)
-		window := maxLen - nq - 3
+		window := maxLen - nq - t.post.specials(true)
 		if window <= stride {
 			return nil, fmt.Errorf("tokenize: example %q: question of %d tokens leaves %d of max length %d for the context, not more than doc stride %d",
 				ex.ID, nq, max(window, 0), maxLen, stride)
 		}
 		for from := 0; ; from += window - stride {
 			to := min(from+window, nc)
-			f := QAFeature{Encoding: newEncoding(nq+to-from+3, false), Example: ei}
-			f.pushSpecial(t.cls, 0)
-			f.pushPieces(&s.a, 0, nq, 0)
-			f.pushSpecial(t.sep, 0)
-			f.ContextStart = f.Len()
-			f.pushPieces(&s.b, from, to, 1)
-			f.ContextEnd = f.Len()
-			f.pushSpecial(t.sep, 1)
+			f := QAFeature{Example: ei}
+			f.Encoding, f.ContextStart, f.ContextEnd = t.post.build(&s.a, nq, &s.b, from, to, false)
 			if len(ex.Answers) > 0 {
 				a := ex.Answers[0]
 				f.StartPosition, f.EndPosition, _ = f.TokenSpan(a.Start, a.Start+utf8.RuneCountInString(a.Text))

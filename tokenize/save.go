@@ -9,13 +9,17 @@ import (
 	"path/filepath"
 )
 
-// Save writes the tokenizer into dir in Hugging Face's layout — vocab.txt,
-// tokenizer.json, tokenizer_config.json and special_tokens_map.json — so that the
-// directory loads with Load and with transformers' AutoTokenizer. Each file is
-// written atomically.
+// Save writes the tokenizer into dir in Hugging Face's layout — tokenizer.json,
+// tokenizer_config.json, special_tokens_map.json and the algorithm's own files
+// (vocab.txt for WordPiece; vocab.json and merges.txt for BPE; spiece.model for a
+// Unigram tokenizer loaded from one) — so that the directory loads with Load and
+// with transformers' AutoTokenizer. Each file is written atomically.
 func (t *Tokenizer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	if t.kind != WordPiece {
+		return t.saveDoc(dir)
 	}
 	var vocab bytes.Buffer
 	for _, tok := range t.vocab.tokens {
@@ -40,18 +44,25 @@ func (t *Tokenizer) Save(dir string) error {
 	for k, v := range specials {
 		config[k] = v
 	}
-	files := []struct {
-		name string
-		data any
-	}{
+	files := []namedFile{
 		{"vocab.txt", vocab.Bytes()},
 		{"tokenizer.json", tj},
 		{"tokenizer_config.json", config},
 		{"special_tokens_map.json", specials},
 	}
+	return writeFiles(dir, files)
+}
+
+type namedFile struct {
+	name string
+	data any // []byte as it is, anything else as indented JSON
+}
+
+func writeFiles(dir string, files []namedFile) error {
 	for _, f := range files {
 		data, ok := f.data.([]byte)
 		if !ok {
+			var err error
 			if data, err = json.MarshalIndent(f.data, "", "  "); err != nil {
 				return err
 			}
@@ -62,6 +73,53 @@ func (t *Tokenizer) Save(dir string) error {
 		}
 	}
 	return nil
+}
+
+// saveDoc saves a BPE or Unigram tokenizer: the tokenizer.json it was built from and
+// the files transformers' slow tokenizers read.
+func (t *Tokenizer) saveDoc(dir string) error {
+	var doc hfDoc
+	if err := json.Unmarshal(t.doc, &doc); err != nil {
+		return err
+	}
+	specials := map[string]string{}
+	for k, id := range map[string]int32{"unk_token": t.unk, "sep_token": t.sep, "pad_token": t.pad, "cls_token": t.cls, "mask_token": t.mask} {
+		if id >= 0 {
+			specials[k] = t.vocab.Token(int(id))
+		}
+	}
+	config := map[string]any{}
+	for k, v := range specials {
+		config[k] = v
+	}
+	files := []namedFile{{"tokenizer.json", t.doc}}
+	switch t.kind {
+	case BPE:
+		config["tokenizer_class"] = "RobertaTokenizer"
+		config["add_prefix_space"] = t.algo.(*pipeline).pre.(byteLevel).addPrefixSpace
+		config["trim_offsets"] = t.algo.(*pipeline).trim
+		if t.mask >= 0 { // RoBERTa's mask takes the space before it
+			config["mask_token"] = map[string]any{"content": specials["mask_token"], "lstrip": true, "rstrip": false,
+				"normalized": false, "single_word": false, "special": true, "__type": "AddedToken"}
+		}
+		merges, err := parseMerges(doc.Model.Merges)
+		if err != nil {
+			return err
+		}
+		var m bytes.Buffer
+		m.WriteString("#version: 0.2\n")
+		for _, mg := range merges {
+			m.WriteString(mg[0] + " " + mg[1] + "\n")
+		}
+		files = append(files, namedFile{"vocab.json", []byte(doc.Model.Vocab)}, namedFile{"merges.txt", m.Bytes()})
+	case Unigram:
+		config["tokenizer_class"] = "AlbertTokenizer"
+		if sp, ok := t.legacy["spiece.model"]; ok {
+			files = append(files, namedFile{"spiece.model", sp})
+		}
+	}
+	files = append(files, namedFile{"tokenizer_config.json", config}, namedFile{"special_tokens_map.json", specials})
+	return writeFiles(dir, files)
 }
 
 // tokenizerJSON renders the tokenizers-format description of t. Vocab entries are

@@ -89,7 +89,7 @@ func (w *wordCursor) take() int32 {
 
 // split appends the word pieces of text to dst. Word ids are fixedWord when it is
 // not negative, else the index of each pre-tokenized word.
-func (t *Tokenizer) split(s *scratch, dst *pieces, text string, fixedWord int32) {
+func (t *wordPiece) split(s *scratch, dst *pieces, text string, fixedWord int32) {
 	w := wordCursor{fixed: fixedWord}
 	s.word, s.origin, s.nrunes = s.word[:0], s.origin[:0], 0
 	var at int32 // rune index of text[i]
@@ -133,7 +133,7 @@ func (t *Tokenizer) split(s *scratch, dst *pieces, text string, fixedWord int32)
 	t.flush(s, dst, &w)
 }
 
-func (t *Tokenizer) matchSpecial(s string) string {
+func (t *wordPiece) matchSpecial(s string) string {
 	for _, tok := range t.specials {
 		if len(s) >= len(tok) && s[:len(tok)] == tok {
 			return tok
@@ -143,7 +143,7 @@ func (t *Tokenizer) matchSpecial(s string) string {
 }
 
 // addRune handles one non-ASCII source rune r, whose UTF-8 is src.
-func (t *Tokenizer) addRune(s *scratch, dst *pieces, w *wordCursor, src string, r rune, at int32) {
+func (t *wordPiece) addRune(s *scratch, dst *pieces, w *wordCursor, src string, r rune, at int32) {
 	if t.cfg.CleanText && (r == utf8.RuneError || isControl(r)) {
 		return
 	}
@@ -157,7 +157,7 @@ func (t *Tokenizer) addRune(s *scratch, dst *pieces, w *wordCursor, src string, 
 }
 
 // normalize strips accents and lowercases r in HF's order, then classifies the result.
-func (t *Tokenizer) normalize(s *scratch, dst *pieces, w *wordCursor, src string, r rune, at int32) {
+func (t *wordPiece) normalize(s *scratch, dst *pieces, w *wordCursor, src string, r rune, at int32) {
 	if !t.cfg.StripAccents {
 		if t.cfg.Lowercase {
 			if r == 'İ' { // the one unconditional multi-rune lowercase mapping
@@ -185,7 +185,7 @@ func (t *Tokenizer) normalize(s *scratch, dst *pieces, w *wordCursor, src string
 }
 
 // classify is the pre-tokenizer: whitespace ends a word, punctuation is a word of its own.
-func (t *Tokenizer) classify(s *scratch, dst *pieces, w *wordCursor, r rune, at int32) {
+func (t *wordPiece) classify(s *scratch, dst *pieces, w *wordCursor, r rune, at int32) {
 	switch {
 	case unicode.IsSpace(r):
 		t.flush(s, dst, w)
@@ -208,7 +208,7 @@ func (s *scratch) appendRune(r rune, at int32) {
 }
 
 // flush turns the collected word into word pieces.
-func (t *Tokenizer) flush(s *scratch, dst *pieces, w *wordCursor) {
+func (t *wordPiece) flush(s *scratch, dst *pieces, w *wordCursor) {
 	if len(s.word) == 0 {
 		return
 	}

@@ -42,27 +42,60 @@ func BertConfig(lowercase bool) Config {
 	}
 }
 
-// Tokenizer is a BERT WordPiece tokenizer. It is immutable and safe for concurrent use.
+// Tokenizer turns text into model inputs. Its algorithm is WordPiece (BERT),
+// byte-level BPE (RoBERTa) or Unigram (ALBERT, SentencePiece), each with the
+// normalization, pre-tokenization and special tokens of its Hugging Face tokenizer.
+// It is immutable and safe for concurrent use.
 type Tokenizer struct {
 	cfg   Config
 	vocab *Vocab
+	algo  splitter
+	words splitter // for EncodeWords when it differs from algo (byte-level BPE)
+	kind  string
+	post  template
+
+	unk, cls, sep, pad, mask int32
+
+	// For BPE and Unigram: the tokenizer.json the tokenizer was built from, and the
+	// legacy files it came with (vocab.json and merges.txt, or spiece.model), which
+	// Save writes back.
+	doc    []byte
+	legacy map[string][]byte
+
+	scratch sync.Pool
+}
+
+// splitter splits one sequence into pieces: the algorithm behind the facade. Word
+// ids are fixedWord when it is not negative, else one per pre-tokenized word.
+type splitter interface {
+	split(s *scratch, dst *pieces, text string, fixedWord int32)
+}
+
+// Algorithms.
+const (
+	WordPiece = "WordPiece"
+	BPE       = "BPE"
+	Unigram   = "Unigram"
+)
+
+// wordPiece is BERT's pipeline: BertNormalizer, BertPreTokenizer and WordPiece,
+// fused into one pass (split.go).
+type wordPiece struct {
+	cfg Config
 
 	// Word-initial and continuation pieces are kept apart, the latter without their
 	// prefix, so a candidate piece is looked up as a sub-slice of the word with no
 	// string building.
 	initial, cont       map[string]int32
 	maxInitial, maxCont int // longest piece of each kind in bytes: longer candidates cannot match
-
-	unk, cls, sep, pad, mask int32
+	unk                 int32
 
 	specials    []string // matched whole in raw text before normalization, longest first
 	specialLead [256]bool
 	ascii       [utf8.RuneSelf]asciiAction
-
-	scratch sync.Pool
 }
 
-// New builds a tokenizer over vocab. The special tokens named in cfg must be in vocab.
+// New builds a WordPiece tokenizer over vocab. The special tokens named in cfg must be in vocab.
 func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 	if cfg.MaxInputCharsPerWord <= 0 {
 		return nil, fmt.Errorf("tokenize: MaxInputCharsPerWord must be positive, got %d", cfg.MaxInputCharsPerWord)
@@ -70,7 +103,8 @@ func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 	if cfg.ContinuingSubwordPrefix == "" {
 		return nil, fmt.Errorf("tokenize: ContinuingSubwordPrefix is empty")
 	}
-	t := &Tokenizer{cfg: cfg, vocab: vocab}
+	t := &Tokenizer{cfg: cfg, vocab: vocab, kind: WordPiece}
+	wp := &wordPiece{cfg: cfg}
 	for _, sp := range []struct {
 		field, tok string
 		id         *int32
@@ -86,36 +120,45 @@ func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenize: %s %q is not in the vocabulary", sp.field, sp.tok)
 		}
 		*sp.id = id
-		if !slices.Contains(t.specials, sp.tok) {
-			t.specials = append(t.specials, sp.tok)
-			t.specialLead[sp.tok[0]] = true
+		if !slices.Contains(wp.specials, sp.tok) {
+			wp.specials = append(wp.specials, sp.tok)
+			wp.specialLead[sp.tok[0]] = true
 		}
 	}
-	slices.SortStableFunc(t.specials, func(a, b string) int { return len(b) - len(a) })
-	t.initial = make(map[string]int32, vocab.Len())
-	t.cont = make(map[string]int32, vocab.Len()/4)
+	wp.unk = t.unk
+	slices.SortStableFunc(wp.specials, func(a, b string) int { return len(b) - len(a) })
+	wp.initial = make(map[string]int32, vocab.Len())
+	wp.cont = make(map[string]int32, vocab.Len()/4)
 	prefix := cfg.ContinuingSubwordPrefix
 	for id, tok := range vocab.tokens {
 		if len(tok) > len(prefix) && tok[:len(prefix)] == prefix {
 			piece := tok[len(prefix):]
-			t.cont[piece] = int32(id)
-			t.maxCont = max(t.maxCont, len(piece))
+			wp.cont[piece] = int32(id)
+			wp.maxCont = max(wp.maxCont, len(piece))
 		}
-		t.initial[tok] = int32(id)
-		t.maxInitial = max(t.maxInitial, len(tok))
+		wp.initial[tok] = int32(id)
+		wp.maxInitial = max(wp.maxInitial, len(tok))
 	}
-	t.ascii = asciiActions(cfg)
+	wp.ascii = asciiActions(cfg)
+	t.algo = wp
+	t.post = bertTemplate(t.cls, t.sep)
 	t.scratch.New = func() any { return new(scratch) }
 	return t, nil
 }
 
-// Config returns the tokenizer's configuration.
+// Config returns the tokenizer's configuration. For BPE and Unigram tokenizers only
+// its special tokens are set: their normalization is the tokenizer.json's.
 func (t *Tokenizer) Config() Config { return t.cfg }
+
+// Algorithm is WordPiece, BPE or Unigram.
+func (t *Tokenizer) Algorithm() string { return t.kind }
 
 // Vocab returns the tokenizer's vocabulary.
 func (t *Tokenizer) Vocab() *Vocab { return t.vocab }
 
-// Special token ids.
+// Special token ids; -1 for a token the tokenizer does not have (a BPE or Unigram
+// tokenizer without a mask token, say). Cls and Sep are the family's: <s> and </s>
+// for RoBERTa.
 func (t *Tokenizer) PadID() int32  { return t.pad }
 func (t *Tokenizer) ClsID() int32  { return t.cls }
 func (t *Tokenizer) SepID() int32  { return t.sep }
@@ -130,6 +173,7 @@ type scratch struct {
 	nrunes int     // runes in word
 	dec    []byte  // NFD of one rune
 	a, b   pieces  // tokens of the first and second sequence
+	p      pipeScratch
 }
 
 func (t *Tokenizer) getScratch() *scratch  { return t.scratch.Get().(*scratch) }
@@ -157,7 +201,7 @@ func (t *Tokenizer) Tokens(text string) []string {
 	s := t.getScratch()
 	defer t.putScratch(s)
 	s.a.reset()
-	t.split(s, &s.a, text, -1)
+	t.algo.split(s, &s.a, text, -1)
 	out := make([]string, len(s.a.ids))
 	for i, id := range s.a.ids {
 		out[i] = t.vocab.Token(int(id))

@@ -5,7 +5,7 @@ import "unicode/utf8"
 // wordPiece splits one normalized word greedily into the longest vocabulary pieces,
 // left to right; a word that cannot be covered, or is longer than
 // MaxInputCharsPerWord runes, becomes a single unknown token.
-func (t *Tokenizer) wordPiece(dst *pieces, word []byte, origin []int32, nrunes int, wid int32) {
+func (t *wordPiece) wordPiece(dst *pieces, word []byte, origin []int32, nrunes int, wid int32) {
 	span := func(a, b int) Span { return Span{Start: origin[a], End: origin[b-1] + 1} }
 	if nrunes > t.cfg.MaxInputCharsPerWord {
 		dst.push(t.unk, span(0, len(word)), wid)
