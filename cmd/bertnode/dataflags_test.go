@@ -84,12 +84,12 @@ func TestEvalAndPredictReadDataFlags(t *testing.T) {
 	for _, l := range readLines(t, m.evalFile)[:60] {
 		label, text, _ := strings.Cut(l, "\t")
 		if strings.ContainsAny(text, "\"\r") || strings.HasPrefix(text, " ") {
-			continue // keep the csv below free of quoting
+			continue // no quotes to double in the csv below, no leading space to lose
 		}
 		spaced = append(spaced, label+" "+text)
 		tabbed = append(tabbed, label+"\t"+text)
 		texts = append(texts, text)
-		csv = append(csv, "\""+text+"\","+label)
+		csv = append(csv, label+",\""+text+"\"")
 	}
 	mr := writeLines(t, dir, "mr.txt", spaced...)
 	evalArgs := []string{"eval", "--model", m.dir, "--max-length", "64", "--threads", "2"}
@@ -99,6 +99,8 @@ func TestEvalAndPredictReadDataFlags(t *testing.T) {
 	if strings.ReplaceAll(got, mr, tab) != want {
 		t.Errorf("eval of the space-separated file:\n%s\nof the tab-separated one:\n%s", got, want)
 	}
+	// The flag reaches the reader (a space is also labeltext's default delimiter).
+	wantErr(t, "", []string{"mr.txt:1", `no "|" between label and text`}, append(evalArgs, "--data", mr, "--format", "labeltext", "--delimiter", "|")...)
 
 	predictArgs := []string{"predict", "--model", m.dir, "--max-length", "64", "--threads", "2"}
 	out, _, err := bertnode(t, strings.Join(texts, "\n"), predictArgs...)
