@@ -79,11 +79,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM: it replaces the state with the snapshot's.
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
-	s := NewState()
+	s := NewState() // the maps a snapshot lacks stay empty
 	if err := json.NewDecoder(r).Decode(s); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
-	s.fill()
 	f.mu.Lock()
 	f.state = s
 	f.mu.Unlock()
@@ -91,29 +90,6 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 		f.hook(s.Index)
 	}
 	return nil
-}
-
-// fill makes the maps a snapshot left out non-nil.
-func (s *State) fill() {
-	e := NewState()
-	if s.Members == nil {
-		s.Members = e.Members
-	}
-	if s.Nodes == nil {
-		s.Nodes = e.Nodes
-	}
-	if s.Jobs == nil {
-		s.Jobs = e.Jobs
-	}
-	if s.Blobs == nil {
-		s.Blobs = e.Blobs
-	}
-	if s.Events == nil {
-		s.Events = e.Events
-	}
-	if s.Topics == nil {
-		s.Topics = e.Topics
-	}
 }
 
 type snapshot []byte

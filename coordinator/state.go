@@ -119,6 +119,17 @@ func member(j *api.Job, node string, gen uint32) (int, error) {
 	return r, nil
 }
 
+// fromMember is running job id and the rank of node, which reports for generation
+// gen: it must be the job's, and node in it.
+func (s *State) fromMember(id, node string, gen uint32) (*api.Job, int, error) {
+	j, err := s.runningJob(id)
+	if err != nil {
+		return nil, -1, err
+	}
+	rank, err := member(j, node, gen)
+	return j, rank, err
+}
+
 func (s *State) event(j *api.Job, t time.Time, kind, node, format string, args ...any) {
 	ev := s.Events[j.ID]
 	seq := int64(1)
@@ -180,68 +191,48 @@ func (s *State) finish(j *api.Job, t time.Time, st api.JobState, node, reason st
 // (a checksum mismatch fails the job and answers an error).
 func (s *State) Apply(idx uint64, c *Command) (any, error) {
 	s.Index = idx
-	t := c.Time
-	switch c.Type {
-	case CmdMemberJoin:
-		var b api.JoinMember
-		return decode(c, &b, func() (any, error) { return nil, s.memberJoin(t, b) })
-	case CmdMemberRemove:
-		var b MemberRemove
-		return decode(c, &b, func() (any, error) { return nil, s.memberRemove(b) })
-	case CmdNodeRegister:
-		var b api.RegisterNode
-		return decode(c, &b, func() (any, error) { return nil, s.nodeRegister(t, b) })
-	case CmdHealth:
-		var b HealthUpdates
-		return decode(c, &b, func() (any, error) { s.health(t, b); return nil, nil })
-	case CmdJobSubmit:
-		var b JobSubmit
-		return decode(c, &b, func() (any, error) { return s.jobSubmit(t, b), nil })
-	case CmdDatasetPlanned:
-		var b DatasetPlanned
-		return decode(c, &b, func() (any, error) { return nil, s.datasetPlanned(t, b) })
-	case CmdJobReason:
-		var b JobReason
-		return decode(c, &b, func() (any, error) { return nil, s.jobReason(b) })
-	case CmdOpenGeneration:
-		var b OpenGeneration
-		return decode(c, &b, func() (any, error) { return nil, s.openGeneration(t, b) })
-	case CmdBeginReconfig:
-		var b BeginReconfig
-		return decode(c, &b, func() (any, error) { return nil, s.beginReconfig(t, b) })
-	case CmdWaitForNodes:
-		var b WaitForNodes
-		return decode(c, &b, func() (any, error) { return nil, s.waitForNodes(t, b) })
-	case CmdFailure:
-		var b JobFailure
-		return decode(c, &b, func() (any, error) { return nil, s.failure(t, b) })
-	case CmdProgress:
-		var b JobProgress
-		return decode(c, &b, func() (any, error) { return nil, s.progress(t, b) })
-	case CmdCheckpoint:
-		var b JobCheckpoint
-		return decode(c, &b, func() (any, error) { return nil, s.checkpoint(t, b) })
-	case CmdResult:
-		var b JobResult
-		return decode(c, &b, func() (any, error) { return nil, s.result(t, b) })
-	case CmdDone:
-		var b JobDone
-		return decode(c, &b, func() (any, error) { return nil, s.done(t, b) })
-	case CmdCancel:
-		var b JobCancel
-		return decode(c, &b, func() (any, error) { return nil, s.cancel(t, b) })
-	case CmdBlobStored:
-		var b BlobStored
-		return decode(c, &b, func() (any, error) { return nil, s.blobStored(t, b) })
+	apply, ok := appliers[c.Type]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "unknown command type %q", c.Type)
 	}
-	return nil, errorf(http.StatusBadRequest, "unknown command type %q", c.Type)
+	return apply(s, c.Time, c.Body)
 }
 
-func decode[T any](c *Command, b *T, apply func() (any, error)) (any, error) {
-	if err := json.Unmarshal(c.Body, b); err != nil {
-		return nil, errorf(http.StatusBadRequest, "command %s: %v", c.Type, err)
+type applier func(s *State, t time.Time, body []byte) (any, error)
+
+// appliers decode each command type's body and apply it.
+var appliers = map[string]applier{
+	CmdMemberJoin:     on((*State).memberJoin),
+	CmdMemberRemove:   on((*State).memberRemove),
+	CmdNodeRegister:   on((*State).nodeRegister),
+	CmdHealth:         on((*State).health),
+	CmdJobSubmit:      onValue((*State).jobSubmit),
+	CmdDatasetPlanned: on((*State).datasetPlanned),
+	CmdJobReason:      on((*State).jobReason),
+	CmdOpenGeneration: on((*State).openGeneration),
+	CmdBeginReconfig:  on((*State).beginReconfig),
+	CmdWaitForNodes:   on((*State).waitForNodes),
+	CmdFailure:        on((*State).failure),
+	CmdProgress:       on((*State).progress),
+	CmdCheckpoint:     on((*State).checkpoint),
+	CmdResult:         on((*State).result),
+	CmdDone:           on((*State).done),
+	CmdCancel:         on((*State).cancel),
+	CmdBlobStored:     on((*State).blobStored),
+}
+
+func on[T any](apply func(*State, time.Time, T) error) applier {
+	return onValue(func(s *State, t time.Time, b T) (any, error) { return nil, apply(s, t, b) })
+}
+
+func onValue[T, R any](apply func(*State, time.Time, T) (R, error)) applier {
+	return func(s *State, t time.Time, body []byte) (any, error) {
+		var b T
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, errorf(http.StatusBadRequest, "command body: %v", err)
+		}
+		return apply(s, t, b)
 	}
-	return apply()
 }
 
 func (s *State) memberJoin(t time.Time, b api.JoinMember) error {
@@ -263,7 +254,7 @@ func (s *State) memberJoin(t time.Time, b api.JoinMember) error {
 	return nil
 }
 
-func (s *State) memberRemove(b MemberRemove) error {
+func (s *State) memberRemove(_ time.Time, b MemberRemove) error {
 	if _, ok := s.Members[b.ID]; !ok {
 		return errorf(http.StatusNotFound, "no member %q", b.ID)
 	}
@@ -297,7 +288,7 @@ func (s *State) nodeRegister(t time.Time, b api.RegisterNode) error {
 	return nil
 }
 
-func (s *State) health(t time.Time, b HealthUpdates) {
+func (s *State) health(t time.Time, b HealthUpdates) error {
 	for _, u := range b.Updates {
 		if u.Member {
 			if m := s.Members[u.ID]; m != nil && m.Health != u.Health {
@@ -320,9 +311,10 @@ func (s *State) health(t time.Time, b HealthUpdates) {
 			s.event(j, t, "health", n.ID, "%s is %s%s", n.ID, u.Health, why)
 		}
 	}
+	return nil
 }
 
-func (s *State) jobSubmit(t time.Time, b JobSubmit) string {
+func (s *State) jobSubmit(t time.Time, b JobSubmit) (string, error) {
 	s.NextJob++
 	j := b.Job
 	j.ID = "job-" + strconv.Itoa(s.NextJob)
@@ -336,7 +328,7 @@ func (s *State) jobSubmit(t time.Time, b JobSubmit) string {
 		name = " (" + j.Name + ")"
 	}
 	s.event(&j, t, "submitted", "", "submitted%s: %d nodes (min %d)", name, j.Cluster.Nodes, j.Cluster.MinNodes)
-	return j.ID
+	return j.ID, nil
 }
 
 func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
@@ -371,7 +363,7 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 	return nil
 }
 
-func (s *State) jobReason(b JobReason) error {
+func (s *State) jobReason(_ time.Time, b JobReason) error {
 	j, err := s.job(b.Job)
 	if err != nil {
 		return err
@@ -386,8 +378,8 @@ func (s *State) jobReason(b JobReason) error {
 	return nil
 }
 
-// Planned says whether the leader has planned all of j's data.
-func Planned(j *api.Job) bool {
+// planned says whether the leader has planned all of j's data.
+func planned(j *api.Job) bool {
 	return j.Train != nil && j.Train.Plan != "" && (j.Eval == nil || j.Eval.Plan != "")
 }
 
@@ -399,7 +391,7 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 	if j.State.Done() {
 		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
 	}
-	if !Planned(j) {
+	if !planned(j) {
 		return errorf(http.StatusConflict, "job %s: its data is not planned yet", j.ID)
 	}
 	cur := uint32(0)
@@ -524,12 +516,8 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 }
 
 func (s *State) progress(t time.Time, b JobProgress) error {
-	j, err := s.runningJob(b.Job)
-	if err != nil {
-		return err
-	}
 	r := b.Report
-	rank, err := member(j, r.Node, r.Gen)
+	j, rank, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
 	}
@@ -551,12 +539,9 @@ func (s *State) progress(t time.Time, b JobProgress) error {
 }
 
 func (s *State) checkpoint(t time.Time, b JobCheckpoint) error {
-	j, err := s.runningJob(b.Job)
-	if err != nil {
-		return err
-	}
 	r := b.Report
-	if _, err := member(j, r.Node, r.Gen); err != nil {
+	j, _, err := s.fromMember(b.Job, r.Node, r.Gen)
+	if err != nil {
 		return err
 	}
 	if r.Checksum == "" {
@@ -635,12 +620,8 @@ func (s *State) result(t time.Time, b JobResult) error {
 }
 
 func (s *State) done(t time.Time, b JobDone) error {
-	j, err := s.runningJob(b.Job)
-	if err != nil {
-		return err
-	}
 	r := b.Report
-	rank, err := member(j, r.Node, r.Gen)
+	j, rank, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
 	}

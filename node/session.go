@@ -67,6 +67,9 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.env = env
 	s.total = env.Spec.TotalSteps(env.Data.Records())
+	if err := s.resume(ctx); err != nil {
+		return s.fail(ctx, err)
+	}
 	if s.audit, err = openAudit(filepath.Join(s.dir, "audit.jsonl")); err != nil {
 		return s.fail(ctx, err)
 	}
@@ -207,13 +210,14 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	start := time.Now()
 	ring, err := allreduce.New(ctx, allreduce.Config{
-		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, Codec: codec,
+		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
 		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {
 		return err
 	}
 	defer ring.Close()
+	ringReady := time.Since(start)
 	s.a.inGen.Store(g.Gen)
 	ag, err := agree(ctx, ring, s.has, s.pos.Step)
 	if err != nil {
@@ -243,16 +247,14 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	if ag.needsTransfer() {
 		from = fmt.Sprintf("rank %d's state", ag.donor)
 	}
-	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
+	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s: ring %s, agreement and state %s)", g.Gen, as.Rank, g.Ranks(),
+		s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond), ringReady.Round(time.Millisecond), (time.Since(start) - ringReady).Round(time.Millisecond))
 	for {
-		if s.pos.Step >= s.total || s.pos.Stopped {
-			return s.finish(ctx, ring)
-		}
 		if err := s.owed(ctx, ring); err != nil {
 			return err
 		}
-		if s.pos.Stopped {
-			continue
+		if s.pos.Step >= s.total || s.pos.Stopped {
+			return s.finish(ctx, ring)
 		}
 		if err := s.step(ctx, ring, g); err != nil {
 			return err
@@ -297,7 +299,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight)
+	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
 	if err != nil {
 		return err
 	}
@@ -391,6 +393,7 @@ func (s *session) evaluate(ctx context.Context, ring *allreduce.Ring) error {
 		line["eval_"+k] = x
 	}
 	s.logMetrics(line)
+	s.rep.update(func(r *api.ProgressReport) { r.Eval, r.EvalStep = m, p.Step })
 	if p.BestStep == 0 || v > p.BestValue {
 		p.BestStep, p.BestValue, p.Bad = p.Step, v, 0
 		dir := filepath.Join(s.dir, "best")

@@ -17,9 +17,9 @@ import (
 	"github.com/bertnode/bertnode/safetensors"
 )
 
-// progress is where a run stands. With the weights, the optimizer's state and the RNG
-// state it is enough to continue exactly as if the run had never stopped: the same next
-// batch, the same dropout masks, the same updates.
+// progress is where a run stands. With the weights and the optimizer's state it is
+// enough to continue exactly as if the run had never stopped: the same next batch, the
+// same dropout masks (each step seeds them: api.StepSeed), the same updates.
 type progress struct {
 	Step  int `json:"step"`
 	Epoch int `json:"epoch"`
@@ -36,7 +36,6 @@ type progress struct {
 	OptState []string `json:"optimizer_state"`
 	Scale    float64  `json:"loss_scale"` // fp16 dynamic loss scaling
 	Good     int      `json:"loss_scale_good_steps"`
-	RNG      []byte   `json:"rng_state"`
 	Spec     Spec     `json:"spec"`
 }
 
@@ -67,11 +66,6 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 	}
 	st := t.opt.Export()
 	p.OptStep, p.OptState = st.Step, st.Names
-	rng, err := model.RNGState(t.Model.Opts.Device)
-	if err != nil {
-		return err
-	}
-	p.RNG = rng
 	bufs := make([]safetensors.Tensor, len(st.Bufs))
 	for i, b := range st.Bufs {
 		bufs[i] = safetensors.Tensor{Info: safetensors.Info{Name: st.Names[i], DType: safetensors.F32, Shape: []int64{int64(len(b))}}, Data: f32bytes(b)}
@@ -146,7 +140,7 @@ func (t *Trainer) resumeDir() (string, error) {
 	return t.Spec.Resume, nil
 }
 
-// restore loads a checkpoint's weights, optimizer state, RNG state and progress.
+// restore loads a checkpoint's weights, optimizer state and progress.
 func (t *Trainer) restore(dir string) (progress, error) {
 	var p progress
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -179,9 +173,6 @@ func (t *Trainer) restore(dir string) (progress, error) {
 	}
 	if err := t.opt.Import(st); err != nil {
 		return p, fmt.Errorf("resume: %s: %w", dir, err)
-	}
-	if err := model.SetRNGState(t.Model.Opts.Device, p.RNG); err != nil {
-		return p, fmt.Errorf("resume: %w", err)
 	}
 	return p, nil
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
@@ -31,7 +32,7 @@ type GradSync interface {
 }
 
 // Trainer runs one job. Every method must be called from one goroutine locked to its
-// OS thread (see package model).
+// OS thread (see package model), except the prediction methods of WithInfer's copies.
 type Trainer struct {
 	Spec   Spec
 	Model  *model.Model
@@ -49,6 +50,7 @@ type Trainer struct {
 	OnStep func(step int)
 
 	task task
+	run  Infer // WithInfer's; nil: InferBatch
 	opt  model.Optimizer
 	coll *tokenize.Collator
 	mlog *os.File
@@ -215,11 +217,12 @@ func (t *Trainer) order(epoch int) []int32 {
 // backward encodes recs and runs them in micro-batches of at most batch_size examples,
 // each weighted by its share of the examples, so the gradient is weight × that of
 // their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
-func (t *Trainer) backward(recs []shard.Record, weight float64) (float64, error) {
+func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
 		return 0, err
 	}
+	model.ManualSeed(seed)
 	var loss float64
 	ptrs := make([]*Example, 0, t.Spec.BatchSize)
 	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
@@ -335,7 +338,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		p.Pos += len(recs)
 		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		loss, err := t.backward(recs, p.Scale)
+		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0))
 		if err != nil {
 			return res, err
 		}
@@ -352,9 +355,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		} else {
 			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
 			t.opt.Update(lr)
-			if p.Step%10 == 9 || p.Step+1 == total {
-				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
-			}
+			// every step, as a cluster job logs, so the two compare step by step
+			t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
 		}
 		p.Step++
 		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, sps))

@@ -1,48 +1,110 @@
-// Package tarball packs a checkpoint directory into a tar stream and back: how models
-// travel to and from the coordinator's blob store.
+// Package tarball packs a directory's files into a POSIX tar and unpacks one, the
+// form in which models travel through the coordinator's blob store. A model directory
+// is flat (config.json, model.safetensors, vocab.txt, ...), so only regular files at
+// its top level go in, and Unpack accepts nothing else.
 package tarball
 
 import (
 	"archive/tar"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/internal/atomicfile"
 )
 
-// Pack writes the regular files of dir (not subdirectories), sorted by name, as a
-// POSIX tar stream.
+// Pack writes dir's regular files (not its subdirectories, links or others), sorted by
+// name, as a POSIX tar: the same files give the same bytes.
 func Pack(dir string, w io.Writer) error {
-	ents, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("tarball: %w", err)
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	tw := tar.NewWriter(w)
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
 		}
-		if err := addFile(tw, filepath.Join(dir, e.Name())); err != nil {
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := packFile(tw, filepath.Join(dir, name), name); err != nil {
 			return err
 		}
 	}
-	return tw.Close()
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("tarball: %w", err)
+	}
+	return nil
 }
 
-func addFile(tw *tar.Writer, path string) error {
+func packFile(tw *tar.Writer, path, name string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("tarball: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("tarball: %w", err)
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: filepath.Base(path), Mode: 0o644, Size: st.Size(), ModTime: st.ModTime(), Format: tar.FormatPAX}); err != nil {
-		return err
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: fi.Size(), Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("tarball: %s: %w", name, err)
 	}
-	_, err = io.Copy(tw, f)
-	return err
+	if n, err := io.Copy(tw, f); err != nil || n != fi.Size() {
+		return fmt.Errorf("tarball: %s: wrote %d of %d bytes: %v", name, n, fi.Size(), err)
+	}
+	return nil
+}
+
+// Unpack writes a tar's files into dir (made if need be), each atomically. It refuses
+// absolute or nested paths, "..", links, devices and every other non-regular entry,
+// before writing anything of that entry.
+func Unpack(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("tarball: %w", err)
+	}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("tarball: %w", err)
+		}
+		if err := checkEntry(hdr); err != nil {
+			return err
+		}
+		err = atomicfile.Write(filepath.Join(dir, hdr.Name), fs.FileMode(0o644), func(w io.Writer) error {
+			_, err := io.Copy(w, tr)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("tarball: %s: %w", hdr.Name, err)
+		}
+	}
+}
+
+func checkEntry(hdr *tar.Header) error {
+	name := hdr.Name
+	switch {
+	case hdr.Typeflag != tar.TypeReg:
+		return fmt.Errorf("tarball: %q is not a regular file (type %q)", name, hdr.Typeflag)
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("tarball: bad entry name %q", name)
+	case filepath.IsAbs(name) || strings.HasPrefix(name, "/"):
+		return fmt.Errorf("tarball: %q is an absolute path", name)
+	case strings.ContainsAny(name, `/\`) || strings.Contains(name, ".."):
+		return fmt.Errorf("tarball: %q is not a plain file name", name)
+	}
+	return nil
 }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/train"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+)
+
+func init() { subcommands = append(subcommands, newSubmitCmd) }
+
+func newSubmitCmd() *cobra.Command {
+	var (
+		name, resume string
+		wait         bool
+	)
+	c := &cobra.Command{
+		Use:   "submit SPEC.yaml [--wait]",
+		Short: "Submit a training job to the cluster",
+		Long: `Submits a job spec, the same YAML bertnode train reads, with a cluster: section
+for how many nodes it trains on (nodes, min_nodes, batch, codec, rejoin_window,
+data, ...). The spec is checked here first, as train checks it.
+
+Unless cluster.data is shared (every node and coordinator sees the paths), the
+local data files (train, eval) are uploaded to the coordinators' blob store and the
+spec sent names them blob:<sha256>.
+
+With --wait it follows the job until it ends, showing step, loss, samples/s and the
+time left, then prints the final metrics; it exits 0 if the job succeeded and 1 if
+not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`,
+		Example: `  bertnode submit examples/sms.yaml --coordinator 10.0.0.1:7300 --wait`,
+		Args:    cobra.ExactArgs(1),
+	}
+	cf := addClusterFlags(c, true)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		path := args[0]
+		spec, err := train.LoadSpec(path)
+		if err != nil {
+			return err
+		}
+		if err := spec.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := spec.Cluster.WithDefaults().Validate(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		ctx, stop := interruptible(cmd)
+		defer stop()
+		out := cmd.OutOrStdout()
+		sent := string(text)
+		if spec.Cluster.WithDefaults().Data != "shared" {
+			if sent, err = uploadData(ctx, cl, sent, out); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		}
+		id, err := cl.Submit(ctx, api.SubmitRequest{Name: name, Spec: sent, ResumeOf: resume})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "submitted %s (%s)\n", id, name)
+		if !wait {
+			return nil
+		}
+		j, err := follow(ctx, cl, id, out)
+		if err != nil {
+			return err
+		}
+		if j.State != api.Succeeded {
+			return fmt.Errorf("%s %s: %s", id, j.State, j.Reason)
+		}
+		return nil
+	}
+	c.Flags().StringVar(&name, "name", "", "the job's name (default: the spec file's)")
+	c.Flags().StringVar(&resume, "resume", "", "the `JOB` this one continues")
+	c.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
+	return c
+}
+
+// uploadData uploads the spec's local train and eval files and returns the spec with
+// their paths replaced by blob:<sha256>, the rest of the text as it was.
+func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer) (string, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
+		return "", err
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return "", errors.New("the spec is not a YAML mapping")
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i].Value, m.Content[i+1]
+		if (key != "train" && key != "eval") || val.Value == "" || strings.HasPrefix(val.Value, "blob:") {
+			continue
+		}
+		sha, err := upload(ctx, cl, val.Value, out)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", key, err)
+		}
+		val.Value, val.Style = "blob:"+sha, 0
+	}
+	b, err := yaml.Marshal(&root)
+	return string(b), err
+}
+
+func upload(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	sha, err := cl.PutBlob(ctx, f, fi.Size())
+	if err != nil {
+		return "", fmt.Errorf("uploading %s: %w", path, err)
+	}
+	fmt.Fprintf(out, "uploaded %s (%s) as blob %s in %v\n", path, byteSize(fi.Size()), sha[:12], time.Since(start).Round(time.Millisecond))
+	return sha, nil
+}
+
+// follow prints a job's progress until it ends, and returns it as it ended.
+func follow(ctx context.Context, cl *api.Client, id string, out io.Writer) (*api.Job, error) {
+	var idx uint64
+	var last string
+	var shown time.Time
+	for {
+		j, next, err := cl.JobWait(ctx, id, idx, time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		idx = next
+		line := progressLine(j)
+		// A line when something other than the numbers changes, else once a second.
+		if line != last && (j.State.Done() || time.Since(shown) >= time.Second || stateOf(line) != stateOf(last)) {
+			fmt.Fprintln(out, line)
+			last, shown = line, time.Now()
+		}
+		if j.State.Done() {
+			printOutcome(out, j)
+			return j, nil
+		}
+	}
+}
+
+// stateOf is the part of a progress line before its numbers.
+func stateOf(line string) string {
+	s, _, _ := strings.Cut(line, ": step")
+	return s
+}

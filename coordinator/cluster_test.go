@@ -1,0 +1,126 @@
+package coordinator_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
+)
+
+// TestClusterForwardsReadsAndFailsOver: three members; writes sent to a follower are
+// applied; reads are the leader's unless stale; the leader's death elects another with
+// the state intact, and writes go on; a member restarted from its data directory has
+// everything (jobs, nodes, blobs), from its snapshot and log.
+func TestClusterForwardsReadsAndFailsOver(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3})
+	f := c.Follower()
+	fc := c.Client(f) // talks to the follower only
+
+	data := putData(t, fc, trainData)
+	id, err := fc.Submit(ctx(t), api.SubmitRequest{Name: "first", Spec: jobSpecText(data, 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.RegisterNode(ctx(t), api.RegisterNode{ID: "n1", RingAddr: "127.0.0.1:9001"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A plain read on the follower is forwarded: the leader answers, not stale.
+	code, h, body := raw(t, "GET", f.APIAddr(), "/v1/jobs/"+id, c.Secret.Token(), nil)
+	if code != 200 || h.Get(api.HeaderStale) != "false" || h.Get(api.HeaderLeader) != c.Leader().APIAddr() || h.Get(api.HeaderIndex) == "" {
+		t.Fatalf("forwarded read: %d stale=%q leader=%q (want %s) index=%q: %s", code, h.Get(api.HeaderStale), h.Get(api.HeaderLeader), c.Leader().APIAddr(), h.Get(api.HeaderIndex), body)
+	}
+	// A stale read is the follower's own copy, once it has applied the job.
+	c.WaitFor("the follower to apply the job", func() bool {
+		code, h, _ := raw(t, "GET", f.APIAddr(), "/v1/jobs/"+id+"?stale=1", c.Secret.Token(), nil)
+		return code == 200 && h.Get(api.HeaderStale) == "true"
+	})
+	// The job gets planned and, with n1 alive in gossip, started.
+	c.AliveNode("n1")
+	c.WaitFor("the job to start", func() bool {
+		j, err := fc.Job(ctx(t), id)
+		return err == nil && j.State == api.Running && j.Train.Records == 3
+	})
+	if err := f.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The leader dies (no leadership transfer): another takes over, state intact.
+	old := c.Leader()
+	oldIdx := c.Index(old)
+	c.Detach(oldIdx).Kill()
+	nl := c.Leader()
+	if nl == old {
+		t.Fatal("the stopped member still leads")
+	}
+	cl := c.Client()
+	j, err := cl.Job(ctx(t), id)
+	if err != nil || j.Name != "first" || j.Gen == nil || j.Gen.Members[0].Node != "n1" {
+		t.Fatalf("after failover: %+v, %v", j, err)
+	}
+	if err := cl.RegisterNode(ctx(t), api.RegisterNode{ID: "n2", RingAddr: "127.0.0.1:9002"}); err != nil {
+		t.Fatalf("write after failover: %v", err)
+	}
+
+	// The old leader comes back from its data directory and catches up.
+	back := c.Start(oldIdx)
+	c.WaitFor("the restarted member to catch up", func() bool {
+		ok := false
+		back.Read(func(st *coordinator.State) {
+			ok = st.Nodes["n2"] != nil && st.Jobs[id] != nil && st.Jobs[id].State == api.Running
+		})
+		return ok
+	})
+
+	// The follower that snapshotted restarts too: snapshot + log give the same state.
+	fi := c.Index(f)
+	var before []byte
+	f.Read(func(st *coordinator.State) { before, _ = json.Marshal(st.Jobs) })
+	c.Stop(fi)
+	f2 := c.Start(fi)
+	c.WaitFor("the restarted follower's state", func() bool {
+		var after []byte
+		f2.Read(func(st *coordinator.State) { after, _ = json.Marshal(st.Jobs) })
+		return string(after) == string(before)
+	})
+	sha := data[len("blob:"):]
+	if _, err := os.Stat(f2.BlobPath(sha)); err != nil {
+		t.Fatalf("blob after restart: %v", err)
+	}
+	f2.Read(func(st *coordinator.State) {
+		if st.Nodes["n1"] == nil || st.Blobs[sha] == nil {
+			t.Errorf("restarted member lacks nodes or blobs: %v %v", st.Nodes, st.Blobs)
+		}
+	})
+	ms, err := c.Client(f2).Members(ctx(t))
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members: %+v %v", ms, err)
+	}
+}
+
+// TestRemoveMember: a member removed leaves raft's configuration and the state.
+func TestRemoveMember(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3})
+	f := c.Follower()
+	cl := c.Client()
+	if err := cl.RemoveMember(ctx(t), f.ID()); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(c.Index(f))
+	ms, err := c.Client().Members(ctx(t))
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("members after remove: %+v %v", ms, err)
+	}
+	var ae *api.Error
+	if err := cl.RemoveMember(ctx(t), "c-nobody"); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		t.Fatalf("removing an unknown member: %v", err)
+	}
+	if err := cl.RegisterNode(ctx(t), api.RegisterNode{ID: "n1", RingAddr: "127.0.0.1:9001"}); err != nil {
+		t.Fatalf("two of three still commit: %v", err)
+	}
+}

@@ -1,0 +1,177 @@
+package coordinator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// decision is a command the leader proposes.
+type decision struct {
+	typ  string
+	body any
+}
+
+// decide is the scheduling and reconfiguration the leader's loop does each pass: a
+// pure function of the state and the time, so that it can be tested alone. Idle alive
+// nodes go, in ID order, first to jobs closing a reconfiguration or waiting for
+// nodes, then to pending jobs (oldest first, each when enough are idle for all its
+// nodes), then to running jobs below cluster.nodes.
+func decide(st *State, now time.Time) []decision {
+	var out []decision
+	emit := func(typ string, body any) { out = append(out, decision{typ, body}) }
+	idle := idleNodes(st)
+	take := func(n int) []string {
+		n = max(0, min(n, len(idle)))
+		t := slices.Clone(idle[:n])
+		idle = idle[n:]
+		return t
+	}
+	gone := func(id string) bool {
+		n := st.Nodes[id]
+		return n == nil || n.Health == api.Dead || n.Health == api.Left
+	}
+	var running, pending []*api.Job
+	for _, j := range sortedJobs(st) {
+		switch j.State {
+		case api.Running:
+			running = append(running, j)
+		case api.Pending:
+			pending = append(pending, j)
+		}
+	}
+
+	// Reconfigurations still gathering confirmations keep the idle nodes they may take.
+	for _, j := range running {
+		if rc := j.Reconfig; rc != nil && !closable(j, now, gone) {
+			take(j.Cluster.Nodes - len(slices.DeleteFunc(members(j.Gen), gone)))
+		}
+	}
+	for _, j := range running {
+		c := j.Cluster
+		switch {
+		case j.Waiting != nil:
+			keep := slices.DeleteFunc(slices.Clone(j.Waiting), gone)
+			if len(keep)+min(len(idle), c.Nodes-len(keep)) >= c.MinNodes {
+				joined := take(c.Nodes - len(keep))
+				emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: j.Gen.Gen + 1, Members: append(keep, joined...),
+					Reason: describeChange(nil, joined, "enough nodes again")})
+				continue
+			}
+			reason := fmt.Sprintf("waiting for nodes: %d of min %d", len(keep), c.MinNodes)
+			if !slices.Equal(keep, j.Waiting) || reason != j.Reason {
+				emit(CmdWaitForNodes, WaitForNodes{Job: j.ID, Gen: j.Gen.Gen, Keep: keep, Reason: reason})
+			}
+		case j.Reconfig != nil && closable(j, now, gone):
+			var kept, lost []string
+			for _, m := range members(j.Gen) {
+				if slices.Contains(j.Reconfig.Confirmed, m) && !gone(m) {
+					kept = append(kept, m)
+				} else {
+					lost = append(lost, m)
+				}
+			}
+			if len(kept)+min(len(idle), c.Nodes-len(kept)) < c.MinNodes {
+				emit(CmdWaitForNodes, WaitForNodes{Job: j.ID, Gen: j.Gen.Gen, Keep: kept,
+					Reason: fmt.Sprintf("waiting for nodes: %d of min %d", len(kept), c.MinNodes)})
+				continue
+			}
+			joined := take(c.Nodes - len(kept))
+			emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: j.Gen.Gen + 1, Members: append(kept, joined...),
+				Reason: describeChange(lost, joined, j.Reconfig.Cause)})
+		}
+	}
+	for _, j := range pending {
+		if !planned(j) {
+			continue
+		}
+		if len(idle) >= j.Cluster.Nodes {
+			emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: 1, Members: take(j.Cluster.Nodes), Reason: "start"})
+			continue
+		}
+		if reason := fmt.Sprintf("waiting for nodes: %d of %d idle", len(idle), j.Cluster.Nodes); reason != j.Reason {
+			emit(CmdJobReason, JobReason{Job: j.ID, Reason: reason})
+		}
+	}
+	for _, j := range running {
+		if j.Waiting != nil || j.Reconfig != nil {
+			continue
+		}
+		var dead []string
+		for _, m := range members(j.Gen) {
+			if gone(m) {
+				dead = append(dead, m+" "+string(st.Nodes[m].Health))
+			}
+		}
+		if len(dead) > 0 {
+			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(dead, ", ")})
+			continue
+		}
+		if joining := take(j.Cluster.Nodes - j.Gen.Ranks()); len(joining) > 0 {
+			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining"})
+		}
+	}
+	return out
+}
+
+// closable says whether j's reconfiguration can close: every member confirmed or is
+// gone, or the deadline passed.
+func closable(j *api.Job, now time.Time, gone func(string) bool) bool {
+	if !now.Before(j.Reconfig.Deadline) {
+		return true
+	}
+	for _, m := range members(j.Gen) {
+		if !slices.Contains(j.Reconfig.Confirmed, m) && !gone(m) {
+			return false
+		}
+	}
+	return true
+}
+
+func members(g *api.Generation) []string {
+	out := make([]string, len(g.Members))
+	for i, m := range g.Members {
+		out[i] = m.Node
+	}
+	return out
+}
+
+func describeChange(lost, joined []string, cause string) string {
+	var parts []string
+	if len(lost) > 0 {
+		parts = append(parts, strings.Join(lost, ", ")+" left out")
+	}
+	if len(joined) > 0 {
+		parts = append(parts, strings.Join(joined, ", ")+" joined")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "ring rebuilt")
+	}
+	return strings.Join(parts, "; ") + " (" + cause + ")"
+}
+
+// idleNodes are the alive nodes on no job, in ID order.
+func idleNodes(st *State) []string {
+	var out []string
+	for id, n := range st.Nodes {
+		if n.Job == "" && n.Health == api.Alive {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedJobs(st *State) []*api.Job {
+	out := make([]*api.Job, 0, len(st.Jobs))
+	for _, j := range st.Jobs {
+		if !j.State.Done() {
+			out = append(out, j)
+		}
+	}
+	slices.SortFunc(out, func(a, b *api.Job) int { return jobNumber(a.ID) - jobNumber(b.ID) })
+	return out
+}

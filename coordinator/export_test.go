@@ -1,0 +1,9 @@
+package coordinator
+
+import "github.com/hashicorp/raft"
+
+// Raft is the member's raft, for tests that look under the API.
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// Kill stops the member as a crash would: no leadership transfer.
+func (s *Server) Kill() error { return s.close(false) }

@@ -1,0 +1,109 @@
+package coordinator
+
+import (
+	"encoding"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/bertnode/bertnode/api"
+	"gopkg.in/yaml.v3"
+)
+
+// parseJobSpec reads a submitted spec with api.ParseSpec; its errors become 400s that
+// name the field at fault. yaml's own errors name only a line, so the spec is first
+// decoded field by field to find the field a bad value belongs to.
+func parseJobSpec(text string) (api.JobSpec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
+		return api.JobSpec{}, badField("spec", "%v", err)
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return api.JobSpec{}, badField("spec", "want a YAML mapping of job fields")
+	}
+	var probe api.JobSpec
+	if err := decodeFields(root.Content[0], reflect.ValueOf(&probe).Elem(), ""); err != nil {
+		return api.JobSpec{}, err
+	}
+	s, err := api.ParseSpec(text)
+	if err != nil {
+		// "job spec: cluster.nodes: 100 is not in [1, 64]" names the field.
+		msg := strings.TrimPrefix(err.Error(), "job spec: ")
+		field, _, _ := strings.Cut(msg, ":")
+		if strings.ContainsAny(field, " \n") {
+			field = "spec"
+		}
+		return s, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
+	}
+	switch s.Task {
+	case "classify", "multilabel", "ner", "qa":
+	default:
+		return s, badField("task", "%q: want classify, multilabel, ner or qa", s.Task)
+	}
+	return s, nil
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// decodeFields decodes each key of mapping m into the field of struct v whose yaml
+// tag it is (keys v lacks are the nodes' business), going into nested structs, and
+// names the first field whose value does not decode.
+func decodeFields(m *yaml.Node, v reflect.Value, prefix string) error {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i].Value, m.Content[i+1]
+		f, ok := fieldByTag(v, key)
+		if !ok {
+			continue
+		}
+		name := prefix + key
+		if f.Kind() == reflect.Struct && !reflect.PointerTo(f.Type()).Implements(textUnmarshaler) {
+			if val.Kind != yaml.MappingNode {
+				return badField(name, "line %d: want a mapping", val.Line)
+			}
+			if err := decodeFields(val, f, name+"."); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := val.Decode(f.Addr().Interface()); err != nil {
+			msg := err.Error()
+			if te, ok := err.(*yaml.TypeError); ok {
+				msg = strings.Join(te.Errors, "; ")
+			}
+			return badField(name, "line %d: %s", val.Line, strings.TrimPrefix(msg, "yaml: "))
+		}
+	}
+	return nil
+}
+
+func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == key && t.Field(i).IsExported() {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// datasets are a spec's files by role.
+func datasets(s api.JobSpec) [][2]string {
+	d := [][2]string{{"train", s.Train}}
+	if s.Eval != "" {
+		d = append(d, [2]string{"eval", s.Eval})
+	}
+	return d
+}
+
+// blobRef is the sha of a "blob:<sha256>" path, or "" for another path.
+func blobRef(path string) (string, error) {
+	sha, ok := strings.CutPrefix(path, "blob:")
+	if !ok {
+		return "", nil
+	}
+	if !ValidSHA(sha) {
+		return "", fmt.Errorf("%q: want blob:<sha256 in hex>", path)
+	}
+	return sha, nil
+}

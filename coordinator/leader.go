@@ -1,0 +1,213 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/gossip"
+)
+
+// leaderLoop is the leader's work outside the FSM (docs/cluster.md, "The leader's
+// loop"): it reconciles gossip into node health, plans datasets, and proposes what
+// decide decides. It runs only while this member leads.
+type leaderLoop struct {
+	s *Server
+	// absent: when each registered node was first seen missing from gossip.
+	absent map[string]time.Time
+	// planning: the datasets being planned ("job/which"); planned receives them back.
+	planning map[string]bool
+	planned  chan string
+}
+
+func (s *Server) lead(ctx context.Context) {
+	s.log.Info("leading")
+	defer s.log.Info("no longer leading")
+	// The state must hold everything committed before this member's term.
+	for s.raft.Barrier(s.cfg.Apply).Error() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Tick):
+		}
+	}
+	l := &leaderLoop{s: s, absent: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
+	tick := time.NewTicker(s.cfg.Tick)
+	defer tick.Stop()
+	for {
+		changed := s.changes.wait()
+		l.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-changed:
+		case <-s.cfg.Membership.Changes():
+		case key := <-l.planned:
+			delete(l.planning, key)
+		}
+	}
+}
+
+func (l *leaderLoop) pass(ctx context.Context) {
+	s := l.s
+	if !s.recorded() {
+		if _, err := s.join(ctx, s.self()); err != nil {
+			s.log.Warn("recording this member", "err", err)
+		}
+	}
+	now := s.clock.Now()
+	var health []HealthUpdate
+	var decisions []decision
+	var toPlan []planWork
+	ms := s.cfg.Membership.Members()
+	s.fsm.Read(func(st *State) {
+		health = l.health(st, ms, now)
+		toPlan = l.unplanned(st)
+	})
+	if len(health) > 0 {
+		if _, _, err := s.commit(ctx, CmdHealth, HealthUpdates{Updates: health}); err != nil {
+			s.log.Warn("health", "err", err)
+			return
+		}
+	}
+	for _, w := range toPlan {
+		l.planning[w.key] = true
+		go l.plan(ctx, w)
+	}
+	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
+	for _, d := range decisions {
+		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
+			// The state moved under us (a report came in): decide again next pass.
+			s.log.Warn("leader decision", "command", d.typ, "err", err)
+			return
+		}
+	}
+}
+
+// health compares gossip's view with the state's: the changes to commit. A node
+// gossip does not list at all is dead once this leader has missed it for AbsentGrace
+// (counted from its first pass: its own gossip view may be young).
+func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []HealthUpdate {
+	seen := make(map[string]gossip.Member, len(ms))
+	for _, m := range ms {
+		seen[m.Name] = m
+	}
+	var out []HealthUpdate
+	for _, id := range sortedKeys(st.Nodes) {
+		n := st.Nodes[id]
+		m, ok := seen[id]
+		if ok {
+			delete(l.absent, id)
+			if m.Health != "" && m.Health != n.Health {
+				out = append(out, HealthUpdate{ID: id, Health: m.Health, Why: "gossip"})
+			}
+			continue
+		}
+		if n.Health == api.Dead || n.Health == api.Left {
+			continue
+		}
+		since, ok := l.absent[id]
+		if !ok {
+			since = now
+			l.absent[id] = since
+		}
+		if now.Sub(since) >= l.s.cfg.AbsentGrace {
+			out = append(out, HealthUpdate{ID: id, Health: api.Dead, Why: "not in gossip"})
+		}
+	}
+	for _, id := range sortedKeys(st.Members) {
+		if m, ok := seen[id]; ok && m.Health != "" && m.Health != st.Members[id].Health {
+			out = append(out, HealthUpdate{ID: id, Member: true, Health: m.Health, Why: "gossip"})
+		}
+	}
+	return out
+}
+
+// planWork is one dataset to plan.
+type planWork struct {
+	key, job, which, path string
+	spec                  api.JobSpec
+	specErr               error // checked at submission, but read again here
+	opts                  PlanOptions
+}
+
+// unplanned lists the datasets of pending jobs that need a plan and can have one now
+// (an uploaded file this member does not hold yet waits for the blob syncer).
+func (l *leaderLoop) unplanned(st *State) []planWork {
+	var out []planWork
+	for _, j := range sortedJobs(st) {
+		if j.State != api.Pending {
+			continue
+		}
+		for _, ds := range []struct {
+			which string
+			d     *api.Dataset
+		}{{"train", j.Train}, {"eval", j.Eval}} {
+			key := j.ID + "/" + ds.which
+			if ds.d == nil || ds.d.Plan != "" || ds.d.Error != "" || l.planning[key] {
+				continue
+			}
+			w := planWork{key: key, job: j.ID, which: ds.which, path: ds.d.Path}
+			if ds.d.Blob != "" {
+				if _, ok := l.s.blobs.size(ds.d.Blob); !ok {
+					continue
+				}
+				w.path = l.s.blobs.path(ds.d.Blob)
+			}
+			spec, err := parseJobSpec(j.Spec)
+			w.spec, w.specErr = spec, err
+			w.opts = PlanOptions{BlockRecords: j.Cluster.BlockRecords, Task: spec.Task, Name: ds.d.Path}
+			if ds.which == "train" && spec.Eval == "" {
+				w.opts.EvalSplit = spec.EvalSplit
+			}
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// plan runs the planner, stores the plan as a blob and commits it, or the error.
+func (l *leaderLoop) plan(ctx context.Context, w planWork) {
+	s := l.s
+	defer func() {
+		select {
+		case l.planned <- w.key:
+		case <-ctx.Done():
+		}
+	}()
+	res := DatasetPlanned{Job: w.job, Which: w.which}
+	p, err := Planned{}, w.specErr
+	if err == nil {
+		p, err = s.cfg.Planner.Plan(ctx, w.path, w.spec.Data, w.opts)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		if res.Plan, err = s.storeBlob(ctx, p.Plan); err != nil {
+			s.log.Warn("storing a plan", "job", w.job, "err", err) // planned again next pass
+			return
+		}
+		res.Records, res.Labels = p.Records, p.Labels
+	}
+	if _, _, err := s.commit(ctx, CmdDatasetPlanned, res); err != nil {
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Status >= 500 {
+			s.log.Warn("committing a plan", "job", w.job, "err", err)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,390 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/authconn"
+	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// MemberID reads the ID of the member whose data directory is dir, making one the
+// first time: a process needs it before New to name itself in gossip.
+func MemberID(dir string) (string, error) {
+	path := filepath.Join(dir, "member-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id == "" {
+			return "", fmt.Errorf("coordinator: %s is empty", path)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("coordinator: %w", err)
+	}
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := "c-" + hex.EncodeToString(r[:])
+	if err := atomicfile.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("coordinator: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Server) startRaft() error {
+	cfg := s.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.id)
+	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.Heartbeat, cfg.Election
+	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLease, cfg.Commit
+	rc.SnapshotThreshold, rc.SnapshotInterval = cfg.SnapshotThreshold, cfg.SnapshotInterval
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft " + s.id, Level: hclog.Warn, Output: cfg.RaftLog})
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+
+	var err error
+	if s.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
+		return fmt.Errorf("coordinator: raft store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, rc.Logger)
+	if err != nil {
+		s.store.Close()
+		return fmt.Errorf("coordinator: raft snapshots: %w", err)
+	}
+	stream, err := s.raftStream()
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
+	})
+	existing, err := raft.HasExistingState(s.store, s.store, snaps)
+	if err != nil {
+		s.trans.Close()
+		s.store.Close()
+		return fmt.Errorf("coordinator: raft state: %w", err)
+	}
+	switch {
+	case existing:
+		// A member restarting: its peers are in its log.
+	case cfg.Bootstrap:
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, s.store, s.store, snaps, s.trans, conf); err != nil {
+			s.trans.Close()
+			s.store.Close()
+			return fmt.Errorf("coordinator: bootstrap: %w", err)
+		}
+	case len(cfg.Join) == 0:
+		s.trans.Close()
+		s.store.Close()
+		return fmt.Errorf("coordinator: %s holds no cluster state: start the first member with --bootstrap, the others with --join", cfg.DataDir)
+	}
+	if s.raft, err = raft.NewRaft(rc, s.fsm, s.store, s.store, snaps, s.trans); err != nil {
+		s.trans.Close()
+		s.store.Close()
+		return fmt.Errorf("coordinator: raft: %w", err)
+	}
+	s.goroutine(func() { s.leadership(notify) })
+	return nil
+}
+
+// raftStream is raft's network: TCP (optionally mutual TLS) on which both ends prove
+// they hold the cluster's raft key before raft reads a byte (internal/authconn).
+func (s *Server) raftStream() (raft.StreamLayer, error) {
+	cfg := s.cfg
+	l, err := authconn.Config{Key: cfg.Secret.Derive(clusterkey.Raft), TLS: cfg.TLS,
+		Logger: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}.Listen(cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft: %w", err)
+	}
+	var adv net.Addr
+	if cfg.RaftAdvertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("coordinator: raft advertise address: %w", err)
+		}
+	} else if a, ok := l.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		l.Close()
+		return nil, fmt.Errorf("coordinator: raft: %s is not an address peers can reach: set the advertise address", a)
+	}
+	return authconn.NewStreamLayer(l, adv), nil
+}
+
+// leadership runs the leader's loop while this member leads.
+func (s *Server) leadership(notify <-chan bool) {
+	var run *leaderRun // nil while not leading
+	stop := func() {
+		if run != nil {
+			run.cancel()
+			<-run.done
+			run = nil
+		}
+	}
+	defer stop()
+	for {
+		select {
+		case lead := <-notify:
+			s.metrics.leaderChanges.Inc()
+			if lead && run == nil {
+				run = s.startLeading()
+			} else if !lead {
+				stop()
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+type leaderRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *Server) startLeading() *leaderRun {
+	ctx, cancel := context.WithCancel(s.ctx)
+	r := &leaderRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		s.lead(ctx)
+	}()
+	return r
+}
+
+// watchLeadership wakes blocking queries and forwarding when the leader changes, so
+// that they notice it without waiting for the next command.
+func (s *Server) watchLeadership() {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(obs)
+	defer s.raft.DeregisterObserver(obs)
+	for {
+		select {
+		case <-ch:
+			s.changes.notify()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// self is this member's record as it should be in the replicated state.
+func (s *Server) self() api.JoinMember {
+	return api.JoinMember{ID: s.id, RaftAddr: s.RaftAddr(), APIAddr: s.apiAddr, GossipAddr: s.cfg.GossipAddr}
+}
+
+func (s *Server) recorded() bool {
+	want := s.self()
+	ok := false
+	s.fsm.Read(func(st *State) {
+		m := st.Members[s.id]
+		ok = m != nil && m.RaftAddr == want.RaftAddr && m.APIAddr == want.APIAddr && m.GossipAddr == want.GossipAddr
+	})
+	return ok
+}
+
+// announce asks the cluster to add this member, or to update its record after a
+// restart with other addresses, until the replicated state has it right.
+func (s *Server) announce() {
+	backoff := 100 * time.Millisecond
+	for !s.recorded() {
+		if s.IsLeader() {
+			// The leader's loop records itself.
+		} else if addrs := s.peerAPIs(); len(addrs) > 0 {
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			err := s.client(addrs).JoinMember(ctx, s.self())
+			cancel()
+			if err != nil {
+				s.log.Debug("join", "via", addrs, "err", err)
+			}
+		}
+		select {
+		case <-time.After(backoff):
+		case <-s.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// peerAPIs are the other members' API addresses: --join's, then the state's.
+func (s *Server) peerAPIs() []string {
+	addrs := slices.Clone(s.cfg.Join)
+	s.fsm.Read(func(st *State) {
+		for _, m := range st.Members {
+			if m.ID != s.id && !slices.Contains(addrs, m.APIAddr) {
+				addrs = append(addrs, m.APIAddr)
+			}
+		}
+	})
+	return addrs
+}
+
+// client is an API client for the other members, with this member's credentials.
+func (s *Server) client(addrs []string) *api.Client {
+	return &api.Client{Addrs: addrs, Token: s.token, TLS: s.cfg.TLS, HTTP: s.peer, MaxBackoff: time.Second}
+}
+
+// leaderAPI is the leader's API address, "" when there is none or it is not known.
+func (s *Server) leaderAPI() string {
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return ""
+	}
+	if string(id) == s.id {
+		return s.apiAddr
+	}
+	addr := ""
+	s.fsm.Read(func(st *State) {
+		if m := st.Members[string(id)]; m != nil {
+			addr = m.APIAddr
+		}
+	})
+	return addr
+}
+
+// join adds a member as a voter (on the leader) and records it.
+func (s *Server) join(ctx context.Context, j api.JoinMember) (uint64, error) {
+	if j.ID == "" || j.RaftAddr == "" || j.APIAddr == "" {
+		return 0, badField("id", "id, raft_addr and api_addr are required")
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return 0, unavailable(err)
+	}
+	present := false
+	for _, srv := range f.Configuration().Servers {
+		switch {
+		case srv.ID == raft.ServerID(j.ID):
+			present = srv.Address == raft.ServerAddress(j.RaftAddr) && srv.Suffrage == raft.Voter
+		case srv.Address == raft.ServerAddress(j.RaftAddr):
+			// A member made anew at an old address (its data directory lost): the old
+			// one is gone.
+			if err := s.raft.RemoveServer(srv.ID, 0, s.cfg.Apply).Error(); err != nil {
+				return 0, unavailable(err)
+			}
+			if _, _, err := s.commit(ctx, CmdMemberRemove, MemberRemove{ID: string(srv.ID)}); err != nil {
+				var ae *api.Error
+				if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+					return 0, err
+				}
+			}
+		}
+	}
+	if !present {
+		if err := s.raft.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.RaftAddr), 0, s.cfg.Apply).Error(); err != nil {
+			return 0, unavailable(err)
+		}
+	}
+	_, idx, err := s.commit(ctx, CmdMemberJoin, j)
+	return idx, err
+}
+
+// removeMember takes a member out of raft and of the state.
+func (s *Server) removeMember(ctx context.Context, id string) (uint64, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return 0, unavailable(err)
+	}
+	inRaft := slices.ContainsFunc(f.Configuration().Servers, func(srv raft.Server) bool { return srv.ID == raft.ServerID(id) })
+	known := false
+	s.fsm.Read(func(st *State) { known = st.Members[id] != nil })
+	if !inRaft && !known {
+		return 0, errorf(http.StatusNotFound, "no member %q", id)
+	}
+	var idx uint64
+	if known {
+		var err error
+		if _, idx, err = s.commit(ctx, CmdMemberRemove, MemberRemove{ID: id}); err != nil {
+			return 0, err
+		}
+	}
+	if inRaft {
+		if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Apply).Error(); err != nil {
+			return 0, unavailable(err)
+		}
+	}
+	return idx, nil
+}
+
+// members lists the coordinators: the state's records with raft's view of them.
+func (s *Server) members(st *State) []api.Member {
+	_, leader := s.raft.LeaderWithID()
+	var servers []raft.Server
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		servers = f.Configuration().Servers
+	}
+	var out []api.Member
+	for _, m := range st.Members {
+		mm := *m
+		mm.Voter = slices.ContainsFunc(servers, func(srv raft.Server) bool {
+			return srv.ID == raft.ServerID(m.ID) && srv.Suffrage == raft.Voter
+		})
+		mm.Leader = raft.ServerID(m.ID) == leader
+		out = append(out, mm)
+	}
+	for _, srv := range servers {
+		if st.Members[string(srv.ID)] == nil {
+			out = append(out, api.Member{ID: string(srv.ID), RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, Leader: srv.ID == leader})
+		}
+	}
+	slices.SortFunc(out, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// commit proposes a command (on the leader) and waits until it is applied: its
+// answer, the raft index, and the command's error (*api.Error) or raft's (503).
+func (s *Server) commit(ctx context.Context, typ string, body any) (any, uint64, error) {
+	b, err := NewCommand(typ, s.clock.Now(), body)
+	if err != nil {
+		return nil, 0, err
+	}
+	f := s.raft.Apply(b, s.cfg.Apply)
+	if err := f.Error(); err != nil {
+		return nil, 0, unavailable(err)
+	}
+	res := f.Response().(ApplyResult)
+	return res.Value, f.Index(), res.Err
+}
+
+// unavailable is a raft error as the API answers it: try again (elsewhere).
+func unavailable(err error) error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Message: "raft: " + err.Error()}
+}

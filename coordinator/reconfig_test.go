@@ -1,0 +1,223 @@
+package coordinator_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
+)
+
+// TestReconfigLeavesOutTheSilent: a failure report opens a reconfiguration; members
+// confirm; after the rejoin window the next generation holds the confirmed members in
+// their old order and the silent one is released. Reports from outside the generation
+// are refused. The released node, alive and idle, then joins back by growth.
+func TestReconfigLeavesOutTheSilent(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	start := c.Clock.Now()
+	if err := ns[1].fail(id, 1, "ring: n3 timed out"); err != nil {
+		t.Fatal(err)
+	}
+	j := job(c, id)
+	if j.Reconfig == nil || !slices.Equal(j.Reconfig.Confirmed, []string{"n2"}) || !j.Reconfig.Deadline.Equal(start.Add(2*time.Second)) {
+		t.Fatalf("reconfig after the report: %+v", j.Reconfig)
+	}
+	ns[0].await("the reconfig", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	if err := ns[0].fail(id, 1, ""); err != nil { // confirm
+		t.Fatal(err)
+	}
+	if err := ns[0].fail(id, 1, ""); err != nil { // twice counts once
+		t.Fatal(err)
+	}
+	settle()
+	if j := job(c, id); j.Gen.Gen != 1 || !slices.Equal(j.Reconfig.Confirmed, []string{"n2", "n1"}) {
+		t.Fatalf("before the deadline: gen %d, reconfig %+v", j.Gen.Gen, j.Reconfig)
+	}
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+	ns[1].awaitGen(id, 2, 1)
+	j = job(c, id)
+	if len(j.Gen.Members) != 2 || j.Progress.Recoveries != 1 || !strings.Contains(j.Gen.Reason, "n3 left out") {
+		t.Fatalf("generation 2: %+v, recoveries %d", j.Gen, j.Progress.Recoveries)
+	}
+	if j.Gen.Members[0].Addr != "127.0.0.1:701" {
+		t.Fatalf("ring address: %+v", j.Gen.Members[0])
+	}
+	conflict(t, ns[2].fail(id, 1, "late"), "generation 1 of job "+id+" is over")
+	conflict(t, ns[2].fail(id, 2, "not mine"), "node n3 is not in generation 2")
+	conflict(t, ns[0].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 3}), "generation 1 of job "+id+" is over")
+
+	// n3 is idle and alive: the job grows back to 3 once its members confirm.
+	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	if a.Job.Reconfig.Cause != "n3 joining" {
+		t.Fatalf("growth cause %q", a.Job.Reconfig.Cause)
+	}
+	ns[0].fail(id, 2, "")
+	ns[1].fail(id, 2, "")
+	for r, n := range ns {
+		n.awaitGen(id, 3, r)
+	}
+	logs, err := c.Client().Logs(ctx(t), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range logs.Events {
+		kinds = append(kinds, e.Kind)
+	}
+	want := []string{"submitted", "planned", "generation", "failure", "reconfig", "confirm", "generation", "reconfig", "confirm", "confirm", "generation"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("log: %v, want %v", kinds, want)
+	}
+}
+
+// TestReconfigOnGossip: suspect alone changes nothing; dead starts a reconfiguration
+// that closes as soon as the survivors confirmed.
+func TestReconfigOnGossip(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 1))
+	ns[0].awaitGen(id, 1, 0)
+	c.Gossip.SetHealth("n2", api.Suspect)
+	settle()
+	if j := job(c, id); j.Reconfig != nil {
+		t.Fatalf("a suspect member started a reconfig: %+v", j.Reconfig)
+	}
+	c.Gossip.SetHealth("n2", api.Dead)
+	a := ns[0].await("the reconfig", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	if a.Job.Reconfig.Cause != "n2 dead" {
+		t.Fatalf("cause %q", a.Job.Reconfig.Cause)
+	}
+	ns[0].fail(id, 1, "")
+	ns[0].awaitGen(id, 2, 0) // no deadline to wait for: n2 is dead
+	if j := job(c, id); j.Gen.Ranks() != 1 {
+		t.Fatalf("generation 2: %+v", j.Gen)
+	}
+	ns[1].awaitIdle()
+}
+
+// TestWaitForNodesThenResume: below min_nodes the job keeps running with its
+// survivor on standby (rank -1, still assigned) until a node joins.
+func TestWaitForNodesThenResume(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 2))
+	ns[0].awaitGen(id, 1, 0)
+	ns[1].fail(id, 1, "ring: n1 closed the connection")
+	c.Gossip.SetHealth("n1", api.Left)
+	a := ns[1].awaitGen(id, 1, -1)
+	if a.Job.State != api.Running || a.Job.Reason != "waiting for nodes: 1 of min 2" || !slices.Equal(a.Job.Waiting, []string{"n2"}) {
+		t.Fatalf("waiting job: %s %q %v", a.Job.State, a.Job.Reason, a.Job.Waiting)
+	}
+	ns[0].awaitIdle()
+	conflict(t, ns[1].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n2", Gen: 1}), "waits for nodes")
+	nodes(c, "n3")
+	ns[1].awaitGen(id, 2, 0)
+	if j := job(c, id); j.Reason != "" || j.Waiting != nil || j.Gen.Members[1].Node != "n3" {
+		t.Fatalf("resumed: %+v", j)
+	}
+}
+
+// TestChecksumMismatchFailsTheJob: manifests that agree are kept; one that does not
+// fails the job, naming the step, the nodes and their checksums, and frees the nodes.
+func TestChecksumMismatchFailsTheJob(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 2))
+	ns[1].awaitGen(id, 1, 1)
+	ck := func(n *scripted, step int64, sum string) error {
+		return n.cl.Checkpoint(ctx(t), id, api.CheckpointReport{Node: n.id, Gen: 1, Step: step, Checksum: sum})
+	}
+	for step := int64(10); step <= 70; step += 10 {
+		if err := ck(ns[0], step, "aa"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ck(ns[1], step, "aa"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j := job(c, id); len(j.Checkpoints) != 5 || j.Checkpoints[0].Step != 30 || j.State != api.Running {
+		t.Fatalf("manifests: %+v", j.Checkpoints)
+	}
+	ck(ns[0], 80, "aa")
+	conflict(t, ck(ns[1], 80, "bb"), "checkpoint at step 80")
+	j := job(c, id)
+	if j.State != api.Failed || j.Reason != "checkpoint at step 80: the replicas differ: n1 aa, n2 bb" {
+		t.Fatalf("after a mismatch: %s %q", j.State, j.Reason)
+	}
+	ns[0].awaitIdle()
+	ns[1].awaitIdle()
+}
+
+// TestDoneAndCancelReleaseNodes: rank 0's done report ends the job in success with its
+// results; another rank's error ends it in failure; a cancel ends it too; each frees
+// the nodes for the next job.
+func TestDoneAndCancelReleaseNodes(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	cl := c.Client()
+	data := putData(t, cl, trainData)
+	id := submit(c, jobSpecText(data, 2, 2))
+	ns[1].awaitGen(id, 1, 1)
+	conflict(t, ns[1].cl.Done(ctx(t), id, api.DoneReport{Node: "n2", Gen: 1}), "only rank 0")
+	model := putData(t, cl, "weights")[len("blob:"):]
+	if err := cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: "final", Blob: model, Step: 40, Metrics: map[string]float64{"f1": 0.9}}); err != nil {
+		t.Fatal(err)
+	}
+	var ae *api.Error
+	if err := cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: "final", Blob: strings.Repeat("0", 64)}); !errors.As(err, &ae) || ae.Field != "blob" {
+		t.Fatalf("result with an unknown blob: %v", err)
+	}
+	if err := cl.Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 1, Step: 40}); err != nil {
+		t.Fatal(err)
+	}
+	j := job(c, id)
+	if j.State != api.Succeeded || j.Results["final"].Blob != model || j.Results["final"].Size != 7 || j.Progress.Step != 40 || j.Finished.IsZero() {
+		t.Fatalf("succeeded job: %+v", j)
+	}
+	ns[0].awaitIdle()
+	ns[1].awaitIdle()
+
+	id2 := submit(c, jobSpecText(data, 2, 2))
+	ns[1].awaitGen(id2, 1, 1)
+	if err := ns[1].cl.Done(ctx(t), id2, api.DoneReport{Node: "n2", Gen: 1, Error: "CUDA out of memory"}); err != nil {
+		t.Fatal(err)
+	}
+	if j := job(c, id2); j.State != api.Failed || j.Reason != "n2: CUDA out of memory" {
+		t.Fatalf("failed job: %s %q", j.State, j.Reason)
+	}
+	ns[0].awaitIdle()
+
+	id3 := submit(c, jobSpecText(data, 2, 2))
+	ns[0].awaitGen(id3, 1, 0)
+	if err := cl.Cancel(ctx(t), id3); err != nil {
+		t.Fatal(err)
+	}
+	ns[0].awaitIdle()
+	ns[1].awaitIdle()
+	conflict(t, cl.Cancel(ctx(t), id3), "already cancelled")
+	if j := job(c, id3); j.State != api.Cancelled {
+		t.Fatalf("cancelled job: %s", j.State)
+	}
+}
+
+// TestPendingWaitsForNodes: a job needs cluster.nodes idle nodes to start.
+func TestPendingWaitsForNodes(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 2, 1))
+	c.WaitFor("the reason", func() bool { return job(c, id).Reason == "waiting for nodes: 1 of 2 idle" })
+	if j := job(c, id); j.State != api.Pending || j.Labels[0] != "ham" || j.Train.Plan == "" {
+		t.Fatalf("pending job: %+v", j)
+	}
+	nodes(c, "n2")
+	ns[0].awaitGen(id, 1, 0)
+}
