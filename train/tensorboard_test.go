@@ -1,8 +1,6 @@
 package train
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,20 +20,9 @@ func TestTensorBoardReportsTheMetrics(t *testing.T) {
 	s.MaxSteps, s.EvalEvery, s.BatchSize, s.MaxLength = 20, 10, 16, 32
 	s.ReportTo = []string{"tensorboard"}
 	for _, stopAt := range []int{12, 0} {
-		tr, err := Prepare(s, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		tr.OnStep = func(step int) {
-			if step == stopAt {
-				cancel()
-			}
-		}
-		if _, err := tr.Run(ctx); (err != nil) != (stopAt > 0) {
+		if _, err := runUntil(t, s, stopAt); (err != nil) != (stopAt > 0) {
 			t.Fatalf("run to step %d: %v", stopAt, err)
 		}
-		cancel()
 		s.Resume = "auto"
 	}
 	files, err := filepath.Glob(filepath.Join(s.Output, "events.out.tfevents.*"))

@@ -113,27 +113,32 @@ func TestScheduleMatchesTransformers(t *testing.T) {
 	}
 }
 
+// runUntil prepares s and runs it, interrupting it (as Ctrl-C does) after step stopAt
+// when stopAt > 0.
+func runUntil(t *testing.T, s Spec, stopAt int) (*Result, error) {
+	t.Helper()
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if stopAt > 0 {
+		tr.OnStep = func(step int) {
+			if step == stopAt {
+				cancel()
+			}
+		}
+	}
+	return tr.Run(ctx)
+}
+
 // A run stopped part way and resumed from its checkpoint ends bit-identical to an
 // uninterrupted run, with every optimizer: same batches, dropout masks, optimizer state
 // (AdamW's and LAMB's moments, SGD's momentum) and schedule.
 func TestResumeIsExact(t *testing.T) {
 	runtime.LockOSThread()
-	run := func(s Spec, stopAt int) (*Result, error) {
-		tr, err := Prepare(s, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		if stopAt > 0 {
-			tr.OnStep = func(step int) {
-				if step == stopAt {
-					cancel()
-				}
-			}
-		}
-		return tr.Run(ctx)
-	}
+	run := func(s Spec, stopAt int) (*Result, error) { return runUntil(t, s, stopAt) }
 	for _, c := range []struct {
 		name string
 		mod  func(*Spec)
