@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 )
 
@@ -76,6 +77,32 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	want := []string{"submitted", "planned", "generation", "failure", "reconfig", "confirm", "generation", "reconfig", "confirm", "confirm", "generation"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("log: %v, want %v", kinds, want)
+	}
+}
+
+// TestReconfigLeavesOutTheNamedAfterGrace: when the members that confirmed name the one
+// yet to confirm in their ring errors (its neighbours saw it die), the next generation
+// opens once SuspectGrace has passed, without waiting for the rejoin window.
+func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	for _, n := range ns[:2] {
+		if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: 1, Applied: 7, Error: "peer lost", Suspect: "n3"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	if j := job(c, id); j.Gen.Gen != 1 || j.Reconfig.Suspects["n1"] != "n3" {
+		t.Fatalf("before the grace: gen %d, reconfig %+v", j.Gen.Gen, j.Reconfig)
+	}
+	c.Clock.Advance(coordinator.SuspectGrace) // well within the 2 s window
+	ns[0].awaitGen(id, 2, 0)
+	if j := job(c, id); len(j.Gen.Members) != 2 || !strings.Contains(j.Gen.Reason, "n3 left out") {
+		t.Fatalf("generation 2: %+v", j.Gen)
 	}
 }
 
