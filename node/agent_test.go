@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -405,7 +406,7 @@ func checkAudit(t *testing.T, records int, wantEpochs int, nodes ...*testNode) A
 }
 
 func TestThreeNodesTrainIdentically(t *testing.T) {
-	c := newCoord(toySpec)
+	c := newCoord(toySpec + "report_to: [tensorboard]\n")
 	train, _ := smsData(t)
 	nodes := []*testNode{startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)}
 	c.open(1, "n1", "n2", "n3")
@@ -424,6 +425,32 @@ func TestThreeNodesTrainIdentically(t *testing.T) {
 		}
 	}
 	checkAudit(t, len(train), 2, nodes...)
+	// The job asked for TensorBoard: rank 0's final model holds the event file, with
+	// every step's loss.
+	evs, _ := filepath.Glob(filepath.Join(nodes[0].dir, "jobs", "job-1", "final", "events.out.tfevents.*"))
+	if len(evs) != 1 {
+		t.Fatalf("event files in the final model: %v", evs)
+	}
+	f, err := os.Open(evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := report.ReadEvents(f, evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := 0
+	for _, e := range events {
+		for _, v := range e.Scalars {
+			if v.Tag == "train/loss" {
+				losses++
+			}
+		}
+	}
+	if want := int(spec.TotalSteps(len(train))); losses != want {
+		t.Fatalf("%d train/loss scalars in the event file, want %d", losses, want)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, kind := range []string{"final", "best", "checkpoint"} {
