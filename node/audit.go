@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 )
 
 // auditLog records, for the exactly-once audit, which samples this rank contributed
@@ -21,6 +22,9 @@ type AuditEntry struct {
 	Rank    int     `json:"rank,omitempty"`    // contributions: this node's rank
 	IDs     []int32 `json:"ids,omitempty"`     // contributions: the records of its piece
 	Applied bool    `json:"applied,omitempty"` // the node applied Step
+	// Time is when the entry was written, in Unix milliseconds: a fault suite measures
+	// the time from a fault to the next applied step with it.
+	Time int64 `json:"t"`
 }
 
 func openAudit(path string) (*auditLog, error) {
@@ -32,6 +36,7 @@ func openAudit(path string) (*auditLog, error) {
 }
 
 func (a *auditLog) write(e AuditEntry) error {
+	e.Time = time.Now().UnixMilli()
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err

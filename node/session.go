@@ -12,6 +12,7 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/failpoint"
 	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/stream"
 )
@@ -293,6 +294,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	}
 	t0 := time.Now()
 	r := s.env.Replica
+	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
 	loss, err := r.Backward(recs, weight)
@@ -302,6 +304,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	compute := time.Since(t0)
 	s.a.m.compute.Observe(compute.Seconds())
 	t1 := time.Now()
+	failpoint.Hit("node.allreduce")
 	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
 		s.a.m.aborted.Inc()
 		return err
@@ -310,6 +313,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	c := make([]float32, 3+n)
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
 	c[3+rank] = float32(compute.Seconds() * 1000)
+	failpoint.Hit("node.commit")
 	if err := ring.AllReduce(ctx, c, allreduce.OpSum); err != nil {
 		s.a.m.aborted.Inc()
 		return err

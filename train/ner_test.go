@@ -91,8 +91,8 @@ func randomTagger(t *testing.T, tr *Trainer) float64 {
 	t.Helper()
 	names := tr.Labels.Names()
 	var draw []int // one entry per training tag occurrence
-	for _, e := range tr.Train {
-		for _, tag := range e.Tags {
+	for _, id := range tr.order(0) {
+		for _, tag := range tr.Records[id].Tags {
 			id, _ := tr.Labels.ID(tag)
 			draw = append(draw, id)
 		}

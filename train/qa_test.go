@@ -337,8 +337,8 @@ func TestTinyBERTQAEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := res.Final
-	t.Logf("%d train questions (%d windows), %d eval (%d windows); %d steps in %s: eval loss %.4f -> %.4f, EM %.2f F1 %.2f",
-		nTrain, len(tr.Train), nEval, len(tr.Eval), res.Steps, time.Since(start).Round(time.Second),
+	t.Logf("%d train questions, %d eval (%d windows); %d steps in %s: eval loss %.4f -> %.4f, EM %.2f F1 %.2f",
+		nTrain, nEval, len(tr.Eval), res.Steps, time.Since(start).Round(time.Second),
 		before.Loss, after.Loss, after.Metrics["exact_match"], after.Metrics["f1"])
 	if !(after.Loss < before.Loss-0.5) {
 		t.Errorf("eval loss %.4f -> %.4f: not falling", before.Loss, after.Loss)

@@ -51,33 +51,10 @@ func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int6
 
 func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 
-// Backward runs recs in micro-batches of at most batch_size examples, each weighted by
-// its share of the examples, so the gradient is weight × that of their mean loss.
+// Backward is the single-machine trainer's backward: the same micro-batches, weights
+// and loss.
 func (r *Replica) Backward(recs []shard.Record, weight float64) (float64, error) {
-	t := r.t
-	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
-	if err != nil {
-		return 0, err
-	}
-	var loss float64
-	ptrs := make([]*Example, 0, t.Spec.BatchSize)
-	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
-		ptrs = ptrs[:0]
-		for i := lo; i < min(lo+t.Spec.BatchSize, len(exs)); i++ {
-			ptrs = append(ptrs, &exs[i])
-		}
-		b, err := t.batch(ptrs)
-		if err != nil {
-			return 0, err
-		}
-		share := float64(len(ptrs)) / float64(len(exs))
-		l, err := t.Model.Backward(b, weight*share)
-		if err != nil {
-			return 0, err
-		}
-		loss += l * share
-	}
-	return loss, nil
+	return r.t.backward(recs, weight)
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }

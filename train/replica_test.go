@@ -24,15 +24,9 @@ func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evalRecs, err := readRecords(s.Data, s.Train, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var eval []shard.Record
-	for i, r := range evalRecs {
-		if heldOut(i, s.EvalSplit) {
-			eval = append(eval, r)
-		}
+	for _, id := range tr.Plan.EvalIDs() {
+		eval = append(eval, tr.Records[id])
 	}
 	const n = 3
 	var net allreduce.MemNetwork

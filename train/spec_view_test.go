@@ -31,7 +31,7 @@ func TestAPISpecViewAgreesWithTrain(t *testing.T) {
 		if got.Data.Format != as.Data.Format || got.Data.Delimiter != as.Data.Delimiter {
 			t.Fatalf("%q: data %+v vs %+v", text, got.Data, as.Data)
 		}
-		got.Data, as.Data = as.Data, as.Data
+		got.Data = as.Data
 		if got != as {
 			t.Errorf("%q:\ntrain reads %+v\napi reads   %+v", text, got, as)
 		}

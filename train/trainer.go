@@ -36,10 +36,13 @@ type Trainer struct {
 	Model  *model.Model
 	Tok    *tokenize.Tokenizer
 	Labels *shard.LabelSet
-	Train  []Example
-	Eval   []Example
-	Sync   GradSync
-	Out    io.Writer // progress and summaries
+	// Plan numbers the training file's records and orders them, exactly as a cluster
+	// job over the same file does; Records holds them by ID (held-out ones included).
+	Plan    *stream.Plan
+	Records []shard.Record
+	Eval    []Example
+	Sync    GradSync
+	Out     io.Writer // progress and summaries
 	// OnStep, when set, is called after each optimizer step (and its evaluation and
 	// checkpoint) with the number of steps done.
 	OnStep func(step int)
@@ -67,39 +70,44 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job spec: task: %w", err)
 	}
-	recs, err := readRecords(spec.Data, spec.Train, out)
+	c := spec.Cluster.WithDefaults()
+	opts := stream.Options{BlockRecords: c.BlockRecords, EvalSplit: spec.EvalSplit, Task: spec.Task, Name: spec.Train}
+	if spec.Eval != "" {
+		opts.EvalSplit = 0
+	}
+	plan, err := stream.Build(spec.Train, spec.Data, opts)
 	if err != nil {
 		return nil, err
 	}
-	var trainRecs, evalRecs []shard.Record
+	if plan.Bad.Count > 0 {
+		fmt.Fprintf(out, "%s: skipped %s\n", spec.Train, plan.Bad)
+	}
+	recs, err := readRecords(spec.Data, spec.Train, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) != plan.Records {
+		return nil, fmt.Errorf("%s: %d records, the plan counted %d: has the file changed?", spec.Train, len(recs), plan.Records)
+	}
+	var evalRecs []shard.Record
 	if spec.Eval != "" {
-		trainRecs = recs
 		if evalRecs, err = readRecords(spec.Data, spec.Eval, out); err != nil {
 			return nil, err
 		}
 	} else {
-		for i, r := range recs {
-			if spec.EvalSplit > 0 && stream.HeldOut(i, spec.EvalSplit) {
-				evalRecs = append(evalRecs, r)
-			} else {
-				trainRecs = append(trainRecs, r)
-			}
+		for _, id := range plan.EvalIDs() {
+			evalRecs = append(evalRecs, recs[id])
 		}
 	}
-	labels, err := shard.CollectLabels(shard.SliceSource(trainRecs))
+	labels, err := shard.NewLabelSet(plan.Labels)
 	if err != nil {
 		return nil, err
-	}
-	if labels.Len() < 2 && spec.Task == string(model.Classify) {
-		return nil, fmt.Errorf("%s: only %d class in the training data", spec.Train, labels.Len())
 	}
 	t, err := newTrainer(spec, tk, labels, out)
 	if err != nil {
 		return nil, err
 	}
-	if t.Train, err = tk.encode(t.Tok, trainRecs, labels, spec.MaxLength); err != nil {
-		return nil, err
-	}
+	t.Plan, t.Records = plan, recs
 	if t.Eval, err = tk.encode(t.Tok, evalRecs, labels, spec.MaxLength); err != nil {
 		return nil, err
 	}
@@ -190,8 +198,42 @@ func (t *Trainer) totalSteps() int {
 }
 
 func (t *Trainer) stepsPerEpoch() int {
-	micro := (len(t.Train) + t.Spec.BatchSize - 1) / t.Spec.BatchSize
-	return max(1, micro/t.Spec.GradAccum)
+	b := t.Spec.BatchSize * t.Spec.GradAccum
+	return max(1, (t.Plan.Train+b-1)/b)
+}
+
+// order is an epoch's order of training record IDs: the plan's, as a cluster job's.
+func (t *Trainer) order(epoch int) []int32 {
+	return t.Plan.Order(t.Spec.Seed, epoch, t.Spec.Cluster.WithDefaults().WindowBlocks)
+}
+
+// backward encodes recs and runs them in micro-batches of at most batch_size examples,
+// each weighted by its share of the examples, so the gradient is weight × that of
+// their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
+func (t *Trainer) backward(recs []shard.Record, weight float64) (float64, error) {
+	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
+	if err != nil {
+		return 0, err
+	}
+	var loss float64
+	ptrs := make([]*Example, 0, t.Spec.BatchSize)
+	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
+		ptrs = ptrs[:0]
+		for i := lo; i < min(lo+t.Spec.BatchSize, len(exs)); i++ {
+			ptrs = append(ptrs, &exs[i])
+		}
+		b, err := t.batch(ptrs)
+		if err != nil {
+			return 0, err
+		}
+		share := float64(len(ptrs)) / float64(len(exs))
+		l, err := t.Model.Backward(b, weight*share)
+		if err != nil {
+			return 0, err
+		}
+		loss += l * share
+	}
+	return loss, nil
 }
 
 // batch collates examples into a model batch with their labels.
@@ -240,7 +282,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	defer t.mlog.Close()
 	total := p.Total
 	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
-	fmt.Fprintf(t.Out, "%s, %d train / %d eval examples, %d outputs, %d steps\n", t.Model.Params, len(t.Train), len(t.Eval), t.Model.Opts.NumLabels, total)
+	fmt.Fprintf(t.Out, "%s, %d train records / %d eval examples, %d outputs, %d steps\n", t.Model.Params, t.Plan.Train, len(t.Eval), t.Model.Opts.NumLabels, total)
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("step"), progressbar.OptionClearOnFinish())
@@ -251,11 +293,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if evalEvery <= 0 {
 		evalEvery = t.stepsPerEpoch()
 	}
-	order := shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
-	exs := make([]*Example, 0, s.BatchSize)
+	order := t.order(p.Epoch)
+	recs := make([]shard.Record, 0, s.BatchSize*s.GradAccum)
 	var meter rate.Meter
 	for p.Step < total {
-		stepStart, samples := time.Now(), 0
+		stepStart := time.Now()
 		if err := ctx.Err(); err != nil {
 			if p.Step > 0 {
 				if serr := t.saveCheckpoint(p); serr != nil {
@@ -264,32 +306,22 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			}
 			return res, err
 		}
+		// One optimizer step is one global batch of batch_size × grad_accum records
+		// of the epoch's order (short at its end), as in a cluster job.
+		if p.Pos >= len(order) {
+			p.Epoch, p.Pos = p.Epoch+1, 0
+			order = t.order(p.Epoch)
+		}
+		recs = recs[:0]
+		for _, id := range stream.Batch(order, p.Pos, s.BatchSize*s.GradAccum) {
+			recs = append(recs, t.Records[id])
+		}
+		p.Pos += len(recs)
+		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		var loss float64
-		for micro := 0; micro < s.GradAccum; micro++ {
-			exs = exs[:0]
-			for len(exs) < s.BatchSize {
-				if p.Pos == len(order) {
-					p.Epoch++
-					p.Pos = 0
-					order = shard.Order(len(t.Train), uint64(s.Seed), p.Epoch, 0)
-					if len(exs) > 0 { // an epoch's last, short batch
-						break
-					}
-				}
-				exs = append(exs, &t.Train[order[p.Pos]])
-				p.Pos++
-			}
-			b, err := t.batch(exs)
-			if err != nil {
-				return res, err
-			}
-			l, err := t.Model.Backward(b, p.Scale/float64(s.GradAccum))
-			if err != nil {
-				return res, err
-			}
-			loss += l / float64(s.GradAccum)
-			samples += len(exs)
+		loss, err := t.backward(recs, p.Scale)
+		if err != nil {
+			return res, err
 		}
 		if t.Sync != nil {
 			if err := t.Sync.AllReduce(ctx, t.Model.Params.HostGrad()); err != nil {

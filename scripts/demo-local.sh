@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: fine-tune a random-init tiny BERT on the SMS spam data shipped in the repo
+# make demo-local: fine-tune a random-init tiny BERT on the SMS spam data shipped in the repo
 # (about a minute on 2 cores), then show what it wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
