@@ -30,11 +30,10 @@ best by the spec's metric; checkpoint, the latest resumable one.`,
 		if output == "" {
 			return errors.New("--output: a directory is required")
 		}
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		j, err := cl.Job(ctx, args[0])
 		if err != nil {
