@@ -8,6 +8,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ type Config struct {
 	Listener   allreduce.Listener
 	Dialer     allreduce.Dialer
 	RingSecret []byte
+	RingTLS    *tls.Config // mutual TLS around the ring's connections (optional)
 
 	// Watch is how long one blocking assignment query waits (default 30s).
 	Watch time.Duration

@@ -175,15 +175,6 @@ func (c *coord) PutBlob(ctx context.Context, r io.Reader, size int64) (string, e
 	return sha, nil
 }
 
-func (c *coord) GetBlob(ctx context.Context, sha string) (io.ReadCloser, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, ok := c.blobs[sha]
-	if !ok {
-		return nil, &api.Error{Message: "no such blob"}
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
 
 // memData is the SMS spam data in memory: every fifth record held out for evaluation.
 type memData struct {

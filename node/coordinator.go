@@ -20,5 +20,4 @@ type Coordinator interface {
 	Result(ctx context.Context, job string, r api.ResultReport) error
 	Done(ctx context.Context, job string, r api.DoneReport) error
 	PutBlob(ctx context.Context, r io.Reader, size int64) (string, error)
-	GetBlob(ctx context.Context, sha string) (io.ReadCloser, error)
 }

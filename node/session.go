@@ -207,7 +207,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	start := time.Now()
 	ring, err := allreduce.New(ctx, allreduce.Config{
-		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, Codec: codec,
+		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
 		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {
@@ -245,14 +245,11 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
 	for {
-		if s.pos.Step >= s.total || s.pos.Stopped {
-			return s.finish(ctx, ring)
-		}
 		if err := s.owed(ctx, ring); err != nil {
 			return err
 		}
-		if s.pos.Stopped {
-			continue
+		if s.pos.Step >= s.total || s.pos.Stopped {
+			return s.finish(ctx, ring)
 		}
 		if err := s.step(ctx, ring, g); err != nil {
 			return err

@@ -80,8 +80,9 @@ func OpenReaderAt(spec Spec, file string, src io.ReaderAt, size int64) (*Reader,
 // OpenBytes reads the records of b, the bytes of file that start at at.Offset: a
 // record's frame, with at.Index and at.Line as a Reader gave them for that record.
 // head holds the file's bytes before First().Offset (a byte order mark, a CSV
-// header), which parsing needs. The Reader returns the records whose frames start in
-// b and fit in it; it ends with an error where b cuts a frame short.
+// header), which parsing needs. The Reader returns the records of the frames that b
+// holds whole; ask for no more than those: past them comes an error where b ends
+// inside a frame, or inside a SQuAD document's structure.
 func OpenBytes(spec Spec, file string, head, b []byte, at Pos) (*Reader, error) {
 	c, err := newCodec(spec, file, bytes.NewReader(head))
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 const blockStream = -1
 
 // Epoch is the order of one epoch's training records (see the package doc), computed
-// a window at a time: it holds a few words per block, not per record.
+// a window at a time: it holds a few words per block, not per record. It keeps the
+// last window it computed, so one Epoch is for one goroutine.
 type Epoch struct {
 	p         *Plan
 	seed      uint64

@@ -1,6 +1,13 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bertnode/bertnode/allreduce/ringbench"
+)
 
 // benchSubcommands is filled by each benchmark's file in its init.
 var benchSubcommands []func() *cobra.Command
@@ -16,4 +23,20 @@ func init() {
 		}
 		return c
 	})
+}
+
+// parseSizes reads a --sizes list: comma-separated sizes such as 16M,1G.
+func parseSizes(list string) ([]int64, error) {
+	var sizes []int64
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := ringbench.ParseSize(s)
+		if err != nil {
+			return nil, fmt.Errorf("--sizes: %w", err)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
@@ -45,15 +44,8 @@ rank), such as the model package's flat gradient buffer after a backward pass.`,
 			if o.Codec, err = allreduce.ParseCodec(codec); err != nil {
 				return err
 			}
-			for _, s := range strings.Split(sizes, ",") {
-				if s = strings.TrimSpace(s); s == "" {
-					continue
-				}
-				n, err := ringbench.ParseSize(s)
-				if err != nil {
-					return fmt.Errorf("--sizes: %w", err)
-				}
-				o.Sizes = append(o.Sizes, n)
+			if o.Sizes, err = parseSizes(sizes); err != nil {
+				return err
 			}
 			if peers != "" {
 				o.Peers = strings.Split(peers, ",")

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/gossip"
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/node"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/train"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	subcommands = append(subcommands, joinCmd)
+}
+
+func joinCmd() *cobra.Command {
+	var o struct {
+		id, name, dataDir, device, ringAddr, httpAddr, gossipAddr, profile string
+		threads                                                            int
+		cache                                                              int64
+	}
+	c := &cobra.Command{
+		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
+		Short: "Run a worker node: join the cluster and train the jobs it is given",
+		Long: `Runs a worker node: one process per device. It registers with the coordinator (any
+member: give one or more API addresses, or set $BERTNODE_COORDINATOR), joins the cluster's
+gossip, and trains whatever job the coordinator assigns it, averaging gradients with the
+job's other nodes over the ring all-reduce. It keeps its ID, checkpoints, final models and
+audit logs under --data-dir. SIGINT or SIGTERM leaves the cluster: the job's other nodes go
+on without it.
+
+The coordinators' addresses come from the argument, else $BERTNODE_COORDINATOR, else the
+config file; the cluster secret from --secret-file, else $BERTNODE_SECRET, else the config
+file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual TLS.`,
+		Args: cobra.MaximumNArgs(1),
+	}
+	cf := addClusterFlags(c, false)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			cf.coordinators = []string{args[0]}
+		}
+		client, err := cf.client()
+		if err != nil {
+			return err
+		}
+		secret, err := cf.secret()
+		if err != nil {
+			return err
+		}
+		ringTLS, err := cf.tls(true)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+			return err
+		}
+		if o.id == "" {
+			if o.id, err = nodeID(o.dataDir); err != nil {
+				return err
+			}
+		}
+		if o.name == "" {
+			host, _ := os.Hostname()
+			o.name = host + "/" + o.device
+		}
+		logger := log.New(cmd.ErrOrStderr(), o.id+" ", log.LstdFlags|log.Lmicroseconds)
+		ringLn, err := net.Listen("tcp", o.ringAddr)
+		if err != nil {
+			return fmt.Errorf("--ring-addr: %w", err)
+		}
+		defer ringLn.Close()
+		httpLn, err := net.Listen("tcp", o.httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		mux.Handle("/v1/", node.ResultsHandler(o.dataDir, secret.Token()))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(httpLn)
+		defer srv.Close()
+
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		g, err := nodeGossip(ctx, client, gossip.Config{Name: o.id, Bind: o.gossipAddr, Key: secret.Derive(clusterkey.Gossip),
+			Meta: gossip.Meta{Role: gossip.Worker, Ring: ringLn.Addr().String(), HTTP: httpLn.Addr().String()}, Profile: o.profile, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer g.Shutdown()
+		defer g.Leave(2 * time.Second)
+
+		threads, device := o.threads, o.device
+		factory := func(job *api.Job, spec api.JobSpec, eval []shard.Record, total int64) (node.Replica, error) {
+			if spec.Model == "toy" {
+				return node.NewToy(node.ToyConfig{Labels: job.Labels, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: spec.Seed, Eval: eval})
+			}
+			ts, err := train.ParseSpec(job.Spec)
+			if err != nil {
+				return nil, err
+			}
+			ts.Threads, ts.Device = threads, device
+			ts.Output = filepath.Join(o.dataDir, "jobs", job.ID)
+			return train.NewReplica(ts, job.Labels, eval, total, logger.Writer())
+		}
+		agent := node.New(node.Config{
+			ID: o.id, Name: o.name, Device: o.device, Dir: o.dataDir,
+			RingAddr: ringLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
+			Coordinator: client, Setup: node.PlanSetup(client, o.cache, factory),
+			Listener: ringLn.(*net.TCPListener), RingSecret: secret.Derive(clusterkey.Ring), RingTLS: ringTLS,
+			Metrics: reg, Log: logger,
+		})
+		logger.Printf("node %s: ring %s, http %s, gossip %s", o.id, ringLn.Addr(), httpLn.Addr(), g.Addr())
+		return agent.Run(ctx)
+	}
+	f := c.Flags()
+	f.StringVar(&o.id, "id", "", "node ID (default: generated once and kept in --data-dir)")
+	f.StringVar(&o.name, "name", "", "name shown in bertnode nodes (default host/device)")
+	f.StringVar(&o.dataDir, "data-dir", "bertnode-node", "where the node keeps its ID, checkpoints and models")
+	f.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	f.IntVar(&o.threads, "threads", 0, "libtorch CPU threads (0: libtorch's default)")
+	f.StringVar(&o.ringAddr, "ring-addr", "127.0.0.1:0", "address of the all-reduce listener, as peers reach it")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:0", "address of the node's HTTP server (/metrics, /healthz, its models)")
+	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip")
+	f.StringVar(&o.profile, "gossip-profile", gossip.ProfileLAN, "gossip timing: lan, or local (one machine: fast)")
+	f.Int64Var(&o.cache, "cache-bytes", 256<<20, "memory for cached blocks of streamed training data")
+	return c
+}
+
+// nodeID reads the node's ID from its data directory, making one the first time.
+func nodeID(dir string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := "node-" + hex.EncodeToString(r[:])
+	return id, atomicfile.WriteFile(path, []byte(id+"\n"), 0o644)
+}
+
+// nodeGossip starts gossip and joins the coordinators' members, retrying until it
+// reaches one: they may still be starting.
+func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*gossip.Gossip, error) {
+	g, err := gossip.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		cl, err := client.Cluster(ctx)
+		if err == nil {
+			if _, err = g.Join(cl.Gossip); err == nil {
+				return g, nil
+			}
+		}
+		cfg.Logger.Printf("joining the cluster's gossip: %v (retrying)", err)
+		select {
+		case <-ctx.Done():
+			g.Shutdown()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
