@@ -17,7 +17,7 @@ DEB_PKGS += libtorch-dev
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps gotch build test demo bench clean
+.PHONY: all deps gotch build test demo demo-local bench clean
 
 all: build
 
@@ -39,8 +39,13 @@ test: gotch
 	$(GO) vet ./...
 	$(GO) test -timeout 25m ./...
 
+# A local cluster (3 coordinators, 2 nodes) fine-tunes on SMS spam; see scripts/demo.sh.
 demo: build
 	./scripts/demo.sh
+
+# The same fine-tuning in one process: bertnode train.
+demo-local: build
+	./scripts/demo-local.sh
 
 bench: build
 	./scripts/bench.sh

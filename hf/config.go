@@ -1,5 +1,6 @@
-// Package hf reads and writes Hugging Face BERT checkpoints' configuration
-// and fetches checkpoints from the Hugging Face hub into a local cache.
+// Package hf reads and writes the configuration of Hugging Face checkpoints of the BERT
+// family (BERT, DistilBERT, RoBERTa, ALBERT, ELECTRA) and fetches checkpoints from the
+// Hugging Face hub into a local cache.
 package hf
 
 import (
@@ -15,26 +16,38 @@ import (
 	"github.com/bertnode/bertnode/internal/atomicfile"
 )
 
-// BertConfig is the content of a BERT checkpoint's config.json. Fields this
-// type does not know are kept verbatim and written back by Marshal.
+// BertConfig is the content of a BERT-family checkpoint's config.json, in BERT's terms
+// whatever names the family's config.json uses (DistilBERT's "dim" is HiddenSize; see
+// family.go); the json tags are BERT's names. Fields this type does not know are kept
+// verbatim and written back by Marshal.
 type BertConfig struct {
-	VocabSize                 int      `json:"vocab_size"`
-	HiddenSize                int      `json:"hidden_size"`
-	NumHiddenLayers           int      `json:"num_hidden_layers"`
-	NumAttentionHeads         int      `json:"num_attention_heads"`
-	IntermediateSize          int      `json:"intermediate_size"`
-	HiddenAct                 string   `json:"hidden_act"`
-	HiddenDropoutProb         float64  `json:"hidden_dropout_prob"`
-	AttentionProbsDropoutProb float64  `json:"attention_probs_dropout_prob"`
-	MaxPositionEmbeddings     int      `json:"max_position_embeddings"`
-	TypeVocabSize             int      `json:"type_vocab_size"`
-	InitializerRange          float64  `json:"initializer_range"`
-	LayerNormEps              float64  `json:"layer_norm_eps"`
-	PadTokenID                int      `json:"pad_token_id"`
-	PositionEmbeddingType     string   `json:"position_embedding_type"`
-	ClassifierDropout         *float64 `json:"classifier_dropout"`
-	Architectures             []string `json:"architectures,omitempty"`
-	ModelType                 string   `json:"model_type"`
+	VocabSize                 int     `json:"vocab_size"`
+	HiddenSize                int     `json:"hidden_size"`
+	NumHiddenLayers           int     `json:"num_hidden_layers"`
+	NumAttentionHeads         int     `json:"num_attention_heads"`
+	IntermediateSize          int     `json:"intermediate_size"`
+	HiddenAct                 string  `json:"hidden_act"`
+	HiddenDropoutProb         float64 `json:"hidden_dropout_prob"`
+	AttentionProbsDropoutProb float64 `json:"attention_probs_dropout_prob"`
+	MaxPositionEmbeddings     int     `json:"max_position_embeddings"`
+	TypeVocabSize             int     `json:"type_vocab_size"`
+	InitializerRange          float64 `json:"initializer_range"`
+	LayerNormEps              float64 `json:"layer_norm_eps"`
+	PadTokenID                int     `json:"pad_token_id"`
+	PositionEmbeddingType     string  `json:"position_embedding_type"`
+	// ClassifierDropout is the sequence head's dropout: classifier_dropout (nil: use
+	// hidden_dropout_prob), ALBERT's classifier_dropout_prob, DistilBERT's seq_classif_dropout.
+	ClassifierDropout *float64 `json:"classifier_dropout"`
+	// EmbeddingSize is the width of factorized embeddings (ALBERT, ELECTRA), which a
+	// linear layer maps to HiddenSize; 0 for the families without.
+	EmbeddingSize   int `json:"embedding_size"`
+	NumHiddenGroups int `json:"num_hidden_groups"` // ALBERT: groups of shared layers
+	InnerGroupNum   int `json:"inner_group_num"`   // ALBERT: layers in a group
+	// SinusoidalPosEmbds: DistilBERT's fixed sin/cos position embeddings.
+	SinusoidalPosEmbds bool     `json:"sinusoidal_pos_embds"`
+	QADropout          float64  `json:"qa_dropout"` // DistilBERT's question-answering head
+	Architectures      []string `json:"architectures,omitempty"`
+	ModelType          string   `json:"model_type"`
 	// ProblemType is "", "single_label_classification",
 	// "multi_label_classification" or "regression".
 	ProblemType string         `json:"problem_type,omitempty"`
@@ -46,6 +59,7 @@ type BertConfig struct {
 
 // DefaultConfig is transformers' BertConfig() with no arguments: bert-base
 // sizes and two labels, which is also what a config.json that omits a field means.
+// NewConfig gives the other families'.
 func DefaultConfig() *BertConfig {
 	c := &BertConfig{
 		VocabSize:                 30522,
@@ -127,35 +141,40 @@ var activations = []string{"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
 
 // Validate checks that the configuration describes a model that can be built.
 func (c *BertConfig) Validate() error {
+	f, err := familyOf(c.ModelType)
+	if err != nil {
+		return err
+	}
+	name := f.fieldName
 	positive := []struct {
 		field string
 		v     int
 	}{
 		{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"num_hidden_layers", c.NumHiddenLayers},
 		{"num_attention_heads", c.NumAttentionHeads}, {"intermediate_size", c.IntermediateSize},
-		{"max_position_embeddings", c.MaxPositionEmbeddings}, {"type_vocab_size", c.TypeVocabSize},
+		{"max_position_embeddings", c.MaxPositionEmbeddings},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
-			return fieldErr(p.field, "must be positive, got %d", p.v)
+			return fieldErr(name(p.field), "must be positive, got %d", p.v)
 		}
 	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
-		return fieldErr("num_attention_heads", "hidden_size %d is not divisible by %d heads", c.HiddenSize, c.NumAttentionHeads)
+		return fieldErr(name("num_attention_heads"), "%s %d is not divisible by %d heads", name("hidden_size"), c.HiddenSize, c.NumAttentionHeads)
 	}
 	if !slices.Contains(activations, c.HiddenAct) {
-		return fieldErr("hidden_act", "unknown activation %q (known: %v)", c.HiddenAct, activations)
+		return fieldErr(name("hidden_act"), "unknown activation %q (known: %v)", c.HiddenAct, activations)
 	}
 	probs := []struct {
 		field string
 		v     *float64
 	}{
 		{"hidden_dropout_prob", &c.HiddenDropoutProb}, {"attention_probs_dropout_prob", &c.AttentionProbsDropoutProb},
-		{"classifier_dropout", c.ClassifierDropout},
+		{"classifier_dropout", c.ClassifierDropout}, {"qa_dropout", &c.QADropout},
 	}
 	for _, p := range probs {
 		if p.v != nil && !(*p.v >= 0 && *p.v < 1) {
-			return fieldErr(p.field, "must be in [0, 1), got %v", *p.v)
+			return fieldErr(name(p.field), "must be in [0, 1), got %v", *p.v)
 		}
 	}
 	if !(c.InitializerRange > 0) {
@@ -170,8 +189,8 @@ func (c *BertConfig) Validate() error {
 	if c.PositionEmbeddingType != "absolute" {
 		return fieldErr("position_embedding_type", "only \"absolute\" is supported, got %q", c.PositionEmbeddingType)
 	}
-	if c.ModelType != "bert" {
-		return fieldErr("model_type", "want \"bert\", got %q", c.ModelType)
+	if err := f.check(c); err != nil {
+		return err
 	}
 	switch c.ProblemType {
 	case "", "single_label_classification", "multi_label_classification", "regression":
@@ -203,10 +222,19 @@ func ParseConfig(data []byte) (*BertConfig, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, syntaxErr(data, err)
 	}
-	c := DefaultConfig()
+	modelType := "bert" // what transformers' BertConfig assumes
+	if v, ok := raw["model_type"]; ok {
+		if err := json.Unmarshal(v, &modelType); err != nil {
+			return nil, fieldErr("model_type", "cannot use %s: %v", v, unwrapTypeErr(err))
+		}
+	}
+	c, err := NewConfig(modelType)
+	if err != nil {
+		return nil, err
+	}
 	// Decode the known fields one by one so a type error names its field.
 	known := map[string]any{}
-	for _, f := range configFields {
+	for _, f := range c.family().fields() {
 		known[f.name] = f.ptr(c)
 	}
 	c.extra = map[string]json.RawMessage{}
@@ -275,11 +303,14 @@ func syntaxErr(data []byte, err error) error {
 	return fmt.Errorf("line %d, column %d: %v", line, col, err)
 }
 
-// configFields lists the typed fields by their JSON name.
-var configFields = []struct {
+// configField is a typed field by its JSON name.
+type configField struct {
 	name string
 	ptr  func(c *BertConfig) any
-}{
+}
+
+// bertFields are BERT's config.json fields, which RoBERTa, ALBERT and ELECTRA share.
+var bertFields = []configField{
 	{"vocab_size", func(c *BertConfig) any { return &c.VocabSize }},
 	{"hidden_size", func(c *BertConfig) any { return &c.HiddenSize }},
 	{"num_hidden_layers", func(c *BertConfig) any { return &c.NumHiddenLayers }},
@@ -294,7 +325,10 @@ var configFields = []struct {
 	{"layer_norm_eps", func(c *BertConfig) any { return &c.LayerNormEps }},
 	{"pad_token_id", func(c *BertConfig) any { return &c.PadTokenID }},
 	{"position_embedding_type", func(c *BertConfig) any { return &c.PositionEmbeddingType }},
-	{"classifier_dropout", func(c *BertConfig) any { return &c.ClassifierDropout }},
+}
+
+// commonFields are in every family's config.json.
+var commonFields = []configField{
 	{"architectures", func(c *BertConfig) any { return &c.Architectures }},
 	{"model_type", func(c *BertConfig) any { return &c.ModelType }},
 	{"problem_type", func(c *BertConfig) any { return &c.ProblemType }},
@@ -312,7 +346,7 @@ func (c *BertConfig) Marshal() ([]byte, error) {
 	if out == nil {
 		out = map[string]json.RawMessage{}
 	}
-	for _, f := range configFields {
+	for _, f := range c.family().fields() {
 		v, err := json.Marshal(f.ptr(c))
 		if err != nil {
 			return nil, fieldErr(f.name, "%v", err)

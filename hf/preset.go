@@ -6,34 +6,62 @@ import (
 	"strings"
 )
 
-// presets are the compact BERT sizes of Turc et al. (2019), "Well-Read
-// Students Learn Better", plus bert-base: layers, hidden, heads, intermediate.
-var presets = map[string][4]int{
+// sizes are the compact BERT sizes of Turc et al. (2019), "Well-Read Students Learn
+// Better", plus bert-base: layers, hidden, heads, intermediate.
+var sizes = map[string][4]int{
 	"tiny":  {2, 128, 2, 512},
 	"mini":  {4, 256, 4, 1024},
 	"small": {4, 512, 8, 2048},
 	"base":  {12, 768, 12, 3072},
 }
 
+// familySizes are the sizes the other families come in as presets. Not base: a name like
+// roberta-base is a pretrained model on the hub, which a preset must not shadow.
+var familySizes = []string{"tiny", "mini", "small"}
+
 // PresetNames lists the names Preset accepts.
 func PresetNames() []string {
-	names := make([]string, 0, len(presets))
-	for n := range presets {
+	var names []string
+	for n := range sizes {
 		names = append(names, n)
+	}
+	for t := range families {
+		if t == "bert" {
+			continue
+		}
+		for _, s := range familySizes {
+			names = append(names, t+"-"+s)
+		}
 	}
 	slices.Sort(names)
 	return names
 }
 
-// Preset returns the configuration of a named randomly initialised BERT:
-// tiny, mini, small or base, each with the bert-base-uncased vocabulary
-// (30522) and 512 positions.
+// Preset returns the configuration of a named randomly initialised encoder: BERT as
+// tiny, mini, small or base; the other families as <model_type>-<size> (distilbert-tiny,
+// roberta-mini, albert-small, electra-tiny...) with the same layers, width and heads and
+// otherwise their transformers defaults. Every preset has the bert-base-uncased vocabulary
+// (30522, [PAD] = 0), which a preset model is given as its tokenizer; ALBERT and
+// ELECTRA factorize their embeddings to min(128, hidden/2); RoBERTa has one token type,
+// layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base.
 func Preset(name string) (*BertConfig, error) {
-	p, ok := presets[name]
-	if !ok {
+	modelType, size := "bert", name
+	if t, s, ok := strings.Cut(name, "-"); ok && t != "bert" && slices.Contains(familySizes, s) {
+		modelType, size = t, s
+	}
+	p, ok := sizes[size]
+	c, err := NewConfig(modelType)
+	if !ok || err != nil || (modelType != "bert" && !slices.Contains(familySizes, size)) {
 		return nil, fmt.Errorf("unknown model preset %q (known: %s)", name, strings.Join(PresetNames(), ", "))
 	}
-	c := DefaultConfig()
 	c.NumHiddenLayers, c.HiddenSize, c.NumAttentionHeads, c.IntermediateSize = p[0], p[1], p[2], p[3]
+	c.VocabSize, c.PadTokenID = 30522, 0
+	switch modelType {
+	case "albert", "electra":
+		c.EmbeddingSize = min(128, c.HiddenSize/2)
+	case "roberta": // as roberta-base
+		c.TypeVocabSize, c.LayerNormEps = 1, 1e-5
+		c.MaxPositionEmbeddings = 512 + c.PositionOffset()
+	}
 	return c, nil
 }

@@ -31,8 +31,8 @@ type LoadReport struct {
 	// Initialized are model parameters the checkpoint lacks that may start fresh: the
 	// task head (and the pooler), as when fine-tuning from a pretraining checkpoint.
 	Initialized []string
-	// Ignored are checkpoint tensors with no use here: pretraining heads (cls.*),
-	// buffers (position_ids) and the pooler of token-level tasks.
+	// Ignored are checkpoint tensors with no use here: pretraining heads (cls.*,
+	// lm_head.*, ...), buffers (position_ids) and a pooler the head does not use.
 	Ignored []string
 }
 
@@ -64,33 +64,25 @@ type hostTensor struct {
 	data  []float32
 }
 
-// canonicalName maps the names checkpoints use onto ours: bare BertModel names gain
-// "bert.", and TF-era LayerNorm gamma/beta become weight/bias.
-func canonicalName(name string, has func(string) bool) string {
+// canonicalName maps the names checkpoints use onto ours: a bare base model's names
+// gain its prefix ("bert.", "roberta.", ...), and TF-era LayerNorm gamma/beta become
+// weight/bias.
+func canonicalName(name, base string, has func(string) bool) string {
 	if strings.HasSuffix(name, ".gamma") {
 		name = strings.TrimSuffix(name, ".gamma") + ".weight"
 	} else if strings.HasSuffix(name, ".beta") {
 		name = strings.TrimSuffix(name, ".beta") + ".bias"
 	}
-	if !has(name) && has("bert."+name) {
-		return "bert." + name
+	if !has(name) && has(base+name) {
+		return base + name
 	}
 	return name
-}
-
-func ignorable(name string) bool {
-	return strings.HasPrefix(name, "cls.") || strings.HasSuffix(name, "position_ids") ||
-		strings.HasPrefix(name, "bert.pooler.")
-}
-
-func freshOK(name string) bool {
-	return !strings.HasPrefix(name, "bert.") || strings.HasPrefix(name, "bert.pooler.")
 }
 
 // LoadWeights copies a checkpoint's tensors (model.safetensors or pytorch_model.bin)
 // into the parameters. Nothing is copied unless everything fits.
 func (m *Model) LoadWeights(path string) (*LoadReport, error) {
-	tensors, err := readTensors(path)
+	tensors, err := readTensors(path, m.fam.ignorable)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +99,10 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 	sort.Strings(names)
 	for _, raw := range names {
 		t := tensors[raw]
-		name := canonicalName(raw, has)
+		name := canonicalName(raw, m.fam.base, has)
 		p := ps.Get(name)
 		switch {
-		case p == nil && ignorable(name):
+		case p == nil && m.fam.ignorable(name):
 			rep.Ignored = append(rep.Ignored, raw)
 		case p == nil:
 			mis.Unexpected = append(mis.Unexpected, raw)
@@ -125,7 +117,7 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 		if _, ok := found[p.Name]; ok || misshaped[p.Name] {
 			continue
 		}
-		if freshOK(p.Name) {
+		if m.fam.freshOK(p.Name) {
 			rep.Initialized = append(rep.Initialized, p.Name)
 		} else {
 			mis.Missing = append(mis.Missing, p.Name)
@@ -160,7 +152,7 @@ func equalShape(a, b []int64) bool {
 }
 
 // readTensors reads every tensor of a checkpoint file as float32.
-func readTensors(path string) (map[string]hostTensor, error) {
+func readTensors(path string, ignorable func(string) bool) (map[string]hostTensor, error) {
 	if strings.HasSuffix(path, ".safetensors") {
 		f, err := safetensors.Open(path)
 		if err != nil {
@@ -307,16 +299,6 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 		return m.savePytorch(filepath.Join(dir, PytorchFile), flat)
 	}
 	return nil
-}
-
-func (m *Model) architecture() string {
-	switch m.Opts.Task {
-	case NER:
-		return "BertForTokenClassification"
-	case QA:
-		return "BertForQuestionAnswering"
-	}
-	return "BertForSequenceClassification"
 }
 
 // hostFlat is the flat weights on the host: a view on CPU, a copy from a GPU.

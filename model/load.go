@@ -10,7 +10,7 @@ import (
 )
 
 // Resolve finds a model's checkpoint directory, downloading a hub name into the cache
-// (see hf.Options). A preset name (tiny, mini, small, base) gives "" and its config, unless
+// (see hf.Options). A preset name (tiny, mini, small, base; roberta-tiny...: hf.Preset) gives "" and its config, unless
 // a directory of that name exists.
 func Resolve(nameOrDir string, hub hf.Options) (dir string, preset *hf.BertConfig, err error) {
 	if cfg, err := hf.Preset(nameOrDir); err == nil {
@@ -24,7 +24,9 @@ func Resolve(nameOrDir string, hub hf.Options) (dir string, preset *hf.BertConfi
 
 // Pretrained builds a model from a Hugging Face checkpoint: a local directory or a hub
 // name such as bert-base-uncased (downloaded once into the cache; see hf.Options). A
-// named random-init preset (tiny, mini, small, base) builds a fresh model instead.
+// named random-init preset (tiny, mini, small, base, or another family's such as
+// distilbert-tiny: see hf.Preset) builds a fresh model instead. The config's model_type
+// picks the family: bert, distilbert, roberta, albert or electra.
 func Pretrained(nameOrDir string, hub hf.Options, opts Options) (*Model, *LoadReport, error) {
 	dir, preset, err := Resolve(nameOrDir, hub)
 	if err != nil {

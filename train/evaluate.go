@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/model"
@@ -35,8 +36,8 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, model.ConfigFile), err)
 	}
 	switch {
-	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxPositionEmbeddings:
-		return nil, fmt.Errorf("job spec: max_length: %d is not in [8, %d] (the model's max_position_embeddings)", spec.MaxLength, cfg.MaxPositionEmbeddings)
+	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxLength():
+		return nil, fmt.Errorf("job spec: max_length: %d is not in [8, %d] (the model's max_position_embeddings)", spec.MaxLength, cfg.MaxLength())
 	case spec.BatchSize < 1:
 		return nil, fmt.Errorf("job spec: batch_size: %d: must be positive", spec.BatchSize)
 	}
@@ -90,19 +91,21 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	return t, nil
 }
 
-// checkpointTask reads the task from what transformers records: the architecture,
-// and problem_type to tell multi-label from single-label classification.
+// checkpointTask reads the task from what transformers records: the architecture
+// (<Family>ForSequenceClassification, ...), and problem_type to tell multi-label from
+// single-label classification.
 func checkpointTask(cfg *hf.BertConfig) (string, error) {
-	arch := "BertForSequenceClassification" // what a config without architectures loads as
+	family := cfg.ArchitecturePrefix()
+	arch := family + "ForSequenceClassification" // what a config without architectures loads as
 	if len(cfg.Architectures) > 0 {
 		arch = cfg.Architectures[0]
 	}
-	switch arch {
-	case "BertForTokenClassification":
+	switch strings.TrimPrefix(arch, family) {
+	case "ForTokenClassification":
 		return string(model.NER), nil
-	case "BertForQuestionAnswering":
+	case "ForQuestionAnswering":
 		return string(model.QA), nil
-	case "BertForSequenceClassification":
+	case "ForSequenceClassification":
 		if cfg.ProblemType == "multi_label_classification" {
 			return string(model.MultiLabel), nil
 		}
@@ -111,7 +114,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		}
 		return string(model.Classify), nil
 	}
-	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want BertForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering)", arch)
+	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification or %[2]sForQuestionAnswering)", arch, family)
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which

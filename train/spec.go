@@ -28,7 +28,7 @@ type Spec struct {
 	// every record whose index hashes below it, so the split is stable.
 	EvalSplit float64 `yaml:"eval_split"`
 
-	Model     string `yaml:"model"`      // HF directory, hub name, or preset tiny|mini|small|base
+	Model     string `yaml:"model"`      // HF directory, hub name, or preset (hf.Preset: tiny, roberta-tiny...)
 	Tokenizer string `yaml:"tokenizer"`  // vocab.txt, tokenizer.json or a directory; default the model's
 	Lowercase *bool  `yaml:"lowercase"`  // for a bare vocab.txt (default true)
 	MaxLength int    `yaml:"max_length"` // tokens per sequence, specials included

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ const clusterFile = "cluster.json"
 
 type localProc struct {
 	Name    string   `json:"name"`
+	Env     []string `json:"env,omitempty"` // added to the environment, KEY=VALUE
 	Role    string   `json:"role"` // coordinator | node
 	PID     int      `json:"pid"`
 	Args    []string `json:"args"`
@@ -72,6 +74,7 @@ func init() {
 func clusterUpCmd() *cobra.Command {
 	var dir, device, profile string
 	var coords, nodes, threads int
+	var env []string
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "up",
@@ -100,7 +103,7 @@ and stop it with bertnode cluster down --dir DIR.`,
 					return fmt.Errorf("%s: a cluster is running there (bertnode cluster down --dir %s)", dir, dir)
 				}
 			}
-			lc, err := startCluster(dir, coords, nodes, threads, device, profile)
+			lc, err := startCluster(dir, coords, nodes, threads, device, profile, env)
 			if err != nil {
 				return err
 			}
@@ -129,6 +132,7 @@ and stop it with bertnode cluster down --dir DIR.`,
 	// dead; a killed process is found at once anyway, by its ring neighbours.
 	f.StringVar(&profile, "gossip-profile", gossip.ProfileLAN, "gossip timing of every process: lan or local")
 	f.DurationVar(&timeout, "timeout", 90*time.Second, "how long to wait for the cluster to be ready")
+	f.StringArrayVar(&env, "env", nil, "PROCESS=KEY=VALUE: an environment variable for one process (n2=BERTNODE_FAILPOINTS=... for fault tests)")
 	return c
 }
 
@@ -227,7 +231,7 @@ func freePorts(n int) ([]string, error) {
 	return addrs, nil
 }
 
-func startCluster(dir string, coords, nodes, threads int, device, profile string) (*localCluster, error) {
+func startCluster(dir string, coords, nodes, threads int, device, profile string, env []string) (*localCluster, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -268,33 +272,16 @@ func startCluster(dir string, coords, nodes, threads int, device, profile string
 			"--device", device, "--threads", fmt.Sprint(threads), "--gossip-profile", profile}
 		lc.Procs = append(lc.Procs, p)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+	for _, e := range env {
+		name, kv, ok := strings.Cut(e, "=")
+		i := slices.IndexFunc(lc.Procs, func(p localProc) bool { return p.Name == name })
+		if !ok || i < 0 || !strings.Contains(kv, "=") {
+			return nil, fmt.Errorf("--env %q: want PROCESS=KEY=VALUE with PROCESS one of c1, ..., n1, ...", e)
+		}
+		lc.Procs[i].Env = append(lc.Procs[i].Env, kv)
 	}
 	for i := range lc.Procs {
-		p := &lc.Procs[i]
-		if err := os.MkdirAll(p.DataDir, 0o755); err != nil {
-			return lc, err
-		}
-		p.Log = filepath.Join(abs, p.Name+".log")
-		logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return lc, err
-		}
-		cmd := exec.Command(exe, p.Args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		// Its own session: the cluster outlives this command and the terminal's signals.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		err = cmd.Start()
-		logf.Close()
-		if err != nil {
-			lc.stop(5 * time.Second)
-			return nil, fmt.Errorf("%s: %w", p.Name, err)
-		}
-		p.PID = cmd.Process.Pid
-		go cmd.Wait() // reap it if it dies while this command still runs
-		if err := lc.save(); err != nil {
+		if err := lc.start(i); err != nil {
 			lc.stop(5 * time.Second)
 			return nil, err
 		}
@@ -303,6 +290,35 @@ func startCluster(dir string, coords, nodes, threads int, device, profile string
 		}
 	}
 	return lc, nil
+}
+
+// start starts process i, appending to its log, and records its PID.
+func (c *localCluster) start(i int) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	p := &c.Procs[i]
+	if err := os.MkdirAll(p.DataDir, 0o755); err != nil {
+		return err
+	}
+	p.Log = filepath.Join(c.Dir, p.Name+".log")
+	logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, p.Args...)
+	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: the cluster outlives this command and the terminal's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", p.Name, err)
+	}
+	p.PID = cmd.Process.Pid
+	go cmd.Wait() // reap it if it dies while this process still runs
+	return c.save()
 }
 
 // waitReady waits until the coordinators have a leader and all members, and every node

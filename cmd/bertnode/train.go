@@ -95,7 +95,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Data.LabelSep, "label-sep", s.Data.LabelSep, "separator of several labels in one field (multilabel), e.g. '|'")
 	f.StringVar(&s.Data.Encoding, "encoding", s.Data.Encoding, "input encoding, e.g. latin-1 (default utf-8)")
 	f.BoolVar(&s.Data.SkipBadRecords, "skip-bad-records", s.Data.SkipBadRecords, "skip, count and report bad records instead of failing")
-	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name, or a preset: tiny, mini, small, base")
+	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name (BERT, DistilBERT, RoBERTa, ALBERT, ELECTRA), or a preset: tiny, mini, small, base, or <family>-tiny|mini|small (distilbert-tiny, roberta-tiny, albert-tiny, electra-tiny...)")
 	f.StringVar(&s.Tokenizer, "tokenizer", s.Tokenizer, "vocab.txt, tokenizer.json or a model directory (default: the model's; for a preset, BERT's uncased vocabulary built in)")
 	f.IntVar(&s.MaxLength, "max-length", s.MaxLength, "tokens per sequence, special tokens included")
 	f.StringVar(&s.Padding, "padding", s.Padding, "longest (per batch) | max_length")

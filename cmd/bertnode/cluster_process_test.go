@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/node"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/stream"
+)
+
+// These tests run real local clusters: coordinators and nodes are processes of the test
+// binary standing in for bertnode (see asMain), talking over loopback, killed with real
+// signals.
+
+type procCluster struct {
+	t     *testing.T
+	lc    *localCluster
+	flags []string // --coordinator and --secret-file for the CLI
+	cl    *api.Client
+}
+
+func upCluster(t *testing.T, coords, nodes int, extra ...string) *procCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	t.Setenv(asMain, "1") // inherited by the processes cluster up starts
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	args := append([]string{"cluster", "up", "--dir", dir, "--coordinators", fmt.Sprint(coords), "--nodes", fmt.Sprint(nodes),
+		"--threads", "1", "--timeout", "180s"}, extra...)
+	_, errOut, err := bertnode(t, "", args...)
+	lc, rerr := readCluster(dir)
+	if rerr == nil {
+		t.Cleanup(func() {
+			lc.stop(10 * time.Second)
+			if t.Failed() {
+				t.Logf("logs:\n%s", lc.logTails())
+			}
+		})
+	}
+	if err != nil {
+		t.Fatalf("cluster up: %v\n%s", err, errOut)
+	}
+	secret, err := clusterkey.Load(lc.SecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &procCluster{t: t, lc: lc, flags: []string{"--coordinator", strings.Join(lc.apiAddrs(), ","), "--secret-file", lc.SecretFile},
+		cl: &api.Client{Addrs: lc.apiAddrs(), Token: secret.Token()}}
+}
+
+func (c *procCluster) proc(name string) *localProc {
+	for i := range c.lc.Procs {
+		if c.lc.Procs[i].Name == name {
+			return &c.lc.Procs[i]
+		}
+	}
+	c.t.Fatalf("no process %s", name)
+	return nil
+}
+
+// job waits until the job satisfies cond and returns it.
+func (c *procCluster) job(id, what string, timeout time.Duration, cond func(*api.Job) bool) *api.Job {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var idx uint64
+	for {
+		j, next, err := c.cl.JobWait(ctx, id, idx, 5*time.Second)
+		if err == nil {
+			idx = next
+			if cond(j) {
+				return j
+			}
+			if j.State.Done() {
+				c.t.Fatalf("waiting for %s: job %s %s: %s", what, id, j.State, j.Reason)
+			}
+		} else if ctx.Err() != nil {
+			c.t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+}
+
+// audit checks exactly-once training from every node's audit log.
+func (c *procCluster) audit(job string, trainIDs []int32, nodes ...string) node.AuditReport {
+	c.t.Helper()
+	var all []node.AuditEntry
+	for _, n := range nodes {
+		es, err := node.ReadAudit(filepath.Join(c.proc(n).DataDir, "jobs", job, "audit.jsonl"))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	r, err := node.Audit(all, trainIDs)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if r.Lost != 0 || r.Repeated != 0 {
+		c.t.Fatalf("audit: %d samples lost, %d repeated: %+v", r.Lost, r.Repeated, r)
+	}
+	return r
+}
+
+// finalsEqual checks that the nodes hold bit-identical final models.
+func (c *procCluster) finalsEqual(job, file string, nodes ...string) {
+	c.t.Helper()
+	var first []byte
+	for _, n := range nodes {
+		b, err := os.ReadFile(filepath.Join(c.proc(n).DataDir, "jobs", job, "final", file))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			c.t.Fatalf("%s's final model differs from %s's", n, nodes[0])
+		}
+	}
+}
+
+// trainIDs are the training records of the SMS data with the eval split held out.
+func trainIDs(t *testing.T, split float64) []int32 {
+	t.Helper()
+	p, err := stream.Build(smsFile, shard.Spec{Format: shard.LabelText, Delimiter: "\t"}, stream.Options{BlockRecords: 256, EvalSplit: split})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Order(0, 0, 1)
+}
+
+// A BERT job on 2 node processes, submitted to a follower (which forwards it), goes on
+// while the raft leader is killed with SIGKILL; a new leader takes over, the job
+// succeeds, the nodes end with identical weights, every sample is trained once, the
+// results can be downloaded, and the killed member comes back with the whole state.
+func TestProcessClusterTrainsBERTThroughALeaderKill(t *testing.T) {
+	c := upCluster(t, 3, 2)
+	st, err := c.cl.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader, follower *api.Member
+	for i := range st.Members {
+		if m := &st.Members[i]; m.Leader {
+			leader = m
+		} else {
+			follower = m
+		}
+	}
+	if leader == nil || follower == nil {
+		t.Fatalf("members %+v", st.Members)
+	}
+	dir := t.TempDir()
+	spec := writeLines(t, dir, "sms.yaml", "task: classify", "train: "+smsFile, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "model: tiny", "tokenizer: "+vocabFile, "max_length: 32", "batch_size: 16", "max_steps: 40",
+		"lr: 1.0e-3", "eval_steps: 20", "save_steps: 20", "metric: accuracy", "cluster: {nodes: 2, rejoin_window: 3s}")
+	out := mustRun(t, "submit", spec, "--coordinator", follower.APIAddr, "--secret-file", c.lc.SecretFile)
+	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	c.job(id, "step 10", 5*time.Minute, func(j *api.Job) bool { return j.Progress.Step >= 10 })
+	var killed int
+	for i, p := range c.lc.Procs {
+		if p.API == leader.APIAddr {
+			killed = i
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	j := c.job(id, "success", 5*time.Minute, func(j *api.Job) bool { return j.State == api.Succeeded })
+	if st, err := c.cl.Status(context.Background()); err != nil || st.Leader == "" || st.Leader == leader.ID {
+		t.Fatalf("after the leader's death: leader %q (was %s), %v", st.Leader, leader.ID, err)
+	}
+	if j.Progress.Step != 40 || j.Results["final"].Blob == "" || j.Results["best"].Blob == "" {
+		t.Fatalf("job ended at step %d with results %v", j.Progress.Step, j.Results)
+	}
+	c.finalsEqual(id, "model.safetensors", "n1", "n2")
+	r := c.audit(id, trainIDs(t, 0.2), "n1", "n2")
+	if r.Steps != 40 || r.Trained != 40*16 {
+		t.Fatalf("audit: %+v, want 40 steps of 16 samples", r)
+	}
+	got := filepath.Join(dir, "final")
+	mustRun(t, append([]string{"download", id, "--kind", "final", "--output", got}, c.flags...)...)
+	for _, f := range []string{"config.json", "model.safetensors", "vocab.txt", "metrics.jsonl", "curves.png", "confusion.png"} {
+		if _, err := os.Stat(filepath.Join(got, f)); err != nil {
+			t.Errorf("downloaded final model: %v", err)
+		}
+	}
+	// The killed member restarts from its data directory and serves the finished job.
+	if err := c.lc.start(killed); err != nil {
+		t.Fatal(err)
+	}
+	alone := &api.Client{Addrs: []string{leader.APIAddr}, Token: c.cl.Token, Stale: true}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j, err := alone.Job(context.Background(), id)
+		if err == nil && j.State == api.Succeeded && j.Results["final"].Blob != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted member does not show the finished job: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A node killed between the gradient all-reduce and the commit round (the step its
+// ring was about to apply): the survivors abort that step, form the next generation,
+// train it again, and finish; no sample is lost or trained twice, the survivors agree
+// bit for bit. A process with another cluster secret cannot register.
+func TestProcessClusterSurvivesANodeKill(t *testing.T) {
+	c := upCluster(t, 3, 3, "--env", "n2=BERTNODE_FAILPOINTS=node.commit=kill@25")
+	dir := t.TempDir()
+	spec := writeLines(t, dir, "toy.yaml", "model: toy", "train: "+smsFile, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "batch_size: 64", "epochs: 2", "lr: 0.05", "metric: accuracy", "eval_steps: 30", "save_steps: 30",
+		"cluster: {nodes: 3, rejoin_window: 2s, ring_timeout: 5s}")
+	out := mustRun(t, append([]string{"submit", spec, "--wait"}, c.flags...)...)
+	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j, err := c.cl.Job(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != api.Succeeded || j.Progress.Recoveries < 1 {
+		t.Fatalf("job %s: %s after %d recoveries", id, j.State, j.Progress.Recoveries)
+	}
+	if alive(c.proc("n2").PID) {
+		t.Fatal("n2 did not die at its failpoint")
+	}
+	c.finalsEqual(id, "model.safetensors", "n1", "n3")
+	r := c.audit(id, trainIDs(t, 0.2), "n1", "n2", "n3")
+	if r.Aborted < 1 || r.Epochs != 2 {
+		t.Fatalf("audit: %+v; want an aborted step and 2 epochs", r)
+	}
+	t.Logf("audit: %+v; recovery: %s", r, recovery(t, c, id))
+
+	// Another secret: refused by the API (and so by gossip and every ring).
+	other, _ := clusterkey.Generate()
+	bad := filepath.Join(dir, "other-secret")
+	os.WriteFile(bad, []byte(other.String()), 0o600)
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "join", strings.Join(c.lc.apiAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "401") {
+		t.Fatalf("a node with another secret: %v\n%s", err, msg)
+	}
+	nodes, err := c.cl.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.ID == "intruder" {
+			t.Fatal("the intruder was registered")
+		}
+	}
+}
+
+// recovery is the time from n2's last audit entry (it died right after) to the first
+// step applied in the next generation.
+func recovery(t *testing.T, c *procCluster, job string) time.Duration {
+	t.Helper()
+	dead, err := node.ReadAudit(filepath.Join(c.proc("n2").DataDir, "jobs", job, "audit.jsonl"))
+	if err != nil || len(dead) == 0 {
+		t.Fatalf("n2's audit: %v", err)
+	}
+	last := dead[len(dead)-1]
+	live, err := node.ReadAudit(filepath.Join(c.proc("n1").DataDir, "jobs", job, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range live {
+		if e.Applied && e.Gen > last.Gen {
+			return time.Duration(e.Time-last.Time) * time.Millisecond
+		}
+	}
+	t.Fatal("no step applied after the kill")
+	return 0
+}

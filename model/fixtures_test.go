@@ -1,0 +1,126 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/safetensors"
+)
+
+// fixtureDir holds the checkpoints and logits testdata/families/make_fixtures.py makes
+// with transformers.
+const fixtureDir = "testdata/families/fixtures"
+
+// expectedOutput is a fixture's expected.json.
+type expectedOutput struct {
+	Task          Task      `json:"task"`
+	InputIDs      [][]int64 `json:"input_ids"`
+	AttentionMask [][]int64 `json:"attention_mask"`
+	TokenTypeIDs  [][]int64 `json:"token_type_ids"`
+	Shape         []int     `json:"shape"`
+	Logits        []float64 `json:"logits"`
+}
+
+func flatten(rows [][]int64) []int64 {
+	var out []int64
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// Checkpoints transformers made, of every family and head, load with all their weights,
+// compute transformers' logits on real texts within 1e-4, and save back under the same
+// names with the same values, which transformers then loads (make_fixtures.py --check
+// runs transformers on them when BERTNODE_KEEP_OURS names a folder to keep them in).
+func TestFamiliesMatchTransformersFixtures(t *testing.T) {
+	lockThread(t)
+	entries, err := os.ReadDir(fixtureDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("no transformers fixtures in model/%s: make them with `python3 model/testdata/families/make_fixtures.py` (torch and transformers 5.x)", fixtureDir)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	keep := os.Getenv("BERTNODE_KEEP_OURS")
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(fixtureDir, e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			lockThread(t)
+			var exp expectedOutput
+			if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, rep, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Loaded != len(m.Params.List()) || len(rep.Initialized) > 0 {
+				t.Fatalf("loaded %d of %d parameters; fresh: %v", rep.Loaded, len(m.Params.List()), rep.Initialized)
+			}
+			b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
+				AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
+			got, _, err := m.Infer(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(exp.Logits) {
+				t.Fatalf("%d logits, transformers' %d (shape %v)", len(got), len(exp.Logits), exp.Shape)
+			}
+			var worst float64
+			for i := range got {
+				worst = max(worst, math.Abs(float64(got[i])-exp.Logits[i]))
+			}
+			t.Logf("max |diff| %.2g", worst)
+			if worst > 1e-4 {
+				t.Fatalf("logits differ from transformers' by %g", worst)
+			}
+
+			ours := t.TempDir()
+			if keep != "" {
+				ours = filepath.Join(keep, e.Name())
+			}
+			if err := m.Save(ours, cfg.Labels(), SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ours, "expected.json"), readFile(t, filepath.Join(dir, "expected.json")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			theirs, err := safetensors.Open(filepath.Join(dir, SafetensorsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer theirs.Close()
+			saved, err := safetensors.Open(filepath.Join(ours, SafetensorsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer saved.Close()
+			for _, st := range theirs.Tensors {
+				o, err := saved.Tensor(st.Name)
+				switch {
+				case err != nil && m.fam.ignorable(st.Name):
+				case err != nil:
+					t.Errorf("transformers' %s is not in the checkpoint we save", st.Name)
+				case st.DType != o.DType || !equalShape(st.Shape, o.Shape) || string(st.Data) != string(o.Data):
+					t.Errorf("%s: saved as %s %v, transformers' %s %v, or other values", st.Name, o.DType, o.Shape, st.DType, st.Shape)
+				}
+			}
+			if len(saved.Tensors) != rep.Loaded {
+				t.Errorf("saved %d tensors, loaded %d", len(saved.Tensors), rep.Loaded)
+			}
+		})
+	}
+}

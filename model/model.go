@@ -1,0 +1,320 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/bertnode/bertnode/hf"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Task is what the head on top of the encoder does.
+type Task string
+
+const (
+	Classify   Task = "classify"   // one label per sequence: softmax + cross-entropy
+	MultiLabel Task = "multilabel" // any number of labels per sequence: sigmoid + BCE-with-logits
+	NER        Task = "ner"        // one label per token: cross-entropy, -100 ignored
+	QA         Task = "qa"         // extractive QA: start and end logits per token
+)
+
+// ParseTask checks a task name.
+func ParseTask(s string) (Task, error) {
+	switch t := Task(s); t {
+	case Classify, MultiLabel, NER, QA:
+		return t, nil
+	}
+	return "", fmt.Errorf("task %q: want classify, multilabel, ner or qa", s)
+}
+
+// Freeze says which parameters do not train.
+type Freeze struct {
+	Embeddings bool `yaml:"embeddings" json:"embeddings"`
+	Layers     int  `yaml:"layers" json:"layers"` // the first N encoder layers
+	Base       bool `yaml:"base" json:"base"`     // the whole encoder: only the head trains
+}
+
+// Options shape a model beyond its config.json.
+type Options struct {
+	Task      Task
+	NumLabels int // classes (classify, multilabel, ner); QA has 2 outputs
+	// HeadHidden > 0 puts a dense layer of that width (GELU, dropout) under the output
+	// layer: the custom head. Its parameters are named head.*.
+	HeadHidden int
+	// HeadDropout is the head's dropout (head.go); < 0 means the rate transformers'
+	// class for the family and task takes from the config (classifier_dropout, else
+	// hidden_dropout_prob; DistilBERT's seq_classif_dropout, qa_dropout...).
+	HeadDropout float64
+	Freeze      Freeze
+	Device      gotch.Device // the zero Device is the CPU
+	// ClassWeights weight the cross-entropy per class (classify, ner) or are the
+	// positive weights of BCE (multilabel); empty means unweighted.
+	ClassWeights []float32
+	// Autocast runs the forward in "bf16" or "fp16" on CUDA (mixed precision); "" is fp32.
+	Autocast string
+}
+
+// Model is an encoder of the BERT family (see family.go) with one task head.
+type Model struct {
+	Config *hf.BertConfig
+	Opts   Options
+	Params *Params
+
+	fam    *family
+	emb    embeddings
+	layers []*layer // in the order Forward applies them; ALBERT's repeat its shared ones
+	head   head
+
+	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
+	classWeights *ts.Tensor
+	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
+}
+
+// New builds a model with freshly initialised weights (seed libtorch first with
+// ManualSeed for reproducible ones); LoadCheckpoint then overwrites them. The config's
+// model_type picks the encoder family.
+func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	fam, err := familyOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Task == "" {
+		opts.Task = Classify
+	}
+	if opts.Device == (gotch.Device{}) { // gotch aborts the process on a nameless device
+		opts.Device = gotch.CPU
+	}
+	if opts.Task == QA {
+		opts.NumLabels = 2
+	}
+	if opts.NumLabels < 1 {
+		return nil, fmt.Errorf("model: %s needs at least one label", opts.Task)
+	}
+	if len(opts.ClassWeights) > 0 && len(opts.ClassWeights) != opts.NumLabels {
+		return nil, fmt.Errorf("model: %d class weights for %d labels", len(opts.ClassWeights), opts.NumLabels)
+	}
+	if opts.Freeze.Layers > cfg.NumHiddenLayers {
+		return nil, fmt.Errorf("model: cannot freeze %d layers of %d", opts.Freeze.Layers, cfg.NumHiddenLayers)
+	}
+	if opts.Freeze.Layers > 0 && fam.layer == nil {
+		return nil, fmt.Errorf("model: %s shares its layers among all %d, so the first %d cannot be frozen alone; freeze the embeddings or the base instead",
+			cfg.ModelType, cfg.NumHiddenLayers, opts.Freeze.Layers)
+	}
+	switch opts.Autocast {
+	case "", "bf16", "fp16":
+	default:
+		return nil, fmt.Errorf("model: autocast %q: want bf16, fp16 or none", opts.Autocast)
+	}
+	if opts.Autocast != "" && !opts.Device.IsCuda() {
+		return nil, fmt.Errorf("model: mixed precision (%s) needs a CUDA device", opts.Autocast)
+	}
+	act, err := activation(cfg.HiddenAct)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, Opts: opts, Params: newParams(opts.Device), act: act, fam: fam}
+	fam.declare(m)
+	frozen := fam.fixed(cfg)
+	if opts.Freeze.Embeddings || opts.Freeze.Base {
+		frozen = append(frozen, fam.embeddings...)
+	}
+	if opts.Freeze.Base {
+		frozen = append(frozen, fam.base)
+	} else {
+		for i := 0; i < opts.Freeze.Layers; i++ {
+			frozen = append(frozen, fam.layer(i))
+		}
+	}
+	m.Params.freeze(frozen)
+	m.Params.build(cfg.InitializerRange)
+	if fam.init != nil {
+		fam.init(m)
+	}
+	if len(opts.ClassWeights) > 0 {
+		m.classWeights = ts.MustOfSlice(opts.ClassWeights).MustTo(opts.Device, true)
+	}
+	pos := make([]int64, cfg.MaxPositionEmbeddings)
+	for i := range pos {
+		pos[i] = int64(i)
+	}
+	m.posIDs = ts.MustOfSlice(pos).MustTo(opts.Device, true)
+	return m, nil
+}
+
+// Batch is one padded batch, row-major [B, L] for the token inputs.
+type Batch struct {
+	B, L     int
+	InputIDs []int64
+	// TokenTypeIDs: nil means all zeros. Encoders without token types (DistilBERT) or
+	// with a single one (RoBERTa's type_vocab_size 1) ignore them, as their tokenizers
+	// give none.
+	TokenTypeIDs  []int64
+	AttentionMask []int64 // 1 for real tokens, 0 for padding
+	// Labels: classify [B] class ids; ner [B*L] with -100 for ignored tokens;
+	// qa [2*B] start positions then end positions. Nil for inference.
+	Labels []int64
+	// Targets: multilabel [B*NumLabels] in {0, 1}. Nil for inference.
+	Targets []float32
+}
+
+// Output is what a forward pass returns. The caller drops the tensors it keeps.
+type Output struct {
+	Logits *ts.Tensor // classify/multilabel [B, N]; ner [B, L, N]; qa [B, L, 2]
+	Loss   *ts.Tensor // scalar; nil when the batch has no labels
+	// Attentions per layer [B, heads, L, L], when asked for.
+	Attentions []*ts.Tensor
+}
+
+// Forward runs the model. train enables dropout; attentions keeps every layer's
+// attention probabilities for inspection.
+func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
+	runtime.LockOSThread() // each op's error is read back on the thread that ran it
+	defer runtime.UnlockOSThread()
+	if err := m.checkBatch(b); err != nil {
+		return nil, err
+	}
+	if m.Opts.Autocast != "" {
+		setAutocast(m.Opts.Autocast)
+		defer setAutocast("")
+	}
+	dev := m.Opts.Device
+	shape := []int64{int64(b.B), int64(b.L)}
+	ids := ts.MustOfSlice(b.InputIDs).MustView(shape, true).MustTo(dev, true)
+	defer ids.MustDrop()
+	mask := ts.MustOfSlice(b.AttentionMask).MustView(shape, true).MustTo(dev, true)
+	defer mask.MustDrop()
+
+	// Padding gets the lowest float added to its attention scores: after softmax its
+	// weight is exactly 0, so a sequence's logits do not depend on its batch's padding.
+	ext := mask.MustTotype(gotch.Float, false).MustMulScalar(ts.FloatScalar(-1), true).
+		MustAddScalar(ts.FloatScalar(1), true).MustMulScalar(ts.FloatScalar(-math.MaxFloat32), true).
+		MustView([]int64{int64(b.B), 1, 1, int64(b.L)}, true)
+	defer ext.MustDrop()
+
+	h := m.emb.fwd(m, b, ids, train)
+	out := &Output{}
+	for _, ly := range m.layers {
+		var probs *ts.Tensor
+		h, probs = ly.fwd(m, h, ext, b, train, attentions)
+		if probs != nil {
+			out.Attentions = append(out.Attentions, probs)
+		}
+	}
+	out.Logits = m.head.fwd(h, train)
+	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
+		out.Logits = out.Logits.MustTotype(gotch.Float, true)
+	}
+	if b.Labels != nil || b.Targets != nil {
+		out.Loss = m.loss(out.Logits, b)
+	}
+	return out, nil
+}
+
+func (m *Model) checkBatch(b *Batch) error {
+	n := b.B * b.L
+	switch {
+	case b.B < 1 || b.L < 1:
+		return fmt.Errorf("model: empty batch [%d, %d]", b.B, b.L)
+	case b.L > m.Config.MaxLength() && m.Config.PositionOffset() == 0:
+		return fmt.Errorf("model: sequence length %d over max_position_embeddings %d", b.L, m.Config.MaxPositionEmbeddings)
+	case b.L > m.Config.MaxLength():
+		return fmt.Errorf("model: sequence length %d over the %d positions max_position_embeddings %d leaves after the offset %d (pad_token_id + 1)",
+			b.L, m.Config.MaxLength(), m.Config.MaxPositionEmbeddings, m.Config.PositionOffset())
+	case len(b.InputIDs) != n || len(b.AttentionMask) != n || b.TokenTypeIDs != nil && len(b.TokenTypeIDs) != n:
+		return fmt.Errorf("model: batch [%d, %d] needs %d ids, mask and type ids; got %d, %d, %d", b.B, b.L, n, len(b.InputIDs), len(b.AttentionMask), len(b.TokenTypeIDs))
+	}
+	for i, id := range b.InputIDs {
+		if id < 0 || id >= int64(m.Config.VocabSize) {
+			return fmt.Errorf("model: token id %d at %d outside the vocabulary (%d)", id, i, m.Config.VocabSize)
+		}
+	}
+	for i, id := range m.tokenTypes(b) {
+		if id < 0 || id >= int64(m.Config.TypeVocabSize) {
+			return fmt.Errorf("model: token type id %d at %d outside [0, %d)", id, i, m.Config.TypeVocabSize)
+		}
+	}
+	for i, v := range b.AttentionMask {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("model: attention mask %d at %d: want 0 or 1", v, i)
+		}
+	}
+	want := 0
+	switch m.Opts.Task {
+	case Classify:
+		want = b.B
+	case NER:
+		want = n
+	case QA:
+		want = 2 * b.B
+	case MultiLabel:
+		if b.Targets != nil && len(b.Targets) != b.B*m.Opts.NumLabels {
+			return fmt.Errorf("model: multilabel targets: %d values for %d x %d", len(b.Targets), b.B, m.Opts.NumLabels)
+		}
+		if b.Labels != nil {
+			return fmt.Errorf("model: multilabel takes Targets, not Labels")
+		}
+		return nil
+	}
+	if b.Labels != nil && len(b.Labels) != want {
+		return fmt.Errorf("model: %s labels: %d values, want %d", m.Opts.Task, len(b.Labels), want)
+	}
+	if b.Labels != nil && m.Opts.Task != QA {
+		for i, l := range b.Labels {
+			if (l < 0 || l >= int64(m.Opts.NumLabels)) && !(m.Opts.Task == NER && l == IgnoreIndex) {
+				return fmt.Errorf("model: label %d at %d outside [0, %d)", l, i, m.Opts.NumLabels)
+			}
+		}
+	}
+	return nil
+}
+
+// IgnoreIndex marks token labels the loss skips (sub-tokens after the first, specials).
+const IgnoreIndex = -100
+
+var undefined = ts.NewTensor() // an absent optional tensor argument
+
+func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
+	dev := m.Opts.Device
+	w := undefined
+	if m.classWeights != nil {
+		w = m.classWeights
+	}
+	const mean = 1
+	switch m.Opts.Task {
+	case MultiLabel:
+		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
+		defer t.MustDrop()
+		return logits.MustBinaryCrossEntropyWithLogits(t, undefined, w, mean, false)
+	case QA:
+		// transformers clamps positions outside the sequence to L and ignores them.
+		pos := make([]int64, len(b.Labels))
+		for i, p := range b.Labels {
+			pos[i] = min(max(p, 0), int64(b.L))
+		}
+		t := ts.MustOfSlice(pos).MustTo(dev, true)
+		defer t.MustDrop()
+		start := logits.MustSelect(2, 0, false)
+		end := logits.MustSelect(2, 1, false)
+		ts0 := t.MustNarrow(0, 0, int64(b.B), false)
+		te := t.MustNarrow(0, int64(b.B), int64(b.B), false)
+		ls := start.MustCrossEntropyLoss(ts0, undefined, mean, int64(b.L), 0, true)
+		le := end.MustCrossEntropyLoss(te, undefined, mean, int64(b.L), 0, true)
+		ts0.MustDrop()
+		te.MustDrop()
+		return ls.MustAdd(le, true).MustMulScalar(ts.FloatScalar(0.5), true)
+	case NER:
+		t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
+		defer t.MustDrop()
+		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
+		defer flat.MustDrop()
+		return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+	}
+	t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
+	defer t.MustDrop()
+	return logits.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+}

@@ -1,0 +1,34 @@
+package model
+
+import "github.com/sugarme/gotch/ts"
+
+// robertaFamily is RoBERTa: BERT's body, position ids counted from pad_token_id + 1 over
+// the real tokens (embeddings.go), usually one token type; its sequence head is
+// classifier.dense (tanh) and classifier.out_proj on <s>, with no pooler.
+var robertaFamily = &family{
+	base:        "roberta.",
+	embeddings:  []string{"roberta.embeddings."},
+	layer:       bertLayerPrefix("roberta."),
+	pretraining: []string{"lm_head."},
+	fixed:       noneFixed,
+	declare: func(m *Model) {
+		m.declareEmbeddings("roberta.embeddings.", true)
+		m.bertLayers("roberta.")
+		m.declareHead(classificationHead(m, tanh))
+	},
+}
+
+// classificationHead is RoBERTa's and ELECTRA's: dropout, classifier.dense, act,
+// dropout, classifier.out_proj for sequences (classifier_dropout, else
+// hidden_dropout_prob); dropout and classifier for tokens; qa_outputs without dropout.
+func classificationHead(m *Model, act func(*ts.Tensor) *ts.Tensor) headSpec {
+	c := m.Config
+	drop := orDefault(c.ClassifierDropout, c.HiddenDropoutProb)
+	switch m.Opts.Task {
+	case NER:
+		return headSpec{out: "classifier", drop: drop}
+	case QA:
+		return headSpec{out: "qa_outputs"}
+	}
+	return headSpec{pre: "classifier.dense", preAct: act, preDrop: true, out: "classifier.out_proj", drop: drop}
+}

@@ -1,0 +1,113 @@
+package model
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bertnode/bertnode/hf"
+)
+
+// torchPython is a Python with torch, or "" (the test then skips, saying how to get one).
+func torchPython(t *testing.T) string {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, numpy").Run(); err != nil {
+		t.Skipf("%s cannot import torch and numpy (%v): apt-get install -y python3-torch runs this check", py, err)
+	}
+	return py
+}
+
+// Every family and head computes the logits of testdata/families/reference.py, a
+// plain-torch forward written from transformers' modeling code, on the same weights
+// (read from the model.safetensors bertnode saves) and padded inputs, within 1e-4. Also
+// ALBERT with 2 groups of 2 inner layers, DistilBERT with sinusoidal positions and
+// ELECTRA without a projection (embedding_size = hidden_size).
+func TestFamiliesMatchTorchReference(t *testing.T) {
+	lockThread(t)
+	py := torchPython(t)
+	type run struct {
+		name string
+		m    *Model
+		b    *Batch
+		dir  string
+	}
+	var runs []run
+	variants := map[string]func(c *hf.BertConfig){
+		"bert": nil, "distilbert": nil, "roberta": nil, "albert": nil, "electra": nil,
+		"albert-groups":         func(c *hf.BertConfig) { c.NumHiddenGroups, c.InnerGroupNum = 2, 2 },
+		"distilbert-sinusoidal": func(c *hf.BertConfig) { c.SinusoidalPosEmbds = true },
+		"electra-noproj":        func(c *hf.BertConfig) { c.EmbeddingSize = c.HiddenSize },
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for name, change := range variants {
+		mt, _, _ := strings.Cut(name, "-")
+		for _, opts := range familyTasks {
+			cfg := familyConfig(t, mt, 0.1)
+			if change != nil {
+				change(cfg)
+			}
+			m := newModel(t, cfg, opts, int64(len(runs)+1))
+			b := randomBatch(r, m, 12, []int{12, 5, 9})
+			pad := int64(cfg.PadTokenID)
+			for i, id := range b.InputIDs { // padding carries the padding id, real tokens never
+				if b.AttentionMask[i] == 0 {
+					b.InputIDs[i] = pad
+				} else if id == pad {
+					b.InputIDs[i] = pad + 2
+				}
+			}
+			dir := filepath.Join(t.TempDir(), name+"-"+string(opts.Task))
+			if err := m.Save(dir, nil, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			rows := func(v []int64) [][]int64 {
+				out := make([][]int64, b.B)
+				for i := range out {
+					out[i] = v[i*b.L : (i+1)*b.L]
+				}
+				return out
+			}
+			inputs, _ := json.Marshal(map[string]any{"task": opts.Task, "input_ids": rows(b.InputIDs),
+				"attention_mask": rows(b.AttentionMask), "token_type_ids": rows(b.TokenTypeIDs)})
+			if err := os.WriteFile(filepath.Join(dir, "inputs.json"), inputs, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			runs = append(runs, run{name + "/" + string(opts.Task), m, b, dir})
+		}
+	}
+	args := []string{"testdata/families/reference.py"}
+	for _, r := range runs {
+		args = append(args, r.dir)
+	}
+	if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		t.Fatalf("reference.py: %v\n%s", err, out)
+	}
+	for _, r := range runs {
+		got, _, err := r.m.Infer(r.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []float64
+		if err := json.Unmarshal(readFile(t, filepath.Join(r.dir, "reference.json")), &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d logits, the reference %d", r.name, len(got), len(want))
+		}
+		var worst, scale float64
+		for i := range got {
+			worst = max(worst, math.Abs(float64(got[i])-want[i]))
+			scale = max(scale, math.Abs(want[i]))
+		}
+		t.Logf("%s: max |diff| %.2g over logits up to %.2g", r.name, worst, scale)
+		if worst > 1e-4 || scale < 0.1 {
+			t.Errorf("%s: logits differ by %g (largest logit %g)", r.name, worst, scale)
+		}
+	}
+}
