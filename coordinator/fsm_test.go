@@ -378,3 +378,34 @@ func firstDiff(path string, a, b reflect.Value) string {
 	}
 	return ""
 }
+
+// TestEventLogKeepsWhatMatters: past MaxEvents a long job's log drops its oldest
+// routine events (evals here), not its submission and generations.
+func TestEventLogKeepsWhatMatters(t *testing.T) {
+	f := NewFSM()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	idx := uint64(0)
+	apply := func(typ string, body any) {
+		t.Helper()
+		idx++
+		b, _ := NewCommand(typ, now, body)
+		if r := f.Apply(&raft.Log{Index: idx, Data: b}).(ApplyResult); r.Err != nil {
+			t.Fatalf("%s: %v", typ, r.Err)
+		}
+	}
+	apply(CmdNodeRegister, api.RegisterNode{ID: "n1", RingAddr: "n1:1"})
+	apply(CmdJobSubmit, JobSubmit{Job: api.Job{Cluster: api.ClusterSpec{}.WithDefaults(), Train: &api.Dataset{Path: "x"}}})
+	apply(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(1), Records: 10})
+	apply(CmdOpenGeneration, OpenGeneration{Job: "job-1", Gen: 1, Members: []string{"n1"}, Reason: "start"})
+	for step := range int64(2 * MaxEvents) {
+		apply(CmdProgress, JobProgress{Job: "job-1", Report: api.ProgressReport{Node: "n1", Gen: 1, Step: step,
+			Eval: map[string]float64{"f1": 0.5}, EvalStep: step + 1}})
+	}
+	f.Read(func(s *State) {
+		ev := s.Events["job-1"]
+		if len(ev) != MaxEvents || ev[0].Kind != "submitted" || ev[1].Kind != "planned" || ev[2].Kind != "generation" ||
+			ev[len(ev)-1].Seq != 2*MaxEvents+3 || ev[3].Message != "eval at step 504: f1=0.5" {
+			t.Fatalf("%d events: %+v ... %+v", len(ev), ev[:4], ev[len(ev)-1])
+		}
+	})
+}
