@@ -175,7 +175,6 @@ func (c *coord) PutBlob(ctx context.Context, r io.Reader, size int64) (string, e
 	return sha, nil
 }
 
-
 // memData is the SMS spam data in memory: every fifth record held out for evaluation.
 type memData struct {
 	train []shard.Record

@@ -13,13 +13,14 @@ import (
 // step loop: a slow or leaderless coordinator never slows training, and reports that
 // fail are simply superseded by the next.
 type reporter struct {
-	mu      sync.Mutex
-	pending *api.ProgressReport
-	coord   Coordinator
-	job     string
-	log     *log.Logger
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mu     sync.Mutex
+	cur    api.ProgressReport // the newest report
+	dirty  bool               // cur has not been sent
+	coord  Coordinator
+	job    string
+	log    *log.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func startReporter(ctx context.Context, c Coordinator, job string, l *log.Logger) *reporter {
@@ -41,28 +42,26 @@ func startReporter(ctx context.Context, c Coordinator, job string, l *log.Logger
 	return r
 }
 
-// update changes the pending report.
+// update changes the newest report.
 func (r *reporter) update(fn func(*api.ProgressReport)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pending == nil {
-		r.pending = &api.ProgressReport{}
-	}
-	fn(r.pending)
+	fn(&r.cur)
+	r.dirty = true
 }
 
-// flush sends the pending report now, if there is one.
+// flush sends the newest report now, unless it was sent.
 func (r *reporter) flush(ctx context.Context) {
 	r.mu.Lock()
-	p := r.pending
-	r.pending = nil
+	p, dirty := r.cur, r.dirty
+	r.dirty = false
 	r.mu.Unlock()
-	if p == nil {
+	if !dirty {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := r.coord.Progress(ctx, r.job, *p); err != nil && ctx.Err() == nil {
+	if err := r.coord.Progress(ctx, r.job, p); err != nil && ctx.Err() == nil {
 		r.log.Printf("job %s: progress report: %v", r.job, err)
 	}
 }

@@ -388,6 +388,7 @@ func (s *session) evaluate(ctx context.Context, ring *allreduce.Ring) error {
 		line["eval_"+k] = x
 	}
 	s.logMetrics(line)
+	s.rep.update(func(r *api.ProgressReport) { r.Eval, r.EvalStep = m, p.Step })
 	if p.BestStep == 0 || v > p.BestValue {
 		p.BestStep, p.BestValue, p.Bad = p.Step, v, 0
 		dir := filepath.Join(s.dir, "best")

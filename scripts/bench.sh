@@ -13,3 +13,6 @@ echo
 echo "== allreduce: ring over loopback, separate processes (see allreduce/README.md)"
 ./bin/bertnode bench allreduce --ranks 2 --sizes 16M,64M --codec none
 ./bin/bertnode bench allreduce --ranks 4 --sizes 16M,64M --codec none
+echo
+echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
+./bin/bertnode bench stream --sizes 100M,1G,3G

@@ -13,7 +13,7 @@ import (
 	"github.com/bertnode/bertnode/model"
 )
 
-// loggedLosses are the training losses metrics.jsonl recorded (every 10 steps).
+// loggedLosses are the training losses metrics.jsonl recorded, one a step.
 func loggedLosses(t *testing.T, dir string) []float64 {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))

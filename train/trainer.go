@@ -336,9 +336,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		} else {
 			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
 			t.opt.Update(lr)
-			if p.Step%10 == 9 || p.Step+1 == total {
-				t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
-			}
+			// every step, as a cluster job logs, so the two compare step by step
+			t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
 		}
 		p.Step++
 		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, sps))

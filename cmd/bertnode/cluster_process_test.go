@@ -3,17 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
@@ -286,4 +291,102 @@ func recovery(t *testing.T, c *procCluster, job string) time.Duration {
 	}
 	t.Fatal("no step applied after the kill")
 	return 0
+}
+
+// noDropoutTiny saves a random-init tiny BERT whose config turns dropout off: then the
+// only differences between runs on different numbers of nodes are in the order floats
+// are summed.
+func noDropoutTiny(t *testing.T) string {
+	t.Helper()
+	cfg, err := hf.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
+	model.ManualSeed(7)
+	m, err := model.New(cfg, model.Options{Task: model.Classify, NumLabels: 2, HeadDropout: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir, []string{"ham", "spam"}, model.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// stepLosses reads the training loss of each step from a metrics.jsonl.
+func stepLosses(t *testing.T, path string) map[int]float64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var v struct {
+			Step int      `json:"step"`
+			Loss *float64 `json:"loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if v.Loss != nil {
+			out[v.Step] = *v.Loss
+		}
+	}
+	return out
+}
+
+// The same job on 1, 2 and 3 nodes follows bertnode train's loss curve step by step,
+// and the ranks of each end bit-identical. On 1 node the steps are bertnode train's to
+// the float32 the commit round carries the loss in; on more, each rank sums its own
+// piece's gradient and the ring sums the pieces in ring order, so the rounding differs:
+// the curves agree to the tolerance below.
+func TestProcessClusterParity(t *testing.T) {
+	runtime.LockOSThread()
+	const steps = 20
+	dir := t.TempDir()
+	spec := writeLines(t, dir, "parity.yaml", "task: classify", "train: "+smsFile, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "model: "+noDropoutTiny(t), "tokenizer: "+vocabFile, "max_length: 32", "batch_size: 24",
+		fmt.Sprintf("max_steps: %d", steps), "lr: 1.0e-3", "save_steps: -1", "metric: accuracy", "seed: 3")
+	mustRun(t, "train", "--spec", spec, "--output", filepath.Join(dir, "single"), "--threads", "1")
+	single := stepLosses(t, filepath.Join(dir, "single", "metrics.jsonl"))
+	c := upCluster(t, 1, 3)
+	for n := 1; n <= 3; n++ {
+		text, _ := os.ReadFile(spec)
+		job := writeLines(t, dir, fmt.Sprintf("parity-%d.yaml", n), string(text), fmt.Sprintf("cluster: {nodes: %d}", n))
+		out := mustRun(t, append([]string{"submit", job, "--wait"}, c.flags...)...)
+		id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+		j, err := c.cl.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ranks []string
+		for _, m := range j.Gen.Members {
+			ranks = append(ranks, m.Node)
+		}
+		if len(ranks) != n {
+			t.Fatalf("%d nodes wanted, generation %+v", n, j.Gen)
+		}
+		c.finalsEqual(id, "model.safetensors", ranks...)
+		got := stepLosses(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"))
+		tol := 1e-6 // the loss travels as a float32
+		if n > 1 {
+			tol = 2e-3
+		}
+		var worst float64
+		for s := 1; s <= steps; s++ {
+			a, ok1 := single[s]
+			b, ok2 := got[s]
+			if !ok1 || !ok2 {
+				t.Fatalf("%d nodes: step %d missing (train %v, cluster %v)", n, s, ok1, ok2)
+			}
+			worst = max(worst, math.Abs(a-b)/math.Max(1, math.Abs(a)))
+		}
+		t.Logf("%d nodes: %d steps, largest loss difference from bertnode train %.2e (tolerance %.0e)", n, steps, worst, tol)
+		if worst > tol {
+			t.Errorf("%d nodes: the loss curve departs from bertnode train's by %.2e > %.0e", n, worst, tol)
+		}
+	}
 }
