@@ -175,6 +175,11 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 	}
 	for {
 		cl, err := client.Cluster(ctx)
+		var refused *api.Error
+		if errors.As(err, &refused) { // a wrong secret, say: retrying will not help
+			g.Shutdown()
+			return nil, fmt.Errorf("the coordinator refused this node: %w", err)
+		}
 		if err == nil {
 			// Joining no address succeeds with no one: the coordinators may not have
 			// recorded their gossip addresses yet.
