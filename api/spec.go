@@ -70,6 +70,17 @@ func ParseSpec(text string) (JobSpec, error) {
 	return s, s.Cluster.Validate()
 }
 
+// StepSeed is the random seed of a rank's step (0-based): the node and bertnode train
+// seed libtorch's generator with it before each step's forward passes, so dropout's
+// masks depend only on (seed, step, rank): a resumed or recovered job draws the same
+// masks as an uninterrupted one with the same ranks, and one node the same as train.
+func StepSeed(seed, step int64, rank int) int64 {
+	x := uint64(seed) ^ uint64(step)*0x9E3779B97F4A7C15 ^ uint64(rank+1)*0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return int64((x ^ (x >> 31)) >> 1)
+}
+
 // GlobalBatch is the records one optimizer step trains on, with ranks nodes in the
 // ring: batch_size × grad_accum, times the ranks when the batch shrinks with them.
 func (s JobSpec) GlobalBatch(ranks int) int {

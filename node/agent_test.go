@@ -36,6 +36,7 @@ type coord struct {
 	blobs    map[string][]byte
 	ckpts    []api.CheckpointReport
 	progress []api.ProgressReport
+	prev     api.Job // a finished job, for Job
 }
 
 func newCoord(spec string) *coord {
@@ -175,6 +176,26 @@ func (c *coord) PutBlob(ctx context.Context, r io.Reader, size int64) (string, e
 	return sha, nil
 }
 
+func (c *coord) GetBlob(ctx context.Context, sha string) (io.ReadCloser, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blobs[sha]
+	if !ok {
+		return nil, 0, &api.Error{Message: "no such blob"}
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (c *coord) Job(ctx context.Context, id string) (*api.Job, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id != c.prev.ID {
+		return nil, &api.Error{Message: "no such job"}
+	}
+	j := c.prev
+	return &j, nil
+}
+
 // memData is the SMS spam data in memory: every fifth record held out for evaluation.
 type memData struct {
 	train []shard.Record
@@ -276,11 +297,21 @@ type testNode struct {
 
 func startNode(t *testing.T, c *coord, id string, seed int64) *testNode {
 	t.Helper()
+	return startNodeIn(t, c, id, seed, t.TempDir())
+}
+
+// startNodeIn starts a node keeping its data in dir (a restart when dir is a dead
+// node's).
+func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *testNode {
+	t.Helper()
+	c.mu.Lock()
+	c.addrs[id] = ""
+	c.mu.Unlock()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{id: id, dir: t.TempDir(), ln: ln, exited: make(chan error, 1)}
+	n := &testNode{id: id, dir: dir, ln: ln, exited: make(chan error, 1)}
 	var logw io.Writer = io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
@@ -318,18 +349,22 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func (n *testNode) final(t *testing.T) []byte {
+func (n *testNode) final(t *testing.T) []byte { return n.finalOf(t, "job-1") }
+
+func (n *testNode) finalOf(t *testing.T, job string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+	b, err := os.ReadFile(filepath.Join(n.dir, "jobs", job, "final", "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func (n *testNode) audit(t *testing.T) []AuditEntry {
+func (n *testNode) audit(t *testing.T) []AuditEntry { return n.auditOf(t, "job-1") }
+
+func (n *testNode) auditOf(t *testing.T, job string) []AuditEntry {
 	t.Helper()
-	es, err := ReadAudit(filepath.Join(n.dir, "jobs", "job-1", "audit.jsonl"))
+	es, err := ReadAudit(filepath.Join(n.dir, "jobs", job, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,5 +522,78 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 	checkAudit(t, len(train), 2, n1, n2, n3)
 	if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
 		t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
+	}
+}
+
+func (n *testNode) hasFinal(job string) bool {
+	_, err := os.Stat(filepath.Join(n.dir, "jobs", job, "final", "model.safetensors"))
+	return err == nil
+}
+
+// The whole cluster restarts (every node process dies): the nodes come back, each
+// resumes from its latest checkpoint with the exact data position, and the job ends as
+// if nothing happened to the samples: each trained once in the final model's lineage.
+func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
+	n1.kill()
+	n2.kill()
+	for len(c.failures) > 0 {
+		<-c.failures
+	}
+	n1 = startNodeIn(t, c, "n1", 11, n1.dir)
+	n2 = startNodeIn(t, c, "n2", 12, n2.dir)
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
+	}
+	r := checkAudit(t, len(train), 2, n1, n2)
+	first := n1.audit(t)
+	var resumed int64 = -1
+	for _, e := range first {
+		if e.Gen == 2 && !e.Applied {
+			resumed = e.Step - 1
+			break
+		}
+	}
+	if resumed != 50 {
+		t.Fatalf("generation 2 started after step %d; want 50, the last checkpoint (save_steps 25)", resumed)
+	}
+	t.Logf("audit %+v", r)
+}
+
+// A job submitted to continue another (submit --resume) starts from the checkpoint the
+// coordinator keeps of it, at its exact data position: trained to the same end, it
+// reaches the very same weights.
+func TestResumeOfAnotherJobReachesTheSameWeights(t *testing.T) {
+	c := newCoord(toySpec)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	c.mu.Lock()
+	c.prev = c.job
+	c.prev.Results = map[string]api.Artifact{}
+	for k, r := range c.results {
+		c.prev.Results[k] = api.Artifact{Blob: r.Blob, Size: r.Size, Step: r.Step}
+	}
+	ckpt := c.results["checkpoint"].Step
+	c.job = api.Job{ID: "job-2", Spec: toySpec, State: api.Running, ResumeOf: "job-1"}
+	c.results = map[string]api.ResultReport{}
+	c.mu.Unlock()
+	c.open(1, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model of job-2", func() bool { return n2.hasFinal("job-2") })
+	if !bytes.Equal(n1.finalOf(t, "job-2"), n1.finalOf(t, "job-1")) || !bytes.Equal(n2.finalOf(t, "job-2"), n1.final(t)) {
+		t.Fatal("the resumed job's final weights differ from the original's")
+	}
+	es := n1.auditOf(t, "job-2")
+	if len(es) == 0 || es[0].Step != ckpt+1 {
+		t.Fatalf("job-2 started at step %d; want %d, after job-1's checkpoint", es[0].Step, ckpt+1)
 	}
 }

@@ -67,6 +67,9 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.env = env
 	s.total = env.Spec.TotalSteps(env.Data.Records())
+	if err := s.resume(ctx); err != nil {
+		return s.fail(ctx, err)
+	}
 	if s.audit, err = openAudit(filepath.Join(s.dir, "audit.jsonl")); err != nil {
 		return s.fail(ctx, err)
 	}
@@ -214,6 +217,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		return err
 	}
 	defer ring.Close()
+	ringReady := time.Since(start)
 	s.a.inGen.Store(g.Gen)
 	ag, err := agree(ctx, ring, s.has, s.pos.Step)
 	if err != nil {
@@ -243,7 +247,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	if ag.needsTransfer() {
 		from = fmt.Sprintf("rank %d's state", ag.donor)
 	}
-	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
+	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s: ring %s, agreement and state %s)", g.Gen, as.Rank, g.Ranks(),
+		s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond), ringReady.Round(time.Millisecond), (time.Since(start) - ringReady).Round(time.Millisecond))
 	for {
 		if err := s.owed(ctx, ring); err != nil {
 			return err
@@ -294,7 +299,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight)
+	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
 	if err != nil {
 		return err
 	}

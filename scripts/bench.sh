@@ -16,3 +16,6 @@ echo "== allreduce: ring over loopback, separate processes (see allreduce/README
 echo
 echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
 ./bin/bertnode bench stream --sizes 100M,1G,3G
+echo
+echo "== serve: HTTP serving with dynamic batching, off and on, next to the raw forward"
+./scripts/bench-serve.sh

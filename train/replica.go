@@ -53,8 +53,8 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
-func (r *Replica) Backward(recs []shard.Record, weight float64) (float64, error) {
-	return r.t.backward(recs, weight)
+func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+	return r.t.backward(recs, weight, seed)
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }

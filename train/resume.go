@@ -17,9 +17,9 @@ import (
 	"github.com/bertnode/bertnode/safetensors"
 )
 
-// progress is where a run stands. With the weights, the optimizer's moments and the RNG
-// state it is enough to continue exactly as if the run had never stopped: the same next
-// batch, the same dropout masks, the same updates.
+// progress is where a run stands. With the weights and the optimizer's moments it is
+// enough to continue exactly as if the run had never stopped: the same next batch, the
+// same dropout masks (each step seeds them: api.StepSeed), the same updates.
 type progress struct {
 	Step  int `json:"step"`
 	Epoch int `json:"epoch"`
@@ -33,7 +33,6 @@ type progress struct {
 	AdamStep int64   `json:"adam_step"`
 	Scale    float64 `json:"loss_scale"` // fp16 dynamic loss scaling
 	Good     int     `json:"loss_scale_good_steps"`
-	RNG      []byte  `json:"rng_state"`
 	Spec     Spec    `json:"spec"`
 }
 
@@ -64,11 +63,6 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 	}
 	st := t.opt.State()
 	p.AdamStep = st.Step
-	rng, err := model.RNGState(t.Model.Opts.Device)
-	if err != nil {
-		return err
-	}
-	p.RNG = rng
 	n := int64(len(st.M))
 	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
 		{Info: safetensors.Info{Name: "exp_avg", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.M)},
@@ -143,7 +137,7 @@ func (t *Trainer) resumeDir() (string, error) {
 	return t.Spec.Resume, nil
 }
 
-// restore loads a checkpoint's weights, optimizer state, RNG state and progress.
+// restore loads a checkpoint's weights, optimizer state and progress.
 func (t *Trainer) restore(dir string) (progress, error) {
 	var p progress
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -178,9 +172,6 @@ func (t *Trainer) restore(dir string) (progress, error) {
 	}
 	if err := t.opt.SetState(st); err != nil {
 		return p, fmt.Errorf("resume: %s: %w", dir, err)
-	}
-	if err := model.SetRNGState(t.Model.Opts.Device, p.RNG); err != nil {
-		return p, fmt.Errorf("resume: %w", err)
 	}
 	return p, nil
 }

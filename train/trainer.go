@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
@@ -30,7 +31,7 @@ type GradSync interface {
 }
 
 // Trainer runs one job. Every method must be called from one goroutine locked to its
-// OS thread (see package model).
+// OS thread (see package model), except the prediction methods of WithInfer's copies.
 type Trainer struct {
 	Spec   Spec
 	Model  *model.Model
@@ -48,6 +49,7 @@ type Trainer struct {
 	OnStep func(step int)
 
 	task task
+	run  Infer // WithInfer's; nil: InferBatch
 	opt  *model.AdamW
 	coll *tokenize.Collator
 	mlog *os.File
@@ -210,11 +212,12 @@ func (t *Trainer) order(epoch int) []int32 {
 // backward encodes recs and runs them in micro-batches of at most batch_size examples,
 // each weighted by its share of the examples, so the gradient is weight × that of
 // their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
-func (t *Trainer) backward(recs []shard.Record, weight float64) (float64, error) {
+func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
 		return 0, err
 	}
+	model.ManualSeed(seed)
 	var loss float64
 	ptrs := make([]*Example, 0, t.Spec.BatchSize)
 	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
@@ -319,7 +322,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		p.Pos += len(recs)
 		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		loss, err := t.backward(recs, p.Scale)
+		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0))
 		if err != nil {
 			return res, err
 		}

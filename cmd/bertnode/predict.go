@@ -163,7 +163,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 
 // printTags prints the ner predictions, warning of texts too long for max_length.
 func printTags(cmd *cobra.Command, t *train.Trainer, texts []string) error {
-	tagged, err := t.PredictTags(texts)
+	tagged, err := t.PredictTags(texts, false)
 	if err != nil {
 		return err
 	}
