@@ -184,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.fsm.OnApply(func(uint64) { s.changes.notify() })
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg.TLS
+	tr.TLSClientConfig = cfg.TLS.Clone() // net/http sets its NextProtos; raft uses cfg.TLS too
 	s.peer = &http.Client{Transport: tr}
 	s.metrics = newMetrics(s)
 
