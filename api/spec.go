@@ -20,18 +20,19 @@ type JobSpec struct {
 	Data      shard.Spec `yaml:"data"`
 	Model     string     `yaml:"model"`
 
-	Seed      int64   `yaml:"seed"`
-	BatchSize int     `yaml:"batch_size"`
-	GradAccum int     `yaml:"grad_accum"`
-	Epochs    float64 `yaml:"epochs"`
-	MaxSteps  int     `yaml:"max_steps"`
-	LR        float64 `yaml:"lr"`
-	ClipNorm  float64 `yaml:"clip_norm"`
-	EvalEvery int     `yaml:"eval_steps"`
-	SaveEvery int     `yaml:"save_steps"`
-	Keep      int     `yaml:"keep_checkpoints"`
-	Patience  int     `yaml:"patience"`
-	Metric    string  `yaml:"metric"`
+	Seed      int64    `yaml:"seed"`
+	BatchSize int      `yaml:"batch_size"`
+	GradAccum int      `yaml:"grad_accum"`
+	Epochs    float64  `yaml:"epochs"`
+	MaxSteps  int      `yaml:"max_steps"`
+	LR        float64  `yaml:"lr"`
+	ClipNorm  float64  `yaml:"clip_norm"`
+	EvalEvery int      `yaml:"eval_steps"`
+	SaveEvery int      `yaml:"save_steps"`
+	Keep      int      `yaml:"keep_checkpoints"`
+	Patience  int      `yaml:"patience"`
+	Metric    string   `yaml:"metric"`
+	ReportTo  []string `yaml:"report_to"` // tensorboard: event files beside metrics.jsonl
 
 	Cluster ClusterSpec `yaml:"cluster"`
 }

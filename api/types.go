@@ -161,14 +161,17 @@ func (g *Generation) Peers() []string {
 
 // Reconfig is a membership change the leader is gathering: after a member reported a
 // failure of generation Gen, every member still alive confirms (FailureReport) until
-// all have or Deadline passes; the next generation is made of those that confirmed,
-// plus idle nodes joining.
+// all have or Deadline passes — or, once the members had a moment to confirm
+// (SuspectGrace), until every member yet to confirm is one a ring error named; the
+// next generation is made of those that confirmed, plus idle nodes joining.
 type Reconfig struct {
 	Gen       uint32    `json:"gen"`
 	Started   time.Time `json:"started"`
 	Deadline  time.Time `json:"deadline"`
 	Confirmed []string  `json:"confirmed"` // node IDs
 	Cause     string    `json:"cause"`
+	// Suspects maps a member that reported a ring error to the member the error named.
+	Suspects map[string]string `json:"suspects,omitempty"`
 }
 
 // Progress is where the job stands, as its ranks report it.

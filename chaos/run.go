@@ -161,6 +161,7 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 		r.Err = err
 		return r
 	}
+	defer saveEvents(cl, id, filepath.Join(co.Dir, "events.txt"))
 	in := &injector{lc: lc, co: co, cl: cl, job: id, hosts: hosts, o: o}
 	for k := range r.Faults {
 		if err := in.inject(ctx, &r.Faults[k]); err != nil {
@@ -369,4 +370,19 @@ func check(lc *localcluster.Cluster, j *api.Job, o Options, r *Result) error {
 		}
 	}
 	return nil
+}
+
+// saveEvents writes the job's event log next to the run's process logs.
+func saveEvents(cl *api.Client, job, path string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logs, err := cl.Logs(ctx, job, 0, 0)
+	if err != nil {
+		return
+	}
+	var b bytes.Buffer
+	for _, e := range logs.Events {
+		fmt.Fprintf(&b, "%s g%d %-10s %-4s %s\n", e.Time.Format("15:04:05.000"), e.Gen, e.Kind, e.Node, e.Message)
+	}
+	os.WriteFile(path, b.Bytes(), 0o644)
 }

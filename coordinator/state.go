@@ -505,6 +505,7 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 			return nil
 		}
 		rc.Confirmed = append(rc.Confirmed, r.Node)
+		noteSuspect(rc, r)
 		s.changedJob(j, true)
 		if r.Error != "" {
 			s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
@@ -518,6 +519,7 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 	}
 	s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
 	s.openReconfig(j, t, r.Node+": "+r.Error, []string{r.Node})
+	noteSuspect(j.Reconfig, r)
 	return nil
 }
 
@@ -708,4 +710,15 @@ func formatMetrics(m map[string]float64) string {
 		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// noteSuspect records whom a member's ring error named.
+func noteSuspect(rc *api.Reconfig, r api.FailureReport) {
+	if r.Error == "" || r.Suspect == "" || r.Suspect == r.Node {
+		return
+	}
+	if rc.Suspects == nil {
+		rc.Suspects = map[string]string{}
+	}
+	rc.Suspects[r.Node] = r.Suspect
 }

@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -405,7 +407,7 @@ func checkAudit(t *testing.T, records int, wantEpochs int, nodes ...*testNode) A
 }
 
 func TestThreeNodesTrainIdentically(t *testing.T) {
-	c := newCoord(toySpec)
+	c := newCoord(toySpec + "report_to: [tensorboard]\n")
 	train, _ := smsData(t)
 	nodes := []*testNode{startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)}
 	c.open(1, "n1", "n2", "n3")
@@ -424,6 +426,32 @@ func TestThreeNodesTrainIdentically(t *testing.T) {
 		}
 	}
 	checkAudit(t, len(train), 2, nodes...)
+	// The job asked for TensorBoard: rank 0's final model holds the event file, with
+	// every step's loss.
+	evs, _ := filepath.Glob(filepath.Join(nodes[0].dir, "jobs", "job-1", "final", "events.out.tfevents.*"))
+	if len(evs) != 1 {
+		t.Fatalf("event files in the final model: %v", evs)
+	}
+	f, err := os.Open(evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := report.ReadEvents(f, evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := 0
+	for _, e := range events {
+		for _, v := range e.Scalars {
+			if v.Tag == "train/loss" {
+				losses++
+			}
+		}
+	}
+	if want := int(spec.TotalSteps(len(train))); losses != want {
+		t.Fatalf("%d train/loss scalars in the event file, want %d", losses, want)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, kind := range []string{"final", "best", "checkpoint"} {
@@ -595,5 +623,56 @@ func TestResumeOfAnotherJobReachesTheSameWeights(t *testing.T) {
 	es := n1.auditOf(t, "job-2")
 	if len(es) == 0 || es[0].Step != ckpt+1 {
 		t.Fatalf("job-2 started at step %d; want %d, after job-1's checkpoint", es[0].Step, ckpt+1)
+	}
+}
+
+// With batch: shrink, each node keeps its batch: the global batch shrinks with the ring
+// (and the learning rate with it), and the samples still go once each.
+func TestShrinkingBatchAfterANodeDies(t *testing.T) {
+	spec := strings.Replace(toySpec, "cluster: {nodes: 3, ring_timeout: 3s}", "cluster: {nodes: 3, batch: shrink, ring_timeout: 3s}", 1)
+	c := newCoord(spec)
+	train, _ := smsData(t)
+	n1, n2, n3 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)
+	c.open(1, "n1", "n2", "n3")
+	waitFor(t, "step 10", func() bool { return n1.agent.applied.Load() >= 10 })
+	n3.kill()
+	for seen := map[string]bool{}; len(seen) < 2; {
+		seen[(<-c.failures).Node] = true
+	}
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	var all []AuditEntry
+	for _, n := range []*testNode{n1, n2, n3} {
+		all = append(all, n.audit(t)...)
+	}
+	r, err := Audit(all, allIDs(len(train)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Repeated != 0 || r.Lost != 0 {
+		t.Fatalf("audit %+v", r)
+	}
+	perStep := map[uint32]map[int64]int{} // gen -> step -> samples
+	for _, e := range all {
+		if !e.Applied {
+			if perStep[e.Gen] == nil {
+				perStep[e.Gen] = map[int64]int{}
+			}
+			perStep[e.Gen][e.Step] += len(e.IDs)
+		}
+	}
+	for gen, want := range map[uint32]int{1: 3 * 64, 2: 2 * 64} {
+		full := 0
+		for _, n := range perStep[gen] {
+			if n == want {
+				full++
+			} else if n > want {
+				t.Fatalf("generation %d: a step of %d samples, want at most %d", gen, n, want)
+			}
+		}
+		if full == 0 {
+			t.Fatalf("generation %d: no step of %d samples (%v)", gen, want, perStep[gen])
+		}
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/failpoint"
 	"github.com/bertnode/bertnode/internal/rate"
+	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/stream"
 )
 
@@ -40,6 +42,7 @@ type session struct {
 
 	audit   *auditLog
 	metrics *os.File
+	tb      *report.TensorBoard // with report_to: [tensorboard]
 	rep     *reporter
 	uploads *uploader
 	rate    rate.Meter
@@ -75,6 +78,14 @@ func (s *session) run(ctx context.Context) error {
 	}
 	if s.metrics, err = os.OpenFile(filepath.Join(s.dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		return s.fail(ctx, err)
+	}
+	if slices.Contains(env.Spec.ReportTo, "tensorboard") {
+		if s.tb, err = report.NewTensorBoard(s.dir); err != nil {
+			return s.fail(ctx, err)
+		}
+		if s.has {
+			s.tb.Restart(s.pos.Step) // TensorBoard drops what a crashed run logged past the checkpoint
+		}
 	}
 	s.rep = startReporter(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
 	s.uploads = newUploader(s.a.cfg.Coordinator, s.job.ID, s.a.cfg.ID, s.a.cfg.Log)
@@ -148,6 +159,11 @@ func (s *session) close() {
 	}
 	if s.metrics != nil {
 		s.metrics.Close()
+	}
+	if s.tb != nil {
+		if err := s.tb.Close(); err != nil {
+			s.logf("tensorboard: %v", err)
+		}
 	}
 	if s.env != nil {
 		s.env.Replica.Close()

@@ -17,7 +17,7 @@ import (
 	"github.com/bertnode/bertnode/safetensors"
 )
 
-// progress is where a run stands. With the weights and the optimizer's moments it is
+// progress is where a run stands. With the weights and the optimizer's state it is
 // enough to continue exactly as if the run had never stopped: the same next batch, the
 // same dropout masks (each step seeds them: api.StepSeed), the same updates.
 type progress struct {
@@ -30,10 +30,13 @@ type progress struct {
 	BestMetrics map[string]float64 `json:"best_metrics"`
 	Bad         int                `json:"evals_without_improvement"`
 
-	AdamStep int64   `json:"adam_step"`
-	Scale    float64 `json:"loss_scale"` // fp16 dynamic loss scaling
-	Good     int     `json:"loss_scale_good_steps"`
-	Spec     Spec    `json:"spec"`
+	OptStep int64 `json:"optimizer_step"`
+	// OptState names the optimizer's state buffers in optimizer.safetensors, in the
+	// optimizer's order (exp_avg, exp_avg_sq; momentum_buffer).
+	OptState []string `json:"optimizer_state"`
+	Scale    float64  `json:"loss_scale"` // fp16 dynamic loss scaling
+	Good     int      `json:"loss_scale_good_steps"`
+	Spec     Spec     `json:"spec"`
 }
 
 const (
@@ -43,15 +46,15 @@ const (
 )
 
 // resumeKey is the part of a spec that must not change across a resume: everything but
-// where the run writes and how it uses the machine.
+// where the run writes and reports and how it uses the machine.
 func resumeKey(s Spec) []byte {
-	s.Output, s.Resume, s.Threads, s.Device = "", "", 0, ""
+	s.Output, s.Resume, s.Threads, s.Device, s.ReportTo = "", "", 0, "", nil
 	b, _ := json.Marshal(s)
 	return b
 }
 
 // saveCheckpoint writes output/checkpoint-<step>: the model in the Hugging Face layout,
-// the optimizer's moments and trainer_state.json. It is written under a temporary name
+// the optimizer's state buffers and trainer_state.json. It is written under a temporary name
 // and renamed, so a checkpoint directory is complete or absent. Older checkpoints beyond
 // the spec's keep count are removed.
 func (t *Trainer) saveCheckpoint(p progress) error {
@@ -61,13 +64,13 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 	if err := t.Save(tmp); err != nil {
 		return err
 	}
-	st := t.opt.State()
-	p.AdamStep = st.Step
-	n := int64(len(st.M))
-	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
-		{Info: safetensors.Info{Name: "exp_avg", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.M)},
-		{Info: safetensors.Info{Name: "exp_avg_sq", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.V)},
-	}, nil); err != nil {
+	st := t.opt.Export()
+	p.OptStep, p.OptState = st.Step, st.Names
+	bufs := make([]safetensors.Tensor, len(st.Bufs))
+	for i, b := range st.Bufs {
+		bufs[i] = safetensors.Tensor{Info: safetensors.Info{Name: st.Names[i], DType: safetensors.F32, Shape: []int64{int64(len(b))}}, Data: f32bytes(b)}
+	}
+	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), bufs, nil); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(p, "", "  ")
@@ -148,7 +151,7 @@ func (t *Trainer) restore(dir string) (progress, error) {
 		return p, fmt.Errorf("resume: %s: %w", filepath.Join(dir, stateFile), err)
 	}
 	if !bytes.Equal(resumeKey(p.Spec), resumeKey(t.Spec)) {
-		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, threads and device may change)", dir)
+		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, report_to, threads and device may change)", dir)
 	}
 	if _, err := t.Model.LoadWeights(filepath.Join(dir, model.SafetensorsFile)); err != nil {
 		return p, fmt.Errorf("resume: %w", err)
@@ -158,19 +161,17 @@ func (t *Trainer) restore(dir string) (progress, error) {
 		return p, fmt.Errorf("resume: %w", err)
 	}
 	defer f.Close()
-	st := model.State{Step: p.AdamStep}
-	for _, c := range []struct {
-		name string
-		dst  *[]float32
-	}{{"exp_avg", &st.M}, {"exp_avg_sq", &st.V}} {
-		tn, err := f.Tensor(c.name)
+	st := model.Snapshot{Step: p.OptStep, Names: p.OptState}
+	for _, name := range p.OptState {
+		tn, err := f.Tensor(name)
 		if err != nil {
 			return p, fmt.Errorf("resume: %w", err)
 		}
-		*c.dst = make([]float32, len(tn.Data)/4)
-		copy(f32bytes(*c.dst), tn.Data)
+		b := make([]float32, len(tn.Data)/4)
+		copy(f32bytes(b), tn.Data)
+		st.Bufs = append(st.Bufs, b)
 	}
-	if err := t.opt.SetState(st); err != nil {
+	if err := t.opt.Import(st); err != nil {
 		return p, fmt.Errorf("resume: %s: %w", dir, err)
 	}
 	return p, nil

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -50,9 +51,10 @@ type Trainer struct {
 
 	task task
 	run  Infer // WithInfer's; nil: InferBatch
-	opt  *model.AdamW
+	opt  model.Optimizer
 	coll *tokenize.Collator
 	mlog *os.File
+	tb   *report.TensorBoard // with report_to tensorboard
 }
 
 // Result is what a finished run reports.
@@ -153,7 +155,10 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		fmt.Fprintf(out, "newly initialised: %v\n", rep.Initialized)
 	}
 	t.Model = m
-	t.opt = model.NewAdamW(m.Params, spec.WeightDecay)
+	if t.opt, err = model.NewOptimizer(m.Params, model.OptimizerOptions{Name: spec.Optimizer, WeightDecay: spec.WeightDecay,
+		Momentum: spec.Momentum, Nesterov: spec.Nesterov}); err != nil {
+		return nil, err
+	}
 	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
@@ -283,6 +288,17 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer t.mlog.Close()
+	if slices.Contains(s.ReportTo, "tensorboard") {
+		if t.tb, err = report.NewTensorBoard(s.Output); err != nil {
+			return nil, err
+		}
+		defer t.tb.Close()
+		if from != "" {
+			if err := t.tb.Restart(int64(p.Step)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	total := p.Total
 	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
 	fmt.Fprintf(t.Out, "%s, %d train records / %d eval examples, %d outputs, %d steps\n", t.Model.Params, t.Plan.Train, len(t.Eval), t.Model.Opts.NumLabels, total)
@@ -372,6 +388,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if err := t.Save(filepath.Join(s.Output, "final")); err != nil {
 		return res, err
 	}
+	if t.tb != nil {
+		if err := t.tb.Close(); err != nil {
+			return res, err
+		}
+	}
 	return res, t.writeReports(res)
 }
 
@@ -426,6 +447,9 @@ func (t *Trainer) evaluate(p *progress, res *Result) (bool, error) {
 func (t *Trainer) logMetrics(v map[string]any) {
 	b, _ := json.Marshal(v)
 	t.mlog.Write(append(b, '\n'))
+	if t.tb != nil {
+		t.tb.Metrics(v) // an error sticks, and Run returns it from Close
+	}
 }
 
 // Save writes a Hugging Face checkpoint directory: config, weights, tokenizer.

@@ -294,7 +294,7 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	cmd := exec.CommandContext(ctx, exe, "join", strings.Join(c.lc.APIAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
 	cmd.Env = append(os.Environ(), asMain+"=1")
 	msg, err := cmd.CombinedOutput()
-	if err == nil || ctx.Err() != nil || !strings.Contains(string(msg), "401") {
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(msg), "refused this node") {
 		t.Fatalf("a node with another secret: %v (it should exit at once, refused)\n%s", err, msg)
 	}
 	nodes, err := c.cl.Nodes(context.Background())
