@@ -61,7 +61,7 @@ func (c *Client) httpClient() *http.Client {
 	defer c.mu.Unlock()
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = c.TLS
+		t.TLSClientConfig = c.TLS.Clone() // net/http changes the one it holds
 		t.MaxIdleConnsPerHost = 16
 		c.hc = &http.Client{Transport: t}
 	}

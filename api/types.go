@@ -98,8 +98,9 @@ type Job struct {
 	Reconfig *Reconfig   `json:"reconfig,omitempty"`   // a membership change under way
 	// Waiting lists the nodes kept for the next generation while a running job has
 	// fewer than cluster.min_nodes (Reason says so): the current generation is
-	// closed, and these nodes, their state intact, are assigned with rank -1.
-	Waiting  []string `json:"waiting,omitempty"`
+	// closed, and these nodes, their state intact, are assigned with rank -1. It is
+	// null while the job does not wait, and [] when it waits with no node kept.
+	Waiting  []string `json:"waiting"`
 	Progress Progress `json:"progress"`
 	// Checkpoints are the manifests of the last few save steps, oldest first.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`

@@ -13,8 +13,13 @@ import (
 	"github.com/bertnode/bertnode/api"
 )
 
-// MaxEvents bounds each job's event log; older events are dropped.
+// MaxEvents bounds each job's event log. Past it the oldest routine event (an eval,
+// a checkpoint, a result, a confirmation) goes, so that a long job's generations,
+// failures and outcome stay; the oldest event of any kind when none is routine.
 const MaxEvents = 500
+
+// routine are the kinds of events a long job has many of.
+var routine = map[string]bool{"eval": true, "checkpoint": true, "result": true, "confirm": true}
 
 // keepCheckpoints is how many checkpoint manifests a job keeps.
 const keepCheckpoints = 5
@@ -142,7 +147,8 @@ func (s *State) event(j *api.Job, t time.Time, kind, node, format string, args .
 	}
 	ev = append(ev, api.Event{Seq: seq, Time: t, Kind: kind, Gen: gen, Node: node, Message: fmt.Sprintf(format, args...)})
 	if len(ev) > MaxEvents {
-		ev = slices.Clone(ev[len(ev)-MaxEvents:])
+		i := slices.IndexFunc(ev, func(e api.Event) bool { return routine[e.Kind] })
+		ev = slices.Delete(ev, max(i, 0), max(i, 0)+1)
 	}
 	s.Events[j.ID] = ev
 	s.touch(topicLogs(j.ID))

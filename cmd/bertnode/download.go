@@ -35,11 +35,10 @@ trained the job and still holds them.`,
 		if output == "" {
 			return errors.New("--output: a directory is required")
 		}
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		j, a, err := downloadResult(ctx, cl, args[0], kind, output)
 		if err != nil {

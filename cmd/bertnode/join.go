@@ -181,8 +181,13 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 			return nil, fmt.Errorf("the coordinator refused this node: %w", err)
 		}
 		if err == nil {
-			if _, err = g.Join(cl.Gossip); err == nil {
+			// Joining no address succeeds with no one: the coordinators may not have
+			// recorded their gossip addresses yet.
+			var n int
+			if n, err = g.Join(cl.Gossip); err == nil && n > 0 {
 				return g, nil
+			} else if err == nil {
+				err = errors.New("no coordinator's gossip address known yet")
 			}
 		}
 		cfg.Logger.Printf("joining the cluster's gossip: %v (retrying)", err)

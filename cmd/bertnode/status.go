@@ -25,11 +25,10 @@ node, time left, latest evaluation, recoveries and results.`,
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		st, err := cl.Status(ctx)
 		if err != nil {
