@@ -227,6 +227,11 @@ type ClusterSpec struct {
 	// (each node keeps batch_size x grad_accum; the learning rate scales with the
 	// number of nodes against Nodes).
 	Batch string `json:"batch" yaml:"batch"`
+	// Balance cuts each global batch among the ranks in proportion to their measured
+	// speed (samples per second of compute over the last steps) instead of evenly, so
+	// a slow node holds the others back less. Same samples, same order; only the
+	// summation's grouping changes.
+	Balance bool `json:"balance" yaml:"balance"`
 	// Codec is the gradient all-reduce's compression: none, s2, zstd, bf16, fp16, powersgd.
 	Codec string `json:"codec" yaml:"codec"`
 	// RingTimeout bounds how long a rank waits for a neighbour (default 10s);

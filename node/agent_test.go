@@ -676,3 +676,64 @@ func TestShrinkingBatchAfterANodeDies(t *testing.T) {
 		}
 	}
 }
+
+// slowToy is a Toy that takes its time over each record, as a node on a slower machine.
+type slowToy struct {
+	*Toy
+	per time.Duration
+}
+
+func (s slowToy) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+	time.Sleep(time.Duration(len(recs)) * s.per)
+	return s.Toy.Backward(recs, weight, seed)
+}
+
+// With cluster.balance a node three times slower than the others gets smaller shares
+// of each batch, and the samples still go once each.
+func TestBalanceGivesTheSlowNodeLess(t *testing.T) {
+	spec := strings.Replace(toySpec, "cluster: {nodes: 3, ring_timeout: 3s}", "cluster: {nodes: 3, balance: true, ring_timeout: 3s}", 1)
+	spec = strings.Replace(spec, "epochs: 2", "max_steps: 30", 1)
+	c := newCoord(spec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	n3 := startNode(t, c, "n3", 3)
+	slow := n3.agent.cfg.Setup
+	n3.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+		env, err := slow(ctx, job)
+		if err == nil {
+			env.Replica = slowToy{env.Replica.(*Toy), 300 * time.Microsecond}
+		}
+		return env, err
+	}
+	fast := func(n *testNode) {
+		setup := n.agent.cfg.Setup
+		n.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				env.Replica = slowToy{env.Replica.(*Toy), 100 * time.Microsecond}
+			}
+			return env, err
+		}
+	}
+	fast(n1)
+	fast(n2)
+	c.open(1, "n1", "n2", "n3")
+	awaitDone(t, c)
+	var all []AuditEntry
+	for _, n := range []*testNode{n1, n2, n3} {
+		all = append(all, n.audit(t)...)
+	}
+	if r, err := Audit(all, allIDs(len(train))); err != nil || r.Repeated != 0 {
+		t.Fatalf("audit %+v, %v", r, err)
+	}
+	last := map[int]int{} // rank -> piece size at the last step
+	for _, e := range all {
+		if !e.Applied && e.Step == 30 {
+			last[e.Rank] = len(e.IDs)
+		}
+	}
+	t.Logf("the last step's pieces by rank: %v (batch 64)", last)
+	if !(last[2] < last[0] && last[2] < last[1]) {
+		t.Fatalf("the slow node's piece is not the smallest: %v", last)
+	}
+}

@@ -40,6 +40,11 @@ type session struct {
 	order      []int32
 	orderEpoch int
 
+	// speeds are the ranks' samples per millisecond of compute, averaged over the
+	// steps of the current generation: cluster.balance cuts batches by them. Every
+	// rank computes them from the same commit rounds, so they agree.
+	speeds []float64
+
 	audit   *auditLog
 	metrics *os.File
 	tb      *report.TensorBoard // with report_to: [tensorboard]
@@ -249,6 +254,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		}
 	}
 	s.has = true
+	s.speeds = make([]float64, g.Ranks())
 	s.a.applied.Store(s.pos.Step)
 	s.a.m.transfer.Observe(time.Since(start).Seconds())
 	s.a.m.generations.Inc()
@@ -302,7 +308,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	n, rank := ring.Size(), ring.Rank()
 	wall := time.Now()
 	batch, epoch, next := s.batch(n)
-	piece := stream.Piece(batch, n, rank)
+	piece := s.piece(batch, rank)
 	recs, err := s.env.Data.Read(ctx, piece)
 	if err != nil {
 		return err
@@ -337,6 +343,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		return err
 	}
 	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
+	s.measure(batch, c[3:])
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {
 		return err
@@ -361,6 +368,35 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 			StepMillis: float64(compute.Milliseconds()), Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt}
 	})
 	return nil
+}
+
+// piece is rank's share of batch: even, or by speed with cluster.balance once every
+// rank's speed is measured.
+func (s *session) piece(batch []int32, rank int) []int32 {
+	if s.env.Spec.Cluster.Balance {
+		return stream.WeightedPiece(batch, s.speeds, rank)
+	}
+	return stream.Piece(batch, len(s.speeds), rank)
+}
+
+// measure folds a step's per-rank compute times (ms, from the commit round) into the
+// ranks' speeds.
+func (s *session) measure(batch []int32, ms []float32) {
+	sizes := make([]int, len(s.speeds))
+	for r := range sizes {
+		sizes[r] = len(s.piece(batch, r)) // the cut this step used
+	}
+	for r := range s.speeds {
+		if ms[r] <= 0 {
+			continue
+		}
+		v := float64(sizes[r]) / float64(ms[r])
+		if s.speeds[r] == 0 {
+			s.speeds[r] = v
+		} else {
+			s.speeds[r] = 0.7*s.speeds[r] + 0.3*v
+		}
+	}
 }
 
 // owed does the evaluation and the checkpoint due at the current step, unless done.

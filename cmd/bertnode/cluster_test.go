@@ -305,3 +305,16 @@ func TestCoordinatorCommand(t *testing.T) {
 		t.Fatal("the coordinator did not stop")
 	}
 }
+
+// A member about three times slower per sample than the median is flagged; the others not.
+func TestStragglersAreFlagged(t *testing.T) {
+	j := &api.Job{ID: "job-1", Gen: &api.Generation{Members: []api.RingMember{{Node: "n1"}, {Node: "n2"}, {Node: "n3"}}}}
+	var nodes []api.Node
+	for id, rate := range map[string]float64{"n1": 300, "n2": 280, "n3": 95} {
+		nodes = append(nodes, api.Node{ID: id, Stats: &api.NodeStats{Job: "job-1", SamplesPerSec: rate}})
+	}
+	got := stragglers(j, nodes)
+	if len(got) != 1 || !strings.Contains(got["n3"], "2.9x") {
+		t.Fatalf("stragglers: %v", got)
+	}
+}
