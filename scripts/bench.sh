@@ -13,3 +13,6 @@ echo
 echo "== allreduce: ring over loopback, separate processes (see allreduce/README.md)"
 ./bin/bertnode bench allreduce --ranks 2 --sizes 16M,64M --codec none
 ./bin/bertnode bench allreduce --ranks 4 --sizes 16M,64M --codec none
+echo
+echo "== allreduce: slow links, ranks in network namespaces behind tbf (see allreduce/README.md)"
+./scripts/bench-slowlink.sh
