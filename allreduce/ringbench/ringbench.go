@@ -158,12 +158,11 @@ func Worker(ctx context.Context, out io.Writer) error {
 // Run measures: all ranks as child processes of self (argv of a command that calls
 // Worker when IsWorker) over loopback or in network namespaces, or, with o.Peers,
 // this one rank. It prints a table and JSON lines to out.
-func Run(ctx context.Context, o Options, self []string, out io.Writer) ([]Result, error) {
+func Run(ctx context.Context, o Options, self []string, out io.Writer) (res []Result, err error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
 	var samples []sample
-	var err error
 	if len(o.Peers) > 0 {
 		samples, err = runGiven(ctx, o)
 	} else {
@@ -173,7 +172,7 @@ func Run(ctx context.Context, o Options, self []string, out io.Writer) ([]Result
 			if err != nil {
 				return nil, err
 			}
-			defer lab.Close()
+			defer func() { err = errors.Join(err, lab.Close()) }()
 			hosts = h
 		}
 		samples, err = runLocal(ctx, o, self, hosts)
@@ -181,7 +180,7 @@ func Run(ctx context.Context, o Options, self []string, out io.Writer) ([]Result
 	if err != nil {
 		return nil, err
 	}
-	res := summarise(o, samples)
+	res = summarise(o, samples)
 	return res, Report(out, res)
 }
 

@@ -9,6 +9,10 @@
 // Everything a lab makes is named with the prefix "bnl" and recorded under /run/netlab
 // before it is made, so Close removes it, and the next New removes what a crashed
 // process left. It needs root, ip(8) and tc(8); Available says why not.
+//
+// Traffic between two hosts is bridged, so where br_netfilter is loaded the host's
+// iptables FORWARD chain sees it: a DROP policy there (Docker sets one) cuts the hosts
+// off from each other, though not from the host namespace.
 package netlab
 
 import (

@@ -380,7 +380,8 @@ func transfer(t *testing.T, l *Lab, from, to *Host, n int) float64 {
 }
 
 // TestLimitCapsTransfer: 100 Mbit/s caps a transfer either way (loosely: the
-// benchmark measures precisely); Unlimit lifts the cap.
+// benchmark measures precisely), also after a Partition and Heal; Unlimit lifts the
+// cap.
 func TestLimitCapsTransfer(t *testing.T) {
 	l := newLab(t)
 	a, b := addHost(t, l, "a"), addHost(t, l, "b")
@@ -388,6 +389,13 @@ func TestLimitCapsTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.Limit(100*Mbit, 0); err != nil { // replaces
+		t.Fatal(err)
+	}
+	// a partition takes the link down and up: the limit stays
+	if err := b.Partition(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Heal(); err != nil {
 		t.Fatal(err)
 	}
 	const n = 6 << 20
