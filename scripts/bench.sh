@@ -19,5 +19,6 @@ echo "== stream: plan and stream a growing dataset (the reader's memory stays bo
 echo
 echo "== serve: HTTP serving with dynamic batching, off and on, next to the raw forward"
 ./scripts/bench-serve.sh
+echo
 echo "== allreduce: slow links, ranks in network namespaces behind tbf (see allreduce/README.md)"
 ./scripts/bench-slowlink.sh
