@@ -32,10 +32,13 @@ const (
 	// NodeJoin: a new node process joins the running job mid-epoch, replacing one that
 	// was lost (a killed node's place is taken by a new process with a new ID).
 	NodeJoin Kind = "node-join"
+	// LeaderPartition: the raft leader cut off the network, then healed: the majority
+	// elects another and goes on; the cut-off minority can decide nothing.
+	LeaderPartition Kind = "leader-partition"
 )
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -84,8 +87,9 @@ func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
 	var out []Fault
 	for range n {
 		f := Fault{Kind: kinds[rng.IntN(len(kinds))], AtStep: lo + rng.Int64N(hi-lo)}
-		if f.Kind == LeaderKill {
+		if f.Kind == LeaderKill || f.Kind == LeaderPartition {
 			f.Target = "leader"
+			f.Delay = 6 * time.Second
 			out = append(out, f)
 			continue
 		}

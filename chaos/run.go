@@ -60,9 +60,9 @@ func Suite(ctx context.Context, o Options) (baseline Result, runs []Result, err 
 		}
 	}
 	var lab *netlab.Lab
-	needNetns := contains(o.Kinds, Partition)
+	needNetns := contains(o.Kinds, Partition) || contains(o.Kinds, LeaderPartition)
 	for _, f := range o.Faults {
-		needNetns = needNetns || f.Kind == Partition
+		needNetns = needNetns || f.Kind == Partition || f.Kind == LeaderPartition
 	}
 	if needNetns {
 		if err = netlab.Available(); err != nil {
@@ -113,15 +113,17 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 	os.RemoveAll(co.Dir)
 	var hosts []*netlab.Host
 	if lab != nil {
-		co.Gateway = lab.Gateway().String()
-		co.NodeHost = func(n int) (string, string, error) {
-			h, err := lab.AddHost(fmt.Sprintf("r%dn%d", i, n+1))
-			if err != nil {
-				return "", "", err
+		place := func(kind string) func(int) (string, string, error) {
+			return func(n int) (string, string, error) {
+				h, err := lab.AddHost(fmt.Sprintf("r%d%s%d", i, kind, n+1))
+				if err != nil {
+					return "", "", err
+				}
+				hosts = append(hosts, h)
+				return h.Netns(), h.IP().String(), nil
 			}
-			hosts = append(hosts, h)
-			return h.Netns(), h.IP().String(), nil
 		}
+		co.CoordHost, co.NodeHost = place("c"), place("n")
 	}
 	for _, f := range faults {
 		switch f.Kind {
@@ -237,7 +239,7 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		return err
 	}
 	switch f.Kind {
-	case LeaderKill:
+	case LeaderKill, LeaderPartition:
 		st, err := in.cl.Status(ctx)
 		if err != nil {
 			return err
@@ -253,9 +255,21 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 			}
 		}
 		if victim == nil {
-			return errors.New("no leader to kill")
+			return errors.New("no leader")
 		}
 		f.Target = victim.Name
+		if f.Kind == LeaderPartition {
+			h := in.host(victim.Name)
+			if h == nil {
+				return fmt.Errorf("%s is not in a network namespace", victim.Name)
+			}
+			f.Injected = time.Now()
+			if err := h.Partition(); err != nil {
+				return err
+			}
+			sleep(ctx, f.Delay)
+			return h.Heal()
+		}
 		f.Injected = time.Now()
 		syscall.Kill(victim.PID, syscall.SIGKILL)
 		for localcluster.Alive(victim.PID) {

@@ -65,11 +65,13 @@ type Options struct {
 	// Env adds KEY=VALUE to one process's environment, by process name (c1, n2...).
 	Env map[string][]string
 	// NodeHost, when set, places node i (0-based) in a network namespace: it returns
-	// the namespace and the IP the node listens on there. Coordinators then listen on
-	// Gateway, an address the namespaces reach.
-	NodeHost func(i int) (netns, ip string, err error)
-	Gateway  string
-	Exe      string
+	// the namespace and the IP the node listens on there; CoordHost does the same for
+	// coordinator i. Coordinators left in this namespace then listen on Gateway, an
+	// address the namespaces reach.
+	NodeHost  func(i int) (netns, ip string, err error)
+	CoordHost func(i int) (netns, ip string, err error)
+	Gateway   string
+	Exe       string
 }
 
 // APIAddrs are the coordinators' API addresses.
@@ -167,16 +169,13 @@ func Start(o Options) (*Cluster, error) {
 	if err := atomicfile.WriteFile(lc.SecretFile, []byte(secret.String()+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	host := "127.0.0.1"
-	if o.Gateway != "" {
-		host = o.Gateway
-	}
-	ports, err := freePorts(host, 3*o.Coordinators)
-	if err != nil {
-		return nil, err
-	}
 	for i := range o.Coordinators {
-		p := Proc{Name: fmt.Sprintf("c%d", i+1), Role: "coordinator", Raft: ports[3*i], API: ports[3*i+1], Gossip: ports[3*i+2]}
+		p := Proc{Name: fmt.Sprintf("c%d", i+1), Role: "coordinator"}
+		ports, err := place(o.CoordHost, i, o.Gateway, &p)
+		if err != nil {
+			return nil, err
+		}
+		p.Raft, p.API, p.Gossip = ports[0], ports[1], ports[2]
 		p.DataDir = filepath.Join(abs, p.Name)
 		p.Args = []string{"coordinator", "--data-dir", p.DataDir, "--raft-addr", p.Raft, "--api-addr", p.API,
 			"--gossip-addr", p.Gossip, "--secret-file", lc.SecretFile, "--gossip-profile", o.GossipProfile}
@@ -213,24 +212,30 @@ func Start(o Options) (*Cluster, error) {
 	return lc, nil
 }
 
+// place puts a process in the namespace host(i) gives, when host is set, and returns
+// three addresses for it to listen on: fixed ports in its namespace (nothing else lives
+// there), else free ports on loopback or on the gateway.
+func place(host func(int) (string, string, error), i int, gateway string, p *Proc) ([]string, error) {
+	if host == nil {
+		if gateway == "" {
+			gateway = "127.0.0.1"
+		}
+		return freePorts(gateway, 3)
+	}
+	ns, ip, err := host(i)
+	if err != nil {
+		return nil, err
+	}
+	p.Netns = ns
+	return []string{net.JoinHostPort(ip, "7400"), net.JoinHostPort(ip, "7401"), net.JoinHostPort(ip, "7402")}, nil
+}
+
 // nodeProc describes node name, the i-th (placed by o.NodeHost when set).
 func (c *Cluster) nodeProc(o Options, name string, i int) (Proc, error) {
 	p := Proc{Name: name, Role: "node"}
-	host := "127.0.0.1"
-	if o.NodeHost != nil {
-		ns, ip, err := o.NodeHost(i)
-		if err != nil {
-			return p, err
-		}
-		p.Netns, host = ns, ip
-	}
-	// In a namespace the ports are free: nothing else lives there.
-	ports := []string{net.JoinHostPort(host, "7400"), net.JoinHostPort(host, "7401"), net.JoinHostPort(host, "7402")}
-	if p.Netns == "" {
-		var err error
-		if ports, err = freePorts(host, 3); err != nil {
-			return p, err
-		}
+	ports, err := place(o.NodeHost, i, "", &p)
+	if err != nil {
+		return p, err
 	}
 	p.Ring, p.HTTP, p.Gossip = ports[0], ports[1], ports[2]
 	p.DataDir = filepath.Join(c.Dir, p.Name)

@@ -24,8 +24,8 @@ func newChaosCmd() *cobra.Command {
 		Use:   "chaos",
 		Short: "Run the fault suite: a job on a local cluster of processes, with faults injected",
 		Long: `Runs --runs jobs, each on a fresh local cluster of real processes (3 coordinators,
-3 nodes; the nodes in network namespaces when partitions are among the faults, which
-needs root), after one fault-free baseline run of the same job. Each run injects one
+3 nodes; all in network namespaces when partitions are among the faults, which needs
+root), after one fault-free baseline run of the same job. Each run injects one
 to three faults picked at random (--seed) among --faults:
 
   node-kill       SIGKILL of a node in its backward pass
@@ -34,6 +34,7 @@ to three faults picked at random (--seed) among --faults:
   node-stop       SIGSTOP of a node past the ring timeout, then SIGCONT
   partition       a node's network cut past the ring timeout, then healed
   node-join       a node killed and replaced by a new node joining mid-epoch
+  leader-partition  the raft leader cut off the network for 6 s, then healed
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, and
@@ -51,7 +52,7 @@ by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 2
 			}
 			if nerr := netlab.Available(); nerr != nil && !cmd.Flags().Changed("faults") {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no partition faults: %v\n", nerr)
-				o.Kinds = slices.DeleteFunc(o.Kinds, func(k chaos.Kind) bool { return k == chaos.Partition })
+				o.Kinds = slices.DeleteFunc(o.Kinds, func(k chaos.Kind) bool { return k == chaos.Partition || k == chaos.LeaderPartition })
 			}
 			if o.Dir, err = filepath.Abs(o.Dir); err != nil {
 				return err
