@@ -284,6 +284,30 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	}
 	t.Logf("audit: %+v; recovery: %s", r, recovery(t, c, id))
 
+	// submit --resume continues the job from the checkpoint the coordinators keep, at
+	// its exact data position: on the same two ranks it reaches the same weights.
+	text, _ := os.ReadFile(spec)
+	spec2 := writeLines(t, dir, "toy2.yaml", strings.Replace(string(text), "nodes: 3", "nodes: 2", 1))
+	out = mustRun(t, append([]string{"submit", spec2, "--resume", id, "--wait"}, c.flags...)...)
+	id2 := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j2, err := c.cl.Job(context.Background(), id2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := j.Results["checkpoint"].Step
+	for _, m := range j2.Gen.Members {
+		es, err := node.ReadAudit(filepath.Join(c.proc(m.Node).DataDir, "jobs", id2, "audit.jsonl"))
+		if err != nil || len(es) == 0 || es[0].Step != ck+1 {
+			t.Fatalf("%s began %s at %+v (%v); want step %d, after %s's checkpoint", m.Node, id2, es, err, ck+1, id)
+		}
+	}
+	c.finalsEqual(id2, "model.safetensors", j2.Gen.Members[0].Node, j2.Gen.Members[1].Node)
+	a, _ := os.ReadFile(filepath.Join(c.proc("n1").DataDir, "jobs", id, "final", "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(c.proc("n1").DataDir, "jobs", id2, "final", "model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("%s, resumed from %s's checkpoint, ends with other weights", id2, id)
+	}
+
 	// Another secret: refused by the API (and so by gossip and every ring).
 	other, _ := clusterkey.Generate()
 	bad := filepath.Join(dir, "other-secret")
