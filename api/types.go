@@ -126,6 +126,9 @@ type Generation struct {
 	Members []RingMember `json:"members"`
 	Opened  time.Time    `json:"opened"`
 	Reason  string       `json:"reason"` // "start", "n2 lost: ...", "n4 joined"
+	// Restore is the job's latest checkpoint (a blob) when no member of the previous
+	// generation is in this one: its members load it rather than start the job over.
+	Restore string `json:"restore,omitempty"`
 }
 
 // RingMember is one rank of a generation.
@@ -172,6 +175,9 @@ type Reconfig struct {
 	Cause     string    `json:"cause"`
 	// Suspects maps a member that reported a ring error to the member the error named.
 	Suspects map[string]string `json:"suspects,omitempty"`
+	// Growth says the change only adds idle nodes: members that have not confirmed by
+	// the deadline are slow, not lost, and stay (a failure report ends that).
+	Growth bool `json:"growth,omitempty"`
 }
 
 // Progress is where the job stands, as its ranks report it.

@@ -68,7 +68,7 @@ func decide(st *State, now time.Time) []decision {
 		case j.Reconfig != nil && closable(j, now, gone):
 			var kept, lost []string
 			for _, m := range members(j.Gen) {
-				if slices.Contains(j.Reconfig.Confirmed, m) && !gone(m) {
+				if (j.Reconfig.Growth || slices.Contains(j.Reconfig.Confirmed, m)) && !gone(m) {
 					kept = append(kept, m)
 				} else {
 					lost = append(lost, m)
@@ -114,7 +114,7 @@ func decide(st *State, now time.Time) []decision {
 			continue // let the generation train before it is disturbed again
 		}
 		if joining := take(j.Cluster.Nodes - j.Gen.Ranks()); len(joining) > 0 {
-			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining"})
+			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining", Growth: true})
 		}
 	}
 	return out

@@ -112,6 +112,32 @@ func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
 	}
 }
 
+// TestGrowthKeepsSlowMembers: a growth reconfiguration only adds nodes; a member that
+// has not confirmed by the deadline is slow (say, its coordinator calls are failing
+// over), not lost, and stays. A failure report during it makes it a failure one.
+func TestGrowthKeepsSlowMembers(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	ns[0].fail(id, 1, "ring: n3 timed out")
+	ns[1].fail(id, 1, "")
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+	c.Clock.Advance(5 * time.Second)
+	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	if !a.Job.Reconfig.Growth {
+		t.Fatalf("growth reconfig %+v", a.Job.Reconfig)
+	}
+	ns[0].fail(id, 2, "") // n2 stays silent
+	c.Clock.Advance(2 * time.Second)
+	for r, n := range ns {
+		n.awaitGen(id, 3, r)
+	}
+}
+
 // TestReconfigOnGossip: suspect alone changes nothing; dead starts a reconfiguration
 // that closes as soon as the survivors confirmed.
 func TestReconfigOnGossip(t *testing.T) {
@@ -135,6 +161,25 @@ func TestReconfigOnGossip(t *testing.T) {
 		t.Fatalf("generation 2: %+v", j.Gen)
 	}
 	ns[1].awaitIdle()
+}
+
+// TestNewGenerationOfNewNodesRestoresTheCheckpoint: when no member of the previous
+// generation is left, the next one names the job's latest checkpoint for its members to
+// load; one that keeps a member does not.
+func TestNewGenerationOfNewNodesRestoresTheCheckpoint(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 1, 1))
+	ns[0].awaitGen(id, 1, 0)
+	blob := strings.TrimPrefix(putData(t, c.Client(), "a checkpoint"), "blob:")
+	if err := ns[0].cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: "checkpoint", Blob: blob, Size: 12, Step: 20}); err != nil {
+		t.Fatal(err)
+	}
+	c.Gossip.SetHealth("n1", api.Dead)
+	ns[1].awaitGen(id, 2, 0)
+	if j := job(c, id); j.Gen.Restore != blob {
+		t.Fatalf("generation 2 of a new node: restore %q, want the checkpoint %s", j.Gen.Restore, blob)
+	}
 }
 
 // TestWaitForNodesThenResume: below min_nodes the job keeps running with its

@@ -411,6 +411,9 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		return errorf(http.StatusBadRequest, "job %s: %d members, want 1 to %d", j.ID, len(b.Members), j.Cluster.Nodes)
 	}
 	g := &api.Generation{Gen: b.Gen, Opened: t, Reason: b.Reason}
+	if j.Gen != nil && !slices.ContainsFunc(j.Gen.Members, func(m api.RingMember) bool { return slices.Contains(b.Members, m.Node) }) {
+		g.Restore = j.Results["checkpoint"].Blob // "" when the job has none yet
+	}
 	for i, id := range b.Members {
 		n := s.Nodes[id]
 		switch {
@@ -452,6 +455,7 @@ func (s *State) beginReconfig(t time.Time, b BeginReconfig) error {
 		return nil
 	}
 	s.openReconfig(j, t, b.Cause, nil)
+	j.Reconfig.Growth = b.Growth
 	return nil
 }
 
@@ -506,6 +510,9 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 		}
 		rc.Confirmed = append(rc.Confirmed, r.Node)
 		noteSuspect(rc, r)
+		if r.Error != "" {
+			rc.Growth = false
+		}
 		s.changedJob(j, true)
 		if r.Error != "" {
 			s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)

@@ -55,10 +55,13 @@ func (c *coord) bump() {
 
 // open starts generation gen with members in rank order; assigned nodes not in it
 // wait with rank -1.
-func (c *coord) open(gen uint32, members ...string) {
+func (c *coord) open(gen uint32, members ...string) { c.openRestoring(gen, "", members...) }
+
+// openRestoring opens a generation whose members load the checkpoint blob restore.
+func (c *coord) openRestoring(gen uint32, restore string, members ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := &api.Generation{Gen: gen, Opened: time.Now()}
+	g := &api.Generation{Gen: gen, Opened: time.Now(), Restore: restore}
 	for n := range c.ranks {
 		c.ranks[n] = -1
 	}
@@ -736,4 +739,32 @@ func TestBalanceGivesTheSlowNodeLess(t *testing.T) {
 	if !(last[2] < last[0] && last[2] < last[1]) {
 		t.Fatalf("the slow node's piece is not the smallest: %v", last)
 	}
+}
+
+// Every node that held the job's state dies; a new node, in a generation of its own,
+// goes on from the checkpoint the coordinator keeps (Generation.Restore) rather than
+// starting the job over, and the samples still go once each in the lineage.
+func TestNewNodesRestoreTheCoordinatorsCheckpoint(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "a checkpoint uploaded", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.results["checkpoint"].Blob != "" && n1.agent.applied.Load() >= 60
+	})
+	n1.kill()
+	n2.kill()
+	c.mu.Lock()
+	ckpt := c.results["checkpoint"]
+	c.mu.Unlock()
+	n3 := startNode(t, c, "n3", 3)
+	c.openRestoring(2, ckpt.Blob, "n3")
+	awaitDone(t, c)
+	es := n3.audit(t)
+	if len(es) == 0 || es[0].Step != ckpt.Step+1 {
+		t.Fatalf("n3 began at step %d; want %d, after the checkpoint", es[0].Step, ckpt.Step+1)
+	}
+	checkAudit(t, len(train), 2, n1, n2, n3)
 }

@@ -31,6 +31,22 @@ func (s *session) resume(ctx context.Context) error {
 	if dir == "" {
 		return nil
 	}
+	return s.load(dir)
+}
+
+// restore loads a checkpoint blob the coordinator names in a generation whose members
+// are all new to the job (every node that held its state is gone): they go on from the
+// job's last checkpoint instead of starting it over.
+func (s *session) restore(ctx context.Context, blob string) error {
+	dir, err := s.fetchBlob(ctx, blob, "restore")
+	if err != nil {
+		return fmt.Errorf("%w: restoring the job's checkpoint: %v", errRetry, err)
+	}
+	return s.load(dir)
+}
+
+// load makes the checkpoint in dir the replica's state.
+func (s *session) load(dir string) error {
 	bufs := s.env.Replica.State()
 	p, err := ReadState(dir, bufs)
 	if err != nil {
@@ -75,12 +91,17 @@ func (s *session) fetchCheckpoint(ctx context.Context, prev string) (string, err
 	if !ok || res.Blob == "" {
 		return "", fmt.Errorf("job %s left no checkpoint (it saves one every save_steps)", prev)
 	}
-	rc, _, err := s.a.cfg.Coordinator.GetBlob(ctx, res.Blob)
+	return s.fetchBlob(ctx, res.Blob, "resume-"+prev)
+}
+
+// fetchBlob downloads a checkpoint blob into the session's directory name.
+func (s *session) fetchBlob(ctx context.Context, blob, name string) (string, error) {
+	rc, _, err := s.a.cfg.Coordinator.GetBlob(ctx, blob)
 	if err != nil {
 		return "", err
 	}
 	defer rc.Close()
-	dir := filepath.Join(s.dir, "resume-"+prev)
+	dir := filepath.Join(s.dir, name)
 	os.RemoveAll(dir)
 	if err := tarball.Unpack(rc, dir); err != nil {
 		return "", err

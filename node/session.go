@@ -25,6 +25,8 @@ var (
 	errFinished = errors.New("finished")
 	// errDiverged: ranks hold different states; the job cannot go on.
 	errDiverged = errors.New("replicas diverged")
+	// errRetry: this generation cannot start here, but the next may.
+	errRetry = errors.New("not ready")
 )
 
 // session trains one job on this node, across as many generations as it takes.
@@ -181,7 +183,7 @@ func (s *session) close() {
 // recoverable says a next generation may cure err: the ring broke or was told to stop.
 func recoverable(err error) bool {
 	for _, e := range []error{allreduce.ErrPeerLost, allreduce.ErrTimeout, allreduce.ErrBroken, allreduce.ErrClosed,
-		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded} {
+		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded, errRetry} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -230,6 +232,11 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		return err
 	}
 	start := time.Now()
+	if !s.has && g.Restore != "" {
+		if err := s.restore(ctx, g.Restore); err != nil {
+			return err
+		}
+	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
 		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
