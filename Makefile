@@ -17,7 +17,7 @@ DEB_PKGS += libtorch-dev
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps gotch build test demo demo-local bench clean
+.PHONY: all deps gotch build test demo demo-local bench chaos clean
 
 all: build
 
@@ -49,6 +49,12 @@ demo-local: build
 
 bench: build
 	./scripts/bench.sh
+
+# The fault suite: 20 randomized runs of a job on a local cluster of processes with
+# nodes and the raft leader killed, stopped, cut off and replaced (not in make test,
+# which runs a short version). Partitions need root (network namespaces).
+chaos: build
+	./bin/bertnode chaos --runs 20
 
 clean:
 	rm -rf bin build

@@ -46,6 +46,11 @@ type Client struct {
 	Stale bool
 	// MaxBackoff caps the wait between tries (default 2s).
 	MaxBackoff time.Duration
+	// AnswerTimeout bounds how long one try waits for a member's answer to begin
+	// (beyond a blocking query's wait) before it moves on to the next member
+	// (default 10s): a member cut off the network answers nothing, and without it a
+	// request would hang until the partition heals. Uploads are not bounded.
+	AnswerTimeout time.Duration
 
 	mu     sync.Mutex
 	leader string
@@ -61,7 +66,7 @@ func (c *Client) httpClient() *http.Client {
 	defer c.mu.Unlock()
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = c.TLS
+		t.TLSClientConfig = c.TLS.Clone() // net/http changes the one it holds
 		t.MaxIdleConnsPerHost = 16
 		c.hc = &http.Client{Transport: t}
 	}
@@ -197,8 +202,19 @@ func (c *Client) try(ctx context.Context, addr string, r request, q url.Values) 
 			return nil, err
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	if r.method != http.MethodPut { // an upload takes as long as it takes
+		wait, _ := time.ParseDuration(q.Get("wait"))
+		limit := c.AnswerTimeout
+		if limit <= 0 {
+			limit = 10 * time.Second
+		}
+		t := time.AfterFunc(wait+limit, cancel)
+		defer t.Stop()
+	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	for k, v := range r.header {
@@ -211,7 +227,25 @@ func (c *Client) try(ctx context.Context, addr string, r request, q url.Values) 
 		req.ContentLength = int64(sz.Len())
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	return c.httpClient().Do(req)
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a try's context when its answer's body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func readError(resp *http.Response) *Error {

@@ -20,18 +20,19 @@ type JobSpec struct {
 	Data      shard.Spec `yaml:"data"`
 	Model     string     `yaml:"model"`
 
-	Seed      int64   `yaml:"seed"`
-	BatchSize int     `yaml:"batch_size"`
-	GradAccum int     `yaml:"grad_accum"`
-	Epochs    float64 `yaml:"epochs"`
-	MaxSteps  int     `yaml:"max_steps"`
-	LR        float64 `yaml:"lr"`
-	ClipNorm  float64 `yaml:"clip_norm"`
-	EvalEvery int     `yaml:"eval_steps"`
-	SaveEvery int     `yaml:"save_steps"`
-	Keep      int     `yaml:"keep_checkpoints"`
-	Patience  int     `yaml:"patience"`
-	Metric    string  `yaml:"metric"`
+	Seed      int64    `yaml:"seed"`
+	BatchSize int      `yaml:"batch_size"`
+	GradAccum int      `yaml:"grad_accum"`
+	Epochs    float64  `yaml:"epochs"`
+	MaxSteps  int      `yaml:"max_steps"`
+	LR        float64  `yaml:"lr"`
+	ClipNorm  float64  `yaml:"clip_norm"`
+	EvalEvery int      `yaml:"eval_steps"`
+	SaveEvery int      `yaml:"save_steps"`
+	Keep      int      `yaml:"keep_checkpoints"`
+	Patience  int      `yaml:"patience"`
+	Metric    string   `yaml:"metric"`
+	ReportTo  []string `yaml:"report_to"` // tensorboard: event files beside metrics.jsonl
 
 	Cluster ClusterSpec `yaml:"cluster"`
 }
@@ -68,6 +69,17 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: data: %w", err)
 	}
 	return s, s.Cluster.Validate()
+}
+
+// StepSeed is the random seed of a rank's step (0-based): the node and bertnode train
+// seed libtorch's generator with it before each step's forward passes, so dropout's
+// masks depend only on (seed, step, rank): a resumed or recovered job draws the same
+// masks as an uninterrupted one with the same ranks, and one node the same as train.
+func StepSeed(seed, step int64, rank int) int64 {
+	x := uint64(seed) ^ uint64(step)*0x9E3779B97F4A7C15 ^ uint64(rank+1)*0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return int64((x ^ (x >> 31)) >> 1)
 }
 
 // GlobalBatch is the records one optimizer step trains on, with ranks nodes in the

@@ -98,8 +98,9 @@ type Job struct {
 	Reconfig *Reconfig   `json:"reconfig,omitempty"`   // a membership change under way
 	// Waiting lists the nodes kept for the next generation while a running job has
 	// fewer than cluster.min_nodes (Reason says so): the current generation is
-	// closed, and these nodes, their state intact, are assigned with rank -1.
-	Waiting  []string `json:"waiting,omitempty"`
+	// closed, and these nodes, their state intact, are assigned with rank -1. It is
+	// null while the job does not wait, and [] when it waits with no node kept.
+	Waiting  []string `json:"waiting"`
 	Progress Progress `json:"progress"`
 	// Checkpoints are the manifests of the last few save steps, oldest first.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
@@ -125,6 +126,9 @@ type Generation struct {
 	Members []RingMember `json:"members"`
 	Opened  time.Time    `json:"opened"`
 	Reason  string       `json:"reason"` // "start", "n2 lost: ...", "n4 joined"
+	// Restore is the job's latest checkpoint (a blob) when no member of the previous
+	// generation is in this one: its members load it rather than start the job over.
+	Restore string `json:"restore,omitempty"`
 }
 
 // RingMember is one rank of a generation.
@@ -160,14 +164,20 @@ func (g *Generation) Peers() []string {
 
 // Reconfig is a membership change the leader is gathering: after a member reported a
 // failure of generation Gen, every member still alive confirms (FailureReport) until
-// all have or Deadline passes; the next generation is made of those that confirmed,
-// plus idle nodes joining.
+// all have or Deadline passes — or, once the members had a moment to confirm
+// (SuspectGrace), until every member yet to confirm is one a ring error named; the
+// next generation is made of those that confirmed, plus idle nodes joining.
 type Reconfig struct {
 	Gen       uint32    `json:"gen"`
 	Started   time.Time `json:"started"`
 	Deadline  time.Time `json:"deadline"`
 	Confirmed []string  `json:"confirmed"` // node IDs
 	Cause     string    `json:"cause"`
+	// Suspects maps a member that reported a ring error to the member the error named.
+	Suspects map[string]string `json:"suspects,omitempty"`
+	// Growth says the change only adds idle nodes: members that have not confirmed by
+	// the deadline are slow, not lost, and stay (a failure report ends that).
+	Growth bool `json:"growth,omitempty"`
 }
 
 // Progress is where the job stands, as its ranks report it.
@@ -223,6 +233,11 @@ type ClusterSpec struct {
 	// (each node keeps batch_size x grad_accum; the learning rate scales with the
 	// number of nodes against Nodes).
 	Batch string `json:"batch" yaml:"batch"`
+	// Balance cuts each global batch among the ranks in proportion to their measured
+	// speed (samples per second of compute over the last steps) instead of evenly, so
+	// a slow node holds the others back less. Same samples, same order; only the
+	// summation's grouping changes.
+	Balance bool `json:"balance" yaml:"balance"`
 	// Codec is the gradient all-reduce's compression: none, s2, zstd, bf16, fp16, powersgd.
 	Codec string `json:"codec" yaml:"codec"`
 	// RingTimeout bounds how long a rank waits for a neighbour (default 10s);

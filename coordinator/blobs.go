@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -219,34 +220,46 @@ func (s *Server) postHolder(w http.ResponseWriter, r *http.Request) {
 
 // syncBlobs copies to this member every blob the state lists that it lacks, from a
 // member holding it, so that every member holds every blob: a job's results outlive
-// any one member.
+// any one member. A file lost from this member's store is fetched again.
 func (s *Server) syncBlobs() {
-	failed := map[string]time.Time{} // sha -> do not retry before
+	type retry struct {
+		at    time.Time
+		delay time.Duration
+	}
+	failed := map[string]retry{} // sha -> when to try again
 	for {
 		changed := s.changes.wait()
 		type want struct {
-			sha  string
-			size int64
+			sha    string
+			size   int64
+			listed bool // the state says this member holds it
 		}
-		var missing []want
+		var all, missing []want
 		s.fsm.Read(func(st *State) {
 			for sha, b := range st.Blobs {
-				if !slices.Contains(b.Holders, s.id) && len(b.Holders) > 0 {
-					missing = append(missing, want{sha, b.Size})
-				}
+				all = append(all, want{sha, b.Size, slices.Contains(b.Holders, s.id)})
 			}
 		})
-		slices.SortFunc(missing, func(a, b want) int { return int(a.size - b.size) })
+		for _, w := range all {
+			if !w.listed {
+				missing = append(missing, w)
+			} else if _, ok := s.blobs.size(w.sha); !ok {
+				missing = append(missing, w) // lost from this member's disk
+			}
+		}
+		slices.SortFunc(missing, func(a, b want) int { return cmp.Compare(a.size, b.size) })
 		for _, m := range missing {
 			if s.ctx.Err() != nil {
 				return
 			}
-			if time.Now().Before(failed[m.sha]) {
+			r := failed[m.sha]
+			if time.Now().Before(r.at) {
 				continue
 			}
 			if err := s.syncBlob(m.sha); err != nil {
-				s.log.Warn("blob sync", "sha", m.sha, "err", err)
-				failed[m.sha] = time.Now().Add(2 * time.Second)
+				r.delay = min(max(2*r.delay, 2*time.Second), time.Minute)
+				s.log.Warn("blob sync", "sha", m.sha, "err", err, "retry in", r.delay)
+				failed[m.sha] = retry{time.Now().Add(r.delay), r.delay}
 				continue
 			}
 			delete(failed, m.sha)

@@ -47,6 +47,19 @@ func TestBlobsReplicateAndSurvive(t *testing.T) {
 		}
 		return true
 	})
+	// A member that lost its copy serves the blob from another's, then fetches it again.
+	other := c.Leader()
+	if err := os.Remove(other.BlobPath(sha)); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := raw(t, "GET", other.APIAddr(), "/v1/blobs/"+sha, c.Secret.Token(), nil)
+	if code != 200 || !bytes.Equal(body, content) {
+		t.Fatalf("GET from a member without its copy: %d, %d bytes", code, len(body))
+	}
+	c.WaitFor("the lost copy to come back", func() bool {
+		_, err := os.Stat(other.BlobPath(sha))
+		return err == nil
+	})
 	c.Detach(c.Index(up)).Kill()
 	for _, s := range c.Servers {
 		if s == nil {
@@ -67,9 +80,8 @@ func TestBlobsReplicateAndSurvive(t *testing.T) {
 		}
 	}
 
-	other := c.Leader()
 	wrong := sha256.Sum256([]byte("something else"))
-	code, _, body := raw(t, "PUT", other.APIAddr(), "/v1/blobs/"+hex.EncodeToString(wrong[:]), c.Secret.Token(), []byte("not that"))
+	code, _, body = raw(t, "PUT", other.APIAddr(), "/v1/blobs/"+hex.EncodeToString(wrong[:]), c.Secret.Token(), []byte("not that"))
 	var e api.Error
 	json.Unmarshal(body, &e)
 	if code != http.StatusBadRequest || e.Field != "sha" {

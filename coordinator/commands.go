@@ -90,6 +90,8 @@ type BeginReconfig struct {
 	Job   string `json:"job"`
 	Gen   uint32 `json:"gen"`
 	Cause string `json:"cause"`
+	// Growth: the change only adds idle nodes (see api.Reconfig.Growth).
+	Growth bool `json:"growth,omitempty"`
 }
 
 // WaitForNodes closes a reconfiguration that would leave fewer than min_nodes: Keep

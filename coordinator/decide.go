@@ -68,7 +68,7 @@ func decide(st *State, now time.Time) []decision {
 		case j.Reconfig != nil && closable(j, now, gone):
 			var kept, lost []string
 			for _, m := range members(j.Gen) {
-				if slices.Contains(j.Reconfig.Confirmed, m) && !gone(m) {
+				if (j.Reconfig.Growth || slices.Contains(j.Reconfig.Confirmed, m)) && !gone(m) {
 					kept = append(kept, m)
 				} else {
 					lost = append(lost, m)
@@ -110,25 +110,57 @@ func decide(st *State, now time.Time) []decision {
 			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(dead, ", ")})
 			continue
 		}
+		if now.Before(j.Gen.Opened.Add(growthDelay(j))) {
+			continue // let the generation train before it is disturbed again
+		}
 		if joining := take(j.Cluster.Nodes - j.Gen.Ranks()); len(joining) > 0 {
-			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining"})
+			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining", Growth: true})
 		}
 	}
 	return out
 }
 
+// growthDelay is how long a generation trains before idle nodes are added to it: a node
+// just left out of it (it went silent, or was cut off) may still look alive to gossip,
+// and adding it back at once would stall the survivors' new ring until it answers.
+func growthDelay(j *api.Job) time.Duration {
+	return max(5*time.Second, 2*time.Duration(j.Cluster.RejoinWindow))
+}
+
+// SuspectGrace is how long a reconfiguration waits for its members to confirm before
+// it may leave out those a ring error named: a live member's agent confirms as soon as
+// its blocking watch returns, in milliseconds.
+const SuspectGrace = 300 * time.Millisecond
+
 // closable says whether j's reconfiguration can close: every member confirmed or is
-// gone, or the deadline passed.
+// gone; or, after SuspectGrace, every member yet to confirm is one a confirmed member's
+// ring error named (it died or went silent: a killed rank's neighbours name it at
+// once); or the deadline passed.
 func closable(j *api.Job, now time.Time, gone func(string) bool) bool {
-	if !now.Before(j.Reconfig.Deadline) {
+	rc := j.Reconfig
+	if !now.Before(rc.Deadline) {
 		return true
 	}
+	graced := !now.Before(rc.Started.Add(min(SuspectGrace, rc.Deadline.Sub(rc.Started))))
 	for _, m := range members(j.Gen) {
-		if !slices.Contains(j.Reconfig.Confirmed, m) && !gone(m) {
+		if slices.Contains(rc.Confirmed, m) || gone(m) {
+			continue
+		}
+		if !graced || !named(rc, m) {
 			return false
 		}
 	}
 	return true
+}
+
+// named says whether a confirmed member's ring error named m.
+func named(rc *api.Reconfig, m string) bool {
+	for reporter, s := range rc.Suspects {
+		if s == m && slices.Contains(rc.Confirmed, reporter) {
+			return true
+		}
+	}
+	return false
 }
 
 func members(g *api.Generation) []string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -237,6 +238,13 @@ func TestFSMSnapshotRestore(t *testing.T) {
 			cmds = append(cmds, c)
 			all.Apply(&raft.Log{Index: uint64(i + 1), Data: c})
 			all.Read(func(s *State) { checkInvariants(t, s, i) })
+			if i%4 == 0 {
+				// A snapshot taken here restores to the same values, nil and empty told
+				// apart: apply's logic may tell them apart.
+				if r := roundTrip(t, all); !reflect.DeepEqual(all.state, r.state) {
+					t.Fatalf("seed %d, step %d: a snapshot restores another state: %s", seed, i, firstDiff("state", reflect.ValueOf(all.state), reflect.ValueOf(r.state)))
+				}
+			}
 		}
 		cut := g.r.IntN(len(cmds))
 		part := NewFSM()
@@ -299,4 +307,105 @@ func TestFSMCoverage(t *testing.T) {
 			t.Errorf("no %q event in any sequence: %v", k, seen)
 		}
 	}
+}
+
+// roundTrip snapshots f and restores the snapshot into a new FSM.
+func roundTrip(t *testing.T, f *FSM) *FSM {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	r := NewFSM()
+	if err := r.Restore(readCloser{&sink.Buffer}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// firstDiff names the first place where a and b differ, nil and empty told apart.
+func firstDiff(path string, a, b reflect.Value) string {
+	if a.Kind() != b.Kind() {
+		return path + ": kind"
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() != b.IsNil() {
+			return fmt.Sprintf("%s: nil %v vs %v", path, a.IsNil(), b.IsNil())
+		}
+		if a.IsNil() {
+			return ""
+		}
+		return firstDiff(path, a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if d := firstDiff(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i)); d != "" {
+				return d
+			}
+		}
+	case reflect.Slice:
+		if a.IsNil() != b.IsNil() {
+			return fmt.Sprintf("%s: nil %v vs %v (len %d %d)", path, a.IsNil(), b.IsNil(), a.Len(), b.Len())
+		}
+		if a.Len() != b.Len() {
+			return path + ": len"
+		}
+		for i := range a.Len() {
+			if d := firstDiff(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i)); d != "" {
+				return d
+			}
+		}
+	case reflect.Map:
+		if a.IsNil() != b.IsNil() {
+			return fmt.Sprintf("%s: nil map %v vs %v", path, a.IsNil(), b.IsNil())
+		}
+		for _, k := range a.MapKeys() {
+			if d := firstDiff(fmt.Sprintf("%s[%v]", path, k), a.MapIndex(k), b.MapIndex(k)); d != "" {
+				return d
+			}
+		}
+	default:
+		if a.CanInterface() && !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			return fmt.Sprintf("%s: %v vs %v", path, a.Interface(), b.Interface())
+		}
+		if !a.CanInterface() && fmt.Sprint(a) != fmt.Sprint(b) {
+			return fmt.Sprintf("%s: %v vs %v", path, a, b)
+		}
+	}
+	return ""
+}
+
+// TestEventLogKeepsWhatMatters: past MaxEvents a long job's log drops its oldest
+// routine events (evals here), not its submission and generations.
+func TestEventLogKeepsWhatMatters(t *testing.T) {
+	f := NewFSM()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	idx := uint64(0)
+	apply := func(typ string, body any) {
+		t.Helper()
+		idx++
+		b, _ := NewCommand(typ, now, body)
+		if r := f.Apply(&raft.Log{Index: idx, Data: b}).(ApplyResult); r.Err != nil {
+			t.Fatalf("%s: %v", typ, r.Err)
+		}
+	}
+	apply(CmdNodeRegister, api.RegisterNode{ID: "n1", RingAddr: "n1:1"})
+	apply(CmdJobSubmit, JobSubmit{Job: api.Job{Cluster: api.ClusterSpec{}.WithDefaults(), Train: &api.Dataset{Path: "x"}}})
+	apply(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(1), Records: 10})
+	apply(CmdOpenGeneration, OpenGeneration{Job: "job-1", Gen: 1, Members: []string{"n1"}, Reason: "start"})
+	for step := range int64(2 * MaxEvents) {
+		apply(CmdProgress, JobProgress{Job: "job-1", Report: api.ProgressReport{Node: "n1", Gen: 1, Step: step,
+			Eval: map[string]float64{"f1": 0.5}, EvalStep: step + 1}})
+	}
+	f.Read(func(s *State) {
+		ev := s.Events["job-1"]
+		if len(ev) != MaxEvents || ev[0].Kind != "submitted" || ev[1].Kind != "planned" || ev[2].Kind != "generation" ||
+			ev[len(ev)-1].Seq != 2*MaxEvents+3 || ev[3].Message != "eval at step 504: f1=0.5" {
+			t.Fatalf("%d events: %+v ... %+v", len(ev), ev[:4], ev[len(ev)-1])
+		}
+	})
 }

@@ -45,7 +45,7 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bertnode"`)
-			writeError(w, &api.Error{Status: http.StatusUnauthorized, Message: "missing or wrong bearer token (the cluster secret's API token)"})
+			writeError(w, &api.Error{Status: http.StatusUnauthorized, Message: "401 unauthorized: missing or wrong bearer token (the cluster secret's API token)"})
 			return
 		}
 		h.ServeHTTP(w, r)

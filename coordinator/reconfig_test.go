@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 )
 
@@ -55,7 +56,13 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	conflict(t, ns[2].fail(id, 2, "not mine"), "node n3 is not in generation 2")
 	conflict(t, ns[0].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 3}), "generation 1 of job "+id+" is over")
 
-	// n3 is idle and alive: the job grows back to 3 once its members confirm.
+	// n3 is idle and alive: once generation 2 has trained a while, the job grows back
+	// to 3 when its members confirm.
+	settle()
+	if j := job(c, id); j.Reconfig != nil {
+		t.Fatalf("growth at once, before generation 2 trained: %+v", j.Reconfig)
+	}
+	c.Clock.Advance(5 * time.Second)
 	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if a.Job.Reconfig.Cause != "n3 joining" {
 		t.Fatalf("growth cause %q", a.Job.Reconfig.Cause)
@@ -76,6 +83,58 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	want := []string{"submitted", "planned", "generation", "failure", "reconfig", "confirm", "generation", "reconfig", "confirm", "confirm", "generation"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("log: %v, want %v", kinds, want)
+	}
+}
+
+// TestReconfigLeavesOutTheNamedAfterGrace: when the members that confirmed name the one
+// yet to confirm in their ring errors (its neighbours saw it die), the next generation
+// opens once SuspectGrace has passed, without waiting for the rejoin window.
+func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	for _, n := range ns[:2] {
+		if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: 1, Applied: 7, Error: "peer lost", Suspect: "n3"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	if j := job(c, id); j.Gen.Gen != 1 || j.Reconfig.Suspects["n1"] != "n3" {
+		t.Fatalf("before the grace: gen %d, reconfig %+v", j.Gen.Gen, j.Reconfig)
+	}
+	c.Clock.Advance(coordinator.SuspectGrace) // well within the 2 s window
+	ns[0].awaitGen(id, 2, 0)
+	if j := job(c, id); len(j.Gen.Members) != 2 || !strings.Contains(j.Gen.Reason, "n3 left out") {
+		t.Fatalf("generation 2: %+v", j.Gen)
+	}
+}
+
+// TestGrowthKeepsSlowMembers: a growth reconfiguration only adds nodes; a member that
+// has not confirmed by the deadline is slow (say, its coordinator calls are failing
+// over), not lost, and stays. A failure report during it makes it a failure one.
+func TestGrowthKeepsSlowMembers(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	ns[0].fail(id, 1, "ring: n3 timed out")
+	ns[1].fail(id, 1, "")
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+	c.Clock.Advance(5 * time.Second)
+	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	if !a.Job.Reconfig.Growth {
+		t.Fatalf("growth reconfig %+v", a.Job.Reconfig)
+	}
+	ns[0].fail(id, 2, "") // n2 stays silent
+	c.Clock.Advance(2 * time.Second)
+	for r, n := range ns {
+		n.awaitGen(id, 3, r)
 	}
 }
 
@@ -102,6 +161,25 @@ func TestReconfigOnGossip(t *testing.T) {
 		t.Fatalf("generation 2: %+v", j.Gen)
 	}
 	ns[1].awaitIdle()
+}
+
+// TestNewGenerationOfNewNodesRestoresTheCheckpoint: when no member of the previous
+// generation is left, the next one names the job's latest checkpoint for its members to
+// load; one that keeps a member does not.
+func TestNewGenerationOfNewNodesRestoresTheCheckpoint(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 1, 1))
+	ns[0].awaitGen(id, 1, 0)
+	blob := strings.TrimPrefix(putData(t, c.Client(), "a checkpoint"), "blob:")
+	if err := ns[0].cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: "checkpoint", Blob: blob, Size: 12, Step: 20}); err != nil {
+		t.Fatal(err)
+	}
+	c.Gossip.SetHealth("n1", api.Dead)
+	ns[1].awaitGen(id, 2, 0)
+	if j := job(c, id); j.Gen.Restore != blob {
+		t.Fatalf("generation 2 of a new node: restore %q, want the checkpoint %s", j.Gen.Restore, blob)
+	}
 }
 
 // TestWaitForNodesThenResume: below min_nodes the job keeps running with its

@@ -4,13 +4,14 @@
 // join. docs/cluster.md is the design; one concept per file:
 //
 //	commands.go  the raft log entries          state.go   the state and how commands change it
-//	fsm.go       raft.FSM over State            transport.go  raft's authenticated stream layer
-//	raft.go      raft wiring, join, members    leader.go  the leader's loop
-//	decide.go    its decisions, a pure function of the state
+//	fsm.go       raft.FSM over State            raft.go    raft wiring (internal/authconn), join, members
+//	leader.go    the leader's loop              decide.go  its decisions, a pure function of the state
 //	blobs.go     content-addressed store and its replication
-//	http.go      the API's routes               query.go   reads, blocking queries, forwarding
-//	jobspec.go   what the coordinator reads of a job spec
-//	planner.go   the Planner border             metrics.go Prometheus
+//	http.go      the API's routes               query.go   auth, forwarding, blocking reads
+//	jobspec.go   reading a submitted spec       planner.go the Planner border
+//	metrics.go   Prometheus                     server.go  Config, New, Close
+//
+// coordtest runs real clusters on loopback for other packages' tests.
 package coordinator
 
 import (
@@ -183,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.fsm.OnApply(func(uint64) { s.changes.notify() })
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg.TLS
+	tr.TLSClientConfig = cfg.TLS.Clone() // net/http sets its NextProtos; raft uses cfg.TLS too
 	s.peer = &http.Client{Transport: tr}
 	s.metrics = newMetrics(s)
 

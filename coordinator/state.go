@@ -13,8 +13,13 @@ import (
 	"github.com/bertnode/bertnode/api"
 )
 
-// MaxEvents bounds each job's event log; older events are dropped.
+// MaxEvents bounds each job's event log. Past it the oldest routine event (an eval,
+// a checkpoint, a result, a confirmation) goes, so that a long job's generations,
+// failures and outcome stay; the oldest event of any kind when none is routine.
 const MaxEvents = 500
+
+// routine are the kinds of events a long job has many of.
+var routine = map[string]bool{"eval": true, "checkpoint": true, "result": true, "confirm": true}
 
 // keepCheckpoints is how many checkpoint manifests a job keeps.
 const keepCheckpoints = 5
@@ -142,7 +147,8 @@ func (s *State) event(j *api.Job, t time.Time, kind, node, format string, args .
 	}
 	ev = append(ev, api.Event{Seq: seq, Time: t, Kind: kind, Gen: gen, Node: node, Message: fmt.Sprintf(format, args...)})
 	if len(ev) > MaxEvents {
-		ev = slices.Clone(ev[len(ev)-MaxEvents:])
+		i := slices.IndexFunc(ev, func(e api.Event) bool { return routine[e.Kind] })
+		ev = slices.Delete(ev, max(i, 0), max(i, 0)+1)
 	}
 	s.Events[j.ID] = ev
 	s.touch(topicLogs(j.ID))
@@ -405,6 +411,9 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		return errorf(http.StatusBadRequest, "job %s: %d members, want 1 to %d", j.ID, len(b.Members), j.Cluster.Nodes)
 	}
 	g := &api.Generation{Gen: b.Gen, Opened: t, Reason: b.Reason}
+	if j.Gen != nil && !slices.ContainsFunc(j.Gen.Members, func(m api.RingMember) bool { return slices.Contains(b.Members, m.Node) }) {
+		g.Restore = j.Results["checkpoint"].Blob // "" when the job has none yet
+	}
 	for i, id := range b.Members {
 		n := s.Nodes[id]
 		switch {
@@ -446,6 +455,7 @@ func (s *State) beginReconfig(t time.Time, b BeginReconfig) error {
 		return nil
 	}
 	s.openReconfig(j, t, b.Cause, nil)
+	j.Reconfig.Growth = b.Growth
 	return nil
 }
 
@@ -499,6 +509,10 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 			return nil
 		}
 		rc.Confirmed = append(rc.Confirmed, r.Node)
+		noteSuspect(rc, r)
+		if r.Error != "" {
+			rc.Growth = false
+		}
 		s.changedJob(j, true)
 		if r.Error != "" {
 			s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
@@ -512,6 +526,7 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 	}
 	s.event(j, t, "failure", r.Node, "%s failed at step %d: %s", r.Node, r.Applied, r.Error)
 	s.openReconfig(j, t, r.Node+": "+r.Error, []string{r.Node})
+	noteSuspect(j.Reconfig, r)
 	return nil
 }
 
@@ -702,4 +717,15 @@ func formatMetrics(m map[string]float64) string {
 		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// noteSuspect records whom a member's ring error named.
+func noteSuspect(rc *api.Reconfig, r api.FailureReport) {
+	if r.Error == "" || r.Suspect == "" || r.Suspect == r.Node {
+		return
+	}
+	if rc.Suspects == nil {
+		rc.Suspects = map[string]string{}
+	}
+	rc.Suspects[r.Node] = r.Suspect
 }

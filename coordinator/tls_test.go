@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
@@ -25,7 +26,7 @@ func TestMutualTLS(t *testing.T) {
 		return err == nil
 	})
 
-	plain := &api.Client{Addrs: c.Addrs(), Token: c.Secret.Token(), MaxBackoff: 1}
+	plain := &api.Client{Addrs: c.Addrs(), Token: c.Secret.Token(), MaxBackoff: 100 * time.Millisecond}
 	if _, err := plain.Status(shortCtx(t)); err == nil {
 		t.Fatal("a plain HTTP client was served")
 	}

@@ -111,7 +111,7 @@ func evalLoss(t testing.TB, m *Model, b *Batch) float64 {
 }
 
 // trainStep computes b's gradient (dropout on), clips it and takes one AdamW step.
-func trainStep(t testing.TB, m *Model, opt *AdamW, b *Batch, lr float64) {
+func trainStep(t testing.TB, m *Model, opt Optimizer, b *Batch, lr float64) {
 	t.Helper()
 	m.Params.ZeroGrad()
 	if _, err := m.Backward(b, 1); err != nil {

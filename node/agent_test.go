@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -36,6 +38,7 @@ type coord struct {
 	blobs    map[string][]byte
 	ckpts    []api.CheckpointReport
 	progress []api.ProgressReport
+	prev     api.Job // a finished job, for Job
 }
 
 func newCoord(spec string) *coord {
@@ -52,10 +55,13 @@ func (c *coord) bump() {
 
 // open starts generation gen with members in rank order; assigned nodes not in it
 // wait with rank -1.
-func (c *coord) open(gen uint32, members ...string) {
+func (c *coord) open(gen uint32, members ...string) { c.openRestoring(gen, "", members...) }
+
+// openRestoring opens a generation whose members load the checkpoint blob restore.
+func (c *coord) openRestoring(gen uint32, restore string, members ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := &api.Generation{Gen: gen, Opened: time.Now()}
+	g := &api.Generation{Gen: gen, Opened: time.Now(), Restore: restore}
 	for n := range c.ranks {
 		c.ranks[n] = -1
 	}
@@ -175,6 +181,26 @@ func (c *coord) PutBlob(ctx context.Context, r io.Reader, size int64) (string, e
 	return sha, nil
 }
 
+func (c *coord) GetBlob(ctx context.Context, sha string) (io.ReadCloser, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blobs[sha]
+	if !ok {
+		return nil, 0, &api.Error{Message: "no such blob"}
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (c *coord) Job(ctx context.Context, id string) (*api.Job, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id != c.prev.ID {
+		return nil, &api.Error{Message: "no such job"}
+	}
+	j := c.prev
+	return &j, nil
+}
+
 // memData is the SMS spam data in memory: every fifth record held out for evaluation.
 type memData struct {
 	train []shard.Record
@@ -276,11 +302,21 @@ type testNode struct {
 
 func startNode(t *testing.T, c *coord, id string, seed int64) *testNode {
 	t.Helper()
+	return startNodeIn(t, c, id, seed, t.TempDir())
+}
+
+// startNodeIn starts a node keeping its data in dir (a restart when dir is a dead
+// node's).
+func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *testNode {
+	t.Helper()
+	c.mu.Lock()
+	c.addrs[id] = ""
+	c.mu.Unlock()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{id: id, dir: t.TempDir(), ln: ln, exited: make(chan error, 1)}
+	n := &testNode{id: id, dir: dir, ln: ln, exited: make(chan error, 1)}
 	var logw io.Writer = io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
@@ -318,18 +354,22 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func (n *testNode) final(t *testing.T) []byte {
+func (n *testNode) final(t *testing.T) []byte { return n.finalOf(t, "job-1") }
+
+func (n *testNode) finalOf(t *testing.T, job string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+	b, err := os.ReadFile(filepath.Join(n.dir, "jobs", job, "final", "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func (n *testNode) audit(t *testing.T) []AuditEntry {
+func (n *testNode) audit(t *testing.T) []AuditEntry { return n.auditOf(t, "job-1") }
+
+func (n *testNode) auditOf(t *testing.T, job string) []AuditEntry {
 	t.Helper()
-	es, err := ReadAudit(filepath.Join(n.dir, "jobs", "job-1", "audit.jsonl"))
+	es, err := ReadAudit(filepath.Join(n.dir, "jobs", job, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +410,7 @@ func checkAudit(t *testing.T, records int, wantEpochs int, nodes ...*testNode) A
 }
 
 func TestThreeNodesTrainIdentically(t *testing.T) {
-	c := newCoord(toySpec)
+	c := newCoord(toySpec + "report_to: [tensorboard]\n")
 	train, _ := smsData(t)
 	nodes := []*testNode{startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)}
 	c.open(1, "n1", "n2", "n3")
@@ -389,6 +429,32 @@ func TestThreeNodesTrainIdentically(t *testing.T) {
 		}
 	}
 	checkAudit(t, len(train), 2, nodes...)
+	// The job asked for TensorBoard: rank 0's final model holds the event file, with
+	// every step's loss.
+	evs, _ := filepath.Glob(filepath.Join(nodes[0].dir, "jobs", "job-1", "final", "events.out.tfevents.*"))
+	if len(evs) != 1 {
+		t.Fatalf("event files in the final model: %v", evs)
+	}
+	f, err := os.Open(evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := report.ReadEvents(f, evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := 0
+	for _, e := range events {
+		for _, v := range e.Scalars {
+			if v.Tag == "train/loss" {
+				losses++
+			}
+		}
+	}
+	if want := int(spec.TotalSteps(len(train))); losses != want {
+		t.Fatalf("%d train/loss scalars in the event file, want %d", losses, want)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, kind := range []string{"final", "best", "checkpoint"} {
@@ -488,4 +554,217 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 	if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
 		t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
 	}
+}
+
+func (n *testNode) hasFinal(job string) bool {
+	_, err := os.Stat(filepath.Join(n.dir, "jobs", job, "final", "model.safetensors"))
+	return err == nil
+}
+
+// The whole cluster restarts (every node process dies): the nodes come back, each
+// resumes from its latest checkpoint with the exact data position, and the job ends as
+// if nothing happened to the samples: each trained once in the final model's lineage.
+func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
+	n1.kill()
+	n2.kill()
+	for len(c.failures) > 0 {
+		<-c.failures
+	}
+	n1 = startNodeIn(t, c, "n1", 11, n1.dir)
+	n2 = startNodeIn(t, c, "n2", 12, n2.dir)
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
+	}
+	r := checkAudit(t, len(train), 2, n1, n2)
+	first := n1.audit(t)
+	var resumed int64 = -1
+	for _, e := range first {
+		if e.Gen == 2 && !e.Applied {
+			resumed = e.Step - 1
+			break
+		}
+	}
+	if resumed != 50 {
+		t.Fatalf("generation 2 started after step %d; want 50, the last checkpoint (save_steps 25)", resumed)
+	}
+	t.Logf("audit %+v", r)
+}
+
+// A job submitted to continue another (submit --resume) starts from the checkpoint the
+// coordinator keeps of it, at its exact data position: trained to the same end, it
+// reaches the very same weights.
+func TestResumeOfAnotherJobReachesTheSameWeights(t *testing.T) {
+	c := newCoord(toySpec)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	c.mu.Lock()
+	c.prev = c.job
+	c.prev.Results = map[string]api.Artifact{}
+	for k, r := range c.results {
+		c.prev.Results[k] = api.Artifact{Blob: r.Blob, Size: r.Size, Step: r.Step}
+	}
+	ckpt := c.results["checkpoint"].Step
+	c.job = api.Job{ID: "job-2", Spec: toySpec, State: api.Running, ResumeOf: "job-1"}
+	c.results = map[string]api.ResultReport{}
+	c.mu.Unlock()
+	c.open(1, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model of job-2", func() bool { return n2.hasFinal("job-2") })
+	if !bytes.Equal(n1.finalOf(t, "job-2"), n1.finalOf(t, "job-1")) || !bytes.Equal(n2.finalOf(t, "job-2"), n1.final(t)) {
+		t.Fatal("the resumed job's final weights differ from the original's")
+	}
+	es := n1.auditOf(t, "job-2")
+	if len(es) == 0 || es[0].Step != ckpt+1 {
+		t.Fatalf("job-2 started at step %d; want %d, after job-1's checkpoint", es[0].Step, ckpt+1)
+	}
+}
+
+// With batch: shrink, each node keeps its batch: the global batch shrinks with the ring
+// (and the learning rate with it), and the samples still go once each.
+func TestShrinkingBatchAfterANodeDies(t *testing.T) {
+	spec := strings.Replace(toySpec, "cluster: {nodes: 3, ring_timeout: 3s}", "cluster: {nodes: 3, batch: shrink, ring_timeout: 3s}", 1)
+	c := newCoord(spec)
+	train, _ := smsData(t)
+	n1, n2, n3 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2), startNode(t, c, "n3", 3)
+	c.open(1, "n1", "n2", "n3")
+	waitFor(t, "step 10", func() bool { return n1.agent.applied.Load() >= 10 })
+	n3.kill()
+	for seen := map[string]bool{}; len(seen) < 2; {
+		seen[(<-c.failures).Node] = true
+	}
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	var all []AuditEntry
+	for _, n := range []*testNode{n1, n2, n3} {
+		all = append(all, n.audit(t)...)
+	}
+	r, err := Audit(all, allIDs(len(train)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Repeated != 0 || r.Lost != 0 {
+		t.Fatalf("audit %+v", r)
+	}
+	perStep := map[uint32]map[int64]int{} // gen -> step -> samples
+	for _, e := range all {
+		if !e.Applied {
+			if perStep[e.Gen] == nil {
+				perStep[e.Gen] = map[int64]int{}
+			}
+			perStep[e.Gen][e.Step] += len(e.IDs)
+		}
+	}
+	for gen, want := range map[uint32]int{1: 3 * 64, 2: 2 * 64} {
+		full := 0
+		for _, n := range perStep[gen] {
+			if n == want {
+				full++
+			} else if n > want {
+				t.Fatalf("generation %d: a step of %d samples, want at most %d", gen, n, want)
+			}
+		}
+		if full == 0 {
+			t.Fatalf("generation %d: no step of %d samples (%v)", gen, want, perStep[gen])
+		}
+	}
+}
+
+// slowToy is a Toy that takes its time over each record, as a node on a slower machine.
+type slowToy struct {
+	*Toy
+	per time.Duration
+}
+
+func (s slowToy) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+	time.Sleep(time.Duration(len(recs)) * s.per)
+	return s.Toy.Backward(recs, weight, seed)
+}
+
+// With cluster.balance a node three times slower than the others gets smaller shares
+// of each batch, and the samples still go once each.
+func TestBalanceGivesTheSlowNodeLess(t *testing.T) {
+	spec := strings.Replace(toySpec, "cluster: {nodes: 3, ring_timeout: 3s}", "cluster: {nodes: 3, balance: true, ring_timeout: 3s}", 1)
+	spec = strings.Replace(spec, "epochs: 2", "max_steps: 30", 1)
+	c := newCoord(spec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	n3 := startNode(t, c, "n3", 3)
+	slow := n3.agent.cfg.Setup
+	n3.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+		env, err := slow(ctx, job)
+		if err == nil {
+			env.Replica = slowToy{env.Replica.(*Toy), 300 * time.Microsecond}
+		}
+		return env, err
+	}
+	fast := func(n *testNode) {
+		setup := n.agent.cfg.Setup
+		n.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				env.Replica = slowToy{env.Replica.(*Toy), 100 * time.Microsecond}
+			}
+			return env, err
+		}
+	}
+	fast(n1)
+	fast(n2)
+	c.open(1, "n1", "n2", "n3")
+	awaitDone(t, c)
+	var all []AuditEntry
+	for _, n := range []*testNode{n1, n2, n3} {
+		all = append(all, n.audit(t)...)
+	}
+	if r, err := Audit(all, allIDs(len(train))); err != nil || r.Repeated != 0 {
+		t.Fatalf("audit %+v, %v", r, err)
+	}
+	last := map[int]int{} // rank -> piece size at the last step
+	for _, e := range all {
+		if !e.Applied && e.Step == 30 {
+			last[e.Rank] = len(e.IDs)
+		}
+	}
+	t.Logf("the last step's pieces by rank: %v (batch 64)", last)
+	if !(last[2] < last[0] && last[2] < last[1]) {
+		t.Fatalf("the slow node's piece is not the smallest: %v", last)
+	}
+}
+
+// Every node that held the job's state dies; a new node, in a generation of its own,
+// goes on from the checkpoint the coordinator keeps (Generation.Restore) rather than
+// starting the job over, and the samples still go once each in the lineage.
+func TestNewNodesRestoreTheCoordinatorsCheckpoint(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "a checkpoint uploaded", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.results["checkpoint"].Blob != "" && n1.agent.applied.Load() >= 60
+	})
+	n1.kill()
+	n2.kill()
+	c.mu.Lock()
+	ckpt := c.results["checkpoint"]
+	c.mu.Unlock()
+	n3 := startNode(t, c, "n3", 3)
+	c.openRestoring(2, ckpt.Blob, "n3")
+	awaitDone(t, c)
+	es := n3.audit(t)
+	if len(es) == 0 || es[0].Step != ckpt.Step+1 {
+		t.Fatalf("n3 began at step %d; want %d, after the checkpoint", es[0].Step, ckpt.Step+1)
+	}
+	checkAudit(t, len(train), 2, n1, n2, n3)
 }

@@ -20,4 +20,6 @@ type Coordinator interface {
 	Result(ctx context.Context, job string, r api.ResultReport) error
 	Done(ctx context.Context, job string, r api.DoneReport) error
 	PutBlob(ctx context.Context, r io.Reader, size int64) (string, error)
+	GetBlob(ctx context.Context, sha string) (io.ReadCloser, int64, error)
+	Job(ctx context.Context, id string) (*api.Job, error)
 }

@@ -15,8 +15,9 @@ type Replica interface {
 	ZeroGrad()
 	// Backward adds weight × the gradient of the mean loss over recs to the gradient
 	// buffer and returns that mean loss. The node passes len(recs)/len(global batch),
-	// so the ranks' summed gradients are the gradient of the whole batch's mean loss.
-	Backward(recs []shard.Record, weight float64) (float64, error)
+	// so the ranks' summed gradients are the gradient of the whole batch's mean loss,
+	// and the step's seed for whatever the model draws at random (api.StepSeed).
+	Backward(recs []shard.Record, weight float64, seed int64) (float64, error)
 	// Grad is the flat gradient in host memory; the all-reduce sums it in place.
 	Grad() []float32
 	// Apply takes optimizer step number step (0-based) with the gradient as the

@@ -234,6 +234,9 @@ func pruneCheckpoints(dir string, keep int) error {
 func (s *session) logMetrics(v map[string]any) {
 	b, _ := json.Marshal(v)
 	s.metrics.Write(append(b, '\n'))
+	if s.tb != nil {
+		s.tb.Metrics(v) // its first error sticks and is reported when it closes
+	}
 }
 
 // writeReports puts the run's metrics log, its curves and the replica's reports of the
@@ -249,6 +252,14 @@ func (s *session) writeReports(dir string) error {
 	}
 	if err := report.CurvesFile(logPath, filepath.Join(dir, "curves.png")); err != nil {
 		return err
+	}
+	if s.tb != nil {
+		if err := s.tb.Flush(); err != nil {
+			return err
+		}
+		if err := os.Link(s.tb.Path(), filepath.Join(dir, filepath.Base(s.tb.Path()))); err != nil {
+			return err
+		}
 	}
 	if r, ok := s.env.Replica.(Reporter); ok {
 		return r.WriteReports(dir)

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/failpoint"
 	"github.com/bertnode/bertnode/internal/rate"
+	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/stream"
 )
 
@@ -23,6 +25,8 @@ var (
 	errFinished = errors.New("finished")
 	// errDiverged: ranks hold different states; the job cannot go on.
 	errDiverged = errors.New("replicas diverged")
+	// errRetry: this generation cannot start here, but the next may.
+	errRetry = errors.New("not ready")
 )
 
 // session trains one job on this node, across as many generations as it takes.
@@ -38,8 +42,14 @@ type session struct {
 	order      []int32
 	orderEpoch int
 
+	// speeds are the ranks' samples per millisecond of compute, averaged over the
+	// steps of the current generation: cluster.balance cuts batches by them. Every
+	// rank computes them from the same commit rounds, so they agree.
+	speeds []float64
+
 	audit   *auditLog
 	metrics *os.File
+	tb      *report.TensorBoard // with report_to: [tensorboard]
 	rep     *reporter
 	uploads *uploader
 	rate    rate.Meter
@@ -67,11 +77,22 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.env = env
 	s.total = env.Spec.TotalSteps(env.Data.Records())
+	if err := s.resume(ctx); err != nil {
+		return s.fail(ctx, err)
+	}
 	if s.audit, err = openAudit(filepath.Join(s.dir, "audit.jsonl")); err != nil {
 		return s.fail(ctx, err)
 	}
 	if s.metrics, err = os.OpenFile(filepath.Join(s.dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		return s.fail(ctx, err)
+	}
+	if slices.Contains(env.Spec.ReportTo, "tensorboard") {
+		if s.tb, err = report.NewTensorBoard(s.dir); err != nil {
+			return s.fail(ctx, err)
+		}
+		if s.has {
+			s.tb.Restart(s.pos.Step) // TensorBoard drops what a crashed run logged past the checkpoint
+		}
 	}
 	s.rep = startReporter(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
 	s.uploads = newUploader(s.a.cfg.Coordinator, s.job.ID, s.a.cfg.ID, s.a.cfg.Log)
@@ -146,6 +167,11 @@ func (s *session) close() {
 	if s.metrics != nil {
 		s.metrics.Close()
 	}
+	if s.tb != nil {
+		if err := s.tb.Close(); err != nil {
+			s.logf("tensorboard: %v", err)
+		}
+	}
 	if s.env != nil {
 		s.env.Replica.Close()
 		if s.env.Close != nil {
@@ -157,7 +183,7 @@ func (s *session) close() {
 // recoverable says a next generation may cure err: the ring broke or was told to stop.
 func recoverable(err error) bool {
 	for _, e := range []error{allreduce.ErrPeerLost, allreduce.ErrTimeout, allreduce.ErrBroken, allreduce.ErrClosed,
-		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded} {
+		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded, errRetry} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -206,6 +232,11 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		return err
 	}
 	start := time.Now()
+	if !s.has && g.Restore != "" {
+		if err := s.restore(ctx, g.Restore); err != nil {
+			return err
+		}
+	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
 		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
@@ -214,6 +245,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		return err
 	}
 	defer ring.Close()
+	ringReady := time.Since(start)
 	s.a.inGen.Store(g.Gen)
 	ag, err := agree(ctx, ring, s.has, s.pos.Step)
 	if err != nil {
@@ -229,6 +261,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 		}
 	}
 	s.has = true
+	s.speeds = make([]float64, g.Ranks())
 	s.a.applied.Store(s.pos.Step)
 	s.a.m.transfer.Observe(time.Since(start).Seconds())
 	s.a.m.generations.Inc()
@@ -243,7 +276,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	if ag.needsTransfer() {
 		from = fmt.Sprintf("rank %d's state", ag.donor)
 	}
-	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s)", g.Gen, as.Rank, g.Ranks(), s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond))
+	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s: ring %s, agreement and state %s)", g.Gen, as.Rank, g.Ranks(),
+		s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond), ringReady.Round(time.Millisecond), (time.Since(start) - ringReady).Round(time.Millisecond))
 	for {
 		if err := s.owed(ctx, ring); err != nil {
 			return err
@@ -281,7 +315,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	n, rank := ring.Size(), ring.Rank()
 	wall := time.Now()
 	batch, epoch, next := s.batch(n)
-	piece := stream.Piece(batch, n, rank)
+	piece := s.piece(batch, rank)
 	recs, err := s.env.Data.Read(ctx, piece)
 	if err != nil {
 		return err
@@ -294,7 +328,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight)
+	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
 	if err != nil {
 		return err
 	}
@@ -316,6 +350,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		return err
 	}
 	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
+	s.measure(batch, c[3:])
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {
 		return err
@@ -340,6 +375,35 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 			StepMillis: float64(compute.Milliseconds()), Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt}
 	})
 	return nil
+}
+
+// piece is rank's share of batch: even, or by speed with cluster.balance once every
+// rank's speed is measured.
+func (s *session) piece(batch []int32, rank int) []int32 {
+	if s.env.Spec.Cluster.Balance {
+		return stream.WeightedPiece(batch, s.speeds, rank)
+	}
+	return stream.Piece(batch, len(s.speeds), rank)
+}
+
+// measure folds a step's per-rank compute times (ms, from the commit round) into the
+// ranks' speeds.
+func (s *session) measure(batch []int32, ms []float32) {
+	sizes := make([]int, len(s.speeds))
+	for r := range sizes {
+		sizes[r] = len(s.piece(batch, r)) // the cut this step used
+	}
+	for r := range s.speeds {
+		if ms[r] <= 0 {
+			continue
+		}
+		v := float64(sizes[r]) / float64(ms[r])
+		if s.speeds[r] == 0 {
+			s.speeds[r] = v
+		} else {
+			s.speeds[r] = 0.7*s.speeds[r] + 0.3*v
+		}
+	}
 }
 
 // owed does the evaluation and the checkpoint due at the current step, unless done.

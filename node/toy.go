@@ -119,7 +119,8 @@ func (t *Toy) label(r *shard.Record) (int, error) {
 
 func (t *Toy) ZeroGrad() { clear(t.grad) }
 
-func (t *Toy) Backward(recs []shard.Record, weight float64) (float64, error) {
+// Backward draws nothing at random: seed is not used.
+func (t *Toy) Backward(recs []shard.Record, weight float64, _ int64) (float64, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}

@@ -17,5 +17,11 @@ echo
 echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
 ./bin/bertnode bench stream --sizes 100M,1G,3G
 echo
+echo "== serve: HTTP serving with dynamic batching, off and on, next to the raw forward"
+./scripts/bench-serve.sh
+echo
+echo "== allreduce: slow links, ranks in network namespaces behind tbf (see allreduce/README.md)"
+./scripts/bench-slowlink.sh
+echo
 echo "== distributed step: 2 ranks beside PyTorch DDP over gloo (see docs/bench.md)"
 ./scripts/bench-ddp.sh

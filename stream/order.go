@@ -118,3 +118,42 @@ func Piece(batch []int32, n, rank int) []int32 {
 	}
 	return batch[lo:hi]
 }
+
+// WeightedPiece is rank's contiguous part of batch when the ranks take shares in
+// proportion to weights (their speeds): sizes by largest remainder, ties to the lower
+// rank, so every rank computes the same cut from the same weights; the pieces in rank
+// order make up the batch. Non-positive or missing weights fall back to Piece.
+func WeightedPiece(batch []int32, weights []float64, rank int) []int32 {
+	n := len(weights)
+	var sum float64
+	for _, w := range weights {
+		if !(w > 0) {
+			return Piece(batch, n, rank)
+		}
+		sum += w
+	}
+	sizes := make([]int, n)
+	rem := make([]float64, n)
+	left := len(batch)
+	for i, w := range weights {
+		exact := float64(len(batch)) * w / sum
+		sizes[i] = int(exact)
+		rem[i] = exact - float64(sizes[i])
+		left -= sizes[i]
+	}
+	for ; left > 0; left-- {
+		best := 0
+		for i := range rem {
+			if rem[i] > rem[best] {
+				best = i
+			}
+		}
+		sizes[best]++
+		rem[best] = -1
+	}
+	lo := 0
+	for i := range rank {
+		lo += sizes[i]
+	}
+	return batch[lo : lo+sizes[rank]]
+}

@@ -223,3 +223,33 @@ func roundTrip(t testing.TB, p *Plan) *Plan {
 	}
 	return &q
 }
+
+func TestWeightedPiece(t *testing.T) {
+	batch := make([]int32, 100)
+	for i := range batch {
+		batch[i] = int32(i)
+	}
+	for _, ws := range [][]float64{{1, 1, 1}, {2, 1, 1}, {1, 3}, {0.5, 0.25, 0.25, 1e-9}, {1}, {1, 0}} {
+		var got []int32
+		var sizes []int
+		for r := range ws {
+			p := WeightedPiece(batch, ws, r)
+			got = append(got, p...)
+			sizes = append(sizes, len(p))
+		}
+		if len(got) != len(batch) {
+			t.Fatalf("weights %v: pieces of %v make %d of %d", ws, sizes, len(got), len(batch))
+		}
+		for i, id := range got {
+			if id != int32(i) {
+				t.Fatalf("weights %v: pieces out of order at %d", ws, i)
+			}
+		}
+		if ws[0] == 2 && (sizes[0] != 50 || sizes[1] != 25) {
+			t.Fatalf("weights %v: sizes %v", ws, sizes)
+		}
+	}
+	if p := WeightedPiece(batch, []float64{1, 0}, 0); len(p) != 50 {
+		t.Fatalf("a zero weight should fall back to an even cut, got %d", len(p))
+	}
+}

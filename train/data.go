@@ -34,14 +34,16 @@ type Dataset struct {
 
 // readRecords reads every record of path, reporting skipped bad records to out.
 func readRecords(spec shard.Spec, path string, out io.Writer) ([]shard.Record, error) {
-	recs, bad, err := readAll(spec, path)
+	recs, bad, err := ReadAll(spec, path)
 	if bad.Count > 0 {
 		fmt.Fprintf(out, "%s: skipped %s\n", path, bad)
 	}
 	return recs, err
 }
 
-func readAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
+// ReadAll reads every record of a data file, as training reads it, and says which bad
+// records it skipped (with spec.SkipBadRecords). A file without records is an error.
+func ReadAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
 	r, err := shard.OpenFile(spec, path)
 	if err != nil {
 		return nil, shard.Bad{}, err

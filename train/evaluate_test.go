@@ -215,7 +215,7 @@ func TestForEvalErrorsNameThePlace(t *testing.T) {
 		"empty data":    {func(s *Spec) { s.Eval = filepath.Join(tmp, "empty.txt"); os.WriteFile(s.Eval, nil, 0o644) }, []string{"empty.txt", "empty file"}},
 		"pretraining":   {func(s *Spec) { s.Model = pretraining }, []string{"config.json", "architectures", "BertForMaskedLM"}},
 		"no weights":    {func(s *Spec) { s.Model = noWeights; s.Tokenizer = smsSpec(t).Tokenizer }, []string{"noweights", "no model.safetensors"}},
-		"no tokenizer":  {func(s *Spec) { s.Model = noWeights }, []string{"noweights", "no tokenizer.json or vocab.txt"}},
+		"no tokenizer":  {func(s *Spec) { s.Model = noWeights }, []string{"noweights", "no tokenizer.json, vocab.txt"}},
 		"max length":    {func(s *Spec) { s.MaxLength = 1024 }, []string{"max_length", "1024", "512"}},
 	} {
 		s := evalSpec(tr, dir)

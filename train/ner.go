@@ -102,14 +102,39 @@ func (s *nerScorer) add(exs []*Example, b *model.Batch, logits []float32) error 
 // first sub-token in rows (the sequence's [L, len(tags)] block), and returns the
 // sequence's probability, the product of its words'. Words without a token are O.
 func wordTags(dst, tags []string, enc *tokenize.Encoding, nWords int, rows []float32) ([]string, float64) {
+	return readTags(dst, tags, []nerWindow{{starts: tokenize.WordStarts(enc, nWords), n: enc.Len()}}, [][]float32{rows}, nWords)
+}
+
+// nerWindow is one window of a text's words: words [from, from+len(starts)), starts[i]
+// being the token of word from+i's first piece in the window's n tokens (-1: none).
+type nerWindow struct {
+	from   int
+	starts []int
+	n      int
+}
+
+// readTags is wordTags over windows whose logits are rows: each word is read from the
+// window where its first piece has the most tokens on its shorter side (the first such
+// window on a tie), as SQuAD's "max context" reads overlapping windows.
+func readTags(dst, tags []string, wins []nerWindow, rows [][]float32, nWords int) ([]string, float64) {
 	n := len(tags)
 	conf := 1.0
-	for _, tokIdx := range tokenize.WordStarts(enc, nWords) {
-		if tokIdx < 0 {
+	for w := range nWords {
+		best, at, most := -1, 0, -1
+		for k, win := range wins {
+			if w < win.from || w >= win.from+len(win.starts) || win.starts[w-win.from] < 0 {
+				continue
+			}
+			tok := win.starts[w-win.from]
+			if c := min(tok-1, win.n-2-tok); c > most {
+				best, at, most = k, tok, c
+			}
+		}
+		if best < 0 {
 			dst = append(dst, "O")
 			continue
 		}
-		p, prob := argmaxSoftmax(rows[tokIdx*n : (tokIdx+1)*n])
+		p, prob := argmaxSoftmax(rows[best][at*n : (at+1)*n])
 		dst = append(dst, tags[p])
 		conf *= prob
 	}

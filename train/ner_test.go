@@ -46,7 +46,7 @@ func TestTinyBERTLearnsWNUT17(t *testing.T) {
 	s.Output = t.TempDir()
 	// Nine tokens in ten are O: weighting it down keeps a briefly trained model from
 	// predicting nothing but O.
-	recs, _, err := readAll(s.Data, s.Train)
+	recs, _, err := ReadAll(s.Data, s.Train)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type Prediction struct {
 }
 
 // Predict classifies texts (and, for multilabel, keeps the classes whose probability is
-// at least threshold), Spec.BatchSize at a time.
+// at least threshold).
 func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, error) {
 	multi := t.Spec.Task == string(model.MultiLabel)
 	if !multi && t.Spec.Task != string(model.Classify) {
@@ -47,28 +47,25 @@ func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, erro
 	n := len(names)
 	out := make([]Prediction, 0, len(texts))
 	probs := make([]float64, n)
-	err := t.infer(exs, func(batch []*Example, _ *model.Batch, logits []float32) error {
-		for r, e := range batch {
-			row := logits[r*n : (r+1)*n]
-			p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
-			if multi {
-				p.Labels = []string{}
-				for k, v := range row {
-					probs[k] = 1 / (1 + math.Exp(-float64(v)))
-					if probs[k] >= threshold {
-						p.Labels = append(p.Labels, names[k])
-					}
+	err := t.infer(exs, func(e *Example, row []float32) error {
+		p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
+		if multi {
+			p.Labels = []string{}
+			for k, v := range row {
+				probs[k] = 1 / (1 + math.Exp(-float64(v)))
+				if probs[k] >= threshold {
+					p.Labels = append(p.Labels, names[k])
 				}
-			} else {
-				softmax(probs, row)
-				p.Label = names[slices.Index(probs, slices.Max(probs))]
-				p.Labels = []string{p.Label}
 			}
-			for k, name := range names {
-				p.Probs[name] = probs[k]
-			}
-			out = append(out, p)
+		} else {
+			softmax(probs, row)
+			p.Label = names[slices.Index(probs, slices.Max(probs))]
+			p.Labels = []string{p.Label}
 		}
+		for k, name := range names {
+			p.Probs[name] = probs[k]
+		}
+		out = append(out, p)
 		return nil
 	})
 	return out, err
@@ -87,26 +84,71 @@ func softmax(dst []float64, logits []float32) {
 	}
 }
 
-// infer runs exs through the model Spec.BatchSize at a time, without gold labels (so
-// without a loss), and hands each batch's logits to read.
-func (t *Trainer) infer(exs []Example, read func(batch []*Example, b *model.Batch, logits []float32) error) error {
-	ptrs := make([]*Example, 0, t.Spec.BatchSize)
-	for i := 0; i < len(exs); i += t.Spec.BatchSize {
-		ptrs = ptrs[:0]
-		for j := i; j < min(i+t.Spec.BatchSize, len(exs)); j++ {
-			ptrs = append(ptrs, &exs[j])
+// Infer runs encoded sequences through a model and returns each one's logits without
+// padding, row-major: classify and multilabel [labels]; ner [tokens, labels]; qa
+// [tokens, 2]. InferBatch is one; a server batching sequences across requests is another.
+type Infer func(encs []*tokenize.Encoding) ([][]float32, error)
+
+// WithInfer returns a copy of t whose Predict, PredictTags and PredictAnswers hand all
+// their encodings to infer at once instead of running them through t.Model
+// Spec.BatchSize at a time. The copy's prediction methods touch the model only through
+// infer, so they are safe for concurrent use when infer is.
+func (t *Trainer) WithInfer(infer Infer) *Trainer {
+	c := *t
+	c.run = infer
+	return &c
+}
+
+// InferBatch runs encs through the model as one batch, padded as Spec.Padding says, and
+// returns each one's logits without padding (see Infer).
+func (t *Trainer) InferBatch(encs []*tokenize.Encoding) ([][]float32, error) {
+	cb, err := t.coll.Collate(encs)
+	if err != nil {
+		return nil, err
+	}
+	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask}
+	logits, _, err := t.Model.Infer(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(encs))
+	perToken := t.Model.Opts.Task == model.NER || t.Model.Opts.Task == model.QA
+	row := len(logits) / b.B
+	for r, e := range encs {
+		n := row
+		if perToken {
+			n = e.Len() * row / b.L
 		}
-		b, err := t.batch(ptrs)
+		out[r] = logits[r*row : r*row+n : r*row+n]
+	}
+	return out, nil
+}
+
+// infer runs exs through the model without gold labels (so without a loss), through
+// the Infer of WithInfer all at once, else Spec.BatchSize at a time, and hands each
+// example's logits (see Infer) to read in order.
+func (t *Trainer) infer(exs []Example, read func(e *Example, logits []float32) error) error {
+	run, step := t.run, len(exs)
+	if run == nil {
+		run, step = t.InferBatch, t.Spec.BatchSize
+	}
+	encs := make([]*tokenize.Encoding, 0, min(step, len(exs)))
+	for i := 0; i < len(exs); i += step {
+		encs = encs[:0]
+		for j := i; j < min(i+step, len(exs)); j++ {
+			encs = append(encs, &exs[j].Enc)
+		}
+		logits, err := run(encs)
 		if err != nil {
 			return err
 		}
-		b.Labels, b.Targets = nil, nil
-		logits, _, err := t.Model.Infer(b)
-		if err != nil {
-			return err
+		if len(logits) != len(encs) {
+			return fmt.Errorf("predict: %d logits for %d sequences", len(logits), len(encs))
 		}
-		if err := read(ptrs, b, logits); err != nil {
-			return err
+		for k, l := range logits {
+			if err := read(&exs[i+k], l); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -123,8 +165,8 @@ type Tagged struct {
 	Entities []Entity `json:"entities"`
 	// Confidence is the probability of Tags: the product of each word's.
 	Confidence float64 `json:"confidence"`
-	// Truncated counts the last words that did not fit in Spec.MaxLength: they are
-	// tagged O unread.
+	// Truncated counts the last words that did not fit in Spec.MaxLength (PredictTags
+	// without windows): they are tagged O unread.
 	Truncated int `json:"truncated,omitempty"`
 }
 
@@ -139,10 +181,13 @@ type Entity struct {
 	Words [2]int `json:"words"`
 }
 
-// PredictTags tags the words of each text with a ner checkpoint, Spec.BatchSize texts at
-// a time. Words are first sub-tokens as in training (EncodeWords) and are read back as
-// the scorer reads them.
-func (t *Trainer) PredictTags(texts []string) ([]Tagged, error) {
+// PredictTags tags the words of each text with a ner checkpoint. Words are first
+// sub-tokens as in training (EncodeWords) and are read back as the scorer reads them.
+// A text longer than Spec.MaxLength tokens is cut short, its last words tagged O and
+// counted in Truncated; with windows it is read instead in windows of whole words that
+// share up to Spec.DocStride tokens (default min(128, MaxLength/3)), each word tagged
+// from the window where it has the most context on its shorter side.
+func (t *Trainer) PredictTags(texts []string, windows bool) ([]Tagged, error) {
 	if t.Spec.Task != string(model.NER) {
 		return nil, fmt.Errorf("predict: tags need a ner checkpoint, not %s", t.Spec.Task)
 	}
@@ -153,46 +198,110 @@ func (t *Trainer) PredictTags(texts []string) ([]Tagged, error) {
 	if _, err := metrics.Entities(tags, nerScheme, nerMode); err != nil {
 		return nil, fmt.Errorf("predict: the checkpoint's tags %q: %w", tags, err)
 	}
-	exs := make([]Example, len(texts))
+	stride := t.Spec.DocStride
+	if stride == 0 {
+		stride = docStride(t.Spec.MaxLength)
+	}
+	var exs []Example
 	spans := make([][]tokenize.Span, len(texts)) // each word's runes in its text
+	wins := make([][][2]int, len(texts))         // each window's words
 	for i, text := range texts {
 		words, sp, err := t.splitWords(text)
 		if err != nil {
 			return nil, fmt.Errorf("text %d: %w", i+1, err)
 		}
-		enc, err := t.Tok.EncodeWords(words, nil, t.Spec.MaxLength)
+		spans[i] = sp
+		maxLen := t.Spec.MaxLength
+		if windows {
+			maxLen = 0
+		}
+		enc, err := t.Tok.EncodeWords(words, nil, maxLen)
 		if err != nil {
 			return nil, fmt.Errorf("text %d: %w", i+1, err)
 		}
-		exs[i], spans[i] = Example{Enc: enc, Text: text, Words: words}, sp
-	}
-	n := len(tags)
-	out := make([]Tagged, 0, len(texts))
-	err := t.infer(exs, func(batch []*Example, b *model.Batch, logits []float32) error {
-		for r, e := range batch {
-			p := Tagged{Text: e.Text, Words: e.Words, Entities: []Entity{}}
-			p.Tags, p.Confidence = wordTags(make([]string, 0, len(e.Words)), tags, &e.Enc, len(e.Words), logits[r*b.L*n:(r+1)*b.L*n])
-			if e.Enc.Len() > 2 {
-				p.Truncated = len(e.Words) - 1 - int(e.Enc.WordIDs[e.Enc.Len()-2])
-			} else {
-				p.Truncated = len(e.Words)
-			}
-			ents, err := metrics.Entities(p.Tags, nerScheme, nerMode)
-			if err != nil {
-				return err
-			}
-			sp := spans[len(out)]
-			runes := []rune(e.Text)
-			for _, en := range ents {
-				from, to := sp[en.Start].Start, sp[en.End-1].End
-				p.Entities = append(p.Entities, Entity{Type: en.Type, Text: string(runes[from:to]),
-					Start: int(from), End: int(to), Words: [2]int{en.Start, en.End}})
-			}
-			out = append(out, p)
+		if enc.Len() <= t.Spec.MaxLength {
+			wins[i] = [][2]int{{0, len(words)}}
+			exs = append(exs, Example{Enc: enc, Text: text, Words: words})
+			continue
 		}
+		wins[i] = planWindows(wordCounts(&enc, len(words)), t.Spec.MaxLength-2, stride)
+		for _, w := range wins[i] {
+			enc, err := t.Tok.EncodeWords(words[w[0]:w[1]], nil, t.Spec.MaxLength)
+			if err != nil {
+				return nil, fmt.Errorf("text %d: %w", i+1, err)
+			}
+			exs = append(exs, Example{Enc: enc, Text: text, Words: words})
+		}
+	}
+	out := make([]Tagged, 0, len(texts))
+	var read []nerWindow // the windows of the text being read
+	var rows [][]float32
+	err := t.infer(exs, func(e *Example, logits []float32) error {
+		i := len(out)
+		w := wins[i][len(read)]
+		read = append(read, nerWindow{from: w[0], starts: tokenize.WordStarts(&e.Enc, w[1]-w[0]), n: e.Enc.Len()})
+		rows = append(rows, logits)
+		if len(read) < len(wins[i]) {
+			return nil
+		}
+		p := Tagged{Text: e.Text, Words: e.Words, Entities: []Entity{}}
+		p.Tags, p.Confidence = readTags(make([]string, 0, len(e.Words)), tags, read, rows, len(e.Words))
+		p.Truncated = len(e.Words) - w[0] // of the last window's words, those past its end
+		if e.Enc.Len() > 2 {
+			p.Truncated -= 1 + int(e.Enc.WordIDs[e.Enc.Len()-2])
+		}
+		read, rows = read[:0], rows[:0]
+		ents, err := metrics.Entities(p.Tags, nerScheme, nerMode)
+		if err != nil {
+			return err
+		}
+		sp := spans[i]
+		runes := []rune(e.Text)
+		for _, en := range ents {
+			from, to := sp[en.Start].Start, sp[en.End-1].End
+			p.Entities = append(p.Entities, Entity{Type: en.Type, Text: string(runes[from:to]),
+				Start: int(from), End: int(to), Words: [2]int{en.Start, en.End}})
+		}
+		out = append(out, p)
 		return nil
 	})
 	return out, err
+}
+
+// wordCounts is the number of tokens of each of nWords words in enc.
+func wordCounts(enc *tokenize.Encoding, nWords int) []int {
+	counts := make([]int, nWords)
+	for _, w := range enc.WordIDs {
+		if w >= 0 {
+			counts[w]++
+		}
+	}
+	return counts
+}
+
+// planWindows cuts words of counts[i] tokens into windows of whole words [from, to) of
+// at most budget tokens (a longer word alone), each after the first starting at the
+// earliest word from which the previous window's end is at most stride tokens away,
+// and at least one word after the previous window's start.
+func planWindows(counts []int, budget, stride int) [][2]int {
+	var out [][2]int
+	for from := 0; ; {
+		to, used := from, 0
+		for to < len(counts) && (to == from || used+counts[to] <= budget) {
+			used += counts[to]
+			to++
+		}
+		out = append(out, [2]int{from, to})
+		if to == len(counts) {
+			return out
+		}
+		next, shared := to, 0
+		for next-1 > from && shared+counts[next-1] <= stride {
+			next--
+			shared += counts[next]
+		}
+		from = next
+	}
 }
 
 // splitWords splits text into the words of the tokenizer's pre-tokenizer, with the runes
@@ -268,7 +377,9 @@ func (t *Trainer) PredictAnswers(qs []Question, allowEmpty bool) ([]Answer, erro
 		return nil, err
 	}
 	sc := &qaScorer{v2: allowEmpty}
-	if err := t.infer(exs, sc.add); err != nil {
+	if err := t.infer(exs, func(e *Example, logits []float32) error {
+		return sc.add([]*Example{e}, &model.Batch{B: 1, L: e.Enc.Len()}, logits)
+	}); err != nil {
 		return nil, err
 	}
 	out := make([]Answer, len(qs))

@@ -231,7 +231,7 @@ func TestQAPostProcessing(t *testing.T) {
 func TestQAGoldSpansRoundTripSQuADDev(t *testing.T) {
 	path := sharedFile(t, "squad_v1.1/dev-v1.1.json")
 	tok := testTokenizer(t)
-	recs, _, err := readAll(shard.Spec{Format: shard.SQuAD}, path)
+	recs, _, err := ReadAll(shard.Spec{Format: shard.SQuAD}, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ import (
 type Replica struct {
 	t     *Trainer
 	sched Schedule
-	state [][]float32 // weights (a view), then host copies of the optimizer's moments
+	snap  model.Snapshot // host copies of the optimizer's state, which State exposes
+	state [][]float32    // weights (a view), then snap's buffers
 	last  EvalResult
 }
 
@@ -53,34 +54,33 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
-func (r *Replica) Backward(recs []shard.Record, weight float64) (float64, error) {
-	return r.t.backward(recs, weight)
+func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+	return r.t.backward(recs, weight, seed)
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }
 
-// Apply clips and takes AdamW step number step: the optimizer's step count (its bias
-// correction) follows the job's, whichever node applies it.
+// Apply clips and takes optimizer step number step: the optimizer's step count (AdamW's
+// and LAMB's bias correction) follows the job's, whichever node applies it.
 func (r *Replica) Apply(step int64, lrScale float64) (float64, error) {
 	ps := r.t.Model.Params
 	ps.SyncGrad()
 	norm := ps.ClipGradNorm(r.t.Spec.ClipNorm)
-	r.t.opt.Step = step
+	r.t.opt.SetStep(step)
 	r.t.opt.Update(r.sched.LR(int(step)) * lrScale)
 	return norm, nil
 }
 
 // State is the weights (a view of the model's memory) and copies of the optimizer's
-// moments taken now; Loaded writes the moments back.
+// state buffers (AdamW's and LAMB's moments, SGD's momentum) taken now; Loaded writes
+// the buffers back.
 func (r *Replica) State() [][]float32 {
-	st := r.t.opt.State()
-	r.state = [][]float32{r.t.Model.Params.FlatSlice(), st.M, st.V}
+	r.snap = r.t.opt.Export()
+	r.state = append([][]float32{r.t.Model.Params.FlatSlice()}, r.snap.Bufs...)
 	return r.state
 }
 
-func (r *Replica) Loaded() error {
-	return r.t.opt.SetState(model.State{Step: r.t.opt.Step, M: r.state[1], V: r.state[2]})
-}
+func (r *Replica) Loaded() error { return r.t.opt.Import(r.snap) }
 
 // Evaluate runs this rank's share of the eval batches, gathers every batch's logits
 // over the ring (their sizes first), and scores all of them on every rank, so the

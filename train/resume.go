@@ -17,9 +17,9 @@ import (
 	"github.com/bertnode/bertnode/safetensors"
 )
 
-// progress is where a run stands. With the weights, the optimizer's moments and the RNG
-// state it is enough to continue exactly as if the run had never stopped: the same next
-// batch, the same dropout masks, the same updates.
+// progress is where a run stands. With the weights and the optimizer's state it is
+// enough to continue exactly as if the run had never stopped: the same next batch, the
+// same dropout masks (each step seeds them: api.StepSeed), the same updates.
 type progress struct {
 	Step  int `json:"step"`
 	Epoch int `json:"epoch"`
@@ -30,11 +30,13 @@ type progress struct {
 	BestMetrics map[string]float64 `json:"best_metrics"`
 	Bad         int                `json:"evals_without_improvement"`
 
-	AdamStep int64   `json:"adam_step"`
-	Scale    float64 `json:"loss_scale"` // fp16 dynamic loss scaling
-	Good     int     `json:"loss_scale_good_steps"`
-	RNG      []byte  `json:"rng_state"`
-	Spec     Spec    `json:"spec"`
+	OptStep int64 `json:"optimizer_step"`
+	// OptState names the optimizer's state buffers in optimizer.safetensors, in the
+	// optimizer's order (exp_avg, exp_avg_sq; momentum_buffer).
+	OptState []string `json:"optimizer_state"`
+	Scale    float64  `json:"loss_scale"` // fp16 dynamic loss scaling
+	Good     int      `json:"loss_scale_good_steps"`
+	Spec     Spec     `json:"spec"`
 }
 
 const (
@@ -44,15 +46,15 @@ const (
 )
 
 // resumeKey is the part of a spec that must not change across a resume: everything but
-// where the run writes and how it uses the machine.
+// where the run writes and reports and how it uses the machine.
 func resumeKey(s Spec) []byte {
-	s.Output, s.Resume, s.Threads, s.Device = "", "", 0, ""
+	s.Output, s.Resume, s.Threads, s.Device, s.ReportTo = "", "", 0, "", nil
 	b, _ := json.Marshal(s)
 	return b
 }
 
 // saveCheckpoint writes output/checkpoint-<step>: the model in the Hugging Face layout,
-// the optimizer's moments and trainer_state.json. It is written under a temporary name
+// the optimizer's state buffers and trainer_state.json. It is written under a temporary name
 // and renamed, so a checkpoint directory is complete or absent. Older checkpoints beyond
 // the spec's keep count are removed.
 func (t *Trainer) saveCheckpoint(p progress) error {
@@ -62,18 +64,13 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 	if err := t.Save(tmp); err != nil {
 		return err
 	}
-	st := t.opt.State()
-	p.AdamStep = st.Step
-	rng, err := model.RNGState(t.Model.Opts.Device)
-	if err != nil {
-		return err
+	st := t.opt.Export()
+	p.OptStep, p.OptState = st.Step, st.Names
+	bufs := make([]safetensors.Tensor, len(st.Bufs))
+	for i, b := range st.Bufs {
+		bufs[i] = safetensors.Tensor{Info: safetensors.Info{Name: st.Names[i], DType: safetensors.F32, Shape: []int64{int64(len(b))}}, Data: f32bytes(b)}
 	}
-	p.RNG = rng
-	n := int64(len(st.M))
-	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
-		{Info: safetensors.Info{Name: "exp_avg", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.M)},
-		{Info: safetensors.Info{Name: "exp_avg_sq", DType: safetensors.F32, Shape: []int64{n}}, Data: f32bytes(st.V)},
-	}, nil); err != nil {
+	if err := safetensors.Save(filepath.Join(tmp, optimizerFile), bufs, nil); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(p, "", "  ")
@@ -143,7 +140,7 @@ func (t *Trainer) resumeDir() (string, error) {
 	return t.Spec.Resume, nil
 }
 
-// restore loads a checkpoint's weights, optimizer state, RNG state and progress.
+// restore loads a checkpoint's weights, optimizer state and progress.
 func (t *Trainer) restore(dir string) (progress, error) {
 	var p progress
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -154,7 +151,7 @@ func (t *Trainer) restore(dir string) (progress, error) {
 		return p, fmt.Errorf("resume: %s: %w", filepath.Join(dir, stateFile), err)
 	}
 	if !bytes.Equal(resumeKey(p.Spec), resumeKey(t.Spec)) {
-		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, threads and device may change)", dir)
+		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, report_to, threads and device may change)", dir)
 	}
 	if _, err := t.Model.LoadWeights(filepath.Join(dir, model.SafetensorsFile)); err != nil {
 		return p, fmt.Errorf("resume: %w", err)
@@ -164,23 +161,18 @@ func (t *Trainer) restore(dir string) (progress, error) {
 		return p, fmt.Errorf("resume: %w", err)
 	}
 	defer f.Close()
-	st := model.State{Step: p.AdamStep}
-	for _, c := range []struct {
-		name string
-		dst  *[]float32
-	}{{"exp_avg", &st.M}, {"exp_avg_sq", &st.V}} {
-		tn, err := f.Tensor(c.name)
+	st := model.Snapshot{Step: p.OptStep, Names: p.OptState}
+	for _, name := range p.OptState {
+		tn, err := f.Tensor(name)
 		if err != nil {
 			return p, fmt.Errorf("resume: %w", err)
 		}
-		*c.dst = make([]float32, len(tn.Data)/4)
-		copy(f32bytes(*c.dst), tn.Data)
+		b := make([]float32, len(tn.Data)/4)
+		copy(f32bytes(b), tn.Data)
+		st.Bufs = append(st.Bufs, b)
 	}
-	if err := t.opt.SetState(st); err != nil {
+	if err := t.opt.Import(st); err != nil {
 		return p, fmt.Errorf("resume: %s: %w", dir, err)
-	}
-	if err := model.SetRNGState(t.Model.Opts.Device, p.RNG); err != nil {
-		return p, fmt.Errorf("resume: %w", err)
 	}
 	return p, nil
 }

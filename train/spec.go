@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/bertnode/bertnode/api"
@@ -44,6 +45,9 @@ type Spec struct {
 	WeightDecay float64 `yaml:"weight_decay"`
 	Schedule    string  `yaml:"schedule"` // linear | constant | cosine
 	ClipNorm    float64 `yaml:"clip_norm"`
+	Optimizer   string  `yaml:"optimizer"` // adamw | sgd | lamb
+	Momentum    float64 `yaml:"momentum"`  // sgd (default 0.9)
+	Nesterov    bool    `yaml:"nesterov"`  // sgd: Nesterov momentum
 
 	ClassWeights []float32    `yaml:"class_weights"`
 	Freeze       model.Freeze `yaml:"freeze"`
@@ -61,6 +65,9 @@ type Spec struct {
 	Metric      string `yaml:"metric"`
 	PositiveTag string `yaml:"positive"` // the positive class, for binary F1 (e.g. spam)
 	Output      string `yaml:"output"`   // output directory
+	// ReportTo names where metrics go besides metrics.jsonl, which is always written:
+	// tensorboard (event files in Output).
+	ReportTo []string `yaml:"report_to"`
 	// SaveEvery writes a resumable checkpoint every N steps; 0 at each epoch's end;
 	// -1 only when the run is interrupted (which always writes one). KeepCheckpoints
 	// bounds how many stay (0: all).
@@ -78,7 +85,7 @@ func Defaults() Spec {
 	return Spec{
 		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
-		Schedule: "linear", ClipNorm: 1.0, Seed: 42, Threads: 0, Device: "cpu",
+		Schedule: "linear", ClipNorm: 1.0, Optimizer: "adamw", Momentum: 0.9, Seed: 42, Threads: 0, Device: "cpu",
 		Output: "runs/train", KeepCheckpoints: 2,
 	}
 }
@@ -145,12 +152,23 @@ func (s *Spec) Validate() error {
 		return bad("weight_decay", "%v: must not be negative", s.WeightDecay)
 	case s.Schedule != "linear" && s.Schedule != "constant" && s.Schedule != "cosine":
 		return bad("schedule", "%q: want linear, constant or cosine", s.Schedule)
+	case !slices.Contains(model.OptimizerNames, s.Optimizer):
+		return bad("optimizer", "%q: want one of %s", s.Optimizer, strings.Join(model.OptimizerNames, ", "))
+	case s.Momentum < 0 || s.Momentum >= 1:
+		return bad("momentum", "%v is not in [0, 1)", s.Momentum)
+	case s.Nesterov && (s.Optimizer != "sgd" || s.Momentum == 0):
+		return bad("nesterov", "Nesterov momentum needs optimizer sgd with momentum > 0")
 	case s.SaveEvery < -1:
 		return bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only when interrupted)", s.SaveEvery)
 	case s.DocStride < 0:
 		return bad("doc_stride", "%d: must not be negative", s.DocStride)
 	case s.Output == "":
 		return bad("output", "an output directory is required")
+	}
+	for _, r := range s.ReportTo {
+		if r != "tensorboard" {
+			return bad("report_to", "%q: want tensorboard (metrics.jsonl is always written)", r)
+		}
 	}
 	if err := s.Data.Validate(); err != nil {
 		return fmt.Errorf("job spec: data: %w", err)

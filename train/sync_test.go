@@ -3,14 +3,10 @@ package train
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
 )
@@ -26,16 +22,6 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 // over a real TCP ring stay bit-identical, and differ from a replica trained alone.
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	const n = 2
-	lns := make([]allreduce.Listener, n)
-	addrs := make([]string, n)
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		lns[i], addrs[i] = ln.(*net.TCPListener), ln.Addr().String()
-	}
 	// Each replica sees every other record of the data: its own shard.
 	data, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
 	if err != nil {
@@ -56,43 +42,9 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads = path, 0, 6, 16, 1
 		specs[i] = s
 	}
-	var wg sync.WaitGroup
-	// Replicas are processes in real use; here they share libtorch's generator, so each
-	// seeds and draws its initial weights while no other draws (dropout): one at a time,
-	// and nobody trains before all are built.
-	var initMu sync.Mutex
-	var built sync.WaitGroup
-	built.Add(n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			runtime.LockOSThread() // each replica drives libtorch from its own thread
-			initMu.Lock()
-			tr, err := Prepare(specs[i], io.Discard)
-			initMu.Unlock()
-			built.Done()
-			built.Wait()
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			ring, err := allreduce.New(context.Background(), allreduce.Config{Peers: addrs, Rank: i, Generation: 1,
-				Secret: []byte("replica-test-secret-0123456789"), Listener: lns[i], Timeout: 30 * time.Second})
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer ring.Close()
-			tr.Sync = ringSync{ring}
-			_, errs[i] = tr.Run(context.Background())
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
-		}
-	}
+	// Replicas are processes in real use; here they share libtorch's generator, so
+	// trainReplicasOverRing builds them one at a time.
+	trainReplicasOverRing(t, specs, allreduce.CodecNone)
 	final := func(s Spec) []byte {
 		b, err := os.ReadFile(filepath.Join(s.Output, "final", "model.safetensors"))
 		if err != nil {

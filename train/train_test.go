@@ -77,6 +77,10 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		"padding":    func(s *Spec) { s.Padding = "left" },
 		"schedule":   func(s *Spec) { s.Schedule = "step" },
 		"eval_split": func(s *Spec) { s.EvalSplit = 1.5 },
+		"optimizer":  func(s *Spec) { s.Optimizer = "adam" },
+		"momentum":   func(s *Spec) { s.Optimizer, s.Momentum = "sgd", 1 },
+		"nesterov":   func(s *Spec) { s.Nesterov = true }, // adamw
+		"report_to":  func(s *Spec) { s.ReportTo = []string{"wandb"} },
 	} {
 		s := smsSpec(t)
 		mod(&s)
@@ -109,67 +113,86 @@ func TestScheduleMatchesTransformers(t *testing.T) {
 	}
 }
 
-// A run stopped part way and resumed from its checkpoint ends bit-identical to an
-// uninterrupted run: same batches, dropout masks, optimizer moments and schedule.
-func TestResumeIsExact(t *testing.T) {
-	runtime.LockOSThread()
-	run := func(s Spec, stopAt int) (*Result, error) {
-		tr, err := Prepare(s, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		if stopAt > 0 {
-			tr.OnStep = func(step int) {
-				if step == stopAt {
-					cancel()
-				}
-			}
-		}
-		return tr.Run(ctx)
-	}
-	base := smsSpec(t)
-	base.MaxSteps, base.EvalEvery, base.BatchSize = 24, 8, 16
-	whole := base
-	whole.Output = t.TempDir()
-	if _, err := run(whole, 0); err != nil {
-		t.Fatal(err)
-	}
-	parts := base
-	parts.Output = t.TempDir()
-	if _, err := run(parts, 11); err == nil {
-		t.Fatal("an interrupted run returned no error")
-	}
-	if _, err := os.Stat(filepath.Join(parts.Output, "checkpoint-11", stateFile)); err != nil {
-		t.Fatalf("no checkpoint at the interruption: %v", err)
-	}
-	parts.Resume = "auto"
-	res, err := run(parts, 0)
+// runUntil prepares s and runs it, interrupting it (as Ctrl-C does) after step stopAt
+// when stopAt > 0.
+func runUntil(t *testing.T, s Spec, stopAt int) (*Result, error) {
+	t.Helper()
+	tr, err := Prepare(s, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Steps != 24 {
-		t.Fatalf("resumed run ended at step %d", res.Steps)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if stopAt > 0 {
+		tr.OnStep = func(step int) {
+			if step == stopAt {
+				cancel()
+			}
+		}
 	}
-	a, _ := os.ReadFile(filepath.Join(whole.Output, "final", "model.safetensors"))
-	b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
-	if len(a) == 0 || !bytes.Equal(a, b) {
-		t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
-	}
-	// The same resume without the optimizer's moments must differ: the test can fail.
-	st := filepath.Join(parts.Output, "checkpoint-11", optimizerFile)
-	if err := os.Remove(st); err != nil {
-		t.Fatal(err)
-	}
-	parts.Resume = filepath.Join(parts.Output, "checkpoint-11")
-	if _, err := run(parts, 0); err == nil || !strings.Contains(err.Error(), optimizerFile) {
-		t.Fatalf("resume without optimizer state: %v", err)
-	}
-	changed := base
-	changed.Output, changed.Resume, changed.LR = parts.Output, "auto", 2e-3
-	if _, err := run(changed, 0); err == nil || !strings.Contains(err.Error(), "different job spec") {
-		t.Fatalf("resume with another learning rate: %v", err)
+	return tr.Run(ctx)
+}
+
+// A run stopped part way and resumed from its checkpoint ends bit-identical to an
+// uninterrupted run, with every optimizer: same batches, dropout masks, optimizer state
+// (AdamW's and LAMB's moments, SGD's momentum) and schedule.
+func TestResumeIsExact(t *testing.T) {
+	runtime.LockOSThread()
+	run := func(s Spec, stopAt int) (*Result, error) { return runUntil(t, s, stopAt) }
+	for _, c := range []struct {
+		name string
+		mod  func(*Spec)
+	}{
+		{"adamw", func(s *Spec) {}},
+		{"sgd", func(s *Spec) { s.Optimizer, s.LR, s.Nesterov = "sgd", 0.05, true }},
+		{"lamb", func(s *Spec) { s.Optimizer = "lamb" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			base := smsSpec(t)
+			base.MaxSteps, base.EvalEvery, base.BatchSize = 24, 8, 16
+			c.mod(&base)
+			whole := base
+			whole.Output = t.TempDir()
+			if _, err := run(whole, 0); err != nil {
+				t.Fatal(err)
+			}
+			parts := base
+			parts.Output = t.TempDir()
+			if _, err := run(parts, 11); err == nil {
+				t.Fatal("an interrupted run returned no error")
+			}
+			if _, err := os.Stat(filepath.Join(parts.Output, "checkpoint-11", stateFile)); err != nil {
+				t.Fatalf("no checkpoint at the interruption: %v", err)
+			}
+			parts.Resume = "auto"
+			res, err := run(parts, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Steps != 24 {
+				t.Fatalf("resumed run ended at step %d", res.Steps)
+			}
+			a, _ := os.ReadFile(filepath.Join(whole.Output, "final", "model.safetensors"))
+			b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
+			if len(a) == 0 || !bytes.Equal(a, b) {
+				t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
+			}
+			// The same resume without the optimizer's state must fail: the test can fail.
+			st := filepath.Join(parts.Output, "checkpoint-11", optimizerFile)
+			if err := os.Remove(st); err != nil {
+				t.Fatal(err)
+			}
+			parts.Resume = filepath.Join(parts.Output, "checkpoint-11")
+			if _, err := run(parts, 0); err == nil || !strings.Contains(err.Error(), optimizerFile) {
+				t.Fatalf("resume without optimizer state: %v", err)
+			}
+			changed := base
+			changed.Output, changed.Resume, changed.LR = parts.Output, "auto", 2e-3
+			if _, err := run(changed, 0); err == nil || !strings.Contains(err.Error(), "different job spec") {
+				t.Fatalf("resume with another learning rate: %v", err)
+			}
+		})
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
@@ -30,7 +32,7 @@ type GradSync interface {
 }
 
 // Trainer runs one job. Every method must be called from one goroutine locked to its
-// OS thread (see package model).
+// OS thread (see package model), except the prediction methods of WithInfer's copies.
 type Trainer struct {
 	Spec   Spec
 	Model  *model.Model
@@ -48,9 +50,11 @@ type Trainer struct {
 	OnStep func(step int)
 
 	task task
-	opt  *model.AdamW
+	run  Infer // WithInfer's; nil: InferBatch
+	opt  model.Optimizer
 	coll *tokenize.Collator
 	mlog *os.File
+	tb   *report.TensorBoard // with report_to tensorboard
 }
 
 // Result is what a finished run reports.
@@ -151,7 +155,10 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		fmt.Fprintf(out, "newly initialised: %v\n", rep.Initialized)
 	}
 	t.Model = m
-	t.opt = model.NewAdamW(m.Params, spec.WeightDecay)
+	if t.opt, err = model.NewOptimizer(m.Params, model.OptimizerOptions{Name: spec.Optimizer, WeightDecay: spec.WeightDecay,
+		Momentum: spec.Momentum, Nesterov: spec.Nesterov}); err != nil {
+		return nil, err
+	}
 	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
@@ -210,11 +217,12 @@ func (t *Trainer) order(epoch int) []int32 {
 // backward encodes recs and runs them in micro-batches of at most batch_size examples,
 // each weighted by its share of the examples, so the gradient is weight × that of
 // their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
-func (t *Trainer) backward(recs []shard.Record, weight float64) (float64, error) {
+func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
 		return 0, err
 	}
+	model.ManualSeed(seed)
 	var loss float64
 	ptrs := make([]*Example, 0, t.Spec.BatchSize)
 	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
@@ -280,6 +288,17 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer t.mlog.Close()
+	if slices.Contains(s.ReportTo, "tensorboard") {
+		if t.tb, err = report.NewTensorBoard(s.Output); err != nil {
+			return nil, err
+		}
+		defer t.tb.Close()
+		if from != "" {
+			if err := t.tb.Restart(int64(p.Step)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	total := p.Total
 	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
 	fmt.Fprintf(t.Out, "%s, %d train records / %d eval examples, %d outputs, %d steps\n", t.Model.Params, t.Plan.Train, len(t.Eval), t.Model.Opts.NumLabels, total)
@@ -319,7 +338,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		p.Pos += len(recs)
 		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		loss, err := t.backward(recs, p.Scale)
+		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0))
 		if err != nil {
 			return res, err
 		}
@@ -368,6 +387,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	res.Steps, res.Elapsed = p.Step, time.Since(start)
 	if err := t.Save(filepath.Join(s.Output, "final")); err != nil {
 		return res, err
+	}
+	if t.tb != nil {
+		if err := t.tb.Close(); err != nil {
+			return res, err
+		}
 	}
 	return res, t.writeReports(res)
 }
@@ -423,6 +447,9 @@ func (t *Trainer) evaluate(p *progress, res *Result) (bool, error) {
 func (t *Trainer) logMetrics(v map[string]any) {
 	b, _ := json.Marshal(v)
 	t.mlog.Write(append(b, '\n'))
+	if t.tb != nil {
+		t.tb.Metrics(v) // an error sticks, and Run returns it from Close
+	}
 }
 
 // Save writes a Hugging Face checkpoint directory: config, weights, tokenizer.

@@ -1,6 +1,7 @@
 // Package ringbench measures allreduce rings the way a training job uses them: one
-// process per rank, over loopback or given addresses, reducing realistic gradients.
-// bertnode bench allreduce is its command line.
+// process per rank, over loopback, over rate-limited links between network
+// namespaces, or on given addresses, reducing realistic gradients. bertnode bench
+// allreduce is its command line.
 package ringbench
 
 import (
@@ -14,6 +15,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -23,13 +26,17 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/internal/netlab"
 )
 
 // Options describe one benchmark run.
 type Options struct {
-	Ranks    int
-	Sizes    []int64 // buffer sizes in bytes; ignored for Data "bert" and "file"
-	Codec    allreduce.Codec
+	Ranks int
+	Sizes []int64 // buffer sizes in bytes; ignored for Data "bert" and "file"
+	// Codecs are measured in the same run, each on its own ring, taking turns
+	// iteration by iteration so that they share whatever else the machine is doing;
+	// each row is compared with codec none's if it is among them. Empty: none.
+	Codecs   []allreduce.Codec
 	PowerSGD allreduce.PowerSGDParams
 	// Data is "random" (dense normal values), "bert" (SyntheticBERTGradient, ~420 MiB)
 	// or "file" (GradFiles, see LoadGradFile).
@@ -48,6 +55,17 @@ type Options struct {
 	Rank  int
 	// CPUProfile, when set, makes each rank write a CPU profile to CPUProfile.rank<i>.
 	CPUProfile string
+	// NetNS runs each local rank in its own network namespace (internal/netlab),
+	// the namespaces joined by veth pairs to one bridge, instead of on loopback.
+	// LinkRate, when set, caps each rank's link in each direction with tc tbf, with a
+	// LinkBurst-byte bucket (0: netlab's default, max(128 KiB, 1 ms at the rate)).
+	NetNS     bool
+	LinkRate  netlab.Rate
+	LinkBurst int
+	// RawTCP adds the row raw-tcp, taking its turn with the codecs: plain TCP streams
+	// in the ring's shape carrying codec none's bytes (rawRing), the ceiling the links
+	// and the machine set. Local runs only.
+	RawTCP bool
 }
 
 // SecretEnv holds the cluster secret when ranks are started by hand (Options.Peers).
@@ -59,6 +77,7 @@ const workerEnv = "BERTNODE_RING_WORKER"
 type workerSpec struct {
 	Options
 	Secret []byte
+	Rings  [][]string // the peers of the ring of each of Codecs, then of the raw TCP ring
 }
 
 // Gloo's bus bandwidth for a 64 MiB all-reduce over loopback on the project's 2-core
@@ -68,12 +87,14 @@ var glooBusBW = map[int]float64{2: 0.60, 4: 0.30}
 // sample is one rank's timing of one iteration, as a worker prints it.
 type sample struct {
 	Rank    int     `json:"rank"`
+	Codec   string  `json:"codec"`
 	Size    int64   `json:"size"`
 	Iter    int     `json:"iter"`
 	Seconds float64 `json:"seconds"`
 	Wire    int64   `json:"wire"`
 	Logical int64   `json:"logical"`
-	CPU     float64 `json:"cpu"` // CPU seconds the rank process spent, user and system
+	CPU     float64 `json:"cpu"`  // CPU seconds the rank process spent, user and system
+	Wait    float64 `json:"wait"` // seconds its threads were runnable but waiting for a CPU
 }
 
 // Result is one row of the report.
@@ -85,50 +106,79 @@ type Result struct {
 	Iters         int     `json:"iters"`
 	MedianSeconds float64 `json:"median_s"`
 	AlgBW         float64 `json:"algbw_GBps"` // size / median time
-	BusBW         float64 `json:"busbw_GBps"` // algbw * 2(n-1)/n
-	WirePerRank   int64   `json:"wire_bytes_per_rank"`
-	CPUPerRank    float64 `json:"cpu_s_per_rank"` // median CPU time of a rank process per operation
-	Ratio         float64 `json:"compression_ratio"`
-	GlooBusBW     float64 `json:"gloo_busbw_GBps,omitempty"`
-	VsGloo        float64 `json:"vs_gloo,omitempty"`
+	// BusBW is algbw * 2(n-1)/n: with a codec, the effective busbw, counting the
+	// values reduced rather than the bytes sent.
+	BusBW float64 `json:"busbw_GBps"`
+	// WireBusBW is the bytes a rank put on the wire / median time: what the link
+	// carried; for codec none it is BusBW plus the frame headers (0.014%).
+	WireBusBW   float64 `json:"wire_busbw_GBps"`
+	WirePerRank int64   `json:"wire_bytes_per_rank"`
+	CPUPerRank  float64 `json:"cpu_s_per_rank"` // median CPU time of a rank process per operation
+	// WaitPerRank is the median time per operation that a rank process's threads
+	// were ready to run but waited for a CPU (schedstat run delay): what other work on
+	// the machine took from it. Near the operation's time, the rank was CPU-starved.
+	WaitPerRank float64 `json:"cpu_wait_s_per_rank"`
+	Ratio       float64 `json:"compression_ratio"`
+	// VsNone is BusBW / codec none's BusBW, for the same data, ranks and size in the
+	// same run.
+	VsNone float64 `json:"vs_none,omitempty"`
+	// Link is the rate each rank's link was capped at, LinkGBps the same in GB/s and
+	// LinkUse WireBusBW / LinkGBps.
+	Link      string  `json:"link,omitempty"`
+	LinkGBps  float64 `json:"link_GBps,omitempty"`
+	LinkUse   float64 `json:"link_use,omitempty"`
+	GlooBusBW float64 `json:"gloo_busbw_GBps,omitempty"`
+	VsGloo    float64 `json:"vs_gloo,omitempty"`
+	Load      float64 `json:"load_avg"` // the machine's 1-minute load average when the run ended
 }
 
 // IsWorker reports whether this process was started by RunLocal as a rank.
 func IsWorker() bool { return os.Getenv(workerEnv) != "" }
 
-// Worker runs the rank described by the environment RunLocal set up, on the listener
-// inherited as file descriptor 3, printing its samples as JSON lines to out.
+// Worker runs the rank described by the environment RunLocal set up, on the listeners
+// inherited as file descriptors 3, 4, ... (one per codec), printing its samples as
+// JSON lines to out.
 func Worker(ctx context.Context, out io.Writer) error {
 	var spec workerSpec
 	if err := json.Unmarshal([]byte(os.Getenv(workerEnv)), &spec); err != nil {
 		return fmt.Errorf("ringbench: %s: %w", workerEnv, err)
 	}
-	ln, err := InheritedListener()
+	lns, err := InheritedListeners(len(spec.Rings))
 	if err != nil {
 		return fmt.Errorf("ringbench: %w", err)
 	}
-	defer ln.Close()
-	return runRank(ctx, spec, ln, out)
+	for _, ln := range lns {
+		defer ln.Close()
+	}
+	return runRank(ctx, spec, lns, out)
 }
 
 // Run measures: all ranks as child processes of self (argv of a command that calls
-// Worker when IsWorker) over loopback, or, with o.Peers, this one rank. It prints a
-// table and JSON lines to out.
-func Run(ctx context.Context, o Options, self []string, out io.Writer) ([]Result, error) {
+// Worker when IsWorker) over loopback or in network namespaces, or, with o.Peers,
+// this one rank. It prints a table and JSON lines to out.
+func Run(ctx context.Context, o Options, self []string, out io.Writer) (res []Result, err error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
 	var samples []sample
-	var err error
 	if len(o.Peers) > 0 {
 		samples, err = runGiven(ctx, o)
 	} else {
-		samples, err = runLocal(ctx, o, self)
+		var hosts []*netlab.Host
+		if o.NetNS {
+			lab, h, err := rankHosts(o)
+			if err != nil {
+				return nil, err
+			}
+			defer func() { err = errors.Join(err, lab.Close()) }()
+			hosts = h
+		}
+		samples, err = runLocal(ctx, o, self, hosts)
 	}
 	if err != nil {
 		return nil, err
 	}
-	res := summarise(o, samples)
+	res = summarise(o, samples)
 	return res, Report(out, res)
 }
 
@@ -146,9 +196,25 @@ func (o *Options) check() error {
 		return errors.New("ringbench: no --sizes")
 	case o.Data != "random" && o.Data != "bert" && o.Data != "file":
 		return fmt.Errorf("ringbench: data %q, want random, bert or file", o.Data)
+	case len(o.Peers) > 0 && len(o.Codecs) > 1:
+		return errors.New("ringbench: one codec at a time with --peers")
+	case len(o.Codecs) > 8:
+		return fmt.Errorf("ringbench: %d codecs, at most 8 in one run", len(o.Codecs))
+	case len(o.Peers) > 0 && o.RawTCP:
+		return errors.New("ringbench: the raw TCP baseline starts the ranks here; it does not go with --peers")
+	case len(o.Peers) > 0 && o.NetNS:
+		return errors.New("ringbench: --netns starts the ranks here; it does not go with --peers")
+	case o.LinkRate > 0 && !o.NetNS:
+		return errors.New("ringbench: --link-rate needs --netns (loopback cannot be rate-limited)")
 	}
 	if len(o.Peers) > 0 {
 		o.Ranks = len(o.Peers)
+	}
+	if len(o.Codecs) == 0 {
+		o.Codecs = []allreduce.Codec{allreduce.CodecNone}
+	}
+	if o.Timeout == 0 {
+		o.Timeout = allreduce.DefaultTimeout
 	}
 	return nil
 }
@@ -171,7 +237,8 @@ func runGiven(ctx context.Context, o Options) ([]sample, error) {
 		defer close(done)
 		samples, readErr = readSamples(pr)
 	}()
-	err = runRank(ctx, workerSpec{Options: o, Secret: []byte(secret)}, ln.(*net.TCPListener), pw)
+	err = runRank(ctx, workerSpec{Options: o, Secret: []byte(secret), Rings: [][]string{o.Peers}},
+		[]*net.TCPListener{ln.(*net.TCPListener)}, pw)
 	pw.CloseWithError(err)
 	<-done
 	if err == nil {
@@ -180,25 +247,41 @@ func runGiven(ctx context.Context, o Options) ([]sample, error) {
 	return samples, err
 }
 
-func runLocal(ctx context.Context, o Options, self []string) ([]sample, error) {
+// runLocal starts the ranks as processes of self, on loopback, or with hosts, rank i
+// in hosts[i].
+func runLocal(ctx context.Context, o Options, self []string, hosts []*netlab.Host) ([]sample, error) {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	var (
 		mu      sync.Mutex
 		samples []sample
 	)
-	err := Launch(ctx, o.Ranks, self, workerEnv, func(rank int, addrs []string) (string, error) {
-		o := o
-		o.Peers, o.Rank = addrs, rank
-		spec, err := json.Marshal(workerSpec{Options: o, Secret: []byte(hex.EncodeToString(secret))})
-		return string(spec), err
-	}, func(_ int, stdout io.Reader) error {
-		s, err := readSamples(stdout)
-		mu.Lock()
-		samples = append(samples, s...)
-		mu.Unlock()
-		return err
-	})
+	l := LocalRanks{Ranks: o.Ranks, Listeners: len(o.Codecs), Self: self, Env: workerEnv,
+		// rings[c]: the ring of codec c, then the raw TCP ring
+		Spec: func(rank int, rings [][]string) (string, error) {
+			o := o
+			o.Rank = rank
+			spec, err := json.Marshal(workerSpec{Options: o, Secret: []byte(hex.EncodeToString(secret)), Rings: rings})
+			return string(spec), err
+		},
+		Read: func(_ int, stdout io.Reader) error {
+			s, err := readSamples(stdout)
+			mu.Lock()
+			samples = append(samples, s...)
+			mu.Unlock()
+			return err
+		},
+		Listen: func(rank int) (*net.TCPListener, error) { return listen(hosts, rank) },
+	}
+	if o.RawTCP {
+		l.Listeners++
+	}
+	if hosts != nil {
+		l.Command = func(ctx context.Context, rank int, argv []string) *exec.Cmd {
+			return hosts[rank].Command(ctx, argv[0], argv[1:]...)
+		}
+	}
+	err := l.Run(ctx)
 	return samples, err
 }
 
@@ -215,19 +298,31 @@ func readSamples(r io.Reader) ([]sample, error) {
 	return out, sc.Err()
 }
 
-// runRank is one rank: build the ring, then for every size reduce Warmup+Iters times,
-// refilling the buffer from the rank's pristine gradient before each (untimed) and
-// lining the ranks up with a one-value all-reduce, printing a sample per timed
-// iteration.
-func runRank(ctx context.Context, spec workerSpec, ln *net.TCPListener, out io.Writer) error {
+// runRank is one rank: build a ring per codec, then for every size reduce
+// Warmup+Iters times on each ring in turn, refilling the buffer from the rank's
+// pristine gradient before each (untimed) and lining the ranks up with a one-value
+// all-reduce, printing a sample per timed iteration.
+func runRank(ctx context.Context, spec workerSpec, lns []*net.TCPListener, out io.Writer) error {
 	o := spec.Options
-	ring, err := allreduce.New(ctx, allreduce.Config{Peers: o.Peers, Rank: o.Rank, Secret: spec.Secret,
-		Listener: ln, Codec: o.Codec, PowerSGD: o.PowerSGD, Timeout: o.Timeout,
-		BucketElems: o.BucketElems, ChunkElems: o.ChunkElems})
-	if err != nil {
-		return err
+	rings := make([]*allreduce.Ring, len(o.Codecs))
+	for c, codec := range o.Codecs {
+		ring, err := allreduce.New(ctx, allreduce.Config{Peers: spec.Rings[c], Rank: o.Rank, Secret: spec.Secret,
+			Listener: lns[c], Codec: codec, PowerSGD: o.PowerSGD, Timeout: o.Timeout,
+			BucketElems: o.BucketElems, ChunkElems: o.ChunkElems})
+		if err != nil {
+			return fmt.Errorf("ring for codec %s: %w", codec, err)
+		}
+		defer ring.Close()
+		rings[c] = ring
 	}
-	defer ring.Close()
+	var raw *rawRing
+	if o.RawTCP {
+		var err error
+		if raw, err = newRawRing(ctx, spec.Rings[len(o.Codecs)], o.Rank, lns[len(o.Codecs)], o.Timeout); err != nil {
+			return err
+		}
+		defer raw.close()
+	}
 	stop, err := Profile(o.CPUProfile, o.Rank)
 	if err != nil {
 		return err
@@ -241,23 +336,45 @@ func runRank(ctx context.Context, spec workerSpec, ln *net.TCPListener, out io.W
 			return err
 		}
 		buf := make([]float32, len(src))
+		// what codec none puts on the wire, frame headers aside
+		rawBytes := 4 * int64(len(buf)) * 2 * int64(o.Ranks-1) / int64(o.Ranks)
 		for it := -o.Warmup; it < o.Iters; it++ {
-			copy(buf, src)
-			if err := ring.AllReduce(ctx, one, allreduce.OpSum); err != nil {
-				return err
+			if raw != nil {
+				if err := rings[0].AllReduce(ctx, one, allreduce.OpSum); err != nil {
+					return err
+				}
+				cpu0, wait0, start := CPUTime(), runDelay(), time.Now()
+				if err := raw.transfer(rawBytes); err != nil {
+					return err
+				}
+				took, cpu, wait := time.Since(start), CPUTime()-cpu0, runDelay()-wait0
+				if it >= 0 {
+					if err := enc.Encode(sample{Rank: o.Rank, Codec: rawTCPRow, Size: int64(4 * len(buf)), Iter: it,
+						Seconds: took.Seconds(), Wire: rawBytes, Logical: rawBytes, CPU: cpu.Seconds(), Wait: wait.Seconds()}); err != nil {
+						return err
+					}
+				}
 			}
-			before, start, cpu0 := ring.Stats(), time.Now(), CPUTime()
-			if err := ring.AllReduce(ctx, buf, allreduce.OpAvg); err != nil {
-				return err
-			}
-			took, after, cpu := time.Since(start), ring.Stats(), CPUTime()-cpu0
-			if it < 0 {
-				continue
-			}
-			if err := enc.Encode(sample{Rank: o.Rank, Size: int64(4 * len(buf)), Iter: it, Seconds: took.Seconds(),
-				Wire: after.WireBytes - before.WireBytes, Logical: after.LogicalBytes - before.LogicalBytes,
-				CPU: cpu.Seconds()}); err != nil {
-				return err
+			for c, ring := range rings {
+				copy(buf, src)
+				if err := ring.AllReduce(ctx, one, allreduce.OpSum); err != nil {
+					return err
+				}
+				cpu0, wait0 := CPUTime(), runDelay()
+				before, start := ring.Stats(), time.Now()
+				if err := ring.AllReduce(ctx, buf, allreduce.OpAvg); err != nil {
+					return err
+				}
+				took, after := time.Since(start), ring.Stats()
+				cpu, wait := CPUTime()-cpu0, runDelay()-wait0
+				if it < 0 {
+					continue
+				}
+				if err := enc.Encode(sample{Rank: o.Rank, Codec: o.Codecs[c].String(), Size: int64(4 * len(buf)),
+					Iter: it, Seconds: took.Seconds(), Wire: after.WireBytes - before.WireBytes,
+					Logical: after.LogicalBytes - before.LogicalBytes, CPU: cpu.Seconds(), Wait: wait.Seconds()}); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -285,46 +402,86 @@ func (o *Options) gradient(size int64, rank int) ([]float32, error) {
 	return RandomGradient(int(size/4), rank, o.Seed), nil
 }
 
-// summarise takes, per size and iteration, the slowest rank's time (the ring is as fast
-// as its slowest member), and reports the median over iterations.
+// summarise takes, per codec, size and iteration, the slowest rank's time (the ring is
+// as fast as its slowest member), and reports the median over iterations, sizes in
+// increasing order and each size's codecs in the order given.
 func summarise(o Options, samples []sample) []Result {
-	bySize := map[int64]map[int]float64{}
-	cpus := map[int64][]float64{}
-	wire, logical, count := map[int64]int64{}, map[int64]int64{}, map[int64]int64{}
+	type key struct {
+		codec string
+		size  int64
+	}
+	byKey := map[key]map[int]float64{}
+	cpus, waits := map[key][]float64{}, map[key][]float64{}
+	wire, logical, count := map[key]int64{}, map[key]int64{}, map[key]int64{}
 	var sizes []int64
 	for _, s := range samples {
-		if bySize[s.Size] == nil {
-			bySize[s.Size] = map[int]float64{}
-			sizes = append(sizes, s.Size)
+		k := key{s.Codec, s.Size}
+		if byKey[k] == nil {
+			byKey[k] = map[int]float64{}
+			if !slices.Contains(sizes, s.Size) {
+				sizes = append(sizes, s.Size)
+			}
 		}
-		bySize[s.Size][s.Iter] = max(bySize[s.Size][s.Iter], s.Seconds)
-		cpus[s.Size] = append(cpus[s.Size], s.CPU)
-		wire[s.Size] += s.Wire
-		logical[s.Size] += s.Logical
-		count[s.Size]++
+		byKey[k][s.Iter] = max(byKey[k][s.Iter], s.Seconds)
+		cpus[k] = append(cpus[k], s.CPU)
+		waits[k] = append(waits[k], s.Wait)
+		wire[k] += s.Wire
+		logical[k] += s.Logical
+		count[k]++
 	}
 	slices.Sort(sizes)
+	load := LoadAvg()
 	var res []Result
 	n := float64(o.Ranks)
-	for _, size := range sizes {
-		var times []float64
-		for _, t := range bySize[size] {
-			times = append(times, t)
-		}
-		med := Median(times)
-		r := Result{Data: o.Data, Codec: o.Codec.String(), Ranks: o.Ranks, SizeBytes: size, Iters: len(times),
-			MedianSeconds: med, AlgBW: float64(size) / med / 1e9, WirePerRank: wire[size] / count[size],
-			CPUPerRank: Median(cpus[size]), Ratio: 1}
-		r.BusBW = r.AlgBW * 2 * (n - 1) / n
-		if wire[size] > 0 {
-			r.Ratio = float64(logical[size]) / float64(wire[size])
-		}
-		if g, ok := glooBusBW[o.Ranks]; ok {
-			r.GlooBusBW, r.VsGloo = g, r.BusBW/g
-		}
-		res = append(res, r)
+	rows := []string{}
+	if o.RawTCP {
+		rows = append(rows, rawTCPRow)
 	}
+	for _, c := range o.Codecs {
+		rows = append(rows, c.String())
+	}
+	for _, size := range sizes {
+		for _, row := range rows {
+			k := key{row, size}
+			if byKey[k] == nil {
+				continue
+			}
+			var times []float64
+			for _, t := range byKey[k] {
+				times = append(times, t)
+			}
+			med := Median(times)
+			r := Result{Data: o.Data, Codec: k.codec, Ranks: o.Ranks, SizeBytes: size, Iters: len(times),
+				MedianSeconds: med, AlgBW: float64(size) / med / 1e9, WirePerRank: wire[k] / count[k],
+				CPUPerRank: Median(cpus[k]), WaitPerRank: Median(waits[k]), Ratio: 1, Load: load}
+			r.BusBW = r.AlgBW * 2 * (n - 1) / n
+			r.WireBusBW = float64(r.WirePerRank) / med / 1e9
+			if wire[k] > 0 {
+				r.Ratio = float64(logical[k]) / float64(wire[k])
+			}
+			if o.LinkRate > 0 {
+				r.Link, r.LinkGBps = o.LinkRate.String(), o.LinkRate.BytesPerSecond()/1e9
+				r.LinkUse = r.WireBusBW / r.LinkGBps
+			} else if g, ok := glooBusBW[o.Ranks]; ok && !o.NetNS {
+				r.GlooBusBW, r.VsGloo = g, r.BusBW/g
+			}
+			res = append(res, r)
+		}
+	}
+	compareToNone(res)
 	return res
+}
+
+// compareToNone sets VsNone on every row that has a codec none row to compare with.
+func compareToNone(res []Result) {
+	for i := range res {
+		for _, b := range res {
+			if b.Codec == allreduce.CodecNone.String() && b.Data == res[i].Data && b.Ranks == res[i].Ranks &&
+				b.SizeBytes == res[i].SizeBytes && b.Link == res[i].Link {
+				res[i].VsNone = res[i].BusBW / b.BusBW
+			}
+		}
+	}
 }
 
 // Profile starts a CPU profile of this rank process in path.rank<i> when path is not
@@ -364,21 +521,64 @@ func CPUTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// runDelay is the time this process's threads have spent runnable but waiting for a
+// CPU, summed over /proc/self/task/*/schedstat (second field); 0 where the kernel
+// does not keep it.
+func runDelay() time.Duration {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if f := strings.Fields(string(b)); err == nil && len(f) >= 2 {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			total += v
+		}
+	}
+	return time.Duration(total)
+}
+
+// LoadAvg is the machine's 1-minute load average, 0 if unknown.
+func LoadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 // Report prints the table, then one JSON line per row.
 func Report(w io.Writer, res []Result) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %-8s %5s %9s %9s %10s %10s %11s %7s %9s %11s %7s\n", "data", "codec", "ranks", "size",
-		"median_ms", "algbw_GB/s", "busbw_GB/s", "wire_MiB/rk", "ratio", "cpu_ms/rk", "gloo_busbw*", "vs_gloo")
-	for _, r := range res {
-		gloo, vs := "-", "-"
-		if r.GlooBusBW > 0 {
-			gloo, vs = fmt.Sprintf("%.2f", r.GlooBusBW), fmt.Sprintf("%.2fx", r.VsGloo)
+	fmt.Fprintf(&b, "%-6s %-8s %5s %9s %7s %9s %10s %10s %9s %11s %6s %9s %10s %7s %8s %11s %7s\n", "data", "codec",
+		"ranks", "size", "link", "median_ms", "algbw_GB/s", "busbw_GB/s", "wire_GB/s", "wire_MiB/rk", "ratio",
+		"cpu_ms/rk", "cpuwait_ms", "vs_none", "link_use", "gloo_busbw*", "vs_gloo")
+	opt := func(v float64, format string) string {
+		if v == 0 {
+			return "-"
 		}
-		fmt.Fprintf(&b, "%-6s %-8s %5d %9s %9.1f %10.3f %10.3f %11.1f %7.2f %9.1f %11s %7s\n", r.Data, r.Codec, r.Ranks,
-			FormatSize(r.SizeBytes), r.MedianSeconds*1e3, r.AlgBW, r.BusBW, float64(r.WirePerRank)/(1<<20), r.Ratio,
-			r.CPUPerRank*1e3, gloo, vs)
+		return fmt.Sprintf(format, v)
 	}
-	b.WriteString("* gloo: torch.distributed all-reduce, 64 MiB over loopback on the same 2-core machine (reference figure)\n")
+	gloo := false
+	for _, r := range res {
+		link := r.Link
+		if link == "" {
+			link = "-"
+		}
+		gloo = gloo || r.GlooBusBW > 0
+		fmt.Fprintf(&b, "%-6s %-8s %5d %9s %7s %9.1f %10.3f %10.3f %9.3f %11.1f %6.2f %9.1f %10.1f %7s %8s %11s %7s\n",
+			r.Data, r.Codec, r.Ranks, FormatSize(r.SizeBytes), link, r.MedianSeconds*1e3, r.AlgBW, r.BusBW, r.WireBusBW,
+			float64(r.WirePerRank)/(1<<20), r.Ratio, r.CPUPerRank*1e3, r.WaitPerRank*1e3, opt(r.VsNone, "%.2fx"),
+			opt(r.LinkUse*100, "%.1f%%"), opt(r.GlooBusBW, "%.2f"), opt(r.VsGloo, "%.2fx"))
+	}
+	if len(res) > 0 {
+		fmt.Fprintf(&b, "load average %.1f on %d CPUs at the end of the run; cpuwait: time a rank was ready to run but had no CPU\n",
+			res[0].Load, runtime.NumCPU())
+	}
+	if gloo {
+		b.WriteString("* gloo: torch.distributed all-reduce, 64 MiB over loopback on the same 2-core machine (reference figure)\n")
+	}
 	for _, r := range res {
 		j, _ := json.Marshal(r)
 		b.Write(j)

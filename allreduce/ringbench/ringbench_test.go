@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // row per size, in the table and as JSON, with the bytes each rank really sent.
 func TestRunLocal(t *testing.T) {
 	var out bytes.Buffer
-	o := Options{Ranks: 3, Sizes: []int64{1 << 20, 3 << 20}, Codec: allreduce.CodecS2, Data: "random",
+	o := Options{Ranks: 3, Sizes: []int64{1 << 20, 3 << 20}, Codecs: []allreduce.Codec{allreduce.CodecS2}, Data: "random",
 		Iters: 3, Warmup: 1, Seed: 1, ChunkElems: 1 << 14}
 	res, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &out)
 	if err != nil {
@@ -56,6 +56,32 @@ func TestRunLocal(t *testing.T) {
 	var back Result
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &back); err != nil || back != res[1] {
 		t.Errorf("last JSON line %q does not round-trip to %+v (%v)", lines[len(lines)-1], res[1], err)
+	}
+}
+
+// TestRunLocalCodecsTakeTurns measures two codecs in one run: a row each, the lossy
+// one sending half the bytes, each compared with codec none's.
+func TestRunLocalCodecsTakeTurns(t *testing.T) {
+	o := Options{Ranks: 2, Sizes: []int64{1 << 20}, Codecs: []allreduce.Codec{allreduce.CodecNone, allreduce.CodecBF16},
+		Data: "random", Iters: 2, Warmup: 1, Seed: 1}
+	res, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Codec != "none" || res[1].Codec != "bf16" {
+		t.Fatalf("rows %+v, want none then bf16", res)
+	}
+	none, bf16 := res[0], res[1]
+	if r := float64(none.WirePerRank) / float64(bf16.WirePerRank); r < 1.99 || r > 2.01 {
+		t.Errorf("bf16 sent %d bytes a rank, none %d: want half", bf16.WirePerRank, none.WirePerRank)
+	}
+	if none.VsNone != 1 || math.Abs(bf16.VsNone-bf16.BusBW/none.BusBW) > 1e-12 {
+		t.Errorf("vs_none: none %g, bf16 %g (busbw %g / %g)", none.VsNone, bf16.VsNone, bf16.BusBW, none.BusBW)
+	}
+	for _, r := range res {
+		if r.CPUPerRank <= 0 || r.WaitPerRank < 0 || r.WaitPerRank > r.MedianSeconds*4 {
+			t.Errorf("%s: cpu %g s, cpu wait %g s in %g s", r.Codec, r.CPUPerRank, r.WaitPerRank, r.MedianSeconds)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/allreduce/ringbench"
+	"github.com/bertnode/bertnode/internal/netlab"
 )
 
 func init() {
@@ -16,10 +18,11 @@ func init() {
 
 func newBenchAllReduceCmd() *cobra.Command {
 	var (
-		o     ringbench.Options
-		sizes string
-		codec string
-		peers string
+		o        ringbench.Options
+		sizes    string
+		codec    string
+		peers    string
+		linkRate string
 	)
 	c := &cobra.Command{
 		Use:   "allreduce",
@@ -34,16 +37,35 @@ as JSON lines.
 --data random reduces dense normal values of each --sizes; --data bert a synthetic
 BERT-base gradient (110M values, word embeddings 98% zero rows); --data file the raw
 little-endian float32 gradients in --grad-file (one per rank, or fewer, perturbed per
-rank), such as the model package's flat gradient buffer after a backward pass.`,
+rank), such as the model package's flat gradient buffer after a backward pass.
+
+--netns runs each rank in its own network namespace, the namespaces joined by veth
+pairs to one bridge (needs root), and --link-rate caps every rank's link in each
+direction with tc tbf: a ring over slow links on one machine. The table then gives
+each row's link use (bytes on the wire per second over the link rate). --codec takes a
+comma-separated list to compare codecs in one run: each row's vs_none is its busbw
+over codec none's; --raw-tcp adds a row of plain TCP streams in the ring's shape carrying
+codec none's bytes: what the links and the machine allow without the all-reduce.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ringbench.IsWorker() {
 				return ringbench.Worker(cmd.Context(), os.Stdout)
 			}
-			var err error
-			if o.Codec, err = allreduce.ParseCodec(codec); err != nil {
-				return err
+			for _, name := range strings.Split(codec, ",") {
+				c, err := allreduce.ParseCodec(strings.TrimSpace(name))
+				if err != nil {
+					return fmt.Errorf("--codec: %w", err)
+				}
+				o.Codecs = append(o.Codecs, c)
 			}
+			if linkRate != "" {
+				r, err := netlab.ParseRate(linkRate)
+				if err != nil {
+					return fmt.Errorf("--link-rate: %w", err)
+				}
+				o.LinkRate = r
+			}
+			var err error
 			if o.Sizes, err = parseSizes(sizes); err != nil {
 				return err
 			}
@@ -64,7 +86,7 @@ rank), such as the model package's flat gradient buffer after a backward pass.`,
 	f := c.Flags()
 	f.IntVar(&o.Ranks, "ranks", 2, "number of rank processes to start on this machine")
 	f.StringVar(&sizes, "sizes", "16M,64M,420M", "buffer sizes for --data random (K, M, G are binary)")
-	f.StringVar(&codec, "codec", "none", "none, s2, zstd, bf16, fp16 or powersgd")
+	f.StringVar(&codec, "codec", "none", "none, s2, zstd, bf16, fp16 or powersgd; comma-separated to compare several")
 	f.IntVar(&o.PowerSGD.Rank, "powersgd-rank", 4, "rank of the PowerSGD approximation")
 	f.IntVar(&o.PowerSGD.Cols, "powersgd-cols", 768, "width PowerSGD folds each bucket to")
 	f.StringVar(&o.Data, "data", "random", "random, bert or file")
@@ -79,5 +101,9 @@ rank), such as the model package's flat gradient buffer after a backward pass.`,
 	f.StringVar(&peers, "peers", "", "comma-separated rank addresses, to run one rank of a multi-machine ring")
 	f.IntVar(&o.Rank, "rank", 0, "this process's rank in --peers")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write each rank's CPU profile to PATH.rank<i>")
+	f.BoolVar(&o.NetNS, "netns", false, "run each rank in its own network namespace, joined by a bridge (root)")
+	f.StringVar(&linkRate, "link-rate", "", "with --netns, cap each rank's link at this rate each way (tc units: 1gbit, 100mbit)")
+	f.IntVar(&o.LinkBurst, "link-burst", 0, "with --link-rate, the token bucket in bytes (0: max(128 KiB, 1 ms at the rate))")
+	f.BoolVar(&o.RawTCP, "raw-tcp", false, "add the row raw-tcp: plain TCP streams in the ring's shape carrying codec none's bytes, the links' ceiling")
 	return c
 }

@@ -16,11 +16,10 @@ func newCancelCmd() *cobra.Command {
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		if err := cl.Cancel(ctx, args[0]); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
-	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/chaos"
 	"github.com/bertnode/bertnode/internal/clusterkey"
-	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/internal/netlab"
+	"github.com/bertnode/bertnode/internal/tarball"
+	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
@@ -30,7 +33,7 @@ import (
 
 type procCluster struct {
 	t     *testing.T
-	lc    *localCluster
+	lc    *localcluster.Cluster
 	flags []string // --coordinator and --secret-file for the CLI
 	cl    *api.Client
 }
@@ -46,34 +49,31 @@ func upCluster(t *testing.T, coords, nodes int, extra ...string) *procCluster {
 	args := append([]string{"cluster", "up", "--dir", dir, "--coordinators", fmt.Sprint(coords), "--nodes", fmt.Sprint(nodes),
 		"--threads", "1", "--timeout", "180s"}, extra...)
 	_, errOut, err := bertnode(t, "", args...)
-	lc, rerr := readCluster(dir)
+	lc, rerr := localcluster.Read(dir)
 	if rerr == nil {
 		t.Cleanup(func() {
-			lc.stop(10 * time.Second)
+			lc.Stop(10 * time.Second)
 			if t.Failed() {
-				t.Logf("logs:\n%s", lc.logTails())
+				t.Logf("logs:\n%s", lc.LogTails())
 			}
 		})
 	}
 	if err != nil {
 		t.Fatalf("cluster up: %v\n%s", err, errOut)
 	}
-	secret, err := clusterkey.Load(lc.SecretFile)
+	cl, err := lc.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &procCluster{t: t, lc: lc, flags: []string{"--coordinator", strings.Join(lc.apiAddrs(), ","), "--secret-file", lc.SecretFile},
-		cl: &api.Client{Addrs: lc.apiAddrs(), Token: secret.Token()}}
+	return &procCluster{t: t, lc: lc, flags: []string{"--coordinator", strings.Join(lc.APIAddrs(), ","), "--secret-file", lc.SecretFile}, cl: cl}
 }
 
-func (c *procCluster) proc(name string) *localProc {
-	for i := range c.lc.Procs {
-		if c.lc.Procs[i].Name == name {
-			return &c.lc.Procs[i]
-		}
+func (c *procCluster) proc(name string) *localcluster.Proc {
+	p := c.lc.Proc(name)
+	if p == nil {
+		c.t.Fatalf("no process %s", name)
 	}
-	c.t.Fatalf("no process %s", name)
-	return nil
+	return p
 }
 
 // job waits until the job satisfies cond and returns it.
@@ -174,10 +174,10 @@ func TestProcessClusterTrainsBERTThroughALeaderKill(t *testing.T) {
 	out := mustRun(t, "submit", spec, "--coordinator", follower.APIAddr, "--secret-file", c.lc.SecretFile)
 	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
 	c.job(id, "step 10", 5*time.Minute, func(j *api.Job) bool { return j.Progress.Step >= 10 })
-	var killed int
-	for i, p := range c.lc.Procs {
+	var killed string
+	for _, p := range c.lc.Procs {
 		if p.API == leader.APIAddr {
-			killed = i
+			killed = p.Name
 			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -202,8 +202,43 @@ func TestProcessClusterTrainsBERTThroughALeaderKill(t *testing.T) {
 			t.Errorf("downloaded final model: %v", err)
 		}
 	}
+	// The nodes that trained the job serve its final model too.
+	tmp, err := os.CreateTemp(dir, "from-node-*.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	if err := fromNodes(context.Background(), c.cl, j, "final", tmp); err != nil {
+		t.Fatal(err)
+	}
+	tmp.Seek(0, io.SeekStart)
+	if err := tarball.Unpack(tmp, filepath.Join(dir, "from-node")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(got, "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(dir, "from-node", "model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("a node's final model differs from the coordinators' copy")
+	}
+	// bertnode serve --job serves it, answering as predict does on the download.
+	url, done := runServe(t, append([]string{"--job", id, "--kind", "final"}, c.flags...)...)
+	var ans struct {
+		Predictions []struct {
+			Label string `json:"label"`
+		} `json:"predictions"`
+	}
+	text := "WINNER!! You have been selected for a free cash prize"
+	postJSON(t, url+"/v1/classify", map[string]any{"texts": []string{text}}, &ans)
+	stopServe(t, done)
+	pred := mustRun(t, "predict", "--model", got, text)
+	if len(ans.Predictions) != 1 || !strings.Contains(pred, `"label":"`+ans.Predictions[0].Label+`"`) {
+		t.Fatalf("serve --job answered %+v; predict on the download: %s", ans, pred)
+	}
 	// The killed member restarts from its data directory and serves the finished job.
-	if err := c.lc.start(killed); err != nil {
+	for localcluster.Alive(c.proc(killed).PID) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.lc.Restart(killed); err != nil {
 		t.Fatal(err)
 	}
 	alone := &api.Client{Addrs: []string{leader.APIAddr}, Token: c.cl.Token, Stale: true}
@@ -239,7 +274,7 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	if j.State != api.Succeeded || j.Progress.Recoveries < 1 {
 		t.Fatalf("job %s: %s after %d recoveries", id, j.State, j.Progress.Recoveries)
 	}
-	if alive(c.proc("n2").PID) {
+	if localcluster.Alive(c.proc("n2").PID) {
 		t.Fatal("n2 did not die at its failpoint")
 	}
 	c.finalsEqual(id, "model.safetensors", "n1", "n3")
@@ -249,16 +284,42 @@ func TestProcessClusterSurvivesANodeKill(t *testing.T) {
 	}
 	t.Logf("audit: %+v; recovery: %s", r, recovery(t, c, id))
 
+	// submit --resume continues the job from the checkpoint the coordinators keep, at
+	// its exact data position: on the same two ranks it reaches the same weights.
+	text, _ := os.ReadFile(spec)
+	spec2 := writeLines(t, dir, "toy2.yaml", strings.Replace(string(text), "nodes: 3", "nodes: 2", 1))
+	out = mustRun(t, append([]string{"submit", spec2, "--resume", id, "--wait"}, c.flags...)...)
+	id2 := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j2, err := c.cl.Job(context.Background(), id2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := j.Results["checkpoint"].Step
+	for _, m := range j2.Gen.Members {
+		es, err := node.ReadAudit(filepath.Join(c.proc(m.Node).DataDir, "jobs", id2, "audit.jsonl"))
+		if err != nil || len(es) == 0 || es[0].Step != ck+1 {
+			t.Fatalf("%s began %s at %+v (%v); want step %d, after %s's checkpoint", m.Node, id2, es, err, ck+1, id)
+		}
+	}
+	c.finalsEqual(id2, "model.safetensors", j2.Gen.Members[0].Node, j2.Gen.Members[1].Node)
+	a, _ := os.ReadFile(filepath.Join(c.proc("n1").DataDir, "jobs", id, "final", "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(c.proc("n1").DataDir, "jobs", id2, "final", "model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("%s, resumed from %s's checkpoint, ends with other weights", id2, id)
+	}
+
 	// Another secret: refused by the API (and so by gossip and every ring).
 	other, _ := clusterkey.Generate()
 	bad := filepath.Join(dir, "other-secret")
 	os.WriteFile(bad, []byte(other.String()), 0o600)
 	exe, _ := os.Executable()
-	cmd := exec.Command(exe, "join", strings.Join(c.lc.apiAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "join", strings.Join(c.lc.APIAddrs(), ","), "--id", "intruder", "--data-dir", filepath.Join(dir, "intruder"), "--secret-file", bad)
 	cmd.Env = append(os.Environ(), asMain+"=1")
 	msg, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(msg), "401") {
-		t.Fatalf("a node with another secret: %v\n%s", err, msg)
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(msg), "refused this node") {
+		t.Fatalf("a node with another secret: %v (it should exit at once, refused)\n%s", err, msg)
 	}
 	nodes, err := c.cl.Nodes(context.Background())
 	if err != nil {
@@ -293,23 +354,11 @@ func recovery(t *testing.T, c *procCluster, job string) time.Duration {
 	return 0
 }
 
-// noDropoutTiny saves a random-init tiny BERT whose config turns dropout off: then the
-// only differences between runs on different numbers of nodes are in the order floats
-// are summed.
+// noDropoutTiny is a tiny BERT without dropout (see tinyWithoutDropout).
 func noDropoutTiny(t *testing.T) string {
 	t.Helper()
-	cfg, err := hf.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HiddenDropoutProb, cfg.AttentionProbsDropoutProb = 0, 0
-	model.ManualSeed(7)
-	m, err := model.New(cfg, model.Options{Task: model.Classify, NumLabels: 2, HeadDropout: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := m.Save(dir, []string{"ham", "spam"}, model.SaveOptions{}); err != nil {
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := tinyWithoutDropout(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -339,10 +388,10 @@ func stepLosses(t *testing.T, path string) map[int]float64 {
 }
 
 // The same job on 1, 2 and 3 nodes follows bertnode train's loss curve step by step,
-// and the ranks of each end bit-identical. On 1 node the steps are bertnode train's to
-// the float32 the commit round carries the loss in; on more, each rank sums its own
-// piece's gradient and the ring sums the pieces in ring order, so the rounding differs:
-// the curves agree to the tolerance below.
+// and the ranks of each end bit-identical. On 1 node the steps are bertnode train's,
+// bit for bit; on more, each rank sums its own piece's gradient and the ring sums the
+// pieces in ring order, so the rounding differs and the curves agree to the tolerance
+// below (relative).
 func TestProcessClusterParity(t *testing.T) {
 	runtime.LockOSThread()
 	const steps = 20
@@ -371,9 +420,9 @@ func TestProcessClusterParity(t *testing.T) {
 		}
 		c.finalsEqual(id, "model.safetensors", ranks...)
 		got := stepLosses(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"))
-		tol := 1e-6 // the loss travels as a float32
+		tol := 0.0 // one node takes bertnode train's steps exactly
 		if n > 1 {
-			tol = 2e-3
+			tol = 1e-5 // measured: 6e-8 after 20 steps
 		}
 		var worst float64
 		for s := 1; s <= steps; s++ {
@@ -389,4 +438,58 @@ func TestProcessClusterParity(t *testing.T) {
 			t.Errorf("%d nodes: the loss curve departs from bertnode train's by %.2e > %.0e", n, worst, tol)
 		}
 	}
+}
+
+// The fault suite, short: one run with a node killed while its gradient all-reduce runs
+// and another stopped (SIGSTOP) past the ring timeout, and, where this machine lets the
+// test make network namespaces, the third cut off the network. (make chaos runs 20
+// randomized runs of every kind.)
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of processes")
+	}
+	t.Setenv(asMain, "1")
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if err := tinyWithoutDropout(model); err != nil {
+		t.Fatal(err)
+	}
+	train, _ := filepath.Abs(smsFile)
+	vocab, _ := filepath.Abs(vocabFile)
+	faults := []chaos.Fault{{Kind: chaos.AllReduceKill, Target: "n3", AtStep: 8, Delay: 3 * time.Millisecond},
+		{Kind: chaos.NodeStop, Target: "n2", AtStep: 20, Delay: 2 * time.Second}}
+	if err := netlab.Available(); err == nil {
+		faults = append(faults, chaos.Fault{Kind: chaos.Partition, Target: "n1", AtStep: 30, Delay: 2 * time.Second})
+	} else {
+		t.Logf("no partition fault: %v", err)
+	}
+	o := chaos.Options{Runs: 1, Dir: dir, Steps: 40, RingTimeout: 3 * time.Second, Timeout: 8 * time.Minute, EvalSplit: 0.2,
+		Train: train, Faults: faults, NoBaseline: true, Out: testWriter{t}}
+	o.Spec = strings.Join([]string{"task: classify", "train: " + train, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "model: " + model, "tokenizer: " + vocab, "max_length: 32", "batch_size: 24", "max_steps: 40",
+		"lr: 1.0e-3", "save_steps: 20", "metric: accuracy",
+		"cluster: {nodes: 3, min_nodes: 1, data: shared, ring_timeout: 3s, rejoin_window: 2s}"}, "\n")
+	base, runs, err := chaos.Suite(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	ok := chaos.Summary(&out, o, base, runs)
+	t.Log(out.String())
+	if !ok {
+		t.Fatalf("the fault suite failed: %v", runs[0].Err)
+	}
+	for _, f := range runs[0].Faults {
+		if f.Injected.IsZero() || f.Recovery <= 0 {
+			t.Errorf("%s on %s: injected %v, recovered in %v", f.Kind, f.Target, f.Injected, f.Recovery)
+		}
+	}
+}
+
+// testWriter writes to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }

@@ -125,7 +125,21 @@ func TestClusterCommands(t *testing.T) {
 	contains(t, "nodes", run("nodes"), "n1", "alive", "job-1", "cpu")
 	contains(t, "status", run("status"), "leader", "n1", "job-1", "running")
 	contains(t, "status job-1", run("status", "job-1"), "generation 1", "step 2/4", "loss 0.5000", "ETA 4s", "n1", "recoveries: 0")
+	followed := make(chan string, 1)
+	go func() {
+		out, _, err := bertnode(t, "", append([]string{"logs", "job-1", "-f"}, flags...)...)
+		if err != nil {
+			out += err.Error()
+		}
+		followed <- out
+	}()
 	contains(t, "cancel", run("cancel", "job-1"), "cancelled job-1")
+	select {
+	case out := <-followed:
+		contains(t, "logs -f", out, "generation 1: n1 (start)", "cancelled: cancelled")
+	case <-time.After(30 * time.Second):
+		t.Fatal("logs -f did not end with the job")
+	}
 	wantErr(t, "", []string{"already cancelled"}, append([]string{"cancel", "job-1"}, flags...)...)
 	contains(t, "logs", run("logs", "job-1"), "submitted", "train data planned: 8 records", "generation 1: n1 (start)", "cancelled")
 	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
@@ -289,5 +303,18 @@ func TestCoordinatorCommand(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the coordinator did not stop")
+	}
+}
+
+// A member about three times slower per sample than the median is flagged; the others not.
+func TestStragglersAreFlagged(t *testing.T) {
+	j := &api.Job{ID: "job-1", Gen: &api.Generation{Members: []api.RingMember{{Node: "n1"}, {Node: "n2"}, {Node: "n3"}}}}
+	var nodes []api.Node
+	for id, rate := range map[string]float64{"n1": 300, "n2": 280, "n3": 95} {
+		nodes = append(nodes, api.Node{ID: id, Stats: &api.NodeStats{Job: "job-1", SamplesPerSec: rate}})
+	}
+	got := stragglers(j, nodes)
+	if len(got) != 1 || !strings.Contains(got["n3"], "2.9x") {
+		t.Fatalf("stragglers: %v", got)
 	}
 }

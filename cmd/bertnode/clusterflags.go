@@ -178,6 +178,16 @@ func (f *clusterFlags) client() (*api.Client, error) {
 	return &api.Client{Addrs: addrs, Token: secret.Token(), TLS: t}, nil
 }
 
+// connect is the client and the command's context, cancelled by Ctrl-C or SIGTERM.
+func (f *clusterFlags) connect(cmd *cobra.Command) (*api.Client, context.Context, context.CancelFunc, error) {
+	cl, err := f.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, stop := interruptible(cmd)
+	return cl, ctx, stop, nil
+}
+
 // interruptible is the command's context, cancelled by Ctrl-C or SIGTERM.
 func interruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

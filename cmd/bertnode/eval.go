@@ -17,9 +17,6 @@ import (
 
 func init() { subcommands = append(subcommands, newEvalCmd) }
 
-// dataFlags are the job-spec flags that say how to read a data file.
-var dataFlags = []string{"format", "text-column", "label-column", "encoding", "skip-bad-records"}
-
 // inferFlags are the job-spec flags that say how to run a model.
 var inferFlags = []string{"tokenizer", "max-length", "padding", "batch-size", "threads", "device", "mixed-precision"}
 
@@ -61,9 +58,9 @@ matrix; multilabel the per-class report, subset accuracy and Hamming loss; ner
 seqeval's entity-level report; qa SQuAD's exact match and F1 (HasAns/NoAns for v2).
 Labels in the data must be among the checkpoint's.
 
-The data file is read as in training: --format and the column flags, or the data
-section of a YAML job spec (--spec), which can also set delimiter, header, label_sep
-and text_pair; flags override the spec.
+The data file is read as in training: with the data flags, the same as train's
+(--format, --delimiter, --header, the column flags, --label-sep ...), or the data
+section of a YAML job spec (--spec); flags override the spec.
 
 With --output, writes there metrics.json (every metric and the report, and the
 confusion matrix for classify), confusion.png (classify), mistakes.jsonl (error

@@ -14,11 +14,10 @@ func newJobsCmd() *cobra.Command {
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		jobs, err := cl.Jobs(ctx)
 		if err != nil {

@@ -175,9 +175,19 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 	}
 	for {
 		cl, err := client.Cluster(ctx)
+		var refused *api.Error
+		if errors.As(err, &refused) { // a wrong secret, say: retrying will not help
+			g.Shutdown()
+			return nil, fmt.Errorf("the coordinator refused this node: %w", err)
+		}
 		if err == nil {
-			if _, err = g.Join(cl.Gossip); err == nil {
+			// Joining no address succeeds with no one: the coordinators may not have
+			// recorded their gossip addresses yet.
+			var n int
+			if n, err = g.Join(cl.Gossip); err == nil && n > 0 {
 				return g, nil
+			} else if err == nil {
+				err = errors.New("no coordinator's gossip address known yet")
 			}
 		}
 		cfg.Logger.Printf("joining the cluster's gossip: %v (retrying)", err)

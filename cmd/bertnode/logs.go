@@ -24,11 +24,10 @@ the newest 500 events. With -f it waits for new ones until the job ends.`,
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		id, out := args[0], cmd.OutOrStdout()
 		var idx uint64

@@ -33,11 +33,10 @@ member that is only down rejoins by itself when it restarts.`,
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		out := cmd.OutOrStdout()
 		if len(args) > 0 && args[0] == "add" {

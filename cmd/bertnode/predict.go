@@ -27,6 +27,7 @@ type predictFlags struct {
 	threshold         float64
 	question, context string
 	allowEmpty        bool
+	data              *shard.Spec // with data flags: how to read file as a data file
 }
 
 func newPredictCmd() *cobra.Command {
@@ -72,6 +73,10 @@ is the answer's first rune in the context and score its probability within its w
 (softmax start x softmax end). The answer is never empty unless --allow-empty (SQuAD
 v2.0 models) lets [CLS] win: then answer is "" and start -1.
 
+With data flags (--format and the others, the same as train's and eval's), --file is
+a data file read as training reads it: csv, tsv, jsonl or labeltext texts (labels are
+read but not used), conll sentences for ner, squad questions for qa.
+
 --attention writes a self-contained HTML page (no network needed) showing every layer's
 and head's attention over the first text's word pieces, [CLS] and [SEP] included
 (classify, multilabel and ner).`,
@@ -81,7 +86,8 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
   bertnode predict --model runs/wnut/best "Obama met Merkel in Berlin on Tuesday"
   bertnode predict --model runs/squad/best --question "When was it built?" \
     --context "The Eiffel Tower is in Paris and was built in 1889."
-  bertnode predict --model runs/squad/best --file questions.jsonl --max-length 384 --doc-stride 128`,
+  bertnode predict --model runs/squad/best --file questions.jsonl --max-length 384 --doc-stride 128
+  bertnode predict --model runs/sms/best --file data/sms_spam/SMSSpamCollection --format labeltext`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case s.Model == "":
@@ -92,6 +98,11 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				return fmt.Errorf("--question and --context: give both, each not empty")
 			case pf.question != "" && (pf.file != "" || len(args) > 0):
 				return fmt.Errorf("--question: give one question by flags, or JSON lines in --file or on standard input, not both")
+			case dataFlagGiven(cmd.Flags()) && pf.file == "":
+				return fmt.Errorf("--format and the other data flags say how to read --file: give --file")
+			}
+			if dataFlagGiven(cmd.Flags()) {
+				pf.data = &s.Data
 			}
 			runtime.LockOSThread() // libtorch's grad mode is per OS thread
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
@@ -125,7 +136,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				}
 				return writeJSONLines(out, answers)
 			}
-			texts, err := predictTexts(cmd, args, pf.file, s.Model, task)
+			texts, err := predictTexts(cmd, args, pf, s.Model, task)
 			if err != nil {
 				return err
 			}
@@ -150,20 +161,21 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	}
 	f := c.Flags()
 	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files)")
-	f.StringVar(&pf.file, "file", "", "read texts (qa: JSON lines) from this file, one per line (default: arguments, else standard input)")
+	f.StringVar(&pf.file, "file", "", "read texts (qa: JSON lines) from this file, one per line, or with data flags a data file (default: arguments, else standard input)")
 	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
 	f.StringVar(&pf.attention, "attention", "", "write the first text's attention head view to this HTML file")
 	f.StringVar(&pf.question, "question", "", "qa: the question to answer (with --context)")
 	f.StringVar(&pf.context, "context", "", "qa: the text to find the answer in (with --question)")
 	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
 	addSpecFlags(f, &s, append(inferFlags, "doc-stride")...)
+	addSpecFlags(f, &s, dataFlags...)
 	f.Lookup("batch-size").Usage = "texts (qa: context windows) per forward pass"
 	return c
 }
 
 // printTags prints the ner predictions, warning of texts too long for max_length.
 func printTags(cmd *cobra.Command, t *train.Trainer, texts []string) error {
-	tagged, err := t.PredictTags(texts)
+	tagged, err := t.PredictTags(texts, false)
 	if err != nil {
 		return err
 	}
@@ -201,15 +213,16 @@ func writeAttention(cmd *cobra.Command, t *train.Trainer, text, path string) err
 	return nil
 }
 
-// predictTexts is the texts to classify or tag: the arguments, else the lines of file,
-// else of standard input. A qa question among them is an error: the wrong checkpoint.
-func predictTexts(cmd *cobra.Command, args []string, file, dir, task string) ([]string, error) {
+// predictTexts is the texts to classify or tag: the arguments, else the data file or the
+// lines of pf.file, else of standard input. A qa question among them is an error: the
+// wrong checkpoint.
+func predictTexts(cmd *cobra.Command, args []string, pf predictFlags, dir, task string) ([]string, error) {
 	wrongTask := func(where string) error {
 		return fmt.Errorf("%s: this is a qa question (JSON with question and context), but %s is a %s checkpoint, which reads plain text",
 			where, dir, task)
 	}
 	if len(args) > 0 {
-		if file != "" {
+		if pf.file != "" {
 			return nil, fmt.Errorf("--file: give texts as arguments or in a file, not both")
 		}
 		for i, a := range args {
@@ -219,8 +232,12 @@ func predictTexts(cmd *cobra.Command, args []string, file, dir, task string) ([]
 		}
 		return args, nil
 	}
+	if pf.data != nil {
+		texts, _, err := dataTexts(*pf.data, pf.file, task, cmd.ErrOrStderr())
+		return texts, err
+	}
 	var texts []string
-	err := predictLines(cmd, file, func(name string, line int, text string) error {
+	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
 		if isQuestion(text) {
 			return wrongTask(fmt.Sprintf("%s:%d", name, line))
 		}
@@ -247,6 +264,10 @@ func predictQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]tra
 	}
 	if pf.question != "" {
 		return []train.Question{{ID: "1", Question: pf.question, Context: pf.context}}, nil
+	}
+	if pf.data != nil {
+		_, qs, err := dataTexts(*pf.data, pf.file, string(model.QA), cmd.ErrOrStderr())
+		return qs, err
 	}
 	var qs []train.Question
 	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {

@@ -25,11 +25,10 @@ node, time left, latest evaluation, recoveries and results.`,
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		st, err := cl.Status(ctx)
 		if err != nil {
@@ -116,7 +115,8 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 	if j.Gen != nil {
 		fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
 		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "    RANK\tNODE\tHEALTH\tSTEP\tSAMPLES/S\tSTEP MS")
+		fmt.Fprintln(w, "    RANK\tNODE\tHEALTH\tSTEP\tSAMPLES/S\tSTEP MS\t")
+		slow := stragglers(j, nodes)
 		for r, m := range j.Gen.Members {
 			health, step, rate, ms := "-", "-", "-", "-"
 			if i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.ID == m.Node }); i >= 0 {
@@ -126,7 +126,7 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 					step, rate, ms = fmt.Sprint(s.Step), fmt.Sprintf("%.1f", s.SamplesPerSec), fmt.Sprintf("%.1f", s.StepMillis)
 				}
 			}
-			fmt.Fprintf(w, "    %d\t%s\t%s\t%s\t%s\t%s\n", r, m.Node, health, step, rate, ms)
+			fmt.Fprintf(w, "    %d\t%s\t%s\t%s\t%s\t%s\t%s\n", r, m.Node, health, step, rate, ms, slow[m.Node])
 		}
 		w.Flush()
 	}
@@ -222,4 +222,33 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// stragglers notes the members whose compute per sample is well over the median's:
+// with a constant global batch the whole ring waits for them each step (a job with
+// cluster.balance gives them smaller shares).
+func stragglers(j *api.Job, nodes []api.Node) map[string]string {
+	per := map[string]float64{} // ms per sample
+	var all []float64
+	for _, m := range j.Gen.Members {
+		i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.ID == m.Node })
+		if i < 0 || nodes[i].Stats == nil || nodes[i].Stats.Job != j.ID || nodes[i].Stats.SamplesPerSec <= 0 {
+			continue
+		}
+		v := 1000 / nodes[i].Stats.SamplesPerSec
+		per[m.Node] = v
+		all = append(all, v)
+	}
+	out := map[string]string{}
+	if len(all) < 2 {
+		return out
+	}
+	slices.Sort(all)
+	med := all[len(all)/2]
+	for n, v := range per {
+		if v > 1.5*med {
+			out[n] = fmt.Sprintf("straggler: %.1fx the median's time per sample", v/med)
+		}
+	}
+	return out
 }

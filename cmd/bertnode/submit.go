@@ -57,11 +57,10 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 		if err != nil {
 			return err
 		}
-		cl, err := cf.client()
+		cl, ctx, stop, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, stop := interruptible(cmd)
 		defer stop()
 		out := cmd.OutOrStdout()
 		sent := string(text)

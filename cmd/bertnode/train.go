@@ -23,10 +23,11 @@ func newTrainCmd() *cobra.Command {
 		Long: `Fine-tune a BERT model on one machine. The job comes from a YAML spec (--spec);
 flags given on the command line override it. Writes to --output: metrics.jsonl,
 curves.png, confusion.png, mistakes.jsonl, and the checkpoints best/ and final/ in the
-Hugging Face layout (config.json, model.safetensors, tokenizer files).
+Hugging Face layout (config.json, model.safetensors, tokenizer files); with
+--report-to tensorboard also a TensorBoard event file of the same scalars.
 
 Interrupted (Ctrl-C) or given --save-steps, it writes resumable checkpoints
-(checkpoint-N/: weights, optimizer moments, RNG and data position); --resume auto
+(checkpoint-N/: weights, optimizer state, RNG and data position); --resume auto
 continues from the latest one exactly as if the run had not stopped.`,
 		Example: `  bertnode train --train data/sms_spam/SMSSpamCollection --format labeltext \
     --eval-split 0.2 --model tiny --tokenizer data/vocab/bert-base-uncased.vocab.txt \
@@ -86,15 +87,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Train, "train", s.Train, "training data file")
 	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
-	f.StringVar((*string)(&s.Data.Format), "format", string(s.Data.Format), "csv | tsv | jsonl | labeltext | conll | squad (default: from the file's extension)")
-	f.StringVar(&s.Data.Text, "text-column", s.Data.Text, "text column or field")
-	f.StringVar(&s.Data.Label, "label-column", s.Data.Label, "label column or field")
-	f.StringVar(&s.Data.TextPair, "text-pair-column", s.Data.TextPair, "second text column or field (sentence pairs)")
-	f.StringVar(&s.Data.ID, "id-column", s.Data.ID, "id column or field")
-	f.StringVar(&s.Data.Delimiter, "delimiter", s.Data.Delimiter, "field separator (csv/tsv: one character; labeltext/conll: any string)")
-	f.StringVar(&s.Data.LabelSep, "label-sep", s.Data.LabelSep, "separator of several labels in one field (multilabel), e.g. '|'")
-	f.StringVar(&s.Data.Encoding, "encoding", s.Data.Encoding, "input encoding, e.g. latin-1 (default utf-8)")
-	f.BoolVar(&s.Data.SkipBadRecords, "skip-bad-records", s.Data.SkipBadRecords, "skip, count and report bad records instead of failing")
+	dataSpecFlags(f, &s.Data)
 	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name (BERT, DistilBERT, RoBERTa, ALBERT, ELECTRA), or a preset: tiny, mini, small, base, or <family>-tiny|mini|small (distilbert-tiny, roberta-tiny, albert-tiny, electra-tiny...)")
 	f.StringVar(&s.Tokenizer, "tokenizer", s.Tokenizer, "vocab.txt, tokenizer.json or a model directory (default: the model's; for a preset, BERT's uncased vocabulary built in)")
 	f.IntVar(&s.MaxLength, "max-length", s.MaxLength, "tokens per sequence, special tokens included")
@@ -106,7 +99,10 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.MaxSteps, "max-steps", s.MaxSteps, "optimizer steps (overrides --epochs when > 0)")
 	f.Float64Var(&s.LR, "lr", s.LR, "peak learning rate")
 	f.Float64Var(&s.WarmupRatio, "warmup-ratio", s.WarmupRatio, "fraction of steps of linear warmup")
-	f.Float64Var(&s.WeightDecay, "weight-decay", s.WeightDecay, "AdamW's decoupled weight decay (not on biases and LayerNorm)")
+	f.StringVar(&s.Optimizer, "optimizer", s.Optimizer, "adamw | sgd (with momentum) | lamb (layer-wise trust ratio, for large batches)")
+	f.Float64Var(&s.WeightDecay, "weight-decay", s.WeightDecay, "weight decay, not on biases and LayerNorm (adamw, lamb: decoupled; sgd: L2 added to the gradient, as torch's)")
+	f.Float64Var(&s.Momentum, "momentum", s.Momentum, "sgd: momentum (0: plain SGD)")
+	f.BoolVar(&s.Nesterov, "nesterov", s.Nesterov, "sgd: Nesterov momentum")
 	f.StringVar(&s.Schedule, "schedule", s.Schedule, "linear | cosine | constant")
 	f.Float64Var(&s.ClipNorm, "clip-norm", s.ClipNorm, "clip the gradient's global norm to this (0: off)")
 	f.Float32SliceVar(&s.ClassWeights, "class-weights", s.ClassWeights, "loss weight per class, in label order")
@@ -122,6 +118,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
 	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_spam (default: f1_macro for classify, f1_micro for multilabel, f1 for ner and qa)")
 	f.StringVar(&s.Output, "output", s.Output, "output directory")
+	f.StringSliceVar(&s.ReportTo, "report-to", s.ReportTo, "also report metrics to: tensorboard (event files in --output; metrics.jsonl is always written)")
 	f.IntVar(&s.SaveEvery, "save-steps", s.SaveEvery, "write a resumable checkpoint every N steps (0: each epoch; -1: only when interrupted)")
 	f.IntVar(&s.KeepCheckpoints, "keep-checkpoints", s.KeepCheckpoints, "how many resumable checkpoints to keep (0: all)")
 	f.StringVar(&s.Resume, "resume", s.Resume, "continue exactly from a checkpoint: auto (the latest in --output) or a checkpoint directory")

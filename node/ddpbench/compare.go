@@ -59,7 +59,7 @@ func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr // its progress lines repeat the JSON of stdout
-	load0 := loadAvg()
+	load0 := ringbench.LoadAvg()
 	stdout, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w\n%s", t.Python, t.Script, err, tail(stderr.String(), 2000))
@@ -76,7 +76,7 @@ func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error
 		return nil, err
 	}
 	for i := range res {
-		res[i].LoadBefore, res[i].LoadAfter = load0, loadAvg()
+		res[i].LoadBefore, res[i].LoadAfter = load0, ringbench.LoadAvg()
 	}
 	_, err = io.WriteString(w, table.String())
 	return res, err

@@ -20,7 +20,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,12 +125,12 @@ func Worker(ctx context.Context, out io.Writer) error {
 	if err := json.Unmarshal([]byte(os.Getenv(workerEnv)), &spec); err != nil {
 		return fmt.Errorf("ddpbench: %s: %w", workerEnv, err)
 	}
-	ln, err := ringbench.InheritedListener()
+	lns, err := ringbench.InheritedListeners(1)
 	if err != nil {
 		return fmt.Errorf("ddpbench: %w", err)
 	}
-	defer ln.Close()
-	return runRank(ctx, spec, ln, out)
+	defer lns[0].Close()
+	return runRank(ctx, spec, lns[0], out)
 }
 
 // Run starts o.Ranks rank processes of self (the argv of a command that calls Worker
@@ -148,22 +147,25 @@ func Run(ctx context.Context, o Options, self []string) ([]Result, error) {
 		mu    sync.Mutex
 		lines []line
 	)
-	load0 := loadAvg()
-	err := ringbench.Launch(ctx, o.Ranks, self, workerEnv, func(rank int, addrs []string) (string, error) {
-		b, err := json.Marshal(rankSpec{Options: o, Peers: addrs, Rank: rank, Secret: []byte(hex.EncodeToString(secret))})
-		return string(b), err
-	}, func(_ int, stdout io.Reader) error {
-		ls, err := readLines(stdout)
-		mu.Lock()
-		lines = append(lines, ls...)
-		mu.Unlock()
-		return err
-	})
+	load0 := ringbench.LoadAvg()
+	err := ringbench.LocalRanks{Ranks: o.Ranks, Self: self, Env: workerEnv,
+		Spec: func(rank int, rings [][]string) (string, error) {
+			b, err := json.Marshal(rankSpec{Options: o, Peers: rings[0], Rank: rank, Secret: []byte(hex.EncodeToString(secret))})
+			return string(b), err
+		},
+		Read: func(_ int, stdout io.Reader) error {
+			ls, err := readLines(stdout)
+			mu.Lock()
+			lines = append(lines, ls...)
+			mu.Unlock()
+			return err
+		},
+	}.Run(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ddpbench: %w", err)
 	}
 	res := summarise(o, lines)
-	meta := meta{Cpus: runtime.NumCPU(), Timestamp: time.Now().Format(time.RFC3339), LoadBefore: load0, LoadAfter: loadAvg(), Tag: o.Tag}
+	meta := meta{Cpus: runtime.NumCPU(), Timestamp: time.Now().Format(time.RFC3339), LoadBefore: load0, LoadAfter: ringbench.LoadAvg(), Tag: o.Tag}
 	meta.Host, _ = os.Hostname()
 	for i := range res {
 		res[i].meta = meta
@@ -341,14 +343,4 @@ func pairedMedian(a, b []float64) float64 {
 		d[i] = a[i] - b[i]
 	}
 	return ringbench.Median(d)
-}
-
-// loadAvg is the first three fields of /proc/loadavg, or "" where there is none.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }

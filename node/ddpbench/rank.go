@@ -18,6 +18,7 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/allreduce/ringbench"
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/node"
@@ -149,7 +150,7 @@ func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string
 // step runs one step of the kind and times its phases.
 //
 // sync is node/session.go's step: ZeroGrad, Backward of the rank's piece at its share
-// of the global batch, the gradient all-reduce (sum), the commit round (3+n values),
+// of the global batch with the step's seed, the gradient all-reduce (sum), the commit round (3+n values),
 // Apply. nosync leaves out the two all-reduces. probe all-reduces a scratch buffer the
 // size of the gradient's non-embedding part while backward runs, then the embeddings'
 // part and the commit round: the step as it would be if every non-embedding gradient
@@ -170,7 +171,7 @@ func (s *stepper) step(kind string) (sample, error) {
 		pending = p
 	}
 	r.ZeroGrad()
-	loss, err := r.Backward(s.recs, s.weight)
+	loss, err := r.Backward(s.recs, s.weight, api.StepSeed(seed, s.applied, s.ring.Rank()))
 	if err != nil {
 		if pending != nil {
 			pending.Wait()
@@ -216,12 +217,15 @@ func newReplica(o Options, preset string) (node.Replica, error) {
 	spec := train.Defaults()
 	spec.Task, spec.Model, spec.MaxLength, spec.Padding = "classify", preset, o.Seq, "max_length"
 	spec.BatchSize, spec.LR, spec.WarmupRatio, spec.WeightDecay, spec.Schedule = o.Batch, 2e-5, 0, 0.01, "constant"
-	spec.ClipNorm, spec.Seed, spec.Threads, spec.Device = 1, 0, o.Threads, "cpu"
+	spec.ClipNorm, spec.Seed, spec.Threads, spec.Device = 1, seed, o.Threads, "cpu"
 	spec.Train = "(random batch)" // never read: the records are Records'
 	spec.Output = os.TempDir()    // never written: the bench saves nothing
 	total := int64(o.Warmup + 3*o.Steps + 2)
 	return train.NewReplica(spec, []string{"0", "1"}, nil, total, io.Discard)
 }
+
+// seed is the job's seed: the same initial weights on every rank.
+const seed = 0
 
 var plainWord = regexp.MustCompile(`^[a-z]{2,}$`)
 

@@ -76,13 +76,13 @@ type Result struct {
 }
 
 type meta struct {
-	Host       string `json:"host,omitempty"`
-	Cpus       int    `json:"cpus,omitempty"`
-	Timestamp  string `json:"timestamp,omitempty"`
-	LoadBefore string `json:"loadavg_before,omitempty"`
-	LoadAfter  string `json:"loadavg_after,omitempty"`
-	Tag        string `json:"tag,omitempty"`
-	Torch      string `json:"torch_version,omitempty"`
+	Host       string  `json:"host,omitempty"`
+	Cpus       int     `json:"cpus,omitempty"`
+	Timestamp  string  `json:"timestamp,omitempty"`
+	LoadBefore float64 `json:"loadavg_before,omitempty"` // the 1-minute load average
+	LoadAfter  float64 `json:"loadavg_after,omitempty"`
+	Tag        string  `json:"tag,omitempty"`
+	Torch      string  `json:"torch_version,omitempty"`
 }
 
 // ms prints seconds as milliseconds, "-" for a figure not measured.
@@ -105,7 +105,7 @@ func Report(w io.Writer, res []Result, jsonLines bool) error {
 	var b strings.Builder
 	if len(res) > 0 {
 		r := res[0]
-		fmt.Fprintf(&b, "# bertnode ring (%s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %s -> %s\n",
+		fmt.Fprintf(&b, "# bertnode ring (%s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %.1f -> %.1f\n",
 			r.Codec, r.WorldSize, r.Threads, r.BatchPerRank, r.Seq, r.LoadBefore, r.LoadAfter)
 	}
 	fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %8s %9s %9s %8s %8s %8s %8s %8s %8s %5s\n", "config", "grad MiB", "step ms",

@@ -1,0 +1,110 @@
+// Package chaos is bertnode's fault suite (`make chaos`, `bertnode chaos`): it runs a
+// training job on a local cluster of real processes (3 coordinators, 3 nodes), injects
+// faults — nodes killed with SIGKILL mid-step and during the all-reduce, the raft leader
+// killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
+// replacement nodes joining mid-epoch — and checks after every run that the job
+// finished, that every rank holds the same weights, that the audit logs show every
+// sample trained exactly once, and how far the result is from a fault-free run's.
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+const (
+	// NodeKill: SIGKILL of a node mid-step (in its backward pass).
+	NodeKill Kind = "node-kill"
+	// AllReduceKill: SIGKILL of a node while its gradient all-reduce runs.
+	AllReduceKill Kind = "allreduce-kill"
+	// LeaderKill: SIGKILL of the raft leader; it restarts a few seconds later.
+	LeaderKill Kind = "leader-kill"
+	// NodeStop: SIGSTOP of a node past the ring timeout, then SIGCONT.
+	NodeStop Kind = "node-stop"
+	// Partition: a node's network cut (its namespace's link down), then healed.
+	Partition Kind = "partition"
+	// NodeJoin: a new node process joins the running job mid-epoch, replacing one that
+	// was lost (a killed node's place is taken by a new process with a new ID).
+	NodeJoin Kind = "node-join"
+	// LeaderPartition: the raft leader cut off the network, then healed: the majority
+	// elects another and goes on; the cut-off minority can decide nothing.
+	LeaderPartition Kind = "leader-partition"
+)
+
+// Kinds are all the kinds, in the order tables list them.
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition}
+
+// ParseKinds reads a comma-separated list of kinds.
+func ParseKinds(s string) ([]Kind, error) {
+	var out []Kind
+	for _, f := range strings.Split(s, ",") {
+		k := Kind(strings.TrimSpace(f))
+		ok := false
+		for _, v := range Kinds {
+			ok = ok || v == k
+		}
+		if !ok {
+			return nil, fmt.Errorf("fault kind %q: want one of %v", k, Kinds)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// silent says the fault leaves its victim alive but mute: the others find it only when
+// the ring times out, so its recovery goal is the ring timeout plus 5 s.
+func (k Kind) silent() bool { return k == NodeStop || k == Partition }
+
+// Fault is one planned and injected fault.
+type Fault struct {
+	Kind   Kind   `json:"kind"`
+	Target string `json:"target"` // the node (n1...) or "leader"
+	AtStep int64  `json:"at_step"`
+	// Delay is how long a stop or partition lasts, or how long after the all-reduce
+	// starts a kill lands.
+	Delay time.Duration `json:"delay,omitempty"`
+	// Injected is when it happened (zero: it did not: the job ended first), and Gen the
+	// job's generation then: a kill, stop or partition is over when a later generation
+	// applies a step; a leader kill, when any step is applied.
+	Injected time.Time `json:"injected,omitzero"`
+	Gen      uint32    `json:"gen"`
+	// Recovery is the time from the fault to the next step the job applied.
+	Recovery time.Duration `json:"recovery,omitempty"`
+}
+
+// plan picks a run's faults: one to three of the allowed kinds, each at a step of its
+// own in [lo, hi). Node faults strike distinct nodes, at most nodes-1 of them, so the
+// job always keeps a node that was never hit.
+func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
+	n := 1 + rng.IntN(3)
+	victims := rng.Perm(nodes)[:nodes-1]
+	var out []Fault
+	for range n {
+		f := Fault{Kind: kinds[rng.IntN(len(kinds))], AtStep: lo + rng.Int64N(hi-lo)}
+		if f.Kind == LeaderKill || f.Kind == LeaderPartition {
+			f.Target = "leader"
+			f.Delay = 6 * time.Second
+			out = append(out, f)
+			continue
+		}
+		if len(victims) == 0 {
+			continue
+		}
+		f.Target, victims = fmt.Sprintf("n%d", victims[0]+1), victims[1:]
+		switch f.Kind {
+		case AllReduceKill:
+			f.Delay = time.Duration(1+rng.IntN(8)) * time.Millisecond
+		case NodeStop, Partition:
+			f.Delay = time.Duration(2+rng.IntN(3)) * time.Second
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AtStep < out[j].AtStep })
+	return out
+}

@@ -1,0 +1,402 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/gossip"
+	"github.com/bertnode/bertnode/internal/netlab"
+	"github.com/bertnode/bertnode/localcluster"
+	"github.com/bertnode/bertnode/node"
+)
+
+// Options shape a suite.
+type Options struct {
+	Runs  int
+	Seed  int64
+	Dir   string // each run's cluster in Dir/run-N
+	Exe   string // the bertnode binary (default this process's)
+	Kinds []Kind
+	// Spec is the job (YAML); Train its training file, for the audit.
+	Spec      string
+	Train     string
+	EvalSplit float64
+	Steps     int64 // the job's max_steps
+	// RingTimeout is the job's cluster.ring_timeout (the silent faults last longer).
+	RingTimeout time.Duration
+	Timeout     time.Duration // for one run
+	// Faults, when set, are every run's faults instead of random ones; NoBaseline
+	// skips the fault-free run (and the comparison with it).
+	Faults     []Fault
+	NoBaseline bool
+	Out        io.Writer
+}
+
+// Result is one run's outcome.
+type Result struct {
+	Run      int
+	Faults   []Fault
+	Err      error // the run failed: the job did not succeed, or a check did not hold
+	Audit    node.AuditReport
+	Eval     map[string]float64
+	Duration time.Duration
+}
+
+// Suite runs the baseline and the runs, printing a line per run, and returns them.
+func Suite(ctx context.Context, o Options) (baseline Result, runs []Result, err error) {
+	if o.Exe == "" {
+		if o.Exe, err = os.Executable(); err != nil {
+			return
+		}
+	}
+	var lab *netlab.Lab
+	needNetns := contains(o.Kinds, Partition) || contains(o.Kinds, LeaderPartition)
+	for _, f := range o.Faults {
+		needNetns = needNetns || f.Kind == Partition || f.Kind == LeaderPartition
+	}
+	if needNetns {
+		if err = netlab.Available(); err != nil {
+			return baseline, nil, fmt.Errorf("partition faults need network namespaces: %w", err)
+		}
+		if lab, err = netlab.New("chaos"); err != nil {
+			return
+		}
+		defer lab.Close()
+	}
+	if !o.NoBaseline {
+		fmt.Fprintf(o.Out, "baseline: the job without faults\n")
+		baseline = run(ctx, o, lab, 0, nil)
+		if baseline.Err != nil {
+			return baseline, nil, fmt.Errorf("the fault-free run failed: %w", baseline.Err)
+		}
+		fmt.Fprintf(o.Out, "  %s\n", baseline.line(baseline))
+	}
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0xC4A05))
+	for i := 1; i <= o.Runs && ctx.Err() == nil; i++ {
+		faults := append([]Fault(nil), o.Faults...)
+		if faults == nil {
+			faults = plan(rng, o.Kinds, 3, o.Steps/8, o.Steps*3/4)
+		}
+		r := run(ctx, o, lab, i, faults)
+		fmt.Fprintf(o.Out, "run %2d: %s\n", i, r.line(baseline))
+		runs = append(runs, r)
+	}
+	return baseline, runs, ctx.Err()
+}
+
+func contains(ks []Kind, k Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// run starts a cluster, submits the job, injects the faults, and checks the outcome.
+func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault) (r Result) {
+	start := time.Now()
+	r = Result{Run: i, Faults: faults}
+	defer func() { r.Duration = time.Since(start) }()
+	co := localcluster.Options{Dir: filepath.Join(o.Dir, fmt.Sprintf("run-%d", i)), Coordinators: 3, Nodes: 3, Threads: 1,
+		Device: "cpu", GossipProfile: gossip.ProfileLAN, Env: map[string][]string{}, Exe: o.Exe}
+	os.RemoveAll(co.Dir)
+	var hosts []*netlab.Host
+	if lab != nil {
+		place := func(kind string) func(int) (string, string, error) {
+			return func(n int) (string, string, error) {
+				h, err := lab.AddHost(fmt.Sprintf("r%d%s%d", i, kind, n+1))
+				if err != nil {
+					return "", "", err
+				}
+				hosts = append(hosts, h)
+				return h.Netns(), h.IP().String(), nil
+			}
+		}
+		co.CoordHost, co.NodeHost = place("c"), place("n")
+	}
+	for _, f := range faults {
+		switch f.Kind {
+		case NodeKill, NodeJoin:
+			co.Env[f.Target] = append(co.Env[f.Target], fmt.Sprintf("BERTNODE_FAILPOINTS=node.backward=kill@%d", f.AtStep))
+		case AllReduceKill:
+			co.Env[f.Target] = append(co.Env[f.Target], fmt.Sprintf("BERTNODE_FAILPOINTS=node.allreduce=kill-after:%s@%d", f.Delay, f.AtStep))
+		}
+	}
+	lc, err := localcluster.Start(co)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer func() {
+		lc.Stop(10 * time.Second)
+		for _, h := range hosts {
+			h.Heal()
+		}
+		if r.Err != nil {
+			r.Err = fmt.Errorf("%w\n%s", r.Err, lc.LogTails())
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if err := lc.WaitReady(ctx); err != nil {
+		r.Err = err
+		return r
+	}
+	cl, err := lc.Client()
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	id, err := cl.Submit(ctx, api.SubmitRequest{Name: "chaos", Spec: o.Spec})
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer saveEvents(cl, id, filepath.Join(co.Dir, "events.txt"))
+	in := &injector{lc: lc, co: co, cl: cl, job: id, hosts: hosts, o: o}
+	for k := range r.Faults {
+		if err := in.inject(ctx, &r.Faults[k]); err != nil {
+			r.Err = fmt.Errorf("%s on %s at step %d: %w", r.Faults[k].Kind, r.Faults[k].Target, r.Faults[k].AtStep, err)
+			return r
+		}
+	}
+	j, err := in.await(ctx, func(j *api.Job) bool { return j.State.Done() })
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	if j.State != api.Succeeded {
+		r.Err = fmt.Errorf("job %s %s: %s", j.ID, j.State, j.Reason)
+		return r
+	}
+	r.Eval = j.Progress.Eval
+	r.Err = check(lc, j, o, &r)
+	return r
+}
+
+// injector injects a run's faults as the job reaches their steps.
+type injector struct {
+	lc       *localcluster.Cluster
+	co       localcluster.Options
+	cl       *api.Client
+	job      string
+	hosts    []*netlab.Host
+	o        Options
+	replaced int
+}
+
+// await waits until the job satisfies cond.
+func (in *injector) await(ctx context.Context, cond func(*api.Job) bool) (*api.Job, error) {
+	var idx uint64
+	for {
+		j, next, err := in.cl.JobWait(ctx, in.job, idx, 5*time.Second)
+		if err == nil {
+			idx = next
+			if cond(j) {
+				return j, nil
+			}
+		} else if ctx.Err() != nil {
+			return nil, fmt.Errorf("waiting for job %s: %w", in.job, err)
+		}
+	}
+}
+
+func (in *injector) inject(ctx context.Context, f *Fault) error {
+	switch f.Kind {
+	case NodeKill, NodeJoin, AllReduceKill:
+		// The failpoint kills the node at its step; replace or restart it once it is dead.
+		p := in.lc.Proc(f.Target)
+		for localcluster.Alive(p.PID) {
+			if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
+				return nil // the job ended before the failpoint's step
+			}
+			if !sleep(ctx, 50*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+		f.Injected, f.Gen = lastAudit(p.DataDir, in.job)
+		sleep(ctx, time.Second)
+		p.Env = nil
+		if f.Kind == NodeJoin {
+			in.replaced++
+			return in.lc.AddNode(in.co, fmt.Sprintf("n%d", 3+in.replaced))
+		}
+		return in.lc.Restart(f.Target)
+	}
+	j, err := in.await(ctx, func(j *api.Job) bool { return j.Progress.Step >= f.AtStep || j.State.Done() })
+	if err != nil || j.State.Done() {
+		return err
+	}
+	switch f.Kind {
+	case LeaderKill, LeaderPartition:
+		st, err := in.cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		var victim *localcluster.Proc
+		for _, m := range st.Members {
+			if m.Leader {
+				for k := range in.lc.Procs {
+					if in.lc.Procs[k].API == m.APIAddr {
+						victim = &in.lc.Procs[k]
+					}
+				}
+			}
+		}
+		if victim == nil {
+			return errors.New("no leader")
+		}
+		f.Target = victim.Name
+		if f.Kind == LeaderPartition {
+			h := in.host(victim.Name)
+			if h == nil {
+				return fmt.Errorf("%s is not in a network namespace", victim.Name)
+			}
+			f.Injected = time.Now()
+			if err := h.Partition(); err != nil {
+				return err
+			}
+			sleep(ctx, f.Delay)
+			return h.Heal()
+		}
+		f.Injected = time.Now()
+		syscall.Kill(victim.PID, syscall.SIGKILL)
+		for localcluster.Alive(victim.PID) {
+			sleep(ctx, 10*time.Millisecond)
+		}
+		sleep(ctx, 3*time.Second)
+		return in.lc.Restart(victim.Name)
+	case NodeStop:
+		p := in.lc.Proc(f.Target)
+		f.Injected, f.Gen = time.Now(), j.Gen.Gen
+		syscall.Kill(p.PID, syscall.SIGSTOP)
+		sleep(ctx, in.o.RingTimeout+f.Delay)
+		syscall.Kill(p.PID, syscall.SIGCONT)
+	case Partition:
+		h := in.host(f.Target)
+		if h == nil {
+			return fmt.Errorf("%s is not in a network namespace", f.Target)
+		}
+		f.Injected, f.Gen = time.Now(), j.Gen.Gen
+		if err := h.Partition(); err != nil {
+			return err
+		}
+		sleep(ctx, in.o.RingTimeout+f.Delay)
+		return h.Heal()
+	}
+	return nil
+}
+
+func (in *injector) host(node string) *netlab.Host {
+	for i, p := range in.lc.Procs {
+		if p.Name == node && p.Netns != "" {
+			for _, h := range in.hosts {
+				if h.Netns() == in.lc.Procs[i].Netns {
+					return h
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// lastAudit is when a node wrote its last audit entry of job, and in which generation:
+// a node killed by a failpoint writes its contribution to the step just before it dies.
+func lastAudit(dir, job string) (time.Time, uint32) {
+	es, err := node.ReadAudit(filepath.Join(dir, "jobs", job, "audit.jsonl"))
+	if err != nil || len(es) == 0 {
+		return time.Now(), 0
+	}
+	return time.UnixMilli(es[len(es)-1].Time), es[len(es)-1].Gen
+}
+
+// check verifies a finished run: identical final weights on the last generation's
+// ranks, every sample once (from every node's audit log, the dead ones' included),
+// and each fault's recovery time.
+func check(lc *localcluster.Cluster, j *api.Job, o Options, r *Result) error {
+	var first []byte
+	for _, m := range j.Gen.Members {
+		p := lc.Proc(m.Node)
+		b, err := os.ReadFile(filepath.Join(p.DataDir, "jobs", j.ID, "final", "model.safetensors"))
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			return fmt.Errorf("%s's final weights differ from %s's", m.Node, j.Gen.Members[0].Node)
+		}
+	}
+	var all []node.AuditEntry
+	for _, p := range lc.Procs {
+		if p.Role != "node" {
+			continue
+		}
+		es, err := node.ReadAudit(filepath.Join(p.DataDir, "jobs", j.ID, "audit.jsonl"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		all = append(all, es...)
+	}
+	ids, err := trainIDs(o)
+	if err != nil {
+		return err
+	}
+	if r.Audit, err = node.Audit(all, ids); err != nil {
+		return err
+	}
+	if r.Audit.Lost != 0 || r.Audit.Repeated != 0 || r.Audit.Steps != o.Steps {
+		return fmt.Errorf("audit: %d steps, %d samples lost, %d repeated", r.Audit.Steps, r.Audit.Lost, r.Audit.Repeated)
+	}
+	for k := range r.Faults {
+		f := &r.Faults[k]
+		if f.Injected.IsZero() {
+			continue
+		}
+		next := math.MaxInt64
+		for _, e := range all {
+			if e.Applied && e.Gen > f.Gen && e.Time > f.Injected.UnixMilli() && int(e.Time) < next {
+				next = int(e.Time)
+			}
+		}
+		if next < math.MaxInt64 {
+			f.Recovery = time.Duration(int64(next)-f.Injected.UnixMilli()) * time.Millisecond
+		}
+	}
+	return nil
+}
+
+// saveEvents writes the job's event log next to the run's process logs.
+func saveEvents(cl *api.Client, job, path string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logs, err := cl.Logs(ctx, job, 0, 0)
+	if err != nil {
+		return
+	}
+	var b bytes.Buffer
+	for _, e := range logs.Events {
+		fmt.Fprintf(&b, "%s g%d %-10s %-4s %s\n", e.Time.Format("15:04:05.000"), e.Gen, e.Kind, e.Node, e.Message)
+	}
+	os.WriteFile(path, b.Bytes(), 0o644)
+}

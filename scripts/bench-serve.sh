@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The serving benchmark (make bench calls it): bertnode serve with batching off and on,
+# side by side at each client count, next to the model's raw forward on the same
+# batches. The tiny and base presets get random-init classify heads; the clients send
+# SMS messages from data/, one per request. Set OPENBLAS_CORETYPE if OpenBLAS
+# mis-detects this CPU (README: CPU speed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+./bin/bertnode bench serve --model tiny --concurrency 1,4,16,64 --warmup 3s --duration 5s --rounds 3
+./bin/bertnode bench serve --model base --concurrency 1,4,16 --warmup 20s --duration 60s

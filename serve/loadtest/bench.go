@@ -1,0 +1,316 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bertnode/bertnode/serve"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/tokenize"
+	"github.com/bertnode/bertnode/train"
+)
+
+// BenchOptions are one side-by-side measurement of a model's server.
+type BenchOptions struct {
+	Trainer     *train.Trainer // the checkpoint, as train.ForEval loads it
+	Texts       []string       // one per request, taken in turn
+	Concurrency []int          // client counts, in order
+	Warmup      time.Duration  // per load, not counted
+	Duration    time.Duration  // per load, measured
+	Rounds      int            // loads per mode and client count, alternating the modes
+	Batch       serve.BatchConfig
+	// CPUProfile, when set, profiles the batched server at the highest concurrency.
+	CPUProfile string
+}
+
+// Bench serves the model on loopback with batching off (MaxBatch 1) and on, in turn at
+// each client count, and loads /v1/classify; at the highest count it replays the
+// batches the batched server ran through the model in-process right after each load.
+// It prints the loads and the ratios the serving goals are stated in, each taken from
+// loads next to each other in time (the median over the rounds): batched over
+// unbatched throughput (and p99), and the server's throughput over the raw forward's
+// on the same batches.
+func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
+	if len(o.Concurrency) == 0 || len(o.Texts) == 0 || o.Rounds < 1 {
+		return fmt.Errorf("bench: want concurrency levels, texts and rounds")
+	}
+	bodies := make([][]byte, len(o.Texts))
+	tokens := 0
+	for i, t := range o.Texts {
+		var err error
+		if bodies[i], err = json.Marshal(map[string][]string{"texts": {t}}); err != nil {
+			return err
+		}
+		enc, err := o.Trainer.Tok.Encode(t, o.Trainer.Spec.MaxLength)
+		if err != nil {
+			return err
+		}
+		tokens += enc.Len()
+	}
+	sp := o.Trainer.Spec
+	fmt.Fprintf(out, "serve bench: %s (%s, %s), %d texts of %.1f tokens on average (max length %d), one per request, %d libtorch threads on %s; batching on: max batch %d, max batch tokens %d, max wait %v, min fill %v\n",
+		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, sp.Threads, sp.Device,
+		o.Batch.MaxBatch, o.Batch.MaxTokens, o.Batch.MaxWait, o.Batch.MinFill)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\treq/CPU-s\terrors\t")
+	rec := &recorder{inner: serve.RunnerFunc(o.Trainer.InferBatch)}
+	var speedups, cpuSpeedups, p99s, shares, cpuShares []float64
+	for i, c := range o.Concurrency {
+		top := i == len(o.Concurrency)-1
+		var ratios []float64
+		for round := range o.Rounds {
+			var res [2]Result
+			for k, on := range []bool{false, true} {
+				cfg := o.Batch
+				if !on {
+					cfg.MaxBatch = 1
+				}
+				rec.reset(top && on)
+				err := serveWhile(ctx, o.Trainer, cfg, rec, func(url string) error {
+					stop, err := profile(top && on && round == 0, o.CPUProfile)
+					if err != nil {
+						return err
+					}
+					defer stop()
+					res[k], err = Run(ctx, Options{URL: url + "/v1/classify", Bodies: bodies, Concurrency: c, Warmup: o.Warmup, Duration: o.Duration})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				r := res[k]
+				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%d\t%s\n", c, map[bool]string{false: "off", true: "on"}[on],
+					r.Throughput, ms(r.P50), ms(r.P99), rec.meanBatch(), rec.fill(), r.PerCPUSecond(), r.Errors, r.FirstError)
+			}
+			ratios = append(ratios, res[1].Throughput/res[0].Throughput)
+			if !top {
+				continue
+			}
+			speedups = append(speedups, res[1].Throughput/res[0].Throughput)
+			cpuSpeedups = append(cpuSpeedups, res[1].PerCPUSecond()/res[0].PerCPUSecond())
+			p99s = append(p99s, float64(res[1].P99)/float64(res[0].P99))
+			raw, err := replay(o.Trainer, rec.kept)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\traw forward\t%.1f\t\t\t%s\t\t%.1f\t\t\n", c, raw.perSecond, raw.shape, raw.perCPUSecond)
+			shares = append(shares, res[1].Throughput/raw.perSecond)
+			cpuShares = append(cpuShares, res[1].PerCPUSecond()/raw.perCPUSecond)
+		}
+		fmt.Fprintf(tw, "%d\ton/off\t%.2fx\t\t\t\t\t\t\t\n", c, median(ratios))
+	}
+	tw.Flush()
+	top := o.Concurrency[len(o.Concurrency)-1]
+	speedup, p99, share, cpuShare := median(speedups), median(p99s), median(shares), median(cpuShares)
+	fmt.Fprintf(out, "goal 1, at %d clients: batching gives %.2fx the unbatched throughput, at %.2fx its p99 (goal: >= 3x at equal or better p99): %s; "+
+		"per CPU second: %.2fx\n", top, speedup, p99, met(speedup >= 3 && p99 <= 1), median(cpuSpeedups))
+	fmt.Fprintf(out, "goal 2, at %d clients: the server delivers %.0f%% of the raw forward's throughput on the same batches (goal: >= 80%%): %s; "+
+		"per CPU second (the clients' own cost included, other load on the machine left out): %.0f%%\n",
+		top, 100*share, met(share >= 0.8), 100*cpuShare)
+	return nil
+}
+
+// median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	return (s[(n-1)/2] + s[n/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// serveWhile serves t's model on a loopback port while fn loads it.
+func serveWhile(ctx context.Context, t *train.Trainer, cfg serve.BatchConfig, r serve.Runner, fn func(url string) error) error {
+	opts := serve.DefaultOptions()
+	opts.Batch, opts.Runner, opts.Log = cfg, r, log.New(io.Discard, "", 0)
+	opts.Timeout = time.Hour // measure the latency, whatever it is
+	opts.Batch.MaxQueue = max(opts.Batch.MaxQueue, cfg.MaxBatch)
+	srv, err := serve.New(t, opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, ln, time.Minute) }()
+	err = fn("http://" + ln.Addr().String())
+	stop()
+	return errors.Join(err, <-served)
+}
+
+// profile starts a CPU profile into path when on and path is set; stop ends it.
+func profile(on bool, path string) (stop func(), err error) {
+	if !on || path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// recorder counts the batches a server runs and keeps them when asked, for the replay.
+type recorder struct {
+	inner serve.Runner
+
+	mu      sync.Mutex
+	keep    bool
+	kept    [][]*tokenize.Encoding
+	batches int
+	seqs    int
+	tokens  int // real
+	padded  int
+}
+
+func (r *recorder) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
+	r.mu.Lock()
+	r.batches++
+	r.seqs += len(seqs)
+	longest := 0
+	for _, e := range seqs {
+		longest = max(longest, e.Len())
+		r.tokens += e.Len()
+	}
+	r.padded += longest * len(seqs)
+	if r.keep {
+		r.kept = append(r.kept, slices.Clone(seqs))
+	}
+	r.mu.Unlock()
+	return r.inner.Run(seqs)
+}
+
+// reset zeroes the counts; keep says whether to keep the batches from now on.
+func (r *recorder) reset(keep bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keep, r.batches, r.seqs, r.tokens, r.padded = keep, 0, 0, 0, 0
+	if keep {
+		r.kept = nil
+	}
+}
+
+// fill is the share of real tokens in the padded batches.
+func (r *recorder) fill() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return float64(r.tokens) / float64(max(r.padded, 1))
+}
+
+func (r *recorder) meanBatch() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return float64(r.seqs) / float64(max(r.batches, 1))
+}
+
+// rawForward is the replay's throughput, by wall clock and by CPU time.
+type rawForward struct {
+	perSecond, perCPUSecond float64
+	shape                   string // the batches' mean
+}
+
+// replay runs batches through the model in-process, on a goroutine locked to its
+// thread as the server's batcher is.
+func replay(t *train.Trainer, batches [][]*tokenize.Encoding) (rawForward, error) {
+	if len(batches) == 0 {
+		return rawForward{}, fmt.Errorf("bench: the batched server ran no batch")
+	}
+	type result struct {
+		took, cpu time.Duration
+		err       error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		start, cpu := time.Now(), CPUTime()
+		for _, b := range batches {
+			if _, err := t.InferBatch(b); err != nil {
+				done <- result{err: err}
+				return
+			}
+		}
+		done <- result{took: time.Since(start), cpu: CPUTime() - cpu}
+	}()
+	res := <-done
+	if res.err != nil {
+		return rawForward{}, res.err
+	}
+	seqs, padded := 0, 0
+	for _, b := range batches {
+		longest := 0
+		for _, e := range b {
+			longest = max(longest, e.Len())
+		}
+		seqs += len(b)
+		padded += longest * len(b)
+	}
+	return rawForward{
+		perSecond:    float64(seqs) / res.took.Seconds(),
+		perCPUSecond: float64(seqs) / res.cpu.Seconds(),
+		shape:        fmt.Sprintf("mean %.1f sequences x %.1f tokens", float64(seqs)/float64(len(batches)), float64(padded)/float64(seqs)),
+	}, nil
+}
+
+// Checkpoint writes a random-init classify checkpoint of a preset (tiny, mini, small,
+// base) with the labels of a labeltext file into dir/ckpt and returns its path: what
+// serving costs does not depend on what the weights learnt. Call it from a goroutine
+// locked to its thread (see package model).
+func Checkpoint(preset, labeltext, dir string, maxLen int) (string, error) {
+	s := train.Defaults()
+	s.Task, s.Model, s.Train, s.Data, s.MaxLength, s.Output = "classify", preset, labeltext, shard.Spec{Format: shard.LabelText}, maxLen, dir
+	t, err := train.Prepare(s, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	ckpt := filepath.Join(dir, "ckpt")
+	return ckpt, t.Save(ckpt)
+}
+
+// Texts reads the texts of a labeltext file.
+func Texts(labeltext string) ([]string, error) {
+	r, err := shard.OpenFile(shard.Spec{Format: shard.LabelText}, labeltext)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var texts []string
+	for {
+		var rec shard.Record
+		if err := r.Next(&rec); errors.Is(err, io.EOF) {
+			return texts, nil
+		} else if err != nil {
+			return nil, err
+		}
+		texts = append(texts, rec.Text)
+	}
+}

@@ -1,0 +1,16 @@
+package serve
+
+import "github.com/bertnode/bertnode/tokenize"
+
+// Runner runs one batch of encoded sequences through a model and returns each
+// sequence's logits without padding, as train.Infer does. The batcher calls it from one
+// goroutine locked to its OS thread, so it need not be safe for concurrent use.
+type Runner interface {
+	Run(seqs []*tokenize.Encoding) ([][]float32, error)
+}
+
+// RunnerFunc makes a function, such as train.Trainer.InferBatch, a Runner.
+type RunnerFunc func(seqs []*tokenize.Encoding) ([][]float32, error)
+
+// Run calls f.
+func (f RunnerFunc) Run(seqs []*tokenize.Encoding) ([][]float32, error) { return f(seqs) }
