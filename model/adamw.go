@@ -46,10 +46,34 @@ func (o *AdamW) Update(lr float64) {
 		o.updateTorch(lr)
 		return
 	}
+	o.updateCPU(lr, 1)
+}
+
+// ClipAndUpdate is ps.ClipGradNorm(maxNorm) followed by Update(lr), with the same
+// result, and returns the norm before clipping. On the CPU it saves a pass over the
+// gradient: AdamW applies the clip's scale as it reads the gradient, which is left
+// unclipped.
+func (o *AdamW) ClipAndUpdate(lr, maxNorm float64) float64 {
+	ps := o.ps
+	if ps.TrainEnd == 0 || ps.device.IsCuda() {
+		norm := ps.ClipGradNorm(maxNorm)
+		o.Update(lr)
+		return norm
+	}
+	norm := norm2(ps.GradSlice(), Threads())
+	o.Step++
+	o.updateCPU(lr, clipCoef(maxNorm, norm))
+	runtime.KeepAlive(ps)
+	return norm
+}
+
+// updateCPU is the fused pass of Update, with the gradient multiplied by clip.
+func (o *AdamW) updateCPU(lr float64, clip float32) {
 	n, de := int(o.ps.TrainEnd), int(o.ps.DecayEnd)
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
 	k := adamwKernel{
+		clip:  clip,
 		decay: float32(1 - lr*o.WeightDecay), w1: float32(1 - o.Beta1),
 		b2: float32(o.Beta2), w2: float32(1 - o.Beta2), bc2: float32(math.Sqrt(bc2)),
 		eps: float32(o.Eps), stepSz: float32(-lr / bc1),
@@ -133,13 +157,22 @@ func (ps *Params) ClipGradNorm(maxNorm float64) float64 {
 	if !ps.device.IsCuda() {
 		g := ps.GradSlice()
 		total := norm2(g, Threads())
-		if coef := maxNorm / (total + 1e-6); maxNorm > 0 && coef < 1 {
-			scale(g, float32(coef), Threads())
+		if c := clipCoef(maxNorm, total); c != 1 {
+			scale(g, c, Threads())
 		}
 		runtime.KeepAlive(ps)
 		return total
 	}
 	return ps.clipGradNormTorch(maxNorm)
+}
+
+// clipCoef is what clipping to maxNorm multiplies a gradient of norm total by (as
+// float32, as libtorch's scalar multiply uses it).
+func clipCoef(maxNorm, total float64) float32 {
+	if coef := maxNorm / (total + 1e-6); maxNorm > 0 && coef < 1 {
+		return float32(coef)
+	}
+	return 1
 }
 
 // clipGradNormTorch is ClipGradNorm as libtorch ops, for a model on a GPU (and the

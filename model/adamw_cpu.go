@@ -48,6 +48,7 @@ func forChunks(n, workers int, fn func(c, lo, hi int)) {
 // float32 conversions keep compilers that fuse multiply-adds, as on arm64, from
 // fusing where libtorch does not).
 type adamwKernel struct {
+	clip   float32 // the gradient's scale: the clip's coefficient, or 1
 	decay  float32 // 1 - lr*weight_decay
 	w1     float32 // 1 - beta1, the lerp weight of m toward g
 	b2     float32
@@ -65,8 +66,15 @@ func (k *adamwKernel) update(p, g, m, v []float32, decay bool) {
 	if decay {
 		d = k.decay
 	}
+	i := k.vector(p, g, m, v, d)
+	k.scalar(p[i:], g[i:], m[i:], v[i:], d)
+}
+
+// scalar is update one value at a time, with p multiplied by d.
+func (k *adamwKernel) scalar(p, g, m, v []float32, d float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for i := range p {
-		gi := g[i]
+		gi := g[i] * k.clip // exact when 1
 		// lerp as libtorch's kernel: fma(w1, g-m, m). The product of two float32s is
 		// exact in float64, so this rounds once (to float64) before the float32 result.
 		mi := float32(float64(k.w1)*float64(gi-m[i]) + float64(m[i]))
@@ -77,11 +85,11 @@ func (k *adamwKernel) update(p, g, m, v []float32, decay bool) {
 	}
 }
 
-// sumSquares is Σx² in float64, four accumulators wide so the adds do not wait on each
-// other.
+// sumSquares is Σx² in float64: the vector loop's share, then the rest four
+// accumulators wide so the adds do not wait on each other.
 func sumSquares(x []float32) float64 {
+	sv, i := sumSquaresVector(x)
 	var s0, s1, s2, s3 float64
-	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
 		s0 += a * a
@@ -92,7 +100,7 @@ func sumSquares(x []float32) float64 {
 	for ; i < len(x); i++ {
 		s0 += float64(x[i]) * float64(x[i])
 	}
-	return (s0 + s1) + (s2 + s3)
+	return sv + (s0 + s1) + (s2 + s3)
 }
 
 // norm2 is the L2 norm of x, computed on workers goroutines.
@@ -109,8 +117,9 @@ func norm2(x []float32, workers int) float64 {
 // scale multiplies x by f in place on workers goroutines.
 func scale(x []float32, f float32, workers int) {
 	forChunks(len(x), workers, func(_, lo, hi int) {
-		for i := range x[lo:hi] {
-			x[lo+i] *= f
+		x := x[lo:hi]
+		for i := scaleVector(x, f); i < len(x); i++ {
+			x[i] *= f
 		}
 	})
 }
