@@ -39,8 +39,7 @@ func BenchmarkTrainStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
-				m.Params.ClipGradNorm(1)
-				opt.Update(1e-4)
+				opt.ClipAndUpdate(1e-4, 1)
 				t2 := time.Now()
 				step, grad, upd = append(step, ms(t2.Sub(t0))), append(grad, ms(t1.Sub(t0))), append(upd, ms(t2.Sub(t1)))
 			}
