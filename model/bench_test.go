@@ -18,13 +18,7 @@ import (
 func BenchmarkTrainStep(b *testing.B) {
 	for _, preset := range []string{"tiny", "mini", "base"} {
 		b.Run(preset, func(b *testing.B) {
-			lockThread(b)
-			SetThreads(2)
-			cfg, err := hf.Preset(preset)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m := newModel(b, cfg, Options{Task: Classify, NumLabels: 2}, 1)
+			m := benchModel(b, preset)
 			lens := make([]int, 8)
 			for i := range lens {
 				lens[i] = 128
@@ -55,6 +49,17 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.ReportMetric(median(upd), "opt-ms")
 		})
 	}
+}
+
+// benchModel is a preset's classifier on 2 threads, for a benchmark's goroutine.
+func benchModel(b *testing.B, preset string) *Model {
+	lockThread(b)
+	SetThreads(2)
+	cfg, err := hf.Preset(preset)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return newModel(b, cfg, Options{Task: Classify, NumLabels: 2}, 1)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
@@ -114,21 +119,15 @@ func BenchmarkGradHandoff(b *testing.B) {
 // BenchmarkAdamW is one optimizer step over a preset's trainable parameters (2 threads).
 // Each iteration times, in turn: Update, the fused pass (28 bytes a parameter: weight,
 // gradient and moments read, weight and moments written); the memory floor for the same
-// traffic (memoryFloor, one add or multiply a value, split across the same goroutines);
-// a chunked memmove (8 bytes a parameter), which shows what the machine's memory gives;
-// ClipAndUpdate, clipping and the update in two passes; ClipGradNorm when it scales
-// (norm and scale); and the libtorch op sequence Update replaced (updateTorch).
-// Reported per parameter, in GB/s, and Update as a multiple of the floor.
+// traffic (memoryFloor: an add a value instead of AdamW's arithmetic, on the same
+// goroutines); a chunked memmove (8 bytes a parameter); ClipAndUpdate, the clip's norm
+// and the update; ClipGradNorm when it scales (norm and scale); and the libtorch op
+// sequence Update replaced (updateTorch). Reported per parameter, in GB/s, and Update
+// as a multiple of the floor.
 func BenchmarkAdamW(b *testing.B) {
 	for _, preset := range []string{"tiny", "mini", "base"} {
 		b.Run(preset, func(b *testing.B) {
-			lockThread(b)
-			SetThreads(2)
-			cfg, err := hf.Preset(preset)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ps := newModel(b, cfg, Options{Task: Classify, NumLabels: 2}, 1).Params
+			ps := benchModel(b, preset).Params
 			n := int(ps.TrainEnd)
 			g, grad := ps.GradSlice(), make([]float32, n)
 			for i := range grad {
