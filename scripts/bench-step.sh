@@ -4,22 +4,27 @@
 # both call the system libblas.so.3). bertnode's side is model's BenchmarkTrainStep
 # (zero grad, forward, backward, clip, AdamW); PyTorch's is
 # ../shared/bench/bert_step_torch.py (zero grad, forward, backward, AdamW: no clipping),
-# or a copy given by TORCH_BENCH. Both take two untimed steps, then report the median
-# step. Each preset runs ROUNDS times (default 2), the two sides in alternating order;
-# the table shows the mean of the rounds' medians.
+# or a copy given by TORCH_BENCH. Each run takes two untimed steps, then reports its
+# median step. A round runs both sides one after the other, in alternating order; the
+# table shows each side's median over the rounds and the median of the rounds'
+# bertnode/PyTorch ratios with their range, which other load on the machine shifts less
+# than it shifts either side.
 #
-#   scripts/bench-step.sh                      # tiny mini base
+#   scripts/bench-step.sh                      # tiny mini base: 5, 5 and 2 rounds
 #   PRESETS="tiny mini" ROUNDS=3 scripts/bench-step.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 PRESETS=${PRESETS:-tiny mini base}
-ROUNDS=${ROUNDS:-2}
 TORCH_BENCH=${TORCH_BENCH:-../shared/bench/bert_step_torch.py}
 PY=/usr/bin/python3
 
 steps() { # timed steps per run: base takes seconds a step
 	case $1 in base) echo 3 ;; *) echo 10 ;; esac
+}
+
+rounds() {
+	case $1 in base) echo "${ROUNDS:-2}" ;; *) echo "${ROUNDS:-5}" ;; esac
 }
 
 torch=yes
@@ -57,7 +62,7 @@ for line in sys.stdin:
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for p in $PRESETS; do
-	for r in $(seq 1 "$ROUNDS"); do
+	for r in $(seq 1 "$(rounds "$p")"); do
 		if [ "$torch" = no ]; then
 			bertnode "$p" "$r"
 		elif [ $((r % 2)) = 1 ]; then
@@ -71,27 +76,34 @@ for p in $PRESETS; do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# mean SIDE P: the mean over the rounds of each column.
-mean() {
-	cat "$out/$1-$2"-* | awk '{ for (i = 1; i <= NF; i++) s[i] += $i; n++ }
-		END { if (n == 0) { print "- - -"; exit } printf "%.1f %.1f %.1f\n", s[1]/n, s[2]/n, s[3]/n }'
+# median SIDE P: each column's median over the rounds.
+median() {
+	cat "$out/$1-$2"-* | awk '{ for (i = 1; i <= NF; i++) c[i, NR] = $i; n = NR }
+		function med(i,   j, k, t, x) {
+			for (j = 1; j <= n; j++) x[j] = c[i, j]
+			for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k-1] > x[k]; k--) { t = x[k]; x[k] = x[k-1]; x[k-1] = t }
+			return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
+		}
+		END { if (n == 0) { print "- - -"; exit } printf "%.1f %.1f %.1f\n", med(1), med(2), med(3) }'
 }
 
 echo
-echo "training step, batch 8 x 128, fp32, 2 threads, ms (mean of $ROUNDS rounds' medians)"
+echo "training step, batch 8 x 128, fp32, 2 threads: ms, medians over the rounds"
 if [ "$torch" = no ]; then
-	printf "%-6s %10s %10s %8s\n" config step fwd+bwd opt
+	printf "%-6s %7s %10s %10s %8s\n" config rounds step fwd+bwd opt
 	for p in $PRESETS; do
-		read -r s g o < <(mean bn "$p")
-		printf "%-6s %10s %10s %8s\n" "$p" "$s" "$g" "$o"
+		read -r s g o < <(median bn "$p")
+		printf "%-6s %7s %10s %10s %8s\n" "$p" "$(rounds "$p")" "$s" "$g" "$o"
 	done
 	exit 0
 fi
-printf "%-6s | %10s %10s %8s | %10s %10s %8s | %s\n" config bertnode fwd+bwd opt PyTorch fwd+bwd opt "bertnode/PyTorch"
+printf "%-6s %7s | %10s %10s %8s | %10s %10s %8s | %s\n" config rounds bertnode fwd+bwd opt PyTorch fwd+bwd opt "bertnode/PyTorch (range)"
 for p in $PRESETS; do
-	read -r s g o < <(mean bn "$p")
-	read -r ts tg to < <(mean pt "$p")
-	ratio=$(awk -v a="$s" -v b="$ts" 'BEGIN { printf "%.2f", a / b }')
-	printf "%-6s | %10s %10s %8s | %10s %10s %8s | %s\n" "$p" "$s" "$g" "$o" "$ts" "$tg" "$to" "$ratio"
+	read -r s g o < <(median bn "$p")
+	read -r ts tg to < <(median pt "$p")
+	for r in $(seq 1 "$(rounds "$p")"); do
+		paste -d' ' "$out/bn-$p-$r" "$out/pt-$p-$r" | awk '{ print $1 / $4 }'
+	done | sort -g | awk '{ x[NR] = $1 } END { printf "%.2f (%.2f-%.2f)\n", NR % 2 ? x[(NR+1)/2] : (x[NR/2] + x[NR/2+1]) / 2, x[1], x[NR] }' >"$out/ratio"
+	printf "%-6s %7s | %10s %10s %8s | %10s %10s %8s | %s\n" "$p" "$(rounds "$p")" "$s" "$g" "$o" "$ts" "$tg" "$to" "$(cat "$out/ratio")"
 done
 echo "(bertnode's opt includes clipping the gradient norm; PyTorch's does not clip)"
