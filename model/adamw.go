@@ -3,15 +3,17 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
 // AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over the
-// trainable prefix of a Params' flat buffers: a handful of whole-buffer ops per step
-// instead of a loop over parameters. Weight decay applies to [0, DecayEnd) only, which
-// by construction excludes biases, LayerNorm weights and frozen parameters.
+// trainable prefix of a Params' flat buffers, as whole-buffer work instead of a loop over
+// parameters: on the CPU one fused pass in Go (adamw_cpu.go), on a GPU a handful of
+// libtorch ops. Weight decay applies to [0, DecayEnd) only, which by construction
+// excludes biases, LayerNorm weights and frozen parameters.
 //
 // It is ours rather than gotch's because exact resume needs the moments, which gotch's
 // optimizer cannot export.
@@ -36,11 +38,63 @@ func NewAdamW(ps *Params, weightDecay float64) *AdamW {
 
 // Update applies one step at learning rate lr using the gradient in ps.Grad.
 func (o *AdamW) Update(lr float64) {
-	n := o.ps.TrainEnd
-	if n == 0 {
+	if o.ps.TrainEnd == 0 {
 		return
 	}
 	o.Step++
+	if o.ps.device.IsCuda() {
+		o.updateTorch(lr)
+		return
+	}
+	o.updateCPU(lr, 1)
+}
+
+// ClipAndUpdate is ps.ClipGradNorm(maxNorm) followed by Update(lr), with the same
+// result, and returns the norm before clipping. On the CPU it saves a pass over the
+// gradient: AdamW applies the clip's scale as it reads the gradient, which is left
+// unclipped.
+func (o *AdamW) ClipAndUpdate(lr, maxNorm float64) float64 {
+	ps := o.ps
+	if ps.TrainEnd == 0 || ps.device.IsCuda() {
+		norm := ps.ClipGradNorm(maxNorm)
+		o.Update(lr)
+		return norm
+	}
+	norm := norm2(ps.GradSlice(), Threads())
+	o.Step++
+	o.updateCPU(lr, clipCoef(maxNorm, norm))
+	runtime.KeepAlive(ps)
+	return norm
+}
+
+// updateCPU is the fused pass of Update, with the gradient multiplied by clip.
+func (o *AdamW) updateCPU(lr float64, clip float32) {
+	n, de := int(o.ps.TrainEnd), int(o.ps.DecayEnd)
+	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
+	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
+	k := adamwKernel{
+		clip:  clip,
+		decay: float32(1 - lr*o.WeightDecay), w1: float32(1 - o.Beta1),
+		b2: float32(o.Beta2), w2: float32(1 - o.Beta2), bc2: float32(math.Sqrt(bc2)),
+		eps: float32(o.Eps), stepSz: float32(-lr / bc1),
+	}
+	p, g := o.ps.FlatSlice()[:n], o.ps.GradSlice()
+	m, v := floatSlice(o.m, int64(n)), floatSlice(o.v, int64(n))
+	forChunks(n, Threads(), func(_, lo, hi int) {
+		if lo < de {
+			e := min(hi, de)
+			k.update(p[lo:e], g[lo:e], m[lo:e], v[lo:e], o.WeightDecay != 0)
+			lo = e
+		}
+		k.update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], false)
+	})
+	runtime.KeepAlive(o)
+}
+
+// updateTorch is Update as libtorch ops, for a model on a GPU (and the reference the
+// fused pass is tested against).
+func (o *AdamW) updateTorch(lr float64) {
+	n := o.ps.TrainEnd
 	noGrad(func() {
 		p := o.ps.Flat.MustNarrow(0, 0, n, false)
 		g := o.ps.Grad.MustNarrow(0, 0, n, false)
@@ -77,10 +131,8 @@ type State struct {
 // State copies the moments out.
 func (o *AdamW) State() State {
 	s := State{Step: o.Step, M: make([]float32, o.ps.TrainEnd), V: make([]float32, o.ps.TrainEnd)}
-	if len(s.M) > 0 {
-		o.m.MustCopyData(s.M, uint(len(s.M)))
-		o.v.MustCopyData(s.V, uint(len(s.V)))
-	}
+	readFloats(o.m, s.M)
+	readFloats(o.v, s.V)
 	return s
 }
 
@@ -91,19 +143,8 @@ func (o *AdamW) SetState(s State) error {
 		return fmt.Errorf("optimizer state has %d/%d moments, the model %d trainable parameters", len(s.M), len(s.V), n)
 	}
 	o.Step = s.Step
-	if n == 0 {
-		return nil
-	}
-	noGrad(func() {
-		for _, c := range []struct {
-			dst *ts.Tensor
-			src []float32
-		}{{o.m, s.M}, {o.v, s.V}} {
-			t := ts.MustOfSlice(c.src).MustTo(o.ps.device, true)
-			c.dst.Copy_(t)
-			t.MustDrop()
-		}
-	})
+	writeFloats(o.m, s.M)
+	writeFloats(o.v, s.V)
 	return nil
 }
 
@@ -113,6 +154,30 @@ func (ps *Params) ClipGradNorm(maxNorm float64) float64 {
 	if ps.TrainEnd == 0 {
 		return 0
 	}
+	if !ps.device.IsCuda() {
+		g := ps.GradSlice()
+		total := norm2(g, Threads())
+		if c := clipCoef(maxNorm, total); c != 1 {
+			scale(g, c, Threads())
+		}
+		runtime.KeepAlive(ps)
+		return total
+	}
+	return ps.clipGradNormTorch(maxNorm)
+}
+
+// clipCoef is what clipping to maxNorm multiplies a gradient of norm total by (as
+// float32, as libtorch's scalar multiply uses it).
+func clipCoef(maxNorm, total float64) float32 {
+	if coef := maxNorm / (total + 1e-6); maxNorm > 0 && coef < 1 {
+		return float32(coef)
+	}
+	return 1
+}
+
+// clipGradNormTorch is ClipGradNorm as libtorch ops, for a model on a GPU (and the
+// reference the CPU's is tested against).
+func (ps *Params) clipGradNormTorch(maxNorm float64) float64 {
 	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)
 	defer g.MustDrop()
 	norm := g.MustNorm(false)
@@ -129,6 +194,11 @@ func (ps *Params) ClipGradNorm(maxNorm float64) float64 {
 // scaling).
 func (ps *Params) ScaleGrad(f float64) {
 	if ps.TrainEnd == 0 {
+		return
+	}
+	if !ps.device.IsCuda() {
+		scale(ps.GradSlice(), float32(f), Threads())
+		runtime.KeepAlive(ps)
 		return
 	}
 	g := ps.Grad.MustNarrow(0, 0, ps.TrainEnd, false)

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"unsafe"
@@ -201,12 +202,43 @@ func (ps *Params) SyncGrad() {
 // FlatSlice is the flat weights as a Go slice aliasing the tensor's memory. CPU only.
 func (ps *Params) FlatSlice() []float32 { return floatSlice(ps.Flat, ps.Total) }
 
+// readFloats copies the contiguous float32 tensor t, on any device, into dst, and
+// writeFloats copies src into it: through a host view, because gotch's CopyData and
+// OfSlice check every element by reflection (about 60 ns each, seconds for a model's
+// optimizer state).
+func readFloats(t *ts.Tensor, dst []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	if t.MustDevice().IsCuda() {
+		t = t.MustTo(gotch.CPU, false)
+		defer t.MustDrop()
+	}
+	copy(dst, floatSlice(t, int64(len(dst))))
+	runtime.KeepAlive(t)
+}
+
+func writeFloats(t *ts.Tensor, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	if !t.MustDevice().IsCuda() {
+		copy(floatSlice(t, int64(len(src))), src)
+		runtime.KeepAlive(t)
+		return
+	}
+	h := ts.MustEmpty([]int64{int64(len(src))}, gotch.Float, gotch.CPU)
+	copy(floatSlice(h, int64(len(src))), src)
+	noGrad(func() { t.Copy_(h) })
+	h.MustDrop()
+}
+
 func floatSlice(t *ts.Tensor, n int64) []float32 {
 	if n == 0 {
 		return nil
 	}
-	if t.MustDevice().IsCuda() {
-		panic("model: a Go view of a tensor needs it on the CPU")
+	if t.MustDevice().IsCuda() || t.DType() != gotch.Float {
+		panic("model: a Go view of a tensor needs float32 on the CPU")
 	}
 	return unsafe.Slice((*float32)(t.MustDataPtr()), n)
 }

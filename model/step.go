@@ -47,8 +47,6 @@ func hostFloats(t *ts.Tensor) []float32 {
 	c := t.MustTo(gotch.CPU, false).MustContiguous(true)
 	defer c.MustDrop()
 	out := make([]float32, c.Numel())
-	if len(out) > 0 {
-		c.MustCopyData(out, uint(len(out)))
-	}
+	readFloats(c, out)
 	return out
 }

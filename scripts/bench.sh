@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-echo "== model: training step (batch 8, seq 128, 2 threads) and gradient hand-off"
-go test -run '^$' -bench 'TrainStep|GradHandoff' -benchtime 3x -timeout 30m ./model/
+echo "== model: training step beside PyTorch (batch 8, seq 128, 2 threads)"
+./scripts/bench-step.sh
+echo
+echo "== model: AdamW against the memory floor; gradient hand-off"
+go test -run '^$' -bench 'AdamW|GradHandoff' -benchtime 10x -timeout 30m ./model/
 echo
 echo "== tokenize: encoding and collation"
 go test -run '^$' -bench . -benchmem ./tokenize/

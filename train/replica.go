@@ -65,10 +65,8 @@ func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }
 func (r *Replica) Apply(step int64, lrScale float64) (float64, error) {
 	ps := r.t.Model.Params
 	ps.SyncGrad()
-	norm := ps.ClipGradNorm(r.t.Spec.ClipNorm)
 	r.t.opt.SetStep(step)
-	r.t.opt.Update(r.sched.LR(int(step)) * lrScale)
-	return norm, nil
+	return model.ClipAndStep(r.t.opt, ps, r.sched.LR(int(step))*lrScale, r.t.Spec.ClipNorm), nil
 }
 
 // State is the weights (a view of the model's memory) and copies of the optimizer's

@@ -353,8 +353,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		if !t.unscale(&p) {
 			fmt.Fprintf(t.Out, "\nstep %d: gradient overflow in fp16, loss scale now %g\n", p.Step+1, p.Scale)
 		} else {
-			norm := t.Model.Params.ClipGradNorm(s.ClipNorm)
-			t.opt.Update(lr)
+			norm := model.ClipAndStep(t.opt, t.Model.Params, lr, s.ClipNorm)
 			// every step, as a cluster job logs, so the two compare step by step
 			t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
 		}
