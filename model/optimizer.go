@@ -193,7 +193,9 @@ func addScaled(dst, src *ts.Tensor, a float64) {
 // lr, returning the gradient's norm before clipping. AdamW does both in one pass over
 // the buffers on the CPU; the others clip first.
 func ClipAndStep(o Optimizer, ps *Params, lr, maxNorm float64) float64 {
-	if f, ok := o.(interface{ ClipAndUpdate(lr, maxNorm float64) float64 }); ok {
+	if f, ok := o.(interface {
+		ClipAndUpdate(lr, maxNorm float64) float64
+	}); ok {
 		return f.ClipAndUpdate(lr, maxNorm)
 	}
 	norm := ps.ClipGradNorm(maxNorm)
