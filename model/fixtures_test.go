@@ -7,10 +7,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/safetensors"
+	"github.com/bertnode/bertnode/tokenize"
 )
 
 // fixtureDir holds the checkpoints and logits testdata/families/make_fixtures.py makes
@@ -20,11 +22,57 @@ const fixtureDir = "testdata/families/fixtures"
 // expectedOutput is a fixture's expected.json.
 type expectedOutput struct {
 	Task          Task      `json:"task"`
+	Texts         []any     `json:"texts"` // strings, or [question, context] pairs for qa
 	InputIDs      [][]int64 `json:"input_ids"`
 	AttentionMask [][]int64 `json:"attention_mask"`
 	TokenTypeIDs  [][]int64 `json:"token_type_ids"`
 	Shape         []int     `json:"shape"`
 	Logits        []float64 `json:"logits"`
+}
+
+// checkFixtureTokenizer encodes the fixture's texts with our tokenizer loaded from its
+// directory (truncated to 64 tokens and padded, as make_fixtures.py asks transformers)
+// and compares them with transformers' batch. withTypes false skips the token types:
+// DistilBERT's tokenizer returns none (make_fixtures.py writes zeros), its model has none.
+func checkFixtureTokenizer(t *testing.T, dir string, exp *expectedOutput, withTypes bool) {
+	t.Helper()
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Texts) != len(exp.InputIDs) {
+		t.Fatalf("%d texts, %d rows of input ids", len(exp.Texts), len(exp.InputIDs))
+	}
+	for i, text := range exp.Texts {
+		var e tokenize.Encoding
+		switch x := text.(type) {
+		case string:
+			e, err = tok.Encode(x, 64)
+		case []any:
+			q, _ := x[0].(string)
+			c, _ := x[1].(string)
+			e, err = tok.EncodePair(q, c, 64)
+		default:
+			t.Fatalf("text %d: %T, want a string or a pair", i, text)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := exp.InputIDs[i]
+		ids, types, mask := make([]int64, len(row)), make([]int64, len(row)), make([]int64, len(row))
+		for j := range row {
+			ids[j] = int64(tok.PadID())
+			if j < len(e.InputIDs) {
+				ids[j], mask[j] = int64(e.InputIDs[j]), 1
+				if withTypes {
+					types[j] = int64(e.TokenTypeIDs[j])
+				}
+			}
+		}
+		if len(e.InputIDs) > len(row) || !slices.Equal(ids, row) || !slices.Equal(types, exp.TokenTypeIDs[i]) || !slices.Equal(mask, exp.AttentionMask[i]) {
+			t.Errorf("text %d %q:\nours  %v types %v mask %v\ntheirs %v types %v mask %v", i, text, ids, types, mask, row, exp.TokenTypeIDs[i], exp.AttentionMask[i])
+		}
+	}
 }
 
 func flatten(rows [][]int64) []int64 {
@@ -35,7 +83,8 @@ func flatten(rows [][]int64) []int64 {
 	return out
 }
 
-// Checkpoints transformers made, of every family and head, load with all their weights,
+// Checkpoints transformers made, of every family and head, with their tokenizers, which
+// encode the texts to transformers' ids, load with all their weights,
 // compute transformers' logits on real texts within 1e-4, and save back under the same
 // names with the same values, which transformers then loads (make_fixtures.py --check
 // runs transformers on them when BERTNODE_KEEP_OURS names a folder to keep them in).
@@ -70,6 +119,7 @@ func TestFamiliesMatchTransformersFixtures(t *testing.T) {
 			if rep.Loaded != len(m.Params.List()) || len(rep.Initialized) > 0 {
 				t.Fatalf("loaded %d of %d parameters; fresh: %v", rep.Loaded, len(m.Params.List()), rep.Initialized)
 			}
+			checkFixtureTokenizer(t, dir, &exp, cfg.ModelType != "distilbert")
 			b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
 				AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
 			got, _, err := m.Infer(b)

@@ -13,9 +13,34 @@ vocab.txt for BERT, DistilBERT and ELECTRA, byte-level BPE vocab.json/merges.txt
 RoBERTa, a Unigram tokenizer.json for ALBERT, each trained on the texts), and
 expected.json: the task, the texts, the encoded batch (input_ids, attention_mask,
 token_type_ids, [B][L]) and transformers' logits ([B, N], [B, L, N] or [B, L, 2] as a
-flat row-major list). Weights are random (seed 0) and scaled up (normal, std 0.2;
-LayerNorm weights 1 + that) so the logits are far from flat; hidden size 32, so the whole
-set is a few hundred KB.
+flat row-major list, rounded to 1e-7). Weights are random (seed 0) and scaled up
+(normal, std 0.2; LayerNorm weights 1 + that) so the logits are far from flat; hidden
+size 16 (4 heads), so the 20 checkpoints are about 1 MB.
+
+Without the tokenizers Python binding (a Rust extension):
+
+    python3 model/testdata/families/make_fixtures.py --npm-tokenizers NODE_MODULES
+
+trains the vocabularies with tokenizers' own trainers through its npm binding (NODE_MODULES
+holds `tokenizers`; train_vocab.js for WordPiece, tokenize/testdata/reference.js
+train-bpe for RoBERTa's byte-level BPE) or with spm_train (ALBERT: a SentencePiece
+Unigram spiece.model, identity normalization), and encodes with transformers' Python
+("slow") tokenizer classes, which save vocab.txt, vocab.json/merges.txt or spiece.model
+with tokenizer_config.json; no tokenizer.json. tokenizers' WordPiece trainer orders
+equally frequent pairs differently from run to run, so a rerun makes other (equally
+valid) vocabularies, ids and logits.
+
+The committed fixtures were made that way: transformers 5.0.0.dev0 at commit
+4d0b6758b90aa54e4077171e6d42c55e0c01c622 (source snapshot, 2025-10-28),
+huggingface_hub v1.0.0.rc6, Debian's torch 1.13.0a0, npm tokenizers 0.23.2 and
+sentencepiece 0.1.97, with eager attention. That transformers asks for torch >= 2.2 and
+the tokenizers and safetensors packages; a launcher outside the repository stood in for
+them: a pure-Python safetensors, no-op stand-ins for the torch 2 modules and signatures
+transformers touches at import or load time (torch.compiler, torch._dynamo,
+torch.distributed.tensor, pytree registration, bare @torch.no_grad,
+named_parameters(remove_duplicate=), load_state_dict(assign=)), and fixes to its
+AddedToken stand-in (hashing, state copies). The BERT-family eager forwards ran on torch
+1.13's own ops.
 
     python3 model/testdata/families/make_fixtures.py --check DIR...
 
@@ -26,6 +51,7 @@ their logits on expected.json's batch: transformers loads ours.
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import torch
@@ -73,8 +99,10 @@ def tokenizer_class(name):
     return getattr(transformers, name + "Fast", None) or getattr(transformers, name)
 
 
-def tokenizer_for(family, tmp):
+def tokenizer_for(family, tmp, npm=None):
     """A tokenizer of the family's kind trained on the texts, loaded by transformers."""
+    if npm:
+        return slow_tokenizer_for(family, tmp, npm)
     import tokenizers
 
     os.makedirs(tmp, exist_ok=True)
@@ -106,24 +134,53 @@ def tokenizer_for(family, tmp):
     raise ValueError(family)
 
 
+def slow_tokenizer_for(family, tmp, npm):
+    """Without the tokenizers Python binding: the vocabulary trained by tokenizers' own
+    trainers through its npm binding (WordPiece; RoBERTa's byte-level BPE) or by
+    spm_train (ALBERT's SentencePiece Unigram, as albert-base-v2 ships it), loaded by
+    transformers' Python ("slow") tokenizer of the family."""
+    os.makedirs(tmp, exist_ok=True)
+    text = os.path.join(tmp, "corpus.txt")
+    with open(text, "w", encoding="utf-8") as f:
+        f.write("\n".join(corpus()) + "\n")
+    env = dict(os.environ, NODE_PATH=npm)
+    if family in ("bert", "distilbert", "electra"):
+        subprocess.run(["node", os.path.join(HERE, "train_vocab.js"), text, tmp, "400"], check=True, env=env)
+        name = {"bert": "BertTokenizer", "distilbert": "DistilBertTokenizer", "electra": "ElectraTokenizer"}[family]
+        return getattr(transformers, name).from_pretrained(tmp, do_lower_case=True)
+    if family == "roberta":  # 4 specials, 256 bytes, 139 merges, <mask>
+        reference = os.path.join(HERE, "..", "..", "..", "tokenize", "testdata", "reference.js")
+        subprocess.run(["node", reference, "train-bpe", text, tmp, "139"], check=True, env=env)
+        os.remove(os.path.join(tmp, "tokenizer.json"))
+        return transformers.RobertaTokenizer.from_pretrained(tmp)
+    if family == "albert":
+        subprocess.run(["spm_train", f"--input={text}", f"--model_prefix={os.path.join(tmp, 'spiece')}",
+                        "--model_type=unigram", "--vocab_size=300", "--hard_vocab_limit=false",
+                        "--normalization_rule_name=identity",  # nmt_nfkc's table is 240 KB
+                        "--pad_id=0", "--unk_id=1", "--bos_id=-1", "--eos_id=-1",
+                        "--control_symbols=[CLS],[SEP],[MASK]", "--num_threads=1", "--minloglevel=2"], check=True)
+        return transformers.AlbertTokenizer(os.path.join(tmp, "spiece.model"))
+    raise ValueError(family)
+
+
 def config_for(family, tok, task):
     n = TASKS[task][1]
     common = dict(vocab_size=len(tok), max_position_embeddings=64, pad_token_id=tok.pad_token_id, num_labels=n)
     if task == "multilabel":
         common["problem_type"] = "multi_label_classification"
     if family == "distilbert":
-        return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, sinusoidal_pos_embds=(task == "ner"), **common)
-    body = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, **common)
+        return transformers.DistilBertConfig(dim=16, n_layers=2, n_heads=4, hidden_dim=19, sinusoidal_pos_embds=(task == "ner"), **common)
+    body = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=19, **common)
     if family == "bert":
         return transformers.BertConfig(**body)
     if family == "roberta":
         body["max_position_embeddings"] = 64 + tok.pad_token_id + 1
         return transformers.RobertaConfig(type_vocab_size=1, layer_norm_eps=1e-5, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **body)
     if family == "electra":
-        return transformers.ElectraConfig(embedding_size=16, **body)
+        return transformers.ElectraConfig(embedding_size=8, **body)
     if family == "albert":
         body["num_hidden_layers"] = 3
-        return transformers.AlbertConfig(embedding_size=16, num_hidden_groups=2 if task == "qa" else 1,
+        return transformers.AlbertConfig(embedding_size=8, num_hidden_groups=2 if task == "qa" else 1,
                                          inner_group_num=2 if task == "qa" else 1, hidden_dropout_prob=0.1, **body)
     raise ValueError(family)
 
@@ -164,14 +221,14 @@ def logits_of(model, task, enc):
     return out.logits
 
 
-def make(family, task):
+def make(family, task, npm=None):
     name = f"{family}-{task}"
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
-    tok = tokenizer_for(family, os.path.join(d, ".tok"))
+    tok = tokenizer_for(family, os.path.join(d, ".tok"), npm)
     cfg = config_for(family, tok, task)
     torch.manual_seed(0)
-    model = TASKS[task][0].from_config(cfg).eval()
+    model = TASKS[task][0].from_config(cfg, attn_implementation="eager").eval()
     scale_weights(model, cfg)
     model.save_pretrained(d, safe_serialization=True)
     tok.save_pretrained(d)
@@ -181,9 +238,9 @@ def make(family, task):
     ids = enc["input_ids"]
     types = enc.get("token_type_ids", torch.zeros_like(ids))
     expected = {
-        "task": task, "transformers": transformers.__version__, "torch": torch.__version__,
+        "task": task, "transformers": transformers.__version__, "torch": torch.__version__, "tokenizer": type(tok).__name__,
         "texts": texts, "input_ids": ids.tolist(), "attention_mask": enc["attention_mask"].tolist(),
-        "token_type_ids": types.tolist(), "shape": list(logits.shape), "logits": logits.reshape(-1).tolist(),
+        "token_type_ids": types.tolist(), "shape": list(logits.shape), "logits": [round(x, 7) for x in logits.reshape(-1).tolist()],
     }
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
@@ -196,7 +253,7 @@ def check(dirs):
     for d in dirs:
         with open(os.path.join(d, "expected.json")) as f:
             exp = json.load(f)
-        model = TASKS[exp["task"]][0].from_pretrained(d).eval()
+        model = TASKS[exp["task"]][0].from_pretrained(d, attn_implementation="eager").eval()
         enc = {k: torch.tensor(exp[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
         got = logits_of(model, exp["task"], enc).reshape(-1)
         diff = (got - torch.tensor(exp["logits"])).abs().max().item()
@@ -210,6 +267,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--check"]:
         check(sys.argv[2:])
     else:
+        npm = sys.argv[2] if sys.argv[1:2] == ["--npm-tokenizers"] else None
         for family in ("bert", "distilbert", "roberta", "albert", "electra"):
             for task in TASKS:
-                make(family, task)
+                make(family, task, npm)
