@@ -13,9 +13,8 @@ echo
 echo "== tokenize: encoding and collation"
 go test -run '^$' -bench . -benchmem ./tokenize/
 echo
-echo "== allreduce: ring over loopback, separate processes (see allreduce/README.md)"
-./bin/bertnode bench allreduce --ranks 2 --sizes 16M,64M --codec none
-./bin/bertnode bench allreduce --ranks 4 --sizes 16M,64M --codec none
+echo "== allreduce: ring over loopback beside gloo, separate processes (see allreduce/README.md)"
+./scripts/bench-allreduce.sh
 echo
 echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
 ./bin/bertnode bench stream --sizes 100M,1G,3G

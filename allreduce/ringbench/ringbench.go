@@ -80,10 +80,6 @@ type workerSpec struct {
 	Rings  [][]string // the peers of the ring of each of Codecs, then of the raw TCP ring
 }
 
-// Gloo's bus bandwidth for a 64 MiB all-reduce over loopback on the project's 2-core
-// machine (torch.distributed, measured when the work was specified), in GB/s.
-var glooBusBW = map[int]float64{2: 0.60, 4: 0.30}
-
 // sample is one rank's timing of one iteration, as a worker prints it.
 type sample struct {
 	Rank    int     `json:"rank"`
@@ -124,12 +120,10 @@ type Result struct {
 	VsNone float64 `json:"vs_none,omitempty"`
 	// Link is the rate each rank's link was capped at, LinkGBps the same in GB/s and
 	// LinkUse WireBusBW / LinkGBps.
-	Link      string  `json:"link,omitempty"`
-	LinkGBps  float64 `json:"link_GBps,omitempty"`
-	LinkUse   float64 `json:"link_use,omitempty"`
-	GlooBusBW float64 `json:"gloo_busbw_GBps,omitempty"`
-	VsGloo    float64 `json:"vs_gloo,omitempty"`
-	Load      float64 `json:"load_avg"` // the machine's 1-minute load average when the run ended
+	Link     string  `json:"link,omitempty"`
+	LinkGBps float64 `json:"link_GBps,omitempty"`
+	LinkUse  float64 `json:"link_use,omitempty"`
+	Load     float64 `json:"load_avg"` // the machine's 1-minute load average when the run ended
 }
 
 // IsWorker reports whether this process was started by RunLocal as a rank.
@@ -462,8 +456,6 @@ func summarise(o Options, samples []sample) []Result {
 			if o.LinkRate > 0 {
 				r.Link, r.LinkGBps = o.LinkRate.String(), o.LinkRate.BytesPerSecond()/1e9
 				r.LinkUse = r.WireBusBW / r.LinkGBps
-			} else if g, ok := glooBusBW[o.Ranks]; ok && !o.NetNS {
-				r.GlooBusBW, r.VsGloo = g, r.BusBW/g
 			}
 			res = append(res, r)
 		}
@@ -551,33 +543,28 @@ func LoadAvg() float64 {
 // Report prints the table, then one JSON line per row.
 func Report(w io.Writer, res []Result) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %-8s %5s %9s %7s %9s %10s %10s %9s %11s %6s %9s %10s %7s %8s %11s %7s\n", "data", "codec",
+	fmt.Fprintf(&b, "%-6s %-8s %5s %9s %7s %9s %10s %10s %9s %11s %6s %9s %10s %7s %8s\n", "data", "codec",
 		"ranks", "size", "link", "median_ms", "algbw_GB/s", "busbw_GB/s", "wire_GB/s", "wire_MiB/rk", "ratio",
-		"cpu_ms/rk", "cpuwait_ms", "vs_none", "link_use", "gloo_busbw*", "vs_gloo")
+		"cpu_ms/rk", "cpuwait_ms", "vs_none", "link_use")
 	opt := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
 		}
 		return fmt.Sprintf(format, v)
 	}
-	gloo := false
 	for _, r := range res {
 		link := r.Link
 		if link == "" {
 			link = "-"
 		}
-		gloo = gloo || r.GlooBusBW > 0
-		fmt.Fprintf(&b, "%-6s %-8s %5d %9s %7s %9.1f %10.3f %10.3f %9.3f %11.1f %6.2f %9.1f %10.1f %7s %8s %11s %7s\n",
+		fmt.Fprintf(&b, "%-6s %-8s %5d %9s %7s %9.1f %10.3f %10.3f %9.3f %11.1f %6.2f %9.1f %10.1f %7s %8s\n",
 			r.Data, r.Codec, r.Ranks, FormatSize(r.SizeBytes), link, r.MedianSeconds*1e3, r.AlgBW, r.BusBW, r.WireBusBW,
 			float64(r.WirePerRank)/(1<<20), r.Ratio, r.CPUPerRank*1e3, r.WaitPerRank*1e3, opt(r.VsNone, "%.2fx"),
-			opt(r.LinkUse*100, "%.1f%%"), opt(r.GlooBusBW, "%.2f"), opt(r.VsGloo, "%.2fx"))
+			opt(r.LinkUse*100, "%.1f%%"))
 	}
 	if len(res) > 0 {
 		fmt.Fprintf(&b, "load average %.1f on %d CPUs at the end of the run; cpuwait: time a rank was ready to run but had no CPU\n",
 			res[0].Load, runtime.NumCPU())
-	}
-	if gloo {
-		b.WriteString("* gloo: torch.distributed all-reduce, 64 MiB over loopback on the same 2-core machine (reference figure)\n")
 	}
 	for _, r := range res {
 		j, _ := json.Marshal(r)
