@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -145,6 +147,8 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 		}
 		if r.Err != nil {
 			r.Err = fmt.Errorf("%w\n%s", r.Err, lc.LogTails())
+		} else {
+			pruneModels(co.Dir)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -399,4 +403,21 @@ func saveEvents(cl *api.Client, job, path string) {
 		fmt.Fprintf(&b, "%s g%d %-10s %-4s %s\n", e.Time.Format("15:04:05.000"), e.Gen, e.Kind, e.Node, e.Message)
 	}
 	os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// pruneModels removes a passed run's model files (checkpoints, results, the
+// coordinators' blobs: about 1 GB a run), keeping its logs, audit logs and metrics,
+// so that 20 runs fit on a small disk.
+func pruneModels(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		switch name := d.Name(); {
+		case name == "blobs", name == "best", name == "final", strings.HasPrefix(name, "checkpoint-"):
+			os.RemoveAll(path)
+			return fs.SkipDir
+		}
+		return nil
+	})
 }
