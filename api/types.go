@@ -432,6 +432,10 @@ type DoneReport struct {
 	Gen   uint32 `json:"gen"`
 	Step  int64  `json:"step"`
 	Error string `json:"error,omitempty"`
+	// Eval is the last evaluation's metrics, at step EvalStep: its progress report may
+	// have been refused when a generation change came between the two.
+	Eval     map[string]float64 `json:"eval,omitempty"`
+	EvalStep int64              `json:"eval_step,omitempty"`
 }
 
 // Error is every non-2xx answer's body, and the error the client returns for it.

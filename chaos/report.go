@@ -32,6 +32,21 @@ func diff(a, b map[string]float64) float64 {
 	return d
 }
 
+// compare fails when a run's final eval metrics are missing one of the baseline's or
+// differ from it by more than tol.
+func compare(got, base map[string]float64, tol float64) error {
+	for k, v := range base {
+		w, ok := got[k]
+		switch {
+		case !ok:
+			return fmt.Errorf("final eval metrics %v lack the baseline's %s", got, k)
+		case math.Abs(v-w) > tol:
+			return fmt.Errorf("final eval %s=%g, the fault-free run's %g: more than %g apart", k, w, v, tol)
+		}
+	}
+	return nil
+}
+
 // line is a run's one-line summary.
 func (r Result) line(base Result) string {
 	var fs []string
@@ -122,6 +137,6 @@ func Summary(w io.Writer, o Options, base Result, runs []Result) (ok bool) {
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s |\n", k, injected[k], med, mx, goal)
 	}
 	fmt.Fprintf(w, "\nsamples lost: %d (must be 0); samples repeated: %d (must be 0); aborted steps trained again: %d\n", lost, repeated, aborted)
-	fmt.Fprintf(w, "final eval metrics vs the fault-free run: max |difference| %.3g (baseline %s)\n", maxDiff, metricsLine(base.Eval))
+	fmt.Fprintf(w, "final eval metrics vs the fault-free run: max |difference| %.3g, tolerance %g (baseline %s)\n", maxDiff, o.Tolerance, metricsLine(base.Eval))
 	return ok
 }

@@ -41,7 +41,10 @@ type Options struct {
 	// skips the fault-free run (and the comparison with it).
 	Faults     []Fault
 	NoBaseline bool
-	Out        io.Writer
+	// Tolerance is the largest difference allowed between a run's final eval metrics
+	// and the fault-free run's (summation order differs when the ring's size does).
+	Tolerance float64
+	Out       io.Writer
 }
 
 // Result is one run's outcome.
@@ -90,6 +93,9 @@ func Suite(ctx context.Context, o Options) (baseline Result, runs []Result, err 
 			faults = plan(rng, o.Kinds, 3, o.Steps/8, o.Steps*3/4)
 		}
 		r := run(ctx, o, lab, i, faults)
+		if r.Err == nil && !o.NoBaseline {
+			r.Err = compare(r.Eval, baseline.Eval, o.Tolerance)
+		}
 		fmt.Fprintf(o.Out, "run %2d: %s\n", i, r.line(baseline))
 		runs = append(runs, r)
 	}

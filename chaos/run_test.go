@@ -32,3 +32,16 @@ func TestPruneModelsKeepsLogsAndAudits(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareFailsOnMissingOrDistantMetrics(t *testing.T) {
+	base := map[string]float64{"accuracy": 0.983, "loss": 0.0672}
+	if err := compare(map[string]float64{"accuracy": 0.983 + 1e-7, "loss": 0.0672}, base, 1e-5); err != nil {
+		t.Errorf("within tolerance: %v", err)
+	}
+	if err := compare(map[string]float64{"accuracy": 0.9121, "loss": 0.3828}, base, 1e-5); err == nil {
+		t.Error("0.07 apart passed")
+	}
+	if err := compare(map[string]float64{"loss": 0.0672}, base, 1e-5); err == nil {
+		t.Error("a missing metric passed")
+	}
+}

@@ -254,12 +254,20 @@ func TestDoneAndCancelReleaseNodes(t *testing.T) {
 	if err := cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: "final", Blob: strings.Repeat("0", 64)}); !errors.As(err, &ae) || ae.Field != "blob" {
 		t.Fatalf("result with an unknown blob: %v", err)
 	}
-	if err := cl.Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 1, Step: 40}); err != nil {
+	if err := cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 20, Eval: map[string]float64{"f1": 0.5}, EvalStep: 20}); err != nil {
+		t.Fatal(err)
+	}
+	// the last eval rides on the done report too: its own progress report can be refused
+	// when a generation change comes between them
+	if err := cl.Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 1, Step: 40, Eval: map[string]float64{"f1": 0.9}, EvalStep: 40}); err != nil {
 		t.Fatal(err)
 	}
 	j := job(c, id)
 	if j.State != api.Succeeded || j.Results["final"].Blob != model || j.Results["final"].Size != 7 || j.Progress.Step != 40 || j.Finished.IsZero() {
 		t.Fatalf("succeeded job: %+v", j)
+	}
+	if j.Progress.Eval["f1"] != 0.9 || j.Progress.EvalStep != 40 {
+		t.Fatalf("eval after done: %v at step %d", j.Progress.Eval, j.Progress.EvalStep)
 	}
 	ns[0].awaitIdle()
 	ns[1].awaitIdle()

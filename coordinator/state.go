@@ -545,12 +545,18 @@ func (s *State) progress(t time.Time, b JobProgress) error {
 	if r.Step >= p.Step {
 		p.Step, p.TotalSteps, p.Epoch, p.Loss, p.SamplesPerSec, p.Updated = r.Step, r.TotalSteps, r.Epoch, r.Loss, r.SamplesPerSec, t
 	}
-	if len(r.Eval) > 0 && (p.Eval == nil || r.EvalStep > p.EvalStep) {
-		p.Eval, p.EvalStep = r.Eval, r.EvalStep
-		s.event(j, t, "eval", r.Node, "eval at step %d: %s", r.EvalStep, formatMetrics(r.Eval))
-	}
+	s.noteEval(j, t, r.Node, r.Eval, r.EvalStep)
 	s.changedJob(j, false)
 	return nil
+}
+
+// noteEval records an evaluation newer than the job's latest.
+func (s *State) noteEval(j *api.Job, t time.Time, node string, m map[string]float64, step int64) {
+	p := &j.Progress
+	if len(m) > 0 && (p.Eval == nil || step > p.EvalStep) {
+		p.Eval, p.EvalStep = m, step
+		s.event(j, t, "eval", node, "eval at step %d: %s", step, formatMetrics(m))
+	}
 }
 
 func (s *State) checkpoint(t time.Time, b JobCheckpoint) error {
@@ -648,6 +654,7 @@ func (s *State) done(t time.Time, b JobDone) error {
 		return errorf(http.StatusConflict, "only rank 0 ends job %s; %s is rank %d", j.ID, r.Node, rank)
 	}
 	j.Progress.Step = max(j.Progress.Step, r.Step)
+	s.noteEval(j, t, r.Node, r.Eval, r.EvalStep)
 	s.finish(j, t, api.Succeeded, r.Node, "")
 	return nil
 }

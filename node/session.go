@@ -499,7 +499,7 @@ func (s *session) finish(ctx context.Context, ring *allreduce.Ring) error {
 	if err := s.uploads.wait(); err != nil {
 		return err
 	}
-	rep := api.DoneReport{Node: s.a.cfg.ID, Gen: ring.Generation(), Step: s.pos.Step}
+	rep := api.DoneReport{Node: s.a.cfg.ID, Gen: ring.Generation(), Step: s.pos.Step, Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt}
 	if err := retry(ctx, s.a.cfg.Log, "done report", func() error { return s.a.cfg.Coordinator.Done(ctx, s.job.ID, rep) }); err != nil {
 		return err
 	}

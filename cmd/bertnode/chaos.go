@@ -18,7 +18,7 @@ import (
 func init() { subcommands = append(subcommands, newChaosCmd) }
 
 func newChaosCmd() *cobra.Command {
-	o := chaos.Options{Runs: 20, Seed: 1, Dir: "runs/chaos", Steps: 120, RingTimeout: 4 * time.Second, Timeout: 10 * time.Minute, EvalSplit: 0.2}
+	o := chaos.Options{Runs: 20, Seed: 1, Dir: "runs/chaos", Steps: 120, RingTimeout: 4 * time.Second, Timeout: 10 * time.Minute, EvalSplit: 0.2, Tolerance: 1e-5}
 	var kinds, data, vocab string
 	c := &cobra.Command{
 		Use:   "chaos",
@@ -37,8 +37,9 @@ to three faults picked at random (--seed) among --faults:
   leader-partition  the raft leader cut off the network for 6 s, then healed
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
-that the job succeeded, that the last generation's ranks hold identical weights, and
-from every node's audit log that every sample was trained exactly once; it prints the
+that the job succeeded, that the last generation's ranks hold identical weights, from
+every node's audit log that every sample was trained exactly once, and that the final
+eval metrics are within --tolerance of the fault-free run's; it prints the
 time from each fault to the next applied step, and ends with a summary table. It exits
 1 if any check failed.
 
@@ -97,6 +98,7 @@ by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 2
 		return s
 	}(), ","), "the kinds of faults to pick from")
 	f.Int64Var(&o.Steps, "steps", o.Steps, "optimizer steps of the job")
+	f.Float64Var(&o.Tolerance, "tolerance", o.Tolerance, "the largest difference allowed between a run's final eval metrics and the fault-free run's")
 	f.DurationVar(&o.RingTimeout, "ring-timeout", o.RingTimeout, "the job's cluster.ring_timeout")
 	f.DurationVar(&o.Timeout, "run-timeout", o.Timeout, "longest a run may take")
 	f.StringVar(&data, "data", "data/sms_spam/SMSSpamCollection", "the training data (label<TAB>text)")
