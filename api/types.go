@@ -446,6 +446,10 @@ type Error struct {
 	// Leader is the leader's API address when the answering member is not it and the
 	// request could not be forwarded.
 	Leader string `json:"leader,omitempty"`
+	// Superseded: a node reported for a generation the job has left (a newer one is
+	// open, or it waits for nodes). The node's generation is over, not the job: it goes
+	// on with the next one.
+	Superseded bool `json:"superseded,omitempty"`
 	// Status is the HTTP status it came with (not sent: it is the answer's status line).
 	Status int `json:"-"`
 }

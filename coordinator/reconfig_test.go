@@ -54,7 +54,15 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	}
 	conflict(t, ns[2].fail(id, 1, "late"), "generation 1 of job "+id+" is over")
 	conflict(t, ns[2].fail(id, 2, "not mine"), "node n3 is not in generation 2")
-	conflict(t, ns[0].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 3}), "generation 1 of job "+id+" is over")
+	err := ns[0].cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: 3})
+	conflict(t, err, "generation 1 of job "+id+" is over")
+	// the node tells this from a failure of its own: its generation is over, not the job
+	if ae := (*api.Error)(nil); !errors.As(err, &ae) || !ae.Superseded {
+		t.Fatalf("a report for an old generation: %#v, want it marked superseded", err)
+	}
+	if ae := (*api.Error)(nil); !errors.As(ns[2].fail(id, 2, "not mine"), &ae) || ae.Superseded {
+		t.Fatal("a report from a node outside the generation is marked superseded")
+	}
 
 	// n3 is idle and alive: once generation 2 has trained a while, the job grows back
 	// to 3 when its members confirm.

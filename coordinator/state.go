@@ -84,6 +84,13 @@ func errorf(status int, format string, args ...any) *api.Error {
 	return &api.Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
+// superseded is the answer to a report for a generation the job has left.
+func superseded(format string, args ...any) *api.Error {
+	e := errorf(http.StatusConflict, format, args...)
+	e.Superseded = true
+	return e
+}
+
 func badField(field, format string, args ...any) *api.Error {
 	return &api.Error{Status: http.StatusBadRequest, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
@@ -112,10 +119,10 @@ func (s *State) runningJob(id string) (*api.Job, error) {
 // member, and returns its rank.
 func member(j *api.Job, node string, gen uint32) (int, error) {
 	if gen != j.Gen.Gen {
-		return -1, errorf(http.StatusConflict, "generation %d of job %s is over: it is at generation %d", gen, j.ID, j.Gen.Gen)
+		return -1, superseded("generation %d of job %s is over: it is at generation %d", gen, j.ID, j.Gen.Gen)
 	}
 	if j.Waiting != nil {
-		return -1, errorf(http.StatusConflict, "generation %d of job %s is closed: it waits for nodes", gen, j.ID)
+		return -1, superseded("generation %d of job %s is closed: it waits for nodes", gen, j.ID)
 	}
 	r := j.Gen.Rank(node)
 	if r < 0 {

@@ -58,6 +58,12 @@ type Agent struct {
 	applied atomic.Int64
 	// inGen is the generation the step loop is in (0: none).
 	inGen atomic.Uint32
+	// active is the job a session runs now (nil: none). Only such a node confirms a
+	// reconfiguration: one whose session ended would be placed in a ring it never joins.
+	active atomic.Pointer[string]
+	// confirmed: job -> the generation whose reconfiguration this node confirmed.
+	confirmMu sync.Mutex
+	confirmed map[string]uint32
 }
 
 // New makes an agent.
@@ -68,7 +74,7 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics)}
+	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics), confirmed: map[string]uint32{}}
 }
 
 // Run registers the node and trains whatever it is assigned until ctx ends.
@@ -86,18 +92,31 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return nil // ctx ended: the node stops
 		}
+		id := as.Job.ID
+		a.active.Store(&id)
+		if cur, _ := a.board.get(); cur != nil {
+			a.confirm(ctx, cur)
+		}
 		s := newSession(a, as.Job)
 		err = s.run(ctx)
 		s.close()
+		a.active.Store(nil)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			a.cfg.Log.Printf("job %s: %v", as.Job.ID, err)
+			a.cfg.Log.Printf("job %s: %v", id, err)
 		}
 		// Wait until the coordinator no longer assigns us this job, so a failed job is
-		// not started again.
-		a.board.await(ctx, func(x *api.Assignment) bool { return x.Job == nil || x.Job.ID != as.Job.ID || x.Job.State.Done() })
+		// not started again, or places us in a generation after the one the session
+		// ended in (its end was a race with a generation change, not the job's end).
+		var ended uint32
+		if cur, _ := a.board.get(); cur != nil && cur.Job != nil && cur.Job.Gen != nil {
+			ended = cur.Job.Gen.Gen
+		}
+		a.board.await(ctx, func(x *api.Assignment) bool {
+			return x.Job == nil || x.Job.ID != id || x.Job.State.Done() || x.Rank >= 0 && x.Job.Gen != nil && x.Job.Gen.Gen > ended
+		})
 	}
 }
 
@@ -106,7 +125,6 @@ func (a *Agent) Run(ctx context.Context) error {
 // loop is doing.
 func (a *Agent) watch(ctx context.Context) {
 	var index uint64
-	confirmed := map[string]uint32{} // job -> generation confirmed
 	for ctx.Err() == nil {
 		as, err := a.cfg.Coordinator.Assignment(ctx, a.cfg.ID, index, a.cfg.Watch)
 		if err != nil {
@@ -118,18 +136,34 @@ func (a *Agent) watch(ctx context.Context) {
 		}
 		index = as.Index
 		a.board.set(as)
-		j := as.Job
-		if j == nil || j.Reconfig == nil || j.Gen == nil || j.Reconfig.Gen != j.Gen.Gen || as.Rank < 0 || confirmed[j.ID] == j.Gen.Gen || contains(j.Reconfig.Confirmed, a.cfg.ID) {
-			continue
-		}
-		confirmed[j.ID] = j.Gen.Gen
-		rep := api.FailureReport{Node: a.cfg.ID, Gen: j.Gen.Gen, Applied: a.applied.Load()}
-		go func() {
-			if err := a.cfg.Coordinator.Failure(ctx, j.ID, rep); err != nil && ctx.Err() == nil {
-				a.cfg.Log.Printf("job %s: confirming generation %d: %v", j.ID, rep.Gen, err)
-			}
-		}()
+		a.confirm(ctx, as)
 	}
+}
+
+// confirm tells the coordinator, once per generation, that this node is alive and
+// ready for the next one when as shows a reconfiguration of its generation and a
+// session runs the job.
+func (a *Agent) confirm(ctx context.Context, as *api.Assignment) {
+	j := as.Job
+	if j == nil || j.Reconfig == nil || j.Gen == nil || j.Reconfig.Gen != j.Gen.Gen || as.Rank < 0 || contains(j.Reconfig.Confirmed, a.cfg.ID) {
+		return
+	}
+	if p := a.active.Load(); p == nil || *p != j.ID {
+		return
+	}
+	a.confirmMu.Lock()
+	done := a.confirmed[j.ID] == j.Gen.Gen
+	a.confirmed[j.ID] = j.Gen.Gen
+	a.confirmMu.Unlock()
+	if done {
+		return
+	}
+	rep := api.FailureReport{Node: a.cfg.ID, Gen: j.Gen.Gen, Applied: a.applied.Load()}
+	go func() {
+		if err := a.cfg.Coordinator.Failure(ctx, j.ID, rep); err != nil && ctx.Err() == nil {
+			a.cfg.Log.Printf("job %s: confirming generation %d: %v", j.ID, rep.Gen, err)
+		}
+	}()
 }
 
 func contains(s []string, v string) bool {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,8 @@ type coord struct {
 	ckpts    []api.CheckpointReport
 	progress []api.ProgressReport
 	prev     api.Job // a finished job, for Job
+	// refuse, when set, may refuse a checkpoint or done report (called with mu held).
+	refuse func(kind string, node string, gen uint32, failed bool) error
 }
 
 func newCoord(spec string) *coord {
@@ -139,6 +142,11 @@ func (c *coord) Failure(ctx context.Context, job string, r api.FailureReport) er
 func (c *coord) Checkpoint(ctx context.Context, job string, r api.CheckpointReport) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.refuse != nil {
+		if err := c.refuse("checkpoint", r.Node, r.Gen, false); err != nil {
+			return err
+		}
+	}
 	c.ckpts = append(c.ckpts, r)
 	return nil
 }
@@ -155,6 +163,12 @@ func (c *coord) Result(ctx context.Context, job string, r api.ResultReport) erro
 
 func (c *coord) Done(ctx context.Context, job string, r api.DoneReport) error {
 	c.mu.Lock()
+	if c.refuse != nil {
+		if err := c.refuse("done", r.Node, r.Gen, r.Error != ""); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
 	if r.Error == "" {
 		c.job.State = api.Succeeded
 	} else {
@@ -553,6 +567,92 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 	checkAudit(t, len(train), 2, n1, n2, n3)
 	if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
 		t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
+	}
+}
+
+// awaitConfirmations reads reports until each of want confirmed generation gen, and
+// fails on a confirmation of another generation or from another node. Failure reports
+// (the ring's errors) are skipped.
+func awaitConfirmations(t *testing.T, c *coord, gen uint32, want ...string) {
+	t.Helper()
+	confirmed := map[string]bool{}
+	for len(confirmed) < len(want) {
+		select {
+		case f := <-c.failures:
+			if f.Error != "" {
+				continue
+			}
+			if f.Gen != gen || !slices.Contains(want, f.Node) {
+				t.Fatalf("want a confirmation of generation %d from %v, got %+v", gen, want, f)
+			}
+			confirmed[f.Node] = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("confirmations from %v only", confirmed)
+		}
+	}
+}
+
+// A report refused because the coordinator opened a new generation meanwhile (the
+// fault suite's growth during a checkpoint) ends the node's generation, not its part in
+// the job: it confirms and trains on in the next one.
+func TestReportRacingAGenerationChangeIsNotFatal(t *testing.T) {
+	c := newCoord(toySpec)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	refused := false
+	c.refuse = func(kind, node string, gen uint32, _ bool) error {
+		if kind != "checkpoint" || node != "n2" || refused {
+			return nil
+		}
+		refused = true
+		c.job.Reconfig = &api.Reconfig{Gen: c.job.Gen.Gen, Started: time.Now(), Cause: "growth"}
+		c.bump()
+		return &api.Error{Status: 409, Message: "generation 1 of job job-1 is over: it is at generation 2", Superseded: true}
+	}
+	c.open(1, "n1", "n2")
+	awaitConfirmations(t, c, 1, "n1", "n2")
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
+	}
+}
+
+// A node whose session ended while the job goes on (its failure report refused) does
+// not confirm reconfigurations: confirming would place it in a ring it never joins. A
+// later generation that includes it starts a new session, which trains to the end.
+func TestNodeWithoutASessionDoesNotConfirm(t *testing.T) {
+	c := newCoord(toySpec)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.refuse = func(kind, node string, gen uint32, failed bool) error {
+		switch {
+		case kind == "checkpoint" && node == "n2" && gen == 1:
+			return &api.Error{Status: 409, Message: "checkpoint at step 25: the replicas differ"}
+		case kind == "done" && failed:
+			return &api.Error{Status: 409, Message: "generation 1 of job job-1 is over: it is at generation 2", Superseded: true}
+		}
+		return nil
+	}
+	c.open(1, "n1", "n2")
+	waitFor(t, "n2's session to end", func() bool { return n2.agent.applied.Load() >= 25 && n2.agent.active.Load() == nil })
+	c.reconfig("n2's ring failed")
+	awaitConfirmations(t, c, 1, "n1")
+	for quiet := time.After(3 * time.Second); ; {
+		select {
+		case f := <-c.failures:
+			if f.Node == "n2" && f.Error == "" {
+				t.Fatalf("n2 confirmed generation %d without a session", f.Gen)
+			}
+			continue
+		case <-quiet:
+		}
+		break
+	}
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
 	}
 }
 

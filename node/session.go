@@ -182,6 +182,9 @@ func (s *session) close() {
 
 // recoverable says a next generation may cure err: the ring broke or was told to stop.
 func recoverable(err error) bool {
+	if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Superseded {
+		return true // a report raced a generation change
+	}
 	for _, e := range []error{allreduce.ErrPeerLost, allreduce.ErrTimeout, allreduce.ErrBroken, allreduce.ErrClosed,
 		allreduce.ErrStaleGeneration, allreduce.ErrProtocol, allreduce.ErrConfigMismatch, context.Canceled, context.DeadlineExceeded, errRetry} {
 		if errors.Is(err, e) {
