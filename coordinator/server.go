@@ -83,6 +83,13 @@ type Timing struct {
 	// SnapshotThreshold and SnapshotInterval are raft's (defaults 8192 and 2m).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// BlobGrace: a blob no job references stays listed this long after its upload, in
+	// the commands' time, for the submission or report that will reference it
+	// (default 1h).
+	BlobGrace time.Duration
+	// BlobFileGrace: a file in the blob store that the state does not list is removed
+	// once its mtime is this old; a blob is written before it is listed (default 10m).
+	BlobFileGrace time.Duration
 }
 
 func (t Timing) withDefaults() Timing {
@@ -100,6 +107,8 @@ func (t Timing) withDefaults() Timing {
 	def(&t.Tick, 100*time.Millisecond)
 	def(&t.AbsentGrace, 30*time.Second)
 	def(&t.SnapshotInterval, 2*time.Minute)
+	def(&t.BlobGrace, time.Hour)
+	def(&t.BlobFileGrace, 10*time.Minute)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = 8192
 	}
