@@ -44,7 +44,9 @@ func (r *logRun) apply(d time.Duration, typ string, body any) any {
 	return res.Value
 }
 
-func (r *logRun) store(sha string) { r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha, Size: 10, Member: "c1"}) }
+func (r *logRun) store(sha string) {
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha, Size: 10, Member: "c1"})
+}
 
 // job submits a job whose train data is blob data, plans it into plan, and opens its
 // first generation on node.
