@@ -144,6 +144,8 @@ type BlobStored struct {
 	SHA    string `json:"sha"`
 	Size   int64  `json:"size"`
 	Member string `json:"member"`
+	// Upload: a client uploaded it (again); its grace starts over (Blob.Stored).
+	Upload bool `json:"upload,omitempty"`
 }
 
 // BlobsCollect drops from the state the blobs no job references that no member has

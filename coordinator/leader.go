@@ -79,6 +79,7 @@ func (l *leaderLoop) pass(ctx context.Context) {
 		l.planning[w.key] = true
 		go l.plan(ctx, w)
 	}
+	l.collect(ctx, now)
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
 	for _, d := range decisions {
 		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
@@ -87,7 +88,6 @@ func (l *leaderLoop) pass(ctx context.Context) {
 			return
 		}
 	}
-	l.collect(ctx, now)
 }
 
 // collect proposes BlobsCollect when the state lists blobs past their grace that no

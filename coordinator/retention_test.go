@@ -44,8 +44,9 @@ func (r *logRun) apply(d time.Duration, typ string, body any) any {
 	return res.Value
 }
 
+// store records an upload of sha.
 func (r *logRun) store(sha string) {
-	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha, Size: 10, Member: "c1"})
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha, Size: 10, Member: "c1", Upload: true})
 }
 
 // job submits a job whose train data is blob data, plans it into plan, and opens its
@@ -168,16 +169,18 @@ func TestFreshBlobsLastTheirGrace(t *testing.T) {
 	r.store(sha(10)) // never referenced
 	stored := r.now
 	r.store(sha(11))
+	r.store(sha(12))
 	if res := r.try(time.Second, CmdBlobsCollect, BlobsCollect{Before: r.now.Add(time.Minute)}); res.Err == nil {
 		t.Fatal("a Before after the command's time was accepted")
 	}
 	if got := r.apply(time.Hour, CmdBlobsCollect, BlobsCollect{Before: stored}); len(got.([]string)) != 0 {
 		t.Fatalf("collected %v of blobs stored at Before", got)
 	}
-	r.wantListed("nothing older than Before", sha(1), sha(2), sha(3), sha(10), sha(11))
-	r.store(sha(11)) // uploaded again: fresh again
-	if got := r.collect(time.Hour - time.Second); !reflect.DeepEqual(got, []string{sha(10)}) {
-		t.Fatalf("collected %v, want %s", got, sha(10))
+	r.wantListed("nothing older than Before", sha(1), sha(2), sha(3), sha(10), sha(11), sha(12))
+	r.store(sha(11))                                                                      // uploaded again: fresh again
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha(12), Size: 10, Member: "c2"}) // a copy: not
+	if got := r.collect(time.Hour - 2*time.Second); !reflect.DeepEqual(got, []string{sha(10), sha(12)}) {
+		t.Fatalf("collected %v, want %s and %s", got, sha(10), sha(12))
 	}
 	r.wantListed("past the grace", sha(1), sha(2), sha(3), sha(11))
 	r.apply(time.Hour, CmdBlobsCollect, BlobsCollect{Before: r.now})

@@ -137,6 +137,8 @@ type Server struct {
 	trans   *raft.NetworkTransport
 	store   *raftboltdb.BoltStore
 	blobs   *blobStore
+	// bootIndex is the last index of the log this member started with.
+	bootIndex uint64
 
 	apiLn   net.Listener
 	apiAddr string
@@ -188,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("member", id), clock: cfg.Clock, token: cfg.Secret.Token(), fsm: NewFSM()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if s.blobs, err = openBlobStore(filepath.Join(cfg.DataDir, "blobs"), cfg.MaxBlobSize); err != nil {
+	if s.blobs, err = openBlobStore(filepath.Join(cfg.DataDir, "blobs"), cfg.MaxBlobSize, cfg.BlobFileGrace); err != nil {
 		return nil, err
 	}
 	s.fsm.OnApply(func(uint64) { s.changes.notify() })

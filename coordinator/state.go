@@ -46,7 +46,7 @@ type Blob struct {
 	Size    int64     `json:"size"`
 	Holders []string  `json:"holders"` // member IDs, sorted
 	Added   time.Time `json:"added"`
-	// Stored is when a member last said it holds the blob: an upload renews it.
+	// Stored is when it was last uploaded (listed, or uploaded again).
 	Stored time.Time `json:"stored,omitzero"`
 }
 
@@ -684,12 +684,14 @@ func (s *State) blobStored(t time.Time, b BlobStored) error {
 	}
 	bl := s.Blobs[b.SHA]
 	if bl == nil {
-		bl = &Blob{Size: b.Size, Added: t}
+		bl = &Blob{Size: b.Size, Added: t, Stored: t}
 		s.Blobs[b.SHA] = bl
 	} else if bl.Size != b.Size {
 		return errorf(http.StatusConflict, "blob %s has %d bytes, not %d", b.SHA, bl.Size, b.Size)
 	}
-	bl.Stored = t
+	if b.Upload {
+		bl.Stored = t
+	}
 	if !slices.Contains(bl.Holders, b.Member) {
 		bl.Holders = append(bl.Holders, b.Member)
 		slices.Sort(bl.Holders)
