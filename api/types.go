@@ -489,6 +489,9 @@ type Cluster struct {
 type BlobHolder struct {
 	Member string `json:"member"`
 	Size   int64  `json:"size"`
+	// Upload: a client uploaded it (again), not a copy between members: the grace an
+	// unreferenced blob has starts over.
+	Upload bool `json:"upload,omitempty"`
 }
 
 // Status is GET /v1/status: the cluster at a glance.

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -24,13 +27,30 @@ import (
 type blobStore struct {
 	dir string
 	max int64
+	// grace: how old a file the state does not list must be to go.
+	grace time.Duration
+	// mu orders sweep's removals with have's renewals.
+	mu sync.Mutex
 }
 
-func openBlobStore(dir string, max int64) (*blobStore, error) {
+// openBlobStore opens dir, removing the temporary files of writes a crash cut short:
+// none is under way before the store opens.
+func openBlobStore(dir string, max int64, grace time.Duration) (*blobStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: blob store: %w", err)
 	}
-	return &blobStore{dir: dir, max: max}, nil
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: blob store: %w", err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				return nil, fmt.Errorf("coordinator: blob store: %w", err)
+			}
+		}
+	}
+	return &blobStore{dir: dir, max: max, grace: grace}, nil
 }
 
 func (b *blobStore) path(sha string) string { return filepath.Join(b.dir, sha) }
@@ -42,6 +62,54 @@ func (b *blobStore) size(sha string) (int64, bool) {
 		return 0, false
 	}
 	return fi.Size(), true
+}
+
+// have is like size, and renews the file's mtime (under the lock sweep removes
+// with): the caller is about to record the blob, which may be unlisted and old.
+func (b *blobStore) have(sha string) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, ok := b.size(sha)
+	if ok {
+		now := time.Now()
+		ok = os.Chtimes(b.path(sha), now, now) == nil
+	}
+	return n, ok
+}
+
+// expired says whether a file written at mtime, if the state does not list it, is
+// garbage: collected, or an upload never recorded.
+func (b *blobStore) expired(mtime time.Time) bool { return time.Since(mtime) >= b.grace }
+
+// sweep removes the blobs whose files are expired and that listed does not name;
+// temporary files (writes under way) are not named by a sha and stay.
+func (b *blobStore) sweep(listed func(sha string) bool) (removed []string, err error) {
+	entries, err := os.ReadDir(b.dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		sha := e.Name()
+		if !ValidSHA(sha) || listed(sha) {
+			continue
+		}
+		gone, rerr := b.removeExpired(sha)
+		if gone {
+			removed = append(removed, sha)
+		}
+		err = cmp.Or(err, rerr)
+	}
+	return removed, err
+}
+
+func (b *blobStore) removeExpired(sha string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fi, err := os.Stat(b.path(sha))
+	if err != nil || !b.expired(fi.ModTime()) {
+		return false, nil
+	}
+	return true, os.Remove(b.path(sha))
 }
 
 // errMismatch: the content does not hash to its name.
@@ -76,21 +144,21 @@ func (s *Server) storeBlob(ctx context.Context, data []byte) (string, error) {
 	if _, err := s.blobs.put(bytes.NewReader(data), sha); err != nil {
 		return "", err
 	}
-	return sha, s.addHolder(ctx, sha, int64(len(data)))
+	return sha, s.addHolder(ctx, sha, int64(len(data)), true)
 }
 
-// addHolder records in the replicated state that this member holds a blob: on the
-// leader directly, else through it.
-func (s *Server) addHolder(ctx context.Context, sha string, size int64) error {
+// addHolder records in the replicated state that this member holds a blob, uploaded
+// to it or copied from another member: on the leader directly, else through it.
+func (s *Server) addHolder(ctx context.Context, sha string, size int64, upload bool) error {
 	if s.IsLeader() {
-		_, _, err := s.commit(ctx, CmdBlobStored, BlobStored{SHA: sha, Size: size, Member: s.id})
+		_, _, err := s.commit(ctx, CmdBlobStored, BlobStored{SHA: sha, Size: size, Member: s.id, Upload: upload})
 		return err
 	}
 	leader := s.leaderAPI()
 	if leader == "" {
 		return &api.Error{Status: http.StatusServiceUnavailable, Message: "no leader to record the blob with"}
 	}
-	b, _ := json.Marshal(api.BlobHolder{Member: s.id, Size: size})
+	b, _ := json.Marshal(api.BlobHolder{Member: s.id, Size: size, Upload: upload})
 	resp, err := s.client([]string{leader}).Do(ctx, http.MethodPost, "/v1/blobs/"+sha+"/holders", nil, b)
 	if err != nil {
 		return err
@@ -105,7 +173,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badField("sha", "%q is not a lower-case hex sha256", sha))
 		return
 	}
-	n, ok := s.blobs.size(sha)
+	n, ok := s.blobs.have(sha)
 	if !ok {
 		var err error
 		n, err = s.blobs.put(http.MaxBytesReader(w, r.Body, s.cfg.MaxBlobSize), sha)
@@ -123,7 +191,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.blobBytesIn.Add(float64(n))
 	}
-	if err := s.addHolder(r.Context(), sha, n); err != nil {
+	if err := s.addHolder(r.Context(), sha, n, true); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -140,6 +208,10 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	if f, err := os.Open(s.blobs.path(sha)); err == nil {
 		defer f.Close()
+		if fi, err := f.Stat(); err == nil && s.garbage(sha, fi.ModTime()) {
+			writeError(w, errorf(http.StatusNotFound, "no blob %s: no job references it any more, and it was collected", sha))
+			return
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("ETag", `"`+sha+`"`)
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -153,7 +225,34 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeError(w, errorf(http.StatusNotFound, "no blob %s", sha))
+	writeError(w, errorf(http.StatusNotFound, "no blob %s: never stored, or no job references it any more and it was collected", sha))
+}
+
+// garbage says whether this member's file of sha, written at mtime, is one its
+// blob sweep removes: the state does not list it and it is past the file grace.
+// Until the FSM has applied the log this member started with, nothing is.
+func (s *Server) garbage(sha string, mtime time.Time) bool {
+	listed, caughtUp := false, false
+	s.fsm.Read(func(st *State) { listed, caughtUp = st.Blobs[sha] != nil, st.Index >= s.bootIndex })
+	return caughtUp && !listed && s.blobs.expired(mtime)
+}
+
+// sweepBlobs removes from this member's store the files of blobs that listed (the
+// state at index idx) does not name, once past the file grace. A blob is written
+// before it is listed: the grace spares an upload not yet recorded. A member that has
+// not yet applied the log it started with would take recent blobs for collected ones:
+// it waits.
+func (s *Server) sweepBlobs(idx uint64, listed map[string]bool) {
+	if idx < s.bootIndex {
+		return
+	}
+	removed, err := s.blobs.sweep(func(sha string) bool { return listed[sha] })
+	for _, sha := range removed {
+		s.log.Info("blob file removed: the state no longer lists it", "sha", sha)
+	}
+	if err != nil {
+		s.log.Warn("blob sweep", "err", err)
+	}
 }
 
 // holders are the API addresses of the other members that hold sha.
@@ -215,12 +314,13 @@ func (s *Server) postHolder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.write(w, r, CmdBlobStored, BlobStored{SHA: r.PathValue("sha"), Size: b.Size, Member: b.Member})
+	s.write(w, r, CmdBlobStored, BlobStored{SHA: r.PathValue("sha"), Size: b.Size, Member: b.Member, Upload: b.Upload})
 }
 
 // syncBlobs copies to this member every blob the state lists that it lacks, from a
 // member holding it, so that every member holds every blob: a job's results outlive
-// any one member. A file lost from this member's store is fetched again.
+// any one member. A file lost from this member's store is fetched again. It also
+// sweeps the store of the blobs the state no longer lists (sweepBlobs).
 func (s *Server) syncBlobs() {
 	type retry struct {
 		at    time.Time
@@ -235,11 +335,16 @@ func (s *Server) syncBlobs() {
 			listed bool // the state says this member holds it
 		}
 		var all, missing []want
+		listed := map[string]bool{}
+		var idx uint64
 		s.fsm.Read(func(st *State) {
+			idx = st.Index
 			for sha, b := range st.Blobs {
 				all = append(all, want{sha, b.Size, slices.Contains(b.Holders, s.id)})
+				listed[sha] = true
 			}
 		})
+		maps.DeleteFunc(failed, func(sha string, _ retry) bool { return !listed[sha] })
 		for _, w := range all {
 			if !w.listed {
 				missing = append(missing, w)
@@ -264,6 +369,7 @@ func (s *Server) syncBlobs() {
 			}
 			delete(failed, m.sha)
 		}
+		s.sweepBlobs(idx, listed)
 		select {
 		case <-changed:
 		case <-time.After(2 * time.Second):
@@ -276,7 +382,7 @@ func (s *Server) syncBlobs() {
 func (s *Server) syncBlob(sha string) error {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Hour)
 	defer cancel()
-	n, ok := s.blobs.size(sha)
+	n, ok := s.blobs.size(sha) // sweepBlobs runs in this goroutine: no need to renew
 	if !ok {
 		var last error = errors.New("no member holds it")
 		for _, addr := range s.holders(sha) {
@@ -304,5 +410,5 @@ func (s *Server) syncBlob(sha string) error {
 			return last
 		}
 	}
-	return s.addHolder(ctx, sha, n)
+	return s.addHolder(ctx, sha, n, false)
 }

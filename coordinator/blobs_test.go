@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
@@ -97,5 +98,132 @@ func TestBlobsReplicateAndSurvive(t *testing.T) {
 	var ae *api.Error
 	if _, _, err := c.Client().GetBlob(ctx(t), hex.EncodeToString(wrong[:])); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
 		t.Fatalf("an unknown blob: %v", err)
+	}
+}
+
+// TestCollectedBlobsLeaveEveryDisk: a checkpoint a newer one replaces leaves every
+// member's disk and answers 404; a file the state does not list that is younger than
+// the file grace (an upload not yet recorded) stays, and goes once old; temporary
+// files of writes are not touched; an upload no job references goes after the grace
+// in the log's time; a finished job's data, plan and models stay and download.
+func TestCollectedBlobsLeaveEveryDisk(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(_ int, cfg *coordinator.Config) {
+		cfg.BlobFileGrace = time.Minute // the test ages files past it with Chtimes
+	}})
+	cl := c.Client()
+	ns := nodes(c, "n1")
+	data := putData(t, cl, trainData)
+	id := submit(c, jobSpecText(data, 1, 1))
+	ns[0].awaitGen(id, 1, 0)
+	put := func(text string) string { return putData(t, cl, text)[len("blob:"):] }
+	report := func(kind, sha string) {
+		t.Helper()
+		if err := cl.Result(ctx(t), id, api.ResultReport{Node: "n1", Kind: kind, Blob: sha, Step: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// recorded waits until every member has its copy of sha and has recorded it: a
+	// record renews the blob's grace, and its file's.
+	recorded := func(what, sha string) {
+		t.Helper()
+		c.WaitFor(what, func() bool {
+			n := 0
+			c.Leader().Read(func(st *coordinator.State) {
+				if b := st.Blobs[sha]; b != nil {
+					n = len(b.Holders)
+				}
+			})
+			return n == len(c.Servers)
+		})
+	}
+	// age makes sha's files older than the file grace on every member that has one.
+	old := time.Now().Add(-time.Hour)
+	age := func(sha string) (left int) {
+		for _, s := range c.Servers {
+			if os.Chtimes(s.BlobPath(sha), old, old) == nil {
+				left++
+			}
+		}
+		return left
+	}
+	// gone waits for sha to leave every member's disk, its files kept old: a member
+	// may renew a file's mtime meanwhile (recording a copy it made).
+	gone := func(what, sha string) {
+		t.Helper()
+		c.WaitFor(what, func() bool { return age(sha) == 0 })
+	}
+
+	ck1 := put("checkpoint at step 10")
+	report("checkpoint", ck1)
+	recorded("every member to hold the first checkpoint", ck1)
+	// Written but not recorded yet, and a write under way: neither may go.
+	unrecorded := []byte("uploaded, not recorded yet")
+	sum := sha256.Sum256(unrecorded)
+	fresh := hex.EncodeToString(sum[:])
+	for _, s := range c.Servers {
+		if err := os.WriteFile(s.BlobPath(fresh), unrecorded, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(filepath.Dir(s.BlobPath(fresh)), "."+fresh+".tmp-123")
+		if err := os.WriteFile(tmp, unrecorded, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(tmp, old, old)
+	}
+	ck2 := put("checkpoint at step 20")
+	report("checkpoint", ck2)
+	gone("the replaced checkpoint to leave every member", ck1)
+	var ae *api.Error
+	for _, s := range c.Servers {
+		if _, _, err := c.Client(s).GetBlob(ctx(t), ck1); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+			t.Fatalf("%s: GET of a collected blob: %v", s.ID(), err)
+		}
+		if _, err := os.Stat(s.BlobPath(fresh)); err != nil {
+			t.Fatalf("%s: the unrecorded upload younger than the grace: %v", s.ID(), err)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(s.BlobPath(fresh)), "."+fresh+".tmp-123")); err != nil {
+			t.Fatalf("%s: the temporary file: %v", s.ID(), err)
+		}
+	}
+	gone("the unrecorded upload past the grace to go", fresh)
+
+	// Final and best the same model; an upload nobody references, past the grace in
+	// the commands' time (the test's clock), goes; the job's blobs stay.
+	model := put("the final model")
+	report("final", model)
+	report("best", model)
+	stray := put("uploaded, never referenced")
+	recorded("every member to record the stray upload", stray)
+	c.Clock.Advance(2 * time.Hour)
+	c.WaitFor("the leader to collect the stray upload", func() bool {
+		listed := true
+		c.Leader().Read(func(st *coordinator.State) { listed = st.Blobs[stray] != nil })
+		return !listed
+	})
+	gone("the stray upload to leave every member", stray)
+	if err := cl.Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 1, Step: 20}); err != nil {
+		t.Fatal(err)
+	}
+	j := job(c, id)
+	keep := []string{data[len("blob:"):], j.Train.Plan, ck2, model}
+	for _, sha := range keep {
+		age(sha)
+	}
+	time.Sleep(3 * time.Second) // sweeps run every 2s
+	for _, s := range c.Servers {
+		for _, sha := range keep {
+			rc, _, err := c.Client(s).GetBlob(ctx(t), sha)
+			if err != nil {
+				t.Fatalf("%s: GET of a job's blob %s: %v", s.ID(), sha, err)
+			}
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("%s: reading %s: %v", s.ID(), sha, err)
+			}
+			if _, err := os.Stat(s.BlobPath(sha)); err != nil {
+				t.Fatalf("%s: a job's blob left the disk: %v", s.ID(), err)
+			}
+		}
 	}
 }

@@ -35,6 +35,7 @@ const (
 	CmdDone           = "done"            // JobDone
 	CmdCancel         = "cancel"          // JobCancel
 	CmdBlobStored     = "blob_stored"     // BlobStored
+	CmdBlobsCollect   = "blobs_collect"   // BlobsCollect
 )
 
 // MemberRemove takes a coordinator out of the member list.
@@ -143,6 +144,14 @@ type BlobStored struct {
 	SHA    string `json:"sha"`
 	Size   int64  `json:"size"`
 	Member string `json:"member"`
+	// Upload: a client uploaded it (again); its grace starts over (Blob.Stored).
+	Upload bool `json:"upload,omitempty"`
+}
+
+// BlobsCollect drops from the state the blobs no job references that no member has
+// stored since Before (the leader's time less Timing.BlobGrace).
+type BlobsCollect struct {
+	Before time.Time `json:"before"`
 }
 
 // NewCommand encodes body as a command of type t made at time now.

@@ -84,8 +84,8 @@ func (g *gen) next(s *State) []byte {
 	var body any
 	// Weights: the commands that move a running job along come often, the ones that
 	// end or start jobs rarely, so that sequences reach deep states.
-	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2}
-	k, w := 0, g.r.IntN(48)
+	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2, 1}
+	k, w := 0, g.r.IntN(49)
 	for w >= weights[k] {
 		w -= weights[k]
 		k++
@@ -159,7 +159,7 @@ func (g *gen) next(s *State) []byte {
 		}
 		t, body = CmdCheckpoint, JobCheckpoint{Job: job, Report: api.CheckpointReport{Node: node, Gen: gen, Step: int64(10 * g.r.IntN(8)), Checksum: sum}}
 	case 13:
-		t, body = CmdResult, JobResult{Job: job, Report: api.ResultReport{Node: node, Kind: []string{"final", "best", "bogus"}[g.r.IntN(3)], Blob: sha(g.r.IntN(3))}}
+		t, body = CmdResult, JobResult{Job: job, Report: api.ResultReport{Node: node, Kind: []string{"final", "best", "checkpoint", "bogus"}[g.r.IntN(4)], Blob: sha(g.r.IntN(3))}}
 	case 14:
 		e := ""
 		if g.r.IntN(3) == 0 {
@@ -170,6 +170,8 @@ func (g *gen) next(s *State) []byte {
 		t, body = CmdCancel, JobCancel{Job: job}
 	case 16:
 		t, body = CmdBlobStored, BlobStored{SHA: sha(g.r.IntN(3)), Size: 10, Member: fmt.Sprintf("c%d", g.r.IntN(3))}
+	case 17:
+		t, body = CmdBlobsCollect, BlobsCollect{Before: g.now.Add(-time.Duration(g.r.IntN(20)) * time.Second)}
 	}
 	b, err := NewCommand(t, g.now, body)
 	if err != nil {
@@ -198,6 +200,11 @@ func checkInvariants(t *testing.T, s *State, step int) {
 		}
 	}
 	for _, j := range s.Jobs {
+		for _, r := range j.Results {
+			if s.Blobs[r.Blob] == nil {
+				t.Fatalf("step %d: job %s's result %s is not listed", step, j.ID, r.Blob)
+			}
+		}
 		if j.State != api.Running {
 			if j.Reconfig != nil || j.Waiting != nil {
 				t.Fatalf("step %d: %s job %s has a reconfig or waiting list", step, j.State, j.ID)

@@ -20,6 +20,8 @@ type leaderLoop struct {
 	// planning: the datasets being planned ("job/which"); planned receives them back.
 	planning map[string]bool
 	planned  chan string
+	// collectAt: when to look next for blobs to collect.
+	collectAt time.Time
 }
 
 func (s *Server) lead(ctx context.Context) {
@@ -77,6 +79,7 @@ func (l *leaderLoop) pass(ctx context.Context) {
 		l.planning[w.key] = true
 		go l.plan(ctx, w)
 	}
+	l.collect(ctx, now)
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
 	for _, d := range decisions {
 		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
@@ -85,6 +88,29 @@ func (l *leaderLoop) pass(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// collect proposes BlobsCollect when the state lists blobs past their grace that no
+// job references; it looks a few times per grace, not every pass.
+func (l *leaderLoop) collect(ctx context.Context, now time.Time) {
+	s := l.s
+	if now.Before(l.collectAt) {
+		return
+	}
+	l.collectAt = now.Add(min(s.cfg.BlobGrace/4, time.Minute))
+	before := now.Add(-s.cfg.BlobGrace)
+	var stale []string
+	s.fsm.Read(func(st *State) { stale = st.collectable(before) })
+	if len(stale) == 0 {
+		return
+	}
+	v, _, err := s.commit(ctx, CmdBlobsCollect, BlobsCollect{Before: before})
+	if err != nil {
+		s.log.Warn("collecting blobs", "err", err)
+		l.collectAt = now // try again next pass
+		return
+	}
+	s.log.Info("blobs collected: no job references them", "shas", v)
 }
 
 // health compares gossip's view with the state's: the changes to commit. A node

@@ -99,6 +99,12 @@ func (s *Server) startRaft() error {
 		s.store.Close()
 		return fmt.Errorf("coordinator: %s holds no cluster state: start the first member with --bootstrap, the others with --join", cfg.DataDir)
 	}
+	// Until the FSM has applied the log it starts with, it lacks recent blobs.
+	if s.bootIndex, err = s.store.LastIndex(); err != nil {
+		s.trans.Close()
+		s.store.Close()
+		return fmt.Errorf("coordinator: raft log: %w", err)
+	}
 	if s.raft, err = raft.NewRaft(rc, s.fsm, s.store, s.store, snaps, s.trans); err != nil {
 		s.trans.Close()
 		s.store.Close()

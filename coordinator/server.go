@@ -83,6 +83,13 @@ type Timing struct {
 	// SnapshotThreshold and SnapshotInterval are raft's (defaults 8192 and 2m).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// BlobGrace: a blob no job references stays listed this long after its upload, in
+	// the commands' time, for the submission or report that will reference it
+	// (default 1h).
+	BlobGrace time.Duration
+	// BlobFileGrace: a file in the blob store that the state does not list is removed
+	// once its mtime is this old; a blob is written before it is listed (default 10m).
+	BlobFileGrace time.Duration
 }
 
 func (t Timing) withDefaults() Timing {
@@ -100,6 +107,8 @@ func (t Timing) withDefaults() Timing {
 	def(&t.Tick, 100*time.Millisecond)
 	def(&t.AbsentGrace, 30*time.Second)
 	def(&t.SnapshotInterval, 2*time.Minute)
+	def(&t.BlobGrace, time.Hour)
+	def(&t.BlobFileGrace, 10*time.Minute)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = 8192
 	}
@@ -128,6 +137,8 @@ type Server struct {
 	trans   *raft.NetworkTransport
 	store   *raftboltdb.BoltStore
 	blobs   *blobStore
+	// bootIndex is the last index of the log this member started with.
+	bootIndex uint64
 
 	apiLn   net.Listener
 	apiAddr string
@@ -179,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("member", id), clock: cfg.Clock, token: cfg.Secret.Token(), fsm: NewFSM()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if s.blobs, err = openBlobStore(filepath.Join(cfg.DataDir, "blobs"), cfg.MaxBlobSize); err != nil {
+	if s.blobs, err = openBlobStore(filepath.Join(cfg.DataDir, "blobs"), cfg.MaxBlobSize, cfg.BlobFileGrace); err != nil {
 		return nil, err
 	}
 	s.fsm.OnApply(func(uint64) { s.changes.notify() })

@@ -19,7 +19,7 @@ import (
 const MaxEvents = 500
 
 // routine are the kinds of events a long job has many of.
-var routine = map[string]bool{"eval": true, "checkpoint": true, "result": true, "confirm": true}
+var routine = map[string]bool{"eval": true, "checkpoint": true, "result": true, "confirm": true, "collected": true}
 
 // keepCheckpoints is how many checkpoint manifests a job keeps.
 const keepCheckpoints = 5
@@ -40,11 +40,14 @@ type State struct {
 	Topics map[string]uint64 `json:"topics"`
 }
 
-// Blob is a stored file the members replicate among themselves.
+// Blob is a stored file the members replicate among themselves. It stays listed while
+// a job references it, or for a grace after Stored (see retention.go).
 type Blob struct {
 	Size    int64     `json:"size"`
 	Holders []string  `json:"holders"` // member IDs, sorted
 	Added   time.Time `json:"added"`
+	// Stored is when it was last uploaded (listed, or uploaded again).
+	Stored time.Time `json:"stored,omitzero"`
 }
 
 // NewState is the empty state.
@@ -232,6 +235,7 @@ var appliers = map[string]applier{
 	CmdDone:           on((*State).done),
 	CmdCancel:         on((*State).cancel),
 	CmdBlobStored:     on((*State).blobStored),
+	CmdBlobsCollect:   onValue((*State).blobsCollect),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {
@@ -437,6 +441,10 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 	for _, id := range b.Members {
 		s.setNodeJob(s.Nodes[id], j.ID)
 	}
+	var prevRestore string
+	if j.Gen != nil {
+		prevRestore = j.Gen.Restore
+	}
 	j.Gen, j.Reconfig, j.Waiting = g, nil, nil
 	j.State, j.Reason = api.Running, ""
 	if j.Started.IsZero() {
@@ -447,6 +455,7 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 	}
 	s.changedJob(j, true)
 	s.event(j, t, "generation", "", "generation %d: %s (%s)", b.Gen, strings.Join(b.Members, ", "), b.Reason)
+	s.dropUnreferenced(j, t, prevRestore, fmt.Sprintf("the checkpoint generation %d restored", b.Gen-1))
 	return nil
 }
 
@@ -641,9 +650,11 @@ func (s *State) result(t time.Time, b JobResult) error {
 	if j.Results == nil {
 		j.Results = map[string]api.Artifact{}
 	}
+	prev := j.Results[r.Kind].Blob
 	j.Results[r.Kind] = api.Artifact{Blob: r.Blob, Size: bl.Size, Step: r.Step, Node: r.Node, Metrics: r.Metrics}
 	s.changedJob(j, false)
 	s.event(j, t, "result", r.Node, "%s model at step %d: %s (%d bytes)", r.Kind, r.Step, short(r.Blob), bl.Size)
+	s.dropUnreferenced(j, t, prev, "the previous "+r.Kind+" model")
 	return nil
 }
 
@@ -687,10 +698,13 @@ func (s *State) blobStored(t time.Time, b BlobStored) error {
 	}
 	bl := s.Blobs[b.SHA]
 	if bl == nil {
-		bl = &Blob{Size: b.Size, Added: t}
+		bl = &Blob{Size: b.Size, Added: t, Stored: t}
 		s.Blobs[b.SHA] = bl
 	} else if bl.Size != b.Size {
 		return errorf(http.StatusConflict, "blob %s has %d bytes, not %d", b.SHA, bl.Size, b.Size)
+	}
+	if b.Upload {
+		bl.Stored = t
 	}
 	if !slices.Contains(bl.Holders, b.Member) {
 		bl.Holders = append(bl.Holders, b.Member)
