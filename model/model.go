@@ -198,9 +198,12 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 
 	h := m.emb.fwd(m, b, ids, train)
 	out := &Output{}
-	for _, ly := range m.layers {
+	for i, ly := range m.layers {
+		// A sequence head reads the first token alone: the last layer computes only its
+		// output, unless every layer's attentions are asked for.
+		first := i == len(m.layers)-1 && m.head.first && !attentions
 		var probs *ts.Tensor
-		h, probs = ly.fwd(m, h, ext, b, train, attentions)
+		h, probs = ly.fwd(m, h, ext, b, train, attentions, first)
 		if probs != nil {
 			out.Attentions = append(out.Attentions, probs)
 		}
