@@ -44,7 +44,7 @@ func (m *Model) project(name string) {
 }
 
 // fwd embeds ids [B, L] into [B, L, H].
-func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, train bool) *ts.Tensor {
+func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.Tensor {
 	c, dev := m.Config, m.Opts.Device
 	var pos *ts.Tensor
 	if off := c.PositionOffset(); off > 0 {
@@ -69,8 +69,10 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, train bool) *ts.Ten
 		x = x.MustAdd(te, true)
 		te.MustDrop()
 	}
-	h := ts.MustDropout(e.norm.fwd(x), c.HiddenDropoutProb, train)
+	n := e.norm.fwd(x)
 	x.MustDrop()
+	h := drop.apply(n, c.HiddenDropoutProb)
+	n.MustDrop()
 	if e.proj != nil {
 		p := e.proj.fwd(h)
 		h.MustDrop()

@@ -72,9 +72,9 @@ func (m *Model) declareLayer(prefix string, n layerNames) *layer {
 // reads from the last layer. Keys and values still cover every token, but the queries,
 // the attention's rows, the output projection and the feed-forward are computed for the
 // first token alone, which saves most of the layer. Each dropout draws its noise at the
-// whole layer's shape and keeps the first token's part (dropoutFirst), so the generator
+// whole layer's shape and keeps the first token's part (dropper.first), so the generator
 // advances as for the whole layer and the values are the whole layer's, bit for bit.
-func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, train, keep, first bool) (*ts.Tensor, *ts.Tensor) {
+func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep, first bool) (*ts.Tensor, *ts.Tensor) {
 	c := m.Config
 	hDrop, aDrop := c.HiddenDropoutProb, c.AttentionProbsDropoutProb
 	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
@@ -86,20 +86,20 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, train, keep, first b
 	heads := func(t *ts.Tensor, n int64) *ts.Tensor { // [B,n,H] -> [B,heads,n,hd]
 		return t.MustView([]int64{B, n, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
 	}
-	// drop is dropout at rate p of x, or, with first, of the tensor of shape full whose
-	// first index along dim x is; x stays the caller's.
-	drop := func(x *ts.Tensor, p float64, full []int64, dim int64) *ts.Tensor {
+	// dropAt is dropout at rate p of x, or, with first, of the tensor of shape full
+	// whose first index along dim x is; x stays the caller's.
+	dropAt := func(x *ts.Tensor, p float64, full []int64, dim int) *ts.Tensor {
 		if first {
-			return dropoutFirst(x, p, train, full, dim)
+			return drop.first(x, p, full, dim)
 		}
-		return ts.MustDropout(x, p, train)
+		return drop.apply(x, p)
 	}
 	hidden := []int64{B, L, H}
 	dropout := func(x *ts.Tensor, on bool) *ts.Tensor { // takes ownership of x
 		if !on {
 			return x
 		}
-		d := drop(x, hDrop, hidden, 1)
+		d := dropAt(x, hDrop, hidden, 1)
 		x.MustDrop()
 		return d
 	}
@@ -117,7 +117,7 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, train, keep, first b
 	if keep {
 		kept = probs.MustDetach(false)
 	}
-	ctx := drop(probs, aDrop, []int64{B, nh, L, L}, 2).MustMatmul(v, true).
+	ctx := dropAt(probs, aDrop, []int64{B, nh, L, L}, 2).MustMatmul(v, true).
 		MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true).MustView([]int64{B, Q, nh * hd}, true)
 	probs.MustDrop()
 	v.MustDrop()
@@ -136,20 +136,4 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, train, keep, first b
 	h = ly.outNorm.fwd(o)
 	o.MustDrop()
 	return h, kept
-}
-
-// dropoutFirst is dropout at rate p of x, the first index along dim of a tensor of shape
-// full: libtorch's dropout of ones of shape full, which is its noise (the generator
-// advances as for the whole tensor), narrowed to that index and multiplied in, as
-// dropout multiplies its noise in.
-func dropoutFirst(x *ts.Tensor, p float64, train bool, full []int64, dim int64) *ts.Tensor {
-	if !train || p == 0 {
-		return x.MustShallowClone()
-	}
-	ones := ts.MustOnes(full, x.DType(), x.MustDevice())
-	noise := ts.MustDropout(ones, p, train).MustNarrow(dim, 0, 1, true)
-	ones.MustDrop()
-	d := x.MustMul(noise, false)
-	noise.MustDrop()
-	return d
 }
