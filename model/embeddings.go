@@ -52,7 +52,11 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.
 	} else {
 		pos = m.posIDs.MustNarrow(0, 0, int64(b.L), false)
 	}
-	x := ts.MustEmbedding(e.word.T, ids, int64(c.PadTokenID), false, false)
+	// On the CPU the word embeddings' gradient is sparse: backward adds the batch's rows
+	// into the flat gradient instead of zeroing a dense vocabulary-sized gradient,
+	// filling it and adding all of it.
+	sparse := e.word.Trainable && !dev.IsCuda()
+	x := ts.MustEmbedding(e.word.T, ids, int64(c.PadTokenID), false, sparse)
 	pe := ts.MustEmbedding(e.pos.T, pos, e.pos.PadRow, false, false)
 	pos.MustDrop()
 	x = x.MustAdd(pe, true)
