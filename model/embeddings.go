@@ -44,7 +44,7 @@ func (m *Model) project(name string) {
 }
 
 // fwd embeds ids [B, L] into [B, L, H].
-func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, train bool) *ts.Tensor {
+func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.Tensor {
 	c, dev := m.Config, m.Opts.Device
 	var pos *ts.Tensor
 	if off := c.PositionOffset(); off > 0 {
@@ -52,7 +52,11 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, train bool) *ts.Ten
 	} else {
 		pos = m.posIDs.MustNarrow(0, 0, int64(b.L), false)
 	}
-	x := ts.MustEmbedding(e.word.T, ids, int64(c.PadTokenID), false, false)
+	// On the CPU the word embeddings' gradient is sparse: backward adds the batch's rows
+	// into the flat gradient instead of zeroing a dense vocabulary-sized gradient,
+	// filling it and adding all of it.
+	sparse := e.word.Trainable && !dev.IsCuda()
+	x := ts.MustEmbedding(e.word.T, ids, int64(c.PadTokenID), false, sparse)
 	pe := ts.MustEmbedding(e.pos.T, pos, e.pos.PadRow, false, false)
 	pos.MustDrop()
 	x = x.MustAdd(pe, true)
@@ -69,8 +73,10 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, train bool) *ts.Ten
 		x = x.MustAdd(te, true)
 		te.MustDrop()
 	}
-	h := ts.MustDropout(e.norm.fwd(x), c.HiddenDropoutProb, train)
+	n := e.norm.fwd(x)
 	x.MustDrop()
+	h := drop.apply(n, c.HiddenDropoutProb)
+	n.MustDrop()
 	if e.proj != nil {
 		p := e.proj.fwd(h)
 		h.MustDrop()

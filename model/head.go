@@ -66,7 +66,7 @@ func orDefault(d *float64, hidden float64) float64 {
 }
 
 // fwd computes the logits from the last hidden states h [B, L, H], taking ownership of h.
-func (hd *head) fwd(h *ts.Tensor, train bool) *ts.Tensor {
+func (hd *head) fwd(h *ts.Tensor, drop *dropper) *ts.Tensor {
 	feat := h
 	if hd.first {
 		feat = h.MustSelect(1, 0, false)
@@ -79,15 +79,15 @@ func (hd *head) fwd(h *ts.Tensor, train bool) *ts.Tensor {
 	}
 	if hd.pre != nil {
 		if hd.preDrop > 0 {
-			step(func(x *ts.Tensor) *ts.Tensor { return ts.MustDropout(x, hd.preDrop, train) })
+			step(func(x *ts.Tensor) *ts.Tensor { return drop.apply(x, hd.preDrop) })
 		}
 		step(func(x *ts.Tensor) *ts.Tensor { return hd.preAct(hd.pre.fwd(x)) })
 	}
 	if hd.hidden != nil {
-		step(func(x *ts.Tensor) *ts.Tensor { return ts.MustDropout(x, hd.drop, train) })
+		step(func(x *ts.Tensor) *ts.Tensor { return drop.apply(x, hd.drop) })
 		step(func(x *ts.Tensor) *ts.Tensor { return hd.hidden.fwd(x).MustGelu("none", true) })
 	}
-	step(func(x *ts.Tensor) *ts.Tensor { return ts.MustDropout(x, hd.drop, train) })
+	step(func(x *ts.Tensor) *ts.Tensor { return drop.apply(x, hd.drop) })
 	step(hd.out.fwd)
 	return feat
 }

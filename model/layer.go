@@ -67,38 +67,65 @@ func (m *Model) declareLayer(prefix string, n layerNames) *layer {
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of; ext is the additive
 // attention mask [B, 1, 1, L]. With keep it also returns the attention probabilities.
-func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, train, keep bool) (*ts.Tensor, *ts.Tensor) {
+//
+// With first it returns only the first token's output, [B, 1, H]: all a sequence head
+// reads from the last layer. Keys and values still cover every token, but the queries,
+// the attention's rows, the output projection and the feed-forward are computed for the
+// first token alone, which saves most of the layer. Each dropout draws its noise at the
+// whole layer's shape and keeps the first token's part (dropper.first), so the generator
+// advances as for the whole layer and the values are the whole layer's, bit for bit.
+func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep, first bool) (*ts.Tensor, *ts.Tensor) {
 	c := m.Config
 	hDrop, aDrop := c.HiddenDropoutProb, c.AttentionProbsDropoutProb
 	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
-	B, L := int64(b.B), int64(b.L)
-	heads := func(t *ts.Tensor) *ts.Tensor { // [B,L,H] -> [B,heads,L,hd]
-		return t.MustView([]int64{B, L, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
+	B, L, H := int64(b.B), int64(b.L), int64(c.HiddenSize)
+	Q := L // query positions computed
+	if first {
+		Q = 1
 	}
-	dropout := func(x *ts.Tensor, on bool) *ts.Tensor {
+	heads := func(t *ts.Tensor, n int64) *ts.Tensor { // [B,n,H] -> [B,heads,n,hd]
+		return t.MustView([]int64{B, n, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
+	}
+	// dropAt is dropout at rate p of x, or, with first, of the tensor of shape full
+	// whose first index along dim x is; x stays the caller's.
+	dropAt := func(x *ts.Tensor, p float64, full []int64, dim int) *ts.Tensor {
+		if first {
+			return drop.first(x, p, full, dim)
+		}
+		return drop.apply(x, p)
+	}
+	hidden := []int64{B, L, H}
+	dropout := func(x *ts.Tensor, on bool) *ts.Tensor { // takes ownership of x
 		if !on {
 			return x
 		}
-		d := ts.MustDropout(x, hDrop, train)
+		d := dropAt(x, hDrop, hidden, 1)
 		x.MustDrop()
 		return d
 	}
+	hq := h // the rows queries are computed for
+	if first {
+		hq = h.MustNarrow(1, 0, 1, false).MustContiguous(true)
+	}
 	scale := ts.FloatScalar(1 / math.Sqrt(float64(hd)))
-	q := heads(ly.q.fwd(h))
-	k := heads(ly.k.fwd(h))
-	v := heads(ly.v.fwd(h))
+	q := heads(ly.q.fwd(hq), Q)
+	k := heads(ly.k.fwd(h), L)
+	v := heads(ly.v.fwd(h), L)
 	scores := q.MustMatmul(k.MustTranspose(-1, -2, true), true).MustMulScalar(scale, true).MustAdd(ext, true)
 	probs := scores.MustSoftmax(-1, gotch.Float, true)
 	var kept *ts.Tensor
 	if keep {
 		kept = probs.MustDetach(false)
 	}
-	ctx := ts.MustDropout(probs, aDrop, train).MustMatmul(v, true).
-		MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true).MustView([]int64{B, L, nh * hd}, true)
+	ctx := dropAt(probs, aDrop, []int64{B, nh, L, L}, 2).MustMatmul(v, true).
+		MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true).MustView([]int64{B, Q, nh * hd}, true)
 	probs.MustDrop()
 	v.MustDrop()
-	a := dropout(ly.attnOut.fwd(ctx), ly.attnOutDrop).MustAdd(h, true)
+	a := dropout(ly.attnOut.fwd(ctx), ly.attnOutDrop).MustAdd(hq, true)
 	ctx.MustDrop()
+	if first {
+		hq.MustDrop()
+	}
 	h.MustDrop()
 	h = ly.attnNorm.fwd(a)
 	a.MustDrop()

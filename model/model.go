@@ -196,16 +196,24 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		MustView([]int64{int64(b.B), 1, 1, int64(b.L)}, true)
 	defer ext.MustDrop()
 
-	h := m.emb.fwd(m, b, ids, train)
+	drop, err := newDropper(train, dev)
+	if err != nil {
+		return nil, err
+	}
+	defer drop.done()
+	h := m.emb.fwd(m, b, ids, drop)
 	out := &Output{}
-	for _, ly := range m.layers {
+	for i, ly := range m.layers {
+		// A sequence head reads the first token alone: the last layer computes only its
+		// output, unless every layer's attentions are asked for.
+		first := i == len(m.layers)-1 && m.head.first && !attentions
 		var probs *ts.Tensor
-		h, probs = ly.fwd(m, h, ext, b, train, attentions)
+		h, probs = ly.fwd(m, h, ext, b, drop, attentions, first)
 		if probs != nil {
 			out.Attentions = append(out.Attentions, probs)
 		}
 	}
-	out.Logits = m.head.fwd(h, train)
+	out.Logits = m.head.fwd(h, drop)
 	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
 		out.Logits = out.Logits.MustTotype(gotch.Float, true)
 	}
