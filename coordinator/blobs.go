@@ -148,23 +148,39 @@ func (s *Server) storeBlob(ctx context.Context, data []byte) (string, error) {
 }
 
 // addHolder records in the replicated state that this member holds a blob, uploaded
-// to it or copied from another member: on the leader directly, else through it.
+// to it or copied from another member: on the leader directly, else through it. The
+// leader is looked up for each try: an upload that arrives during an election must
+// not keep knocking on the dead leader. After 30 s it answers 503, and the uploader's
+// retry finds the file already here.
 func (s *Server) addHolder(ctx context.Context, sha string, size int64, upload bool) error {
-	if s.IsLeader() {
-		_, _, err := s.commit(ctx, CmdBlobStored, BlobStored{SHA: sha, Size: size, Member: s.id, Upload: upload})
-		return err
-	}
-	leader := s.leaderAPI()
-	if leader == "" {
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: "no leader to record the blob with"}
-	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	b, _ := json.Marshal(api.BlobHolder{Member: s.id, Size: size, Upload: upload})
-	resp, err := s.client([]string{leader}).Do(ctx, http.MethodPost, "/v1/blobs/"+sha+"/holders", nil, b)
-	if err != nil {
-		return err
+	last := errors.New("no leader")
+	for {
+		if s.IsLeader() {
+			_, _, err := s.commit(ctx, CmdBlobStored, BlobStored{SHA: sha, Size: size, Member: s.id, Upload: upload})
+			return err
+		}
+		if leader := s.leaderAPI(); leader != "" {
+			try, stop := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := s.client([]string{leader}).Do(try, http.MethodPost, "/v1/blobs/"+sha+"/holders", nil, b)
+			stop()
+			if err == nil {
+				resp.Body.Close()
+				return nil
+			}
+			if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Status < 500 {
+				return err
+			}
+			last = fmt.Errorf("%s: %w", leader, err)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return &api.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("recording blob %s with the leader: %v", sha, last)}
+		}
 	}
-	resp.Body.Close()
-	return nil
 }
 
 func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {

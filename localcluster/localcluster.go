@@ -412,8 +412,11 @@ func (c *Cluster) LogTails() string {
 	var b strings.Builder
 	for _, p := range c.Procs {
 		data, _ := os.ReadFile(p.Log)
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		fmt.Fprintf(&b, "--- %s (%s):\n%s\n", p.Name, p.Log, strings.Join(lines[max(0, len(lines)-8):], "\n"))
+		// gossip's routine probes would crowd out what the process said last
+		lines := slices.DeleteFunc(strings.Split(strings.TrimSpace(string(data)), "\n"), func(l string) bool {
+			return strings.Contains(l, "[DEBUG] memberlist:")
+		})
+		fmt.Fprintf(&b, "--- %s (%s):\n%s\n", p.Name, p.Log, strings.Join(lines[max(0, len(lines)-12):], "\n"))
 	}
 	return b.String()
 }
