@@ -541,18 +541,7 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 	waitFor(t, "step 20", func() bool { return n1.agent.applied.Load() >= 20 })
 	n3 := startNode(t, c, "n3", 3)
 	c.reconfig("n3 joining")
-	confirmed := map[string]bool{}
-	for len(confirmed) < 2 {
-		select {
-		case f := <-c.failures:
-			if f.Error != "" || f.Gen != 1 {
-				t.Fatalf("want a confirmation of generation 1, got %+v", f)
-			}
-			confirmed[f.Node] = true
-		case <-time.After(30 * time.Second):
-			t.Fatalf("confirmations from %v only", confirmed)
-		}
-	}
+	awaitConfirmations(t, c, 1, "n1", "n2")
 	c.open(2, "n1", "n2", "n3")
 	awaitDone(t, c)
 	for _, n := range []*testNode{n2, n3} {
