@@ -68,6 +68,11 @@ type Config struct {
 	BucketElems int
 	ChunkElems  int
 
+	// NoSharedMemory keeps a ring whose ranks share a host and network namespace on
+	// TCP. Otherwise such a ring with codec none reduces through shared memory (see
+	// README.md); one rank setting it is enough.
+	NoSharedMemory bool
+
 	Listener Listener
 	Dialer   Dialer // default &net.Dialer{}
 }

@@ -326,9 +326,13 @@ func (r *Ring) Start(ctx context.Context, buf []float32, op Op) (*Pending, error
 	p := &Pending{r: r, ready: [2]gauge{newGauge(), newGauge()}, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		if r.psgd != nil {
+		switch {
+		case r.psgd != nil:
 			p.err = r.psgd.allReduce(ctx, r, buf, op, &p.ready[0])
-		} else {
+		case r.shm != nil:
+			p.err = r.runShm(ctx, buf, op, &p.ready[0])
+			r.seq++
+		default:
 			ps := r.newPass(buf, op)
 			ps.logical, ps.readyS, ps.readyR = true, &p.ready[0], &p.ready[1]
 			p.err = r.runPass(ctx, ps)

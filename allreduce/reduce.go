@@ -62,6 +62,56 @@ func scale(v []float32, f float32) {
 	}
 }
 
+// The shared-memory path's sums (shm_pass.go), each term added as the TCP receiver
+// adds it: the new term first, so the bits match the ring's.
+
+// addTo sets dst[i] = a[i] + b[i].
+func addTo(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d, x, y := dst[i:i+8:i+8], a[i:i+8:i+8], b[i:i+8:i+8]
+		d[0], d[1], d[2], d[3] = x[0]+y[0], x[1]+y[1], x[2]+y[2], x[3]+y[3]
+		d[4], d[5], d[6], d[7] = x[4]+y[4], x[5]+y[5], x[6]+y[6], x[7]+y[7]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+// addInto sets dst[i] = a[i] + dst[i].
+func addInto(dst, a []float32) {
+	a = a[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d, x := dst[i:i+8:i+8], a[i:i+8:i+8]
+		d[0], d[1], d[2], d[3] = x[0]+d[0], x[1]+d[1], x[2]+d[2], x[3]+d[3]
+		d[4], d[5], d[6], d[7] = x[4]+d[4], x[5]+d[5], x[6]+d[6], x[7]+d[7]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] + dst[i]
+	}
+}
+
+// finish sets dst[i] = (dst[i] + acc[i]) * f and copies it to out[i]: the owner's own
+// term, OpAvg's scaling (f = 1 for a sum: (x+y)*1 is x+y) and the publication of the
+// result in one pass. acc may be out.
+func finish(dst, acc, out []float32, f float32) {
+	acc, out = acc[:len(dst)], out[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d, x, o := dst[i:i+8:i+8], acc[i:i+8:i+8], out[i:i+8:i+8]
+		for j := range 8 {
+			d[j] = (d[j] + x[j]) * f
+			o[j] = d[j]
+		}
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = (dst[i] + acc[i]) * f
+		out[i] = dst[i]
+	}
+}
+
 var littleEndian = func() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 1

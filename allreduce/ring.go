@@ -27,7 +27,12 @@ type Ring struct {
 	send, recv side // per-direction codec state and scratch, owned by one goroutine each
 	psgd       *powerSGD
 
-	ops, logical, wire atomic.Int64
+	// shm, when set, is the region the ranks reduce through instead of the
+	// connections, which then only watch for the neighbours' failures.
+	shm           *shmRegion
+	transportNote string // why not shared memory, when it was declined
+
+	ops, logical, wire, shared atomic.Int64
 }
 
 // side is what one direction of the ring needs per frame, allocated once per ring.
@@ -42,13 +47,18 @@ type side struct {
 // Stats counts what this rank has sent since the ring was built.
 type Stats struct {
 	Ops          int64
-	LogicalBytes int64 // what CodecNone would have sent for the same operations
-	WireBytes    int64 // what was sent, headers included
+	LogicalBytes int64 // what CodecNone over TCP would have sent for the same operations
+	WireBytes    int64 // what was sent on the connections, headers included
+	// Transport is "shm" when the ranks reduce through shared memory, else "tcp";
+	// TransportNote says why shared memory was declined, if it was.
+	Transport     string
+	TransportNote string
+	SharedBytes   int64 // what this rank wrote into the shared region
 }
 
 // Ratio is LogicalBytes / WireBytes, the compression the codec achieved.
 func (s Stats) Ratio() float64 {
-	if s.WireBytes == 0 {
+	if s.WireBytes == 0 { // nothing sent, or all through shared memory
 		return 1
 	}
 	return float64(s.LogicalBytes) / float64(s.WireBytes)
@@ -108,6 +118,10 @@ func New(ctx context.Context, cfg Config) (*Ring, error) {
 		return nil, err
 	}
 	r.next, r.prev = next, a.conn
+	if err := r.setupShm(ctx); err != nil {
+		r.closeConns()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -180,7 +194,12 @@ func (r *Ring) accept(ctx context.Context) (net.Conn, error) {
 
 // Stats returns the counters so far.
 func (r *Ring) Stats() Stats {
-	return Stats{Ops: r.ops.Load(), LogicalBytes: r.logical.Load(), WireBytes: r.wire.Load()}
+	s := Stats{Ops: r.ops.Load(), LogicalBytes: r.logical.Load(), WireBytes: r.wire.Load(), Transport: "tcp",
+		TransportNote: r.transportNote, SharedBytes: r.shared.Load()}
+	if r.shm != nil {
+		s.Transport = "shm"
+	}
+	return s
 }
 
 // Size and Rank describe the membership.
@@ -205,6 +224,9 @@ func (r *Ring) Rebuild(ctx context.Context, peers []string, rank int) (*Ring, er
 // close the Listener.
 func (r *Ring) Close() error {
 	r.closed.Store(true)
+	if r.shm != nil {
+		r.shm.close()
+	}
 	r.closeConns()
 	return nil
 }

@@ -29,7 +29,8 @@ func listenTCP(t testing.TB, n int) ([]Listener, []string) {
 	return lns, addrs
 }
 
-// buildRings builds one ring per listener concurrently, mod adjusting each config.
+// buildRings builds one ring per listener concurrently, mod adjusting each config. The
+// rings use TCP unless mod turns shared memory back on.
 func buildRings(t testing.TB, lns []Listener, addrs []string, gen uint32, mod func(*Config)) []*Ring {
 	t.Helper()
 	rings := make([]*Ring, len(lns))
@@ -37,7 +38,7 @@ func buildRings(t testing.TB, lns []Listener, addrs []string, gen uint32, mod fu
 	var wg sync.WaitGroup
 	for i := range lns {
 		cfg := Config{Peers: addrs, Rank: i, Generation: gen, Secret: testSecret, Listener: lns[i],
-			Timeout: 2 * time.Second, SetupTimeout: 5 * time.Second, Codec: CodecNone}
+			Timeout: 2 * time.Second, SetupTimeout: 5 * time.Second, Codec: CodecNone, NoSharedMemory: true}
 		if mod != nil {
 			mod(&cfg)
 		}
