@@ -38,7 +38,7 @@ func helperRank() int {
 	size, _ := strconv.Atoi(os.Getenv("BNR_HELPER_SIZE"))
 	r, err := New(context.Background(), Config{Peers: strings.Split(os.Getenv("BNR_HELPER_PEERS"), ","), Rank: rank,
 		Generation: uint32(gen), Secret: testSecret, Listener: ln.(*net.TCPListener), Timeout: faultTimeout,
-		SetupTimeout: 10 * time.Second})
+		SetupTimeout: 10 * time.Second, NoSharedMemory: os.Getenv("BNR_HELPER_SHM") == ""})
 	if err != nil {
 		fmt.Println("new:", err)
 		return 3
@@ -62,8 +62,9 @@ func fill(buf []float32, rank int) {
 	}
 }
 
-// startHelper runs rank `rank` of the ring in a child process on ln.
-func startHelper(t *testing.T, ln Listener, addrs []string, rank int, gen uint32, size int) (*exec.Cmd, *bufio.Scanner) {
+// startHelper runs rank `rank` of the ring in a child process on ln, through shared
+// memory if shm.
+func startHelper(t *testing.T, ln Listener, addrs []string, rank int, gen uint32, size int, shm bool) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	f, err := ln.(*net.TCPListener).File()
 	if err != nil {
@@ -73,6 +74,9 @@ func startHelper(t *testing.T, ln Listener, addrs []string, rank int, gen uint32
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BNR_HELPER_RANK="+strconv.Itoa(rank), "BNR_HELPER_GEN="+strconv.Itoa(int(gen)),
 		"BNR_HELPER_SIZE="+strconv.Itoa(size), "BNR_HELPER_PEERS="+strings.Join(addrs, ","))
+	if shm {
+		cmd.Env = append(cmd.Env, "BNR_HELPER_SHM=1")
+	}
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -113,13 +117,14 @@ func reduceUntilFailure(rings []*Ring, size int) []chan failure {
 	return out
 }
 
-// faultRing builds a ring of n ranks whose last rank is a child process, and sets the
-// others reducing until they fail. It returns once the child has completed two
-// operations.
-func faultRing(t *testing.T, n, size int) ([]Listener, []string, []*Ring, []chan failure, *exec.Cmd) {
+// faultRing builds a ring of n ranks whose last rank is a child process, over TCP or
+// through shared memory, and sets the others reducing until they fail. It returns once
+// the child has completed two operations.
+func faultRing(t *testing.T, n, size int, shm bool) ([]Listener, []string, []*Ring, []chan failure, *exec.Cmd) {
 	lns, addrs := listenTCP(t, n)
-	cmd, out := startHelper(t, lns[n-1], addrs, n-1, 1, size)
-	rings := buildRings(t, lns[:n-1], addrs, 1, func(c *Config) { c.Timeout = faultTimeout })
+	cmd, out := startHelper(t, lns[n-1], addrs, n-1, 1, size, shm)
+	rings := buildRings(t, lns[:n-1], addrs, 1, func(c *Config) { c.Timeout, c.NoSharedMemory = faultTimeout, !shm })
+	checkTransport(t, rings, shm)
 	fails := reduceUntilFailure(rings, size)
 	return lns, addrs, rings, fails, waitOps(t, cmd, out, 2)
 }
@@ -173,8 +178,12 @@ func checkFailures(t *testing.T, fails []chan failure, fault time.Time, limit ti
 // survivors at generation 2 and reduce exactly; the killed rank, restarted with its
 // stale generation-1 membership, is turned away.
 func TestKillRankMidOperation(t *testing.T) {
+	forTransports(t, testKillRankMidOperation)
+}
+
+func testKillRankMidOperation(t *testing.T, shm bool) {
 	const n, size = 4, 2 << 20
-	lns, addrs, _, fails, cmd := faultRing(t, n, size)
+	lns, addrs, _, fails, cmd := faultRing(t, n, size, shm)
 	time.Sleep(30 * time.Millisecond)
 	fault := time.Now()
 	cmd.Process.Signal(syscall.SIGKILL)
@@ -190,12 +199,13 @@ func TestKillRankMidOperation(t *testing.T) {
 	join := func(i int) {
 		wg.Go(func() {
 			gen2[i], errs[i] = New(context.Background(), Config{Peers: saddrs, Rank: i, Generation: 2,
-				Secret: testSecret, Listener: survivors[i], Timeout: faultTimeout, SetupTimeout: 10 * time.Second})
+				Secret: testSecret, Listener: survivors[i], Timeout: faultTimeout, SetupTimeout: 10 * time.Second,
+				NoSharedMemory: !shm})
 		})
 	}
 	join(0)
 	lnStale, _ := listenTCP(t, 1)
-	stale, out := startHelper(t, lnStale[0], addrs, n-1, 1, size)
+	stale, out := startHelper(t, lnStale[0], addrs, n-1, 1, size, shm)
 	var lines []string
 	for out.Scan() {
 		lines = append(lines, out.Text())
@@ -213,6 +223,7 @@ func TestKillRankMidOperation(t *testing.T) {
 		}
 		defer gen2[i].Close()
 	}
+	checkTransport(t, gen2, shm)
 	checkExact(t, rand.New(rand.NewPCG(2, 1)), gen2, 100003, OpSum)
 }
 
@@ -221,8 +232,12 @@ func TestKillRankMidOperation(t *testing.T) {
 // must fail with a typed error within the timeout (plus scheduling slack), then the
 // survivors rebuild and reduce.
 func TestStallRankMidOperation(t *testing.T) {
+	forTransports(t, testStallRankMidOperation)
+}
+
+func testStallRankMidOperation(t *testing.T, shm bool) {
 	const n, size = 3, 2 << 20
-	_, addrs, rings, fails, cmd := faultRing(t, n, size)
+	_, addrs, rings, fails, cmd := faultRing(t, n, size, shm)
 	time.Sleep(30 * time.Millisecond)
 	fault := time.Now()
 	cmd.Process.Signal(syscall.SIGSTOP)
@@ -245,5 +260,22 @@ func TestStallRankMidOperation(t *testing.T) {
 			t.Fatalf("rank %d rebuilt generation %d, want 2", i, next[i].Generation())
 		}
 	}
+	checkTransport(t, next, shm)
 	checkExact(t, rand.New(rand.NewPCG(3, 1)), next, 100003, OpSum)
+}
+
+// forTransports runs a test over TCP and through shared memory.
+func forTransports(t *testing.T, test func(t *testing.T, shm bool)) {
+	t.Run("tcp", func(t *testing.T) { test(t, false) })
+	t.Run("shm", func(t *testing.T) { test(t, true) })
+}
+
+func checkTransport(t *testing.T, rings []*Ring, shm bool) {
+	t.Helper()
+	want := map[bool]string{false: "tcp", true: "shm"}[shm]
+	for i, r := range rings {
+		if s := r.Stats(); s.Transport != want {
+			t.Fatalf("rank %d: transport %s (%s), want %s", i, s.Transport, s.TransportNote, want)
+		}
+	}
 }

@@ -14,8 +14,14 @@ import (
 // TestReadyPipelinesBuckets: buckets go on the wire as soon as Ready covers them, while
 // the rest of the buffer still holds garbage (NaN) that must never be read.
 func TestReadyPipelinesBuckets(t *testing.T) {
+	forTransports(t, testReadyPipelinesBuckets)
+}
+
+func testReadyPipelinesBuckets(t *testing.T, shm bool) {
 	const n, bucket, buckets = 3, 5000, 4
-	rings := tcpRings(t, n, func(c *Config) { c.BucketElems, c.ChunkElems = bucket, 700 })
+	rings := tcpRings(t, n, func(c *Config) { c.BucketElems, c.ChunkElems, c.NoSharedMemory = bucket, 700, !shm })
+	checkTransport(t, rings, shm)
+	moved := func() bool { s := rings[0].Stats(); return s.WireBytes+s.SharedBytes > 0 }
 	rng := rand.New(rand.NewPCG(21, 22))
 	inputs := make([][]float32, n)
 	bufs := make([][]float32, n)
@@ -39,10 +45,10 @@ func TestReadyPipelinesBuckets(t *testing.T) {
 		}
 		if b == 0 { // the first bucket travels while the others are not ready
 			deadline := time.Now().Add(2 * time.Second)
-			for rings[0].Stats().WireBytes == 0 && time.Now().Before(deadline) {
+			for !moved() && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
-			if rings[0].Stats().WireBytes == 0 {
+			if !moved() {
 				t.Fatal("nothing sent after the first bucket was ready")
 			}
 		}
@@ -64,7 +70,12 @@ func TestReadyPipelinesBuckets(t *testing.T) {
 // context.Canceled there at once and makes the other ranks fail with a typed error
 // within the timeout; the ring then refuses further work with ErrBroken.
 func TestCancelAbortsEveryRank(t *testing.T) {
-	rings := tcpRings(t, 3, func(c *Config) { c.BucketElems, c.Timeout = 1000, time.Second })
+	forTransports(t, testCancelAbortsEveryRank)
+}
+
+func testCancelAbortsEveryRank(t *testing.T, shm bool) {
+	rings := tcpRings(t, 3, func(c *Config) { c.BucketElems, c.Timeout, c.NoSharedMemory = 1000, time.Second, !shm })
+	checkTransport(t, rings, shm)
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make([]error, 3)
 	var wg sync.WaitGroup

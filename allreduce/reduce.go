@@ -101,10 +101,10 @@ func finish(dst, acc, out []float32, f float32) {
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d, x, o := dst[i:i+8:i+8], acc[i:i+8:i+8], out[i:i+8:i+8]
-		for j := range 8 {
-			d[j] = (d[j] + x[j]) * f
-			o[j] = d[j]
-		}
+		v0, v1, v2, v3 := (d[0]+x[0])*f, (d[1]+x[1])*f, (d[2]+x[2])*f, (d[3]+x[3])*f
+		v4, v5, v6, v7 := (d[4]+x[4])*f, (d[5]+x[5])*f, (d[6]+x[6])*f, (d[7]+x[7])*f
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = v0, v1, v2, v3, v4, v5, v6, v7
+		o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = v0, v1, v2, v3, v4, v5, v6, v7
 	}
 	for ; i < len(dst); i++ {
 		dst[i] = (dst[i] + acc[i]) * f

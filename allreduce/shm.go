@@ -228,24 +228,24 @@ func (s *shmRegion) await(c *atomic.Uint32, target uint32, p int) error {
 
 // blame is the error for rank p's failure as the region shows it.
 func (s *shmRegion) blame(p, cause int) error {
-	err := fmt.Errorf("%w: rank %d gave up the operation (shared memory)", ErrPeerLost, p)
+	err := fmt.Errorf("%w: rank %d failed or left the operation (shared memory)", ErrPeerLost, p)
 	if cause == causeTimeout {
 		err = fmt.Errorf("%w: rank %d made no progress in shared memory for %v", ErrTimeout, p, s.timeout)
 	}
 	return &PeerError{Rank: p, Addr: s.peers[p], Err: err}
 }
 
-// failure says whether the operation must stop: this rank aborted, a neighbour's
-// connection broke, or another rank flagged a failure in the region.
+// failure says whether the operation must stop: this rank aborted, another rank
+// flagged a failure in the region, or a neighbour's connection broke.
 func (s *shmRegion) failure() error {
 	if b := s.aborted.Load(); b != nil {
 		return b.err
 	}
+	if f := s.failed.Load(); f != 0 { // before lost: it names the rank at the origin
+		return s.blame(int(f&0xffff)-1, int(f>>16))
+	}
 	if b := s.lost.Load(); b != nil {
 		return b.err
-	}
-	if f := s.failed.Load(); f != 0 {
-		return s.blame(int(f&0xffff)-1, int(f>>16))
 	}
 	return nil
 }

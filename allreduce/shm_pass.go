@@ -36,7 +36,6 @@ type shmPass struct {
 	abort  chan struct{}
 	once   sync.Once
 	err    error
-	shared int64 // bytes this rank wrote into the region
 }
 
 // shmRound is one round: piece j of every segment of bucket [lo, hi).
@@ -92,7 +91,6 @@ func (r *Ring) runShm(ctx context.Context, buf []float32, op Op, ready *gauge) e
 	}
 	stop()
 	p.once.Do(func() {}) // waits for a cancellation already failing the pass; bars later ones
-	r.shared.Add(p.shared)
 	if p.err != nil {
 		r.broken = p.err
 		return p.err
@@ -183,7 +181,7 @@ func (p *shmPass) copyIn(base uint32, k int) error {
 		if c != own {
 			a, b := p.piece(rd, c)
 			copy(p.slot(r.rank, g, c), p.buf[a:b])
-			p.shared += int64(4 * (b - a))
+			r.shared.Add(int64(4 * (b - a)))
 		}
 	}
 	s.publish(s.ranks[r.rank].in, g+1)
@@ -229,7 +227,7 @@ func (p *shmPass) reduce(base uint32, k int) error {
 		}
 		finish(dst[lo:hi], acc, res[lo:hi], f) // (x_c-1 + ...) * f, this rank's own term last
 	}
-	p.shared += int64(4 * m)
+	r.shared.Add(int64(4 * m))
 	s.publish(s.ranks[r.rank].red, g+1)
 	return nil
 }
