@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -50,9 +51,12 @@ func helperRank() int {
 			fmt.Println("allreduce:", err)
 			return 4
 		}
-		fmt.Println("op", i)
+		fmt.Printf("op %d %08x\n", i, checksum(buf))
 	}
 }
+
+// checksum is a CRC of a buffer's bits, for a child rank to report its result.
+func checksum(buf []float32) uint32 { return crc32.ChecksumIEEE(f32bytes(buf)) }
 
 const faultTimeout = 1 * time.Second
 

@@ -20,7 +20,7 @@ import (
 //	pages after the header: slot (p, d) at hdr + (p*depth + d) * n*q*4
 const (
 	shmMagic    = "bnrshm1\x00"
-	shmDepth    = 2       // slots per rank: round k+1 is copied in while round k is summed
+	shmDepth    = 4       // slots per rank: the next rounds are copied in while one is summed
 	shmSlotVals = 1 << 18 // values in one slot (1 MiB): n pieces stay in the L2 cache
 	shmMaxBytes = 64 << 20
 	shmSpins    = 64 // polls of a counter before sleeping on the futex

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // An all-reduce through the shared region. The schedule's summation order is kept
@@ -165,8 +166,8 @@ var errAborted = errors.New("allreduce: aborted")
 func (p *shmPass) copyIn(base uint32, k int) error {
 	r, s := p.r, p.s
 	rd := p.round(k)
-	if p.ready != nil && !p.ready.await(int64(rd.hi), p.abort) {
-		return errAborted
+	if err := p.awaitReady(int64(rd.hi)); err != nil {
+		return err
 	}
 	g := base + uint32(k)
 	for q := range r.n {
@@ -187,6 +188,31 @@ func (p *shmPass) copyIn(base uint32, k int) error {
 	s.publish(s.ranks[r.rank].in, g+1)
 	return nil
 }
+
+// awaitReady waits until the caller has declared buf[:hi] final. Unlike the TCP ring,
+// which learns of a failure only from its connections, a rank waiting for its caller
+// looks at the region every shmReadyPoll, so it fails soon after the others do.
+func (p *shmPass) awaitReady(hi int64) error {
+	if p.ready == nil || p.ready.v.Load() >= hi {
+		return nil
+	}
+	tick := time.NewTicker(shmReadyPoll)
+	defer tick.Stop()
+	for p.ready.v.Load() < hi {
+		select {
+		case <-p.ready.wake:
+		case <-p.abort:
+			return errAborted
+		case <-tick.C:
+			if err := p.s.failure(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+const shmReadyPoll = 20 * time.Millisecond
 
 func (p *shmPass) reduce(base uint32, k int) error {
 	r, s, n := p.r, p.s, p.r.n
