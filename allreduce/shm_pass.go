@@ -29,14 +29,14 @@ import (
 // earlier in the order in(0) in(1) red(0) out(0) in(2) red(1) out(1) ..., so the
 // schedule cannot deadlock.
 type shmPass struct {
-	r      *Ring
-	s      *shmRegion
-	buf    []float32
-	op     Op
-	ready  *gauge
-	abort  chan struct{}
-	once   sync.Once
-	err    error
+	r     *Ring
+	s     *shmRegion
+	buf   []float32
+	op    Op
+	ready *gauge
+	abort chan struct{}
+	once  sync.Once
+	err   error
 }
 
 // shmRound is one round: piece j of every segment of bucket [lo, hi).

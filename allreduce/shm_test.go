@@ -177,7 +177,7 @@ func (d nsDialer) DialContext(ctx context.Context, network, addr string) (c net.
 // mapped.
 func TestShmCloseMidOperation(t *testing.T) {
 	before := regionsMapped(t)
-	rings := shmRings(t, 3, func(c *Config) { c.BucketElems, c.Timeout = 1000, 10 * time.Second })
+	rings := shmRings(t, 3, func(c *Config) { c.BucketElems, c.Timeout = 1000, 10*time.Second })
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i, r := range rings {

@@ -30,6 +30,10 @@ func TestRunNetNSLinkRate(t *testing.T) {
 	if len(res) != 3 || res[0].Codec != "raw-tcp" || res[1].Codec != "none" || res[2].Codec != "bf16" {
 		t.Fatalf("rows %+v, want raw-tcp, none, bf16", res)
 	}
+	if res[1].Transport != "tcp" || !strings.Contains(res[1].TransportNote, "another network namespace") {
+		t.Errorf("codec none in namespaces: transport %s (%q), want tcp, declined for the namespaces",
+			res[1].Transport, res[1].TransportNote)
+	}
 	if res[0].WirePerRank != 4<<20 {
 		t.Errorf("raw tcp sent %d bytes a rank, want codec none's 4 MiB", res[0].WirePerRank)
 	}

@@ -36,8 +36,13 @@ type Options struct {
 	// Codecs are measured in the same run, each on its own ring, taking turns
 	// iteration by iteration so that they share whatever else the machine is doing;
 	// each row is compared with codec none's if it is among them. Empty: none.
-	Codecs   []allreduce.Codec
-	PowerSGD allreduce.PowerSGDParams
+	Codecs []allreduce.Codec
+	// Transports are crossed with Codecs, each pair on its own ring taking its turn:
+	// "auto" lets the ring choose (shared memory when the ranks share a host and
+	// namespace, for codec none), "shm" requires shared memory (the run fails if the
+	// ring declines it), "tcp" forbids it. Empty: auto.
+	Transports []string
+	PowerSGD   allreduce.PowerSGDParams
 	// Data is "random" (dense normal values), "bert" (SyntheticBERTGradient, ~420 MiB)
 	// or "file" (GradFiles, see LoadGradFile).
 	Data      string
@@ -77,26 +82,33 @@ const workerEnv = "BERTNODE_RING_WORKER"
 type workerSpec struct {
 	Options
 	Secret []byte
-	Rings  [][]string // the peers of the ring of each of Codecs, then of the raw TCP ring
+	Rings  [][]string // the peers of the ring of each variant, then of the raw TCP ring
 }
 
 // sample is one rank's timing of one iteration, as a worker prints it.
 type sample struct {
-	Rank    int     `json:"rank"`
-	Codec   string  `json:"codec"`
-	Size    int64   `json:"size"`
-	Iter    int     `json:"iter"`
-	Seconds float64 `json:"seconds"`
-	Wire    int64   `json:"wire"`
-	Logical int64   `json:"logical"`
-	CPU     float64 `json:"cpu"`  // CPU seconds the rank process spent, user and system
-	Wait    float64 `json:"wait"` // seconds its threads were runnable but waiting for a CPU
+	Rank    int    `json:"rank"`
+	Codec   string `json:"codec"`
+	Variant int    `json:"variant"` // index in Options.variants
+	// Transport is the one the ring used ("tcp" or "shm"); Note why not shm.
+	Transport string  `json:"transport"`
+	Note      string  `json:"note,omitempty"`
+	Size      int64   `json:"size"`
+	Iter      int     `json:"iter"`
+	Seconds   float64 `json:"seconds"`
+	Wire      int64   `json:"wire"`
+	Logical   int64   `json:"logical"`
+	CPU       float64 `json:"cpu"`  // CPU seconds the rank process spent, user and system
+	Wait      float64 `json:"wait"` // seconds its threads were runnable but waiting for a CPU
 }
 
 // Result is one row of the report.
 type Result struct {
-	Data          string  `json:"data"`
-	Codec         string  `json:"codec"`
+	Data      string `json:"data"`
+	Codec     string `json:"codec"`
+	Transport string `json:"transport"` // the one the ring used: tcp or shm
+	// TransportNote says why a ring that could have used shared memory did not.
+	TransportNote string  `json:"transport_note,omitempty"`
 	Ranks         int     `json:"ranks"`
 	SizeBytes     int64   `json:"size_bytes"`
 	Iters         int     `json:"iters"`
@@ -115,7 +127,8 @@ type Result struct {
 	// the machine took from it. Near the operation's time, the rank was CPU-starved.
 	WaitPerRank float64 `json:"cpu_wait_s_per_rank"`
 	Ratio       float64 `json:"compression_ratio"`
-	// VsNone is BusBW / codec none's BusBW, for the same data, ranks and size in the
+	// VsNone is BusBW / codec none's BusBW, for the same data, ranks, size and
+	// requested transport in the
 	// same run.
 	VsNone float64 `json:"vs_none,omitempty"`
 	// Link is the rate each rank's link was capped at, LinkGBps the same in GB/s and
@@ -192,8 +205,10 @@ func (o *Options) check() error {
 		return fmt.Errorf("ringbench: data %q, want random, bert or file", o.Data)
 	case len(o.Peers) > 0 && len(o.Codecs) > 1:
 		return errors.New("ringbench: one codec at a time with --peers")
-	case len(o.Codecs) > 8:
-		return fmt.Errorf("ringbench: %d codecs, at most 8 in one run", len(o.Codecs))
+	case len(o.Codecs)*max(1, len(o.Transports)) > 8:
+		return fmt.Errorf("ringbench: %d codecs and %d transports, at most 8 rings in one run", len(o.Codecs), len(o.Transports))
+	case len(o.Peers) > 0 && len(o.Transports) > 1:
+		return errors.New("ringbench: one transport at a time with --peers")
 	case len(o.Peers) > 0 && o.RawTCP:
 		return errors.New("ringbench: the raw TCP baseline starts the ranks here; it does not go with --peers")
 	case len(o.Peers) > 0 && o.NetNS:
@@ -206,6 +221,14 @@ func (o *Options) check() error {
 	}
 	if len(o.Codecs) == 0 {
 		o.Codecs = []allreduce.Codec{allreduce.CodecNone}
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{"auto"}
+	}
+	for _, t := range o.Transports {
+		if t != "auto" && t != "shm" && t != "tcp" {
+			return fmt.Errorf("ringbench: transport %q, want auto, shm or tcp", t)
+		}
 	}
 	if o.Timeout == 0 {
 		o.Timeout = allreduce.DefaultTimeout
@@ -250,8 +273,8 @@ func runLocal(ctx context.Context, o Options, self []string, hosts []*netlab.Hos
 		mu      sync.Mutex
 		samples []sample
 	)
-	l := LocalRanks{Ranks: o.Ranks, Listeners: len(o.Codecs), Self: self, Env: workerEnv,
-		// rings[c]: the ring of codec c, then the raw TCP ring
+	l := LocalRanks{Ranks: o.Ranks, Listeners: len(o.variants()), Self: self, Env: workerEnv,
+		// rings[v]: the ring of variant v, then the raw TCP ring
 		Spec: func(rank int, rings [][]string) (string, error) {
 			o := o
 			o.Rank = rank
@@ -292,27 +315,48 @@ func readSamples(r io.Reader) ([]sample, error) {
 	return out, sc.Err()
 }
 
-// runRank is one rank: build a ring per codec, then for every size reduce
+// variant is one ring of a run: a codec over a transport.
+type variant struct {
+	codec     allreduce.Codec
+	transport string
+}
+
+// variants crosses Codecs with Transports, codecs outermost.
+func (o *Options) variants() []variant {
+	var vs []variant
+	for _, c := range o.Codecs {
+		for _, t := range o.Transports {
+			vs = append(vs, variant{c, t})
+		}
+	}
+	return vs
+}
+
+// runRank is one rank: build a ring per variant, then for every size reduce
 // Warmup+Iters times on each ring in turn, refilling the buffer from the rank's
 // pristine gradient before each (untimed) and lining the ranks up with a one-value
 // all-reduce, printing a sample per timed iteration.
 func runRank(ctx context.Context, spec workerSpec, lns []*net.TCPListener, out io.Writer) error {
 	o := spec.Options
-	rings := make([]*allreduce.Ring, len(o.Codecs))
-	for c, codec := range o.Codecs {
+	vs := o.variants()
+	rings := make([]*allreduce.Ring, len(vs))
+	for c, v := range vs {
 		ring, err := allreduce.New(ctx, allreduce.Config{Peers: spec.Rings[c], Rank: o.Rank, Secret: spec.Secret,
-			Listener: lns[c], Codec: codec, PowerSGD: o.PowerSGD, Timeout: o.Timeout,
-			BucketElems: o.BucketElems, ChunkElems: o.ChunkElems})
+			Listener: lns[c], Codec: v.codec, PowerSGD: o.PowerSGD, Timeout: o.Timeout,
+			BucketElems: o.BucketElems, ChunkElems: o.ChunkElems, NoSharedMemory: v.transport == "tcp"})
 		if err != nil {
-			return fmt.Errorf("ring for codec %s: %w", codec, err)
+			return fmt.Errorf("ring for codec %s over %s: %w", v.codec, v.transport, err)
 		}
 		defer ring.Close()
+		if st := ring.Stats(); v.transport == "shm" && st.Transport != "shm" {
+			return fmt.Errorf("ring for codec %s: shared memory required, but %s", v.codec, st.TransportNote)
+		}
 		rings[c] = ring
 	}
 	var raw *rawRing
 	if o.RawTCP {
 		var err error
-		if raw, err = newRawRing(ctx, spec.Rings[len(o.Codecs)], o.Rank, lns[len(o.Codecs)], o.Timeout); err != nil {
+		if raw, err = newRawRing(ctx, spec.Rings[len(vs)], o.Rank, lns[len(vs)], o.Timeout); err != nil {
 			return err
 		}
 		defer raw.close()
@@ -343,7 +387,7 @@ func runRank(ctx context.Context, spec workerSpec, lns []*net.TCPListener, out i
 				}
 				took, cpu, wait := time.Since(start), CPUTime()-cpu0, runDelay()-wait0
 				if it >= 0 {
-					if err := enc.Encode(sample{Rank: o.Rank, Codec: rawTCPRow, Size: int64(4 * len(buf)), Iter: it,
+					if err := enc.Encode(sample{Rank: o.Rank, Codec: rawTCPRow, Variant: -1, Transport: "tcp", Size: int64(4 * len(buf)), Iter: it,
 						Seconds: took.Seconds(), Wire: rawBytes, Logical: rawBytes, CPU: cpu.Seconds(), Wait: wait.Seconds()}); err != nil {
 						return err
 					}
@@ -364,8 +408,8 @@ func runRank(ctx context.Context, spec workerSpec, lns []*net.TCPListener, out i
 				if it < 0 {
 					continue
 				}
-				if err := enc.Encode(sample{Rank: o.Rank, Codec: o.Codecs[c].String(), Size: int64(4 * len(buf)),
-					Iter: it, Seconds: took.Seconds(), Wire: after.WireBytes - before.WireBytes,
+				if err := enc.Encode(sample{Rank: o.Rank, Codec: vs[c].codec.String(), Variant: c,
+					Transport: after.Transport, Note: after.TransportNote, Size: int64(4 * len(buf)), Iter: it, Seconds: took.Seconds(), Wire: after.WireBytes - before.WireBytes,
 					Logical: after.LogicalBytes - before.LogicalBytes, CPU: cpu.Seconds(), Wait: wait.Seconds()}); err != nil {
 					return err
 				}
@@ -396,22 +440,24 @@ func (o *Options) gradient(size int64, rank int) ([]float32, error) {
 	return RandomGradient(int(size/4), rank, o.Seed), nil
 }
 
-// summarise takes, per codec, size and iteration, the slowest rank's time (the ring is
-// as fast as its slowest member), and reports the median over iterations, sizes in
-// increasing order and each size's codecs in the order given.
+// summarise takes, per variant, size and iteration, the slowest rank's time (the ring
+// is as fast as its slowest member), and reports the median over iterations, sizes in
+// increasing order and each size's variants in the order given.
 func summarise(o Options, samples []sample) []Result {
 	type key struct {
-		codec string
-		size  int64
+		variant int // -1: raw TCP
+		size    int64
 	}
+	first := map[key]sample{}
 	byKey := map[key]map[int]float64{}
 	cpus, waits := map[key][]float64{}, map[key][]float64{}
 	wire, logical, count := map[key]int64{}, map[key]int64{}, map[key]int64{}
 	var sizes []int64
 	for _, s := range samples {
-		k := key{s.Codec, s.Size}
+		k := key{s.Variant, s.Size}
 		if byKey[k] == nil {
 			byKey[k] = map[int]float64{}
+			first[k] = s
 			if !slices.Contains(sizes, s.Size) {
 				sizes = append(sizes, s.Size)
 			}
@@ -427,12 +473,12 @@ func summarise(o Options, samples []sample) []Result {
 	load := LoadAvg()
 	var res []Result
 	n := float64(o.Ranks)
-	rows := []string{}
+	rows := []int{}
 	if o.RawTCP {
-		rows = append(rows, rawTCPRow)
+		rows = append(rows, -1)
 	}
-	for _, c := range o.Codecs {
-		rows = append(rows, c.String())
+	for v := range o.variants() {
+		rows = append(rows, v)
 	}
 	for _, size := range sizes {
 		for _, row := range rows {
@@ -445,7 +491,8 @@ func summarise(o Options, samples []sample) []Result {
 				times = append(times, t)
 			}
 			med := Median(times)
-			r := Result{Data: o.Data, Codec: k.codec, Ranks: o.Ranks, SizeBytes: size, Iters: len(times),
+			r := Result{Data: o.Data, Codec: first[k].Codec, Transport: first[k].Transport,
+				TransportNote: first[k].Note, Ranks: o.Ranks, SizeBytes: size, Iters: len(times),
 				MedianSeconds: med, AlgBW: float64(size) / med / 1e9, WirePerRank: wire[k] / count[k],
 				CPUPerRank: Median(cpus[k]), WaitPerRank: Median(waits[k]), Ratio: 1, Load: load}
 			r.BusBW = r.AlgBW * 2 * (n - 1) / n
@@ -464,12 +511,13 @@ func summarise(o Options, samples []sample) []Result {
 	return res
 }
 
-// compareToNone sets VsNone on every row that has a codec none row to compare with.
+// compareToNone sets VsNone on every row that has a codec none row over the same
+// transport to compare with.
 func compareToNone(res []Result) {
 	for i := range res {
 		for _, b := range res {
 			if b.Codec == allreduce.CodecNone.String() && b.Data == res[i].Data && b.Ranks == res[i].Ranks &&
-				b.SizeBytes == res[i].SizeBytes && b.Link == res[i].Link {
+				b.SizeBytes == res[i].SizeBytes && b.Link == res[i].Link && b.Transport == res[i].Transport {
 				res[i].VsNone = res[i].BusBW / b.BusBW
 			}
 		}
@@ -543,8 +591,8 @@ func LoadAvg() float64 {
 // Report prints the table, then one JSON line per row.
 func Report(w io.Writer, res []Result) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %-8s %5s %9s %7s %9s %10s %10s %9s %11s %6s %9s %10s %7s %8s\n", "data", "codec",
-		"ranks", "size", "link", "median_ms", "algbw_GB/s", "busbw_GB/s", "wire_GB/s", "wire_MiB/rk", "ratio",
+	fmt.Fprintf(&b, "%-6s %-8s %-5s %5s %9s %7s %9s %10s %10s %9s %11s %6s %9s %10s %7s %8s\n", "data", "codec",
+		"trans", "ranks", "size", "link", "median_ms", "algbw_GB/s", "busbw_GB/s", "wire_GB/s", "wire_MiB/rk", "ratio",
 		"cpu_ms/rk", "cpuwait_ms", "vs_none", "link_use")
 	opt := func(v float64, format string) string {
 		if v == 0 {
@@ -557,10 +605,17 @@ func Report(w io.Writer, res []Result) error {
 		if link == "" {
 			link = "-"
 		}
-		fmt.Fprintf(&b, "%-6s %-8s %5d %9s %7s %9.1f %10.3f %10.3f %9.3f %11.1f %6.2f %9.1f %10.1f %7s %8s\n",
-			r.Data, r.Codec, r.Ranks, FormatSize(r.SizeBytes), link, r.MedianSeconds*1e3, r.AlgBW, r.BusBW, r.WireBusBW,
+		fmt.Fprintf(&b, "%-6s %-8s %-5s %5d %9s %7s %9.1f %10.3f %10.3f %9.3f %11.1f %6.2f %9.1f %10.1f %7s %8s\n",
+			r.Data, r.Codec, r.Transport, r.Ranks, FormatSize(r.SizeBytes), link, r.MedianSeconds*1e3, r.AlgBW, r.BusBW, r.WireBusBW,
 			float64(r.WirePerRank)/(1<<20), r.Ratio, r.CPUPerRank*1e3, r.WaitPerRank*1e3, opt(r.VsNone, "%.2fx"),
 			opt(r.LinkUse*100, "%.1f%%"))
+	}
+	notes := map[string]bool{}
+	for _, r := range res {
+		if r.TransportNote != "" && !notes[r.TransportNote] {
+			notes[r.TransportNote] = true
+			fmt.Fprintf(&b, "%s: %s\n", r.Codec, r.TransportNote)
+		}
 	}
 	if len(res) > 0 {
 		fmt.Fprintf(&b, "load average %.1f on %d CPUs at the end of the run; cpuwait: time a rank was ready to run but had no CPU\n",

@@ -63,7 +63,7 @@ func TestRunLocal(t *testing.T) {
 // one sending half the bytes, each compared with codec none's.
 func TestRunLocalCodecsTakeTurns(t *testing.T) {
 	o := Options{Ranks: 2, Sizes: []int64{1 << 20}, Codecs: []allreduce.Codec{allreduce.CodecNone, allreduce.CodecBF16},
-		Data: "random", Iters: 2, Warmup: 1, Seed: 1}
+		Transports: []string{"tcp"}, Data: "random", Iters: 2, Warmup: 1, Seed: 1}
 	res, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +82,29 @@ func TestRunLocalCodecsTakeTurns(t *testing.T) {
 		if r.CPUPerRank <= 0 || r.WaitPerRank < 0 || r.WaitPerRank > r.MedianSeconds*4 {
 			t.Errorf("%s: cpu %g s, cpu wait %g s in %g s", r.Codec, r.CPUPerRank, r.WaitPerRank, r.MedianSeconds)
 		}
+	}
+}
+
+// TestRunLocalTransports: rank processes on one host reduce through shared memory
+// when asked (nothing on the wire, the same logical bytes) and over TCP when told to,
+// taking turns in one run.
+func TestRunLocalTransports(t *testing.T) {
+	var out bytes.Buffer
+	o := Options{Ranks: 3, Sizes: []int64{3 << 20}, Transports: []string{"shm", "tcp"}, Data: "random", Iters: 2,
+		Warmup: 1, Seed: 1}
+	res, err := Run(context.Background(), o, []string{os.Args[0], "-test.run=^$"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+	if len(res) != 2 || res[0].Transport != "shm" || res[1].Transport != "tcp" {
+		t.Fatalf("rows %+v, want shm then tcp", res)
+	}
+	if res[0].WirePerRank != 0 || res[1].WirePerRank < 4<<20 || res[0].BusBW <= 0 {
+		t.Errorf("wire bytes a rank: shm %d, tcp %d; want none and 4 MiB", res[0].WirePerRank, res[1].WirePerRank)
+	}
+	if !strings.Contains(out.String(), " shm ") || !strings.Contains(out.String(), `"transport":"shm"`) {
+		t.Errorf("table and JSON do not show the transport:\n%s", out.String())
 	}
 }
 

@@ -45,7 +45,12 @@ direction with tc tbf: a ring over slow links on one machine. The table then giv
 each row's link use (bytes on the wire per second over the link rate). --codec takes a
 comma-separated list to compare codecs in one run: each row's vs_none is its busbw
 over codec none's; --raw-tcp adds a row of plain TCP streams in the ring's shape carrying
-codec none's bytes: what the links and the machine allow without the all-reduce.`,
+codec none's bytes: what the links and the machine allow without the all-reduce.
+
+--transport chooses how ranks on one host reduce: auto (shared memory for codec none
+when every rank shares the host and network namespace, else TCP), shm (shared memory
+or fail), tcp (never shared memory); comma-separated to compare them in one run, each
+on its own ring, taking turns.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ringbench.IsWorker() {
@@ -87,6 +92,7 @@ codec none's bytes: what the links and the machine allow without the all-reduce.
 	f.IntVar(&o.Ranks, "ranks", 2, "number of rank processes to start on this machine")
 	f.StringVar(&sizes, "sizes", "16M,64M,420M", "buffer sizes for --data random (K, M, G are binary)")
 	f.StringVar(&codec, "codec", "none", "none, s2, zstd, bf16, fp16 or powersgd; comma-separated to compare several")
+	f.StringSliceVar(&o.Transports, "transport", []string{"auto"}, "auto, shm or tcp; comma-separated to compare several")
 	f.IntVar(&o.PowerSGD.Rank, "powersgd-rank", 4, "rank of the PowerSGD approximation")
 	f.IntVar(&o.PowerSGD.Cols, "powersgd-cols", 768, "width PowerSGD folds each bucket to")
 	f.StringVar(&o.Data, "data", "random", "random, bert or file")
