@@ -8,7 +8,7 @@ import (
 // Frame header, little-endian, 36 bytes, followed by PayloadLen bytes:
 //
 //	0:3   magic "bnr"
-//	3     version (1)
+//	3     version (2: the shared-memory offer follows the handshake)
 //	4     codec of the payload
 //	5     op (1 sum, 2 average)
 //	6:8   sender's rank
@@ -23,7 +23,7 @@ import (
 // that differs in any of them is rejected before its payload is read.
 const (
 	frameHeaderSize = 36
-	frameVersion    = 1
+	frameVersion    = 2
 )
 
 var frameMagic = [3]byte{'b', 'n', 'r'}
