@@ -32,11 +32,13 @@ if [ ! -f "$bench_dir/compare_allreduce.py" ] || ! "$python" -c 'import torch' 2
 	done
 	exit 0
 fi
-# compare_allreduce.py runs `$bertnode bench allreduce ...`: one wrapper per transport
+# compare_allreduce.py runs `$bertnode bench allreduce ...`: one wrapper per transport.
+# Each rank generates its random gradient (420 MiB: seconds of CPU) before the ranks
+# line up; on loaded cores their skew can pass the default 5 s timeout, so allow 60 s.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for t in $TRANSPORTS; do
-	printf '#!/bin/sh\nexec %q "$@" --transport %s\n' "$root/bin/bertnode" "$t" >"$tmp/bertnode-$t"
+	printf '#!/bin/sh\nexec %q "$@" --transport %s --timeout 60s\n' "$root/bin/bertnode" "$t" >"$tmp/bertnode-$t"
 	chmod +x "$tmp/bertnode-$t"
 done
 for round in $(seq "$ROUNDS"); do
