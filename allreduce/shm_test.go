@@ -255,22 +255,29 @@ func regionsMapped(t *testing.T) int {
 // and the child's own result, which it prints, matches it too.
 func TestShmAcrossProcesses(t *testing.T) {
 	const n, size = 4, DefaultBucketElems + 12345
-	lns, addrs := listenTCP(t, n)
-	cmd, out := startHelper(t, lns[n-1], addrs, n-1, 1, size, true)
-	rings := buildRings(t, lns[:n-1], addrs, 1, func(c *Config) { c.Timeout, c.NoSharedMemory = faultTimeout, false })
-	checkTransport(t, rings, true)
 	inputs := make([][]float32, n)
 	for i := range inputs {
 		inputs[i] = make([]float32, size)
 		fill(inputs[i], i)
 	}
-	want := reference(inputs, DefaultBucketElems, OpSum)
-	for op := 0; op < 3; op++ {
-		bufs := make([][]float32, n-1)
-		for i := range bufs {
-			bufs[i] = append([]float32(nil), inputs[i]...)
+	// Everything is prepared before the child starts and checked after the operations,
+	// which run back to back: the child waits for the next one only faultTimeout.
+	results := make([][][]float32, 3)
+	for op := range results {
+		results[op] = make([][]float32, n-1)
+		for i := range results[op] {
+			results[op][i] = append([]float32(nil), inputs[i]...)
 		}
+	}
+	lns, addrs := listenTCP(t, n)
+	cmd, out := startHelper(t, lns[n-1], addrs, n-1, 1, size, true)
+	rings := buildRings(t, lns[:n-1], addrs, 1, func(c *Config) { c.Timeout, c.NoSharedMemory = faultTimeout, false })
+	checkTransport(t, rings, true)
+	for _, bufs := range results {
 		mustReduce(t, rings, bufs, OpSum)
+	}
+	want := reference(inputs, DefaultBucketElems, OpSum)
+	for op, bufs := range results {
 		for r := range bufs {
 			if i := sameBits(bufs[r], want); i >= 0 {
 				t.Fatalf("op %d: rank %d value %d = %g, want %g", op, r, i, bufs[r][i], want[i])
