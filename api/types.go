@@ -91,6 +91,9 @@ type Job struct {
 
 	Train *Dataset `json:"train"`
 	Eval  *Dataset `json:"eval,omitempty"` // nil when the spec holds out eval_split of Train
+	// Uploads are the blobs of the model and tokenizer the CLI uploaded (the spec names
+	// them blob:<sha256>, or blob:<sha256>/<file> for a single file), by spec field.
+	Uploads map[string]string `json:"uploads,omitempty"`
 	// Labels are the classes in id order, from the training data's plan.
 	Labels []string `json:"labels,omitempty"`
 

@@ -267,6 +267,22 @@ func (s *Server) newJob(req api.SubmitRequest) (api.Job, error) {
 				missing = badField(d[0], "%s is not in the blob store: upload it first (bertnode submit does)", d[1])
 			}
 		}
+		for _, u := range uploads(spec) {
+			sha, err := uploadRef(u[1])
+			switch {
+			case missing != nil:
+				return
+			case err != nil:
+				missing = badField(u[0], "%v", err)
+			case sha != "" && st.Blobs[sha] == nil:
+				missing = badField(u[0], "%s is not in the blob store: upload it first (bertnode submit does)", u[1])
+			case sha != "":
+				if job.Uploads == nil {
+					job.Uploads = map[string]string{}
+				}
+				job.Uploads[u[0]] = sha
+			}
+		}
 	})
 	if missing != nil {
 		return job, missing

@@ -21,8 +21,9 @@ import (
 // state finds some (a command, so that every member drops the same ones at the same
 // index; checking on every apply would cost a pass over all jobs per command).
 
-// jobBlobs are the blobs j references: its uploaded data files, their plans, its
-// results, and the checkpoint its current generation restores from.
+// jobBlobs are the blobs j references: its uploaded data files, their plans, the
+// uploaded model and tokenizer it starts from, its results, and the checkpoint its
+// current generation restores from.
 func jobBlobs(j *api.Job) []string {
 	var out []string
 	for _, d := range []*api.Dataset{j.Train, j.Eval} {
@@ -30,6 +31,7 @@ func jobBlobs(j *api.Job) []string {
 			out = append(out, d.Blob, d.Plan)
 		}
 	}
+	out = append(out, slices.Sorted(maps.Values(j.Uploads))...)
 	for _, r := range j.Results {
 		out = append(out, r.Blob)
 	}

@@ -187,6 +187,20 @@ func TestFreshBlobsLastTheirGrace(t *testing.T) {
 	r.wantListed("only the job's blobs stay", sha(1), sha(2), sha(3))
 }
 
+// TestUploadedModelStaysWithItsJob: the model and tokenizer a job starts from are
+// its blobs; another job's are not.
+func TestUploadedModelStaysWithItsJob(t *testing.T) {
+	r := newLogRun(t)
+	r.store(sha(1))
+	r.store(sha(3))
+	r.store(sha(4))
+	r.store(sha(5)) // the model of a job never submitted
+	r.apply(time.Second, CmdJobSubmit, JobSubmit{Job: api.Job{Cluster: api.ClusterSpec{}.WithDefaults(),
+		Train: &api.Dataset{Path: "blob:" + sha(1), Blob: sha(1)}, Uploads: map[string]string{"model": sha(3), "tokenizer": sha(4)}}})
+	r.apply(time.Hour, CmdBlobsCollect, BlobsCollect{Before: r.now})
+	r.wantListed("the job's model and tokenizer stay", sha(1), sha(3), sha(4))
+}
+
 // TestRetentionSurvivesSnapshots: what retention decides by (when blobs were stored)
 // is in the snapshot: a restored FSM collects the same blobs.
 func TestRetentionSurvivesSnapshots(t *testing.T) {

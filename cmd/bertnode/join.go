@@ -114,13 +114,20 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 		defer g.Leave(2 * time.Second)
 
 		threads, device := o.threads, o.device
-		factory := func(job *api.Job, spec api.JobSpec, eval []shard.Record, total int64) (node.Replica, error) {
+		factory := func(ctx context.Context, job *api.Job, spec api.JobSpec, eval []shard.Record, total int64) (node.Replica, error) {
 			if spec.Model == "toy" {
 				return node.NewToy(node.ToyConfig{Labels: job.Labels, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: spec.Seed, Eval: eval})
 			}
 			ts, err := train.ParseSpec(job.Spec)
 			if err != nil {
 				return nil, err
+			}
+			uploads := filepath.Join(o.dataDir, "uploads")
+			if ts.Model, err = node.FetchUpload(ctx, client, uploads, ts.Model); err != nil {
+				return nil, fmt.Errorf("model: %w", err)
+			}
+			if ts.Tokenizer, err = node.FetchUpload(ctx, client, uploads, ts.Tokenizer); err != nil {
+				return nil, fmt.Errorf("tokenizer: %w", err)
 			}
 			ts.Threads, ts.Device = threads, device
 			ts.Output = filepath.Join(o.dataDir, "jobs", job.ID)
