@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/jobs/{id}", readable, s.getJob)
 	s.route("GET /v1/jobs/{id}/logs", readable, s.getLogs)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
+	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
 	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, func(id string, r api.ProgressReport) any { return JobProgress{id, r} }))
 	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, func(id string, r api.FailureReport) any { return JobFailure{id, r} }))
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
@@ -210,6 +211,10 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	s.write(w, r, CmdCancel, JobCancel{Job: r.PathValue("id")})
+}
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	s.write(w, r, CmdJobDelete, JobDelete{Job: r.PathValue("id")})
 }
 
 // report handles a node's report on a job: decode, wrap in its command, commit.
