@@ -115,3 +115,38 @@ func BenchmarkUnshuffleAdd(b *testing.B) {
 		unshuffle(dst, planes, true)
 	}
 }
+
+// BenchmarkHalfCodec runs the half codecs' encode, decode-and-add and quantize on one
+// frame of dense gradient through the vector loops and, forced, the scalar ones, side by
+// side in one run.
+func BenchmarkHalfCodec(b *testing.B) {
+	src := chunkOf("dense")
+	for _, c := range []halfCodec{{bf: true}, {bf: false}} {
+		for _, loop := range []string{"vector", "scalar"} {
+			name := fmt.Sprintf("%v/%s", map[bool]Codec{true: CodecBF16, false: CodecFP16}[c.bf], loop)
+			run := func(b *testing.B, fn func()) {
+				if loop == "scalar" {
+					defer func(v bool) { halfVector = v }(halfVector)
+					halfVector = false
+				} else if !halfVector {
+					b.Skip("no vector loops on this CPU")
+				}
+				b.SetBytes(int64(4 * len(src)))
+				for b.Loop() {
+					fn()
+				}
+			}
+			payload := make([]byte, c.scratch(len(src)))
+			c.encode(payload, src)
+			dst, q := make([]float32, len(src)), make([]float32, len(src))
+			b.Run(name+"/encode", func(b *testing.B) { run(b, func() { c.encode(payload, src) }) })
+			b.Run(name+"/decode", func(b *testing.B) { run(b, func() { c.decode(dst, payload, true) }) })
+			b.Run(name+"/quantize", func(b *testing.B) {
+				run(b, func() {
+					copy(q, src)
+					c.quantize(q)
+				})
+			})
+		}
+	}
+}
