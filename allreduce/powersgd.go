@@ -53,7 +53,7 @@ type powerSGD struct {
 	mem     []float32   // error feedback, one value per buffer value
 	q       [][]float32 // per bucket, Cols x Rank
 	p       []float32   // rows x Rank scratch
-	qLocal  []float32   // Cols x Rank scratch
+	qt, qlt []float32   // Q and Q_local transposed (powersgd_kernels.go)
 	bufLen  int
 	buckets int
 }
@@ -71,7 +71,8 @@ func (s *powerSGD) reset(n, bucket int) {
 	s.q = make([][]float32, s.buckets)
 	rows := (min(n, bucket) + s.Cols - 1) / s.Cols
 	s.p = make([]float32, rows*s.Rank)
-	s.qLocal = make([]float32, s.Cols*s.Rank)
+	s.qt = make([]float32, rk4(s.Rank)*s.Cols)
+	s.qlt = make([]float32, rk4(s.Rank)*s.Cols)
 }
 
 func (s *powerSGD) initialQ() []float32 {
@@ -96,9 +97,6 @@ func (s *powerSGD) allReduce(ctx context.Context, r *Ring, buf []float32, op Op,
 			return fmt.Errorf("allreduce: %w", context.Cause(ctx))
 		}
 		m, mem := buf[lo:hi], s.mem[lo:hi]
-		for i := range m {
-			m[i] += mem[i]
-		}
 		if s.q[b] == nil {
 			s.q[b] = s.initialQ()
 		}
@@ -106,41 +104,17 @@ func (s *powerSGD) allReduce(ctx context.Context, r *Ring, buf []float32, op Op,
 		rows := (len(m) + cols - 1) / cols
 		p := s.p[:rows*rk]
 
-		// P = M Q
-		clear(p)
-		for i := 0; i < rows; i++ {
-			row, pi := m[i*cols:min((i+1)*cols, len(m))], p[i*rk:(i+1)*rk]
-			for k, v := range row {
-				if v == 0 {
-					continue
-				}
-				qk := q[k*rk : (k+1)*rk]
-				for j := range pi {
-					pi[j] += v * qk[j]
-				}
-			}
-		}
+		// M += memory; P = M Q
+		transpose(q, s.qt, cols, rk, false)
+		project(m, mem, s.qt, p, cols, rk)
 		if err := s.reduce(ctx, r, p); err != nil {
 			return err
 		}
 		orthonormalise(p, rows, rk)
 
-		// Q_local = Mᵀ P
-		ql := s.qLocal
-		clear(ql)
-		for i := 0; i < rows; i++ {
-			row, pi := m[i*cols:min((i+1)*cols, len(m))], p[i*rk:(i+1)*rk]
-			for k, v := range row {
-				if v == 0 {
-					continue
-				}
-				qk := ql[k*rk : (k+1)*rk]
-				for j := range pi {
-					qk[j] += v * pi[j]
-				}
-			}
-		}
-		copy(q, ql)
+		// Q_local = Mᵀ P; Q = sum of Q_local
+		backProject(m, p, s.qlt, cols, rk)
+		transpose(q, s.qlt, cols, rk, true)
 		if err := s.reduce(ctx, r, q); err != nil {
 			return err
 		}
@@ -150,20 +124,8 @@ func (s *powerSGD) allReduce(ctx context.Context, r *Ring, buf []float32, op Op,
 		if op == OpAvg {
 			scale = 1 / float32(n)
 		}
-		for i := 0; i < rows; i++ {
-			row, pi := m[i*cols:min((i+1)*cols, len(m))], p[i*rk:(i+1)*rk]
-			rowMem := mem[i*cols : i*cols+len(row)]
-			for k := range row {
-				qlk, qk := ql[k*rk:(k+1)*rk], q[k*rk:(k+1)*rk]
-				var local, sum float32
-				for j, pv := range pi {
-					local += pv * qlk[j]
-					sum += pv * qk[j]
-				}
-				rowMem[k] = row[k] - local
-				row[k] = sum * scale
-			}
-		}
+		transpose(q, s.qt, cols, rk, false)
+		reconstruct(m, mem, p, s.qlt, s.qt, cols, rk, scale)
 		a, b := segBounds(lo, hi, (r.rank+1)%n, n)
 		c, d := segBounds(lo, hi, (r.rank+2)%n, n)
 		if n > 1 {

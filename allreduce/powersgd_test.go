@@ -3,6 +3,7 @@ package allreduce
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -78,5 +79,92 @@ func TestPowerSGDErrorFeedback(t *testing.T) {
 	}
 	if s := rings[0].Stats(); s.Ratio() < 5 {
 		t.Errorf("compression ratio %.1f, want >= 5 for rank 2 of %dx%d", s.Ratio(), rows, cols)
+	}
+}
+
+// withScalarPowerSGD runs fn with PowerSGD's vector loops turned off.
+func withScalarPowerSGD(fn func()) {
+	defer func(v bool) { psgdVector = v }(psgdVector)
+	psgdVector = false
+	fn()
+}
+
+// TestPowerSGDKernels: for ranks that fill four columns or leave some padding, and
+// rows that fill the vector loops or leave a scalar tail (and a short last row), the
+// vector and scalar loops agree with a float64 reference within float32 rounding of the
+// terms' magnitudes (project, backProject: their sums go through the ring, so their
+// order may differ), and give exactly the same bits for M + memory, the memory and the
+// output (reconstruct: the output must be the same bits on every rank).
+func TestPowerSGDKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	for _, c := range []struct{ cols, rk, len int }{
+		{768, 4, 768*9 + 100}, {768, 1, 768 * 3}, {768, 6, 768*5 + 17}, {40, 8, 40*7 + 5}, {23, 3, 23 * 4},
+	} {
+		rows := (c.len + c.cols - 1) / c.cols
+		m0, mem0 := make([]float32, c.len), make([]float32, c.len)
+		for i := range m0 {
+			m0[i] = float32(rng.NormFloat64())
+			mem0[i] = float32(rng.NormFloat64() * 0.1)
+		}
+		p0 := make([]float32, rows*c.rk)
+		for i := range p0 {
+			p0[i] = float32(rng.NormFloat64())
+		}
+		qt, qt2 := make([]float32, rk4(c.rk)*c.cols), make([]float32, rk4(c.rk)*c.cols)
+		for i := range qt {
+			qt[i], qt2[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		type result struct{ m, mem, p, qlt []float32 }
+		run := func() result {
+			r := result{m: slices.Clone(m0), mem: slices.Clone(mem0), p: make([]float32, len(p0)),
+				qlt: make([]float32, len(qt))}
+			project(r.m, r.mem, qt, r.p, c.cols, c.rk)
+			backProject(r.m, p0, r.qlt, c.cols, c.rk)
+			reconstruct(r.m, r.mem, p0, qt, qt2, c.cols, c.rk, 1/float32(3))
+			return r
+		}
+		vec := run()
+		var sc result
+		withScalarPowerSGD(func() { sc = run() })
+		for _, cmp := range []struct {
+			name     string
+			got, ref []float32
+		}{{"output", vec.m, sc.m}, {"memory", vec.mem, sc.mem}} {
+			if i := sameBits(cmp.got, cmp.ref); i >= 0 {
+				t.Fatalf("%+v: %s %d: vector %#08x, scalar %#08x", c, cmp.name, i, math.Float32bits(cmp.got[i]), math.Float32bits(cmp.ref[i]))
+			}
+		}
+		// float64 references for P = (M + memory) Q and Q_localᵀ = (Mᵀ P)ᵀ, with the sum
+		// of the terms' magnitudes for the tolerance
+		m := make([]float32, c.len)
+		for i := range m {
+			m[i] = m0[i] + mem0[i]
+		}
+		for _, got := range []result{vec, sc} {
+			for i := 0; i < rows; i++ {
+				for j := 0; j < c.rk; j++ {
+					var ref, mag float64
+					for k := i * c.cols; k < min((i+1)*c.cols, c.len); k++ {
+						x := float64(m[k]) * float64(qt[j*c.cols+k-i*c.cols])
+						ref, mag = ref+x, mag+math.Abs(x)
+					}
+					if d := math.Abs(float64(got.p[i*c.rk+j]) - ref); d > 1e-6*mag {
+						t.Fatalf("%+v: P[%d,%d] = %g, want %g (magnitude %g)", c, i, j, got.p[i*c.rk+j], ref, mag)
+					}
+				}
+			}
+			for j := 0; j < c.rk; j++ {
+				for k := 0; k < c.cols; k++ {
+					var ref, mag float64
+					for i := 0; i*c.cols+k < c.len; i++ {
+						x := float64(m[i*c.cols+k]) * float64(p0[i*c.rk+j])
+						ref, mag = ref+x, mag+math.Abs(x)
+					}
+					if d := math.Abs(float64(got.qlt[j*c.cols+k]) - ref); d > 1e-6*mag {
+						t.Fatalf("%+v: Q_local[%d,%d] = %g, want %g (magnitude %g)", c, k, j, got.qlt[j*c.cols+k], ref, mag)
+					}
+				}
+			}
+		}
 	}
 }

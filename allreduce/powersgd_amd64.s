@@ -1,0 +1,169 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// PowerSGD's products, 8 or 16 columns at a time (powersgd_kernels.go has the scalar
+// loops and the layouts). Operand order is Go's: VFMADD231PS a, b, c is c = b*a + c;
+// VSUBPS a, b, c is c = b - a.
+
+// func dot4AVX2(x, mem, q *float32, stride, n int, out *[4]float32)
+//
+// With mem non-nil, x += mem first (stored). out[j] = Σ_k x[k]·q[j*stride+k], j < 4,
+// each in 8 partial sums of fused multiply-adds, then summed pairwise. n is a multiple
+// of 8.
+TEXT ·dot4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), DI
+	MOVQ   mem+8(FP), R8
+	MOVQ   q+16(FP), SI
+	MOVQ   stride+24(FP), DX
+	SHLQ   $2, DX
+	MOVQ   n+32(FP), CX
+	MOVQ   out+40(FP), R9
+	LEAQ   (SI)(DX*1), R10
+	LEAQ   (R10)(DX*1), R11
+	LEAQ   (R11)(DX*1), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   BX, BX
+	TESTQ  R8, R8
+	JZ     dot
+
+adddot:
+	CMPQ        BX, CX
+	JGE         hsum
+	VMOVUPS     (DI)(BX*4), Y4
+	VADDPS      (R8)(BX*4), Y4, Y4
+	VMOVUPS     Y4, (DI)(BX*4)
+	VFMADD231PS (SI)(BX*4), Y4, Y0
+	VFMADD231PS (R10)(BX*4), Y4, Y1
+	VFMADD231PS (R11)(BX*4), Y4, Y2
+	VFMADD231PS (R12)(BX*4), Y4, Y3
+	ADDQ        $8, BX
+	JMP         adddot
+
+dot:
+	CMPQ        BX, CX
+	JGE         hsum
+	VMOVUPS     (DI)(BX*4), Y4
+	VFMADD231PS (SI)(BX*4), Y4, Y0
+	VFMADD231PS (R10)(BX*4), Y4, Y1
+	VFMADD231PS (R11)(BX*4), Y4, Y2
+	VFMADD231PS (R12)(BX*4), Y4, Y3
+	ADDQ        $8, BX
+	JMP         dot
+
+hsum:
+	VHADDPS      Y1, Y0, Y0 // per 128-bit lane: pair sums of Y0, then of Y1
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0 // per lane: the sums of Y0..Y3's halves
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (R9)
+	VZEROUPPER
+	RET
+
+// func axpy4AVX2(y *float32, stride int, x *float32, a *[4]float32, n int)
+//
+// y[j*stride+k] += a[j]·x[k] (fused), j < 4, k < n; n is a multiple of 8.
+TEXT ·axpy4AVX2(SB), NOSPLIT, $0-40
+	MOVQ         y+0(FP), DI
+	MOVQ         stride+8(FP), DX
+	SHLQ         $2, DX
+	MOVQ         x+16(FP), SI
+	MOVQ         a+24(FP), AX
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS (AX), Y0
+	VBROADCASTSS 4(AX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VBROADCASTSS 12(AX), Y3
+	LEAQ         (DI)(DX*1), R10
+	LEAQ         (R10)(DX*1), R11
+	LEAQ         (R11)(DX*1), R12
+	XORQ         BX, BX
+
+axpy:
+	CMPQ        BX, CX
+	JGE         axpydone
+	VMOVUPS     (SI)(BX*4), Y4
+	VMOVUPS     (DI)(BX*4), Y5
+	VMOVUPS     (R10)(BX*4), Y6
+	VMOVUPS     (R11)(BX*4), Y7
+	VMOVUPS     (R12)(BX*4), Y8
+	VFMADD231PS Y4, Y0, Y5
+	VFMADD231PS Y4, Y1, Y6
+	VFMADD231PS Y4, Y2, Y7
+	VFMADD231PS Y4, Y3, Y8
+	VMOVUPS     Y5, (DI)(BX*4)
+	VMOVUPS     Y6, (R10)(BX*4)
+	VMOVUPS     Y7, (R11)(BX*4)
+	VMOVUPS     Y8, (R12)(BX*4)
+	ADDQ        $8, BX
+	JMP         axpy
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// func reconstructAVX2(row, mem, p, ql, q *float32, stride, rk, n int, scale float32)
+//
+// For k < n: local = Σ_j p[j]·ql[j*stride+k], sum = Σ_j p[j]·q[j*stride+k], each from
+// zero, j = 0..rk-1 in order, every product rounded before its add (no fusing): the
+// scalar loop's bits. mem[k] = row[k] - local; row[k] = sum·scale. n is a multiple of 16.
+TEXT ·reconstructAVX2(SB), NOSPLIT, $0-68
+	MOVQ         row+0(FP), DI
+	MOVQ         mem+8(FP), R8
+	MOVQ         p+16(FP), R9
+	MOVQ         ql+24(FP), R10
+	MOVQ         q+32(FP), R11
+	MOVQ         stride+40(FP), DX
+	SHLQ         $2, DX
+	MOVQ         rk+48(FP), R12
+	MOVQ         n+56(FP), CX
+	VBROADCASTSS scale+64(FP), Y15
+	XORQ         BX, BX
+
+block:
+	CMPQ   BX, CX
+	JGE    recdone
+	VXORPS Y0, Y0, Y0 // local, k..k+7
+	VXORPS Y1, Y1, Y1 // sum
+	VXORPS Y6, Y6, Y6 // local, k+8..k+15
+	VXORPS Y7, Y7, Y7 // sum
+	LEAQ   (R10)(BX*4), SI
+	LEAQ   (R11)(BX*4), AX
+	XORQ   R13, R13
+
+inner:
+	VBROADCASTSS (R9)(R13*4), Y2
+	VMULPS       (SI), Y2, Y3
+	VMULPS       32(SI), Y2, Y8
+	VMULPS       (AX), Y2, Y4
+	VMULPS       32(AX), Y2, Y9
+	VADDPS       Y3, Y0, Y0
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y4, Y1, Y1
+	VADDPS       Y9, Y7, Y7
+	ADDQ         DX, SI
+	ADDQ         DX, AX
+	INCQ         R13
+	CMPQ         R13, R12
+	JLT          inner
+
+	VMOVUPS (DI)(BX*4), Y5
+	VMOVUPS 32(DI)(BX*4), Y10
+	VSUBPS  Y0, Y5, Y5
+	VSUBPS  Y6, Y10, Y10
+	VMOVUPS Y5, (R8)(BX*4)
+	VMOVUPS Y10, 32(R8)(BX*4)
+	VMULPS  Y15, Y1, Y1
+	VMULPS  Y15, Y7, Y7
+	VMOVUPS Y1, (DI)(BX*4)
+	VMOVUPS Y7, 32(DI)(BX*4)
+	ADDQ    $16, BX
+	JMP     block
+
+recdone:
+	VZEROUPPER
+	RET
