@@ -110,7 +110,7 @@ int bn_grad_watch_wait(bn_grad_watch *w, int after) {
   auto &st = *w->st;
   std::unique_lock<std::mutex> lock(st.mu);
   st.cv.wait(lock, [&] { return !st.armed || st.prefix > after; });
-  return st.armed ? st.prefix : -1;
+  return st.prefix > after ? st.prefix : -1;
 }
 
 void bn_grad_watch_disarm(bn_grad_watch *w) {

@@ -29,7 +29,7 @@ bn_grad_watch *bn_grad_watch_new(tensor *params, int n);
 // Starts watching a backward: clears the counts. Call it before the backward starts.
 void bn_grad_watch_arm(bn_grad_watch *w);
 // Blocks until the longest prefix of params whose gradients are final is longer than
-// after, and returns its length; returns -1 once the watch is disarmed.
+// after, and returns its length; returns -1 once the watch is disarmed and it is not.
 int bn_grad_watch_wait(bn_grad_watch *w, int after);
 // Ends a backward's watch: wakes bn_grad_watch_wait.
 void bn_grad_watch_disarm(bn_grad_watch *w);
