@@ -131,7 +131,9 @@ func (ps *Params) build(initRange float64) {
 	ps.Flat = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
 	ps.Grad = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
 	noGrad(func() {
-		for _, p := range ps.list {
+		// Drawn in the order of the layout before Layout, so a seed gives the weights
+		// it gave then.
+		for _, p := range ps.legacyOrder() {
 			v := ps.Flat.MustNarrow(0, p.Offset, p.Numel, false).MustView(p.Shape, true)
 			switch p.Init {
 			case InitNormal:
@@ -290,28 +292,40 @@ func (ps *Params) decaySpans(lo, hi int64, fn func(lo, hi int64, decay bool)) {
 	}
 }
 
+// legacyOrder is the parameters in the layout before Layout: trainable ones with weight
+// decay, then trainable ones without, then frozen ones, each group sorted by name.
+func (ps *Params) legacyOrder() []*Param {
+	group := func(p *Param) int {
+		switch {
+		case p.Trainable && p.Decay:
+			return 0
+		case p.Trainable:
+			return 1
+		}
+		return 2
+	}
+	l := slices.Clone(ps.list)
+	sort.SliceStable(l, func(i, j int) bool {
+		if gi, gj := group(l[i]), group(l[j]); gi != gj {
+			return gi < gj
+		}
+		return l[i].Name < l[j].Name
+	})
+	return l
+}
+
 // FromLegacyLayout permutes buf, a [TrainEnd] buffer in the layout before Layout
-// (trainable parameters with weight decay, then those without, each group sorted by
-// name), into this one. Optimizer state saved before the change loads through it.
+// (legacyOrder), into this one. Optimizer state saved before the change loads through it.
 func (ps *Params) FromLegacyLayout(buf []float32) error {
 	if int64(len(buf)) != ps.TrainEnd {
 		return fmt.Errorf("%d values, the model has %d trainable parameters", len(buf), ps.TrainEnd)
 	}
-	var legacy []*Param
-	for _, p := range ps.list {
-		if p.Trainable {
-			legacy = append(legacy, p)
-		}
-	}
-	sort.SliceStable(legacy, func(i, j int) bool {
-		if a, b := legacy[i], legacy[j]; a.Decay != b.Decay {
-			return a.Decay
-		}
-		return legacy[i].Name < legacy[j].Name
-	})
 	old := slices.Clone(buf)
 	var off int64
-	for _, p := range legacy {
+	for _, p := range ps.legacyOrder() {
+		if !p.Trainable {
+			break
+		}
 		copy(buf[p.Offset:p.Offset+p.Numel], old[off:off+p.Numel])
 		off += p.Numel
 	}
