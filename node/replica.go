@@ -45,3 +45,17 @@ type Replica interface {
 type Reporter interface {
 	WriteReports(dir string) error
 }
+
+// Layouter is a Replica whose flat buffers are laid out in a way a later build may
+// change (train.Replica: model.Layout); checkpoints record it, and one in another
+// layout is refused instead of loaded into the wrong places.
+type Layouter interface {
+	Layout() string
+}
+
+func layoutOf(r Replica) string {
+	if l, ok := r.(Layouter); ok {
+		return l.Layout()
+	}
+	return ""
+}

@@ -312,8 +312,10 @@ func (s *session) orderFor(epoch int) []int32 {
 	return s.order
 }
 
-// step trains one global batch: this rank's piece, the gradient all-reduce, the commit
-// round, the optimizer step. Nothing is applied unless the commit round completes.
+// step trains one global batch: this rank's piece, the gradient all-reduce (started
+// before backward and fed prefix by prefix as backward finishes them, unless
+// Config.NoOverlap), the commit round, the optimizer step. Nothing is applied unless the
+// commit round completes.
 func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generation) error {
 	n, rank := ring.Size(), ring.Rank()
 	wall := time.Now()
@@ -326,23 +328,21 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	if err := s.audit.contribute(g.Gen, s.pos.Step+1, epoch, rank, piece); err != nil {
 		return err
 	}
-	t0 := time.Now()
 	r := s.env.Replica
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
+	failpoint.Hit("node.allreduce")
+	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), !s.a.cfg.NoOverlap, nil)
 	if err != nil {
+		if recoverable(err) {
+			s.a.m.aborted.Inc()
+		}
 		return err
 	}
-	compute := time.Since(t0)
+	loss, compute := gs.Loss, gs.Compute
 	s.a.m.compute.Observe(compute.Seconds())
 	t1 := time.Now()
-	failpoint.Hit("node.allreduce")
-	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
-		s.a.m.aborted.Inc()
-		return err
-	}
 	// The commit round: it completes only when every rank holds the summed gradient.
 	c := make([]float32, 3+n)
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
@@ -352,7 +352,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		s.a.m.aborted.Inc()
 		return err
 	}
-	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
+	s.a.m.allreduce.Observe((gs.Comm + time.Since(t1)).Seconds())
 	s.measure(batch, c[3:])
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {
