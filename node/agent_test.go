@@ -886,3 +886,22 @@ func TestAuditCountsTheAppliedAttempt(t *testing.T) {
 		t.Fatalf("with generation 2's step applied: %+v, %v", r, err)
 	}
 }
+
+// Overlap stays on while it sends part of the gradient before backward returns, and a
+// session turns it off after overlapProbeSteps steps that sent nothing early.
+func TestOverlapTurnsOffWhenNothingGoesEarly(t *testing.T) {
+	var logs bytes.Buffer
+	a := &Agent{cfg: Config{Log: log.New(&logs, "", 0)}}
+	idle := newSession(a, &api.Job{ID: "job-1"})
+	paying := newSession(a, &api.Job{ID: "job-2"})
+	for i := range overlapProbeSteps {
+		idle.noteOverlap(GradStats{Overlapped: true, Lead: 40 * time.Millisecond})
+		paying.noteOverlap(GradStats{Overlapped: true, SentEarly: int64(i % 2 * 4096)})
+	}
+	if !idle.noOverlap || !strings.Contains(logs.String(), "job job-1: overlap off") {
+		t.Errorf("nothing sent early in %d steps: overlap still on (logs %q)", overlapProbeSteps, logs.String())
+	}
+	if paying.noOverlap {
+		t.Error("overlap turned off although it sent bytes early")
+	}
+}

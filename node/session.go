@@ -53,7 +53,18 @@ type session struct {
 	rep     *reporter
 	uploads *uploader
 	rate    rate.Meter
+
+	// overlapTried steps overlapped the all-reduce with backward and sent sentEarly
+	// bytes before backward returned. When the first few send nothing early (the
+	// first bucket holds a gradient that backward finishes last, as the embeddings of a
+	// small model), overlap only costs: noOverlap turns it off for the session.
+	overlapTried int
+	sentEarly    int64
+	noOverlap    bool
 }
+
+// overlapProbeSteps is how many overlapped steps decide whether overlap pays.
+const overlapProbeSteps = 3
 
 func newSession(a *Agent, job *api.Job) *session {
 	return &session{a: a, job: job, dir: filepath.Join(a.cfg.Dir, "jobs", job.ID), orderEpoch: -1}
@@ -305,6 +316,17 @@ func (s *session) batch(ranks int) (ids []int32, epoch, next int) {
 	return b, epoch, pos + len(b)
 }
 
+// noteOverlap turns overlap off for the session once overlapProbeSteps overlapped steps
+// sent nothing before backward returned. Either way the sums are the same bits.
+func (s *session) noteOverlap(gs GradStats) {
+	s.overlapTried++
+	s.sentEarly += gs.SentEarly
+	if s.overlapTried == overlapProbeSteps && s.sentEarly == 0 {
+		s.noOverlap = true
+		s.logf("overlap off: in %d steps backward finished no bucket of the gradient before it returned (the first prefix %v before)", overlapProbeSteps, gs.Lead.Round(time.Millisecond))
+	}
+}
+
 func (s *session) orderFor(epoch int) []int32 {
 	if s.orderEpoch != epoch {
 		s.order, s.orderEpoch = s.env.Data.Order(epoch), epoch
@@ -333,12 +355,16 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
 	failpoint.Hit("node.allreduce")
-	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), !s.a.cfg.NoOverlap, nil)
+	overlap := !s.a.cfg.NoOverlap && !s.noOverlap
+	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), overlap, nil)
 	if err != nil {
 		if recoverable(err) {
 			s.a.m.aborted.Inc()
 		}
 		return err
+	}
+	if gs.Overlapped {
+		s.noteOverlap(gs)
 	}
 	loss, compute := gs.Loss, gs.Compute
 	s.a.m.compute.Observe(compute.Seconds())

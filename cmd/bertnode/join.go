@@ -38,6 +38,7 @@ func joinCmd() *cobra.Command {
 		id, name, dataDir, device, ringAddr, httpAddr, gossipAddr, profile string
 		threads                                                            int
 		cache                                                              int64
+		noOverlap                                                          bool
 	}
 	c := &cobra.Command{
 		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
@@ -138,7 +139,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 			RingAddr: ringLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
 			Coordinator: client, Setup: node.PlanSetup(client, o.cache, factory),
 			Listener: ringLn.(*net.TCPListener), RingSecret: secret.Derive(clusterkey.Ring), RingTLS: ringTLS,
-			Metrics: reg, Log: logger,
+			Metrics: reg, Log: logger, NoOverlap: o.noOverlap,
 		})
 		logger.Printf("node %s: ring %s, http %s, gossip %s", o.id, ringLn.Addr(), httpLn.Addr(), g.Addr())
 		return agent.Run(ctx)
@@ -154,6 +155,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip")
 	f.StringVar(&o.profile, "gossip-profile", gossip.ProfileLAN, "gossip timing: lan, or local (one machine: fast)")
 	f.Int64Var(&o.cache, "cache-bytes", 256<<20, "memory for cached blocks of streamed training data")
+	f.BoolVar(&o.noOverlap, "no-overlap", false, "all-reduce the gradient after backward, not during it (a session also stops overlapping when its first steps send nothing early)")
 	return c
 }
 
