@@ -135,6 +135,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		return nil, err
 	}
 	model.SetThreads(spec.Threads)
+	model.SetTF32(spec.TF32 && dev.IsCuda())
 	model.ManualSeed(spec.Seed)
 	headDrop := -1.0
 	if spec.Dropout != nil {

@@ -49,6 +49,10 @@ void bn_cuda_autocast(int dtype) {
 void bn_set_num_threads(int n) { PROTECT(at::set_num_threads(n);) }
 int bn_num_threads() { return at::get_num_threads(); }
 void bn_manual_seed(int64_t seed) { PROTECT(torch::manual_seed(seed);) }
+void bn_set_tf32(bool on) {
+  PROTECT(at::globalContext().setAllowTF32CuBLAS(on); at::globalContext().setAllowTF32CuDNN(on);)
+}
+bool bn_tf32() { return at::globalContext().allowTF32CuBLAS(); }
 
 // What the hooks and the waiter share. Hooks hold it too, so a hook that outlives the
 // watch (its node kept alive elsewhere) writes to live memory.

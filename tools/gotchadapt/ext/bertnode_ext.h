@@ -17,6 +17,10 @@ void bn_cuda_autocast(int dtype);
 void bn_set_num_threads(int n);
 int bn_num_threads();
 void bn_manual_seed(int64_t seed);
+// TensorFloat-32 for float32 matmuls and convolutions on GPUs that have it (Ampere and
+// later); a no-op elsewhere.
+void bn_set_tf32(bool on);
+bool bn_tf32();
 
 // A gradient watch learns when backward has finished the gradients of a list of leaf
 // parameters: a post hook on each one's AccumulateGrad node, which runs once per
