@@ -72,11 +72,12 @@ func (p PowerSGDParams) compresses(l int) bool {
 //
 //	P = all-reduce-sum(M Q); orthonormalise P's columns
 //	Q_local = Mᵀ P; Q = all-reduce-sum(Q_local)
-//	out = P Qᵀ (÷ n for the average); error memory = M - P Q_localᵀ
+//	out = P Qᵀ (÷ n for the average); error memory = M - P Qᵀ ÷ n
 //
-// P and Q are identical bits on every rank, hence so is the output. The memory keeps
-// what this rank's contribution lost, and adds it to the next step's gradient, so the
-// running sum of outputs tracks the running sum of true averages with a bounded error:
+// P and Q are identical bits on every rank, hence so is the output. The memories of all
+// ranks add up to what the output missed of Σ M, and each adds its share to the next
+// step's gradient, so the running sum of outputs tracks the running sum of true
+// averages with a bounded error:
 // the long-run relative error vanishes. Q is reused as the next step's starting
 // factor (one power iteration per step).
 type powerSGD struct {
@@ -85,7 +86,7 @@ type powerSGD struct {
 	mem     []float32   // error feedback, one value per buffer value
 	q       [][]float32 // per bucket, Cols x Rank
 	stages  [3]stage    // buckets in flight (allReduce)
-	qt      []float32   // Q transposed (powersgd_kernels.go)
+	qt, qlt []float32   // Q and Q_local transposed (powersgd_kernels.go)
 	bufLen  int
 	buckets int
 }
@@ -94,7 +95,7 @@ type powerSGD struct {
 type stage struct {
 	lo, hi int
 	raw    bool       // reduced raw: it does not compress
-	p, qlt []float32  // P (rows x Rank) and Q_local transposed
+	p      []float32  // P, rows x Rank
 	done   chan error // the last all-reduce submitted for it
 }
 
@@ -123,9 +124,10 @@ func (s *powerSGD) reset(n, bucket int) {
 	s.q = make([][]float32, s.buckets)
 	rows := (min(n, bucket) + s.Cols - 1) / s.Cols
 	for i := range s.stages {
-		s.stages[i] = stage{p: make([]float32, rows*s.Rank), qlt: make([]float32, rk4(s.Rank)*s.Cols), done: make(chan error, 1)}
+		s.stages[i] = stage{p: make([]float32, rows*s.Rank), done: make(chan error, 1)}
 	}
 	s.qt = make([]float32, rk4(s.Rank)*s.Cols)
+	s.qlt = make([]float32, rk4(s.Rank)*s.Cols)
 }
 
 func (s *powerSGD) initialQ() []float32 {
@@ -210,7 +212,7 @@ func (s *powerSGD) project(ctx context.Context, r *Ring, w *reducer, buf []float
 }
 
 // backProject (stage B) takes the summed P, orthonormalises it and submits
-// Q = Σ Mᵀ P, keeping this rank's Q_local.
+// Q = Σ Mᵀ P.
 func (s *powerSGD) backProject(r *Ring, w *reducer, buf []float32, b int) error {
 	x := &s.stages[b%len(s.stages)]
 	if x.raw {
@@ -222,14 +224,14 @@ func (s *powerSGD) backProject(r *Ring, w *reducer, buf []float32, b int) error 
 	rows := (x.hi - x.lo + s.Cols - 1) / s.Cols
 	p := x.p[:rows*s.Rank]
 	orthonormalise(p, rows, s.Rank)
-	backProject(buf[x.lo:x.hi], p, x.qlt, s.Cols, s.Rank)
-	transpose(s.q[b], x.qlt, s.Cols, s.Rank, true)
+	backProject(buf[x.lo:x.hi], p, s.qlt, s.Cols, s.Rank)
+	transpose(s.q[b], s.qlt, s.Cols, s.Rank, true)
 	w.submit(s.q[b], OpSum, false, x.done)
 	return nil
 }
 
-// reconstruct (stage C) takes the summed Q and sets memory = M - P Q_localᵀ and the
-// output P Qᵀ (÷ n).
+// reconstruct (stage C) takes the summed Q and sets the output P Qᵀ (÷ n for the
+// average) and the memory, M - P Qᵀ ÷ n.
 func (s *powerSGD) reconstruct(r *Ring, buf []float32, b int, op Op) error {
 	x := &s.stages[b%len(s.stages)]
 	if err := <-x.done; err != nil || x.raw {
@@ -241,7 +243,7 @@ func (s *powerSGD) reconstruct(r *Ring, buf []float32, b int, op Op) error {
 	}
 	rows := (x.hi - x.lo + s.Cols - 1) / s.Cols
 	transpose(s.q[b], s.qt, s.Cols, s.Rank, false)
-	reconstruct(buf[x.lo:x.hi], s.mem[x.lo:x.hi], x.p[:rows*s.Rank], x.qlt, s.qt, s.Cols, s.Rank, scale)
+	reconstruct(buf[x.lo:x.hi], s.mem[x.lo:x.hi], x.p[:rows*s.Rank], s.qt, s.Cols, s.Rank, 1/float32(r.n), scale)
 	n := r.n
 	a, bb := segBounds(x.lo, x.hi, (r.rank+1)%n, n)
 	c, d := segBounds(x.lo, x.hi, (r.rank+2)%n, n)

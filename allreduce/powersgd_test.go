@@ -122,7 +122,7 @@ func TestPowerSGDKernels(t *testing.T) {
 				qlt: make([]float32, len(qt))}
 			project(r.m, r.mem, qt, r.p, c.cols, c.rk)
 			backProject(r.m, p0, r.qlt, c.cols, c.rk)
-			reconstruct(r.m, r.mem, p0, qt, qt2, c.cols, c.rk, 1/float32(3))
+			reconstruct(r.m, r.mem, p0, qt2, c.cols, c.rk, 1/float32(3), 1)
 			return r
 		}
 		vec := run()
