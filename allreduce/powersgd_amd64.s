@@ -9,8 +9,8 @@
 // func dot4AVX2(x, mem, q *float32, stride, n int, out *[4]float32)
 //
 // With mem non-nil, x += mem first (stored). out[j] = Σ_k x[k]·q[j*stride+k], j < 4,
-// each in 8 partial sums of fused multiply-adds, then summed pairwise. n is a multiple
-// of 8.
+// each in 16 partial sums of fused multiply-adds (two of 8 lanes, so that the adds into
+// one need not wait for each other), then summed pairwise. n is a multiple of 8.
 TEXT ·dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), DI
 	MOVQ   mem+8(FP), R8
@@ -18,6 +18,8 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   stride+24(FP), DX
 	SHLQ   $2, DX
 	MOVQ   n+32(FP), CX
+	MOVQ   CX, R13
+	ANDQ   $-16, R13
 	MOVQ   out+40(FP), R9
 	LEAQ   (SI)(DX*1), R10
 	LEAQ   (R10)(DX*1), R11
@@ -26,9 +28,33 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-48
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
 	XORQ   BX, BX
 	TESTQ  R8, R8
-	JZ     dot
+	JZ     dot16
+
+adddot16:
+	CMPQ        BX, R13
+	JGE         adddot
+	VMOVUPS     (DI)(BX*4), Y4
+	VMOVUPS     32(DI)(BX*4), Y5
+	VADDPS      (R8)(BX*4), Y4, Y4
+	VADDPS      32(R8)(BX*4), Y5, Y5
+	VMOVUPS     Y4, (DI)(BX*4)
+	VMOVUPS     Y5, 32(DI)(BX*4)
+	VFMADD231PS (SI)(BX*4), Y4, Y0
+	VFMADD231PS (R10)(BX*4), Y4, Y1
+	VFMADD231PS (R11)(BX*4), Y4, Y2
+	VFMADD231PS (R12)(BX*4), Y4, Y3
+	VFMADD231PS 32(SI)(BX*4), Y5, Y6
+	VFMADD231PS 32(R10)(BX*4), Y5, Y7
+	VFMADD231PS 32(R11)(BX*4), Y5, Y8
+	VFMADD231PS 32(R12)(BX*4), Y5, Y9
+	ADDQ        $16, BX
+	JMP         adddot16
 
 adddot:
 	CMPQ        BX, CX
@@ -43,6 +69,22 @@ adddot:
 	ADDQ        $8, BX
 	JMP         adddot
 
+dot16:
+	CMPQ        BX, R13
+	JGE         dot
+	VMOVUPS     (DI)(BX*4), Y4
+	VMOVUPS     32(DI)(BX*4), Y5
+	VFMADD231PS (SI)(BX*4), Y4, Y0
+	VFMADD231PS (R10)(BX*4), Y4, Y1
+	VFMADD231PS (R11)(BX*4), Y4, Y2
+	VFMADD231PS (R12)(BX*4), Y4, Y3
+	VFMADD231PS 32(SI)(BX*4), Y5, Y6
+	VFMADD231PS 32(R10)(BX*4), Y5, Y7
+	VFMADD231PS 32(R11)(BX*4), Y5, Y8
+	VFMADD231PS 32(R12)(BX*4), Y5, Y9
+	ADDQ        $16, BX
+	JMP         dot16
+
 dot:
 	CMPQ        BX, CX
 	JGE         hsum
@@ -55,6 +97,10 @@ dot:
 	JMP         dot
 
 hsum:
+	VADDPS       Y6, Y0, Y0
+	VADDPS       Y7, Y1, Y1
+	VADDPS       Y8, Y2, Y2
+	VADDPS       Y9, Y3, Y3
 	VHADDPS      Y1, Y0, Y0 // per 128-bit lane: pair sums of Y0, then of Y1
 	VHADDPS      Y3, Y2, Y2
 	VHADDPS      Y2, Y0, Y0 // per lane: the sums of Y0..Y3's halves

@@ -121,7 +121,8 @@ func BenchmarkCodecLossCurves(b *testing.B) {
 				b.Errorf("%s: the replicas' eval losses differ: %v and %v", codec, res[0].Final.Loss, res[1].Final.Loss)
 			}
 			q := quarterLosses(b, specs, steps)
-			b.Logf("%-30s train loss by quarter %.4f %.4f %.4f %.4f | eval loss %.4f accuracy %.4f | %v", run.name,
+			// printed at once: b.Logf would hold every row until the last run ends
+			fmt.Printf("%-30s train loss by quarter %.4f %.4f %.4f %.4f | eval loss %.4f accuracy %.4f | %v\n", run.name,
 				q[0], q[1], q[2], q[3], res[0].Final.Loss, res[0].Final.Metrics["accuracy"], time.Since(start).Round(time.Second))
 		}
 	}
