@@ -242,7 +242,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
-		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
+		PowerSGD: allreduce.PowerSGDParams{Rank: spec.Cluster.PowerSGDRank, StartStep: int64(spec.Cluster.PowerSGDStartStep)},
+		Timeout:  time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {
 		return err
@@ -339,6 +340,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	s.a.m.compute.Observe(compute.Seconds())
 	t1 := time.Now()
 	failpoint.Hit("node.allreduce")
+	ring.SetStep(s.pos.Step) // PowerSGD's warm-up counts training steps, across generations and resumes
 	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
 		s.a.m.aborted.Inc()
 		return err
