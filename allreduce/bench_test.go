@@ -178,7 +178,7 @@ func BenchmarkPowerSGDBucket(b *testing.B) {
 			for b.Loop() {
 				project(m, mem, qt, p, cols, rk)
 				backProject(m, p, qlt, cols, rk)
-				reconstruct(m, mem, p, qlt, qt, cols, rk, 0.5)
+				reconstruct(m, mem, p, qt, cols, rk, 0.5, 0.5)
 			}
 		})
 	}

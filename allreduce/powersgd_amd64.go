@@ -8,7 +8,7 @@ import "golang.org/x/sys/cpu"
 // loops on the same inputs.
 var psgdVector = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// The vector loops take as much of the row as they handle (a multiple of 8 or 16
+// The vector loops take as much of the row as they handle (a multiple of 8 or 32
 // values) and return how much that was; the scalar loops do the rest.
 
 func dot4Vector(x, mem, q []float32, stride int, out *[4]float32) int {
@@ -35,14 +35,13 @@ func axpy4Vector(y []float32, stride int, x []float32, a *[4]float32) int {
 	return n
 }
 
-func reconstructVector(row, mem, p, ql, q []float32, stride int, scale float32) int {
-	n := len(row) &^ 15
+func reconstructVector(row, mem, p, q []float32, stride int, inv, scale float32) int {
+	n := len(row) &^ 31
 	if !psgdVector || n == 0 || len(p) == 0 {
 		return 0
 	}
-	last := (len(p)-1)*stride + n - 1
-	_, _, _ = mem[n-1], ql[last], q[last]
-	reconstructAVX2(&row[0], &mem[0], &p[0], &ql[0], &q[0], stride, len(p), n, scale)
+	_, _ = mem[n-1], q[(len(p)-1)*stride+n-1]
+	reconstructAVX2(&row[0], &mem[0], &p[0], &q[0], stride, len(p), n, inv, scale)
 	return n
 }
 
@@ -55,4 +54,4 @@ func dot4AVX2(x, mem, q *float32, stride, n int, out *[4]float32)
 func axpy4AVX2(y *float32, stride int, x *float32, a *[4]float32, n int)
 
 //go:noescape
-func reconstructAVX2(row, mem, p, ql, q *float32, stride, rk, n int, scale float32)
+func reconstructAVX2(row, mem, p, q *float32, stride, rk, n int, inv, scale float32)

@@ -76,19 +76,21 @@ func backProject(m, p, qlt []float32, cols, rk int) {
 	}
 }
 
-// reconstruct sets mem = M - P Q_localᵀ and m = P Qᵀ · scale.
-func reconstruct(m, mem, p, qlt, qt []float32, cols, rk int, scale float32) {
+// reconstruct sets m = P Qᵀ · scale, and mem = M - P Qᵀ · inv: what this rank's M
+// lost against the average (inv is 1/n), as torch's PowerSGD hook keeps it. The
+// memories of all ranks add up to Σ M - P Qᵀ, what the output missed, which is all
+// error feedback needs, and P Qᵀ is computed once for both.
+func reconstruct(m, mem, p, qt []float32, cols, rk int, inv, scale float32) {
 	for i, lo := 0, 0; lo < len(m); i, lo = i+1, lo+cols {
 		row, rowMem := m[lo:min(lo+cols, len(m))], mem[lo:min(lo+cols, len(m))]
 		pi := p[i*rk : (i+1)*rk]
-		for k := reconstructVector(row, rowMem, pi, qlt, qt, cols, scale); k < len(row); k++ {
-			var local, sum float32
+		for k := reconstructVector(row, rowMem, pi, qt, cols, inv, scale); k < len(row); k++ {
+			var sum float32
 			for j, pv := range pi {
 				// float32(): a compiler that fuses multiply-adds (arm64) must not here
-				local += float32(pv * qlt[j*cols+k])
 				sum += float32(pv * qt[j*cols+k])
 			}
-			rowMem[k] = row[k] - local
+			rowMem[k] = row[k] - float32(sum*inv)
 			row[k] = sum * scale
 		}
 	}

@@ -253,7 +253,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
-		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
+		PowerSGD: allreduce.PowerSGDParams{Rank: spec.Cluster.PowerSGDRank, StartStep: int64(spec.Cluster.PowerSGDStartStep)},
+		Timeout:  time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {
 		return err
@@ -356,6 +357,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	weight := float64(len(piece)) / float64(len(batch))
 	failpoint.Hit("node.allreduce")
 	overlap := !s.a.cfg.NoOverlap && !s.noOverlap
+	ring.SetStep(s.pos.Step) // PowerSGD's warm-up counts training steps, across generations and resumes
 	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), overlap, nil)
 	if err != nil {
 		if recoverable(err) {
