@@ -253,7 +253,7 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
-		PowerSGD: allreduce.PowerSGDParams{Rank: spec.Cluster.PowerSGDRank, StartStep: int64(spec.Cluster.PowerSGDStartStep)},
+		PowerSGD: allreduce.PowerSGDParams{Rank: spec.Cluster.PowerSGDRank, StartStep: int64(spec.Cluster.PowerSGDStartStep), Cols: widthOf(s.env.Replica)},
 		Timeout:  time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {

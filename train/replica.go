@@ -94,6 +94,9 @@ func (r *Replica) Loaded() error { return r.t.opt.Import(r.snap) }
 // Layout is the flat buffers' layout, which node checkpoints record.
 func (r *Replica) Layout() string { return model.Layout }
 
+// Width is the model's hidden size: the rows PowerSGD folds the gradient into.
+func (r *Replica) Width() int { return r.t.Model.Config.HiddenSize }
+
 // Evaluate runs this rank's share of the eval batches, gathers every batch's logits
 // over the ring (their sizes first), and scores all of them on every rank, so the
 // metrics, the best checkpoint and early stopping agree everywhere.
