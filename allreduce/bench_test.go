@@ -120,3 +120,71 @@ func BenchmarkUnshuffleAdd(b *testing.B) {
 		unshuffle(dst, planes, true)
 	}
 }
+
+// BenchmarkHalfCodec runs the half codecs' encode, decode-and-add and quantize on one
+// frame of dense gradient through the vector loops and, forced, the scalar ones, side by
+// side in one run.
+func BenchmarkHalfCodec(b *testing.B) {
+	src := chunkOf("dense")
+	for _, c := range []halfCodec{{bf: true}, {bf: false}} {
+		for _, loop := range []string{"vector", "scalar"} {
+			name := fmt.Sprintf("%v/%s", map[bool]Codec{true: CodecBF16, false: CodecFP16}[c.bf], loop)
+			run := func(b *testing.B, fn func()) {
+				if loop == "scalar" {
+					defer func(v bool) { halfVector = v }(halfVector)
+					halfVector = false
+				} else if !halfVector {
+					b.Skip("no vector loops on this CPU")
+				}
+				b.SetBytes(int64(4 * len(src)))
+				for b.Loop() {
+					fn()
+				}
+			}
+			payload := make([]byte, c.scratch(len(src)))
+			c.encode(payload, src)
+			dst, q := make([]float32, len(src)), make([]float32, len(src))
+			b.Run(name+"/encode", func(b *testing.B) { run(b, func() { c.encode(payload, src) }) })
+			b.Run(name+"/decode", func(b *testing.B) { run(b, func() { c.decode(dst, payload, true) }) })
+			b.Run(name+"/quantize", func(b *testing.B) {
+				run(b, func() {
+					copy(q, src)
+					c.quantize(q)
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkPowerSGDBucket runs PowerSGD's products on one default 16 MiB bucket of dense
+// gradient at rank 4 and 768 columns (everything but the two small all-reduces and the
+// orthonormalisation), with the vector loops and, forced, the scalar ones.
+func BenchmarkPowerSGDBucket(b *testing.B) {
+	const cols, rk = 768, 4
+	m := make([]float32, DefaultBucketElems)
+	for i := range m {
+		m[i] = float32(i%1000) / 1000
+	}
+	mem := make([]float32, len(m))
+	p := make([]float32, (len(m)+cols-1)/cols*rk)
+	qt, qlt := make([]float32, rk4(rk)*cols), make([]float32, rk4(rk)*cols)
+	for i := range qt {
+		qt[i] = float32(i%7) / 7
+	}
+	for _, loop := range []string{"vector", "scalar"} {
+		b.Run(loop, func(b *testing.B) {
+			if loop == "scalar" {
+				defer func(v bool) { psgdVector = v }(psgdVector)
+				psgdVector = false
+			} else if !psgdVector {
+				b.Skip("no vector loops on this CPU")
+			}
+			b.SetBytes(int64(4 * len(m)))
+			for b.Loop() {
+				project(m, mem, qt, p, cols, rk)
+				backProject(m, p, qlt, cols, rk)
+				reconstruct(m, mem, p, qt, cols, rk, 0.5, 0.5)
+			}
+		})
+	}
+}

@@ -14,15 +14,17 @@ type halfCodec struct{ bf bool }
 
 func (halfCodec) scratch(elems int) int { return 2 * elems }
 
+// encode, decode and quantize leave what they can to the vector loops
+// (codec_half_amd64.s: the same bits, 16 values at a time) and do the rest here.
 func (c halfCodec) encode(dst []byte, src []float32) ([]byte, error) {
 	dst = dst[:2*len(src)]
 	if c.bf {
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], bf16FromF32(v))
+		for i := bf16EncodeVector(dst, src); i < len(src); i++ {
+			binary.LittleEndian.PutUint16(dst[2*i:], bf16FromF32(src[i]))
 		}
 	} else {
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], fp16FromF32(v))
+		for i := fp16EncodeVector(dst, src); i < len(src); i++ {
+			binary.LittleEndian.PutUint16(dst[2*i:], fp16FromF32(src[i]))
 		}
 	}
 	return dst, nil
@@ -32,21 +34,22 @@ func (c halfCodec) decode(dst []float32, payload []byte, add bool) error {
 	if len(payload) != 2*len(dst) {
 		return fmt.Errorf("16-bit payload of %d bytes for %d values", len(payload), len(dst))
 	}
+	i := halfDecodeVector(c.bf, dst, payload, add)
 	switch {
 	case c.bf && add:
-		for i := range dst {
+		for ; i < len(dst); i++ {
 			dst[i] += bf16ToF32(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
 	case c.bf:
-		for i := range dst {
+		for ; i < len(dst); i++ {
 			dst[i] = bf16ToF32(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
 	case add:
-		for i := range dst {
+		for ; i < len(dst); i++ {
 			dst[i] += fp16ToF32(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
 	default:
-		for i := range dst {
+		for ; i < len(dst); i++ {
 			dst[i] = fp16ToF32(binary.LittleEndian.Uint16(payload[2*i:]))
 		}
 	}
@@ -54,14 +57,15 @@ func (c halfCodec) decode(dst []float32, payload []byte, add bool) error {
 }
 
 func (c halfCodec) quantize(v []float32) {
+	i := halfQuantizeVector(c.bf, v)
 	if c.bf {
-		for i, x := range v {
-			v[i] = bf16ToF32(bf16FromF32(x))
+		for ; i < len(v); i++ {
+			v[i] = bf16ToF32(bf16FromF32(v[i]))
 		}
 		return
 	}
-	for i, x := range v {
-		v[i] = fp16ToF32(fp16FromF32(x))
+	for ; i < len(v); i++ {
+		v[i] = fp16ToF32(fp16FromF32(v[i]))
 	}
 }
 

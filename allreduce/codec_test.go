@@ -2,8 +2,11 @@ package allreduce
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 )
 
@@ -236,4 +239,106 @@ func subnormalStep(c Codec) float64 {
 		return 0
 	}
 	return math.Ldexp(1, -25)
+}
+
+// withScalarHalf runs fn with the half codecs' vector loops turned off.
+func withScalarHalf(fn func()) {
+	defer func(v bool) { halfVector = v }(halfVector)
+	halfVector = false
+	fn()
+}
+
+// halfInputs calls fn with chunks of float32 bit patterns that between them take
+// every path of both encoders: every value of the top 19 bits (sign, exponent, fp16's
+// 10 mantissa bits) with the low 13 bits 0, 1, just below, at and above half of 2^13,
+// and all ones; and so, for bf16, every top 16 bits with the low 16 below, at and
+// above the tie. With BERTNODE_HALF_EXHAUSTIVE=1, every float32 instead (a minute).
+func halfInputs(fn func(src []float32)) {
+	src := make([]float32, 1<<16)
+	if os.Getenv("BERTNODE_HALF_EXHAUSTIVE") == "1" {
+		for base := uint64(0); base < 1<<32; base += uint64(len(src)) {
+			for i := range src {
+				src[i] = math.Float32frombits(uint32(base) + uint32(i))
+			}
+			fn(src)
+		}
+		return
+	}
+	lows := []uint32{0, 1, 0xfff, 0x1000, 0x1001, 0x1fff}
+	k := 0
+	for hi := uint32(0); hi < 1<<19; hi++ {
+		for _, lo := range lows {
+			src[k] = math.Float32frombits(hi<<13 | lo)
+			if k++; k == len(src) {
+				fn(src)
+				k = 0
+			}
+		}
+	}
+	fn(src[:k])
+}
+
+// TestHalfVectorMatchesScalar: the AVX2 loops give the scalar loops' bits for every
+// class of float32 (encode and quantize, halfInputs), for every 16-bit value (decode,
+// stored and added to NaNs of both kinds, zeros of both signs, Inf and finite values),
+// and on lengths that leave a scalar tail.
+func TestHalfVectorMatchesScalar(t *testing.T) {
+	if !halfVector {
+		t.Skip("no AVX2 and F16C on this CPU (or a purego build): only the scalar loops run")
+	}
+	for _, c := range []halfCodec{{bf: true}, {bf: false}} {
+		name := map[bool]string{true: "bf16", false: "fp16"}[c.bf]
+		halfInputs(func(src []float32) {
+			if t.Failed() {
+				return
+			}
+			got, want := make([]byte, 2*len(src)), make([]byte, 2*len(src))
+			qGot, qWant := slices.Clone(src), slices.Clone(src)
+			c.encode(got, src)
+			c.quantize(qGot)
+			withScalarHalf(func() {
+				c.encode(want, src)
+				c.quantize(qWant)
+			})
+			for i := range src {
+				if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
+					t.Errorf("%s encode(%#08x) = %#04x, scalar %#04x", name, math.Float32bits(src[i]), g, w)
+					return
+				}
+			}
+			if i := sameBits(qGot, qWant); i >= 0 {
+				t.Errorf("%s quantize(%#08x) = %#08x, scalar %#08x", name, math.Float32bits(src[i]),
+					math.Float32bits(qGot[i]), math.Float32bits(qWant[i]))
+			}
+		})
+
+		payload := make([]byte, 2<<16)
+		for h := range 1 << 16 {
+			binary.LittleEndian.PutUint16(payload[2*h:], uint16(h))
+		}
+		for _, d := range []uint32{0, 0x80000000, 0x3f800000, 0xc2f60000, 0x7f800000, 0xff800000,
+			0x7fc00001, 0xffc12345, 0x7f800001, 0xff812345, 0x00000001} {
+			for _, add := range []bool{false, true} {
+				for _, n := range []int{1 << 16, 1<<16 - 5, 13} { // the last leaves all to the tail
+					dst, ref := make([]float32, n), make([]float32, n)
+					for i := range dst {
+						dst[i] = math.Float32frombits(d)
+						ref[i] = dst[i]
+					}
+					if err := c.decode(dst, payload[:2*n], add); err != nil {
+						t.Fatal(err)
+					}
+					withScalarHalf(func() {
+						if err := c.decode(ref, payload[:2*n], add); err != nil {
+							t.Fatal(err)
+						}
+					})
+					if i := sameBits(dst, ref); i >= 0 {
+						t.Fatalf("%s decode(%#04x) into %#08x, add %v: %#08x, scalar %#08x", name, i, d, add,
+							math.Float32bits(dst[i]), math.Float32bits(ref[i]))
+					}
+				}
+			}
+		}
+	}
 }

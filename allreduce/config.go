@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 )
@@ -128,7 +129,7 @@ func (c *Config) withDefaults() (Config, error) {
 // digest commits to everything that determines the bits on the wire and the summation
 // order, so that the handshake refuses a peer that would silently compute something else.
 func (c *Config) digest() [32]byte {
-	var b [40]byte
+	var b [56]byte
 	b[0] = frameVersion
 	b[1] = byte(c.Codec)
 	binary.LittleEndian.PutUint16(b[2:], uint16(len(c.Peers)))
@@ -138,6 +139,8 @@ func (c *Config) digest() [32]byte {
 		binary.LittleEndian.PutUint64(b[20:], uint64(c.PowerSGD.Rank))
 		binary.LittleEndian.PutUint64(b[28:], uint64(c.PowerSGD.Cols))
 		binary.LittleEndian.PutUint32(b[36:], c.PowerSGD.Seed)
+		binary.LittleEndian.PutUint64(b[40:], uint64(c.PowerSGD.StartStep))
+		binary.LittleEndian.PutUint64(b[48:], math.Float64bits(c.PowerSGD.MinCompression))
 	}
 	return sha256.Sum256(b[:])
 }

@@ -350,6 +350,12 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	return err
 }
 
+// DeleteJob removes an ended job, its event log, and the blobs only it referenced.
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	_, err := c.call(ctx, http.MethodDelete, "/v1/jobs/"+esc(id), nil, nil, nil)
+	return err
+}
+
 // Logs reads a job's event log once it changed after index (blocking up to wait).
 func (c *Client) Logs(ctx context.Context, id string, index uint64, wait time.Duration) (*JobLogs, error) {
 	var l JobLogs

@@ -19,6 +19,7 @@ type JobSpec struct {
 	EvalSplit float64    `yaml:"eval_split"`
 	Data      shard.Spec `yaml:"data"`
 	Model     string     `yaml:"model"`
+	Tokenizer string     `yaml:"tokenizer"`
 
 	Seed      int64    `yaml:"seed"`
 	BatchSize int      `yaml:"batch_size"`

@@ -91,6 +91,9 @@ type Job struct {
 
 	Train *Dataset `json:"train"`
 	Eval  *Dataset `json:"eval,omitempty"` // nil when the spec holds out eval_split of Train
+	// Uploads are the blobs of the model and tokenizer the CLI uploaded (the spec names
+	// them blob:<sha256>, or blob:<sha256>/<file> for a single file), by spec field.
+	Uploads map[string]string `json:"uploads,omitempty"`
 	// Labels are the classes in id order, from the training data's plan.
 	Labels []string `json:"labels,omitempty"`
 
@@ -240,6 +243,12 @@ type ClusterSpec struct {
 	Balance bool `json:"balance" yaml:"balance"`
 	// Codec is the gradient all-reduce's compression: none, s2, zstd, bf16, fp16, powersgd.
 	Codec string `json:"codec" yaml:"codec"`
+	// PowerSGDRank is codec powersgd's rank (default 4). PowerSGDStartStep is its first
+	// compressed step (default 100): the steps before it are reduced exactly, as with
+	// codec none (torch's start_powerSGD_iter); 0 means the default, 1 compresses all
+	// but the first step. See allreduce/README.md, "Training with each codec".
+	PowerSGDRank      int `json:"powersgd_rank" yaml:"powersgd_rank"`
+	PowerSGDStartStep int `json:"powersgd_start_step" yaml:"powersgd_start_step"`
 	// RingTimeout bounds how long a rank waits for a neighbour (default 10s);
 	// RejoinWindow how long the leader waits for the members' confirmations after a
 	// failure before it leaves out those that did not confirm (default 3s).
@@ -267,6 +276,12 @@ func (c ClusterSpec) WithDefaults() ClusterSpec {
 	}
 	if c.Codec == "" {
 		c.Codec = "none"
+	}
+	if c.PowerSGDRank == 0 {
+		c.PowerSGDRank = 4
+	}
+	if c.PowerSGDStartStep == 0 {
+		c.PowerSGDStartStep = 100
 	}
 	if c.RingTimeout == 0 {
 		c.RingTimeout = Duration(10 * time.Second)
@@ -308,6 +323,10 @@ func (c ClusterSpec) Validate() error {
 		return bad("block_records", "%d: must be positive", c.BlockRecords)
 	case c.WindowBlocks < 1:
 		return bad("window_blocks", "%d: must be positive", c.WindowBlocks)
+	case c.PowerSGDRank < 1 || c.PowerSGDRank > 64:
+		return bad("powersgd_rank", "%d is not in [1, 64]", c.PowerSGDRank)
+	case c.PowerSGDStartStep < 1:
+		return bad("powersgd_start_step", "%d: must be positive", c.PowerSGDStartStep)
 	}
 	switch c.Codec {
 	case "none", "s2", "zstd", "bf16", "fp16", "powersgd":

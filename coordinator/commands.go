@@ -34,6 +34,7 @@ const (
 	CmdResult         = "result"          // JobResult
 	CmdDone           = "done"            // JobDone
 	CmdCancel         = "cancel"          // JobCancel
+	CmdJobDelete      = "job_delete"      // JobDelete
 	CmdBlobStored     = "blob_stored"     // BlobStored
 	CmdBlobsCollect   = "blobs_collect"   // BlobsCollect
 )
@@ -136,6 +137,12 @@ type JobDone struct {
 
 // JobCancel cancels a job that has not ended.
 type JobCancel struct {
+	Job string `json:"job"`
+}
+
+// JobDelete removes an ended job and its event log, and unlists the blobs only it
+// referenced.
+type JobDelete struct {
 	Job string `json:"job"`
 }
 

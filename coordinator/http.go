@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/jobs/{id}", readable, s.getJob)
 	s.route("GET /v1/jobs/{id}/logs", readable, s.getLogs)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
+	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
 	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, func(id string, r api.ProgressReport) any { return JobProgress{id, r} }))
 	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, func(id string, r api.FailureReport) any { return JobFailure{id, r} }))
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
@@ -212,6 +213,10 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	s.write(w, r, CmdCancel, JobCancel{Job: r.PathValue("id")})
 }
 
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	s.write(w, r, CmdJobDelete, JobDelete{Job: r.PathValue("id")})
+}
+
 // report handles a node's report on a job: decode, wrap in its command, commit.
 func report[R any](s *Server, typ string, wrap func(job string, r R) any) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +270,22 @@ func (s *Server) newJob(req api.SubmitRequest) (api.Job, error) {
 				missing = badField(d[0], "%v", err)
 			case sha != "" && st.Blobs[sha] == nil:
 				missing = badField(d[0], "%s is not in the blob store: upload it first (bertnode submit does)", d[1])
+			}
+		}
+		for _, u := range uploads(spec) {
+			sha, err := uploadRef(u[1])
+			switch {
+			case missing != nil:
+				return
+			case err != nil:
+				missing = badField(u[0], "%v", err)
+			case sha != "" && st.Blobs[sha] == nil:
+				missing = badField(u[0], "%s is not in the blob store: upload it first (bertnode submit does)", u[1])
+			case sha != "":
+				if job.Uploads == nil {
+					job.Uploads = map[string]string{}
+				}
+				job.Uploads[u[0]] = sha
 			}
 		}
 	})

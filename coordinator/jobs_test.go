@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,6 +41,10 @@ func TestSubmitRejectsBadSpecs(t *testing.T) {
 		{"train: " + data + "\ncluster: {rejoin_window: soon}", "cluster.rejoin_window", "soon"},
 		{"train: " + data + "\ncluster: {data: nfs}", "cluster.data", "nfs"},
 		{"train: /no/such/file\ncluster: {data: shared}", "train", "no such file"},
+		{"train: " + data + "\nmodel: " + unknown, "model", "not in the blob store"},
+		{"train: " + data + "\ntokenizer: " + unknown + "/vocab.txt", "tokenizer", "not in the blob store"},
+		{"train: " + data + "\ntokenizer: " + data + "/../vocab.txt", "tokenizer", "file name"},
+		{"train: " + data + "\nmodel: blob:xyz", "model", "sha256"},
 	} {
 		_, err := cl.Submit(ctx(t), api.SubmitRequest{Spec: tc.spec})
 		var ae *api.Error
@@ -68,6 +73,31 @@ func TestSubmitRejectsBadSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WaitFor("the shared file's plan", func() bool { return job(c, id).Train.Records == 3 })
+}
+
+// TestSubmitWithUploadedModel: a spec naming an uploaded model and tokenizer is
+// accepted and the job lists their blobs, which a node fetches; presets and hub names
+// are left to the nodes.
+func TestSubmitWithUploadedModel(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	cl := c.Client()
+	data := putData(t, cl, trainData)
+	model, vocab := putData(t, cl, "a model's tar"), putData(t, cl, "a vocabulary's tar")
+	id, err := cl.Submit(ctx(t), api.SubmitRequest{Spec: "train: " + data + "\nmodel: " + model + "\ntokenizer: " + vocab + "/vocab.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"model": strings.TrimPrefix(model, "blob:"), "tokenizer": strings.TrimPrefix(vocab, "blob:")}
+	if got := job(c, id).Uploads; !maps.Equal(got, want) {
+		t.Errorf("uploads %v, want %v", got, want)
+	}
+	id, err = cl.Submit(ctx(t), api.SubmitRequest{Spec: "train: " + data + "\nmodel: bert-base-uncased"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := job(c, id).Uploads; got != nil {
+		t.Errorf("a hub name's job lists uploads %v", got)
+	}
 }
 
 func fieldOf(err error) string {

@@ -96,6 +96,24 @@ func datasets(s api.JobSpec) [][2]string {
 	return d
 }
 
+// uploads are a spec's model and tokenizer by field: blob:<sha256> when the CLI
+// uploaded them, or blob:<sha256>/<file> for a single file packed alone.
+func uploads(s api.JobSpec) [][2]string {
+	return [][2]string{{"model", s.Model}, {"tokenizer", s.Tokenizer}}
+}
+
+// uploadRef is the blob of an uploads path, or "" for a preset, hub name or path.
+func uploadRef(path string) (string, error) {
+	ref, file, nested := strings.Cut(path, "/")
+	if !strings.HasPrefix(ref, "blob:") {
+		return "", nil
+	}
+	if nested && (file == "" || file == "." || file == ".." || strings.ContainsAny(file, `/\`)) {
+		return "", fmt.Errorf("%q: want blob:<sha256>/<file name>", path)
+	}
+	return blobRef(ref)
+}
+
 // blobRef is the sha of a "blob:<sha256>" path, or "" for another path.
 func blobRef(path string) (string, error) {
 	sha, ok := strings.CutPrefix(path, "blob:")

@@ -13,16 +13,17 @@ import (
 // stay listed; each member's syncBlobs removes from its disk the files the state no
 // longer lists. A blob is live while a job references it (jobBlobs), or while it is
 // fresh: stored less than Timing.BlobGrace ago, in the log's time, so that an upload
-// survives until the report or submission that references it. Jobs are never
-// deleted, so a reference goes away only when a result of the same kind replaces it
-// (result) or a generation that restored a checkpoint is over (openGeneration): those
-// drop the blob at once if nothing else holds on to it. Fresh blobs never referenced
+// survives until the report or submission that references it. A reference goes away
+// when a result of the same kind replaces it (result), a generation that restored a
+// checkpoint is over (openGeneration), or the job is deleted (deleteJob): those drop
+// the blob at once if nothing else holds on to it. Fresh blobs never referenced
 // go when the leader proposes BlobsCollect, which it does when its own read of the
 // state finds some (a command, so that every member drops the same ones at the same
 // index; checking on every apply would cost a pass over all jobs per command).
 
-// jobBlobs are the blobs j references: its uploaded data files, their plans, its
-// results, and the checkpoint its current generation restores from.
+// jobBlobs are the blobs j references: its uploaded data files, their plans, the
+// uploaded model and tokenizer it starts from, its results, and the checkpoint its
+// current generation restores from.
 func jobBlobs(j *api.Job) []string {
 	var out []string
 	for _, d := range []*api.Dataset{j.Train, j.Eval} {
@@ -30,6 +31,7 @@ func jobBlobs(j *api.Job) []string {
 			out = append(out, d.Blob, d.Plan)
 		}
 	}
+	out = append(out, slices.Sorted(maps.Values(j.Uploads))...)
 	for _, r := range j.Results {
 		out = append(out, r.Blob)
 	}
@@ -62,6 +64,32 @@ func (s *State) dropUnreferenced(j *api.Job, t time.Time, sha, what string) {
 
 // lastStored is when a member last said it holds b (states before Stored existed
 // have only Added).
+// deleteJob removes an ended job that no unended job continues (--resume), with its
+// event log, and unlists the blobs no other job references.
+func (s *State) deleteJob(t time.Time, b JobDelete) error {
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if !j.State.Done() {
+		return errorf(http.StatusConflict, "job %s is %s: cancel it first", j.ID, j.State)
+	}
+	for _, o := range s.Jobs {
+		if o.ResumeOf == j.ID && !o.State.Done() {
+			return errorf(http.StatusConflict, "job %s continues job %s from its checkpoint", o.ID, j.ID)
+		}
+	}
+	delete(s.Jobs, j.ID)
+	delete(s.Events, j.ID)
+	for _, sha := range jobBlobs(j) {
+		if s.Blobs[sha] != nil && !s.referenced(sha) {
+			delete(s.Blobs, sha)
+		}
+	}
+	s.touch(topicJob(j.ID), topicGen(j.ID), topicLogs(j.ID), topicJobs, topicBlobs)
+	return nil
+}
+
 func (b *Blob) lastStored() time.Time {
 	if b.Stored.After(b.Added) {
 		return b.Stored

@@ -187,6 +187,51 @@ func TestFreshBlobsLastTheirGrace(t *testing.T) {
 	r.wantListed("only the job's blobs stay", sha(1), sha(2), sha(3))
 }
 
+// TestUploadedModelStaysWithItsJob: the model and tokenizer a job starts from are
+// its blobs; another job's are not.
+func TestUploadedModelStaysWithItsJob(t *testing.T) {
+	r := newLogRun(t)
+	r.store(sha(1))
+	r.store(sha(3))
+	r.store(sha(4))
+	r.store(sha(5)) // the model of a job never submitted
+	r.apply(time.Second, CmdJobSubmit, JobSubmit{Job: api.Job{Cluster: api.ClusterSpec{}.WithDefaults(),
+		Train: &api.Dataset{Path: "blob:" + sha(1), Blob: sha(1)}, Uploads: map[string]string{"model": sha(3), "tokenizer": sha(4)}}})
+	r.apply(time.Hour, CmdBlobsCollect, BlobsCollect{Before: r.now})
+	r.wantListed("the job's model and tokenizer stay", sha(1), sha(3), sha(4))
+}
+
+// TestDeleteJob: only an ended job that no unended job continues is deleted; its blobs
+// go unless another job references them.
+func TestDeleteJob(t *testing.T) {
+	r := newLogRun(t)
+	a := r.job("n1", sha(1), sha(2))
+	r.store(sha(3))
+	r.result(a, "n1", "final", sha(3))
+	if res := r.try(time.Second, CmdJobDelete, JobDelete{Job: a}); res.Err == nil || !strings.Contains(res.Err.Error(), "cancel it first") {
+		t.Fatalf("deleting a running job: %v", res.Err)
+	}
+	r.apply(time.Second, CmdCancel, JobCancel{Job: a})
+	b := r.apply(time.Second, CmdJobSubmit, JobSubmit{Job: api.Job{Cluster: api.ClusterSpec{}.WithDefaults(), ResumeOf: a,
+		Train: &api.Dataset{Path: "blob:" + sha(1), Blob: sha(1)}}}).(string)
+	if res := r.try(time.Second, CmdJobDelete, JobDelete{Job: a}); res.Err == nil || !strings.Contains(res.Err.Error(), "continues job "+a) {
+		t.Fatalf("deleting a job that another continues: %v", res.Err)
+	}
+	r.apply(time.Second, CmdCancel, JobCancel{Job: b})
+	r.apply(time.Second, CmdJobDelete, JobDelete{Job: a})
+	r.wantListed("b's data stays; a's plan and model go", sha(1))
+	r.f.Read(func(s *State) {
+		if s.Jobs[a] != nil || s.Events[a] != nil || s.Jobs[b] == nil {
+			t.Errorf("after deleting %s: jobs %v, its events %v", a, s.Jobs, s.Events[a])
+		}
+	})
+	if res := r.try(time.Second, CmdJobDelete, JobDelete{Job: a}); res.Err == nil || !strings.Contains(res.Err.Error(), "no job") {
+		t.Fatalf("deleting it twice: %v", res.Err)
+	}
+	r.apply(time.Second, CmdJobDelete, JobDelete{Job: b})
+	r.wantListed("nothing")
+}
+
 // TestRetentionSurvivesSnapshots: what retention decides by (when blobs were stored)
 // is in the snapshot: a restored FSM collects the same blobs.
 func TestRetentionSurvivesSnapshots(t *testing.T) {

@@ -234,6 +234,7 @@ var appliers = map[string]applier{
 	CmdResult:         on((*State).result),
 	CmdDone:           on((*State).done),
 	CmdCancel:         on((*State).cancel),
+	CmdJobDelete:      on((*State).deleteJob),
 	CmdBlobStored:     on((*State).blobStored),
 	CmdBlobsCollect:   onValue((*State).blobsCollect),
 }

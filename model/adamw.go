@@ -12,8 +12,8 @@ import (
 // AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments) over the
 // trainable prefix of a Params' flat buffers, as whole-buffer work instead of a loop over
 // parameters: on the CPU one fused pass in Go (adamw_cpu.go), on a GPU a handful of
-// libtorch ops. Weight decay applies to [0, DecayEnd) only, which by construction
-// excludes biases, LayerNorm weights and frozen parameters.
+// libtorch ops. Weight decay applies to Params.Decay's runs only, which by construction
+// exclude biases, LayerNorm weights and frozen parameters.
 //
 // It is ours rather than gotch's because exact resume needs the moments, which gotch's
 // optimizer cannot export.
@@ -69,7 +69,7 @@ func (o *AdamW) ClipAndUpdate(lr, maxNorm float64) float64 {
 
 // updateCPU is the fused pass of Update, with the gradient multiplied by clip.
 func (o *AdamW) updateCPU(lr float64, clip float32) {
-	n, de := int(o.ps.TrainEnd), int(o.ps.DecayEnd)
+	n := int(o.ps.TrainEnd)
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
 	k := adamwKernel{
@@ -81,12 +81,9 @@ func (o *AdamW) updateCPU(lr float64, clip float32) {
 	p, g := o.ps.FlatSlice()[:n], o.ps.GradSlice()
 	m, v := floatSlice(o.m, int64(n)), floatSlice(o.v, int64(n))
 	forChunks(n, Threads(), func(_, lo, hi int) {
-		if lo < de {
-			e := min(hi, de)
-			k.update(p[lo:e], g[lo:e], m[lo:e], v[lo:e], o.WeightDecay != 0)
-			lo = e
-		}
-		k.update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], false)
+		o.ps.decaySpans(int64(lo), int64(hi), func(lo, hi int64, decay bool) {
+			k.update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay && o.WeightDecay != 0)
+		})
 	})
 	runtime.KeepAlive(o)
 }
@@ -100,10 +97,8 @@ func (o *AdamW) updateTorch(lr float64) {
 		g := o.ps.Grad.MustNarrow(0, 0, n, false)
 		defer p.MustDrop()
 		defer g.MustDrop()
-		if o.WeightDecay != 0 && o.ps.DecayEnd > 0 {
-			pd := o.ps.Flat.MustNarrow(0, 0, o.ps.DecayEnd, false)
-			pd.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay))
-			pd.MustDrop()
+		if o.WeightDecay != 0 {
+			decayed(o.ps, func(d ...*ts.Tensor) { d[0].MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay)) }, p)
 		}
 		// m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g²
 		o.m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))

@@ -8,8 +8,8 @@ import (
 	"github.com/sugarme/gotch"
 )
 
-// fusedParams spans several work chunks, with the end of the decayed weights inside
-// one of them, and a frozen parameter after the trainable ones.
+// fusedParams spans several work chunks, with two runs of decayed weights whose edges
+// fall inside chunks, and a frozen parameter after the trainable ones.
 func fusedParams(t *testing.T) *Params {
 	t.Helper()
 	ManualSeed(3)
@@ -17,10 +17,11 @@ func fusedParams(t *testing.T) *Params {
 	ps.add("dense.weight", []int64{300, 701}, InitNormal)
 	ps.add("dense.bias", []int64{701}, InitZeros)
 	ps.add("norm.weight", []int64{5000}, InitOnes)
+	ps.add("dense2.weight", []int64{100, 701}, InitNormal)
 	ps.add("frozen.weight", []int64{999}, InitNormal).Trainable = false
 	ps.build(0.02)
-	if ps.DecayEnd%chunkLen == 0 || ps.TrainEnd < 3*chunkLen {
-		t.Fatalf("layout DecayEnd %d, TrainEnd %d does not exercise the chunking", ps.DecayEnd, ps.TrainEnd)
+	if len(ps.Decay) != 2 || ps.Decay[0][1]/chunkLen != ps.Decay[1][0]/chunkLen || ps.Decay[0][1]%chunkLen == 0 || ps.TrainEnd < 3*chunkLen {
+		t.Fatalf("layout Decay %v, TrainEnd %d does not exercise the chunking", ps.Decay, ps.TrainEnd)
 	}
 	return ps
 }

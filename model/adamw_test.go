@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -13,8 +14,8 @@ func testParams(t *testing.T) *Params {
 	t.Helper()
 	ManualSeed(1)
 	ps := newParams(gotch.CPU)
-	ps.add("dense.weight", []int64{2, 3}, InitNormal)
 	ps.add("dense.bias", []int64{2}, InitZeros)
+	ps.add("dense.weight", []int64{2, 3}, InitNormal)
 	ps.add("norm.weight", []int64{2}, InitOnes)
 	ps.add("frozen.weight", []int64{3}, InitNormal).Trainable = false
 	ps.build(0.5)
@@ -22,9 +23,9 @@ func testParams(t *testing.T) *Params {
 	for _, p := range ps.List() {
 		order = append(order, p.Name)
 	}
-	if got := strings.Join(order, " "); got != "dense.weight dense.bias norm.weight frozen.weight" ||
-		ps.DecayEnd != 6 || ps.TrainEnd != 10 || ps.Total != 13 {
-		t.Fatalf("layout %s, DecayEnd %d, TrainEnd %d, Total %d", got, ps.DecayEnd, ps.TrainEnd, ps.Total)
+	if got := strings.Join(order, " "); got != "norm.weight dense.weight dense.bias frozen.weight" ||
+		fmt.Sprint(ps.Decay) != "[[2 8]]" || ps.TrainEnd != 10 || ps.Total != 13 {
+		t.Fatalf("layout %s, Decay %v, TrainEnd %d, Total %d", got, ps.Decay, ps.TrainEnd, ps.Total)
 	}
 	return ps
 }
@@ -60,7 +61,7 @@ func TestAdamWMatchesReference(t *testing.T) {
 		opt.Update(lrs[s])
 		step := float64(s + 1)
 		for i := range n {
-			if i < int(ps.DecayEnd) {
+			if decays(ps, i) {
 				w[i] *= 1 - lrs[s]*wd
 			}
 			gi := float64(g[i])
@@ -119,5 +120,24 @@ func TestClipGradNorm(t *testing.T) {
 				t.Fatalf("max %g: gradient %d is %g, want %g", maxNorm, i, x, want)
 			}
 		}
+	}
+}
+
+// Optimizer state saved in the layout before backward order (decayed weights, then the
+// rest, each sorted by name) moves to each parameter's place in this one.
+func TestFromLegacyLayout(t *testing.T) {
+	lockThread(t)
+	ps := testParams(t)
+	// legacy: dense.weight 0-5, dense.bias 6-7, norm.weight 8-9
+	buf := []float32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	if err := ps.FromLegacyLayout(buf); err != nil {
+		t.Fatal(err)
+	}
+	// now: norm.weight, dense.weight, dense.bias
+	if want := []float32{8, 9, 0, 1, 2, 3, 4, 5, 6, 7}; firstDiff(buf, want) >= 0 {
+		t.Fatalf("moved to %v, want %v", buf, want)
+	}
+	if err := ps.FromLegacyLayout(buf[:9]); err == nil || !strings.Contains(err.Error(), "10 trainable") {
+		t.Fatalf("a buffer of 9: %v", err)
 	}
 }

@@ -112,3 +112,14 @@ func TestCUDAMixedPrecision(t *testing.T) {
 		}
 	}
 }
+
+// The TF32 switch reaches libtorch's global context (on a CPU it changes no result).
+func TestTF32Switch(t *testing.T) {
+	defer SetTF32(TF32())
+	for _, on := range []bool{true, false, true} {
+		SetTF32(on)
+		if TF32() != on {
+			t.Fatalf("SetTF32(%v): libtorch says %v", on, TF32())
+		}
+	}
+}

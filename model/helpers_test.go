@@ -133,3 +133,13 @@ func firstDiff(a, b []float32) int {
 	}
 	return -1
 }
+
+// decays says whether value i of the flat buffers takes weight decay.
+func decays(ps *Params, i int) bool {
+	for _, r := range ps.Decay {
+		if int64(i) >= r[0] && int64(i) < r[1] {
+			return true
+		}
+	}
+	return false
+}

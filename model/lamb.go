@@ -14,13 +14,14 @@ import (
 //
 // with the trust ratio r taken per parameter tensor (each one's slice of the flat
 // buffer). Like apex's and Google's BERT LAMB, biases and LayerNorm weights — the
-// parameters without weight decay, past DecayEnd — take u unscaled (r = 1).
+// parameters without weight decay, outside Params.Decay — take u unscaled (r = 1).
 type LAMB struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 
 	stateful            // exp_avg, exp_avg_sq
-	layers   [][2]int64 // offset and length of each parameter in [0, DecayEnd)
+	layers   [][2]int64 // offset and length of each trainable parameter, in buffer order
 	counts   *ts.Tensor // their lengths, on the device, to spread the ratios over the buffer
+	decays   *ts.Tensor // whether each takes weight decay (and so its trust ratio)
 }
 
 // NewLAMB makes a LAMB optimizer for ps with apex's defaults for betas and eps.
@@ -28,14 +29,17 @@ func NewLAMB(ps *Params, weightDecay float64) *LAMB {
 	o := &LAMB{Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: weightDecay,
 		stateful: stateful{ps: ps, s: newSlots(ps, adamNames...)}}
 	var lens []int64
+	var decays []bool
 	for _, p := range ps.List() {
-		if p.Offset < ps.DecayEnd {
+		if p.Trainable {
 			o.layers = append(o.layers, [2]int64{p.Offset, p.Numel})
 			lens = append(lens, p.Numel)
+			decays = append(decays, p.Decay)
 		}
 	}
 	if len(lens) > 0 {
 		o.counts = ts.MustOfSlice(lens).MustTo(ps.device, true)
+		o.decays = ts.MustOfSlice(decays).MustTo(ps.device, true)
 	}
 	return o
 }
@@ -56,23 +60,20 @@ func (o *LAMB) Update(lr float64) {
 		u := m.MustDivScalar(ts.FloatScalar(bc1), false)
 		u.MustDiv_(denom)
 		denom.MustDrop()
-		decayed(o.ps, u, func(ud *ts.Tensor) {
-			decayed(o.ps, p, func(pd *ts.Tensor) {
-				if o.WeightDecay != 0 {
-					addScaled(ud, pd, o.WeightDecay)
-				}
-				r := o.trust(pd, ud)
-				ud.MustMul_(r)
-				r.MustDrop()
-			})
-		})
+		if o.WeightDecay != 0 {
+			decayed(o.ps, func(d ...*ts.Tensor) { addScaled(d[0], d[1], o.WeightDecay) }, u, p)
+		}
+		r := o.trust(p, u)
+		u.MustMul_(r)
+		r.MustDrop()
 		addScaled(p, u, -lr)
 		u.MustDrop()
 	})
 }
 
-// trust is the per-parameter trust ratio spread over [0, DecayEnd): every value of a
-// parameter's slice gets ‖w‖/‖u‖ of that slice. All on the device, with no host sync.
+// trust is the per-parameter trust ratio spread over [0, TrainEnd): every value of a
+// decayed parameter's slice gets ‖w‖/‖u‖ of that slice, every other value 1 (which
+// leaves u's bits as they are). All on the device, with no host sync.
 func (o *LAMB) trust(w, u *ts.Tensor) *ts.Tensor {
 	wn := make([]*ts.Tensor, len(o.layers))
 	un := make([]*ts.Tensor, len(o.layers))
@@ -86,10 +87,10 @@ func (o *LAMB) trust(w, u *ts.Tensor) *ts.Tensor {
 		un[i].MustDrop()
 	}
 	uok := U.MustGt(ts.FloatScalar(0), false)
-	ok := W.MustGt(ts.FloatScalar(0), false).MustLogicalAnd(uok, true)
+	ok := W.MustGt(ts.FloatScalar(0), false).MustLogicalAnd(uok, true).MustLogicalAnd(o.decays, true)
 	r := W.MustDiv(U, true).MustWhereScalarother(ok, ts.FloatScalar(1), true)
 	for _, t := range []*ts.Tensor{U, uok, ok} {
 		t.MustDrop()
 	}
-	return r.MustRepeatInterleaveSelfTensor(o.counts, []int64{0}, []int64{o.ps.DecayEnd}, true)
+	return r.MustRepeatInterleaveSelfTensor(o.counts, []int64{0}, []int64{o.ps.TrainEnd}, true)
 }

@@ -171,15 +171,19 @@ func (s slots) load(snap Snapshot, ps *Params) error {
 	return nil
 }
 
-// decayed runs fn on the weight-decayed prefix [0, DecayEnd) of t, a [TrainEnd] view
-// of a flat buffer, if it is not empty.
-func decayed(ps *Params, t *ts.Tensor, fn func(*ts.Tensor)) {
-	if ps.DecayEnd == 0 {
-		return
+// decayed calls fn, for each weight-decayed run of Params.Decay, with that run of each
+// of views ([TrainEnd] views of flat buffers), in order.
+func decayed(ps *Params, fn func(runs ...*ts.Tensor), views ...*ts.Tensor) {
+	runs := make([]*ts.Tensor, len(views))
+	for _, r := range ps.Decay {
+		for i, v := range views {
+			runs[i] = v.MustNarrow(0, r[0], r[1]-r[0], false)
+		}
+		fn(runs...)
+		for _, t := range runs {
+			t.MustDrop()
+		}
 	}
-	d := t.MustNarrow(0, 0, ps.DecayEnd, false)
-	fn(d)
-	d.MustDrop()
 }
 
 // addScaled does dst += a·src with a temporary for a·src.

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -28,7 +29,7 @@ type Param struct {
 	Offset    int64 // into the flat buffers, in elements
 	Numel     int64
 	Init      Init
-	Decay     bool // AdamW's weight decay applies (not to biases and LayerNorm weights)
+	Decay     bool // weight decay applies (not to biases and LayerNorm weights)
 	Trainable bool
 	// PadRow zeroes one row at init (the embedding of [PAD]), as transformers does.
 	PadRow int64
@@ -41,9 +42,14 @@ type Param struct {
 // the second, so backward accumulates straight into the flat gradient, which the
 // all-reduce reads and writes in place and the optimizer updates in a few whole-buffer ops.
 //
-// Layout: trainable parameters with weight decay, then trainable ones without, then the
-// frozen ones; each group sorted by name. The optimizer and the all-reduce therefore work
-// on prefixes ([0, DecayEnd) and [0, TrainEnd)), and every rank agrees on the order.
+// Layout: the trainable parameters in the reverse of the order they were declared, then
+// the frozen ones, also reversed. Families declare the embeddings, the layers in the order
+// Forward applies them, then the head (family.go), so the buffer runs head, top layer,
+// ..., bottom layer, embeddings: the order in which backward finishes the gradients, so
+// the gradient becomes final front to back and the all-reduce can start on a prefix while
+// backward still runs (GradWatch). The optimizer and the all-reduce work on the prefix
+// [0, TrainEnd); weight decay applies to the runs in Decay. The layout depends only on
+// the declarations, so every rank agrees on it.
 type Params struct {
 	list   []*Param
 	byName map[string]*Param
@@ -52,11 +58,18 @@ type Params struct {
 	Flat     *ts.Tensor // [Total] weights
 	Grad     *ts.Tensor // [Total] gradients; only [0, TrainEnd) is ever non-zero
 	Total    int64
-	DecayEnd int64
 	TrainEnd int64
+	// Decay are the weight-decayed runs [lo, hi) of [0, TrainEnd), ascending and
+	// maximal: the trainable parameters with Decay set.
+	Decay [][2]int64
 
 	hostGrad *ts.Tensor // CPU staging copy of the trainable gradient, for a GPU model
+	watch    *GradWatch // made on first use
 }
+
+// Layout names the buffer layout above. Flat buffers saved by one layout (optimizer
+// state, node checkpoints) are only meaningful in the same one, so savers record it.
+const Layout = "reverse-declaration"
 
 func newParams(device gotch.Device) *Params {
 	return &Params{byName: map[string]*Param{}, device: device}
@@ -89,42 +102,28 @@ func (ps *Params) Get(name string) *Param { return ps.byName[name] }
 // List returns the parameters in buffer order.
 func (ps *Params) List() []*Param { return ps.list }
 
-func group(p *Param) int {
-	switch {
-	case p.Trainable && p.Decay:
-		return 0
-	case p.Trainable:
-		return 1
-	}
-	return 2
-}
-
 // build lays the parameters out, allocates the flat buffers and initialises every
 // parameter from libtorch's generator (seed it first for reproducible weights).
 func (ps *Params) build(initRange float64) {
-	sort.SliceStable(ps.list, func(i, j int) bool {
-		gi, gj := group(ps.list[i]), group(ps.list[j])
-		if gi != gj {
-			return gi < gj
-		}
-		return ps.list[i].Name < ps.list[j].Name
-	})
+	slices.Reverse(ps.list)
+	sort.SliceStable(ps.list, func(i, j int) bool { return ps.list[i].Trainable && !ps.list[j].Trainable })
 	var off int64
-	ps.DecayEnd, ps.TrainEnd = -1, -1
+	ps.TrainEnd, ps.Decay = -1, nil
 	for _, p := range ps.list {
-		if group(p) >= 1 && ps.DecayEnd < 0 {
-			ps.DecayEnd = off
-		}
-		if group(p) >= 2 && ps.TrainEnd < 0 {
+		if !p.Trainable && ps.TrainEnd < 0 {
 			ps.TrainEnd = off
+		}
+		if p.Trainable && p.Decay {
+			if k := len(ps.Decay) - 1; k >= 0 && ps.Decay[k][1] == off {
+				ps.Decay[k][1] += p.Numel
+			} else {
+				ps.Decay = append(ps.Decay, [2]int64{off, off + p.Numel})
+			}
 		}
 		p.Offset = off
 		off += p.Numel
 	}
 	ps.Total = off
-	if ps.DecayEnd < 0 {
-		ps.DecayEnd = off
-	}
 	if ps.TrainEnd < 0 {
 		ps.TrainEnd = off
 	}
@@ -132,7 +131,9 @@ func (ps *Params) build(initRange float64) {
 	ps.Flat = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
 	ps.Grad = ts.MustZeros([]int64{ps.Total}, opts, ps.device)
 	noGrad(func() {
-		for _, p := range ps.list {
+		// Drawn in the order of the layout before Layout, so a seed gives the weights
+		// it gave then.
+		for _, p := range ps.legacyOrder() {
 			v := ps.Flat.MustNarrow(0, p.Offset, p.Numel, false).MustView(p.Shape, true)
 			switch p.Init {
 			case InitNormal:
@@ -264,5 +265,69 @@ func (ps *Params) freeze(prefixes []string) int {
 func (ps *Params) Count() (total, trainable int64) { return ps.Total, ps.TrainEnd }
 
 func (ps *Params) String() string {
-	return fmt.Sprintf("%d parameters (%d trainable, %d with weight decay)", ps.Total, ps.TrainEnd, ps.DecayEnd)
+	var decayed int64
+	for _, r := range ps.Decay {
+		decayed += r[1] - r[0]
+	}
+	return fmt.Sprintf("%d parameters (%d trainable, %d with weight decay)", ps.Total, ps.TrainEnd, decayed)
+}
+
+// decaySpans calls fn for [lo, hi) cut at the edges of the decayed runs, in order,
+// saying whether each piece is decayed.
+func (ps *Params) decaySpans(lo, hi int64, fn func(lo, hi int64, decay bool)) {
+	k := sort.Search(len(ps.Decay), func(k int) bool { return ps.Decay[k][1] > lo })
+	for lo < hi {
+		if k == len(ps.Decay) || ps.Decay[k][0] >= hi {
+			fn(lo, hi, false)
+			return
+		}
+		r := ps.Decay[k]
+		if lo < r[0] {
+			fn(lo, r[0], false)
+			lo = r[0]
+		}
+		e := min(hi, r[1])
+		fn(lo, e, true)
+		lo, k = e, k+1
+	}
+}
+
+// legacyOrder is the parameters in the layout before Layout: trainable ones with weight
+// decay, then trainable ones without, then frozen ones, each group sorted by name.
+func (ps *Params) legacyOrder() []*Param {
+	group := func(p *Param) int {
+		switch {
+		case p.Trainable && p.Decay:
+			return 0
+		case p.Trainable:
+			return 1
+		}
+		return 2
+	}
+	l := slices.Clone(ps.list)
+	sort.SliceStable(l, func(i, j int) bool {
+		if gi, gj := group(l[i]), group(l[j]); gi != gj {
+			return gi < gj
+		}
+		return l[i].Name < l[j].Name
+	})
+	return l
+}
+
+// FromLegacyLayout permutes buf, a [TrainEnd] buffer in the layout before Layout
+// (legacyOrder), into this one. Optimizer state saved before the change loads through it.
+func (ps *Params) FromLegacyLayout(buf []float32) error {
+	if int64(len(buf)) != ps.TrainEnd {
+		return fmt.Errorf("%d values, the model has %d trainable parameters", len(buf), ps.TrainEnd)
+	}
+	old := slices.Clone(buf)
+	var off int64
+	for _, p := range ps.legacyOrder() {
+		if !p.Trainable {
+			break
+		}
+		copy(buf[p.Offset:p.Offset+p.Numel], old[off:off+p.Numel])
+		off += p.Numel
+	}
+	return nil
 }

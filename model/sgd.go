@@ -12,7 +12,7 @@ import (
 //	d = g + wd·w;  b = μ·b + d;  w -= lr·(Nesterov ? d + μ·b : b)
 //
 // Weight decay is torch's SGD's, the L2 term added to the gradient (not decoupled as in
-// AdamW), and like AdamW's applies to [0, DecayEnd) only: not to biases, LayerNorm
+// AdamW), and like AdamW's applies to Params.Decay's runs only: not to biases, LayerNorm
 // weights and frozen parameters.
 type SGD struct {
 	Momentum, WeightDecay float64
@@ -42,7 +42,7 @@ func (o *SGD) Update(lr float64) {
 		// w·(1 - lr·wd) - lr·g is w - lr·(g + wd·w), without changing the gradient.
 		decayW := func() {
 			if o.WeightDecay != 0 {
-				decayed(o.ps, p, func(pd *ts.Tensor) { pd.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay)) })
+				decayed(o.ps, func(d ...*ts.Tensor) { d[0].MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay)) }, p)
 			}
 		}
 		if o.Momentum == 0 {
@@ -55,9 +55,7 @@ func (o *SGD) Update(lr float64) {
 		b.MustMulScalar_(ts.FloatScalar(o.Momentum))
 		b.MustAdd_(g)
 		if o.WeightDecay != 0 {
-			decayed(o.ps, b, func(bd *ts.Tensor) {
-				decayed(o.ps, p, func(pd *ts.Tensor) { addScaled(bd, pd, o.WeightDecay) })
-			})
+			decayed(o.ps, func(d ...*ts.Tensor) { addScaled(d[0], d[1], o.WeightDecay) }, b, p)
 		}
 		if !o.Nesterov {
 			addScaled(p, b, -lr)

@@ -54,6 +54,14 @@ func SetThreads(n int) {
 // Threads is libtorch's intra-op thread count.
 func Threads() int { return lib.BnNumThreads() }
 
+// SetTF32 lets CUDA float32 matmuls and convolutions use TensorFloat-32 (10-bit
+// mantissa products, float32 sums) on GPUs that have it, as torch's
+// allow_tf32 and Hugging Face's --tf32; it changes nothing on a CPU.
+func SetTF32(on bool) { lib.BnSetTF32(on) }
+
+// TF32 says whether SetTF32 allowed TensorFloat-32.
+func TF32() bool { return lib.BnTF32() }
+
 // ManualSeed seeds libtorch's default generators (CPU and CUDA).
 func ManualSeed(seed int64) { lib.BnManualSeed(seed) }
 

@@ -41,6 +41,10 @@ type Config struct {
 	RingSecret []byte
 	RingTLS    *tls.Config // mutual TLS around the ring's connections (optional)
 
+	// NoOverlap all-reduces the gradient after backward instead of during it (see
+	// BackwardAllReduce), for measurements and tests.
+	NoOverlap bool
+
 	// Watch is how long one blocking assignment query waits (default 30s).
 	Watch time.Duration
 	// Metrics registers the node's Prometheus series (nil: not exported).

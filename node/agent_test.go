@@ -857,3 +857,51 @@ func TestNewNodesRestoreTheCoordinatorsCheckpoint(t *testing.T) {
 	}
 	checkAudit(t, len(train), 2, n1, n2, n3)
 }
+
+// The attempt that counts is the latest generation's that applied the step: here
+// generation 2 started from older state while the node holding step 2 was away,
+// retried step 2 and was aborted; generation 3 went on from the applied step 2.
+func TestAuditCountsTheAppliedAttempt(t *testing.T) {
+	ids := allIDs(8)
+	entries := []AuditEntry{
+		{Gen: 1, Step: 1, Rank: 0, IDs: ids[0:2]}, {Gen: 1, Step: 1, Rank: 1, IDs: ids[2:4]},
+		{Gen: 1, Step: 1, Applied: true},
+		{Gen: 1, Step: 2, Rank: 0, IDs: ids[4:6]}, {Gen: 1, Step: 2, Rank: 1, IDs: ids[6:8]},
+		{Gen: 1, Step: 2, Applied: true},
+		{Gen: 2, Step: 2, Rank: 0, IDs: ids[0:4]}, // from step 1's state; never applied
+		{Gen: 3, Step: 3, Epoch: 1, Rank: 0, IDs: ids[0:4]}, {Gen: 3, Step: 3, Epoch: 1, Rank: 1, IDs: ids[4:8]},
+		{Gen: 3, Step: 3, Applied: true},
+	}
+	r, err := Audit(entries, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Steps != 3 || r.Aborted != 1 || r.Lost != 0 || r.Repeated != 0 || r.Trained != 16 {
+		t.Fatalf("audit %+v: want 3 steps, 1 aborted attempt, 16 samples, none lost or repeated", r)
+	}
+	// Had generation 2 applied its step 2 (and its state gone on), its attempt would
+	// count, and the epoch would repeat samples 0-3 and lose 4-7.
+	r, err = Audit(append(entries, AuditEntry{Gen: 2, Step: 2, Applied: true}), ids)
+	if err != nil || r.Lost != 4 || r.Repeated != 4 {
+		t.Fatalf("with generation 2's step applied: %+v, %v", r, err)
+	}
+}
+
+// Overlap stays on while it sends part of the gradient before backward returns, and a
+// session turns it off after overlapProbeSteps steps that sent nothing early.
+func TestOverlapTurnsOffWhenNothingGoesEarly(t *testing.T) {
+	var logs bytes.Buffer
+	a := &Agent{cfg: Config{Log: log.New(&logs, "", 0)}}
+	idle := newSession(a, &api.Job{ID: "job-1"})
+	paying := newSession(a, &api.Job{ID: "job-2"})
+	for i := range overlapProbeSteps {
+		idle.noteOverlap(GradStats{Overlapped: true, Lead: 40 * time.Millisecond})
+		paying.noteOverlap(GradStats{Overlapped: true, SentEarly: int64(i % 2 * 4096)})
+	}
+	if !idle.noOverlap || !strings.Contains(logs.String(), "job job-1: overlap off") {
+		t.Errorf("nothing sent early in %d steps: overlap still on (logs %q)", overlapProbeSteps, logs.String())
+	}
+	if paying.noOverlap {
+		t.Error("overlap turned off although it sent bytes early")
+	}
+}

@@ -89,10 +89,11 @@ type AuditReport struct {
 
 // Audit checks exactly-once training from the audit entries of every node that took
 // part in a job (order does not matter), for a job of records training records. The
-// attempt of step s that counts is the one from the latest generation that
-// contributed to s: an earlier attempt was aborted before any survivor applied it (a
-// survivor that had applied it would have carried the state forward, and nobody would
-// have trained s again). That attempt must hold a piece from every rank of its
+// attempt of step s that counts is the one from the latest generation that applied s:
+// the state that went on is the newest one, and a later attempt at s that nobody
+// applied was aborted (a generation that started from older state, while the node
+// that held the newer state was away, retrains s only until that node's state wins
+// the next agreement). That attempt must hold a piece from every rank of its
 // generation. Every epoch but the last must cover every one of the train IDs once.
 func Audit(entries []AuditEntry, train []int32) (AuditReport, error) {
 	valid := make(map[int32]bool, len(train))
@@ -106,9 +107,11 @@ func Audit(entries []AuditEntry, train []int32) (AuditReport, error) {
 	steps := map[int64]map[uint32]*attempt{} // step -> gen -> attempt
 	size := map[uint32]int{}                 // gen -> ranks seen
 	var applied int64
+	appliedBy := map[int64]uint32{} // step -> the latest generation that applied it
 	for _, e := range entries {
 		if e.Applied {
 			applied = max(applied, e.Step)
+			appliedBy[e.Step] = max(appliedBy[e.Step], e.Gen)
 			continue
 		}
 		if steps[e.Step] == nil {
@@ -128,15 +131,10 @@ func Audit(entries []AuditEntry, train []int32) (AuditReport, error) {
 	r := AuditReport{Steps: applied}
 	seen := map[int]map[int32]int{} // epoch -> id -> times
 	for s := int64(1); s <= applied; s++ {
-		var gen uint32
-		var a *attempt
-		for g, at := range steps[s] {
-			if a == nil || g > gen {
-				gen, a = g, at
-			}
-		}
+		gen := appliedBy[s]
+		a := steps[s][gen]
 		if a == nil {
-			return r, fmt.Errorf("step %d was applied but no audit entry says what it trained", s)
+			return r, fmt.Errorf("step %d was applied but no audit entry of the generation that applied it (%d) says what it trained", s, gen)
 		}
 		r.Aborted += len(steps[s]) - 1
 		if len(a.ranks) != size[gen] {

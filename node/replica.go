@@ -45,3 +45,31 @@ type Replica interface {
 type Reporter interface {
 	WriteReports(dir string) error
 }
+
+// Layouter is a Replica whose flat buffers are laid out in a way a later build may
+// change (train.Replica: model.Layout); checkpoints record it, and one in another
+// layout is refused instead of loaded into the wrong places.
+type Layouter interface {
+	Layout() string
+}
+
+// Widther is a Replica whose gradient is mostly matrices of a known width (a BERT's
+// hidden size): PowerSGD folds the flat gradient into rows of it.
+type Widther interface {
+	Width() int
+}
+
+// widthOf is r's Width, or 0 (PowerSGD's default) for a replica without one.
+func widthOf(r Replica) int {
+	if w, ok := r.(Widther); ok {
+		return w.Width()
+	}
+	return 0
+}
+
+func layoutOf(r Replica) string {
+	if l, ok := r.(Layouter); ok {
+		return l.Layout()
+	}
+	return ""
+}

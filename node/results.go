@@ -142,7 +142,7 @@ func (s *session) checkpoint(ctx context.Context, rank int) error {
 	s.pos.SavedAt = s.pos.Step
 	sum := checksum(bufs, s.pos)
 	dir := filepath.Join(s.dir, fmt.Sprintf("%s%d", ckptPrefix, s.pos.Step))
-	if err := writeState(dir, bufs, s.pos); err != nil {
+	if err := writeState(dir, bufs, s.pos, layoutOf(s.env.Replica)); err != nil {
 		return err
 	}
 	rep := api.CheckpointReport{Node: s.a.cfg.ID, Gen: s.a.inGen.Load(), Step: s.pos.Step, Checksum: sum}
@@ -155,9 +155,9 @@ func (s *session) checkpoint(ctx context.Context, rank int) error {
 	return pruneCheckpoints(s.dir, s.env.Spec.Keep)
 }
 
-// writeState writes a checkpoint directory: the replica's buffers and the position,
-// complete or absent (written under a temporary name, then renamed).
-func writeState(dir string, bufs [][]float32, p Position) error {
+// writeState writes a checkpoint directory: the replica's buffers (in the given layout)
+// and the position, complete or absent (written under a temporary name, then renamed).
+func writeState(dir string, bufs [][]float32, p Position, layout string) error {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -167,7 +167,11 @@ func writeState(dir string, bufs [][]float32, p Position) error {
 	for i, b := range bufs {
 		ts[i] = safetensors.Tensor{Info: safetensors.Info{Name: fmt.Sprintf("state.%d", i), DType: safetensors.F32, Shape: []int64{int64(len(b))}}, Data: f32bytes(b)}
 	}
-	if err := safetensors.Save(filepath.Join(tmp, stateFile), ts, nil); err != nil {
+	var meta map[string]string
+	if layout != "" {
+		meta = map[string]string{"layout": layout}
+	}
+	if err := safetensors.Save(filepath.Join(tmp, stateFile), ts, meta); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, positionFile), p.marshal(), 0o644); err != nil {
@@ -178,8 +182,8 @@ func writeState(dir string, bufs [][]float32, p Position) error {
 }
 
 // ReadState loads a checkpoint written by writeState into bufs, which must have the
-// lengths the checkpoint's buffers have.
-func ReadState(dir string, bufs [][]float32) (Position, error) {
+// lengths the checkpoint's buffers have and be in the same layout.
+func ReadState(dir string, bufs [][]float32, layout string) (Position, error) {
 	var p Position
 	b, err := os.ReadFile(filepath.Join(dir, positionFile))
 	if err != nil {
@@ -194,6 +198,9 @@ func ReadState(dir string, bufs [][]float32) (Position, error) {
 		return p, err
 	}
 	defer f.Close()
+	if got := f.Metadata["layout"]; got != layout {
+		return p, fmt.Errorf("%s: buffers in parameter layout %q, this replica's is %q: written by another build of bertnode, which must resume it", path, got, layout)
+	}
 	for i, buf := range bufs {
 		t, err := f.Tensor(fmt.Sprintf("state.%d", i))
 		if err != nil {

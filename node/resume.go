@@ -48,7 +48,7 @@ func (s *session) restore(ctx context.Context, blob string) error {
 // load makes the checkpoint in dir the replica's state.
 func (s *session) load(dir string) error {
 	bufs := s.env.Replica.State()
-	p, err := ReadState(dir, bufs)
+	p, err := ReadState(dir, bufs, layoutOf(s.env.Replica))
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,18 @@ type session struct {
 	rep     *reporter
 	uploads *uploader
 	rate    rate.Meter
+
+	// overlapTried steps overlapped the all-reduce with backward and sent sentEarly
+	// bytes before backward returned. When the first few send nothing early (the
+	// first bucket holds a gradient that backward finishes last, as the embeddings of a
+	// small model), overlap only costs: noOverlap turns it off for the session.
+	overlapTried int
+	sentEarly    int64
+	noOverlap    bool
 }
+
+// overlapProbeSteps is how many overlapped steps decide whether overlap pays.
+const overlapProbeSteps = 3
 
 func newSession(a *Agent, job *api.Job) *session {
 	return &session{a: a, job: job, dir: filepath.Join(a.cfg.Dir, "jobs", job.ID), orderEpoch: -1}
@@ -242,7 +253,8 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	}
 	ring, err := allreduce.New(ctx, allreduce.Config{
 		Peers: g.Peers(), Rank: as.Rank, Generation: g.Gen, Secret: s.a.cfg.RingSecret, TLS: s.a.cfg.RingTLS, Codec: codec,
-		Timeout: time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
+		PowerSGD: allreduce.PowerSGDParams{Rank: spec.Cluster.PowerSGDRank, StartStep: int64(spec.Cluster.PowerSGDStartStep), Cols: widthOf(s.env.Replica)},
+		Timeout:  time.Duration(spec.Cluster.RingTimeout), Listener: s.a.cfg.Listener, Dialer: s.a.cfg.Dialer,
 	})
 	if err != nil {
 		return err
@@ -305,6 +317,17 @@ func (s *session) batch(ranks int) (ids []int32, epoch, next int) {
 	return b, epoch, pos + len(b)
 }
 
+// noteOverlap turns overlap off for the session once overlapProbeSteps overlapped steps
+// sent nothing before backward returned. Either way the sums are the same bits.
+func (s *session) noteOverlap(gs GradStats) {
+	s.overlapTried++
+	s.sentEarly += gs.SentEarly
+	if s.overlapTried == overlapProbeSteps && s.sentEarly == 0 {
+		s.noOverlap = true
+		s.logf("overlap off: in %d steps backward finished no bucket of the gradient before it returned (the first prefix %v before)", overlapProbeSteps, gs.Lead.Round(time.Millisecond))
+	}
+}
+
 func (s *session) orderFor(epoch int) []int32 {
 	if s.orderEpoch != epoch {
 		s.order, s.orderEpoch = s.env.Data.Order(epoch), epoch
@@ -312,8 +335,10 @@ func (s *session) orderFor(epoch int) []int32 {
 	return s.order
 }
 
-// step trains one global batch: this rank's piece, the gradient all-reduce, the commit
-// round, the optimizer step. Nothing is applied unless the commit round completes.
+// step trains one global batch: this rank's piece, the gradient all-reduce (started
+// before backward and fed prefix by prefix as backward finishes them, unless
+// Config.NoOverlap), the commit round, the optimizer step. Nothing is applied unless the
+// commit round completes.
 func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generation) error {
 	n, rank := ring.Size(), ring.Rank()
 	wall := time.Now()
@@ -326,23 +351,26 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	if err := s.audit.contribute(g.Gen, s.pos.Step+1, epoch, rank, piece); err != nil {
 		return err
 	}
-	t0 := time.Now()
 	r := s.env.Replica
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
-	loss, err := r.Backward(recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank))
+	failpoint.Hit("node.allreduce")
+	overlap := !s.a.cfg.NoOverlap && !s.noOverlap
+	ring.SetStep(s.pos.Step) // PowerSGD's warm-up counts training steps, across generations and resumes
+	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), overlap, nil)
 	if err != nil {
+		if recoverable(err) {
+			s.a.m.aborted.Inc()
+		}
 		return err
 	}
-	compute := time.Since(t0)
+	if gs.Overlapped {
+		s.noteOverlap(gs)
+	}
+	loss, compute := gs.Loss, gs.Compute
 	s.a.m.compute.Observe(compute.Seconds())
 	t1 := time.Now()
-	failpoint.Hit("node.allreduce")
-	if err := ring.AllReduce(ctx, r.Grad(), allreduce.OpSum); err != nil {
-		s.a.m.aborted.Inc()
-		return err
-	}
 	// The commit round: it completes only when every rank holds the summed gradient.
 	c := make([]float32, 3+n)
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
@@ -352,7 +380,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		s.a.m.aborted.Inc()
 		return err
 	}
-	s.a.m.allreduce.Observe(time.Since(t1).Seconds())
+	s.a.m.allreduce.Observe((gs.Comm + time.Since(t1)).Seconds())
 	s.measure(batch, c[3:])
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {

@@ -21,7 +21,7 @@ type Blobs interface {
 
 // ReplicaFactory builds a job's replica once its spec, eval records and length are
 // known.
-type ReplicaFactory func(job *api.Job, spec api.JobSpec, eval []shard.Record, totalSteps int64) (Replica, error)
+type ReplicaFactory func(ctx context.Context, job *api.Job, spec api.JobSpec, eval []shard.Record, totalSteps int64) (Replica, error)
 
 // PlanSetup is a real node's Setup: it reads the job's data plans, opens its records
 // (streamed from the coordinator, or from the shared path with cluster.data: shared,
@@ -58,7 +58,7 @@ func PlanSetup(c Blobs, cacheBytes int64, newReplica ReplicaFactory) Setup {
 			src.Close()
 			return nil, err
 		}
-		rep, err := newReplica(job, spec, eval, spec.TotalSteps(plan.Train))
+		rep, err := newReplica(ctx, job, spec, eval, spec.TotalSteps(plan.Train))
 		if err != nil {
 			src.Close()
 			return nil, err

@@ -5,6 +5,7 @@
 # (rate, N), next to a raw TCP baseline in the ring's shape. Prints each run's table,
 # then the goals. Needs root (namespaces, links, qdiscs); skips otherwise.
 #   SLOWLINK_RATES="1gbit 10gbit" SLOWLINK_RANKS="2 4" SLOWLINK_SIZE=64M SLOWLINK_ITERS=5
+#   BERTNODE=path/to/bertnode (default bin/bertnode; another build, to compare two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=${SLOWLINK_RATES:-1gbit 10gbit}
@@ -12,6 +13,7 @@ ranks=${SLOWLINK_RANKS:-2 4}
 size=${SLOWLINK_SIZE:-64M}
 iters=${SLOWLINK_ITERS:-5}
 codecs=none,s2,bf16,fp16,powersgd
+bertnode=${BERTNODE:-./bin/bertnode}
 
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
 	echo "slow links: skipped (needs root, ip and tc to make network namespaces and rate limits)"
@@ -22,7 +24,7 @@ trap 'rm -f "$out"' EXIT
 for rate in $rates; do
 	for n in $ranks; do
 		echo "-- link $rate, $n ranks, $size of random float32, $iters iterations"
-		./bin/bertnode bench allreduce --netns --link-rate "$rate" --ranks "$n" --sizes "$size" \
+		"$bertnode" bench allreduce --netns --link-rate "$rate" --ranks "$n" --sizes "$size" \
 			--codec "$codecs" --raw-tcp --iters "$iters" --warmup 1 | tee -a "$out" | grep -v '^{'
 		echo
 	done
@@ -42,7 +44,7 @@ function field(line, name,   m) {
 	}
 	return ""
 }
-function verdict(ok) { return ok ? "met" : "NOT met" }
+function verdict(ok) { return ok ? "met" : "NOT met" } # callers add 0: fields are strings
 function ceiling(k, c,   bps, t) {
 	bps = link[k] * 1e9
 	t = wire[k, c] / bps
@@ -70,7 +72,7 @@ END {
 		printf "%-7s %5s %9.3f %10.3f %8.1f%% %11.1f%% %8.2fx %11.2fx %12.2fx %15.2fx %5.1f  %s, %s, %s\n", p[1], p[2],
 			link[k], busbw[k, "none"], 100 * use[k, "none"], 100 * use[k, "raw-tcp"], vs[k, "bf16"], ceiling(k, "bf16"),
 			vs[k, "powersgd"], ceiling(k, "powersgd"), load[k],
-			verdict(use[k, "none"] >= 0.9), verdict(vs[k, "bf16"] >= 1.9), verdict(vs[k, "powersgd"] >= 10)
+			verdict(use[k, "none"] + 0 >= 0.9), verdict(vs[k, "bf16"] + 0 >= 1.9), verdict(vs[k, "powersgd"] + 0 >= 10)
 	}
 	print "ceiling: vs none at the full link rate if each rank had a core to itself (its CPU time or its bytes at the link rate, whichever is longer)"
 }' "$out"

@@ -12,8 +12,11 @@ W=/tmp/bertnode-gpu
 mkdir -p "$W" "$OUT"
 tar -xJf "$B/go.tar.xz" -C "$W"
 tar -xJf "$B/gotch.tar.xz" -C "$W"
+# The bundle's module zips are trimmed (gpu-bundle.sh), so they do not match go.sum:
+# build against a copy of go.mod whose go.sum, beside it, Go fills from the bundle.
+cp go.mod "$W/go.mod" && rm -f "$W/go.sum"
 export PATH=$W/go/bin:$PATH GOROOT=$W/go GOTOOLCHAIN=local GOPROXY=file://$B/proxy GOSUMDB=off \
-  GOFLAGS=-mod=mod GOMODCACHE=$W/mod GOCACHE=$W/cache GOTCH_SRC=$W/gotch@v0.9.1 OMP_WAIT_POLICY=passive
+  GOFLAGS="-mod=mod -modfile=$W/go.mod" GOMODCACHE=$W/mod GOCACHE=$W/cache GOTCH_SRC=$W/gotch@v0.9.1 OMP_WAIT_POLICY=passive
 LIBTORCH=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 export LIBTORCH
 {

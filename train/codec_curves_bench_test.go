@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -29,7 +31,10 @@ import (
 // shared generator: their difference is the noise the others are judged against.
 // Needs the shared SST-2 data ($SHARED, default ../shared/data from the repository
 // root); run with -benchtime 1x; about 6 minutes a run on 2 cores.
-// BERTNODE_CURVE_STEPS changes the number of steps.
+// BERTNODE_CURVE_STEPS changes the number of steps; BERTNODE_CURVE_RUNS the runs, a
+// comma-separated list of codecs, powersgd optionally as powersgd/RANK/START_STEP
+// (default: the job spec's defaults, api.ClusterSpec). PowerSGD folds to the model's
+// hidden size (128 for tiny).
 func BenchmarkCodecLossCurves(b *testing.B) {
 	shared := os.Getenv("SHARED")
 	if shared == "" {
@@ -64,8 +69,41 @@ func BenchmarkCodecLossCurves(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	runs := "none,bf16,powersgd,none"
+	if s := os.Getenv("BERTNODE_CURVE_RUNS"); s != "" {
+		runs = s
+	}
+	type run struct {
+		name  string
+		codec allreduce.Codec
+		psgd  allreduce.PowerSGDParams
+	}
+	var plan []run
+	def := api.ClusterSpec{}.WithDefaults()
+	for _, name := range strings.Split(runs, ",") {
+		f := strings.Split(name, "/")
+		codec, err := allreduce.ParseCodec(f[0])
+		if err != nil || len(f) > 3 || len(f) > 1 && codec != allreduce.CodecPowerSGD {
+			b.Fatalf("BERTNODE_CURVE_RUNS: %q: want a codec, or powersgd/RANK/START_STEP", name)
+		}
+		ps := allreduce.PowerSGDParams{Rank: def.PowerSGDRank, StartStep: int64(def.PowerSGDStartStep), Cols: 128}
+		if len(f) > 1 {
+			ps.Rank, err = strconv.Atoi(f[1])
+		}
+		if len(f) > 2 && err == nil {
+			ps.StartStep, err = strconv.ParseInt(f[2], 10, 64)
+		}
+		if err != nil {
+			b.Fatalf("BERTNODE_CURVE_RUNS: %q: %v", name, err)
+		}
+		if codec == allreduce.CodecPowerSGD {
+			name = fmt.Sprintf("powersgd (r=%d, from step %d)", ps.Rank, ps.StartStep)
+		}
+		plan = append(plan, run{name, codec, ps})
+	}
 	for b.Loop() {
-		for run, codec := range []allreduce.Codec{allreduce.CodecNone, allreduce.CodecBF16, allreduce.CodecPowerSGD, allreduce.CodecNone} {
+		for k, run := range plan {
+			codec := run.codec
 			specs := make([]Spec, n)
 			for i := range specs {
 				s := Defaults()
@@ -74,16 +112,17 @@ func BenchmarkCodecLossCurves(b *testing.B) {
 				s.Tokenizer = "../data/vocab/bert-base-uncased.vocab.txt"
 				s.MaxLength, s.BatchSize, s.LR, s.MaxSteps, s.EvalEvery, s.Threads = 64, 32, 5e-4, steps, steps, 1
 				s.Metric = "accuracy"
-				s.Output = filepath.Join(dir, fmt.Sprintf("run%d-%s", run, codec), strconv.Itoa(i))
+				s.Output = filepath.Join(dir, fmt.Sprintf("run%d-%s", k, codec), strconv.Itoa(i))
 				specs[i] = s
 			}
 			start := time.Now()
-			res := trainReplicasOverRing(b, specs, codec)
+			res := trainReplicasOverRing(b, specs, codec, run.psgd)
 			if res[0].Final.Loss != res[1].Final.Loss {
 				b.Errorf("%s: the replicas' eval losses differ: %v and %v", codec, res[0].Final.Loss, res[1].Final.Loss)
 			}
 			q := quarterLosses(b, specs, steps)
-			b.Logf("%-8s train loss by quarter %.4f %.4f %.4f %.4f | eval loss %.4f accuracy %.4f | %v", codec,
+			// printed at once: b.Logf would hold every row until the last run ends
+			fmt.Printf("%-30s train loss by quarter %.4f %.4f %.4f %.4f | eval loss %.4f accuracy %.4f | %v\n", run.name,
 				q[0], q[1], q[2], q[3], res[0].Final.Loss, res[0].Final.Metrics["accuracy"], time.Since(start).Round(time.Second))
 		}
 	}
@@ -92,7 +131,7 @@ func BenchmarkCodecLossCurves(b *testing.B) {
 // trainReplicasOverRing trains one replica per spec, each on its own OS thread,
 // averaging gradients over a loopback ring with codec; replicas are built one at a
 // time (they share libtorch's generator) and none trains before all are built.
-func trainReplicasOverRing(tb testing.TB, specs []Spec, codec allreduce.Codec) []*Result {
+func trainReplicasOverRing(tb testing.TB, specs []Spec, codec allreduce.Codec, psgd allreduce.PowerSGDParams) []*Result {
 	n := len(specs)
 	lns := make([]allreduce.Listener, n)
 	addrs := make([]string, n)
@@ -122,7 +161,7 @@ func trainReplicasOverRing(tb testing.TB, specs []Spec, codec allreduce.Codec) [
 				return
 			}
 			ring, err := allreduce.New(context.Background(), allreduce.Config{Peers: addrs, Rank: i, Generation: 1,
-				Secret: []byte("replica-bench-secret-0123456789"), Listener: lns[i], Timeout: time.Minute, Codec: codec})
+				Secret: []byte("replica-bench-secret-0123456789"), Listener: lns[i], Timeout: time.Minute, Codec: codec, PowerSGD: psgd})
 			if err != nil {
 				errs[i] = err
 				return

@@ -65,6 +65,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	model.SetThreads(spec.Threads)
+	model.SetTF32(spec.TF32 && dev.IsCuda())
 	opts := model.Options{Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: hidden, HeadDropout: -1,
 		Device: dev, Autocast: spec.Autocast}
 	m, rep, err := model.Pretrained(dir, hf.Options{}, opts)

@@ -237,6 +237,7 @@ func TestCUDAForEvalMatchesCPU(t *testing.T) {
 	}
 	tr, dir := savedModel(t)
 	s := evalSpec(tr, dir)
+	s.TF32 = false // full float32 on the GPU, to compare within 1e-4
 	results := map[string]EvalResult{}
 	attention := map[string][][][][]float32{}
 	for _, dev := range []string{"cpu", "cuda"} {

@@ -55,7 +55,18 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
 func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
-	return r.t.backward(recs, weight, seed)
+	return r.t.backward(recs, weight, seed, nil)
+}
+
+// CanOverlap: on the CPU the all-reduce reads the gradient itself, which backward
+// finishes prefix by prefix. A GPU model's gradient reaches the host in one copy after
+// backward (HostGrad), so it is all-reduced then.
+func (r *Replica) CanOverlap() bool { return !r.t.Model.Opts.Device.IsCuda() }
+
+// BackwardReady is Backward, reporting the gradient's final prefixes during the last
+// micro-batch's backward (the earlier ones add to every value again).
+func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
+	return r.t.backward(recs, weight, seed, ready)
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }
@@ -79,6 +90,12 @@ func (r *Replica) State() [][]float32 {
 }
 
 func (r *Replica) Loaded() error { return r.t.opt.Import(r.snap) }
+
+// Layout is the flat buffers' layout, which node checkpoints record.
+func (r *Replica) Layout() string { return model.Layout }
+
+// Width is the model's hidden size: the rows PowerSGD folds the gradient into.
+func (r *Replica) Width() int { return r.t.Model.Config.HiddenSize }
 
 // Evaluate runs this rank's share of the eval batches, gathers every batch's logits
 // over the ring (their sizes first), and scores all of them on every rank, so the

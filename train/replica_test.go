@@ -82,3 +82,66 @@ func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
 		}
 	}
 }
+
+// BackwardReady over several micro-batches: the gradient is bit-identical to
+// Backward's with the same seed, the prefixes it reports grow, cover the whole gradient,
+// and come from the last micro-batch only (what a prefix held when reported is final).
+func TestReplicaBackwardReady(t *testing.T) {
+	runtime.LockOSThread()
+	s := smsSpec(t)
+	s.BatchSize, s.Threads = 4, 1
+	r, err := NewReplica(s, []string{"ham", "spam"}, nil, 10, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []shard.Record
+	for i, txt := range []string{"win a free prize now", "see you at lunch", "call this number to claim", "ok thanks",
+		"urgent your account", "meeting moved to 3", "txt STOP to end", "love you"} {
+		recs = append(recs, shard.Record{ID: fmt.Sprint(i), Text: txt, Labels: []string{[]string{"spam", "ham"}[i%2]}})
+	}
+	recs = recs[:7] // micro-batches of 4 and 3
+	if !r.CanOverlap() {
+		t.Fatal("a CPU replica cannot overlap")
+	}
+	r.ZeroGrad()
+	lossA, err := r.Backward(recs, 0.5, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), r.Grad()...)
+	r.ZeroGrad()
+	var mu sync.Mutex
+	var ns []int
+	var seen [][]float32
+	lossB, err := r.BackwardReady(recs, 0.5, 9, func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		ns = append(ns, n)
+		seen = append(seen, append([]float32(nil), r.Grad()[:n]...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := r.Grad()
+	if lossA != lossB {
+		t.Fatalf("loss %v with reports, %v without", lossB, lossA)
+	}
+	for i := range g {
+		if math.Float32bits(g[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("gradient value %d: %v with reports, %v without", i, g[i], want[i])
+		}
+	}
+	if len(ns) == 0 || ns[len(ns)-1] != len(g) {
+		t.Fatalf("prefixes %v: want the last to be the whole gradient, %d", ns, len(g))
+	}
+	for k, n := range ns {
+		if k > 0 && n <= ns[k-1] {
+			t.Fatalf("prefixes %v do not grow", ns)
+		}
+		for i, v := range seen[k] {
+			if math.Float32bits(v) != math.Float32bits(g[i]) {
+				t.Fatalf("value %d of the prefix %d reported final changed afterwards", i, n)
+			}
+		}
+	}
+}

@@ -34,9 +34,12 @@ type progress struct {
 	// OptState names the optimizer's state buffers in optimizer.safetensors, in the
 	// optimizer's order (exp_avg, exp_avg_sq; momentum_buffer).
 	OptState []string `json:"optimizer_state"`
-	Scale    float64  `json:"loss_scale"` // fp16 dynamic loss scaling
-	Good     int      `json:"loss_scale_good_steps"`
-	Spec     Spec     `json:"spec"`
+	// Layout is the flat buffers' layout the optimizer's state is in (model.Layout);
+	// empty in checkpoints written before it was recorded, in the legacy layout.
+	Layout string  `json:"param_layout,omitempty"`
+	Scale  float64 `json:"loss_scale"` // fp16 dynamic loss scaling
+	Good   int     `json:"loss_scale_good_steps"`
+	Spec   Spec    `json:"spec"`
 }
 
 const (
@@ -65,7 +68,7 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 		return err
 	}
 	st := t.opt.Export()
-	p.OptStep, p.OptState = st.Step, st.Names
+	p.OptStep, p.OptState, p.Layout = st.Step, st.Names, model.Layout
 	bufs := make([]safetensors.Tensor, len(st.Bufs))
 	for i, b := range st.Bufs {
 		bufs[i] = safetensors.Tensor{Info: safetensors.Info{Name: st.Names[i], DType: safetensors.F32, Shape: []int64{int64(len(b))}}, Data: f32bytes(b)}
@@ -169,6 +172,15 @@ func (t *Trainer) restore(dir string) (progress, error) {
 		}
 		b := make([]float32, len(tn.Data)/4)
 		copy(f32bytes(b), tn.Data)
+		switch p.Layout {
+		case model.Layout:
+		case "":
+			if err := t.Model.Params.FromLegacyLayout(b); err != nil {
+				return p, fmt.Errorf("resume: %s: %s: %w", filepath.Join(dir, optimizerFile), name, err)
+			}
+		default:
+			return p, fmt.Errorf("resume: %s: optimizer state in parameter layout %q, this build knows %q", filepath.Join(dir, stateFile), p.Layout, model.Layout)
+		}
 		st.Bufs = append(st.Bufs, b)
 	}
 	if err := t.opt.Import(st); err != nil {

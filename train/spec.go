@@ -58,6 +58,7 @@ type Spec struct {
 	Threads   int    `yaml:"threads"`
 	Device    string `yaml:"device"`          // cpu | cuda | cuda:N | auto
 	Autocast  string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
+	TF32      bool   `yaml:"tf32"`            // TensorFloat-32 matmuls on GPUs that have it (default on)
 	EvalEvery int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
 	Patience  int    `yaml:"patience"`        // early stopping: evaluations without improvement
 	// Metric is what early stopping and the best checkpoint watch; default f1_macro
@@ -86,7 +87,7 @@ func Defaults() Spec {
 		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
 		Schedule: "linear", ClipNorm: 1.0, Optimizer: "adamw", Momentum: 0.9, Seed: 42, Threads: 0, Device: "cpu",
-		Output: "runs/train", KeepCheckpoints: 2,
+		Output: "runs/train", KeepCheckpoints: 2, TF32: true,
 	}
 }
 

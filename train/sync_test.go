@@ -44,7 +44,7 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	}
 	// Replicas are processes in real use; here they share libtorch's generator, so
 	// trainReplicasOverRing builds them one at a time.
-	trainReplicasOverRing(t, specs, allreduce.CodecNone)
+	trainReplicasOverRing(t, specs, allreduce.CodecNone, allreduce.PowerSGDParams{})
 	final := func(s Spec) []byte {
 		b, err := os.ReadFile(filepath.Join(s.Output, "final", "model.safetensors"))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -177,6 +178,19 @@ func TestResumeIsExact(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
 			if len(a) == 0 || !bytes.Equal(a, b) {
 				t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
+			}
+			// State in a layout this build does not know is refused, naming it.
+			stf := filepath.Join(parts.Output, "checkpoint-11", stateFile)
+			js, err := os.ReadFile(stf)
+			if err != nil || !bytes.Contains(js, []byte(`"param_layout": "`+model.Layout+`"`)) {
+				t.Fatalf("%s does not record the layout: %v\n%s", stf, err, js)
+			}
+			if err := os.WriteFile(stf, bytes.Replace(js, []byte(model.Layout), []byte("sorted-by-size"), 1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			parts.Resume = filepath.Join(parts.Output, "checkpoint-11")
+			if _, err := run(parts, 0); err == nil || !strings.Contains(err.Error(), `layout "sorted-by-size"`) {
+				t.Fatalf("resume from another layout: %v", err)
 			}
 			// The same resume without the optimizer's state must fail: the test can fail.
 			st := filepath.Join(parts.Output, "checkpoint-11", optimizerFile)

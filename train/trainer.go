@@ -135,6 +135,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		return nil, err
 	}
 	model.SetThreads(spec.Threads)
+	model.SetTF32(spec.TF32 && dev.IsCuda())
 	model.ManualSeed(spec.Seed)
 	headDrop := -1.0
 	if spec.Dropout != nil {
@@ -217,7 +218,7 @@ func (t *Trainer) order(epoch int) []int32 {
 // backward encodes recs and runs them in micro-batches of at most batch_size examples,
 // each weighted by its share of the examples, so the gradient is weight × that of
 // their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
-func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
 		return 0, err
@@ -235,13 +236,33 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64) (flo
 			return 0, err
 		}
 		share := float64(len(ptrs)) / float64(len(exs))
-		l, err := t.Model.Backward(b, weight*share)
+		var l float64
+		if ready != nil && lo+t.Spec.BatchSize >= len(exs) {
+			l, err = t.watchedBackward(b, weight*share, ready)
+		} else {
+			l, err = t.Model.Backward(b, weight*share)
+		}
 		if err != nil {
 			return 0, err
 		}
 		loss += l * share
 	}
 	return loss, nil
+}
+
+// watchedBackward is the model's Backward, calling ready(n) as the gradient's prefixes
+// become final (model.GradWatch).
+func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n int)) (float64, error) {
+	w, err := t.Model.Params.Watch()
+	if err != nil {
+		return 0, err
+	}
+	var loss float64
+	err = w.Run(func() (err error) {
+		loss, err = t.Model.Backward(b, scale)
+		return err
+	}, func(n int64) { ready(int(n)) })
+	return loss, err
 }
 
 // batch collates examples into a model batch with their labels.
@@ -338,7 +359,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		p.Pos += len(recs)
 		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0))
+		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0), nil)
 		if err != nil {
 			return res, err
 		}

@@ -36,9 +36,9 @@ its phases (compute, comm, opt), global samples/s, the compute-only step, the
 communication overhead (step minus compute-only, of the medians and paired), and whether
 the ranks held the same weights after the warm-up; then JSON lines.
 
---overlap-probe adds a probe step after each timed step: the non-embedding part of the
-gradient is all-reduced (from a scratch buffer) while backward runs, the embeddings'
-after it; "saved" is how much that would take off a step.
+The timed node steps all-reduce after backward. --overlap follows each with an
+overlapped node step (the node's default: the all-reduce starts before backward and takes
+each prefix of the gradient as backward finishes it) and prints what that saved, paired.
 
 With --torch-script (ddp_bert_gloo.py in the shared bench directory) it runs --rounds
 rounds of PyTorch then bertnode with the same parameters and threads, and prints both
@@ -112,7 +112,7 @@ side by side with the ratio of samples/s.`,
 	f.IntVar(&o.Warmup, "warmup", 3, "untimed steps per config")
 	f.IntVar(&o.Steps, "steps", 10, "timed steps per config")
 	f.IntVar(&o.NoSync, "nosync-steps", -1, "compute-only steps, each after one of the first timed ones (-1: --steps; 0: none)")
-	f.BoolVar(&o.OverlapProbe, "overlap-probe", false, "also time steps whose non-embedding all-reduce overlaps backward")
+	f.BoolVar(&o.Overlap, "overlap", false, "also time overlapped node steps (all-reduce during backward), alternating")
 	f.StringVar(&codec, "codec", "none", "the ring's codec: none, s2, zstd, bf16, fp16 or powersgd")
 	f.DurationVar(&o.Timeout, "timeout", ddpbench.DefaultTimeout, "how long a silent ring neighbour is waited for")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write each rank's CPU profile to PATH.rank<i>")

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/spf13/cobra"
 )
 
@@ -14,18 +16,12 @@ func newCancelCmd() *cobra.Command {
 		Short: "Cancel a job; its nodes go back to the idle pool",
 		Args:  cobra.ExactArgs(1),
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error {
 		if err := cl.Cancel(ctx, args[0]); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "cancelled %s\n", args[0])
 		return nil
-	}
+	})
 	return c
 }

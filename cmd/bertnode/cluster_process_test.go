@@ -388,7 +388,8 @@ func stepLosses(t *testing.T, path string) map[int]float64 {
 }
 
 // The same job on 1, 2 and 3 nodes follows bertnode train's loss curve step by step,
-// and the ranks of each end bit-identical. On 1 node the steps are bertnode train's,
+// and the ranks of each end bit-identical. Its model and vocabulary are local paths,
+// which submit uploads and the nodes fetch. On 1 node the steps are bertnode train's,
 // bit for bit; on more, each rank sums its own piece's gradient and the ring sums the
 // pieces in ring order, so the rounding differs and the curves agree to the tolerance
 // below (relative).
@@ -417,6 +418,16 @@ func TestProcessClusterParity(t *testing.T) {
 		}
 		if len(ranks) != n {
 			t.Fatalf("%d nodes wanted, generation %+v", n, j.Gen)
+		}
+		// The model directory and the vocabulary are local paths: submit uploaded them,
+		// and each node trained from its fetched copy.
+		if len(j.Uploads) != 2 {
+			t.Fatalf("uploads %v, want the model and the tokenizer", j.Uploads)
+		}
+		for _, r := range ranks {
+			if _, err := os.Stat(filepath.Join(c.proc(r).DataDir, "uploads", j.Uploads["model"], "config.json")); err != nil {
+				t.Fatalf("%s: the uploaded model: %v", r, err)
+			}
 		}
 		c.finalsEqual(id, "model.safetensors", ranks...)
 		got := stepLosses(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"))

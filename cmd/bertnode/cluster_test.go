@@ -133,6 +133,7 @@ func TestClusterCommands(t *testing.T) {
 		}
 		followed <- out
 	}()
+	wantErr(t, "", []string{"cancel it first"}, append([]string{"delete", "job-1"}, flags...)...)
 	contains(t, "cancel", run("cancel", "job-1"), "cancelled job-1")
 	select {
 	case out := <-followed:
@@ -144,6 +145,20 @@ func TestClusterCommands(t *testing.T) {
 	contains(t, "logs", run("logs", "job-1"), "submitted", "train data planned: 8 records", "generation 1: n1 (start)", "cancelled")
 	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
 	wantErr(t, "", []string{"no job"}, append([]string{"status", "job-9"}, flags...)...)
+
+	// Deleting the ended job takes its data and plan with it.
+	contains(t, "delete", run("delete", "job-1"), "deleted job-1")
+	wantErr(t, "", []string{"no job"}, append([]string{"status", "job-1"}, flags...)...)
+	if out := run("jobs"); strings.Contains(out, "job-1") {
+		t.Errorf("jobs lists a deleted job:\n%s", out)
+	}
+	c.Leader().Read(func(st *coordinator.State) {
+		for _, sha := range []string{strings.TrimPrefix(j.Train.Path, "blob:"), j.Train.Plan} {
+			if st.Blobs[sha] != nil {
+				t.Errorf("the state still lists blob %s of the deleted job", sha)
+			}
+		}
+	})
 }
 
 // TestSubmitWait: submit --wait follows the job to its end and exits by its outcome;

@@ -84,6 +84,20 @@ func addClusterFlags(c *cobra.Command, withAddrs bool) *clusterFlags {
 	return f
 }
 
+// withClient makes c a command that talks to the cluster: it adds the cluster flags,
+// and run gets a client connected by them, its context ending with the command.
+func withClient(c *cobra.Command, run func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error) {
+	cf := addClusterFlags(c, true)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		cl, ctx, stop, err := cf.connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return run(cmd, ctx, cl, args)
+	}
+}
+
 // file reads the config file: the one --config names (which must exist), else the
 // default one if there is one.
 func (f *clusterFlags) file() (fileConfig, error) {

@@ -144,6 +144,8 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 	f.DurationVar(&timing.LeaderLease, "raft-lease", 0, "raft's leader lease (default 500ms)")
 	f.DurationVar(&timing.Commit, "raft-commit", 0, "raft's commit timeout (default 50ms)")
 	f.Int64Var(&maxBlob, "max-blob-size", 64<<30, "the largest upload, in bytes")
+	f.DurationVar(&timing.BlobGrace, "blob-grace", 0, "how long an upload no job references stays (default 1h; 0: default)")
+	f.DurationVar(&timing.BlobFileGrace, "blob-file-grace", 0, "how old a blob file the state no longer lists is before it is removed from disk (default 10m)")
 	return c
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+
+	"github.com/bertnode/bertnode/api"
 	"github.com/spf13/cobra"
 )
 
@@ -12,19 +15,13 @@ func newJobsCmd() *cobra.Command {
 		Short: "List the cluster's jobs",
 		Args:  cobra.NoArgs,
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, _ []string) error {
 		jobs, err := cl.Jobs(ctx)
 		if err != nil {
 			return err
 		}
 		printJobs(cmd.OutOrStdout(), jobs)
 		return nil
-	}
+	})
 	return c
 }

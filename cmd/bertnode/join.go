@@ -38,6 +38,7 @@ func joinCmd() *cobra.Command {
 		id, name, dataDir, device, ringAddr, httpAddr, gossipAddr, profile string
 		threads                                                            int
 		cache                                                              int64
+		noOverlap                                                          bool
 	}
 	c := &cobra.Command{
 		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
@@ -114,13 +115,20 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 		defer g.Leave(2 * time.Second)
 
 		threads, device := o.threads, o.device
-		factory := func(job *api.Job, spec api.JobSpec, eval []shard.Record, total int64) (node.Replica, error) {
+		factory := func(ctx context.Context, job *api.Job, spec api.JobSpec, eval []shard.Record, total int64) (node.Replica, error) {
 			if spec.Model == "toy" {
 				return node.NewToy(node.ToyConfig{Labels: job.Labels, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: spec.Seed, Eval: eval})
 			}
 			ts, err := train.ParseSpec(job.Spec)
 			if err != nil {
 				return nil, err
+			}
+			uploads := filepath.Join(o.dataDir, "uploads")
+			if ts.Model, err = node.FetchUpload(ctx, client, uploads, ts.Model); err != nil {
+				return nil, fmt.Errorf("model: %w", err)
+			}
+			if ts.Tokenizer, err = node.FetchUpload(ctx, client, uploads, ts.Tokenizer); err != nil {
+				return nil, fmt.Errorf("tokenizer: %w", err)
 			}
 			ts.Threads, ts.Device = threads, device
 			ts.Output = filepath.Join(o.dataDir, "jobs", job.ID)
@@ -131,7 +139,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 			RingAddr: ringLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
 			Coordinator: client, Setup: node.PlanSetup(client, o.cache, factory),
 			Listener: ringLn.(*net.TCPListener), RingSecret: secret.Derive(clusterkey.Ring), RingTLS: ringTLS,
-			Metrics: reg, Log: logger,
+			Metrics: reg, Log: logger, NoOverlap: o.noOverlap,
 		})
 		logger.Printf("node %s: ring %s, http %s, gossip %s", o.id, ringLn.Addr(), httpLn.Addr(), g.Addr())
 		return agent.Run(ctx)
@@ -147,6 +155,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip")
 	f.StringVar(&o.profile, "gossip-profile", gossip.ProfileLAN, "gossip timing: lan, or local (one machine: fast)")
 	f.Int64Var(&o.cache, "cache-bytes", 256<<20, "memory for cached blocks of streamed training data")
+	f.BoolVar(&o.noOverlap, "no-overlap", false, "all-reduce the gradient after backward, not during it (a session also stops overlapping when its first steps send nothing early)")
 	return c
 }
 

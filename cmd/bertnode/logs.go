@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -22,13 +23,7 @@ checkpoints whose replicas agreed, evaluations, results, and its end. The log ke
 the newest 500 events. With -f it waits for new ones until the job ends.`,
 		Args: cobra.ExactArgs(1),
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error {
 		id, out := args[0], cmd.OutOrStdout()
 		var idx uint64
 		var seen int64
@@ -54,7 +49,7 @@ the newest 500 events. With -f it waits for new ones until the job ends.`,
 				return nil
 			}
 		}
-	}
+	})
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "wait for new events until the job ends")
 	return c
 }

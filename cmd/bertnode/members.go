@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -31,13 +32,7 @@ member that is only down rejoins by itself when it restarts.`,
 			return fmt.Errorf("want no arguments, add ID RAFT_ADDR API_ADDR [GOSSIP_ADDR], or remove ID")
 		},
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error {
 		out := cmd.OutOrStdout()
 		if len(args) > 0 && args[0] == "add" {
 			j := api.JoinMember{ID: args[1], RaftAddr: args[2], APIAddr: args[3]}
@@ -67,6 +62,6 @@ member that is only down rejoins by itself when it restarts.`,
 			fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\t%s\n", m.ID, m.Leader, m.Voter, or(string(m.Health), "-"), or(m.APIAddr, "-"), m.RaftAddr, or(m.GossipAddr, "-"))
 		}
 		return w.Flush()
-	}
+	})
 	return c
 }

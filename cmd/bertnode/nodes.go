@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+
+	"github.com/bertnode/bertnode/api"
 	"github.com/spf13/cobra"
 )
 
@@ -12,19 +15,13 @@ func newNodesCmd() *cobra.Command {
 		Short: "List the worker nodes: health, job, rank and speed",
 		Args:  cobra.NoArgs,
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, _ []string) error {
 		nodes, err := cl.Nodes(ctx)
 		if err != nil {
 			return err
 		}
 		printNodes(cmd.OutOrStdout(), nodes)
 		return nil
-	}
+	})
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -23,13 +24,7 @@ With JOB: its state, generation and members, step of total, loss, samples/s per
 node, time left, latest evaluation, recoveries and results.`,
 		Args: cobra.MaximumNArgs(1),
 	}
-	cf := addClusterFlags(c, true)
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, ctx, stop, err := cf.connect(cmd)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error {
 		st, err := cl.Status(ctx)
 		if err != nil {
 			return err
@@ -45,7 +40,7 @@ node, time left, latest evaluation, recoveries and results.`,
 		}
 		printJob(out, j, st.Nodes)
 		return nil
-	}
+	})
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/tarball"
 	"github.com/bertnode/bertnode/train"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -32,7 +33,9 @@ data, ...). The spec is checked here first, as train checks it.
 
 Unless cluster.data is shared (every node and coordinator sees the paths), the
 local data files (train, eval) are uploaded to the coordinators' blob store and the
-spec sent names them blob:<sha256>.
+spec sent names them blob:<sha256>; so are the model and tokenizer when they are
+local paths (a Hugging Face checkpoint directory, a vocab.txt), which each node
+fetches once. Presets and hub names are left for the nodes to resolve.
 
 With --wait it follows the job until it ends, showing step, loss, samples/s and the
 time left, then prints the final metrics; it exits 0 if the job succeeded and 1 if
@@ -95,8 +98,11 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 	return c
 }
 
-// uploadData uploads the spec's local train and eval files and returns the spec with
-// their paths replaced by blob:<sha256>, the rest of the text as it was.
+// uploadData uploads the spec's local train and eval files, and its model and
+// tokenizer when they are local paths (packed as a tar: a directory's files, or the
+// one file), and returns the spec with their paths replaced by blob:<sha256> (a packed
+// file: blob:<sha256>/<name>), the rest of the text as it was. A model or tokenizer
+// that is no local path (a preset, a hub name) stays as it is.
 func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer) (string, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
@@ -108,17 +114,64 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer)
 	m := root.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		key, val := m.Content[i].Value, m.Content[i+1]
-		if (key != "train" && key != "eval") || val.Value == "" || strings.HasPrefix(val.Value, "blob:") {
+		if val.Value == "" || strings.HasPrefix(val.Value, "blob:") {
 			continue
 		}
-		sha, err := upload(ctx, cl, val.Value, out)
+		var ref string
+		var err error
+		switch key {
+		case "train", "eval":
+			ref, err = upload(ctx, cl, val.Value, out)
+		case "model", "tokenizer":
+			ref, err = uploadPacked(ctx, cl, val.Value, out)
+		default:
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", key, err)
 		}
-		val.Value, val.Style = "blob:"+sha, 0
+		if ref != "" {
+			val.Value, val.Style = "blob:"+ref, 0
+		}
 	}
 	b, err := yaml.Marshal(&root)
 	return string(b), err
+}
+
+// uploadPacked uploads a local model or tokenizer path as a tar, and returns its
+// reference without the blob: prefix; "" when path is not a local path.
+func uploadPacked(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp("", "bertnode-upload-*.tar")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if fi.IsDir() {
+		err = tarball.Pack(path, tmp)
+	} else {
+		err = tarball.PackFile(path, tmp)
+	}
+	if err != nil {
+		return "", err
+	}
+	sha, err := upload(ctx, cl, tmp.Name(), io.Discard)
+	if err != nil {
+		return "", fmt.Errorf("uploading %s: %w", path, err)
+	}
+	size, _ := tmp.Seek(0, io.SeekCurrent)
+	fmt.Fprintf(out, "uploaded %s (%s packed) as blob %s\n", path, byteSize(size), sha[:12])
+	if fi.IsDir() {
+		return sha, nil
+	}
+	return sha + "/" + filepath.Base(path), nil
 }
 
 func upload(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {

@@ -114,6 +114,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.Threads, "threads", s.Threads, "libtorch CPU threads (0: libtorch's default)")
 	f.StringVar(&s.Device, "device", s.Device, "cpu | cuda | cuda:N | auto")
 	f.StringVar(&s.Autocast, "mixed-precision", s.Autocast, "bf16 | fp16 on CUDA (default fp32)")
+	f.BoolVar(&s.TF32, "tf32", s.TF32, "let float32 matmuls on CUDA use TensorFloat-32 on GPUs that have it (Ampere and later); --tf32=false for full fp32")
 	f.IntVar(&s.EvalEvery, "eval-steps", s.EvalEvery, "evaluate every N steps (0: every epoch)")
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
 	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_spam (default: f1_macro for classify, f1_micro for multilabel, f1 for ner and qa)")

@@ -45,6 +45,18 @@ func Pack(dir string, w io.Writer) error {
 	return nil
 }
 
+// PackFile writes the one file at path as a tar holding it under its base name.
+func PackFile(path string, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	if err := packFile(tw, path, filepath.Base(path)); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("tarball: %w", err)
+	}
+	return nil
+}
+
 func packFile(tw *tar.Writer, path, name string) error {
 	f, err := os.Open(path)
 	if err != nil {

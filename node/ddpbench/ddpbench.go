@@ -45,12 +45,12 @@ type Options struct {
 	// NoSync is how many of the timed steps are each followed by a timed compute-only
 	// step; < 0 means Steps, 0 none.
 	NoSync int
-	// OverlapProbe follows each timed node step with a probe step: the all-reduce of
-	// the gradient's non-embedding part runs during backward (on a scratch buffer of
-	// that size, so the weights diverge), the embeddings' after it. See README.md.
-	OverlapProbe bool
-	Codec        allreduce.Codec
-	Timeout      time.Duration // how long a silent ring neighbour is waited for
+	// Overlap follows each timed node step (all-reduce after backward) with an
+	// overlapped one (all-reduce during backward, the node's default), so the two
+	// alternate on the same machine.
+	Overlap bool
+	Codec   allreduce.Codec
+	Timeout time.Duration // how long a silent ring neighbour is waited for
 	// CPUProfile, when set, makes each rank write a CPU profile to CPUProfile.rank<i>.
 	CPUProfile string
 	Tag        string // free-form label stored in each result
@@ -58,9 +58,9 @@ type Options struct {
 
 // Step kinds.
 const (
-	kindSync   = "sync"   // the node's step
-	kindNoSync = "nosync" // compute only: backward and optimizer, no ring
-	kindProbe  = "probe"  // the overlap probe (Options.OverlapProbe)
+	kindSync    = "sync"    // the node's step
+	kindNoSync  = "nosync"  // compute only: backward and optimizer, no ring
+	kindOverlap = "overlap" // the node's step with the all-reduce during backward (Options.Overlap)
 )
 
 // DefaultTimeout is how long a rank waits for a silent neighbour: longer than the
@@ -198,6 +198,10 @@ type sample struct {
 	CommCPU    float64 `json:"comm_cpu"`
 	OptCPU     float64 `json:"opt_cpu"`
 	Loss       float64 `json:"loss"`
+	// Overlapped steps: the share of the gradient's bytes this rank sent while backward
+	// ran, and how long before backward's end the first prefix was declared final.
+	Early float64 `json:"early,omitempty"`
+	Lead  float64 `json:"lead,omitempty"`
 }
 
 type configInfo struct {
@@ -253,6 +257,7 @@ func summarise(o Options, lines []line) []Result {
 		m.Step, m.Compute, m.Comm, m.Opt = max(m.Step, s.Step), max(m.Compute, s.Compute), max(m.Comm, s.Comm), max(m.Opt, s.Opt)
 		m.CPU, m.CommCPU = max(m.CPU, s.CPU), max(m.CommCPU, s.CommCPU)
 		m.ComputeCPU, m.OptCPU = max(m.ComputeCPU, s.ComputeCPU), max(m.OptCPU, s.OptCPU)
+		m.Early, m.Lead = min(m.Early, s.Early), min(m.Lead, s.Lead)
 	}
 	var res []Result
 	for _, name := range o.Configs {
@@ -263,13 +268,15 @@ func summarise(o Options, lines []line) []Result {
 			BatchPerRank: o.Batch, GlobalBatch: o.Batch * o.Ranks, Seq: o.Seq, Warmup: o.Warmup, Steps: o.Steps}
 		if is := infos[name]; len(is) > 0 {
 			r.Params, r.GradBytes = is[0].Params, 4*int64(is[0].Trainable)
-			r.OverlapBytes = 4 * int64(is[0].Trainable-embeddingElems(cfg))
 			if o.Warmup > 0 {
 				agree := len(is) == o.Ranks
 				for _, i := range is {
 					agree = agree && i.Weights == is[0].Weights
 				}
 				r.WeightsAgree = &agree
+				if agree {
+					r.Weights = is[0].Weights
+				}
 			}
 		}
 		kind := func(k string, n int) (rows []sample, loss []float64) {
@@ -305,25 +312,21 @@ func summarise(o Options, lines []line) []Result {
 			r.CommOverheadPaired = pairedMedian(r.StepTimes, r.NoSyncStepTimes)
 			r.CPUNoSyncMedian = ringbench.Median(col(nos, func(s sample) float64 { return s.CPU }))
 		}
-		if probe, _ := kind(kindProbe, o.Steps); o.OverlapProbe && len(probe) > 0 {
-			r.ProbeSteps = len(probe)
-			r.ProbeStepTimes = steps(probe)
-			r.StepProbeMedian = ringbench.Median(r.ProbeStepTimes)
-			r.OverlapSaved = r.StepMedian - r.StepProbeMedian
-			r.OverlapSavedPaired = pairedMedian(r.StepTimes, r.ProbeStepTimes)
-			r.CPUProbeMedian = ringbench.Median(col(probe, func(s sample) float64 { return s.CPU }))
+		if ov, _ := kind(kindOverlap, o.Steps); o.Overlap && len(ov) > 0 {
+			r.OverlapSteps = len(ov)
+			r.OverlapStepTimes = steps(ov)
+			r.StepOverlapMedian = ringbench.Median(r.OverlapStepTimes)
+			r.ComputeOverlapMedian = ringbench.Median(col(ov, func(s sample) float64 { return s.Compute }))
+			r.CommOverlapMedian = ringbench.Median(col(ov, func(s sample) float64 { return s.Comm }))
+			r.CPUOverlapMedian = ringbench.Median(col(ov, func(s sample) float64 { return s.CPU }))
+			r.EarlyMedian = ringbench.Median(col(ov, func(s sample) float64 { return s.Early }))
+			r.LeadMedian = ringbench.Median(col(ov, func(s sample) float64 { return s.Lead }))
+			r.OverlapSavedPaired = pairedMedian(r.StepTimes, r.OverlapStepTimes)
+			r.CommSavedPaired = pairedMedian(col(sync, func(s sample) float64 { return s.Comm }), col(ov, func(s sample) float64 { return s.Comm }))
 		}
 		res = append(res, r)
 	}
 	return res
-}
-
-// embeddingElems is how many values of a BERT preset's flat gradient are the
-// embeddings' (word, position, token type): the layout puts them first (trainable
-// weights sorted by name) and backward finishes them last, so the rest is the most an
-// all-reduce could overlap with backward. TestEmbeddingsComeFirst checks the layout.
-func embeddingElems(c *hf.BertConfig) int {
-	return (c.VocabSize + c.MaxPositionEmbeddings + c.TypeVocabSize) * c.HiddenSize
 }
 
 func steps(rows []sample) []float64 { return col(rows, func(s sample) float64 { return s.Step }) }

@@ -20,7 +20,6 @@ import (
 	"github.com/bertnode/bertnode/allreduce/ringbench"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
-	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
@@ -28,7 +27,8 @@ import (
 
 // runRank is one rank: the ring, then per config a replica trained as the script
 // trains its DDP model: Warmup node steps, then Steps timed ones, the first NoSync of
-// them each followed by a timed compute-only step (and, with OverlapProbe, a probe).
+// them each followed by a timed compute-only step (and, with Overlap, an overlapped
+// node step).
 // The goroutine stays on one OS thread, libtorch's rule.
 func runRank(ctx context.Context, spec rankSpec, ln *net.TCPListener, out io.Writer) error {
 	runtime.LockOSThread()
@@ -70,32 +70,26 @@ type stepper struct {
 	recs    []shard.Record
 	weight  float64 // this rank's share of the global batch, as the node passes it
 	applied int64   // optimizer steps taken
-	early   int     // gradient values before this offset are the embeddings'
-	scratch []float32
 }
 
 func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string) ([]line, error) {
-	cfg, err := hf.Preset(name)
-	if err != nil {
-		return nil, err
-	}
 	rep, err := newReplica(o, name)
 	if err != nil {
 		return nil, err
 	}
 	defer rep.Close()
 	rank := ring.Rank()
-	s := &stepper{ctx: ctx, ring: ring, rep: rep, recs: Records(o.Batch, o.Seq, rank),
-		weight: 1 / float64(ring.Size()), early: embeddingElems(cfg)}
-	if o.OverlapProbe {
-		s.scratch = make([]float32, len(rep.Grad())-s.early)
-	}
+	s := &stepper{ctx: ctx, ring: ring, rep: rep, recs: Records(o.Batch, o.Seq, rank), weight: 1 / float64(ring.Size())}
 	// Line the ranks up: building a model takes each its own time.
 	if err := ring.AllReduce(ctx, make([]float32, 1), allreduce.OpSum); err != nil {
 		return nil, err
 	}
-	for range o.Warmup {
-		if _, err := s.step(kindSync); err != nil {
+	for i := range o.Warmup {
+		kind := kindSync
+		if o.Overlap && i%2 == 1 {
+			kind = kindOverlap // the checksum below then shows both kinds reach the same weights
+		}
+		if _, err := s.step(kind); err != nil {
 			return nil, err
 		}
 	}
@@ -109,8 +103,8 @@ func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string
 			return nil, err
 		}
 	}
-	if o.OverlapProbe {
-		if _, err := s.step(kindProbe); err != nil {
+	if o.Overlap {
+		if _, err := s.step(kindOverlap); err != nil {
 			return nil, err
 		}
 	}
@@ -133,8 +127,8 @@ func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string
 				return nil, err
 			}
 		}
-		if o.OverlapProbe {
-			if err := run(kindProbe, i); err != nil {
+		if o.Overlap {
+			if err := run(kindOverlap, i); err != nil {
 				return nil, err
 			}
 		}
@@ -149,50 +143,34 @@ func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string
 
 // step runs one step of the kind and times its phases.
 //
-// sync is node/session.go's step: ZeroGrad, Backward of the rank's piece at its share
-// of the global batch with the step's seed, the gradient all-reduce (sum), the commit round (3+n values),
-// Apply. nosync leaves out the two all-reduces. probe all-reduces a scratch buffer the
-// size of the gradient's non-embedding part while backward runs, then the embeddings'
-// part and the commit round: the step as it would be if every non-embedding gradient
-// were final when backward starts, the best any overlap could do with this layout.
+// sync is node/session.go's step with the all-reduce after backward (Config.NoOverlap):
+// ZeroGrad, Backward of the rank's piece at its share of the global batch with the
+// step's seed, the gradient all-reduce (sum), the commit round (3+n values), Apply.
+// overlap is the node's default step, the all-reduce started before backward and fed
+// the gradient's prefixes as backward finishes them. nosync leaves out the two
+// all-reduces.
 func (s *stepper) step(kind string) (sample, error) {
 	n, r := s.ring.Size(), s.rep
-	if kind == kindProbe {
-		copy(s.scratch, r.Grad()[s.early:]) // last step's gradient: realistic values for a codec
-	}
 	t0, cpu0 := time.Now(), ringbench.CPUTime()
-	var pending *allreduce.Pending
-	if kind == kindProbe {
-		p, err := s.ring.Start(s.ctx, s.scratch, allreduce.OpSum)
-		if err != nil {
-			return sample{}, err
-		}
-		p.Ready(len(s.scratch))
-		pending = p
-	}
+	var t1 time.Time
+	var cpu1 time.Duration
+	mark := func() { t1, cpu1 = time.Now(), ringbench.CPUTime() }
 	r.ZeroGrad()
-	loss, err := r.Backward(s.recs, s.weight, api.StepSeed(seed, s.applied, s.ring.Rank()))
+	stepSeed := api.StepSeed(seed, s.applied, s.ring.Rank())
+	var gs node.GradStats
+	var err error
+	if kind == kindNoSync {
+		gs.Loss, err = r.Backward(s.recs, s.weight, stepSeed)
+		mark()
+	} else {
+		gs, err = node.BackwardAllReduce(s.ctx, s.ring, r, s.recs, s.weight, stepSeed, kind == kindOverlap, mark)
+	}
 	if err != nil {
-		if pending != nil {
-			pending.Wait()
-		}
 		return sample{}, err
 	}
-	t1, cpu1 := time.Now(), ringbench.CPUTime()
-	switch kind {
-	case kindSync, kindProbe:
-		grad := r.Grad()
-		if pending != nil {
-			if err := pending.Wait(); err != nil {
-				return sample{}, err
-			}
-			grad = grad[:s.early]
-		}
-		if err := s.ring.AllReduce(s.ctx, grad, allreduce.OpSum); err != nil {
-			return sample{}, err
-		}
+	if kind != kindNoSync {
 		c := make([]float32, 3+n)
-		c[0], c[1], c[2] = 1, float32(loss*s.weight), float32(len(s.recs))
+		c[0], c[1], c[2] = 1, float32(gs.Loss*s.weight), float32(len(s.recs))
 		c[3+s.ring.Rank()] = float32(t1.Sub(t0).Seconds() * 1000)
 		if err := s.ring.AllReduce(s.ctx, c, allreduce.OpSum); err != nil {
 			return sample{}, err
@@ -204,9 +182,13 @@ func (s *stepper) step(kind string) (sample, error) {
 	}
 	s.applied++
 	t3, cpu3 := time.Now(), ringbench.CPUTime()
-	return sample{Kind: kind, Step: t3.Sub(t0).Seconds(), Compute: t1.Sub(t0).Seconds(), Comm: t2.Sub(t1).Seconds(),
+	smp := sample{Kind: kind, Step: t3.Sub(t0).Seconds(), Compute: t1.Sub(t0).Seconds(), Comm: t2.Sub(t1).Seconds(),
 		Opt: t3.Sub(t2).Seconds(), CPU: (cpu3 - cpu0).Seconds(), ComputeCPU: (cpu1 - cpu0).Seconds(), CommCPU: (cpu2 - cpu1).Seconds(),
-		OptCPU: (cpu3 - cpu2).Seconds(), Loss: loss}, nil
+		OptCPU: (cpu3 - cpu2).Seconds(), Loss: gs.Loss, Lead: gs.Lead.Seconds()}
+	if gs.Sent > 0 {
+		smp.Early = float64(gs.SentEarly) / float64(gs.Sent)
+	}
+	return smp, nil
 }
 
 // newReplica is the cluster node's BERT replica for a preset, trained as the script

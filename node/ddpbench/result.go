@@ -51,8 +51,10 @@ type Result struct {
 	LossFirst        float64 `json:"loss_first,omitempty"`
 	LossLast         float64 `json:"loss_last,omitempty"`
 	// WeightsAgree says every rank held the same weights after the warm-up steps.
-	WeightsAgree *bool     `json:"weights_agree,omitempty"`
-	StepTimes    []float64 `json:"step_times_s"`
+	WeightsAgree *bool `json:"weights_agree,omitempty"`
+	// Weights is their checksum (CRC-32 of the flat weights) when they agree.
+	Weights   uint32    `json:"weights_crc,omitempty"`
+	StepTimes []float64 `json:"step_times_s"`
 
 	NoSyncSteps        int       `json:"nosync_steps,omitempty"`
 	StepNoSyncMedian   float64   `json:"step_nosync_median_s,omitempty"`
@@ -62,15 +64,21 @@ type Result struct {
 	CPUNoSyncMedian    float64   `json:"cpu_nosync_median_s,omitempty"`
 	NoSyncStepTimes    []float64 `json:"nosync_step_times_s,omitempty"`
 
-	// OverlapBytes is the gradient that is not the embeddings': what the probe
-	// all-reduces during backward.
-	OverlapBytes       int64     `json:"overlap_bytes,omitempty"`
-	ProbeSteps         int       `json:"probe_steps,omitempty"`
-	StepProbeMedian    float64   `json:"step_probe_median_s,omitempty"`
-	OverlapSaved       float64   `json:"overlap_saved_s,omitempty"`
-	OverlapSavedPaired float64   `json:"overlap_saved_paired_s,omitempty"`
-	CPUProbeMedian     float64   `json:"cpu_probe_median_s,omitempty"`
-	ProbeStepTimes     []float64 `json:"probe_step_times_s,omitempty"`
+	// Overlapped node steps (Options.Overlap), each after a timed node step whose
+	// all-reduce follows backward: their medians; the share of the gradient's bytes
+	// sent while backward ran (the slowest rank's); how long before backward's end the
+	// first prefix was final; and, paired with the step before, the step time and the
+	// communication after backward that overlap saved.
+	OverlapSteps         int       `json:"overlap_steps,omitempty"`
+	StepOverlapMedian    float64   `json:"step_overlap_median_s,omitempty"`
+	ComputeOverlapMedian float64   `json:"compute_overlap_median_s,omitempty"`
+	CommOverlapMedian    float64   `json:"comm_overlap_median_s,omitempty"`
+	CPUOverlapMedian     float64   `json:"cpu_overlap_median_s,omitempty"`
+	EarlyMedian          float64   `json:"early_share_median,omitempty"`
+	LeadMedian           float64   `json:"lead_median_s,omitempty"`
+	OverlapSavedPaired   float64   `json:"overlap_saved_paired_s,omitempty"`
+	CommSavedPaired      float64   `json:"comm_saved_paired_s,omitempty"`
+	OverlapStepTimes     []float64 `json:"overlap_step_times_s,omitempty"`
 
 	meta
 }
@@ -108,15 +116,24 @@ func Report(w io.Writer, res []Result, jsonLines bool) error {
 		fmt.Fprintf(&b, "# bertnode ring (%s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %.1f -> %.1f\n",
 			r.Codec, r.WorldSize, r.Threads, r.BatchPerRank, r.Seq, r.LoadBefore, r.LoadAfter)
 	}
-	fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %8s %9s %9s %8s %8s %8s %8s %8s %8s %5s\n", "config", "grad MiB", "step ms",
-		"compute", "comm", "opt", "samples/s", "nosync ms", "comm ovh", "cpu ms", "cpu nosy", "comm cpu", "probe ms", "saved ms", "agree")
+	fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %8s %9s %9s %8s %8s %8s %8s %5s\n", "config", "grad MiB", "step ms",
+		"compute", "comm", "opt", "samples/s", "nosync ms", "comm ovh", "cpu ms", "cpu nosy", "comm cpu", "agree")
 	for _, r := range res {
-		fmt.Fprintf(&b, "%6s %8.1f %8s %8s %8s %8s %9.2f %9s %8s %8s %8s %8s %8s %8s %5s\n", r.Config, float64(r.GradBytes)/(1<<20),
+		fmt.Fprintf(&b, "%6s %8.1f %8s %8s %8s %8s %9.2f %9s %8s %8s %8s %8s %5s\n", r.Config, float64(r.GradBytes)/(1<<20),
 			ms(r.StepMedian), ms(r.ComputeMedian), ms(r.CommMedian), ms(r.OptMedian), r.SamplesPerS, ms(r.StepNoSyncMedian),
-			ms(r.CommOverheadPaired), ms(r.CPUMedian), ms(r.CPUNoSyncMedian), ms(r.CommCPUMedian), ms(r.StepProbeMedian),
-			ms(r.OverlapSavedPaired), agreeString(r.WeightsAgree))
+			ms(r.CommOverheadPaired), ms(r.CPUMedian), ms(r.CPUNoSyncMedian), ms(r.CommCPUMedian), agreeString(r.WeightsAgree))
 	}
-	b.WriteString("comm ovh, saved: medians over pairs of a step and the compute-only or probe step after it; cpu: the rank process's\n")
+	b.WriteString("comm ovh: median over pairs of a step and the compute-only step after it; cpu: the rank process's\n")
+	if len(res) > 0 && res[0].OverlapSteps > 0 {
+		fmt.Fprintf(&b, "overlapped steps, each after a step above:\n%6s %8s %8s %8s %8s %8s %9s %9s %8s\n", "config", "step ms",
+			"compute", "comm", "cpu ms", "early", "lead ms", "saved ms", "comm svd")
+		for _, r := range res {
+			fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %7.1f%% %9s %9s %8s\n", r.Config, ms(r.StepOverlapMedian), ms(r.ComputeOverlapMedian),
+				ms(r.CommOverlapMedian), ms(r.CPUOverlapMedian), 100*r.EarlyMedian, ms(r.LeadMedian), ms(r.OverlapSavedPaired), ms(r.CommSavedPaired))
+		}
+		b.WriteString("early: share of the gradient's bytes sent while backward ran; lead: first prefix final before backward's end;\n" +
+			"saved, comm svd: step time and comm after backward saved, medians over pairs of a step and the overlapped one after it\n")
+	}
 	if jsonLines {
 		if err := WriteJSON(&b, res); err != nil {
 			return err

@@ -1,6 +1,12 @@
 // Included at the end of gotch's torch_api.cpp by tools/gotchadapt: torch_api.h defines
 // a variable, so a second translation unit including it would not link.
 #include <ATen/Parallel.h>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 #include "bertnode_ext.h"
 
@@ -43,3 +49,83 @@ void bn_cuda_autocast(int dtype) {
 void bn_set_num_threads(int n) { PROTECT(at::set_num_threads(n);) }
 int bn_num_threads() { return at::get_num_threads(); }
 void bn_manual_seed(int64_t seed) { PROTECT(torch::manual_seed(seed);) }
+void bn_set_tf32(bool on) {
+  PROTECT(at::globalContext().setAllowTF32CuBLAS(on); at::globalContext().setAllowTF32CuDNN(on);)
+}
+bool bn_tf32() { return at::globalContext().allowTF32CuBLAS(); }
+
+// What the hooks and the waiter share. Hooks hold it too, so a hook that outlives the
+// watch (its node kept alive elsewhere) writes to live memory.
+struct bn_grad_state {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> counts;
+  int prefix = 0; // params[0..prefix) have run their hooks since arm
+  bool armed = false;
+};
+
+struct bn_grad_watch {
+  std::shared_ptr<bn_grad_state> st;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+};
+
+struct bn_grad_hook : torch::autograd::FunctionPostHook {
+  std::shared_ptr<bn_grad_state> st;
+  int i;
+  bn_grad_hook(std::shared_ptr<bn_grad_state> st, int i) : st(std::move(st)), i(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list &outputs,
+                                            const torch::autograd::variable_list &) override {
+    std::lock_guard<std::mutex> lock(st->mu);
+    int n = st->counts.size();
+    if (st->counts[i]++ == 0 && i == st->prefix) {
+      while (st->prefix < n && st->counts[st->prefix] > 0) st->prefix++;
+      st->cv.notify_all();
+    }
+    return outputs;
+  }
+};
+
+bn_grad_watch *bn_grad_watch_new(tensor *params, int n) {
+  try {
+    auto w = std::make_unique<bn_grad_watch>();
+    w->st = std::make_shared<bn_grad_state>();
+    w->st->counts.assign(n, 0);
+    for (int i = 0; i < n; i++) {
+      auto acc = torch::autograd::impl::grad_accumulator(*params[i]);
+      if (!acc) throw std::invalid_argument("bn_grad_watch_new: parameter " + std::to_string(i) + " does not require grad");
+      acc->add_post_hook(std::make_unique<bn_grad_hook>(w->st, i));
+      w->accumulators.push_back(std::move(acc));
+    }
+    return w.release();
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+  return nullptr;
+}
+
+void bn_grad_watch_arm(bn_grad_watch *w) {
+  std::lock_guard<std::mutex> lock(w->st->mu);
+  std::fill(w->st->counts.begin(), w->st->counts.end(), 0);
+  w->st->prefix = 0;
+  w->st->armed = true;
+}
+
+int bn_grad_watch_wait(bn_grad_watch *w, int after) {
+  auto &st = *w->st;
+  std::unique_lock<std::mutex> lock(st.mu);
+  st.cv.wait(lock, [&] { return !st.armed || st.prefix > after; });
+  return st.prefix > after ? st.prefix : -1;
+}
+
+void bn_grad_watch_disarm(bn_grad_watch *w) {
+  std::lock_guard<std::mutex> lock(w->st->mu);
+  w->st->armed = false;
+  w->st->cv.notify_all();
+}
+
+void bn_grad_watch_counts(bn_grad_watch *w, int *out) {
+  std::lock_guard<std::mutex> lock(w->st->mu);
+  std::copy(w->st->counts.begin(), w->st->counts.end(), out);
+}
+
+void bn_grad_watch_free(bn_grad_watch *w) { delete w; }

@@ -17,6 +17,29 @@ void bn_cuda_autocast(int dtype);
 void bn_set_num_threads(int n);
 int bn_num_threads();
 void bn_manual_seed(int64_t seed);
+// TensorFloat-32 for float32 matmuls and convolutions on GPUs that have it (Ampere and
+// later); a no-op elsewhere.
+void bn_set_tf32(bool on);
+bool bn_tf32();
+
+// A gradient watch learns when backward has finished the gradients of a list of leaf
+// parameters: a post hook on each one's AccumulateGrad node, which runs once per
+// backward right after the node has added the parameter's gradient into .grad (on one
+// of the autograd engine's threads), counts it. The watch holds the nodes, as DDP's
+// reducer does, so every later forward reuses them and the hooks stay.
+typedef struct bn_grad_watch bn_grad_watch;
+// Watches params[0..n), which must require grad. NULL with torch_last_err set on error.
+bn_grad_watch *bn_grad_watch_new(tensor *params, int n);
+// Starts watching a backward: clears the counts. Call it before the backward starts.
+void bn_grad_watch_arm(bn_grad_watch *w);
+// Blocks until the longest prefix of params whose gradients are final is longer than
+// after, and returns its length; returns -1 once the watch is disarmed and it is not.
+int bn_grad_watch_wait(bn_grad_watch *w, int after);
+// Ends a backward's watch: wakes bn_grad_watch_wait.
+void bn_grad_watch_disarm(bn_grad_watch *w);
+// How many times each parameter's hook ran since bn_grad_watch_arm, into out[0..n).
+void bn_grad_watch_counts(bn_grad_watch *w, int *out);
+void bn_grad_watch_free(bn_grad_watch *w);
 #ifdef __cplusplus
 }
 #endif
