@@ -90,6 +90,7 @@ type pass struct {
 	buf     []float32
 	op      Op
 	logical bool          // count the bytes as logical traffic (not for PowerSGD's factors)
+	exact   bool          // codec none whatever the ring's (AllReduceExact)
 	readyS  *gauge        // how much of buf the caller has prepared, seen by the sender
 	readyR  *gauge        // the same, seen by the receiver
 	recvd   gauge         // frames the receiver has finished
@@ -142,7 +143,7 @@ func (p *pass) run(ctx context.Context) error {
 func (p *pass) header(from int) frameHeader {
 	r := p.r
 	c := r.cfg.Codec
-	if c == CodecPowerSGD { // its factors travel raw
+	if c == CodecPowerSGD || p.exact { // PowerSGD's factors travel raw, as exact passes do
 		c = CodecNone
 	}
 	return frameHeader{Codec: c, Op: p.op, From: uint16(from), Generation: r.cfg.Generation,
@@ -153,6 +154,9 @@ func (p *pass) sender() error {
 	r, n, rank, chunk := p.r, p.r.n, p.r.rank, p.r.cfg.ChunkElems
 	s := &r.send
 	codec := s.codec
+	if p.exact {
+		codec = rawCodec{}
+	}
 	h := p.header(rank)
 	var recvBase, logical int64
 	for lo := 0; lo < len(p.buf); lo += r.cfg.BucketElems {
@@ -204,6 +208,9 @@ func (p *pass) receiver() error {
 	r, n, rank, chunk := p.r, p.r.n, p.r.rank, p.r.cfg.ChunkElems
 	s := &r.recv
 	codec := s.codec
+	if p.exact {
+		codec = rawCodec{}
+	}
 	_, isRaw := codec.(rawCodec)
 	want := p.header(r.prevRank())
 	var done, sendBase int64
@@ -308,6 +315,10 @@ type Pending struct {
 //
 // Cancelling ctx aborts the operation on every rank (the ring is torn down).
 func (r *Ring) Start(ctx context.Context, buf []float32, op Op) (*Pending, error) {
+	return r.start(ctx, buf, op, false)
+}
+
+func (r *Ring) start(ctx context.Context, buf []float32, op Op, exact bool) (*Pending, error) {
 	if op != OpSum && op != OpAvg {
 		return nil, fmt.Errorf("allreduce: unknown op %d", op)
 	}
@@ -327,14 +338,14 @@ func (r *Ring) Start(ctx context.Context, buf []float32, op Op) (*Pending, error
 	go func() {
 		defer close(p.done)
 		switch {
-		case r.psgd != nil:
+		case r.psgd != nil && !exact:
 			p.err = r.psgd.allReduce(ctx, r, buf, op, &p.ready[0])
 		case r.shm != nil:
 			p.err = r.runShm(ctx, buf, op, &p.ready[0])
 			r.seq++
 		default:
 			ps := r.newPass(buf, op)
-			ps.logical, ps.readyS, ps.readyR = true, &p.ready[0], &p.ready[1]
+			ps.logical, ps.readyS, ps.readyR, ps.exact = true, &p.ready[0], &p.ready[1], exact
 			p.err = r.runPass(ctx, ps)
 		}
 		r.ops.Add(1)
@@ -369,7 +380,19 @@ func (p *Pending) Wait() error {
 // AllReduce reduces buf in place across the ring: afterwards every rank holds the same
 // bits, the element-wise sum (or average) in the order documented above.
 func (r *Ring) AllReduce(ctx context.Context, buf []float32, op Op) error {
-	p, err := r.Start(ctx, buf, op)
+	return r.allReduce(ctx, buf, op, false)
+}
+
+// AllReduceExact is AllReduce with codec none whatever the ring's codec: the sums of
+// exactly representable values are exact, and values only one rank contributes arrive
+// bit for bit. For what must not be rounded: states handed to a new replica, the
+// integers and checksums ranks agree on, evaluation outputs.
+func (r *Ring) AllReduceExact(ctx context.Context, buf []float32, op Op) error {
+	return r.allReduce(ctx, buf, op, true)
+}
+
+func (r *Ring) allReduce(ctx context.Context, buf []float32, op Op, exact bool) error {
+	p, err := r.start(ctx, buf, op, exact)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -228,4 +229,64 @@ func referenceAt(inputs [][]float32, base, total, bucket int) []float32 {
 		out[w] = sum
 	}
 	return out
+}
+
+// TestAllReduceExact: on rings whose codec is lossy, AllReduceExact sums in codec none's
+// order, bit for bit as a codec none ring does, so a value only one rank contributes
+// (a state handed to a new replica) arrives unchanged; the codec's own all-reduces
+// before and after it are unaffected.
+func TestAllReduceExact(t *testing.T) {
+	const n, size = 3, 300_000
+	for _, codec := range []Codec{CodecBF16, CodecFP16, CodecPowerSGD} {
+		t.Run(codec.String(), func(t *testing.T) {
+			rings := tcpRings(t, n, func(c *Config) {
+				c.Codec = codec
+				c.PowerSGD = PowerSGDParams{Rank: 2, Cols: 64}
+			})
+			rng := rand.New(rand.NewPCG(7, uint64(codec)))
+			inputs := make([][]float32, n)
+			for i := range inputs {
+				inputs[i] = make([]float32, size)
+				gradientLike(rng, inputs[i])
+			}
+			run := func(exact bool) [][]float32 {
+				bufs := make([][]float32, n)
+				errs := make([]error, n)
+				var wg sync.WaitGroup
+				for i, r := range rings {
+					bufs[i] = slices.Clone(inputs[i])
+					wg.Go(func() {
+						if exact {
+							errs[i] = r.AllReduceExact(context.Background(), bufs[i], OpSum)
+						} else {
+							errs[i] = r.AllReduce(context.Background(), bufs[i], OpSum)
+						}
+					})
+				}
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("rank %d (exact %v): %v", i, exact, err)
+					}
+				}
+				return bufs
+			}
+			want := reference(inputs, rings[0].cfg.BucketElems, OpSum)
+			lossy := run(false)
+			if sameBits(lossy[0], want) < 0 {
+				t.Fatalf("the %v ring's AllReduce gave codec none's bits: the test proves nothing", codec)
+			}
+			for i, got := range run(true) {
+				if j := sameBits(got, want); j >= 0 {
+					t.Fatalf("rank %d: value %d is %v, codec none's sum is %v", i, j, got[j], want[j])
+				}
+			}
+			again := run(false)
+			for i := range again {
+				if j := sameBits(again[i], again[0]); j >= 0 {
+					t.Fatalf("after an exact all-reduce, ranks 0 and %d differ at %d", i, j)
+				}
+			}
+		})
+	}
 }

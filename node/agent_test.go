@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
@@ -532,30 +535,35 @@ func TestSurvivorsContinueAfterANodeDies(t *testing.T) {
 }
 
 // A node joins mid-training: it receives the weights, optimizer state and position
-// from a live peer and trains on.
+// from a live peer and trains on. It receives them exactly also when the job's
+// gradient codec is lossy (state transfers and agreements use exact all-reduces).
 func TestJoinerReceivesStateFromPeer(t *testing.T) {
-	c := newCoord(toySpec)
-	train, _ := smsData(t)
-	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-	c.open(1, "n1", "n2")
-	waitFor(t, "step 20", func() bool { return n1.agent.applied.Load() >= 20 })
-	n3 := startNode(t, c, "n3", 3)
-	c.reconfig("n3 joining")
-	awaitConfirmations(t, c, 1, "n1", "n2")
-	c.open(2, "n1", "n2", "n3")
-	awaitDone(t, c)
-	for _, n := range []*testNode{n2, n3} {
-		waitFor(t, n.id+"'s final model", func() bool {
-			_, err := os.Stat(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
-			return err == nil
+	for _, codec := range []string{"none", "bf16"} {
+		t.Run(codec, func(t *testing.T) {
+			c := newCoord(strings.Replace(toySpec, "ring_timeout: 3s}", "ring_timeout: 3s, codec: "+codec+"}", 1))
+			train, _ := smsData(t)
+			n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+			c.open(1, "n1", "n2")
+			waitFor(t, "step 20", func() bool { return n1.agent.applied.Load() >= 20 })
+			n3 := startNode(t, c, "n3", 3)
+			c.reconfig("n3 joining")
+			awaitConfirmations(t, c, 1, "n1", "n2")
+			c.open(2, "n1", "n2", "n3")
+			awaitDone(t, c)
+			for _, n := range []*testNode{n2, n3} {
+				waitFor(t, n.id+"'s final model", func() bool {
+					_, err := os.Stat(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
+					return err == nil
+				})
+				if !bytes.Equal(n1.final(t), n.final(t)) {
+					t.Fatalf("%s's final model differs from n1's", n.id)
+				}
+			}
+			checkAudit(t, len(train), 2, n1, n2, n3)
+			if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
+				t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
+			}
 		})
-		if !bytes.Equal(n1.final(t), n.final(t)) {
-			t.Fatalf("%s's final model differs from n1's", n.id)
-		}
-	}
-	checkAudit(t, len(train), 2, n1, n2, n3)
-	if applied := n3.audit(t); len(applied) == 0 || applied[0].Step < 20 {
-		t.Fatalf("the joiner's first step is %d: it did not start from its peer's position", applied[0].Step)
 	}
 }
 
@@ -903,5 +911,69 @@ func TestOverlapTurnsOffWhenNothingGoesEarly(t *testing.T) {
 	}
 	if paying.noOverlap {
 		t.Error("overlap turned off although it sent bytes early")
+	}
+}
+
+// broadcast hands every rank the donor's buffers bit for bit and the agreement's
+// integers exactly, on a ring whose gradient codec (bf16) would round them.
+func TestBroadcastIsExactOnALossyRing(t *testing.T) {
+	const n = 3
+	lns, addrs := make([]*net.TCPListener, n), make([]string, n)
+	for i := range lns {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	state := make([]float32, 10_000)
+	for i := range state {
+		state[i] = float32(rng.NormFloat64() * 1e-3)
+	}
+	pos := Position{Step: 1_234_567, Epoch: 3, Pos: 777}
+	got := make([][]float32, n)
+	ags := make([]agreement, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Go(func() {
+			ctx := context.Background()
+			ring, err := allreduce.New(ctx, allreduce.Config{Peers: addrs, Rank: r, Generation: 1, Secret: []byte("0123456789abcdef"),
+				Codec: allreduce.CodecBF16, Listener: lns[r], Timeout: 10 * time.Second})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer ring.Close()
+			if ags[r], err = agree(ctx, ring, r == 1, pos.Step); err != nil {
+				errs[r] = err
+				return
+			}
+			got[r] = make([]float32, len(state))
+			p := Position{}
+			if r == 1 {
+				copy(got[r], state)
+				p = pos
+			}
+			if errs[r] = broadcast(ctx, ring, ags[r].donor, [][]float32{got[r]}, &p); errs[r] == nil && (p.Step != pos.Step || p.Epoch != pos.Epoch || p.Pos != pos.Pos) {
+				errs[r] = fmt.Errorf("position %+v, want %+v", p, pos)
+			}
+		})
+	}
+	wg.Wait()
+	for r := range n {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		if ags[r].donor != 1 || ags[r].target != pos.Step {
+			t.Fatalf("rank %d agreed on donor %d at step %d, want rank 1 at %d", r, ags[r].donor, ags[r].target, pos.Step)
+		}
+		for i := range state {
+			if math.Float32bits(got[r][i]) != math.Float32bits(state[i]) {
+				t.Fatalf("rank %d: value %d is %v, the donor's %v", r, i, got[r][i], state[i])
+			}
+		}
 	}
 }

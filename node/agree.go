@@ -9,8 +9,9 @@ import (
 )
 
 // The small collective steps a generation starts with, all built on the ring's
-// all-reduce (sum), so they need no transport of their own. Integers travel as float32
-// values below 2^24, which sums keep exact.
+// exact all-reduce (sum: codec none whatever the job's codec), so they need no
+// transport of their own. Integers travel as float32 values below 2^24, which sums
+// keep exact, and a donor's state arrives bit for bit.
 
 const lo20 = 1 << 20
 
@@ -41,7 +42,7 @@ func agree(ctx context.Context, ring *allreduce.Ring, has bool, applied int64) (
 		v[3*r+1] = float32(applied / lo20)
 		v[3*r+2] = float32(applied % lo20)
 	}
-	if err := ring.AllReduce(ctx, v, allreduce.OpSum); err != nil {
+	if err := ring.AllReduceExact(ctx, v, allreduce.OpSum); err != nil {
 		return agreement{}, err
 	}
 	a := agreement{has: make([]bool, n), applied: make([]int64, n), target: -1}
@@ -66,7 +67,7 @@ func broadcast(ctx context.Context, ring *allreduce.Ring, donor int, bufs [][]fl
 		if !mine {
 			clear(b)
 		}
-		if err := ring.AllReduce(ctx, b, allreduce.OpSum); err != nil {
+		if err := ring.AllReduceExact(ctx, b, allreduce.OpSum); err != nil {
 			return err
 		}
 	}
@@ -81,7 +82,7 @@ func broadcast(ctx context.Context, ring *allreduce.Ring, donor int, bufs [][]fl
 	if !mine {
 		enc = make([]float32, n)
 	}
-	if err := ring.AllReduce(ctx, enc, allreduce.OpSum); err != nil {
+	if err := ring.AllReduceExact(ctx, enc, allreduce.OpSum); err != nil {
 		return err
 	}
 	var p Position
@@ -95,7 +96,7 @@ func broadcast(ctx context.Context, ring *allreduce.Ring, donor int, bufs [][]fl
 // sumLen all-reduces one length (the others contribute 0).
 func sumLen(ctx context.Context, ring *allreduce.Ring, n int) (int, error) {
 	v := []float32{float32(n / lo20), float32(n % lo20)}
-	if err := ring.AllReduce(ctx, v, allreduce.OpSum); err != nil {
+	if err := ring.AllReduceExact(ctx, v, allreduce.OpSum); err != nil {
 		return 0, err
 	}
 	return int(v[0])*lo20 + int(v[1]), nil
@@ -109,7 +110,7 @@ func verify(ctx context.Context, ring *allreduce.Ring, sum string) error {
 	for i := range 4 {
 		v[4*r+i] = float32(hexPiece(sum, i))
 	}
-	if err := ring.AllReduce(ctx, v, allreduce.OpSum); err != nil {
+	if err := ring.AllReduceExact(ctx, v, allreduce.OpSum); err != nil {
 		return err
 	}
 	for q := range n {

@@ -376,7 +376,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
 	c[3+rank] = float32(compute.Seconds() * 1000)
 	failpoint.Hit("node.commit")
-	if err := ring.AllReduce(ctx, c, allreduce.OpSum); err != nil {
+	if err := ring.AllReduceExact(ctx, c, allreduce.OpSum); err != nil {
 		s.a.m.aborted.Inc()
 		return err
 	}
@@ -466,7 +466,7 @@ func (s *session) owed(ctx context.Context, ring *allreduce.Ring) error {
 // evaluate scores the eval set with the ring's help and keeps the best model.
 func (s *session) evaluate(ctx context.Context, ring *allreduce.Ring) error {
 	m, err := s.env.Replica.Evaluate(ctx, ring.Rank(), ring.Size(), func(b []float32) error {
-		return ring.AllReduce(ctx, b, allreduce.OpSum)
+		return ring.AllReduceExact(ctx, b, allreduce.OpSum)
 	})
 	if err != nil {
 		return err
