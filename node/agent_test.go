@@ -914,19 +914,41 @@ func TestOverlapTurnsOffWhenNothingGoesEarly(t *testing.T) {
 	}
 }
 
-// broadcast hands every rank the donor's buffers bit for bit and the agreement's
-// integers exactly, on a ring whose gradient codec (bf16) would round them.
-func TestBroadcastIsExactOnALossyRing(t *testing.T) {
-	const n = 3
+// loopbackRings connects n ranks over loopback with codec.
+func loopbackRings(t *testing.T, n int, codec allreduce.Codec) []*allreduce.Ring {
+	t.Helper()
 	lns, addrs := make([]*net.TCPListener, n), make([]string, n)
 	for i := range lns {
 		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ln.Close()
+		t.Cleanup(func() { ln.Close() })
 		lns[i], addrs[i] = ln, ln.Addr().String()
 	}
+	rings, errs := make([]*allreduce.Ring, n), make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Go(func() {
+			rings[r], errs[r] = allreduce.New(context.Background(), allreduce.Config{Peers: addrs, Rank: r, Generation: 1,
+				Secret: []byte("0123456789abcdef"), Codec: codec, Listener: lns[r], Timeout: 10 * time.Second})
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		t.Cleanup(func() { rings[r].Close() })
+	}
+	return rings
+}
+
+// broadcast hands every rank the donor's buffers bit for bit and the agreement's
+// integers exactly, on a ring whose gradient codec (bf16) would round them.
+func TestBroadcastIsExactOnALossyRing(t *testing.T) {
+	const n = 3
+	rings := loopbackRings(t, n, allreduce.CodecBF16)
 	rng := rand.New(rand.NewPCG(1, 2))
 	state := make([]float32, 10_000)
 	for i := range state {
@@ -937,16 +959,10 @@ func TestBroadcastIsExactOnALossyRing(t *testing.T) {
 	ags := make([]agreement, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for r := range n {
+	for r, ring := range rings {
 		wg.Go(func() {
 			ctx := context.Background()
-			ring, err := allreduce.New(ctx, allreduce.Config{Peers: addrs, Rank: r, Generation: 1, Secret: []byte("0123456789abcdef"),
-				Codec: allreduce.CodecBF16, Listener: lns[r], Timeout: 10 * time.Second})
-			if err != nil {
-				errs[r] = err
-				return
-			}
-			defer ring.Close()
+			var err error
 			if ags[r], err = agree(ctx, ring, r == 1, pos.Step); err != nil {
 				errs[r] = err
 				return
@@ -973,6 +989,58 @@ func TestBroadcastIsExactOnALossyRing(t *testing.T) {
 		for i := range state {
 			if math.Float32bits(got[r][i]) != math.Float32bits(state[i]) {
 				t.Fatalf("rank %d: value %d is %v, the donor's %v", r, i, got[r][i], state[i])
+			}
+		}
+	}
+}
+
+// A transfer cut short by the donor's death leaves each receiver's state and position
+// as they were (the fault suite: a receiver at step 60 was the next generation's donor
+// with a state half zeroed by the transfer that failed).
+func TestBroadcastCutShortLeavesTheReceiversAsTheyWere(t *testing.T) {
+	const n, size = 3, 1 << 22
+	rings := loopbackRings(t, n, allreduce.CodecNone)
+	bufs := make([][][]float32, n)
+	for r := range n {
+		bufs[r] = [][]float32{make([]float32, size), make([]float32, size)}
+		for _, b := range bufs[r] {
+			for i := range b {
+				b[i] = float32(r + 1)
+			}
+		}
+	}
+	errs := make([]error, n)
+	pos := make([]Position, n)
+	var wg sync.WaitGroup
+	for r, ring := range rings {
+		pos[r] = Position{Step: int64(10 * (r + 1))}
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if r == 1 { // the donor dies once its first buffer has gone
+				go func() {
+					for ring.Stats().Ops < 1 && ctx.Err() == nil {
+						time.Sleep(50 * time.Microsecond)
+					}
+					ring.Close()
+				}()
+			}
+			errs[r] = broadcast(ctx, ring, 1, bufs[r], &pos[r])
+		})
+	}
+	wg.Wait()
+	for _, r := range []int{0, 2} {
+		if errs[r] == nil {
+			t.Fatalf("rank %d: the broadcast succeeded although the donor closed its ring", r)
+		}
+		if pos[r].Step != int64(10*(r+1)) {
+			t.Errorf("rank %d: position %+v after the failed transfer", r, pos[r])
+		}
+		for k, b := range bufs[r] {
+			for i, v := range b {
+				if v != float32(r+1) {
+					t.Fatalf("rank %d: buffer %d value %d is %v after the failed transfer, was %v", r, k, i, v, r+1)
+				}
 			}
 		}
 	}

@@ -60,13 +60,20 @@ func agree(ctx context.Context, ring *allreduce.Ring, has bool, applied int64) (
 }
 
 // broadcast gives every rank the donor's buffers and position: the others contribute
-// zeros, and x + 0 = x for every float (a -0 arrives as +0 on every rank alike).
+// zeros, and x + 0 = x for every float (a -0 arrives as +0 on every rank alike). A
+// receiver sums into new buffers and takes them only once the whole state has arrived:
+// a transfer cut short (the donor dies) leaves its state, and pos, as they were, so it
+// can still be the next generation's donor at its own step.
 func broadcast(ctx context.Context, ring *allreduce.Ring, donor int, bufs [][]float32, pos *Position) error {
 	mine := ring.Rank() == donor
-	for _, b := range bufs {
-		if !mine {
-			clear(b)
+	in := bufs
+	if !mine {
+		in = make([][]float32, len(bufs))
+		for i, b := range bufs {
+			in[i] = make([]float32, len(b))
 		}
+	}
+	for _, b := range in {
 		if err := ring.AllReduceExact(ctx, b, allreduce.OpSum); err != nil {
 			return err
 		}
@@ -88,6 +95,9 @@ func broadcast(ctx context.Context, ring *allreduce.Ring, donor int, bufs [][]fl
 	var p Position
 	if err := json.Unmarshal(floatsToBytes(enc), &p); err != nil {
 		return fmt.Errorf("state transfer: position: %w", err)
+	}
+	for i := range in {
+		copy(bufs[i], in[i])
 	}
 	*pos = p
 	return nil
