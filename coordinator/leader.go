@@ -17,6 +17,9 @@ type leaderLoop struct {
 	s *Server
 	// absent: when each registered node was first seen missing from gossip.
 	absent map[string]time.Time
+	// dead: when this leader's gossip first called each node dead, on this machine's
+	// clock; the state says so only after Timing.DeadConfirm (see health).
+	dead map[string]time.Time
 	// planning: the datasets being planned ("job/which"); planned receives them back.
 	planning map[string]bool
 	planned  chan string
@@ -35,7 +38,7 @@ func (s *Server) lead(ctx context.Context) {
 		case <-time.After(s.cfg.Tick):
 		}
 	}
-	l := &leaderLoop{s: s, absent: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
+	l := &leaderLoop{s: s, absent: map[string]time.Time{}, dead: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -115,7 +118,10 @@ func (l *leaderLoop) collect(ctx context.Context, now time.Time) {
 
 // health compares gossip's view with the state's: the changes to commit. A node
 // gossip does not list at all is dead once this leader has missed it for AbsentGrace
-// (counted from its first pass: its own gossip view may be young).
+// (counted from its first pass: its own gossip view may be young). A node gossip calls
+// dead is dead once it has stayed so for DeadConfirm: a member cut off from the others
+// declares everyone dead, and when the cut heals its word reaches the leader before the
+// node's refutation does (the fault suite: a live donor left out of its generation).
 func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []HealthUpdate {
 	seen := make(map[string]gossip.Member, len(ms))
 	for _, m := range ms {
@@ -127,6 +133,16 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 		m, ok := seen[id]
 		if ok {
 			delete(l.absent, id)
+			if m.Health != api.Dead {
+				delete(l.dead, id)
+			} else if n.Health != api.Dead {
+				if _, seen := l.dead[id]; !seen {
+					l.dead[id] = time.Now()
+				}
+				if time.Since(l.dead[id]) < l.s.cfg.DeadConfirm {
+					continue
+				}
+			}
 			if m.Health != "" && m.Health != n.Health {
 				out = append(out, HealthUpdate{ID: id, Health: m.Health, Why: "gossip"})
 			}

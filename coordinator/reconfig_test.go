@@ -158,6 +158,15 @@ func TestReconfigOnGossip(t *testing.T) {
 	if j := job(c, id); j.Reconfig != nil {
 		t.Fatalf("a suspect member started a reconfig: %+v", j.Reconfig)
 	}
+	// Called dead and refuted within DeadConfirm (a healed partition's stale word): no
+	// reconfig, and the state never says dead.
+	c.Gossip.SetHealth("n2", api.Dead)
+	settle()
+	c.Gossip.SetHealth("n2", api.Alive)
+	time.Sleep(coordinator.LoopbackTiming.DeadConfirm)
+	if j := job(c, id); j.Reconfig != nil {
+		t.Fatalf("a death refuted within DeadConfirm started a reconfig: %+v", j.Reconfig)
+	}
 	c.Gossip.SetHealth("n2", api.Dead)
 	a := ns[0].await("the reconfig", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if a.Job.Reconfig.Cause != "n2 dead" {

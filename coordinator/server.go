@@ -80,6 +80,9 @@ type Timing struct {
 	// AbsentGrace: a registered node that gossip has not listed for this long, counted
 	// from when the leader took over, is dead (default 30s).
 	AbsentGrace time.Duration
+	// DeadConfirm: gossip must call a node dead this long before the state does
+	// (default 2s; on this member's clock).
+	DeadConfirm time.Duration
 	// SnapshotThreshold and SnapshotInterval are raft's (defaults 8192 and 2m).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
@@ -106,6 +109,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.Apply, 10*time.Second)
 	def(&t.Tick, 100*time.Millisecond)
 	def(&t.AbsentGrace, 30*time.Second)
+	def(&t.DeadConfirm, 2*time.Second)
 	def(&t.SnapshotInterval, 2*time.Minute)
 	def(&t.BlobGrace, time.Hour)
 	def(&t.BlobFileGrace, 10*time.Minute)
@@ -329,7 +333,7 @@ func (b *broadcast) notify() {
 // LoopbackTiming suits a cluster on one machine (tests, demos): elections in about a
 // second even on a loaded machine, a leader loop that reacts within tens of ms.
 var LoopbackTiming = Timing{Heartbeat: 300 * time.Millisecond, Election: 300 * time.Millisecond, LeaderLease: 150 * time.Millisecond,
-	Commit: 20 * time.Millisecond, Tick: 20 * time.Millisecond, Apply: 5 * time.Second}
+	Commit: 20 * time.Millisecond, Tick: 20 * time.Millisecond, Apply: 5 * time.Second, DeadConfirm: time.Second}
 
 // ManualClock is a Clock that moves only when told: tests step through rejoin
 // windows and absence graces without waiting for them.
