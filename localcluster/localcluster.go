@@ -10,11 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -124,26 +127,41 @@ func (c *Cluster) save() error {
 	return atomicfile.WriteFile(filepath.Join(c.Dir, File), b, 0o644)
 }
 
-// freePorts finds n free ports on host. They are free when found; the processes bind
-// them a moment later.
+// freePorts finds n ports on host that are free for TCP and UDP (gossip uses both)
+// when found; the processes bind them a moment later. They are drawn below Linux's
+// ephemeral range (32768-60999), where the outgoing connections of the processes
+// starting meanwhile take their ports: a port the kernel hands out from that range
+// between our check and the process's bind made cluster up fail now and then.
 func freePorts(host string, n int) ([]string, error) {
-	var lns []net.Listener
+	var held []io.Closer
 	defer func() {
-		for _, l := range lns {
-			l.Close()
+		for _, c := range held {
+			c.Close()
 		}
 	}()
-	addrs := make([]string, n)
-	for i := range addrs {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, err
+	addrs := make([]string, 0, n)
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("no %d free ports on %s between %d and %d", n, host, portLo, portHi)
 		}
-		lns = append(lns, l)
-		addrs[i] = l.Addr().String()
+		addr := net.JoinHostPort(host, strconv.Itoa(portLo+rand.IntN(portHi-portLo)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		held = append(held, l)
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		held = append(held, u)
+		addrs = append(addrs, addr)
 	}
 	return addrs, nil
 }
+
+// The ports freePorts draws from.
+const portLo, portHi = 20000, 32768
 
 // Start starts a cluster: a new secret, the coordinators (the first bootstraps, the
 // others join it), then the nodes. It does not wait for them: see WaitReady.
