@@ -340,6 +340,18 @@ func lastAudit(dir, job string) (time.Time, uint32) {
 	return time.UnixMilli(es[len(es)-1].Time), es[len(es)-1].Gen
 }
 
+// readFinal reads a rank's final model. Rank 0 reports the job done once its own is
+// saved; the other ranks may still be writing theirs (each renames a whole directory
+// into place), so it waits for the file a while.
+func readFinal(path string) ([]byte, error) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err == nil || !errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
+			return b, err
+		}
+	}
+}
+
 // check verifies a finished run: identical final weights on the last generation's
 // ranks, every sample once (from every node's audit log, the dead ones' included),
 // and each fault's recovery time.
@@ -347,7 +359,7 @@ func check(lc *localcluster.Cluster, j *api.Job, o Options, r *Result) error {
 	var first []byte
 	for _, m := range j.Gen.Members {
 		p := lc.Proc(m.Node)
-		b, err := os.ReadFile(filepath.Join(p.DataDir, "jobs", j.ID, "final", "model.safetensors"))
+		b, err := readFinal(filepath.Join(p.DataDir, "jobs", j.ID, "final", "model.safetensors"))
 		if err != nil {
 			return err
 		}
