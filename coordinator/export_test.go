@@ -7,3 +7,10 @@ func (s *Server) Raft() *raft.Raft { return s.raft }
 
 // Kill stops the member as a crash would: no leadership transfer.
 func (s *Server) Kill() error { return s.close(false) }
+
+// SetConsistent overrides what lead's barrier set: false makes the leader act as one
+// just elected, whose state may lack its predecessor's last entries.
+func (s *Server) SetConsistent(ok bool) {
+	s.consistent.Store(ok)
+	s.changes.notify()
+}

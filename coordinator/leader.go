@@ -38,6 +38,9 @@ func (s *Server) lead(ctx context.Context) {
 		case <-time.After(s.cfg.Tick):
 		}
 	}
+	s.consistent.Store(true)
+	s.changes.notify()
+	defer s.consistent.Store(false)
 	l := &leaderLoop{s: s, absent: map[string]time.Time{}, dead: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()

@@ -54,6 +54,12 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 
 func (s *Server) place(p placement, h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p != local {
+			if err := s.awaitConsistent(r); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		leader := s.leaderAPI()
 		if leader != "" {
 			w.Header().Set(api.HeaderLeader, leader)
@@ -69,6 +75,28 @@ func (s *Server) place(p placement, h func(http.ResponseWriter, *http.Request)) 
 			s.forward(w, r, leader)
 		}
 	})
+}
+
+// awaitConsistent holds a request that a new leader would answer from its state until
+// that state holds its predecessors' committed entries (up to the Apply timeout):
+// otherwise a read just after a failover could show a job back in an earlier state.
+func (s *Server) awaitConsistent(r *http.Request) error {
+	timer := time.NewTimer(s.cfg.Apply)
+	defer timer.Stop()
+	for {
+		changed := s.changes.wait()
+		if !s.IsLeader() || s.consistent.Load() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-time.After(s.cfg.Tick): // a lost leadership may not notify
+		case <-timer.C:
+			return &api.Error{Status: http.StatusServiceUnavailable, Message: "the new leader is still applying its predecessors' log"}
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
 }
 
 // forward passes a request to the leader and its answer back.

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bertnode/bertnode/gossip"
@@ -150,6 +151,11 @@ type Server struct {
 	mux     *http.ServeMux
 	peer    *http.Client // to other members: forwarding, blob fetches
 	metrics *metrics
+	// consistent: this member leads and its state holds every entry committed before
+	// its term (lead's barrier). A new leader may not have applied its predecessor's
+	// last entries yet; until then it answers nothing from its state (as Consul's
+	// readyForConsistentReads).
+	consistent atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelFunc
