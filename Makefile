@@ -33,7 +33,7 @@ gotch: deps
 	@$(GO) run ./tools/gotchadapt -out build/gotch
 
 build: gotch
-	$(GO) build -o $(BIN) ./cmd/bertnode
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/bertnode
 
 test: gotch
 	$(GO) vet ./...

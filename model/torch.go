@@ -22,6 +22,9 @@ import (
 // Device is where tensors live: CPU, or a CUDA device when the libtorch has one.
 type Device = gotch.Device
 
+// CUDADevices is the number of CUDA devices this libtorch sees.
+func CUDADevices() int64 { return cuda.DeviceCount() }
+
 // ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
 func ParseDevice(s string) (Device, error) {
 	switch {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CPU training step, bertnode beside PyTorch in the same run: batch 8 x 128, fp32,
-# 2 threads, OMP_WAIT_POLICY=passive, the same BLAS (Debian's libtorch and python3-torch
-# both call the system libblas.so.3). bertnode's side is model's BenchmarkTrainStep
+# 2 threads, OMP_WAIT_POLICY=passive, the same BLAS and kernels (Debian's libtorch and
+# python3-torch both call the system libblas.so.3; scripts/blas-env.sh names the
+# kernels). bertnode's side is model's BenchmarkTrainStep
 # (zero grad, forward, backward, clip, AdamW); PyTorch's is
 # ../shared/bench/bert_step_torch.py (zero grad, forward, backward, AdamW: no clipping),
 # or a copy given by TORCH_BENCH. Each run takes two untimed steps, then reports its
@@ -15,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+. scripts/blas-env.sh
 PRESETS=${PRESETS:-tiny mini base}
 TORCH_BENCH=${TORCH_BENCH:-../shared/bench/bert_step_torch.py}
 PY=/usr/bin/python3

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+. scripts/blas-env.sh
 echo "== model: training step beside PyTorch (batch 8, seq 128, 2 threads)"
 ./scripts/bench-step.sh
 echo

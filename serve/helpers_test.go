@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/tokenize"
 	"github.com/bertnode/bertnode/train"
@@ -33,7 +33,7 @@ const (
 var fixtures string // holds the checkpoints, made once per test binary
 
 func TestMain(m *testing.M) {
-	ompenv.Ensure()
+	nativeenv.Ensure()
 	dir, err := os.MkdirTemp("", "bertnode-serve-test-")
 	if err != nil {
 		panic(err)

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 )
 
 func TestMain(m *testing.M) {
-	ompenv.Ensure()
+	nativeenv.Ensure()
 	os.Exit(m.Run())
 }
 

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 )
 
 func main() {
-	ompenv.Ensure()
+	nativeenv.Ensure()
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "bertnode:", err)
 		os.Exit(1)

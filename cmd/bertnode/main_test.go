@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
 )
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	ompenv.Ensure()
+	nativeenv.Ensure()
 	dir, err := os.MkdirTemp("", "bertnode-cmd-test-")
 	if err != nil {
 		panic(err)

@@ -9,7 +9,7 @@ var subcommands []func() *cobra.Command
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "bertnode",
-		Short:         "Fine-tune, evaluate and inspect BERT models (this version: on one machine)",
+		Short:         "Fine-tune BERT models on one machine or data-parallel across a cluster; evaluate and serve them",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

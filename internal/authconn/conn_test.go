@@ -147,12 +147,14 @@ func TestSilentClientDroppedWithoutBlockingOthers(t *testing.T) {
 	key := newKey(t)
 	const timeout = 3 * time.Second
 	l, logs := listen(t, Config{Key: key, Timeout: timeout})
+	// Before the dial: the listener may take the connection, and start its deadline,
+	// before Dial returns here.
+	start := time.Now()
 	silent, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	start := time.Now()
 
 	accepted := acceptOne(l)
 	c, err := Dial(testCtx(t), l.Addr().String(), key, nil)

@@ -13,7 +13,7 @@ import (
 	"github.com/bertnode/bertnode/allreduce/ringbench"
 	"github.com/bertnode/bertnode/data"
 	"github.com/bertnode/bertnode/hf"
-	"github.com/bertnode/bertnode/internal/ompenv"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/tokenize"
 )
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	ompenv.Ensure()
+	nativeenv.Ensure()
 	os.Exit(m.Run())
 }
 
