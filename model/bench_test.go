@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/bertnode/bertnode/hf"
+	"github.com/sugarme/gotch/ts"
 )
 
 // BenchmarkTrainStep is one training step of a preset (batch 8 of 128 tokens, 2 threads),
@@ -186,4 +187,51 @@ func memoryFloor(p, g, m, v []float32) {
 			p[i] += m[i]
 		}
 	})
+}
+
+// BenchmarkInferUnpadded is inference on a served batch's shape: 18 texts of 8 to 42
+// tokens (fill 0.6), on the packed path Forward takes (unpad.go) and on the padded
+// layers it replaced, each ms per batch.
+func BenchmarkInferUnpadded(b *testing.B) {
+	for _, preset := range []string{"tiny", "base"} {
+		b.Run(preset, func(b *testing.B) {
+			m := benchModel(b, preset)
+			r := rand.New(rand.NewPCG(2, 2))
+			lens := make([]int, 18)
+			for i := range lens {
+				lens[i] = 8 + r.IntN(35)
+			}
+			lens[0] = 42
+			batch := randomBatch(r, m, 42, lens)
+			batch.Labels = nil
+			padded := func() {
+				drop, _ := newDropper(false, m.Opts.Device)
+				shape := []int64{int64(batch.B), int64(batch.L)}
+				ids := ts.MustOfSlice(batch.InputIDs).MustView(shape, true)
+				mask := ts.MustOfSlice(batch.AttentionMask).MustView(shape, true)
+				ext := additiveMask(mask, batch)
+				h := m.layersPadded(m.emb.fwd(m, batch, ids, drop), ext, batch, drop, false, &Output{})
+				m.head.fwd(h, drop).MustDrop()
+				for _, x := range []*ts.Tensor{ids, mask, ext, h} {
+					x.MustDrop()
+				}
+			}
+			packed := func() {
+				if _, _, err := m.Infer(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var times [2][]float64
+			for b.Loop() {
+				for i, f := range []func(){padded, packed} {
+					t0 := time.Now()
+					f()
+					times[i] = append(times[i], ms(time.Since(t0)))
+				}
+			}
+			b.ReportMetric(median(times[0]), "padded-ms")
+			b.ReportMetric(median(times[1]), "packed-ms")
+			b.ReportMetric(median(times[0])/median(times[1]), "speedup")
+		})
+	}
 }

@@ -549,8 +549,13 @@ func TestFamilyHeadDropout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i := firstDiff(hostFloats(out.Logits), eval); i >= 0 {
-			t.Errorf("%s: training mode without dropout differs at %d", mt, i)
+		// Inference runs the padded sequence without its padding (unpad.go): the same
+		// values up to float rounding.
+		train := hostFloats(out.Logits)
+		for i := range train {
+			if d := math.Abs(float64(train[i] - eval[i])); d > 1e-5 {
+				t.Errorf("%s: training mode without dropout differs at %d by %g", mt, i, d)
+			}
 		}
 	}
 }

@@ -107,27 +107,48 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 	if first {
 		hq = h.MustNarrow(1, 0, 1, false).MustContiguous(true)
 	}
-	scale := ts.FloatScalar(1 / math.Sqrt(float64(hd)))
 	q := heads(ly.q.fwd(hq), Q)
 	k := heads(ly.k.fwd(h), L)
 	v := heads(ly.v.fwd(h), L)
-	scores := q.MustMatmul(k.MustTranspose(-1, -2, true), true).MustMulScalar(scale, true).MustAdd(ext, true)
-	probs := scores.MustSoftmax(-1, gotch.Float, true)
+	ctx, probs := attend(q, k, v, ext, func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) })
 	var kept *ts.Tensor
 	if keep {
 		kept = probs.MustDetach(false)
 	}
-	ctx := dropAt(probs, aDrop, []int64{B, nh, L, L}, 2).MustMatmul(v, true).
-		MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true).MustView([]int64{B, Q, nh * hd}, true)
 	probs.MustDrop()
-	v.MustDrop()
-	a := dropout(ly.attnOut.fwd(ctx), ly.attnOutDrop).MustAdd(hq, true)
-	ctx.MustDrop()
+	out := ly.rest(m, ctx, hq, dropout)
 	if first {
 		hq.MustDrop()
 	}
 	h.MustDrop()
-	h = ly.attnNorm.fwd(a)
+	return out, kept
+}
+
+// attend is self-attention over heads, softmax(q kᵀ / √d + ext) v, for q [B, heads, Q, d]
+// and k, v [B, heads, L, d], which it takes ownership of. drop, when not nil, is dropout
+// of the probabilities. It returns the context [B, Q, heads * d] (contiguous) and the
+// probabilities [B, heads, Q, L], which the caller drops.
+func attend(q, k, v, ext *ts.Tensor, drop func(*ts.Tensor) *ts.Tensor) (ctx, probs *ts.Tensor) {
+	scale := ts.FloatScalar(1 / math.Sqrt(float64(q.MustSize()[3])))
+	scores := q.MustMatmul(k.MustTranspose(-1, -2, true), true).MustMulScalar(scale, true).MustAdd(ext, true)
+	probs = scores.MustSoftmax(-1, gotch.Float, true)
+	p := probs
+	if drop != nil {
+		p = drop(probs)
+	}
+	ctx = p.MustMatmul(v, p != probs).MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true)
+	v.MustDrop()
+	sz := ctx.MustSize()
+	return ctx.MustView([]int64{sz[0], sz[1], sz[2] * sz[3]}, true), probs
+}
+
+// rest is the layer after attention: the output projection with its residual onto hq,
+// LayerNorm, the feed-forward with its residual, LayerNorm. It takes ownership of ctx,
+// not of hq; dropout is as in fwd.
+func (ly *layer) rest(m *Model, ctx, hq *ts.Tensor, dropout func(*ts.Tensor, bool) *ts.Tensor) *ts.Tensor {
+	a := dropout(ly.attnOut.fwd(ctx), ly.attnOutDrop).MustAdd(hq, true)
+	ctx.MustDrop()
+	h := ly.attnNorm.fwd(a)
 	a.MustDrop()
 	f := m.act(ly.inter.fwd(h))
 	o := dropout(ly.out.fwd(f), ly.outDrop).MustAdd(h, true)
@@ -135,5 +156,5 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 	h.MustDrop()
 	h = ly.outNorm.fwd(o)
 	o.MustDrop()
-	return h, kept
+	return h
 }

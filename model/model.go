@@ -191,9 +191,7 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 
 	// Padding gets the lowest float added to its attention scores: after softmax its
 	// weight is exactly 0, so a sequence's logits do not depend on its batch's padding.
-	ext := mask.MustTotype(gotch.Float, false).MustMulScalar(ts.FloatScalar(-1), true).
-		MustAddScalar(ts.FloatScalar(1), true).MustMulScalar(ts.FloatScalar(-math.MaxFloat32), true).
-		MustView([]int64{int64(b.B), 1, 1, int64(b.L)}, true)
+	ext := additiveMask(mask, b)
 	defer ext.MustDrop()
 
 	drop, err := newDropper(train, dev)
@@ -203,6 +201,36 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	defer drop.done()
 	h := m.emb.fwd(m, b, ids, drop)
 	out := &Output{}
+	var p *packing
+	if !train && !attentions && m.head.first {
+		p = newPacking(b, dev)
+	}
+	if p != nil {
+		defer p.drop()
+		h = m.layersPacked(h, ext, p)
+	} else {
+		h = m.layersPadded(h, ext, b, drop, attentions, out)
+	}
+	out.Logits = m.head.fwd(h, drop)
+	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
+		out.Logits = out.Logits.MustTotype(gotch.Float, true)
+	}
+	if b.Labels != nil || b.Targets != nil {
+		out.Loss = m.loss(out.Logits, b)
+	}
+	return out, nil
+}
+
+// additiveMask is the mask [B, L] as attention scores take it, [B, 1, 1, L]: 0 for
+// tokens, the lowest float for padding.
+func additiveMask(mask *ts.Tensor, b *Batch) *ts.Tensor {
+	return mask.MustTotype(gotch.Float, false).MustMulScalar(ts.FloatScalar(-1), true).
+		MustAddScalar(ts.FloatScalar(1), true).MustMulScalar(ts.FloatScalar(-math.MaxFloat32), true).
+		MustView([]int64{int64(b.B), 1, 1, int64(b.L)}, true)
+}
+
+// layersPadded runs the layers on h [B, L, H], keeping the attentions in out when asked.
+func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attentions bool, out *Output) *ts.Tensor {
 	for i, ly := range m.layers {
 		// A sequence head reads the first token alone: the last layer computes only its
 		// output, unless every layer's attentions are asked for.
@@ -213,14 +241,20 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 			out.Attentions = append(out.Attentions, probs)
 		}
 	}
-	out.Logits = m.head.fwd(h, drop)
-	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
-		out.Logits = out.Logits.MustTotype(gotch.Float, true)
+	return h
+}
+
+// layersPacked runs the layers for inference on the tokens of h [B, L, H] alone
+// (unpad.go), for a sequence head: it returns the first positions' outputs, [B, 1, H].
+// (Token heads keep the padded path: transformers' logits under the padding, which
+// the reference tests compare, come from the padding's rows.)
+func (m *Model) layersPacked(h, ext *ts.Tensor, p *packing) *ts.Tensor {
+	x := p.pack(h)
+	h.MustDrop()
+	for i, ly := range m.layers {
+		x = ly.fwdPacked(m, x, ext, p, i == len(m.layers)-1)
 	}
-	if b.Labels != nil || b.Targets != nil {
-		out.Loss = m.loss(out.Logits, b)
-	}
-	return out, nil
+	return x.MustView([]int64{p.B, 1, -1}, true)
 }
 
 func (m *Model) checkBatch(b *Batch) error {

@@ -2,8 +2,8 @@
 # The serving benchmark (make bench calls it): bertnode serve with batching off and on,
 # side by side at each client count, next to the model's raw forward on the same
 # batches. The tiny and base presets get random-init classify heads; the clients send
-# SMS messages from data/, one per request. Set OPENBLAS_CORETYPE if OpenBLAS
-# mis-detects this CPU (README: CPU speed).
+# SMS messages from data/, one per request. bertnode names OpenBLAS's kernels itself
+# where OpenBLAS's detection falls back (README: CPU speed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}

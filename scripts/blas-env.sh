@@ -6,4 +6,4 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 	core=$(bin/bertnode version --blas-core)
 	[ -n "$core" ] && export OPENBLAS_CORETYPE=$core
 fi
-echo "BLAS kernels for both sides: ${OPENBLAS_CORETYPE:-OpenBLAS's own detection (or not OpenBLAS)}"
+echo "BLAS kernels for both sides: ${OPENBLAS_CORETYPE:-as OpenBLAS detects them (or not OpenBLAS)}"

@@ -1,0 +1,63 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+func TestPacking(t *testing.T) {
+	b := &Batch{B: 3, L: 4, AttentionMask: []int64{1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0}}
+	p := newPacking(b, gotch.CPU)
+	if p == nil {
+		t.Fatal("a padded batch got no packing")
+	}
+	defer p.drop()
+	if idx, firsts := p.idx.Int64Values(), p.firsts.Int64Values(); p.T != 7 ||
+		!slices.Equal(idx, []int64{0, 1, 4, 5, 6, 7, 8}) || !slices.Equal(firsts, []int64{0, 2, 6}) {
+		t.Fatalf("packing: T %d, idx %v, firsts %v", p.T, idx, firsts)
+	}
+	if newPacking(&Batch{B: 1, L: 2, AttentionMask: []int64{1, 1}}, gotch.CPU) != nil {
+		t.Error("a batch without padding got a packing")
+	}
+	if newPacking(&Batch{B: 1, L: 2, AttentionMask: []int64{0, 1}}, gotch.CPU) != nil {
+		t.Error("a batch padded in a first position got a packing: the head reads it")
+	}
+}
+
+// The layers on packed tokens give every family's first positions the padded layers'
+// outputs, up to float rounding.
+func TestPackedLayersMatchPadded(t *testing.T) {
+	lockThread(t)
+	for _, mt := range modelTypes {
+		m := newModel(t, familyConfig(t, mt, 0.1), Options{Task: Classify, NumLabels: 2}, 3)
+		b := randomBatch(rand.New(rand.NewPCG(5, 6)), m, 24, []int{24, 3, 17, 9})
+		out, err := m.Forward(b, false, false) // packed
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := hostFloats(out.Logits)
+		out.Logits.MustDrop()
+		// The padded path, as training takes it, with dropout off.
+		drop, _ := newDropper(false, gotch.CPU)
+		shape := []int64{int64(b.B), int64(b.L)}
+		ids := ts.MustOfSlice(b.InputIDs).MustView(shape, true)
+		mask := ts.MustOfSlice(b.AttentionMask).MustView(shape, true)
+		ext := additiveMask(mask, b)
+		h := m.layersPadded(m.emb.fwd(m, b, ids, drop), ext, b, drop, false, &Output{})
+		logits := m.head.fwd(h, drop)
+		want := hostFloats(logits)
+		for _, x := range []*ts.Tensor{ids, mask, ext, h, logits} {
+			x.MustDrop()
+		}
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5 {
+				t.Errorf("%s: logit %d: packed %g, padded %g", mt, i, got[i], want[i])
+			}
+		}
+	}
+}
