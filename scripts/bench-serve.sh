@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ./bin/bertnode bench serve --model tiny --concurrency 1,4,16,64 --warmup 3s --duration 5s --rounds 3
-./bin/bertnode bench serve --model base --concurrency 1,4,16 --warmup 20s --duration 60s
+./bin/bertnode bench serve --model base --concurrency 1,4,16,64 --warmup 20s --duration 60s
