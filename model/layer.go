@@ -130,7 +130,9 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 // probabilities [B, heads, Q, L], which the caller drops.
 func attend(q, k, v, ext *ts.Tensor, drop func(*ts.Tensor) *ts.Tensor) (ctx, probs *ts.Tensor) {
 	scale := ts.FloatScalar(1 / math.Sqrt(float64(q.MustSize()[3])))
-	scores := q.MustMatmul(k.MustTranspose(-1, -2, true), true).MustMulScalar(scale, true).MustAdd(ext, true)
+	kt := k.MustTranspose(-1, -2, true)
+	scores := q.MustMatmul(kt, true).MustMulScalar(scale, true).MustAdd(ext, true)
+	kt.MustDrop() // a view: left to the finalizer, it would hold the keys' storage
 	probs = scores.MustSoftmax(-1, gotch.Float, true)
 	p := probs
 	if drop != nil {

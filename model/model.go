@@ -348,6 +348,7 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		le := end.MustCrossEntropyLoss(te, undefined, mean, int64(b.L), 0, true)
 		ts0.MustDrop()
 		te.MustDrop()
+		defer le.MustDrop()
 		return ls.MustAdd(le, true).MustMulScalar(ts.FloatScalar(0.5), true)
 	case NER:
 		t := ts.MustOfSlice(b.Labels).MustTo(dev, true)

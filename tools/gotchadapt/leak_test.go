@@ -251,3 +251,31 @@ func read(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestDropBallastGotch removes the per-tensor ballast and Float64Values's leak from the
+// real tensor.go of gotch v0.9.1, once, and the result still parses.
+func TestDropBallastGotch(t *testing.T) {
+	src, err := moduleDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tensor.go"), []byte(read(t, filepath.Join(src, "ts", "tensor.go"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dropBallast(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tensor.go", "bertnode_live.go"} {
+		got := read(t, filepath.Join(dir, name))
+		if strings.Contains(got, "new(bigStruct)") || strings.Contains(got, "// float64Ts.MustDrop()") {
+			t.Errorf("%s still allocates the ballast or leaks Float64Values's copy", name)
+		}
+		if _, err := parser.ParseFile(token.NewFileSet(), name, got, parser.AllErrors); err != nil {
+			t.Errorf("%s does not parse: %v", name, err)
+		}
+	}
+	if err := dropBallast(dir); err == nil {
+		t.Error("a second pass found the ballast again")
+	}
+}

@@ -5,7 +5,8 @@
 // This tool copies gotch from the module cache into a fixed directory (go.mod's replace
 // points there), writes libtch/lib.go for the libtorch it finds, replaces the body of each
 // generated op that does not compile against it with a stub that fails at run time, and
-// fixes gotch's leak of per-call out-pointer allocations. The result is keyed by a stamp, so
+// fixes gotch's leak of per-call out-pointer allocations and drops its per-tensor GC
+// ballast. The result is keyed by a stamp, so
 // a second run with nothing changed touches no file and Go's build cache stays warm.
 package main
 
@@ -28,7 +29,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "8"
+	adapterRev = "10"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )
@@ -83,6 +84,9 @@ func run(out string) error {
 		return err
 	}
 	fmt.Printf("  %d ops keep their arguments alive through the call\n", n)
+	if err := dropBallast(filepath.Join(tmp, "ts")); err != nil {
+		return err
+	}
 	stubbed, err := stubUnavailable(filepath.Join(tmp, "libtch"), lt)
 	if err != nil {
 		return err
