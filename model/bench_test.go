@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/bertnode/bertnode/hf"
-	"github.com/sugarme/gotch/ts"
 )
 
 // BenchmarkTrainStep is one training step of a preset (batch 8 of 128 tokens, 2 threads),
@@ -204,18 +203,7 @@ func BenchmarkInferUnpadded(b *testing.B) {
 			lens[0] = 42
 			batch := randomBatch(r, m, 42, lens)
 			batch.Labels = nil
-			padded := func() {
-				drop, _ := newDropper(false, m.Opts.Device)
-				shape := []int64{int64(batch.B), int64(batch.L)}
-				ids := ts.MustOfSlice(batch.InputIDs).MustView(shape, true)
-				mask := ts.MustOfSlice(batch.AttentionMask).MustView(shape, true)
-				ext := additiveMask(mask, batch)
-				h := m.layersPadded(m.emb.fwd(m, batch, ids, drop), ext, batch, drop, false, &Output{})
-				m.head.fwd(h, drop).MustDrop()
-				for _, x := range []*ts.Tensor{ids, mask, ext, h} {
-					x.MustDrop()
-				}
-			}
+			padded := func() { paddedLogits(m, batch).MustDrop() }
 			packed := func() {
 				if _, _, err := m.Infer(batch); err != nil {
 					b.Fatal(err)

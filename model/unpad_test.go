@@ -42,22 +42,29 @@ func TestPackedLayersMatchPadded(t *testing.T) {
 		}
 		got := hostFloats(out.Logits)
 		out.Logits.MustDrop()
-		// The padded path, as training takes it, with dropout off.
-		drop, _ := newDropper(false, gotch.CPU)
-		shape := []int64{int64(b.B), int64(b.L)}
-		ids := ts.MustOfSlice(b.InputIDs).MustView(shape, true)
-		mask := ts.MustOfSlice(b.AttentionMask).MustView(shape, true)
-		ext := additiveMask(mask, b)
-		h := m.layersPadded(m.emb.fwd(m, b, ids, drop), ext, b, drop, false, &Output{})
-		logits := m.head.fwd(h, drop)
+		logits := paddedLogits(m, b)
 		want := hostFloats(logits)
-		for _, x := range []*ts.Tensor{ids, mask, ext, h, logits} {
-			x.MustDrop()
-		}
+		logits.MustDrop()
 		for i := range want {
 			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5 {
 				t.Errorf("%s: logit %d: packed %g, padded %g", mt, i, got[i], want[i])
 			}
 		}
 	}
+}
+
+// paddedLogits runs b through the padded layers, as training does, with dropout off:
+// the path packed inference replaced. The caller drops the logits.
+func paddedLogits(m *Model, b *Batch) *ts.Tensor {
+	drop, _ := newDropper(false, m.Opts.Device)
+	shape := []int64{int64(b.B), int64(b.L)}
+	ids := ts.MustOfSlice(b.InputIDs).MustView(shape, true)
+	mask := ts.MustOfSlice(b.AttentionMask).MustView(shape, true)
+	ext := additiveMask(mask, b)
+	h := m.layersPadded(m.emb.fwd(m, b, ids, drop), ext, b, drop, false, &Output{})
+	logits := m.head.fwd(h, drop)
+	for _, x := range []*ts.Tensor{ids, mask, ext, h} {
+		x.MustDrop()
+	}
+	return logits
 }
