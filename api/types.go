@@ -29,7 +29,11 @@ type Node struct {
 	Device   string `json:"device"`
 	Health   Health `json:"health"`
 	// Job is the job the node is assigned to, "" when idle.
-	Job         string     `json:"job,omitempty"`
+	Job string `json:"job,omitempty"`
+	// Unproven: the node was left out of a generation and gets no work until it
+	// registers again, which its agent does as soon as its assignment says so. A
+	// killed node never does, while gossip may still call it alive for seconds.
+	Unproven    bool       `json:"unproven,omitempty"`
 	Registered  time.Time  `json:"registered"`
 	HealthSince time.Time  `json:"health_since"`
 	Stats       *NodeStats `json:"stats,omitempty"` // as last reported
@@ -362,6 +366,9 @@ type Assignment struct {
 	// node is assigned to the job but not in its current generation (it joins the next).
 	Gen  uint32 `json:"gen"`
 	Rank int    `json:"rank"`
+	// Reregister asks the node to register again: it was left out of a generation
+	// (Node.Unproven), and registering shows it is alive.
+	Reregister bool `json:"reregister,omitempty"`
 }
 
 // Requests.

@@ -185,11 +185,12 @@ func describeChange(lost, joined []string, cause string) string {
 	return strings.Join(parts, "; ") + " (" + cause + ")"
 }
 
-// idleNodes are the alive nodes on no job, in ID order.
+// idleNodes are the alive nodes on no job, in ID order, but for those left out of a
+// generation that have not registered again since.
 func idleNodes(st *State) []string {
 	var out []string
 	for id, n := range st.Nodes {
-		if n.Job == "" && n.Health == api.Alive {
+		if n.Job == "" && n.Health == api.Alive && !n.Unproven {
 			out = append(out, id)
 		}
 	}

@@ -187,6 +187,9 @@ func checkInvariants(t *testing.T, s *State, step int) {
 		if n.Job == "" {
 			continue
 		}
+		if n.Unproven {
+			t.Fatalf("step %d: node %s is on job %s but unproven", step, n.ID, n.Job)
+		}
 		j := s.Jobs[n.Job]
 		switch {
 		case j == nil:

@@ -75,13 +75,18 @@ func nodes(c *coordtest.Cluster, ids ...string) []*scripted {
 	var out []*scripted
 	for _, id := range ids {
 		n := &scripted{t: c.T, id: id, cl: c.Client()}
-		if err := n.cl.RegisterNode(ctx(c.T), api.RegisterNode{ID: id, Name: id, RingAddr: "127.0.0.1:70" + id[1:]}); err != nil {
-			c.T.Fatal(err)
-		}
+		n.register()
 		c.AliveNode(id)
 		out = append(out, n)
 	}
 	return out
+}
+
+func (n *scripted) register() {
+	n.t.Helper()
+	if err := n.cl.RegisterNode(ctx(n.t), api.RegisterNode{ID: n.id, Name: n.id, RingAddr: "127.0.0.1:70" + n.id[1:]}); err != nil {
+		n.t.Fatal(err)
+	}
 }
 
 // await watches the node's assignment (blocking queries) until cond holds.

@@ -169,7 +169,7 @@ func (st *State) Assignment(node string) (api.Assignment, error) {
 	if n == nil {
 		return api.Assignment{}, errorf(http.StatusNotFound, "no node %q (register first)", node)
 	}
-	a := api.Assignment{Index: st.TopicIndex(assignmentTopics(st, node)...), Rank: -1}
+	a := api.Assignment{Index: st.TopicIndex(assignmentTopics(st, node)...), Rank: -1, Reregister: n.Unproven}
 	j := st.Jobs[n.Job]
 	if j == nil {
 		return a, nil

@@ -64,13 +64,20 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 		t.Fatal("a report from a node outside the generation is marked superseded")
 	}
 
-	// n3 is idle and alive: once generation 2 has trained a while, the job grows back
-	// to 3 when its members confirm.
+	// n3 is idle and alive to gossip, but it was left out: it gets no work until it
+	// registers again (a killed node never would), and its assignment asks it to.
+	ns[2].await("the request to register again", func(a *api.Assignment) bool { return a.Job == nil && a.Reregister })
+	c.Clock.Advance(5 * time.Second)
 	settle()
 	if j := job(c, id); j.Reconfig != nil {
-		t.Fatalf("growth at once, before generation 2 trained: %+v", j.Reconfig)
+		t.Fatalf("growth with an unproven node: %+v", j.Reconfig)
 	}
-	c.Clock.Advance(5 * time.Second)
+	// Once it has, and generation 2 has trained a while, the job grows back to 3 when
+	// its members confirm.
+	ns[2].register()
+	if a := ns[2].await("the registration", func(a *api.Assignment) bool { return true }); a.Reregister {
+		t.Fatal("still asked to register again after registering")
+	}
 	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if a.Job.Reconfig.Cause != "n3 joining" {
 		t.Fatalf("growth cause %q", a.Job.Reconfig.Cause)
@@ -120,6 +127,60 @@ func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
 	}
 }
 
+// TestLeftOutNodeWaitsUntilItRegisters is make chaos's run 4: n1 is killed, and its
+// neighbours name it; a new node n4 joins, then n2 is killed too. Gossip still lists n1
+// as alive all along (it takes seconds to call a killed node dead), but no generation
+// takes it back until it registers again, which a killed node never does: a ring with
+// it would wait for it until gossip gives up.
+func TestLeftOutNodeWaitsUntilItRegisters(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	lose := func(gen uint32, dead *scripted, survivors ...*scripted) {
+		t.Helper()
+		for _, n := range survivors {
+			if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: gen, Applied: 7, Error: "peer lost", Suspect: dead.id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Clock.Advance(coordinator.SuspectGrace)
+	}
+	lose(1, ns[0], ns[1], ns[2])
+	ns[1].awaitGen(id, 2, 0)
+	n4 := nodes(c, "n4")[0]
+	c.Clock.Advance(5 * time.Second) // past the growth delay
+	ns[1].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	ns[1].fail(id, 2, "")
+	ns[2].fail(id, 2, "")
+	n4.awaitGen(id, 3, 2)
+	if j := job(c, id); !slices.Equal(genMembers(j), []string{"n2", "n3", "n4"}) {
+		t.Fatalf("generation 3: %v, want n2 n3 n4", genMembers(j))
+	}
+	lose(3, ns[1], ns[2], n4)
+	n4.awaitGen(id, 4, 1)
+	if j := job(c, id); !slices.Equal(genMembers(j), []string{"n3", "n4"}) {
+		t.Fatalf("generation 4: %v, want n3 n4 (n1 is unproven, n2 was named)", genMembers(j))
+	}
+	// n1 was alive after all: its agent registers again, and the job grows back to 3.
+	ns[0].register()
+	c.Clock.Advance(5 * time.Second)
+	ns[2].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	ns[2].fail(id, 4, "")
+	n4.fail(id, 4, "")
+	ns[0].awaitGen(id, 5, 2)
+}
+
+func genMembers(j *api.Job) []string {
+	var out []string
+	for _, m := range j.Gen.Members {
+		out = append(out, m.Node)
+	}
+	return out
+}
+
 // TestGrowthKeepsSlowMembers: a growth reconfiguration only adds nodes; a member that
 // has not confirmed by the deadline is slow (say, its coordinator calls are failing
 // over), not lost, and stays. A failure report during it makes it a failure one.
@@ -134,6 +195,7 @@ func TestGrowthKeepsSlowMembers(t *testing.T) {
 	ns[1].fail(id, 1, "")
 	c.Clock.Advance(2 * time.Second)
 	ns[0].awaitGen(id, 2, 0)
+	ns[2].register() // as its agent does when left out
 	c.Clock.Advance(5 * time.Second)
 	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
 	if !a.Job.Reconfig.Growth {

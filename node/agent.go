@@ -83,8 +83,7 @@ func New(cfg Config) *Agent {
 
 // Run registers the node and trains whatever it is assigned until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	reg := api.RegisterNode{ID: a.cfg.ID, Name: a.cfg.Name, RingAddr: a.cfg.RingAddr, HTTPAddr: a.cfg.HTTPAddr, Device: a.cfg.Device}
-	if err := retry(ctx, a.cfg.Log, "register", func() error { return a.cfg.Coordinator.RegisterNode(ctx, reg) }); err != nil {
+	if err := retry(ctx, a.cfg.Log, "register", func() error { return a.register(ctx) }); err != nil {
 		return err
 	}
 	a.cfg.Log.Printf("registered as %s (ring %s)", a.cfg.ID, a.cfg.RingAddr)
@@ -124,9 +123,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// watch keeps the board up to date with blocking assignment queries, and confirms a
+func (a *Agent) register(ctx context.Context) error {
+	return a.cfg.Coordinator.RegisterNode(ctx, api.RegisterNode{ID: a.cfg.ID, Name: a.cfg.Name,
+		RingAddr: a.cfg.RingAddr, HTTPAddr: a.cfg.HTTPAddr, Device: a.cfg.Device})
+}
+
+// watch keeps the board up to date with blocking assignment queries, confirms a
 // reconfiguration of the node's generation as soon as it is seen, whatever the step
-// loop is doing.
+// loop is doing, and registers again when the coordinator asks (the node was left out
+// of a generation, and gets no work until it shows it is alive).
 func (a *Agent) watch(ctx context.Context) {
 	var index uint64
 	for ctx.Err() == nil {
@@ -141,6 +146,14 @@ func (a *Agent) watch(ctx context.Context) {
 		index = as.Index
 		a.board.set(as)
 		a.confirm(ctx, as)
+		if as.Reregister {
+			a.cfg.Log.Printf("left out of a generation: registering again")
+			if err := a.register(ctx); err != nil && ctx.Err() == nil {
+				a.cfg.Log.Printf("register: %v", err)
+				index = 0 // ask again at once, after the pause below
+				sleep(ctx, 500*time.Millisecond)
+			}
+		}
 	}
 }
 

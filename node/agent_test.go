@@ -38,6 +38,8 @@ type coord struct {
 	job      api.Job
 	ranks    map[string]int // node -> rank in the current generation; absent: not assigned
 	addrs    map[string]string
+	unproven map[string]bool // nodes asked to register again
+	regs     map[string]int  // registrations by node
 	failures chan api.FailureReport
 	done     chan api.DoneReport
 	results  map[string]api.ResultReport
@@ -51,7 +53,7 @@ type coord struct {
 
 func newCoord(spec string) *coord {
 	return &coord{changed: make(chan struct{}), job: api.Job{ID: "job-1", Spec: spec, State: api.Running},
-		ranks: map[string]int{}, addrs: map[string]string{}, failures: make(chan api.FailureReport, 100),
+		ranks: map[string]int{}, addrs: map[string]string{}, unproven: map[string]bool{}, regs: map[string]int{}, failures: make(chan api.FailureReport, 100),
 		done: make(chan api.DoneReport, 10), results: map[string]api.ResultReport{}, blobs: map[string][]byte{}}
 }
 
@@ -94,6 +96,11 @@ func (c *coord) RegisterNode(ctx context.Context, r api.RegisterNode) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.addrs[r.ID] = r.RingAddr
+	c.regs[r.ID]++
+	if c.unproven[r.ID] {
+		delete(c.unproven, r.ID)
+		c.bump()
+	}
 	return nil
 }
 
@@ -104,7 +111,7 @@ func (c *coord) Assignment(ctx context.Context, node string, index uint64, wait 
 		c.mu.Lock()
 		if c.index > index {
 			defer c.mu.Unlock()
-			a := &api.Assignment{Index: c.index, Rank: -1}
+			a := &api.Assignment{Index: c.index, Rank: -1, Reregister: c.unproven[node]}
 			if r, ok := c.ranks[node]; ok {
 				j := c.job
 				if j.Reconfig != nil {
@@ -667,6 +674,25 @@ func TestNodeWithoutASessionDoesNotConfirm(t *testing.T) {
 	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
 	if !bytes.Equal(n1.final(t), n2.final(t)) {
 		t.Fatal("the final models differ")
+	}
+}
+
+// TestLeftOutNodeRegistersAgain: a node left out of a generation is idle and gets no
+// work until it registers again; its agent does as soon as its assignment asks, once.
+func TestLeftOutNodeRegistersAgain(t *testing.T) {
+	c := newCoord(toySpec)
+	startNode(t, c, "n1", 1)
+	c.mu.Lock()
+	delete(c.ranks, "n1") // released
+	c.unproven["n1"] = true
+	c.bump()
+	c.mu.Unlock()
+	waitFor(t, "n1 to register again", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return !c.unproven["n1"] })
+	time.Sleep(500 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.regs["n1"] != 2 {
+		t.Fatalf("n1 registered %d times, want twice (at start, and once when asked)", c.regs["n1"])
 	}
 }
 

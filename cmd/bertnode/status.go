@@ -77,7 +77,11 @@ func printNodes(out io.Writer, nodes []api.Node) {
 		if s := n.Stats; s != nil && s.Job == n.Job && n.Job != "" {
 			rank, rate = fmt.Sprint(s.Rank), fmt.Sprintf("%.1f", s.SamplesPerSec)
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Health, or(n.Job, "idle"), rank, rate, or(n.Device, "-"), n.RingAddr)
+		job := or(n.Job, "idle")
+		if n.Unproven {
+			job = "left out" // no work until it registers again
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Health, job, rank, rate, or(n.Device, "-"), n.RingAddr)
 	}
 	w.Flush()
 }
