@@ -22,8 +22,9 @@ func init() {
 
 func newBenchServeCmd() *cobra.Command {
 	var (
-		o           loadtest.BenchOptions
-		texts, conc string
+		o            loadtest.BenchOptions
+		texts, conc  string
+		clientsApart bool
 	)
 	s := train.Defaults()
 	s.Model, s.Threads = "tiny", runtime.NumCPU()
@@ -33,8 +34,8 @@ func newBenchServeCmd() *cobra.Command {
 		Short: "Load-test bertnode serve with batching off and on, next to the model's raw forward",
 		Long: `Serves a classify model on loopback (a checkpoint directory, or a random-init preset:
 tiny, mini, small, base) twice, with batching off (--max-batch 1) and on, and loads
-/v1/classify from closed-loop clients in this process (one --texts text per request) at
-each --concurrency: --warmup uncounted, then --duration measured. Prints requests per
+/v1/classify from closed-loop clients in another process (bench load; one --texts text
+per request) at each --concurrency: --warmup uncounted, then --duration measured. Prints requests per
 second, p50 and p99 latency and the mean batch; then replays the batches the batched
 server ran at the highest concurrency through the model in-process (the raw forward on
 the same batch shapes) and states the serving goals as measured ratios: batched over
@@ -73,6 +74,13 @@ unbatched throughput (and p99), and the server's throughput over the raw forward
 			if o.CPUProfile != "" {
 				o.CPUProfile, _ = filepath.Abs(o.CPUProfile)
 			}
+			if clientsApart {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				o.Clients = []string{exe, "bench", "load"}
+			}
 			return loadtest.Bench(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
@@ -88,6 +96,7 @@ unbatched throughput (and p99), and the server's throughput over the raw forward
 	f.DurationVar(&o.Batch.MaxWait, "max-wait", o.Batch.MaxWait, "how long a sequence may wait for a fuller batch while the model is idle")
 	f.Float64Var(&o.Batch.MinFill, "min-fill", o.Batch.MinFill, "smallest share of a batch's padded tokens that must be real tokens (0: no bound)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the batched server at the highest concurrency")
+	f.BoolVar(&clientsApart, "clients-apart", true, "run the clients in another process (bench load), so that req/CPU-s counts the server's CPU alone")
 	addSpecFlags(f, &s, "max-length", "threads", "device", "mixed-precision")
 	return c
 }

@@ -34,6 +34,9 @@ type BenchOptions struct {
 	Batch       serve.BatchConfig
 	// CPUProfile, when set, profiles the batched server at the highest concurrency.
 	CPUProfile string
+	// Clients, when set, is the command line of a process to run the clients in (see
+	// RunIn), so that the CPU time measured is the server's alone; else they run here.
+	Clients []string
 }
 
 // Bench serves the model on loopback with batching off (MaxBatch 1) and on, in turn at
@@ -47,13 +50,12 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	if len(o.Concurrency) == 0 || len(o.Texts) == 0 || o.Rounds < 1 {
 		return fmt.Errorf("bench: want concurrency levels, texts and rounds")
 	}
-	bodies := make([][]byte, len(o.Texts))
+	bodies, err := ClassifyBodies(o.Texts)
+	if err != nil {
+		return err
+	}
 	tokens := 0
-	for i, t := range o.Texts {
-		var err error
-		if bodies[i], err = json.Marshal(map[string][]string{"texts": {t}}); err != nil {
-			return err
-		}
+	for _, t := range o.Texts {
 		enc, err := o.Trainer.Tok.Encode(t, o.Trainer.Spec.MaxLength)
 		if err != nil {
 			return err
@@ -65,7 +67,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, sp.Threads, sp.Device,
 		o.Batch.MaxBatch, o.Batch.MaxTokens, o.Batch.MaxWait, o.Batch.MinFill)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\treq/CPU-s\terrors\t")
+	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\tmodel busy\treq/CPU-s\tclients' cores\terrors\t")
 	rec := &recorder{inner: serve.RunnerFunc(o.Trainer.InferBatch)}
 	var speedups, cpuSpeedups, p99s, shares, cpuShares []float64
 	for i, c := range o.Concurrency {
@@ -85,15 +87,24 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 						return err
 					}
 					defer stop()
-					res[k], err = Run(ctx, Options{URL: url + "/v1/classify", Bodies: bodies, Concurrency: c, Warmup: o.Warmup, Duration: o.Duration})
+					lo := Options{URL: url + "/v1/classify", Bodies: bodies, Concurrency: c, Warmup: o.Warmup, Duration: o.Duration}
+					if len(o.Clients) > 0 {
+						res[k], err = RunIn(ctx, o.Clients, lo)
+					} else {
+						res[k], err = Run(ctx, lo)
+					}
 					return err
 				})
 				if err != nil {
 					return err
 				}
 				r := res[k]
-				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%d\t%s\n", c, map[bool]string{false: "off", true: "on"}[on],
-					r.Throughput, ms(r.P50), ms(r.P99), rec.meanBatch(), rec.fill(), r.PerCPUSecond(), r.Errors, r.FirstError)
+				clients := "-" // in this process: counted in req/CPU-s
+				if r.ClientCPU > 0 {
+					clients = fmt.Sprintf("%.2f", r.ClientCPU.Seconds()/o.Duration.Seconds())
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f%%\t%.1f\t%s\t%d\t%s\n", c, map[bool]string{false: "off", true: "on"}[on],
+					r.Throughput, ms(r.P50), ms(r.P99), rec.meanBatch(), rec.fill(), 100*rec.busy(), r.PerCPUSecond(), clients, r.Errors, r.FirstError)
 			}
 			ratios = append(ratios, res[1].Throughput/res[0].Throughput)
 			if !top {
@@ -106,20 +117,24 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(tw, "%d\traw forward\t%.1f\t\t\t%s\t\t%.1f\t\t\n", c, raw.perSecond, raw.shape, raw.perCPUSecond)
+			fmt.Fprintf(tw, "%d\traw forward\t%.1f\t\t\t%s\t\t\t%.1f\t\t\t\n", c, raw.perSecond, raw.shape, raw.perCPUSecond)
 			shares = append(shares, res[1].Throughput/raw.perSecond)
 			cpuShares = append(cpuShares, res[1].PerCPUSecond()/raw.perCPUSecond)
 		}
-		fmt.Fprintf(tw, "%d\ton/off\t%.2fx\t\t\t\t\t\t\t\n", c, median(ratios))
+		fmt.Fprintf(tw, "%d\ton/off\t%.2fx\t\t\t\t\t\t\t\t\t\n", c, median(ratios))
 	}
 	tw.Flush()
 	top := o.Concurrency[len(o.Concurrency)-1]
 	speedup, p99, share, cpuShare := median(speedups), median(p99s), median(shares), median(cpuShares)
 	fmt.Fprintf(out, "goal 1, at %d clients: batching gives %.2fx the unbatched throughput, at %.2fx its p99 (goal: >= 3x at equal or better p99): %s; "+
 		"per CPU second: %.2fx\n", top, speedup, p99, met(speedup >= 3 && p99 <= 1), median(cpuSpeedups))
+	whose := "the clients' own cost included"
+	if len(o.Clients) > 0 {
+		whose = "the server's alone: the clients ran in another process"
+	}
 	fmt.Fprintf(out, "goal 2, at %d clients: the server delivers %.0f%% of the raw forward's throughput on the same batches (goal: >= 80%%): %s; "+
-		"per CPU second (the clients' own cost included, other load on the machine left out): %.0f%%\n",
-		top, 100*share, met(share >= 0.8), 100*cpuShare)
+		"per CPU second (%s; other load on the machine left out): %.0f%%\n",
+		top, 100*share, met(share >= 0.8), whose, 100*cpuShare)
 	return nil
 }
 
@@ -191,6 +206,9 @@ type recorder struct {
 	seqs    int
 	tokens  int // real
 	padded  int
+	running time.Duration // in Run
+	first   time.Time     // the first Run's start
+	last    time.Time     // the latest Run's end
 }
 
 func (r *recorder) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
@@ -207,7 +225,25 @@ func (r *recorder) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
 		r.kept = append(r.kept, slices.Clone(seqs))
 	}
 	r.mu.Unlock()
-	return r.inner.Run(seqs)
+	start := time.Now()
+	out, err := r.inner.Run(seqs)
+	end := time.Now()
+	r.mu.Lock()
+	if r.first.IsZero() {
+		r.first = start
+	}
+	r.last = end
+	r.running += end.Sub(start)
+	r.mu.Unlock()
+	return out, err
+}
+
+// busy is the share of the time from the first batch's start to the last one's end that
+// the model was running a batch.
+func (r *recorder) busy() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running.Seconds() / max(r.last.Sub(r.first).Seconds(), 1e-9)
 }
 
 // reset zeroes the counts; keep says whether to keep the batches from now on.
@@ -215,6 +251,7 @@ func (r *recorder) reset(keep bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keep, r.batches, r.seqs, r.tokens, r.padded = keep, 0, 0, 0, 0
+	r.running, r.first, r.last = 0, time.Time{}, time.Time{}
 	if keep {
 		r.kept = nil
 	}
@@ -279,6 +316,18 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding) (rawForward, error
 		perCPUSecond: float64(seqs) / res.cpu.Seconds(),
 		shape:        fmt.Sprintf("mean %.1f sequences x %.1f tokens", float64(seqs)/float64(len(batches)), float64(padded)/float64(seqs)),
 	}, nil
+}
+
+// ClassifyBodies makes a /v1/classify request body of each text.
+func ClassifyBodies(texts []string) ([][]byte, error) {
+	out := make([][]byte, len(texts))
+	for i, t := range texts {
+		var err error
+		if out[i], err = json.Marshal(map[string][]string{"texts": {t}}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Checkpoint writes a random-init classify checkpoint of a preset (tiny, mini, small,

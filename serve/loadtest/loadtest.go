@@ -26,6 +26,8 @@ type Options struct {
 	// Warmup is sent but not counted; then Duration is measured. A warmup longer than a
 	// request's latency makes the measured window a steady state.
 	Warmup, Duration time.Duration
+	// Window, when set, is called as the measured window begins (true) and ends.
+	Window func(begin bool)
 }
 
 // Result is what the clients got in the measured window: the requests answered 200
@@ -40,6 +42,9 @@ type Result struct {
 	// CPU is the CPU time this process (server and clients, when in one process) used
 	// in the measured window: a cost that other load on the machine does not change.
 	CPU time.Duration
+	// ClientCPU is the clients' when they ran in another process (RunIn); CPU is then
+	// the server's alone.
+	ClientCPU time.Duration `json:",omitempty"`
 }
 
 // PerCPUSecond is the requests answered per second of CPU time.
@@ -74,9 +79,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	cpu := make(chan time.Duration, 1)
 	go func() {
 		time.Sleep(time.Until(from))
+		if o.Window != nil {
+			o.Window(true)
+		}
 		start := CPUTime()
 		time.Sleep(time.Until(to))
 		cpu <- CPUTime() - start
+		if o.Window != nil {
+			o.Window(false)
+		}
 	}()
 	for range o.Concurrency {
 		wg.Add(1)
