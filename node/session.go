@@ -79,8 +79,12 @@ func (s *session) logf(format string, args ...any) {
 func (s *session) run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	moved, err := claimJobDir(s.dir, s.job)
+	if err != nil {
 		return s.fail(ctx, err)
+	}
+	if moved != "" {
+		s.logf("%s held another job of this ID (the coordinators' state was started over): moved to %s", s.dir, moved)
 	}
 	env, err := s.a.cfg.Setup(ctx, s.job)
 	if err != nil {

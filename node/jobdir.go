@@ -1,0 +1,57 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/atomicfile"
+)
+
+// jobMark is what a job's directory on a node says about whose it is. Job IDs are
+// numbered by the coordinators' state: a cluster started over from empty state numbers
+// its jobs from job-1 again, and a node that kept its data directory must not resume the
+// new job-1 from the old one's checkpoint.
+type jobMark struct {
+	ID        string    `json:"id"`
+	Submitted time.Time `json:"submitted"`
+}
+
+const jobMarkFile = "job.json"
+
+// claimJobDir makes dir the directory of job j: a directory another job of the same ID
+// left is moved aside (to dir.<its submission time>), never deleted; one without a mark
+// (written before marks were) is taken as j's. It returns the path the other job's
+// files went to, or "".
+func claimJobDir(dir string, j *api.Job) (movedTo string, err error) {
+	want := jobMark{ID: j.ID, Submitted: j.Submitted.UTC()}
+	b, err := os.ReadFile(filepath.Join(dir, jobMarkFile))
+	switch {
+	case err == nil:
+		var have jobMark
+		if err := json.Unmarshal(b, &have); err != nil {
+			return "", fmt.Errorf("%s: %w", filepath.Join(dir, jobMarkFile), err)
+		}
+		if have.ID == want.ID && have.Submitted.Equal(want.Submitted) {
+			return "", nil
+		}
+		movedTo = fmt.Sprintf("%s.%s", dir, have.Submitted.UTC().Format("20060102T150405.000000000Z"))
+		if err := os.Rename(dir, movedTo); err != nil {
+			return "", err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	b, err = json.Marshal(want)
+	if err != nil {
+		return "", err
+	}
+	return movedTo, atomicfile.WriteFile(filepath.Join(dir, jobMarkFile), b, 0o644)
+}
