@@ -53,13 +53,17 @@ func BenchmarkTrainStep(b *testing.B) {
 
 // benchModel is a preset's classifier on 2 threads, for a benchmark's goroutine.
 func benchModel(b *testing.B, preset string) *Model {
+	return benchModelFor(b, preset, Options{Task: Classify, NumLabels: 2})
+}
+
+func benchModelFor(b *testing.B, preset string, opts Options) *Model {
 	lockThread(b)
 	SetThreads(2)
 	cfg, err := hf.Preset(preset)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return newModel(b, cfg, Options{Task: Classify, NumLabels: 2}, 1)
+	return newModel(b, cfg, opts, 1)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
@@ -192,9 +196,13 @@ func memoryFloor(p, g, m, v []float32) {
 // tokens (fill 0.6), on the packed path Forward takes (unpad.go) and on the padded
 // layers it replaced, each ms per batch.
 func BenchmarkInferUnpadded(b *testing.B) {
-	for _, preset := range []string{"tiny", "base"} {
-		b.Run(preset, func(b *testing.B) {
-			m := benchModel(b, preset)
+	for _, c := range []struct {
+		preset string
+		opts   Options
+	}{{"tiny", Options{Task: Classify, NumLabels: 2}}, {"base", Options{Task: Classify, NumLabels: 2}},
+		{"tiny", Options{Task: NER, NumLabels: 9}}, {"base", Options{Task: NER, NumLabels: 9}}} {
+		b.Run(c.preset+"-"+string(c.opts.Task), func(b *testing.B) {
+			m := benchModelFor(b, c.preset, c.opts)
 			r := rand.New(rand.NewPCG(2, 2))
 			lens := make([]int, 18)
 			for i := range lens {

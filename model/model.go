@@ -201,8 +201,10 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	defer drop.done()
 	h := m.emb.fwd(m, b, ids, drop)
 	out := &Output{}
+	// A token head's loss (QA's, as transformers computes it) reads the logits under
+	// the padding too: with labels, token heads keep the padded rows.
 	var p *packing
-	if !train && !attentions && m.head.first {
+	if !train && !attentions && (m.head.first || b.Labels == nil) {
 		p = newPacking(b, dev)
 	}
 	if p != nil {
@@ -245,14 +247,17 @@ func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attenti
 }
 
 // layersPacked runs the layers for inference on the tokens of h [B, L, H] alone
-// (unpad.go), for a sequence head: it returns the first positions' outputs, [B, 1, H].
-// (Token heads keep the padded path: transformers' logits under the padding, which
-// the reference tests compare, come from the padding's rows.)
+// (unpad.go). For a sequence head it returns the first positions' outputs, [B, 1, H];
+// for a token head [B, L, H] with zeros under the padding, whose logits only a loss
+// would read (transformers computes them from the padding's rows; they differ).
 func (m *Model) layersPacked(h, ext *ts.Tensor, p *packing) *ts.Tensor {
 	x := p.pack(h)
 	h.MustDrop()
 	for i, ly := range m.layers {
-		x = ly.fwdPacked(m, x, ext, p, i == len(m.layers)-1)
+		x = ly.fwdPacked(m, x, ext, p, m.head.first && i == len(m.layers)-1)
+	}
+	if !m.head.first {
+		return p.unpack(x)
 	}
 	return x.MustView([]int64{p.B, 1, -1}, true)
 }

@@ -12,7 +12,9 @@ import (
 // tokens alone, packed [T, H], and only attention, which needs the [B, L] layout,
 // spreads them out again (as text-embeddings-inference and FasterTransformer's
 // "remove padding" do). Dropout is off, so the results are the padded path's up to
-// float rounding (TestPaddingInvariance compares a sequence alone and in a batch).
+// float rounding (TestPaddingInvariance compares a sequence alone and in a batch),
+// except a token head's logits under the padding, which only a loss reads: a batch
+// with labels keeps the padded rows (Forward).
 
 // packing maps a padded batch's [B*L] positions to the packed rows of its tokens.
 type packing struct {

@@ -27,6 +27,11 @@ type BatchConfig struct {
 	// tokens: a sequence that would pad the batch below it waits for another; 0 puts
 	// no bound. The model computes padding at the cost of real tokens.
 	MinFill float64
+	// Instances is how many batches may run at once, each on its own OS thread through
+	// the same Runner (which must then be safe for concurrent use); 0 means 1. On a
+	// CPU, single-threaded instances side by side keep every core busy without the
+	// waits a multi-threaded op's threads have for each other.
+	Instances int
 }
 
 // Validate names the first bad field.
@@ -42,6 +47,8 @@ func (c BatchConfig) Validate() error {
 		return fmt.Errorf("max queue: %d: must hold at least one batch (%d)", c.MaxQueue, c.MaxBatch)
 	case !(c.MinFill >= 0 && c.MinFill <= 1):
 		return fmt.Errorf("min fill: %v is not in [0, 1]", c.MinFill)
+	case c.Instances < 0:
+		return fmt.Errorf("instances: %d: must not be negative", c.Instances)
 	}
 	return nil
 }
@@ -85,9 +92,9 @@ type Observer interface {
 
 // Batcher runs sequences from concurrent requests through a Runner in batches: the
 // oldest waiting sequence with those closest to it in length, so that padding stays
-// small, within MaxBatch sequences and MaxTokens padded tokens. One goroutine, locked
-// to its OS thread, makes every Runner call and runs every Do, so the model is used
-// from one thread at a time.
+// small, within MaxBatch sequences and MaxTokens padded tokens. Instances goroutines,
+// each locked to its OS thread, make every Runner call and run every Do; with one, the
+// model is used from one thread at a time.
 type Batcher struct {
 	run Runner
 	cfg BatchConfig
@@ -98,8 +105,9 @@ type Batcher struct {
 	jobs   []*job
 	closed bool
 
-	wake chan struct{} // something arrived, or Close was called
-	done chan struct{} // the worker has stopped
+	wake    chan struct{} // something arrived, or Close was called
+	done    chan struct{} // every worker has stopped
+	running sync.WaitGroup
 }
 
 // item is one sequence of a request.
@@ -110,12 +118,14 @@ type item struct {
 	at  time.Time
 }
 
-// request is one Submit. Only the worker writes out, left and err.
+// request is one Submit. The workers write out, left, err and finished with the
+// batcher's lock held; Submit reads out and err once done is closed.
 type request struct {
-	out  [][]float32
-	left int
-	err  error
-	done chan struct{}
+	out      [][]float32
+	left     int
+	err      error
+	finished bool
+	done     chan struct{}
 }
 
 // job is one Do.
@@ -134,7 +144,11 @@ func NewBatcher(r Runner, cfg BatchConfig, obs Observer) (*Batcher, error) {
 		obs = nopObserver{}
 	}
 	b := &Batcher{run: r, cfg: cfg, obs: obs, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go b.loop()
+	for range max(cfg.Instances, 1) {
+		b.running.Add(1)
+		go b.loop()
+	}
+	go func() { b.running.Wait(); close(b.done) }()
 	return b, nil
 }
 
@@ -241,7 +255,7 @@ func (b *Batcher) signal() {
 
 func (b *Batcher) loop() {
 	runtime.LockOSThread() // libtorch's per-thread state (see package model)
-	defer close(b.done)
+	defer b.running.Done()
 	for {
 		batch, j, ok := b.next()
 		switch {
@@ -258,13 +272,15 @@ func (b *Batcher) loop() {
 
 // next waits for the next thing to run: a job, else a batch once it is full, the
 // oldest sequence has waited MaxWait, or the batcher is closing. ok is false when the
-// batcher is closed and nothing is left.
+// batcher is closed and nothing is left. A worker that takes something and leaves
+// more, or finds the batcher closed, wakes another.
 func (b *Batcher) next() (batch []*item, j *job, ok bool) {
 	for {
 		b.mu.Lock()
 		if len(b.jobs) > 0 {
 			j = b.jobs[0]
 			b.jobs = b.jobs[1:]
+			b.wakeAnotherIfLeft()
 			b.mu.Unlock()
 			return nil, j, true
 		}
@@ -272,6 +288,7 @@ func (b *Batcher) next() (batch []*item, j *job, ok bool) {
 			closed := b.closed
 			b.mu.Unlock()
 			if closed {
+				b.signal()
 				return nil, nil, false
 			}
 			<-b.wake
@@ -296,8 +313,17 @@ func (b *Batcher) next() (batch []*item, j *job, ok bool) {
 		}
 		b.queue = slices.DeleteFunc(b.queue, func(it *item) bool { return it == nil })
 		b.obs.Queued(len(b.queue))
+		b.wakeAnotherIfLeft()
 		b.mu.Unlock()
 		return batch, nil, true
+	}
+}
+
+// wakeAnotherIfLeft wakes a waiting worker when something is left to run. The caller
+// holds mu.
+func (b *Batcher) wakeAnotherIfLeft() {
+	if b.cfg.Instances > 1 && (len(b.queue) > 0 || len(b.jobs) > 0) {
+		b.signal()
 	}
 }
 
@@ -355,31 +381,37 @@ func (b *Batcher) runBatch(batch []*item) {
 		st.Err = &RunError{Err: err}
 		b.fail(batch, st.Err)
 	} else {
+		b.mu.Lock()
 		for k, it := range batch {
 			r := it.req
+			if r.finished { // another instance failed on its other sequences
+				continue
+			}
 			r.out[it.i] = logits[k]
 			if r.left--; r.left == 0 {
+				r.finished = true
 				close(r.done)
 			}
 		}
+		b.mu.Unlock()
 	}
 	b.obs.Ran(st)
 }
 
 // fail ends the batch's requests with err, and drops their sequences still queued.
 func (b *Batcher) fail(batch []*item, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	failed := map[*request]bool{}
 	for _, it := range batch {
-		if r := it.req; !failed[r] {
-			r.err = err
+		if r := it.req; !r.finished {
+			r.err, r.finished = err, true
 			close(r.done)
 			failed[r] = true
 		}
 	}
-	b.mu.Lock()
 	b.queue = slices.DeleteFunc(b.queue, func(it *item) bool { return failed[it.req] })
 	b.obs.Queued(len(b.queue))
-	b.mu.Unlock()
 }
 
 // guard runs fn, turning a panic (gotch's Must ops panic on a libtorch error) into an

@@ -521,3 +521,59 @@ func TestBatchConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// With Instances, batches run at once, each client still gets its own answers, and a
+// request split over two instances' batches, one of which fails, ends once with that
+// error.
+func TestBatcherInstancesRunAtOnce(t *testing.T) {
+	r := newTwin(true)
+	r.poison = 7
+	obs := &depthTwin{}
+	b := newBatcher(t, r, BatchConfig{MaxBatch: 2, MaxTokens: 1 << 20, MaxQueue: 1000, Instances: 3}, obs)
+	for i := range 3 { // three batches held at once: one per instance
+		go b.Submit(context.Background(), []*tokenize.Encoding{seq(int32(100*i+1000), 1), seq(int32(100*i+1050), 1)})
+	}
+	for range 3 {
+		select {
+		case <-r.entered:
+		case <-time.After(time.Minute):
+			t.Fatal("the instances did not all run a batch at once")
+		}
+	}
+	if !r.overlap {
+		t.Fatal("no two runs at once")
+	}
+	// Queued behind them: a request whose sequences the instances split (one batch
+	// holds the poison), and many clients.
+	split := make(chan error, 1)
+	go func() {
+		_, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(5, 3), seq(400, 3), seq(500, 3), seq(600, 3)})
+		split <- err
+	}()
+	waitFor(t, "the split request to queue", func() bool { return obs.queued() == 4 })
+	const clients = 30
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seqs := []*tokenize.Encoding{seq(int32(10000+100*c), 1+c%5), seq(int32(20000+100*c), 1+c%3)}
+			out, err := b.Submit(context.Background(), seqs)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			checkAnswers(t, seqs, out)
+		}()
+	}
+	waitFor(t, "the clients to queue", func() bool { return obs.queued() == 4+2*clients })
+	close(r.hold)
+	wg.Wait()
+	var re *RunError
+	if err := <-split; !errors.As(err, &re) || re.Err.Error() != "poisoned" {
+		t.Errorf("the split request: %v", err)
+	}
+	if BatchConfig.Validate(BatchConfig{MaxBatch: 1, MaxTokens: 1, MaxQueue: 1, Instances: -1}) == nil {
+		t.Error("negative instances accepted")
+	}
+}

@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bertnode/bertnode/tokenize"
 	"github.com/bertnode/bertnode/train"
 )
 
@@ -219,4 +221,61 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	srv.served <- nil // for the cleanup
+}
+
+// With two instances on the real model, one instance held in a batch does not hold the
+// server: the other answers every client meanwhile. Then both run at once. Each client
+// gets its own answers: the instances share the weights and pad into buffers of their
+// own.
+func TestInstancesAnswerWhileOneIsBusy(t *testing.T) {
+	dir := checkpoint(t, "classify")
+	ref, tr := load(t, dir), load(t, dir)
+	h := &holdFirst{inner: RunnerFunc(tr.InferBatch), entered: make(chan struct{}), release: make(chan struct{})}
+	srv := start(t, tr, func(o *Options) { o.Runner, o.Batch.Instances = h, 2 })
+	texts := smsTexts(t, 60)
+	want := predictions(t, ref, texts)
+	url := srv.url + "/v1/classify"
+	blocker := send(url, jsonBody(t, map[string]any{"texts": texts[:1]}))
+	<-h.entered
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 6 {
+				ts := []string{texts[(7*c+i)%len(texts)], texts[(11*c+3*i)%len(texts)]}
+				checkOwn(t, <-send(url, jsonBody(t, map[string]any{"texts": ts})), ts, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(h.release)
+	checkOwn(t, <-blocker, texts[:1], want)
+	// Then both run freely, their batches side by side.
+	for c := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				ts := []string{texts[(5*c+i)%len(texts)], texts[(13*c+7*i)%len(texts)], texts[(3*c+11*i)%len(texts)]}
+				checkOwn(t, <-send(url, jsonBody(t, map[string]any{"texts": ts})), ts, want)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// holdFirst holds the first batch it runs until released; the others run at once.
+type holdFirst struct {
+	inner            Runner
+	held             atomic.Bool
+	entered, release chan struct{}
+}
+
+func (h *holdFirst) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
+	if h.held.CompareAndSwap(false, true) {
+		close(h.entered)
+		<-h.release
+	}
+	return h.inner.Run(seqs)
 }

@@ -3,8 +3,9 @@ package serve
 import "github.com/bertnode/bertnode/tokenize"
 
 // Runner runs one batch of encoded sequences through a model and returns each
-// sequence's logits without padding, as train.Infer does. The batcher calls it from one
-// goroutine locked to its OS thread, so it need not be safe for concurrent use.
+// sequence's logits without padding, as train.Infer does. The batcher calls it from
+// goroutines locked to their OS threads, one per BatchConfig.Instances: with more than
+// one it must be safe for concurrent use (train.Trainer.InferBatch is).
 type Runner interface {
 	Run(seqs []*tokenize.Encoding) ([][]float32, error)
 }

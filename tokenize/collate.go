@@ -67,6 +67,11 @@ func NewCollator(padding Padding, maxLen int, padID int32) (*Collator, error) {
 	return &Collator{padding: padding, maxLen: maxLen, padID: int64(padID)}, nil
 }
 
+// Clone is a collator of c's settings with buffers of its own, for another goroutine.
+func (c *Collator) Clone() *Collator {
+	return &Collator{padding: c.padding, maxLen: c.maxLen, padID: c.padID}
+}
+
 // Collate pads encs into the collator's batch buffers.
 func (c *Collator) Collate(encs []*Encoding) (*Batch, error) {
 	if len(encs) == 0 {

@@ -100,9 +100,11 @@ func (t *Trainer) WithInfer(infer Infer) *Trainer {
 }
 
 // InferBatch runs encs through the model as one batch, padded as Spec.Padding says, and
-// returns each one's logits without padding (see Infer).
+// returns each one's logits without padding (see Infer). It is safe for concurrent use
+// from goroutines locked to their OS threads (package model): the weights are only read,
+// and each call pads into buffers of its own.
 func (t *Trainer) InferBatch(encs []*tokenize.Encoding) ([][]float32, error) {
-	cb, err := t.coll.Collate(encs)
+	cb, err := t.coll.Clone().Collate(encs)
 	if err != nil {
 		return nil, err
 	}

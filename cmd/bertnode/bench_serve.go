@@ -27,7 +27,7 @@ func newBenchServeCmd() *cobra.Command {
 		clientsApart bool
 	)
 	s := train.Defaults()
-	s.Model, s.Threads = "tiny", runtime.NumCPU()
+	s.Model, s.Threads = "tiny", 1 // as bertnode serve
 	o.Batch = serve.DefaultOptions().Batch
 	c := &cobra.Command{
 		Use:   "serve",
@@ -71,6 +71,9 @@ unbatched throughput (and p99), and the server's throughput over the raw forward
 			if o.Trainer, err = train.ForEval(s, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
+			so := serve.Options{Batch: o.Batch}
+			resolveInstances(&so, o.Trainer)
+			o.Batch = so.Batch
 			if o.CPUProfile != "" {
 				o.CPUProfile, _ = filepath.Abs(o.CPUProfile)
 			}
@@ -95,6 +98,7 @@ unbatched throughput (and p99), and the server's throughput over the raw forward
 	f.IntVar(&o.Batch.MaxTokens, "max-batch-tokens", o.Batch.MaxTokens, "padded tokens per batch")
 	f.DurationVar(&o.Batch.MaxWait, "max-wait", o.Batch.MaxWait, "how long a sequence may wait for a fuller batch while the model is idle")
 	f.Float64Var(&o.Batch.MinFill, "min-fill", o.Batch.MinFill, "smallest share of a batch's padded tokens that must be real tokens (0: no bound)")
+	f.IntVar(&o.Batch.Instances, "instances", 0, "batches run at once, each on its own thread and --threads cores (0: one per --threads cores on a CPU, one on a GPU); the raw forward runs as many")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the batched server at the highest concurrency")
 	f.BoolVar(&clientsApart, "clients-apart", true, "run the clients in another process (bench load), so that req/CPU-s counts the server's CPU alone")
 	addSpecFlags(f, &s, "max-length", "threads", "device", "mixed-precision")

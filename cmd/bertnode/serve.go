@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bertnode/bertnode/internal/nativeenv"
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/serve"
 	"github.com/bertnode/bertnode/train"
 	"github.com/spf13/cobra"
@@ -25,7 +27,9 @@ func newServeCmd() *cobra.Command {
 		cf              *clusterFlags
 	)
 	s := train.Defaults()
-	s.Model, s.Threads = "", runtime.NumCPU()
+	// One thread per model instance and an instance per core: the most served under
+	// load (see resolveInstances). --instances 1 --threads N answers a lone request sooner.
+	s.Model, s.Threads = "", 1
 	o := serve.DefaultOptions()
 	c := &cobra.Command{
 		Use:   "serve --model DIR | --job JOB [--addr :8080]",
@@ -47,7 +51,11 @@ Requests are tokenized on their own goroutines; their sequences wait in one queu
 run together on the model: the oldest waiting sequence with those closest to it in
 length, up to --max-batch sequences and --max-batch-tokens padded tokens. With
 --max-wait 0 a batch runs as soon as the model is free, so batches grow with the load;
-a positive --max-wait lets a lone sequence wait that long for company.
+a positive --max-wait lets a lone sequence wait that long for company. On a CPU,
+--instances batches run at once (default: one per --threads cores, so one per core),
+each on its own thread, sharing the weights: more served under load than one instance
+of all the cores, whose threads wait for each other inside every op; a lone request is
+answered sooner by --instances 1 --threads N.
 
 A text longer than --max-length tokens is cut (classify, attention) or read in
 overlapping windows (ner; --doc-stride tokens shared), or refused with 413 when
@@ -90,6 +98,7 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 			if err != nil {
 				return err
 			}
+			resolveInstances(&o, t)
 			srv, err := serve.New(t, o)
 			if err != nil {
 				return err
@@ -100,8 +109,8 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(cmd.ErrOrStderr(), "serving %s (%s, %d labels, max length %d) on http://%s\n",
-				s.Model, t.Spec.Task, t.Labels.Len(), t.Spec.MaxLength, ln.Addr())
+			fmt.Fprintf(cmd.ErrOrStderr(), "serving %s (%s, %d labels, max length %d; %d model instances of %d threads) on http://%s\n",
+				s.Model, t.Spec.Task, t.Labels.Len(), t.Spec.MaxLength, o.Batch.Instances, model.Threads(), ln.Addr())
 			err = srv.Serve(ctx, ln, grace)
 			fmt.Fprintln(cmd.ErrOrStderr(), "stopped")
 			return err
@@ -128,11 +137,28 @@ func serveFlags(f *pflag.FlagSet, o *serve.Options) {
 	f.DurationVar(&o.Batch.MaxWait, "max-wait", o.Batch.MaxWait, "how long a sequence may wait for a fuller batch while the model is idle")
 	f.Float64Var(&o.Batch.MinFill, "min-fill", o.Batch.MinFill, "smallest share of a batch's padded tokens that must be real tokens (0: no bound)")
 	f.IntVar(&o.Batch.MaxQueue, "max-queue", o.Batch.MaxQueue, "sequences that may wait; past it requests get 429")
+	f.IntVar(&o.Batch.Instances, "instances", 0, "batches run at once, each on its own thread and --threads cores, sharing the weights (0: one per --threads cores on a CPU, one on a GPU)")
 	f.Int64Var(&o.Limits.MaxBodyBytes, "max-body-bytes", o.Limits.MaxBodyBytes, "largest request body")
 	f.IntVar(&o.Limits.MaxTexts, "max-texts", o.Limits.MaxTexts, "texts (or questions) per request")
 	f.BoolVar(&o.Limits.Truncate, "truncate", o.Limits.Truncate, "cut texts over --max-length (ner: read them in windows); false refuses them with 413")
 	f.BoolVar(&o.AllowEmpty, "allow-empty", o.AllowEmpty, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models); a request's allow_empty overrides it")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "longest a request waits for the model, queueing included (then 503)")
+}
+
+// resolveInstances turns --instances 0 into one instance per --threads cores on a CPU
+// and one on a GPU. Several instances each split their matrix products over their own
+// threads alone: OpenBLAS's threads are one pool for the process, so it gets --threads.
+func resolveInstances(o *serve.Options, t *train.Trainer) {
+	cpu := !t.Model.Opts.Device.IsCuda()
+	if o.Batch.Instances == 0 {
+		o.Batch.Instances = 1
+		if cpu {
+			o.Batch.Instances = max(1, runtime.NumCPU()/max(model.Threads(), 1))
+		}
+	}
+	if cpu && o.Batch.Instances > 1 {
+		nativeenv.SetBLASThreads(max(model.Threads(), 1))
+	}
 }
 
 // serveGC makes the garbage collector run less often than Go's default (GOGC=100)

@@ -12,6 +12,18 @@ static const char *blas_call(const char *name) {
 	char *(*f)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, name);
 	return f ? f() : NULL;
 }
+
+static int blas_set_threads(int n) {
+	void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+	if (!f) return 0;
+	f(n);
+	return 1;
+}
+
+static int blas_threads(void) {
+	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+	return f ? f() : 0;
+}
 */
 import "C"
 
@@ -37,6 +49,20 @@ func openBLAS(fn string) string {
 // Core is the kernel set OpenBLAS runs with ("Prescott", "Haswell", "SkylakeX", ...),
 // or "" when the BLAS is not OpenBLAS or not loaded.
 func Core() string { return openBLAS("openblas_get_corename") }
+
+// SetBLASThreads sets how many threads OpenBLAS splits one product over, unless the
+// user set OPENBLAS_NUM_THREADS. Several model instances side by side each want their
+// products single-threaded: OpenBLAS's threads are one pool for the whole process. It
+// reports whether it set them (false: another BLAS, or the user's choice).
+func SetBLASThreads(n int) bool {
+	if _, set := os.LookupEnv("OPENBLAS_NUM_THREADS"); set || n < 1 {
+		return false
+	}
+	return C.blas_set_threads(C.int(n)) != 0
+}
+
+// BLASThreads is OpenBLAS's thread count, or 0 when the BLAS is not OpenBLAS.
+func BLASThreads() int { return int(C.blas_threads()) }
 
 // Kernel levels: the instructions a core's kernels use.
 const (

@@ -90,3 +90,23 @@ func TestKernelsComputeRight(t *testing.T) {
 		bt.MustDrop()
 	}
 }
+
+// SetBLASThreads changes OpenBLAS's pool size, and leaves OPENBLAS_NUM_THREADS, the
+// user's choice, alone.
+func TestSetBLASThreads(t *testing.T) {
+	if Core() == "" {
+		t.Skip("the BLAS under libtorch is not OpenBLAS")
+	}
+	before := BLASThreads()
+	defer SetBLASThreads(before)
+	if !SetBLASThreads(1) || BLASThreads() != 1 {
+		t.Fatalf("after SetBLASThreads(1): %d threads", BLASThreads())
+	}
+	if !SetBLASThreads(2) || BLASThreads() != 2 {
+		t.Fatalf("after SetBLASThreads(2): %d threads", BLASThreads())
+	}
+	t.Setenv("OPENBLAS_NUM_THREADS", "2")
+	if SetBLASThreads(1) || BLASThreads() != 2 {
+		t.Fatalf("with OPENBLAS_NUM_THREADS set: changed to %d", BLASThreads())
+	}
+}

@@ -63,8 +63,8 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		tokens += enc.Len()
 	}
 	sp := o.Trainer.Spec
-	fmt.Fprintf(out, "serve bench: %s (%s, %s), %d texts of %.1f tokens on average (max length %d), one per request, %d libtorch threads on %s; batching on: max batch %d, max batch tokens %d, max wait %v, min fill %v\n",
-		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, sp.Threads, sp.Device,
+	fmt.Fprintf(out, "serve bench: %s (%s, %s), %d texts of %.1f tokens on average (max length %d), one per request, %d model instances of %d libtorch threads on %s; batching on: max batch %d, max batch tokens %d, max wait %v, min fill %v\n",
+		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, max(o.Batch.Instances, 1), sp.Threads, sp.Device,
 		o.Batch.MaxBatch, o.Batch.MaxTokens, o.Batch.MaxWait, o.Batch.MinFill)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\tmodel busy\treq/CPU-s\tclients' cores\terrors\t")
@@ -113,7 +113,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			speedups = append(speedups, res[1].Throughput/res[0].Throughput)
 			cpuSpeedups = append(cpuSpeedups, res[1].PerCPUSecond()/res[0].PerCPUSecond())
 			p99s = append(p99s, float64(res[1].P99)/float64(res[0].P99))
-			raw, err := replay(o.Trainer, rec.kept)
+			raw, err := replay(o.Trainer, rec.kept, max(o.Batch.Instances, 1))
 			if err != nil {
 				return err
 			}
@@ -276,31 +276,33 @@ type rawForward struct {
 	shape                   string // the batches' mean
 }
 
-// replay runs batches through the model in-process, on a goroutine locked to its
-// thread as the server's batcher is.
-func replay(t *train.Trainer, batches [][]*tokenize.Encoding) (rawForward, error) {
+// replay runs batches through the model in-process, dealt in turn to instances
+// goroutines locked to their threads, as the server's batcher runs them.
+func replay(t *train.Trainer, batches [][]*tokenize.Encoding, instances int) (rawForward, error) {
 	if len(batches) == 0 {
 		return rawForward{}, fmt.Errorf("bench: the batched server ran no batch")
 	}
-	type result struct {
-		took, cpu time.Duration
-		err       error
-	}
-	done := make(chan result)
-	go func() {
-		runtime.LockOSThread()
-		start, cpu := time.Now(), CPUTime()
-		for _, b := range batches {
-			if _, err := t.InferBatch(b); err != nil {
-				done <- result{err: err}
-				return
+	errs := make(chan error, instances)
+	start, cpu := time.Now(), CPUTime()
+	for w := range instances {
+		go func() {
+			runtime.LockOSThread()
+			for k := w; k < len(batches); k += instances {
+				if _, err := t.InferBatch(batches[k]); err != nil {
+					errs <- err
+					return
+				}
 			}
-		}
-		done <- result{took: time.Since(start), cpu: CPUTime() - cpu}
-	}()
-	res := <-done
-	if res.err != nil {
-		return rawForward{}, res.err
+			errs <- nil
+		}()
+	}
+	var err error
+	for range instances {
+		err = errors.Join(err, <-errs)
+	}
+	took, cpuTook := time.Since(start), CPUTime()-cpu
+	if err != nil {
+		return rawForward{}, err
 	}
 	seqs, padded := 0, 0
 	for _, b := range batches {
@@ -312,8 +314,8 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding) (rawForward, error
 		padded += longest * len(b)
 	}
 	return rawForward{
-		perSecond:    float64(seqs) / res.took.Seconds(),
-		perCPUSecond: float64(seqs) / res.cpu.Seconds(),
+		perSecond:    float64(seqs) / took.Seconds(),
+		perCPUSecond: float64(seqs) / cpuTook.Seconds(),
 		shape:        fmt.Sprintf("mean %.1f sequences x %.1f tokens", float64(seqs)/float64(len(batches)), float64(padded)/float64(seqs)),
 	}, nil
 }
