@@ -162,10 +162,10 @@ func resolveInstances(o *serve.Options, t *train.Trainer) {
 }
 
 // serveGC makes the garbage collector run less often than Go's default (GOGC=100)
-// unless $GOGC says otherwise: gotch allocates 100 KB of Go memory per tensor (to make
-// the collector free tensors it forgets), so a forward pass allocates megabytes while
-// the live heap stays small, and the collector ran several times per pass. At 800 the
-// tiny model's requests per CPU second rose by half (bench serve, 16 clients).
+// unless $GOGC says otherwise. It was set when gotch allocated 100 KB of Go memory per
+// tensor and the collector ran several times per forward pass; without that ballast
+// (tools/gotchadapt/ballast.go) it still serves tiny 1-9% more requests per second at
+// 64 clients (bench serve, GOGC 800 and 100 alternated twice).
 func serveGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(800)
