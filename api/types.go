@@ -30,10 +30,12 @@ type Node struct {
 	Health   Health `json:"health"`
 	// Job is the job the node is assigned to, "" when idle.
 	Job string `json:"job,omitempty"`
-	// Unproven: the node was left out of a generation and gets no work until it
-	// registers again, which its agent does as soon as its assignment says so. A
-	// killed node never does, while gossip may still call it alive for seconds.
+	// Unproven: the node was left out of a generation (at LeftOut) and gets no work
+	// until it registers again, which its agent does as soon as its assignment says so,
+	// or gossip has called it alive for coordinator.UnprovenGrace since. A killed node
+	// never registers, while gossip may still call it alive for seconds.
 	Unproven    bool       `json:"unproven,omitempty"`
+	LeftOut     time.Time  `json:"left_out,omitzero"`
 	Registered  time.Time  `json:"registered"`
 	HealthSince time.Time  `json:"health_since"`
 	Stats       *NodeStats `json:"stats,omitempty"` // as last reported

@@ -23,7 +23,7 @@ type decision struct {
 func decide(st *State, now time.Time) []decision {
 	var out []decision
 	emit := func(typ string, body any) { out = append(out, decision{typ, body}) }
-	idle := idleNodes(st)
+	idle := idleNodes(st, now)
 	take := func(n int) []string {
 		n = max(0, min(n, len(idle)))
 		t := slices.Clone(idle[:n])
@@ -185,12 +185,17 @@ func describeChange(lost, joined []string, cause string) string {
 	return strings.Join(parts, "; ") + " (" + cause + ")"
 }
 
+// UnprovenGrace is how long a node left out of a generation that has not registered
+// again stays out while gossip calls it alive: a killed node is called dead well
+// within it, and a live one whose agent cannot register (an older version) comes back.
+const UnprovenGrace = 30 * time.Second
+
 // idleNodes are the alive nodes on no job, in ID order, but for those left out of a
-// generation that have not registered again since.
-func idleNodes(st *State) []string {
+// generation less than UnprovenGrace ago that have not registered again since.
+func idleNodes(st *State, now time.Time) []string {
 	var out []string
 	for id, n := range st.Nodes {
-		if n.Job == "" && n.Health == api.Alive && !n.Unproven {
+		if n.Job == "" && n.Health == api.Alive && (!n.Unproven || !now.Before(n.LeftOut.Add(UnprovenGrace))) {
 			out = append(out, id)
 		}
 	}

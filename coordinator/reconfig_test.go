@@ -173,6 +173,35 @@ func TestLeftOutNodeWaitsUntilItRegisters(t *testing.T) {
 	ns[0].awaitGen(id, 5, 2)
 }
 
+// TestLeftOutNodeComesBackAfterGrace: a left-out node that never registers again (its
+// agent is an older version) but that gossip keeps calling alive is taken again once
+// UnprovenGrace has passed since it was left out.
+func TestLeftOutNodeComesBackAfterGrace(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	for _, n := range ns[:2] {
+		if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: 1, Applied: 7, Error: "peer lost", Suspect: "n3"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Clock.Advance(coordinator.SuspectGrace)
+	ns[0].awaitGen(id, 2, 0)
+	c.Clock.Advance(coordinator.UnprovenGrace - time.Second) // since generation 2 left n3 out
+	settle()
+	if j := job(c, id); j.Reconfig != nil {
+		t.Fatalf("growth with n3 before the grace: %+v", j.Reconfig)
+	}
+	c.Clock.Advance(time.Second)
+	ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
+	ns[0].fail(id, 2, "")
+	ns[1].fail(id, 2, "")
+	ns[2].awaitGen(id, 3, 2)
+}
+
 func genMembers(j *api.Job) []string {
 	var out []string
 	for _, m := range j.Gen.Members {

@@ -183,11 +183,13 @@ func (s *State) setNodeJob(n *api.Node, job string) {
 // release unassigns the nodes of j that are not in keep. leftOut marks them unproven:
 // they failed, or went silent, or could not confirm, and may be dead while gossip still
 // lists them.
-func (s *State) release(j *api.Job, keep []string, leftOut bool) {
+func (s *State) release(j *api.Job, t time.Time, keep []string, leftOut bool) {
 	for _, n := range s.Nodes {
 		if n.Job == j.ID && !slices.Contains(keep, n.ID) {
 			s.setNodeJob(n, "")
-			n.Unproven = n.Unproven || leftOut
+			if leftOut {
+				n.Unproven, n.LeftOut = true, t
+			}
 		}
 	}
 }
@@ -196,7 +198,7 @@ func (s *State) release(j *api.Job, keep []string, leftOut bool) {
 func (s *State) finish(j *api.Job, t time.Time, st api.JobState, node, reason string) {
 	j.State, j.Reason, j.Finished = st, reason, t
 	j.Reconfig, j.Waiting = nil, nil
-	s.release(j, nil, false)
+	s.release(j, t, nil, false)
 	s.changedJob(j, true)
 	msg := string(st)
 	if reason != "" {
@@ -306,7 +308,7 @@ func (s *State) nodeRegister(t time.Time, b api.RegisterNode) error {
 		n.Health, n.HealthSince = api.Alive, t
 	}
 	if n.Unproven {
-		n.Unproven = false
+		n.Unproven, n.LeftOut = false, time.Time{}
 		s.touch(topicAssign(b.ID))
 	}
 	s.touch(topicNode(b.ID), topicNodes)
@@ -445,10 +447,10 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		}
 		g.Members = append(g.Members, api.RingMember{Node: id, Addr: n.RingAddr})
 	}
-	s.release(j, b.Members, true)
+	s.release(j, t, b.Members, true)
 	for _, id := range b.Members {
 		s.setNodeJob(s.Nodes[id], j.ID)
-		s.Nodes[id].Unproven = false
+		s.Nodes[id].Unproven, s.Nodes[id].LeftOut = false, time.Time{}
 	}
 	var prevRestore string
 	if j.Gen != nil {
@@ -510,7 +512,7 @@ func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
 	if j.Reconfig == nil && slices.Equal(j.Waiting, keep) && j.Reason == b.Reason {
 		return nil
 	}
-	s.release(j, keep, true)
+	s.release(j, t, keep, true)
 	j.Reconfig, j.Waiting, j.Reason = nil, keep, b.Reason
 	s.changedJob(j, true)
 	s.event(j, t, "waiting", "", "%s (kept: %s)", b.Reason, strings.Join(keep, ", "))
