@@ -337,6 +337,13 @@ func (c *Client) JobWait(ctx context.Context, id string, index uint64, wait time
 	return &j, idx, err
 }
 
+// DeletedJobs are the jobs bertnode delete removed, by ID, with their submission times.
+func (c *Client) DeletedJobs(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	_, err := c.call(ctx, http.MethodGet, "/v1/deleted-jobs", nil, nil, &out)
+	return out, err
+}
+
 // Jobs lists the jobs, oldest first.
 func (c *Client) Jobs(ctx context.Context) ([]Job, error) {
 	var js []Job

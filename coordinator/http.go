@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -30,6 +31,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs", onLeader, s.postJob)
 	s.route("GET /v1/jobs/{id}", readable, s.getJob)
 	s.route("GET /v1/jobs/{id}/logs", readable, s.getLogs)
+	s.route("GET /v1/deleted-jobs", readable, s.getDeleted)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
 	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
 	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, func(id string, r api.ProgressReport) any { return JobProgress{id, r} }))
@@ -192,6 +194,11 @@ func (s *Server) getAssignment(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
 	s.view(w, r, func(*State) []string { return []string{topicJobs} }, func(st *State) (any, error) { return jobList(st), nil })
+}
+
+// getDeleted answers the jobs bertnode delete removed, with their submission times.
+func (s *Server) getDeleted(w http.ResponseWriter, r *http.Request) {
+	s.view(w, r, func(*State) []string { return []string{topicDeleted} }, func(st *State) (any, error) { return maps.Clone(st.Deleted), nil })
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {

@@ -81,12 +81,13 @@ func (s *State) deleteJob(t time.Time, b JobDelete) error {
 	}
 	delete(s.Jobs, j.ID)
 	delete(s.Events, j.ID)
+	s.Deleted[j.ID] = j.Submitted
 	for _, sha := range jobBlobs(j) {
 		if s.Blobs[sha] != nil && !s.referenced(sha) {
 			delete(s.Blobs, sha)
 		}
 	}
-	s.touch(topicJob(j.ID), topicGen(j.ID), topicLogs(j.ID), topicJobs, topicBlobs)
+	s.touch(topicJob(j.ID), topicGen(j.ID), topicLogs(j.ID), topicJobs, topicBlobs, topicDeleted)
 	return nil
 }
 

@@ -224,6 +224,9 @@ func TestDeleteJob(t *testing.T) {
 		if s.Jobs[a] != nil || s.Events[a] != nil || s.Jobs[b] == nil {
 			t.Errorf("after deleting %s: jobs %v, its events %v", a, s.Jobs, s.Events[a])
 		}
+		if sub, ok := s.Deleted[a]; !ok || sub.IsZero() || len(s.Deleted) != 1 {
+			t.Errorf("after deleting %s: deleted %v, want it with its submission time", a, s.Deleted)
+		}
 	})
 	if res := r.try(time.Second, CmdJobDelete, JobDelete{Job: a}); res.Err == nil || !strings.Contains(res.Err.Error(), "no job") {
 		t.Fatalf("deleting it twice: %v", res.Err)

@@ -35,6 +35,9 @@ type State struct {
 	Jobs    map[string]*api.Job    `json:"jobs"`
 	Blobs   map[string]*Blob       `json:"blobs"`
 	Events  map[string][]api.Event `json:"events"` // per job, the newest MaxEvents
+	// Deleted maps the jobs bertnode delete removed to when they were submitted: nodes
+	// remove their own files of exactly those jobs (a reset cluster reuses IDs).
+	Deleted map[string]time.Time `json:"deleted"`
 	// Topics maps what blocking queries watch ("job/ID", "assign/NODE", ...) to the
 	// index of the command that last changed it.
 	Topics map[string]uint64 `json:"topics"`
@@ -55,6 +58,7 @@ func NewState() *State {
 	return &State{
 		Members: map[string]*api.Member{}, Nodes: map[string]*api.Node{}, Jobs: map[string]*api.Job{},
 		Blobs: map[string]*Blob{}, Events: map[string][]api.Event{}, Topics: map[string]uint64{},
+		Deleted: map[string]time.Time{},
 	}
 }
 
@@ -64,7 +68,7 @@ func topicGen(id string) string    { return "gen/" + id }    // its generation, 
 func topicLogs(id string) string   { return "logs/" + id }   // its event log
 func topicAssign(id string) string { return "assign/" + id } // which job a node is on
 func topicNode(id string) string   { return "node/" + id }   // anything about the node
-const topicJobs, topicNodes, topicMembers, topicBlobs = "jobs", "nodes", "members", "blobs"
+const topicJobs, topicNodes, topicMembers, topicBlobs, topicDeleted = "jobs", "nodes", "members", "blobs", "deleted"
 
 func (s *State) touch(topics ...string) {
 	for _, t := range topics {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Config struct {
 
 	// Watch is how long one blocking assignment query waits (default 30s).
 	Watch time.Duration
+	// Prune is how often the node removes its files of jobs bertnode delete removed
+	// (default 5m); it does so at start and after each session too.
+	Prune time.Duration
 	// Metrics registers the node's Prometheus series (nil: not exported).
 	Metrics prometheus.Registerer
 	Log     *log.Logger
@@ -68,12 +72,16 @@ type Agent struct {
 	// confirmed: job -> the generation whose reconfiguration this node confirmed.
 	confirmMu sync.Mutex
 	confirmed map[string]uint32
+	pruneMu   sync.Mutex // one prune at a time
 }
 
 // New makes an agent.
 func New(cfg Config) *Agent {
 	if cfg.Watch <= 0 {
 		cfg.Watch = 30 * time.Second
+	}
+	if cfg.Prune <= 0 {
+		cfg.Prune = 5 * time.Minute
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
@@ -90,6 +98,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go a.watch(watchCtx)
+	go a.pruneEvery(watchCtx)
 	for {
 		as, err := a.board.await(ctx, func(as *api.Assignment) bool { return as.Job != nil && !as.Job.State.Done() })
 		if err != nil {
@@ -110,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			a.cfg.Log.Printf("job %s: %v", id, err)
 		}
+		a.prune(ctx)
 		// Wait until the coordinator no longer assigns us this job, so a failed job is
 		// not started again, or places us in a generation after the one the session
 		// ended in (its end was a race with a generation change, not the job's end).
@@ -181,6 +191,44 @@ func (a *Agent) confirm(ctx context.Context, as *api.Assignment) {
 			a.cfg.Log.Printf("job %s: confirming generation %d: %v", j.ID, rep.Gen, err)
 		}
 	}()
+}
+
+// pruneEvery prunes now and every Prune until ctx ends.
+func (a *Agent) pruneEvery(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Prune)
+	defer t.Stop()
+	for {
+		a.prune(ctx)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// prune removes this node's files of the jobs bertnode delete removed.
+func (a *Agent) prune(ctx context.Context) {
+	a.pruneMu.Lock()
+	defer a.pruneMu.Unlock()
+	deleted, err := a.cfg.Coordinator.DeletedJobs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.cfg.Log.Printf("deleted jobs: %v", err)
+		}
+		return
+	}
+	var active string
+	if p := a.active.Load(); p != nil {
+		active = *p
+	}
+	removed, err := pruneDeleted(filepath.Join(a.cfg.Dir, "jobs"), deleted, active)
+	for _, dir := range removed {
+		a.cfg.Log.Printf("removed %s: its job was deleted", dir)
+	}
+	if err != nil {
+		a.cfg.Log.Printf("removing deleted jobs' files: %v", err)
+	}
 }
 
 func contains(s []string, v string) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -40,6 +41,7 @@ type coord struct {
 	addrs    map[string]string
 	unproven map[string]bool // nodes asked to register again
 	regs     map[string]int  // registrations by node
+	deleted  map[string]time.Time
 	failures chan api.FailureReport
 	done     chan api.DoneReport
 	results  map[string]api.ResultReport
@@ -90,6 +92,12 @@ func (c *coord) reconfig(cause string) {
 	defer c.mu.Unlock()
 	c.job.Reconfig = &api.Reconfig{Gen: c.job.Gen.Gen, Started: time.Now(), Cause: cause}
 	c.bump()
+}
+
+func (c *coord) DeletedJobs(ctx context.Context) (map[string]time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.deleted), nil
 }
 
 func (c *coord) RegisterNode(ctx context.Context, r api.RegisterNode) error {
@@ -348,7 +356,7 @@ func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *tes
 		logw = os.Stderr
 	}
 	n.agent = New(Config{ID: id, Dir: n.dir, RingAddr: ln.Addr().String(), Coordinator: c, Setup: toySetup(t, seed),
-		Listener: ln.(*net.TCPListener), RingSecret: []byte("node-test-secret-0123456789abcdef"), Watch: 2 * time.Second,
+		Listener: ln.(*net.TCPListener), RingSecret: []byte("node-test-secret-0123456789abcdef"), Watch: 2 * time.Second, Prune: 100 * time.Millisecond,
 		Log: log.New(logw, id+" ", log.Lmicroseconds)})
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -1101,4 +1109,26 @@ func TestBroadcastCutShortLeavesTheReceiversAsTheyWere(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A node removes its files of a job bertnode delete removed, once its session ended.
+func TestNodeRemovesDeletedJobsFiles(t *testing.T) {
+	c := newCoord(toySpec)
+	c.job.Submitted = time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	n1 := startNode(t, c, "n1", 1)
+	c.open(1, "n1")
+	awaitDone(t, c)
+	dir := filepath.Join(n1.dir, "jobs", "job-1")
+	waitFor(t, "the final model", func() bool { return n1.hasFinal("job-1") })
+	c.mu.Lock()
+	c.deleted = map[string]time.Time{"job-1": c.job.Submitted.Add(time.Second)} // another job-1
+	c.mu.Unlock()
+	time.Sleep(3 * n1.agent.cfg.Prune)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("another job-1's deletion removed this one's files: %v", err)
+	}
+	c.mu.Lock()
+	c.deleted = map[string]time.Time{"job-1": c.job.Submitted}
+	c.mu.Unlock()
+	waitFor(t, "the deleted job's files to go", func() bool { _, err := os.Stat(dir); return errors.Is(err, os.ErrNotExist) })
 }

@@ -22,4 +22,6 @@ type Coordinator interface {
 	PutBlob(ctx context.Context, r io.Reader, size int64) (string, error)
 	GetBlob(ctx context.Context, sha string) (io.ReadCloser, int64, error)
 	Job(ctx context.Context, id string) (*api.Job, error)
+	// DeletedJobs are the jobs bertnode delete removed, with their submission times.
+	DeletedJobs(ctx context.Context) (map[string]time.Time, error)
 }

@@ -29,13 +29,9 @@ const jobMarkFile = "job.json"
 // files went to, or "".
 func claimJobDir(dir string, j *api.Job) (movedTo string, err error) {
 	want := jobMark{ID: j.ID, Submitted: j.Submitted.UTC()}
-	b, err := os.ReadFile(filepath.Join(dir, jobMarkFile))
+	have, err := readJobMark(dir)
 	switch {
 	case err == nil:
-		var have jobMark
-		if err := json.Unmarshal(b, &have); err != nil {
-			return "", fmt.Errorf("%s: %w", filepath.Join(dir, jobMarkFile), err)
-		}
 		if have.ID == want.ID && have.Submitted.Equal(want.Submitted) {
 			return "", nil
 		}
@@ -49,9 +45,46 @@ func claimJobDir(dir string, j *api.Job) (movedTo string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	b, err = json.Marshal(want)
+	b, err := json.Marshal(want)
 	if err != nil {
 		return "", err
 	}
 	return movedTo, atomicfile.WriteFile(filepath.Join(dir, jobMarkFile), b, 0o644)
+}
+
+func readJobMark(dir string) (jobMark, error) {
+	var m jobMark
+	b, err := os.ReadFile(filepath.Join(dir, jobMarkFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", filepath.Join(dir, jobMarkFile), err)
+	}
+	return m, nil
+}
+
+// pruneDeleted removes the directories under root (<data-dir>/jobs) whose mark names a
+// job bertnode delete removed: its ID and submission time both (another cluster's job
+// of that ID stays). It skips the job a session runs, and returns what it removed.
+func pruneDeleted(root string, deleted map[string]time.Time, active string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		dir := filepath.Join(root, e.Name())
+		m, err := readJobMark(dir)
+		if !e.IsDir() || err != nil || m.ID == active {
+			continue
+		}
+		if sub, ok := deleted[m.ID]; ok && sub.Equal(m.Submitted) {
+			if err := os.RemoveAll(dir); err != nil {
+				return removed, err
+			}
+			removed = append(removed, dir)
+		}
+	}
+	return removed, nil
 }

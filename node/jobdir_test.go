@@ -57,3 +57,45 @@ func TestClaimJobDir(t *testing.T) {
 		t.Fatalf("a bad mark: %v", err)
 	}
 }
+
+// pruneDeleted removes exactly the directories of deleted jobs: the mark's ID and
+// submission time both match; not another cluster's job of the ID, not an unmarked
+// directory, not the job a session runs.
+func TestPruneDeleted(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "jobs")
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	mk := func(name, id string, sub time.Time) string {
+		dir := filepath.Join(root, name)
+		if id == "" {
+			os.MkdirAll(filepath.Join(dir, ckptPrefix+"20"), 0o755)
+			return dir
+		}
+		if _, err := claimJobDir(dir, &api.Job{ID: id, Submitted: sub}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	gone := mk("job-1", "job-1", t0)
+	olderCluster := mk("job-2", "job-2", t0)
+	unmarked := mk("job-3", "", t0)
+	active := mk("job-4", "job-4", t0)
+	alive := mk("job-5", "job-5", t0)
+	movedAside := mk("job-1.20261101T000000.000000000Z", "job-1", t0.Add(-time.Hour))
+	deleted := map[string]time.Time{"job-1": t0, "job-2": t0.Add(time.Hour), "job-3": t0, "job-4": t0}
+	removed, err := pruneDeleted(root, deleted, "job-4")
+	if err != nil || len(removed) != 1 || removed[0] != gone {
+		t.Fatalf("removed %v, %v; want only %s", removed, err, gone)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	for _, dir := range []string{olderCluster, unmarked, active, alive, movedAside} {
+		if !exists(dir) {
+			t.Errorf("%s was removed", dir)
+		}
+	}
+	if exists(gone) {
+		t.Errorf("%s stays", gone)
+	}
+	if removed, err := pruneDeleted(filepath.Join(t.TempDir(), "none"), deleted, ""); err != nil || removed != nil {
+		t.Errorf("no jobs directory: %v %v", removed, err)
+	}
+}

@@ -152,6 +152,10 @@ func TestClusterCommands(t *testing.T) {
 	if out := run("jobs"); strings.Contains(out, "job-1") {
 		t.Errorf("jobs lists a deleted job:\n%s", out)
 	}
+	// Nodes learn which of their jobs' files to remove: the job and its submission.
+	if del, err := c.Client().DeletedJobs(context.Background()); err != nil || !del["job-1"].Equal(j.Submitted) {
+		t.Errorf("deleted jobs: %v %v, want job-1 submitted at %v", del, err, j.Submitted)
+	}
 	c.Leader().Read(func(st *coordinator.State) {
 		for _, sha := range []string{strings.TrimPrefix(j.Train.Path, "blob:"), j.Train.Plan} {
 			if st.Blobs[sha] != nil {

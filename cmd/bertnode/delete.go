@@ -20,7 +20,8 @@ data, model and tokenizer, their plans, its final, best and checkpoint models). 
 coordinators remove those files from their disks after the blob file grace. Download
 what you want to keep first (bertnode download JOB). A running job must be cancelled
 first; a job another running job continues (submit --resume) stays until that one
-ends. Nodes keep their own copies under <data-dir>/jobs/JOB.`,
+ends. Nodes remove their own files of the job (<data-dir>/jobs/JOB: checkpoints, logs,
+models) within minutes, once no session of theirs runs it.`,
 		Example: `  bertnode delete job-3 job-4`,
 		Args:    cobra.MinimumNArgs(1),
 	}
