@@ -128,11 +128,12 @@ func (c *Cluster) save() error {
 }
 
 // freePorts finds n ports on host that are free for TCP and UDP (gossip uses both)
-// when found; the processes bind them a moment later. They are drawn below Linux's
+// when found, and not in used (ports handed to the cluster's processes that may not
+// have bound them yet); the processes bind them a moment later. They are drawn below Linux's
 // ephemeral range (32768-60999), where the outgoing connections of the processes
 // starting meanwhile take their ports: a port the kernel hands out from that range
 // between our check and the process's bind made cluster up fail now and then.
-func freePorts(host string, n int) ([]string, error) {
+func freePorts(host string, n int, used map[string]bool) ([]string, error) {
 	var held []io.Closer
 	defer func() {
 		for _, c := range held {
@@ -145,6 +146,9 @@ func freePorts(host string, n int) ([]string, error) {
 			return nil, fmt.Errorf("no %d free ports on %s between %d and %d", n, host, portLo, portHi)
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(portLo+rand.IntN(portHi-portLo)))
+		if used[addr] {
+			continue
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -189,7 +193,7 @@ func Start(o Options) (*Cluster, error) {
 	}
 	for i := range o.Coordinators {
 		p := Proc{Name: fmt.Sprintf("c%d", i+1), Role: "coordinator"}
-		ports, err := place(o.CoordHost, i, o.Gateway, &p)
+		ports, err := place(o.CoordHost, i, o.Gateway, lc.used(), &p)
 		if err != nil {
 			return nil, err
 		}
@@ -233,12 +237,12 @@ func Start(o Options) (*Cluster, error) {
 // place puts a process in the namespace host(i) gives, when host is set, and returns
 // three addresses for it to listen on: fixed ports in its namespace (nothing else lives
 // there), else free ports on loopback or on the gateway.
-func place(host func(int) (string, string, error), i int, gateway string, p *Proc) ([]string, error) {
+func place(host func(int) (string, string, error), i int, gateway string, used map[string]bool, p *Proc) ([]string, error) {
 	if host == nil {
 		if gateway == "" {
 			gateway = "127.0.0.1"
 		}
-		return freePorts(gateway, 3)
+		return freePorts(gateway, 3, used)
 	}
 	ns, ip, err := host(i)
 	if err != nil {
@@ -248,10 +252,21 @@ func place(host func(int) (string, string, error), i int, gateway string, p *Pro
 	return []string{net.JoinHostPort(ip, "7400"), net.JoinHostPort(ip, "7401"), net.JoinHostPort(ip, "7402")}, nil
 }
 
+// used are the addresses the cluster's processes listen on.
+func (c *Cluster) used() map[string]bool {
+	out := map[string]bool{}
+	for _, p := range c.Procs {
+		for _, a := range []string{p.Raft, p.API, p.Gossip, p.Ring, p.HTTP} {
+			out[a] = a != ""
+		}
+	}
+	return out
+}
+
 // nodeProc describes node name, the i-th (placed by o.NodeHost when set).
 func (c *Cluster) nodeProc(o Options, name string, i int) (Proc, error) {
 	p := Proc{Name: name, Role: "node"}
-	ports, err := place(o.NodeHost, i, "", &p)
+	ports, err := place(o.NodeHost, i, "", c.used(), &p)
 	if err != nil {
 		return p, err
 	}
