@@ -52,7 +52,7 @@ func raw(t *testing.T, method, addr, path, token string, body []byte) (int, http
 }
 
 // putData uploads text as a blob and returns its "blob:<sha>" path.
-func putData(t *testing.T, cl *api.Client, text string) string {
+func putData(t testing.TB, cl *api.Client, text string) string {
 	t.Helper()
 	sha, err := cl.PutBlob(ctx(t), strings.NewReader(text), int64(len(text)))
 	if err != nil {
@@ -117,6 +117,26 @@ func (n *scripted) awaitGen(job string, gen uint32, rank int) *api.Assignment {
 func (n *scripted) awaitIdle() {
 	n.t.Helper()
 	n.await("release", func(a *api.Assignment) bool { return a.Job == nil })
+}
+
+// startThree registers n1, n2 and n3 and runs a job of 3 nodes (min 2) on them.
+func startThree(c *coordtest.Cluster) ([]*scripted, string) {
+	c.T.Helper()
+	ns := nodes(c, "n1", "n2", "n3")
+	id := submit(c, jobSpecText(putData(c.T, c.Client(), trainData), 3, 2))
+	for r, n := range ns {
+		n.awaitGen(id, 1, r)
+	}
+	return ns, id
+}
+
+// name reports a ring error of generation gen that names suspect, as a killed rank's
+// neighbours do.
+func (n *scripted) name(job string, gen uint32, suspect string) {
+	n.t.Helper()
+	if err := n.cl.Failure(ctx(n.t), job, api.FailureReport{Node: n.id, Gen: gen, Applied: 7, Error: "peer lost", Suspect: suspect}); err != nil {
+		n.t.Fatal(err)
+	}
 }
 
 func (n *scripted) fail(job string, gen uint32, msg string) error {

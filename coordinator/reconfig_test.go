@@ -18,11 +18,7 @@ import (
 // are refused. The released node, alive and idle, then joins back by growth.
 func TestReconfigLeavesOutTheSilent(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
-	ns := nodes(c, "n1", "n2", "n3")
-	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
-	for r, n := range ns {
-		n.awaitGen(id, 1, r)
-	}
+	ns, id := startThree(c)
 	start := c.Clock.Now()
 	if err := ns[1].fail(id, 1, "ring: n3 timed out"); err != nil {
 		t.Fatal(err)
@@ -106,15 +102,9 @@ func TestReconfigLeavesOutTheSilent(t *testing.T) {
 // opens once SuspectGrace has passed, without waiting for the rejoin window.
 func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
-	ns := nodes(c, "n1", "n2", "n3")
-	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
-	for r, n := range ns {
-		n.awaitGen(id, 1, r)
-	}
+	ns, id := startThree(c)
 	for _, n := range ns[:2] {
-		if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: 1, Applied: 7, Error: "peer lost", Suspect: "n3"}); err != nil {
-			t.Fatal(err)
-		}
+		n.name(id, 1, "n3")
 	}
 	settle()
 	if j := job(c, id); j.Gen.Gen != 1 || j.Reconfig.Suspects["n1"] != "n3" {
@@ -134,17 +124,11 @@ func TestReconfigLeavesOutTheNamedAfterGrace(t *testing.T) {
 // it would wait for it until gossip gives up.
 func TestLeftOutNodeWaitsUntilItRegisters(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
-	ns := nodes(c, "n1", "n2", "n3")
-	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
-	for r, n := range ns {
-		n.awaitGen(id, 1, r)
-	}
+	ns, id := startThree(c)
 	lose := func(gen uint32, dead *scripted, survivors ...*scripted) {
 		t.Helper()
 		for _, n := range survivors {
-			if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: gen, Applied: 7, Error: "peer lost", Suspect: dead.id}); err != nil {
-				t.Fatal(err)
-			}
+			n.name(id, gen, dead.id)
 		}
 		c.Clock.Advance(coordinator.SuspectGrace)
 	}
@@ -178,15 +162,9 @@ func TestLeftOutNodeWaitsUntilItRegisters(t *testing.T) {
 // UnprovenGrace has passed since it was left out.
 func TestLeftOutNodeComesBackAfterGrace(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
-	ns := nodes(c, "n1", "n2", "n3")
-	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
-	for r, n := range ns {
-		n.awaitGen(id, 1, r)
-	}
+	ns, id := startThree(c)
 	for _, n := range ns[:2] {
-		if err := n.cl.Failure(ctx(t), id, api.FailureReport{Node: n.id, Gen: 1, Applied: 7, Error: "peer lost", Suspect: "n3"}); err != nil {
-			t.Fatal(err)
-		}
+		n.name(id, 1, "n3")
 	}
 	c.Clock.Advance(coordinator.SuspectGrace)
 	ns[0].awaitGen(id, 2, 0)
@@ -215,11 +193,7 @@ func genMembers(j *api.Job) []string {
 // over), not lost, and stays. A failure report during it makes it a failure one.
 func TestGrowthKeepsSlowMembers(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
-	ns := nodes(c, "n1", "n2", "n3")
-	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 3, 2))
-	for r, n := range ns {
-		n.awaitGen(id, 1, r)
-	}
+	ns, id := startThree(c)
 	ns[0].fail(id, 1, "ring: n3 timed out")
 	ns[1].fail(id, 1, "")
 	c.Clock.Advance(2 * time.Second)
