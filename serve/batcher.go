@@ -202,9 +202,9 @@ func (b *Batcher) drop(r *request) {
 	b.mu.Unlock()
 }
 
-// Do runs fn on the model's goroutine between batches, for model calls that do not
-// batch (attention). It fails as Submit does; when ctx ends before fn starts, fn does
-// not run.
+// Do runs fn on an instance's goroutine between its batches (other instances may run
+// theirs meanwhile), for model calls that do not batch (attention). It fails as Submit
+// does; when ctx ends before fn starts, fn does not run.
 func (b *Batcher) Do(ctx context.Context, fn func() error) error {
 	j := &job{fn: fn, done: make(chan struct{})}
 	b.mu.Lock()
