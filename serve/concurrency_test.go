@@ -120,13 +120,22 @@ func TestConcurrentClientsGetTheirOwnAnswers(t *testing.T) {
 		t.Errorf("%v sequences in %v batches, want %d in 5", seqs, batches, queued+1)
 	}
 
+	manyClients(t, url, want, 16, 8, func(c, i int) []string {
+		return []string{texts[(7*c+i)%len(texts)], texts[(11*c+3*i)%len(texts)]}
+	})
+}
+
+// manyClients runs clients concurrent clients, each sending rounds requests of the
+// texts pick gives, and checks that each gets want's answers to its own texts.
+func manyClients(t *testing.T, url string, want map[string]train.Prediction, clients, rounds int, pick func(c, i int) []string) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for c := range 16 {
+	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 8 {
-				ts := []string{texts[(7*c+i)%len(texts)], texts[(11*c+3*i)%len(texts)]}
+			for i := range rounds {
+				ts := pick(c, i)
 				checkOwn(t, <-send(url, jsonBody(t, map[string]any{"texts": ts})), ts, want)
 			}
 		}()
@@ -237,32 +246,15 @@ func TestInstancesAnswerWhileOneIsBusy(t *testing.T) {
 	url := srv.url + "/v1/classify"
 	blocker := send(url, jsonBody(t, map[string]any{"texts": texts[:1]}))
 	<-h.entered
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 6 {
-				ts := []string{texts[(7*c+i)%len(texts)], texts[(11*c+3*i)%len(texts)]}
-				checkOwn(t, <-send(url, jsonBody(t, map[string]any{"texts": ts})), ts, want)
-			}
-		}()
-	}
-	wg.Wait()
+	manyClients(t, url, want, 8, 6, func(c, i int) []string {
+		return []string{texts[(7*c+i)%len(texts)], texts[(11*c+3*i)%len(texts)]}
+	})
 	close(h.release)
 	checkOwn(t, <-blocker, texts[:1], want)
 	// Then both run freely, their batches side by side.
-	for c := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 10 {
-				ts := []string{texts[(5*c+i)%len(texts)], texts[(13*c+7*i)%len(texts)], texts[(3*c+11*i)%len(texts)]}
-				checkOwn(t, <-send(url, jsonBody(t, map[string]any{"texts": ts})), ts, want)
-			}
-		}()
-	}
-	wg.Wait()
+	manyClients(t, url, want, 16, 10, func(c, i int) []string {
+		return []string{texts[(5*c+i)%len(texts)], texts[(13*c+7*i)%len(texts)], texts[(3*c+11*i)%len(texts)]}
+	})
 }
 
 // holdFirst holds the first batch it runs until released; the others run at once.
