@@ -165,3 +165,36 @@ func TestRemoveMember(t *testing.T) {
 		t.Fatalf("two of three still commit: %v", err)
 	}
 }
+
+// Close waits for the requests in flight (a handler may be writing into the data
+// directory) before it returns.
+func TestCloseWaitsForRequestsInFlight(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	s := c.Detach(0) // this test stops it
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.Handle("GET /v1/test-slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	}))
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.APIAddr()+"/v1/test-slow", nil)
+		req.Header.Set("Authorization", "Bearer "+c.Secret.Token())
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a request in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return once the request ended")
+	}
+}

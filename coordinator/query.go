@@ -36,7 +36,23 @@ const maxBody = 4 << 20
 
 // route registers h at pattern: counted, authenticated, and answered where p says.
 func (s *Server) route(pattern string, p placement, h func(http.ResponseWriter, *http.Request)) {
-	s.mux.Handle(pattern, s.metrics.instrument(pattern, s.authenticate(s.place(p, h))))
+	s.mux.Handle(pattern, s.metrics.instrument(pattern, s.tracked(s.authenticate(s.place(p, h)))))
+}
+
+// tracked counts h's requests in flight for Close, and refuses them once it began.
+func (s *Server) tracked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.reqMu.Lock()
+		if s.stopping {
+			s.reqMu.Unlock()
+			writeError(w, &api.Error{Status: http.StatusServiceUnavailable, Message: "503: this member is shutting down"})
+			return
+		}
+		s.requests.Add(1)
+		s.reqMu.Unlock()
+		defer s.requests.Done()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // authenticate refuses a request without the cluster's bearer token.

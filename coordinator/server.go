@@ -161,6 +161,11 @@ type Server struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// Requests in flight: Close waits for them (a handler may be writing a blob into
+	// the data directory), and refuses new ones once it has begun.
+	reqMu    sync.Mutex
+	stopping bool
+	requests sync.WaitGroup
 	closeErr  error
 }
 
@@ -298,8 +303,12 @@ func (s *Server) close(transfer bool) error {
 				s.log.Warn("leadership transfer", "err", err)
 			}
 		}
+		s.reqMu.Lock()
+		s.stopping = true
+		s.reqMu.Unlock()
 		s.cancel()
 		s.http.Close()
+		s.requests.Wait()
 		s.wg.Wait()
 		err := s.raft.Shutdown().Error()
 		s.trans.Close()
