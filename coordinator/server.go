@@ -166,7 +166,7 @@ type Server struct {
 	reqMu    sync.Mutex
 	stopping bool
 	requests sync.WaitGroup
-	closeErr  error
+	closeErr error
 }
 
 // New opens (or creates) the member's state in cfg.DataDir, starts raft and serves
