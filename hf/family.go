@@ -18,6 +18,9 @@ type family struct {
 	check     func(c *BertConfig) error
 	// offsetPositions: position ids start after the padding id (RoBERTa's fairseq heritage).
 	offsetPositions bool
+	// kin names the family whose architecture this one has under another model_type;
+	// presets come from that one alone.
+	kin string
 }
 
 var families = map[string]*family{
@@ -25,19 +28,12 @@ var families = map[string]*family{
 		modelType: "bert", arch: "Bert", defaults: func(*BertConfig) {}, check: needTypes,
 		extra: []configField{classifierDropout("classifier_dropout")},
 	},
-	"roberta": {
-		modelType: "roberta", arch: "Roberta", offsetPositions: true,
-		check: func(c *BertConfig) error {
-			if c.MaxPositionEmbeddings <= c.PadTokenID+1 {
-				return fieldErr("max_position_embeddings", "%d leaves no position after the offset pad_token_id + 1 = %d", c.MaxPositionEmbeddings, c.PadTokenID+1)
-			}
-			return needTypes(c)
-		},
-		extra: []configField{classifierDropout("classifier_dropout")},
-		defaults: func(c *BertConfig) {
-			c.VocabSize, c.PadTokenID = 50265, 1
-		},
-	},
+	"roberta": robertaLike("roberta", "Roberta", 50265, ""),
+	// XLM-RoBERTa and CamemBERT are RoBERTa with other vocabularies: transformers' model
+	// classes are copies of RoBERTa's, and their config classes keep BERT's vocabulary
+	// size as the default.
+	"xlm-roberta": robertaLike("xlm-roberta", "XLMRoberta", 30522, "roberta"),
+	"camembert":   robertaLike("camembert", "Camembert", 30522, "roberta"),
 	"electra": {
 		modelType: "electra", arch: "Electra",
 		extra: []configField{classifierDropout("classifier_dropout"), embeddingSize},
@@ -107,6 +103,24 @@ var families = map[string]*family{
 			return nil
 		},
 	},
+}
+
+// robertaLike is RoBERTa's architecture under a model_type whose config class defaults
+// to vocabSize words and pad_token_id 1.
+func robertaLike(modelType, arch string, vocabSize int, kin string) *family {
+	return &family{
+		modelType: modelType, arch: arch, offsetPositions: true, kin: kin,
+		check: func(c *BertConfig) error {
+			if c.MaxPositionEmbeddings <= c.PadTokenID+1 {
+				return fieldErr("max_position_embeddings", "%d leaves no position after the offset pad_token_id + 1 = %d", c.MaxPositionEmbeddings, c.PadTokenID+1)
+			}
+			return needTypes(c)
+		},
+		extra: []configField{classifierDropout("classifier_dropout")},
+		defaults: func(c *BertConfig) {
+			c.VocabSize, c.PadTokenID = vocabSize, 1
+		},
+	}
 }
 
 // needTypes checks type_vocab_size for the families with token type embeddings.
@@ -186,11 +200,12 @@ func NewConfig(modelType string) (*BertConfig, error) {
 }
 
 // ArchitecturePrefix starts the names of the family's transformers classes: "Bert" in
-// BertForSequenceClassification, "Roberta", "DistilBert", "Albert", "Electra".
+// BertForSequenceClassification, "Roberta", "XLMRoberta", "Camembert", "DistilBert",
+// "Albert", "Electra".
 func (c *BertConfig) ArchitecturePrefix() string { return c.family().arch }
 
-// PositionOffset is the first position id of a sequence: pad_token_id + 1 for RoBERTa,
-// whose position ids count real tokens from there, else 0.
+// PositionOffset is the first position id of a sequence: pad_token_id + 1 for RoBERTa
+// (and XLM-RoBERTa, CamemBERT), whose position ids count real tokens from there, else 0.
 func (c *BertConfig) PositionOffset() int {
 	if f, err := familyOf(c.ModelType); err == nil && f.offsetPositions {
 		return c.PadTokenID + 1

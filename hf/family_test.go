@@ -55,6 +55,32 @@ var hubConfigs = map[string]string{
   "vocab_size": 50265
 }
 `,
+	"xlm-roberta-base": `{
+  "architectures": [
+    "XLMRobertaForMaskedLM"
+  ],
+  "attention_probs_dropout_prob": 0.1,
+  "bos_token_id": 0,
+  "eos_token_id": 2,
+  "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1,
+  "hidden_size": 768,
+  "initializer_range": 0.02,
+  "intermediate_size": 3072,
+  "layer_norm_eps": 1e-05,
+  "max_position_embeddings": 514,
+  "model_type": "xlm-roberta",
+  "num_attention_heads": 12,
+  "num_hidden_layers": 12,
+  "output_past": true,
+  "pad_token_id": 1,
+  "position_embedding_type": "absolute",
+  "transformers_version": "4.17.0.dev0",
+  "type_vocab_size": 1,
+  "use_cache": true,
+  "vocab_size": 250002
+}
+`,
 	"albert-base-v2": `{
   "architectures": [
     "AlbertForMaskedLM"
@@ -120,6 +146,11 @@ func TestParseFamilyConfigs(t *testing.T) {
 		},
 		"roberta-base": func(c *BertConfig) BertConfig {
 			return BertConfig{ModelType: "roberta", VocabSize: 50265, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
+				IntermediateSize: 3072, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 514,
+				TypeVocabSize: 1, LayerNormEps: 1e-5, PadTokenID: 1}
+		},
+		"xlm-roberta-base": func(c *BertConfig) BertConfig {
+			return BertConfig{ModelType: "xlm-roberta", VocabSize: 250002, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
 				IntermediateSize: 3072, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 514,
 				TypeVocabSize: 1, LayerNormEps: 1e-5, PadTokenID: 1}
 		},
@@ -202,6 +233,12 @@ func TestFamilyDefaults(t *testing.T) {
 		check func(c *BertConfig) bool
 	}{
 		{`{"model_type": "roberta"}`, func(c *BertConfig) bool { return c.VocabSize == 50265 && c.PadTokenID == 1 && c.TypeVocabSize == 2 }},
+		{`{"model_type": "xlm-roberta"}`, func(c *BertConfig) bool {
+			return c.VocabSize == 30522 && c.PadTokenID == 1 && c.LayerNormEps == 1e-12 && c.ArchitecturePrefix() == "XLMRoberta"
+		}},
+		{`{"model_type": "camembert"}`, func(c *BertConfig) bool {
+			return c.VocabSize == 30522 && c.PadTokenID == 1 && c.PositionOffset() == 2 && c.ArchitecturePrefix() == "Camembert"
+		}},
 		{`{"model_type": "electra"}`, func(c *BertConfig) bool {
 			return c.EmbeddingSize == 128 && c.HiddenSize == 256 && c.NumAttentionHeads == 4 && c.IntermediateSize == 1024
 		}},
@@ -232,6 +269,9 @@ func TestPositionOffset(t *testing.T) {
 	r, _ := ParseConfig([]byte(hubConfigs["roberta-base"]))
 	if r.PositionOffset() != 2 || r.MaxLength() != 512 || r.HasTokenTypes() {
 		t.Fatalf("roberta-base: offset %d, max length %d, token types %v", r.PositionOffset(), r.MaxLength(), r.HasTokenTypes())
+	}
+	if x, _ := ParseConfig([]byte(hubConfigs["xlm-roberta-base"])); x.PositionOffset() != 2 || x.MaxLength() != 512 {
+		t.Fatalf("xlm-roberta-base: offset %d, max length %d", x.PositionOffset(), x.MaxLength())
 	}
 	for _, name := range []string{"distilbert-base-uncased", "albert-base-v2", "electra-small-discriminator"} {
 		c, _ := ParseConfig([]byte(hubConfigs[name]))

@@ -25,8 +25,8 @@ func PresetNames() []string {
 	for n := range sizes {
 		names = append(names, n)
 	}
-	for t := range families {
-		if t == "bert" {
+	for t, f := range families {
+		if t == "bert" || f.kin != "" {
 			continue
 		}
 		for _, s := range familySizes {

@@ -33,6 +33,9 @@ type family struct {
 var families = map[string]*family{
 	"bert": bertFamily, "distilbert": distilbertFamily, "roberta": robertaFamily,
 	"albert": albertFamily, "electra": electraFamily,
+	// RoBERTa's architecture, parameters included: transformers' classes for these are
+	// copies of RoBERTa's, under the same base prefix.
+	"xlm-roberta": robertaFamily, "camembert": robertaFamily,
 }
 
 func familyOf(c *hf.BertConfig) (*family, error) {

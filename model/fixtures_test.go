@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bertnode/bertnode/hf"
@@ -103,77 +104,133 @@ func TestFamiliesMatchTransformersFixtures(t *testing.T) {
 		}
 		dir := filepath.Join(fixtureDir, e.Name())
 		t.Run(e.Name(), func(t *testing.T) {
-			lockThread(t)
-			var exp expectedOutput
-			if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, rep, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Loaded != len(m.Params.List()) || len(rep.Initialized) > 0 {
-				t.Fatalf("loaded %d of %d parameters; fresh: %v", rep.Loaded, len(m.Params.List()), rep.Initialized)
-			}
-			checkFixtureTokenizer(t, dir, &exp, cfg.ModelType != "distilbert")
-			b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
-				AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
-			got, _, err := m.Infer(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(exp.Logits) {
-				t.Fatalf("%d logits, transformers' %d (shape %v)", len(got), len(exp.Logits), exp.Shape)
-			}
-			var worst float64
-			for i := range got {
-				if underPadding(m, b, len(got), i) {
-					continue
-				}
-				worst = max(worst, math.Abs(float64(got[i])-exp.Logits[i]))
-			}
-			t.Logf("max |diff| %.2g", worst)
-			if worst > 1e-4 {
-				t.Fatalf("logits differ from transformers' by %g", worst)
-			}
-
 			ours := t.TempDir()
 			if keep != "" {
 				ours = filepath.Join(keep, e.Name())
 			}
-			if err := m.Save(ours, cfg.Labels(), SaveOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(ours, "expected.json"), readFile(t, filepath.Join(dir, "expected.json")), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			theirs, err := safetensors.Open(filepath.Join(dir, SafetensorsFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer theirs.Close()
-			saved, err := safetensors.Open(filepath.Join(ours, SafetensorsFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer saved.Close()
-			for _, st := range theirs.Tensors {
-				o, err := saved.Tensor(st.Name)
-				switch {
-				case err != nil && m.fam.ignorable(st.Name):
-				case err != nil:
-					t.Errorf("transformers' %s is not in the checkpoint we save", st.Name)
-				case st.DType != o.DType || !equalShape(st.Shape, o.Shape) || string(st.Data) != string(o.Data):
-					t.Errorf("%s: saved as %s %v, transformers' %s %v, or other values", st.Name, o.DType, o.Shape, st.DType, st.Shape)
-				}
-			}
-			if len(saved.Tensors) != rep.Loaded {
-				t.Errorf("saved %d tensors, loaded %d", len(saved.Tensors), rep.Loaded)
-			}
+			checkFixture(t, dir, ours)
 		})
+		// XLM-RoBERTa and CamemBERT checkpoints are RoBERTa's under another model_type
+		// and class name (transformers' classes are copies of RoBERTa's).
+		task, ok := strings.CutPrefix(e.Name(), "roberta-")
+		for _, kin := range [][2]string{{"xlm-roberta", "XLMRoberta"}, {"camembert", "Camembert"}} {
+			if ok {
+				t.Run(kin[0]+"-"+task, func(t *testing.T) { checkFixture(t, asKin(t, dir, kin[0], kin[1]), t.TempDir()) })
+			}
+		}
+	}
+}
+
+// asKin copies a RoBERTa fixture with its config.json naming modelType and its classes
+// arch... instead of Roberta....
+func asKin(t *testing.T, dir, modelType, arch string) string {
+	t.Helper()
+	out := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b := readFile(t, filepath.Join(dir, e.Name()))
+		if e.Name() == ConfigFile {
+			var c map[string]any
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			archs, _ := c["architectures"].([]any)
+			if c["model_type"] != "roberta" || len(archs) != 1 {
+				t.Fatalf("%s: model_type %v, architectures %v", dir, c["model_type"], archs)
+			}
+			c["model_type"], c["architectures"] = modelType, []string{strings.Replace(archs[0].(string), "Roberta", arch, 1)}
+			if b, err = json.Marshal(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// checkFixture loads the fixture in dir, compares its tokenizer's ids and its logits
+// with transformers', and saves it into ours: the same model_type and classes, every
+// tensor under the same name with the same bytes.
+func checkFixture(t *testing.T, dir, ours string) {
+	lockThread(t)
+	var exp expectedOutput
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, rep, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded != len(m.Params.List()) || len(rep.Initialized) > 0 {
+		t.Fatalf("loaded %d of %d parameters; fresh: %v", rep.Loaded, len(m.Params.List()), rep.Initialized)
+	}
+	checkFixtureTokenizer(t, dir, &exp, cfg.ModelType != "distilbert")
+	b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
+		AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
+	got, _, err := m.Infer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(exp.Logits) {
+		t.Fatalf("%d logits, transformers' %d (shape %v)", len(got), len(exp.Logits), exp.Shape)
+	}
+	var worst float64
+	for i := range got {
+		if underPadding(m, b, len(got), i) {
+			continue
+		}
+		worst = max(worst, math.Abs(float64(got[i])-exp.Logits[i]))
+	}
+	t.Logf("max |diff| %.2g", worst)
+	if worst > 1e-4 {
+		t.Fatalf("logits differ from transformers' by %g", worst)
+	}
+
+	if err := m.Save(ours, cfg.Labels(), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ours, "expected.json"), readFile(t, filepath.Join(dir, "expected.json")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var theirCfg, ourCfg struct {
+		ModelType     string   `json:"model_type"`
+		Architectures []string `json:"architectures"`
+	}
+	json.Unmarshal(readFile(t, filepath.Join(dir, ConfigFile)), &theirCfg)
+	json.Unmarshal(readFile(t, filepath.Join(ours, ConfigFile)), &ourCfg)
+	if ourCfg.ModelType != theirCfg.ModelType || !slices.Equal(ourCfg.Architectures, theirCfg.Architectures) {
+		t.Errorf("saved as %s %v, transformers' %s %v", ourCfg.ModelType, ourCfg.Architectures, theirCfg.ModelType, theirCfg.Architectures)
+	}
+	theirs, err := safetensors.Open(filepath.Join(dir, SafetensorsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close()
+	saved, err := safetensors.Open(filepath.Join(ours, SafetensorsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer saved.Close()
+	for _, st := range theirs.Tensors {
+		o, err := saved.Tensor(st.Name)
+		switch {
+		case err != nil && m.fam.ignorable(st.Name):
+		case err != nil:
+			t.Errorf("transformers' %s is not in the checkpoint we save", st.Name)
+		case st.DType != o.DType || !equalShape(st.Shape, o.Shape) || string(st.Data) != string(o.Data):
+			t.Errorf("%s: saved as %s %v, transformers' %s %v, or other values", st.Name, o.DType, o.Shape, st.DType, st.Shape)
+		}
+	}
+	if len(saved.Tensors) != rep.Loaded {
+		t.Errorf("saved %d tensors, loaded %d", len(saved.Tensors), rep.Loaded)
 	}
 }
