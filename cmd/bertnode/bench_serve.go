@@ -38,8 +38,10 @@ tiny, mini, small, base) twice, with batching off (--max-batch 1) and on, and lo
 per request) at each --concurrency: --warmup uncounted, then --duration measured. Prints requests per
 second, p50 and p99 latency and the mean batch; then replays the batches the batched
 server ran at the highest concurrency through the model in-process (the raw forward on
-the same batch shapes) and states the serving goals as measured ratios: batched over
-unbatched throughput (and p99), and the server's throughput over the raw forward's.`,
+the same batch shapes), and the unbatched server's sequences one by one, and states the
+serving goals as measured ratios: batched over unbatched throughput (and p99), and the
+server's throughput over the raw forward's. The raw forward's own batched over one-by-one
+throughput is what batching could give were serving free.`,
 		Example: `  bertnode bench serve --model tiny --concurrency 1,4,16,64
   bertnode bench serve --model base --concurrency 1,8,32 --duration 20s`,
 		Args: cobra.NoArgs,

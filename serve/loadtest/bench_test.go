@@ -1,0 +1,68 @@
+package loadtest
+
+import (
+	"context"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/serve"
+	"github.com/bertnode/bertnode/train"
+)
+
+// Bench on a real tiny checkpoint, briefly: both servers answer every request, both raw
+// forwards run, and the goals' lines carry the measured ratios.
+func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
+	runtime.LockOSThread() // libtorch's per-thread state (see package model)
+	defer runtime.UnlockOSThread()
+	const sms = "../../data/sms_spam/SMSSpamCollection"
+	texts, err := Texts(sms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt, err := Checkpoint("tiny", sms, t.TempDir(), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := train.Defaults()
+	s.Model, s.Threads = ckpt, 1
+	tr, err := train.ForEval(s, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := BenchOptions{Trainer: tr, Texts: texts[:200], Concurrency: []int{8}, Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Rounds: 1,
+		Batch: serve.DefaultOptions().Batch}
+	o.Batch.Instances = 2
+	var out strings.Builder
+	if err := Bench(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	report := out.String()
+	t.Log(report)
+	for _, mode := range []string{"off", "on"} {
+		m := regexp.MustCompile(`(?m)^\s+8\s+` + mode + `\s+([0-9.]+) .* (\d+)\s*$`).FindStringSubmatch(report)
+		if m == nil {
+			t.Fatalf("no %q row", mode)
+		}
+		if m[2] != "0" {
+			t.Errorf("batching %s: %s errors", mode, m[2])
+		}
+	}
+	one := regexp.MustCompile(`raw, one by one\s+([0-9.]+)\s+mean 1\.0 sequences`).FindStringSubmatch(report)
+	if one == nil {
+		t.Fatal("no one-by-one raw forward of single sequences")
+	}
+	if v, _ := strconv.ParseFloat(one[1], 64); v <= 0 {
+		t.Errorf("one by one: %s sequences/s", one[1])
+	}
+	if !regexp.MustCompile(`raw forward\s+[0-9.]+\s+mean [0-9.]+ sequences`).MatchString(report) {
+		t.Error("no raw forward of the batched shapes")
+	}
+	if !regexp.MustCompile(`the raw forward itself runs [0-9.]+x faster on the batched shapes`).MatchString(report) ||
+		!strings.Contains(report, "goal 2, at 8 clients: the server delivers") {
+		t.Error("the goals' lines lack their ratios")
+	}
+}
