@@ -72,18 +72,21 @@ func TestCUDAMatchesCPU(t *testing.T) {
 	}
 }
 
-// Mixed precision trains: bf16 and fp16 autocast give finite losses close to fp32's, the
-// loss falls over a few steps, and the step is timed against fp32 on a base-sized model.
+// Mixed precision trains: TF32 matmuls and bf16 and fp16 autocast give finite losses
+// that fall over a few steps, and the step is timed against fp32's, batch 32 x 128 (the
+// shapes of torch_gpu_step.py, which scripts/gpu-check.sh runs beside it).
 func TestCUDAMixedPrecision(t *testing.T) {
 	dev := needCUDA(t)
+	defer SetTF32(TF32())
 	for _, name := range []string{"tiny", "base"} {
-		for _, ac := range []string{"", "bf16", "fp16"} {
-			prec := ac
-			if prec == "" {
-				prec = "fp32"
+		for _, prec := range []string{"fp32", "tf32", "bf16", "fp16"} {
+			ac := prec
+			if prec == "fp32" || prec == "tf32" {
+				ac = ""
 			}
 			t.Run(name+"/"+prec, func(t *testing.T) {
 				lockThread(t)
+				SetTF32(prec == "tf32")
 				cfg, err := hf.Preset(name)
 				if err != nil {
 					t.Fatal(err)

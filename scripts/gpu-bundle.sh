@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu-check.sh needs on a GPU machine that has PyTorch but no Go and no
-# network: a trimmed Go toolchain, gotch's source, and a file-based module proxy holding
-# the modules that the model and train packages build from. Writes .device/ (gitignored).
+# network: a trimmed Go toolchain, gotch's source, a file-based module proxy holding the
+# modules that the model package's tests and bertnode build from, and the shared PyTorch
+# reference script (SHARED, default ../shared). Writes .device/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.device
 rm -rf "$out" && mkdir -p "$out/proxy"
 goroot=$(go env GOROOT)
-tar -C "$(dirname "$goroot")" --exclude='*_test.go' --exclude='*/testdata' \
+# Anchored: go/doc is GOROOT's doc folder, not the go/doc package (go/format needs it).
+tar -C "$(dirname "$goroot")" --anchored --exclude='*_test.go' --exclude='*/testdata' \
   --exclude='go/test' --exclude='go/doc' --exclude='go/api' --exclude='go/misc' --exclude='go/src/cmd' \
   --exclude='go/lib/wasm' --exclude='go/bin/gofmt' \
   $(for t in pprof trace cover fix test2json covdata doc; do echo --exclude=go/pkg/tool/linux_amd64/$t; done) \
@@ -19,7 +21,7 @@ cache=$(go env GOMODCACHE)/cache/download
 # Every module's list/.info/.mod (the build graph needs them), zips only for what is built.
 (cd "$cache" && find . -path '*/@v/*' \( -name list -o -name '*.info' -o -name '*.mod' \) -print0 |
   xargs -0 cp --parents -t "$OLDPWD/$out/proxy")
-go list -deps -test -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./model/ ./train/ ./tools/gotchadapt |
+go list -deps -test -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./model/ ./train/ ./tools/gotchadapt ./cmd/bertnode |
   sort -u | grep -v sugarme/gotch | while read -r m; do
     p=$(echo "${m%@*}" | sed 's/[A-Z]/!\L&/g')
     cp "$cache/$p/@v/${m#*@}.zip" "$out/proxy/$p/@v/"
@@ -42,4 +44,5 @@ for root, _, files in os.walk(sys.argv[1]):
                 zout.writestr(e, zin.read(e), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
         os.replace(path + '.tmp', path)
 PY
+cp "${SHARED:-../shared}/bench/torch_gpu_step.py" "$out/"
 du -sh "$out"
