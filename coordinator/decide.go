@@ -68,7 +68,11 @@ func decide(st *State, now time.Time) []decision {
 		case j.Reconfig != nil && closable(j, now, gone):
 			var kept, lost []string
 			for _, m := range members(j.Gen) {
-				if (j.Reconfig.Growth || slices.Contains(j.Reconfig.Confirmed, m)) && !gone(m) {
+				// A growth keeps a member that did not confirm in time (slow, say while
+				// its coordinator calls fail over), unless gossip suspects it too: cut
+				// off, it would stall the new ring until gossip calls it dead.
+				slow := j.Reconfig.Growth && st.Nodes[m].Health != api.Suspect
+				if (slow || slices.Contains(j.Reconfig.Confirmed, m)) && !gone(m) {
 					kept = append(kept, m)
 				} else {
 					lost = append(lost, m)

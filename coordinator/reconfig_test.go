@@ -211,6 +211,30 @@ func TestGrowthKeepsSlowMembers(t *testing.T) {
 	}
 }
 
+// TestGrowthLeavesOutSuspectSilentMembers: a member that has not confirmed a growth by
+// its deadline and that gossip suspects is cut off, not slow (chaos: a partition during
+// a node's joining kept the cut-off member in the next ring, which stalled until gossip
+// called it dead): the new generation leaves it out.
+func TestGrowthLeavesOutSuspectSilentMembers(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{})
+	ns, id := startThree(c)
+	ns[0].fail(id, 1, "ring: n3 timed out")
+	ns[1].fail(id, 1, "")
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+	ns[2].register()
+	c.Clock.Advance(5 * time.Second)
+	ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil && a.Job.Reconfig.Growth })
+	c.Gossip.SetHealth("n2", api.Suspect)
+	ns[0].fail(id, 2, "") // n2 stays silent
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 3, 0)
+	ns[2].awaitGen(id, 3, 1)
+	if got := genMembers(job(c, id)); !slices.Equal(got, []string{"n1", "n3"}) {
+		t.Fatalf("generation 3: %v, want n1 and n3", got)
+	}
+}
+
 // TestReconfigOnGossip: suspect alone changes nothing; dead starts a reconfiguration
 // that closes as soon as the survivors confirmed.
 func TestReconfigOnGossip(t *testing.T) {
