@@ -1,18 +1,21 @@
 package coordinator_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/shard"
 )
 
 // TestClusterForwardsReadsAndFailsOver: three members; writes sent to a follower are
@@ -196,5 +199,28 @@ func TestCloseWaitsForRequestsInFlight(t *testing.T) {
 	case <-closed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close did not return once the request ended")
+	}
+}
+
+// TestCloseWaitsForPlanning: the leader plans a dataset on a goroutine of its own, which
+// stores the plan as a blob; Close returns only after it has ended (under load a plan
+// stored after Close left files in a test's removed data directory).
+func TestCloseWaitsForPlanning(t *testing.T) {
+	entered := make(chan struct{})
+	var ended atomic.Bool
+	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) {
+		cfg.Planner = coordinator.PlannerFunc(func(ctx context.Context, path string, data shard.Spec, opts coordinator.PlanOptions) (coordinator.Planned, error) {
+			close(entered)
+			<-ctx.Done()
+			time.Sleep(200 * time.Millisecond) // still busy after the cancel
+			ended.Store(true)
+			return coordinator.Planned{}, ctx.Err()
+		})
+	}})
+	submit(c, jobSpecText(putData(t, c.Client(), trainData), 1, 1))
+	<-entered
+	c.Detach(0).Close() // this test stops it
+	if !ended.Load() {
+		t.Fatal("Close returned while the leader was still planning")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -21,8 +22,11 @@ type leaderLoop struct {
 	// clock; the state says so only after Timing.DeadConfirm (see health).
 	dead map[string]time.Time
 	// planning: the datasets being planned ("job/which"); planned receives them back.
+	// plans: their goroutines, which store blobs: the loop ends only after them, so
+	// that nothing writes to the data directory once Close has returned.
 	planning map[string]bool
 	planned  chan string
+	plans    sync.WaitGroup
 	// collectAt: when to look next for blobs to collect.
 	collectAt time.Time
 }
@@ -42,6 +46,7 @@ func (s *Server) lead(ctx context.Context) {
 	s.changes.notify()
 	defer s.consistent.Store(false)
 	l := &leaderLoop{s: s, absent: map[string]time.Time{}, dead: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
+	defer l.plans.Wait()
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -83,7 +88,7 @@ func (l *leaderLoop) pass(ctx context.Context) {
 	}
 	for _, w := range toPlan {
 		l.planning[w.key] = true
-		go l.plan(ctx, w)
+		l.plans.Go(func() { l.plan(ctx, w) })
 	}
 	l.collect(ctx, now)
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
