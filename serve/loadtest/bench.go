@@ -71,6 +71,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\tmodel busy\treq/CPU-s\tclients' cores\terrors\t")
 	rec := &recorder{inner: serve.RunnerFunc(o.Trainer.InferBatch)}
 	var speedups, cpuSpeedups, p99s, shares, cpuShares, ceilings []float64
+	var serverCores, rawCores, clientCores []float64 // at the top, batched: CPU seconds per second
 	for i, c := range o.Concurrency {
 		top := i == len(o.Concurrency)-1
 		var ratios []float64
@@ -137,6 +138,9 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			shares = append(shares, res[1].Throughput/raw.perSecond)
 			cpuShares = append(cpuShares, res[1].PerCPUSecond()/raw.perCPUSecond)
 			ceilings = append(ceilings, raw.perSecond/one.perSecond)
+			serverCores = append(serverCores, res[1].Throughput/res[1].PerCPUSecond())
+			rawCores = append(rawCores, raw.perSecond/raw.perCPUSecond)
+			clientCores = append(clientCores, res[1].ClientCPU.Seconds()/o.Duration.Seconds())
 		}
 		fmt.Fprintf(tw, "%d\ton/off\t%.2fx\t\t\t\t\t\t\t\t\t\n", c, median(ratios))
 	}
@@ -151,8 +155,8 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		whose = "the server's alone: the clients ran in another process"
 	}
 	fmt.Fprintf(out, "goal 2, at %d clients: the server delivers %.0f%% of the raw forward's throughput on the same batches (goal: >= 80%%): %s; "+
-		"per CPU second (%s; other load on the machine left out): %.0f%%\n",
-		top, 100*share, met(share >= 0.8), whose, 100*cpuShare)
+		"per CPU second (%s; other load on the machine left out): %.0f%%; cores used: the server %.2f, its clients %.2f, the raw forward %.2f, of %d\n",
+		top, 100*share, met(share >= 0.8), whose, 100*cpuShare, median(serverCores), median(clientCores), median(rawCores), runtime.NumCPU())
 	return nil
 }
 
