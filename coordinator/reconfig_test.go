@@ -188,10 +188,9 @@ func genMembers(j *api.Job) []string {
 	return out
 }
 
-// TestGrowthKeepsSlowMembers: a growth reconfiguration only adds nodes; a member that
-// has not confirmed by the deadline is slow (say, its coordinator calls are failing
-// over), not lost, and stays. A failure report during it makes it a failure one.
-func TestGrowthKeepsSlowMembers(t *testing.T) {
+// growing runs three nodes' job into a growth reconfiguration: generation 2 left n3
+// out, n3 registers again, and generation 2 has trained long enough to grow.
+func growing(t *testing.T) (*coordtest.Cluster, []*scripted, string) {
 	c := coordtest.New(t, coordtest.Options{})
 	ns, id := startThree(c)
 	ns[0].fail(id, 1, "ring: n3 timed out")
@@ -204,6 +203,14 @@ func TestGrowthKeepsSlowMembers(t *testing.T) {
 	if !a.Job.Reconfig.Growth {
 		t.Fatalf("growth reconfig %+v", a.Job.Reconfig)
 	}
+	return c, ns, id
+}
+
+// TestGrowthKeepsSlowMembers: a growth reconfiguration only adds nodes; a member that
+// has not confirmed by the deadline is slow (say, its coordinator calls are failing
+// over), not lost, and stays. A failure report during it makes it a failure one.
+func TestGrowthKeepsSlowMembers(t *testing.T) {
+	c, ns, id := growing(t)
 	ns[0].fail(id, 2, "") // n2 stays silent
 	c.Clock.Advance(2 * time.Second)
 	for r, n := range ns {
@@ -216,15 +223,7 @@ func TestGrowthKeepsSlowMembers(t *testing.T) {
 // a node's joining kept the cut-off member in the next ring, which stalled until gossip
 // called it dead): the new generation leaves it out.
 func TestGrowthLeavesOutSuspectSilentMembers(t *testing.T) {
-	c := coordtest.New(t, coordtest.Options{})
-	ns, id := startThree(c)
-	ns[0].fail(id, 1, "ring: n3 timed out")
-	ns[1].fail(id, 1, "")
-	c.Clock.Advance(2 * time.Second)
-	ns[0].awaitGen(id, 2, 0)
-	ns[2].register()
-	c.Clock.Advance(5 * time.Second)
-	ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil && a.Job.Reconfig.Growth })
+	c, ns, id := growing(t)
 	c.Gossip.SetHealth("n2", api.Suspect)
 	ns[0].fail(id, 2, "") // n2 stays silent
 	c.Clock.Advance(2 * time.Second)
