@@ -71,7 +71,7 @@ func decide(st *State, now time.Time) []decision {
 				// A growth keeps a member that did not confirm in time (slow, say while
 				// its coordinator calls fail over), unless gossip suspects it too: cut
 				// off, it would stall the new ring until gossip calls it dead.
-				slow := j.Reconfig.Growth && st.Nodes[m].Health != api.Suspect
+				slow := j.Reconfig.Growth && st.Nodes[m] != nil && st.Nodes[m].Health != api.Suspect
 				if (slow || slices.Contains(j.Reconfig.Confirmed, m)) && !gone(m) {
 					kept = append(kept, m)
 				} else {
