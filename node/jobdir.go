@@ -54,14 +54,7 @@ func claimJobDir(dir string, j *api.Job) (movedTo string, err error) {
 
 func readJobMark(dir string) (jobMark, error) {
 	var m jobMark
-	b, err := os.ReadFile(filepath.Join(dir, jobMarkFile))
-	if err != nil {
-		return m, err
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%s: %w", filepath.Join(dir, jobMarkFile), err)
-	}
-	return m, nil
+	return m, readJSON(filepath.Join(dir, jobMarkFile), &m)
 }
 
 // pruneDeleted removes the directories under root (<data-dir>/jobs) whose mark names a

@@ -185,12 +185,8 @@ func writeState(dir string, bufs [][]float32, p Position, layout string) error {
 // lengths the checkpoint's buffers have and be in the same layout.
 func ReadState(dir string, bufs [][]float32, layout string) (Position, error) {
 	var p Position
-	b, err := os.ReadFile(filepath.Join(dir, positionFile))
-	if err != nil {
+	if err := readJSON(filepath.Join(dir, positionFile), &p); err != nil {
 		return p, err
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("%s: %w", filepath.Join(dir, positionFile), err)
 	}
 	path := filepath.Join(dir, stateFile)
 	f, err := safetensors.Open(path)
@@ -270,6 +266,18 @@ func (s *session) writeReports(dir string) error {
 	}
 	if r, ok := s.env.Replica.(Reporter); ok {
 		return r.WriteReports(dir)
+	}
+	return nil
+}
+
+// readJSON decodes the JSON file at path into v; a malformed file's error names it.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
