@@ -145,8 +145,7 @@ func NewBatcher(r Runner, cfg BatchConfig, obs Observer) (*Batcher, error) {
 	}
 	b := &Batcher{run: r, cfg: cfg, obs: obs, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	for range max(cfg.Instances, 1) {
-		b.running.Add(1)
-		go b.loop()
+		b.running.Go(b.loop)
 	}
 	go func() { b.running.Wait(); close(b.done) }()
 	return b, nil
@@ -255,7 +254,6 @@ func (b *Batcher) signal() {
 
 func (b *Batcher) loop() {
 	runtime.LockOSThread() // libtorch's per-thread state (see package model)
-	defer b.running.Done()
 	for {
 		batch, j, ok := b.next()
 		switch {
