@@ -253,21 +253,47 @@ func (s *Server) garbage(sha string, mtime time.Time) bool {
 	return caughtUp && !listed && s.blobs.expired(mtime)
 }
 
-// sweepBlobs removes from this member's store the files of blobs that listed (the
-// state at index idx) does not name, once past the file grace. A blob is written
-// before it is listed: the grace spares an upload not yet recorded. A member that has
-// not yet applied the log it started with would take recent blobs for collected ones:
-// it waits.
-func (s *Server) sweepBlobs(idx uint64, listed map[string]bool) {
-	if idx < s.bootIndex {
-		return
-	}
-	removed, err := s.blobs.sweep(func(sha string) bool { return listed[sha] })
-	for _, sha := range removed {
-		s.log.Info("blob file removed: the state no longer lists it", "sha", sha)
-	}
-	if err != nil {
-		s.log.Warn("blob sweep", "err", err)
+// sweepBlobs removes from this member's store, on every change of the state and every
+// 2 s, the files of blobs the state does not list, once past the file grace. A blob
+// is written before it is listed: the grace spares an upload not yet recorded. A
+// member that has not yet applied the log it started with would take recent blobs
+// for collected ones: it waits. It runs apart from syncBlobs, whose copy of a large
+// blob may take minutes.
+func (s *Server) sweepBlobs() {
+	s.onChange(2*time.Second, func() {
+		listed := map[string]bool{}
+		caughtUp := false
+		s.fsm.Read(func(st *State) {
+			caughtUp = st.Index >= s.bootIndex
+			for sha := range st.Blobs {
+				listed[sha] = true
+			}
+		})
+		if !caughtUp {
+			return
+		}
+		removed, err := s.blobs.sweep(func(sha string) bool { return listed[sha] })
+		for _, sha := range removed {
+			s.log.Info("blob file removed: the state no longer lists it", "sha", sha)
+		}
+		if err != nil {
+			s.log.Warn("blob sweep", "err", err)
+		}
+	})
+}
+
+// onChange calls fn on every change of the state, and every period without one,
+// until the member stops.
+func (s *Server) onChange(period time.Duration, fn func()) {
+	for {
+		changed := s.changes.wait()
+		fn()
+		select {
+		case <-changed:
+		case <-time.After(period):
+		case <-s.ctx.Done():
+			return
+		}
 	}
 }
 
@@ -335,16 +361,14 @@ func (s *Server) postHolder(w http.ResponseWriter, r *http.Request) {
 
 // syncBlobs copies to this member every blob the state lists that it lacks, from a
 // member holding it, so that every member holds every blob: a job's results outlive
-// any one member. A file lost from this member's store is fetched again. It also
-// sweeps the store of the blobs the state no longer lists (sweepBlobs).
+// any one member. A file lost from this member's store is fetched again.
 func (s *Server) syncBlobs() {
 	type retry struct {
 		at    time.Time
 		delay time.Duration
 	}
 	failed := map[string]retry{} // sha -> when to try again
-	for {
-		changed := s.changes.wait()
+	s.onChange(2*time.Second, func() {
 		type want struct {
 			sha    string
 			size   int64
@@ -352,9 +376,7 @@ func (s *Server) syncBlobs() {
 		}
 		var all, missing []want
 		listed := map[string]bool{}
-		var idx uint64
 		s.fsm.Read(func(st *State) {
-			idx = st.Index
 			for sha, b := range st.Blobs {
 				all = append(all, want{sha, b.Size, slices.Contains(b.Holders, s.id)})
 				listed[sha] = true
@@ -385,20 +407,13 @@ func (s *Server) syncBlobs() {
 			}
 			delete(failed, m.sha)
 		}
-		s.sweepBlobs(idx, listed)
-		select {
-		case <-changed:
-		case <-time.After(2 * time.Second):
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	})
 }
 
 func (s *Server) syncBlob(sha string) error {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Hour)
 	defer cancel()
-	n, ok := s.blobs.size(sha) // sweepBlobs runs in this goroutine: no need to renew
+	n, ok := s.blobs.have(sha) // renewed: sweepBlobs may have read a state that did not list it
 	if !ok {
 		var last error = errors.New("no member holds it")
 		for _, addr := range s.holders(sha) {

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +228,80 @@ func TestCollectedBlobsLeaveEveryDisk(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSweepDoesNotWaitForACopy: a member still copying a blob from another (here one
+// that never answers, as a large blob over a slow link would take minutes) goes on
+// removing the files the state no longer lists.
+func TestSweepDoesNotWaitForACopy(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(_ int, cfg *coordinator.Config) {
+		cfg.BlobFileGrace = time.Minute
+	}})
+	// Member 2 crashes, and a listener that accepts and never answers takes its address.
+	silent, addr := c.Servers[2].ID(), c.Servers[2].APIAddr()
+	if err := c.Detach(2).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn // kept: a collected conn closes
+	)
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			accepted <- struct{}{}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	// The state says the silent member holds a blob: the others fetch it from there.
+	var sha [32]byte
+	sha[0] = 1
+	want := hex.EncodeToString(sha[:])
+	body, _ := json.Marshal(api.BlobHolder{Member: silent, Size: 1 << 30})
+	if code, _, b := raw(t, http.MethodPost, c.Leader().APIAddr(), "/v1/blobs/"+want+"/holders", c.Secret.Token(), body); code != http.StatusOK {
+		t.Fatalf("recording the silent member's blob: %d %s", code, b)
+	}
+	for range 2 {
+		select {
+		case <-accepted:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the members never asked the silent one for its blob")
+		}
+	}
+	// Now each is waiting for its copy: a file the state does not list, past the grace.
+	garbage := sha256.Sum256([]byte("collected"))
+	name := hex.EncodeToString(garbage[:])
+	old := time.Now().Add(-time.Hour)
+	for _, s := range c.Servers[:2] {
+		if err := os.WriteFile(s.BlobPath(name), []byte("collected"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(s.BlobPath(name), old, old)
+	}
+	c.WaitFor("both members to sweep while they copy", func() bool {
+		for _, s := range c.Servers[:2] {
+			if _, err := os.Stat(s.BlobPath(name)); err == nil {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // Blob retention (docs/cluster.md, "Blob retention"). The state decides which blobs
-// stay listed; each member's syncBlobs removes from its disk the files the state no
+// stay listed; each member's sweepBlobs removes from its disk the files the state no
 // longer lists. A blob is live while a job references it (jobBlobs), or while it is
 // fresh: stored less than Timing.BlobGrace ago, in the log's time, so that an upload
 // survives until the report or submission that references it. A reference goes away
