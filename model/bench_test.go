@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -192,24 +193,27 @@ func memoryFloor(p, g, m, v []float32) {
 	})
 }
 
-// BenchmarkInferUnpadded is inference on a served batch's shape: 18 texts of 8 to 42
-// tokens (fill 0.6), on the packed path Forward takes (unpad.go) and on the padded
-// layers it replaced, each ms per batch.
+// BenchmarkInferUnpadded is inference on served batches' shapes, on the packed path
+// Forward takes (unpad.go) and on the padded layers it replaced, each ms per batch:
+// 18 texts of 8 to 42 tokens (fill 0.6), and 32 such texts one of which is 128 tokens
+// long (fill 0.2: a batch that takes whatever is queued).
 func BenchmarkInferUnpadded(b *testing.B) {
 	for _, c := range []struct {
-		preset string
-		opts   Options
-	}{{"tiny", Options{Task: Classify, NumLabels: 2}}, {"base", Options{Task: Classify, NumLabels: 2}},
-		{"tiny", Options{Task: NER, NumLabels: 9}}, {"base", Options{Task: NER, NumLabels: 9}}} {
-		b.Run(c.preset+"-"+string(c.opts.Task), func(b *testing.B) {
+		preset     string
+		opts       Options
+		n, longest int
+	}{{"tiny", Options{Task: Classify, NumLabels: 2}, 18, 42}, {"base", Options{Task: Classify, NumLabels: 2}, 18, 42},
+		{"tiny", Options{Task: NER, NumLabels: 9}, 18, 42}, {"base", Options{Task: NER, NumLabels: 9}, 18, 42},
+		{"tiny", Options{Task: Classify, NumLabels: 2}, 32, 128}, {"base", Options{Task: Classify, NumLabels: 2}, 32, 128}} {
+		b.Run(fmt.Sprintf("%s-%s-%dx%d", c.preset, c.opts.Task, c.n, c.longest), func(b *testing.B) {
 			m := benchModelFor(b, c.preset, c.opts)
 			r := rand.New(rand.NewPCG(2, 2))
-			lens := make([]int, 18)
+			lens := make([]int, c.n)
 			for i := range lens {
 				lens[i] = 8 + r.IntN(35)
 			}
-			lens[0] = 42
-			batch := randomBatch(r, m, 42, lens)
+			lens[0] = c.longest
+			batch := randomBatch(r, m, c.longest, lens)
 			batch.Labels = nil
 			padded := func() { paddedLogits(m, batch).MustDrop() }
 			packed := func() {

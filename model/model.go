@@ -205,11 +205,11 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	// the padding too: with labels, token heads keep the padded rows.
 	var p *packing
 	if !train && !attentions && (m.head.first || b.Labels == nil) {
-		p = newPacking(b, dev)
+		p = newPacking(b, ext, dev)
 	}
 	if p != nil {
 		defer p.drop()
-		h = m.layersPacked(h, ext, p)
+		h = m.layersPacked(h, p)
 	} else {
 		h = m.layersPadded(h, ext, b, drop, attentions, out)
 	}
@@ -250,16 +250,16 @@ func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attenti
 // (unpad.go). For a sequence head it returns the first positions' outputs, [B, 1, H];
 // for a token head [B, L, H] with zeros under the padding, whose logits only a loss
 // would read (transformers computes them from the padding's rows; they differ).
-func (m *Model) layersPacked(h, ext *ts.Tensor, p *packing) *ts.Tensor {
+func (m *Model) layersPacked(h *ts.Tensor, p *packing) *ts.Tensor {
 	x := p.pack(h)
 	h.MustDrop()
 	for i, ly := range m.layers {
-		x = ly.fwdPacked(m, x, ext, p, m.head.first && i == len(m.layers)-1)
+		x = ly.fwdPacked(m, x, p, m.head.first && i == len(m.layers)-1)
 	}
 	if !m.head.first {
 		return p.unpack(x)
 	}
-	return x.MustView([]int64{p.B, 1, -1}, true)
+	return x.MustIndexSelect(0, p.unorder, true).MustView([]int64{p.B, 1, -1}, true)
 }
 
 func (m *Model) checkBatch(b *Batch) error {

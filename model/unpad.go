@@ -1,6 +1,9 @@
 package model
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -11,47 +14,114 @@ import (
 // a served batch of SMS messages. Without training, the dense layers run on the
 // tokens alone, packed [T, H], and only attention, which needs the [B, L] layout,
 // spreads them out again (as text-embeddings-inference and FasterTransformer's
-// "remove padding" do). Dropout is off, so the results are the padded path's up to
+// "remove padding" do), in groups of similar lengths, each to its own longest, so that
+// one long text or --padding max_length does not make attention pay for a batch of
+// short ones (BenchmarkInferUnpadded's 32x128: base 1.5x). Dropout is off, so the results are the padded path's up to
 // float rounding (TestPaddingInvariance compares a sequence alone and in a batch),
 // except a token head's logits under the padding, which only a loss reads: a batch
 // with labels keeps the padded rows (Forward).
 
-// packing maps a padded batch's [B*L] positions to the packed rows of its tokens.
+// packing maps a padded batch's [B*L] positions to the packed rows of its tokens. The
+// packed order takes the sequences longest first, so that attention's groups
+// (attnGroup) are runs of it.
 type packing struct {
 	B, L, T int64
-	idx     *ts.Tensor // [T]: the flat position b*L+l of each token, in order
-	firsts  *ts.Tensor // [B]: the packed row of each sequence's first position
+	idx     *ts.Tensor // [T]: the flat position b*L+l of each token, in packed order
+	firsts  *ts.Tensor // [B]: the packed row of each sequence's first position, in packed order
+	unorder *ts.Tensor // [B]: where each batch row's sequence comes in packed order
+	groups  []*attnGroup
 }
 
+// attnGroup is a run of sequences in packed order that attention spreads out together
+// to [N, L, H], L the longest of their spans.
+type attnGroup struct {
+	N, L   int64
+	first  int64      // its first sequence's place in packed order
+	off, T int64      // its rows of the packed tokens
+	idx    *ts.Tensor // [T]: the flat position j*L+l of each of its tokens in its [N*L]
+	ext    *ts.Tensor // [N, 1, 1, L]: its additive attention mask
+}
+
+// groupFill is the smallest share of an attention group's [N, L] that its tokens fill:
+// below it the next sequence starts a group of its own. Each group costs a few more
+// libtorch calls per layer, which small models feel.
+const groupFill = 0.75
+
 // newPacking is b's packing, or nil when b has no padding, or padding in a first
-// position (which a sequence head reads).
-func newPacking(b *Batch, dev gotch.Device) *packing {
-	idx := make([]int64, 0, len(b.AttentionMask))
-	firsts := make([]int64, b.B)
-	for i, v := range b.AttentionMask {
-		if i%b.L == 0 {
-			if v == 0 {
-				return nil
+// position (which a sequence head reads). ext is b's additive mask [B, 1, 1, L].
+func newPacking(b *Batch, ext *ts.Tensor, dev gotch.Device) *packing {
+	type seq struct{ row, span, real int }
+	seqs := make([]seq, b.B)
+	total := 0
+	for i := range seqs {
+		mask := b.AttentionMask[i*b.L : (i+1)*b.L]
+		if mask[0] == 0 {
+			return nil
+		}
+		s := seq{row: i}
+		for l, v := range mask {
+			if v != 0 {
+				s.span, s.real = l+1, s.real+1
 			}
-			firsts[i/b.L] = int64(len(idx))
 		}
-		if v != 0 {
-			idx = append(idx, int64(i))
-		}
+		seqs[i], total = s, total+s.real
 	}
-	if len(idx) == len(b.AttentionMask) {
+	if total == len(b.AttentionMask) {
 		return nil
 	}
-	return &packing{B: int64(b.B), L: int64(b.L), T: int64(len(idx)),
-		idx: ts.MustOfSlice(idx).MustTo(dev, true), firsts: ts.MustOfSlice(firsts).MustTo(dev, true)}
+	slices.SortStableFunc(seqs, func(x, y seq) int { return cmp.Compare(y.span, x.span) })
+	p := &packing{B: int64(b.B), L: int64(b.L), T: int64(total)}
+	idx := make([]int64, 0, total)
+	firsts, unorder := make([]int64, b.B), make([]int64, b.B)
+	var g *attnGroup
+	var gIdx, gRows []int64
+	var gReal int
+	closeGroup := func() {
+		g.T = int64(len(gIdx))
+		g.idx = ts.MustOfSlice(gIdx).MustTo(dev, true)
+		rows := ts.MustOfSlice(gRows).MustTo(dev, true)
+		g.ext = ext.MustIndexSelect(0, rows, false).MustNarrow(3, 0, g.L, true)
+		rows.MustDrop()
+		p.groups = append(p.groups, g)
+	}
+	for k, s := range seqs {
+		if g == nil || float64(gReal+s.real) < groupFill*float64((g.N+1)*g.L) {
+			if g != nil {
+				closeGroup()
+			}
+			g = &attnGroup{L: int64(s.span), first: int64(k), off: int64(len(idx))}
+			gIdx, gRows, gReal = nil, nil, 0
+		}
+		firsts[k], unorder[s.row] = int64(len(idx)), int64(k)
+		for l, v := range b.AttentionMask[s.row*b.L : s.row*b.L+s.span] {
+			if v != 0 {
+				idx = append(idx, int64(s.row*b.L+l))
+				gIdx = append(gIdx, g.N*g.L+int64(l))
+			}
+		}
+		gRows = append(gRows, int64(s.row))
+		g.N++
+		gReal += s.real
+	}
+	closeGroup()
+	p.idx = ts.MustOfSlice(idx).MustTo(dev, true)
+	p.firsts = ts.MustOfSlice(firsts).MustTo(dev, true)
+	p.unorder = ts.MustOfSlice(unorder).MustTo(dev, true)
+	return p
 }
 
 func (p *packing) drop() {
-	p.idx.MustDrop()
-	p.firsts.MustDrop()
+	for _, t := range []*ts.Tensor{p.idx, p.firsts, p.unorder} {
+		t.MustDrop()
+	}
+	for _, g := range p.groups {
+		g.idx.MustDrop()
+		g.ext.MustDrop()
+	}
 }
 
-// pack takes the token rows of x [B, L, H] (or [B*L, H]): [T, H]. x stays the caller's.
+// pack takes the token rows of x [B, L, H] (or [B*L, H]), in packed order: [T, H]. x
+// stays the caller's.
 func (p *packing) pack(x *ts.Tensor) *ts.Tensor {
 	flat := x.MustView([]int64{p.B * p.L, -1}, false)
 	defer flat.MustDrop()
@@ -61,38 +131,60 @@ func (p *packing) pack(x *ts.Tensor) *ts.Tensor {
 // unpack spreads x [T, H] back to [B, L, H], zeros under the padding; it takes
 // ownership of x.
 func (p *packing) unpack(x *ts.Tensor) *ts.Tensor {
+	return spread(x, p.idx, p.B, p.L)
+}
+
+// spread puts the rows of x [T, H] at the flat positions idx of [n*l, H], zeros
+// elsewhere, and returns it as [n, l, H]; it takes ownership of x.
+func spread(x, idx *ts.Tensor, n, l int64) *ts.Tensor {
 	h := x.MustSize()[1]
-	out := ts.MustZeros([]int64{p.B * p.L, h}, x.DType(), x.MustDevice()).MustIndexCopy(0, p.idx, x, true)
+	out := ts.MustZeros([]int64{n * l, h}, x.DType(), x.MustDevice()).MustIndexCopy(0, idx, x, true)
 	x.MustDrop()
-	return out.MustView([]int64{p.B, p.L, h}, true)
+	return out.MustView([]int64{n, l, h}, true)
 }
 
 // fwdPacked is fwd for inference on packed rows h [T, H], which it takes ownership of.
-// With first it returns the first positions' outputs alone, [B, H].
-func (ly *layer) fwdPacked(m *Model, h, ext *ts.Tensor, p *packing, first bool) *ts.Tensor {
+// With first it computes the first positions' outputs alone, [B, H] in packed order.
+func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, first bool) *ts.Tensor {
 	c := m.Config
 	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
-	heads := func(t *ts.Tensor, n int64) *ts.Tensor { // [B,n,H] -> [B,heads,n,hd]
-		return t.MustView([]int64{p.B, n, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
+	heads := func(t *ts.Tensor, n, l int64) *ts.Tensor { // [n,l,H] -> [n,heads,l,hd]
+		return t.MustView([]int64{n, l, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
 	}
-	hq, Q := h, p.L
-	var q *ts.Tensor
+	hq := h
 	if first {
-		hq, Q = h.MustIndexSelect(0, p.firsts, false), 1
-		q = heads(ly.q.fwd(hq), 1)
-	} else {
-		q = heads(p.unpack(ly.q.fwd(h)), Q)
+		hq = h.MustIndexSelect(0, p.firsts, false)
 	}
-	k := heads(p.unpack(ly.k.fwd(h)), p.L)
-	v := heads(p.unpack(ly.v.fwd(h)), p.L)
-	ctx, probs := attend(q, k, v, ext, nil)
-	probs.MustDrop()
-	if first {
-		ctx = ctx.MustView([]int64{p.B, -1}, true)
-	} else {
-		packed := p.pack(ctx)
-		ctx.MustDrop()
-		ctx = packed
+	q, k, v := ly.q.fwd(hq), ly.k.fwd(h), ly.v.fwd(h)
+	ctxs := make([]*ts.Tensor, len(p.groups))
+	for i, g := range p.groups {
+		rows := func(x *ts.Tensor) *ts.Tensor {
+			return heads(spread(x.MustNarrow(0, g.off, g.T, false), g.idx, g.N, g.L), g.N, g.L)
+		}
+		var qg *ts.Tensor
+		if first {
+			qg = heads(q.MustNarrow(0, g.first, g.N, false), g.N, 1)
+		} else {
+			qg = rows(q)
+		}
+		ctx, probs := attend(qg, rows(k), rows(v), g.ext, nil)
+		probs.MustDrop()
+		if first {
+			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
+		} else {
+			flat := ctx.MustView([]int64{g.N * g.L, -1}, true)
+			ctxs[i] = flat.MustIndexSelect(0, g.idx, true)
+		}
+	}
+	for _, t := range []*ts.Tensor{q, k, v} {
+		t.MustDrop()
+	}
+	ctx := ctxs[0]
+	if len(ctxs) > 1 {
+		ctx = ts.MustCat(ctxs, 0)
+		for _, t := range ctxs {
+			t.MustDrop()
+		}
 	}
 	out := ly.rest(m, ctx, hq, func(x *ts.Tensor, _ bool) *ts.Tensor { return x })
 	if first {
