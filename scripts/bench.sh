@@ -20,6 +20,9 @@ echo
 echo "== stream: plan and stream a growing dataset (the reader's memory stays bounded)"
 ./bin/bertnode bench stream --sizes 100M,1G,3G
 echo
+echo "== model: inference on served batches' shapes, packed (unpad.go) against padded"
+go test -run '^$' -bench 'InferUnpadded' -benchtime 6x -timeout 30m ./model/
+echo
 echo "== serve: HTTP serving with dynamic batching, off and on, next to the raw forward"
 ./scripts/bench-serve.sh
 echo
