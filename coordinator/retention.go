@@ -62,8 +62,6 @@ func (s *State) dropUnreferenced(j *api.Job, t time.Time, sha, what string) {
 	s.event(j, t, "collected", "", "blob %s (%s) dropped: no job references it", short(sha), what)
 }
 
-// lastStored is when a member last said it holds b (states before Stored existed
-// have only Added).
 // deleteJob removes an ended job that no unended job continues (--resume), with its
 // event log, and unlists the blobs no other job references.
 func (s *State) deleteJob(t time.Time, b JobDelete) error {
@@ -91,6 +89,8 @@ func (s *State) deleteJob(t time.Time, b JobDelete) error {
 	return nil
 }
 
+// lastStored is when a member last said it holds b (states before Stored existed
+// have only Added).
 func (b *Blob) lastStored() time.Time {
 	if b.Stored.After(b.Added) {
 		return b.Stored
