@@ -37,6 +37,7 @@ const (
 	CmdJobDelete      = "job_delete"      // JobDelete
 	CmdBlobStored     = "blob_stored"     // BlobStored
 	CmdBlobsCollect   = "blobs_collect"   // BlobsCollect
+	CmdDeletedTrim    = "deleted_trim"    // DeletedTrim
 )
 
 // MemberRemove takes a coordinator out of the member list.
@@ -158,6 +159,12 @@ type BlobStored struct {
 // BlobsCollect drops from the state the blobs no job references that no member has
 // stored since Before (the leader's time less Timing.BlobGrace).
 type BlobsCollect struct {
+	Before time.Time `json:"before"`
+}
+
+// DeletedTrim forgets the deleted jobs deleted before Before (the leader's time less
+// Timing.DeletedRetention): nodes away longer keep their files of them.
+type DeletedTrim struct {
 	Before time.Time `json:"before"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 )
 
@@ -150,4 +151,36 @@ func TestBlockingQuery(t *testing.T) {
 	if code != 400 || !strings.Contains(string(body), `"field":"index"`) {
 		t.Fatalf("bad index: %d %s", code, body)
 	}
+}
+
+// TestLeaderForgetsDeletedJobs: the list of deleted jobs the nodes read keeps a
+// deleted job for Timing.DeletedRetention, in the commands' time, and then the leader
+// trims it.
+func TestLeaderForgetsDeletedJobs(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) {
+		cfg.Timing.DeletedRetention = 24 * time.Hour
+	}})
+	cl := c.Client()
+	id := submit(c, jobSpecText(putData(t, cl, trainData), 1, 1))
+	if err := cl.Cancel(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.DeleteJob(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() bool {
+		del, err := cl.DeletedJobs(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := del[id]
+		return ok
+	}
+	c.Clock.Advance(23 * time.Hour)
+	settle()
+	if !listed() {
+		t.Fatal("a job deleted less than the retention ago was forgotten")
+	}
+	c.Clock.Advance(2 * time.Hour)
+	c.WaitFor("the leader to forget the deleted job", func() bool { return !listed() })
 }

@@ -27,8 +27,9 @@ type leaderLoop struct {
 	planning map[string]bool
 	planned  chan string
 	plans    sync.WaitGroup
-	// collectAt: when to look next for blobs to collect.
-	collectAt time.Time
+	// collectAt: when to look next for blobs to collect; trimAt, for deleted jobs to
+	// forget.
+	collectAt, trimAt time.Time
 }
 
 func (s *Server) lead(ctx context.Context) {
@@ -90,7 +91,10 @@ func (l *leaderLoop) pass(ctx context.Context) {
 		l.planning[w.key] = true
 		l.plans.Go(func() { l.plan(ctx, w) })
 	}
-	l.collect(ctx, now)
+	l.expire(ctx, now, &l.collectAt, s.cfg.BlobGrace, (*State).collectable, CmdBlobsCollect,
+		func(before time.Time) any { return BlobsCollect{Before: before} })
+	l.expire(ctx, now, &l.trimAt, s.cfg.DeletedRetention, (*State).trimmable, CmdDeletedTrim,
+		func(before time.Time) any { return DeletedTrim{Before: before} })
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
 	for _, d := range decisions {
 		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
@@ -101,27 +105,30 @@ func (l *leaderLoop) pass(ctx context.Context) {
 	}
 }
 
-// collect proposes BlobsCollect when the state lists blobs past their grace that no
-// job references; it looks a few times per grace, not every pass.
-func (l *leaderLoop) collect(ctx context.Context, now time.Time) {
+// expire commits the command typ, made by body(before) with before = now less keep,
+// when find says the state holds something older: blobs past their grace that no job
+// references (BlobsCollect), deleted jobs past the retention (DeletedTrim). It looks
+// every minute, or four times per keep if that is shorter (*next), not every pass.
+func (l *leaderLoop) expire(ctx context.Context, now time.Time, next *time.Time, keep time.Duration,
+	find func(st *State, before time.Time) []string, typ string, body func(before time.Time) any) {
 	s := l.s
-	if now.Before(l.collectAt) {
+	if now.Before(*next) {
 		return
 	}
-	l.collectAt = now.Add(min(s.cfg.BlobGrace/4, time.Minute))
-	before := now.Add(-s.cfg.BlobGrace)
-	var stale []string
-	s.fsm.Read(func(st *State) { stale = st.collectable(before) })
-	if len(stale) == 0 {
+	*next = now.Add(min(keep/4, time.Minute))
+	before := now.Add(-keep)
+	var found []string
+	s.fsm.Read(func(st *State) { found = find(st, before) })
+	if len(found) == 0 {
 		return
 	}
-	v, _, err := s.commit(ctx, CmdBlobsCollect, BlobsCollect{Before: before})
+	v, _, err := s.commit(ctx, typ, body(before))
 	if err != nil {
-		s.log.Warn("collecting blobs", "err", err)
-		l.collectAt = now // try again next pass
+		s.log.Warn("leader decision", "command", typ, "err", err)
+		*next = now // try again next pass
 		return
 	}
-	s.log.Info("blobs collected: no job references them", "shas", v)
+	s.log.Info("expired", "command", typ, "gone", v)
 }
 
 // health compares gossip's view with the state's: the changes to commit. A node

@@ -79,7 +79,7 @@ func (s *State) deleteJob(t time.Time, b JobDelete) error {
 	}
 	delete(s.Jobs, j.ID)
 	delete(s.Events, j.ID)
-	s.Deleted[j.ID] = j.Submitted
+	s.Deleted[j.ID], s.DeletedAt[j.ID] = j.Submitted, t
 	for _, sha := range jobBlobs(j) {
 		if s.Blobs[sha] != nil && !s.referenced(sha) {
 			delete(s.Blobs, sha)
@@ -127,6 +127,40 @@ func (s *State) blobsCollect(t time.Time, b BlobsCollect) ([]string, error) {
 	}
 	if len(gone) > 0 {
 		s.touch(topicBlobs)
+	}
+	return gone, nil
+}
+
+// trimmable are the deleted jobs deleted before before, and those deleted before
+// DeletedAt existed (whose time deletedTrim then records).
+func (s *State) trimmable(before time.Time) []string {
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(s.Deleted)) {
+		if at, ok := s.DeletedAt[id]; !ok || at.Before(before) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// deletedTrim forgets the deleted jobs deleted before b.Before and answers their IDs.
+// One deleted before DeletedAt existed counts as deleted now: it goes a retention later.
+func (s *State) deletedTrim(t time.Time, b DeletedTrim) ([]string, error) {
+	if b.Before.After(t) {
+		return nil, errorf(http.StatusBadRequest, "before: %s is after the command's time %s", b.Before, t)
+	}
+	var gone []string
+	for _, id := range s.trimmable(b.Before) {
+		if _, ok := s.DeletedAt[id]; !ok {
+			s.DeletedAt[id] = t
+			continue
+		}
+		delete(s.Deleted, id)
+		delete(s.DeletedAt, id)
+		gone = append(gone, id)
+	}
+	if len(gone) > 0 {
+		s.touch(topicDeleted)
 	}
 	return gone, nil
 }

@@ -255,3 +255,46 @@ func TestRetentionSurvivesSnapshots(t *testing.T) {
 		t.Fatalf("states differ:\n%s\n%s", a, b)
 	}
 }
+
+// TestDeletedJobsAreForgotten: DeletedTrim forgets the jobs deleted before its time,
+// and keeps the rest; a job deleted before DeletedAt existed gets the trim's time and
+// goes a retention later; the deletion times survive a snapshot.
+func TestDeletedJobsAreForgotten(t *testing.T) {
+	r := newLogRun(t)
+	a := r.job("n1", sha(1), sha(2))
+	r.apply(time.Second, CmdCancel, JobCancel{Job: a})
+	r.apply(time.Second, CmdJobDelete, JobDelete{Job: a})
+	deletedAt := r.now
+	r.f.state.Deleted["job-0"] = deletedAt.Add(-time.Hour) // from a state without DeletedAt
+	restored := &logRun{t: t, f: roundTrip(t, r.f), idx: r.idx, now: r.now}
+	if !reflect.DeepEqual(r.f.state, restored.f.state) {
+		t.Fatalf("restored state differs: %s", firstDiff("state", reflect.ValueOf(r.f.state), reflect.ValueOf(restored.f.state)))
+	}
+	trim := func(d time.Duration, before time.Time) []string {
+		t.Helper()
+		return r.apply(d, CmdDeletedTrim, DeletedTrim{Before: before}).([]string)
+	}
+	if gone := trim(time.Hour, deletedAt); len(gone) != 0 {
+		t.Fatalf("trimmed %v at the deletion's own time", gone)
+	}
+	stamped := r.now
+	r.f.Read(func(s *State) {
+		if len(s.Deleted) != 2 || !s.DeletedAt[a].Equal(deletedAt) || !s.DeletedAt["job-0"].Equal(stamped) {
+			t.Fatalf("after the first trim: deleted %v at %v", s.Deleted, s.DeletedAt)
+		}
+	})
+	if gone := trim(time.Hour, deletedAt.Add(time.Second)); !slices.Equal(gone, []string{a}) {
+		t.Fatalf("trimmed %v, want %s", gone, a)
+	}
+	if gone := trim(time.Hour, stamped.Add(time.Second)); !slices.Equal(gone, []string{"job-0"}) {
+		t.Fatalf("trimmed %v, want job-0, a retention after the trim that stamped it", gone)
+	}
+	r.f.Read(func(s *State) {
+		if len(s.Deleted) != 0 || len(s.DeletedAt) != 0 {
+			t.Fatalf("after trimming all: deleted %v at %v", s.Deleted, s.DeletedAt)
+		}
+	})
+	if res := r.try(time.Second, CmdDeletedTrim, DeletedTrim{Before: r.now.Add(time.Hour)}); res.Err == nil || !strings.Contains(res.Err.Error(), "after the command's time") {
+		t.Fatalf("a trim reaching past its own time: %v", res.Err)
+	}
+}

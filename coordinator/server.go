@@ -94,6 +94,10 @@ type Timing struct {
 	// BlobFileGrace: a file in the blob store that the state does not list is removed
 	// once its mtime is this old; a blob is written before it is listed (default 10m).
 	BlobFileGrace time.Duration
+	// DeletedRetention: the list of deleted jobs, which nodes read to remove their
+	// files of them, forgets a job this long after its deletion, in the commands' time
+	// (default 30 days).
+	DeletedRetention time.Duration
 }
 
 func (t Timing) withDefaults() Timing {
@@ -114,6 +118,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.SnapshotInterval, 2*time.Minute)
 	def(&t.BlobGrace, time.Hour)
 	def(&t.BlobFileGrace, 10*time.Minute)
+	def(&t.DeletedRetention, 30*24*time.Hour)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = 8192
 	}

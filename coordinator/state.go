@@ -38,6 +38,9 @@ type State struct {
 	// Deleted maps the jobs bertnode delete removed to when they were submitted: nodes
 	// remove their own files of exactly those jobs (a reset cluster reuses IDs).
 	Deleted map[string]time.Time `json:"deleted"`
+	// DeletedAt is when each of Deleted was deleted, in the commands' time: the leader
+	// trims Deleted of those older than Timing.DeletedRetention (DeletedTrim).
+	DeletedAt map[string]time.Time `json:"deleted_at"`
 	// Topics maps what blocking queries watch ("job/ID", "assign/NODE", ...) to the
 	// index of the command that last changed it.
 	Topics map[string]uint64 `json:"topics"`
@@ -58,7 +61,7 @@ func NewState() *State {
 	return &State{
 		Members: map[string]*api.Member{}, Nodes: map[string]*api.Node{}, Jobs: map[string]*api.Job{},
 		Blobs: map[string]*Blob{}, Events: map[string][]api.Event{}, Topics: map[string]uint64{},
-		Deleted: map[string]time.Time{},
+		Deleted: map[string]time.Time{}, DeletedAt: map[string]time.Time{},
 	}
 }
 
@@ -246,6 +249,7 @@ var appliers = map[string]applier{
 	CmdJobDelete:      on((*State).deleteJob),
 	CmdBlobStored:     on((*State).blobStored),
 	CmdBlobsCollect:   onValue((*State).blobsCollect),
+	CmdDeletedTrim:    onValue((*State).deletedTrim),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {

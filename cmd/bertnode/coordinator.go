@@ -146,6 +146,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 	f.Int64Var(&maxBlob, "max-blob-size", 64<<30, "the largest upload, in bytes")
 	f.DurationVar(&timing.BlobGrace, "blob-grace", 0, "how long an upload no job references stays (default 1h; 0: default)")
 	f.DurationVar(&timing.BlobFileGrace, "blob-file-grace", 0, "how old a blob file the state no longer lists is before it is removed from disk (default 10m)")
+	f.DurationVar(&timing.DeletedRetention, "deleted-retention", 0, "how long the list of deleted jobs, from which nodes remove their files of them, keeps a job after its deletion (default 720h)")
 	return c
 }
 

@@ -21,7 +21,8 @@ coordinators remove those files from their disks after the blob file grace. Down
 what you want to keep first (bertnode download JOB). A running job must be cancelled
 first; a job another running job continues (submit --resume) stays until that one
 ends. Nodes remove their own files of the job (<data-dir>/jobs/JOB: checkpoints, logs,
-models) within minutes, once no session of theirs runs it.`,
+models) within minutes, once no session of theirs runs it; a node away longer than
+the coordinators' --deleted-retention (30 days) keeps them.`,
 		Example: `  bertnode delete job-3 job-4`,
 		Args:    cobra.MinimumNArgs(1),
 	}
