@@ -14,12 +14,12 @@ import (
 // a served batch of SMS messages. Without training, the dense layers run on the
 // tokens alone, packed [T, H], and only attention, which needs the [B, L] layout,
 // spreads them out again (as text-embeddings-inference and FasterTransformer's
-// "remove padding" do), in groups of similar lengths, each to its own longest, so that
-// one long text or --padding max_length does not make attention pay for a batch of
-// short ones (BenchmarkInferUnpadded's 32x128: base 1.5x). Dropout is off, so the results are the padded path's up to
-// float rounding (TestPaddingInvariance compares a sequence alone and in a batch),
-// except a token head's logits under the padding, which only a loss reads: a batch
-// with labels keeps the padded rows (Forward).
+// "remove padding" do), in groups of similar lengths, each to its own longest, so
+// that one long text or --padding max_length does not make attention pay for a batch
+// of short ones (BenchmarkInferUnpadded's 32x128: base 1.5x). Dropout is off, so the
+// results are the padded path's up to float rounding (TestPaddingInvariance compares
+// a sequence alone and in a batch), except a token head's logits under the padding,
+// which only a loss reads: a batch with labels keeps the padded rows (Forward).
 
 // packing maps a padded batch's [B*L] positions to the packed rows of its tokens. The
 // packed order takes the sequences longest first, so that attention's groups
