@@ -41,7 +41,9 @@ server ran at the highest concurrency through the model in-process (the raw forw
 the same batch shapes), and the unbatched server's sequences one by one, and states the
 serving goals as measured ratios: batched over unbatched throughput (and p99), and the
 server's throughput over the raw forward's. The raw forward's own batched over one-by-one
-throughput is what batching could give were serving free.`,
+throughput is what batching could give were serving free. With more than one instance
+it replays both again on one instance (each for --duration at most): how the instances
+scale batched and one by one.`,
 		Example: `  bertnode bench serve --model tiny --concurrency 1,4,16,64
   bertnode bench serve --model base --concurrency 1,8,32 --duration 20s`,
 		Args: cobra.NoArgs,

@@ -71,6 +71,11 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\tmodel busy\treq/CPU-s\tclients' cores\terrors\t")
 	rec := &recorder{inner: serve.RunnerFunc(o.Trainer.InferBatch)}
 	var speedups, cpuSpeedups, p99s, shares, cpuShares, ceilings []float64
+	var batchedScale, oneScale []float64 // the instances' raw forward over one instance's
+	type rawRow struct {
+		name string
+		raw  rawForward
+	}
 	var serverCores, rawCores, clientCores []float64 // at the top, batched: CPU seconds per second
 	for i, c := range o.Concurrency {
 		top := i == len(o.Concurrency)-1
@@ -129,10 +134,23 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			for _, r := range []struct {
-				name string
-				raw  rawForward
-			}{{"raw forward", raw}, {"raw, one by one", one}} {
+			rows := []rawRow{{"raw forward", raw}, {"raw, one by one", one}}
+			// The same on one instance: how the instances scale batched and one by one
+			// tells whether the cores share what a batched forward keeps busy.
+			if n := max(o.Batch.Instances, 1); n > 1 {
+				raw1, err := replay(o.Trainer, rec.kept, 1, o.Duration)
+				if err != nil {
+					return err
+				}
+				one1, err := replay(o.Trainer, single, 1, o.Duration)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, rawRow{"raw forward, 1 instance", raw1}, rawRow{"raw, one by one, 1 inst.", one1})
+				batchedScale = append(batchedScale, raw.perSecond/raw1.perSecond)
+				oneScale = append(oneScale, one.perSecond/one1.perSecond)
+			}
+			for _, r := range rows {
 				fmt.Fprintf(tw, "%d\t%s\t%.1f\t\t\t%s\t\t\t%.1f\t\t\t\n", c, r.name, r.raw.perSecond, r.raw.shape, r.raw.perCPUSecond)
 			}
 			shares = append(shares, res[1].Throughput/raw.perSecond)
@@ -150,6 +168,11 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	fmt.Fprintf(out, "goal 1, at %d clients: batching gives %.2fx the unbatched throughput, at %.2fx its p99 (goal: >= 3x at equal or better p99): %s; "+
 		"per CPU second: %.2fx; the raw forward itself runs %.2fx faster on the batched shapes than one by one (what batching would gain were serving free)\n",
 		top, speedup, p99, met(speedup >= 3 && p99 <= 1), median(cpuSpeedups), median(ceilings))
+	if len(batchedScale) > 0 {
+		fmt.Fprintf(out, "  %d instances run the batched shapes %.2fx as fast as one, and one by one %.2fx "+
+			"(cores that share their vector units, as a hyperthread and its sibling do, hold back the first)\n",
+			max(o.Batch.Instances, 1), median(batchedScale), median(oneScale))
+	}
 	whose := "the clients' own cost included"
 	if len(o.Clients) > 0 {
 		whose = "the server's alone: the clients ran in another process"

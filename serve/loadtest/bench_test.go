@@ -61,6 +61,14 @@ func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
 	if !regexp.MustCompile(`raw forward\s+[0-9.]+\s+mean [0-9.]+ sequences`).MatchString(report) {
 		t.Error("no raw forward of the batched shapes")
 	}
+	for _, row := range []string{`raw forward, 1 instance\s+[0-9.]+\s+mean [0-9.]+ sequences`, `raw, one by one, 1 inst\.\s+[0-9.]+\s+mean 1\.0 sequences`} {
+		if !regexp.MustCompile(row).MatchString(report) {
+			t.Errorf("no row %q: the raw forwards on one instance", row)
+		}
+	}
+	if !regexp.MustCompile(`2 instances run the batched shapes [0-9.]+x as fast as one, and one by one [0-9.]+x`).MatchString(report) {
+		t.Error("the goal line lacks how the instances scale")
+	}
 	if !regexp.MustCompile(`the raw forward itself runs [0-9.]+x faster on the batched shapes`).MatchString(report) ||
 		!regexp.MustCompile(`goal 2, at 8 clients: the server delivers .* cores used: the server [0-9.]+, its clients [0-9.]+, the raw forward [0-9.]+, of \d+`).MatchString(report) {
 		t.Error("the goals' lines lack their ratios")
