@@ -169,8 +169,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		"per CPU second: %.2fx; the raw forward itself runs %.2fx faster on the batched shapes than one by one (what batching would gain were serving free)\n",
 		top, speedup, p99, met(speedup >= 3 && p99 <= 1), median(cpuSpeedups), median(ceilings))
 	if len(batchedScale) > 0 {
-		fmt.Fprintf(out, "  %d instances run the batched shapes %.2fx as fast as one, and one by one %.2fx "+
-			"(cores that share their vector units, as a hyperthread and its sibling do, hold back the first)\n",
+		fmt.Fprintf(out, "  %d instances run the batched shapes %.2fx as fast as one, and one by one %.2fx\n",
 			max(o.Batch.Instances, 1), median(batchedScale), median(oneScale))
 	}
 	whose := "the clients' own cost included"
