@@ -32,10 +32,23 @@ var torchCPU string
 
 const torchCPUDirEnv = "BERTNODE_TORCH_CPU_DIR"
 
+// torchEnv is environ with, unless it sets them, OMP_WAIT_POLICY=passive,
+// GLOO_SOCKET_IFNAME=lo and OPENBLAS_NUM_THREADS=o.Threads: torch's --threads does not
+// bound OpenBLAS's own pool (as many threads as CPUs); bertnode's ranks bound theirs to
+// their threads too (runRank), so each rank of either side gets the same cores.
+func torchEnv(o Options, environ []string) []string {
+	env := slices.Clone(environ)
+	for _, kv := range [][2]string{{"OMP_WAIT_POLICY", "passive"}, {"GLOO_SOCKET_IFNAME", "lo"}, {"OPENBLAS_NUM_THREADS", strconv.Itoa(o.Threads)}} {
+		if !slices.ContainsFunc(environ, func(e string) bool { return strings.HasPrefix(e, kv[0]+"=") }) {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	return env
+}
+
 // Run runs the script with o's parameters (call o.Defaults first, so both sides get
-// the same threads), OMP_WAIT_POLICY=passive and GLOO_SOCKET_IFNAME=lo unless the
-// environment sets them, copies its table to w and returns its rows, with the CPU
-// time of its steps (torchcpu.py) added.
+// the same threads) in torchEnv, copies its table to w and returns its rows, with the
+// CPU time of its steps (torchcpu.py) added.
 func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error) {
 	dir, err := os.MkdirTemp("", "bertnode-torch-cpu-")
 	if err != nil {
@@ -51,12 +64,7 @@ func (t Torch) Run(ctx context.Context, o Options, w io.Writer) ([]Result, error
 	args = append(args, "--batch", strconv.Itoa(o.Batch), "--seq", strconv.Itoa(o.Seq), "--threads", strconv.Itoa(o.Threads),
 		"--warmup", strconv.Itoa(o.Warmup), "--steps", strconv.Itoa(o.Steps), "--nosync-steps", strconv.Itoa(o.NoSync), "--tag", o.Tag)
 	cmd := exec.CommandContext(ctx, t.Python, args...)
-	cmd.Env = append(os.Environ(), torchCPUDirEnv+"="+dir)
-	for k, v := range map[string]string{"OMP_WAIT_POLICY": "passive", "GLOO_SOCKET_IFNAME": "lo"} {
-		if _, set := os.LookupEnv(k); !set {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
+	cmd.Env = append(torchEnv(o, os.Environ()), torchCPUDirEnv+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr // its progress lines repeat the JSON of stdout
 	load0 := ringbench.LoadAvg()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -266,5 +267,23 @@ func TestTorchRun(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "DDP(gloo)") {
 		t.Errorf("no table from the script: %q", table.String())
+	}
+}
+
+// The torch ranks get the same threads for OpenBLAS as for torch, unless the caller's
+// environment says otherwise, and gloo the loopback interface.
+func TestTorchEnv(t *testing.T) {
+	o := Options{Threads: 3}
+	env := torchEnv(o, []string{"PATH=/bin", "GLOO_SOCKET_IFNAME=eth1"})
+	for _, want := range []string{"PATH=/bin", "GLOO_SOCKET_IFNAME=eth1", "OMP_WAIT_POLICY=passive", "OPENBLAS_NUM_THREADS=3"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %v lacks %s", env, want)
+		}
+	}
+	if slices.Contains(env, "GLOO_SOCKET_IFNAME=lo") {
+		t.Errorf("env %v overrides the caller's GLOO_SOCKET_IFNAME", env)
+	}
+	if env := torchEnv(o, []string{"OPENBLAS_NUM_THREADS=1"}); slices.Contains(env, "OPENBLAS_NUM_THREADS=3") {
+		t.Errorf("env %v overrides the caller's OPENBLAS_NUM_THREADS", env)
 	}
 }
