@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
@@ -47,10 +48,13 @@ func ParseDevice(s string) (Device, error) {
 	return gotch.CPU, fmt.Errorf("device %q: want cpu, cuda, cuda:N or auto", s)
 }
 
-// SetThreads sets libtorch's intra-op thread count (Debian's libtorch starts with 1).
+// SetThreads sets libtorch's intra-op thread count (Debian's libtorch starts with 1),
+// and OpenBLAS's pool, which libtorch's count does not bound (as many threads as CPUs),
+// unless the user set OPENBLAS_NUM_THREADS: --threads N then means N cores.
 func SetThreads(n int) {
 	if n > 0 {
 		lib.BnSetNumThreads(n)
+		nativeenv.SetBLASThreads(n)
 	}
 }
 

@@ -84,7 +84,7 @@ and stop it with bertnode cluster down --dir DIR.`,
 	f.StringVar(&o.Dir, "dir", o.Dir, "directory for the secret, data directories, logs and cluster.json")
 	f.IntVar(&o.Coordinators, "coordinators", o.Coordinators, "coordinator processes: 1, 3 or 5")
 	f.IntVar(&o.Nodes, "nodes", o.Nodes, "worker node processes")
-	f.IntVar(&o.Threads, "threads", 0, "libtorch threads per node (default: cores / nodes)")
+	f.IntVar(&o.Threads, "threads", 0, "CPU threads per node, for libtorch and OpenBLAS (default: cores / nodes)")
 	f.StringVar(&o.Device, "device", o.Device, "device of every node")
 	// lan, not local: on a loaded machine local's 100 ms probes declare busy processes
 	// dead; a killed process is found at once anyway, by its ring neighbours.

@@ -149,7 +149,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 	f.StringVar(&o.name, "name", "", "name shown in bertnode nodes (default host/device)")
 	f.StringVar(&o.dataDir, "data-dir", "bertnode-node", "where the node keeps its ID, checkpoints and models")
 	f.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
-	f.IntVar(&o.threads, "threads", 0, "libtorch CPU threads (0: libtorch's default)")
+	f.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch and OpenBLAS (0: their defaults)")
 	f.StringVar(&o.ringAddr, "ring-addr", "127.0.0.1:0", "address of the all-reduce listener, as peers reach it")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:0", "address of the node's HTTP server (/metrics, /healthz, its models)")
 	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip")

@@ -147,7 +147,8 @@ func serveFlags(f *pflag.FlagSet, o *serve.Options) {
 
 // resolveInstances turns --instances 0 into one instance per --threads cores on a CPU
 // and one on a GPU. Several instances each split their matrix products over their own
-// threads alone: OpenBLAS's threads are one pool for the process, so it gets --threads.
+// threads alone: OpenBLAS's threads are one pool for the process, so it gets --threads
+// (model.SetThreads sets it for --threads N; here for --threads 0, libtorch's default).
 func resolveInstances(o *serve.Options, t *train.Trainer) {
 	cpu := !t.Model.Opts.Device.IsCuda()
 	if o.Batch.Instances == 0 {

@@ -111,7 +111,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.BoolVar(&s.Freeze.Base, "freeze-base", s.Freeze.Base, "train only the head")
 	f.IntVar(&s.HeadHidden, "head-hidden", s.HeadHidden, "custom head: an extra dense layer of this width")
 	f.Int64Var(&s.Seed, "seed", s.Seed, "random seed (weights, dropout, data order)")
-	f.IntVar(&s.Threads, "threads", s.Threads, "libtorch CPU threads (0: libtorch's default)")
+	f.IntVar(&s.Threads, "threads", s.Threads, "CPU threads for libtorch and OpenBLAS (0: their defaults)")
 	f.StringVar(&s.Device, "device", s.Device, "cpu | cuda | cuda:N | auto")
 	f.StringVar(&s.Autocast, "mixed-precision", s.Autocast, "bf16 | fp16 on CUDA (default fp32)")
 	f.BoolVar(&s.TF32, "tf32", s.TF32, "let float32 matmuls on CUDA use TensorFloat-32 on GPUs that have it (Ampere and later); --tf32=false for full fp32")

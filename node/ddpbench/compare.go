@@ -35,7 +35,7 @@ const torchCPUDirEnv = "BERTNODE_TORCH_CPU_DIR"
 // torchEnv is environ with, unless it sets them, OMP_WAIT_POLICY=passive,
 // GLOO_SOCKET_IFNAME=lo and OPENBLAS_NUM_THREADS=o.Threads: torch's --threads does not
 // bound OpenBLAS's own pool (as many threads as CPUs); bertnode's ranks bound theirs to
-// their threads too (runRank), so each rank of either side gets the same cores.
+// their threads too (model.SetThreads), so each rank of either side gets the same cores.
 func torchEnv(o Options, environ []string) []string {
 	env := slices.Clone(environ)
 	for _, kv := range [][2]string{{"OMP_WAIT_POLICY", "passive"}, {"GLOO_SOCKET_IFNAME", "lo"}, {"OPENBLAS_NUM_THREADS", strconv.Itoa(o.Threads)}} {

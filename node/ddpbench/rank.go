@@ -20,7 +20,6 @@ import (
 	"github.com/bertnode/bertnode/allreduce/ringbench"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
-	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
@@ -35,9 +34,6 @@ func runRank(ctx context.Context, spec rankSpec, ln *net.TCPListener, out io.Wri
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	o := spec.Options
-	// OpenBLAS's pool is as many threads as CPUs whatever libtorch's count; each rank
-	// gets its threads' worth, as the torch ranks do (torchEnv).
-	nativeenv.SetBLASThreads(o.Threads)
 	ring, err := allreduce.New(ctx, allreduce.Config{Peers: spec.Peers, Rank: spec.Rank, Secret: spec.Secret,
 		Listener: ln, Codec: o.Codec, Timeout: o.Timeout})
 	if err != nil {
