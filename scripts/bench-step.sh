@@ -53,7 +53,8 @@ bertnode() {
 
 # pytorch P R: one run of bert_step_torch.py for P into $out/pt-P-R, as for bertnode.
 pytorch() {
-	"$PY" "$TORCH_BENCH" --configs "$1" --threads 2 --no-infer --warmup 2 --steps "$(steps "$1")" 2>/dev/null |
+	# torch's --threads does not bound OpenBLAS's pool; bertnode's --threads does.
+	OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} "$PY" "$TORCH_BENCH" --configs "$1" --threads 2 --no-infer --warmup 2 --steps "$(steps "$1")" 2>/dev/null |
 		"$PY" -c 'import json, sys
 for line in sys.stdin:
     r = json.loads(line) if line.startswith("{") else {}
