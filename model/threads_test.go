@@ -10,6 +10,7 @@ import (
 // SetThreads bounds OpenBLAS's pool as well as libtorch's threads: libtorch's count
 // alone leaves OpenBLAS splitting each product over every CPU.
 func TestSetThreadsBoundsBLAS(t *testing.T) {
+	lockThread(t) // libtorch's thread count is the calling thread's (OpenMP's)
 	if nativeenv.Core() == "" {
 		t.Skip("the BLAS under libtorch is not OpenBLAS")
 	}
