@@ -135,9 +135,8 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 				return err
 			}
 			rows := []rawRow{{"raw forward", raw}, {"raw, one by one", one}}
-			// The same on one instance: how the instances scale batched and one by one
-			// tells whether the cores share what a batched forward keeps busy.
-			if n := max(o.Batch.Instances, 1); n > 1 {
+			// The same on one instance: how the instances scale, batched and one by one.
+			if o.Batch.Instances > 1 {
 				raw1, err := replay(o.Trainer, rec.kept, 1, o.Duration)
 				if err != nil {
 					return err
@@ -170,7 +169,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		top, speedup, p99, met(speedup >= 3 && p99 <= 1), median(cpuSpeedups), median(ceilings))
 	if len(batchedScale) > 0 {
 		fmt.Fprintf(out, "  %d instances run the batched shapes %.2fx as fast as one, and one by one %.2fx\n",
-			max(o.Batch.Instances, 1), median(batchedScale), median(oneScale))
+			o.Batch.Instances, median(batchedScale), median(oneScale))
 	}
 	whose := "the clients' own cost included"
 	if len(o.Clients) > 0 {
