@@ -147,3 +147,20 @@ func TestServeFlagErrors(t *testing.T) {
 	wantErr(t, "", []string{"max queue"}, "serve", "--model", m.dir, "--max-queue", "4")
 	wantErr(t, "", []string{"max texts"}, "serve", "--model", m.dir, "--max-texts", "0")
 }
+
+// TestServeProcs: the server runs with the cores' Ps plus one per model instance, the
+// same however often it is set up in one process, unless $GOMAXPROCS is set.
+func TestServeProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	serveProcs(2)
+	serveProcs(2)
+	if got := runtime.GOMAXPROCS(0); got != defaultProcs+2 {
+		t.Fatalf("GOMAXPROCS %d after two instances, want the %d cores' plus 2", got, defaultProcs)
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	serveProcs(5)
+	if got := runtime.GOMAXPROCS(0); got != defaultProcs+2 {
+		t.Fatalf("GOMAXPROCS %d with $GOMAXPROCS set: serveProcs should have left it", got)
+	}
+}
