@@ -77,6 +77,9 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		raw  rawForward
 	}
 	var serverCores, rawCores, clientCores []float64 // at the top, batched: CPU seconds per second
+	// At the top, batched, in µs of CPU per request (one sequence each): the server's, its
+	// instances' threads' inside the batches, and the replay's on its threads.
+	var serverCPU, modelCPU, rawCPU []float64
 	for i, c := range o.Concurrency {
 		top := i == len(o.Concurrency)-1
 		var ratios []float64
@@ -158,6 +161,9 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			serverCores = append(serverCores, res[1].Throughput/res[1].PerCPUSecond())
 			rawCores = append(rawCores, raw.perSecond/raw.perCPUSecond)
 			clientCores = append(clientCores, res[1].ClientCPU.Seconds()/o.Duration.Seconds())
+			serverCPU = append(serverCPU, 1e6/res[1].PerCPUSecond())
+			modelCPU = append(modelCPU, float64(rec.cpuPerSeq().Microseconds()))
+			rawCPU = append(rawCPU, float64(raw.cpuPerSeq.Microseconds()))
 		}
 		fmt.Fprintf(tw, "%d\ton/off\t%.2fx\t\t\t\t\t\t\t\t\t\n", c, median(ratios))
 	}
@@ -178,6 +184,17 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	fmt.Fprintf(out, "goal 2, at %d clients: the server delivers %.0f%% of the raw forward's throughput on the same batches (goal: >= 80%%): %s; "+
 		"per CPU second (%s; other load on the machine left out): %.0f%%; cores used: the server %.2f, its clients %.2f, the raw forward %.2f, of %d\n",
 		top, 100*share, met(share >= 0.8), whose, 100*cpuShare, median(serverCores), median(clientCores), median(rawCores), runtime.NumCPU())
+	// With more threads an instance's ops run partly on libtorch's pool, which a thread's
+	// clock misses; on a GPU its clock counts the launching, not the forward.
+	if sp.Threads == 1 && !o.Trainer.Model.Opts.Device.IsCuda() {
+		srv, model := median(serverCPU), median(modelCPU)
+		who := "the server"
+		if len(o.Clients) == 0 {
+			who = "the server and its clients"
+		}
+		fmt.Fprintf(out, "  CPU per request: %s %.0f µs, of which the batches on the instances' threads %.0f µs (replayed alone: %.0f µs) and the rest %.0f µs (HTTP, JSON, tokenizing, queueing, the Go runtime)\n",
+			who, srv, model, median(rawCPU), srv-model)
+	}
 	return nil
 }
 
@@ -250,6 +267,7 @@ type recorder struct {
 	tokens  int // real
 	padded  int
 	running time.Duration // in Run
+	cpu     time.Duration // the threads' CPU time in Run
 	first   time.Time     // the first Run's start
 	last    time.Time     // the latest Run's end
 }
@@ -268,15 +286,17 @@ func (r *recorder) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
 		r.kept = append(r.kept, slices.Clone(seqs))
 	}
 	r.mu.Unlock()
-	start := time.Now()
+	start, cpu := time.Now(), ThreadCPU() // the batcher runs each batch on one locked thread
 	out, err := r.inner.Run(seqs)
 	end := time.Now()
+	cpu = ThreadCPU() - cpu
 	r.mu.Lock()
 	if r.first.IsZero() {
 		r.first = start
 	}
 	r.last = end
 	r.running += end.Sub(start)
+	r.cpu += cpu
 	r.mu.Unlock()
 	return out, err
 }
@@ -289,12 +309,19 @@ func (r *recorder) busy() float64 {
 	return r.running.Seconds() / max(r.last.Sub(r.first).Seconds(), 1e-9)
 }
 
+// cpuPerSeq is the CPU time the batches took on their threads, per sequence.
+func (r *recorder) cpuPerSeq() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cpu / time.Duration(max(r.seqs, 1))
+}
+
 // reset zeroes the counts; keep says whether to keep the batches from now on.
 func (r *recorder) reset(keep bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keep, r.batches, r.seqs, r.tokens, r.padded = keep, 0, 0, 0, 0
-	r.running, r.first, r.last = 0, time.Time{}, time.Time{}
+	r.running, r.cpu, r.first, r.last = 0, 0, time.Time{}, time.Time{}
 	if keep {
 		r.kept = nil
 	}
@@ -316,7 +343,8 @@ func (r *recorder) meanBatch() float64 {
 // rawForward is the replay's throughput, by wall clock and by CPU time.
 type rawForward struct {
 	perSecond, perCPUSecond float64
-	shape                   string // the batches' mean
+	cpuPerSeq               time.Duration // on the instances' threads
+	shape                   string        // the batches' mean
 }
 
 // replay runs batches through the model in-process on instances goroutines locked to
@@ -328,22 +356,29 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding, instances int, lim
 		return rawForward{}, fmt.Errorf("bench: the server ran no batch")
 	}
 	errs := make(chan error, instances)
-	var next atomic.Int64 // the next batch to take; those below it ran
+	var (
+		next      atomic.Int64 // the next batch to take; those below it ran
+		threadCPU atomic.Int64 // the instances', summed as they end
+	)
 	start, cpu := time.Now(), CPUTime()
 	for range instances {
 		go func() {
 			runtime.LockOSThread()
-			for limit <= 0 || time.Since(start) < limit {
-				k := int(next.Add(1) - 1)
-				if k >= len(batches) {
-					break
+			from := ThreadCPU()
+			err := func() error {
+				for limit <= 0 || time.Since(start) < limit {
+					k := int(next.Add(1) - 1)
+					if k >= len(batches) {
+						break
+					}
+					if _, err := t.InferBatch(batches[k]); err != nil {
+						return err
+					}
 				}
-				if _, err := t.InferBatch(batches[k]); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
+				return nil
+			}()
+			threadCPU.Add(int64(ThreadCPU() - from))
+			errs <- err
 		}()
 	}
 	var err error
@@ -367,6 +402,7 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding, instances int, lim
 	return rawForward{
 		perSecond:    float64(seqs) / took.Seconds(),
 		perCPUSecond: float64(seqs) / cpuTook.Seconds(),
+		cpuPerSeq:    time.Duration(threadCPU.Load()) / time.Duration(max(seqs, 1)),
 		shape:        fmt.Sprintf("mean %.1f sequences x %.1f tokens", float64(seqs)/float64(len(done)), float64(padded)/float64(seqs)),
 	}, nil
 }

@@ -73,4 +73,15 @@ func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
 		!regexp.MustCompile(`goal 2, at 8 clients: the server delivers .* cores used: the server [0-9.]+, its clients [0-9.]+, the raw forward [0-9.]+, of \d+`).MatchString(report) {
 		t.Error("the goals' lines lack their ratios")
 	}
+	m := regexp.MustCompile(`CPU per request: the server and its clients (\d+) µs, of which the batches on the instances' threads (\d+) µs \(replayed alone: (\d+) µs\) and the rest (-?\d+) µs`).FindStringSubmatch(report)
+	if m == nil {
+		t.Fatal("no line splitting the server's CPU per request")
+	}
+	v := make([]int, 4)
+	for i := range v {
+		v[i], _ = strconv.Atoi(m[i+1])
+	}
+	if v[1] <= 0 || v[2] <= 0 || v[1] >= v[0] {
+		t.Errorf("CPU per request: the server %d µs, its batches %d µs, replayed %d µs: want the batches above zero and below the server's whole", v[0], v[1], v[2])
+	}
 }
