@@ -254,6 +254,8 @@ func (b *Batcher) signal() {
 
 func (b *Batcher) loop() {
 	runtime.LockOSThread() // libtorch's per-thread state (see package model)
+	// Back from BackgroundThreads, if the process went there; it fails only where that did.
+	_ = ForegroundThread()
 	for {
 		batch, j, ok := b.next()
 		switch {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bertnode/bertnode/serve"
 	"github.com/bertnode/bertnode/serve/loadtest"
 )
 
@@ -33,6 +34,11 @@ process (--json), so that the CPU time it measures is the server's alone.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.URL == "" {
 				return fmt.Errorf("--url: the endpoint to load is missing")
+			}
+			// Started by bench serve, whose threads run in the background, the clients
+			// stand in for other machines: the default policy, as before.
+			if err := serve.DefaultThreads(); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
 			}
 			var err error
 			if bodies != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -94,6 +95,7 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 				return fmt.Errorf("--model: a checkpoint directory is required (or --job)")
 			}
 			serveGC()
+			serveThreads(cmd.ErrOrStderr())
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -176,6 +178,15 @@ var defaultProcs = runtime.GOMAXPROCS(0)
 func serveProcs(instances int) {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(defaultProcs + instances)
+	}
+}
+
+// serveThreads leaves the cores to the model's instances whenever they want them (see
+// serve.BackgroundThreads); before the model loads. Where the kernel refuses, the
+// server runs as before.
+func serveThreads(w io.Writer) {
+	if err := serve.BackgroundThreads(); err != nil {
+		fmt.Fprintf(w, "%v: the instances share the cores without precedence\n", err)
 	}
 }
 

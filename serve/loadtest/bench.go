@@ -364,6 +364,7 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding, instances int, lim
 	for range instances {
 		go func() {
 			runtime.LockOSThread()
+			_ = serve.ForegroundThread() // as the server's instances run
 			from := ThreadCPU()
 			err := func() error {
 				for limit <= 0 || time.Since(start) < limit {
