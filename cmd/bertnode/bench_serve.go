@@ -52,7 +52,6 @@ batches replayed alone) and the rest.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			runtime.LockOSThread() // libtorch's per-thread state (see package model)
 			serveGC()
-			serveThreads(cmd.ErrOrStderr())
 			for _, f := range strings.Split(conc, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(f))
 				if err != nil || n < 1 {

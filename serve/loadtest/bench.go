@@ -217,8 +217,14 @@ func met(ok bool) string {
 	return "NOT met"
 }
 
-// serveWhile serves t's model on a loopback port while fn loads it.
-func serveWhile(ctx context.Context, t *train.Trainer, cfg serve.BatchConfig, r serve.Runner, fn func(url string) error) error {
+// serveWhile serves t's model on a loopback port while fn loads it, its threads but the
+// instances' in the background as `bertnode serve` runs them (serve.BackgroundThreads).
+// Then every thread returns to the default policy, for the replays: the model alone.
+func serveWhile(ctx context.Context, t *train.Trainer, cfg serve.BatchConfig, r serve.Runner, fn func(url string) error) (err error) {
+	if err := serve.BackgroundThreads(); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, serve.DefaultThreads()) }()
 	opts := serve.DefaultOptions()
 	opts.Batch, opts.Runner, opts.Log = cfg, r, log.New(io.Discard, "", 0)
 	opts.Timeout = time.Hour // measure the latency, whatever it is
@@ -364,7 +370,6 @@ func replay(t *train.Trainer, batches [][]*tokenize.Encoding, instances int, lim
 	for range instances {
 		go func() {
 			runtime.LockOSThread()
-			_ = serve.ForegroundThread() // as the server's instances run
 			from := ThreadCPU()
 			err := func() error {
 				for limit <= 0 || time.Since(start) < limit {
