@@ -56,7 +56,9 @@ a positive --max-wait lets a lone sequence wait that long for company. On a CPU,
 --instances batches run at once (default: one per --threads cores, so one per core),
 each on its own thread, sharing the weights: more served under load than one instance
 of all the cores, whose threads wait for each other inside every op; a lone request is
-answered sooner by --instances 1 --threads N.
+answered sooner by --instances 1 --threads N. On Linux the server's other threads run
+under SCHED_BATCH (same CPU share), so that a request's arrival does not preempt an
+instance mid-op.
 
 A text longer than --max-length tokens is cut (classify, attention) or read in
 overlapping windows (ner; --doc-stride tokens shared), or refused with 413 when
