@@ -27,8 +27,8 @@ import (
 func BackgroundThreads() error { return threadsTo(unix.SCHED_BATCH, "SCHED_BATCH") }
 
 // DefaultThreads puts every thread of this process back under SCHED_OTHER, Linux's
-// default, whatever the parent's was: for bench serve's clients, which stand in for
-// other machines.
+// default, whatever it or its parent set: for bench serve's replays of the model alone,
+// and for its clients, which stand in for other machines.
 func DefaultThreads() error { return threadsTo(unix.SCHED_NORMAL, "SCHED_OTHER") }
 
 // threadsTo gives every thread of this process the policy.
