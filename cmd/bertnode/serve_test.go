@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/bertnode/bertnode/serve"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
 )
@@ -23,6 +24,12 @@ import (
 // and a channel that gets its error once it has stopped.
 func runServe(t *testing.T, args ...string) (string, <-chan error) {
 	t.Helper()
+	// serve puts the process's threads in the background: the tests after it run as usual
+	t.Cleanup(func() {
+		if err := serve.DefaultThreads(); err != nil {
+			t.Error(err)
+		}
+	})
 	root := newRootCmd()
 	r, w := io.Pipe()
 	root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0", "--threads", "2"}, args...))
