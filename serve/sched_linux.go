@@ -22,8 +22,8 @@ import (
 // BackgroundThreads puts every thread of this process under SCHED_BATCH, and so every
 // thread they start from now on (a thread takes its creator's policy). The batcher's
 // instances take their own threads back (ForegroundThread), and the threads libtorch starts
-// from them follow. Call it before the model loads, so that no pool of libtorch's is
-// started from a background thread.
+// from them follow. A pool libtorch started earlier keeps the policy it had: bertnode
+// serve calls it before the model loads, so that none starts from a background thread.
 func BackgroundThreads() error { return threadsTo(unix.SCHED_BATCH, "SCHED_BATCH") }
 
 // DefaultThreads puts every thread of this process back under SCHED_OTHER, Linux's
