@@ -23,6 +23,8 @@ type AdamW struct {
 	ps   *Params
 	Step int64
 	m, v *ts.Tensor // [TrainEnd] first and second moments
+
+	fused *fusedRuns // on a GPU whose libtorch has the fused kernel; made on first use
 }
 
 // NewAdamW makes an optimizer for ps with torch's defaults for betas and eps.
@@ -42,11 +44,14 @@ func (o *AdamW) Update(lr float64) {
 		return
 	}
 	o.Step++
-	if o.ps.device.IsCuda() {
+	switch {
+	case o.ps.device.IsCuda() && fusedAdamW():
+		o.updateFused(lr)
+	case o.ps.device.IsCuda():
 		o.updateTorch(lr)
-		return
+	default:
+		o.updateCPU(lr, 1)
 	}
-	o.updateCPU(lr, 1)
 }
 
 // ClipAndUpdate is ps.ClipGradNorm(maxNorm) followed by Update(lr), with the same

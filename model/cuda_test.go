@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,14 +79,23 @@ func TestCUDAMatchesCPU(t *testing.T) {
 func TestCUDAMixedPrecision(t *testing.T) {
 	dev := needCUDA(t)
 	defer SetTF32(TF32())
+	// With libtorch 2.x, tf32 and bf16 once more with attention and AdamW op by op: the
+	// fused ops' gain, side by side.
+	variants := []string{"fp32", "tf32", "bf16", "fp16"}
+	if fusedAttention() || fusedAdamW() {
+		variants = append(variants, "tf32/op-by-op", "bf16/op-by-op")
+	}
 	for _, name := range []string{"tiny", "base"} {
-		for _, prec := range []string{"fp32", "tf32", "bf16", "fp16"} {
+		for _, variant := range variants {
+			prec, opByOp := strings.CutSuffix(variant, "/op-by-op")
 			ac := prec
 			if prec == "fp32" || prec == "tf32" {
 				ac = ""
 			}
-			t.Run(name+"/"+prec, func(t *testing.T) {
+			t.Run(name+"/"+variant, func(t *testing.T) {
 				lockThread(t)
+				defer func(a, o bool) { fusedAttentionOff, fusedAdamWOff = a, o }(fusedAttentionOff, fusedAdamWOff)
+				fusedAttentionOff, fusedAdamWOff = opByOp, opByOp
 				SetTF32(prec == "tf32")
 				cfg, err := hf.Preset(name)
 				if err != nil {
@@ -107,7 +117,7 @@ func TestCUDAMixedPrecision(t *testing.T) {
 				}
 				last := evalLoss(t, m, b) // Infer copies to the host: the GPU has finished
 				per := time.Since(start) / steps
-				t.Logf("%s %s: batch 32 x 128: %v per step (%.0f seq/s); loss %.4f -> %.4f", name, prec, per.Round(time.Microsecond), 32/per.Seconds(), first, last)
+				t.Logf("%s %s: batch 32 x 128: %v per step (%.0f seq/s); loss %.4f -> %.4f", name, variant, per.Round(time.Microsecond), 32/per.Seconds(), first, last)
 				if math.IsNaN(last) || math.IsInf(last, 0) || !(last < first) {
 					t.Fatalf("loss %v -> %v: not learning", first, last)
 				}

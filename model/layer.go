@@ -110,12 +110,17 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 	q := heads(ly.q.fwd(hq), Q)
 	k := heads(ly.k.fwd(h), L)
 	v := heads(ly.v.fwd(h), L)
-	ctx, probs := attend(q, k, v, ext, func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) })
-	var kept *ts.Tensor
-	if keep {
-		kept = probs.MustDetach(false)
+	var ctx, kept *ts.Tensor
+	if rate, ok := drop.fusedRate(aDrop, first); ok && !keep && fusedAttention() {
+		ctx = attendFused(q, k, v, ext, rate)
+	} else {
+		var probs *ts.Tensor
+		ctx, probs = attend(q, k, v, ext, func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) })
+		if keep {
+			kept = probs.MustDetach(false)
+		}
+		probs.MustDrop()
 	}
-	probs.MustDrop()
 	out := ly.rest(m, ctx, hq, dropout)
 	if first {
 		hq.MustDrop()

@@ -14,14 +14,16 @@ func (m *Model) Backward(b *Batch, scale float64) (float64, error) {
 		return 0, err
 	}
 	defer out.Logits.MustDrop()
-	loss := out.Loss.Float64Values()[0]
+	defer out.Loss.MustDrop()
 	l := out.Loss
 	if scale != 1 {
-		l = out.Loss.MustMulScalar(ts.FloatScalar(scale), true)
+		l = out.Loss.MustMulScalar(ts.FloatScalar(scale), false)
+		defer l.MustDrop()
 	}
 	l.MustBackward()
-	l.MustDrop()
-	return loss, nil
+	// Read after backward is under way: on a GPU, reading the loss waits for the device,
+	// and reading it before would keep backward's launches waiting for the forward's work.
+	return out.Loss.Float64Values()[0], nil
 }
 
 // Infer runs b in evaluation mode without autograd and returns the logits on the host,

@@ -167,8 +167,14 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, first bool) *ts.T
 		} else {
 			qg = rows(q)
 		}
-		ctx, probs := attend(qg, rows(k), rows(v), g.ext, nil)
-		probs.MustDrop()
+		var ctx *ts.Tensor
+		if fusedAttention() {
+			ctx = attendFused(qg, rows(k), rows(v), g.ext, 0)
+		} else {
+			var probs *ts.Tensor
+			ctx, probs = attend(qg, rows(k), rows(v), g.ext, nil)
+			probs.MustDrop()
+		}
 		if first {
 			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
 		} else {

@@ -3,8 +3,10 @@
 # libtorch) but no Go and no network. Run scripts/gpu-bundle.sh on a build machine first;
 # results go to $OUT (default out/). Stages, in the order given (default: all but suite):
 #   cuda   builds gotch against that libtorch with CUDA and runs the model's CUDA tests:
-#          CPU/CUDA agreement, host gradient, and the step at batch 32 x 128 in fp32,
-#          TF32, bf16 and fp16 (TestCUDAMixedPrecision logs each time)
+#          CPU/CUDA agreement, host gradient, the fused attention and AdamW kernels
+#          against the op-by-op paths (libtorch 2.x), and the step at batch 32 x 128 in
+#          fp32, TF32, bf16 and fp16, then TF32 and bf16 op by op (TestCUDAMixedPrecision
+#          logs each time)
 #   serve  builds bertnode and runs bench serve on CUDA for base (batching off and on,
 #          next to the raw forward)
 #   torch  PyTorch's step and inference on the same GPU (torch_gpu_step.py, which the
@@ -42,7 +44,7 @@ model_test() {
 }
 run_stage() {
   case $1 in
-    cuda) model_test -test.v -test.run CUDA 2>&1 | tee "$OUT/cuda-tests.log" ;;
+    cuda) model_test -test.v -test.run 'CUDA|Fused' 2>&1 | tee "$OUT/cuda-tests.log" ;;
     serve)
       [ -x "$W/bertnode" ] || go build -o "$W/bertnode" ./cmd/bertnode
       "$W/bertnode" bench serve --model base --device cuda --concurrency 1,16,64 \

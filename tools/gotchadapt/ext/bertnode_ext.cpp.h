@@ -53,6 +53,30 @@ void bn_set_tf32(bool on) {
   PROTECT(at::globalContext().setAllowTF32CuBLAS(on); at::globalContext().setAllowTF32CuDNN(on);)
 }
 bool bn_tf32() { return at::globalContext().allowTF32CuBLAS(); }
+int bn_torch_version() { return TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR; }
+
+void bn_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *exp_avg_sqs,
+                    tensor *steps, int n, double lr, double beta1, double beta2,
+                    double weight_decay, double eps) {
+#if TORCH_VERSION_MAJOR >= 2
+  try {
+    std::vector<at::Tensor> p(n), g(n), m(n), v(n), st(n);
+    for (int i = 0; i < n; i++) {
+      p[i] = *params[i];
+      g[i] = *grads[i];
+      m[i] = *exp_avgs[i];
+      v[i] = *exp_avg_sqs[i];
+      st[i] = *steps[i];
+    }
+    at::_fused_adamw_(p, g, m, v, at::TensorList(), st, lr, beta1, beta2, weight_decay, eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+#else
+  torch_last_err = strdup("fused AdamW needs libtorch 2.0 or later");
+#endif
+}
 
 // What the hooks and the waiter share. Hooks hold it too, so a hook that outlives the
 // watch (its node kept alive elsewhere) writes to live memory.

@@ -21,6 +21,15 @@ void bn_manual_seed(int64_t seed);
 // later); a no-op elsewhere.
 void bn_set_tf32(bool on);
 bool bn_tf32();
+// libtorch's version as major * 100 + minor (1.13: 113).
+int bn_torch_version();
+// One AdamW step (torch.optim.AdamW's arithmetic) over n parameters in libtorch's fused
+// kernel, with their gradients and moments; steps[i] holds the step count, from 1, as a
+// float on the parameters' device. libtorch 2.0 and later, on CUDA (on the CPU from 2.4);
+// elsewhere it fails, changing nothing.
+void bn_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *exp_avg_sqs,
+                    tensor *steps, int n, double lr, double beta1, double beta2,
+                    double weight_decay, double eps);
 
 // A gradient watch learns when backward has finished the gradients of a list of leaf
 // parameters: a post hook on each one's AccumulateGrad node, which runs once per
