@@ -24,6 +24,10 @@ func fusedAdamW() bool { return !fusedAdamWOff && LibtorchVersion() >= 200 }
 // LibtorchVersion is the libtorch bertnode runs on, as major * 100 + minor (1.13: 113).
 func LibtorchVersion() int { return lib.BnTorchVersion() }
 
+// FusedOps says which of libtorch's fused ops the model uses here: attention through
+// scaled_dot_product_attention, and AdamW's fused kernel on a GPU.
+func FusedOps() (attention, adamw bool) { return fusedAttention(), fusedAdamW() }
+
 // fusedRuns are the kernel's argument lists: for the decayed runs and for the rest, the
 // views of the weights, gradient, moments and a step count each.
 type fusedRuns struct {

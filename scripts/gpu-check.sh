@@ -13,7 +13,9 @@
 #          bundle carries): the side-by-side figures for the two stages above
 #   suite  the whole model suite (CPU tests) on that libtorch
 # Everything is built once per machine (in $W); a later call on the same warm machine
-# reuses it.
+# reuses it. The cuda and serve stages leave Go CPU profiles in $OUT (cuda-cpu.prof,
+# serve-cpu.prof; symbolized, so `go tool pprof -top FILE` reads them here): where the
+# host's time goes between kernel launches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=$PWD/.device
@@ -44,11 +46,11 @@ model_test() {
 }
 run_stage() {
   case $1 in
-    cuda) model_test -test.v -test.run 'CUDA|Fused' 2>&1 | tee "$OUT/cuda-tests.log" ;;
+    cuda) model_test -test.v -test.run 'CUDA|Fused' -test.cpuprofile "$OUT/cuda-cpu.prof" 2>&1 | tee "$OUT/cuda-tests.log" ;;
     serve)
       [ -x "$W/bertnode" ] || go build -o "$W/bertnode" ./cmd/bertnode
       "$W/bertnode" bench serve --model base --device cuda --concurrency 1,16,64 \
-        --warmup 5s --duration 8s 2>&1 | tee "$OUT/serve.log" ;;
+        --warmup 5s --duration 8s --cpuprofile "$OUT/serve-cpu.prof" 2>&1 | tee "$OUT/serve.log" ;;
     torch) OUT=$OUT python3 "$B/torch_gpu_step.py" 2>&1 | tee "$OUT/torch.log" ;;
     suite) model_test -test.run . 2>&1 | tail -15 | tee "$OUT/model-suite.log" ;;
   esac
