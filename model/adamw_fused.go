@@ -3,6 +3,7 @@ package model
 import (
 	"runtime"
 
+	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -33,7 +34,7 @@ func FusedOps() (attention, adamw bool) { return fusedAttention(), fusedAdamW() 
 type fusedRuns struct {
 	lists [2][5][]lib.Ctensor // [decayed, not][weights, grads, m, v, steps]
 	views []*ts.Tensor        // what the lists point into, kept alive with them
-	steps *ts.Tensor          // [runs] float32: the step count, one element per run
+	steps *ts.Tensor          // [runs] float32 (as torch keeps fused steps): the step count, one element per run
 }
 
 // splitDecay cuts [0, end) into the weight-decayed runs decay (ascending, disjoint) and
@@ -56,7 +57,7 @@ func splitDecay(decay [][2]int64, end int64) (runs [2][][2]int64) {
 func (o *AdamW) newFusedRuns() *fusedRuns {
 	ps := o.ps
 	runs := splitDecay(ps.Decay, ps.TrainEnd)
-	f := &fusedRuns{steps: ts.MustZeros([]int64{int64(len(runs[0]) + len(runs[1]))}, ps.Flat.DType(), ps.device)}
+	f := &fusedRuns{steps: ts.MustZeros([]int64{int64(len(runs[0]) + len(runs[1]))}, gotch.Float, ps.device)}
 	view := func(t *ts.Tensor) lib.Ctensor {
 		f.views = append(f.views, t)
 		return ctensor(t)
