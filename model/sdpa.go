@@ -9,7 +9,7 @@ import (
 )
 
 // Fused attention. From torch 2.0 libtorch has scaled_dot_product_attention: one op for
-// attend's five (scores, scale, mask, softmax, dropout, product), which on CUDA runs the
+// attend's chain (scores, scale, mask, softmax, dropout, product), which on CUDA runs the
 // flash or memory-efficient kernels (no [B, heads, L, L] tensor in memory, one launch
 // instead of several in each direction), as Hugging Face's BERT uses by default. Debian's
 // libtorch 1.13 has no such op (gotchadapt stubs it to fail), so the model asks libtorch
