@@ -342,3 +342,73 @@ func TestHalfVectorMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestReduceVectorMatchesScalar: the reduce loops' AVX2 versions give the scalar loops'
+// bits, on random bit patterns (NaNs, infinities, zeros of both signs and subnormals
+// among them) and lengths that leave a scalar tail, with f = 1 and OpAvg's 1/3; and each
+// writes only its destination, aliased where the ring aliases it.
+func TestReduceVectorMatchesScalar(t *testing.T) {
+	if !reduceVector {
+		t.Skip("no AVX2 on this CPU (or a purego build): only the scalar loops run")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	special := []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0xffc12345, 0x7f800001, 0x00000001, 0x807fffff, 0x7f7fffff}
+	values := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			switch rng.IntN(4) {
+			case 0:
+				v[i] = math.Float32frombits(special[rng.IntN(len(special))])
+			case 1:
+				v[i] = math.Float32frombits(rng.Uint32())
+			default:
+				v[i] = float32(rng.NormFloat64())
+			}
+		}
+		return v
+	}
+	scalar := func(fn func()) {
+		defer func(v bool) { reduceVector = v }(reduceVector)
+		reduceVector = false
+		fn()
+	}
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 100, 4096, 4096 + 13} {
+		for _, f := range []float32{1, 1 / float32(3)} {
+			d, a, b := values(n), values(n), values(n)
+			check := func(what string, got, want []float32) {
+				t.Helper()
+				if i := sameBits(got, want); i >= 0 {
+					t.Fatalf("%s, n %d, f %v: value %d is %#08x, scalar %#08x", what, n, f, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+				}
+			}
+			got, want := slices.Clone(d), slices.Clone(d)
+			addScaled(got, f32bytes(a), f)
+			scalar(func() { addScaled(want, f32bytes(a), f) })
+			check("addScaled", got, want)
+
+			got, want = make([]float32, n), make([]float32, n)
+			addTo(got, a, b)
+			scalar(func() { addTo(want, a, b) })
+			check("addTo", got, want)
+
+			got, want = slices.Clone(d), slices.Clone(d)
+			addInto(got, a)
+			scalar(func() { addInto(want, a) })
+			check("addInto", got, want)
+
+			for _, alias := range []bool{false, true} {
+				got, want = slices.Clone(d), slices.Clone(d)
+				gotAcc, wantAcc := slices.Clone(a), slices.Clone(a)
+				gotOut, wantOut := make([]float32, n), make([]float32, n)
+				if alias { // the shared-memory pass finishes into its accumulator
+					gotOut, wantOut = gotAcc, wantAcc
+				}
+				finish(got, gotAcc, gotOut, f)
+				scalar(func() { finish(want, wantAcc, wantOut, f) })
+				check("finish dst", got, want)
+				check("finish out", gotOut, wantOut)
+				check("finish acc", gotAcc, wantAcc)
+			}
+		}
+	}
+}
