@@ -187,6 +187,24 @@ func TestFreshBlobsLastTheirGrace(t *testing.T) {
 	r.wantListed("only the job's blobs stay", sha(1), sha(2), sha(3))
 }
 
+// TestLateCopyDoesNotRelistABlob: a member's record of a copy that arrives after the
+// state dropped the blob (a checkpoint replaced meanwhile) leaves it dropped; an upload
+// of it lists it again.
+func TestLateCopyDoesNotRelistABlob(t *testing.T) {
+	r := newLogRun(t)
+	r.store(sha(1))
+	r.apply(time.Second, CmdBlobsCollect, BlobsCollect{Before: r.now.Add(time.Second)})
+	r.wantListed("collected")
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha(1), Size: 10, Member: "c2"})
+	r.wantListed("a late copy's record")
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha(1), Size: 10, Member: "c3", Upload: true})
+	r.wantListed("uploaded again", sha(1))
+	r.apply(time.Second, CmdBlobStored, BlobStored{SHA: sha(1), Size: 10, Member: "c2"})
+	if h := r.f.state.Blobs[sha(1)].Holders; !reflect.DeepEqual(h, []string{"c2", "c3"}) {
+		t.Fatalf("holders %v after the upload and a copy", h)
+	}
+}
+
 // TestUploadedModelStaysWithItsJob: the model and tokenizer a job starts from are
 // its blobs; another job's are not.
 func TestUploadedModelStaysWithItsJob(t *testing.T) {

@@ -716,6 +716,13 @@ func (s *State) blobStored(t time.Time, b BlobStored) error {
 		return badField("member", "empty")
 	}
 	bl := s.Blobs[b.SHA]
+	if bl == nil && !b.Upload {
+		// A member's copy of a blob the state has dropped since (replaced, collected):
+		// the copy began while the blob was listed and its record came late. Listing it
+		// again would keep it on every disk for the blob grace; the member's sweep
+		// removes the file instead.
+		return nil
+	}
 	if bl == nil {
 		bl = &Blob{Size: b.Size, Added: t, Stored: t}
 		s.Blobs[b.SHA] = bl
