@@ -78,8 +78,11 @@ func TestRunLocalCodecsTakeTurns(t *testing.T) {
 	if none.VsNone != 1 || math.Abs(bf16.VsNone-bf16.BusBW/none.BusBW) > 1e-12 {
 		t.Errorf("vs_none: none %g, bf16 %g (busbw %g / %g)", none.VsNone, bf16.VsNone, bf16.BusBW, none.BusBW)
 	}
+	// The wait sums the run delay of all a rank's threads, several of which can wait at
+	// once (its Ps' threads, sysmon, threads back from system calls): more than the
+	// operation's own time when other tests load the cores, but not many times it.
 	for _, r := range res {
-		if r.CPUPerRank <= 0 || r.WaitPerRank < 0 || r.WaitPerRank > r.MedianSeconds*4 {
+		if r.CPUPerRank <= 0 || r.WaitPerRank < 0 || r.WaitPerRank > r.MedianSeconds*8 {
 			t.Errorf("%s: cpu %g s, cpu wait %g s in %g s", r.Codec, r.CPUPerRank, r.WaitPerRank, r.MedianSeconds)
 		}
 	}
