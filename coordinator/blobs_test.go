@@ -275,7 +275,7 @@ func TestSweepDoesNotWaitForACopy(t *testing.T) {
 	var sha [32]byte
 	sha[0] = 1
 	want := hex.EncodeToString(sha[:])
-	body, _ := json.Marshal(api.BlobHolder{Member: silent, Size: 1 << 30})
+	body, _ := json.Marshal(api.BlobHolder{Member: silent, Size: 1 << 30, Upload: true}) // as its upload would
 	if code, _, b := raw(t, http.MethodPost, c.Leader().APIAddr(), "/v1/blobs/"+want+"/holders", c.Secret.Token(), body); code != http.StatusOK {
 		t.Fatalf("recording the silent member's blob: %d %s", code, b)
 	}
