@@ -110,16 +110,16 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 	q := heads(ly.q.fwd(hq), Q)
 	k := heads(ly.k.fwd(h), L)
 	v := heads(ly.v.fwd(h), L)
+	dropProbs := func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) }
 	var ctx, kept *ts.Tensor
-	if rate, ok := drop.fusedRate(aDrop, first); ok && !keep && fusedAttention() {
-		ctx = attendFused(q, k, v, ext, rate)
-	} else {
+	if keep {
 		var probs *ts.Tensor
-		ctx, probs = attend(q, k, v, ext, func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) })
-		if keep {
-			kept = probs.MustDetach(false)
-		}
+		ctx, probs = attend(q, k, v, ext, dropProbs)
+		kept = probs.MustDetach(false)
 		probs.MustDrop()
+	} else {
+		rate, ok := drop.fusedRate(aDrop, first)
+		ctx = attendContext(q, k, v, ext, dropProbs, rate, ok)
 	}
 	out := ly.rest(m, ctx, hq, dropout)
 	if first {

@@ -49,6 +49,18 @@ func (d *dropper) fusedRate(p float64, first bool) (float64, bool) {
 	return p, d.rng == nil && !first && p < 1
 }
 
+// attendContext is attend's context alone, through libtorch's fused op where it has one
+// and fusedOK (fusedRate's answer) allows, with dropout at rate; else op by op, drop
+// being the dropout of the probabilities. It takes ownership of q, k and v.
+func attendContext(q, k, v, ext *ts.Tensor, drop func(*ts.Tensor) *ts.Tensor, rate float64, fusedOK bool) *ts.Tensor {
+	if fusedOK && fusedAttention() {
+		return attendFused(q, k, v, ext, rate)
+	}
+	ctx, probs := attend(q, k, v, ext, drop)
+	probs.MustDrop()
+	return ctx
+}
+
 // attendFused is attend's context, softmax(q kᵀ / √d + ext) v with dropout at rate p of
 // the probabilities, through libtorch's fused op; it takes ownership of q, k and v.
 func attendFused(q, k, v, ext *ts.Tensor, p float64) *ts.Tensor {

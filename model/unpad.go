@@ -167,14 +167,7 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, first bool) *ts.T
 		} else {
 			qg = rows(q)
 		}
-		var ctx *ts.Tensor
-		if fusedAttention() {
-			ctx = attendFused(qg, rows(k), rows(v), g.ext, 0)
-		} else {
-			var probs *ts.Tensor
-			ctx, probs = attend(qg, rows(k), rows(v), g.ext, nil)
-			probs.MustDrop()
-		}
+		ctx := attendContext(qg, rows(k), rows(v), g.ext, nil, 0, true)
 		if first {
 			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
 		} else {
