@@ -85,13 +85,18 @@ func New(t testing.TB, opts Options) *Cluster {
 	n := max(opts.Members, 1)
 	c := &Cluster{T: t, Secret: secret, Clock: coordinator.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		Gossip: gossip.NewStatic(), tweak: opts.Tweak, tls: opts.TLS}
+	for range n {
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	// Registered after the first TempDir: cleanups run last first, so the members stop
+	// before their directories are removed (a member writing into one while it goes
+	// made the removal fail).
 	t.Cleanup(func() {
 		for i := range c.Servers {
 			c.Stop(i)
 		}
 	})
 	for i := range n {
-		c.dirs = append(c.dirs, t.TempDir())
 		c.raft = append(c.raft, "127.0.0.1:0")
 		c.api = append(c.api, "127.0.0.1:0")
 		c.Servers = append(c.Servers, nil)
