@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -138,16 +139,17 @@ func moduleDir() (string, error) {
 	cmd.Dir = os.TempDir() // outside our module, whose replace would hide gotch
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
 	b, err := cmd.Output()
+	var mod struct{ Dir, Error string } // -json reports a failure in Error, and exits 1
+	if jerr := json.Unmarshal(b, &mod); jerr == nil && mod.Error != "" {
+		return "", fmt.Errorf("go mod download: %s", mod.Error)
+	}
 	if err != nil {
 		return "", fmt.Errorf("go mod download %s@%s: %v", gotchModule, gotchVersion, err)
 	}
-	const key = `"Dir": "`
-	i := strings.Index(string(b), key)
-	if i < 0 {
+	if mod.Dir == "" {
 		return "", fmt.Errorf("go mod download printed no Dir: %s", b)
 	}
-	dir := string(b[i+len(key):])
-	return dir[:strings.IndexByte(dir, '"')], nil
+	return mod.Dir, nil
 }
 
 // copyTree copies the module, leaving out what we never build (examples, vision models'
