@@ -2,6 +2,10 @@ module github.com/bertnode/bertnode
 
 go 1.26.0
 
+// build/ holds what the build makes: the adapted gotch (a module of its own, replaced
+// below) and scripts/libtorch2-check.sh's chroot, whose files are not ours.
+ignore ./build
+
 require github.com/spf13/cobra v1.10.2
 
 require (

@@ -12,7 +12,8 @@ import (
 
 // The fused ops follow the libtorch: scaled_dot_product_attention and the fused AdamW
 // kernel came with torch 2.0, and the probe finds the one exactly where they exist
-// (Debian's 1.13 here; the GPU machine's wheel, 2.x, in scripts/gpu-check.sh).
+// (Debian 12's 1.13 here; Debian 13's 2.6 in scripts/libtorch2-check.sh; the GPU
+// machine's wheel in scripts/gpu-check.sh).
 func TestFusedOpsFollowTheLibtorch(t *testing.T) {
 	v := LibtorchVersion()
 	if v < 100 || v >= 1000 {
@@ -30,10 +31,11 @@ func libtorchName() string { return fmt.Sprintf("%d.%d", LibtorchVersion()/100, 
 
 // The fused attention gives the op-by-op attention's logits, loss and gradient, padded
 // and packed (inference without padding), on the CPU and on CUDA where there is one.
-// It needs libtorch 2.0 or later: scripts/gpu-check.sh runs it on the GPU machine.
+// It needs libtorch 2.0 or later: scripts/libtorch2-check.sh runs it on the CPU,
+// scripts/gpu-check.sh on the GPU machine.
 func TestFusedAttention(t *testing.T) {
 	if !probeSDPA() {
-		t.Skipf("libtorch %s has no scaled_dot_product_attention (2.0 and later do; scripts/gpu-check.sh runs this)", libtorchName())
+		t.Skipf("libtorch %s has no scaled_dot_product_attention (2.0 and later do; scripts/libtorch2-check.sh runs this)", libtorchName())
 	}
 	defer SetTF32(TF32())
 	SetTF32(false) // the op-by-op path's matmuls in full float32, as the fused kernels compute
