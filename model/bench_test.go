@@ -235,3 +235,66 @@ func BenchmarkInferUnpadded(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFusedAttention times libtorch's fused attention (sdpa.go) against the op-by-op
+// chain, alternating in one run, on the CPU this runs on (ms per batch, speedup = op by
+// op / fused): inference on served shapes (packed: 18 texts of 8 to 42 tokens), padded
+// inference and a training forward and backward at 8 x 128 (attention dropout 0, so
+// training takes the fused op on the CPU too). It needs libtorch 2.0 or later:
+// scripts/libtorch2-check.sh ./model -run '^$' -bench FusedAttention.
+func BenchmarkFusedAttention(b *testing.B) {
+	if !probeSDPA() {
+		b.Skipf("libtorch %s has no scaled_dot_product_attention", libtorchName())
+	}
+	for _, preset := range []string{"tiny", "base"} {
+		for _, what := range []string{"packed", "padded", "train"} {
+			b.Run(preset+"-"+what, func(b *testing.B) {
+				lockThread(b)
+				SetThreads(2)
+				cfg, err := hf.Preset(preset)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.AttentionProbsDropoutProb = 0
+				m := newModel(b, cfg, Options{Task: Classify, NumLabels: 2}, 1)
+				r := rand.New(rand.NewPCG(2, 2))
+				lens := []int{128, 128, 128, 128, 128, 128, 128, 128}
+				if what == "packed" {
+					lens = make([]int, 18)
+					for i := range lens {
+						lens[i] = 8 + r.IntN(35)
+					}
+				}
+				batch := randomBatch(r, m, slices.Max(lens), lens)
+				if what == "packed" {
+					batch.Labels = nil // unlabelled: the packed path
+				}
+				run := func() {
+					var err error
+					if what == "train" {
+						m.Params.ZeroGrad()
+						_, err = m.Backward(batch, 1)
+					} else {
+						_, _, err = m.Infer(batch)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				defer func(v bool) { fusedAttentionOff = v }(fusedAttentionOff)
+				var times [2][]float64 // fused, op by op
+				for b.Loop() {
+					for i := range times {
+						fusedAttentionOff = i == 1
+						t0 := time.Now()
+						run()
+						times[i] = append(times[i], ms(time.Since(t0)))
+					}
+				}
+				b.ReportMetric(median(times[0]), "fused-ms")
+				b.ReportMetric(median(times[1]), "op-ms")
+				b.ReportMetric(median(times[1])/median(times[0]), "speedup")
+			})
+		}
+	}
+}

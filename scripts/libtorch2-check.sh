@@ -7,17 +7,22 @@
 #
 #   scripts/libtorch2-check.sh                 # the fused-op tests of package model
 #   scripts/libtorch2-check.sh ./...           # the whole suite (go test arguments)
+#   scripts/libtorch2-check.sh run 'scripts/bench-step.sh'   # a command, after the build
+#
+# The chroot has Debian 13's PyTorch (2.6, the same libtorch) as /usr/bin/python3's torch,
+# and ../shared/bench read-only where this checkout has it, so the benchmark scripts run
+# there beside their peer.
 #
 # The chroot, its Go module and build caches and the gotch adapted for 2.6 stay under
-# build/trixie (about 3 GB), so a second run rebuilds only what changed. The working tree (tracked and
-# untracked files that git does not ignore) is copied in on every run.
+# build/trixie (about 3 GB), so a second run rebuilds only what changed. The working
+# tree (tracked and untracked files that git does not ignore) is copied in on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "libtorch2-check: needs root (debootstrap, chroot, mounts)" >&2; exit 1; }
 
 root=$PWD/build/trixie
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-pkgs="libtorch-dev libopenblas0-openmp g++ make git wordnet-base iproute2 procps"
+pkgs="libtorch-dev libopenblas0-openmp g++ make git wordnet-base iproute2 procps python3-torch"
 
 if [ ! -x "$root/usr/bin/apt-get" ]; then
 	command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
@@ -56,6 +61,7 @@ bind "$goroot" "$root$goroot" ro
 # Modules come from this machine's download cache, read-only, as a proxy: the chroot
 # extracts its own copies, so nothing it does can touch this machine's module cache.
 bind "$modcache/cache/download" "$root/hostmod" ro
+[ ! -d ../shared/bench ] || bind "$(cd ../shared/bench && pwd)" "$root/shared/bench" ro
 
 in_root() {
 	chroot "$root" env -i HOME=/root PATH="$goroot/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
@@ -73,6 +79,11 @@ mkdir -p "$root/src"
 find "$root/src" -mindepth 1 -maxdepth 1 ! -name build ! -name bin -exec rm -rf {} +
 git ls-files -co --exclude-standard | grep -v '^build/' | tar -cf - -T - | tar -xf - -C "$root/src"
 
+if [ "${1:-}" = run ]; then
+	shift
+	in_root "cd /src && make build && ./bin/bertnode version && $*"
+	exit
+fi
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(./model -run 'Fused|SplitDecay|FollowTheLibtorch' -v)
 in_root "cd /src && make build && ./bin/bertnode version && go test -timeout 25m $(printf '%q ' "${args[@]}")"
