@@ -63,10 +63,12 @@ bind "$goroot" "$root$goroot" ro
 bind "$modcache/cache/download" "$root/hostmod" ro
 [ ! -d ../shared/bench ] || bind "$(cd ../shared/bench && pwd)" "$root/shared/bench" ro
 
+# USE_LIBUV=0: Debian's torch 2.6 is built without libuv, which torch.distributed's
+# TCP rendezvous asks for by default (gloo's side of the all-reduce benchmark).
 in_root() {
 	chroot "$root" env -i HOME=/root PATH="$goroot/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 		GOPROXY="file:///hostmod,$(go env GOPROXY)" GOFLAGS=-buildvcs=false \
-		OMP_WAIT_POLICY=passive bash -c "$1"
+		OMP_WAIT_POLICY=passive USE_LIBUV=0 bash -c "$1"
 }
 missing=$(in_root "for p in $pkgs; do dpkg-query -W -f='\${Status}' \$p 2>/dev/null | grep -q 'ok installed' || echo \$p; done")
 if [ -n "$missing" ]; then
