@@ -221,19 +221,30 @@ func BenchmarkInferUnpadded(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var times [2][]float64
-			for b.Loop() {
-				for i, f := range []func(){padded, packed} {
-					t0 := time.Now()
-					f()
-					times[i] = append(times[i], ms(time.Since(t0)))
-				}
-			}
-			b.ReportMetric(median(times[0]), "padded-ms")
-			b.ReportMetric(median(times[1]), "packed-ms")
-			b.ReportMetric(median(times[0])/median(times[1]), "speedup")
+			sideBySide(b, [2]string{"padded", "packed"}, [2]func(){padded, packed})
 		})
 	}
+}
+
+// sideBySide times two ways of doing the same work, alternating within one b.Loop after
+// an untimed run of each, and reports each one's median ms and the first's over the
+// second's (speedup).
+func sideBySide(b *testing.B, names [2]string, ways [2]func()) {
+	for _, f := range ways {
+		f()
+	}
+	b.ResetTimer()
+	var times [2][]float64
+	for b.Loop() {
+		for i, f := range ways {
+			t0 := time.Now()
+			f()
+			times[i] = append(times[i], ms(time.Since(t0)))
+		}
+	}
+	b.ReportMetric(median(times[0]), names[0]+"-ms")
+	b.ReportMetric(median(times[1]), names[1]+"-ms")
+	b.ReportMetric(median(times[0])/median(times[1]), "speedup")
 }
 
 // BenchmarkFusedAttention times libtorch's fused attention (sdpa.go) against the op-by-op
@@ -282,18 +293,10 @@ func BenchmarkFusedAttention(b *testing.B) {
 					}
 				}
 				defer func(v bool) { fusedAttentionOff = v }(fusedAttentionOff)
-				var times [2][]float64 // fused, op by op
-				for b.Loop() {
-					for i := range times {
-						fusedAttentionOff = i == 1
-						t0 := time.Now()
-						run()
-						times[i] = append(times[i], ms(time.Since(t0)))
-					}
-				}
-				b.ReportMetric(median(times[0]), "fused-ms")
-				b.ReportMetric(median(times[1]), "op-ms")
-				b.ReportMetric(median(times[1])/median(times[0]), "speedup")
+				sideBySide(b, [2]string{"op", "fused"}, [2]func(){
+					func() { fusedAttentionOff = true; run() },
+					func() { fusedAttentionOff = false; run() },
+				})
 			})
 		}
 	}
