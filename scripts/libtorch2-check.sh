@@ -79,7 +79,7 @@ fi
 # The tree as git sees it, build/ (the adapted gotch, the binary) kept from the last run.
 mkdir -p "$root/src"
 find "$root/src" -mindepth 1 -maxdepth 1 ! -name build ! -name bin -exec rm -rf {} +
-git ls-files -co --exclude-standard | grep -v '^build/' | tar -cf - -T - | tar -xf - -C "$root/src"
+git ls-files -co --exclude-standard | grep -v '^build/' | tar --ignore-failed-read -cf - -T - | tar -xf - -C "$root/src"
 
 if [ "${1:-}" = run ]; then
 	shift
