@@ -30,11 +30,7 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
 	debootstrap --variant=minbase trixie "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
 		{ tail -20 "$root.debootstrap.log" >&2; exit 1; }
 fi
-# This machine's name servers and trusted certificates (the module proxy's and the
-# checksum database's, as this machine reaches them).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-mkdir -p "$root/etc/ssl/certs"
-cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 
 goroot=$(go env GOROOT)
 modcache=$(go env GOMODCACHE)
@@ -75,6 +71,10 @@ if [ -n "$missing" ]; then
 	echo "libtorch2-check: installing into the chroot:" $missing
 	in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(echo $missing)" >/dev/null
 fi
+# This machine's trusted certificates (the module proxy's and the checksum database's,
+# as this machine reaches them), after apt, whose ca-certificates would write over them.
+mkdir -p "$root/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 
 # The tree as git sees it, build/ (the adapted gotch, the binary) kept from the last run.
 mkdir -p "$root/src"
