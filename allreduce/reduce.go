@@ -83,7 +83,7 @@ func addTo(dst, a, b []float32) {
 // addInto sets dst[i] = a[i] + dst[i].
 func addInto(dst, a []float32) {
 	a = a[:len(dst)]
-	i := addIntoVector(dst, a)
+	i := addToVector(dst, a, dst)
 	for ; i+8 <= len(dst); i += 8 {
 		d, x := dst[i:i+8:i+8], a[i:i+8:i+8]
 		d[0], d[1], d[2], d[3] = x[0]+d[0], x[1]+d[1], x[2]+d[2], x[3]+d[3]

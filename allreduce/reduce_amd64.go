@@ -35,15 +35,6 @@ func addToVector(dst, a, b []float32) int {
 	return n
 }
 
-func addIntoVector(dst, a []float32) int {
-	n := len(dst) &^ 15
-	if !reduceVector || n == 0 {
-		return 0
-	}
-	addToAVX2(&dst[0], &a[:n][0], &dst[0], n)
-	return n
-}
-
 func finishVector(dst, acc, out []float32, f float32) int {
 	n := len(dst) &^ 15
 	if !reduceVector || n == 0 {

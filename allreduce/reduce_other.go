@@ -7,5 +7,4 @@ var reduceVector = false
 
 func addScaledVector(dst []float32, src []byte, f float32) int { return 0 }
 func addToVector(dst, a, b []float32) int                      { return 0 }
-func addIntoVector(dst, a []float32) int                       { return 0 }
 func finishVector(dst, acc, out []float32, f float32) int      { return 0 }
