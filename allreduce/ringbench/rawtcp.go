@@ -15,19 +15,24 @@ const rawTCPRow = "raw-tcp"
 // rawRing is the baseline Options.RawTCP measures: plain TCP connections in the ring's
 // shape (each rank sends to the next and receives from the previous, at once), carrying
 // as many bytes as codec none puts on the wire, without the all-reduce's framing,
-// schedule or arithmetic: what the links and the machine allow a ring right now.
+// schedule or arithmetic: what the links and the machine allow a ring right now. Like
+// the ring, it sends from and receives into memory the size of the buffer reduced; from
+// a 1 MiB buffer, which stays in the cache, loopback TCP ran up to 1.22x faster.
 type rawRing struct {
 	next, prev net.Conn
 	timeout    time.Duration
-	out, in    []byte
+	span       []byte // as large as the buffer reduced
 }
+
+// rawWrite is the bytes a rawRing hands the kernel or asks of it at once.
+const rawWrite = 1 << 20
 
 var rawHello = [4]byte{'b', 'n', 'r', 't'}
 
 // newRawRing dials the next rank and accepts the previous one, which says who it is.
 func newRawRing(ctx context.Context, peers []string, rank int, ln *net.TCPListener, timeout time.Duration) (*rawRing, error) {
 	n := len(peers)
-	r := &rawRing{timeout: timeout, out: make([]byte, 1<<20), in: make([]byte, 1<<20)}
+	r := &rawRing{timeout: timeout}
 	dialed := make(chan error, 1)
 	go func() {
 		c, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", peers[(rank+1)%n])
@@ -61,12 +66,21 @@ func newRawRing(ctx context.Context, peers []string, rank int, ln *net.TCPListen
 	return r, nil
 }
 
-// transfer sends n bytes to the next rank while receiving n from the previous.
-func (r *rawRing) transfer(n int64) error {
+// transfer sends n bytes to the next rank while receiving n from the previous, the
+// sender walking a span of size bytes from its start, the receiver from its middle
+// (both wrap).
+func (r *rawRing) transfer(n int64, size int) error {
+	if len(r.span) != size {
+		r.span = make([]byte, size)
+	}
+	at := func(off int64, left int64) []byte {
+		off %= int64(size)
+		return r.span[off : off+min(left, rawWrite, int64(size)-off)]
+	}
 	sent := make(chan error, 1)
 	go func() {
 		for left := n; left > 0; {
-			b := r.out[:min(left, int64(len(r.out)))]
+			b := at(n-left, left)
 			r.next.SetWriteDeadline(time.Now().Add(r.timeout))
 			if _, err := r.next.Write(b); err != nil {
 				sent <- fmt.Errorf("raw tcp: send: %w", err)
@@ -77,7 +91,7 @@ func (r *rawRing) transfer(n int64) error {
 		sent <- nil
 	}()
 	for left := n; left > 0; {
-		b := r.in[:min(left, int64(len(r.in)))]
+		b := at(n-left+int64(size/2), left)
 		r.prev.SetReadDeadline(time.Now().Add(r.timeout))
 		if _, err := io.ReadFull(r.prev, b); err != nil {
 			r.close() // unblocks the sender

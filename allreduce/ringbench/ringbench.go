@@ -382,7 +382,7 @@ func runRank(ctx context.Context, spec workerSpec, lns []*net.TCPListener, out i
 					return err
 				}
 				cpu0, wait0, start := CPUTime(), runDelay(), time.Now()
-				if err := raw.transfer(rawBytes); err != nil {
+				if err := raw.transfer(rawBytes, 4*len(buf)); err != nil {
 					return err
 				}
 				took, cpu, wait := time.Since(start), CPUTime()-cpu0, runDelay()-wait0

@@ -45,7 +45,8 @@ direction with tc tbf: a ring over slow links on one machine. The table then giv
 each row's link use (bytes on the wire per second over the link rate). --codec takes a
 comma-separated list to compare codecs in one run: each row's vs_none is its busbw
 over codec none's; --raw-tcp adds a row of plain TCP streams in the ring's shape carrying
-codec none's bytes: what the links and the machine allow without the all-reduce.
+codec none's bytes from and into memory the buffer's size: what the links and the
+machine allow without the all-reduce.
 
 --transport chooses how ranks on one host reduce: auto (shared memory for codec none
 when every rank shares the host and network namespace, else TCP), shm (shared memory
@@ -110,6 +111,6 @@ on its own ring, taking turns.`,
 	f.BoolVar(&o.NetNS, "netns", false, "run each rank in its own network namespace, joined by a bridge (root)")
 	f.StringVar(&linkRate, "link-rate", "", "with --netns, cap each rank's link at this rate each way (tc units: 1gbit, 100mbit)")
 	f.IntVar(&o.LinkBurst, "link-burst", 0, "with --link-rate, the token bucket in bytes (0: max(128 KiB, 1 ms at the rate))")
-	f.BoolVar(&o.RawTCP, "raw-tcp", false, "add the row raw-tcp: plain TCP streams in the ring's shape carrying codec none's bytes, the links' ceiling")
+	f.BoolVar(&o.RawTCP, "raw-tcp", false, "add the row raw-tcp: plain TCP streams in the ring's shape carrying codec none's bytes from memory the buffer's size, the links' ceiling")
 	return c
 }
