@@ -38,7 +38,7 @@ func BenchmarkAllReduce(b *testing.B) {
 	}
 }
 
-// The reduce loops, per 256 KiB chunk (DefaultChunkElems values).
+// The reduce loops, per frame (DefaultChunkElems values).
 func BenchmarkAddScaled(b *testing.B) {
 	dst := make([]float32, DefaultChunkElems)
 	src := make([]byte, 4*DefaultChunkElems)
