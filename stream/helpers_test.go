@@ -21,19 +21,6 @@ type dataset struct {
 	path string
 }
 
-// realData finds the shared real-data folder (../shared/data from the repository, which
-// may be a worktree one level further down), or skips.
-func realData(t testing.TB, rel string) string {
-	t.Helper()
-	for _, dir := range []string{"../../shared/data", "../../../shared/data"} {
-		if p := filepath.Join(dir, rel); fileExists(p) {
-			return p
-		}
-	}
-	t.Skipf("real data not available: %s", rel)
-	return ""
-}
-
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil

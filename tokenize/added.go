@@ -124,15 +124,6 @@ func (a *addedVocab) find(dst []addedMatch, text []byte, normalized bool) []adde
 	return dst
 }
 
-func (a *addedVocab) byContent(content string) *addedToken {
-	for _, t := range a.tokens {
-		if t.Content == content {
-			return t
-		}
-	}
-	return nil
-}
-
 // isWordRune is the regex class \w of Rust's regex crate.
 func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.Is(unicode.M, r) || unicode.Is(unicode.Nd, r) ||
