@@ -43,9 +43,11 @@ serving goals as measured ratios: batched over unbatched throughput (and p99), a
 server's throughput over the raw forward's. The raw forward's own batched over one-by-one
 throughput is what batching could give were serving free. With more than one instance
 it replays both again on one instance (each for --duration at most): how the instances
-scale batched and one by one. With one thread per instance on a CPU it splits the
-server's CPU time per request: the batches on the instances' threads (next to the same
-batches replayed alone) and the rest.`,
+scale batched and one by one. At the highest concurrency it also loads a bare net/http
+server that sends back a stored answer: the CPU a request costs before any handler of
+bertnode's. With one thread per instance on a CPU it splits the server's CPU time per
+request: the batches on the instances' threads (next to the same batches replayed
+alone), the rest, and the bare server's.`,
 		Example: `  bertnode bench serve --model tiny --concurrency 1,4,16,64
   bertnode bench serve --model base --concurrency 1,8,32 --duration 20s`,
 		Args: cobra.NoArgs,

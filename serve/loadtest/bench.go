@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -80,6 +82,8 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	// At the top, batched, in µs of CPU per request (one sequence each): the server's, its
 	// instances' threads' inside the batches, and the replay's on its threads.
 	var serverCPU, modelCPU, rawCPU []float64
+	var bareCPU []float64 // net/http's floor, in µs of CPU per request, at the top
+	var answer []byte     // a real answer to bodies[0], which the bare server sends back
 	for i, c := range o.Concurrency {
 		top := i == len(o.Concurrency)-1
 		var ratios []float64
@@ -96,6 +100,13 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 				}
 				rec.reset(top)
 				err := serveWhile(ctx, o.Trainer, cfg, rec, func(url string) error {
+					if top && on && answer == nil {
+						a, err := postOnce(url+"/v1/classify", bodies[0])
+						if err != nil {
+							return err
+						}
+						answer = a
+					}
 					stop, err := profile(top && on && round == 0, o.CPUProfile)
 					if err != nil {
 						return err
@@ -113,12 +124,8 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 					return err
 				}
 				r := res[k]
-				clients := "-" // in this process: counted in req/CPU-s
-				if r.ClientCPU > 0 {
-					clients = fmt.Sprintf("%.2f", r.ClientCPU.Seconds()/o.Duration.Seconds())
-				}
 				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f%%\t%.1f\t%s\t%d\t%s\n", c, map[bool]string{false: "off", true: "on"}[on],
-					r.Throughput, ms(r.P50), ms(r.P99), rec.meanBatch(), rec.fill(), 100*rec.busy(), r.PerCPUSecond(), clients, r.Errors, r.FirstError)
+					r.Throughput, ms(r.P50), ms(r.P99), rec.meanBatch(), rec.fill(), 100*rec.busy(), r.PerCPUSecond(), r.clientCores(o.Duration), r.Errors, r.FirstError)
 			}
 			ratios = append(ratios, res[1].Throughput/res[0].Throughput)
 			if !top {
@@ -155,6 +162,22 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%d\t%s\t%.1f\t\t\t%s\t\t\t%.1f\t\t\t\n", c, r.name, r.raw.perSecond, r.raw.shape, r.raw.perCPUSecond)
 			}
+			// net/http alone, answering the same clients a stored answer: the part of a
+			// request's cost no handler of ours can remove. Short: it is not the model.
+			lo := Options{Bodies: bodies, Concurrency: c, Warmup: min(o.Warmup, time.Second), Duration: min(o.Duration, 5*time.Second)}
+			bare, err := bareLoad(ctx, answer, func(url string) (Result, error) {
+				lo.URL = url
+				if len(o.Clients) > 0 {
+					return RunIn(ctx, o.Clients, lo)
+				}
+				return Run(ctx, lo)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t\t\t\t%.1f\t%s\t%d\t%s\n", c, "bare net/http", bare.Throughput, ms(bare.P50), ms(bare.P99),
+				bare.PerCPUSecond(), bare.clientCores(lo.Duration), bare.Errors, bare.FirstError)
+			bareCPU = append(bareCPU, 1e6/bare.PerCPUSecond())
 			shares = append(shares, res[1].Throughput/raw.perSecond)
 			cpuShares = append(cpuShares, res[1].PerCPUSecond()/raw.perCPUSecond)
 			ceilings = append(ceilings, raw.perSecond/one.perSecond)
@@ -192,8 +215,9 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		if len(o.Clients) == 0 {
 			who = "the server and its clients"
 		}
-		fmt.Fprintf(out, "  CPU per request: %s %.0f µs, of which the batches on the instances' threads %.0f µs (replayed alone: %.0f µs) and the rest %.0f µs (HTTP, JSON, tokenizing, queueing, the Go runtime)\n",
-			who, srv, model, median(rawCPU), srv-model)
+		fmt.Fprintf(out, "  CPU per request: %s %.0f µs, of which the batches on the instances' threads %.0f µs (replayed alone: %.0f µs) and the rest %.0f µs (HTTP, JSON, tokenizing, queueing, the Go runtime); "+
+			"a bare net/http handler sending a stored answer to the same clients: %.0f µs\n",
+			who, srv, model, median(rawCPU), srv-model, median(bareCPU))
 	}
 	return nil
 }
@@ -243,6 +267,42 @@ func serveWhile(ctx context.Context, t *train.Trainer, cfg serve.BatchConfig, r 
 	err = fn("http://" + ln.Addr().String())
 	stop()
 	return errors.Join(err, <-served)
+}
+
+// postOnce is the body of url's 200 answer to body.
+func postOnce(url string, body []byte) ([]byte, error) {
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s: %.200s", url, resp.Status, b)
+	}
+	return b, err
+}
+
+// bareLoad serves answer to every POST on a loopback port, with nothing else than
+// net/http reading the request, while load loads it.
+func bareLoad(ctx context.Context, answer []byte, load func(url string) (Result, error)) (Result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Result{}, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	})}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	res, err := load("http://" + ln.Addr().String() + "/v1/classify")
+	hs.Shutdown(ctx)
+	if e := <-served; e != http.ErrServerClosed {
+		err = errors.Join(err, e)
+	}
+	return res, err
 }
 
 // profile starts a CPU profile into path when on and path is set; stop ends it.

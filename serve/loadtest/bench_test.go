@@ -13,8 +13,8 @@ import (
 	"github.com/bertnode/bertnode/train"
 )
 
-// Bench on a real tiny checkpoint, briefly: both servers answer every request, both raw
-// forwards run, and the goals' lines carry the measured ratios.
+// Bench on a real tiny checkpoint, briefly: both servers and the bare net/http one answer
+// every request, both raw forwards run, and the goals' lines carry the measured ratios.
 func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
 	runtime.LockOSThread() // libtorch's per-thread state (see package model)
 	defer runtime.UnlockOSThread()
@@ -42,7 +42,7 @@ func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
 	}
 	report := out.String()
 	t.Log(report)
-	for _, mode := range []string{"off", "on"} {
+	for _, mode := range []string{"off", "on", "bare net/http"} {
 		m := regexp.MustCompile(`(?m)^\s+8\s+` + mode + `\s+([0-9.]+) .* (\d+)\s*$`).FindStringSubmatch(report)
 		if m == nil {
 			t.Fatalf("no %q row", mode)
@@ -83,5 +83,12 @@ func TestBenchReportsGoalsAndTheRawCeiling(t *testing.T) {
 	}
 	if v[1] <= 0 || v[2] <= 0 || v[1] >= v[0] {
 		t.Errorf("CPU per request: the server %d µs, its batches %d µs, replayed %d µs: want the batches above zero and below the server's whole", v[0], v[1], v[2])
+	}
+	bare := regexp.MustCompile(`a bare net/http handler sending a stored answer to the same clients: (\d+) µs`).FindStringSubmatch(report)
+	if bare == nil {
+		t.Fatal("no CPU per request of bare net/http")
+	}
+	if b, _ := strconv.Atoi(bare[1]); b <= 0 || b >= v[0] {
+		t.Errorf("bare net/http: %d µs a request, want above zero and below the server's %d µs", b, v[0])
 	}
 }

@@ -52,6 +52,15 @@ type Result struct {
 // PerCPUSecond is the requests answered per second of CPU time.
 func (r Result) PerCPUSecond() float64 { return float64(r.Requests) / r.CPU.Seconds() }
 
+// clientCores is the cores the clients used over a load of duration d, when they ran in
+// another process; "-" when they ran in this one (their CPU is then in PerCPUSecond).
+func (r Result) clientCores(d time.Duration) string {
+	if r.ClientCPU <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.ClientCPU.Seconds()/d.Seconds())
+}
+
 // CPUTime is the CPU time this process has used, all threads, user and system.
 func CPUTime() time.Duration {
 	var ru syscall.Rusage
