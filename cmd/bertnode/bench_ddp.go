@@ -17,11 +17,11 @@ func init() {
 
 func newBenchDDPCmd() *cobra.Command {
 	var (
-		o              ddpbench.Options
-		configs, codec string
-		torch          ddpbench.Torch
-		rounds         int
-		jsonl          string
+		o                         ddpbench.Options
+		configs, codec, transport string
+		torch                     ddpbench.Torch
+		rounds                    int
+		jsonl                     string
 	)
 	c := &cobra.Command{
 		Use:   "ddp",
@@ -29,9 +29,10 @@ func newBenchDDPCmd() *cobra.Command {
 		Long: `Runs --nprocs rank processes of this binary on loopback, each training the same minimal
 BERT (a model preset: tiny, mini, small, base) on a fixed random batch of its own (--batch
 sequences of --seq tokens) with the cluster node's step: backward, the gradient all-reduce
-over the ring (--codec), the commit round, clipping and AdamW. Each timed step is followed
-by a compute-only step (no all-reduce, no commit round), as ddp_bert_gloo.py does, so the
-communication's cost shows. It prints per config the median step time of the slowest rank,
+over the ring (--codec; --transport tcp keeps it on TCP over loopback, as between hosts,
+where by default codec none reduces through shared memory), the commit round, clipping
+and AdamW. Each timed step is followed by a compute-only step (no all-reduce, no commit
+round), as ddp_bert_gloo.py does, so the communication's cost shows. It prints per config the median step time of the slowest rank,
 its phases (compute, comm, opt), global samples/s, the compute-only step, the
 communication overhead (step minus compute-only, of the medians and paired), and whether
 the ranks held the same weights after the warm-up; then JSON lines.
@@ -52,6 +53,12 @@ side by side with the ratio of samples/s.`,
 			var err error
 			if o.Codec, err = allreduce.ParseCodec(codec); err != nil {
 				return err
+			}
+			switch transport {
+			case "auto", "tcp":
+				o.TCP = transport == "tcp"
+			default:
+				return fmt.Errorf("--transport %q, want auto or tcp", transport)
 			}
 			for _, s := range strings.Split(configs, ",") {
 				if s = strings.TrimSpace(s); s != "" {
@@ -114,6 +121,7 @@ side by side with the ratio of samples/s.`,
 	f.IntVar(&o.NoSync, "nosync-steps", -1, "compute-only steps, each after one of the first timed ones (-1: --steps; 0: none)")
 	f.BoolVar(&o.Overlap, "overlap", false, "also time overlapped node steps (all-reduce during backward), alternating")
 	f.StringVar(&codec, "codec", "none", "the ring's codec: none, s2, zstd, bf16, fp16 or powersgd")
+	f.StringVar(&transport, "transport", "auto", "auto (codec none through shared memory, the ranks sharing this host) or tcp (over loopback, as ranks on different hosts)")
 	f.DurationVar(&o.Timeout, "timeout", ddpbench.DefaultTimeout, "how long a silent ring neighbour is waited for")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write each rank's CPU profile to PATH.rank<i>")
 	f.StringVar(&o.Tag, "tag", "", "label stored in each JSON line (the round is appended)")

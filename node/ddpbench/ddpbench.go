@@ -50,6 +50,9 @@ type Options struct {
 	// alternate on the same machine.
 	Overlap bool
 	Codec   allreduce.Codec
+	// TCP keeps the ranks on TCP over loopback, as ranks on different hosts reduce;
+	// without it codec none takes shared memory (allreduce.Config.NoSharedMemory).
+	TCP     bool
 	Timeout time.Duration // how long a silent ring neighbour is waited for
 	// CPUProfile, when set, makes each rank write a CPU profile to CPUProfile.rank<i>.
 	CPUProfile string
@@ -212,6 +215,8 @@ type configInfo struct {
 	// Weights is a checksum of the weights after the warm-up (node steps only), which
 	// every rank must agree on; 0 without warm-up.
 	Weights uint32 `json:"weights"`
+	// Transport is what the ring reduced through: shm or tcp (allreduce.Stats).
+	Transport string `json:"transport"`
 }
 
 func readLines(r io.Reader) ([]line, error) {
@@ -262,12 +267,13 @@ func summarise(o Options, lines []line) []Result {
 	var res []Result
 	for _, name := range o.Configs {
 		cfg, _ := hf.Preset(name)
-		r := Result{Bench: BenchName, Backend: "bertnode-ring", Codec: o.Codec.String(), Transport: "tcp-loopback",
+		r := Result{Bench: BenchName, Backend: "bertnode-ring", Codec: o.Codec.String(),
 			WorldSize: o.Ranks, Threads: o.Threads, Config: name, Layers: cfg.NumHiddenLayers, Hidden: cfg.HiddenSize,
 			Heads: cfg.NumAttentionHeads, Intermediate: cfg.IntermediateSize, Vocab: cfg.VocabSize,
 			BatchPerRank: o.Batch, GlobalBatch: o.Batch * o.Ranks, Seq: o.Seq, Warmup: o.Warmup, Steps: o.Steps}
 		if is := infos[name]; len(is) > 0 {
 			r.Params, r.GradBytes = is[0].Params, 4*int64(is[0].Trainable)
+			r.Transport = map[string]string{"tcp": "tcp-loopback", "shm": "shm"}[is[0].Transport]
 			if o.Warmup > 0 {
 				agree := len(is) == o.Ranks
 				for _, i := range is {

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 // checks the summary: every kind of step timed, the ranks' weights identical after
 // the node steps of the warm-up, the model the script's. The warm-up alternates
 // overlapped and plain node steps, and ends with the same weights, bit for bit, as a
-// run whose warm-up all-reduces after backward only.
+// run whose warm-up all-reduces after backward only, over TCP.
 func TestRunTwoRanks(t *testing.T) {
 	o := Options{Ranks: 2, Configs: []string{"tiny"}, Batch: 2, Seq: 16, Threads: 1, Warmup: 3, Steps: 2, NoSync: -1,
 		Overlap: true, Timeout: DefaultTimeout}
@@ -67,14 +67,21 @@ func TestRunTwoRanks(t *testing.T) {
 	if math.IsNaN(r.LossFirst) || r.LossFirst <= 0 || r.LossLast <= 0 {
 		t.Errorf("loss %v -> %v", r.LossFirst, r.LossLast)
 	}
+	if r.Transport != "shm" && r.Transport != "tcp-loopback" {
+		t.Errorf("transport %q: want the ring's own, shm or tcp-loopback", r.Transport)
+	}
+	// Over TCP, which reduces to the same bits as shared memory.
 	plain := o
-	plain.Overlap, plain.Steps, plain.NoSync = false, 1, 0
+	plain.Overlap, plain.Steps, plain.NoSync, plain.TCP = false, 1, 0, true
 	pres, err := Run(context.Background(), plain, []string{os.Args[0], "-test.run=^$"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(pres) != 1 || pres[0].Weights == 0 || pres[0].Weights != r.Weights {
-		t.Errorf("weights after the warm-up: checksum %08x with overlapped steps, %08x without; want equal", r.Weights, pres[0].Weights)
+		t.Errorf("weights after the warm-up: checksum %08x with overlapped steps (%s), %08x without (%s); want equal", r.Weights, r.Transport, pres[0].Weights, pres[0].Transport)
+	}
+	if pres[0].Transport != "tcp-loopback" {
+		t.Errorf("transport %q with Options.TCP, want tcp-loopback", pres[0].Transport)
 	}
 	var out bytes.Buffer
 	if err := Report(&out, res, true); err != nil {

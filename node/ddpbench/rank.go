@@ -35,7 +35,7 @@ func runRank(ctx context.Context, spec rankSpec, ln *net.TCPListener, out io.Wri
 	defer runtime.UnlockOSThread()
 	o := spec.Options
 	ring, err := allreduce.New(ctx, allreduce.Config{Peers: spec.Peers, Rank: spec.Rank, Secret: spec.Secret,
-		Listener: ln, Codec: o.Codec, Timeout: o.Timeout})
+		Listener: ln, Codec: o.Codec, Timeout: o.Timeout, NoSharedMemory: o.TCP})
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func runConfig(ctx context.Context, ring *allreduce.Ring, o Options, name string
 		}
 	}
 	weights := rep.State()[0]
-	info := configInfo{Config: name, Rank: rank, Params: len(weights), Trainable: len(rep.Grad())}
+	info := configInfo{Config: name, Rank: rank, Params: len(weights), Trainable: len(rep.Grad()), Transport: ring.Stats().Transport}
 	if o.Warmup > 0 {
 		info.Weights = checksum(weights)
 	}

@@ -113,8 +113,8 @@ func Report(w io.Writer, res []Result, jsonLines bool) error {
 	var b strings.Builder
 	if len(res) > 0 {
 		r := res[0]
-		fmt.Fprintf(&b, "# bertnode ring (%s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %.1f -> %.1f\n",
-			r.Codec, r.WorldSize, r.Threads, r.BatchPerRank, r.Seq, r.LoadBefore, r.LoadAfter)
+		fmt.Fprintf(&b, "# bertnode ring (%s, %s), minimal BERT, N=%d, threads/rank=%d, batch/rank=%d, seq=%d, load %.1f -> %.1f\n",
+			r.Codec, r.Transport, r.WorldSize, r.Threads, r.BatchPerRank, r.Seq, r.LoadBefore, r.LoadAfter)
 	}
 	fmt.Fprintf(&b, "%6s %8s %8s %8s %8s %8s %9s %9s %8s %8s %8s %8s %5s\n", "config", "grad MiB", "step ms",
 		"compute", "comm", "opt", "samples/s", "nosync ms", "comm ovh", "cpu ms", "cpu nosy", "comm cpu", "agree")
