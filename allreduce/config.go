@@ -63,7 +63,8 @@ type Config struct {
 
 	// Timeout bounds how long a neighbour may go without delivering or accepting a
 	// frame (including the time it spends preparing its buckets) before every rank's
-	// call fails. Default DefaultTimeout.
+	// call fails. Default DefaultTimeout. A frame must cross the link within it: the
+	// default frame at the default timeout needs about 2 Mbit/s.
 	Timeout time.Duration
 	// SetupTimeout bounds New when ctx has no earlier deadline. Default DefaultSetupTimeout.
 	SetupTimeout time.Duration
