@@ -32,10 +32,11 @@ sequences of --seq tokens) with the cluster node's step: backward, the gradient 
 over the ring (--codec; --transport tcp keeps it on TCP over loopback, as between hosts,
 where by default codec none reduces through shared memory), the commit round, clipping
 and AdamW. Each timed step is followed by a compute-only step (no all-reduce, no commit
-round), as ddp_bert_gloo.py does, so the communication's cost shows. It prints per config the median step time of the slowest rank,
-its phases (compute, comm, opt), global samples/s, the compute-only step, the
-communication overhead (step minus compute-only, of the medians and paired), and whether
-the ranks held the same weights after the warm-up; then JSON lines.
+round), as ddp_bert_gloo.py does, so the communication's cost shows. It prints per config
+the median step time of the slowest rank, its phases (compute, comm, opt), global
+samples/s, the compute-only step, the communication overhead (step minus compute-only, of
+the medians and paired), and whether the ranks held the same weights after the warm-up;
+then JSON lines.
 
 The timed node steps all-reduce after backward. --overlap follows each with an
 overlapped node step (the node's default: the all-reduce starts before backward and takes
