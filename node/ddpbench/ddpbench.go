@@ -273,7 +273,9 @@ func summarise(o Options, lines []line) []Result {
 			BatchPerRank: o.Batch, GlobalBatch: o.Batch * o.Ranks, Seq: o.Seq, Warmup: o.Warmup, Steps: o.Steps}
 		if is := infos[name]; len(is) > 0 {
 			r.Params, r.GradBytes = is[0].Params, 4*int64(is[0].Trainable)
-			r.Transport = map[string]string{"tcp": "tcp-loopback", "shm": "shm"}[is[0].Transport]
+			if r.Transport = is[0].Transport; r.Transport == "tcp" {
+				r.Transport = "tcp-loopback" // the name the torch side's rows use
+			}
 			if o.Warmup > 0 {
 				agree := len(is) == o.Ranks
 				for _, i := range is {

@@ -84,6 +84,12 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 	var serverCPU, modelCPU, rawCPU []float64
 	var bareCPU []float64 // net/http's floor, in µs of CPU per request, at the top
 	var answer []byte     // a real answer to bodies[0], which the bare server sends back
+	load := func(lo Options) (Result, error) {
+		if len(o.Clients) > 0 {
+			return RunIn(ctx, o.Clients, lo)
+		}
+		return Run(ctx, lo)
+	}
 	for i, c := range o.Concurrency {
 		top := i == len(o.Concurrency)-1
 		var ratios []float64
@@ -112,12 +118,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 						return err
 					}
 					defer stop()
-					lo := Options{URL: url + "/v1/classify", Bodies: bodies, Concurrency: c, Warmup: o.Warmup, Duration: o.Duration}
-					if len(o.Clients) > 0 {
-						res[k], err = RunIn(ctx, o.Clients, lo)
-					} else {
-						res[k], err = Run(ctx, lo)
-					}
+					res[k], err = load(Options{URL: url + "/v1/classify", Bodies: bodies, Concurrency: c, Warmup: o.Warmup, Duration: o.Duration})
 					return err
 				})
 				if err != nil {
@@ -167,10 +168,7 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 			lo := Options{Bodies: bodies, Concurrency: c, Warmup: min(o.Warmup, time.Second), Duration: min(o.Duration, 5*time.Second)}
 			bare, err := bareLoad(ctx, answer, func(url string) (Result, error) {
 				lo.URL = url
-				if len(o.Clients) > 0 {
-					return RunIn(ctx, o.Clients, lo)
-				}
-				return Run(ctx, lo)
+				return load(lo)
 			})
 			if err != nil {
 				return err
