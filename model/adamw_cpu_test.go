@@ -20,6 +20,7 @@ func fusedParams(t *testing.T) *Params {
 	ps.add("dense2.weight", []int64{100, 701}, InitNormal)
 	ps.add("frozen.weight", []int64{999}, InitNormal).Trainable = false
 	ps.build(0.02)
+	keepAlive(t, ps)
 	if len(ps.Decay) != 2 || ps.Decay[0][1]/chunkLen != ps.Decay[1][0]/chunkLen || ps.Decay[0][1]%chunkLen == 0 || ps.TrainEnd < 3*chunkLen {
 		t.Fatalf("layout Decay %v, TrainEnd %d does not exercise the chunking", ps.Decay, ps.TrainEnd)
 	}

@@ -19,6 +19,7 @@ func testParams(t *testing.T) *Params {
 	ps.add("norm.weight", []int64{2}, InitOnes)
 	ps.add("frozen.weight", []int64{3}, InitNormal).Trainable = false
 	ps.build(0.5)
+	keepAlive(t, ps)
 	var order []string
 	for _, p := range ps.List() {
 		order = append(order, p.Name)

@@ -42,7 +42,7 @@ var taskCases = []struct {
 	{"custom-head", Options{Task: Classify, NumLabels: 2, HeadHidden: 16}},
 }
 
-// newModel builds a model with weights drawn from seed.
+// newModel builds a model with weights drawn from seed, kept alive until the test ends.
 func newModel(t testing.TB, cfg *hf.BertConfig, opts Options, seed int64) *Model {
 	t.Helper()
 	ManualSeed(seed)
@@ -50,8 +50,15 @@ func newModel(t testing.TB, cfg *hf.BertConfig, opts Options, seed int64) *Model
 	if err != nil {
 		t.Fatal(err)
 	}
+	keepAlive(t, m)
 	return m
 }
+
+// keepAlive keeps x reachable until the test ends. Go views of tensor memory
+// (GradSlice, FlatSlice) do not keep the tensor alive, and gotch frees tensors from
+// finalizers: a test that reads a view after its last use of the model would read
+// freed memory once the GC runs.
+func keepAlive(t testing.TB, x any) { t.Cleanup(func() { runtime.KeepAlive(x) }) }
 
 // randomBatch is B sequences of the given lengths padded to L, with random ids in the
 // padding too (the mask alone must hide them), two segments, and labels for the task.

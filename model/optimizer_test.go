@@ -23,6 +23,7 @@ func twoLayerParams(t *testing.T) *Params {
 	ps.add("norm.weight", []int64{2}, InitOnes)
 	ps.add("frozen.weight", []int64{3}, InitNormal).Trainable = false
 	ps.build(0.5)
+	keepAlive(t, ps)
 	if fmt.Sprint(ps.Decay) != "[[2 6] [8 14]]" || ps.TrainEnd != 14 || ps.Total != 17 || ps.Get("b.weight").Offset != 2 {
 		t.Fatalf("layout: Decay %v, TrainEnd %d, Total %d", ps.Decay, ps.TrainEnd, ps.Total)
 	}
