@@ -49,6 +49,7 @@ func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	runtime.KeepAlive(tr) // FlatSlice is a view of its model's memory, which a finalizer frees
 	got := make([]map[string]float64, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
