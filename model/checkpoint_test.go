@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ func sameWeights(t *testing.T, m *Model, want []float32, what string) {
 	if i := firstDiff(m.Params.FlatSlice(), want); i >= 0 {
 		t.Fatalf("%s: weights differ first at flat index %d", what, i)
 	}
+	runtime.KeepAlive(m) // FlatSlice is a view of m's memory
 }
 
 // f32Tensors are m's parameters as float32 safetensors, renamed by rename (which drops
