@@ -67,20 +67,22 @@ func newRawRing(ctx context.Context, peers []string, rank int, ln *net.TCPListen
 }
 
 // transfer sends n bytes to the next rank while receiving n from the previous, the
-// sender walking a span of size bytes from its start, the receiver from its middle
-// (both wrap).
+// sender walking the first half of a span of size bytes, the receiver the second
+// (each wraps within its half): the memory a ring walks, and no byte that one side
+// reads while the other writes it.
 func (r *rawRing) transfer(n int64, size int) error {
 	if len(r.span) != size {
 		r.span = make([]byte, size)
 	}
-	at := func(off int64, left int64) []byte {
-		off %= int64(size)
-		return r.span[off : off+min(left, rawWrite, int64(size)-off)]
+	at := func(half []byte, off int64, left int64) []byte {
+		off %= int64(len(half))
+		return half[off : off+min(left, rawWrite, int64(len(half))-off)]
 	}
+	out, in := r.span[:size/2], r.span[size/2:]
 	sent := make(chan error, 1)
 	go func() {
 		for left := n; left > 0; {
-			b := at(n-left, left)
+			b := at(out, n-left, left)
 			r.next.SetWriteDeadline(time.Now().Add(r.timeout))
 			if _, err := r.next.Write(b); err != nil {
 				sent <- fmt.Errorf("raw tcp: send: %w", err)
@@ -91,7 +93,7 @@ func (r *rawRing) transfer(n int64, size int) error {
 		sent <- nil
 	}()
 	for left := n; left > 0; {
-		b := at(n-left+int64(size/2), left)
+		b := at(in, n-left, left)
 		r.prev.SetReadDeadline(time.Now().Add(r.timeout))
 		if _, err := io.ReadFull(r.prev, b); err != nil {
 			r.close() // unblocks the sender
