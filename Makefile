@@ -17,7 +17,7 @@ DEB_PKGS += libtorch-dev
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps gotch build test demo demo-local bench chaos libtorch2-check clean
+.PHONY: all deps gotch build test demo demo-local bench chaos race libtorch2-check clean
 
 all: build
 
@@ -55,6 +55,10 @@ bench: build
 # which runs a short version). Partitions need root (network namespaces).
 chaos: build
 	./bin/bertnode chaos --runs 20
+
+# The suite under the race detector (not in make test: about half an hour on 2 cores).
+race: gotch
+	$(GO) test -race -timeout 60m ./...
 
 # The code only libtorch 2.x runs (fused attention, fused AdamW), on the CPU: Debian 13's
 # libtorch 2.6 in a chroot under build/trixie (root; scripts/libtorch2-check.sh).

@@ -67,9 +67,9 @@ func newRawRing(ctx context.Context, peers []string, rank int, ln *net.TCPListen
 }
 
 // transfer sends n bytes to the next rank while receiving n from the previous, the
-// sender walking the first half of a span of size bytes, the receiver the second
-// (each wraps within its half): the memory a ring walks, and no byte that one side
-// reads while the other writes it.
+// sender walking the first half of a span of size bytes, the receiver the second (each
+// wraps within its half): as much memory as the ring's buffer, and no byte that one
+// side reads while the other writes it.
 func (r *rawRing) transfer(n int64, size int) error {
 	if len(r.span) != size {
 		r.span = make([]byte, size)
