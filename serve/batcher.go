@@ -84,7 +84,7 @@ type BatchStats struct {
 }
 
 // Observer is told what the batcher does; Metrics is one. Queued is called with the
-// batcher's lock held.
+// batcher's lock held, Ran before the batch's requests hear back.
 type Observer interface {
 	Queued(depth int) // sequences waiting, after each change
 	Ran(BatchStats)
@@ -379,23 +379,26 @@ func (b *Batcher) runBatch(batch []*item) {
 	}
 	if err != nil {
 		st.Err = &RunError{Err: err}
-		b.fail(batch, st.Err)
-	} else {
-		b.mu.Lock()
-		for k, it := range batch {
-			r := it.req
-			if r.finished { // another instance failed on its other sequences
-				continue
-			}
-			r.out[it.i] = logits[k]
-			if r.left--; r.left == 0 {
-				r.finished = true
-				close(r.done)
-			}
-		}
-		b.mu.Unlock()
 	}
+	// A client that reads the metrics after its answer finds its batch in them.
 	b.obs.Ran(st)
+	if st.Err != nil {
+		b.fail(batch, st.Err)
+		return
+	}
+	b.mu.Lock()
+	for k, it := range batch {
+		r := it.req
+		if r.finished { // another instance failed on its other sequences
+			continue
+		}
+		r.out[it.i] = logits[k]
+		if r.left--; r.left == 0 {
+			r.finished = true
+			close(r.done)
+		}
+	}
+	b.mu.Unlock()
 }
 
 // fail ends the batch's requests with err, and drops their sequences still queued.

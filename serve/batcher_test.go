@@ -465,6 +465,45 @@ func TestBatcherRunErrorFailsOnlyItsBatch(t *testing.T) {
 	checkAnswers(t, s, out)
 }
 
+// slowObserver takes its time to record a batch, as a scrape-heavy registry may.
+type slowObserver struct{ depthTwin }
+
+func (o *slowObserver) Ran(s BatchStats) {
+	time.Sleep(20 * time.Millisecond)
+	o.depthTwin.Ran(s)
+}
+
+func (o *slowObserver) ranCount() int { o.mu.Lock(); defer o.mu.Unlock(); return len(o.ran) }
+
+// The observer hears of a batch before its requests are answered, failed or not: a
+// client that reads the metrics after its answer finds its sequences counted.
+func TestBatcherObservesBeforeAnswering(t *testing.T) {
+	obs := &slowObserver{}
+	r := RunnerFunc(func(seqs []*tokenize.Encoding) ([][]float32, error) {
+		if seqs[0].InputIDs[0] == 13 {
+			return nil, errors.New("poisoned")
+		}
+		out := make([][]float32, len(seqs))
+		for i, s := range seqs {
+			out[i] = answer(s.InputIDs)
+		}
+		return out, nil
+	})
+	b := newBatcher(t, r, BatchConfig{MaxBatch: 4, MaxTokens: 100, MaxQueue: 100}, obs)
+	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := obs.ranCount(); n != 1 {
+		t.Errorf("answered with %d batches observed, want 1", n)
+	}
+	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(13, 2)}); err == nil {
+		t.Fatal("the poisoned batch did not fail")
+	}
+	if n := obs.ranCount(); n != 2 {
+		t.Errorf("failed with %d batches observed, want 2", n)
+	}
+}
+
 // Do runs on the model's goroutine between batches, never during one.
 func TestBatcherDoRunsBetweenBatches(t *testing.T) {
 	r := newTwin(true)
