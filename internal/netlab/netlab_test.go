@@ -379,16 +379,17 @@ func transfer(t *testing.T, l *Lab, from, to *Host, n int) float64 {
 	return float64(n) * 8 / time.Since(start).Seconds()
 }
 
-// TestLimitCapsTransfer: 100 Mbit/s caps a transfer either way (loosely: the
-// benchmark measures precisely), also after a Partition and Heal; Unlimit lifts the
-// cap.
+// TestLimitCapsTransfer: 20 Mbit/s, replacing 100, caps a transfer either way (loosely:
+// the benchmark measures precisely), also after a Partition and Heal; Unlimit lifts the
+// cap. The cap sits far below what the unlimited link gives a loaded machine (160-220
+// Mbit/s seen under -race).
 func TestLimitCapsTransfer(t *testing.T) {
 	l := newLab(t)
 	a, b := addHost(t, l, "a"), addHost(t, l, "b")
 	if err := b.Limit(100*Mbit, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Limit(100*Mbit, 0); err != nil { // replaces
+	if err := b.Limit(20*Mbit, 0); err != nil { // replaces
 		t.Fatal(err)
 	}
 	// a partition takes the link down and up: the limit stays
@@ -398,22 +399,22 @@ func TestLimitCapsTransfer(t *testing.T) {
 	if err := b.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	const n = 6 << 20
+	const n = 2 << 20
 	for _, d := range []struct {
 		name     string
 		from, to *Host
 	}{{"out of b", b, a}, {"into b", a, b}} {
 		r := transfer(t, l, d.from, d.to, n)
-		t.Logf("%s at 100mbit: %.1f Mbit/s", d.name, r/1e6)
-		if r > 130e6 || r < 10e6 {
-			t.Errorf("%s: %.1f Mbit/s through a 100 Mbit/s limit", d.name, r/1e6)
+		t.Logf("%s at 20mbit: %.1f Mbit/s", d.name, r/1e6)
+		if r > 26e6 || r < 2e6 {
+			t.Errorf("%s: %.1f Mbit/s through a 20 Mbit/s limit", d.name, r/1e6)
 		}
 	}
 	if err := b.Unlimit(); err != nil {
 		t.Fatal(err)
 	}
-	if r := transfer(t, l, b, a, 4*n); r < 200e6 {
-		t.Errorf("after Unlimit: %.1f Mbit/s, want well above the old 100 Mbit/s", r/1e6)
+	if r := transfer(t, l, b, a, 12*n); r < 100e6 {
+		t.Errorf("after Unlimit: %.1f Mbit/s, want well above the old 20 Mbit/s", r/1e6)
 	} else {
 		t.Logf("unlimited: %.0f Mbit/s", r/1e6)
 	}
