@@ -56,7 +56,7 @@ bench: build
 chaos: build
 	./bin/bertnode chaos --runs 20
 
-# The suite under the race detector (not in make test: about half an hour on 2 cores).
+# The suite under the race detector (not in make test: about 20 minutes on 2 cores).
 race: gotch
 	$(GO) test -race -timeout 60m ./...
 
