@@ -41,6 +41,16 @@ func TestShardsPartition(t *testing.T) {
 	}
 }
 
+// TestSplitFewerFramesThanShards: the empty shards at the end of a file with fewer
+// frames than shards read as empty, a SQuAD file's too (they read as truncated).
+func TestSplitFewerFramesThanShards(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, gen := range generators {
+		ds := gen(rng, 2)
+		checkPartition(t, ds.name, ds.spec, writeFile(t, ds.file, ds.data), 12, rng)
+	}
+}
+
 func TestRealShardsPartition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, c := range []struct {

@@ -111,12 +111,20 @@ func newReader(spec Spec, sh Shard, at Pos, src io.ReaderAt) (*Reader, error) {
 	}
 	at.File = sh.File
 	rd := io.NewSectionReader(src, at.Offset, math.MaxInt64-at.Offset)
+	var done error
+	if at.Offset >= sh.End {
+		// No frame starts in what is left of the shard (an empty shard at the end of
+		// the file, say): read nothing, for past the last SQuAD paragraph a splitter
+		// that starts at a paragraph takes the end of the file for a truncation.
+		done = io.EOF
+	}
 	return &Reader{
 		c: c, end: sh.End, pos: at,
 		sc:      newScanner(sh.File, rd, c.splitter(at.Offset), at.Offset, at.Line),
 		skip:    at.Index,
 		skipAt:  at.Offset,
 		skipBad: spec.SkipBadRecords,
+		err:     done,
 	}, nil
 }
 
