@@ -159,6 +159,22 @@ func (c *BertConfig) Validate() error {
 			return fieldErr(name(p.field), "must be positive, got %d", p.v)
 		}
 	}
+	// Upper bounds, generous for real checkpoints (xlm-roberta-xxl: 250k words, width
+	// 4096, 48 layers), so that a corrupt config is refused here, naming its field,
+	// rather than make model building allocate terabytes.
+	limits := []struct {
+		field  string
+		v, max int
+	}{
+		{"vocab_size", c.VocabSize, 1 << 21}, {"hidden_size", c.HiddenSize, 1 << 15}, {"num_hidden_layers", c.NumHiddenLayers, 1 << 10},
+		{"intermediate_size", c.IntermediateSize, 1 << 17}, {"max_position_embeddings", c.MaxPositionEmbeddings, 1 << 17},
+		{"type_vocab_size", c.TypeVocabSize, 1 << 10}, {"embedding_size", c.EmbeddingSize, 1 << 15}, {"inner_group_num", c.InnerGroupNum, 1 << 10},
+	}
+	for _, l := range limits {
+		if l.v > l.max {
+			return fieldErr(name(l.field), "%d is more than %d, the most this version builds", l.v, l.max)
+		}
+	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
 		return fieldErr(name("num_attention_heads"), "%s %d is not divisible by %d heads", name("hidden_size"), c.HiddenSize, c.NumAttentionHeads)
 	}
@@ -192,6 +208,10 @@ func (c *BertConfig) Validate() error {
 	if err := f.check(c); err != nil {
 		return err
 	}
+	if n := c.params(); n > maxParams {
+		return fieldErr(name("hidden_size"), "%d words and %d layers of width %d (intermediate %d) make %.3g parameters, more than the %.3g this version builds",
+			c.VocabSize, c.NumHiddenLayers, c.HiddenSize, c.IntermediateSize, n, float64(maxParams))
+	}
 	switch c.ProblemType {
 	case "", "single_label_classification", "multi_label_classification", "regression":
 	default:
@@ -215,12 +235,41 @@ func (c *BertConfig) Validate() error {
 	return nil
 }
 
+// maxParams bounds the parameters of a model Validate accepts: 128 GiB of float32
+// weights, 3 times xlm-roberta-xxl's.
+const maxParams = 1 << 35
+
+// maxLabels bounds num_labels, which names as many labels.
+const maxLabels = 1 << 20
+
+// params estimates the model's parameters: the embeddings, the encoder's distinct
+// layers and the classifier; biases and norms are small beside them. It counts in
+// float64, which no size overflows.
+func (c *BertConfig) params() float64 {
+	h, e := float64(c.HiddenSize), float64(c.HiddenSize)
+	if c.EmbeddingSize > 0 {
+		e = float64(c.EmbeddingSize)
+	}
+	n := (float64(c.VocabSize) + float64(c.MaxPositionEmbeddings) + float64(max(c.TypeVocabSize, 0))) * e
+	if e != h { // the projection of factorized embeddings
+		n += e * h
+	}
+	layers := float64(c.NumHiddenLayers)
+	if c.ModelType == "albert" { // groups of layers shared among the depths
+		layers = float64(c.NumHiddenGroups) * float64(c.InnerGroupNum)
+	}
+	return n + layers*(4*h*h+2*h*float64(c.IntermediateSize)) + float64(len(c.ID2Label))*h
+}
+
 // ParseConfig parses config.json content. Absent fields take transformers'
 // defaults; a "num_labels" without id2label creates LABEL_i names.
 func ParseConfig(data []byte) (*BertConfig, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, syntaxErr(data, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("want a JSON object of config fields, got null")
 	}
 	modelType := "bert" // what transformers' BertConfig assumes
 	if v, ok := raw["model_type"]; ok {
@@ -242,8 +291,8 @@ func ParseConfig(data []byte) (*BertConfig, error) {
 	for k, v := range raw {
 		if k == "num_labels" {
 			numLabels = new(int)
-			if err := json.Unmarshal(v, numLabels); err != nil || *numLabels <= 0 {
-				return nil, fieldErr(k, "want a positive integer, got %s", v)
+			if err := json.Unmarshal(v, numLabels); err != nil || *numLabels <= 0 || *numLabels > maxLabels {
+				return nil, fieldErr(k, "want a positive integer up to %d, got %s", maxLabels, v)
 			}
 			continue
 		}
