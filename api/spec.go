@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 
 	"github.com/bertnode/bertnode/shard"
@@ -38,11 +40,19 @@ type JobSpec struct {
 	Cluster ClusterSpec `yaml:"cluster"`
 }
 
+// maxBatch bounds batch_size and grad_accum, and maxEpochs epochs, so that the global
+// batch and the step counts computed from them cannot overflow.
+const (
+	maxBatch  = 1 << 20
+	maxEpochs = 1e6
+)
+
 // ParseSpec reads a job spec's YAML text over the same defaults as train.Defaults
 // (a test in train keeps the two in step) and checks the fields the cluster relies on.
 func ParseSpec(text string) (JobSpec, error) {
 	s := JobSpec{Task: "classify", Model: "tiny", Seed: 42, BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, ClipNorm: 1, Keep: 2}
-	if err := yaml.NewDecoder(bytes.NewReader([]byte(text))).Decode(&s); err != nil {
+	// An empty text (or only comments) is an empty spec, which then lacks its train file.
+	if err := yaml.NewDecoder(bytes.NewReader([]byte(text))).Decode(&s); err != nil && !errors.Is(err, io.EOF) {
 		return s, fmt.Errorf("job spec: %w", err)
 	}
 	if s.Metric == "" {
@@ -55,14 +65,20 @@ func ParseSpec(text string) (JobSpec, error) {
 	switch {
 	case s.Train == "":
 		return s, bad("train", "a training file is required")
-	case s.EvalSplit < 0 || s.EvalSplit >= 1:
+	case !(s.EvalSplit >= 0 && s.EvalSplit < 1): // NaN too
 		return s, bad("eval_split", "%v is not in [0, 1)", s.EvalSplit)
 	case s.BatchSize < 1:
 		return s, bad("batch_size", "%d: must be positive", s.BatchSize)
+	case s.BatchSize > maxBatch:
+		return s, bad("batch_size", "%d is more than %d", s.BatchSize, maxBatch)
 	case s.GradAccum < 1:
 		return s, bad("grad_accum", "%d: must be positive", s.GradAccum)
+	case s.GradAccum > maxBatch:
+		return s, bad("grad_accum", "%d is more than %d", s.GradAccum, maxBatch)
 	case s.Epochs <= 0 && s.MaxSteps <= 0:
 		return s, bad("epochs", "set epochs or max_steps")
+	case !(s.Epochs <= maxEpochs): // NaN and infinity too
+		return s, bad("epochs", "%v is more than %g", s.Epochs, float64(maxEpochs))
 	case s.SaveEvery < -1:
 		return s, bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only at the end)", s.SaveEvery)
 	}
