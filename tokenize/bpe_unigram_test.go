@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func tinyRoberta(t testing.TB) *Tokenizer {
@@ -310,5 +311,24 @@ func TestLoadErrorsBPEUnigram(t *testing.T) {
 	os.Remove(filepath.Join(dir, "vocab.json"))
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "spiece.model") {
 		t.Errorf("bad spiece.model: %v", err)
+	}
+}
+
+// A run of letters is one word to byte-level BPE. Its merging rescanned the word
+// after every merge, O(n²) (a 50 kB word took a minute); HF's heap of pairs takes
+// a fraction of a second, even under the race detector.
+func TestBPELongWord(t *testing.T) {
+	tk := tinyRoberta(t)
+	word := strings.Repeat("therainsinspainfalls", 5000)
+	start := time.Now()
+	e, err := tk.Encode(word, 0)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("a word of %d bytes took %v", len(word), d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Len(); n < 3 || e.Offsets[1].Start != 0 || int(e.Offsets[n-2].End) != len(word) {
+		t.Fatalf("%d tokens, offsets from %v to %v", n, e.Offsets[1], e.Offsets[n-2])
 	}
 }

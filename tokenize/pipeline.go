@@ -56,6 +56,8 @@ type pipeScratch struct {
 	toks          []tok
 	best          []viterbiNode
 	syms          []tok
+	links         []bpeLink
+	queue         bpeQueue
 	segs, subs    []addedMatch
 }
 
