@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/hashicorp/raft"
 )
 
@@ -83,6 +85,9 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	if err := json.NewDecoder(r).Decode(s); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
+	if err := s.check(); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
 	f.mu.Lock()
 	f.state = s
 	f.mu.Unlock()
@@ -103,3 +108,68 @@ func (b snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (snapshot) Release() {}
+
+// check refuses a decoded snapshot whose state apply and the leader would trip on,
+// which no Snapshot writes: a null entry, an entry under another ID, a running job
+// without a generation, a generation member that is no node. A null map is empty.
+func (s *State) check() error {
+	for _, m := range []*map[string]time.Time{&s.Deleted, &s.DeletedAt} {
+		if *m == nil {
+			*m = map[string]time.Time{}
+		}
+	}
+	if s.Topics == nil {
+		s.Topics = map[string]uint64{}
+	}
+	if s.Events == nil {
+		s.Events = map[string][]api.Event{}
+	}
+	if s.Blobs == nil {
+		s.Blobs = map[string]*Blob{}
+	}
+	for sha, b := range s.Blobs {
+		if b == nil {
+			return fmt.Errorf("blobs[%q] is null", sha)
+		}
+	}
+	if err := checkEntries("members", &s.Members, func(m *api.Member) string { return m.ID }); err != nil {
+		return err
+	}
+	if err := checkEntries("nodes", &s.Nodes, func(n *api.Node) string { return n.ID }); err != nil {
+		return err
+	}
+	if err := checkEntries("jobs", &s.Jobs, func(j *api.Job) string { return j.ID }); err != nil {
+		return err
+	}
+	for id, j := range s.Jobs {
+		if j.State == api.Running && j.Gen == nil {
+			return fmt.Errorf("jobs[%q] is running without a generation", id)
+		}
+		if j.Gen == nil {
+			continue
+		}
+		for _, m := range j.Gen.Members {
+			if s.Nodes[m.Node] == nil {
+				return fmt.Errorf("jobs[%q]: generation %d has member %q, which is no node", id, j.Gen.Gen, m.Node)
+			}
+		}
+	}
+	return nil
+}
+
+// checkEntries makes a null map *m empty and refuses a null entry or one under
+// another key than its ID.
+func checkEntries[T any](what string, m *map[string]*T, id func(*T) string) error {
+	if *m == nil {
+		*m = map[string]*T{}
+	}
+	for k, v := range *m {
+		if v == nil {
+			return fmt.Errorf("%s[%q] is null", what, k)
+		}
+		if id(v) != k {
+			return fmt.Errorf("%s[%q] has ID %q", what, k, id(v))
+		}
+	}
+	return nil
+}

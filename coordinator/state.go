@@ -390,7 +390,7 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 	if b.Which == "train" {
 		j.Labels = b.Labels
 	}
-	if j.Train.Plan != "" && (j.Eval == nil || j.Eval.Plan != "") {
+	if planned(j) { // j.Train may be nil when only the eval data is planned
 		j.Reason = "waiting for nodes"
 	}
 	s.changedJob(j, true)
