@@ -23,7 +23,7 @@ func parseJobSpec(text string) (api.JobSpec, error) {
 		return api.JobSpec{}, badField("spec", "want a YAML mapping of job fields")
 	}
 	var probe api.JobSpec
-	if err := decodeFields(root.Content[0], reflect.ValueOf(&probe).Elem(), ""); err != nil {
+	if err := decodeFields(root.Content[0], reflect.ValueOf(&probe).Elem(), "", map[decoded]bool{}); err != nil {
 		return api.JobSpec{}, err
 	}
 	s, err := api.ParseSpec(text)
@@ -31,7 +31,7 @@ func parseJobSpec(text string) (api.JobSpec, error) {
 		// "job spec: cluster.nodes: 100 is not in [1, 64]" names the field.
 		msg := strings.TrimPrefix(err.Error(), "job spec: ")
 		field, _, _ := strings.Cut(msg, ":")
-		if strings.ContainsAny(field, " \n") {
+		if strings.ContainsAny(field, " \n") || field == "yaml" {
 			field = "spec"
 		}
 		return s, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
@@ -48,20 +48,52 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // decodeFields decodes each key of mapping m into the field of struct v whose yaml
 // tag it is (keys v lacks are the nodes' business), going into nested structs, and
-// names the first field whose value does not decode.
-func decodeFields(m *yaml.Node, v reflect.Value, prefix string) error {
+// names the first field whose value does not decode. A mapping is decoded into a type
+// once (done): aliases and merges may name it many times, or inside itself.
+func decodeFields(m *yaml.Node, v reflect.Value, prefix string, done map[decoded]bool) error {
+	if done[decoded{m, v.Type()}] {
+		return nil
+	}
+	done[decoded{m, v.Type()}] = true
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		key, val := m.Content[i].Value, m.Content[i+1]
+		k, key, val := m.Content[i], m.Content[i].Value, resolveAlias(m.Content[i+1])
 		f, ok := fieldByTag(v, key)
+		name := prefix + key
+		mapping := strings.TrimSuffix(prefix, ".")
+		if mapping == "" {
+			mapping = "spec"
+		}
+		// yaml refuses a key given twice: name it, or the mapping it is in.
+		for j := 0; j < i; j += 2 {
+			if d := m.Content[j]; d.Kind == k.Kind && d.Value == k.Value {
+				if !ok {
+					name = mapping
+				}
+				return badField(name, "line %d: %q is already defined at line %d", k.Line, key, d.Line)
+			}
+		}
+		if k.ShortTag() == "!!merge" { // "<<: *defaults" merges a mapping, or a list of them
+			merged := []*yaml.Node{val}
+			if val.Kind == yaml.SequenceNode {
+				merged = val.Content
+			}
+			for _, mm := range merged {
+				if mm = resolveAlias(mm); mm.Kind == yaml.MappingNode {
+					if err := decodeFields(mm, v, prefix, done); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
 		if !ok {
 			continue
 		}
-		name := prefix + key
 		if f.Kind() == reflect.Struct && !reflect.PointerTo(f.Type()).Implements(textUnmarshaler) {
 			if val.Kind != yaml.MappingNode {
 				return badField(name, "line %d: want a mapping", val.Line)
 			}
-			if err := decodeFields(val, f, name+"."); err != nil {
+			if err := decodeFields(val, f, name+".", done); err != nil {
 				return err
 			}
 			continue
@@ -75,6 +107,20 @@ func decodeFields(m *yaml.Node, v reflect.Value, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// decoded is a mapping decoded into a struct type.
+type decoded struct {
+	m *yaml.Node
+	t reflect.Type
+}
+
+// resolveAlias follows an alias (*name) to the node it stands for.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
 }
 
 func fieldByTag(v reflect.Value, key string) (reflect.Value, bool) {
