@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"runtime"
 	"sort"
 	"strings"
@@ -214,10 +216,18 @@ func readPickle(path string) (map[string]hostTensor, error) {
 		if !ok || !isTensor {
 			return nil, fmt.Errorf("%s: entry %v is a %T, not a named tensor", path, e.Key, e.Value)
 		}
+		n, err := stridedNumel(st)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %s: %w", path, name, err)
+		}
 		ht := hostTensor{shape: st.Size}
-		if n := numel(st.Size); n > 0 {
+		if n > 0 {
+			size, stride := st.Size, st.Stride
+			if len(size) == 0 { // a scalar: gotch's as_strided indexes size[0]
+				size, stride = []int64{1}, []int64{1}
+			}
 			t := ts.MustOfSlice(st.Source.GetData(), ts.WithDType(st.Source.DType())).
-				MustAsStrided(st.Size, st.Stride, []int64{st.StorageOffset}, true).
+				MustAsStrided(size, stride, []int64{st.StorageOffset}, true).
 				MustTotype(gotch.Float, true).MustContiguous(true)
 			ht.data = make([]float32, n)
 			t.MustCopyData(ht.data, uint(n))
@@ -226,6 +236,46 @@ func readPickle(path string) (map[string]hostTensor, error) {
 		out[name] = ht
 	}
 	return out, nil
+}
+
+// stridedNumel is the element count of st, once its size, stride and offset are
+// checked to address only elements of its storage: libtorch's as_strided fails
+// otherwise, and gotch's Must functions exit the process on a failure.
+func stridedNumel(st *pickle.StorageTensor) (int64, error) {
+	if st.Source == nil {
+		return 0, fmt.Errorf("no storage")
+	}
+	storage := int64(reflect.ValueOf(st.Source.GetData()).Len())
+	if len(st.Stride) != len(st.Size) {
+		return 0, fmt.Errorf("size %v and stride %v differ in length", st.Size, st.Stride)
+	}
+	if st.StorageOffset < 0 {
+		return 0, fmt.Errorf("storage offset %d is negative", st.StorageOffset)
+	}
+	for i, d := range st.Size {
+		if d < 0 || st.Stride[i] < 0 {
+			return 0, fmt.Errorf("size %v or stride %v is negative", st.Size, st.Stride)
+		}
+	}
+	if slices.Contains(st.Size, 0) {
+		return 0, nil
+	}
+	n, last := int64(1), st.StorageOffset // last: the offset of the last element
+	for i, d := range st.Size {
+		// Neither can overflow: both stay within the storage, or we stop.
+		if n > storage/d {
+			return 0, fmt.Errorf("size %v has more elements than its storage's %d", st.Size, storage)
+		}
+		n *= d
+		if st.Stride[i] > 0 && d-1 > (storage-last)/st.Stride[i] {
+			return 0, fmt.Errorf("size %v, stride %v at offset %d reach past its storage's %d elements", st.Size, st.Stride, st.StorageOffset, storage)
+		}
+		last += (d - 1) * st.Stride[i]
+	}
+	if last >= storage {
+		return 0, fmt.Errorf("size %v, stride %v at offset %d reach past its storage's %d elements", st.Size, st.Stride, st.StorageOffset, storage)
+	}
+	return n, nil
 }
 
 // typeTag is restore_type_tag(value, type): the value.
