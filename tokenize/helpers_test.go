@@ -10,11 +10,16 @@ import (
 	"testing"
 )
 
-// sharedData is the path of a file of the real data next to the repository
-// (../shared/data from its root); tests that need it skip when it is absent.
+// sharedDataPath is the path of a file of the real data next to the repository
+// (../shared/data from its root).
+func sharedDataPath(rel string) string {
+	return filepath.Join("..", "..", "shared", "data", rel)
+}
+
+// sharedData is sharedDataPath for tests that need the file: they skip when it is absent.
 func sharedData(tb testing.TB, rel string) string {
 	tb.Helper()
-	p := filepath.Join("..", "..", "shared", "data", rel)
+	p := sharedDataPath(rel)
 	if _, err := os.Stat(p); err != nil {
 		tb.Skipf("real data not available: %v", err)
 	}
@@ -85,7 +90,7 @@ type squadFile struct {
 
 var squadOnce = sync.OnceValues(func() (squadFile, error) {
 	var sq squadFile
-	data, err := os.ReadFile(filepath.Join("..", "..", "shared", "data", "squad_v1.1", "dev-v1.1.json"))
+	data, err := os.ReadFile(sharedDataPath("squad_v1.1/dev-v1.1.json"))
 	if err == nil {
 		err = json.Unmarshal(data, &sq)
 	}
