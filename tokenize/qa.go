@@ -111,6 +111,12 @@ func (f *QAFeature) TokenSpan(startRune, endRune int) (start, end int, ok bool) 
 	for end-1 >= f.ContextStart && int(f.Offsets[end-1].End) >= endRune {
 		end--
 	}
+	// Crossed scans (which run_qa.py leaves, an end before the start) mean the
+	// tokens from end to start each cover the whole answer: the bytes of one
+	// character in byte-level BPE. The answer is all of them.
+	if start > end {
+		start, end = end, start
+	}
 	return start, end, true
 }
 

@@ -252,3 +252,22 @@ func TestRuneSlice(t *testing.T) {
 		}
 	}
 }
+
+// Byte-level BPE spells "❤" as three tokens, each with the character's offsets: an
+// answer of that character starts at the first and ends at the last, not (as
+// run_qa.py's scans give) an end before the start.
+func TestQAAnswerInOneCharacter(t *testing.T) {
+	tk := tinyRoberta(t)
+	ctx := "I ❤ NY"
+	feats, err := tk.EncodeQA([]QAExample{{ID: "h", Question: "What?", Context: ctx, Answers: []Answer{{Text: "❤", Start: 2}}}}, 32, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := feats[0]
+	if got := f.InputIDs[f.StartPosition : f.EndPosition+1]; len(got) != 3 {
+		t.Fatalf("answer tokens %v (%d, %d), want the 3 bytes of ❤", got, f.StartPosition, f.EndPosition)
+	}
+	if got, ok := f.AnswerText(ctx, f.StartPosition, f.EndPosition); !ok || got != "❤" {
+		t.Errorf("answer text %q %v", got, ok)
+	}
+}
