@@ -217,8 +217,8 @@ func (c *BertConfig) Validate() error {
 	default:
 		return fieldErr("problem_type", "unknown problem type %q", c.ProblemType)
 	}
-	if len(c.ID2Label) == 0 {
-		return fieldErr("id2label", "no labels")
+	if len(c.ID2Label) == 0 || len(c.ID2Label) > maxLabels {
+		return fieldErr("id2label", "%d labels: want 1 to %d", len(c.ID2Label), maxLabels)
 	}
 	for i := range len(c.ID2Label) {
 		l, ok := c.ID2Label[i]
@@ -239,8 +239,9 @@ func (c *BertConfig) Validate() error {
 // weights, 3 times xlm-roberta-xxl's.
 const maxParams = 1 << 35
 
-// maxLabels bounds num_labels, which names as many labels.
-const maxLabels = 1 << 20
+// maxLabels bounds the classes: generous for fine-tuning a classifier, and small enough
+// that parsing num_labels, which names as many labels, takes milliseconds.
+const maxLabels = 1 << 16
 
 // params estimates the model's parameters: the embeddings, the encoder's distinct
 // layers and the classifier; biases and norms are small beside them. It counts in

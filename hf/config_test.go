@@ -140,7 +140,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"id2label": {"0": "x", "1": "y"}, "label2id": {"x": 1, "y": 0}}`, `field "label2id"`},
 		{`{"num_labels": 3, "id2label": {"0": "x"}}`, `field "num_labels": is 3 but id2label has 1`},
 		{`{"num_labels": -1}`, `field "num_labels"`},
-		{`{"num_labels": 1000000000000}`, `field "num_labels": want a positive integer up to 1048576`},
+		{`{"num_labels": 1000000000000}`, `field "num_labels": want a positive integer up to 65536`},
 		{`{"vocab_size": 4000000000}`, `field "vocab_size": 4000000000 is more than 2097152`},
 		{`{"model_type": "distilbert", "n_layers": 5000}`, `field "n_layers": 5000 is more than 1024`},
 		{`{"num_hidden_layers": 1000, "hidden_size": 16384, "num_attention_heads": 16}`, `field "hidden_size": 30522 words and 1000 layers of width 16384 (intermediate 3072) make 1.17e+12 parameters`},
