@@ -1,7 +1,10 @@
 package tokenize
 
 import (
+	"encoding/binary"
+	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -78,7 +81,8 @@ func layout(t *testing.T, tk *Tokenizer, e *Encoding, pair bool) []seq {
 }
 
 // checkOffsets checks that a sequence's offsets lie in a text of runes runes and
-// do not go backwards, and that its word ids start at 0 and never go backwards.
+// do not go backwards, and that its word ids never go backwards (they may skip
+// words that make no token, bytes a BPE vocabulary lacks).
 // Empty spans are left out of the order: HF trims a byte-level token of only a
 // space to the empty span after it, before the next word's start when that
 // space was put there by add_prefix_space ("<s>Z" as a pre-split word).
@@ -95,7 +99,7 @@ func checkOffsets(t *testing.T, s seq, runes int) {
 			}
 			last = o
 		}
-		if i > 0 && s.words[i] < s.words[i-1] || i == 0 && s.words[0] != 0 {
+		if i > 0 && s.words[i] < s.words[i-1] {
 			t.Fatalf("token %d: word ids %v", i, s.words)
 		}
 	}
@@ -321,5 +325,168 @@ func FuzzEncodeQA(f *testing.F) {
 				from = to - int(stride)
 			}
 		}
+	})
+}
+
+// checkLoaded checks a tokenizer loaded from fuzzed files: special token ids in
+// the vocabulary (or -1 where the family allows none), and encodings of probe
+// texts, and of its own first tokens, that pass encodeSeq's and layout's checks.
+func checkLoaded(t *testing.T, tk *Tokenizer) {
+	t.Helper()
+	if !slices.Contains([]string{WordPiece, BPE, Unigram}, tk.Algorithm()) {
+		t.Fatalf("algorithm %q", tk.Algorithm())
+	}
+	v := tk.Vocab()
+	for name, id := range map[string]int32{"pad": tk.PadID(), "cls": tk.ClsID(), "sep": tk.SepID(), "unk": tk.UnkID(), "mask": tk.MaskID()} {
+		if id < -1 || int(id) >= v.Len() || id == -1 && (name == "pad" || tk.kind == WordPiece) {
+			t.Fatalf("%s id %d, vocabulary of %d", name, id, v.Len())
+		}
+	}
+	probes := slices.Clone(fuzzTexts)
+	for i := range min(v.Len(), 8) {
+		probes = append(probes, v.Token(i)+" x"+v.Token(v.Len()-1-i))
+	}
+	for i, a := range probes {
+		encodeSeq(t, tk, a)
+		b := probes[(i+1)%len(probes)]
+		e, err := tk.EncodePair(a, b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := layout(t, tk, &e, true)
+		checkOffsets(t, ps[0], utf8.RuneCountInString(a))
+		checkOffsets(t, ps[1], utf8.RuneCountInString(b))
+		words := strings.Fields(a)
+		e, err = tk.EncodeWords(words, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layout(t, tk, &e, false)
+	}
+}
+
+// fuzzLoad loads a directory of the given files (nil: absent): an error must name
+// one of them, a tokenizer must pass checkLoaded.
+func fuzzLoad(t *testing.T, files map[string][]byte) {
+	dir := t.TempDir()
+	for name, data := range files {
+		if data != nil {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tk, err := Load(dir)
+	if err != nil {
+		for name, data := range files {
+			if data != nil && strings.Contains(err.Error(), filepath.Join(dir, name)) {
+				return
+			}
+		}
+		t.Fatalf("the error names none of the files: %v", err)
+	}
+	checkLoaded(t, tk)
+}
+
+func readTestdata(tb testing.TB, name string) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// Small tokenizer.json files of each family, quicker to mutate than the fixtures.
+const (
+	smallBPEJSON = `{"added_tokens": [{"id": 0, "content": "<s>", "special": true}, {"id": 1, "content": "<pad>", "special": true},
+  {"id": 2, "content": "</s>", "special": true}, {"id": 9, "content": "<mask>", "lstrip": true, "special": true},
+  {"id": 10, "content": "é", "normalized": true, "single_word": true, "rstrip": true}],
+ "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "Strip", "strip_left": true, "strip_right": true}]},
+ "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+ "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": true, "add_prefix_space": false},
+ "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "fuse_unk": true,
+  "vocab": {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "Ġ": 6, "ab": 7, "Ġab": 8, "<mask>": 9}, "merges": ["a b", ["Ġ", "ab"]]}}`
+	smallUnigramJSON = `{"added_tokens": [{"id": 0, "content": "<pad>", "special": true}, {"id": 1, "content": "<unk>", "special": true},
+  {"id": 2, "content": "[CLS]", "special": true}, {"id": 3, "content": "[SEP]", "special": true}, {"id": 4, "content": "[MASK]", "lstrip": true, "special": true}],
+ "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace", "pattern": {"String": "''"}, "content": "\""},
+  {"type": "NFKD"}, {"type": "StripAccents"}, {"type": "Lowercase"}, {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+ "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true},
+ "post_processor": {"type": "TemplateProcessing",
+  "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+  "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+   {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+  "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+ "model": {"type": "Unigram", "unk_id": 1, "byte_fallback": true, "vocab": [["<pad>", 0], ["<unk>", 0], ["[CLS]", 0], ["[SEP]", 0], ["[MASK]", 0],
+  ["▁", -2], ["▁a", -1.5], ["b", -3], ["ab", -2.5], ["<0x41>", -9]]}}`
+)
+
+// Load on any tokenizer.json, with or without a tokenizer_config.json.
+func FuzzLoadTokenizerJSON(f *testing.F) {
+	for _, doc := range [][]byte{[]byte(tinyTokenizerJSON), []byte(smallBPEJSON), []byte(smallUnigramJSON),
+		readTestdata(f, "roberta-tiny/tokenizer.json"), readTestdata(f, "albert-tiny/tokenizer.json")} {
+		f.Add(doc, []byte(nil))
+	}
+	f.Add([]byte(smallBPEJSON), []byte(`{"add_prefix_space": true, "mask_token": {"content": "<mask>"}}`))
+	f.Add([]byte(smallUnigramJSON), []byte(`{"unk_token": "[MASK]", "pad_token": null, "cls_token": "[SEP]"}`))
+	f.Add([]byte(tinyTokenizerJSON), []byte(`{"do_lower_case": false, "strip_accents": true, "tokenize_chinese_chars": false}`))
+	f.Fuzz(func(t *testing.T, doc, config []byte) {
+		if len(config) == 0 {
+			config = nil
+		}
+		fuzzLoad(t, map[string][]byte{"tokenizer.json": doc, "tokenizer_config.json": config})
+	})
+}
+
+// Load on any vocab.txt, with or without a tokenizer_config.json.
+func FuzzLoadVocabTxt(f *testing.F) {
+	f.Add([]byte(strings.Join(tiny(f).Vocab().tokens, "\n")), []byte(nil))
+	f.Add([]byte("[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\nhé\r\n##llo\r\n"), []byte(`{"do_lower_case": false}`))
+	f.Add([]byte("<p>\n<u>\n<c>\n<s>\n<m>\na\n"), []byte(`{"pad_token": "<p>", "unk_token": "<u>", "cls_token": "<c>", "sep_token": "<s>", "mask_token": {"content": "<m>"}}`))
+	f.Add([]byte("[PAD]\n[UNK]\n"), []byte(nil))
+	f.Fuzz(func(t *testing.T, vocab, config []byte) {
+		if len(config) == 0 {
+			config = nil
+		}
+		fuzzLoad(t, map[string][]byte{"vocab.txt": vocab, "tokenizer_config.json": config})
+	})
+}
+
+// Load on any vocab.json and merges.txt.
+func FuzzLoadVocabMerges(f *testing.F) {
+	f.Add(readTestdata(f, "roberta-tiny/vocab.json"), readTestdata(f, "roberta-tiny/merges.txt"))
+	f.Add([]byte(`{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "Ġ": 6, "ab": 7, "Ġab": 8, "<mask>": 9}`), []byte("#version: 0.2\na b\r\nĠ ab\n"))
+	f.Add([]byte(`{"<s>": 0, "</s>": 1}`), []byte(""))
+	f.Fuzz(func(t *testing.T, vocab, merges []byte) {
+		fuzzLoad(t, map[string][]byte{"vocab.json": vocab, "merges.txt": merges})
+	})
+}
+
+// protoField appends a length-delimited protobuf field.
+func protoField(b []byte, field int, data []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(field<<3|2))
+	b = binary.AppendUvarint(b, uint64(len(data)))
+	return append(b, data...)
+}
+
+// Load on any spiece.model.
+func FuzzLoadSPModel(f *testing.F) {
+	f.Add(readTestdata(f, "albert-tiny/spiece.model"))
+	var small []byte
+	for i, p := range []struct {
+		piece string
+		typ   int
+	}{{"<pad>", spControl}, {"<unk>", 2}, {"[CLS]", spControl}, {"[SEP]", spControl}, {"[MASK]", spUserDefined}, {"▁a", spNormal}, {"b", spNormal}, {"1,", spNormal}} {
+		piece := protoField(nil, 1, []byte(p.piece))
+		piece = binary.LittleEndian.AppendUint32(append(piece, 2<<3|5), math.Float32bits(-float32(i)))
+		piece = binary.AppendUvarint(append(piece, 3<<3), uint64(p.typ))
+		small = protoField(small, 1, piece)
+	}
+	trainer := binary.AppendUvarint([]byte{3 << 3}, 1)                     // model_type unigram
+	trainer = binary.AppendUvarint(append(trainer, 0xc0, 0x02), uint64(1)) // field 40, unk_id
+	small = protoField(small, 2, trainer)
+	f.Add(small)
+	f.Fuzz(func(t *testing.T, model []byte) {
+		fuzzLoad(t, map[string][]byte{"spiece.model": model})
 	})
 }
