@@ -291,6 +291,17 @@ func TestLoadErrorsBPEUnigram(t *testing.T) {
 		{albert, `"unk_id": 1`, `"unk_id": 99999`, `unk_id 99999 is not in the vocabulary`},
 		{albert, `"prepend_scheme": "always"`, `"prepend_scheme": "sometimes"`, `pre_tokenizer.prepend_scheme "sometimes"`},
 		{albert, `"Regex": " {2,}"`, `"Regex": " (?!x)"`, `normalizer.normalizers[6].pattern.Regex " (?!x)"`},
+		{roberta, `"id": 2260,`, `"id": -1,`, `added_tokens[4]: "<mask>" has a negative id -1`},
+		{albert, `"ids": [
+          2
+        ]`, `"ids": [
+          30000
+        ]`, `post_processor.special_tokens["[CLS]"].ids: 30000 is not in the vocabulary of 2000 tokens`},
+		{albert, `"ids": [
+          3
+        ]`, `"ids": [
+          -1
+        ]`, `post_processor.special_tokens["[SEP]"].ids: -1 is not in the vocabulary of 2000 tokens`},
 	} {
 		doc := string(c.doc)
 		if !strings.Contains(doc, c.from) {

@@ -101,6 +101,8 @@ func buildFromDoc(doc *hfDoc, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	// Added tokens are in the model's vocabulary or extend it, in id order.
 	for i, at := range doc.AddedTokens {
 		switch {
+		case at.ID < 0:
+			return nil, fmt.Errorf("added_tokens[%d]: %q has a negative id %d", i, at.Content, at.ID)
 		case int(at.ID) < len(tokens) && tokens[at.ID] != at.Content:
 			return nil, fmt.Errorf("added_tokens[%d]: %q has id %d, which the model gives to %q", i, at.Content, at.ID, tokens[at.ID])
 		case int(at.ID) == len(tokens):
@@ -486,6 +488,11 @@ func parsePostProcessor(raw json.RawMessage, v *Vocab) (tp template, trim, trimP
 					out = append(out, sequence(int8(p.Sequence.ID[0]-'A'), int32(p.Sequence.TypeID)))
 				case p.SpecialToken != nil:
 					ids := pp.SpecialTokens[p.SpecialToken.ID].IDs
+					for _, id := range ids {
+						if id < 0 || int(id) >= v.Len() {
+							return nil, fmt.Errorf("post_processor.special_tokens[%q].ids: %d is not in the vocabulary of %d tokens", p.SpecialToken.ID, id, v.Len())
+						}
+					}
 					if len(ids) == 0 {
 						id, ok := v.ID(p.SpecialToken.ID)
 						if !ok {
