@@ -182,16 +182,7 @@ func readTensors(path string, ignorable func(string) bool) (map[string]hostTenso
 // pickle_save writes (ours), which it wraps in torch.jit._pickle.restore_type_tag, a
 // class gotch's pickle.Decode does not know.
 func readPickle(path string) (map[string]hostTensor, error) {
-	res, err := pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
-		u := pickle.NewUnpickler(r)
-		u.FindClass = func(module, name string) (any, error) {
-			if module == "torch.jit._pickle" && name == "restore_type_tag" {
-				return typeTag{}, nil
-			}
-			return nil, fmt.Errorf("class %s.%s has no place in a checkpoint", module, name)
-		}
-		return u
-	})
+	res, err := unpickle(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -236,6 +227,27 @@ func readPickle(path string) (map[string]hostTensor, error) {
 		out[name] = ht
 	}
 	return out, nil
+}
+
+// unpickle is torch.save's object in path. gotch's unpickler panics on what it does
+// not implement (the legacy tar format, storage views) and on some malformed files
+// (a negative length): those panics are the file's errors.
+func unpickle(path string) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("unreadable as torch.save's format: %v", p)
+		}
+	}()
+	return pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+		u := pickle.NewUnpickler(r)
+		u.FindClass = func(module, name string) (any, error) {
+			if module == "torch.jit._pickle" && name == "restore_type_tag" {
+				return typeTag{}, nil
+			}
+			return nil, fmt.Errorf("class %s.%s has no place in a checkpoint", module, name)
+		}
+		return u
+	})
 }
 
 // stridedNumel is the element count of st, once its size, stride and offset are

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
@@ -144,6 +145,32 @@ func TestStridedNumel(t *testing.T) {
 		n, err := stridedNumel(st)
 		if c.err == "" && (err != nil || n != c.want) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("size %v stride %v offset %d: %d, %v; want %d, %q", c.size, c.stride, c.offset, n, err, c.want, c.err)
+		}
+	}
+}
+
+// What gotch's unpickler does not implement, or trips on, is the file's error, not a
+// panic: the legacy format's tar archives, a length past the int range.
+func TestReadPickleUnreadable(t *testing.T) {
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	if err := tw.WriteHeader(&tar.Header{Name: "storages", Mode: 0o644, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte{0})
+	tw.Close()
+	legacy := filepath.Join(t.TempDir(), PytorchFile)
+	if err := os.WriteFile(legacy, tarball.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{legacy, "legacy load from tar not implemented"},
+		// a FRAME of 2^63 bytes, made before it is read
+		{fuzzTorchFile(t, []byte("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x80.")), "unreadable as torch.save's format: runtime error: makeslice"},
+	} {
+		_, err := readPickle(c.path)
+		if err == nil || !strings.HasPrefix(err.Error(), c.path+": ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("readPickle: %v; want an error naming %s and saying %q", err, c.path, c.want)
 		}
 	}
 }
