@@ -318,6 +318,10 @@ func TestLoadErrorsBPEUnigram(t *testing.T) {
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "merges.txt:2:") {
 		t.Errorf("bad merges.txt: %v", err)
 	}
+	writeFile(t, dir, "merges.txt", "#version: 0.2\n\na a\n")
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), `merges.txt:3: merge "a a": "aa" is not in vocab.json`) {
+		t.Errorf("merge into a token vocab.json lacks: %v", err)
+	}
 	writeFile(t, dir, "spiece.model", "\xff\xff")
 	os.Remove(filepath.Join(dir, "vocab.json"))
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "spiece.model") {

@@ -131,8 +131,15 @@ func loadVocabMerges(dir string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 		if i == 0 && strings.HasPrefix(line, "#version") || line == "" {
 			continue
 		}
-		if a, b, ok := strings.Cut(line, " "); !ok || a == "" || b == "" || strings.Contains(b, " ") {
+		a, b, ok := strings.Cut(line, " ")
+		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
 			return nil, fmt.Errorf("%s:%d: %q is not two tokens separated by a space", mergesPath, i+1, line)
+		}
+		// Checked here, as the model checks them, to name the line.
+		for _, tok := range []string{a, b, a + b} {
+			if _, ok := check[tok]; !ok {
+				return nil, fmt.Errorf("%s:%d: merge %q: %q is not in vocab.json", mergesPath, i+1, line, tok)
+			}
 		}
 		merges = append(merges, line)
 	}
