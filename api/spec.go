@@ -40,11 +40,11 @@ type JobSpec struct {
 	Cluster ClusterSpec `yaml:"cluster"`
 }
 
-// maxBatch bounds batch_size and grad_accum, and maxEpochs epochs, so that the global
+// MaxBatch bounds batch_size and grad_accum, and MaxEpochs epochs, so that the global
 // batch and the step counts computed from them cannot overflow.
 const (
-	maxBatch  = 1 << 20
-	maxEpochs = 1e6
+	MaxBatch  = 1 << 20
+	MaxEpochs = 1e6
 )
 
 // ParseSpec reads a job spec's YAML text over the same defaults as train.Defaults
@@ -69,16 +69,16 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, bad("eval_split", "%v is not in [0, 1)", s.EvalSplit)
 	case s.BatchSize < 1:
 		return s, bad("batch_size", "%d: must be positive", s.BatchSize)
-	case s.BatchSize > maxBatch:
-		return s, bad("batch_size", "%d is more than %d", s.BatchSize, maxBatch)
+	case s.BatchSize > MaxBatch:
+		return s, bad("batch_size", "%d is more than %d", s.BatchSize, MaxBatch)
 	case s.GradAccum < 1:
 		return s, bad("grad_accum", "%d: must be positive", s.GradAccum)
-	case s.GradAccum > maxBatch:
-		return s, bad("grad_accum", "%d is more than %d", s.GradAccum, maxBatch)
+	case s.GradAccum > MaxBatch:
+		return s, bad("grad_accum", "%d is more than %d", s.GradAccum, MaxBatch)
 	case s.Epochs <= 0 && s.MaxSteps <= 0:
 		return s, bad("epochs", "set epochs or max_steps")
-	case !(s.Epochs <= maxEpochs): // NaN and infinity too
-		return s, bad("epochs", "%v is more than %g", s.Epochs, float64(maxEpochs))
+	case !(s.Epochs <= MaxEpochs): // NaN and infinity too
+		return s, bad("epochs", "%v is more than %g", s.Epochs, float64(MaxEpochs))
 	case s.SaveEvery < -1:
 		return s, bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only at the end)", s.SaveEvery)
 	}

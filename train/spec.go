@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -133,29 +134,33 @@ func (s *Spec) Validate() error {
 	switch {
 	case s.Train == "":
 		return bad("train", "a training file is required")
-	case s.EvalSplit < 0 || s.EvalSplit >= 1:
+	case !(s.EvalSplit >= 0 && s.EvalSplit < 1): // NaN too, as in the float checks below
 		return bad("eval_split", "%v is not in [0, 1)", s.EvalSplit)
 	case s.MaxLength < 8 || s.MaxLength > 512:
 		return bad("max_length", "%d is not in [8, 512]", s.MaxLength)
 	case s.Padding != "longest" && s.Padding != "max_length":
 		return bad("padding", "%q: want longest or max_length", s.Padding)
-	case s.BatchSize < 1:
-		return bad("batch_size", "%d: must be positive", s.BatchSize)
-	case s.GradAccum < 1:
-		return bad("grad_accum", "%d: must be positive", s.GradAccum)
+	case s.BatchSize < 1 || s.BatchSize > api.MaxBatch:
+		return bad("batch_size", "%d is not in [1, %d]", s.BatchSize, api.MaxBatch)
+	case s.GradAccum < 1 || s.GradAccum > api.MaxBatch:
+		return bad("grad_accum", "%d is not in [1, %d]", s.GradAccum, api.MaxBatch)
 	case s.Epochs <= 0 && s.MaxSteps <= 0:
 		return bad("epochs", "set epochs or max_steps")
-	case s.LR <= 0:
-		return bad("lr", "%v: must be positive", s.LR)
-	case s.WarmupRatio < 0 || s.WarmupRatio > 1:
+	case !(s.Epochs <= api.MaxEpochs):
+		return bad("epochs", "%v is more than %g", s.Epochs, float64(api.MaxEpochs))
+	case !(s.LR > 0) || math.IsInf(s.LR, 1):
+		return bad("lr", "%v: must be a positive number", s.LR)
+	case !(s.WarmupRatio >= 0 && s.WarmupRatio <= 1):
 		return bad("warmup_ratio", "%v is not in [0, 1]", s.WarmupRatio)
-	case s.WeightDecay < 0:
-		return bad("weight_decay", "%v: must not be negative", s.WeightDecay)
+	case !(s.WeightDecay >= 0) || math.IsInf(s.WeightDecay, 1):
+		return bad("weight_decay", "%v: must be a number, not negative", s.WeightDecay)
+	case !(s.ClipNorm >= 0) || math.IsInf(s.ClipNorm, 1):
+		return bad("clip_norm", "%v: must be a number, not negative (0: no clipping)", s.ClipNorm)
 	case s.Schedule != "linear" && s.Schedule != "constant" && s.Schedule != "cosine":
 		return bad("schedule", "%q: want linear, constant or cosine", s.Schedule)
 	case !slices.Contains(model.OptimizerNames, s.Optimizer):
 		return bad("optimizer", "%q: want one of %s", s.Optimizer, strings.Join(model.OptimizerNames, ", "))
-	case s.Momentum < 0 || s.Momentum >= 1:
+	case !(s.Momentum >= 0 && s.Momentum < 1):
 		return bad("momentum", "%v is not in [0, 1)", s.Momentum)
 	case s.Nesterov && (s.Optimizer != "sgd" || s.Momentum == 0):
 		return bad("nesterov", "Nesterov momentum needs optimizer sgd with momentum > 0")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
@@ -71,23 +73,41 @@ func TestTinyBERTLearnsSMSSpam(t *testing.T) {
 }
 
 func TestSpecErrorsNameTheField(t *testing.T) {
-	for field, mod := range map[string]func(*Spec){
-		"task":       func(s *Spec) { s.Task = "translate" },
-		"train":      func(s *Spec) { s.Train = "" },
-		"max_length": func(s *Spec) { s.MaxLength = 100000 },
-		"padding":    func(s *Spec) { s.Padding = "left" },
-		"schedule":   func(s *Spec) { s.Schedule = "step" },
-		"eval_split": func(s *Spec) { s.EvalSplit = 1.5 },
-		"optimizer":  func(s *Spec) { s.Optimizer = "adam" },
-		"momentum":   func(s *Spec) { s.Optimizer, s.Momentum = "sgd", 1 },
-		"nesterov":   func(s *Spec) { s.Nesterov = true }, // adamw
-		"report_to":  func(s *Spec) { s.ReportTo = []string{"wandb"} },
+	nan := math.NaN()
+	for _, c := range []struct {
+		field string
+		mod   func(*Spec)
+	}{
+		{"task", func(s *Spec) { s.Task = "translate" }},
+		{"train", func(s *Spec) { s.Train = "" }},
+		{"max_length", func(s *Spec) { s.MaxLength = 100000 }},
+		{"padding", func(s *Spec) { s.Padding = "left" }},
+		{"schedule", func(s *Spec) { s.Schedule = "step" }},
+		{"eval_split", func(s *Spec) { s.EvalSplit = 1.5 }},
+		{"optimizer", func(s *Spec) { s.Optimizer = "adam" }},
+		{"momentum", func(s *Spec) { s.Optimizer, s.Momentum = "sgd", 1 }},
+		{"nesterov", func(s *Spec) { s.Nesterov = true }}, // adamw
+		{"report_to", func(s *Spec) { s.ReportTo = []string{"wandb"} }},
+		// NaN fails every comparison, so each float's check must be written to catch it.
+		{"eval_split", func(s *Spec) { s.EvalSplit = nan }},
+		{"epochs", func(s *Spec) { s.Epochs = nan }},
+		{"epochs", func(s *Spec) { s.Epochs = math.Inf(1) }},
+		{"lr", func(s *Spec) { s.LR = nan }},
+		{"lr", func(s *Spec) { s.LR = math.Inf(1) }},
+		{"warmup_ratio", func(s *Spec) { s.WarmupRatio = nan }},
+		{"weight_decay", func(s *Spec) { s.WeightDecay = nan }},
+		{"clip_norm", func(s *Spec) { s.ClipNorm = nan }},
+		{"clip_norm", func(s *Spec) { s.ClipNorm = -1 }},
+		{"momentum", func(s *Spec) { s.Momentum = nan }},
+		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
+		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
+		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},
 	} {
 		s := smsSpec(t)
-		mod(&s)
+		c.mod(&s)
 		err := s.Validate()
-		if err == nil || !strings.Contains(err.Error(), field+":") {
-			t.Errorf("%s: got %v", field, err)
+		if err == nil || !strings.Contains(err.Error(), c.field+":") {
+			t.Errorf("%s: got %v", c.field, err)
 		}
 	}
 }
