@@ -99,11 +99,11 @@ func decodeFields(m *yaml.Node, v reflect.Value, prefix string, done map[decoded
 			continue
 		}
 		if err := val.Decode(f.Addr().Interface()); err != nil {
-			msg := err.Error()
+			msg := fmt.Sprintf("line %d: %s", val.Line, strings.TrimPrefix(err.Error(), "yaml: "))
 			if te, ok := err.(*yaml.TypeError); ok {
-				msg = strings.Join(te.Errors, "; ")
+				msg = strings.Join(te.Errors, "; ") // each names its line
 			}
-			return badField(name, "line %d: %s", val.Line, strings.TrimPrefix(msg, "yaml: "))
+			return badField(name, "%s", msg)
 		}
 	}
 	return nil

@@ -85,13 +85,15 @@ func yamlEqual(t *testing.T, a, b api.JobSpec) bool {
 // TestParseJobSpecYAMLFeatures: a key given twice is a 400 naming it (yaml's own
 // error named the field "yaml"); a bad value merged in with "<<" names its field; an
 // alias to a mapping reads as that mapping, not as "want a mapping"; and a mapping
-// that merges itself is an error, not an endless recursion.
+// that merges itself is an error, not an endless recursion; a value of the wrong type
+// names its line once.
 func TestParseJobSpecYAMLFeatures(t *testing.T) {
 	for text, want := range map[string]string{
 		"train: x\ntrain: y\n":                         `train: line 2: "train" is already defined at line 1`,
 		"train: x\ncluster: {nodes: 2, nodes: 3}\n":    `cluster.nodes: line 2: "nodes" is already defined`,
 		"train: x\nfoo: 1\nfoo: 2\n":                   `spec: line 3: "foo" is already defined at line 2`,
-		"d: &d {batch_size: lots}\n<<: *d\ntrain: x\n": "batch_size: line 1",
+		"d: &d {batch_size: lots}\n<<: *d\ntrain: x\n": "batch_size: line 1: cannot unmarshal",
+		"train: x\nbatch_size: lots\n":                 "batch_size: line 2: cannot unmarshal !!str `lots` into int",
 		"train: x\ncluster: &c {<<: *c}\n":             "yaml: anchor 'c' value contains itself",
 		"c: &c {nodes: 2}\ncluster: *c\ntrain: x\n":    "",
 	} {
