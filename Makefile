@@ -17,7 +17,7 @@ DEB_PKGS += libtorch-dev
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps gotch build test demo demo-local bench chaos race libtorch2-check clean
+.PHONY: all deps gotch build test demo demo-local bench chaos race fuzz libtorch2-check clean
 
 all: build
 
@@ -59,6 +59,10 @@ chaos: build
 # The suite under the race detector (not in make test: about 20 minutes on 2 cores).
 race: gotch
 	$(GO) test -race -timeout 60m ./...
+
+# Every fuzz target for FUZZTIME (60s) each; make test runs only their seed corpora.
+fuzz: gotch
+	FUZZTIME=$(or $(FUZZTIME),60s) ./scripts/fuzz.sh
 
 # The code only libtorch 2.x runs (fused attention, fused AdamW), on the CPU: Debian 13's
 # libtorch 2.6 in a chroot under build/trixie (root; scripts/libtorch2-check.sh).
