@@ -96,7 +96,7 @@ func genLines(seed uint64, n int) []byte {
 }
 
 // snapshotBytes is f's state as its snapshot holds it.
-func snapshotBytes(t *testing.T, f *FSM) []byte {
+func snapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -248,15 +248,7 @@ func FuzzRestore(f *testing.F) {
 		for i, c := range append(baseLog(), fuzzLog(genLines(seed, 30), len(baseLog()))...) {
 			fsm.Apply(&raft.Log{Index: uint64(i + 1), Data: c})
 		}
-		snap, err := fsm.Snapshot()
-		if err != nil {
-			f.Fatal(err)
-		}
-		var sink memSink
-		if err := snap.Persist(&sink); err != nil {
-			f.Fatal(err)
-		}
-		f.Add(sink.Bytes())
+		f.Add(snapshotBytes(f, fsm))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsm := NewFSM()
