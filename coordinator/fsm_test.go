@@ -322,19 +322,7 @@ func TestFSMCoverage(t *testing.T) {
 // roundTrip snapshots f and restores the snapshot into a new FSM.
 func roundTrip(t *testing.T, f *FSM) *FSM {
 	t.Helper()
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	r := NewFSM()
-	if err := r.Restore(readCloser{&sink.Buffer}); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return restored(t, snapshotBytes(t, f))
 }
 
 // firstDiff names the first place where a and b differ, nil and empty told apart.
