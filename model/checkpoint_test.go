@@ -374,12 +374,19 @@ func torchSave(t *testing.T, path string, tensors []torchTensor) {
 	}
 	p.WriteString("u.")
 
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
+	records := make([][]byte, len(tensors))
+	for i := range tensors {
+		records[i] = storages[strconv.Itoa(i)]
 	}
-	defer f.Close()
-	z := zip.NewWriter(f)
+	writeTorchZip(t, path, p.Bytes(), records)
+}
+
+// writeTorchZip writes the zip torch.save makes: archive/data.pkl, the storages as
+// archive/data/0, 1, ..., and the format's version.
+func writeTorchZip(t *testing.T, path string, pkl []byte, storages [][]byte) {
+	t.Helper()
+	var b bytes.Buffer
+	z := zip.NewWriter(&b)
 	put := func(name string, data []byte) {
 		w, err := z.CreateHeader(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store})
 		if err == nil {
@@ -389,12 +396,15 @@ func torchSave(t *testing.T, path string, tensors []torchTensor) {
 			t.Fatal(err)
 		}
 	}
-	put("data.pkl", p.Bytes())
-	for i := range tensors {
-		put("data/"+strconv.Itoa(i), storages[strconv.Itoa(i)])
+	put("data.pkl", pkl)
+	for i, s := range storages {
+		put("data/"+strconv.Itoa(i), s)
 	}
 	put("version", []byte("3\n"))
 	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,7 +2,6 @@ package model
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"bytes"
 	"encoding/binary"
 	"math"
@@ -26,33 +25,16 @@ func init() {
 	}
 }
 
-// torchZip writes data.pkl and fuzzStorages as the records of a torch.save file.
+// fuzzTorchFile writes data.pkl and fuzzStorages as the records of a torch.save file.
 func fuzzTorchFile(t *testing.T, pkl []byte) string {
-	var b bytes.Buffer
-	z := zip.NewWriter(&b)
-	put := func(name string, data []byte) {
-		w, err := z.CreateHeader(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store})
-		if err == nil {
-			_, err = w.Write(data)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("data.pkl", pkl)
+	storages := make([][]byte, len(fuzzStorages))
 	for k, s := range fuzzStorages {
 		var raw bytes.Buffer
 		binary.Write(&raw, binary.LittleEndian, s)
-		put("data/"+string(rune('0'+k)), raw.Bytes())
-	}
-	put("version", []byte("3\n"))
-	if err := z.Close(); err != nil {
-		t.Fatal(err)
+		storages[k] = raw.Bytes()
 	}
 	path := filepath.Join(t.TempDir(), PytorchFile)
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTorchZip(t, path, pkl, storages)
 	return path
 }
 
