@@ -1,6 +1,7 @@
 package model
 
 import (
+	"archive/zip"
 	"fmt"
 	"io"
 	"os"
@@ -182,6 +183,9 @@ func readTensors(path string, ignorable func(string) bool) (map[string]hostTenso
 // pickle_save writes (ours), which it wraps in torch.jit._pickle.restore_type_tag, a
 // class gotch's pickle.Decode does not know.
 func readPickle(path string) (map[string]hostTensor, error) {
+	if err := checkRecords(path); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	res, err := unpickle(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -227,6 +231,32 @@ func readPickle(path string) (map[string]hostTensor, error) {
 		out[name] = ht
 	}
 	return out, nil
+}
+
+// checkRecords refuses a torch.save zip whose records claim more bytes than the file
+// can hold: gotch allocates each storage before reading its record, at a size that the
+// adapted loader bounds by the record's claimed size. A file that is no zip is left to
+// gotch (the legacy format).
+func checkRecords(path string) error {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil
+	}
+	defer zr.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	for _, f := range zr.File {
+		ratio := uint64(1) // stored, as torch.save writes its records
+		if f.Method != zip.Store {
+			ratio = 1032 // deflate's most
+		}
+		if f.CompressedSize64 > uint64(fi.Size()) || f.UncompressedSize64/ratio > f.CompressedSize64 {
+			return fmt.Errorf("record %s claims %d bytes (%d compressed) in a file of %d", f.Name, f.UncompressedSize64, f.CompressedSize64, fi.Size())
+		}
+	}
+	return nil
 }
 
 // unpickle is torch.save's object in path. gotch's unpickler panics on what it does

@@ -2,6 +2,7 @@ package model
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"encoding/binary"
 	"math"
@@ -132,7 +133,9 @@ func TestStridedNumel(t *testing.T) {
 }
 
 // What gotch's unpickler does not implement, or trips on, is the file's error, not a
-// panic: the legacy format's tar archives, a length past the int range.
+// panic or an allocation the file cannot fill: the legacy format's tar archives, a
+// length past the int range, a storage larger than its record, a record larger than
+// the file.
 func TestReadPickleUnreadable(t *testing.T) {
 	var tarball bytes.Buffer
 	tw := tar.NewWriter(&tarball)
@@ -145,10 +148,37 @@ func TestReadPickleUnreadable(t *testing.T) {
 	if err := os.WriteFile(legacy, tarball.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same storage's record claiming 2^40 bytes (stored: 48 of them in the file).
+	huge := bytes.Replace(statePickle([]stateTensor{{"a", []int64{3, 4}, fuzzStorages[0]}}),
+		[]byte("K\x0ct"), []byte("\x8a\x06\x00\x00\x00\x00\x00\x01t"), 1) // numel 12, then TUPLE, becomes LONG1 2^40
+	var forged bytes.Buffer
+	z := zip.NewWriter(&forged)
+	for _, r := range []struct {
+		name string
+		data []byte
+		size uint64
+	}{{"data.pkl", huge, uint64(len(huge))}, {"data/0", make([]byte, 48), 1 << 40}} {
+		w, err := z.CreateRaw(&zip.FileHeader{Name: "archive/" + r.name, Method: zip.Store, CompressedSize64: uint64(len(r.data)), UncompressedSize64: r.size})
+		if err == nil {
+			_, err = w.Write(r.data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	z.Close()
+	claims := filepath.Join(t.TempDir(), PytorchFile)
+	if err := os.WriteFile(claims, forged.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ path, want string }{
 		{legacy, "legacy load from tar not implemented"},
+		{claims, "record archive/data/0 claims 1099511627776 bytes (48 compressed)"},
 		// a FRAME of 2^63 bytes, made before it is read
 		{fuzzTorchFile(t, []byte("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x80.")), "unreadable as torch.save's format: runtime error: makeslice"},
+		// a storage of 2^40 floats in a record of 48 bytes, which gotch allocated before
+		// reading it
+		{fuzzTorchFile(t, huge), "storage 0: 1099511627776 elements in a record of 48 bytes"},
 	} {
 		_, err := readPickle(c.path)
 		if err == nil || !strings.HasPrefix(err.Error(), c.path+": ") || !strings.Contains(err.Error(), c.want) {

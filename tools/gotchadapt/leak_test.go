@@ -279,3 +279,30 @@ func TestDropBallastGotch(t *testing.T) {
 		t.Error("a second pass found the ballast again")
 	}
 }
+
+// TestBoundStoragesGotch adds the storage size check to the real serialization.go of
+// gotch v0.9.1, once, and the result still parses.
+func TestBoundStoragesGotch(t *testing.T) {
+	src, err := moduleDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "serialization.go")
+	if err := os.WriteFile(path, []byte(read(t, filepath.Join(src, "pickle", "serialization.go"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := boundStorages(dir); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, path)
+	if i, j := strings.Index(got, string(storageCheck)), strings.Index(got, string(storageAlloc)); i < 0 || j != i+len(storageCheck) {
+		t.Errorf("the check is not just before the allocation (at %d and %d)", i, j)
+	}
+	if _, err := parser.ParseFile(token.NewFileSet(), path, got, parser.AllErrors); err != nil {
+		t.Errorf("serialization.go does not parse: %v", err)
+	}
+	if err := boundStorages(dir); err == nil {
+		t.Error("a second pass added the check again")
+	}
+}

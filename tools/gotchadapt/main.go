@@ -30,7 +30,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "10"
+	adapterRev = "11"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )
@@ -86,6 +86,9 @@ func run(out string) error {
 	}
 	fmt.Printf("  %d ops keep their arguments alive through the call\n", n)
 	if err := dropBallast(filepath.Join(tmp, "ts")); err != nil {
+		return err
+	}
+	if err := boundStorages(filepath.Join(tmp, "pickle")); err != nil {
 		return err
 	}
 	stubbed, err := stubUnavailable(filepath.Join(tmp, "libtch"), lt)
