@@ -134,8 +134,8 @@ func TestStridedNumel(t *testing.T) {
 
 // What gotch's unpickler does not implement, or trips on, is the file's error, not a
 // panic or an allocation the file cannot fill: the legacy format's tar archives, a
-// length past the int range, a storage larger than its record, a record larger than
-// the file.
+// length past the int range, a string, a frame or a storage larger than a checkpoint
+// holds, a record larger than the file.
 func TestReadPickleUnreadable(t *testing.T) {
 	var tarball bytes.Buffer
 	tw := tar.NewWriter(&tarball)
@@ -174,8 +174,13 @@ func TestReadPickleUnreadable(t *testing.T) {
 	for _, c := range []struct{ path, want string }{
 		{legacy, "legacy load from tar not implemented"},
 		{claims, "record archive/data/0 claims 1099511627776 bytes (48 compressed)"},
-		// a FRAME of 2^63 bytes, made before it is read
-		{fuzzTorchFile(t, []byte("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x80.")), "unreadable as torch.save's format: runtime error: makeslice"},
+		// a FRAME of 2^63 bytes, past the int range (it was a makeslice panic)
+		{fuzzTorchFile(t, []byte("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x80.")), "a frame of -9223372036854775808 bytes"},
+		// a string of 3.9 GB, which gotch zeroed before reading it (seconds, and out of
+		// memory in a fuzzing run)
+		{fuzzTorchFile(t, []byte("\x80\x02X\x01\x00\x00\xe8.")), "an object of 3892314113 bytes"},
+		// a FRAME of 1 GiB
+		{fuzzTorchFile(t, []byte("\x80\x04\x95\x00\x00\x00\x40\x00\x00\x00\x00.")), "a frame of 1073741824 bytes"},
 		// a storage of 2^40 floats in a record of 48 bytes, which gotch allocated before
 		// reading it
 		{fuzzTorchFile(t, huge), "storage 0: 1099511627776 elements in a record of 48 bytes"},

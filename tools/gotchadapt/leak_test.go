@@ -280,29 +280,32 @@ func TestDropBallastGotch(t *testing.T) {
 	}
 }
 
-// TestBoundStoragesGotch adds the storage size check to the real serialization.go of
-// gotch v0.9.1, once, and the result still parses.
-func TestBoundStoragesGotch(t *testing.T) {
+// TestBoundPickleGotch adds the size checks to the real pickle package of gotch
+// v0.9.1, each once and just before its allocation, and the result still parses.
+func TestBoundPickleGotch(t *testing.T) {
 	src, err := moduleDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	path := filepath.Join(dir, "serialization.go")
-	if err := os.WriteFile(path, []byte(read(t, filepath.Join(src, "pickle", "serialization.go"))), 0o644); err != nil {
+	for _, name := range []string{"serialization.go", "pickle.go"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(read(t, filepath.Join(src, "pickle", name))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := boundPickle(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := boundStorages(dir); err != nil {
-		t.Fatal(err)
+	for _, c := range pickleChecks {
+		got := read(t, filepath.Join(dir, c.file))
+		if strings.Count(got, c.check+c.before) != 1 {
+			t.Errorf("%s: no check just before %q", c.file, c.before)
+		}
+		if _, err := parser.ParseFile(token.NewFileSet(), c.file, got, parser.AllErrors); err != nil {
+			t.Errorf("%s does not parse: %v", c.file, err)
+		}
 	}
-	got := read(t, path)
-	if i, j := strings.Index(got, string(storageCheck)), strings.Index(got, string(storageAlloc)); i < 0 || j != i+len(storageCheck) {
-		t.Errorf("the check is not just before the allocation (at %d and %d)", i, j)
-	}
-	if _, err := parser.ParseFile(token.NewFileSet(), path, got, parser.AllErrors); err != nil {
-		t.Errorf("serialization.go does not parse: %v", err)
-	}
-	if err := boundStorages(dir); err == nil {
-		t.Error("a second pass added the check again")
+	if err := boundPickle(dir); err == nil {
+		t.Error("a second pass added the checks again")
 	}
 }

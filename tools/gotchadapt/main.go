@@ -30,7 +30,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "11"
+	adapterRev = "12"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )
@@ -88,7 +88,7 @@ func run(out string) error {
 	if err := dropBallast(filepath.Join(tmp, "ts")); err != nil {
 		return err
 	}
-	if err := boundStorages(filepath.Join(tmp, "pickle")); err != nil {
+	if err := boundPickle(filepath.Join(tmp, "pickle")); err != nil {
 		return err
 	}
 	stubbed, err := stubUnavailable(filepath.Join(tmp, "libtch"), lt)

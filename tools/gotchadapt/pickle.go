@@ -7,30 +7,46 @@ import (
 	"path/filepath"
 )
 
-// gotch's torch.save reader allocates each storage at the element count the pickle
-// claims before it reads the storage's zip record: a corrupt count asks for terabytes,
-// and the process dies out of memory instead of failing to read the file. Every
-// element takes at least a byte, so refuse a count above the record's size.
-var (
-	storageAlloc = []byte("\tstorage := dataType.New(size, location)\n")
-	storageCheck = []byte("\tif size < 0 || uint64(size) > file.UncompressedSize64 {\n" +
-		"\t\treturn nil, fmt.Errorf(\"storage %s: %d elements in a record of %d bytes\", key, size, file.UncompressedSize64)\n" +
-		"\t}\n")
-)
+// gotch's torch.save reader allocates what the file claims before it reads it: each
+// storage at the element count its pickle gives, each pickle string, bytes object and
+// frame at its length. A corrupt count asks for terabytes (the process dies out of
+// memory instead of failing to read the file) or for gigabytes that are zeroed in
+// seconds. Each check goes just before its allocation: a storage holds at most as many
+// elements as its zip record has bytes, and a checkpoint's pickle holds names and
+// shapes, never 64 MiB in one piece.
+var pickleChecks = []struct{ file, before, check string }{
+	{"serialization.go", "\tstorage := dataType.New(size, location)\n",
+		"\tif size < 0 || uint64(size) > file.UncompressedSize64 {\n" +
+			"\t\treturn nil, fmt.Errorf(\"storage %s: %d elements in a record of %d bytes\", key, size, file.UncompressedSize64)\n" +
+			"\t}\n"},
+	{"pickle.go", "\tdata := make([]byte, n)\n",
+		"\tif n < 0 || n > 1<<26 {\n" +
+			"\t\treturn nil, fmt.Errorf(\"Unpickler.read(): an object of %d bytes\", n)\n" +
+			"\t}\n"},
+	{"pickle.go", "\tbuf := make([]byte, frameSize)\n",
+		"\tif frameSize < 0 || frameSize > 1<<26 {\n" +
+			"\t\treturn fmt.Errorf(\"Unpickler.loadFrame(): a frame of %d bytes\", frameSize)\n" +
+			"\t}\n"},
+}
 
-// boundStorages adds the check to pickle/serialization.go's loadTensor.
-func boundStorages(pickleDir string) error {
-	path := filepath.Join(pickleDir, "serialization.go")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// boundPickle adds the checks to gotch's pickle package.
+func boundPickle(pickleDir string) error {
+	for _, c := range pickleChecks {
+		path := filepath.Join(pickleDir, c.file)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if n := bytes.Count(b, []byte(c.before)); n != 1 {
+			return fmt.Errorf("%s: found %q %d times, want 1", path, c.before, n)
+		}
+		if bytes.Contains(b, []byte(c.check+c.before)) {
+			return fmt.Errorf("%s: %q is already checked", path, c.before)
+		}
+		b = bytes.Replace(b, []byte(c.before), []byte(c.check+c.before), 1)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
 	}
-	if n := bytes.Count(b, storageAlloc); n != 1 {
-		return fmt.Errorf("%s: found the storage allocation %d times, want 1", path, n)
-	}
-	if bytes.Contains(b, storageCheck) {
-		return fmt.Errorf("%s: the storage size is already checked", path)
-	}
-	b = bytes.Replace(b, storageAlloc, append(append([]byte{}, storageCheck...), storageAlloc...), 1)
-	return os.WriteFile(path, b, 0o644)
+	return nil
 }
