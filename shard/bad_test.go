@@ -63,7 +63,7 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestSkipBadRecords: bad records are skipped only when asked, and then
-// counted and reported; shards still partition the good records.
+// counted and reported, across a resume too.
 func TestSkipBadRecords(t *testing.T) {
 	data := "text,label\n" +
 		"good 1,a\n" +
@@ -99,30 +99,48 @@ func TestSkipBadRecords(t *testing.T) {
 	if s := bad.String(); !strings.Contains(s, "3 bad record(s) skipped") || !strings.Contains(s, "s.csv:8 ") {
 		t.Fatalf("report: %s", s)
 	}
-	for k := 1; k <= 8; k++ {
-		plan, err := Split(spec, path, k)
-		if err != nil {
+	checkResume(t, "s.csv", spec, path, recs, len(recs), nil)
+	// The bytes from the first good record's frame to the last one's end, as
+	// stream reads a block, skip the bad records between them too.
+	r, err = OpenReaderAt(spec, path, strings.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []int64
+	for range recs {
+		var rec Record
+		if err := r.Next(&rec); err != nil {
 			t.Fatal(err)
 		}
-		if plan.Records != 4 || plan.Bad.Count != 3 {
-			t.Fatalf("k=%d: plan has %d records and %d bad, want 4 and 3", k, plan.Records, plan.Bad.Count)
-		}
-		var joined []Record
-		for _, sh := range plan.Shards {
-			joined = append(joined, readShard(t, spec, sh)...)
-		}
-		if !same(joined, recs) {
-			t.Fatalf("k=%d: shards read %d records, want %d", k, len(joined), len(recs))
+		ends = append(ends, r.FrameEnd())
+	}
+	at := recs[0].Pos
+	br, err := OpenBytes(spec, path, []byte(data[:r.First().Offset]), []byte(data[at.Offset:ends[len(ends)-1]]), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]Record, len(recs))
+	for i := range got {
+		if err := br.Next(&got[i]); err != nil {
+			t.Fatalf("record %d from the bytes: %v", i, err)
 		}
 	}
-	// Only bad records: planning has nothing to split.
-	if _, err := Split(spec, writeFile(t, "b.csv", "text,label\nx\ny\n"), 2); err == nil || !strings.Contains(err.Error(), "b.csv: no records (2 bad record(s) skipped") {
-		t.Fatalf("all bad: %v", err)
+	if !same(norm(got), recs) || br.Bad().Count != 3 {
+		t.Fatalf("from the bytes: read %+v, %d bad; want the 4 good records and the 3 bad between them", got, br.Bad().Count)
 	}
+	// Only bad records: none read, each counted.
+	r, err = OpenFile(spec, writeFile(t, "b.csv", "text,label\nx\ny\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none := drain(t, r); len(none) != 0 || r.Bad().Count != 2 {
+		t.Fatalf("all bad: read %d records, %v", len(none), r.Bad())
+	}
+	r.Close()
 }
 
 // A SQuAD paragraph that fails to decode is one bad record; resuming inside
-// it does not report it twice.
+// it, or inside a paragraph with a bad question, does not report it twice.
 func TestSkipBadSQuADParagraph(t *testing.T) {
 	data := `{"data": [{"paragraphs": [
 {"context": "x y", "qas": [{"id": "1", "question": "q", "answers": [{"text": "y", "answer_start": 2}]}]},
@@ -141,6 +159,7 @@ func TestSkipBadSQuADParagraph(t *testing.T) {
 	if f := r.Bad().First; f[0].Pos.Line != 3 || f[0].Field != "context" || f[1].Field != "qas[0].answers[0].text" || f[1].Pos.Index != 0 {
 		t.Fatalf("bad: %v", r.Bad())
 	}
+	checkResume(t, "p.json", spec, path, recs, len(recs), nil)
 }
 
 func TestValidate(t *testing.T) {
