@@ -78,16 +78,6 @@ func readErr(spec Spec, path string) error {
 	return err
 }
 
-func readShard(t testing.TB, spec Spec, sh Shard) []Record {
-	t.Helper()
-	r, err := Open(spec, sh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	return drain(t, r)
-}
-
 // norm clones records, which turns empty slices into nil, so that records
 // read compare equal to records written by hand.
 func norm(recs []Record) []Record {

@@ -9,6 +9,17 @@ import (
 	"os"
 )
 
+// Shard is the byte range [Start, End) of one file that a Reader reads: the
+// records whose frame starts in it. OpenFile reads a whole file as one.
+type Shard struct {
+	File  string
+	Index int // names the shard in messages
+	Start int64
+	End   int64
+	// Line is the line at Start, for messages and positions; 0 when not known.
+	Line int
+}
+
 // Reader streams the records of one shard in file order. It implements Source.
 type Reader struct {
 	c   *codec
