@@ -409,9 +409,23 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 
 // Node reads a worker.
 func (c *Client) Node(ctx context.Context, id string) (*Node, error) {
+	n, _, err := c.NodeWait(ctx, id, 0, 0)
+	return n, err
+}
+
+// NodeWait reads a worker once it changed after index (blocking up to wait) and
+// returns it with the index to pass next time.
+func (c *Client) NodeWait(ctx context.Context, id string, index uint64, wait time.Duration) (*Node, uint64, error) {
 	var n Node
-	_, err := c.call(ctx, http.MethodGet, "/v1/nodes/"+esc(id), nil, nil, &n)
-	return &n, err
+	idx, err := c.call(ctx, http.MethodGet, "/v1/nodes/"+esc(id), blocking(index, wait), nil, &n)
+	return &n, idx, err
+}
+
+// Drain turns node id's drain on (no new work; it leaves its job once the job can go
+// on without it) or off.
+func (c *Client) Drain(ctx context.Context, id string, on bool) error {
+	_, err := c.call(ctx, http.MethodPost, "/v1/nodes/"+esc(id)+"/drain", nil, NodeDrain{Drain: on}, nil)
+	return err
 }
 
 // RegisterNode adds or refreshes a worker.

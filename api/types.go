@@ -34,11 +34,19 @@ type Node struct {
 	// until it registers again, which its agent does as soon as its assignment says so,
 	// or gossip has called it alive for coordinator.UnprovenGrace since. A killed node
 	// never registers, while gossip may still call it alive for seconds.
-	Unproven    bool       `json:"unproven,omitempty"`
-	LeftOut     time.Time  `json:"left_out,omitzero"`
+	Unproven bool      `json:"unproven,omitempty"`
+	LeftOut  time.Time `json:"left_out,omitzero"`
+	// Drain: the node takes no new work (bertnode nodes drain), and leaves its job as
+	// soon as the job can go on without it; it stays registered. It survives restarts.
+	Drain       bool       `json:"drain,omitempty"`
 	Registered  time.Time  `json:"registered"`
 	HealthSince time.Time  `json:"health_since"`
 	Stats       *NodeStats `json:"stats,omitempty"` // as last reported
+}
+
+// NodeDrain turns a node's drain on or off.
+type NodeDrain struct {
+	Drain bool `json:"drain"`
 }
 
 // NodeStats is what a node last said about its own training.

@@ -21,6 +21,7 @@ const (
 	CmdMemberJoin     = "member_join"     // api.JoinMember
 	CmdMemberRemove   = "member_remove"   // MemberRemove
 	CmdNodeRegister   = "node_register"   // api.RegisterNode
+	CmdNodeDrain      = "node_drain"      // NodeDrain
 	CmdHealth         = "health"          // HealthUpdates
 	CmdJobSubmit      = "job_submit"      // JobSubmit
 	CmdDatasetPlanned = "dataset_planned" // DatasetPlanned
@@ -43,6 +44,12 @@ const (
 // MemberRemove takes a coordinator out of the member list.
 type MemberRemove struct {
 	ID string `json:"id"`
+}
+
+// NodeDrain turns a node's drain on or off.
+type NodeDrain struct {
+	Node  string `json:"node"`
+	Drain bool   `json:"drain"`
 }
 
 // HealthUpdates carries what the leader reconciled from gossip.

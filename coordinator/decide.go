@@ -19,7 +19,8 @@ type decision struct {
 // pure function of the state and the time, so that it can be tested alone. Idle alive
 // nodes go, in ID order, first to jobs closing a reconfiguration or waiting for
 // nodes, then to pending jobs (oldest first, each when enough are idle for all its
-// nodes), then to running jobs below cluster.nodes.
+// nodes), then to running jobs below cluster.nodes. A drained node gets no job, and
+// leaves its own through a reconfiguration once the job can go on without it.
 func decide(st *State, now time.Time) []decision {
 	var out []decision
 	emit := func(typ string, body any) { out = append(out, decision{typ, body}) }
@@ -44,10 +45,11 @@ func decide(st *State, now time.Time) []decision {
 		}
 	}
 
-	// Reconfigurations still gathering confirmations keep the idle nodes they may take.
+	// Reconfigurations still gathering confirmations keep the idle nodes they may take,
+	// replacements for drained members included.
 	for _, j := range running {
 		if rc := j.Reconfig; rc != nil && !closable(j, now, gone) {
-			take(j.Cluster.Nodes - len(slices.DeleteFunc(members(j.Gen), gone)))
+			take(j.Cluster.Nodes - len(slices.DeleteFunc(members(j.Gen), func(m string) bool { return gone(m) || st.Nodes[m].Drain })))
 		}
 	}
 	for _, j := range running {
@@ -56,9 +58,11 @@ func decide(st *State, now time.Time) []decision {
 		case j.Waiting != nil:
 			keep := slices.DeleteFunc(slices.Clone(j.Waiting), gone)
 			if len(keep)+min(len(idle), c.Nodes-len(keep)) >= c.MinNodes {
+				drained := draining(st, keep, len(idle), c)
+				keep = slices.DeleteFunc(keep, func(m string) bool { return slices.Contains(drained, m) })
 				joined := take(c.Nodes - len(keep))
 				emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: j.Gen.Gen + 1, Members: append(keep, joined...),
-					Reason: describeChange(nil, joined, "enough nodes again")})
+					Reason: describeChange(drained, joined, "enough nodes again")})
 				continue
 			}
 			reason := fmt.Sprintf("waiting for nodes: %d of min %d", len(keep), c.MinNodes)
@@ -83,6 +87,9 @@ func decide(st *State, now time.Time) []decision {
 					Reason: fmt.Sprintf("waiting for nodes: %d of min %d", len(kept), c.MinNodes)})
 				continue
 			}
+			drained := draining(st, kept, len(idle), c)
+			kept = slices.DeleteFunc(kept, func(m string) bool { return slices.Contains(drained, m) })
+			lost = append(lost, drained...)
 			joined := take(c.Nodes - len(kept))
 			emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: j.Gen.Gen + 1, Members: append(kept, joined...),
 				Reason: describeChange(lost, joined, j.Reconfig.Cause)})
@@ -114,12 +121,35 @@ func decide(st *State, now time.Time) []decision {
 			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(dead, ", ")})
 			continue
 		}
+		if drained := draining(st, members(j.Gen), len(idle), j.Cluster); len(drained) > 0 {
+			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(drained, ", ") + " draining"})
+			continue
+		}
 		if now.Before(j.Gen.Opened.Add(growthDelay(j))) {
 			continue // let the generation train before it is disturbed again
 		}
 		if joining := take(j.Cluster.Nodes - j.Gen.Ranks()); len(joining) > 0 {
 			emit(CmdBeginReconfig, BeginReconfig{Job: j.ID, Gen: j.Gen.Gen, Cause: strings.Join(joining, ", ") + " joining", Growth: true})
 		}
+	}
+	return out
+}
+
+// draining are the drained nodes among kept that the job's next generation can do
+// without: at least one other stays to hand the job's state on (else it would start
+// over from its last checkpoint), and with the idle nodes it may take the job keeps
+// min_nodes (else it would stop to wait). Until then a drained node trains on; when
+// its job ends it takes no other.
+func draining(st *State, kept []string, idle int, c api.ClusterSpec) []string {
+	var out []string
+	for _, m := range kept {
+		if n := st.Nodes[m]; n != nil && n.Drain {
+			out = append(out, m)
+		}
+	}
+	stay := len(kept) - len(out)
+	if len(out) == 0 || stay < 1 || stay+min(idle, c.Nodes-stay) < c.MinNodes {
+		return nil
 	}
 	return out
 }
@@ -194,12 +224,13 @@ func describeChange(lost, joined []string, cause string) string {
 // within it, and a live one whose agent cannot register (an older version) comes back.
 const UnprovenGrace = 30 * time.Second
 
-// idleNodes are the alive nodes on no job, in ID order, but for those left out of a
-// generation less than UnprovenGrace ago that have not registered again since.
+// idleNodes are the alive nodes on no job and not drained, in ID order, but for those
+// left out of a generation less than UnprovenGrace ago that have not registered again
+// since.
 func idleNodes(st *State, now time.Time) []string {
 	var out []string
 	for id, n := range st.Nodes {
-		if n.Job == "" && n.Health == api.Alive && (!n.Unproven || !now.Before(n.LeftOut.Add(UnprovenGrace))) {
+		if n.Job == "" && n.Health == api.Alive && !n.Drain && (!n.Unproven || !now.Before(n.LeftOut.Add(UnprovenGrace))) {
 			out = append(out, id)
 		}
 	}

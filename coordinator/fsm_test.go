@@ -84,8 +84,8 @@ func (g *gen) next(s *State) []byte {
 	var body any
 	// Weights: the commands that move a running job along come often, the ones that
 	// end or start jobs rarely, so that sequences reach deep states.
-	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2, 1}
-	k, w := 0, g.r.IntN(49)
+	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2, 1, 1}
+	k, w := 0, g.r.IntN(50)
 	for w >= weights[k] {
 		w -= weights[k]
 		k++
@@ -172,6 +172,8 @@ func (g *gen) next(s *State) []byte {
 		t, body = CmdBlobStored, BlobStored{SHA: sha(g.r.IntN(3)), Size: 10, Member: fmt.Sprintf("c%d", g.r.IntN(3))}
 	case 17:
 		t, body = CmdBlobsCollect, BlobsCollect{Before: g.now.Add(-time.Duration(g.r.IntN(20)) * time.Second)}
+	case 18:
+		t, body = CmdNodeDrain, NodeDrain{Node: node, Drain: g.r.IntN(3) > 0}
 	}
 	b, err := NewCommand(t, g.now, body)
 	if err != nil {

@@ -171,6 +171,7 @@ func FuzzApply(f *testing.F) {
 					break
 				}
 				for _, d := range ds {
+					a.Read(func(s *State) { checkDecision(t, s, d) })
 					b, err := NewCommand(d.typ, now, d.body)
 					if err != nil {
 						t.Fatal(err)
@@ -191,6 +192,21 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("the same log applied twice ends in different states:\n%s\n%s", a, b)
 		}
 	})
+}
+
+// checkDecision fails when the leader decides to put a drained node in a generation it
+// was not already in.
+func checkDecision(t *testing.T, s *State, d decision) {
+	t.Helper()
+	og, ok := d.body.(OpenGeneration)
+	if !ok {
+		return
+	}
+	for _, m := range og.Members {
+		if n := s.Nodes[m]; n != nil && n.Drain && n.Job != og.Job {
+			t.Fatalf("the leader puts drained node %s in generation %d of %s", m, og.Gen, og.Job)
+		}
+	}
 }
 
 // fuzzRun is an FSM fed a log, command by command, checked after each.
@@ -297,6 +313,7 @@ func FuzzRestore(f *testing.F) {
 		for _, j := range ids.jobs {
 			for _, n := range ids.nodes {
 				add(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
+				add(CmdNodeDrain, NodeDrain{Node: n, Drain: true})
 				for gen := range uint32(3) {
 					add(CmdProgress, JobProgress{Job: j, Report: api.ProgressReport{Node: n, Gen: gen, Step: 1, Eval: map[string]float64{"f1": 1}, EvalStep: 1}})
 					add(CmdCheckpoint, JobCheckpoint{Job: j, Report: api.CheckpointReport{Node: n, Gen: gen, Step: 1, Checksum: "aa"}})

@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/nodes", onLeader, s.postNode)
 	s.route("GET /v1/nodes/{id}", readable, s.getNode)
 	s.route("GET /v1/nodes/{id}/assignment", readable, s.getAssignment)
+	s.route("POST /v1/nodes/{id}/drain", onLeader, s.postDrain)
 
 	s.route("GET /v1/jobs", readable, s.getJobs)
 	s.route("POST /v1/jobs", onLeader, s.postJob)
@@ -214,6 +215,15 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		return api.JobLogs{Index: st.TopicIndex(topicLogs(id)), Events: append([]api.Event{}, st.Events[id]...)}, nil
 	})
+}
+
+func (s *Server) postDrain(w http.ResponseWriter, r *http.Request) {
+	var d api.NodeDrain
+	if err := decodeBody(w, r, &d); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.write(w, r, CmdNodeDrain, NodeDrain{Node: r.PathValue("id"), Drain: d.Drain})
 }
 
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {

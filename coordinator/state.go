@@ -233,6 +233,7 @@ var appliers = map[string]applier{
 	CmdMemberJoin:     on((*State).memberJoin),
 	CmdMemberRemove:   on((*State).memberRemove),
 	CmdNodeRegister:   on((*State).nodeRegister),
+	CmdNodeDrain:      on((*State).nodeDrain),
 	CmdHealth:         on((*State).health),
 	CmdJobSubmit:      onValue((*State).jobSubmit),
 	CmdDatasetPlanned: on((*State).datasetPlanned),
@@ -320,6 +321,28 @@ func (s *State) nodeRegister(t time.Time, b api.RegisterNode) error {
 		s.touch(topicAssign(b.ID))
 	}
 	s.touch(topicNode(b.ID), topicNodes)
+	return nil
+}
+
+// nodeDrain turns a node's drain on or off; the leader's decide lets a drained node go
+// from its job, and gives it no other.
+func (s *State) nodeDrain(t time.Time, b NodeDrain) error {
+	n := s.Nodes[b.Node]
+	if n == nil {
+		return errorf(http.StatusNotFound, "no node %q", b.Node)
+	}
+	if n.Drain == b.Drain {
+		return nil
+	}
+	n.Drain = b.Drain
+	s.touch(topicNode(n.ID), topicNodes)
+	if j := s.Jobs[n.Job]; j != nil {
+		if b.Drain {
+			s.event(j, t, "drain", n.ID, "node %s draining: it leaves the job once the job can go on without it", n.ID)
+		} else {
+			s.event(j, t, "drain", n.ID, "node %s no longer draining", n.ID)
+		}
+	}
 	return nil
 }
 
