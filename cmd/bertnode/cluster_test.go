@@ -125,6 +125,17 @@ func TestClusterCommands(t *testing.T) {
 	contains(t, "nodes", run("nodes"), "n1", "alive", "job-1", "cpu")
 	contains(t, "status", run("status"), "leader", "n1", "job-1", "running")
 	contains(t, "status job-1", run("status", "job-1"), "generation 1", "step 2/4", "loss 0.5000", "ETA 4s", "n1", "recoveries: 0")
+	// A drain waits while the node is the job's only one; the job's end lets it go.
+	drained := make(chan string, 1)
+	go func() {
+		out, _, err := bertnode(t, "", append([]string{"nodes", "drain", "n1", "--wait"}, flags...)...)
+		if err != nil {
+			out += err.Error()
+		}
+		drained <- out
+	}()
+	c.WaitFor("the drain", func() bool { n, err := cl.Node(c.Context(), "n1"); return err == nil && n.Drain })
+	contains(t, "nodes", run("nodes"), "job-1 (draining)")
 	followed := make(chan string, 1)
 	go func() {
 		out, _, err := bertnode(t, "", append([]string{"logs", "job-1", "-f"}, flags...)...)
@@ -141,6 +152,16 @@ func TestClusterCommands(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("logs -f did not end with the job")
 	}
+	select {
+	case out := <-drained:
+		contains(t, "nodes drain --wait", out, "n1: waiting for it to leave job-1", "n1: drained, on no job")
+	case <-time.After(30 * time.Second):
+		t.Fatal("nodes drain --wait did not return when the job ended")
+	}
+	contains(t, "nodes", run("nodes"), "drained")
+	contains(t, "nodes undrain", run("nodes", "undrain", "n1"), "n1: takes work again")
+	wantErr(t, "", []string{"want no arguments, drain ID... [--wait], or undrain ID..."}, append([]string{"nodes", "undrain", "n1", "--wait"}, flags...)...)
+	wantErr(t, "", []string{`no node "n9"`}, append([]string{"nodes", "drain", "n9"}, flags...)...)
 	wantErr(t, "", []string{"already cancelled"}, append([]string{"cancel", "job-1"}, flags...)...)
 	contains(t, "logs", run("logs", "job-1"), "submitted", "train data planned: 8 records", "generation 1: n1 (start)", "cancelled")
 	contains(t, "members", run("members"), c.Servers[0].ID(), "true")

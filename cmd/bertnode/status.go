@@ -78,7 +78,12 @@ func printNodes(out io.Writer, nodes []api.Node) {
 			rank, rate = fmt.Sprint(s.Rank), fmt.Sprintf("%.1f", s.SamplesPerSec)
 		}
 		job := or(n.Job, "idle")
-		if n.Unproven {
+		switch {
+		case n.Drain && n.Job != "":
+			job += " (draining)"
+		case n.Drain:
+			job = "drained"
+		case n.Unproven:
 			job = "left out" // no work until it registers again
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Health, job, rank, rate, or(n.Device, "-"), n.RingAddr)
