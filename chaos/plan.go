@@ -2,7 +2,7 @@
 // training job on a local cluster of real processes (3 coordinators, 3 nodes), injects
 // faults — nodes killed with SIGKILL mid-step and during the all-reduce, the raft leader
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
-// replacement nodes joining mid-epoch — and checks after every run that the job
+// replacement nodes joining mid-epoch, nodes drained and back — and checks after every run that the job
 // finished, that every rank holds the same weights, that the audit logs show every
 // sample trained exactly once, and how far the result is from a fault-free run's.
 package chaos
@@ -35,10 +35,13 @@ const (
 	// LeaderPartition: the raft leader cut off the network, then healed: the majority
 	// elects another and goes on; the cut-off minority can decide nothing.
 	LeaderPartition Kind = "leader-partition"
+	// NodeDrain: a node drained (bertnode nodes drain) mid-epoch; once it has left the
+	// job it is undrained, and joins back.
+	NodeDrain Kind = "node-drain"
 )
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {

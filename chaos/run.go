@@ -244,7 +244,11 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		}
 		return in.lc.Restart(f.Target)
 	}
-	j, err := in.await(ctx, func(j *api.Job) bool { return j.Progress.Step >= f.AtStep || j.State.Done() })
+	j, err := in.await(ctx, func(j *api.Job) bool {
+		// A drain is of a node that trains: one an earlier fault put out waits to be back.
+		training := f.Kind != NodeDrain || j.Gen != nil && j.Gen.Rank(f.Target) >= 0 && j.Reconfig == nil && j.Waiting == nil
+		return j.Progress.Step >= f.AtStep && training || j.State.Done()
+	})
 	if err != nil || j.State.Done() {
 		return err
 	}
@@ -287,6 +291,28 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		}
 		sleep(ctx, 3*time.Second)
 		return in.lc.Restart(victim.Name)
+	case NodeDrain:
+		f.Injected, f.Gen = time.Now(), j.Gen.Gen
+		if err := in.cl.Drain(ctx, f.Target, true); err != nil {
+			return err
+		}
+		// Undrained once it has left the job (or the job ended: a drain waits while the
+		// job cannot go on without the node).
+		for idx := uint64(0); ; {
+			n, next, err := in.cl.NodeWait(ctx, f.Target, idx, 5*time.Second)
+			if err == nil {
+				if n.Job != in.job {
+					break
+				}
+				idx = next
+			} else if ctx.Err() != nil {
+				return err
+			}
+			if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
+				break
+			}
+		}
+		return in.cl.Drain(ctx, f.Target, false)
 	case NodeStop:
 		p := in.lc.Proc(f.Target)
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen

@@ -35,6 +35,7 @@ to three faults picked at random (--seed) among --faults:
   partition       a node's network cut past the ring timeout, then healed
   node-join       a node killed and replaced by a new node joining mid-epoch
   leader-partition  the raft leader cut off the network for 6 s, then healed
+  node-drain      a node drained (bertnode nodes drain) mid-epoch, undrained once out
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
