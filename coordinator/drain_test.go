@@ -42,6 +42,9 @@ func TestDrainLeavesTheJobAndTakesNoOther(t *testing.T) {
 	if n, err := cl.Node(ctx(t), "n3"); err != nil || !n.Drain || n.Job != "" {
 		t.Fatalf("n3 after its drain: %+v, %v", n, err)
 	}
+	if _, _, body := raw(t, "GET", c.Addrs()[0], "/metrics", c.Secret.Token(), nil); !strings.Contains(string(body), "bertnode_nodes_drained 1") {
+		t.Error("/metrics does not count the drained node")
+	}
 	// Registering again (its agent does when left out) keeps the drain.
 	ns[2].register()
 	c.Clock.Advance(10 * time.Second) // past the growth delay

@@ -96,12 +96,13 @@ var (
 	descApplied   = prometheus.NewDesc("bertnode_raft_applied_index", "The raft index of the last command applied.", nil, nil)
 	descJobs      = prometheus.NewDesc("bertnode_jobs", "Jobs by state.", []string{"state"}, nil)
 	descNodes     = prometheus.NewDesc("bertnode_nodes", "Registered nodes by health.", []string{"health"}, nil)
+	descDrained   = prometheus.NewDesc("bertnode_nodes_drained", "Registered nodes drained (bertnode nodes drain): they take no new job.", nil, nil)
 	descMembers   = prometheus.NewDesc("bertnode_members", "Coordinators in the replicated state.", nil, nil)
 	descBlobs     = prometheus.NewDesc("bertnode_blobs", "Blobs in the replicated state.", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRaftState, descApplied, descJobs, descNodes, descMembers, descBlobs} {
+	for _, d := range []*prometheus.Desc{descRaftState, descApplied, descJobs, descNodes, descDrained, descMembers, descBlobs} {
 		ch <- d
 	}
 }
@@ -120,7 +121,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	jobs := map[api.JobState]int{api.Pending: 0, api.Running: 0, api.Succeeded: 0, api.Failed: 0, api.Cancelled: 0}
 	nodes := map[api.Health]int{api.Alive: 0, api.Suspect: 0, api.Dead: 0, api.Left: 0}
 	var applied uint64
-	var members, blobs int
+	var members, blobs, drained int
 	c.s.fsm.Read(func(st *State) {
 		applied, members, blobs = st.Index, len(st.Members), len(st.Blobs)
 		for _, j := range st.Jobs {
@@ -128,11 +129,15 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, n := range st.Nodes {
 			nodes[n.Health]++
+			if n.Drain {
+				drained++
+			}
 		}
 	})
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(applied))
 	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(members))
 	ch <- prometheus.MustNewConstMetric(descBlobs, prometheus.GaugeValue, float64(blobs))
+	ch <- prometheus.MustNewConstMetric(descDrained, prometheus.GaugeValue, float64(drained))
 	for k, v := range jobs {
 		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.GaugeValue, float64(v), string(k))
 	}
