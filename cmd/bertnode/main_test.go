@@ -162,3 +162,34 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return lines
 }
+
+// TestNeedsNative: the commands that may run libtorch get its settings (a re-execution
+// when missing); those that only talk to the cluster or write files start without it.
+func TestNeedsNative(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"train", "spec.yaml"}, true}, {[]string{"join", "127.0.0.1:7300"}, true}, {[]string{"serve", "--model", "m"}, true},
+		{[]string{"bench", "allreduce"}, true}, {[]string{"version"}, true}, {[]string{"predict", "--help"}, true},
+		{[]string{"bogus"}, true},
+		{nil, false}, {[]string{"--help"}, false}, {[]string{"nodes", "drain", "n1"}, false}, {[]string{"status", "job-1"}, false},
+		{[]string{"cluster", "up", "--nodes", "3"}, false}, {[]string{"coordinator", "--bootstrap"}, false},
+		{[]string{"submit", "job.yaml", "--wait"}, false}, {[]string{"completion", "bash"}, false}, {[]string{"help", "train"}, false},
+	} {
+		if got := needsNative(newRootCmd(), c.args); got != c.want {
+			t.Errorf("bertnode %v: needs libtorch's settings %v, want %v", c.args, got, c.want)
+		}
+	}
+	// Every other command may run libtorch, so a command added without a thought gets its
+	// settings; the list names only commands that exist.
+	names := map[string]bool{}
+	for _, c := range newRootCmd().Commands() {
+		names[c.Name()] = true
+	}
+	for name := range clusterOnly {
+		if !names[name] && name != "help" && name != "completion" {
+			t.Errorf("clusterOnly names %q, which is no command", name)
+		}
+	}
+}
