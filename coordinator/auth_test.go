@@ -16,7 +16,8 @@ import (
 )
 
 // TestAPIRefusesWithoutToken: every route family answers 401, as JSON, without the
-// bearer token or with a wrong one, and does not with the right one.
+// bearer token or with a wrong one, and does not with the right one; the read-only
+// token gets 403 but for reads of the catalog and /metrics.
 func TestAPIRefusesWithoutToken(t *testing.T) {
 	c := coordtest.New(t, coordtest.Options{})
 	s := c.Servers[0]
@@ -48,6 +49,21 @@ func TestAPIRefusesWithoutToken(t *testing.T) {
 		if code, _, body := raw(t, rt[0], s.APIAddr(), rt[1], c.Secret.Token(), []byte("{}")); code == http.StatusUnauthorized {
 			t.Errorf("%s %s with the token: 401 %s", rt[0], rt[1], body)
 		}
+		// The read-only token reads the catalog and /metrics, and nothing else.
+		reads := (rt[0] == "GET" || rt[0] == "HEAD") && !strings.HasPrefix(rt[1], "/v1/blobs/") && !strings.HasPrefix(rt[1], "/v1/datasets/")
+		code, _, body := raw(t, rt[0], s.APIAddr(), rt[1], c.Secret.ReadToken(), []byte("{}"))
+		var e api.Error
+		switch {
+		case reads && (code == http.StatusUnauthorized || code == http.StatusForbidden):
+			t.Errorf("%s %s with the read-only token: %d %s", rt[0], rt[1], code, body)
+		case !reads && code != http.StatusForbidden:
+			t.Errorf("%s %s with the read-only token: %d, want 403", rt[0], rt[1], code)
+		case !reads && rt[0] != "HEAD" && (json.Unmarshal(body, &e) != nil || !strings.Contains(e.Message, "read-only token")):
+			t.Errorf("%s %s with the read-only token: 403 body %q does not say why", rt[0], rt[1], body)
+		}
+	}
+	if code, _, body := raw(t, "GET", s.APIAddr(), "/metrics", c.Secret.ReadToken(), nil); code != 200 || !bytes.Contains(body, []byte("bertnode_jobs")) {
+		t.Errorf("/metrics with the read-only token: %d", code)
 	}
 	code, _, body := raw(t, "GET", s.APIAddr(), "/metrics", c.Secret.Token(), nil)
 	for _, want := range []string{`bertnode_raft_state{state="Leader"} 1`, "bertnode_raft_applied_index", `bertnode_jobs{state="pending"}`,

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -55,17 +56,34 @@ func (s *Server) tracked(h http.Handler) http.Handler {
 	})
 }
 
-// authenticate refuses a request without the cluster's bearer token.
+// authenticate refuses a request without the cluster's bearer token, and one with the
+// read-only token unless it reads the catalog or /metrics.
 func (s *Server) authenticate(h http.Handler) http.Handler {
-	want := []byte("Bearer " + s.token)
+	full, read := []byte("Bearer "+s.token), []byte("Bearer "+s.cfg.Secret.ReadToken())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		got := []byte(r.Header.Get("Authorization"))
+		switch {
+		case subtle.ConstantTimeCompare(got, full) == 1:
+		case subtle.ConstantTimeCompare(got, read) == 1:
+			if !catalogRead(r) {
+				writeError(w, &api.Error{Status: http.StatusForbidden, Message: "403 forbidden: the read-only token reads the catalog and /metrics; " +
+					r.Method + " " + r.URL.Path + " takes the cluster secret's API token"})
+				return
+			}
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bertnode"`)
 			writeError(w, &api.Error{Status: http.StatusUnauthorized, Message: "401 unauthorized: missing or wrong bearer token (the cluster secret's API token)"})
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// catalogRead says whether r only reads the catalog (jobs, nodes, members, logs) or
+// /metrics: not the blobs and dataset blocks, which hold the data and the models.
+func catalogRead(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		!strings.HasPrefix(r.URL.Path, "/v1/blobs/") && !strings.HasPrefix(r.URL.Path, "/v1/datasets/")
 }
 
 func (s *Server) place(p placement, h func(http.ResponseWriter, *http.Request)) http.Handler {

@@ -165,6 +165,12 @@ func TestClusterCommands(t *testing.T) {
 	wantErr(t, "", []string{"already cancelled"}, append([]string{"cancel", "job-1"}, flags...)...)
 	contains(t, "logs", run("logs", "job-1"), "submitted", "train data planned: 8 records", "generation 1: n1 (start)", "cancelled")
 	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
+	if tok := mustRun(t, append([]string{"token"}, flags[2:]...)...); tok != c.Secret.Token()+"\n" {
+		t.Errorf("token: %q", tok)
+	}
+	if tok := mustRun(t, append([]string{"token", "--read-only"}, flags[2:]...)...); tok != c.Secret.ReadToken()+"\n" {
+		t.Errorf("token --read-only: %q", tok)
+	}
 	wantErr(t, "", []string{"no job"}, append([]string{"status", "job-9"}, flags...)...)
 
 	// Deleting the ended job takes its data and plan with it.

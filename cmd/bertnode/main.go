@@ -26,7 +26,7 @@ func main() {
 // instead of 0.9 s here, most of it libtorch's loading).
 var clusterOnly = map[string]bool{"cancel": true, "certs": true, "cluster": true, "completion": true, "coordinator": true,
 	"delete": true, "download": true, "help": true, "jobs": true, "keygen": true, "logs": true, "members": true, "nodes": true,
-	"status": true, "submit": true}
+	"status": true, "submit": true, "token": true}
 
 // needsNative says whether the command line args may run libtorch: all but the root's
 // usage and the clusterOnly commands (and their subcommands).

@@ -79,10 +79,12 @@ func Load(file string) (Secret, error) {
 
 // The purposes keys are derived for.
 const (
-	API    = "api"
-	Gossip = "gossip"
-	Ring   = "ring"
-	Raft   = "raft"
+	API = "api"
+	// APIRead is the read-only API token's: GETs of the catalog and /metrics.
+	APIRead = "api-read"
+	Gossip  = "gossip"
+	Ring    = "ring"
+	Raft    = "raft"
 )
 
 // Derive is HMAC-SHA256(secret, "bertnode/"+purpose): 32 bytes.
@@ -94,3 +96,7 @@ func (s Secret) Derive(purpose string) []byte {
 
 // Token is the API bearer token.
 func (s Secret) Token() string { return hex.EncodeToString(s.Derive(API)) }
+
+// ReadToken is the read-only API bearer token: for monitoring (a Prometheus scrape, a
+// dashboard), which then holds no key that can change the cluster.
+func (s Secret) ReadToken() string { return hex.EncodeToString(s.Derive(APIRead)) }

@@ -18,7 +18,7 @@ func TestRoundTripAndDerive(t *testing.T) {
 		t.Fatalf("parse(%q) = %x, %v", s.String(), p, err)
 	}
 	keys := map[string]bool{}
-	for _, purpose := range []string{API, Gossip, Ring, Raft} {
+	for _, purpose := range []string{API, APIRead, Gossip, Ring, Raft} {
 		k := s.Derive(purpose)
 		if len(k) != 32 || keys[string(k)] || bytes.Equal(k, s) {
 			t.Fatalf("%s: key %x repeats another or the secret", purpose, k)
