@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,5 +223,85 @@ func TestCloseWaitsForPlanning(t *testing.T) {
 	c.Detach(0).Close() // this test stops it
 	if !ended.Load() {
 		t.Fatal("Close returned while the leader was still planning")
+	}
+}
+
+// TestRecoverAfterLosingTheMajority: with two of three members gone for good the last
+// one cannot elect itself; restarted with Recover it leads alone, with every job, node
+// and blob it held, and forgets the lost members once told to. It stays a cluster of
+// one across a plain restart. Recover needs state to recover.
+func TestRecoverAfterLosingTheMajority(t *testing.T) {
+	var recovering atomic.Int32
+	recovering.Store(-1)
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Recover = int32(i) == recovering.Load() }})
+	cl := c.Client()
+	data := putData(t, cl, trainData)
+	id := submit(c, jobSpecText(data, 1, 1))
+	if err := cl.RegisterNode(ctx(t), api.RegisterNode{ID: "n1", RingAddr: "127.0.0.1:9001"}); err != nil {
+		t.Fatal(err)
+	}
+	survivor := c.Index(c.Follower())
+	sc := c.Client(c.Servers[survivor])
+	c.WaitFor("the survivor to apply the node", func() bool {
+		code, _, _ := raw(t, "GET", c.Servers[survivor].APIAddr(), "/v1/nodes/n1?stale=1", c.Secret.Token(), nil)
+		return code == 200
+	})
+	var lost []string
+	for i, s := range c.Servers {
+		if i != survivor {
+			lost = append(lost, s.ID())
+			c.Stop(i)
+		}
+	}
+	if err := sc.RegisterNode(shortCtx(t), api.RegisterNode{ID: "n2", RingAddr: "127.0.0.1:9002"}); err == nil {
+		t.Fatal("one member of three committed a write")
+	}
+	// Without a leader a survivor still says how far it applied (which one to keep).
+	code, _, body := raw(t, "GET", c.Servers[survivor].APIAddr(), "/v1/status?stale=1", c.Secret.ReadToken(), nil)
+	var st api.Status
+	if code != 200 || json.Unmarshal(body, &st) != nil || st.Index == 0 || len(st.Jobs) != 1 {
+		t.Fatalf("a stale status without a leader: %d %s", code, body)
+	}
+
+	c.Stop(survivor)
+	recovering.Store(int32(survivor))
+	s := c.Start(survivor)
+	recovering.Store(-1)
+	if c.Leader() != s {
+		t.Fatal("the recovered member does not lead")
+	}
+	j, err := sc.Job(ctx(t), id)
+	if err != nil || j.Train.Path != data {
+		t.Fatalf("the job after recovery: %+v, %v", j, err)
+	}
+	if rc, _, err := sc.GetBlob(ctx(t), data[len("blob:"):]); err != nil {
+		t.Fatalf("the job's data after recovery: %v", err)
+	} else {
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != trainData {
+			t.Fatalf("the job's data after recovery: %q", b)
+		}
+	}
+	for _, m := range lost {
+		if err := sc.RemoveMember(ctx(t), m); err != nil {
+			t.Fatalf("removing lost member %s: %v", m, err)
+		}
+	}
+	if ms, err := sc.Members(ctx(t)); err != nil || len(ms) != 1 || ms[0].ID != s.ID() || !ms[0].Leader {
+		t.Fatalf("members after recovery: %+v, %v", ms, err)
+	}
+	if err := sc.RegisterNode(ctx(t), api.RegisterNode{ID: "n2", RingAddr: "127.0.0.1:9002"}); err != nil {
+		t.Fatalf("a write after recovery: %v", err)
+	}
+	c.Stop(survivor)
+	if c.Start(survivor); c.Leader() != c.Servers[survivor] {
+		t.Fatal("the recovered member does not lead after a restart")
+	}
+
+	cfg := c.Config(survivor, false)
+	cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Recover = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", true
+	if _, err := coordinator.New(cfg); err == nil || !strings.Contains(err.Error(), "holds no cluster state to recover") {
+		t.Fatalf("recovering an empty data directory: %v", err)
 	}
 }

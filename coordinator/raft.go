@@ -85,6 +85,20 @@ func (s *Server) startRaft() error {
 		return fmt.Errorf("coordinator: raft state: %w", err)
 	}
 	switch {
+	case cfg.Recover && !existing:
+		s.trans.Close()
+		s.store.Close()
+		return fmt.Errorf("coordinator: recover: %s holds no cluster state to recover", cfg.DataDir)
+	case cfg.Recover:
+		// The log and snapshots are replayed into a scratch FSM to find the last
+		// configuration; raft then writes a snapshot with this member alone.
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
+		if err := raft.RecoverCluster(rc, NewFSM(), s.store, s.store, snaps, s.trans, conf); err != nil {
+			s.trans.Close()
+			s.store.Close()
+			return fmt.Errorf("coordinator: recover: %w", err)
+		}
+		s.log.Warn("raft configuration recovered: this member alone", "addr", s.trans.LocalAddr())
 	case existing:
 		// A member restarting: its peers are in its log.
 	case cfg.Bootstrap:

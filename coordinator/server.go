@@ -51,7 +51,12 @@ type Config struct {
 	// members of an existing one. A member with raft state in DataDir needs neither.
 	Bootstrap bool
 	Join      []string
-	Secret    clusterkey.Secret
+	// Recover makes this member's raft configuration this member alone before it
+	// starts, keeping all the state it holds: the way out when a majority of the
+	// members is lost for good and the rest cannot elect a leader (hashicorp/raft's
+	// RecoverCluster, Consul's peers.json). New members then --join it.
+	Recover bool
+	Secret  clusterkey.Secret
 	// TLS, when set, wraps raft and the API in mutual TLS: it holds this member's
 	// certificate and the CA that signs every member's, node's and client's.
 	TLS *tls.Config

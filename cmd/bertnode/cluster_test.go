@@ -299,6 +299,11 @@ func TestCoordinatorCommand(t *testing.T) {
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, []byte(secret.String()), 0o600)
 	t.Setenv("HOME", t.TempDir())
+	for _, how := range [][]string{{"--bootstrap", "--join", "x:1"}, {"--recover", "--bootstrap"}, {"--recover", "--join", "x:1"}} {
+		wantErr(t, "", []string{"--bootstrap, --join and --recover: one or none of them"}, append([]string{"coordinator", "--data-dir", t.TempDir()}, how...)...)
+	}
+	wantErr(t, "", []string{"holds no cluster state to recover"}, "coordinator", "--recover", "--data-dir", t.TempDir(), "--secret-file", secretFile,
+		"--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-profile", "local")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	root := newRootCmd()

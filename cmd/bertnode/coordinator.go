@@ -30,7 +30,7 @@ func init() { subcommands = append(subcommands, newCoordinatorCmd) }
 func newCoordinatorCmd() *cobra.Command {
 	var (
 		dataDir, raftAddr, apiAddr, gossipAddr, advertise, profile string
-		bootstrap                                                  bool
+		bootstrap, recoverAlone                                    bool
 		join                                                       []string
 		timing                                                     coordinator.Timing
 		maxBlob                                                    int64
@@ -50,6 +50,13 @@ The cluster secret comes from --secret-file, else $` + clusterkey.Env + `, else 
 file (bertnode keygen makes one). On SIGTERM or Ctrl-C a leader hands its leadership
 to another member before it stops.
 
+Outage recovery: when most members are lost for good (2 of 3, 3 of 5), the rest
+cannot elect a leader and the catalog stands still. Stop the survivors, restart the
+one whose state to keep (the most recent: bertnode logs shows it) with --recover: it
+starts as a cluster of itself alone, with every job, node and blob it holds. Remove
+the lost members from the catalog (bertnode members remove ID), then start new
+members, or the other survivors with emptied data directories, with --join.
+
 Addresses: --api-addr, --raft-addr and --gossip-addr are where this member listens;
 with an unspecified host (0.0.0.0) give --advertise, the host others reach it at.`,
 		Example: `  bertnode coordinator --data-dir /var/lib/bertnode --bootstrap --secret-file /etc/bertnode/secret \
@@ -62,8 +69,8 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		if dataDir == "" {
 			return errors.New("--data-dir: a directory is required")
 		}
-		if bootstrap && len(join) > 0 {
-			return errors.New("--bootstrap and --join: one or the other")
+		if bootstrap && len(join) > 0 || recoverAlone && (bootstrap || len(join) > 0) {
+			return errors.New("--bootstrap, --join and --recover: one or none of them")
 		}
 		secret, err := cf.secret()
 		if err != nil {
@@ -108,7 +115,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		defer g.Shutdown()
 		s, err := coordinator.New(coordinator.Config{
 			DataDir: dataDir, RaftAddr: raftAddr, RaftAdvertise: raftAdv, APIAddr: apiAddr, APIAdvertise: apiAdv,
-			GossipAddr: g.Addr(), Bootstrap: bootstrap, Join: join, Secret: secret, TLS: tlsConf, Membership: g,
+			GossipAddr: g.Addr(), Bootstrap: bootstrap, Join: join, Recover: recoverAlone, Secret: secret, TLS: tlsConf, Membership: g,
 			Planner: streamPlanner, Timing: timing, MaxBlobSize: maxBlob, Logger: logger, RaftLog: cmd.ErrOrStderr(),
 		})
 		if err != nil {
@@ -134,6 +141,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 	f.StringVar(&dataDir, "data-dir", "", "the member's state: raft log and snapshots, blobs, its ID (`DIR`)")
 	f.BoolVar(&bootstrap, "bootstrap", false, "start a new cluster with this member alone")
 	f.StringSliceVar(&join, "join", nil, "join the cluster of the member whose API is at `ADDR` (comma-separated: any of several)")
+	f.BoolVar(&recoverAlone, "recover", false, "outage recovery: restart this member as a cluster of itself alone, keeping its state")
 	f.StringVar(&apiAddr, "api-addr", "127.0.0.1:7300", "where the HTTP API listens")
 	f.StringVar(&raftAddr, "raft-addr", "127.0.0.1:7301", "where raft listens")
 	f.StringVar(&gossipAddr, "gossip-addr", "127.0.0.1:7302", "where gossip listens (TCP and UDP)")
