@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -35,7 +36,7 @@ undrain: the nodes take work again.`,
 			case len(args) >= 2 && args[0] == "undrain" && !wait:
 				return nil
 			}
-			return fmt.Errorf("want no arguments, drain ID... [--wait], or undrain ID...")
+			return fmt.Errorf("want no arguments, drain ID... [--wait], or undrain ID..., not %q", strings.Join(args, " "))
 		},
 	}
 	c.Flags().BoolVar(&wait, "wait", false, "drain: return once the nodes are on no job")

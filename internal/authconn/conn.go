@@ -29,16 +29,6 @@ type Config struct {
 	Logger  *log.Logger   // where a Listener logs the handshakes it drops; nil: log.Default()
 }
 
-// Listen is Config{Key: key, TLS: tlsCfg}.Listen(addr).
-func Listen(addr string, key []byte, tlsCfg *tls.Config) (*Listener, error) {
-	return Config{Key: key, TLS: tlsCfg}.Listen(addr)
-}
-
-// Dial is Config{Key: key, TLS: tlsCfg}.Dial(ctx, addr).
-func Dial(ctx context.Context, addr string, key []byte, tlsCfg *tls.Config) (net.Conn, error) {
-	return Config{Key: key, TLS: tlsCfg}.Dial(ctx, addr)
-}
-
 func (c Config) check() error {
 	if len(c.Key) < 16 {
 		return fmt.Errorf("authconn: the key is %d bytes, want at least 16 (clusterkey.Secret.Derive)", len(c.Key))

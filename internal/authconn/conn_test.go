@@ -103,7 +103,7 @@ func echoCheck(t *testing.T, a, b net.Conn) {
 func connect(t *testing.T, l *Listener, key []byte, tlsCfg *tls.Config) (dialed, accepted net.Conn) {
 	t.Helper()
 	ch := acceptOne(l)
-	c, err := Dial(testCtx(t), l.Addr().String(), key, tlsCfg)
+	c, err := Config{Key: key, TLS: tlsCfg}.Dial(testCtx(t), l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestGoodKeyConnects(t *testing.T) {
 func TestWrongKeyRefusedOnBothSides(t *testing.T) {
 	l, logs := listen(t, Config{Key: newKey(t)})
 	accepted := acceptOne(l)
-	_, err := Dial(testCtx(t), l.Addr().String(), newKey(t), nil)
+	_, err := Config{Key: newKey(t)}.Dial(testCtx(t), l.Addr().String())
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "acceptor's proof") {
 		t.Fatalf("dial with another key: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestSilentClientDroppedWithoutBlockingOthers(t *testing.T) {
 	defer silent.Close()
 
 	accepted := acceptOne(l)
-	c, err := Dial(testCtx(t), l.Addr().String(), key, nil)
+	c, err := Config{Key: key}.Dial(testCtx(t), l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +217,10 @@ func TestCloseEndsHandshakesAndAccept(t *testing.T) {
 }
 
 func TestShortKeyRefused(t *testing.T) {
-	if _, err := Listen("127.0.0.1:0", []byte("short"), nil); err == nil || !strings.Contains(err.Error(), "5 bytes") {
+	if _, err := (Config{Key: []byte("short")}).Listen("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "5 bytes") {
 		t.Fatalf("Listen: %v", err)
 	}
-	if _, err := Dial(context.Background(), "127.0.0.1:1", nil, nil); err == nil || !strings.Contains(err.Error(), "0 bytes") {
+	if _, err := (Config{}).Dial(context.Background(), "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "0 bytes") {
 		t.Fatalf("Dial: %v", err)
 	}
 }

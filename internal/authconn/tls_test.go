@@ -49,12 +49,12 @@ func TestTLSWrapsTheHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Dial(testCtx(t), l.Addr().String(), key, peerTLS(t, rogue, "rogue")); !errors.Is(err, ErrAuth) {
+	if _, err := (Config{Key: key, TLS: peerTLS(t, rogue, "rogue")}).Dial(testCtx(t), l.Addr().String()); !errors.Is(err, ErrAuth) {
 		t.Fatalf("certificate from another CA: %v", err)
 	}
 	waitLog(t, logs, "TLS")
 	// The right certificate with another key fails at the exchange, inside TLS.
-	if _, err := Dial(testCtx(t), l.Addr().String(), newKey(t), peerTLS(t, ca, "client")); !errors.Is(err, ErrAuth) {
+	if _, err := (Config{Key: newKey(t), TLS: peerTLS(t, ca, "client")}).Dial(testCtx(t), l.Addr().String()); !errors.Is(err, ErrAuth) {
 		t.Fatalf("another key over TLS: %v", err)
 	}
 	waitLog(t, logs, "the dialer's proof of the key is wrong")
