@@ -24,6 +24,9 @@ type AdamW struct {
 	Step int64
 	m, v *ts.Tensor // [TrainEnd] first and second moments
 
+	// scales are the parameter groups' learning rates (SetLRScales); nil: one group.
+	scales []LRScale
+
 	fused *fusedRuns // on a GPU whose libtorch has the fused kernel; made on first use
 }
 
@@ -38,6 +41,28 @@ func NewAdamW(ps *Params, weightDecay float64) *AdamW {
 	}
 }
 
+// SetLRScales gives the runs of the trainable parameters learning rates of their own:
+// lr times each run's scale (Model.LayerLRScales), as torch's parameter groups do. The
+// runs must cover [0, TrainEnd) in order; nil is one group at lr.
+func (o *AdamW) SetLRScales(scales []LRScale) error {
+	if scales == nil {
+		o.scales = nil
+		return nil
+	}
+	at := int64(0)
+	for _, r := range scales {
+		if r.Lo != at || r.Hi <= r.Lo || !(r.Scale > 0) {
+			return fmt.Errorf("adamw: learning rate runs %+v do not cover [0, %d) in order", scales, o.ps.TrainEnd)
+		}
+		at = r.Hi
+	}
+	if at != o.ps.TrainEnd {
+		return fmt.Errorf("adamw: learning rate runs %+v do not cover [0, %d) in order", scales, o.ps.TrainEnd)
+	}
+	o.scales = scales
+	return nil
+}
+
 // Update applies one step at learning rate lr using the gradient in ps.Grad.
 func (o *AdamW) Update(lr float64) {
 	if o.ps.TrainEnd == 0 {
@@ -45,7 +70,7 @@ func (o *AdamW) Update(lr float64) {
 	}
 	o.Step++
 	switch {
-	case o.ps.device.IsCuda() && fusedAdamW():
+	case o.ps.device.IsCuda() && fusedAdamW() && o.scales == nil: // one group per call
 		o.updateFused(lr)
 	case o.ps.device.IsCuda():
 		o.updateTorch(lr)
@@ -77,48 +102,62 @@ func (o *AdamW) updateCPU(lr float64, clip float32) {
 	n := int(o.ps.TrainEnd)
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
-	k := adamwKernel{
-		clip:  clip,
-		decay: float32(1 - lr*o.WeightDecay), w1: float32(1 - o.Beta1),
-		b2: float32(o.Beta2), w2: float32(1 - o.Beta2), bc2: float32(math.Sqrt(bc2)),
-		eps: float32(o.Eps), stepSz: float32(-lr / bc1),
+	kernel := func(lr float64) adamwKernel {
+		return adamwKernel{
+			clip:  clip,
+			decay: float32(1 - lr*o.WeightDecay), w1: float32(1 - o.Beta1),
+			b2: float32(o.Beta2), w2: float32(1 - o.Beta2), bc2: float32(math.Sqrt(bc2)),
+			eps: float32(o.Eps), stepSz: float32(-lr / bc1),
+		}
 	}
 	p, g := o.ps.FlatSlice()[:n], o.ps.GradSlice()
 	m, v := floatSlice(o.m, int64(n)), floatSlice(o.v, int64(n))
 	forChunks(n, Threads(), func(_, lo, hi int) {
-		o.ps.decaySpans(int64(lo), int64(hi), func(lo, hi int64, decay bool) {
-			k.update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay && o.WeightDecay != 0)
+		lrSpans(o.scales, int64(lo), int64(hi), lr, func(lo, hi int64, lr float64) {
+			k := kernel(lr)
+			o.ps.decaySpans(lo, hi, func(lo, hi int64, decay bool) {
+				k.update(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay && o.WeightDecay != 0)
+			})
 		})
 	})
 	runtime.KeepAlive(o)
 }
 
 // updateTorch is Update as libtorch ops, for a model on a GPU (and the reference the
-// fused pass is tested against).
+// fused pass is tested against): one pass of them per learning rate run.
 func (o *AdamW) updateTorch(lr float64) {
-	n := o.ps.TrainEnd
+	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
+	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
 	noGrad(func() {
-		p := o.ps.Flat.MustNarrow(0, 0, n, false)
-		g := o.ps.Grad.MustNarrow(0, 0, n, false)
-		defer p.MustDrop()
-		defer g.MustDrop()
-		if o.WeightDecay != 0 {
-			decayed(o.ps, func(d ...*ts.Tensor) { d[0].MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay)) }, p)
-		}
-		// m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g²
-		o.m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))
-		o.v.MustMulScalar_(ts.FloatScalar(o.Beta2))
-		g2 := g.MustSquare(false).MustMulScalar(ts.FloatScalar(1-o.Beta2), true)
-		o.v.MustAdd_(g2)
-		g2.MustDrop()
-		bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
-		bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
-		// p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), in torch's order of operations.
-		denom := o.v.MustSqrt(false).MustDivScalar(ts.FloatScalar(math.Sqrt(bc2)), true).MustAddScalar(ts.FloatScalar(o.Eps), true)
-		upd := o.m.MustDiv(denom, false).MustMulScalar(ts.FloatScalar(-lr/bc1), true)
-		denom.MustDrop()
-		p.MustAdd_(upd)
-		upd.MustDrop()
+		lrSpans(o.scales, 0, o.ps.TrainEnd, lr, func(lo, hi int64, lr float64) {
+			if o.WeightDecay != 0 {
+				o.ps.decaySpans(lo, hi, func(lo, hi int64, decay bool) {
+					if decay {
+						d := o.ps.Flat.MustNarrow(0, lo, hi-lo, false)
+						d.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay))
+						d.MustDrop()
+					}
+				})
+			}
+			var t [4]*ts.Tensor // p, g, m, v over [lo, hi)
+			for i, b := range []*ts.Tensor{o.ps.Flat, o.ps.Grad, o.m, o.v} {
+				t[i] = b.MustNarrow(0, lo, hi-lo, false)
+				defer t[i].MustDrop()
+			}
+			p, g, m, v := t[0], t[1], t[2], t[3]
+			// m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g²
+			m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))
+			v.MustMulScalar_(ts.FloatScalar(o.Beta2))
+			g2 := g.MustSquare(false).MustMulScalar(ts.FloatScalar(1-o.Beta2), true)
+			v.MustAdd_(g2)
+			g2.MustDrop()
+			// p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), in torch's order of operations.
+			denom := v.MustSqrt(false).MustDivScalar(ts.FloatScalar(math.Sqrt(bc2)), true).MustAddScalar(ts.FloatScalar(o.Eps), true)
+			upd := m.MustDiv(denom, false).MustMulScalar(ts.FloatScalar(-lr/bc1), true)
+			denom.MustDrop()
+			p.MustAdd_(upd)
+			upd.MustDrop()
+		})
 	})
 }
 

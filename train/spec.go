@@ -49,6 +49,9 @@ type Spec struct {
 	Optimizer   string  `yaml:"optimizer"` // adamw | sgd | lamb
 	Momentum    float64 `yaml:"momentum"`  // sgd (default 0.9)
 	Nesterov    bool    `yaml:"nesterov"`  // sgd: Nesterov momentum
+	// LayerLRDecay (adamw; 0: off) trains the top layer at lr x it, each layer below at
+	// it times the one above, the embeddings last; the head at lr (model.LayerLRScales).
+	LayerLRDecay float64 `yaml:"layer_lr_decay"`
 
 	ClassWeights []float32    `yaml:"class_weights"`
 	Freeze       model.Freeze `yaml:"freeze"`
@@ -164,6 +167,10 @@ func (s *Spec) Validate() error {
 		return bad("momentum", "%v is not in [0, 1)", s.Momentum)
 	case s.Nesterov && (s.Optimizer != "sgd" || s.Momentum == 0):
 		return bad("nesterov", "Nesterov momentum needs optimizer sgd with momentum > 0")
+	case !(s.LayerLRDecay >= 0 && s.LayerLRDecay <= 1): // NaN too
+		return bad("layer_lr_decay", "%v is not in (0, 1] (0: off)", s.LayerLRDecay)
+	case s.LayerLRDecay > 0 && s.Optimizer != "adamw":
+		return bad("layer_lr_decay", "only with optimizer adamw, not %s", s.Optimizer)
 	case s.SaveEvery < -1:
 		return bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only when interrupted)", s.SaveEvery)
 	case s.DocStride < 0:

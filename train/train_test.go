@@ -3,11 +3,13 @@ package train
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,10 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"clip_norm", func(s *Spec) { s.ClipNorm = nan }},
 		{"clip_norm", func(s *Spec) { s.ClipNorm = -1 }},
 		{"momentum", func(s *Spec) { s.Momentum = nan }},
+		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = nan }},
+		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = 1.5 }},
+		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = -0.1 }},
+		{"layer_lr_decay", func(s *Spec) { s.Optimizer, s.LayerLRDecay = "sgd", 0.9 }},
 		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
 		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
 		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},
@@ -108,6 +114,46 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		err := s.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.field+":") {
 			t.Errorf("%s: got %v", c.field, err)
+		}
+	}
+}
+
+// layer_lr_decay reaches the optimizer: AdamW's first step moves every weight with a
+// non-zero gradient by about lr (g/|g|), so the largest move in each part of the model
+// is lr times its scale: the head's lr, each layer's decay times the one above, the
+// embeddings' decay^(layers+1).
+func TestLayerLRDecayTrainsLowerLayersSlower(t *testing.T) {
+	s := smsSpec(t)
+	s.MaxSteps, s.LayerLRDecay, s.WeightDecay, s.WarmupRatio, s.Schedule = 1, 0.5, 0, 0, "constant"
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := tr.Model.Params
+	before := slices.Clone(ps.FlatSlice())
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := ps.FlatSlice()
+	moved := func(prefix string) float64 {
+		var most float64
+		for _, p := range ps.List() {
+			if strings.HasPrefix(p.Name, prefix) {
+				for i := p.Offset; i < p.Offset+p.Numel; i++ {
+					most = max(most, math.Abs(float64(after[i]-before[i])))
+				}
+			}
+		}
+		return most
+	}
+	L := tr.Model.Config.NumHiddenLayers
+	parts := map[string]float64{"classifier.": 1, "bert.embeddings.": math.Pow(0.5, float64(L+1))}
+	for i := range L {
+		parts[fmt.Sprintf("bert.encoder.layer.%d.", i)] = math.Pow(0.5, float64(L-i))
+	}
+	for prefix, scale := range parts {
+		if got := moved(prefix); math.Abs(got-s.LR*scale) > 1e-3*s.LR*scale {
+			t.Errorf("%s moved at most %.4g, want lr x %v = %.4g", prefix, got, scale, s.LR*scale)
 		}
 	}
 }

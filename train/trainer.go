@@ -160,6 +160,19 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		Momentum: spec.Momentum, Nesterov: spec.Nesterov}); err != nil {
 		return nil, err
 	}
+	if spec.LayerLRDecay > 0 {
+		a, ok := t.opt.(*model.AdamW)
+		if !ok {
+			return nil, fmt.Errorf("layer_lr_decay: only with optimizer adamw, not %s", spec.Optimizer)
+		}
+		scales, err := m.LayerLRScales(spec.LayerLRDecay)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.SetLRScales(scales); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
