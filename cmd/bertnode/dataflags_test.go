@@ -43,10 +43,10 @@ func TestTrainFlagsSetTheSpec(t *testing.T) {
 	f := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	specFlags(f, &s)
 	if err := f.Parse([]string{"--optimizer", "sgd", "--momentum", "0.8", "--nesterov", "--report-to", "tensorboard",
-		"--header=false", "--delimiter", ";", "--label-sep", "|"}); err != nil {
+		"--header=false", "--delimiter", ";", "--label-sep", "|", "--layer-lr-decay", "0.9"}); err != nil {
 		t.Fatal(err)
 	}
-	if s.Optimizer != "sgd" || s.Momentum != 0.8 || !s.Nesterov || !slices.Equal(s.ReportTo, []string{"tensorboard"}) ||
+	if s.Optimizer != "sgd" || s.Momentum != 0.8 || !s.Nesterov || !slices.Equal(s.ReportTo, []string{"tensorboard"}) || s.LayerLRDecay != 0.9 ||
 		s.Data.Header == nil || *s.Data.Header || s.Data.Quote != nil || s.Data.Delimiter != ";" || s.Data.LabelSep != "|" {
 		t.Errorf("flags made spec %+v, data %+v", s, s.Data)
 	}

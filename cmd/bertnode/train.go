@@ -103,6 +103,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.Float64Var(&s.WeightDecay, "weight-decay", s.WeightDecay, "weight decay, not on biases and LayerNorm (adamw, lamb: decoupled; sgd: L2 added to the gradient, as torch's)")
 	f.Float64Var(&s.Momentum, "momentum", s.Momentum, "sgd: momentum (0: plain SGD)")
 	f.BoolVar(&s.Nesterov, "nesterov", s.Nesterov, "sgd: Nesterov momentum")
+	f.Float64Var(&s.LayerLRDecay, "layer-lr-decay", s.LayerLRDecay, "adamw: layer-wise learning rate decay (0.95: each layer 0.95x the rate of the one above; 0: off)")
 	f.StringVar(&s.Schedule, "schedule", s.Schedule, "linear | cosine | constant")
 	f.Float64Var(&s.ClipNorm, "clip-norm", s.ClipNorm, "clip the gradient's global norm to this (0: off)")
 	f.Float32SliceVar(&s.ClassWeights, "class-weights", s.ClassWeights, "loss weight per class, in label order")
