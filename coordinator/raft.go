@@ -78,53 +78,50 @@ func (s *Server) startRaft() error {
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
 	})
+	if err := s.openRaft(rc, snaps); err != nil {
+		s.trans.Close()
+		s.store.Close()
+		return err
+	}
+	s.goroutine(func() { s.leadership(notify) })
+	return nil
+}
+
+// openRaft starts raft on the store and transport startRaft opened: from the state in
+// the data directory, or a new cluster of this member, or its state recovered into one.
+func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
+	cfg := s.cfg
 	existing, err := raft.HasExistingState(s.store, s.store, snaps)
 	if err != nil {
-		s.trans.Close()
-		s.store.Close()
 		return fmt.Errorf("coordinator: raft state: %w", err)
 	}
+	alone := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
 	switch {
 	case cfg.Recover && !existing:
-		s.trans.Close()
-		s.store.Close()
 		return fmt.Errorf("coordinator: recover: %s holds no cluster state to recover", cfg.DataDir)
 	case cfg.Recover:
 		// The log and snapshots are replayed into a scratch FSM to find the last
 		// configuration; raft then writes a snapshot with this member alone.
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
-		if err := raft.RecoverCluster(rc, NewFSM(), s.store, s.store, snaps, s.trans, conf); err != nil {
-			s.trans.Close()
-			s.store.Close()
+		if err := raft.RecoverCluster(rc, NewFSM(), s.store, s.store, snaps, s.trans, alone); err != nil {
 			return fmt.Errorf("coordinator: recover: %w", err)
 		}
 		s.log.Warn("raft configuration recovered: this member alone", "addr", s.trans.LocalAddr())
 	case existing:
 		// A member restarting: its peers are in its log.
 	case cfg.Bootstrap:
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, s.store, s.store, snaps, s.trans, conf); err != nil {
-			s.trans.Close()
-			s.store.Close()
+		if err := raft.BootstrapCluster(rc, s.store, s.store, snaps, s.trans, alone); err != nil {
 			return fmt.Errorf("coordinator: bootstrap: %w", err)
 		}
 	case len(cfg.Join) == 0:
-		s.trans.Close()
-		s.store.Close()
 		return fmt.Errorf("coordinator: %s holds no cluster state: start the first member with --bootstrap, the others with --join", cfg.DataDir)
 	}
 	// Until the FSM has applied the log it starts with, it lacks recent blobs.
 	if s.bootIndex, err = s.store.LastIndex(); err != nil {
-		s.trans.Close()
-		s.store.Close()
 		return fmt.Errorf("coordinator: raft log: %w", err)
 	}
 	if s.raft, err = raft.NewRaft(rc, s.fsm, s.store, s.store, snaps, s.trans); err != nil {
-		s.trans.Close()
-		s.store.Close()
 		return fmt.Errorf("coordinator: raft: %w", err)
 	}
-	s.goroutine(func() { s.leadership(notify) })
 	return nil
 }
 
