@@ -301,3 +301,34 @@ func BenchmarkFusedAttention(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInferInt8 times inference with the encoder's dense layers in int8
+// (Quantize) against float32, alternating in one run on one thread, as a served
+// instance runs (ms per batch, speedup = float32 / int8), on batches of full-length
+// sequences (no padding), the shapes scripts/bench-int8.sh gives PyTorch: one SMS-length
+// text, a served batch and 32 x 128.
+func BenchmarkInferInt8(b *testing.B) {
+	for _, preset := range []string{"tiny", "base"} {
+		for _, shape := range []struct{ n, len int }{{1, 25}, {16, 40}, {32, 128}} {
+			b.Run(fmt.Sprintf("%s-%dx%d", preset, shape.n, shape.len), func(b *testing.B) {
+				opts := Options{Task: Classify, NumLabels: 2}
+				f32 := benchModelFor(b, preset, opts)
+				i8 := benchModelFor(b, preset, opts)
+				SetThreads(1)
+				if err := i8.Quantize(); err != nil {
+					b.Fatal(err)
+				}
+				batch := randomBatch(rand.New(rand.NewPCG(2, 2)), f32, shape.len, slices.Repeat([]int{shape.len}, shape.n))
+				batch.Labels = nil
+				infer := func(m *Model) func() {
+					return func() {
+						if _, _, err := m.Infer(batch); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				sideBySide(b, [2]string{"float32", "int8"}, [2]func(){infer(f32), infer(i8)})
+			})
+		}
+	}
+}

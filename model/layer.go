@@ -7,9 +7,17 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-type linear struct{ w, b *Param }
+type linear struct {
+	w, b *Param
+	int8 *int8Linear // the weights packed for int8 inference, once Model.Quantize has run
+}
 
-func (l *linear) fwd(x *ts.Tensor) *ts.Tensor { return ts.MustLinear(x, l.w.T, l.b.T) }
+func (l *linear) fwd(x *ts.Tensor) *ts.Tensor {
+	if l.int8 != nil {
+		return l.int8.fwd(x)
+	}
+	return ts.MustLinear(x, l.w.T, l.b.T)
+}
 
 type layerNorm struct {
 	w, b *Param
@@ -23,7 +31,7 @@ func (n *layerNorm) fwd(x *ts.Tensor) *ts.Tensor {
 // linear declares a dense layer's weight [out, in] and bias [out] as name.weight, name.bias.
 func (m *Model) linear(name string, out, in int) linear {
 	ps := m.Params
-	return linear{ps.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal), ps.add(name+".bias", []int64{int64(out)}, InitZeros)}
+	return linear{w: ps.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal), b: ps.add(name+".bias", []int64{int64(out)}, InitZeros)}
 }
 
 // layerNorm declares a LayerNorm of width n as name.weight, name.bias.

@@ -70,6 +70,7 @@ type Model struct {
 	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
+	quantized    bool       // Quantize has run: inference only
 }
 
 // New builds a model with freshly initialised weights (seed libtorch first with
@@ -177,6 +178,9 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	defer runtime.UnlockOSThread()
 	if err := m.checkBatch(b); err != nil {
 		return nil, err
+	}
+	if train && m.quantized {
+		return nil, fmt.Errorf("model: an int8-quantized model is for inference; it cannot train")
 	}
 	if m.Opts.Autocast != "" {
 		setAutocast(m.Opts.Autocast)

@@ -1,6 +1,7 @@
 // Included at the end of gotch's torch_api.cpp by tools/gotchadapt: torch_api.h defines
 // a variable, so a second translation unit including it would not link.
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -153,3 +154,64 @@ void bn_grad_watch_counts(bn_grad_watch *w, int *out) {
 }
 
 void bn_grad_watch_free(bn_grad_watch *w) { delete w; }
+
+struct bn_qlinear {
+  c10::IValue packed; // the engine's LinearPackedParamsBase
+  bool reduce_range;
+};
+
+// Engines by preference, as QEngine's values (X86, 4, is libtorch 2.0's): fbgemm's
+// kernels, which x86 runs, before onednn's. QNNPACK is for ARM: on x86 its dynamic
+// linear ran 2x slower than float32.
+const char *bn_qengine() {
+  try {
+    auto &ctx = at::globalContext();
+    const std::pair<int, const char *> engines[] = {{4, "x86"}, {1, "fbgemm"}, {3, "onednn"}};
+    for (auto [want, name] : engines) {
+      for (auto e : ctx.supportedQEngines()) {
+        if (static_cast<int>(e) == want) {
+          if (ctx.qEngine() != e) ctx.setQEngine(e);
+          return name;
+        }
+      }
+    }
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+  return "";
+}
+
+bn_qlinear *bn_qlinear_new(tensor weight, tensor bias) {
+  try {
+    const at::Tensor &w = *weight;
+    // torch's per-channel symmetric observer for qint8: scale max|w| / 127.5, at least
+    // float32's epsilon, zero point 0.
+    auto scale = (w.abs().amax(1) / 127.5).clamp_min(1.1920928955078125e-07).to(at::kDouble);
+    auto zero = at::zeros({w.size(0)}, at::kLong);
+    auto qw = at::quantize_per_channel(w, scale, zero, 0, at::kQInt8);
+    auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+    torch::jit::Stack s{qw, c10::optional<at::Tensor>(*bias)};
+    op.callBoxed(&s);
+    auto e = at::globalContext().qEngine();
+    // fbgemm's int8 kernels sum pairs of products in int16 on CPUs without VNNI:
+    // activations in 7 bits keep them from saturating, as torch's observers do there.
+    bool reduce = static_cast<int>(e) == 4 || e == at::QEngine::FBGEMM;
+    return new bn_qlinear{s[0], reduce};
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+  return nullptr;
+}
+
+void bn_qlinear_forward(bn_qlinear *q, tensor x, tensor *out) {
+  try {
+    static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_dynamic", "");
+    torch::jit::Stack s{*x, q->packed, q->reduce_range};
+    op.callBoxed(&s);
+    out[0] = new torch::Tensor(s[0].toTensor());
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+}
+
+void bn_qlinear_free(bn_qlinear *q) { delete q; }

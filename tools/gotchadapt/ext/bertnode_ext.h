@@ -49,6 +49,22 @@ void bn_grad_watch_disarm(bn_grad_watch *w);
 // How many times each parameter's hook ran since bn_grad_watch_arm, into out[0..n).
 void bn_grad_watch_counts(bn_grad_watch *w, int *out);
 void bn_grad_watch_free(bn_grad_watch *w);
+
+// Dynamic int8 quantization of a linear layer, as torch.ao.quantization.quantize_dynamic
+// with per-channel weights: the weight is quantized once, symmetric per output row; each
+// input is quantized per tensor as it comes, the product accumulated in int32 and
+// returned in float32.
+typedef struct bn_qlinear bn_qlinear;
+// Makes the first quantized engine of x86, fbgemm and onednn this libtorch has the
+// current one and returns its name; "" when it has none of them.
+const char *bn_qengine();
+// weight [out, in] and bias [out] (float32, CPU), packed for bn_qlinear_forward in the
+// current engine. NULL with torch_last_err set on error.
+bn_qlinear *bn_qlinear_new(tensor weight, tensor bias);
+// x [..., in] times the weight, plus the bias: [..., out] into *out. Safe to call from
+// several threads at once.
+void bn_qlinear_forward(bn_qlinear *q, tensor x, tensor *out);
+void bn_qlinear_free(bn_qlinear *q);
 #ifdef __cplusplus
 }
 #endif
