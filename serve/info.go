@@ -16,6 +16,7 @@ type modelInfo struct {
 	Truncate   bool           `json:"truncate"`
 	AllowEmpty bool           `json:"allow_empty"`
 	Device     string         `json:"device"`
+	Quantize   string         `json:"quantize,omitempty"` // int8: the encoder's dense layers
 	Config     *hf.BertConfig `json:"config"`
 	Batching   batchingInfo   `json:"batching"`
 	Limits     limitsInfo     `json:"limits"`
@@ -38,7 +39,7 @@ func (s *Server) modelInfo(http.ResponseWriter, *http.Request) (any, error) {
 	sp, o := s.t.Spec, s.opts
 	return modelInfo{
 		Model: sp.Model, Task: sp.Task, Labels: s.t.Labels.Names(), MaxLength: sp.MaxLength, DocStride: sp.DocStride,
-		Truncate: o.Limits.Truncate, AllowEmpty: o.AllowEmpty, Device: sp.Device, Config: s.t.Model.Config,
+		Truncate: o.Limits.Truncate, AllowEmpty: o.AllowEmpty, Device: sp.Device, Quantize: sp.Quantize, Config: s.t.Model.Config,
 		Batching: batchingInfo{MaxBatch: o.Batch.MaxBatch, MaxTokens: o.Batch.MaxTokens,
 			MaxWaitMS: float64(o.Batch.MaxWait) / 1e6, MaxQueue: o.Batch.MaxQueue},
 		Limits: limitsInfo{MaxBodyBytes: o.Limits.MaxBodyBytes, MaxTexts: o.Limits.MaxTexts, TimeoutS: o.Timeout.Seconds()},

@@ -44,6 +44,13 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err := spec.Data.Validate(); err != nil {
 		return nil, fmt.Errorf("job spec: data: %w", err)
 	}
+	switch spec.Quantize {
+	case "none":
+		spec.Quantize = ""
+	case "", "int8":
+	default:
+		return nil, fmt.Errorf("job spec: quantize: %q: want int8 or none", spec.Quantize)
+	}
 	tk, err := newTask(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -74,6 +81,11 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	}
 	if len(rep.Initialized) > 0 {
 		return nil, fmt.Errorf("%s: not a fine-tuned checkpoint: it lacks %v", dir, rep.Initialized)
+	}
+	if spec.Quantize == "int8" {
+		if err := m.Quantize(); err != nil {
+			return nil, fmt.Errorf("quantize: %w", err)
+		}
 	}
 	t := &Trainer{Spec: spec, Model: m, Tok: tok, Labels: labels, Out: out, task: tk}
 	if err := t.attachTokenizer(); err != nil {

@@ -63,6 +63,7 @@ type Spec struct {
 	Device    string `yaml:"device"`          // cpu | cuda | cuda:N | auto
 	Autocast  string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
 	TF32      bool   `yaml:"tf32"`            // TensorFloat-32 matmuls on GPUs that have it (default on)
+	Quantize  string `yaml:"quantize"`        // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
 	EvalEvery int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
 	Patience  int    `yaml:"patience"`        // early stopping: evaluations without improvement
 	// Metric is what early stopping and the best checkpoint watch; default f1_macro
@@ -130,6 +131,9 @@ func (s *Spec) Validate() error {
 	}
 	if _, err := model.ParseTask(s.Task); err != nil {
 		return bad("task", "%v", err)
+	}
+	if s.Quantize != "" && s.Quantize != "none" {
+		return bad("quantize", "%q is for eval, predict and serve: training runs in full precision", s.Quantize)
 	}
 	if _, err := newTask(*s); err != nil {
 		return bad("task", "%v", err)

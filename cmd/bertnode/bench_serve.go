@@ -109,6 +109,6 @@ alone), the rest, and the bare server's.`,
 	f.IntVar(&o.Batch.Instances, "instances", 0, "batches run at once, each on its own thread and --threads cores (0: one per --threads cores on a CPU, one on a GPU); the raw forward runs as many")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the batched server at the highest concurrency")
 	f.BoolVar(&clientsApart, "clients-apart", true, "run the clients in another process (bench load), so that req/CPU-s counts the server's CPU alone")
-	addSpecFlags(f, &s, "max-length", "threads", "device", "mixed-precision")
+	addSpecFlags(f, &s, "max-length", "threads", "device", "mixed-precision", "quantize")
 	return c
 }

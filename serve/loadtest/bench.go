@@ -66,8 +66,12 @@ func Bench(ctx context.Context, o BenchOptions, out io.Writer) error {
 		tokens += enc.Len()
 	}
 	sp := o.Trainer.Spec
+	device := sp.Device
+	if sp.Quantize != "" {
+		device += ", encoder in " + sp.Quantize
+	}
 	fmt.Fprintf(out, "serve bench: %s (%s, %s), %d texts of %.1f tokens on average (max length %d), one per request, %d model instances of %d libtorch threads on %s; batching on: max batch %d, max batch tokens %d, max wait %v, min fill %v\n",
-		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, max(o.Batch.Instances, 1), sp.Threads, sp.Device,
+		sp.Model, sp.Task, o.Trainer.Model.Params, len(o.Texts), float64(tokens)/float64(len(o.Texts)), sp.MaxLength, max(o.Batch.Instances, 1), sp.Threads, device,
 		o.Batch.MaxBatch, o.Batch.MaxTokens, o.Batch.MaxWait, o.Batch.MinFill)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\tbatching\treq/s\tp50 ms\tp99 ms\tmean batch\tfill\tmodel busy\treq/CPU-s\tclients' cores\terrors\t")
