@@ -13,3 +13,5 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 # with every core.
 ./bin/bertnode bench serve --model tiny --instances 1 --threads "$(nproc)" --concurrency 1,64 --warmup 3s --duration 5s --rounds 3
 ./bin/bertnode bench serve --model base --concurrency 1,4,16,64 --warmup 20s --duration 60s
+# base with its encoder in int8 (--quantize int8), beside the float32 run above.
+./bin/bertnode bench serve --model base --quantize int8 --concurrency 1,16,64 --warmup 20s --duration 60s

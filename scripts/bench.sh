@@ -23,6 +23,9 @@ echo
 echo "== model: inference on served batches' shapes, packed (unpad.go) against padded"
 go test -run '^$' -bench 'InferUnpadded' -benchtime 6x -timeout 30m ./model/
 echo
+echo "== model: int8 inference (--quantize int8) against float32, beside PyTorch's quantize_dynamic"
+./scripts/bench-int8.sh
+echo
 echo "== serve: HTTP serving with dynamic batching, off and on, next to the raw forward"
 ./scripts/bench-serve.sh
 echo
