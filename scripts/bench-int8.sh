@@ -10,18 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 . scripts/blas-env.sh
+. scripts/torch-side.sh
 TORCH_BENCH=${TORCH_BENCH:-../shared/bench/bert_step_torch.py}
 ROUNDS=${ROUNDS:-2}
-PY=/usr/bin/python3
 
 torch=yes
-if [ ! -f "$TORCH_BENCH" ]; then
-	echo "PyTorch side: $TORCH_BENCH not found; bertnode's side only"
-	torch=no
-elif ! "$PY" -c 'import torch' 2>/dev/null; then
-	echo "PyTorch side: torch is not installed (apt-get install -y python3-torch); bertnode's side only"
-	torch=no
-fi
+torch_side "$TORCH_BENCH" || torch=no
 
 mkdir -p build/bench
 go test -c -o build/bench/model.test ./model/

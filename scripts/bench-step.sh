@@ -17,9 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 . scripts/blas-env.sh
+. scripts/torch-side.sh
 PRESETS=${PRESETS:-tiny mini base}
 TORCH_BENCH=${TORCH_BENCH:-../shared/bench/bert_step_torch.py}
-PY=/usr/bin/python3
 
 steps() { # timed steps per run: base takes seconds a step
 	case $1 in base) echo 3 ;; *) echo 10 ;; esac
@@ -30,13 +30,7 @@ rounds() {
 }
 
 torch=yes
-if [ ! -f "$TORCH_BENCH" ]; then
-	echo "PyTorch side: $TORCH_BENCH not found; bertnode's side only"
-	torch=no
-elif ! "$PY" -c 'import torch' 2>/dev/null; then
-	echo "PyTorch side: torch is not installed (apt-get install -y python3-torch); bertnode's side only"
-	torch=no
-fi
+torch_side "$TORCH_BENCH" || torch=no
 
 mkdir -p build/bench
 go test -c -o build/bench/model.test ./model/

@@ -31,14 +31,7 @@ func TestEvalReproducesTrainingEvaluation(t *testing.T) {
 		}
 	}
 
-	var mf evalFile
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &mf); err != nil {
-		t.Fatal(err)
-	}
+	mf := readEvalFile(t, out)
 	if mf.Examples != 400 || mf.Task != "classify" || mf.Loss != m.want.Loss {
 		t.Errorf("metrics.json: %d examples, task %s, loss %v; want 400, classify, %v", mf.Examples, mf.Task, mf.Loss, m.want.Loss)
 	}
@@ -95,6 +88,20 @@ func TestEvalReproducesTrainingEvaluation(t *testing.T) {
 		}
 		prev = mk.Confidence
 	}
+}
+
+// readEvalFile reads the metrics.json eval --output wrote into dir.
+func readEvalFile(t *testing.T, dir string) evalFile {
+	t.Helper()
+	var mf evalFile
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &mf); err != nil {
+		t.Fatal(err)
+	}
+	return mf
 }
 
 func TestEvalErrorsNameThePlace(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -21,14 +20,7 @@ func TestQuantizeInt8Commands(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "eval")
 	mustRun(t, "eval", "--model", m.dir, "--data", m.evalFile, "--format", "labeltext",
 		"--max-length", "64", "--batch-size", "32", "--threads", "2", "--quantize", "int8", "--output", out)
-	var mf evalFile
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &mf); err != nil {
-		t.Fatal(err)
-	}
+	mf := readEvalFile(t, out)
 	// The loss moved (the int8 layers ran) by little; the scores by at most a point.
 	if mf.Loss == m.want.Loss || math.Abs(mf.Loss-m.want.Loss) > 0.05*m.want.Loss {
 		t.Errorf("int8 eval loss %v, float32 %v: want a difference under 5%%, not none", mf.Loss, m.want.Loss)
