@@ -174,8 +174,9 @@ struct bn_qlinear {
 // multiple of 16 rows, one of them holding the ends of the whole input's range rounded
 // out to powers of two, which the op's min and max then are (each activation keeps at
 // least half of int8's resolution). The padding's output rows are dropped. Chunks of 256
-// ran within 5% of one call on 1,024 rows, 128 within 10%. libtorch 2's oneDNN 3 takes
-// the range at run time.
+// ran within 5% of one call on 1,024 rows, 128 within 10%. libtorch 2.6's oneDNN 3
+// showed no such cost: there the op gets its input as it is.
+//
 // The primitives are per layer too (its weights' scales are theirs): 16 row counts and a
 // few ranges for each of base's 72 layers overflowed the cache's 1,024 (3,250 seen in a
 // served minute), and batches of 4 texts ran no faster than texts one by one. So each
