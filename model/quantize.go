@@ -19,9 +19,9 @@ import (
 // attention and the head stay float32: the head is a sliver of the work and its logits
 // are the answer.
 
-// QuantEngine is the quantized engine Quantize uses (x86, fbgemm or onednn), made
+// quantEngine is the quantized engine Quantize uses (x86, fbgemm or onednn), made
 // current; an error when this libtorch has none.
-func QuantEngine() (string, error) {
+func quantEngine() (string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	e := lib.BnQEngine()
@@ -44,7 +44,7 @@ func (m *Model) Quantize() error {
 	if m.quantized {
 		return nil
 	}
-	if _, err := QuantEngine(); err != nil {
+	if _, err := quantEngine(); err != nil {
 		return err
 	}
 	runtime.LockOSThread()
@@ -64,9 +64,6 @@ func (m *Model) Quantize() error {
 	m.quantized = true
 	return nil
 }
-
-// Quantized says whether Quantize has run.
-func (m *Model) Quantized() bool { return m.quantized }
 
 // int8Linear is a dense layer's weight and bias packed by libtorch's quantized engine.
 type int8Linear struct{ h unsafe.Pointer }

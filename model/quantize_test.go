@@ -40,7 +40,7 @@ func attentionLogits(t *testing.T, m *Model, b *Batch) []float32 {
 
 func TestQuantizeInt8(t *testing.T) {
 	lockThread(t)
-	if _, err := QuantEngine(); err != nil {
+	if _, err := quantEngine(); err != nil {
 		t.Fatal(err) // Debian's libtorch 1.13 and 2.6 have onednn: its absence is a regression
 	}
 	for _, mt := range modelTypes {
