@@ -14,10 +14,10 @@ import (
 // layer's six dense layers keep their weights as int8, one scale per output row, and
 // quantize their input per tensor as it comes, so no calibration data is needed. These
 // layers are nearly all of a short text's forward, and libtorch's int8 GEMMs (onednn's
-// here) ran a 768 x 3072 layer 3.6-3.8x as fast as OpenBLAS's float32 on one core; base
-// served 2.25-3.25x the requests (README: int8 on the CPU). The embeddings, LayerNorms,
-// attention and the head stay float32: the head is a sliver of the work and its logits
-// are the answer.
+// here) ran a 768 x 3072 layer (one input, repeated) 3.6-3.8x as fast as OpenBLAS's
+// float32 on one core; base served 2.25-3.25x the requests (README: int8 on the CPU).
+// The embeddings, LayerNorms, attention and the head stay float32: the head is a sliver
+// of the work and its logits are the answer.
 
 // quantEngine is the quantized engine Quantize uses (x86, fbgemm or onednn), made
 // current; an error when this libtorch has none.
