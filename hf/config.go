@@ -50,9 +50,26 @@ type BertConfig struct {
 	ModelType          string   `json:"model_type"`
 	// ProblemType is "", "single_label_classification",
 	// "multi_label_classification" or "regression".
-	ProblemType string         `json:"problem_type,omitempty"`
-	ID2Label    map[int]string `json:"id2label"`
-	Label2ID    map[string]int `json:"label2id"`
+	ProblemType string `json:"problem_type,omitempty"`
+
+	// ModernBERT's own fields (hf/modernbert.go): biases of its norms and dense layers
+	// (none by default), the embeddings' dropout, the sequence head's pooling ("cls" or
+	// "mean") and activation, the local attention's window, which layers attend
+	// globally, and the rotary bases of global and local layers.
+	NormBias             bool    `json:"norm_bias"`
+	AttentionBias        bool    `json:"attention_bias"`
+	MLPBias              bool    `json:"mlp_bias"`
+	ClassifierBias       bool    `json:"classifier_bias"`
+	EmbeddingDropout     float64 `json:"embedding_dropout"`
+	ClassifierPooling    string  `json:"classifier_pooling"`
+	ClassifierActivation string  `json:"classifier_activation"`
+	LocalAttention       int     `json:"local_attention"`
+	GlobalAttnEvery      int     `json:"global_attn_every_n_layers"`
+	GlobalRopeTheta      float64 `json:"global_rope_theta"`
+	LocalRopeTheta       float64 `json:"local_rope_theta"`
+
+	ID2Label map[int]string `json:"id2label"`
+	Label2ID map[string]int `json:"label2id"`
 
 	extra map[string]json.RawMessage
 }
@@ -197,7 +214,7 @@ func (c *BertConfig) Validate() error {
 		return fieldErr("initializer_range", "must be positive, got %v", c.InitializerRange)
 	}
 	if !(c.LayerNormEps > 0) {
-		return fieldErr("layer_norm_eps", "must be positive, got %v", c.LayerNormEps)
+		return fieldErr(name("layer_norm_eps"), "must be positive, got %v", c.LayerNormEps)
 	}
 	if c.PadTokenID < 0 || c.PadTokenID >= c.VocabSize {
 		return fieldErr("pad_token_id", "%d is outside the vocabulary of %d", c.PadTokenID, c.VocabSize)
@@ -325,6 +342,11 @@ func ParseConfig(data []byte) (*BertConfig, error) {
 	}
 	if numLabels != nil && *numLabels != len(c.ID2Label) {
 		return nil, fieldErr("num_labels", "is %d but id2label has %d labels", *numLabels, len(c.ID2Label))
+	}
+	if p := c.family().parsed; p != nil {
+		if err := p(c); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

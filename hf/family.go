@@ -16,6 +16,8 @@ type family struct {
 	noBERT    []string          // BERT fields this family's config.json does not have
 	defaults  func(c *BertConfig)
 	check     func(c *BertConfig) error
+	// parsed, if set, completes a config ParseConfig decoded, before it is validated.
+	parsed func(c *BertConfig) error
 	// offsetPositions: position ids start after the padding id (RoBERTa's fairseq heritage).
 	offsetPositions bool
 	// kin names the family whose architecture this one has under another model_type;
@@ -75,6 +77,7 @@ var families = map[string]*family{
 			return needTypes(c)
 		},
 	},
+	"modernbert": modernbert,
 	"distilbert": {
 		modelType: "distilbert", arch: "DistilBert",
 		renames: map[string]string{

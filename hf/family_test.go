@@ -10,6 +10,51 @@ import (
 
 // The config.json files of the families' reference checkpoints as published on the hub.
 var hubConfigs = map[string]string{
+	// The layout of answerdotai/ModernBERT-base's config.json: the old spelling of the
+	// rotary bases, both norm_eps and the sentence-transformers layer_norm_eps.
+	"modernbert-base": `{
+  "architectures": [
+    "ModernBertForMaskedLM"
+  ],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 50281,
+  "classifier_activation": "gelu",
+  "classifier_bias": false,
+  "classifier_dropout": 0.0,
+  "classifier_pooling": "mean",
+  "cls_token_id": 50281,
+  "decoder_bias": true,
+  "deterministic_flash_attn": false,
+  "embedding_dropout": 0.0,
+  "eos_token_id": 50282,
+  "global_attn_every_n_layers": 3,
+  "global_rope_theta": 160000.0,
+  "gradient_checkpointing": false,
+  "hidden_activation": "gelu",
+  "hidden_size": 768,
+  "initializer_cutoff_factor": 2.0,
+  "initializer_range": 0.02,
+  "intermediate_size": 1152,
+  "layer_norm_eps": 1e-05,
+  "local_attention": 128,
+  "local_rope_theta": 10000.0,
+  "max_position_embeddings": 8192,
+  "mlp_bias": false,
+  "mlp_dropout": 0.0,
+  "model_type": "modernbert",
+  "norm_bias": false,
+  "norm_eps": 1e-05,
+  "num_attention_heads": 12,
+  "num_hidden_layers": 22,
+  "pad_token_id": 50283,
+  "position_embedding_type": "absolute",
+  "sep_token_id": 50282,
+  "tie_word_embeddings": true,
+  "torch_dtype": "float32",
+  "transformers_version": "4.47.0.dev0",
+  "vocab_size": 50368
+}`,
 	"distilbert-base-uncased": `{
   "activation": "gelu",
   "architectures": [
@@ -158,6 +203,11 @@ func TestParseFamilyConfigs(t *testing.T) {
 			return BertConfig{ModelType: "albert", VocabSize: 30000, EmbeddingSize: 128, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
 				IntermediateSize: 3072, HiddenAct: "gelu_new", MaxPositionEmbeddings: 512, TypeVocabSize: 2, LayerNormEps: 1e-12,
 				NumHiddenGroups: 1, InnerGroupNum: 1, ClassifierDropout: f(0.1)}
+		},
+		"modernbert-base": func(c *BertConfig) BertConfig {
+			return BertConfig{ModelType: "modernbert", VocabSize: 50368, HiddenSize: 768, NumHiddenLayers: 22, NumAttentionHeads: 12,
+				IntermediateSize: 1152, HiddenAct: "gelu", MaxPositionEmbeddings: 8192, LayerNormEps: 1e-5, PadTokenID: 50283,
+				ClassifierDropout: f(0)}
 		},
 		"electra-small-discriminator": func(c *BertConfig) BertConfig {
 			return BertConfig{ModelType: "electra", VocabSize: 30522, EmbeddingSize: 128, HiddenSize: 256, NumHiddenLayers: 12, NumAttentionHeads: 4,

@@ -43,7 +43,8 @@ func PresetNames() []string {
 // otherwise their transformers defaults. Every preset has the bert-base-uncased vocabulary
 // (30522, [PAD] = 0), which a preset model is given as its tokenizer; ALBERT and
 // ELECTRA factorize their embeddings to min(128, hidden/2); RoBERTa has one token type,
-// layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base.
+// layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base;
+// ModernBERT takes 512 tokens too, as every other preset.
 func Preset(name string) (*BertConfig, error) {
 	modelType, size := "bert", name
 	if t, s, ok := strings.Cut(name, "-"); ok && t != "bert" && slices.Contains(familySizes, s) {
@@ -59,6 +60,8 @@ func Preset(name string) (*BertConfig, error) {
 	switch modelType {
 	case "albert", "electra":
 		c.EmbeddingSize = min(128, c.HiddenSize/2)
+	case "modernbert": // rotary positions: the length is a limit, not a table
+		c.MaxPositionEmbeddings = 512
 	case "roberta": // as roberta-base
 		c.TypeVocabSize, c.LayerNormEps = 1, 1e-5
 		c.MaxPositionEmbeddings = 512 + c.PositionOffset()
