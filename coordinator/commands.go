@@ -22,6 +22,7 @@ const (
 	CmdMemberRemove   = "member_remove"   // MemberRemove
 	CmdNodeRegister   = "node_register"   // api.RegisterNode
 	CmdNodeDrain      = "node_drain"      // NodeDrain
+	CmdNodeRemove     = "node_remove"     // NodeRemove
 	CmdHealth         = "health"          // HealthUpdates
 	CmdJobSubmit      = "job_submit"      // JobSubmit
 	CmdDatasetPlanned = "dataset_planned" // DatasetPlanned
@@ -50,6 +51,15 @@ type MemberRemove struct {
 type NodeDrain struct {
 	Node  string `json:"node"`
 	Drain bool   `json:"drain"`
+}
+
+// NodeRemove takes a node that is neither alive nor busy out of the state: `bertnode
+// nodes remove`, or the leader's node GC, which sets Before (its time less
+// Timing.NodeGC): then the node must also have been dead or left since before it, so
+// that one that came back and went again since the leader looked stays.
+type NodeRemove struct {
+	Node   string    `json:"node"`
+	Before time.Time `json:"before,omitzero"`
 }
 
 // HealthUpdates carries what the leader reconciled from gossip.

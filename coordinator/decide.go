@@ -114,7 +114,11 @@ func decide(st *State, now time.Time) []decision {
 		var dead []string
 		for _, m := range members(j.Gen) {
 			if gone(m) {
-				dead = append(dead, m+" "+string(st.Nodes[m].Health))
+				why := "removed" // not seen: nodeRemove and check keep a running job's members; decide stays total
+				if n := st.Nodes[m]; n != nil {
+					why = string(n.Health)
+				}
+				dead = append(dead, m+" "+why)
 			}
 		}
 		if len(dead) > 0 {

@@ -111,7 +111,8 @@ func (snapshot) Release() {}
 
 // check refuses a decoded snapshot whose state apply and the leader would trip on,
 // which no Snapshot writes: a null entry, an entry under another ID, a running job
-// without a generation, a generation member that is no node. A null map is empty.
+// without a generation, or whose generation has a member that is no node (nodeRemove
+// refuses those; a finished job's may). A null map is empty.
 func (s *State) check() error {
 	for _, m := range []*map[string]time.Time{&s.Deleted, &s.DeletedAt} {
 		if *m == nil {
@@ -145,8 +146,8 @@ func (s *State) check() error {
 		if j.State == api.Running && j.Gen == nil {
 			return fmt.Errorf("jobs[%q] is running without a generation", id)
 		}
-		if j.Gen == nil {
-			continue
+		if j.State != api.Running {
+			continue // a finished job's generation may name nodes removed since
 		}
 		for _, m := range j.Gen.Members {
 			if s.Nodes[m.Node] == nil {

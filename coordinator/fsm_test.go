@@ -84,8 +84,8 @@ func (g *gen) next(s *State) []byte {
 	var body any
 	// Weights: the commands that move a running job along come often, the ones that
 	// end or start jobs rarely, so that sequences reach deep states.
-	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2, 1, 1}
-	k, w := 0, g.r.IntN(50)
+	weights := []int{1, 1, 3, 2, 1, 4, 1, 4, 2, 1, 8, 6, 8, 2, 1, 1, 2, 1, 1, 2}
+	k, w := 0, g.r.IntN(52)
 	for w >= weights[k] {
 		w -= weights[k]
 		k++
@@ -174,6 +174,13 @@ func (g *gen) next(s *State) []byte {
 		t, body = CmdBlobsCollect, BlobsCollect{Before: g.now.Add(-time.Duration(g.r.IntN(20)) * time.Second)}
 	case 18:
 		t, body = CmdNodeDrain, NodeDrain{Node: node, Drain: g.r.IntN(3) > 0}
+	case 19:
+		// Any node, often not a member: most members are alive or on their job.
+		b := NodeRemove{Node: g.pick(g.nodes)}
+		if g.r.IntN(3) == 0 {
+			b.Before = g.now.Add(-time.Duration(g.r.IntN(20)) * time.Second) // the leader's GC
+		}
+		t, body = CmdNodeRemove, b
 	}
 	b, err := NewCommand(t, g.now, body)
 	if err != nil {
@@ -218,6 +225,11 @@ func checkInvariants(t *testing.T, s *State, step int) {
 		}
 		if j.Gen == nil {
 			t.Fatalf("step %d: running job %s without a generation", step, j.ID)
+		}
+		for _, m := range append(members(j.Gen), j.Waiting...) {
+			if s.Nodes[m] == nil {
+				t.Fatalf("step %d: running job %s names %s, which is no node", step, j.ID, m)
+			}
 		}
 		if j.Waiting == nil {
 			for _, m := range j.Gen.Members {
@@ -303,7 +315,20 @@ func TestFSMCoverage(t *testing.T) {
 		for i := range 400 {
 			var c []byte
 			f.Read(func(s *State) { c = g.next(s) })
-			f.Apply(&raft.Log{Index: uint64(i + 1), Data: c})
+			r := f.Apply(&raft.Log{Index: uint64(i + 1), Data: c}).(ApplyResult)
+			var cmd Command
+			if json.Unmarshal(c, &cmd) == nil && cmd.Type == CmdNodeRemove && r.Err == nil {
+				var b NodeRemove
+				json.Unmarshal(cmd.Body, &b)
+				seen["node removed"]++
+				f.Read(func(s *State) {
+					for _, j := range s.Jobs {
+						if j.Gen.Rank(b.Node) >= 0 {
+							seen["node removed of a finished job"]++ // running ones refuse it
+						}
+					}
+				})
+			}
 		}
 		f.Read(func(s *State) {
 			for _, evs := range s.Events {
@@ -313,8 +338,9 @@ func TestFSMCoverage(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("events: %v", seen)
-	for _, k := range []string{"submitted", "planned", "generation", "reconfig", "failure", "confirm", "waiting", "checkpoint", "eval", "succeeded", "failed", "cancelled"} {
+	t.Logf("events and removals: %v", seen)
+	for _, k := range []string{"submitted", "planned", "generation", "reconfig", "failure", "confirm", "waiting", "checkpoint", "eval", "succeeded", "failed", "cancelled",
+		"node removed", "node removed of a finished job"} {
 		if seen[k] == 0 {
 			t.Errorf("no %q event in any sequence: %v", k, seen)
 		}

@@ -129,12 +129,12 @@ func failedByChecksums(s *State, c *Command) bool {
 	return j != nil && j.State == api.Failed && strings.Contains(j.Reason, "the replicas differ")
 }
 
-// FuzzApply applies the fuzzed commands, and after each the leader's decisions on the
-// state, to an FSM holding baseLog's state. After every command: it did not panic; a
-// rejected one changed nothing but the index; an FSM restored from the snapshot taken
-// just before answers the command the same and ends in the same state; the state keeps
-// checkInvariants; and the leader's decisions are accepted. At the end an FSM fed the
-// whole log from scratch holds the same state.
+// FuzzApply applies the fuzzed commands, and after each the leader's decisions and node
+// GC on the state, to an FSM holding baseLog's state. After every command: it did not
+// panic; a rejected one changed nothing but the index; an FSM restored from the
+// snapshot taken just before answers the command the same and ends in the same state;
+// the state keeps checkInvariants; and the leader's decisions and removals are
+// accepted. At the end an FSM fed the whole log from scratch holds the same state.
 func FuzzApply(f *testing.F) {
 	for seed := range uint64(4) {
 		f.Add(genLines(seed, 20))
@@ -147,6 +147,10 @@ func FuzzApply(f *testing.F) {
 		"job_submit {\"job\":{\"cluster\":{\"nodes\":1,\"min_nodes\":1},\"eval\":{\"path\":\"e\"}}}\n" +
 		"cancel {\"job\":\"job-1\"}\njob_delete {\"job\":\"job-1\"}\nblobs_collect {\"before\":\"2026-01-01T00:00:30Z\"}\n" +
 		"deleted_trim {\"before\":\"2026-01-01T00:00:30Z\"}\nmember_remove {\"id\":\"c1\"}\n"))
+	f.Add([]byte("health {\"updates\":[{\"id\":\"n3\",\"health\":\"dead\"},{\"id\":\"n1\",\"health\":\"left\"}]}\n" +
+		"node_remove {\"node\":\"n1\"}\nnode_remove {\"node\":\"n3\",\"before\":\"2026-01-01T00:00:20Z\"}\nnode_remove {\"node\":\"n3\"}\n" +
+		"done {\"job\":\"job-1\",\"report\":{\"node\":\"n1\",\"gen\":1}}\nnode_remove {\"node\":\"n1\"}\n" +
+		"node_register {\"id\":\"n1\",\"ring_addr\":\"n1:9\"}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := baseLog()
 		a := NewFSM()
@@ -181,6 +185,20 @@ func FuzzApply(f *testing.F) {
 					}
 				}
 			}
+			// The leader's node GC, with a threshold of fuzzGC of the log's time: each
+			// removal it proposes is accepted.
+			now := fuzzStart.Add(time.Duration(len(run.log)) * time.Second)
+			var reap []string
+			a.Read(func(s *State) { reap = s.reapable(now.Add(-fuzzGC)) })
+			for _, id := range reap {
+				b, err := NewCommand(CmdNodeRemove, now, NodeRemove{Node: id, Before: now.Add(-fuzzGC)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := run.apply(b); r.Err != nil {
+					t.Fatalf("command %d: the node GC's removal %s is rejected: %v", len(run.log), b, r.Err)
+				}
+			}
 		}
 		replay := NewFSM()
 		for i, c := range run.log {
@@ -193,6 +211,10 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// fuzzGC is the node GC threshold FuzzApply's leader uses, in the log's time (a second
+// a command).
+const fuzzGC = 20 * time.Second
 
 // checkDecision fails when the leader decides to put a drained node in a generation it
 // was not already in.
@@ -285,6 +307,7 @@ func FuzzRestore(f *testing.F) {
 			decide(s, now)
 			s.collectable(now)
 			s.trimmable(now)
+			s.reapable(now)
 			nodeList(s)
 			jobList(s)
 			for _, n := range ids.nodes {
@@ -324,6 +347,7 @@ func FuzzRestore(f *testing.F) {
 				}
 				add(CmdResult, JobResult{Job: j, Report: api.ResultReport{Node: n, Kind: "checkpoint", Blob: sha(9)}})
 				add(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: n, Health: api.Dead}}})
+				add(CmdNodeRemove, NodeRemove{Node: n})
 				add(CmdDone, JobDone{Job: j, Report: api.DoneReport{Node: n}})
 			}
 			for _, which := range []string{"train", "eval"} {
@@ -370,7 +394,7 @@ func TestRestoreRefusesBrokenStates(t *testing.T) {
 		{`{"nodes":{"n1":{"id":"n2"}}}`, `nodes["n1"] has ID "n2"`},
 		{`{"blobs":{"x":null}}`, `blobs["x"] is null`},
 		{`{"jobs":{"job-1":{"id":"job-1","state":"running"}}}`, `jobs["job-1"] is running without a generation`},
-		{`{"jobs":{"job-1":{"id":"job-1","state":"failed","generation":{"gen":1,"members":[{"node":"n9"}]}}}}`, `member "n9", which is no node`},
+		{`{"jobs":{"job-1":{"id":"job-1","state":"running","generation":{"gen":1,"members":[{"node":"n9"}]}}}}`, `member "n9", which is no node`},
 	} {
 		err := NewFSM().Restore(readCloser{bytes.NewBufferString(c.snap)})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

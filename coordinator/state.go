@@ -234,6 +234,7 @@ var appliers = map[string]applier{
 	CmdMemberRemove:   on((*State).memberRemove),
 	CmdNodeRegister:   on((*State).nodeRegister),
 	CmdNodeDrain:      on((*State).nodeDrain),
+	CmdNodeRemove:     on((*State).nodeRemove),
 	CmdHealth:         on((*State).health),
 	CmdJobSubmit:      onValue((*State).jobSubmit),
 	CmdDatasetPlanned: on((*State).datasetPlanned),
@@ -344,6 +345,63 @@ func (s *State) nodeDrain(t time.Time, b NodeDrain) error {
 		}
 	}
 	return nil
+}
+
+// nodeRemove takes a node out of the state (docs/cluster.md, "Node GC"). It refuses a
+// node gossip calls alive or suspect (its agent would register it again), one on a
+// job, and one a running job still names in its generation or keeps for its next: the
+// job's ring and the leader's decisions read those. A finished job keeps naming the
+// nodes of its generations. The node, should it come back, registers as a new one.
+func (s *State) nodeRemove(t time.Time, b NodeRemove) error {
+	n := s.Nodes[b.Node]
+	if n == nil {
+		return errorf(http.StatusNotFound, "no node %q", b.Node)
+	}
+	if b.Before.After(t) {
+		return errorf(http.StatusBadRequest, "before: %s is after the command's time %s", b.Before, t)
+	}
+	if err := s.unremovable(n); err != nil {
+		return err
+	}
+	if !b.Before.IsZero() && !n.HealthSince.Before(b.Before) {
+		return errorf(http.StatusConflict, "node %s is %s only since %s", n.ID, n.Health, n.HealthSince.UTC().Format(time.RFC3339))
+	}
+	delete(s.Nodes, n.ID)
+	s.touch(topicNode(n.ID), topicNodes, topicAssign(n.ID))
+	return nil
+}
+
+// unremovable says why node n cannot be removed; nil when it can.
+func (s *State) unremovable(n *api.Node) error {
+	switch {
+	case n.Health == api.Alive || n.Health == api.Suspect:
+		return errorf(http.StatusConflict, "node %s is %s in gossip: its agent would register it again (stop its bertnode join first)", n.ID, n.Health)
+	case n.Job != "":
+		return errorf(http.StatusConflict, "node %s is on job %s: cancel the job, or drain the node until it leaves", n.ID, n.Job)
+	}
+	for _, j := range sortedJobs(s) {
+		switch {
+		case j.Gen == nil:
+		case slices.Contains(j.Waiting, n.ID):
+			return errorf(http.StatusConflict, "node %s is kept for the next generation of job %s", n.ID, j.ID)
+		case j.Gen.Rank(n.ID) >= 0:
+			return errorf(http.StatusConflict, "node %s is in generation %d of job %s, which is %s", n.ID, j.Gen.Gen, j.ID, j.State)
+		}
+	}
+	return nil
+}
+
+// reapable are the nodes, sorted, dead or left since before before that nodeRemove
+// would take: what the leader's node GC removes.
+func (s *State) reapable(before time.Time) []string {
+	var out []string
+	for _, id := range sortedKeys(s.Nodes) {
+		n := s.Nodes[id]
+		if (n.Health == api.Dead || n.Health == api.Left) && n.HealthSince.Before(before) && s.unremovable(n) == nil {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (s *State) health(t time.Time, b HealthUpdates) error {
