@@ -15,7 +15,8 @@ import (
 
 // familyConfig is a small encoder of the family with weights scaled as smallConfig's:
 // 2 layers (ALBERT: 3 applications of one shared layer), width 32, 4 heads; ALBERT and
-// ELECTRA factorize their embeddings to 16; RoBERTa has padding id 1 and one token type.
+// ELECTRA factorize their embeddings to 16; RoBERTa has padding id 1 and one token type;
+// ModernBERT's second layer attends 4 positions either side.
 func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfig {
 	t.Helper()
 	c, err := hf.NewConfig(modelType)
@@ -35,6 +36,8 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 		c.EmbeddingSize = 16
 	case "roberta":
 		c.PadTokenID, c.TypeVocabSize, c.MaxPositionEmbeddings, c.LayerNormEps = 1, 1, 66, 1e-5
+	case "modernbert":
+		c.PadTokenID, c.LocalAttention, c.GlobalAttnEvery, c.EmbeddingDropout = 0, 8, 2, dropout
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -42,7 +45,7 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 	return c
 }
 
-var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra"}
+var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert"}
 
 // familyTasks are the heads of every family.
 var familyTasks = []Options{
@@ -74,6 +77,21 @@ func transformersNames(modelType string, task Task) []string {
 		}
 	}
 	sequence := task == Classify || task == MultiLabel
+	if modelType == "modernbert" { // no biases but the classifier's; no norm before layer 0's attention
+		names = append(names, "model.embeddings.tok_embeddings.weight", "model.embeddings.norm.weight", "model.final_norm.weight",
+			"head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias")
+		for i := range 2 {
+			p := fmt.Sprintf("model.layers.%d.", i)
+			if i > 0 {
+				names = append(names, p+"attn_norm.weight")
+			}
+			for _, l := range []string{"attn.Wqkv", "attn.Wo", "mlp_norm", "mlp.Wi", "mlp.Wo"} {
+				names = append(names, p+l+".weight")
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
 	switch modelType {
 	case "bert":
 		emb("bert.embeddings.", true)
@@ -181,7 +199,7 @@ func TestFamilyCheckpointNames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra"}[mt] +
+				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert"}[mt] +
 					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering"}[opts.Task]
 				if back.ModelType != mt || !slices.Equal(back.Architectures, []string{arch}) {
 					t.Fatalf("config.json: model_type %q, architectures %v, want %s", back.ModelType, back.Architectures, arch)
@@ -201,6 +219,7 @@ func TestFamilyPretrainingCheckpoints(t *testing.T) {
 		"roberta":    {"lm_head.dense.weight", "lm_head.bias", "roberta.pooler.dense.weight", "roberta.embeddings.token_type_ids"},
 		"albert":     {"predictions.decoder.weight", "sop_classifier.classifier.weight", "albert.embeddings.position_ids"},
 		"electra":    {"discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias", "generator_lm_head.weight"},
+		"modernbert": {"decoder.bias"},
 	}
 	for _, mt := range modelTypes {
 		t.Run(mt, func(t *testing.T) {
@@ -498,7 +517,7 @@ func TestFamilyFreeze(t *testing.T) {
 		}
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 1}}, 1)
 		layer0 := map[string]string{"bert": "bert.encoder.layer.0.", "roberta": "roberta.encoder.layer.0.",
-			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0."}[mt]
+			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0.", "modernbert": "model.layers.0."}[mt]
 		frozen := 0
 		for _, p := range m.Params.List() {
 			if p.Trainable == strings.HasPrefix(p.Name, layer0) {
@@ -508,7 +527,11 @@ func TestFamilyFreeze(t *testing.T) {
 				frozen++
 			}
 		}
-		if frozen != 16 { // 4 projections, 2 feed-forward layers, 2 LayerNorms: weights and biases
+		want := 16 // 4 projections, 2 feed-forward layers, 2 LayerNorms: weights and biases
+		if mt == "modernbert" {
+			want = 5 // Wqkv, Wo, mlp_norm, Wi, Wo: weights alone
+		}
+		if frozen != want {
 			t.Errorf("%s: %d parameters frozen with layer 0", mt, frozen)
 		}
 	}
@@ -522,6 +545,9 @@ func TestFamilyHeadDropout(t *testing.T) {
 	drop := func(mt string, task Task) float64 {
 		cfg := familyConfig(t, mt, 0.1)
 		m := newModel(t, cfg, Options{Task: task, NumLabels: 2, HeadDropout: -1}, 1)
+		if m.modern != nil {
+			return m.modern.head.drop
+		}
 		return m.head.drop
 	}
 	for _, c := range []struct {
@@ -531,7 +557,7 @@ func TestFamilyHeadDropout(t *testing.T) {
 	}{
 		{"distilbert", Classify, 0.2}, {"distilbert", NER, 0.1}, {"distilbert", QA, 0.1},
 		{"roberta", Classify, 0.1}, {"roberta", QA, 0}, {"electra", NER, 0.1}, {"electra", QA, 0},
-		{"albert", Classify, 0.1}, {"albert", QA, 0}, {"bert", QA, 0.1},
+		{"albert", Classify, 0.1}, {"albert", QA, 0}, {"bert", QA, 0.1}, {"modernbert", Classify, 0}, {"modernbert", NER, 0},
 	} {
 		if got := drop(c.mt, c.task); got != c.want {
 			t.Errorf("%s %s: head dropout %v, want %v", c.mt, c.task, got, c.want)
@@ -566,6 +592,12 @@ func TestFamilyCustomHead(t *testing.T) {
 	for _, mt := range modelTypes {
 		cfg := familyConfig(t, mt, 0.1)
 		opts := Options{Task: Classify, NumLabels: 2, HeadHidden: 8}
+		if mt == "modernbert" {
+			if _, err := New(cfg, opts); err == nil || !strings.Contains(err.Error(), "ModernBERT's head already has its dense layer") {
+				t.Errorf("modernbert with a custom head: %v", err)
+			}
+			continue
+		}
 		src := newModel(t, cfg, opts, 1)
 		dir := t.TempDir()
 		if err := src.Save(dir, nil, SaveOptions{Pytorch: true}); err != nil {

@@ -26,7 +26,7 @@ func TestFirstTokenLastLayerMatchesWholeLayer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if whole != (len(out.Attentions) == len(m.layers)) {
+				if whole != (len(out.Attentions) == m.Config.NumHiddenLayers) {
 					t.Fatalf("%s %s: %d attentions for whole=%v", mt, opts.Task, len(out.Attentions), whole)
 				}
 				for _, a := range out.Attentions {

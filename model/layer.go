@@ -8,7 +8,7 @@ import (
 )
 
 type linear struct {
-	w, b *Param
+	w, b *Param      // b is nil for a layer without bias (ModernBERT's)
 	int8 *int8Linear // the weights packed for int8 inference, once Model.Quantize has run
 }
 
@@ -16,16 +16,25 @@ func (l *linear) fwd(x *ts.Tensor) *ts.Tensor {
 	if l.int8 != nil {
 		return l.int8.fwd(x)
 	}
-	return ts.MustLinear(x, l.w.T, l.b.T)
+	return ts.MustLinear(x, l.w.T, l.b.tensor())
 }
 
 type layerNorm struct {
-	w, b *Param
+	w, b *Param // b is nil for a LayerNorm without bias (ModernBERT's)
 	eps  float64
 }
 
 func (n *layerNorm) fwd(x *ts.Tensor) *ts.Tensor {
-	return ts.MustLayerNorm(x, n.w.Shape, n.w.T, n.b.T, n.eps, true)
+	return ts.MustLayerNorm(x, n.w.Shape, n.w.T, n.b.tensor(), n.eps, true)
+}
+
+// tensor is the parameter's tensor, or an undefined one (an absent optional argument)
+// for a nil parameter.
+func (p *Param) tensor() *ts.Tensor {
+	if p == nil {
+		return undefined
+	}
+	return p.T
 }
 
 // linear declares a dense layer's weight [out, in] and bias [out] as name.weight, name.bias.
@@ -58,6 +67,11 @@ type layer struct {
 	outNorm          layerNorm
 	attnOutDrop      bool
 	outDrop          bool
+}
+
+// dense lists the layer's dense layers, for Quantize.
+func (ly *layer) dense() []*linear {
+	return []*linear{&ly.q, &ly.k, &ly.v, &ly.attnOut, &ly.inter, &ly.out}
 }
 
 // declareLayer declares a layer's parameters under prefix.

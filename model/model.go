@@ -67,6 +67,7 @@ type Model struct {
 	layers []*layer // in the order Forward applies them; ALBERT's repeat its shared ones
 	head   head
 
+	modern       *modern                     // ModernBERT's layers and head (modernbert.go), which it has instead of layers and head
 	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
@@ -114,6 +115,9 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if opts.Autocast != "" && !opts.Device.IsCuda() {
 		return nil, fmt.Errorf("model: mixed precision (%s) needs a CUDA device", opts.Autocast)
 	}
+	if err := checkModern(cfg, opts); err != nil {
+		return nil, err
+	}
 	act, err := activation(cfg.HiddenAct)
 	if err != nil {
 		return nil, err
@@ -139,11 +143,13 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if len(opts.ClassWeights) > 0 {
 		m.classWeights = ts.MustOfSlice(opts.ClassWeights).MustTo(opts.Device, true)
 	}
-	pos := make([]int64, cfg.MaxPositionEmbeddings)
-	for i := range pos {
-		pos[i] = int64(i)
+	if m.emb.pos != nil {
+		pos := make([]int64, cfg.MaxPositionEmbeddings)
+		for i := range pos {
+			pos[i] = int64(i)
+		}
+		m.posIDs = ts.MustOfSlice(pos).MustTo(opts.Device, true)
 	}
-	m.posIDs = ts.MustOfSlice(pos).MustTo(opts.Device, true)
 	return m, nil
 }
 
@@ -203,21 +209,12 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		return nil, err
 	}
 	defer drop.done()
-	h := m.emb.fwd(m, b, ids, drop)
 	out := &Output{}
-	// A token head's loss (QA's, as transformers computes it) reads the logits under
-	// the padding too: with labels, token heads keep the padded rows.
-	var p *packing
-	if !train && !attentions && (m.head.first || b.Labels == nil) {
-		p = newPacking(b, ext, dev)
-	}
-	if p != nil {
-		defer p.drop()
-		h = m.layersPacked(h, p)
+	if m.modern != nil {
+		out.Logits = m.modern.forward(m, b, ids, mask, ext, drop, attentions, out)
 	} else {
-		h = m.layersPadded(h, ext, b, drop, attentions, out)
+		out.Logits = m.encode(b, ids, ext, drop, train, attentions, out)
 	}
-	out.Logits = m.head.fwd(h, drop)
 	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
 		out.Logits = out.Logits.MustTotype(gotch.Float, true)
 	}
@@ -225,6 +222,24 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		out.Loss = m.loss(out.Logits, b)
 	}
 	return out, nil
+}
+
+// encode computes the logits of b with the BERT-like families' layers and head.
+func (m *Model) encode(b *Batch, ids, ext *ts.Tensor, drop *dropper, train, attentions bool, out *Output) *ts.Tensor {
+	h := m.emb.fwd(m, b, ids, drop)
+	// A token head's loss (QA's, as transformers computes it) reads the logits under
+	// the padding too: with labels, token heads keep the padded rows.
+	var p *packing
+	if !train && !attentions && (m.head.first || b.Labels == nil) {
+		p = newPacking(b, ext, m.Opts.Device)
+	}
+	if p != nil {
+		defer p.drop()
+		h = m.layersPacked(h, p)
+	} else {
+		h = m.layersPadded(h, ext, b, drop, attentions, out)
+	}
+	return m.head.fwd(h, drop)
 }
 
 // additiveMask is the mask [B, L] as attention scores take it, [B, 1, 1, L]: 0 for

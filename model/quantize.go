@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -49,8 +50,17 @@ func (m *Model) Quantize() error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	var dense [][]*linear
 	for _, ly := range m.layers { // ALBERT repeats its shared layer: packed once
-		for _, l := range []*linear{&ly.q, &ly.k, &ly.v, &ly.attnOut, &ly.inter, &ly.out} {
+		dense = append(dense, ly.dense())
+	}
+	if m.modern != nil {
+		for _, ly := range m.modern.layers {
+			dense = append(dense, ly.dense())
+		}
+	}
+	for _, ls := range dense {
+		for _, l := range ls {
 			if l.int8 != nil {
 				continue
 			}
@@ -71,7 +81,12 @@ type int8Linear struct{ h unsafe.Pointer }
 func newInt8Linear(l *linear) (*int8Linear, error) {
 	w := l.w.T.MustDetach(false)
 	defer w.MustDrop()
-	b := l.b.T.MustDetach(false)
+	var b *ts.Tensor
+	if l.b != nil {
+		b = l.b.T.MustDetach(false)
+	} else { // a layer without bias packs zeros: the same products
+		b = ts.MustZeros([]int64{l.w.Shape[0]}, gotch.Float, gotch.CPU)
+	}
 	defer b.MustDrop()
 	h := lib.BnQLinearNew(ctensor(w), ctensor(b))
 	if err := ts.TorchErr(); err != nil || h == nil {

@@ -1,0 +1,302 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/bertnode/bertnode/hf"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// modernbertFamily is ModernBERT (Warner et al. 2024, "Smarter, Better, Faster, Longer"),
+// as transformers' ModernBertFor* classes compute it in eager mode: token embeddings and a
+// LayerNorm, no position embeddings; pre-LayerNorm layers (none before the first layer's
+// attention) whose fused Wqkv projection feeds rotary-embedded queries and keys, each
+// layer attending to the whole sequence (every global_attn_every_n_layers-th, from the
+// first) or to local_attention/2 positions either side; a GeGLU feed-forward; a final
+// LayerNorm; and a head of dense, activation and LayerNorm over the [CLS] token or the
+// tokens' mean. Norms and dense layers have no biases unless the config says so. The
+// layers differ enough from BERT's post-LayerNorm ones that they are their own type
+// (modernLayer); Forward runs them padded, without the packing unpad.go does for BERT.
+var modernbertFamily = &family{
+	base:        "model.",
+	embeddings:  []string{"model.embeddings."},
+	layer:       func(i int) string { return fmt.Sprintf("model.layers.%d.", i) },
+	pretraining: []string{"decoder."}, // the masked-LM head's output layer; its head.* is the classifiers' too
+	fixed:       noneFixed,
+	declare:     declareModernBERT,
+}
+
+// modern is what a ModernBERT model has besides Model's common fields.
+type modern struct {
+	layers []*modernLayer
+	final  layerNorm
+	head   modernHead
+	// rope holds each rotary base's cos and signed sin for max_position_embeddings
+	// positions, [positions, head size], on the model's device.
+	rope map[float64]*rope
+	far  *ts.Tensor // [positions, positions] bool: outside a local layer's window
+}
+
+// modernLayer is one ModernBERT encoder layer.
+type modernLayer struct {
+	attnNorm *layerNorm // nil in the first layer, which attends to the embeddings' norm
+	wqkv, wo linear
+	mlpNorm  layerNorm
+	wi, wo2  linear // GeGLU: wi makes [input, gate], wo2 maps act(input)*gate back
+	global   bool
+	rope     *rope
+}
+
+// modernHead is ModernBertPredictionHead (dense, activation, LayerNorm) and the
+// classifier, over the pooled sequence or every token.
+type modernHead struct {
+	dense linear
+	act   func(*ts.Tensor) *ts.Tensor
+	norm  layerNorm
+	out   linear
+	drop  float64
+	seq   bool // sequence tasks pool the tokens first
+	mean  bool // by their mean under the attention mask, else the first token
+}
+
+func declareModernBERT(m *Model) {
+	c, ps := m.Config, m.Params
+	mo := &modern{rope: map[float64]*rope{}}
+	m.modern = mo
+	h, inter := c.HiddenSize, c.IntermediateSize
+	m.emb.word = ps.add("model.embeddings.tok_embeddings.weight", []int64{int64(c.VocabSize), int64(h)}, InitNormal)
+	m.emb.word.PadRow = int64(c.PadTokenID)
+	m.emb.norm = m.modernNorm("model.embeddings.norm")
+	for i := range c.NumHiddenLayers {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		ly := &modernLayer{global: c.GlobalLayer(i)}
+		if i > 0 {
+			n := m.modernNorm(p + "attn_norm")
+			ly.attnNorm = &n
+		}
+		ly.wqkv = m.dense(p+"attn.Wqkv", 3*h, h, c.AttentionBias)
+		ly.wo = m.dense(p+"attn.Wo", h, h, c.AttentionBias)
+		ly.mlpNorm = m.modernNorm(p + "mlp_norm")
+		ly.wi = m.dense(p+"mlp.Wi", 2*inter, h, c.MLPBias)
+		ly.wo2 = m.dense(p+"mlp.Wo", h, inter, c.MLPBias)
+		theta := c.RopeTheta(i)
+		if mo.rope[theta] == nil {
+			mo.rope[theta] = newRope(theta, c.MaxPositionEmbeddings, c.HeadSize(), m.Opts.Device)
+		}
+		ly.rope = mo.rope[theta]
+		mo.layers = append(mo.layers, ly)
+	}
+	mo.final = m.modernNorm("model.final_norm")
+	hd := &mo.head
+	hd.dense = m.dense("head.dense", h, h, c.ClassifierBias)
+	hd.act, _ = activation(c.ClassifierActivation) // the config checked the name
+	hd.norm = m.modernNorm("head.norm")
+	hd.out = m.linear("classifier", m.Opts.NumLabels, h)
+	hd.drop = *c.ClassifierDropout
+	if m.Opts.HeadDropout >= 0 {
+		hd.drop = m.Opts.HeadDropout
+	}
+	hd.seq = m.Opts.Task == Classify || m.Opts.Task == MultiLabel
+	hd.mean = c.ClassifierPooling == "mean"
+	mo.far = windowMask(c.MaxPositionEmbeddings, c.LocalAttention/2, m.Opts.Device)
+}
+
+// modernNorm declares a LayerNorm of the hidden width, with a bias if norm_bias.
+func (m *Model) modernNorm(name string) layerNorm {
+	n := layerNorm{w: m.Params.add(name+".weight", []int64{int64(m.Config.HiddenSize)}, InitOnes), eps: m.Config.LayerNormEps}
+	if m.Config.NormBias {
+		n.b = m.Params.add(name+".bias", []int64{int64(m.Config.HiddenSize)}, InitZeros)
+	}
+	return n
+}
+
+// dense declares a dense layer, with a bias or without.
+func (m *Model) dense(name string, out, in int, bias bool) linear {
+	if bias {
+		return m.linear(name, out, in)
+	}
+	return linear{w: m.Params.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal)}
+}
+
+// windowMask is true at [i, j] where |i - j| > half: what a local layer does not see.
+func windowMask(n, half int, dev gotch.Device) *ts.Tensor {
+	far := make([]bool, n*n)
+	for i := range n {
+		for j := range n {
+			far[i*n+j] = i-j > half || j-i > half
+		}
+	}
+	return ts.MustOfSlice(far).MustView([]int64{int64(n), int64(n)}, true).MustTo(dev, true)
+}
+
+// rope is rotary position embedding for one base: x·cos + roll(x, d/2)·sin, where roll
+// swaps the halves of the last dimension and sin's first half is negated, which is
+// transformers' x·cos + rotate_half(x)·sin with rotate_half(x) = [-x₂, x₁].
+type rope struct{ cos, sin *ts.Tensor }
+
+// newRope tabulates the angles as transformers computes them in float32: inverse
+// frequencies 1/θ^(2i/d), each times the position, rounded to float32 at every step,
+// so that positions far out get transformers' angles, rounding included.
+func newRope(theta float64, positions, d int, dev gotch.Device) *rope {
+	half := d / 2
+	inv := make([]float32, half)
+	for i := range inv {
+		e := float32(2*i) / float32(d)
+		inv[i] = 1 / float32(math.Pow(theta, float64(e)))
+	}
+	cos, sin := make([]float32, positions*d), make([]float32, positions*d)
+	for p := range positions {
+		for i, f := range inv {
+			a := float64(float32(p) * f)
+			c, s := float32(math.Cos(a)), float32(math.Sin(a))
+			cos[p*d+i], cos[p*d+half+i] = c, c
+			sin[p*d+i], sin[p*d+half+i] = -s, s
+		}
+	}
+	shape := []int64{int64(positions), int64(d)}
+	return &rope{
+		cos: ts.MustOfSlice(cos).MustView(shape, true).MustTo(dev, true),
+		sin: ts.MustOfSlice(sin).MustView(shape, true).MustTo(dev, true),
+	}
+}
+
+// apply rotates x [B, heads, L, d], which it takes ownership of.
+func (r *rope) apply(x *ts.Tensor, l int64) *ts.Tensor {
+	cos := r.cos.MustNarrow(0, 0, l, false)
+	sin := r.sin.MustNarrow(0, 0, l, false)
+	d := x.MustSize()[3]
+	rolled := x.MustRoll([]int64{d / 2}, []int64{-1}, false).MustMul(sin, true)
+	out := x.MustMul(cos, true).MustAdd(rolled, true)
+	rolled.MustDrop()
+	cos.MustDrop()
+	sin.MustDrop()
+	return out
+}
+
+// forward computes the logits of b; ids and mask are its [B, L] tensors, ext the
+// additive padding mask [B, 1, 1, L]. With attentions it keeps each layer's attention
+// probabilities in out.
+func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, attentions bool, out *Output) *ts.Tensor {
+	c := m.Config
+	sparse := m.emb.word.Trainable && !m.Opts.Device.IsCuda() // as embeddings.fwd
+	x := ts.MustEmbedding(m.emb.word.T, ids, int64(c.PadTokenID), false, sparse)
+	n := m.emb.norm.fwd(x)
+	x.MustDrop()
+	h := drop.apply(n, c.EmbeddingDropout)
+	n.MustDrop()
+
+	L := int64(b.L)
+	local := ext // a local layer's mask is the padding's where the window covers all
+	if L-1 > int64(c.LocalAttention/2) {
+		far := mo.far.MustNarrow(0, 0, L, false).MustNarrow(1, 0, L, true)
+		local = ext.MustExpand([]int64{int64(b.B), 1, L, L}, false, false).
+			MustMaskedFill(far, ts.FloatScalar(-math.MaxFloat32), true)
+		far.MustDrop()
+		defer local.MustDrop()
+	}
+	for _, ly := range mo.layers {
+		am := local
+		if ly.global {
+			am = ext
+		}
+		var probs *ts.Tensor
+		h, probs = ly.fwd(m, h, am, b, drop, attentions)
+		if probs != nil {
+			out.Attentions = append(out.Attentions, probs)
+		}
+	}
+	f := mo.final.fwd(h)
+	h.MustDrop()
+	return mo.head.fwd(f, mask, drop)
+}
+
+// fwd applies the layer to h [B, L, H], which it takes ownership of, with the additive
+// attention mask am ([B, 1, 1, L] or, local, [B, 1, L, L]). With keep it also returns
+// the attention probabilities.
+func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, keep bool) (*ts.Tensor, *ts.Tensor) {
+	c := m.Config
+	B, L, nh, hd := int64(b.B), int64(b.L), int64(c.NumAttentionHeads), int64(c.HeadSize())
+	x := h
+	if ly.attnNorm != nil {
+		x = ly.attnNorm.fwd(h)
+	}
+	// Wqkv's output is [q | k | v], each [heads, head size]: [3, B, heads, L, d].
+	qkv := ly.wqkv.fwd(x).MustView([]int64{B, L, 3, nh, hd}, true).MustPermute([]int64{2, 0, 3, 1, 4}, true)
+	if x != h {
+		x.MustDrop()
+	}
+	q := ly.rope.apply(qkv.MustSelect(0, 0, false), L)
+	k := ly.rope.apply(qkv.MustSelect(0, 1, false), L)
+	v := qkv.MustSelect(0, 2, false)
+	qkv.MustDrop()
+	p := c.AttentionProbsDropoutProb
+	dropProbs := func(t *ts.Tensor) *ts.Tensor { return drop.apply(t, p) }
+	var ctx, kept *ts.Tensor
+	if keep {
+		var probs *ts.Tensor
+		ctx, probs = attend(q, k, v, am, dropProbs)
+		kept = probs.MustDetach(false)
+		probs.MustDrop()
+	} else {
+		rate, ok := drop.fusedRate(p, false)
+		ctx = attendContext(q, k, v, am, dropProbs, rate, ok)
+	}
+	a := ly.wo.fwd(ctx)
+	ctx.MustDrop()
+	ad := drop.apply(a, p)
+	a.MustDrop()
+	h2 := h.MustAdd(ad, true)
+	ad.MustDrop()
+
+	y := ly.mlpNorm.fwd(h2)
+	z := ly.wi.fwd(y)
+	y.MustDrop()
+	parts := z.MustChunk(2, -1, true)
+	g := m.act(parts[0]).MustMul(parts[1], true)
+	parts[1].MustDrop()
+	gd := drop.apply(g, c.HiddenDropoutProb) // mlp_dropout
+	g.MustDrop()
+	o := ly.wo2.fwd(gd)
+	gd.MustDrop()
+	h3 := h2.MustAdd(o, true)
+	o.MustDrop()
+	return h3, kept
+}
+
+// fwd computes the logits from the final norm's output h [B, L, H], taking ownership
+// of h; mask is the attention mask [B, L].
+func (hd *modernHead) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
+	feat := h
+	if hd.seq {
+		if hd.mean {
+			mf := mask.MustTotype(h.DType(), false)
+			n := mf.MustSumDimIntlist([]int64{1}, true, h.DType(), false)
+			sum := h.MustMul(mf.MustUnsqueeze(-1, true), false).MustSumDimIntlist([]int64{1}, false, h.DType(), true)
+			feat = sum.MustDiv(n, true)
+			n.MustDrop()
+		} else {
+			feat = h.MustSelect(1, 0, false)
+		}
+		h.MustDrop()
+	}
+	x := hd.norm.fwd(hd.act(hd.dense.fwd(feat)))
+	feat.MustDrop()
+	d := drop.apply(x, hd.drop)
+	x.MustDrop()
+	logits := hd.out.fwd(d)
+	d.MustDrop()
+	return logits
+}
+
+// dense lists the layer's dense layers, for Quantize.
+func (ly *modernLayer) dense() []*linear { return []*linear{&ly.wqkv, &ly.wo, &ly.wi, &ly.wo2} }
+
+// checkModern refuses what bertnode does not build for ModernBERT.
+func checkModern(cfg *hf.BertConfig, opts Options) error {
+	if cfg.ModelType == "modernbert" && opts.HeadHidden > 0 {
+		return fmt.Errorf("model: ModernBERT's head already has its dense layer (head.dense); a custom head (head_hidden %d) is not built for it", opts.HeadHidden)
+	}
+	return nil
+}
