@@ -14,9 +14,10 @@ type LRScale struct {
 }
 
 // LayerLRScales are the runs of layer-wise learning rate decay (Sun et al. 2019, "How
-// to Fine-Tune BERT for Text Classification"; ELECTRA's fine-tuning): the head and the
-// pooler train at the full rate, the top layer at decay times it, each layer below at
-// decay times the one above, and the embeddings at decay^(layers+1). The layout puts
+// to Fine-Tune BERT for Text Classification"; ELECTRA's fine-tuning): the head, the
+// pooler and ModernBERT's final norm train at the full rate, the top layer at decay
+// times it, each layer below at decay times the one above, and the embeddings at
+// decay^(layers+1). The layout puts
 // each depth's parameters together, so they are one run per depth, ascending.
 func (m *Model) LayerLRScales(decay float64) ([]LRScale, error) {
 	if !(decay > 0 && decay <= 1) {
@@ -33,10 +34,12 @@ func (m *Model) LayerLRScales(decay float64) ([]LRScale, error) {
 				return i + 1
 			}
 		}
-		if strings.HasPrefix(name, f.base) && !strings.HasPrefix(name, f.base+"pooler") {
-			return 0 // the embeddings, and ELECTRA's projection of them
+		for _, e := range f.embeddings { // ELECTRA's projection of them too
+			if strings.HasPrefix(name, e) {
+				return 0
+			}
 		}
-		return top
+		return top // the head, BERT's pooler, ModernBERT's final norm
 	}
 	var out []LRScale
 	for _, p := range m.Params.List() {

@@ -93,7 +93,7 @@ func TestAdamWLRScalesAreParameterGroups(t *testing.T) {
 // as is a decay outside (0, 1].
 func TestLayerLRScales(t *testing.T) {
 	lockThread(t)
-	for _, mt := range []string{"bert", "distilbert", "roberta", "electra"} {
+	for _, mt := range []string{"bert", "distilbert", "roberta", "electra", "modernbert"} {
 		m := newModel(t, familyConfig(t, mt, 0), Options{Task: Classify, NumLabels: 2}, 1)
 		runs, err := m.LayerLRScales(0.5)
 		if err != nil {
@@ -107,9 +107,9 @@ func TestLayerLRScales(t *testing.T) {
 			if !p.Trainable {
 				continue
 			}
-			want := 1.0 // the head, and BERT's pooler
+			want := 1.0 // the head, BERT's pooler and ModernBERT's final norm
 			for i := range L {
-				if strings.Contains(p.Name, fmt.Sprintf(".layer.%d.", i)) {
+				if strings.Contains(p.Name, fmt.Sprintf(".layer.%d.", i)) || strings.Contains(p.Name, fmt.Sprintf(".layers.%d.", i)) {
 					want = math.Pow(0.5, float64(L-i))
 				}
 			}
