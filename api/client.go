@@ -428,6 +428,14 @@ func (c *Client) Drain(ctx context.Context, id string, on bool) error {
 	return err
 }
 
+// RemoveNode takes node id out of the catalog: it must be dead or left in gossip, on no
+// job, and in no running job's generation (409 otherwise, saying which). Should it come
+// back, it registers as a new node.
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	_, err := c.call(ctx, http.MethodDelete, "/v1/nodes/"+esc(id), nil, nil, nil)
+	return err
+}
+
 // RegisterNode adds or refreshes a worker.
 func (c *Client) RegisterNode(ctx context.Context, r RegisterNode) error {
 	_, err := c.call(ctx, http.MethodPost, "/v1/nodes", nil, r, nil)

@@ -26,7 +26,7 @@ func TestAPIRefusesWithoutToken(t *testing.T) {
 	routes := [][2]string{
 		{"GET", "/v1/status"}, {"GET", "/v1/cluster"}, {"GET", "/v1/members"}, {"POST", "/v1/members"},
 		{"DELETE", "/v1/members/x"}, {"GET", "/v1/nodes"}, {"POST", "/v1/nodes"}, {"GET", "/v1/nodes/n1"},
-		{"GET", "/v1/nodes/n1/assignment"}, {"POST", "/v1/nodes/n1/drain"}, {"GET", "/v1/jobs"}, {"POST", "/v1/jobs"}, {"GET", "/v1/jobs/job-1"},
+		{"GET", "/v1/nodes/n1/assignment"}, {"POST", "/v1/nodes/n1/drain"}, {"DELETE", "/v1/nodes/n1"}, {"GET", "/v1/jobs"}, {"POST", "/v1/jobs"}, {"GET", "/v1/jobs/job-1"},
 		{"GET", "/v1/jobs/job-1/logs"}, {"POST", "/v1/jobs/job-1/cancel"}, {"POST", "/v1/jobs/job-1/progress"},
 		{"POST", "/v1/jobs/job-1/failure"}, {"POST", "/v1/jobs/job-1/checkpoint"}, {"POST", "/v1/jobs/job-1/result"},
 		{"POST", "/v1/jobs/job-1/done"}, {"PUT", "/v1/blobs/" + sha}, {"GET", "/v1/blobs/" + sha},
@@ -67,7 +67,7 @@ func TestAPIRefusesWithoutToken(t *testing.T) {
 	}
 	code, _, body := raw(t, "GET", s.APIAddr(), "/metrics", c.Secret.Token(), nil)
 	for _, want := range []string{`bertnode_raft_state{state="Leader"} 1`, "bertnode_raft_applied_index", `bertnode_jobs{state="pending"}`,
-		`bertnode_nodes{health="alive"}`, "bertnode_nodes_drained 0", `bertnode_http_requests_total{code="401",route="GET /v1/status"} 3`, "bertnode_http_request_seconds_bucket"} {
+		`bertnode_nodes{health="alive"}`, "bertnode_nodes_drained 0", "bertnode_nodes_reaped_total 0", `bertnode_http_requests_total{code="401",route="GET /v1/status"} 3`, "bertnode_http_request_seconds_bucket"} {
 		if code != 200 || !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}

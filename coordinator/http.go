@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/nodes/{id}", readable, s.getNode)
 	s.route("GET /v1/nodes/{id}/assignment", readable, s.getAssignment)
 	s.route("POST /v1/nodes/{id}/drain", onLeader, s.postDrain)
+	s.route("DELETE /v1/nodes/{id}", onLeader, s.deleteNode)
 
 	s.route("GET /v1/jobs", readable, s.getJobs)
 	s.route("POST /v1/jobs", onLeader, s.postJob)
@@ -224,6 +225,11 @@ func (s *Server) postDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.write(w, r, CmdNodeDrain, NodeDrain{Node: r.PathValue("id"), Drain: d.Drain})
+}
+
+// deleteNode removes a node that is dead or left and no running job needs.
+func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request) {
+	s.write(w, r, CmdNodeRemove, NodeRemove{Node: r.PathValue("id")})
 }
 
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {

@@ -28,8 +28,8 @@ type leaderLoop struct {
 	planned  chan string
 	plans    sync.WaitGroup
 	// collectAt: when to look next for blobs to collect; trimAt, for deleted jobs to
-	// forget.
-	collectAt, trimAt time.Time
+	// forget; reapAt, for nodes to remove (node GC).
+	collectAt, trimAt, reapAt time.Time
 }
 
 func (s *Server) lead(ctx context.Context) {
@@ -95,6 +95,7 @@ func (l *leaderLoop) pass(ctx context.Context) {
 		func(before time.Time) any { return BlobsCollect{Before: before} })
 	l.expire(ctx, now, &l.trimAt, s.cfg.DeletedRetention, (*State).trimmable, CmdDeletedTrim,
 		func(before time.Time) any { return DeletedTrim{Before: before} })
+	l.reap(ctx, now)
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
 	for _, d := range decisions {
 		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
@@ -129,6 +130,40 @@ func (l *leaderLoop) expire(ctx context.Context, now time.Time, next *time.Time,
 		return
 	}
 	s.log.Info("expired", "command", typ, "gone", v)
+}
+
+// reap is the node GC (docs/cluster.md, "Node GC"): it removes, one NodeRemove each,
+// the nodes dead or left for longer than Timing.NodeGC that no running job needs. It
+// looks as often as expire does. A refusal (the node came back meanwhile) is logged
+// and the rest go on.
+func (l *leaderLoop) reap(ctx context.Context, now time.Time) {
+	s := l.s
+	if s.cfg.NodeGC < 0 || now.Before(l.reapAt) {
+		return
+	}
+	l.reapAt = now.Add(min(s.cfg.NodeGC/4, time.Minute))
+	before := now.Add(-s.cfg.NodeGC)
+	var found []*api.Node
+	s.fsm.Read(func(st *State) {
+		for _, id := range st.reapable(before) {
+			n := *st.Nodes[id]
+			found = append(found, &n)
+		}
+	})
+	for _, n := range found {
+		if _, _, err := s.commit(ctx, CmdNodeRemove, NodeRemove{Node: n.ID, Before: before}); err != nil {
+			s.log.Warn("node GC", "node", n.ID, "err", err)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Status >= 500 {
+				l.reapAt = now // raft failed: try again next pass
+				return
+			}
+			continue // refused: the node came back, or a job took it
+		}
+		s.metrics.nodesReaped.Inc()
+		s.log.Info("node GC: removed", "node", n.ID, "name", n.Name, "health", n.Health,
+			"since", n.HealthSince.UTC().Format(time.RFC3339), "threshold", s.cfg.NodeGC)
+	}
 }
 
 // health compares gossip's view with the state's: the changes to commit. A node
@@ -173,6 +208,15 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 		}
 		if now.Sub(since) >= l.s.cfg.AbsentGrace {
 			out = append(out, HealthUpdate{ID: id, Health: api.Dead, Why: "not in gossip"})
+		}
+	}
+	// Forget the nodes the state no longer holds (node GC, bertnode nodes remove): one
+	// that registers again is new, and its absence counts from then.
+	for _, m := range []map[string]time.Time{l.absent, l.dead} {
+		for id := range m {
+			if st.Nodes[id] == nil {
+				delete(m, id)
+			}
 		}
 	}
 	for _, id := range sortedKeys(st.Members) {

@@ -21,6 +21,7 @@ type metrics struct {
 	forwarded     prometheus.Counter
 	leaderChanges prometheus.Counter
 	blobBytesIn   prometheus.Counter
+	nodesReaped   prometheus.Counter
 	handler       http.Handler
 }
 
@@ -43,8 +44,11 @@ func newMetrics(s *Server) *metrics {
 		blobBytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bertnode_blob_received_bytes_total", Help: "Blob bytes stored by this member (uploads and replication).",
 		}),
+		nodesReaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bertnode_nodes_reaped_total", Help: "Nodes this member's leader loop removed, dead or left longer than the node GC threshold.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.forwarded, m.leaderChanges, m.blobBytesIn, stateCollector{s},
+	m.reg.MustRegister(m.requests, m.latency, m.forwarded, m.leaderChanges, m.blobBytesIn, m.nodesReaped, stateCollector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m

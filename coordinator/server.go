@@ -103,6 +103,10 @@ type Timing struct {
 	// files of them, forgets a job this long after its deletion, in the commands' time
 	// (default 30 days).
 	DeletedRetention time.Duration
+	// NodeGC: a node dead or left in gossip this long, in the commands' time, and on no
+	// job a running job still needs, is removed from the state, as Nomad's
+	// node_gc_threshold does (default 24h; negative: never).
+	NodeGC time.Duration
 }
 
 func (t Timing) withDefaults() Timing {
@@ -124,6 +128,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.BlobGrace, time.Hour)
 	def(&t.BlobFileGrace, 10*time.Minute)
 	def(&t.DeletedRetention, 30*24*time.Hour)
+	def(&t.NodeGC, 24*time.Hour)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = 8192
 	}

@@ -1,0 +1,206 @@
+package coordinator_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
+)
+
+// hasNode says whether every running member's state holds node id (have) or none's does.
+func hasNode(c *coordtest.Cluster, id string, have bool) bool {
+	for _, s := range c.Servers {
+		if s == nil {
+			continue
+		}
+		var got bool
+		s.Read(func(st *coordinator.State) { got = st.Nodes[id] != nil })
+		if got != have {
+			return false
+		}
+	}
+	return true
+}
+
+func nodeHealth(c *coordtest.Cluster, id string) api.Health {
+	c.T.Helper()
+	n, err := c.Client().Node(ctx(c.T), id)
+	if err != nil {
+		return ""
+	}
+	return n.Health
+}
+
+// TestNodeGC: on a 3-member cluster with a node GC threshold of an hour of the
+// commands' time, the leader removes a node dead longer than that from every member's
+// state, but not one a running job's generation names, nor one alive, nor one dead
+// for less; it counts them in bertnode_nodes_reaped_total. The finished job naming a
+// removed node reads as before and survives a member's restart from a snapshot. A
+// removed node that comes back registers as a new one, and its absence from gossip
+// counts from then, not from before its removal.
+func TestNodeGC(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(_ int, cfg *coordinator.Config) { cfg.NodeGC = time.Hour }})
+	cl := c.Client()
+	data := putData(t, cl, trainData)
+
+	// job-1 runs on n1 and succeeds; n1 dies.
+	ns := nodes(c, "n1")
+	j1 := submit(c, jobSpecText(data, 1, 1))
+	ns[0].awaitGen(j1, 1, 0)
+	if err := cl.Done(ctx(t), j1, api.DoneReport{Node: "n1", Gen: 1, Step: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ns[0].awaitIdle()
+	c.Gossip.SetHealth("n1", api.Dead)
+	// n4 registers but never shows up in gossip: the leader calls it dead after its
+	// absence grace.
+	n4 := &scripted{t: t, id: "n4", cl: cl}
+	n4.register()
+	settle() // the leader notes n4's absence
+	c.Clock.Advance(time.Minute)
+	c.WaitFor("n1 and n4 dead", func() bool { return nodeHealth(c, "n1") == api.Dead && nodeHealth(c, "n4") == api.Dead })
+
+	// job-2 runs on n2 and n3 (min 2); n3 dies, and the job waits for nodes keeping
+	// n2: n3 is on no job, but its generation names it.
+	ns = append(ns, nodes(c, "n2", "n3")...)
+	j2 := submit(c, jobSpecText(data, 2, 2))
+	ns[1].awaitGen(j2, 1, 0)
+	ns[2].awaitGen(j2, 1, 1)
+	c.Gossip.SetHealth("n3", api.Dead)
+	c.WaitFor("job-2 to wait", func() bool {
+		j := job(c, j2)
+		if j.Reconfig != nil && len(j.Reconfig.Confirmed) == 0 {
+			ns[1].fail(j2, 1, "") // confirms, as its agent would
+		}
+		return j.Waiting != nil
+	})
+	settle()
+	if !hasNode(c, "n1", true) || !hasNode(c, "n4", true) {
+		t.Fatal("a node went before the threshold")
+	}
+
+	c.Clock.Advance(2 * time.Hour)
+	c.WaitFor("n1 and n4 removed from every member", func() bool { return hasNode(c, "n1", false) && hasNode(c, "n4", false) })
+	c.Gossip.SetHealth("n2", api.Dead) // dead from now: it stays its threshold
+	c.WaitFor("n2 dead", func() bool { return nodeHealth(c, "n2") == api.Dead })
+	settle()
+	for _, id := range []string{"n2", "n3"} {
+		if !hasNode(c, id, true) {
+			t.Fatalf("%s went: job-2 is running and names it", id)
+		}
+	}
+	_, _, body := raw(t, "GET", c.Leader().APIAddr(), "/metrics", c.Secret.Token(), nil)
+	if !strings.Contains(string(body), "bertnode_nodes_reaped_total 2") {
+		t.Fatalf("/metrics does not count 2 nodes reaped:\n%s", grepLines(string(body), "reaped"))
+	}
+
+	// The finished job names n1 as ever, through the API and after a member's restart
+	// from a snapshot (whose restore checks the state).
+	if j := job(c, j1); j.State != api.Succeeded || j.Gen.Members[0].Node != "n1" {
+		t.Fatalf("job-1 after n1's removal: %+v", j)
+	}
+	if st, err := cl.Status(ctx(t)); err != nil || len(st.Nodes) != 2 {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	if _, err := cl.Node(ctx(t), "n1"); err == nil || !strings.Contains(err.Error(), `no node "n1"`) {
+		t.Fatalf("reading a removed node: %v", err)
+	}
+	f := c.Follower()
+	if err := f.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	i := c.Index(f)
+	c.Stop(i)
+	back := c.Start(i)
+	c.WaitFor("the restarted member to hold job-1", func() bool {
+		ok := false
+		back.Read(func(st *coordinator.State) { ok = st.Jobs[j1] != nil && st.Nodes["n1"] == nil && st.Nodes["n3"] != nil })
+		return ok
+	})
+
+	// job-2 ends: n3 goes at the GC's next look, n2 once dead for the threshold.
+	if err := cl.Cancel(ctx(t), j2); err != nil {
+		t.Fatal(err)
+	}
+	c.Clock.Advance(2 * time.Minute)
+	c.WaitFor("n3 removed", func() bool { return hasNode(c, "n3", false) })
+	if !hasNode(c, "n2", true) {
+		t.Fatal("n2 went before its threshold")
+	}
+	c.Clock.Advance(2 * time.Hour)
+	c.WaitFor("n2 removed", func() bool { return hasNode(c, "n2", false) })
+
+	// n1 and n4 come back: new nodes, alive. n4 is still not in gossip: its absence
+	// counts from now.
+	registered := c.Clock.Now()
+	c.Gossip.SetHealth("n1", api.Alive)
+	ns[0].register()
+	n4.register()
+	for _, id := range []string{"n1", "n4"} {
+		n, err := cl.Node(ctx(t), id)
+		if err != nil || n.Health != api.Alive || !n.Registered.Equal(registered) {
+			t.Fatalf("%s registered again: %+v, %v", id, n, err)
+		}
+	}
+	settle()
+	if h := nodeHealth(c, "n4"); h != api.Alive {
+		t.Fatalf("n4, registered again, is %s at once: its absence counted from before its removal", h)
+	}
+	j3 := submit(c, jobSpecText(data, 1, 1))
+	ns[0].awaitGen(j3, 1, 0)
+}
+
+// TestNodeRemoveRequests: DELETE /v1/nodes/{id} removes a dead idle node, and answers
+// a 409 saying why for an alive one or one a running job's generation names, and a
+// 404 for an unknown one. With the GC off (Timing.NodeGC negative) a dead node stays.
+func TestNodeRemoveRequests(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) { cfg.NodeGC = -1 }})
+	cl := c.Client()
+	ns := nodes(c, "n1", "n2", "n3")
+	conflict(t, cl.RemoveNode(ctx(t), "n1"), "node n1 is alive in gossip: its agent would register it again")
+	ro := &api.Client{Addrs: c.Addrs(), Token: c.Secret.ReadToken()}
+	if err := ro.RemoveNode(ctx(t), "n1"); err == nil || !strings.Contains(err.Error(), "read-only token") {
+		t.Fatalf("removing a node with the read-only token: %v", err)
+	}
+	id := submit(c, jobSpecText(putData(t, cl, trainData), 1, 1))
+	ns[0].awaitGen(id, 1, 0)
+	c.Gossip.SetHealth("n2", api.Dead)
+	c.Gossip.SetHealth("n3", api.Dead)
+	c.WaitFor("n2 and n3 dead", func() bool { return nodeHealth(c, "n2") == api.Dead && nodeHealth(c, "n3") == api.Dead })
+	c.Gossip.SetHealth("n1", api.Dead)
+	c.WaitFor("the job to wait", func() bool { return job(c, id).Waiting != nil })
+	conflict(t, cl.RemoveNode(ctx(t), "n1"), "node n1 is in generation 1 of job job-1, which is running")
+	if err := cl.RemoveNode(ctx(t), "n2"); err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := raw(t, "DELETE", c.Addrs()[0], "/v1/nodes/n2", c.Secret.Token(), nil)
+	if status != http.StatusNotFound || !strings.Contains(string(body), `no node \"n2\"`) {
+		t.Fatalf("removing it again: %d %s", status, body)
+	}
+	c.Clock.Advance(1000 * time.Hour)
+	settle()
+	if !hasNode(c, "n3", true) {
+		t.Fatal("n3 went with the GC off")
+	}
+	// Nor does the leader propose a removal the state would refuse, pass after pass.
+	l := c.Leader()
+	idx := l.Raft().AppliedIndex()
+	settle()
+	if now := l.Raft().AppliedIndex(); now != idx {
+		t.Fatalf("the leader committed %d commands while nothing changed", now-idx)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
