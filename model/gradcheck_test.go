@@ -23,19 +23,23 @@ type probe struct {
 	next  int // another coordinate of the same parameter
 }
 
-// probes picks, from each of a spread of parameters, the coordinate with the largest
-// gradient, so that each comparison is well above the central difference's noise.
-func probes(m *Model, grad []float32) []probe {
-	want := []string{
-		"word_embeddings", "position_embeddings", "token_type_embeddings", "embeddings.LayerNorm.weight",
-		"embeddings.LayerNorm.bias", "layer.0.attention.self.query.weight", "layer.0.attention.self.value.bias",
-		"layer.0.attention.self.value.weight", "layer.0.attention.output.dense.weight",
-		"layer.0.attention.output.LayerNorm.weight", "layer.0.intermediate.dense.bias",
-		"layer.1.attention.self.query.bias", "layer.1.attention.self.key.weight", "layer.1.output.dense.weight",
-		"layer.1.output.LayerNorm.bias", "layer.1.output.LayerNorm.weight", "pooler.dense.weight",
-		"pooler.dense.bias", "head.dense.weight", "classifier.weight", "classifier.bias",
-		"qa_outputs.weight", "qa_outputs.bias",
-	}
+// bertProbes are the parameters, by part of their names, that the check probes in the
+// BERT-like families.
+var bertProbes = []string{
+	"word_embeddings", "position_embeddings", "token_type_embeddings", "embeddings.LayerNorm.weight",
+	"embeddings.LayerNorm.bias", "layer.0.attention.self.query.weight", "layer.0.attention.self.value.bias",
+	"layer.0.attention.self.value.weight", "layer.0.attention.output.dense.weight",
+	"layer.0.attention.output.LayerNorm.weight", "layer.0.intermediate.dense.bias",
+	"layer.1.attention.self.query.bias", "layer.1.attention.self.key.weight", "layer.1.output.dense.weight",
+	"layer.1.output.LayerNorm.bias", "layer.1.output.LayerNorm.weight", "pooler.dense.weight",
+	"pooler.dense.bias", "head.dense.weight", "classifier.weight", "classifier.bias",
+	"qa_outputs.weight", "qa_outputs.bias",
+}
+
+// probes picks, from each parameter whose name contains one of want, the coordinate with
+// the largest gradient, so that each comparison is well above the central difference's
+// noise.
+func probes(m *Model, grad []float32, want []string) []probe {
 	var out []probe
 	for _, p := range m.Params.List() {
 		for _, w := range want {
@@ -71,47 +75,55 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 			if tc.opts.Task == QA {
 				b.Labels[1] = 100 // outside the sequence: ignored, as transformers does
 			}
-			m.Params.ZeroGrad()
-			if _, err := m.Backward(b, 1); err != nil { // dropout is 0: same function as eval
-				t.Fatal(err)
-			}
-
-			grad := m.Params.GradSlice()
-			w := m.Params.FlatSlice()
-			ps := probes(m, grad)
-			if len(ps) < 15 {
-				t.Fatalf("only %d probes", len(ps))
-			}
-			var scale float64
-			for _, p := range ps {
-				scale = max(scale, math.Abs(float64(grad[p.i])))
-			}
-			informative := 0
-			for _, p := range ps {
-				orig := w[p.i]
-				w[p.i] = orig + gradEps
-				up := evalLoss(t, m, b)
-				w[p.i] = orig - gradEps
-				down := evalLoss(t, m, b)
-				w[p.i] = orig
-				fd := (up - down) / (2 * gradEps)
-				g := float64(grad[p.i])
-				if !gradOK(g, fd, scale) {
-					t.Errorf("%s[%d]: grad %g, central difference %g", p.param, p.i-int(m.Params.Get(p.param).Offset), g, fd)
-				}
-				// Some gradients are zero by symmetry (a bias shifting every position's
-				// QA logit alike); the others show that the check has teeth.
-				if math.Abs(fd) < 0.05*scale {
-					continue
-				}
-				informative++
-				if gradOK(2*g, fd, scale) || gradOK(float64(grad[p.next]), fd, scale) {
-					t.Errorf("%s: the check cannot tell the gradient %g from twice it or from its neighbour's %g", p.param, g, grad[p.next])
-				}
-			}
-			if informative < 15 {
-				t.Errorf("only %d of %d probes have a gradient clearly above zero", informative, len(ps))
-			}
+			checkGradient(t, m, b, bertProbes, 15)
 		})
+	}
+}
+
+// checkGradient compares the gradient backward leaves for b (with dropout 0: the
+// function eval computes) with central differences of the loss at the probes of want,
+// of which n or more must exist and have a gradient clearly above zero.
+func checkGradient(t *testing.T, m *Model, b *Batch, want []string, n int) {
+	t.Helper()
+	m.Params.ZeroGrad()
+	if _, err := m.Backward(b, 1); err != nil { // dropout is 0: same function as eval
+		t.Fatal(err)
+	}
+
+	grad := m.Params.GradSlice()
+	w := m.Params.FlatSlice()
+	ps := probes(m, grad, want)
+	if len(ps) < n {
+		t.Fatalf("only %d probes", len(ps))
+	}
+	var scale float64
+	for _, p := range ps {
+		scale = max(scale, math.Abs(float64(grad[p.i])))
+	}
+	informative := 0
+	for _, p := range ps {
+		orig := w[p.i]
+		w[p.i] = orig + gradEps
+		up := evalLoss(t, m, b)
+		w[p.i] = orig - gradEps
+		down := evalLoss(t, m, b)
+		w[p.i] = orig
+		fd := (up - down) / (2 * gradEps)
+		g := float64(grad[p.i])
+		if !gradOK(g, fd, scale) {
+			t.Errorf("%s[%d]: grad %g, central difference %g", p.param, p.i-int(m.Params.Get(p.param).Offset), g, fd)
+		}
+		// Some gradients are zero by symmetry (a bias shifting every position's
+		// QA logit alike); the others show that the check has teeth.
+		if math.Abs(fd) < 0.05*scale {
+			continue
+		}
+		informative++
+		if gradOK(2*g, fd, scale) || gradOK(float64(grad[p.next]), fd, scale) {
+			t.Errorf("%s: the check cannot tell the gradient %g from twice it or from its neighbour's %g", p.param, g, grad[p.next])
+		}
+	}
+	if informative < n {
+		t.Errorf("only %d of %d probes have a gradient clearly above zero", informative, len(ps))
 	}
 }

@@ -293,6 +293,16 @@ func (hd *modernHead) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
 // dense lists the layer's dense layers, for Quantize.
 func (ly *modernLayer) dense() []*linear { return []*linear{&ly.wqkv, &ly.wo, &ly.wi, &ly.wo2} }
 
+// CustomHeadWeight is the checkpoint name of the custom head's dense weight
+// (Options.HeadHidden) in models of cfg's family: "" for ModernBERT, whose own head has
+// a head.dense, and which has no custom head.
+func CustomHeadWeight(cfg *hf.BertConfig) string {
+	if cfg.ModelType == "modernbert" {
+		return ""
+	}
+	return "head.dense.weight"
+}
+
 // checkModern refuses what bertnode does not build for ModernBERT.
 func checkModern(cfg *hf.BertConfig, opts Options) error {
 	if cfg.ModelType == "modernbert" && opts.HeadHidden > 0 {

@@ -101,3 +101,26 @@ func TestModernBERTPaddingInvariance(t *testing.T) {
 		}
 	}
 }
+
+// ModernBERT's backward is the derivative of its loss, for every head, through the
+// rotary positions, both kinds of attention, the GeGLU and the bias-free norms.
+func TestModernBERTGradientMatchesFiniteDifferences(t *testing.T) {
+	want := []string{
+		"tok_embeddings", "embeddings.norm.weight", "layers.0.attn.Wqkv", "layers.0.attn.Wo", "layers.0.mlp_norm",
+		"layers.0.mlp.Wi", "layers.0.mlp.Wo", "layers.1.attn_norm", "layers.1.attn.Wqkv", "layers.1.mlp.Wi", "layers.1.mlp.Wo",
+		"final_norm", "head.dense", "head.norm", "classifier.weight", "classifier.bias",
+	}
+	for _, tc := range taskCases[:4] { // the custom head is refused
+		t.Run(tc.name, func(t *testing.T) {
+			lockThread(t)
+			cfg := familyConfig(t, "modernbert", 0)
+			cfg.ClassifierPooling = "mean"
+			if tc.opts.Task == QA { // softmax over positions: at 0.2, curvature shows at gradEps
+				cfg.InitializerRange = 0.1
+			}
+			m := newModel(t, cfg, tc.opts, 3)
+			b := randomBatch(rand.New(rand.NewPCG(3, 4)), m, 14, []int{14, 5, 11, 3})
+			checkGradient(t, m, b, want, 12)
+		})
+	}
+}

@@ -63,7 +63,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	hidden, err := headHidden(dir)
+	hidden, err := headHidden(dir, model.CustomHeadWeight(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +131,12 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which
-// config.json does not record, read from the weights' shapes; 0 without one.
-func headHidden(dir string) (int, error) {
+// config.json does not record, read from the shape of its weight, named name (none when
+// ""); 0 without one.
+func headHidden(dir, name string) (int, error) {
+	if name == "" {
+		return 0, nil
+	}
 	f, err := safetensors.Open(filepath.Join(dir, model.SafetensorsFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil // pytorch_model.bin: only the standard head
@@ -140,7 +144,7 @@ func headHidden(dir string) (int, error) {
 		return 0, err
 	}
 	defer f.Close()
-	t, err := f.Tensor("head.dense.weight")
+	t, err := f.Tensor(name)
 	if err != nil || len(t.Shape) != 2 {
 		return 0, nil
 	}
