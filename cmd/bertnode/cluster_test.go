@@ -160,10 +160,31 @@ func TestClusterCommands(t *testing.T) {
 	}
 	contains(t, "nodes", run("nodes"), "drained")
 	contains(t, "nodes undrain", run("nodes", "undrain", "n1"), "n1: takes work again")
-	wantErr(t, "", []string{"want no arguments, drain ID... [--wait], or undrain ID..."}, append([]string{"nodes", "undrain", "n1", "--wait"}, flags...)...)
+	wantErr(t, "", []string{"want no arguments, drain ID... [--wait], undrain ID... or remove ID..."}, append([]string{"nodes", "undrain", "n1", "--wait"}, flags...)...)
 	wantErr(t, "", []string{`no node "n9"`}, append([]string{"nodes", "drain", "n9"}, flags...)...)
 	wantErr(t, "", []string{"already cancelled"}, append([]string{"cancel", "job-1"}, flags...)...)
 	contains(t, "logs", run("logs", "job-1"), "submitted", "train data planned: 8 records", "generation 1: n1 (start)", "cancelled")
+
+	t.Run("nodes remove", func(t *testing.T) {
+		run := func(args ...string) string { return mustRun(t, append(args, flags...)...) }
+		contains(t, "nodes --help", run("nodes", "--help"), "remove ID...", "dead or left in gossip", "--node-gc")
+		wantErr(t, "", []string{"node n1 is alive in gossip", "stop its bertnode join first"}, append([]string{"nodes", "remove", "n1"}, flags...)...)
+		wantErr(t, "", []string{"want no arguments"}, append([]string{"nodes", "remove", "n1", "--wait"}, flags...)...)
+		c.Gossip.SetHealth("n1", api.Dead)
+		c.WaitFor("n1 dead", func() bool { n, err := cl.Node(c.Context(), "n1"); return err == nil && n.Health == api.Dead })
+		contains(t, "nodes remove", run("nodes", "remove", "n1"), "n1: removed")
+		contains(t, "nodes", run("nodes"), "none registered")
+		// The cancelled job still names it.
+		out := run("status", "job-1")
+		contains(t, "status job-1", out, "generation 1", "removed")
+		if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
+			f := strings.Fields(l)
+			return len(f) >= 3 && f[0] == "0" && f[1] == "n1" && f[2] == "removed"
+		}) {
+			t.Errorf("status job-1 does not show rank 0, n1, removed:\n%s", out)
+		}
+		wantErr(t, "", []string{`no node "n1"`}, append([]string{"nodes", "remove", "n1"}, flags...)...)
+	})
 	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
 	if tok := mustRun(t, append([]string{"token"}, flags[2:]...)...); tok != c.Secret.Token()+"\n" {
 		t.Errorf("token: %q", tok)
@@ -355,6 +376,20 @@ func TestCoordinatorCommand(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the coordinator did not stop")
 	}
+}
+
+// TestNodeGCFlag: --node-gc reaches coordinator.Timing.NodeGC as given, 0 as never
+// (negative there, where 0 is the default), and a negative value is refused.
+func TestNodeGCFlag(t *testing.T) {
+	for _, c := range []struct{ flag, want time.Duration }{{24 * time.Hour, 24 * time.Hour}, {time.Minute, time.Minute}, {0, -1}} {
+		if got, err := nodeGCTiming(c.flag); err != nil || got != c.want {
+			t.Errorf("--node-gc %s: %s, %v; want %s", c.flag, got, err, c.want)
+		}
+	}
+	if f := newCoordinatorCmd().Flags().Lookup("node-gc"); f == nil || f.DefValue != "24h0m0s" {
+		t.Fatalf("--node-gc: %+v", f)
+	}
+	wantErr(t, "", []string{"--node-gc -1s", "0 (never) or more"}, "coordinator", "--data-dir", t.TempDir(), "--node-gc", "-1s")
 }
 
 // A member about three times slower per sample than the median is flagged; the others not.

@@ -34,6 +34,7 @@ func newCoordinatorCmd() *cobra.Command {
 		join                                                       []string
 		timing                                                     coordinator.Timing
 		maxBlob                                                    int64
+		nodeGC                                                     time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "coordinator --data-dir DIR (--bootstrap | --join ADDR)",
@@ -71,6 +72,10 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		}
 		if bootstrap && len(join) > 0 || recoverAlone && (bootstrap || len(join) > 0) {
 			return errors.New("--bootstrap, --join and --recover: one or none of them")
+		}
+		var err error
+		if timing.NodeGC, err = nodeGCTiming(nodeGC); err != nil {
+			return err
 		}
 		secret, err := cf.secret()
 		if err != nil {
@@ -155,7 +160,20 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 	f.DurationVar(&timing.BlobGrace, "blob-grace", 0, "how long an upload no job references stays (default 1h; 0: default)")
 	f.DurationVar(&timing.BlobFileGrace, "blob-file-grace", 0, "how old a blob file the state no longer lists is before it is removed from disk (default 10m)")
 	f.DurationVar(&timing.DeletedRetention, "deleted-retention", 0, "how long the list of deleted jobs, from which nodes remove their files of them, keeps a job after its deletion (default 720h)")
+	f.DurationVar(&nodeGC, "node-gc", 24*time.Hour, "how long a node stays in the catalog once dead or left in gossip, unless a running job needs it (0: for ever; bertnode nodes remove takes one out at once)")
 	return c
+}
+
+// nodeGCTiming is --node-gc as coordinator.Timing.NodeGC takes it: 0 there is the
+// default, and never is negative.
+func nodeGCTiming(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("--node-gc %s: want a duration of 0 (never) or more", d)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
 }
 
 // joinGossip joins the gossip of the cluster's other members: those --join's member

@@ -16,8 +16,8 @@ func init() { subcommands = append(subcommands, newNodesCmd) }
 func newNodesCmd() *cobra.Command {
 	var wait bool
 	c := &cobra.Command{
-		Use:   "nodes [drain ID... [--wait] | undrain ID...]",
-		Short: "List the worker nodes: health, job, rank and speed; drain one for maintenance",
+		Use:   "nodes [drain ID... [--wait] | undrain ID... | remove ID...]",
+		Short: "List the worker nodes: health, job, rank and speed; drain one for maintenance, remove a dead one",
 		Long: `Without arguments: the worker nodes, their health, job, rank and speed.
 
 drain: the nodes take no new job, and each leaves its job through a reconfiguration
@@ -26,17 +26,22 @@ go on without it: another of its nodes stays to hand its state on, and with the 
 nodes it may take, the job keeps its min_nodes. Until then a drained node trains on.
 With --wait the command returns once every drained node is on no job: its process can
 then be stopped, and nothing is lost. A drain survives the node's restarts.
-undrain: the nodes take work again.`,
+undrain: the nodes take work again.
+remove: the nodes leave the catalog, as nomad node purge does: for a machine gone
+for good. Each must be dead or left in gossip (stop its bertnode join first: a live
+agent registers again), on no job, and in no running job's generation. Finished jobs
+keep naming it. Should it come back, it registers as a new node. The coordinators
+remove nodes dead or left for longer than --node-gc (24h) by themselves.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 0 && !wait:
 				return nil
 			case len(args) >= 2 && args[0] == "drain":
 				return nil
-			case len(args) >= 2 && args[0] == "undrain" && !wait:
+			case len(args) >= 2 && (args[0] == "undrain" || args[0] == "remove") && !wait:
 				return nil
 			}
-			return fmt.Errorf("want no arguments, drain ID... [--wait], or undrain ID..., not %q", strings.Join(args, " "))
+			return fmt.Errorf("want no arguments, drain ID... [--wait], undrain ID... or remove ID..., not %q", strings.Join(args, " "))
 		},
 	}
 	c.Flags().BoolVar(&wait, "wait", false, "drain: return once the nodes are on no job")
@@ -48,6 +53,15 @@ undrain: the nodes take work again.`,
 				return err
 			}
 			printNodes(out, nodes)
+			return nil
+		}
+		if args[0] == "remove" {
+			for _, id := range args[1:] {
+				if err := cl.RemoveNode(ctx, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s: removed\n", id)
+			}
 			return nil
 		}
 		on := args[0] == "drain"

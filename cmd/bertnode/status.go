@@ -122,7 +122,7 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 		fmt.Fprintln(w, "    RANK\tNODE\tHEALTH\tSTEP\tSAMPLES/S\tSTEP MS\t")
 		slow := stragglers(j, nodes)
 		for r, m := range j.Gen.Members {
-			health, step, rate, ms := "-", "-", "-", "-"
+			health, step, rate, ms := "removed", "-", "-", "-" // bertnode nodes remove, or the node GC
 			if i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.ID == m.Node }); i >= 0 {
 				n := nodes[i]
 				health = string(n.Health)
