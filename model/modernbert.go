@@ -36,7 +36,6 @@ type modern struct {
 	// rope holds each rotary base's cos and signed sin for max_position_embeddings
 	// positions, [positions, head size], on the model's device.
 	rope map[float64]*rope
-	far  *ts.Tensor // [positions, positions] bool: outside a local layer's window
 }
 
 // modernLayer is one ModernBERT encoder layer.
@@ -100,7 +99,6 @@ func declareModernBERT(m *Model) {
 	}
 	hd.seq = m.Opts.Task == Classify || m.Opts.Task == MultiLabel
 	hd.mean = c.ClassifierPooling == "mean"
-	mo.far = windowMask(c.MaxPositionEmbeddings, c.LocalAttention/2, m.Opts.Device)
 }
 
 // modernNorm declares a LayerNorm of the hidden width, with a bias if norm_bias.
@@ -120,7 +118,8 @@ func (m *Model) dense(name string, out, in int, bias bool) linear {
 	return linear{w: m.Params.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal)}
 }
 
-// windowMask is true at [i, j] where |i - j| > half: what a local layer does not see.
+// windowMask is true at [i, j] of [n, n] where |i - j| > half: what a local layer does
+// not see. Made for each batch's length: for all 8192 positions it would be 64 MiB.
 func windowMask(n, half int, dev gotch.Device) *ts.Tensor {
 	far := make([]bool, n*n)
 	for i := range n {
@@ -190,7 +189,7 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	L := int64(b.L)
 	local := ext // a local layer's mask is the padding's where the window covers all
 	if L-1 > int64(c.LocalAttention/2) {
-		far := mo.far.MustNarrow(0, 0, L, false).MustNarrow(1, 0, L, true)
+		far := windowMask(b.L, c.LocalAttention/2, m.Opts.Device)
 		local = ext.MustExpand([]int64{int64(b.B), 1, L, L}, false, false).
 			MustMaskedFill(far, ts.FloatScalar(-math.MaxFloat32), true)
 		far.MustDrop()
