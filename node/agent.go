@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -149,6 +150,17 @@ func (a *Agent) watch(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				a.cfg.Log.Printf("assignment: %v", err)
+				var ae *api.Error
+				if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+					// The catalog no longer holds this node: removed while it was cut off
+					// (bertnode nodes remove, the coordinators' node GC). It registers as
+					// a new one.
+					a.cfg.Log.Printf("not in the catalog: registering again")
+					if err := a.register(ctx); err != nil && ctx.Err() == nil {
+						a.cfg.Log.Printf("register: %v", err)
+					}
+					index = 0
+				}
 				sleep(ctx, 500*time.Millisecond)
 			}
 			continue

@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -40,6 +41,7 @@ type coord struct {
 	ranks    map[string]int // node -> rank in the current generation; absent: not assigned
 	addrs    map[string]string
 	unproven map[string]bool // nodes asked to register again
+	removed  map[string]bool // nodes the catalog no longer holds: 404 until they register
 	regs     map[string]int  // registrations by node
 	deleted  map[string]time.Time
 	failures chan api.FailureReport
@@ -55,7 +57,7 @@ type coord struct {
 
 func newCoord(spec string) *coord {
 	return &coord{changed: make(chan struct{}), job: api.Job{ID: "job-1", Spec: spec, State: api.Running},
-		ranks: map[string]int{}, addrs: map[string]string{}, unproven: map[string]bool{}, regs: map[string]int{}, failures: make(chan api.FailureReport, 100),
+		ranks: map[string]int{}, addrs: map[string]string{}, unproven: map[string]bool{}, removed: map[string]bool{}, regs: map[string]int{}, failures: make(chan api.FailureReport, 100),
 		done: make(chan api.DoneReport, 10), results: map[string]api.ResultReport{}, blobs: map[string][]byte{}}
 }
 
@@ -105,6 +107,7 @@ func (c *coord) RegisterNode(ctx context.Context, r api.RegisterNode) error {
 	defer c.mu.Unlock()
 	c.addrs[r.ID] = r.RingAddr
 	c.regs[r.ID]++
+	delete(c.removed, r.ID)
 	if c.unproven[r.ID] {
 		delete(c.unproven, r.ID)
 		c.bump()
@@ -117,6 +120,10 @@ func (c *coord) Assignment(ctx context.Context, node string, index uint64, wait 
 	defer t.Stop()
 	for {
 		c.mu.Lock()
+		if c.removed[node] {
+			defer c.mu.Unlock()
+			return nil, &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no node %q (register first)", node)}
+		}
 		if c.index > index {
 			defer c.mu.Unlock()
 			a := &api.Assignment{Index: c.index, Rank: -1, Reregister: c.unproven[node]}
@@ -701,6 +708,26 @@ func TestLeftOutNodeRegistersAgain(t *testing.T) {
 	defer c.mu.Unlock()
 	if c.regs["n1"] != 2 {
 		t.Fatalf("n1 registered %d times, want twice (at start, and once when asked)", c.regs["n1"])
+	}
+}
+
+// TestRemovedNodeRegistersAgain: a live node the catalog no longer holds (removed
+// while it was cut off) registers again when its assignment answers 404, and watches
+// its assignment again.
+func TestRemovedNodeRegistersAgain(t *testing.T) {
+	c := newCoord(toySpec)
+	startNode(t, c, "n1", 1)
+	c.mu.Lock()
+	delete(c.ranks, "n1")
+	c.removed["n1"] = true
+	c.bump()
+	c.mu.Unlock()
+	waitFor(t, "n1 to register again", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return !c.removed["n1"] })
+	time.Sleep(500 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.regs["n1"] != 2 {
+		t.Fatalf("n1 registered %d times, want twice (at start, and once when its assignment was a 404)", c.regs["n1"])
 	}
 }
 
