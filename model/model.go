@@ -211,7 +211,7 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	defer drop.done()
 	out := &Output{}
 	if m.modern != nil {
-		out.Logits = m.modern.forward(m, b, ids, mask, ext, drop, attentions, out)
+		out.Logits = m.modern.forward(m, b, ids, mask, ext, drop, train, attentions, out)
 	} else {
 		out.Logits = m.encode(b, ids, ext, drop, train, attentions, out)
 	}

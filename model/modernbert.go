@@ -18,7 +18,7 @@ import (
 // LayerNorm; and a head of dense, activation and LayerNorm over the [CLS] token or the
 // tokens' mean. Norms and dense layers have no biases unless the config says so. The
 // layers differ enough from BERT's post-LayerNorm ones that they are their own type
-// (modernLayer); Forward runs them padded, without the packing unpad.go does for BERT.
+// (modernLayer).
 var modernbertFamily = &family{
 	base:        "model.",
 	embeddings:  []string{"model.embeddings."},
@@ -176,8 +176,9 @@ func (r *rope) apply(x *ts.Tensor, l int64) *ts.Tensor {
 
 // forward computes the logits of b; ids and mask are its [B, L] tensors, ext the
 // additive padding mask [B, 1, 1, L]. With attentions it keeps each layer's attention
-// probabilities in out.
-func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, attentions bool, out *Output) *ts.Tensor {
+// probabilities in out. For inference the layers run on the tokens alone where b has
+// padding (unpad.go), as transformers' flash-attention path does.
+func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train, attentions bool, out *Output) *ts.Tensor {
 	c := m.Config
 	sparse := m.emb.word.Trainable && !m.Opts.Device.IsCuda() // as embeddings.fwd
 	x := ts.MustEmbedding(m.emb.word.T, ids, int64(c.PadTokenID), false, sparse)
@@ -186,13 +187,23 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	h := drop.apply(n, c.EmbeddingDropout)
 	n.MustDrop()
 
-	L := int64(b.L)
-	local := ext // a local layer's mask is the padding's where the window covers all
-	if L-1 > int64(c.LocalAttention/2) {
-		far := windowMask(b.L, c.LocalAttention/2, m.Opts.Device)
-		local = ext.MustExpand([]int64{int64(b.B), 1, L, L}, false, false).
-			MustMaskedFill(far, ts.FloatScalar(-math.MaxFloat32), true)
-		far.MustDrop()
+	var p *packing
+	if !train && !attentions && (mo.head.seq || b.Labels == nil) { // as encode
+		p = newPacking(b, ext, m.Opts.Device)
+	}
+	if p != nil {
+		defer p.drop()
+		x := p.pack(h)
+		h.MustDrop()
+		for _, ly := range mo.layers {
+			x = ly.fwdPacked(m, x, p, drop)
+		}
+		f := mo.final.fwd(x)
+		x.MustDrop()
+		return mo.head.fwd(p.unpack(f), mask, drop)
+	}
+	local := localMask(m, ext, b.B, b.L)
+	if local != ext {
 		defer local.MustDrop()
 	}
 	for _, ly := range mo.layers {
@@ -209,6 +220,21 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	f := mo.final.fwd(h)
 	h.MustDrop()
 	return mo.head.fwd(f, mask, drop)
+}
+
+// localMask is a local layer's additive mask for a batch [n, l] whose padding mask is
+// ext [n, 1, 1, l]: ext itself where the window covers the whole length, else [n, 1, l,
+// l] with the positions outside the window masked too (set, not added, as transformers
+// does, so a padding row outside every window stays finite).
+func localMask(m *Model, ext *ts.Tensor, n, l int) *ts.Tensor {
+	half := m.Config.LocalAttention / 2
+	if l-1 <= half {
+		return ext
+	}
+	far := windowMask(l, half, m.Opts.Device)
+	defer far.MustDrop()
+	return ext.MustExpand([]int64{int64(n), 1, int64(l), int64(l)}, false, false).
+		MustMaskedFill(far, ts.FloatScalar(-math.MaxFloat32), true)
 }
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of, with the additive
@@ -242,9 +268,58 @@ func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, 
 		rate, ok := drop.fusedRate(p, false)
 		ctx = attendContext(q, k, v, am, dropProbs, rate, ok)
 	}
+	return ly.rest(m, ctx, h, drop), kept
+}
+
+// fwdPacked is fwd for inference on packed rows h [T, H], which it takes ownership of:
+// attention spreads each group of sequences out to its own length, where the rotary
+// positions and the window are those of the padded layout. drop is inference's: off.
+func (ly *modernLayer) fwdPacked(m *Model, h *ts.Tensor, p *packing, drop *dropper) *ts.Tensor {
+	c := m.Config
+	H, nh, hd := int64(c.HiddenSize), int64(c.NumAttentionHeads), int64(c.HeadSize())
+	x := h
+	if ly.attnNorm != nil {
+		x = ly.attnNorm.fwd(h)
+	}
+	qkv := ly.wqkv.fwd(x)
+	if x != h {
+		x.MustDrop()
+	}
+	ctxs := make([]*ts.Tensor, len(p.groups))
+	for i, g := range p.groups {
+		part := func(j int64) *ts.Tensor { // [N, heads, L, d] of q, k or v
+			rows := qkv.MustNarrow(0, g.off, g.T, false).MustNarrow(1, j*H, H, true)
+			return spread(rows, g.idx, g.N, g.L).MustView([]int64{g.N, g.L, nh, hd}, true).MustPermute([]int64{0, 2, 1, 3}, true)
+		}
+		am := g.ext
+		if !ly.global {
+			am = localMask(m, g.ext, int(g.N), int(g.L))
+		}
+		ctx := attendContext(ly.rope.apply(part(0), g.L), ly.rope.apply(part(1), g.L), part(2), am, nil, 0, true)
+		if am != g.ext {
+			am.MustDrop()
+		}
+		ctxs[i] = ctx.MustView([]int64{g.N * g.L, -1}, true).MustIndexSelect(0, g.idx, true)
+	}
+	qkv.MustDrop()
+	ctx := ctxs[0]
+	if len(ctxs) > 1 {
+		ctx = ts.MustCat(ctxs, 0)
+		for _, t := range ctxs {
+			t.MustDrop()
+		}
+	}
+	return ly.rest(m, ctx, h, drop)
+}
+
+// rest is the layer after attention: the output projection with its residual onto h,
+// then the GeGLU feed-forward on its LayerNorm, with its residual. It takes ownership
+// of ctx and h.
+func (ly *modernLayer) rest(m *Model, ctx, h *ts.Tensor, drop *dropper) *ts.Tensor {
+	c := m.Config
 	a := ly.wo.fwd(ctx)
 	ctx.MustDrop()
-	ad := drop.apply(a, p)
+	ad := drop.apply(a, c.AttentionProbsDropoutProb) // transformers' out_drop: attention_dropout
 	a.MustDrop()
 	h2 := h.MustAdd(ad, true)
 	ad.MustDrop()
@@ -261,7 +336,7 @@ func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, 
 	gd.MustDrop()
 	h3 := h2.MustAdd(o, true)
 	o.MustDrop()
-	return h3, kept
+	return h3
 }
 
 // fwd computes the logits from the final norm's output h [B, L, H], taking ownership

@@ -57,9 +57,6 @@ func TestPacking(t *testing.T) {
 func TestPackedLayersMatchPadded(t *testing.T) {
 	lockThread(t)
 	for _, mt := range modelTypes {
-		if mt == "modernbert" {
-			continue // runs padded, packing nothing
-		}
 		for _, opts := range familyTasks {
 			m := newModel(t, familyConfig(t, mt, 0.1), opts, 3)
 			for _, shape := range []struct {
@@ -95,15 +92,25 @@ func TestPackedLayersMatchPadded(t *testing.T) {
 
 // underPadding says whether logit i of the n that m's head gives for b is a token
 // head's under the padding: transformers computes those from the padding's rows, packed
-// inference from none (unpad.go), and only a loss reads them. ModernBERT runs padded,
-// as transformers does.
+// inference from none (unpad.go), and only a loss reads them.
 func underPadding(m *Model, b *Batch, n, i int) bool {
-	return m.modern == nil && !m.head.first && b.AttentionMask[i/(n/(b.B*b.L))] == 0
+	seq := m.head.first || m.modern != nil && m.modern.head.seq
+	return !seq && b.AttentionMask[i/(n/(b.B*b.L))] == 0
 }
 
 // paddedLogits runs b through the padded layers, as training does, with dropout off:
 // the path packed inference replaced. The caller drops the logits.
 func paddedLogits(m *Model, b *Batch) *ts.Tensor {
+	if m.modern != nil { // keeping the attentions keeps it padded
+		out, err := m.Forward(b, false, true)
+		if err != nil {
+			panic(err)
+		}
+		for _, a := range out.Attentions {
+			a.MustDrop()
+		}
+		return out.Logits
+	}
 	drop, _ := newDropper(false, m.Opts.Device)
 	shape := []int64{int64(b.B), int64(b.L)}
 	ids := ts.MustOfSlice(b.InputIDs).MustView(shape, true)
