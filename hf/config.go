@@ -68,6 +68,20 @@ type BertConfig struct {
 	GlobalRopeTheta      float64 `json:"global_rope_theta"`
 	LocalRopeTheta       float64 `json:"local_rope_theta"`
 
+	// DeBERTa-v2's own fields (hf/debertav2.go): relative attention, its span and
+	// buckets, which relative terms it adds, whether the keys' and queries'
+	// projections serve the positions too, whether absolute positions are embedded,
+	// the LayerNorm of the relative embeddings, the pooler's dropout and activation.
+	RelativeAttention    bool       `json:"relative_attention"`
+	MaxRelativePositions int        `json:"max_relative_positions"`
+	PositionBuckets      int        `json:"position_buckets"`
+	PositionBiasedInput  bool       `json:"position_biased_input"`
+	PosAttType           PosAttType `json:"pos_att_type"`
+	ShareAttKey          bool       `json:"share_att_key"`
+	NormRelEbd           string     `json:"norm_rel_ebd"`
+	PoolerDropout        float64    `json:"pooler_dropout"`
+	PoolerHiddenAct      string     `json:"pooler_hidden_act"`
+
 	ID2Label map[int]string `json:"id2label"`
 	Label2ID map[string]int `json:"label2id"`
 

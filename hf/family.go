@@ -78,6 +78,7 @@ var families = map[string]*family{
 		},
 	},
 	"modernbert": modernbert,
+	"deberta-v2": debertaV2,
 	"distilbert": {
 		modelType: "distilbert", arch: "DistilBert",
 		renames: map[string]string{

@@ -10,6 +10,30 @@ import (
 
 // The config.json files of the families' reference checkpoints as published on the hub.
 var hubConfigs = map[string]string{
+	// microsoft/deberta-v3-base's config.json: pos_att_type as a string, as DeBERTa's
+	// own code wrote it.
+	"deberta-v3-base": `{
+  "model_type": "deberta-v2",
+  "attention_probs_dropout_prob": 0.1,
+  "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1,
+  "hidden_size": 768,
+  "initializer_range": 0.02,
+  "intermediate_size": 3072,
+  "max_position_embeddings": 512,
+  "relative_attention": true,
+  "position_buckets": 256,
+  "norm_rel_ebd": "layer_norm",
+  "share_att_key": true,
+  "pos_att_type": "p2c|c2p",
+  "layer_norm_eps": 1e-7,
+  "max_relative_positions": -1,
+  "position_biased_input": false,
+  "num_attention_heads": 12,
+  "num_hidden_layers": 12,
+  "type_vocab_size": 0,
+  "vocab_size": 128100
+}`,
 	// The layout of answerdotai/ModernBERT-base's config.json: the old spelling of the
 	// rotary bases, both norm_eps and the sentence-transformers layer_norm_eps.
 	"modernbert-base": `{
@@ -209,6 +233,11 @@ func TestParseFamilyConfigs(t *testing.T) {
 				IntermediateSize: 1152, HiddenAct: "gelu", MaxPositionEmbeddings: 8192, LayerNormEps: 1e-5, PadTokenID: 50283,
 				ClassifierDropout: f(0)}
 		},
+		"deberta-v3-base": func(c *BertConfig) BertConfig {
+			return BertConfig{ModelType: "deberta-v2", VocabSize: 128100, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
+				IntermediateSize: 3072, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 512,
+				LayerNormEps: 1e-7}
+		},
 		"electra-small-discriminator": func(c *BertConfig) BertConfig {
 			return BertConfig{ModelType: "electra", VocabSize: 30522, EmbeddingSize: 128, HiddenSize: 256, NumHiddenLayers: 12, NumAttentionHeads: 4,
 				IntermediateSize: 1024, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 512,
@@ -247,12 +276,16 @@ func TestParseFamilyConfigs(t *testing.T) {
 				var a, b any
 				json.Unmarshal(v, &a)
 				json.Unmarshal(written[k], &b)
+				if k == "pos_att_type" && a == "p2c|c2p" { // transformers writes what it read as a list
+					a = []any{"p2c", "c2p"}
+				}
 				if !reflect.DeepEqual(a, b) {
 					t.Errorf("%s: wrote %s, the hub file has %s", k, written[k], v)
 				}
 			}
 			allowed := map[string]bool{"id2label": true, "label2id": true, "classifier_dropout": true, "position_embedding_type": true,
-				"qa_dropout": true, "seq_classif_dropout": true, "sinusoidal_pos_embds": true}
+				"qa_dropout": true, "seq_classif_dropout": true, "sinusoidal_pos_embds": true,
+				"cls_dropout": true, "pooler_dropout": true, "pooler_hidden_act": true, "pad_token_id": true}
 			for k := range written {
 				if _, ok := orig[k]; !ok && !allowed[k] {
 					t.Errorf("wrote %q, which %s's config.json does not have", k, c.ModelType)

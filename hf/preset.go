@@ -44,11 +44,12 @@ func PresetNames() []string {
 // (30522, [PAD] = 0), which a preset model is given as its tokenizer; ALBERT and
 // ELECTRA factorize their embeddings to min(128, hidden/2); RoBERTa has one token type,
 // layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base;
-// ModernBERT takes 512 tokens too, as every other preset.
+// ModernBERT takes 512 tokens too, as every other preset; DeBERTa-v2 is configured as
+// deberta-v3-base (relative attention in 256 buckets, no absolute positions).
 func Preset(name string) (*BertConfig, error) {
 	modelType, size := "bert", name
-	if t, s, ok := strings.Cut(name, "-"); ok && t != "bert" && slices.Contains(familySizes, s) {
-		modelType, size = t, s
+	if i := strings.LastIndex(name, "-"); i > 0 && name[:i] != "bert" && slices.Contains(familySizes, name[i+1:]) {
+		modelType, size = name[:i], name[i+1:]
 	}
 	p, ok := sizes[size]
 	c, err := NewConfig(modelType)
@@ -62,6 +63,9 @@ func Preset(name string) (*BertConfig, error) {
 		c.EmbeddingSize = min(128, c.HiddenSize/2)
 	case "modernbert": // rotary positions: the length is a limit, not a table
 		c.MaxPositionEmbeddings = 512
+	case "deberta-v2": // as deberta-v3-base
+		c.MaxPositionEmbeddings, c.RelativeAttention, c.PositionBiasedInput, c.PositionBuckets = 512, true, false, 256
+		c.NormRelEbd, c.ShareAttKey, c.PosAttType, c.HiddenDropoutProb = "layer_norm", true, PosAttType{"p2c", "c2p"}, 0.1
 	case "roberta": // as roberta-base
 		c.TypeVocabSize, c.LayerNormEps = 1, 1e-5
 		c.MaxPositionEmbeddings = 512 + c.PositionOffset()
