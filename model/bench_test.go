@@ -216,7 +216,7 @@ func BenchmarkInferUnpadded(b *testing.B) {
 			lens[0] = c.longest
 			batch := randomBatch(r, m, c.longest, lens)
 			batch.Labels = nil
-			padded := func() { paddedLogits(m, batch).MustDrop() }
+			padded := func() { noGrad(func() { paddedLogits(m, batch).MustDrop() }) } // as Infer
 			packed := func() {
 				if _, _, err := m.Infer(batch); err != nil {
 					b.Fatal(err)
