@@ -28,6 +28,15 @@ func tinyAlbert(t testing.TB) *Tokenizer {
 	return tk
 }
 
+func tinyDeberta(t testing.TB) *Tokenizer {
+	t.Helper()
+	tk, err := Load("testdata/deberta-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
 func TestFamilies(t *testing.T) {
 	for _, c := range []struct {
 		tk                  *Tokenizer
@@ -69,6 +78,7 @@ func TestSaveRoundTripBPEUnigram(t *testing.T) {
 		{"roberta", tinyRoberta(t), []string{"merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"}, []string{"vocab.json", "merges.txt", "tokenizer_config.json"}},
 		{"roberta add_prefix_space", aps, []string{"merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"}, []string{"vocab.json", "merges.txt", "tokenizer_config.json"}},
 		{"albert", tinyAlbert(t), []string{"special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json"}, []string{"spiece.model", "tokenizer_config.json"}},
+		{"deberta", tinyDeberta(t), []string{"special_tokens_map.json", "spm.model", "tokenizer.json", "tokenizer_config.json"}, []string{"spm.model", "tokenizer_config.json"}},
 	} {
 		dir := filepath.Join(t.TempDir(), "saved")
 		if err := c.tk.Save(dir); err != nil {

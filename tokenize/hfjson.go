@@ -598,27 +598,58 @@ func robertaDoc(vocab json.RawMessage, merges []string, tc *hfTokenizerConfig) (
 	return json.MarshalIndent(doc, "", "  ")
 }
 
+// spmFlavor is what tells transformers' converters of SentencePiece models apart.
+type spmFlavor struct {
+	norms        []map[string]any // the normalizers before the model's own rules
+	commaNumbers bool             // pieces like "1," score 100 less, so numbers keep their commas
+	unk, pad     string           // the default names of the unknown and padding tokens
+	appendMask   bool             // a mask token the model lacks is added after its pieces
+}
+
 // albertDoc is the tokenizer.json transformers' AlbertConverter makes of an ALBERT
 // spiece.model: ALBERT's normalizers around the model's own rules, Metaspace, the
 // pieces' scores (less 100 for pieces like "1," so numbers keep their commas), and
 // [CLS] A [SEP] templates.
 func albertDoc(sp *spModel, tc *hfTokenizerConfig) ([]byte, error) {
-	if sp.modelType != 1 {
-		return nil, fmt.Errorf("model_type %d: only Unigram (1) SentencePiece models are supported", sp.modelType)
-	}
-	lower := tc.DoLowerCase == nil || *tc.DoLowerCase
-	keepAccents := tc.KeepAccents != nil && *tc.KeepAccents
 	type m = map[string]any
 	norms := []m{
 		{"type": "Replace", "pattern": m{"String": "``"}, "content": `"`},
 		{"type": "Replace", "pattern": m{"String": "''"}, "content": `"`},
 	}
-	if !keepAccents {
+	if tc.KeepAccents == nil || !*tc.KeepAccents {
 		norms = append(norms, m{"type": "NFKD"}, m{"type": "StripAccents"})
 	}
-	if lower {
+	if tc.DoLowerCase == nil || *tc.DoLowerCase {
 		norms = append(norms, m{"type": "Lowercase"})
 	}
+	return spmDoc(sp, tc, spmFlavor{norms: norms, commaNumbers: true, unk: "<unk>", pad: "<pad>"})
+}
+
+// debertaDoc is the tokenizer.json transformers' DebertaV2Converter makes of a
+// DeBERTa-v2/v3 spm.model: lowercase only with do_lower_case (DebertaV2Tokenizer's
+// default is cased), whitespace stripped at both ends, the model's own rules, Metaspace,
+// the pieces' scores as they are, [CLS] A [SEP] templates, and [MASK] after the pieces
+// where the model lacks it (deberta-v3's 128000). split_by_punct is not supported.
+func debertaDoc(sp *spModel, tc *hfTokenizerConfig) ([]byte, error) {
+	type m = map[string]any
+	if tc.SplitByPunct != nil && *tc.SplitByPunct {
+		return nil, fmt.Errorf("split_by_punct: true is not supported")
+	}
+	var norms []m
+	if tc.DoLowerCase != nil && *tc.DoLowerCase {
+		norms = append(norms, m{"type": "Lowercase"})
+	}
+	norms = append(norms, m{"type": "Strip", "strip_left": true, "strip_right": true})
+	return spmDoc(sp, tc, spmFlavor{norms: norms, unk: "[UNK]", pad: "[PAD]", appendMask: true})
+}
+
+// spmDoc is the tokenizer.json of a Unigram SentencePiece model in flavor f.
+func spmDoc(sp *spModel, tc *hfTokenizerConfig, f spmFlavor) ([]byte, error) {
+	if sp.modelType != 1 {
+		return nil, fmt.Errorf("model_type %d: only Unigram (1) SentencePiece models are supported", sp.modelType)
+	}
+	type m = map[string]any
+	norms := f.norms
 	if len(sp.charsmap) > 0 {
 		norms = append(norms, m{"type": "Precompiled", "precompiled_charsmap": base64.StdEncoding.EncodeToString(sp.charsmap)})
 	}
@@ -627,7 +658,7 @@ func albertDoc(sp *spModel, tc *hfTokenizerConfig) ([]byte, error) {
 	ids := make(map[string]int, len(sp.pieces))
 	for i, p := range sp.pieces {
 		score := float64(p.score)
-		if r := []rune(p.piece); len(r) >= 2 && r[len(r)-1] == ',' && unicode.IsDigit(r[len(r)-2]) {
+		if r := []rune(p.piece); f.commaNumbers && len(r) >= 2 && r[len(r)-1] == ',' && unicode.IsDigit(r[len(r)-2]) {
 			score -= 100
 		}
 		vocab[i] = [2]any{p.piece, score}
@@ -640,6 +671,7 @@ func albertDoc(sp *spModel, tc *hfTokenizerConfig) ([]byte, error) {
 		return def
 	}
 	cls, sep, mask := name(tc.ClsToken, "[CLS]"), name(tc.SepToken, "[SEP]"), name(tc.MaskToken, "[MASK]")
+	unk, pad := name(tc.UnkToken, f.unk), name(tc.PadToken, f.pad)
 	var added []*addedToken
 	seen := map[string]bool{}
 	for i, p := range sp.pieces {
@@ -648,17 +680,20 @@ func albertDoc(sp *spModel, tc *hfTokenizerConfig) ([]byte, error) {
 			seen[p.piece] = true
 		}
 	}
-	for _, s := range []string{name(tc.UnkToken, "<unk>"), cls, sep, name(tc.PadToken, "<pad>"), mask} {
+	for _, s := range []string{unk, cls, sep, pad, mask} {
 		if id, ok := ids[s]; ok && !seen[s] {
 			added = append(added, &addedToken{ID: int32(id), Content: s, Special: true})
 			seen[s] = true
 		}
 	}
+	if _, ok := ids[mask]; !ok && f.appendMask {
+		added = append(added, &addedToken{ID: int32(len(sp.pieces)), Content: mask, Special: true})
+	}
 	for _, a := range added {
 		if a.Content == mask {
 			a.Lstrip, a.Special = true, true
 		}
-		if a.Content == sep || a.Content == cls || a.Content == name(tc.UnkToken, "<unk>") || a.Content == name(tc.PadToken, "<pad>") {
+		if a.Content == sep || a.Content == cls || a.Content == unk || a.Content == pad {
 			a.Special = true
 		}
 	}

@@ -63,7 +63,8 @@ func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 
 // Load loads the tokenizer of a Hugging Face model directory, by the files it has:
 // tokenizer.json (any algorithm), else vocab.txt (BERT WordPiece), else vocab.json
-// and merges.txt (RoBERTa's byte-level BPE), else spiece.model (ALBERT's Unigram).
+// and merges.txt (RoBERTa's byte-level BPE), else spiece.model (ALBERT's Unigram), else
+// spm.model (DeBERTa-v2/v3's Unigram).
 // Settings and special tokens given in tokenizer_config.json and
 // special_tokens_map.json take precedence, as in transformers; without them
 // vocab.txt gets BertTokenizer's defaults (uncased).
@@ -81,12 +82,14 @@ func Load(dir string) (*Tokenizer, error) {
 	switch {
 	case exists("tokenizer.json"):
 		t, err := loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), &tc)
-		if err == nil && t.kind == Unigram && exists("spiece.model") { // kept for Save, which slow tokenizers need
-			sp, err := os.ReadFile(filepath.Join(dir, "spiece.model"))
-			if err != nil {
-				return nil, err
+		for _, name := range []string{"spiece.model", "spm.model"} {
+			if err == nil && t.kind == Unigram && exists(name) { // kept for Save, which slow tokenizers need
+				sp, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					return nil, err
+				}
+				t.legacy = map[string][]byte{name: sp}
 			}
-			t.legacy = map[string][]byte{"spiece.model": sp}
 		}
 		return t, err
 	case exists("vocab.txt"):
@@ -105,9 +108,11 @@ func Load(dir string) (*Tokenizer, error) {
 	case exists("vocab.json") && exists("merges.txt"):
 		return loadVocabMerges(dir, &tc)
 	case exists("spiece.model"):
-		return loadSPModel(filepath.Join(dir, "spiece.model"), &tc)
+		return loadSPModel(filepath.Join(dir, "spiece.model"), &tc, albertDoc)
+	case exists("spm.model"):
+		return loadSPModel(filepath.Join(dir, "spm.model"), &tc, debertaDoc)
 	}
-	return nil, fmt.Errorf("%s: no tokenizer.json, vocab.txt, vocab.json with merges.txt, or spiece.model", dir)
+	return nil, fmt.Errorf("%s: no tokenizer.json, vocab.txt, vocab.json with merges.txt, spiece.model or spm.model", dir)
 }
 
 // loadVocabMerges reads a slow RoBERTa/GPT-2 tokenizer's vocab.json and merges.txt.
@@ -154,8 +159,9 @@ func loadVocabMerges(dir string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	return t, nil
 }
 
-// loadSPModel reads an ALBERT spiece.model as transformers converts it.
-func loadSPModel(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
+// loadSPModel reads a SentencePiece model as transformers converts it with convert:
+// ALBERT's spiece.model (albertDoc), DeBERTa-v2/v3's spm.model (debertaDoc).
+func loadSPModel(path string, tc *hfTokenizerConfig, convert func(*spModel, *hfTokenizerConfig) ([]byte, error)) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -164,7 +170,7 @@ func loadSPModel(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	doc, err := albertDoc(sp, tc)
+	doc, err := convert(sp, tc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -172,7 +178,7 @@ func loadSPModel(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.legacy = map[string][]byte{"spiece.model": data}
+	t.legacy = map[string][]byte{filepath.Base(path): data}
 	return t, nil
 }
 
@@ -180,6 +186,7 @@ func loadSPModel(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 type hfTokenizerConfig struct {
 	DoLowerCase          *bool   `json:"do_lower_case"`
 	KeepAccents          *bool   `json:"keep_accents"`     // ALBERT
+	SplitByPunct         *bool   `json:"split_by_punct"`   // DeBERTa-v2
 	AddPrefixSpace       *bool   `json:"add_prefix_space"` // RoBERTa
 	StripAccents         *bool   `json:"strip_accents"`
 	TokenizeChineseChars *bool   `json:"tokenize_chinese_chars"`

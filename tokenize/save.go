@@ -117,6 +117,10 @@ func (t *Tokenizer) saveDoc(dir string) error {
 		if sp, ok := t.legacy["spiece.model"]; ok {
 			files = append(files, namedFile{"spiece.model", sp})
 		}
+		if sp, ok := t.legacy["spm.model"]; ok {
+			config["tokenizer_class"] = "DebertaV2Tokenizer"
+			files = append(files, namedFile{"spm.model", sp})
+		}
 	}
 	files = append(files, namedFile{"tokenizer_config.json", config}, namedFile{"special_tokens_map.json", specials})
 	return writeFiles(dir, files)

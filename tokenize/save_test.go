@@ -111,7 +111,7 @@ func TestLoadDirectory(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "no tokenizer.json, vocab.txt, vocab.json with merges.txt, or spiece.model") {
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "no tokenizer.json, vocab.txt, vocab.json with merges.txt, spiece.model or spm.model") {
 		t.Errorf("empty directory: %v", err)
 	}
 	writeFile(t, dir, "vocab.txt", vocab)
