@@ -62,16 +62,7 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.
 	x = x.MustAdd(pe, true)
 	pe.MustDrop()
 	if e.typ != nil {
-		var types *ts.Tensor
-		if tt := m.tokenTypes(b); tt != nil {
-			types = ts.MustOfSlice(tt).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
-		} else {
-			types = ts.MustZeros([]int64{int64(b.B), int64(b.L)}, gotch.Int64, dev)
-		}
-		te := ts.MustEmbedding(e.typ.T, types, -1, false, false)
-		types.MustDrop()
-		x = x.MustAdd(te, true)
-		te.MustDrop()
+		x = e.addTypes(m, b, x)
 	}
 	n := e.norm.fwd(x)
 	x.MustDrop()
@@ -83,6 +74,22 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.
 		h = p
 	}
 	return h
+}
+
+// addTypes adds the token type embeddings of b to x, which it takes ownership of.
+func (e *embeddings) addTypes(m *Model, b *Batch, x *ts.Tensor) *ts.Tensor {
+	dev := m.Opts.Device
+	var types *ts.Tensor
+	if tt := m.tokenTypes(b); tt != nil {
+		types = ts.MustOfSlice(tt).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
+	} else {
+		types = ts.MustZeros([]int64{int64(b.B), int64(b.L)}, gotch.Int64, dev)
+	}
+	te := ts.MustEmbedding(e.typ.T, types, -1, false, false)
+	types.MustDrop()
+	x = x.MustAdd(te, true)
+	te.MustDrop()
+	return x
 }
 
 // tokenTypes are the batch's token type ids as the encoder reads them: nil (all zeros)

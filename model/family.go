@@ -33,6 +33,7 @@ type family struct {
 var families = map[string]*family{
 	"bert": bertFamily, "distilbert": distilbertFamily, "roberta": robertaFamily,
 	"albert": albertFamily, "electra": electraFamily, "modernbert": modernbertFamily,
+	"deberta-v2": debertaV2Family,
 	// RoBERTa's architecture, parameters included: transformers' classes for these are
 	// copies of RoBERTa's, under the same base prefix.
 	"xlm-roberta": robertaFamily, "camembert": robertaFamily,

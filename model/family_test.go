@@ -16,7 +16,7 @@ import (
 // familyConfig is a small encoder of the family with weights scaled as smallConfig's:
 // 2 layers (ALBERT: 3 applications of one shared layer), width 32, 4 heads; ALBERT and
 // ELECTRA factorize their embeddings to 16; RoBERTa has padding id 1 and one token type;
-// ModernBERT's second layer attends 4 positions either side.
+// ModernBERT's second layer attends 4 positions either side; DeBERTa is v3's kind.
 func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfig {
 	t.Helper()
 	c, err := hf.NewConfig(modelType)
@@ -38,6 +38,9 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 		c.PadTokenID, c.TypeVocabSize, c.MaxPositionEmbeddings, c.LayerNormEps = 1, 1, 66, 1e-5
 	case "modernbert":
 		c.PadTokenID, c.LocalAttention, c.GlobalAttnEvery, c.EmbeddingDropout = 0, 8, 2, dropout
+	case "deberta-v2": // as deberta-v3-base, with 4 buckets either side
+		c.RelativeAttention, c.PositionBiasedInput, c.PositionBuckets, c.PosAttType = true, false, 8, hf.PosAttType{"p2c", "c2p"}
+		c.ShareAttKey, c.NormRelEbd, c.LayerNormEps, c.TypeVocabSize, c.PadTokenID = true, "layer_norm", 1e-7, 0, 0
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -45,7 +48,7 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 	return c
 }
 
-var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert"}
+var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert", "deberta-v2"}
 
 // familyTasks are the heads of every family.
 var familyTasks = []Options{
@@ -93,6 +96,20 @@ func transformersNames(modelType string, task Task) []string {
 		return names
 	}
 	switch modelType {
+	case "deberta-v2":
+		names = append(names, "deberta.embeddings.word_embeddings.weight", "deberta.encoder.rel_embeddings.weight")
+		lin("deberta.embeddings.LayerNorm")
+		lin("deberta.encoder.LayerNorm")
+		for i := range 2 {
+			p := fmt.Sprintf("deberta.encoder.layer.%d.", i)
+			for _, l := range []string{"attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj", "attention.output.dense",
+				"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"} {
+				lin(p + l)
+			}
+		}
+		if sequence {
+			lin("pooler.dense")
+		}
 	case "bert":
 		emb("bert.embeddings.", true)
 		bertLayers("bert.", 2)
@@ -199,7 +216,7 @@ func TestFamilyCheckpointNames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert"}[mt] +
+				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2"}[mt] +
 					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering"}[opts.Task]
 				if back.ModelType != mt || !slices.Equal(back.Architectures, []string{arch}) {
 					t.Fatalf("config.json: model_type %q, architectures %v, want %s", back.ModelType, back.Architectures, arch)
@@ -220,6 +237,7 @@ func TestFamilyPretrainingCheckpoints(t *testing.T) {
 		"albert":     {"predictions.decoder.weight", "sop_classifier.classifier.weight", "albert.embeddings.position_ids"},
 		"electra":    {"discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias", "generator_lm_head.weight"},
 		"modernbert": {"decoder.bias"},
+		"deberta-v2": {"lm_predictions.lm_head.bias", "mask_predictions.classifier.weight", "deberta.embeddings.position_embeddings.weight"},
 	}
 	for _, mt := range modelTypes {
 		t.Run(mt, func(t *testing.T) {
@@ -507,7 +525,8 @@ func TestFamilyFreeze(t *testing.T) {
 		}
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Embeddings: true}}, 1)
 		for _, p := range m.Params.List() {
-			emb := strings.Contains(p.Name, "embeddings") || strings.Contains(p.Name, "embedding_hidden_mapping_in")
+			emb := strings.Contains(p.Name, "embeddings") || strings.Contains(p.Name, "embedding_hidden_mapping_in") ||
+				strings.Contains(p.Name, "deberta.encoder.LayerNorm") // the relative embeddings' norm
 			if p.Trainable == emb {
 				t.Errorf("%s: %s trainable %v with the embeddings frozen", mt, p.Name, p.Trainable)
 			}
@@ -517,7 +536,8 @@ func TestFamilyFreeze(t *testing.T) {
 		}
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 1}}, 1)
 		layer0 := map[string]string{"bert": "bert.encoder.layer.0.", "roberta": "roberta.encoder.layer.0.",
-			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0.", "modernbert": "model.layers.0."}[mt]
+			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0.", "modernbert": "model.layers.0.",
+			"deberta-v2": "deberta.encoder.layer.0."}[mt]
 		frozen := 0
 		for _, p := range m.Params.List() {
 			if p.Trainable == strings.HasPrefix(p.Name, layer0) {

@@ -27,8 +27,10 @@ type headSpec struct {
 	pre     string // the linear layer before the output one, "" for none
 	preAct  func(*ts.Tensor) *ts.Tensor
 	preDrop bool // dropout (the head's rate) before pre as well
-	out     string
-	drop    float64 // the family's dropout before out
+	// preDropRate: dropout at this rate before pre instead (DeBERTa's pooler_dropout)
+	preDropRate float64
+	out         string
+	drop        float64 // the family's dropout before out
 }
 
 // declareHead declares the head; Options.HeadDropout >= 0 overrides the family's dropout.
@@ -43,6 +45,7 @@ func (m *Model) declareHead(s headSpec) {
 	if s.pre != "" {
 		pre := m.linear(s.pre, h, h)
 		hd.pre, hd.preAct = &pre, s.preAct
+		hd.preDrop = s.preDropRate
 		if s.preDrop {
 			hd.preDrop = hd.drop
 		}

@@ -67,6 +67,7 @@ type layer struct {
 	outNorm          layerNorm
 	attnOutDrop      bool
 	outDrop          bool
+	rel              *relProj // DeBERTa's relative attention (debertav2.go), or nil
 }
 
 // dense lists the layer's dense layers, for Quantize.
@@ -96,7 +97,9 @@ func (m *Model) declareLayer(prefix string, n layerNames) *layer {
 // first token alone, which saves most of the layer. Each dropout draws its noise at the
 // whole layer's shape and keeps the first token's part (dropper.first), so the generator
 // advances as for the whole layer and the values are the whole layer's, bit for bit.
-func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep, first bool) (*ts.Tensor, *ts.Tensor) {
+//
+// rs is the forward's relative attention state, for a layer with relative attention.
+func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, rs *relState, b *Batch, drop *dropper, keep, first bool) (*ts.Tensor, *ts.Tensor) {
 	c := m.Config
 	hDrop, aDrop := c.HiddenDropoutProb, c.AttentionProbsDropoutProb
 	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
@@ -134,12 +137,21 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, b *Batch, drop *dropper, keep,
 	v := heads(ly.v.fwd(h), L)
 	dropProbs := func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) }
 	var ctx, kept *ts.Tensor
-	if keep {
+	switch {
+	case ly.rel != nil:
+		bias := ly.bias(m, rs, q, k, drop)
+		var probs *ts.Tensor
+		ctx, probs = attendRelative(q, k, v, bias, ext, rs.d.scale, dropProbs)
+		if keep {
+			kept = probs.MustDetach(false)
+		}
+		probs.MustDrop()
+	case keep:
 		var probs *ts.Tensor
 		ctx, probs = attend(q, k, v, ext, dropProbs)
 		kept = probs.MustDetach(false)
 		probs.MustDrop()
-	} else {
+	default:
 		rate, ok := drop.fusedRate(aDrop, first)
 		ctx = attendContext(q, k, v, ext, dropProbs, rate, ok)
 	}

@@ -68,6 +68,7 @@ type Model struct {
 	head   head
 
 	modern       *modern                     // ModernBERT's layers and head (modernbert.go), which it has instead of layers and head
+	deberta      *deberta                    // DeBERTa's relative attention (debertav2.go)
 	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
@@ -213,7 +214,7 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	if m.modern != nil {
 		out.Logits = m.modern.forward(m, b, ids, mask, ext, drop, train, attentions, out)
 	} else {
-		out.Logits = m.encode(b, ids, ext, drop, train, attentions, out)
+		out.Logits = m.encode(b, ids, mask, ext, drop, train, attentions, out)
 	}
 	if out.Logits.DType() != gotch.Float { // autocast computes the head in half precision
 		out.Logits = out.Logits.MustTotype(gotch.Float, true)
@@ -225,8 +226,13 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 }
 
 // encode computes the logits of b with the BERT-like families' layers and head.
-func (m *Model) encode(b *Batch, ids, ext *ts.Tensor, drop *dropper, train, attentions bool, out *Output) *ts.Tensor {
-	h := m.emb.fwd(m, b, ids, drop)
+func (m *Model) encode(b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train, attentions bool, out *Output) *ts.Tensor {
+	var h *ts.Tensor
+	if m.deberta != nil {
+		h = m.debertaEmbed(b, ids, mask, drop)
+	} else {
+		h = m.emb.fwd(m, b, ids, drop)
+	}
 	// A token head's loss (QA's, as transformers computes it) reads the logits under
 	// the padding too: with labels, token heads keep the padded rows.
 	var p *packing
@@ -235,7 +241,7 @@ func (m *Model) encode(b *Batch, ids, ext *ts.Tensor, drop *dropper, train, atte
 	}
 	if p != nil {
 		defer p.drop()
-		h = m.layersPacked(h, p)
+		h = m.layersPacked(h, p, drop)
 	} else {
 		h = m.layersPadded(h, ext, b, drop, attentions, out)
 	}
@@ -252,12 +258,14 @@ func additiveMask(mask *ts.Tensor, b *Batch) *ts.Tensor {
 
 // layersPadded runs the layers on h [B, L, H], keeping the attentions in out when asked.
 func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attentions bool, out *Output) *ts.Tensor {
+	rs := m.relative(b.L)
+	defer rs.drop()
 	for i, ly := range m.layers {
 		// A sequence head reads the first token alone: the last layer computes only its
 		// output, unless every layer's attentions are asked for.
 		first := i == len(m.layers)-1 && m.head.first && !attentions
 		var probs *ts.Tensor
-		h, probs = ly.fwd(m, h, ext, b, drop, attentions, first)
+		h, probs = ly.fwd(m, h, ext, rs, b, drop, attentions, first)
 		if probs != nil {
 			out.Attentions = append(out.Attentions, probs)
 		}
@@ -269,11 +277,13 @@ func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attenti
 // (unpad.go). For a sequence head it returns the first positions' outputs, [B, 1, H];
 // for a token head [B, L, H] with zeros under the padding, whose logits only a loss
 // would read (transformers computes them from the padding's rows; they differ).
-func (m *Model) layersPacked(h *ts.Tensor, p *packing) *ts.Tensor {
+func (m *Model) layersPacked(h *ts.Tensor, p *packing, drop *dropper) *ts.Tensor {
 	x := p.pack(h)
 	h.MustDrop()
+	rs := m.relative(int(p.L))
+	defer rs.drop()
 	for i, ly := range m.layers {
-		x = ly.fwdPacked(m, x, p, m.head.first && i == len(m.layers)-1)
+		x = ly.fwdPacked(m, x, p, rs, drop, m.head.first && i == len(m.layers)-1)
 	}
 	if !m.head.first {
 		return p.unpack(x)

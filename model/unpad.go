@@ -145,7 +145,7 @@ func spread(x, idx *ts.Tensor, n, l int64) *ts.Tensor {
 
 // fwdPacked is fwd for inference on packed rows h [T, H], which it takes ownership of.
 // With first it computes the first positions' outputs alone, [B, H] in packed order.
-func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, first bool) *ts.Tensor {
+func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, drop *dropper, first bool) *ts.Tensor {
 	c := m.Config
 	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
 	heads := func(t *ts.Tensor, n, l int64) *ts.Tensor { // [n,l,H] -> [n,heads,l,hd]
@@ -167,7 +167,13 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, first bool) *ts.T
 		} else {
 			qg = rows(q)
 		}
-		ctx := attendContext(qg, rows(k), rows(v), g.ext, nil, 0, true)
+		var ctx *ts.Tensor
+		if ly.rel != nil {
+			kg := rows(k)
+			ctx, _ = attendRelative(qg, kg, rows(v), ly.bias(m, rs, qg, kg, drop), g.ext, rs.d.scale, nil)
+		} else {
+			ctx = attendContext(qg, rows(k), rows(v), g.ext, nil, 0, true)
+		}
 		if first {
 			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
 		} else {

@@ -101,7 +101,7 @@ func underPadding(m *Model, b *Batch, n, i int) bool {
 // paddedLogits runs b through the padded layers, as training does, with dropout off:
 // the path packed inference replaced. The caller drops the logits.
 func paddedLogits(m *Model, b *Batch) *ts.Tensor {
-	if m.modern != nil { // keeping the attentions keeps it padded
+	if m.modern != nil || m.deberta != nil { // keeping the attentions keeps it padded
 		out, err := m.Forward(b, false, true)
 		if err != nil {
 			panic(err)
