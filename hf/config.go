@@ -1,5 +1,5 @@
 // Package hf reads and writes the configuration of Hugging Face checkpoints of the BERT
-// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT) and fetches checkpoints from the
+// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3) and fetches checkpoints from the
 // Hugging Face hub into a local cache.
 package hf
 
