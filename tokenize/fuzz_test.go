@@ -469,9 +469,10 @@ func protoField(b []byte, field int, data []byte) []byte {
 	return append(b, data...)
 }
 
-// Load on any spiece.model.
+// Load on any SentencePiece model, as ALBERT's spiece.model and DeBERTa's spm.model.
 func FuzzLoadSPModel(f *testing.F) {
 	f.Add(readTestdata(f, "albert-tiny/spiece.model"))
+	f.Add(readTestdata(f, "deberta-tiny/spm.model"))
 	var small []byte
 	for i, p := range []struct {
 		piece string
@@ -488,5 +489,6 @@ func FuzzLoadSPModel(f *testing.F) {
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, model []byte) {
 		fuzzLoad(t, map[string][]byte{"spiece.model": model})
+		fuzzLoad(t, map[string][]byte{"spm.model": model})
 	})
 }
