@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/sugarme/gotch"
@@ -206,13 +207,14 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	if local != ext {
 		defer local.MustDrop()
 	}
+	blind := blindRows(b, c.LocalAttention/2)
 	for _, ly := range mo.layers {
 		am := local
 		if ly.global {
 			am = ext
 		}
 		var probs *ts.Tensor
-		h, probs = ly.fwd(m, h, am, b, drop, attentions)
+		h, probs = ly.fwd(m, h, am, b, drop, attentions, ly.global || !blind)
 		if probs != nil {
 			out.Attentions = append(out.Attentions, probs)
 		}
@@ -220,6 +222,28 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	f := mo.final.fwd(h)
 	h.MustDrop()
 	return mo.head.fwd(f, mask, drop)
+}
+
+// blindRows says whether a position of b has no real token within half of it: a
+// padding position that far into the padding, whose row of a local layer's mask is all
+// masked. transformers' eager attention gives such a row the same weight on every key;
+// libtorch 2's fused attention computes it otherwise, and its backward then disagrees
+// with its own forward (QA's loss reads the padding's logits: its gradient was 30% off
+// on libtorch 2.6). Local layers of such batches attend op by op.
+func blindRows(b *Batch, half int) bool {
+	for i := range b.B {
+		row := b.AttentionMask[i*b.L : (i+1)*b.L]
+		last := -1 << 30 // the nearest real token before l
+		for l, v := range row {
+			if v != 0 {
+				last = l
+			}
+			if l-last > half && !slices.Contains(row[l+1:min(l+half+1, b.L)], 1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // localMask is a local layer's additive mask for a batch [n, l] whose padding mask is
@@ -239,8 +263,8 @@ func localMask(m *Model, ext *ts.Tensor, n, l int) *ts.Tensor {
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of, with the additive
 // attention mask am ([B, 1, 1, L] or, local, [B, 1, L, L]). With keep it also returns
-// the attention probabilities.
-func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, keep bool) (*ts.Tensor, *ts.Tensor) {
+// the attention probabilities. fused allows libtorch's fused attention.
+func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, keep, fused bool) (*ts.Tensor, *ts.Tensor) {
 	c := m.Config
 	B, L, nh, hd := int64(b.B), int64(b.L), int64(c.NumAttentionHeads), int64(c.HeadSize())
 	x := h
@@ -266,7 +290,7 @@ func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, 
 		probs.MustDrop()
 	} else {
 		rate, ok := drop.fusedRate(p, false)
-		ctx = attendContext(q, k, v, am, dropProbs, rate, ok)
+		ctx = attendContext(q, k, v, am, dropProbs, rate, ok && fused)
 	}
 	return ly.rest(m, ctx, h, drop), kept
 }

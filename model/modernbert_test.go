@@ -124,3 +124,23 @@ func TestModernBERTGradientMatchesFiniteDifferences(t *testing.T) {
 		})
 	}
 }
+
+// blindRows finds a position with no real token within half a window of it.
+func TestModernBERTBlindRows(t *testing.T) {
+	for _, c := range []struct {
+		mask []int64
+		half int
+		want bool
+	}{
+		{[]int64{1, 1, 1, 0, 0, 0, 0}, 4, false},
+		{[]int64{1, 1, 1, 0, 0, 0, 0}, 3, true}, // position 6 is 4 past the last token
+		{[]int64{1, 1, 1, 1, 1, 1, 1}, 1, false},
+		{[]int64{0, 0, 0, 1, 1, 1, 1}, 2, true}, // left padding: position 0 is 3 before the first
+		{[]int64{0, 0, 1, 1, 1, 1, 1}, 2, false},
+	} {
+		b := &Batch{B: 1, L: len(c.mask), AttentionMask: c.mask}
+		if got := blindRows(b, c.half); got != c.want {
+			t.Errorf("mask %v, half %d: %v, want %v", c.mask, c.half, got, c.want)
+		}
+	}
+}
