@@ -80,12 +80,18 @@ var checkpointFiles = []hubFile{
 	{"weights", true, []string{"model.safetensors", "pytorch_model.bin"}},
 	{"vocab.txt", false, []string{"vocab.txt"}},
 	{"tokenizer.json", false, []string{"tokenizer.json"}},
+	// The slow tokenizers' files: the only tokenizer some checkpoints have
+	// (deberta-v3's spm.model), and what a slow tokenizer saved back needs.
+	{"vocab.json", false, []string{"vocab.json"}},
+	{"merges.txt", false, []string{"merges.txt"}},
+	{"spiece.model", false, []string{"spiece.model"}},
+	{"spm.model", false, []string{"spm.model"}},
 	{"tokenizer_config.json", false, []string{"tokenizer_config.json"}},
 	{"special_tokens_map.json", false, []string{"special_tokens_map.json"}},
 }
 
 // complete reports whether dir holds a usable checkpoint: a config, weights
-// and a tokenizer in one of its two forms.
+// and a tokenizer in one of the forms tokenize.Load reads.
 func complete(dir string) bool {
 	has := func(names ...string) bool {
 		for _, n := range names {
@@ -95,7 +101,8 @@ func complete(dir string) bool {
 		}
 		return false
 	}
-	return has("config.json") && has("model.safetensors", "pytorch_model.bin") && has("vocab.txt", "tokenizer.json")
+	return has("config.json") && has("model.safetensors", "pytorch_model.bin") &&
+		(has("vocab.txt", "tokenizer.json", "spiece.model", "spm.model") || has("vocab.json") && has("merges.txt"))
 }
 
 var (
@@ -163,7 +170,7 @@ func Resolve(nameOrDir string, opts Options) (string, error) {
 		}
 	}
 	if !complete(snapshot) {
-		return "", fmt.Errorf("model %s (revision %s): the hub has neither vocab.txt nor tokenizer.json", repo, o.Revision)
+		return "", fmt.Errorf("model %s (revision %s): the hub has no tokenizer (tokenizer.json, vocab.txt, vocab.json with merges.txt, spiece.model or spm.model)", repo, o.Revision)
 	}
 	// The ref is written last: its presence is what makes the snapshot count
 	// as complete for later and offline calls.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -206,6 +207,35 @@ func TestResolveFallsBackToPytorchBin(t *testing.T) {
 	sameFiles(t, dir, files)
 }
 
+// A checkpoint whose only tokenizer is a slow one's files (deberta-v3's spm.model,
+// RoBERTa's vocab.json and merges.txt) downloads with them; merges.txt alone is none.
+func TestResolveSlowTokenizerFiles(t *testing.T) {
+	isolate(t)
+	for _, tok := range []map[string][]byte{
+		{"spm.model": []byte("sentencepiece"), "tokenizer_config.json": []byte(`{"tokenizer_class": "DebertaV2Tokenizer"}`)},
+		{"vocab.json": []byte(`{"<s>": 0}`), "merges.txt": []byte("#version: 0.2\n")},
+		{"spiece.model": []byte("sentencepiece")},
+	} {
+		files := checkpoint()
+		delete(files, "vocab.txt")
+		delete(files, "tokenizer_config.json")
+		maps.Copy(files, tok)
+		h := newFakeHub(t, "org/slow", files)
+		dir, err := Resolve("org/slow", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameFiles(t, dir, files)
+	}
+	files := checkpoint()
+	delete(files, "vocab.txt")
+	files["merges.txt"] = []byte("#version: 0.2\n")
+	h := newFakeHub(t, "org/half", files)
+	if _, err := Resolve("org/half", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL}); err == nil || !strings.Contains(err.Error(), "the hub has no tokenizer") {
+		t.Fatalf("merges.txt alone: %v", err)
+	}
+}
+
 func TestResolveOfflineWithoutCache(t *testing.T) {
 	isolate(t)
 	cacheDir := t.TempDir()
@@ -234,7 +264,7 @@ func TestResolveServerErrors(t *testing.T) {
 		{"gated", map[string]int{"config.json": 401}, "", "set HF_TOKEN"},
 		{"no config", nil, "config.json", "the hub has none of config.json"},
 		{"no weights", nil, "model.safetensors", "none of model.safetensors, pytorch_model.bin"},
-		{"no tokenizer", nil, "vocab.txt", "neither vocab.txt nor tokenizer.json"},
+		{"no tokenizer", nil, "vocab.txt", "the hub has no tokenizer (tokenizer.json, vocab.txt, vocab.json with merges.txt, spiece.model or spm.model)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
