@@ -196,8 +196,14 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 		defer p.drop()
 		x := p.pack(h)
 		h.MustDrop()
+		locals := make([]*ts.Tensor, len(p.groups)) // each group's local mask, made once
+		for i, g := range p.groups {
+			if locals[i] = localMask(m, g.ext, int(g.N), int(g.L)); locals[i] != g.ext {
+				defer locals[i].MustDrop()
+			}
+		}
 		for _, ly := range mo.layers {
-			x = ly.fwdPacked(m, x, p, drop)
+			x = ly.fwdPacked(m, x, p, locals, drop)
 		}
 		f := mo.final.fwd(x)
 		x.MustDrop()
@@ -297,8 +303,9 @@ func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, 
 
 // fwdPacked is fwd for inference on packed rows h [T, H], which it takes ownership of:
 // attention spreads each group of sequences out to its own length, where the rotary
-// positions and the window are those of the padded layout. drop is inference's: off.
-func (ly *modernLayer) fwdPacked(m *Model, h *ts.Tensor, p *packing, drop *dropper) *ts.Tensor {
+// positions and the window are those of the padded layout; locals are the groups'
+// local masks. drop is inference's: off.
+func (ly *modernLayer) fwdPacked(m *Model, h *ts.Tensor, p *packing, locals []*ts.Tensor, drop *dropper) *ts.Tensor {
 	c := m.Config
 	H, nh, hd := int64(c.HiddenSize), int64(c.NumAttentionHeads), int64(c.HeadSize())
 	x := h
@@ -317,12 +324,9 @@ func (ly *modernLayer) fwdPacked(m *Model, h *ts.Tensor, p *packing, drop *dropp
 		}
 		am := g.ext
 		if !ly.global {
-			am = localMask(m, g.ext, int(g.N), int(g.L))
+			am = locals[i]
 		}
 		ctx := attendContext(ly.rope.apply(part(0), g.L), ly.rope.apply(part(1), g.L), part(2), am, nil, 0, true)
-		if am != g.ext {
-			am.MustDrop()
-		}
 		ctxs[i] = ctx.MustView([]int64{g.N * g.L, -1}, true).MustIndexSelect(0, g.idx, true)
 	}
 	qkv.MustDrop()
