@@ -205,7 +205,7 @@ func BenchmarkInferUnpadded(b *testing.B) {
 	}{{"tiny", Options{Task: Classify, NumLabels: 2}, 18, 42}, {"base", Options{Task: Classify, NumLabels: 2}, 18, 42},
 		{"tiny", Options{Task: NER, NumLabels: 9}, 18, 42}, {"base", Options{Task: NER, NumLabels: 9}, 18, 42},
 		{"tiny", Options{Task: Classify, NumLabels: 2}, 32, 128}, {"base", Options{Task: Classify, NumLabels: 2}, 32, 128},
-		{"modernbert-small", Options{Task: Classify, NumLabels: 2}, 18, 42}} {
+		{"modernbert-small", Options{Task: Classify, NumLabels: 2}, 18, 42}, {"deberta-v2-small", Options{Task: Classify, NumLabels: 2}, 18, 42}} {
 		b.Run(fmt.Sprintf("%s-%s-%dx%d", c.preset, c.opts.Task, c.n, c.longest), func(b *testing.B) {
 			m := benchModelFor(b, c.preset, c.opts)
 			r := rand.New(rand.NewPCG(2, 2))
