@@ -73,6 +73,57 @@ func TestCUDAMatchesCPU(t *testing.T) {
 	}
 }
 
+// Every family and head gives the CPU's logits and loss on CUDA, where libtorch 2 runs
+// attention fused (ModernBERT's local windows as a mask; DeBERTa op by op), with TF32
+// off so that the comparison is fp32's; packed (no labels) and padded (labels) alike.
+func TestCUDAFamiliesMatchCPU(t *testing.T) {
+	dev := needCUDA(t)
+	defer SetTF32(TF32())
+	SetTF32(false)
+	for _, mt := range modelTypes {
+		for _, opts := range familyTasks {
+			t.Run(mt+"/"+string(opts.Task), func(t *testing.T) {
+				lockThread(t)
+				cfg := familyConfig(t, mt, 0)
+				cpu := newModel(t, cfg, opts, 7)
+				o := opts
+				o.Device = dev
+				gpu := newModel(t, cfg, o, 8)
+				dir := t.TempDir()
+				if err := cpu.Save(dir, nil, SaveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := gpu.LoadWeights(filepath.Join(dir, SafetensorsFile)); err != nil {
+					t.Fatal(err)
+				}
+				b := randomBatch(rand.New(rand.NewPCG(1, 2)), cpu, 24, []int{24, 9, 17, 3})
+				for _, labels := range []bool{false, true} {
+					bb := *b
+					if !labels {
+						bb.Labels, bb.Targets = nil, nil
+					}
+					lc, lossC, err := cpu.Infer(&bb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					lg, lossG, err := gpu.Infer(&bb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range lc {
+						if !underPadding(cpu, &bb, len(lc), i) && math.Abs(float64(lc[i]-lg[i])) > 1e-4 {
+							t.Fatalf("labels %v: logit %d: cpu %v cuda %v", labels, i, lc[i], lg[i])
+						}
+					}
+					if labels && math.Abs(lossC-lossG) > 1e-4 {
+						t.Fatalf("loss: cpu %v cuda %v", lossC, lossG)
+					}
+				}
+			})
+		}
+	}
+}
+
 // Mixed precision trains: TF32 matmuls and bf16 and fp16 autocast give finite losses
 // that fall over a few steps, and the step is timed against fp32's, batch 32 x 128 (the
 // shapes of torch_gpu_step.py, which scripts/gpu-check.sh runs beside it).
