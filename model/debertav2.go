@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -263,15 +262,7 @@ func attendRelative(q, k, v, bias, ext *ts.Tensor, scale float64, drop func(*ts.
 		scores = scores.MustAdd(bias, true)
 		bias.MustDrop()
 	}
-	probs = scores.MustAdd(ext, true).MustSoftmax(-1, gotch.Float, true)
-	p := probs
-	if drop != nil {
-		p = drop(probs)
-	}
-	ctx = p.MustMatmul(v, p != probs).MustPermute([]int64{0, 2, 1, 3}, true).MustContiguous(true)
-	v.MustDrop()
-	sz := ctx.MustSize()
-	return ctx.MustView([]int64{sz[0], sz[1], sz[2] * sz[3]}, true), probs
+	return softmaxContext(scores.MustAdd(ext, true), v, drop)
 }
 
 // debertaEmbed is DeBERTa's embeddings: word (+ position) (+ type) embeddings, embed_proj,

@@ -172,6 +172,14 @@ func attend(q, k, v, ext *ts.Tensor, drop func(*ts.Tensor) *ts.Tensor) (ctx, pro
 	kt := k.MustTranspose(-1, -2, true)
 	scores := q.MustMatmul(kt, true).MustMulScalar(scale, true).MustAdd(ext, true)
 	kt.MustDrop() // a view: left to the finalizer, it would hold the keys' storage
+	return softmaxContext(scores, v, drop)
+}
+
+// softmaxContext is attention after its scores [B, heads, Q, L], which it takes
+// ownership of, as of v: the probabilities (dropout by drop when not nil) times v [B,
+// heads, L, d], which it drops. It returns the context [B, Q, heads * d] (contiguous)
+// and the probabilities, which the caller drops.
+func softmaxContext(scores, v *ts.Tensor, drop func(*ts.Tensor) *ts.Tensor) (ctx, probs *ts.Tensor) {
 	probs = scores.MustSoftmax(-1, gotch.Float, true)
 	p := probs
 	if drop != nil {

@@ -330,14 +330,7 @@ func (ly *modernLayer) fwdPacked(m *Model, h *ts.Tensor, p *packing, locals []*t
 		ctxs[i] = ctx.MustView([]int64{g.N * g.L, -1}, true).MustIndexSelect(0, g.idx, true)
 	}
 	qkv.MustDrop()
-	ctx := ctxs[0]
-	if len(ctxs) > 1 {
-		ctx = ts.MustCat(ctxs, 0)
-		for _, t := range ctxs {
-			t.MustDrop()
-		}
-	}
-	return ly.rest(m, ctx, h, drop)
+	return ly.rest(m, catRows(ctxs), h, drop)
 }
 
 // rest is the layer after attention: the output projection with its residual onto h,

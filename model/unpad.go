@@ -143,6 +143,18 @@ func spread(x, idx *ts.Tensor, n, l int64) *ts.Tensor {
 	return out.MustView([]int64{n, l, h}, true)
 }
 
+// catRows is the groups' rows xs, in order, as one tensor; it takes ownership of xs.
+func catRows(xs []*ts.Tensor) *ts.Tensor {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	out := ts.MustCat(xs, 0)
+	for _, t := range xs {
+		t.MustDrop()
+	}
+	return out
+}
+
 // fwdPacked is fwd for inference on packed rows h [T, H], which it takes ownership of.
 // With first it computes the first positions' outputs alone, [B, H] in packed order.
 func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, drop *dropper, first bool) *ts.Tensor {
@@ -184,14 +196,7 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 	for _, t := range []*ts.Tensor{q, k, v} {
 		t.MustDrop()
 	}
-	ctx := ctxs[0]
-	if len(ctxs) > 1 {
-		ctx = ts.MustCat(ctxs, 0)
-		for _, t := range ctxs {
-			t.MustDrop()
-		}
-	}
-	out := ly.rest(m, ctx, hq, func(x *ts.Tensor, _ bool) *ts.Tensor { return x })
+	out := ly.rest(m, catRows(ctxs), hq, func(x *ts.Tensor, _ bool) *ts.Tensor { return x })
 	if first {
 		hq.MustDrop()
 	}
