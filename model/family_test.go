@@ -70,14 +70,16 @@ func transformersNames(modelType string, task Task) []string {
 		}
 		lin(p + "LayerNorm")
 	}
-	bertLayers := func(base string, n int) {
-		for i := range n {
-			p := fmt.Sprintf("%sencoder.layer.%d.", base, i)
-			for _, l := range []string{"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-				"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"} {
-				lin(p + l)
+	layers := func(format string, parts ...string) { // two layers, weights and biases
+		for i := range 2 {
+			for _, l := range parts {
+				lin(fmt.Sprintf(format, i) + l)
 			}
 		}
+	}
+	bertLayers := func(base string) {
+		layers(base+"encoder.layer.%d.", "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+			"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
 	}
 	sequence := task == Classify || task == MultiLabel
 	if modelType == "modernbert" { // no biases but the classifier's; no norm before layer 0's attention
@@ -100,38 +102,28 @@ func transformersNames(modelType string, task Task) []string {
 		names = append(names, "deberta.embeddings.word_embeddings.weight", "deberta.encoder.rel_embeddings.weight")
 		lin("deberta.embeddings.LayerNorm")
 		lin("deberta.encoder.LayerNorm")
-		for i := range 2 {
-			p := fmt.Sprintf("deberta.encoder.layer.%d.", i)
-			for _, l := range []string{"attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj", "attention.output.dense",
-				"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"} {
-				lin(p + l)
-			}
-		}
+		layers("deberta.encoder.layer.%d.", "attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj",
+			"attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
 		if sequence {
 			lin("pooler.dense")
 		}
 	case "bert":
 		emb("bert.embeddings.", true)
-		bertLayers("bert.", 2)
+		bertLayers("bert.")
 		if sequence {
 			lin("bert.pooler.dense")
 		}
 	case "roberta":
 		emb("roberta.embeddings.", true)
-		bertLayers("roberta.", 2)
+		bertLayers("roberta.")
 	case "electra":
 		emb("electra.embeddings.", true)
 		lin("electra.embeddings_project")
-		bertLayers("electra.", 2)
+		bertLayers("electra.")
 	case "distilbert":
 		emb("distilbert.embeddings.", false)
-		for i := range 2 {
-			p := fmt.Sprintf("distilbert.transformer.layer.%d.", i)
-			for _, l := range []string{"attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
-				"sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm"} {
-				lin(p + l)
-			}
-		}
+		layers("distilbert.transformer.layer.%d.", "attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+			"sa_layer_norm", "ffn.lin1", "ffn.lin2", "output_layer_norm")
 		if sequence {
 			lin("pre_classifier")
 		}
