@@ -22,24 +22,28 @@ func needCUDA(t *testing.T) gotch.Device {
 	return gotch.CudaBuilder(0)
 }
 
+// cpuAndCUDA are a model of cfg on the CPU and the same weights on dev.
+func cpuAndCUDA(t *testing.T, cfg *hf.BertConfig, opts Options, dev gotch.Device) (cpu, gpu *Model) {
+	cpu = newModel(t, cfg, opts, 7)
+	opts.Device = dev
+	gpu = newModel(t, cfg, opts, 8)
+	dir := t.TempDir()
+	if err := cpu.Save(dir, nil, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gpu.LoadWeights(filepath.Join(dir, SafetensorsFile)); err != nil {
+		t.Fatal(err)
+	}
+	return cpu, gpu
+}
+
 // The same weights give the same logits and loss on CUDA as on the CPU, for every task.
 func TestCUDAMatchesCPU(t *testing.T) {
 	dev := needCUDA(t)
 	for _, tc := range taskCases {
 		t.Run(tc.name, func(t *testing.T) {
 			lockThread(t)
-			cfg := smallConfig(0)
-			cpu := newModel(t, cfg, tc.opts, 7)
-			o := tc.opts
-			o.Device = dev
-			gpu := newModel(t, cfg, o, 8)
-			dir := t.TempDir()
-			if err := cpu.Save(dir, nil, SaveOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := gpu.LoadWeights(filepath.Join(dir, SafetensorsFile)); err != nil {
-				t.Fatal(err)
-			}
+			cpu, gpu := cpuAndCUDA(t, smallConfig(0), tc.opts, dev)
 			b := randomBatch(rand.New(rand.NewPCG(1, 2)), cpu, 16, []int{16, 9, 3})
 			lc, lossC, err := cpu.Infer(b)
 			if err != nil {
@@ -84,18 +88,7 @@ func TestCUDAFamiliesMatchCPU(t *testing.T) {
 		for _, opts := range familyTasks {
 			t.Run(mt+"/"+string(opts.Task), func(t *testing.T) {
 				lockThread(t)
-				cfg := familyConfig(t, mt, 0)
-				cpu := newModel(t, cfg, opts, 7)
-				o := opts
-				o.Device = dev
-				gpu := newModel(t, cfg, o, 8)
-				dir := t.TempDir()
-				if err := cpu.Save(dir, nil, SaveOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := gpu.LoadWeights(filepath.Join(dir, SafetensorsFile)); err != nil {
-					t.Fatal(err)
-				}
+				cpu, gpu := cpuAndCUDA(t, familyConfig(t, mt, 0), opts, dev)
 				b := randomBatch(rand.New(rand.NewPCG(1, 2)), cpu, 24, []int{24, 9, 17, 3})
 				for _, labels := range []bool{false, true} {
 					bb := *b
