@@ -9,9 +9,10 @@ import (
 
 // family is one encoder architecture of the BERT family: it declares the parameters
 // under the names transformers gives them, so checkpoints map one to one both ways, and
-// says which names loading and freezing treat how. Forward is the same for all: the
-// differences are in what the family declares (see bert.go, distilbert.go, roberta.go,
-// albert.go, electra.go).
+// says which names loading and freezing treat how. The BERT-like families share one
+// Forward and differ in what they declare (see bert.go, distilbert.go, roberta.go,
+// albert.go, electra.go); DeBERTa adds relative attention to those layers
+// (debertav2.go); ModernBERT has layers and a head of its own (modernbert.go).
 type family struct {
 	base       string   // the base model's parameter prefix: "bert."
 	embeddings []string // prefixes Freeze.Embeddings covers
