@@ -40,18 +40,19 @@ saves.
 
 The committed fixtures were made with Debian's torch 1.13.0a0 and python3-sentencepiece
 0.1.97 (/usr/bin/python3) and Debian's spm_train 0.1.97, which trains the tokenizer: a
-SentencePiece Unigram model on make_fixtures.py's corpus (vocab 300, identity
-normalization as for ALBERT's fixtures, [PAD] 0, [CLS] 1 (bos), [SEP] 2 (eos), [UNK] 3,
-as deberta-v3's spm.model), with [MASK] added after it (id = the model's size, as
-DebertaV2Tokenizer adds it). The texts are encoded with the sentencepiece module as
+SentencePiece Unigram model on make_fixtures.py's corpus (fixturelib.py's corpus() and
+spm_train options: vocab 300, identity normalization as for ALBERT's fixtures, [PAD] 0,
+[CLS] 1 (bos), [SEP] 2 (eos), [UNK] 3, as deberta-v3's spm.model), with [MASK] added
+after it (id = the model's size, as DebertaV2Tokenizer adds it). The texts
+(make_fixtures.py's, from fixturelib.py) are encoded with the sentencepiece module as
 DebertaV2Tokenizer does (pieces not in the vocabulary -> [UNK]; [CLS] A [SEP], pairs
 [CLS] A [SEP] B [SEP] with token types 0 then 1; truncated to 64, longest first; padded
 with [PAD] id 0 to the longest in the batch).
 
-Weights are random (torch.Generator seeded 0, normal std 0.2 in registration order;
-LayerNorm weights 1 + that, as make_fixtures.py's scale_weights), hidden size 32, 4
-heads, intermediate 37, 2 layers (3 for qa). Each fixture exercises other options (see
-FIXTURES and the docstring of config_dict).
+Weights are random (fixturelib.py's random_weights: torch.Generator seeded 0, normal std
+0.2 in registration order; LayerNorm weights 1 + that, as make_fixtures.py's
+scale_weights), hidden size 32, 4 heads, intermediate 37, 2 layers (3 for qa). Each
+fixture exercises other options (see FIXTURES and the docstring of config_dict).
 
 Rerun from the repository root (rewrites the four fixture directories):
 
@@ -68,41 +69,28 @@ loads checkpoint directories (config.json + model.safetensors + expected.json, e
 ones bertnode saves when BERTNODE_KEEP_OURS names a folder) with this implementation and
 compares their logits with expected.json's, exiting non-zero above 1e-4.
 """
-import json
 import math
 import os
 import shutil
-import struct
-import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "fixtures")
-SMS = os.path.join(HERE, "..", "..", "..", "data", "sms_spam", "SMSSpamCollection")
+sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__ in the repository
+# fixturelib.py, beside this file: the texts, tasks, weights, safetensors and checks
+# the fixture scripts share.
+from fixturelib import (  # noqa: E402
+    FMIN, OUT, QA_PAIRS, Float64, Sanity, check_reference, expected_of, fresh_dir, layer_norm, linear,
+    load_dir, main, per_sequence, random_weights, sms_texts, spm_train, task_config, write_checkpoint,
+    write_corpus, write_json)
+import fixturelib  # noqa: E402
 
 MODELING_COMMIT = "967ed0db036766dc1e9a964eca66a8c07df1b902"
 CONFIG_COMMIT = "cb6679c8fe2783c91681ebf08ef15db969f5d645"
 REFERENCE = f"reference implementation of transformers@{MODELING_COMMIT} (make_debertav2.py)"
-
-# The texts and label counts of make_fixtures.py (which imports transformers, so they
-# are repeated here).
-QA_PAIRS = [
-    ("Where is the Eiffel Tower?", "The Eiffel Tower is a wrought-iron lattice tower in Paris, France."),
-    ("When was it built?", "It was constructed from 1887 to 1889 as the entrance to the 1889 World's Fair."),
-    ("Who designed it?", "The tower is named after the engineer Gustave Eiffel, whose company designed and built it."),
-]
-TASKS = {"classify": 3, "multilabel": 4, "ner": 5, "qa": 2}
-ARCH = {
-    "classify": "DebertaV2ForSequenceClassification",
-    "multilabel": "DebertaV2ForSequenceClassification",
-    "ner": "DebertaV2ForTokenClassification",
-    "qa": "DebertaV2ForQuestionAnswering",
-}
+SPM_TOKENIZER = "DebertaV2Tokenizer (sentencepiece 0.1.97, spm_train)"
 
 # Per-fixture options, chosen so each option is exercised at least once. Bucketed
 # fixtures keep every distance in their texts (up to 63) below max_relative_positions - 1
@@ -134,21 +122,6 @@ FIXTURES = {
 
 VOCAB = 300
 MAX_LEN = 64
-FMIN = torch.finfo(torch.float32).min
-
-
-def sms_texts(n=8):
-    texts = []
-    with open(SMS, encoding="utf-8") as f:
-        for line in f:
-            texts.append(line.rstrip("\n").split("\t", 1)[1])
-            if len(texts) == n:
-                break
-    return texts
-
-
-def corpus():
-    return sms_texts() + [t for pair in QA_PAIRS for t in pair]
 
 
 # ---------------------------------------------------------------------------------
@@ -194,15 +167,7 @@ class Cfg:
 
 
 def activation(name):
-    table = {
-        "gelu": lambda x: F.gelu(x),
-        "gelu_new": lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))),
-        "relu": F.relu,
-        "tanh": torch.tanh,
-    }
-    if name not in table:
-        raise ValueError(f"activation {name} is not implemented here")
-    return table[name]
+    return fixturelib.activation(name, ("gelu", "gelu_new", "relu", "tanh"))
 
 
 # ---------------------------------------------------------------------------------
@@ -259,62 +224,8 @@ def param_shapes(cfg, task):
     return out
 
 
-def random_weights(cfg, task):
-    g = torch.Generator().manual_seed(0)
-    w = {}
-    for name, shape in param_shapes(cfg, task):
-        noise = torch.randn(shape, generator=g) * 0.2
-        if "LayerNorm" in name:
-            w[name] = (1 + noise) if name.endswith("weight") else noise
-        else:
-            w[name] = noise
-    return w
-
-
-# ---------------------------------------------------------------------------------
-# safetensors, pure Python.
-
-def save_safetensors(path, tensors):
-    names = sorted(tensors)
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for n in names:
-        t = tensors[n].detach().to(torch.float32).contiguous()
-        b = t.numpy().astype("<f4").tobytes()
-        header[n] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def load_safetensors(path):
-    kinds = {"F32": ("<f4", None), "F16": ("<f2", None), "BF16": ("<u2", "bf16"), "I64": ("<i8", None)}
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in kinds:
-            raise ValueError(f"{path}: {name} is {info['dtype']}")
-        a, b = info["data_offsets"]
-        np_dtype, special = kinds[info["dtype"]]
-        arr = np.frombuffer(data[a:b], dtype=np_dtype).copy()
-        if special == "bf16":
-            t = torch.from_numpy((arr.astype(np.uint32) << 16).view(np.float32))
-        elif info["dtype"] == "I64":
-            t = torch.from_numpy(arr)
-        else:
-            t = torch.from_numpy(arr.astype(np.float32))
-        out[name] = t.reshape(info["shape"])
-    return out
+def is_norm(name):
+    return "LayerNorm" in name
 
 
 # ---------------------------------------------------------------------------------
@@ -347,14 +258,6 @@ def relative_positions(q_len, k_len, bucket_size=-1, max_position=-1):
 # ---------------------------------------------------------------------------------
 # The forward, batched, float32, in the order of transformers' operations.
 
-def layer_norm(cfg, w, prefix, x):
-    return F.layer_norm(x, (x.shape[-1],), w[prefix + ".weight"], w[prefix + ".bias"], cfg.eps)
-
-
-def linear(w, prefix, x):
-    return F.linear(x, w[prefix + ".weight"], w.get(prefix + ".bias"))
-
-
 def split_heads(cfg, x):
     """[B, L, heads * d] -> [B * heads, L, d] (transpose_for_scores)."""
     B, L = x.shape[0], x.shape[1]
@@ -370,7 +273,7 @@ def embed(cfg, w, input_ids, token_type_ids, attention_mask):
         x = x + F.embedding(token_type_ids, w["deberta.embeddings.token_type_embeddings.weight"])
     if cfg.embedding_size != cfg.hidden:
         x = linear(w, "deberta.embeddings.embed_proj", x)
-    x = layer_norm(cfg, w, "deberta.embeddings.LayerNorm", x)
+    x = layer_norm(w, "deberta.embeddings.LayerNorm", x, cfg.eps)
     # The embeddings of padding positions are zeroed after the LayerNorm.
     return x * attention_mask.unsqueeze(2).to(x.dtype)
 
@@ -426,7 +329,7 @@ def encoder(cfg, w, input_ids, token_type_ids, attention_mask):
     if cfg.relative_attention:
         rel_emb = w["deberta.encoder.rel_embeddings.weight"]
         if "layer_norm" in cfg.norm_rel_ebd:
-            rel_emb = layer_norm(cfg, w, "deberta.encoder.LayerNorm", rel_emb)
+            rel_emb = layer_norm(w, "deberta.encoder.LayerNorm", rel_emb, cfg.eps)
     scale_factor = 1 + ("c2p" in cfg.pos_att_type) + ("p2c" in cfg.pos_att_type)
     for i in range(cfg.layers):
         p = f"deberta.encoder.layer.{i}.attention.self."
@@ -443,9 +346,9 @@ def encoder(cfg, w, input_ids, token_type_ids, attention_mask):
         ctx = torch.bmm(probs.view(-1, L, L), v)
         ctx = ctx.view(-1, cfg.heads, L, ctx.shape[-1]).permute(0, 2, 1, 3).contiguous().view(B, L, -1)
         p = f"deberta.encoder.layer.{i}."
-        a = layer_norm(cfg, w, p + "attention.output.LayerNorm", linear(w, p + "attention.output.dense", ctx) + h)
+        a = layer_norm(w, p + "attention.output.LayerNorm", linear(w, p + "attention.output.dense", ctx) + h, cfg.eps)
         y = act(linear(w, p + "intermediate.dense", a))
-        h = layer_norm(cfg, w, p + "output.LayerNorm", linear(w, p + "output.dense", y) + a)
+        h = layer_norm(w, p + "output.LayerNorm", linear(w, p + "output.dense", y) + a, cfg.eps)
     return h
 
 
@@ -479,21 +382,10 @@ def naive_bucket(r, bucket_size, max_position):
 
 
 def naive_logits(cfg, w, task, ids, types):
-    w = {k: v.double() for k, v in w.items()}
+    f64 = Float64(w, cfg.eps)
+    w, ln, lin, gelu = f64.w, f64.ln, f64.lin, f64.gelu
     L, H, nh, D = len(ids), cfg.hidden, cfg.heads, cfg.head_dim
     span = cfg.span
-
-    def ln(prefix, x):
-        mu = x.mean(-1, keepdim=True)
-        var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        return (x - mu) / torch.sqrt(var + cfg.eps) * w[prefix + ".weight"] + w[prefix + ".bias"]
-
-    def lin(prefix, x):
-        y = x @ w[prefix + ".weight"].T
-        return y + w[prefix + ".bias"] if prefix + ".bias" in w else y
-
-    def gelu(x):
-        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
     def clamp(i):
         return min(max(i, 0), 2 * span - 1)
@@ -546,16 +438,11 @@ def naive_logits(cfg, w, task, ids, types):
 # Tokenizer: spm_train, encoded with the sentencepiece module as DebertaV2Tokenizer does.
 
 def train_spm(tmp):
-    text = os.path.join(tmp, "corpus.txt")
-    with open(text, "w", encoding="utf-8") as f:
-        f.write("\n".join(corpus()) + "\n")
+    write_corpus(os.path.join(tmp, "corpus.txt"))
     # Run in tmp with relative paths: the model records its trainer's input and prefix.
-    subprocess.run(["spm_train", "--input=corpus.txt", "--model_prefix=spm",
-                    "--model_type=unigram", f"--vocab_size={VOCAB}", "--hard_vocab_limit=false",
-                    "--normalization_rule_name=identity",  # nmt_nfkc's table is 240 KB
-                    "--pad_id=0", "--pad_piece=[PAD]", "--bos_id=1", "--bos_piece=[CLS]",
-                    "--eos_id=2", "--eos_piece=[SEP]", "--unk_id=3", "--unk_piece=[UNK]",
-                    "--num_threads=1", "--minloglevel=2"], check=True, cwd=tmp)
+    spm_train("corpus.txt", "spm", ["--pad_id=0", "--pad_piece=[PAD]", "--bos_id=1", "--bos_piece=[CLS]",
+                                    "--eos_id=2", "--eos_piece=[SEP]", "--unk_id=3", "--unk_piece=[UNK]"],
+              vocab_size=VOCAB, cwd=tmp)
     return os.path.join(tmp, "spm.model")
 
 
@@ -643,18 +530,14 @@ def config_dict(task, opts, vocab_size):
     """config.json as DebertaV2Config(...).save_pretrained writes it: every
     DebertaV2Config attribute, and the extra keys the model reads through getattr
     (position_buckets, norm_rel_ebd, share_att_key) as given."""
-    n = TASKS[task]
     d = {
-        "architectures": [ARCH[task]],
         "attention_probs_dropout_prob": 0.1,
         "dtype": "float32",
         "hidden_act": "gelu",
         "hidden_dropout_prob": 0.1,
         "hidden_size": 32,
-        "id2label": {str(i): f"LABEL_{i}" for i in range(n)},
         "initializer_range": 0.02,
         "intermediate_size": 37,
-        "label2id": {f"LABEL_{i}": i for i in range(n)},
         "layer_norm_eps": 1e-07,
         "max_position_embeddings": 64,
         "max_relative_positions": opts["max_relative_positions"],
@@ -675,15 +558,7 @@ def config_dict(task, opts, vocab_size):
         "type_vocab_size": opts["type_vocab_size"],
         "vocab_size": vocab_size,
     }
-    if task == "multilabel":
-        d["problem_type"] = "multi_label_classification"
-    return dict(sorted(d.items()))
-
-
-def write_json(path, obj, indent=2):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=indent, ensure_ascii=False)
-        f.write("\n")
+    return task_config(task, "DebertaV2", d)
 
 
 def make_all():
@@ -694,41 +569,21 @@ def make_all():
         tok_config, smap, added = tokenizer_files(tok)
         for task, opts in FIXTURES.items():
             name = f"deberta-v2-{task}"
-            d = os.path.join(OUT, name)
-            shutil.rmtree(d, ignore_errors=True)
-            os.makedirs(d)
-            cfgd = config_dict(task, opts, tok.vocab_size)
-            write_json(os.path.join(d, "config.json"), cfgd)
+            d = fresh_dir(name)
             shutil.copy(model, os.path.join(d, "spm.model"))
             write_json(os.path.join(d, "tokenizer_config.json"), tok_config)
             write_json(os.path.join(d, "special_tokens_map.json"), smap)
             write_json(os.path.join(d, "added_tokens.json"), added)
+            cfgd = config_dict(task, opts, tok.vocab_size)
             cfg = Cfg(cfgd)
-            w = random_weights(cfg, task)
-            save_safetensors(os.path.join(d, "model.safetensors"), w)
+            w = random_weights(param_shapes(cfg, task), is_norm)
             texts = [list(p) for p in QA_PAIRS] if task == "qa" else sms_texts()
             ids, mask, types = tok.batch(texts)
             logits = logits_of(cfg, w, task, ids, mask, types)
-            expected = {
-                "task": task, "transformers": REFERENCE, "torch": torch.__version__,
-                "tokenizer": "DebertaV2Tokenizer (sentencepiece 0.1.97, spm_train)",
-                "texts": texts, "input_ids": ids.tolist(), "attention_mask": mask.tolist(),
-                "token_type_ids": types.tolist(), "shape": list(logits.shape),
-                "logits": [round(x, 7) for x in logits.reshape(-1).tolist()],
-            }
-            write_json(os.path.join(d, "expected.json"), expected, indent=1)
+            write_checkpoint(d, cfgd, w, expected_of(task, REFERENCE, SPM_TOKENIZER, texts, ids, mask, types, logits))
             print(f"{name}: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}")
     finally:
         shutil.rmtree(tmp)
-
-
-def load_dir(d):
-    with open(os.path.join(d, "config.json")) as f:
-        cfgd = json.load(f)
-    with open(os.path.join(d, "expected.json")) as f:
-        exp = json.load(f)
-    w = load_safetensors(os.path.join(d, "model.safetensors"))
-    return Cfg(cfgd), w, exp
 
 
 def batch_of(exp):
@@ -736,22 +591,8 @@ def batch_of(exp):
 
 
 def check(dirs):
-    worst = 0.0
-    for d in dirs:
-        cfg, w, exp = load_dir(d)
-        w.pop("deberta.embeddings.position_ids", None)  # older transformers saved it
-        want = set(n for n, _ in param_shapes(cfg, exp["task"]))
-        if set(w) != want:
-            sys.exit(f"{d}: tensors missing {sorted(want - set(w))}, unexpected {sorted(set(w) - want)}")
-        ids, mask, types = batch_of(exp)
-        got = logits_of(cfg, w, exp["task"], ids, mask, types)
-        if list(got.shape) != exp["shape"]:
-            sys.exit(f"{d}: logits {list(got.shape)}, expected {exp['shape']}")
-        diff = (got.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item()
-        worst = max(worst, diff)
-        print(f"{d}: max |diff| {diff:.2g}")
-    if worst > 1e-4:
-        sys.exit(f"logits differ by {worst}")
+    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: logits_of(cfg, w, exp["task"], *batch_of(exp)),
+                    ignore=["deberta.embeddings.position_ids"])  # older transformers saved it
 
 
 # ---------------------------------------------------------------------------------
@@ -771,20 +612,9 @@ def bucket_margin(cfg, L):
 
 
 def sanity():
-    ok = True
-
-    def report(what, value, limit):
-        nonlocal ok
-        good = value <= limit
-        ok &= good
-        print(f"{'ok  ' if good else 'FAIL'} {what}: {value:.3g} (limit {limit:g})")
-
-    def claim(what, good):
-        nonlocal ok
-        ok &= bool(good)
-        print(f"{'ok  ' if good else 'FAIL'} {what}")
-
-    report("exact-erf GELU(1) vs 0.8413447460685429", abs(activation("gelu")(torch.tensor(1.0)).item() - 0.8413447460685429), 1e-7)
+    v = Sanity()
+    claim, report = v.claim, v.report
+    v.exact_gelu(activation("gelu"))
     # Without buckets and with a large max_relative_positions the relative positions are
     # query index minus key index.
     for L in (1, 7, 64):
@@ -810,7 +640,7 @@ def sanity():
 
     for task in FIXTURES:
         d = os.path.join(OUT, f"deberta-v2-{task}")
-        cfg, w, exp = load_dir(d)
+        cfg, w, exp = load_dir(d, Cfg)
         ids, mask, types = batch_of(exp)
         L = ids.shape[1]
         if cfg.position_buckets > 0:
@@ -830,26 +660,13 @@ def sanity():
             alt = logits_of(Cfg(dict(cfg.raw, **change)), w, task, ids, mask, types)
             delta = (alt - base).abs().max().item()
             claim(f"{task}: {what} the logits change by {delta:.3g}", delta > 1e-2)
-        worst_pad, worst_naive = 0.0, 0.0
-        for r in range(ids.shape[0]):
-            n = int(mask[r].sum())
-            alone = logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n], types[r:r + 1, :n])[0]
-            batched = base[r] if task in ("classify", "multilabel") else base[r, :n]
-            worst_pad = max(worst_pad, (alone - batched).abs().max().item())
-            naive = naive_logits(cfg, w, task, ids[r, :n].tolist(), types[r, :n].tolist())
-            worst_naive = max(worst_naive, (naive - batched.double()).abs().max().item())
+        worst_pad, worst_naive = per_sequence(
+            task, mask, base, lambda r, n: logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n], types[r:r + 1, :n])[0],
+            lambda r, n: naive_logits(cfg, w, task, ids[r, :n].tolist(), types[r, :n].tolist()))
         report(f"{task}: each text alone vs padded in the batch", worst_pad, 1e-5)
         report(f"{task}: float64 per-element naive forward vs batched float32", worst_naive, 1e-4)
-    if not ok:
-        sys.exit("sanity checks failed")
+    v.done()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--check"]:
-        check(sys.argv[2:])
-    elif sys.argv[1:2] == ["--sanity"]:
-        sanity()
-    elif sys.argv[1:] == ["--make"]:
-        make_all()
-    else:
-        sys.exit(__doc__)
+    main(__doc__, check, sanity, make_all, "--make")

@@ -1,7 +1,11 @@
 """Makes the transformers fixtures TestFamiliesMatchTransformersFixtures compares against:
 for each family (bert, distilbert, roberta, albert, electra) and head (classify,
 multilabel, ner, qa), a checkpoint transformers made and saved, and its logits on real
-texts.
+texts (fixturelib.py's: the first 8 SMS messages of data/sms_spam, 3 question/context
+pairs for qa). fixturelib.py, beside this file, holds what the fixture scripts share
+(texts, label counts, random weights, spm_train's options, expected.json, the --check
+loop); it does not import transformers, so make_modernbert.py and make_debertav2.py
+use it too.
 
 Run from the repository root, with torch and transformers (5.x) installed:
 
@@ -14,8 +18,9 @@ RoBERTa, a Unigram tokenizer.json for ALBERT, each trained on the texts), and
 expected.json: the task, the texts, the encoded batch (input_ids, attention_mask,
 token_type_ids, [B][L]) and transformers' logits ([B, N], [B, L, N] or [B, L, 2] as a
 flat row-major list, rounded to 1e-7). Weights are random (seed 0) and scaled up
-(normal, std 0.2; LayerNorm weights 1 + that) so the logits are far from flat; hidden
-size 16 (4 heads), so the 20 checkpoints are about 1 MB.
+(fixturelib.py's random_weights: normal, std 0.2; LayerNorm weights 1 + that) so the
+logits are far from flat; hidden size 16 (4 heads), so the 20 checkpoints are about
+1 MB.
 
 Without the tokenizers Python binding (a Rust extension):
 
@@ -56,42 +61,16 @@ import sys
 
 import torch
 import transformers
-from transformers import (
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "fixtures")
-SMS = os.path.join(HERE, "..", "..", "..", "data", "sms_spam", "SMSSpamCollection")
+sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__ in the repository
+# fixturelib.py, beside this file: the texts, tasks, weights, safetensors and checks
+# the fixture scripts share.
+from fixturelib import (  # noqa: E402
+    HEAD, HERE, NUM_LABELS, OUT, QA_PAIRS, check_logits, corpus, expected_of, random_weights, sms_texts,
+    spm_train, write_corpus)
 
-QA_PAIRS = [
-    ("Where is the Eiffel Tower?", "The Eiffel Tower is a wrought-iron lattice tower in Paris, France."),
-    ("When was it built?", "It was constructed from 1887 to 1889 as the entrance to the 1889 World's Fair."),
-    ("Who designed it?", "The tower is named after the engineer Gustave Eiffel, whose company designed and built it."),
-]
-
-TASKS = {
-    "classify": (AutoModelForSequenceClassification, 3),
-    "multilabel": (AutoModelForSequenceClassification, 4),
-    "ner": (AutoModelForTokenClassification, 5),
-    "qa": (AutoModelForQuestionAnswering, 2),
-}
-
-
-def sms_texts(n=8):
-    texts = []
-    with open(SMS, encoding="utf-8") as f:
-        for line in f:
-            texts.append(line.rstrip("\n").split("\t", 1)[1])
-            if len(texts) == n:
-                break
-    return texts
-
-
-def corpus():
-    return sms_texts() + [t for pair in QA_PAIRS for t in pair]
+# Each task's Auto class (AutoModelForSequenceClassification, ...) and label count.
+TASKS = {task: (getattr(transformers, "AutoModel" + HEAD[task]), n) for task, n in NUM_LABELS.items()}
 
 
 def tokenizer_class(name):
@@ -140,9 +119,7 @@ def slow_tokenizer_for(family, tmp, npm):
     spm_train (ALBERT's SentencePiece Unigram, as albert-base-v2 ships it), loaded by
     transformers' Python ("slow") tokenizer of the family."""
     os.makedirs(tmp, exist_ok=True)
-    text = os.path.join(tmp, "corpus.txt")
-    with open(text, "w", encoding="utf-8") as f:
-        f.write("\n".join(corpus()) + "\n")
+    text = write_corpus(os.path.join(tmp, "corpus.txt"))
     env = dict(os.environ, NODE_PATH=npm)
     if family in ("bert", "distilbert", "electra"):
         subprocess.run(["node", os.path.join(HERE, "train_vocab.js"), text, tmp, "400"], check=True, env=env)
@@ -154,11 +131,8 @@ def slow_tokenizer_for(family, tmp, npm):
         os.remove(os.path.join(tmp, "tokenizer.json"))
         return transformers.RobertaTokenizer.from_pretrained(tmp)
     if family == "albert":
-        subprocess.run(["spm_train", f"--input={text}", f"--model_prefix={os.path.join(tmp, 'spiece')}",
-                        "--model_type=unigram", "--vocab_size=300", "--hard_vocab_limit=false",
-                        "--normalization_rule_name=identity",  # nmt_nfkc's table is 240 KB
-                        "--pad_id=0", "--unk_id=1", "--bos_id=-1", "--eos_id=-1",
-                        "--control_symbols=[CLS],[SEP],[MASK]", "--num_threads=1", "--minloglevel=2"], check=True)
+        spm_train(text, os.path.join(tmp, "spiece"),
+                  ["--pad_id=0", "--unk_id=1", "--bos_id=-1", "--eos_id=-1", "--control_symbols=[CLS],[SEP],[MASK]"])
         return transformers.AlbertTokenizer(os.path.join(tmp, "spiece.model"))
     raise ValueError(family)
 
@@ -186,17 +160,14 @@ def config_for(family, tok, task):
 
 
 def scale_weights(model, cfg):
-    """Random weights far from transformers' init, so logits are not flat."""
-    g = torch.Generator().manual_seed(0)
+    """Random weights far from transformers' init, so logits are not flat: fixturelib's
+    random_weights in the order of named_parameters (sinusoidal positions left as they are)."""
+    params = [(name, p) for name, p in model.named_parameters()
+              if not (getattr(cfg, "sinusoidal_pos_embds", False) and "position_embeddings" in name)]
+    w = random_weights([(name, p.shape) for name, p in params], lambda name: "LayerNorm" in name or "layer_norm" in name)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if getattr(cfg, "sinusoidal_pos_embds", False) and "position_embeddings" in name:
-                continue
-            noise = torch.randn(p.shape, generator=g) * 0.2
-            if "LayerNorm" in name or "layer_norm" in name:
-                p.copy_((1 + noise) if name.endswith("weight") else noise)
-            else:
-                p.copy_(noise)
+        for name, p in params:
+            p.copy_(w[name])
 
 
 def batch(tok, task):
@@ -237,11 +208,7 @@ def make(family, task, npm=None):
     logits = logits_of(model, task, enc)
     ids = enc["input_ids"]
     types = enc.get("token_type_ids", torch.zeros_like(ids))
-    expected = {
-        "task": task, "transformers": transformers.__version__, "torch": torch.__version__, "tokenizer": type(tok).__name__,
-        "texts": texts, "input_ids": ids.tolist(), "attention_mask": enc["attention_mask"].tolist(),
-        "token_type_ids": types.tolist(), "shape": list(logits.shape), "logits": [round(x, 7) for x in logits.reshape(-1).tolist()],
-    }
+    expected = expected_of(task, transformers.__version__, type(tok).__name__, texts, ids, enc["attention_mask"], types, logits)
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print(f"{name}: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}")
@@ -249,18 +216,12 @@ def make(family, task, npm=None):
 
 def check(dirs):
     """transformers loads checkpoints bertnode saved and computes the fixture's logits."""
-    worst = 0.0
-    for d in dirs:
-        with open(os.path.join(d, "expected.json")) as f:
-            exp = json.load(f)
+    def logits_for(d, exp):
         model = TASKS[exp["task"]][0].from_pretrained(d, attn_implementation="eager").eval()
         enc = {k: torch.tensor(exp[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
-        got = logits_of(model, exp["task"], enc).reshape(-1)
-        diff = (got - torch.tensor(exp["logits"])).abs().max().item()
-        worst = max(worst, diff)
-        print(f"{d}: max |diff| {diff:.2g}")
-    if worst > 1e-4:
-        sys.exit(f"logits differ by {worst}")
+        return logits_of(model, exp["task"], enc)
+
+    check_logits(dirs, logits_for)
 
 
 if __name__ == "__main__":

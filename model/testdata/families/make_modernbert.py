@@ -25,20 +25,22 @@ source, not as proof either way.
 
 The committed fixtures were made with Debian's torch 1.13.0a0 (/usr/bin/python3) and
 Hugging Face tokenizers' npm binding tokenizers@0.23.2 (node 20), which trains the
-tokenizer (byte-level BPE on make_fixtures.py's corpus, 139 merges, ModernBERT's
-specials [UNK] [CLS] [SEP] [PAD] [MASK] after the BPE vocabulary, [MASK] lstrip,
-TemplateProcessing "[CLS] $A [SEP]" / "[CLS] $A [SEP] $B:1 [SEP]:1", ByteLevel
-pre-tokenizer without prefix space and ByteLevel decoder, as ModernBERT's tokenizer.json
-has; saved without pretty-printing, to keep the fixtures small) and encodes the texts (padded to the longest in the batch with [PAD], truncated to
-64, question/context pairs for qa). ModernBERT has no token types: token_type_ids in
-expected.json are zeros.
+tokenizer (byte-level BPE on make_fixtures.py's corpus, fixturelib.py's corpus(), 139
+merges, ModernBERT's specials [UNK] [CLS] [SEP] [PAD] [MASK] after the BPE vocabulary,
+[MASK] lstrip, TemplateProcessing "[CLS] $A [SEP]" / "[CLS] $A [SEP] $B:1 [SEP]:1",
+ByteLevel pre-tokenizer without prefix space and ByteLevel decoder, as ModernBERT's
+tokenizer.json has; saved without pretty-printing, to keep the fixtures small) and
+encodes the texts (make_fixtures.py's, from fixturelib.py: padded to the longest in the
+batch with [PAD], truncated to 64, question/context pairs for qa). ModernBERT has no
+token types: token_type_ids in expected.json are zeros.
 
-Weights are random (torch.Generator seeded 0, normal std 0.2; LayerNorm weights 1 +
-that, as make_fixtures.py's scale_weights), hidden size 32, 4 heads, 3 layers (4 for
-qa), local_attention 8 so the sliding window (|i - j| <= 4) is much shorter than the
-texts. Each fixture exercises other options (see FIXTURES); ner's config.json uses only
-the older hub spelling (global_rope_theta / local_rope_theta, no layer_types or
-rope_parameters), which transformers 5 still reads.
+Weights are random (fixturelib.py's random_weights: torch.Generator seeded 0, normal std
+0.2 in registration order; LayerNorm weights 1 + that, as make_fixtures.py's
+scale_weights), hidden size 32, 4 heads, 3 layers (4 for qa), local_attention 8 so the
+sliding window (|i - j| <= 4) is much shorter than the texts. Each fixture exercises
+other options (see FIXTURES); ner's config.json uses only the older hub spelling
+(global_rope_theta / local_rope_theta, no layer_types or rope_parameters), which
+transformers 5 still reads.
 
 Rerun from the repository root (rewrites the four fixture directories):
 
@@ -59,38 +61,25 @@ import json
 import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "fixtures")
-SMS = os.path.join(HERE, "..", "..", "..", "data", "sms_spam", "SMSSpamCollection")
+sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__ in the repository
+# fixturelib.py, beside this file: the texts, tasks, weights, safetensors and checks
+# the fixture scripts share.
+from fixturelib import (  # noqa: E402
+    FMIN, OUT, QA_PAIRS, Float64, Sanity, activation, check_reference, expected_of, fresh_dir, layer_norm,
+    linear, load_dir, main, per_sequence, random_weights, sms_texts, task_config, write_checkpoint,
+    write_corpus, write_json)
 
 MODELING_COMMIT = "000c33fdfde12e1ffafbfcdb3c926df5727a00b6"
 CONFIG_COMMIT = "001f85b38fb432858ace93f18622f07cec46d874"
 REFERENCE = f"reference implementation of transformers@{MODELING_COMMIT} (make_modernbert.py)"
 NPM_TOKENIZERS = "tokenizers@0.23.2 (npm)"
-
-# The texts and label counts of make_fixtures.py (which imports transformers, so they
-# are repeated here).
-QA_PAIRS = [
-    ("Where is the Eiffel Tower?", "The Eiffel Tower is a wrought-iron lattice tower in Paris, France."),
-    ("When was it built?", "It was constructed from 1887 to 1889 as the entrance to the 1889 World's Fair."),
-    ("Who designed it?", "The tower is named after the engineer Gustave Eiffel, whose company designed and built it."),
-]
-TASKS = {"classify": 3, "multilabel": 4, "ner": 5, "qa": 2}
-ARCH = {
-    "classify": "ModernBertForSequenceClassification",
-    "multilabel": "ModernBertForSequenceClassification",
-    "ner": "ModernBertForTokenClassification",
-    "qa": "ModernBertForQuestionAnswering",
-}
 
 # Per-fixture options, chosen so each option is exercised at least once.
 FIXTURES = {
@@ -106,21 +95,6 @@ FIXTURES = {
 
 SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 NUM_MERGES = 139
-FMIN = torch.finfo(torch.float32).min
-
-
-def sms_texts(n=8):
-    texts = []
-    with open(SMS, encoding="utf-8") as f:
-        for line in f:
-            texts.append(line.rstrip("\n").split("\t", 1)[1])
-            if len(texts) == n:
-                break
-    return texts
-
-
-def corpus():
-    return sms_texts() + [t for pair in QA_PAIRS for t in pair]
 
 
 # ---------------------------------------------------------------------------------
@@ -166,21 +140,6 @@ class Cfg:
         return i % self.every != 0
 
 
-def activation(name):
-    table = {
-        "gelu": lambda x: F.gelu(x),
-        "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-        "gelu_new": lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))),
-        "relu": F.relu,
-        "silu": F.silu,
-        "swish": F.silu,
-        "tanh": torch.tanh,
-    }
-    if name not in table:
-        raise ValueError(f"activation {name} is not implemented here")
-    return table[name]
-
-
 # ---------------------------------------------------------------------------------
 # Parameters: names, shapes, random values.
 
@@ -216,72 +175,12 @@ def param_shapes(cfg, task):
     return out
 
 
-def random_weights(cfg, task):
-    g = torch.Generator().manual_seed(0)
-    w = {}
-    for name, shape in param_shapes(cfg, task):
-        noise = torch.randn(shape, generator=g) * 0.2
-        if "norm" in name.split(".")[-2]:
-            w[name] = (1 + noise) if name.endswith("weight") else noise
-        else:
-            w[name] = noise
-    return w
-
-
-# ---------------------------------------------------------------------------------
-# safetensors, pure Python.
-
-def save_safetensors(path, tensors):
-    names = sorted(tensors)
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for n in names:
-        t = tensors[n].detach().to(torch.float32).contiguous()
-        b = t.numpy().astype("<f4").tobytes()
-        header[n] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def load_safetensors(path):
-    kinds = {"F32": ("<f4", None), "F16": ("<f2", None), "BF16": ("<u2", "bf16")}
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in kinds:
-            raise ValueError(f"{path}: {name} is {info['dtype']}")
-        a, b = info["data_offsets"]
-        np_dtype, special = kinds[info["dtype"]]
-        arr = np.frombuffer(data[a:b], dtype=np_dtype).copy()
-        if special == "bf16":
-            t = torch.from_numpy((arr.astype(np.uint32) << 16).view(np.float32))
-        else:
-            t = torch.from_numpy(arr.astype(np.float32))
-        out[name] = t.reshape(info["shape"])
-    return out
+def is_norm(name):
+    return "norm" in name.split(".")[-2]
 
 
 # ---------------------------------------------------------------------------------
 # The forward.
-
-def layer_norm(cfg, w, prefix, x):
-    return F.layer_norm(x, (cfg.hidden,), w[prefix + ".weight"], w.get(prefix + ".bias"), cfg.eps)
-
-
-def linear(w, prefix, x):
-    return F.linear(x, w[prefix + ".weight"], w.get(prefix + ".bias"))
-
 
 def rope_inv_freq(theta, dim):
     # float32 exponents, a float32 power of the Python float base, then its reciprocal.
@@ -326,12 +225,12 @@ def encoder(cfg, w, input_ids, attention_mask, force_global=False):
     H, nh, D = cfg.hidden, cfg.heads, cfg.head_dim
     act = activation(cfg.hidden_act)
     h = F.embedding(input_ids, w["model.embeddings.tok_embeddings.weight"])
-    h = layer_norm(cfg, w, "model.embeddings.norm", h)
+    h = layer_norm(w, "model.embeddings.norm", h, cfg.eps)
     rope = {t: rope_cos_sin(cfg.theta[t], D, L) for t in set(cfg.layer_types)}
     full_mask, sliding_mask = masks(cfg, attention_mask, L, force_global)
     for i in range(cfg.layers):
         p = f"model.layers.{i}."
-        x = h if i == 0 else layer_norm(cfg, w, p + "attn_norm", h)
+        x = h if i == 0 else layer_norm(w, p + "attn_norm", h, cfg.eps)
         qkv = linear(w, p + "attn.Wqkv", x).view(B, L, 3, nh, D)
         q, k, v = (qkv[:, :, j].transpose(1, 2) for j in range(3))  # [B, nh, L, D]
         cos, sin = rope[cfg.layer_types[i]]
@@ -341,15 +240,15 @@ def encoder(cfg, w, input_ids, attention_mask, force_global=False):
         probs = F.softmax(scores, dim=-1, dtype=torch.float32)
         ctx = torch.matmul(probs, v).transpose(1, 2).reshape(B, L, H)
         h = h + linear(w, p + "attn.Wo", ctx)
-        y = layer_norm(cfg, w, p + "mlp_norm", h)
+        y = layer_norm(w, p + "mlp_norm", h, cfg.eps)
         a, gate = linear(w, p + "mlp.Wi", y).chunk(2, dim=-1)
         h = h + linear(w, p + "mlp.Wo", act(a) * gate)
-    return layer_norm(cfg, w, "model.final_norm", h)
+    return layer_norm(w, "model.final_norm", h, cfg.eps)
 
 
 def head(cfg, w, x):
     x = activation(cfg.classifier_act)(linear(w, "head.dense", x))
-    x = layer_norm(cfg, w, "head.norm", x)
+    x = layer_norm(w, "head.norm", x, cfg.eps)
     return linear(w, "classifier", x)
 
 
@@ -373,22 +272,10 @@ def logits_of(cfg, w, task, input_ids, attention_mask, force_global=False):
 # inverse frequencies.
 
 def naive_logits(cfg, w, task, ids):
-    w = {k: v.double() for k, v in w.items()}
+    f64 = Float64(w, cfg.eps)
+    w, ln, lin, gelu = f64.w, f64.ln, f64.lin, f64.gelu
     L, H, nh, D = len(ids), cfg.hidden, cfg.heads, cfg.head_dim
     half = D // 2
-
-    def ln(prefix, x):
-        mu = x.mean(-1, keepdim=True)
-        var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        y = (x - mu) / torch.sqrt(var + cfg.eps) * w[prefix + ".weight"]
-        return y + w[prefix + ".bias"] if prefix + ".bias" in w else y
-
-    def lin(prefix, x):
-        y = x @ w[prefix + ".weight"].T
-        return y + w[prefix + ".bias"] if prefix + ".bias" in w else y
-
-    def gelu(x):
-        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
     def rot(vec, pos, inv):
         out = vec.clone()
@@ -509,9 +396,7 @@ main().catch((e) => { console.error(e); process.exit(1) })
 
 def make_tokenizer(npm, tmp):
     """Trains and saves tokenizer.json into tmp; returns the encoded batches and ids."""
-    text = os.path.join(tmp, "corpus.txt")
-    with open(text, "w", encoding="utf-8") as f:
-        f.write("\n".join(corpus()) + "\n")
+    text = write_corpus(os.path.join(tmp, "corpus.txt"))
     jobs = {"single": sms_texts(), "pair": [list(p) for p in QA_PAIRS]}
     with open(os.path.join(tmp, "jobs.json"), "w") as f:
         json.dump(jobs, f)
@@ -555,10 +440,8 @@ def tokenizer_files(ids):
 # Fixtures.
 
 def config_dict(task, opts, vocab_size, ids):
-    n = TASKS[task]
     layers, every = opts["num_hidden_layers"], opts["global_attn_every_n_layers"]
     d = {
-        "architectures": [ARCH[task]],
         "attention_bias": opts["attention_bias"],
         "attention_dropout": 0.0,
         "bos_token_id": ids["[CLS]"],
@@ -574,11 +457,9 @@ def config_dict(task, opts, vocab_size, ids):
         "global_attn_every_n_layers": every,
         "hidden_activation": "gelu",
         "hidden_size": 32,
-        "id2label": {str(i): f"LABEL_{i}" for i in range(n)},
         "initializer_cutoff_factor": 2.0,
         "initializer_range": 0.02,
         "intermediate_size": 24,
-        "label2id": {f"LABEL_{i}": i for i in range(n)},
         "local_attention": 8,
         "max_position_embeddings": 64,
         "mlp_bias": opts["mlp_bias"],
@@ -595,8 +476,6 @@ def config_dict(task, opts, vocab_size, ids):
         "tie_word_embeddings": True,
         "vocab_size": vocab_size,
     }
-    if task == "multilabel":
-        d["problem_type"] = "multi_label_classification"
     if opts["old_spelling"]:  # as hub checkpoints (transformers 4.x) spell it
         d.update(global_rope_theta=160000.0, local_rope_theta=10000.0, torch_dtype="float32", transformers_version="4.48.0")
     else:
@@ -605,13 +484,7 @@ def config_dict(task, opts, vocab_size, ids):
             layer_types=["sliding_attention" if i % every else "full_attention" for i in range(layers)],
             rope_parameters={"full_attention": {"rope_theta": 160000.0, "rope_type": "default"},
                              "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"}})
-    return dict(sorted(d.items()))
-
-
-def write_json(path, obj, indent=2):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=indent, ensure_ascii=False)
-        f.write("\n")
+    return task_config(task, "ModernBert", d)
 
 
 def make_all(npm):
@@ -622,28 +495,19 @@ def make_all(npm):
         tok_config, smap = tokenizer_files(ids)
         for task, opts in FIXTURES.items():
             name = f"modernbert-{task}"
-            d = os.path.join(OUT, name)
-            shutil.rmtree(d, ignore_errors=True)
-            os.makedirs(d)
-            cfgd = config_dict(task, opts, tok["vocab_size"], ids)
-            write_json(os.path.join(d, "config.json"), cfgd)
+            d = fresh_dir(name)
             shutil.copy(os.path.join(tmp, "tokenizer.json"), os.path.join(d, "tokenizer.json"))
             write_json(os.path.join(d, "tokenizer_config.json"), tok_config)
             write_json(os.path.join(d, "special_tokens_map.json"), smap)
+            cfgd = config_dict(task, opts, tok["vocab_size"], ids)
             cfg = Cfg(cfgd)
-            w = random_weights(cfg, task)
-            save_safetensors(os.path.join(d, "model.safetensors"), w)
+            w = random_weights(param_shapes(cfg, task), is_norm)
             job = "pair" if task == "qa" else "single"
             enc = tok["batches"][job]
             input_ids, mask = torch.tensor(enc["input_ids"]), torch.tensor(enc["attention_mask"])
             logits = logits_of(cfg, w, task, input_ids, mask)
-            expected = {
-                "task": task, "transformers": REFERENCE, "torch": torch.__version__, "tokenizer": NPM_TOKENIZERS,
-                "texts": jobs[job], "input_ids": input_ids.tolist(), "attention_mask": mask.tolist(),
-                "token_type_ids": torch.zeros_like(input_ids).tolist(), "shape": list(logits.shape),
-                "logits": [round(x, 7) for x in logits.reshape(-1).tolist()],
-            }
-            write_json(os.path.join(d, "expected.json"), expected, indent=1)
+            write_checkpoint(d, cfgd, w, expected_of(task, REFERENCE, NPM_TOKENIZERS, jobs[job], input_ids, mask,
+                                                     torch.zeros_like(input_ids), logits))
             wide = dict(cfgd, local_attention=1000)
             differs = (logits_of(Cfg(wide), w, task, input_ids, mask) - logits).abs().max().item()
             print(f"{name}: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}, "
@@ -652,44 +516,16 @@ def make_all(npm):
         shutil.rmtree(tmp)
 
 
-def load_dir(d):
-    with open(os.path.join(d, "config.json")) as f:
-        cfgd = json.load(f)
-    with open(os.path.join(d, "expected.json")) as f:
-        exp = json.load(f)
-    w = load_safetensors(os.path.join(d, "model.safetensors"))
-    return Cfg(cfgd), w, exp
-
-
 def check(dirs):
-    worst = 0.0
-    for d in dirs:
-        cfg, w, exp = load_dir(d)
-        want = set(n for n, _ in param_shapes(cfg, exp["task"]))
-        if set(w) != want:
-            sys.exit(f"{d}: tensors missing {sorted(want - set(w))}, unexpected {sorted(set(w) - want)}")
-        got = logits_of(cfg, w, exp["task"], torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"]))
-        if list(got.shape) != exp["shape"]:
-            sys.exit(f"{d}: logits {list(got.shape)}, expected {exp['shape']}")
-        diff = (got.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item()
-        worst = max(worst, diff)
-        print(f"{d}: max |diff| {diff:.2g}")
-    if worst > 1e-4:
-        sys.exit(f"logits differ by {worst}")
+    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: logits_of(
+        cfg, w, exp["task"], torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])))
 
 
 # ---------------------------------------------------------------------------------
 # Sanity checks.
 
 def sanity():
-    ok = True
-
-    def report(what, value, limit):
-        nonlocal ok
-        good = value <= limit
-        ok &= good
-        print(f"{'ok  ' if good else 'FAIL'} {what}: {value:.3g} (limit {limit:g})")
-
+    v = Sanity()
     # Rotary against hand computation: a known vector at position 5, theta 10000, D 8.
     D, pos, theta = 8, 5, 10000.0
     x = torch.arange(1.0, D + 1)
@@ -700,57 +536,42 @@ def sanity():
         i = j % (D // 2)
         a = pos * theta ** (-2 * i / D)
         want.append(x[j].item() * math.cos(a) + (-x[j + D // 2].item() if j < D // 2 else x[j - D // 2].item()) * math.sin(a))
-    report("rotary of (1..8) at position 5, theta 1e4, vs float64 hand computation", (got.double() - torch.tensor(want)).abs().max().item(), 1e-5)
+    v.report("rotary of (1..8) at position 5, theta 1e4, vs float64 hand computation", (got.double() - torch.tensor(want)).abs().max().item(), 1e-5)
     inv = rope_inv_freq(160000.0, D)
     hand = torch.tensor([160000.0 ** (-2 * i / D) for i in range(D // 2)], dtype=torch.float64)
     print(f"     inv_freq(160000, 8) float32 {inv.tolist()} vs float64 {hand.tolist()}: "
           f"max rel diff {((inv.double() - hand) / hand).abs().max().item():.2g}")
-    report("exact-erf GELU(1) vs 0.8413447460685429", abs(activation("gelu")(torch.tensor(1.0)).item() - 0.8413447460685429), 1e-7)
+    v.exact_gelu(activation("gelu"))
 
     for task in FIXTURES:
         d = os.path.join(OUT, f"modernbert-{task}")
-        cfg, w, exp = load_dir(d)
+        cfg, w, exp = load_dir(d, Cfg)
         ids, mask = torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])
         base = logits_of(cfg, w, task, ids, mask)
-        report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+        v.report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
         # (a) a window covering the whole sequence is global attention, bit for bit.
         wide = Cfg(dict(cfg.raw, local_attention=2 * ids.shape[1]))
         a = logits_of(wide, w, task, ids, mask)
         b = logits_of(cfg, w, task, ids, mask, force_global=True)
-        report(f"{task}: (a) local_attention 2L vs every layer with the global mask", (a - b).abs().max().item(), 0.0)
+        v.report(f"{task}: (a) local_attention 2L vs every layer with the global mask", (a - b).abs().max().item(), 0.0)
         change = (a - base).abs().max().item()
-        print(f"{'ok  ' if change > 1e-2 else 'FAIL'} {task}: the window of 8 matters: max |change| with a full window {change:.3g}")
-        ok &= change > 1e-2
+        v.claim(f"{task}: the window of 8 matters: max |change| with a full window {change:.3g}", change > 1e-2)
         # The two rotary thetas reach their layers: swapping them changes the logits.
         swapped = dict(cfg.raw, rope_parameters={
             "full_attention": {"rope_theta": cfg.theta["sliding_attention"], "rope_type": "default"},
             "sliding_attention": {"rope_theta": cfg.theta["full_attention"], "rope_type": "default"}})
         change = (logits_of(Cfg(swapped), w, task, ids, mask) - base).abs().max().item()
-        print(f"{'ok  ' if change > 1e-2 else 'FAIL'} {task}: the thetas matter: max |change| with them swapped {change:.3g}"
-              f" (thetas read: {cfg.theta}, layer types {cfg.layer_types}, local layers "
-              f"{[i for i in range(cfg.layers) if cfg.is_local(i)]})")
-        ok &= change > 1e-2
+        v.claim(f"{task}: the thetas matter: max |change| with them swapped {change:.3g}"
+                f" (thetas read: {cfg.theta}, layer types {cfg.layer_types}, local layers "
+                f"{[i for i in range(cfg.layers) if cfg.is_local(i)]})", change > 1e-2)
         # (b) padding invariance, and (c) the naive float64 forward, per sequence.
-        worst_pad, worst_naive = 0.0, 0.0
-        for r in range(ids.shape[0]):
-            n = int(mask[r].sum())
-            alone = logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n])[0]
-            batched = base[r] if task in ("classify", "multilabel") else base[r, :n]
-            worst_pad = max(worst_pad, (alone - batched).abs().max().item())
-            naive = naive_logits(cfg, w, task, ids[r, :n].tolist())
-            worst_naive = max(worst_naive, (naive - batched.double()).abs().max().item())
-        report(f"{task}: (b) each text alone vs padded in the batch", worst_pad, 1e-5)
-        report(f"{task}: (c) float64 per-token naive forward vs batched float32", worst_naive, 1e-4)
-    if not ok:
-        sys.exit("sanity checks failed")
+        worst_pad, worst_naive = per_sequence(
+            task, mask, base, lambda r, n: logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n])[0],
+            lambda r, n: naive_logits(cfg, w, task, ids[r, :n].tolist()))
+        v.report(f"{task}: (b) each text alone vs padded in the batch", worst_pad, 1e-5)
+        v.report(f"{task}: (c) float64 per-token naive forward vs batched float32", worst_naive, 1e-4)
+    v.done()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--check"]:
-        check(sys.argv[2:])
-    elif sys.argv[1:2] == ["--sanity"]:
-        sanity()
-    elif sys.argv[1:2] == ["--npm-tokenizers"] and len(sys.argv) == 3:
-        make_all(sys.argv[2])
-    else:
-        sys.exit(__doc__)
+    main(__doc__, check, sanity, make_all, "--npm-tokenizers", 1)

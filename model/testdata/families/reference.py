@@ -7,39 +7,22 @@ stronger check where transformers is installed).
 Usage: reference.py DIR...  Each DIR holds config.json, model.safetensors and
 inputs.json ({"task", "input_ids", "attention_mask", "token_type_ids"}, [B][L] lists);
 the logits are written to DIR/reference.json as a flat list in [B, N], [B, L, N] or
-[B, L, 2] row-major order.
+[B, L, 2] row-major order. model.safetensors is read with fixturelib.py's reader (F32
+only), beside this file.
 """
 import json
 import math
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__ in the repository
+# fixturelib.py, beside this file: the safetensors reader and activations the fixture
+# scripts share.
+from fixturelib import ACTIVATIONS, load_safetensors  # noqa: E402
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: {name} is {info['dtype']}, not F32")
-        a, b = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").copy()).reshape(info["shape"])
-    return out
-
-
-def gelu_new(x):  # transformers' NewGELUActivation
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-ACT = {"gelu": F.gelu, "gelu_new": gelu_new, "relu": F.relu, "tanh": torch.tanh}
+ACT = {name: ACTIVATIONS[name] for name in ("gelu", "gelu_new", "relu", "tanh")}
 
 
 class Ref:
@@ -151,7 +134,7 @@ def main(dirs):
             cfg = json.load(f)
         with open(f"{d}/inputs.json") as f:
             inp = json.load(f)
-        ref = Ref(load_safetensors(f"{d}/model.safetensors"), cfg)
+        ref = Ref(load_safetensors(f"{d}/model.safetensors", dtypes=("F32",)), cfg)
         ids = torch.tensor(inp["input_ids"])
         mask = torch.tensor(inp["attention_mask"])
         types = torch.tensor(inp["token_type_ids"])
