@@ -70,7 +70,8 @@ func declareDebertaV2(m *Model) {
 		e.typ = ps.add("deberta.embeddings.token_type_embeddings.weight", []int64{int64(c.TypeVocabSize), int64(w)}, InitNormal)
 	}
 	if w != h { // embed_proj has no bias
-		e.proj = &linear{w: ps.add("deberta.embeddings.embed_proj.weight", []int64{int64(h), int64(w)}, InitNormal)}
+		p := m.dense("deberta.embeddings.embed_proj", h, w, false)
+		e.proj = &p
 	}
 	e.norm = m.layerNorm("deberta.embeddings.LayerNorm", h, c.LayerNormEps)
 
