@@ -19,8 +19,16 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 }
 
 // Two replicas that train on different halves of the data and average their gradients
-// over a real TCP ring stay bit-identical, and differ from a replica trained alone.
+// over a real TCP ring stay bit-identical, and differ from a replica trained alone: for
+// BERT and for the families with layers of their own (ModernBERT) or relative attention
+// (DeBERTa).
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
+	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny"} {
+		t.Run(preset, func(t *testing.T) { replicasStayIdentical(t, preset) })
+	}
+}
+
+func replicasStayIdentical(t *testing.T, preset string) {
 	const n = 2
 	// Each replica sees every other record of the data: its own shard.
 	data, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
@@ -39,7 +47,7 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := smsSpec(t)
-		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads = path, 0, 6, 16, 1
+		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Model = path, 0, 6, 16, 1, preset
 		specs[i] = s
 	}
 	// Replicas are processes in real use; here they share libtorch's generator, so
