@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/bertnode/bertnode/hf"
 	"github.com/sugarme/gotch"
@@ -119,16 +118,19 @@ func (m *Model) dense(name string, out, in int, bias bool) linear {
 	return linear{w: m.Params.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal)}
 }
 
-// windowMask is true at [i, j] of [n, n] where |i - j| > half: what a local layer does
-// not see. Made for each batch's length: for all 8192 positions it would be 64 MiB.
-func windowMask(n, half int, dev gotch.Device) *ts.Tensor {
-	far := make([]bool, n*n)
+// windowMasks are [n, n] masks, true where |i - j| > half, what a local layer does not
+// see, and on the diagonal. Made for each batch's length: for all 8192 positions they
+// would be 64 MiB each.
+func windowMasks(n, half int, dev gotch.Device) (far, self *ts.Tensor) {
+	f, d := make([]bool, n*n), make([]bool, n*n)
 	for i := range n {
 		for j := range n {
-			far[i*n+j] = i-j > half || j-i > half
+			f[i*n+j] = i-j > half || j-i > half
 		}
+		d[i*n+i] = true
 	}
-	return ts.MustOfSlice(far).MustView([]int64{int64(n), int64(n)}, true).MustTo(dev, true)
+	shape := []int64{int64(n), int64(n)}
+	return ts.MustOfSlice(f).MustView(shape, true).MustTo(dev, true), ts.MustOfSlice(d).MustView(shape, true).MustTo(dev, true)
 }
 
 // rope is rotary position embedding for one base: x·cos + roll(x, d/2)·sin, where roll
@@ -213,14 +215,13 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	if local != ext {
 		defer local.MustDrop()
 	}
-	blind := blindRows(b, c.LocalAttention/2)
 	for _, ly := range mo.layers {
 		am := local
 		if ly.global {
 			am = ext
 		}
 		var probs *ts.Tensor
-		h, probs = ly.fwd(m, h, am, b, drop, attentions, ly.global || !blind)
+		h, probs = ly.fwd(m, h, am, b, drop, attentions)
 		if probs != nil {
 			out.Attentions = append(out.Attentions, probs)
 		}
@@ -230,47 +231,33 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	return mo.head.fwd(f, mask, drop)
 }
 
-// blindRows says whether a position of b has no real token within half of it: a
-// padding position that far into the padding, whose row of a local layer's mask is all
-// masked. transformers' eager attention gives such a row the same weight on every key;
-// libtorch 2's fused attention computes it otherwise, and its backward then disagrees
-// with its own forward (QA's loss reads the padding's logits: its gradient was 30% off
-// on libtorch 2.6). Local layers of such batches attend op by op.
-func blindRows(b *Batch, half int) bool {
-	for i := range b.B {
-		row := b.AttentionMask[i*b.L : (i+1)*b.L]
-		last := -1 << 30 // the nearest real token before l
-		for l, v := range row {
-			if v != 0 {
-				last = l
-			}
-			if l-last > half && !slices.Contains(row[l+1:min(l+half+1, b.L)], 1) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // localMask is a local layer's additive mask for a batch [n, l] whose padding mask is
 // ext [n, 1, 1, l]: ext itself where the window covers the whole length, else [n, 1, l,
 // l] with the positions outside the window masked too (set, not added, as transformers
-// does, so a padding row outside every window stays finite).
+// does). A padding position with no real token within the window would have its whole
+// row masked: it attends to itself instead. transformers' eager attention gives such a
+// row the same weight on every key, and libtorch 2's fused attention another answer,
+// whose backward disagreed with its forward (QA's loss reads the padding's logits: its
+// gradient was 30% off on libtorch 2.6); the real positions' outputs are the same.
 func localMask(m *Model, ext *ts.Tensor, n, l int) *ts.Tensor {
 	half := m.Config.LocalAttention / 2
 	if l-1 <= half {
 		return ext
 	}
-	far := windowMask(l, half, m.Opts.Device)
+	far, self := windowMasks(l, half, m.Opts.Device)
 	defer far.MustDrop()
-	return ext.MustExpand([]int64{int64(n), 1, int64(l), int64(l)}, false, false).
-		MustMaskedFill(far, ts.FloatScalar(-math.MaxFloat32), true)
+	defer self.MustDrop()
+	low := ts.FloatScalar(-math.MaxFloat32)
+	local := ext.MustExpand([]int64{int64(n), 1, int64(l), int64(l)}, false, false).MustMaskedFill(far, low, true)
+	blind := local.MustEq(low, false).MustAllDim(-1, true, true).MustLogicalAnd(self, true) // [n, 1, l, l]
+	defer blind.MustDrop()
+	return local.MustMaskedFill(blind, ts.FloatScalar(0), true)
 }
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of, with the additive
 // attention mask am ([B, 1, 1, L] or, local, [B, 1, L, L]). With keep it also returns
-// the attention probabilities. fused allows libtorch's fused attention.
-func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, keep, fused bool) (*ts.Tensor, *ts.Tensor) {
+// the attention probabilities.
+func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, keep bool) (*ts.Tensor, *ts.Tensor) {
 	c := m.Config
 	B, L, nh, hd := int64(b.B), int64(b.L), int64(c.NumAttentionHeads), int64(c.HeadSize())
 	x := h
@@ -296,7 +283,7 @@ func (ly *modernLayer) fwd(m *Model, h, am *ts.Tensor, b *Batch, drop *dropper, 
 		probs.MustDrop()
 	} else {
 		rate, ok := drop.fusedRate(p, false)
-		ctx = attendContext(q, k, v, am, dropProbs, rate, ok && fused)
+		ctx = attendContext(q, k, v, am, dropProbs, rate, ok)
 	}
 	return ly.rest(m, ctx, h, drop), kept
 }

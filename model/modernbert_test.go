@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sugarme/gotch/ts"
 )
 
 // ModernBERT's local layers see local_attention/2 positions either side and no padding;
@@ -125,22 +127,38 @@ func TestModernBERTGradientMatchesFiniteDifferences(t *testing.T) {
 	}
 }
 
-// blindRows finds a position with no real token within half a window of it.
-func TestModernBERTBlindRows(t *testing.T) {
-	for _, c := range []struct {
-		mask []int64
-		half int
-		want bool
-	}{
-		{[]int64{1, 1, 1, 0, 0, 0, 0}, 4, false},
-		{[]int64{1, 1, 1, 0, 0, 0, 0}, 3, true}, // position 6 is 4 past the last token
-		{[]int64{1, 1, 1, 1, 1, 1, 1}, 1, false},
-		{[]int64{0, 0, 0, 1, 1, 1, 1}, 2, true}, // left padding: position 0 is 3 before the first
-		{[]int64{0, 0, 1, 1, 1, 1, 1}, 2, false},
-	} {
-		b := &Batch{B: 1, L: len(c.mask), AttentionMask: c.mask}
-		if got := blindRows(b, c.half); got != c.want {
-			t.Errorf("mask %v, half %d: %v, want %v", c.mask, c.half, got, c.want)
+// A local layer's mask lets each real position see the real tokens within the window
+// and nothing else, and a padding position with no real token in reach see itself:
+// no row is all masked, which fused attention answers otherwise than eager.
+func TestModernBERTLocalMask(t *testing.T) {
+	lockThread(t)
+	cfg := familyConfig(t, "modernbert", 0) // window 8: 4 either side
+	m := newModel(t, cfg, Options{Task: QA}, 1)
+	lens := []int{20, 3}
+	b := randomBatch(rand.New(rand.NewPCG(1, 1)), m, 20, lens)
+	var got []float32
+	noGrad(func() {
+		mask := ts.MustOfSlice(b.AttentionMask).MustView([]int64{2, 20}, true)
+		ext := additiveMask(mask, b)
+		local := localMask(m, ext, 2, 20)
+		got = hostFloats(local)
+		for _, x := range []*ts.Tensor{mask, ext, local} {
+			x.MustDrop()
+		}
+	})
+	for s, n := range lens {
+		for i := range 20 {
+			for j := range 20 {
+				open := got[(s*20+i)*20+j] == 0
+				near := i-j <= 4 && j-i <= 4
+				want := j < n && near || i >= n && i == j && i-(n-1) > 4
+				if i >= n && i-(n-1) <= 4 { // padding that still reaches a real token
+					want = j < n && near
+				}
+				if open != want {
+					t.Fatalf("sequence %d (%d tokens): [%d, %d] open %v, want %v", s, n, i, j, open, want)
+				}
+			}
 		}
 	}
 }
