@@ -119,18 +119,16 @@ func (m *Model) dense(name string, out, in int, bias bool) linear {
 }
 
 // windowMasks are [n, n] masks, true where |i - j| > half, what a local layer does not
-// see, and on the diagonal. Made for each batch's length: for all 8192 positions they
-// would be 64 MiB each.
+// see, and on the diagonal. They are made on the device for each batch's length: no
+// host copy, which for 8192 positions would be 64 MiB each.
 func windowMasks(n, half int, dev gotch.Device) (far, self *ts.Tensor) {
-	f, d := make([]bool, n*n), make([]bool, n*n)
-	for i := range n {
-		for j := range n {
-			f[i*n+j] = i-j > half || j-i > half
-		}
-		d[i*n+i] = true
-	}
-	shape := []int64{int64(n), int64(n)}
-	return ts.MustOfSlice(f).MustView(shape, true).MustTo(dev, true), ts.MustOfSlice(d).MustView(shape, true).MustTo(dev, true)
+	pos := ts.MustArange(ts.IntScalar(int64(n)), gotch.Int64, dev)
+	row := pos.MustUnsqueeze(0, false)
+	dist := pos.MustUnsqueeze(1, true).MustSub(row, true).MustAbs(true) // [n, n]
+	row.MustDrop()
+	far = dist.MustGt(ts.IntScalar(int64(half)), false)
+	self = dist.MustEq(ts.IntScalar(0), true)
+	return far, self
 }
 
 // rope is rotary position embedding for one base: x·cos + roll(x, d/2)·sin, where roll
