@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -44,8 +45,10 @@ type deberta struct {
 	c2p     bool
 	p2c     bool
 	scale   float64 // √(head size · (1 + relative terms)), rounded to float32 as transformers does
-	// bucket[r + maxPos - 1] is the bucketed relative distance r = i - j.
-	bucket []int64
+	// row[r + maxPos - 1] is the relative embedding distance r = i - j reads:
+	// clamp(bucket(r) + span, 0, 2·span - 1), on the host and (rowT) on the device.
+	row    []int64
+	rowT   *ts.Tensor
 	maxPos int
 }
 
@@ -87,7 +90,11 @@ func declareDebertaV2(m *Model) {
 		}
 		d.scale = float64(float32(math.Sqrt(float64(float32(c.HeadSize() * sf)))))
 		d.maxPos = c.MaxPositionEmbeddings
-		d.bucket = relativeBuckets(c.MaxPositionEmbeddings, c.PositionBuckets, c.MaxRelativeDistance())
+		d.row = relativeBuckets(c.MaxPositionEmbeddings, c.PositionBuckets, c.MaxRelativeDistance())
+		for k, b := range d.row {
+			d.row[k] = min(max(b+d.span, 0), 2*d.span-1)
+		}
+		d.rowT = ts.MustOfSlice(d.row).MustTo(m.Opts.Device, true)
 		// Declared before the layers, which all read them: in the layout they sit with
 		// the embeddings, whose gradients are also final only when backward ends.
 		d.relEmb = ps.add("deberta.encoder.rel_embeddings.weight", []int64{2 * d.span, int64(h)}, InitNormal)
@@ -178,15 +185,17 @@ func (m *Model) relative(l int) *relState {
 	if d == nil || d.relEmb == nil {
 		return nil
 	}
-	at := func(r int) int64 { return min(max(d.bucket[r+d.maxPos-1]+d.span, 0), 2*d.span-1) }
-	lo, hi := at(1-l), at(l-1) // distances i - j run from 1-l to l-1; the index grows with them
-	idx := make([]int64, l*l)
-	for i := range l {
-		for j := range l {
-			idx[i*l+j] = at(i-j) - lo
-		}
-	}
-	rs := &relState{d: d, idx: ts.MustOfSlice(idx).MustView([]int64{int64(l), int64(l)}, true).MustTo(m.Opts.Device, true)}
+	// Distances i - j run from 1-l to l-1; the row grows with them.
+	lo, hi := d.row[1-l+d.maxPos-1], d.row[l-1+d.maxPos-1]
+	// On the device: row[i - j + maxPos - 1] - lo for each pair, [l, l].
+	pos := ts.MustArange(ts.IntScalar(int64(l)), gotch.Int64, m.Opts.Device)
+	col := pos.MustUnsqueeze(0, false)
+	dist := pos.MustUnsqueeze(1, true).MustSub(col, true).MustAddScalar(ts.IntScalar(int64(d.maxPos-1)), true)
+	col.MustDrop()
+	flat := dist.MustFlatten(0, 1, true)
+	idx := d.rowT.MustIndexSelect(0, flat, false)
+	flat.MustDrop()
+	rs := &relState{d: d, idx: idx.MustSubScalar(ts.IntScalar(lo), true).MustView([]int64{int64(l), int64(l)}, true)}
 	rows := d.relEmb.T.MustNarrow(0, lo, hi-lo+1, false)
 	rs.emb = rows
 	if d.relNorm != nil { // row by row: the rows' norm is the whole table's
