@@ -85,7 +85,8 @@ func canonicalName(name, base string, has func(string) bool) string {
 // LoadWeights copies a checkpoint's tensors (model.safetensors or pytorch_model.bin)
 // into the parameters. Nothing is copied unless everything fits.
 func (m *Model) LoadWeights(path string) (*LoadReport, error) {
-	tensors, err := readTensors(path, m.fam.ignorable)
+	ignorable := func(name string) bool { return m.fam.ignorable(name) || m.embedIgnorable(name) }
+	tensors, err := readTensors(path, ignorable)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 		name := canonicalName(raw, m.fam.base, has)
 		p := ps.Get(name)
 		switch {
-		case p == nil && m.fam.ignorable(name):
+		case p == nil && ignorable(name):
 			rep.Ignored = append(rep.Ignored, raw)
 		case p == nil:
 			mis.Unexpected = append(mis.Unexpected, raw)
@@ -350,6 +351,10 @@ func toFloat32(t safetensors.Tensor) ([]float32, error) {
 // SaveOptions says what Save writes besides config.json and model.safetensors.
 type SaveOptions struct {
 	Pytorch bool // also pytorch_model.bin, for tools that only read that
+	// An embedding model's sentence-transformers files: the maximum sequence length (0:
+	// the model's), and whether its vectors are normalized (a Normalize module).
+	MaxLength int
+	Normalize bool
 }
 
 // Save writes the model as a Hugging Face checkpoint directory: config.json and
@@ -367,6 +372,11 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 		cfg.SetLabels(labels)
 	}
 	cfg.Architectures = []string{m.architecture()}
+	if m.Opts.Task == Embed {
+		if err := m.saveSentenceTransformers(dir, opts.MaxLength, opts.Normalize); err != nil {
+			return err
+		}
+	}
 	if m.Opts.Task == MultiLabel {
 		cfg.ProblemType = "multi_label_classification"
 	} else if m.Opts.Task == Classify {
@@ -380,7 +390,7 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 	for _, p := range m.Params.List() {
 		data := flat[p.Offset : p.Offset+p.Numel]
 		tensors = append(tensors, safetensors.Tensor{
-			Info: safetensors.Info{Name: p.Name, DType: safetensors.F32, Shape: p.Shape},
+			Info: safetensors.Info{Name: m.savedName(p.Name), DType: safetensors.F32, Shape: p.Shape},
 			Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(data))), 4*len(data)),
 		})
 	}
@@ -411,7 +421,7 @@ func (m *Model) savePytorch(path string, flat []float32) error {
 	list := m.Params.List()
 	tensors := make([]stateTensor, len(list))
 	for i, p := range list {
-		tensors[i] = stateTensor{name: p.Name, shape: p.Shape, data: flat[p.Offset : p.Offset+p.Numel]}
+		tensors[i] = stateTensor{name: m.savedName(p.Name), shape: p.Shape, data: flat[p.Offset : p.Offset+p.Numel]}
 	}
 	archive := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {

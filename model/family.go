@@ -80,6 +80,8 @@ func (m *Model) architecture() string {
 		suffix = "ForTokenClassification"
 	case QA:
 		suffix = "ForQuestionAnswering"
+	case Embed:
+		suffix = "Model"
 	}
 	return m.Config.ArchitecturePrefix() + suffix
 }

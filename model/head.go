@@ -20,6 +20,7 @@ type head struct {
 	hidden  *linear // the custom head's extra layer (Options.HeadHidden), or nil
 	drop    float64 // before the output layer (and the custom layer)
 	out     linear
+	pool    string // the embed task's pooling: no layers
 }
 
 // headSpec is what a family says about its head for the model's task.
@@ -37,6 +38,10 @@ type headSpec struct {
 func (m *Model) declareHead(s headSpec) {
 	h := m.Config.HiddenSize
 	hd := &m.head
+	if m.Opts.Task == Embed {
+		hd.pool, hd.first = m.Opts.Pooling, m.Opts.Pooling == PoolCLS
+		return
+	}
 	hd.first = m.Opts.Task == Classify || m.Opts.Task == MultiLabel
 	hd.drop = s.drop
 	if m.Opts.HeadDropout >= 0 {
@@ -68,8 +73,12 @@ func orDefault(d *float64, hidden float64) float64 {
 	return hidden
 }
 
-// fwd computes the logits from the last hidden states h [B, L, H], taking ownership of h.
-func (hd *head) fwd(h *ts.Tensor, drop *dropper) *ts.Tensor {
+// fwd computes the logits (an embedding model's vectors) from the last hidden states h
+// [B, L, H] under mask [B, L], taking ownership of h.
+func (hd *head) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
+	if hd.pool != "" {
+		return pool(h, mask, hd.pool)
+	}
 	feat := h
 	if hd.first {
 		feat = h.MustSelect(1, 0, false)

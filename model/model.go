@@ -18,15 +18,18 @@ const (
 	MultiLabel Task = "multilabel" // any number of labels per sequence: sigmoid + BCE-with-logits
 	NER        Task = "ner"        // one label per token: cross-entropy, -100 ignored
 	QA         Task = "qa"         // extractive QA: start and end logits per token
+	// Embed pools the last hidden states into one vector per sequence (Options.Pooling):
+	// a sentence-embedding model, for inference; it has no head and no loss.
+	Embed Task = "embed"
 )
 
 // ParseTask checks a task name.
 func ParseTask(s string) (Task, error) {
 	switch t := Task(s); t {
-	case Classify, MultiLabel, NER, QA:
+	case Classify, MultiLabel, NER, QA, Embed:
 		return t, nil
 	}
-	return "", fmt.Errorf("task %q: want classify, multilabel, ner or qa", s)
+	return "", fmt.Errorf("task %q: want classify, multilabel, ner, qa or embed", s)
 }
 
 // Freeze says which parameters do not train.
@@ -54,6 +57,8 @@ type Options struct {
 	ClassWeights []float32
 	// Autocast runs the forward in "bf16" or "fp16" on CUDA (mixed precision); "" is fp32.
 	Autocast string
+	// Pooling is the embed task's (cls, mean or max; "" is mean).
+	Pooling string
 }
 
 // Model is an encoder of the BERT family (see family.go) with one task head.
@@ -92,8 +97,21 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if opts.Device == (gotch.Device{}) { // gotch aborts the process on a nameless device
 		opts.Device = gotch.CPU
 	}
-	if opts.Task == QA {
+	switch opts.Task {
+	case QA:
 		opts.NumLabels = 2
+	case Embed:
+		opts.NumLabels = cfg.HiddenSize // the width of its output
+		if opts.Pooling, err = ParsePooling(opts.Pooling); err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
+		if opts.HeadHidden > 0 || len(opts.ClassWeights) > 0 {
+			return nil, fmt.Errorf("model: an embedding model has no head to widen or weight")
+		}
+	default:
+		if opts.Pooling != "" {
+			return nil, fmt.Errorf("model: pooling %q is the embed task's; this model's task is %s", opts.Pooling, opts.Task)
+		}
 	}
 	if opts.NumLabels < 1 {
 		return nil, fmt.Errorf("model: %s needs at least one label", opts.Task)
@@ -245,7 +263,7 @@ func (m *Model) encode(b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train
 	} else {
 		h = m.layersPadded(h, ext, b, drop, attentions, out)
 	}
-	return m.head.fwd(h, drop)
+	return m.head.fwd(h, mask, drop)
 }
 
 // additiveMask is the mask [B, L] as attention scores take it, [B, 1, 1, L]: 0 for
@@ -321,6 +339,11 @@ func (m *Model) checkBatch(b *Batch) error {
 	}
 	want := 0
 	switch m.Opts.Task {
+	case Embed:
+		if b.Labels != nil || b.Targets != nil {
+			return fmt.Errorf("model: an embedding model has no loss: it takes no labels")
+		}
+		return nil
 	case Classify:
 		want = b.B
 	case NER:

@@ -56,8 +56,9 @@ type modernHead struct {
 	norm  layerNorm
 	out   linear
 	drop  float64
-	seq   bool // sequence tasks pool the tokens first
-	mean  bool // by their mean under the attention mask, else the first token
+	seq   bool   // sequence tasks pool the tokens first
+	mean  bool   // by their mean under the attention mask, else the first token
+	pool  string // the embed task's pooling of the final norm's output: no layers
 }
 
 func declareModernBERT(m *Model) {
@@ -89,6 +90,10 @@ func declareModernBERT(m *Model) {
 	}
 	mo.final = m.modernNorm("model.final_norm")
 	hd := &mo.head
+	if m.Opts.Task == Embed {
+		hd.pool = m.Opts.Pooling
+		return
+	}
 	hd.dense = m.dense("head.dense", h, h, c.ClassifierBias)
 	hd.act, _ = activation(c.ClassifierActivation) // the config checked the name
 	hd.norm = m.modernNorm("head.norm")
@@ -348,18 +353,16 @@ func (ly *modernLayer) rest(m *Model, ctx, h *ts.Tensor, drop *dropper) *ts.Tens
 // fwd computes the logits from the final norm's output h [B, L, H], taking ownership
 // of h; mask is the attention mask [B, L].
 func (hd *modernHead) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
+	if hd.pool != "" {
+		return pool(h, mask, hd.pool)
+	}
 	feat := h
 	if hd.seq {
+		mode := PoolCLS
 		if hd.mean {
-			mf := mask.MustTotype(h.DType(), false)
-			n := mf.MustSumDimIntlist([]int64{1}, true, h.DType(), false)
-			sum := h.MustMul(mf.MustUnsqueeze(-1, true), false).MustSumDimIntlist([]int64{1}, false, h.DType(), true)
-			feat = sum.MustDiv(n, true)
-			n.MustDrop()
-		} else {
-			feat = h.MustSelect(1, 0, false)
+			mode = PoolMean
 		}
-		h.MustDrop()
+		feat = pool(h, mask, mode)
 	}
 	x := hd.norm.fwd(hd.act(hd.dense.fwd(feat)))
 	feat.MustDrop()

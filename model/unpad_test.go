@@ -117,7 +117,7 @@ func paddedLogits(m *Model, b *Batch) *ts.Tensor {
 	mask := ts.MustOfSlice(b.AttentionMask).MustView(shape, true)
 	ext := additiveMask(mask, b)
 	h := m.layersPadded(m.emb.fwd(m, b, ids, drop), ext, b, drop, false, &Output{})
-	logits := m.head.fwd(h, drop)
+	logits := m.head.fwd(h, mask, drop)
 	for _, x := range []*ts.Tensor{ids, mask, ext, h} {
 		x.MustDrop()
 	}
