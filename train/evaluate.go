@@ -32,8 +32,18 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.Task, err = checkpointTask(cfg); err != nil {
+	normalize := false
+	if spec.Pooling != "" {
+		if spec.Pooling, err = model.ParsePooling(spec.Pooling); err != nil {
+			return nil, fmt.Errorf("job spec: %w", err)
+		}
+		spec.Task = string(model.Embed) // whatever its head: TEI's --pooling
+	} else if spec.Task, err = checkpointTask(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, model.ConfigFile), err)
+	} else if spec.Task == string(model.Embed) {
+		if spec.Pooling, normalize, err = model.ReadPooling(dir); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxLength():
@@ -51,21 +61,29 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	default:
 		return nil, fmt.Errorf("job spec: quantize: %q: want int8 or none", spec.Quantize)
 	}
-	tk, err := newTask(spec)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	labels, err := shard.NewLabelSet(cfg.Labels())
-	if err != nil {
-		return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
+	var tk task
+	labels := &shard.LabelSet{}
+	if spec.Task == string(model.Embed) {
+		if spec.Eval != "" {
+			return nil, fmt.Errorf("%s is an embedding model: it has no labels to evaluate against", dir)
+		}
+	} else {
+		if tk, err = newTask(spec); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		if labels, err = shard.NewLabelSet(cfg.Labels()); err != nil {
+			return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
+		}
 	}
 	tok, err := openTokenizer(spec, dir)
 	if err != nil {
 		return nil, err
 	}
-	hidden, err := headHidden(dir, model.CustomHeadWeight(cfg))
-	if err != nil {
-		return nil, err
+	hidden := 0 // an embedding model reads no head
+	if tk != nil {
+		if hidden, err = headHidden(dir, model.CustomHeadWeight(cfg)); err != nil {
+			return nil, err
+		}
 	}
 	dev, err := model.ParseDevice(spec.Device)
 	if err != nil {
@@ -74,7 +92,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
 	opts := model.Options{Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: hidden, HeadDropout: -1,
-		Device: dev, Autocast: spec.Autocast}
+		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling}
 	m, rep, err := model.Pretrained(dir, hf.Options{}, opts)
 	if err != nil {
 		return nil, err
@@ -87,7 +105,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 			return nil, fmt.Errorf("quantize: %w", err)
 		}
 	}
-	t := &Trainer{Spec: spec, Model: m, Tok: tok, Labels: labels, Out: out, task: tk}
+	t := &Trainer{Spec: spec, Model: m, Tok: tok, Labels: labels, Out: out, task: tk, Normalize: normalize}
 	if err := t.attachTokenizer(); err != nil {
 		return nil, err
 	}
@@ -118,6 +136,8 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.NER), nil
 	case "ForQuestionAnswering":
 		return string(model.QA), nil
+	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
+		return string(model.Embed), nil
 	case "ForSequenceClassification":
 		if cfg.ProblemType == "multi_label_classification" {
 			return string(model.MultiLabel), nil
@@ -127,7 +147,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		}
 		return string(model.Classify), nil
 	}
-	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification or %[2]sForQuestionAnswering)", arch, family)
+	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which

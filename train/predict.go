@@ -32,22 +32,15 @@ func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, erro
 	if !multi && t.Spec.Task != string(model.Classify) {
 		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are)", t.Spec.Task)
 	}
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("predict: no texts")
-	}
-	exs := make([]Example, len(texts))
-	for i, text := range texts {
-		enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
-		if err != nil {
-			return nil, fmt.Errorf("text %d: %w", i+1, err)
-		}
-		exs[i] = Example{Enc: enc, Text: text}
+	exs, err := t.encodeTexts(texts)
+	if err != nil {
+		return nil, err
 	}
 	names := t.Labels.Names()
 	n := len(names)
 	out := make([]Prediction, 0, len(texts))
 	probs := make([]float64, n)
-	err := t.infer(exs, func(e *Example, row []float32) error {
+	err = t.infer(exs, func(e *Example, row []float32) error {
 		p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
 		if multi {
 			p.Labels = []string{}

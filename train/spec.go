@@ -58,14 +58,18 @@ type Spec struct {
 	HeadHidden   int          `yaml:"head_hidden"`
 	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
 
-	Seed      int64  `yaml:"seed"`
-	Threads   int    `yaml:"threads"`
-	Device    string `yaml:"device"`          // cpu | cuda | cuda:N | auto
-	Autocast  string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
-	TF32      bool   `yaml:"tf32"`            // TensorFloat-32 matmuls on GPUs that have it (default on)
-	Quantize  string `yaml:"quantize"`        // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
-	EvalEvery int    `yaml:"eval_steps"`      // evaluate every N steps; 0 = at each epoch's end
-	Patience  int    `yaml:"patience"`        // early stopping: evaluations without improvement
+	Seed     int64  `yaml:"seed"`
+	Threads  int    `yaml:"threads"`
+	Device   string `yaml:"device"`          // cpu | cuda | cuda:N | auto
+	Autocast string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
+	TF32     bool   `yaml:"tf32"`            // TensorFloat-32 matmuls on GPUs that have it (default on)
+	Quantize string `yaml:"quantize"`        // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
+	// Pooling (predict, serve) reads the checkpoint as a sentence-embedding model that
+	// pools its last hidden states by cls, mean or max, whatever its head; "" takes an
+	// embedding checkpoint's own (sentence-transformers' 1_Pooling, else mean).
+	Pooling   string `yaml:"pooling"`
+	EvalEvery int    `yaml:"eval_steps"` // evaluate every N steps; 0 = at each epoch's end
+	Patience  int    `yaml:"patience"`   // early stopping: evaluations without improvement
 	// Metric is what early stopping and the best checkpoint watch; default f1_macro
 	// (classify), f1_micro (multilabel), f1 (ner: entity-level; qa: SQuAD F1).
 	Metric      string `yaml:"metric"`
@@ -134,6 +138,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Quantize != "" && s.Quantize != "none" {
 		return bad("quantize", "%q is for eval, predict and serve: training runs in full precision", s.Quantize)
+	}
+	if s.Pooling != "" {
+		return bad("pooling", "%q is for predict and serve: bertnode does not train embedding models yet", s.Pooling)
 	}
 	if _, err := newTask(*s); err != nil {
 		return bad("task", "%v", err)

@@ -38,6 +38,8 @@ func newTask(spec Spec) (task, error) {
 		return nerTask{}, nil
 	case model.QA:
 		return &qaTask{stride: spec.DocStride}, nil
+	case model.Embed:
+		return nil, fmt.Errorf("task embed: embedding models run in predict and serve; bertnode does not train or evaluate them yet")
 	}
 	return nil, fmt.Errorf("task %q: want classify, multilabel, ner or qa", name)
 }

@@ -48,6 +48,9 @@ type Trainer struct {
 	// OnStep, when set, is called after each optimizer step (and its evaluation and
 	// checkpoint) with the number of steps done.
 	OnStep func(step int)
+	// Normalize: an embedding checkpoint's vectors are scaled to unit length (it ends
+	// with sentence-transformers' Normalize module).
+	Normalize bool
 
 	task task
 	run  Infer // WithInfer's; nil: InferBatch
@@ -487,7 +490,7 @@ func (t *Trainer) logMetrics(v map[string]any) {
 
 // Save writes a Hugging Face checkpoint directory: config, weights, tokenizer.
 func (t *Trainer) Save(dir string) error {
-	if err := t.Model.Save(dir, t.Labels.Names(), model.SaveOptions{}); err != nil {
+	if err := t.Model.Save(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize}); err != nil {
 		return err
 	}
 	return t.Tok.Save(dir)
