@@ -16,7 +16,9 @@ type modelInfo struct {
 	Truncate   bool           `json:"truncate"`
 	AllowEmpty bool           `json:"allow_empty"`
 	Device     string         `json:"device"`
-	Quantize   string         `json:"quantize,omitempty"` // int8: the encoder's dense layers
+	Quantize   string         `json:"quantize,omitempty"`  // int8: the encoder's dense layers
+	Pooling    string         `json:"pooling,omitempty"`   // embed: cls, mean or max
+	Normalize  bool           `json:"normalize,omitempty"` // embed: unit-length vectors unless a request says otherwise
 	Config     *hf.BertConfig `json:"config"`
 	Batching   batchingInfo   `json:"batching"`
 	Limits     limitsInfo     `json:"limits"`
@@ -40,6 +42,7 @@ func (s *Server) modelInfo(http.ResponseWriter, *http.Request) (any, error) {
 	return modelInfo{
 		Model: sp.Model, Task: sp.Task, Labels: s.t.Labels.Names(), MaxLength: sp.MaxLength, DocStride: sp.DocStride,
 		Truncate: o.Limits.Truncate, AllowEmpty: o.AllowEmpty, Device: sp.Device, Quantize: sp.Quantize, Config: s.t.Model.Config,
+		Pooling: sp.Pooling, Normalize: s.t.Normalize,
 		Batching: batchingInfo{MaxBatch: o.Batch.MaxBatch, MaxTokens: o.Batch.MaxTokens,
 			MaxWaitMS: float64(o.Batch.MaxWait) / 1e6, MaxQueue: o.Batch.MaxQueue},
 		Limits: limitsInfo{MaxBodyBytes: o.Limits.MaxBodyBytes, MaxTexts: o.Limits.MaxTexts, TimeoutS: o.Timeout.Seconds()},

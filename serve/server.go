@@ -129,6 +129,8 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodPost, "/v1/ner", s.ner)
 	s.route(mux, http.MethodPost, "/v1/qa", s.qa)
 	s.route(mux, http.MethodPost, "/v1/attention", s.attention)
+	s.route(mux, http.MethodPost, "/v1/embed", s.embed)
+	s.route(mux, http.MethodPost, "/v1/embeddings", s.embeddings)
 	s.route(mux, http.MethodGet, "/v1/model", s.modelInfo)
 	s.route(mux, http.MethodGet, "/healthz", s.healthz)
 	s.route(mux, http.MethodGet, "/readyz", s.readyz)
