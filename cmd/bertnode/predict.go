@@ -27,6 +27,7 @@ type predictFlags struct {
 	threshold         float64
 	question, context string
 	allowEmpty        bool
+	normalize         bool
 	data              *shard.Spec // with data flags: how to read file as a data file
 }
 
@@ -36,7 +37,7 @@ func newPredictCmd() *cobra.Command {
 	s.Model = ""
 	c := &cobra.Command{
 		Use:   "predict --model DIR [TEXT...]",
-		Short: "Classify or tag texts, or answer questions, with a fine-tuned checkpoint",
+		Short: "Classify or tag texts, answer questions, or embed texts, with a fine-tuned checkpoint",
 		Long: `Runs a fine-tuned checkpoint over new input and prints one JSON object per line.
 What it reads and prints depends on the checkpoint's task.
 
@@ -77,6 +78,14 @@ With data flags (--format and the others, the same as train's and eval's), --fil
 a data file read as training reads it: csv, tsv, jsonl or labeltext texts (labels are
 read but not used), conll sentences for ner, squad questions for qa.
 
+embed (an embedding checkpoint: a bare base model such as sentence-transformers save,
+config.json's architectures BertModel, ModernBertModel...; or any checkpoint read with
+--pooling cls|mean|max): texts as for classify; each gets its vector, the last hidden
+states pooled as the checkpoint's 1_Pooling/config.json says (else --pooling, else mean),
+scaled to unit length when the checkpoint ends with a Normalize module or --normalize:
+
+  {"text":"...","embedding":[0.0123,-0.0456,...]}
+
 --attention writes a self-contained HTML page (no network needed) showing every layer's
 and head's attention over the first text's word pieces, [CLS] and [SEP] included
 (classify, multilabel and ner).`,
@@ -87,7 +96,9 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
   bertnode predict --model runs/squad/best --question "When was it built?" \
     --context "The Eiffel Tower is in Paris and was built in 1889."
   bertnode predict --model runs/squad/best --file questions.jsonl --max-length 384 --doc-stride 128
-  bertnode predict --model runs/sms/best --file data/sms_spam/SMSSpamCollection --format labeltext`,
+  bertnode predict --model runs/sms/best --file data/sms_spam/SMSSpamCollection --format labeltext
+  bertnode predict --model all-MiniLM-L6-v2 "A man is playing a guitar." "Someone plays music."
+  bertnode predict --model runs/sms/best --pooling mean --normalize "read any encoder as an embedding model"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case s.Model == "":
@@ -122,7 +133,9 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			case cmd.Flags().Changed("threshold") && task != string(model.MultiLabel):
 				return only("--threshold", "multilabel")
 			case pf.attention != "" && task == string(model.QA):
-				return only("--attention", "classify, multilabel and ner")
+				return only("--attention", "classify, multilabel, ner and embed")
+			case cmd.Flags().Changed("normalize") && task != string(model.Embed):
+				return only("--normalize", "embed")
 			}
 			out := cmd.OutOrStdout()
 			if task == string(model.QA) {
@@ -140,11 +153,20 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			if err != nil {
 				return err
 			}
-			if task == string(model.NER) {
+			switch task {
+			case string(model.NER):
 				if err := printTags(cmd, t, texts); err != nil {
 					return err
 				}
-			} else {
+			case string(model.Embed):
+				vecs, err := t.Embed(texts, t.Normalize || pf.normalize)
+				if err != nil {
+					return err
+				}
+				if err := writeJSONLines(out, vecs); err != nil {
+					return err
+				}
+			default:
 				preds, err := t.Predict(texts, pf.threshold)
 				if err != nil {
 					return err
@@ -167,7 +189,8 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	f.StringVar(&pf.question, "question", "", "qa: the question to answer (with --context)")
 	f.StringVar(&pf.context, "context", "", "qa: the text to find the answer in (with --question)")
 	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
-	addSpecFlags(f, &s, append(inferFlags, "doc-stride")...)
+	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
+	addSpecFlags(f, &s, append(inferFlags, "doc-stride", "pooling")...)
 	addSpecFlags(f, &s, dataFlags...)
 	f.Lookup("batch-size").Usage = "texts (qa: context windows) per forward pass"
 	return c

@@ -522,3 +522,33 @@ func answers(t *testing.T, out string) []train.Answer {
 	}
 	return as
 }
+
+// predict on an embedding model prints each text's vector: any checkpoint read with
+// --pooling, unit length with --normalize; the flags are refused where they mean nothing.
+func TestPredictEmbeddings(t *testing.T) {
+	m := trainedSMS(t)
+	base := []string{"predict", "--model", m.dir, "--max-length", "64", "--threads", "2", "--pooling", "mean"}
+	texts := []string{"Hey, are we still on for lunch today?", "WINNER!! Claim your free prize now"}
+	raw := jsonLines[train.Embedding](t, mustRun(t, append(base, texts...)...))
+	unit := jsonLines[train.Embedding](t, mustRun(t, append(base, append([]string{"--normalize"}, texts...)...)...))
+	if len(raw) != 2 || len(unit) != 2 {
+		t.Fatalf("%d and %d vectors for 2 texts", len(raw), len(unit))
+	}
+	for i := range raw {
+		var n float64
+		for _, x := range raw[i].Embedding {
+			n += float64(x) * float64(x)
+		}
+		n = math.Sqrt(n)
+		if raw[i].Text != texts[i] || len(raw[i].Embedding) != len(unit[i].Embedding) || len(raw[i].Embedding) == 0 || math.Abs(n-1) < 1e-3 {
+			t.Fatalf("text %d: %q, %d dimensions, norm %v", i, raw[i].Text, len(raw[i].Embedding), n)
+		}
+		for k, x := range raw[i].Embedding {
+			if math.Abs(float64(x)/n-float64(unit[i].Embedding[k])) > 1e-6 {
+				t.Fatalf("text %d: --normalize [%d] = %v, want %v", i, k, unit[i].Embedding[k], float64(x)/n)
+			}
+		}
+	}
+	wantErr(t, "", []string{"--normalize", "only for embed", "classify"}, "predict", "--model", m.dir, "--max-length", "64", "--normalize", "text")
+	wantErr(t, "", []string{"pooling", `"sum"`}, "predict", "--model", m.dir, "--max-length", "64", "--pooling", "sum", "text")
+}

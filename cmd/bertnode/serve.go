@@ -46,7 +46,17 @@ what predict prints for the same input.
   POST /v1/qa         {"question", "context", "id"} or {"questions": [...]}, "allow_empty"  qa
        -> {"answers": [{"id", "answer", "start", "end", "score"}]}
   POST /v1/attention  {"text"}   -> {"tokens", "attentions": [layer][head][from][to]}
+  POST /v1/embed      {"texts": [...], "normalize": true}               embed
+       -> {"embeddings": [[...], ...]}
+  POST /v1/embeddings {"input": "..." or [...], "model", "encoding_format", "dimensions"}
+       -> OpenAI's embeddings answer (unit-length vectors; float or base64)      embed
   GET  /v1/model  /healthz  /readyz  /metrics (Prometheus)
+
+An embedding model is a bare base model's checkpoint (config.json's architectures
+BertModel, ModernBertModel...; sentence-transformers models such as all-MiniLM-L6-v2,
+whose 1_Pooling/config.json gives the pooling and a Normalize module unit-length
+vectors), or any checkpoint served with --pooling cls|mean|max, which reads its encoder
+and leaves its head.
 
 Requests are tokenized on their own goroutines; their sequences wait in one queue and
 run together on the model: the oldest waiting sequence with those closest to it in
@@ -77,7 +87,9 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 (within --shutdown-timeout) and exits.`,
 		Example: `  bertnode serve --model runs/sms/best --addr :8080
   curl -s localhost:8080/v1/classify -d '{"texts": ["WINNER!! Claim your free prize now"]}'
-  bertnode serve --model runs/squad/best --max-length 384 --doc-stride 128 --allow-empty`,
+  bertnode serve --model runs/squad/best --max-length 384 --doc-stride 128 --allow-empty
+  bertnode serve --model all-MiniLM-L6-v2 --max-length 256
+  curl -s localhost:8080/v1/embeddings -d '{"input": ["A man plays a guitar.", "Someone makes music."]}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if job != "" {
@@ -122,8 +134,12 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 			if t.Spec.Quantize != "" {
 				q = ", " + t.Spec.Quantize + " encoder"
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "serving %s (%s, %d labels, max length %d%s; %d model instances of %d threads) on http://%s\n",
-				s.Model, t.Spec.Task, t.Labels.Len(), t.Spec.MaxLength, q, o.Batch.Instances, model.Threads(), ln.Addr())
+			outputs := fmt.Sprintf("%d labels", t.Labels.Len())
+			if t.Spec.Task == string(model.Embed) {
+				outputs = fmt.Sprintf("%s pooling, %d dimensions", t.Spec.Pooling, t.Model.Config.HiddenSize)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "serving %s (%s, %s, max length %d%s; %d model instances of %d threads) on http://%s\n",
+				s.Model, t.Spec.Task, outputs, t.Spec.MaxLength, q, o.Batch.Instances, model.Threads(), ln.Addr())
 			err = srv.Serve(ctx, ln, grace)
 			fmt.Fprintln(cmd.ErrOrStderr(), "stopped")
 			return err
@@ -136,7 +152,7 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 	f.StringVar(&kind, "kind", "best", "with --job: which of its models, best or final")
 	f.StringVar(&addr, "addr", ":8080", "address to listen on")
 	// Batches are the server's (--max-batch), padded to their longest sequence.
-	addSpecFlags(f, &s, "tokenizer", "max-length", "doc-stride", "threads", "device", "mixed-precision", "quantize")
+	addSpecFlags(f, &s, "tokenizer", "max-length", "doc-stride", "threads", "device", "mixed-precision", "quantize", "pooling")
 	f.Lookup("doc-stride").Usage = "qa and ner: tokens consecutive windows share (0: min(128, max-length/3))"
 	serveFlags(f, &o)
 	f.DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
