@@ -228,6 +228,9 @@ func (p *delimited) record(_ int, rec *Record) error {
 	if p.id >= 0 {
 		rec.ID = string(p.value(p.fields[p.id]))
 	}
+	if p.label < 0 {
+		return nil // unlabeled pairs
+	}
 	var err error
 	if rec.Labels, err = appendLabels(rec.Labels, p.value(p.fields[p.label]), p.labelSep, p.labels); err != nil {
 		return frameErr(p.file, p.fr, p.txt, p.fields[p.label].lo, fmt.Sprintf("column %q", p.names[2]), "%v", err)

@@ -74,6 +74,9 @@ func (p *jsonLines) record(_ int, rec *Record) error {
 			return bad(p.pair, "%v", err)
 		}
 	}
+	if p.label == "" {
+		return nil // unlabeled pairs
+	}
 	v, ok := p.obj[p.label]
 	if !ok {
 		return bad(p.label, "missing")

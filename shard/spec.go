@@ -82,6 +82,11 @@ type Spec struct {
 	// SkipBadRecords skips bad records, counting and reporting them, instead
 	// of failing on the first.
 	SkipBadRecords bool `json:"skip_bad_records,omitempty" yaml:"skip_bad_records,omitempty"`
+
+	// Unlabeled records are text pairs without labels (csv, tsv, jsonl): the task's
+	// to say, not the user's (an embedding model trains on pairs). TextPair then
+	// defaults to "text_pair" where Text defaults to "text".
+	Unlabeled bool `json:"unlabeled,omitempty" yaml:"-"`
 }
 
 // Validate checks the spec on its own, naming the first bad field.
@@ -123,11 +128,21 @@ func (s Spec) validateFor() error {
 			return specErr(name, "not used by format %s", f)
 		}
 	}
+	if s.Unlabeled {
+		switch {
+		case !delimited && f != JSONL:
+			return specErr("format", "%s: text pairs without labels are read from csv, tsv or jsonl", f)
+		case s.Label != "":
+			return specErr("label", "%q: text pairs without labels have none", s.Label)
+		case s.LabelSep != "" || s.Tokens != "":
+			return specErr(map[bool]string{true: "label_sep", false: "tokens"}[s.LabelSep != ""], "not used by text pairs without labels")
+		}
+	}
 	if delimited {
 		if len(s.Delimiter) != 1 || s.Delimiter[0] >= 0x80 || strings.ContainsAny(s.Delimiter, "\"\r\n") {
 			return specErr("delimiter", "%q: %s needs one ASCII character other than a quote or line break", s.Delimiter, f)
 		}
-		if s.Text == "" || s.Label == "" {
+		if s.Text == "" || s.Label == "" && !s.Unlabeled {
 			return specErr(map[bool]string{true: "text", false: "label"}[s.Text == ""], "required without a header: give a 0-based column index")
 		}
 		if !*s.Header {
@@ -190,8 +205,11 @@ func (s Spec) withDefaults() Spec {
 		if *s.Header && s.Text == "" {
 			s.Text = "text"
 		}
-		if *s.Header && s.Label == "" {
+		if *s.Header && s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
+		}
+		if *s.Header && s.TextPair == "" && s.Unlabeled {
+			s.TextPair = "text_pair"
 		}
 	case JSONL:
 		if s.Tokens != "" {
@@ -203,8 +221,11 @@ func (s Spec) withDefaults() Spec {
 		if s.Text == "" {
 			s.Text = "text"
 		}
-		if s.Label == "" {
+		if s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
+		}
+		if s.TextPair == "" && s.Unlabeled {
+			s.TextPair = "text_pair"
 		}
 	case CoNLL:
 		if s.Tokens == "" {

@@ -85,6 +85,9 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 	case opts.EvalSplit < 0 || opts.EvalSplit >= 1:
 		return nil, fmt.Errorf("%s: plan: eval_split %g: must be in [0, 1)", name, opts.EvalSplit)
 	}
+	if opts.Task == "embed" {
+		data.Unlabeled = true // an embedding model trains on text pairs
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
