@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -51,6 +52,33 @@ func pool(h, mask *ts.Tensor, mode string) *ts.Tensor {
 	n := mf.MustSumDimIntlist([]int64{1}, false, dt, false).MustClampMin(ts.FloatScalar(1e-9), true)
 	defer n.MustDrop()
 	return sum.MustDiv(n, true)
+}
+
+// rankingScale multiplies the cosine similarities before the softmax:
+// sentence-transformers' MultipleNegativesRankingLoss default (a temperature of 0.05).
+const rankingScale = 20
+
+// rankingLoss is sentence-transformers' MultipleNegativesRankingLoss over emb [B, H]:
+// the first B/2 rows are anchors, the rest candidates, and each anchor's label is its
+// positive among the candidates; the others are its negatives. The loss is the
+// cross-entropy of the anchors' scaled cosine similarities to every candidate.
+func rankingLoss(emb *ts.Tensor, b *Batch, dev gotch.Device) *ts.Tensor {
+	n := int64(b.B / 2)
+	unit := func(x *ts.Tensor) *ts.Tensor { // torch.nn.functional.normalize
+		norm := x.MustMul(x, false).MustSumDimIntlist([]int64{1}, true, x.DType(), true).MustSqrt(true).MustClampMin(ts.FloatScalar(1e-12), true)
+		defer norm.MustDrop()
+		return x.MustDiv(norm, true)
+	}
+	a := unit(emb.MustNarrow(0, 0, n, false))
+	defer a.MustDrop()
+	p := unit(emb.MustNarrow(0, n, n, false))
+	pt := p.MustTranspose(0, 1, true)
+	scores := a.MustMatmul(pt, false).MustMulScalar(ts.FloatScalar(rankingScale), true)
+	pt.MustDrop()
+	defer scores.MustDrop()
+	t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
+	defer t.MustDrop()
+	return scores.MustCrossEntropyLoss(t, undefined, 1, IgnoreIndex, 0, false)
 }
 
 // embedIgnorable says whether a checkpoint tensor is outside the base model, so that an

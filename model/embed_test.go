@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -190,8 +191,12 @@ func TestEmbeddingModelOptions(t *testing.T) {
 		t.Errorf("pooling %q, outputs %d; want mean, %d", m.Opts.Pooling, m.Opts.NumLabels, cfg.HiddenSize)
 	}
 	b := &Batch{B: 1, L: 3, InputIDs: []int64{1, 2, 3}, AttentionMask: []int64{1, 1, 1}, Labels: []int64{0}}
-	if _, err := m.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "no loss") {
-		t.Errorf("labels for an embedding model: %v", err)
+	if _, err := m.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "one per anchor") {
+		t.Errorf("a label for an odd batch: %v", err)
+	}
+	b = &Batch{B: 2, L: 3, InputIDs: []int64{1, 2, 3, 4, 5, 6}, AttentionMask: []int64{1, 1, 1, 1, 1, 1}, Labels: []int64{1}}
+	if _, err := m.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "not a positive") {
+		t.Errorf("a label past the candidates: %v", err)
 	}
 }
 
@@ -236,4 +241,68 @@ func TestReadPooling(t *testing.T) {
 	if mode, _, err := ReadPooling(t.TempDir()); mode != "" || err != nil {
 		t.Errorf("no pooling file: %q, %v", mode, err)
 	}
+}
+
+// The embedding model's training loss is MultipleNegativesRankingLoss: each anchor's
+// cross-entropy over its scaled cosine similarities to every candidate, computed here
+// from the vectors inference gives, for each pooling and family kind.
+func TestRankingLossFromTheVectors(t *testing.T) {
+	for _, c := range []struct{ mt, pooling string }{{"bert", PoolMean}, {"bert", PoolCLS}, {"modernbert", PoolMax}, {"deberta-v2", PoolMean}} {
+		t.Run(c.mt+"/"+c.pooling, func(t *testing.T) {
+			lockThread(t)
+			m := newModel(t, familyConfig(t, c.mt, 0), Options{Task: Embed, Pooling: c.pooling}, 5)
+			r := rand.New(rand.NewPCG(5, 6))
+			b := randomBatch(r, m, 10, []int{10, 4, 7, 3, 9, 5})
+			labels := b.Labels
+			b.Labels = nil
+			vecs, _, err := m.Infer(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Labels = labels
+			got := evalLoss(t, m, b)
+			h, n := m.Config.HiddenSize, b.B/2
+			unit := func(i int) []float64 {
+				v := make([]float64, h)
+				var s float64
+				for k := range v {
+					v[k] = float64(vecs[i*h+k])
+					s += v[k] * v[k]
+				}
+				for k := range v {
+					v[k] /= math.Sqrt(s)
+				}
+				return v
+			}
+			var want float64
+			for i := range n {
+				a := unit(i)
+				scores := make([]float64, n)
+				for j := range n {
+					p := unit(n + j)
+					for k := range a {
+						scores[j] += rankingScale * a[k] * p[k]
+					}
+				}
+				mx := slices.Max(scores)
+				var z float64
+				for _, s := range scores {
+					z += math.Exp(s - mx)
+				}
+				want += (mx + math.Log(z) - scores[labels[i]]) / float64(n)
+			}
+			if math.Abs(got-want) > 1e-4*max(1, want) {
+				t.Fatalf("loss %v, from the vectors %v", got, want)
+			}
+		})
+	}
+}
+
+// Backward through the ranking loss gives the loss's derivative (central differences).
+func TestEmbedGradientMatchesFiniteDifferences(t *testing.T) {
+	lockThread(t)
+	m := newModel(t, smallConfig(0), Options{Task: Embed, Pooling: PoolMean}, 3)
+	r := rand.New(rand.NewPCG(3, 4))
+	b := randomBatch(r, m, 12, []int{12, 5, 9, 3, 7, 11})
+	checkGradient(t, m, b, bertProbes, 12)
 }

@@ -19,7 +19,8 @@ const (
 	NER        Task = "ner"        // one label per token: cross-entropy, -100 ignored
 	QA         Task = "qa"         // extractive QA: start and end logits per token
 	// Embed pools the last hidden states into one vector per sequence (Options.Pooling):
-	// a sentence-embedding model, for inference; it has no head and no loss.
+	// a sentence-embedding model, without a head. It trains on (anchor, positive) pairs
+	// with in-batch negatives (embed.go).
 	Embed Task = "embed"
 )
 
@@ -340,8 +341,16 @@ func (m *Model) checkBatch(b *Batch) error {
 	want := 0
 	switch m.Opts.Task {
 	case Embed:
-		if b.Labels != nil || b.Targets != nil {
-			return fmt.Errorf("model: an embedding model has no loss: it takes no labels")
+		switch n := b.B / 2; {
+		case b.Targets != nil:
+			return fmt.Errorf("model: an embedding model takes Labels, not Targets")
+		case b.Labels != nil && (b.B%2 != 0 || len(b.Labels) != n):
+			return fmt.Errorf("model: embed labels: %d for a batch of %d sequences; want one per anchor, the first half of an even batch", len(b.Labels), b.B)
+		}
+		for i, l := range b.Labels {
+			if l < 0 || l >= int64(b.B/2) {
+				return fmt.Errorf("model: embed label %d at %d: not a positive of the batch's [0, %d)", l, i, b.B/2)
+			}
 		}
 		return nil
 	case Classify:
@@ -385,6 +394,8 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 	}
 	const mean = 1
 	switch m.Opts.Task {
+	case Embed:
+		return rankingLoss(logits, b, dev)
 	case MultiLabel:
 		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
 		defer t.MustDrop()
