@@ -24,6 +24,9 @@ type Example struct {
 
 	Window   *tokenize.QAFeature // qa: the context window; Enc is its encoding
 	Question *tokenize.QAExample // qa: the question, shared by its windows
+
+	Positive     *tokenize.Encoding // embed: the text's pair, its positive; Enc is the anchor
+	PositiveText string
 }
 
 // Dataset is the encoded examples of one file (or part of one).

@@ -3,8 +3,13 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/report"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/tokenize"
 )
 
 // Embedding is an embedding model's vector for one text.
@@ -64,4 +69,109 @@ func (t *Trainer) encodeTexts(texts []string) ([]Example, error) {
 		exs[i] = Example{Enc: enc, Text: text}
 	}
 	return exs, nil
+}
+
+// embedTask trains an embedding model on (text, text_pair) pairs: each text's pair is
+// its positive and the batch's other pairs its negatives (model.Embed's loss).
+type embedTask struct{}
+
+func (embedTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.LabelSet, maxLen int) ([]Example, error) {
+	out := make([]Example, 0, len(recs))
+	for i := range recs {
+		rec := &recs[i]
+		if strings.TrimSpace(rec.TextPair) == "" {
+			return nil, fmt.Errorf("%s:%d: text_pair: empty: an embedding model trains on (text, text_pair) pairs, the pair the text's positive", rec.Pos.File, rec.Pos.Line)
+		}
+		a, err := tok.Encode(rec.Text, maxLen)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", rec.Pos.File, rec.Pos.Line, err)
+		}
+		p, err := tok.Encode(rec.TextPair, maxLen)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: text_pair: %w", rec.Pos.File, rec.Pos.Line, err)
+		}
+		out = append(out, Example{Enc: a, Positive: &p, Text: rec.Text, PositiveText: rec.TextPair, Pos: rec.Pos})
+	}
+	return out, nil
+}
+
+// label makes each anchor's positive the candidate of the same index (Trainer.batch
+// puts the positives after the anchors, in order).
+func (embedTask) label(b *model.Batch, exs []*Example) {
+	b.Labels = make([]int64, len(exs))
+	for i := range b.Labels {
+		b.Labels[i] = int64(i)
+	}
+}
+
+func (embedTask) scorer([]string) scorer { return &embedScorer{} }
+
+// embedScorer scores retrieval over the whole evaluation set, as sentence-transformers'
+// InformationRetrievalEvaluator does: each anchor ranks every example's positive by
+// cosine similarity, its own the one relevant.
+type embedScorer struct {
+	exs                 []*Example
+	anchors, candidates [][]float32 // unit vectors
+}
+
+func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) error {
+	h := len(logits) / b.B
+	if b.B != 2*len(exs) {
+		return fmt.Errorf("embed: %d vectors for %d pairs", b.B, len(exs))
+	}
+	for i := range b.B {
+		v := slices.Clone(logits[i*h : (i+1)*h])
+		Normalize(v)
+		if i < len(exs) {
+			s.anchors = append(s.anchors, v)
+		} else {
+			s.candidates = append(s.candidates, v)
+		}
+	}
+	s.exs = append(s.exs, exs...)
+	return nil
+}
+
+// result is accuracy@1 and @5 (the positive among the k most similar candidates) and
+// MRR@10; an anchor whose best candidate is another's positive is a mistake. A tie
+// with the positive counts for it.
+func (s *embedScorer) result() (EvalResult, error) {
+	n := len(s.anchors)
+	var at1, at5, mrr float64
+	var r EvalResult
+	sims := make([]float32, n)
+	for i, a := range s.anchors {
+		for j, c := range s.candidates {
+			var dot float32
+			for k := range a {
+				dot += a[k] * c[k]
+			}
+			sims[j] = dot
+		}
+		rank, best := 1, i
+		for j, v := range sims {
+			if j != i && v > sims[i] {
+				rank++
+			}
+			if v > sims[best] {
+				best = j
+			}
+		}
+		if rank == 1 {
+			at1++
+		} else {
+			e := s.exs[i]
+			r.Mistakes = append(r.Mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: s.exs[best].PositiveText,
+				Confidence: float64(sims[best]), Source: fmt.Sprintf("%s:%d", e.Pos.File, e.Pos.Line)})
+		}
+		if rank <= 5 {
+			at5++
+		}
+		if rank <= 10 {
+			mrr += 1 / float64(rank)
+		}
+	}
+	d := float64(max(n, 1))
+	r.Metrics = map[string]float64{"accuracy_at_1": at1 / d, "accuracy_at_5": at5 / d, "mrr_at_10": mrr / d}
+	return r, nil
 }

@@ -1,9 +1,11 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -114,17 +116,13 @@ func TestSentenceTransformersCheckpointEmbedsAsReference(t *testing.T) {
 	}
 }
 
-// What an embedding model cannot do is refused by name: evaluation, training, a
-// pooling bertnode does not run.
+// What an embedding model cannot do is refused by name: a pooling bertnode does not
+// run, a head's options, labelled data, a pooling for another task.
 func TestEmbeddingModelRefusals(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	s := Defaults()
-	s.Model, s.MaxLength, s.Eval = sentenceTransformersDir(t, "mean_tokens"), 64, "eval.csv"
-	if _, err := ForEval(s, io.Discard); err == nil || !strings.Contains(err.Error(), "no labels to evaluate") {
-		t.Errorf("eval of an embedding model: %v", err)
-	}
-	s.Eval = ""
+	s.MaxLength = 64
 	s.Model = sentenceTransformersDir(t, "weightedmean_tokens")
 	if _, err := ForEval(s, io.Discard); err == nil || !strings.Contains(err.Error(), `"weightedmean_tokens"`) {
 		t.Errorf("weighted mean pooling: %v", err)
@@ -133,14 +131,24 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 	if _, err := ForEval(s, io.Discard); err == nil || !strings.Contains(err.Error(), `pooling "median"`) {
 		t.Errorf("pooling median: %v", err)
 	}
-	tr := Defaults()
-	tr.Train, tr.Pooling = "train.csv", "mean"
-	if err := tr.Validate(); err == nil || !strings.Contains(err.Error(), "pooling") {
-		t.Errorf("training with a pooling: %v", err)
-	}
-	tr.Pooling, tr.Task = "", string(model.Embed)
-	if err := tr.Validate(); err == nil || !strings.Contains(err.Error(), "does not train") {
-		t.Errorf("training task embed: %v", err)
+	for _, c := range []struct {
+		change func(*Spec)
+		want   string
+	}{
+		{func(s *Spec) { s.Task, s.Pooling = "classify", "mean" }, "pooling: \"mean\" is for embedding models"},
+		{func(s *Spec) { s.Pooling = "sum" }, `pooling: pooling "sum"`},
+		{func(s *Spec) { s.HeadHidden = 64 }, "no head"},
+		{func(s *Spec) { s.ClassWeights = []float32{1, 2} }, "no head"},
+		{func(s *Spec) { s.Freeze.Base = true }, "freeze.base"},
+		{func(s *Spec) { s.Data.Format = "labeltext" }, "text pairs without labels"},
+		{func(s *Spec) { s.Data.Format, s.Data.Label = "jsonl", "score" }, `label: "score"`},
+	} {
+		tr := Defaults()
+		tr.Train, tr.Task = "pairs.jsonl", string(model.Embed)
+		c.change(&tr)
+		if err := tr.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.want, err, c.want)
+		}
 	}
 	s.Pooling = ""
 	cls, err := ForEval(s, io.Discard)
@@ -149,5 +157,94 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 	}
 	if _, err := cls.Embed([]string{"a"}, false); err == nil || !strings.Contains(err.Error(), "--pooling") {
 		t.Errorf("Embed on a classifier: %v", err)
+	}
+}
+
+// translationPairs writes n pairs of four words: the text's words from one list, its
+// pair's the corresponding words of another list, shuffled. Nothing but training
+// relates the two lists, so retrieval starts near chance and must be learned.
+func translationPairs(t *testing.T, path string, n int, seed uint64) {
+	t.Helper()
+	b, err := os.ReadFile("../data/vocab/bert-base-uncased.vocab.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, w := range strings.Split(string(b), "\n")[2000:] {
+		if len(w) >= 4 && strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") == "" {
+			words = append(words, w)
+		}
+		if len(words) == 80 {
+			break
+		}
+	}
+	from, to := words[:40], words[40:]
+	r := rand.New(rand.NewPCG(seed, 1))
+	var out strings.Builder
+	for range n {
+		idx := r.Perm(len(from))[:4]
+		var a, p []string
+		for _, i := range idx {
+			a = append(a, from[i])
+		}
+		for _, k := range r.Perm(4) {
+			p = append(p, to[idx[k]])
+		}
+		line, _ := json.Marshal(map[string]string{"text": strings.Join(a, " "), "text_pair": strings.Join(p, " ")})
+		out.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A tiny random-init BERT learns to embed each text near its pair with in-batch
+// negatives: retrieval over the held-out pairs goes from near chance to near perfect;
+// the saved model is a sentence-transformers model that loads for predict and serve
+// with unit vectors and evaluates the same.
+func TestEmbedTrainingLearnsPairs(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir := t.TempDir()
+	train, eval := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "eval.jsonl")
+	translationPairs(t, train, 800, 1)
+	translationPairs(t, eval, 100, 2)
+	s := Defaults()
+	s.Task, s.Train, s.Eval, s.Model = string(model.Embed), train, eval, "tiny"
+	s.Tokenizer, s.MaxLength, s.Threads = "../data/vocab/bert-base-uncased.vocab.txt", 16, 2
+	s.BatchSize, s.Epochs, s.LR, s.Output = 32, 4, 2e-3, filepath.Join(dir, "run")
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := tr.Evaluate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mrr@10 %.3f -> %.3f, accuracy@1 %.3f -> %.3f, loss %.3f -> %.3f", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"],
+		before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"], before.Loss, res.Best.Loss)
+	if before.Metrics["mrr_at_10"] > 0.4 || res.Best.Metrics["mrr_at_10"] < 0.8 || res.Best.Loss > before.Loss/2 {
+		t.Fatalf("mrr@10 %.3f -> %.3f, loss %.3f -> %.3f: did not learn the pairs", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"], before.Loss, res.Best.Loss)
+	}
+
+	e := Defaults()
+	e.Model, e.Eval, e.MaxLength, e.Threads = filepath.Join(s.Output, "best"), eval, 16, 2
+	loaded, err := ForEval(e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Spec.Task != string(model.Embed) || loaded.Spec.Pooling != model.PoolMean || !loaded.Normalize {
+		t.Fatalf("saved model loads as %s, pooling %q, normalize %v", loaded.Spec.Task, loaded.Spec.Pooling, loaded.Normalize)
+	}
+	again, err := loaded.Evaluate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(again.Metrics["mrr_at_10"]-res.Best.Metrics["mrr_at_10"]) > 1e-9 {
+		t.Errorf("the saved model's mrr@10 %v, the run's best %v", again.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"])
 	}
 }

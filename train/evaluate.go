@@ -61,26 +61,23 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	default:
 		return nil, fmt.Errorf("job spec: quantize: %q: want int8 or none", spec.Quantize)
 	}
-	var tk task
+	tk, err := newTask(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	embed := spec.Task == string(model.Embed)
 	labels := &shard.LabelSet{}
-	if spec.Task == string(model.Embed) {
-		if spec.Eval != "" {
-			return nil, fmt.Errorf("%s is an embedding model: it has no labels to evaluate against", dir)
-		}
-	} else {
-		if tk, err = newTask(spec); err != nil {
-			return nil, fmt.Errorf("%s: %w", dir, err)
-		}
-		if labels, err = shard.NewLabelSet(cfg.Labels()); err != nil {
-			return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
-		}
+	if embed {
+		spec.Data.Unlabeled = true // it is evaluated on text pairs
+	} else if labels, err = shard.NewLabelSet(cfg.Labels()); err != nil {
+		return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
 	}
 	tok, err := openTokenizer(spec, dir)
 	if err != nil {
 		return nil, err
 	}
 	hidden := 0 // an embedding model reads no head
-	if tk != nil {
+	if !embed {
 		if hidden, err = headHidden(dir, model.CustomHeadWeight(cfg)); err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ import (
 // Spec is a training job: what `bertnode train` reads from YAML, flags overriding it,
 // and what the coordinator will accept.
 type Spec struct {
-	Task  string     `yaml:"task"`  // classify | multilabel (ner and qa: see README)
+	Task  string     `yaml:"task"`  // classify | multilabel | ner | qa | embed
 	Train string     `yaml:"train"` // training data file
 	Eval  string     `yaml:"eval"`  // evaluation file; empty with EvalSplit holds out part of Train
 	Data  shard.Spec `yaml:"data"`  // format, columns, encoding, skip_bad_records
@@ -131,7 +131,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
 	}
 	if s.Metric == "" {
-		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1"}[s.Task]
+		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "embed": "mrr_at_10"}[s.Task]
 	}
 	if _, err := model.ParseTask(s.Task); err != nil {
 		return bad("task", "%v", err)
@@ -139,8 +139,21 @@ func (s *Spec) Validate() error {
 	if s.Quantize != "" && s.Quantize != "none" {
 		return bad("quantize", "%q is for eval, predict and serve: training runs in full precision", s.Quantize)
 	}
-	if s.Pooling != "" {
-		return bad("pooling", "%q is for predict and serve: bertnode does not train embedding models yet", s.Pooling)
+	if s.Task == string(model.Embed) {
+		s.Data.Unlabeled = true // text pairs
+		p, err := model.ParsePooling(s.Pooling)
+		if err != nil {
+			return bad("pooling", "%v", err)
+		}
+		s.Pooling = p
+		switch {
+		case s.HeadHidden > 0 || len(s.ClassWeights) > 0 || s.Dropout != nil:
+			return bad("task", "an embedding model has no head: head_hidden, class_weights and dropout do not apply")
+		case s.Freeze.Base:
+			return bad("freeze.base", "an embedding model is its base model alone: nothing would train")
+		}
+	} else if s.Pooling != "" {
+		return bad("pooling", "%q is for embedding models (task embed), and for reading any checkpoint as one in predict and serve", s.Pooling)
 	}
 	if _, err := newTask(*s); err != nil {
 		return bad("task", "%v", err)

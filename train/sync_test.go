@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/shard"
 )
 
 // ringSync averages gradients over a ring all-reduce: what a node plugs into GradSync.
@@ -24,14 +25,20 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 // (DeBERTa).
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny"} {
-		t.Run(preset, func(t *testing.T) { replicasStayIdentical(t, preset) })
+		t.Run(preset, func(t *testing.T) { replicasStayIdentical(t, preset, "classify") })
 	}
+	t.Run("tiny-embed", func(t *testing.T) { replicasStayIdentical(t, "tiny", "embed") })
 }
 
-func replicasStayIdentical(t *testing.T, preset string) {
+func replicasStayIdentical(t *testing.T, preset, task string) {
 	const n = 2
 	// Each replica sees every other record of the data: its own shard.
-	data, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
+	src, name := "../data/sms_spam/SMSSpamCollection", "shard.txt"
+	if task == "embed" {
+		src, name = filepath.Join(t.TempDir(), "pairs.jsonl"), "shard.jsonl"
+		translationPairs(t, src, 200, 3)
+	}
+	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +49,15 @@ func replicasStayIdentical(t *testing.T, preset string) {
 		for j := i; j < len(lines); j += n {
 			part = append(part, lines[j]...)
 		}
-		path := filepath.Join(t.TempDir(), "shard.txt")
+		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, part, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		s := smsSpec(t)
 		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Model = path, 0, 6, 16, 1, preset
+		if task == "embed" {
+			s.Task, s.Data, s.Metric, s.MaxLength = task, shard.Spec{}, "", 16
+		}
 		specs[i] = s
 	}
 	// Replicas are processes in real use; here they share libtorch's generator, so

@@ -39,7 +39,7 @@ func newTask(spec Spec) (task, error) {
 	case model.QA:
 		return &qaTask{stride: spec.DocStride}, nil
 	case model.Embed:
-		return nil, fmt.Errorf("task embed: embedding models run in predict and serve; bertnode does not train or evaluate them yet")
+		return embedTask{}, nil
 	}
-	return nil, fmt.Errorf("task %q: want classify, multilabel, ner or qa", name)
+	return nil, fmt.Errorf("task %q: want classify, multilabel, ner, qa or embed", name)
 }

@@ -146,8 +146,10 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 	}
 	opts := model.Options{
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
-		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast,
+		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast, Pooling: spec.Pooling,
 	}
+	// An embedding model trained on cosine similarities is saved to give unit vectors.
+	t.Normalize = spec.Task == string(model.Embed)
 	if dir == "" {
 		dir = spec.Model // a preset
 	}
@@ -283,9 +285,14 @@ func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n in
 
 // batch collates examples into a model batch with their labels.
 func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
-	encs := make([]*tokenize.Encoding, len(exs))
+	encs := make([]*tokenize.Encoding, len(exs), 2*len(exs))
 	for i, e := range exs {
 		encs[i] = &e.Enc
+	}
+	for _, e := range exs { // embed: the positives after the anchors (model.Embed)
+		if e.Positive != nil {
+			encs = append(encs, e.Positive)
+		}
 	}
 	cb, err := t.coll.Collate(encs)
 	if err != nil {
