@@ -61,7 +61,6 @@ continues from the latest one exactly as if the run had not stopped.`,
 	c.Flags().StringVar(&specFile, "spec", "", "YAML job spec")
 	specFlags(c.Flags(), &s)
 	c.Flags().MarkHidden("quantize") // inference only
-	c.Flags().MarkHidden("pooling")
 	return c
 }
 
@@ -85,7 +84,7 @@ func overrideSpec(set *pflag.FlagSet, spec *train.Spec) error {
 
 // specFlags binds one flag per job-spec field to s.
 func specFlags(f *pflag.FlagSet, s *train.Spec) {
-	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | ner | qa")
+	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | ner | qa | embed")
 	f.StringVar(&s.Train, "train", s.Train, "training data file")
 	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
@@ -118,7 +117,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Device, "device", s.Device, "cpu | cuda | cuda:N | auto")
 	f.StringVar(&s.Autocast, "mixed-precision", s.Autocast, "bf16 | fp16 on CUDA (default fp32)")
 	f.StringVar(&s.Quantize, "quantize", s.Quantize, "int8: run the encoder's dense layers in int8 on the CPU (dynamic quantization, as PyTorch's quantize_dynamic; inference only) | none")
-	f.StringVar(&s.Pooling, "pooling", s.Pooling, "read the checkpoint as a sentence-embedding model pooling its last hidden states by cls, mean or max, whatever its head (default: an embedding checkpoint's own pooling)")
+	f.StringVar(&s.Pooling, "pooling", s.Pooling, "embed: pool the last hidden states by cls, mean or max (default mean); predict and serve: read any checkpoint as such an embedding model (default: an embedding checkpoint's own pooling)")
 	f.BoolVar(&s.TF32, "tf32", s.TF32, "let float32 matmuls on CUDA use TensorFloat-32 on GPUs that have it (Ampere and later); --tf32=false for full fp32")
 	f.IntVar(&s.EvalEvery, "eval-steps", s.EvalEvery, "evaluate every N steps (0: every epoch)")
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
