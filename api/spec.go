@@ -56,8 +56,9 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: %w", err)
 	}
 	if s.Metric == "" {
-		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1"}[s.Task]
+		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "embed": "mrr_at_10"}[s.Task]
 	}
+	s.Data.Unlabeled = s.Task == "embed" // an embedding model trains on text pairs
 	s.Cluster = s.Cluster.WithDefaults()
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -508,4 +509,57 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// A cluster trains an embedding model from text pairs without labels: the coordinator
+// plans the pairs, both nodes end with the same sentence-transformers checkpoint, and it
+// finds each held-out text's pair (the text's words in reverse order).
+func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
+	runtime.LockOSThread()
+	dir := t.TempDir()
+	b, err := os.ReadFile(smsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for _, line := range strings.Split(string(b), "\n")[:400] {
+		_, text, _ := strings.Cut(line, "\t")
+		words := strings.Fields(text)
+		if len(words) < 3 {
+			continue
+		}
+		rev := slices.Clone(words)
+		slices.Reverse(rev)
+		p, _ := json.Marshal(map[string]string{"text": strings.Join(words, " "), "text_pair": strings.Join(rev, " ")})
+		pairs = append(pairs, string(p))
+	}
+	data := writeLines(t, dir, "pairs.jsonl", pairs...)
+	spec := writeLines(t, dir, "embed.yaml", "task: embed", "train: "+data, "data: {format: jsonl}", "eval_split: 0.2", "model: tiny",
+		"tokenizer: "+vocabFile, "max_length: 32", "batch_size: 16", "max_steps: 12", "lr: 1.0e-3", "pooling: mean",
+		"cluster: {nodes: 2}")
+	c := upCluster(t, 1, 2)
+	out := mustRun(t, append([]string{"submit", spec, "--wait"}, c.flags...)...)
+	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j, err := c.cl.Job(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ranks []string
+	for _, m := range j.Gen.Members {
+		ranks = append(ranks, m.Node)
+	}
+	c.finalsEqual(id, "model.safetensors", ranks...)
+	final := filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "final")
+	for _, f := range []string{"modules.json", "1_Pooling/config.json", "sentence_bert_config.json"} {
+		if _, err := os.Stat(filepath.Join(final, f)); err != nil {
+			t.Errorf("the final model lacks %s: %v", f, err)
+		}
+	}
+	evalOut := mustRun(t, "eval", "--model", final, "--data", data, "--max-length", "32", "--threads", "1")
+	var mrr float64
+	if i := strings.Index(evalOut, "mrr_at_10 "); i < 0 {
+		t.Fatalf("eval printed no mrr_at_10:\n%s", evalOut)
+	} else if _, err := fmt.Sscan(evalOut[i+len("mrr_at_10 "):], &mrr); err != nil || mrr < 0.9 {
+		t.Fatalf("mrr@10 %v (%v), want >= 0.9:\n%s", mrr, err, evalOut)
+	}
 }
