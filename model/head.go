@@ -37,7 +37,7 @@ type headSpec struct {
 func (m *Model) declareHead(s headSpec) {
 	h := m.Config.HiddenSize
 	hd := &m.head
-	hd.first = m.Opts.Task == Classify || m.Opts.Task == MultiLabel
+	hd.first = m.Opts.Task.Sequence()
 	hd.drop = s.drop
 	if m.Opts.HeadDropout >= 0 {
 		hd.drop = m.Opts.HeadDropout
