@@ -70,6 +70,34 @@ func CollectLabels(src Source) (*LabelSet, error) {
 	return NewLabelSet(names)
 }
 
+// CollectScores reads src, whose labels are regression scores (Spec.Scores), to
+// the end and names its outputs: n scores per record, the same n in every record
+// (an *Error at the first that differs), are outputs LABEL_0..LABEL_n-1, as
+// transformers names a regression head's.
+func CollectScores(src Source) (*LabelSet, error) {
+	var rec Record
+	n := -1
+	for {
+		err := src.Next(&rec)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 {
+			n = len(rec.Labels)
+		} else if len(rec.Labels) != n {
+			return nil, &Error{Pos: rec.Pos, Field: "label", Msg: fmt.Sprintf("%d scores, the records before have %d", len(rec.Labels), n)}
+		}
+	}
+	names := make([]string, max(n, 0))
+	for i := range names {
+		names[i] = "LABEL_" + strconv.Itoa(i)
+	}
+	return NewLabelSet(names)
+}
+
 // Names returns the labels in id order.
 func (s *LabelSet) Names() []string { return slices.Clone(s.names) }
 

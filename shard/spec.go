@@ -82,6 +82,11 @@ type Spec struct {
 	// SkipBadRecords skips bad records, counting and reporting them, instead
 	// of failing on the first.
 	SkipBadRecords bool `json:"skip_bad_records,omitempty" yaml:"skip_bad_records,omitempty"`
+
+	// Scores says the labels are numbers (task regression), which the readers
+	// check, so that a bad one is a bad record at its line. The task sets it, not
+	// the YAML; a plan carries it to the nodes in JSON.
+	Scores bool `json:"scores,omitempty" yaml:"-"`
 }
 
 // Validate checks the spec on its own, naming the first bad field.
@@ -156,6 +161,9 @@ func (s Spec) validateFor() error {
 		if s.Tokens == s.Tags {
 			return specErr("tags", "same column as tokens (%s)", s.Tokens)
 		}
+	}
+	if s.Scores && (f == CoNLL || f == SQuAD || f == JSONL && s.Tokens != "") {
+		return specErr("format", "%s holds tokens and tags or answers, not a label to read as a regression score", f)
 	}
 	if f == JSONL {
 		if s.Tokens != "" {
