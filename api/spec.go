@@ -56,7 +56,7 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: %w", err)
 	}
 	if s.Metric == "" {
-		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1"}[s.Task]
+		s.Metric = DefaultMetric(s.Task)
 	}
 	s.Cluster = s.Cluster.WithDefaults()
 	bad := func(field, format string, args ...any) error {
@@ -86,6 +86,13 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: data: %w", err)
 	}
 	return s, s.Cluster.Validate()
+}
+
+// DefaultMetric is what the best checkpoint and early stopping watch for a task when
+// the spec names no metric: run_glue's and seqeval's headline scores, and for
+// regression (STS-B) Spearman's rank correlation.
+func DefaultMetric(task string) string {
+	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman"}[task]
 }
 
 // StepSeed is the random seed of a rank's step (0-based): the node and bertnode train

@@ -30,29 +30,22 @@ type Prediction struct {
 func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, error) {
 	multi := t.Spec.Task == string(model.MultiLabel)
 	if !multi && t.Spec.Task != string(model.Classify) {
-		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are)", t.Spec.Task)
+		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are; regression has PredictScores)", t.Spec.Task)
 	}
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("predict: no texts")
-	}
-	exs := make([]Example, len(texts))
-	for i, text := range texts {
-		enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
-		if err != nil {
-			return nil, fmt.Errorf("text %d: %w", i+1, err)
-		}
-		exs[i] = Example{Enc: enc, Text: text}
+	exs, err := t.encodeTexts(texts, nil)
+	if err != nil {
+		return nil, err
 	}
 	names := t.Labels.Names()
 	n := len(names)
 	out := make([]Prediction, 0, len(texts))
 	probs := make([]float64, n)
-	err := t.infer(exs, func(e *Example, row []float32) error {
+	err = t.infer(exs, func(e *Example, row []float32) error {
 		p := Prediction{Text: e.Text, Probs: make(map[string]float64, n)}
 		if multi {
 			p.Labels = []string{}
 			for k, v := range row {
-				probs[k] = 1 / (1 + math.Exp(-float64(v)))
+				probs[k] = Sigmoid(float64(v))
 				if probs[k] >= threshold {
 					p.Labels = append(p.Labels, names[k])
 				}

@@ -21,17 +21,22 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 // Two replicas that train on different halves of the data and average their gradients
 // over a real TCP ring stay bit-identical, and differ from a replica trained alone: for
 // BERT and for the families with layers of their own (ModernBERT) or relative attention
-// (DeBERTa).
+// (DeBERTa); and for regression's head and loss.
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny"} {
-		t.Run(preset, func(t *testing.T) { replicasStayIdentical(t, preset) })
+		t.Run(preset, func(t *testing.T) {
+			s := smsSpec(t)
+			s.Model = preset
+			replicasStayIdentical(t, s)
+		})
 	}
+	t.Run("regression", func(t *testing.T) { replicasStayIdentical(t, stsSpec(t)) })
 }
 
-func replicasStayIdentical(t *testing.T, preset string) {
+func replicasStayIdentical(t *testing.T, base Spec) {
 	const n = 2
 	// Each replica sees every other record of the data: its own shard.
-	data, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
+	data, err := os.ReadFile(base.Train)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +47,12 @@ func replicasStayIdentical(t *testing.T, preset string) {
 		for j := i; j < len(lines); j += n {
 			part = append(part, lines[j]...)
 		}
-		path := filepath.Join(t.TempDir(), "shard.txt")
+		path := filepath.Join(t.TempDir(), "shard"+filepath.Ext(base.Train))
 		if err := os.WriteFile(path, part, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := smsSpec(t)
-		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Model = path, 0, 6, 16, 1, preset
+		s := base
+		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Output = path, 0, 6, 16, 1, t.TempDir()
 		specs[i] = s
 	}
 	// Replicas are processes in real use; here they share libtorch's generator, so
