@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,9 +26,8 @@ type stsPair struct {
 	Score float64 `json:"label"`
 }
 
-// writeSTS writes n such pairs as JSON lines into dir and returns the file.
-func writeSTS(t testing.TB, dir string, n int, seed uint64) string {
-	t.Helper()
+// stsPairs are n such pairs drawn from seed.
+func stsPairs(n int, seed uint64) []stsPair {
 	positive := []string{"good", "great", "happy", "nice"}
 	neutral := []string{"table", "chair", "blue", "car", "house", "river", "paper", "window", "green", "stone"}
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -43,10 +41,20 @@ func writeSTS(t testing.TB, dir string, n int, seed uint64) string {
 		}
 		return strings.Join(words, " ")
 	}
-	var b strings.Builder
-	for range n {
+	out := make([]stsPair, n)
+	for i := range out {
 		a, c := r.IntN(3), r.IntN(3)
-		line, _ := json.Marshal(stsPair{sentence(a), sentence(c), float64(a + c)})
+		out[i] = stsPair{sentence(a), sentence(c), float64(a + c)}
+	}
+	return out
+}
+
+// writeSTS writes stsPairs(n, seed) as JSON lines into dir and returns the file.
+func writeSTS(t testing.TB, dir string, n int, seed uint64) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range stsPairs(n, seed) {
+		line, _ := json.Marshal(p)
 		b.Write(append(line, '\n'))
 	}
 	path := filepath.Join(dir, fmt.Sprintf("sts-%d.jsonl", seed))
@@ -146,7 +154,7 @@ func TestForEvalRegressionCheckpoint(t *testing.T) {
 			}
 		}
 		// PredictScores on the eval pairs gives the values the scorer scored: their MSE.
-		pairs := readSTS(t, s.Eval)
+		pairs := stsPairs(120, 2) // s.Eval's
 		texts, seconds := make([]string, len(pairs)), make([]string, len(pairs))
 		for i, p := range pairs {
 			texts[i], seconds[i] = p.Text, p.Pair
@@ -171,25 +179,6 @@ func TestForEvalRegressionCheckpoint(t *testing.T) {
 	if ct, err := checkpointTask(cfg); err != nil || ct != "classify" {
 		t.Errorf("one label marked single-label: %s, %v", ct, err)
 	}
-}
-
-func readSTS(t *testing.T, path string) []stsPair {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []stsPair
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var p stsPair
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // A score that is not a number fails the job at its file, line and field; class

@@ -87,7 +87,7 @@ read but not used), conll sentences for ner, squad questions for qa.
 
 --attention writes a self-contained HTML page (no network needed) showing every layer's
 and head's attention over the first text's word pieces, [CLS] and [SEP] included
-(classify, multilabel and ner).`,
+(classify, multilabel, regression and ner).`,
 		Example: `  bertnode predict --model runs/sms/best "WINNER!! Claim your free prize now" "see you at 6?"
   cut -f2 data/sms_spam/SMSSpamCollection | bertnode predict --model runs/sms/best
   bertnode predict --model runs/sms/best --attention attn.html "free entry to win cash"
@@ -130,7 +130,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			case cmd.Flags().Changed("threshold") && task != string(model.MultiLabel):
 				return only("--threshold", "multilabel")
 			case pf.attention != "" && task == string(model.QA):
-				return only("--attention", "classify, multilabel and ner")
+				return only("--attention", "classify, multilabel, regression and ner")
 			}
 			out := cmd.OutOrStdout()
 			if task == string(model.QA) {
