@@ -56,7 +56,7 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: %w", err)
 	}
 	if s.Metric == "" {
-		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "embed": "mrr_at_10"}[s.Task]
+		s.Metric = DefaultMetric(s.Task)
 	}
 	s.Data.Unlabeled = s.Task == "embed" // an embedding model trains on text pairs
 	s.Cluster = s.Cluster.WithDefaults()
@@ -87,6 +87,13 @@ func ParseSpec(text string) (JobSpec, error) {
 		return s, fmt.Errorf("job spec: data: %w", err)
 	}
 	return s, s.Cluster.Validate()
+}
+
+// DefaultMetric is what the best checkpoint and early stopping watch for a task when
+// the spec names no metric: run_glue's and seqeval's headline scores, and for
+// regression (STS-B) Spearman's rank correlation.
+func DefaultMetric(task string) string {
+	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman", "embed": "mrr_at_10"}[task]
 }
 
 // StepSeed is the random seed of a rank's step (0-based): the node and bertnode train

@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/shard"
 )
 
 // TestSubmitRejectsBadSpecs: a bad spec is a 400 naming its field, and no job.
@@ -183,4 +185,23 @@ func TestLeaderForgetsDeletedJobs(t *testing.T) {
 	}
 	c.Clock.Advance(2 * time.Hour)
 	c.WaitFor("the leader to forget the deleted job", func() bool { return !listed() })
+}
+
+// TestRegressionJob: a regression job is accepted and its task reaches the planner,
+// which reads the labels as scores (stream.Build; planned for real in cmd/bertnode's
+// TestClusterRegressionJob).
+func TestRegressionJob(t *testing.T) {
+	tasks := make(chan string, 1)
+	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) {
+		cfg.Planner = coordinator.PlannerFunc(func(ctx context.Context, path string, data shard.Spec, opts coordinator.PlanOptions) (coordinator.Planned, error) {
+			tasks <- opts.Task
+			return coordtest.LinePlanner(ctx, path, data, opts)
+		})
+	}})
+	spec := strings.Replace(jobSpecText(putData(t, c.Client(), "4.5\thello there\n0.25\twin a prize\n"), 1, 1), "task: classify", "task: regression", 1)
+	id := submit(c, spec)
+	if task := <-tasks; task != "regression" {
+		t.Fatalf("planned for task %q", task)
+	}
+	c.WaitFor("the plan", func() bool { return job(c, id).Train.Records == 2 })
 }

@@ -1,12 +1,15 @@
 // Package metrics computes evaluation metrics from plain label slices:
 // classification (sklearn semantics), multi-label (sklearn), entity-level NER
-// (seqeval semantics) and extractive QA (the official SQuAD scripts).
+// (seqeval semantics), extractive QA (the official SQuAD scripts) and
+// regression.
 //
-// Every metric is built from counts held in an accumulator (Confusion,
-// LabelCounts, EntityCounts, QACounts) that takes one batch at a time and can
-// Merge another accumulator's counts, so nodes evaluating disjoint shards can
-// combine their results exactly. Division by zero yields 0, as sklearn's and
-// seqeval's zero_division=0.
+// Every classification metric is built from counts held in an accumulator
+// (Confusion, LabelCounts, EntityCounts, QACounts) that takes one batch at a
+// time and can Merge another accumulator's counts, so nodes evaluating disjoint
+// shards can combine their results exactly. Division by zero yields 0, as
+// sklearn's and seqeval's zero_division=0. Regression's errors and
+// correlations (scipy semantics) are computed from all the values at once:
+// ranks do not merge.
 package metrics
 
 import (

@@ -372,15 +372,17 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 		cfg.SetLabels(labels)
 	}
 	cfg.Architectures = []string{m.architecture()}
-	if m.Opts.Task == Embed {
+	switch m.Opts.Task {
+	case Embed:
 		if err := m.saveSentenceTransformers(dir, opts.MaxLength, opts.Normalize); err != nil {
 			return err
 		}
-	}
-	if m.Opts.Task == MultiLabel {
+	case MultiLabel:
 		cfg.ProblemType = "multi_label_classification"
-	} else if m.Opts.Task == Classify {
+	case Classify:
 		cfg.ProblemType = "single_label_classification"
+	case Regression:
+		cfg.ProblemType = "regression"
 	}
 	if err := hf.WriteConfig(filepath.Join(dir, ConfigFile), &cfg); err != nil {
 		return err

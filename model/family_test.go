@@ -56,6 +56,7 @@ var familyTasks = []Options{
 	{Task: MultiLabel, NumLabels: 4},
 	{Task: NER, NumLabels: 5},
 	{Task: QA},
+	{Task: Regression, NumLabels: 1},
 }
 
 // transformersNames are the state dict keys transformers' <Family>For<Task> model has for
@@ -81,7 +82,7 @@ func transformersNames(modelType string, task Task) []string {
 		layers(base+"encoder.layer.%d.", "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
 			"attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
 	}
-	sequence := task == Classify || task == MultiLabel
+	sequence := task.Sequence()
 	if modelType == "modernbert" { // no biases but the classifier's; no norm before layer 0's attention
 		names = append(names, "model.embeddings.tok_embeddings.weight", "model.embeddings.norm.weight", "model.final_norm.weight",
 			"head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias")
@@ -209,7 +210,7 @@ func TestFamilyCheckpointNames(t *testing.T) {
 					t.Fatal(err)
 				}
 				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2"}[mt] +
-					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering"}[opts.Task]
+					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", Regression: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering"}[opts.Task]
 				if back.ModelType != mt || !slices.Equal(back.Architectures, []string{arch}) {
 					t.Fatalf("config.json: model_type %q, architectures %v, want %s", back.ModelType, back.Architectures, arch)
 				}

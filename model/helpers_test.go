@@ -39,6 +39,7 @@ var taskCases = []struct {
 	{"multilabel", Options{Task: MultiLabel, NumLabels: 4, ClassWeights: []float32{1, 3, 0.5, 2}}},
 	{"ner", Options{Task: NER, NumLabels: 5, ClassWeights: []float32{1, 1, 2, 0.5, 3}}},
 	{"qa", Options{Task: QA}},
+	{"regression", Options{Task: Regression, NumLabels: 1}},
 	{"custom-head", Options{Task: Classify, NumLabels: 2, HeadHidden: 16}},
 }
 
@@ -85,6 +86,10 @@ func randomBatch(r *rand.Rand, m *Model, L int, lens []int) *Batch {
 	case MultiLabel:
 		for range B * int(nl) {
 			b.Targets = append(b.Targets, float32(r.IntN(2)))
+		}
+	case Regression:
+		for range B * int(nl) {
+			b.Targets = append(b.Targets, 5*r.Float32())
 		}
 	case NER:
 		b.Labels = make([]int64, B*L)

@@ -62,6 +62,13 @@ func referenceLoss(m *Model, b *Batch, logits []float32) float64 {
 			sum -= pw*float64(y)*logSig + (1-float64(y))*logOneMinus
 		}
 		return sum / float64(len(b.Targets))
+	case Regression: // mean squared error over every score
+		var sum float64
+		for i, y := range b.Targets {
+			d := float64(logits[i]) - float64(y)
+			sum += d * d
+		}
+		return sum / float64(len(b.Targets))
 	case QA: // start and end: [B, L, 2] -> per sequence, each ignoring positions past L
 		start, end := make([][]float64, b.B), make([][]float64, b.B)
 		for i := range b.B {
@@ -87,7 +94,11 @@ func referenceLoss(m *Model, b *Batch, logits []float32) float64 {
 // Each task's loss is the one transformers computes: class weights, pos_weight,
 // ignored tokens and out-of-range answer positions included.
 func TestLossMatchesReference(t *testing.T) {
-	for _, tc := range taskCases {
+	cases := append(taskCases, struct {
+		name string
+		opts Options
+	}{"regression-3", Options{Task: Regression, NumLabels: 3}})
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			lockThread(t)
 			m := newModel(t, smallConfig(0), tc.opts, 5)

@@ -18,6 +18,7 @@ const (
 	MultiLabel Task = "multilabel" // any number of labels per sequence: sigmoid + BCE-with-logits
 	NER        Task = "ner"        // one label per token: cross-entropy, -100 ignored
 	QA         Task = "qa"         // extractive QA: start and end logits per token
+	Regression Task = "regression" // NumLabels scores per sequence: mean squared error
 	// Embed pools the last hidden states into one vector per sequence (Options.Pooling):
 	// a sentence-embedding model, without a head. It trains on (anchor, positive) pairs
 	// with in-batch negatives (embed.go).
@@ -27,11 +28,15 @@ const (
 // ParseTask checks a task name.
 func ParseTask(s string) (Task, error) {
 	switch t := Task(s); t {
-	case Classify, MultiLabel, NER, QA, Embed:
+	case Classify, MultiLabel, NER, QA, Regression, Embed:
 		return t, nil
 	}
-	return "", fmt.Errorf("task %q: want classify, multilabel, ner, qa or embed", s)
+	return "", fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa or embed", s)
 }
+
+// Sequence says whether the task predicts once per sequence, from its first token (or
+// its pooled tokens): the sequence classification head, which regression shares.
+func (t Task) Sequence() bool { return t == Classify || t == MultiLabel || t == Regression }
 
 // Freeze says which parameters do not train.
 type Freeze struct {
@@ -43,7 +48,7 @@ type Freeze struct {
 // Options shape a model beyond its config.json.
 type Options struct {
 	Task      Task
-	NumLabels int // classes (classify, multilabel, ner); QA has 2 outputs
+	NumLabels int // classes (classify, multilabel, ner) or scores (regression); QA has 2 outputs
 	// HeadHidden > 0 puts a dense layer of that width (GELU, dropout) under the output
 	// layer: the custom head. Its parameters are named head.*.
 	HeadHidden int
@@ -54,7 +59,8 @@ type Options struct {
 	Freeze      Freeze
 	Device      gotch.Device // the zero Device is the CPU
 	// ClassWeights weight the cross-entropy per class (classify, ner) or are the
-	// positive weights of BCE (multilabel); empty means unweighted.
+	// positive weights of BCE (multilabel); empty means unweighted. Regression has no
+	// classes to weight.
 	ClassWeights []float32
 	// Autocast runs the forward in "bf16" or "fp16" on CUDA (mixed precision); "" is fp32.
 	Autocast string
@@ -116,6 +122,9 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	}
 	if opts.NumLabels < 1 {
 		return nil, fmt.Errorf("model: %s needs at least one label", opts.Task)
+	}
+	if len(opts.ClassWeights) > 0 && opts.Task == Regression {
+		return nil, fmt.Errorf("model: class weights: regression has scores, not classes to weight")
 	}
 	if len(opts.ClassWeights) > 0 && len(opts.ClassWeights) != opts.NumLabels {
 		return nil, fmt.Errorf("model: %d class weights for %d labels", len(opts.ClassWeights), opts.NumLabels)
@@ -185,13 +194,14 @@ type Batch struct {
 	// Labels: classify [B] class ids; ner [B*L] with -100 for ignored tokens;
 	// qa [2*B] start positions then end positions. Nil for inference.
 	Labels []int64
-	// Targets: multilabel [B*NumLabels] in {0, 1}. Nil for inference.
+	// Targets: multilabel [B*NumLabels] in {0, 1}; regression [B*NumLabels] scores.
+	// Nil for inference.
 	Targets []float32
 }
 
 // Output is what a forward pass returns. The caller drops the tensors it keeps.
 type Output struct {
-	Logits *ts.Tensor // classify/multilabel [B, N]; ner [B, L, N]; qa [B, L, 2]
+	Logits *ts.Tensor // classify/multilabel/regression [B, N]; ner [B, L, N]; qa [B, L, 2]
 	Loss   *ts.Tensor // scalar; nil when the batch has no labels
 	// Attentions per layer [B, heads, L, L], when asked for.
 	Attentions []*ts.Tensor
@@ -359,12 +369,12 @@ func (m *Model) checkBatch(b *Batch) error {
 		want = n
 	case QA:
 		want = 2 * b.B
-	case MultiLabel:
+	case MultiLabel, Regression:
 		if b.Targets != nil && len(b.Targets) != b.B*m.Opts.NumLabels {
-			return fmt.Errorf("model: multilabel targets: %d values for %d x %d", len(b.Targets), b.B, m.Opts.NumLabels)
+			return fmt.Errorf("model: %s targets: %d values for %d x %d", m.Opts.Task, len(b.Targets), b.B, m.Opts.NumLabels)
 		}
 		if b.Labels != nil {
-			return fmt.Errorf("model: multilabel takes Targets, not Labels")
+			return fmt.Errorf("model: %s takes Targets, not Labels", m.Opts.Task)
 		}
 		return nil
 	}
@@ -400,6 +410,12 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
 		defer t.MustDrop()
 		return logits.MustBinaryCrossEntropyWithLogits(t, undefined, w, mean, false)
+	case Regression:
+		// transformers' MSELoss(logits.squeeze(), labels.squeeze()) for one output and
+		// over all outputs for several: either way the mean over every score.
+		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
+		defer t.MustDrop()
+		return logits.MustMseLoss(t, mean, false)
 	case QA:
 		// transformers clamps positions outside the sequence to L and ignores them.
 		pos := make([]int64, len(b.Labels))

@@ -41,6 +41,8 @@ func TestBatchValidation(t *testing.T) {
 		{"qa label count", QA, func(b *Batch) { b.Labels = b.Labels[:2] }, "qa labels: 2 values, want 4"},
 		{"multilabel count", MultiLabel, func(b *Batch) { b.Targets = b.Targets[:7] }, "multilabel targets: 7 values for 2 x 4"},
 		{"multilabel labels", MultiLabel, func(b *Batch) { b.Labels = []int64{0, 1} }, "multilabel takes Targets, not Labels"},
+		{"regression count", Regression, func(b *Batch) { b.Targets = b.Targets[:1] }, "regression targets: 1 values for 2 x 1"},
+		{"regression labels", Regression, func(b *Batch) { b.Labels = []int64{0, 1} }, "regression takes Targets, not Labels"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			lockThread(t)
@@ -69,6 +71,7 @@ func TestNewValidation(t *testing.T) {
 		{"config", bad, Options{Task: Classify, NumLabels: 2}, "num_attention_heads"},
 		{"no labels", smallConfig(0), Options{Task: NER}, "ner needs at least one label"},
 		{"class weights", smallConfig(0), Options{Task: Classify, NumLabels: 3, ClassWeights: []float32{1, 2}}, "2 class weights for 3 labels"},
+		{"regression weights", smallConfig(0), Options{Task: Regression, NumLabels: 1, ClassWeights: []float32{2}}, "class weights: regression has scores"},
 		{"freeze", smallConfig(0), Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 3}}, "cannot freeze 3 layers of 2"},
 		{"autocast name", smallConfig(0), Options{Task: Classify, NumLabels: 2, Autocast: "fp8"}, `autocast "fp8"`},
 		{"autocast on cpu", smallConfig(0), Options{Task: Classify, NumLabels: 2, Autocast: "bf16"}, "needs a CUDA device"},

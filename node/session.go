@@ -15,6 +15,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/failpoint"
 	"github.com/bertnode/bertnode/internal/rate"
+	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/stream"
 )
@@ -488,7 +489,7 @@ func (s *session) evaluate(ctx context.Context, ring *allreduce.Ring) error {
 	}
 	s.logMetrics(line)
 	s.rep.update(func(r *api.ProgressReport) { r.Eval, r.EvalStep = m, p.Step })
-	if p.BestStep == 0 || v > p.BestValue {
+	if p.BestStep == 0 || metrics.Improves(metric, v, p.BestValue) {
 		p.BestStep, p.BestValue, p.Bad = p.Step, v, 0
 		dir := filepath.Join(s.dir, "best")
 		if err := s.saveModel(dir); err != nil {

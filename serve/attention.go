@@ -21,7 +21,7 @@ type attentionResponse struct {
 // a question and a context), on the model's goroutine between batches.
 func (s *Server) attention(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.t.Spec.Task == string(model.QA) {
-		return nil, s.wrongTask("/v1/attention", "classify, multilabel or ner")
+		return nil, s.wrongTask("/v1/attention", "classify, multilabel, regression or ner")
 	}
 	var req attentionRequest
 	if err := s.opts.Limits.decode(w, r, &req); err != nil {

@@ -21,6 +21,11 @@ type classifyResponse struct {
 	Predictions []classification `json:"predictions"`
 }
 
+// scoreResponse is /v1/classify's answer for a regression model: predict's lines.
+type scoreResponse struct {
+	Predictions []train.Score `json:"predictions"`
+}
+
 // classification is predict's line for a text, with the top k labels when asked.
 type classification struct {
 	train.Prediction
@@ -32,11 +37,12 @@ type labelProb struct {
 	Prob  float64 `json:"prob"`
 }
 
-// classify answers POST /v1/classify for classify and multilabel models.
+// classify answers POST /v1/classify for classify and multilabel models, and with each
+// text's score for regression models.
 func (s *Server) classify(w http.ResponseWriter, r *http.Request) (any, error) {
 	task := model.Task(s.t.Spec.Task)
-	if task != model.Classify && task != model.MultiLabel {
-		return nil, s.wrongTask("/v1/classify", "classify or multilabel")
+	if !task.Sequence() {
+		return nil, s.wrongTask("/v1/classify", "classify, multilabel or regression")
 	}
 	var req classifyRequest
 	if err := s.opts.Limits.decode(w, r, &req); err != nil {
@@ -57,6 +63,13 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	if req.TopK < 0 {
 		return nil, invalid("top_k: %d: must not be negative", req.TopK)
+	}
+	if task == model.Regression {
+		if req.TopK > 0 {
+			return nil, invalid("top_k: only for classify and multilabel models; this one is regression")
+		}
+		scores, err := s.via(r.Context()).PredictScores(req.Texts, nil)
+		return scoreResponse{Predictions: scores}, err
 	}
 	preds, err := s.via(r.Context()).Predict(req.Texts, threshold)
 	if err != nil {

@@ -215,7 +215,7 @@ func TestEmbeddingRoutesAndTasks(t *testing.T) {
 		t.Error("--pooling normalizes only when asked")
 	}
 	pooled := start(t, tr, nil)
-	wantError(t, "POST", pooled.url+"/v1/classify", `{"texts": ["a"]}`, 400, kindInvalid, "/v1/classify needs a classify or multilabel model", "is embed")
+	wantError(t, "POST", pooled.url+"/v1/classify", `{"texts": ["a"]}`, 400, kindInvalid, "/v1/classify needs a classify, multilabel or regression model", "is embed")
 	got := post[embedResponse](t, pooled.url+"/v1/embed", `{"texts": ["free prize", "see you"]}`)
 	if len(got.Embeddings) != 2 || len(got.Embeddings[0]) != tr.Model.Config.HiddenSize || math.Abs(norm(got.Embeddings[0])-1) < 1e-3 {
 		t.Errorf("cls pooling without normalize: %d vectors of %d, norm %v", len(got.Embeddings), len(got.Embeddings[0]), norm(got.Embeddings[0]))

@@ -83,6 +83,11 @@ func checkpoint(t *testing.T, task string) string {
 {"text": "the match ended in a draw", "label": ["sport"]}
 {"text": "discount tickets for the final", "label": ["sport", "deals"]}
 `)
+	case "regression": // a cross-encoder: (query, passage) pairs scored by relevance
+		s.Train, s.Data = write("pairs.jsonl", `{"text": "cheap flights", "text_pair": "discount tickets to paris", "label": 0.9}
+{"text": "cheap flights", "text_pair": "the match ended in a draw", "label": 0.05}
+{"text": "football results", "text_pair": "the match ended in a draw", "label": 1}
+`), shard.Spec{TextPair: "text_pair"}
 	case "ner":
 		s.Train, s.Data = write("ner.conll", "Peter B-person\nBlackburn I-person\nvisited O\nBrussels B-location\n. O\n\n"+
 			"EU B-corporation\nrejects O\nGerman O\ncall O\n"), shard.Spec{Format: shard.CoNLL}

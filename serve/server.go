@@ -128,6 +128,7 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodPost, "/v1/classify", s.classify)
 	s.route(mux, http.MethodPost, "/v1/ner", s.ner)
 	s.route(mux, http.MethodPost, "/v1/qa", s.qa)
+	s.route(mux, http.MethodPost, "/v1/rerank", s.rerank)
 	s.route(mux, http.MethodPost, "/v1/attention", s.attention)
 	s.route(mux, http.MethodPost, "/v1/embed", s.embed)
 	s.route(mux, http.MethodPost, "/v1/embeddings", s.embeddings)

@@ -166,7 +166,7 @@ func TestQAAnswersAsPredict(t *testing.T) {
 	small := start(t, load(t, dir), func(o *Options) { o.Batch.MaxQueue = 32 })
 	wantError(t, "POST", small.url+"/v1/qa", jsonBody(t, map[string]string{"question": "Where?", "context": strings.Repeat(ctx, 10)}), 413, kindTooLarge,
 		"more than the server queues at once (32)")
-	wantError(t, "POST", srv.url+"/v1/classify", `{"texts": ["x"]}`, 400, kindInvalid, "/v1/classify needs a classify or multilabel model", "is qa")
+	wantError(t, "POST", srv.url+"/v1/classify", `{"texts": ["x"]}`, 400, kindInvalid, "/v1/classify needs a classify, multilabel or regression model", "is qa")
 	wantError(t, "POST", srv.url+"/v1/attention", `{"text": "x"}`, 400, kindInvalid, "/v1/attention needs")
 }
 

@@ -131,6 +131,7 @@ type delimited struct {
 	sep      byte
 	quote    bool
 	labelSep string
+	scores   bool
 	// Resolved column indexes; -1 when unused.
 	text, pair, label, id int
 	names                 [4]string // the columns as the spec names them, for messages
@@ -143,7 +144,7 @@ type delimited struct {
 }
 
 func newDelimited(file string, s Spec) *delimited {
-	return &delimited{file: file, sep: s.Delimiter[0], quote: *s.Quote, labelSep: s.LabelSep, labels: newInterner()}
+	return &delimited{file: file, sep: s.Delimiter[0], quote: *s.Quote, labelSep: s.LabelSep, scores: s.Scores, labels: newInterner()}
 }
 
 // resolveColumns maps the spec's columns to indexes, using header, the
@@ -232,7 +233,7 @@ func (p *delimited) record(_ int, rec *Record) error {
 		return nil // unlabeled pairs
 	}
 	var err error
-	if rec.Labels, err = appendLabels(rec.Labels, p.value(p.fields[p.label]), p.labelSep, p.labels); err != nil {
+	if rec.Labels, err = appendLabels(rec.Labels, p.value(p.fields[p.label]), p.labelSep, p.labels, p.scores); err != nil {
 		return frameErr(p.file, p.fr, p.txt, p.fields[p.label].lo, fmt.Sprintf("column %q", p.names[2]), "%v", err)
 	}
 	return nil

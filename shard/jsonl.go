@@ -7,13 +7,15 @@ import (
 )
 
 // jsonLines parses one JSON object per line. Field values: text and text_pair
-// strings; a label as a string, an integer or an array of them; tokens an
-// array of strings and tags an array of strings or integers.
+// strings; a label as a string, an integer or an array of them (any number when the
+// labels are scores); tokens an array of strings and tags an array of strings or
+// integers.
 type jsonLines struct {
 	file                  string
 	text, pair, label, id string
 	tokens, tags          string
 	labelSep              string
+	scores                bool
 	labels                *interner
 	obj                   map[string]json.RawMessage
 	fr                    frame
@@ -22,7 +24,7 @@ type jsonLines struct {
 
 func newJSONLines(file string, s Spec) *jsonLines {
 	return &jsonLines{file: file, text: s.Text, pair: s.TextPair, label: s.Label, id: s.ID,
-		tokens: s.Tokens, tags: s.Tags, labelSep: s.LabelSep, labels: newInterner()}
+		tokens: s.Tokens, tags: s.Tags, labelSep: s.LabelSep, scores: s.Scores, labels: newInterner()}
 }
 
 func (p *jsonLines) load(fr frame, text []byte) (int, error) {
@@ -40,7 +42,7 @@ func (p *jsonLines) record(_ int, rec *Record) error {
 	}
 	if p.id != "" {
 		if v, ok := p.obj[p.id]; ok {
-			id, err := scalar(v)
+			id, err := scalar(v, false)
 			if err != nil {
 				return bad(p.id, "%v", err)
 			}
@@ -90,21 +92,21 @@ func (p *jsonLines) record(_ int, rec *Record) error {
 			return bad(p.label, "empty label list")
 		}
 		for i, it := range items {
-			s, err := scalar(it)
+			s, err := scalar(it, p.scores)
 			if err != nil {
 				return bad(fmt.Sprintf("%s[%d]", p.label, i), "%v", err)
 			}
-			if rec.Labels, err = appendLabels(rec.Labels, []byte(s), "", p.labels); err != nil {
+			if rec.Labels, err = appendLabels(rec.Labels, []byte(s), "", p.labels, p.scores); err != nil {
 				return bad(fmt.Sprintf("%s[%d]", p.label, i), "%v", err)
 			}
 		}
 		return nil
 	}
-	s, err := scalar(v)
+	s, err := scalar(v, p.scores)
 	if err != nil {
 		return bad(p.label, "%v", err)
 	}
-	if rec.Labels, err = appendLabels(rec.Labels, []byte(s), p.labelSep, p.labels); err != nil {
+	if rec.Labels, err = appendLabels(rec.Labels, []byte(s), p.labelSep, p.labels, p.scores); err != nil {
 		return bad(p.label, "%v", err)
 	}
 	return nil
@@ -141,7 +143,7 @@ func (p *jsonLines) list(name string, onlyStrings bool) ([]string, error) {
 		if onlyStrings {
 			err = json.Unmarshal(it, &out[i])
 		} else {
-			out[i], err = scalar(it)
+			out[i], err = scalar(it, false)
 		}
 		if err != nil || out[i] == "" {
 			return nil, fmt.Errorf("item %d: want a non-empty string, got %s", i, it)
@@ -150,19 +152,23 @@ func (p *jsonLines) list(name string, onlyStrings bool) ([]string, error) {
 	return out, nil
 }
 
-// scalar returns a JSON string's value or an integer's digits.
-func scalar(v json.RawMessage) (string, error) {
+// scalar returns a JSON string's value or an integer's digits, or with fractions any
+// number's text.
+func scalar(v json.RawMessage, fractions bool) (string, error) {
 	switch k := kind(v); k {
 	case "a string":
 		var s string
 		err := json.Unmarshal(v, &s)
 		return s, err
 	case "a number":
-		if bytes.ContainsAny(v, ".eE") {
+		if !fractions && bytes.ContainsAny(v, ".eE") {
 			return "", fmt.Errorf("want a string or an integer, got the number %s", v)
 		}
 		return string(v), nil
 	default:
+		if fractions {
+			return "", fmt.Errorf("want a number or a string, got %s", k)
+		}
 		return "", fmt.Errorf("want a string or an integer, got %s", k)
 	}
 }

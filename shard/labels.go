@@ -34,21 +34,17 @@ func NewLabelSet(names []string) (*LabelSet, error) {
 // else bytewise. The same data always gives the same numbering.
 func CollectLabels(src Source) (*LabelSet, error) {
 	seen := map[string]bool{}
-	var rec Record
-	for {
-		err := src.Next(&rec)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	err := eachRecord(src, func(rec *Record) error {
 		for _, l := range rec.Labels {
 			seen[l] = true
 		}
 		for _, t := range rec.Tags {
 			seen[t] = true
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(seen))
 	numeric := true
@@ -68,6 +64,47 @@ func CollectLabels(src Source) (*LabelSet, error) {
 		slices.Sort(names)
 	}
 	return NewLabelSet(names)
+}
+
+// CollectScores reads src, whose labels are regression scores (Spec.Scores), to
+// the end and names its outputs: n scores per record, the same n in every record
+// (an *Error at the first that differs), are outputs LABEL_0..LABEL_n-1, as
+// transformers names a regression head's.
+func CollectScores(src Source) (*LabelSet, error) {
+	n := -1
+	err := eachRecord(src, func(rec *Record) error {
+		if n < 0 {
+			n = len(rec.Labels)
+		} else if len(rec.Labels) != n {
+			return &Error{Pos: rec.Pos, Field: "label", Msg: fmt.Sprintf("%d scores, the records before have %d", len(rec.Labels), n)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, max(n, 0))
+	for i := range names {
+		names[i] = "LABEL_" + strconv.Itoa(i)
+	}
+	return NewLabelSet(names)
+}
+
+// eachRecord calls f with each record of src, to the end or f's first error.
+func eachRecord(src Source, f func(*Record) error) error {
+	var rec Record
+	for {
+		err := src.Next(&rec)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(&rec); err != nil {
+			return err
+		}
+	}
 }
 
 // Names returns the labels in id order.

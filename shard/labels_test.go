@@ -60,3 +60,35 @@ func TestLabelIDsOnRealData(t *testing.T) {
 		t.Fatal("duplicate labels accepted")
 	}
 }
+
+// Scores (task regression) are read as written, fractions and exponents included, and
+// name as many outputs as each record has scores.
+func TestCollectScores(t *testing.T) {
+	path := writeFile(t, "sts.jsonl", `{"text":"a","text_pair":"b","label":4.25}`+"\n"+`{"text":"c","text_pair":"d","label":"-1e-1"}`+"\n"+`{"text":"e","text_pair":"f","label":3}`+"\n")
+	spec := Spec{TextPair: "text_pair", Scores: true}
+	recs := readFile(t, spec, path)
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Labels...)
+	}
+	if !reflect.DeepEqual(got, []string{"4.25", "-1e-1", "3"}) || recs[1].TextPair != "d" {
+		t.Fatalf("labels %q, records %+v", got, recs)
+	}
+	set, err := CollectScores(SliceSource(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(set.Names(), []string{"LABEL_0"}) {
+		t.Fatalf("outputs %q", set.Names())
+	}
+	if v, err := ParseScore("-1e-1"); err != nil || v != -0.1 {
+		t.Fatalf("ParseScore: %v, %v", v, err)
+	}
+	two := []Record{{Labels: []string{"1", "2"}}, {Labels: []string{"3", "4"}}, {Pos: Pos{File: "x.csv", Line: 4}, Labels: []string{"5"}}}
+	if set, err := CollectScores(SliceSource(two[:2])); err != nil || set.Len() != 2 {
+		t.Fatalf("two scores: %v, %v", set, err)
+	}
+	if _, err := CollectScores(SliceSource(two)); err == nil || !strings.Contains(err.Error(), "x.csv:4 (byte 0): label: 1 scores, the records before have 2") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -9,13 +9,14 @@ type labelText struct {
 	file     string
 	delim    []byte
 	labelSep string
+	scores   bool
 	labels   *interner
 	fr       frame
 	txt      []byte
 }
 
 func newLabelText(file string, s Spec) *labelText {
-	return &labelText{file: file, delim: []byte(s.Delimiter), labelSep: s.LabelSep, labels: newInterner()}
+	return &labelText{file: file, delim: []byte(s.Delimiter), labelSep: s.LabelSep, scores: s.Scores, labels: newInterner()}
 }
 
 func (p *labelText) load(fr frame, text []byte) (int, error) {
@@ -43,7 +44,7 @@ func (p *labelText) record(_ int, rec *Record) error {
 		return frameErr(p.file, p.fr, p.txt, 0, "text", "empty")
 	}
 	var err error
-	if rec.Labels, err = appendLabels(rec.Labels, label, p.labelSep, p.labels); err != nil {
+	if rec.Labels, err = appendLabels(rec.Labels, label, p.labelSep, p.labels, p.scores); err != nil {
 		return frameErr(p.file, p.fr, p.txt, 0, "label", "%v", err)
 	}
 	rec.Text = string(text)

@@ -3,6 +3,8 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -50,12 +52,16 @@ func (in *interner) get(b []byte) string {
 	return s
 }
 
-// appendLabels appends the labels in v, split at sep when sep is set.
-func appendLabels(dst []string, v []byte, sep string, in *interner) ([]string, error) {
+// appendLabels appends the labels in v, split at sep when sep is set; with scores
+// (Spec.Scores) each must be a finite number.
+func appendLabels(dst []string, v []byte, sep string, in *interner, scores bool) ([]string, error) {
 	if sep == "" {
 		v = bytes.TrimSpace(v)
 		if len(v) == 0 {
 			return dst, fmt.Errorf("empty label")
+		}
+		if err := checkScore(v, scores); err != nil {
+			return dst, err
 		}
 		return append(dst, in.get(v)), nil
 	}
@@ -64,9 +70,30 @@ func appendLabels(dst []string, v []byte, sep string, in *interner) ([]string, e
 		if len(part) == 0 {
 			return dst, fmt.Errorf("empty label in %q (labels are separated by %q)", v, sep)
 		}
+		if err := checkScore(part, scores); err != nil {
+			return dst, err
+		}
 		dst = append(dst, in.get(part))
 	}
 	return dst, nil
+}
+
+// checkScore refuses a label that is not a finite number, when labels are scores.
+func checkScore(v []byte, scores bool) error {
+	if !scores {
+		return nil
+	}
+	_, err := ParseScore(string(v))
+	return err
+}
+
+// ParseScore reads a regression label (Spec.Scores): a finite number.
+func ParseScore(s string) (float32, error) {
+	f, err := strconv.ParseFloat(s, 32)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("want a number (a regression score), got %q", s)
+	}
+	return float32(f), nil
 }
 
 func quoteList(names []string) string {

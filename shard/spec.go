@@ -83,6 +83,11 @@ type Spec struct {
 	// of failing on the first.
 	SkipBadRecords bool `json:"skip_bad_records,omitempty" yaml:"skip_bad_records,omitempty"`
 
+	// Scores says the labels are numbers (task regression), which the readers
+	// check, so that a bad one is a bad record at its line. The task sets it, not
+	// the YAML; a plan carries it to the nodes in JSON.
+	Scores bool `json:"scores,omitempty" yaml:"-"`
+
 	// Unlabeled records are text pairs without labels (csv, tsv, jsonl): the task's
 	// to say, not the user's (an embedding model trains on pairs). TextPair then
 	// defaults to "text_pair" where Text defaults to "text".
@@ -171,6 +176,9 @@ func (s Spec) validateFor() error {
 		if s.Tokens == s.Tags {
 			return specErr("tags", "same column as tokens (%s)", s.Tokens)
 		}
+	}
+	if s.Scores && (f == CoNLL || f == SQuAD || f == JSONL && s.Tokens != "") {
+		return specErr("format", "%s holds tokens and tags or answers, not a label to read as a regression score", f)
 	}
 	if f == JSONL {
 		if s.Tokens != "" {

@@ -24,7 +24,8 @@ type Options struct {
 	BlockRecords int
 	// EvalSplit holds out this fraction of the records (see HeldOut); 0 holds none.
 	EvalSplit float64
-	// Task is the job's task; classify needs two classes in the training records.
+	// Task is the job's task; classify needs two classes in the training records;
+	// regression's labels are scores (shard.Spec.Scores).
 	Task string
 	// Name is the file's name in the plan, positions and errors (the path as
 	// submitted, when path is a blob); default path.
@@ -53,7 +54,8 @@ type Plan struct {
 	// CSV header): parsing a block alone needs them.
 	Head []byte `json:"head,omitempty"`
 	// Labels are the labels and tags of the training records in id order, as
-	// shard.CollectLabels numbers them (train numbers them the same way).
+	// shard.CollectLabels numbers them (train numbers them the same way); for
+	// regression the outputs as shard.CollectScores names them.
 	Labels []string  `json:"labels,omitempty"`
 	Bad    shard.Bad `json:"bad"` // records skipped with skip_bad_records
 
@@ -85,9 +87,6 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 	case opts.EvalSplit < 0 || opts.EvalSplit >= 1:
 		return nil, fmt.Errorf("%s: plan: eval_split %g: must be in [0, 1)", name, opts.EvalSplit)
 	}
-	if opts.Task == "embed" {
-		data.Unlabeled = true // an embedding model trains on text pairs
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -97,6 +96,8 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	data.Scores = opts.Task == "regression"
+	data.Unlabeled = opts.Task == "embed" // an embedding model trains on text pairs
 	hr := &hashingReaderAt{f: f, h: sha256.New()}
 	r, err := shard.OpenReaderAt(data, name, hr, st.Size())
 	if err != nil {
@@ -113,7 +114,11 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 		}
 	}
 	sc := &planScan{p: p, r: r, f: f}
-	labels, err := shard.CollectLabels(sc)
+	collect := shard.CollectLabels
+	if data.Scores {
+		collect = shard.CollectScores
+	}
+	labels, err := collect(sc)
 	if err != nil {
 		return nil, err
 	}

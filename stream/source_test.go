@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -386,5 +387,43 @@ func TestRemoteConcurrentReads(t *testing.T) {
 	}
 	if err := src.Read(context.Background(), []int32{int32(p.Records)}, make([]shard.Record, 1)); err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), "no record") {
 		t.Fatalf("record out of range: %v", err)
+	}
+}
+
+// A regression plan reads its labels as scores: one that is not a number is a bad
+// record, skipped again when a node reads the blocks through the plan (which carries
+// Scores in its JSON), and the outputs are named, not the scores collected.
+func TestRegressionPlan(t *testing.T) {
+	path := writeFile(t, "sts.jsonl", `{"text":"a","label":4.5}`+"\n"+`{"text":"b","label":"x"}`+"\n"+`{"text":"c","label":0.25}`+"\n"+`{"text":"d","label":3}`+"\n")
+	spec := shard.Spec{SkipBadRecords: true}
+	opts := Options{BlockRecords: 2, Task: "regression"}
+	p, err := Build(path, spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Records != 3 || p.Bad.Count != 1 || !strings.Contains(p.Bad.String(), `sts.jsonl:2 (byte 25): field "label": want a number`) {
+		t.Fatalf("%d records, bad %v", p.Records, p.Bad)
+	}
+	if !reflect.DeepEqual(p.Labels, []string{"LABEL_0"}) {
+		t.Fatalf("labels %q", p.Labels)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Plan
+	if err := json.Unmarshal(b, &q); err != nil || !q.Data.Scores {
+		t.Fatalf("through JSON: scores %v, %v", q.Data.Scores, err)
+	}
+	var got []string
+	for _, r := range readAll(t, mustOpen(t, &q, path), &q) {
+		got = append(got, r.Labels...)
+	}
+	if !reflect.DeepEqual(got, []string{"4.5", "0.25", "3"}) {
+		t.Fatalf("read %q", got)
+	}
+	// Without skip_bad_records the bad score fails the plan at its line.
+	if _, err := Build(path, shard.Spec{}, opts); err == nil || !strings.Contains(err.Error(), "sts.jsonl:2 ") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -30,13 +30,7 @@ func encodeSequences(tok *tokenize.Tokenizer, recs []shard.Record, labels *shard
 	var ids []int
 	for i := range recs {
 		rec := &recs[i]
-		var enc tokenize.Encoding
-		var err error
-		if rec.TextPair != "" {
-			enc, err = tok.EncodePair(rec.Text, rec.TextPair, maxLen)
-		} else {
-			enc, err = tok.Encode(rec.Text, maxLen)
-		}
+		enc, err := encodeText(tok, rec.Text, rec.TextPair, maxLen)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", rec.Pos.File, rec.Pos.Line, err)
 		}

@@ -15,7 +15,7 @@ import (
 type Example struct {
 	Enc    tokenize.Encoding
 	Label  int       // classify
-	Target []float32 // multilabel: one 0/1 per class
+	Target []float32 // multilabel: one 0/1 per class; regression: the scores
 	Text   string    // for error analysis
 	Pos    shard.Pos
 

@@ -25,7 +25,7 @@ func (t *Trainer) Embed(texts []string, normalize bool) ([]Embedding, error) {
 	if t.Spec.Task != string(model.Embed) {
 		return nil, fmt.Errorf("embed: the checkpoint's task is %s; give --pooling to read its encoder as an embedding model", t.Spec.Task)
 	}
-	exs, err := t.encodeTexts(texts)
+	exs, err := t.encodeTexts(texts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -53,22 +53,6 @@ func Normalize(v []float32) {
 	for i := range v {
 		v[i] = float32(float64(v[i]) / n)
 	}
-}
-
-// encodeTexts encodes single texts for prediction, truncated to the max length.
-func (t *Trainer) encodeTexts(texts []string) ([]Example, error) {
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("predict: no texts")
-	}
-	exs := make([]Example, len(texts))
-	for i, text := range texts {
-		enc, err := t.Tok.Encode(text, t.Spec.MaxLength)
-		if err != nil {
-			return nil, fmt.Errorf("text %d: %w", i+1, err)
-		}
-		exs[i] = Example{Enc: enc, Text: text}
-	}
-	return exs, nil
 }
 
 // embedTask trains an embedding model on (text, text_pair) pairs: each text's pair is

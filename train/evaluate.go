@@ -45,6 +45,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 			return nil, err
 		}
 	}
+	spec.Data.Scores = spec.Task == string(model.Regression)
 	switch {
 	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxLength():
 		return nil, fmt.Errorf("job spec: max_length: %d is not in [8, %d] (the model's max_position_embeddings)", spec.MaxLength, cfg.MaxLength())
@@ -121,7 +122,9 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 
 // checkpointTask reads the task from what transformers records: the architecture
 // (<Family>ForSequenceClassification, ...), and problem_type to tell multi-label from
-// single-label classification.
+// single-label classification and regression. Without problem_type, one label is
+// regression, transformers' rule when it computes the loss (cross-encoder rerankers
+// ship so).
 func checkpointTask(cfg *hf.BertConfig) (string, error) {
 	family := cfg.ArchitecturePrefix()
 	arch := family + "ForSequenceClassification" // what a config without architectures loads as
@@ -136,11 +139,11 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
 	case "ForSequenceClassification":
-		if cfg.ProblemType == "multi_label_classification" {
+		switch {
+		case cfg.ProblemType == "multi_label_classification":
 			return string(model.MultiLabel), nil
-		}
-		if cfg.ProblemType == "regression" {
-			return "", fmt.Errorf("problem_type: regression is not supported")
+		case cfg.ProblemType == "regression", cfg.ProblemType == "" && cfg.NumLabels() == 1:
+			return string(model.Regression), nil
 		}
 		return string(model.Classify), nil
 	}

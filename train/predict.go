@@ -30,9 +30,9 @@ type Prediction struct {
 func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, error) {
 	multi := t.Spec.Task == string(model.MultiLabel)
 	if !multi && t.Spec.Task != string(model.Classify) {
-		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are)", t.Spec.Task)
+		return nil, fmt.Errorf("predict: task %s is not supported (classify and multilabel are; regression has PredictScores)", t.Spec.Task)
 	}
-	exs, err := t.encodeTexts(texts)
+	exs, err := t.encodeTexts(texts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (t *Trainer) Predict(texts []string, threshold float64) ([]Prediction, erro
 		if multi {
 			p.Labels = []string{}
 			for k, v := range row {
-				probs[k] = 1 / (1 + math.Exp(-float64(v)))
+				probs[k] = Sigmoid(float64(v))
 				if probs[k] >= threshold {
 					p.Labels = append(p.Labels, names[k])
 				}

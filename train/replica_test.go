@@ -14,10 +14,15 @@ import (
 )
 
 // Three replicas evaluating their shares of the eval set and gathering the logits over a
-// ring score exactly what one Trainer scores on the whole set.
+// ring score exactly what one Trainer scores on the whole set: classification and
+// regression.
 func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
+	t.Run("classify", func(t *testing.T) { replicaEvaluation(t, smsSpec(t)) })
+	t.Run("regression", func(t *testing.T) { replicaEvaluation(t, stsSpec(t)) })
+}
+
+func replicaEvaluation(t *testing.T, s Spec) {
 	runtime.LockOSThread()
-	s := smsSpec(t)
 	s.MaxSteps, s.Threads = 3, 1
 	tr, _ := trainSpec(t, s) // a few steps, so the predictions are not all one class
 	want, err := tr.Evaluate()
@@ -27,6 +32,14 @@ func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
 	var eval []shard.Record
 	for _, id := range tr.Plan.EvalIDs() {
 		eval = append(eval, tr.Records[id])
+	}
+	if s.Eval != "" {
+		if eval, err = readRecords(tr.Spec.Data, s.Eval, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(want.Metrics) == 0 {
+		t.Fatal("no metrics")
 	}
 	const n = 3
 	var net allreduce.MemNetwork

@@ -22,7 +22,7 @@ import (
 // Spec is a training job: what `bertnode train` reads from YAML, flags overriding it,
 // and what the coordinator will accept.
 type Spec struct {
-	Task  string     `yaml:"task"`  // classify | multilabel | ner | qa | embed
+	Task  string     `yaml:"task"`  // classify | multilabel | regression | ner | qa | embed
 	Train string     `yaml:"train"` // training data file
 	Eval  string     `yaml:"eval"`  // evaluation file; empty with EvalSplit holds out part of Train
 	Data  shard.Spec `yaml:"data"`  // format, columns, encoding, skip_bad_records
@@ -71,7 +71,9 @@ type Spec struct {
 	EvalEvery int    `yaml:"eval_steps"` // evaluate every N steps; 0 = at each epoch's end
 	Patience  int    `yaml:"patience"`   // early stopping: evaluations without improvement
 	// Metric is what early stopping and the best checkpoint watch; default f1_macro
-	// (classify), f1_micro (multilabel), f1 (ner: entity-level; qa: SQuAD F1).
+	// (classify), f1_micro (multilabel), f1 (ner: entity-level; qa: SQuAD F1),
+	// spearman (regression). Errors and losses (mse, rmse, mae, hamming_loss) are
+	// watched for their lowest value, the others for their highest.
 	Metric      string `yaml:"metric"`
 	PositiveTag string `yaml:"positive"` // the positive class, for binary F1 (e.g. spam)
 	Output      string `yaml:"output"`   // output directory
@@ -131,11 +133,15 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
 	}
 	if s.Metric == "" {
-		s.Metric = map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "embed": "mrr_at_10"}[s.Task]
+		s.Metric = api.DefaultMetric(s.Task)
 	}
 	if _, err := model.ParseTask(s.Task); err != nil {
 		return bad("task", "%v", err)
 	}
+	if len(s.ClassWeights) > 0 && s.Task == string(model.Regression) {
+		return bad("class_weights", "regression has scores, not classes to weight")
+	}
+	s.Data.Scores = s.Task == string(model.Regression)
 	if s.Quantize != "" && s.Quantize != "none" {
 		return bad("quantize", "%q is for eval, predict and serve: training runs in full precision", s.Quantize)
 	}

@@ -22,23 +22,29 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 // Two replicas that train on different halves of the data and average their gradients
 // over a real TCP ring stay bit-identical, and differ from a replica trained alone: for
 // BERT and for the families with layers of their own (ModernBERT) or relative attention
-// (DeBERTa).
+// (DeBERTa); and for regression's head and loss.
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny"} {
-		t.Run(preset, func(t *testing.T) { replicasStayIdentical(t, preset, "classify") })
+		t.Run(preset, func(t *testing.T) {
+			s := smsSpec(t)
+			s.Model = preset
+			replicasStayIdentical(t, s)
+		})
 	}
-	t.Run("tiny-embed", func(t *testing.T) { replicasStayIdentical(t, "tiny", "embed") })
+	t.Run("regression", func(t *testing.T) { replicasStayIdentical(t, stsSpec(t)) })
+	t.Run("embed", func(t *testing.T) {
+		s := smsSpec(t)
+		s.Train = filepath.Join(t.TempDir(), "pairs.jsonl")
+		translationPairs(t, s.Train, 200, 3)
+		s.Task, s.Data, s.Metric, s.MaxLength = "embed", shard.Spec{}, "", 16
+		replicasStayIdentical(t, s)
+	})
 }
 
-func replicasStayIdentical(t *testing.T, preset, task string) {
+func replicasStayIdentical(t *testing.T, base Spec) {
 	const n = 2
 	// Each replica sees every other record of the data: its own shard.
-	src, name := "../data/sms_spam/SMSSpamCollection", "shard.txt"
-	if task == "embed" {
-		src, name = filepath.Join(t.TempDir(), "pairs.jsonl"), "shard.jsonl"
-		translationPairs(t, src, 200, 3)
-	}
-	data, err := os.ReadFile(src)
+	data, err := os.ReadFile(base.Train)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,15 +55,12 @@ func replicasStayIdentical(t *testing.T, preset, task string) {
 		for j := i; j < len(lines); j += n {
 			part = append(part, lines[j]...)
 		}
-		path := filepath.Join(t.TempDir(), name)
+		path := filepath.Join(t.TempDir(), "shard"+filepath.Ext(base.Train))
 		if err := os.WriteFile(path, part, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := smsSpec(t)
-		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Model = path, 0, 6, 16, 1, preset
-		if task == "embed" {
-			s.Task, s.Data, s.Metric, s.MaxLength = task, shard.Spec{}, "", 16
-		}
+		s := base
+		s.Train, s.EvalSplit, s.MaxSteps, s.BatchSize, s.Threads, s.Output = path, 0, 6, 16, 1, t.TempDir()
 		specs[i] = s
 	}
 	// Replicas are processes in real use; here they share libtorch's generator, so

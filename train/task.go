@@ -8,7 +8,7 @@ import (
 	"github.com/bertnode/bertnode/tokenize"
 )
 
-// task is what differs between classify, multilabel, ner and qa: how records become
+// task is what differs between classify, multilabel, regression, ner and qa: how records become
 // examples, how examples label a batch, and how predictions are scored. The training
 // loop and the evaluation loop are the same for all.
 type task interface {
@@ -38,8 +38,10 @@ func newTask(spec Spec) (task, error) {
 		return nerTask{}, nil
 	case model.QA:
 		return &qaTask{stride: spec.DocStride}, nil
+	case model.Regression:
+		return regressionTask{}, nil
 	case model.Embed:
 		return embedTask{}, nil
 	}
-	return nil, fmt.Errorf("task %q: want classify, multilabel, ner, qa or embed", name)
+	return nil, fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa or embed", name)
 }

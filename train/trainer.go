@@ -17,6 +17,7 @@ import (
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/internal/rate"
+	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
@@ -475,7 +476,7 @@ func (t *Trainer) evaluate(p *progress, res *Result) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("metric %q: not one of %v", s.Metric, ev.Names())
 	}
-	if best, seen := p.BestMetrics[s.Metric]; !seen || v > best {
+	if best, seen := p.BestMetrics[s.Metric]; !seen || metrics.Improves(s.Metric, v, best) {
 		res.Best = ev
 		p.BestStep, p.BestMetrics, p.Bad = ev.Step, ev.Metrics, 0
 		return false, t.Save(filepath.Join(s.Output, "best"))

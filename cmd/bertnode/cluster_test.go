@@ -404,3 +404,25 @@ func TestStragglersAreFlagged(t *testing.T) {
 		t.Fatalf("stragglers: %v", got)
 	}
 }
+
+// TestClusterRegressionJob: the coordinator plans a regression job's data with the
+// labels read as scores: one output, LABEL_0; a score that is not a number fails the
+// plan at its line.
+func TestClusterRegressionJob(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	submit := func(name string, lines ...string) {
+		data := writeLines(t, dir, name+".txt", lines...)
+		spec := writeLines(t, dir, name+".yaml", "task: regression", "train: "+data, "data: {format: labeltext}",
+			"epochs: 1", "batch_size: 2", "model: tiny", "output: "+filepath.Join(dir, name), "cluster:", "  nodes: 1")
+		mustRun(t, append([]string{"submit", spec}, flags...)...)
+	}
+	submit("sts", "4.5 two good words", "0.25 none here", "3 good and nice")
+	j := waitJob(t, c, "job-1", "the plan", func(j *api.Job) bool { return j.Train.Records == 3 })
+	if !slices.Equal(j.Labels, []string{"LABEL_0"}) {
+		t.Fatalf("labels %q", j.Labels)
+	}
+	submit("bad", "4.5 two good words", "high none here")
+	j = waitJob(t, c, "job-2", "the failed plan", func(j *api.Job) bool { return j.State == api.Failed })
+	contains(t, "reason", j.Reason, `:2 (byte 19): label: want a number (a regression score), got "high"`)
+}

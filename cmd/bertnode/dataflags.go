@@ -13,7 +13,7 @@ import (
 func dataSpecFlags(f *pflag.FlagSet, d *shard.Spec) {
 	f.StringVar((*string)(&d.Format), "format", string(d.Format), "csv | tsv | jsonl | labeltext | conll | squad (default: from the file's extension)")
 	f.StringVar(&d.Text, "text-column", d.Text, "text column or field")
-	f.StringVar(&d.Label, "label-column", d.Label, "label column or field")
+	f.StringVar(&d.Label, "label-column", d.Label, "label column or field (regression: the score, a number)")
 	f.StringVar(&d.TextPair, "text-pair-column", d.TextPair, "second text column or field (sentence pairs)")
 	f.StringVar(&d.ID, "id-column", d.ID, "id column or field")
 	f.StringVar(&d.Tokens, "tokens-column", d.Tokens, "ner: conll's token column (default 0), or jsonl's field of token arrays")

@@ -54,12 +54,14 @@ func newEvalCmd() *cobra.Command {
 BERT: config.json with id2label, model.safetensors or pytorch_model.bin, tokenizer files)
 over a labelled data file and scores it with the scorer training uses. The task comes
 from the checkpoint: classify prints sklearn's classification report and the confusion
-matrix; multilabel the per-class report, subset accuracy and Hamming loss; ner
-seqeval's entity-level report; qa SQuAD's exact match and F1 (HasAns/NoAns for v2);
-an embedding model (a bare base model, as task embed saves it) ranks, for each text
-of the file's (text, text_pair) pairs, every pair by cosine similarity: accuracy@1,
-accuracy@5 and MRR@10 (its mistakes: texts whose best match was another's pair).
-Labels in the data must be among the checkpoint's.
+matrix; multilabel the per-class report, subset accuracy and Hamming loss; regression
+mse, rmse, mae, pearson, spearman and their mean pearson_spearman (run_glue's STS-B
+score; a model with several outputs pools them); ner seqeval's entity-level report; qa
+SQuAD's exact match and F1 (HasAns/NoAns for v2); an embedding model (a bare base
+model, as task embed saves it) ranks, for each text of the file's (text, text_pair)
+pairs, every pair by cosine similarity: accuracy@1, accuracy@5 and MRR@10 (its
+mistakes: texts whose best match was another's pair). Labels in the data must be among
+the checkpoint's (regression: numbers, as many as the model has outputs).
 
 The data file is read as in training: with the data flags, the same as train's
 (--format, --delimiter, --header, the column flags, --label-sep ...), or the data

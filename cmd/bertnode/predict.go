@@ -37,7 +37,7 @@ func newPredictCmd() *cobra.Command {
 	s.Model = ""
 	c := &cobra.Command{
 		Use:   "predict --model DIR [TEXT...]",
-		Short: "Classify or tag texts, answer questions, or embed texts, with a fine-tuned checkpoint",
+		Short: "Classify, score, tag or embed texts, or answer questions, with a fine-tuned checkpoint",
 		Long: `Runs a fine-tuned checkpoint over new input and prints one JSON object per line.
 What it reads and prints depends on the checkpoint's task.
 
@@ -49,6 +49,14 @@ line of standard input (blank lines are skipped; input must be UTF-8):
 For a classify checkpoint probs is the softmax over the classes and label the most
 probable one; for a multilabel checkpoint probs are independent sigmoids and labels
 the classes whose probability is at least --threshold (possibly none).
+
+regression: texts as above, or with data flags a data file whose records may be text
+pairs (--text-pair-column; STS-B's sentence pairs), each scored as training encodes it:
+
+  {"text":"A man is playing a guitar.","text_pair":"A man plays the guitar.","score":4.61}
+
+score is the model's output as it is (no sigmoid); a model with several outputs prints
+"scores": [...] instead.
 
 ner: texts as above. Each is split into words as the tokenizer's pre-tokenizer splits
 it (whitespace ends a word, every punctuation character is a word of its own: "Paris,"
@@ -88,7 +96,7 @@ scaled to unit length when the checkpoint ends with a Normalize module or --norm
 
 --attention writes a self-contained HTML page (no network needed) showing every layer's
 and head's attention over the first text's word pieces, [CLS] and [SEP] included
-(classify, multilabel and ner).`,
+(classify, multilabel, regression and ner).`,
 		Example: `  bertnode predict --model runs/sms/best "WINNER!! Claim your free prize now" "see you at 6?"
   cut -f2 data/sms_spam/SMSSpamCollection | bertnode predict --model runs/sms/best
   bertnode predict --model runs/sms/best --attention attn.html "free entry to win cash"
@@ -112,13 +120,13 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			case dataFlagGiven(cmd.Flags()) && pf.file == "":
 				return fmt.Errorf("--format and the other data flags say how to read --file: give --file")
 			}
-			if dataFlagGiven(cmd.Flags()) {
-				pf.data = &s.Data
-			}
 			runtime.LockOSThread() // libtorch's grad mode is per OS thread
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if dataFlagGiven(cmd.Flags()) {
+				pf.data = &t.Spec.Data // as the checkpoint's task reads it (regression: scores)
 			}
 			task := t.Spec.Task
 			only := func(flag, want string) error {
@@ -133,7 +141,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			case cmd.Flags().Changed("threshold") && task != string(model.MultiLabel):
 				return only("--threshold", "multilabel")
 			case pf.attention != "" && task == string(model.QA):
-				return only("--attention", "classify, multilabel, ner and embed")
+				return only("--attention", "classify, multilabel, regression, ner and embed")
 			case cmd.Flags().Changed("normalize") && task != string(model.Embed):
 				return only("--normalize", "embed")
 			}
@@ -149,11 +157,19 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				}
 				return writeJSONLines(out, answers)
 			}
-			texts, err := predictTexts(cmd, args, pf, s.Model, task)
+			texts, pairs, err := predictTexts(cmd, args, pf, s.Model, task)
 			if err != nil {
 				return err
 			}
 			switch task {
+			case string(model.Regression):
+				scores, err := t.PredictScores(texts, pairs)
+				if err != nil {
+					return err
+				}
+				if err := writeJSONLines(out, scores); err != nil {
+					return err
+				}
 			case string(model.NER):
 				if err := printTags(cmd, t, texts); err != nil {
 					return err
@@ -239,35 +255,34 @@ func writeAttention(cmd *cobra.Command, t *train.Trainer, text, path string) err
 // predictTexts is the texts to classify or tag: the arguments, else the data file or the
 // lines of pf.file, else of standard input. A qa question among them is an error: the
 // wrong checkpoint.
-func predictTexts(cmd *cobra.Command, args []string, pf predictFlags, dir, task string) ([]string, error) {
+func predictTexts(cmd *cobra.Command, args []string, pf predictFlags, dir, task string) (texts, pairs []string, err error) {
 	wrongTask := func(where string) error {
 		return fmt.Errorf("%s: this is a qa question (JSON with question and context), but %s is a %s checkpoint, which reads plain text",
 			where, dir, task)
 	}
 	if len(args) > 0 {
 		if pf.file != "" {
-			return nil, fmt.Errorf("--file: give texts as arguments or in a file, not both")
+			return nil, nil, fmt.Errorf("--file: give texts as arguments or in a file, not both")
 		}
 		for i, a := range args {
 			if isQuestion(a) {
-				return nil, wrongTask(fmt.Sprintf("argument %d", i+1))
+				return nil, nil, wrongTask(fmt.Sprintf("argument %d", i+1))
 			}
 		}
-		return args, nil
+		return args, nil, nil
 	}
 	if pf.data != nil {
-		texts, _, err := dataTexts(*pf.data, pf.file, task, cmd.ErrOrStderr())
-		return texts, err
+		texts, pairs, _, err := dataTexts(*pf.data, pf.file, task, cmd.ErrOrStderr())
+		return texts, pairs, err
 	}
-	var texts []string
-	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
+	err = predictLines(cmd, pf.file, func(name string, line int, text string) error {
 		if isQuestion(text) {
 			return wrongTask(fmt.Sprintf("%s:%d", name, line))
 		}
 		texts = append(texts, text)
 		return nil
 	})
-	return texts, err
+	return texts, nil, err
 }
 
 // isQuestion says whether text is a JSON object with a question or a context.
@@ -289,7 +304,7 @@ func predictQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]tra
 		return []train.Question{{ID: "1", Question: pf.question, Context: pf.context}}, nil
 	}
 	if pf.data != nil {
-		_, qs, err := dataTexts(*pf.data, pf.file, string(model.QA), cmd.ErrOrStderr())
+		_, _, qs, err := dataTexts(*pf.data, pf.file, string(model.QA), cmd.ErrOrStderr())
 		return qs, err
 	}
 	var qs []train.Question

@@ -41,6 +41,11 @@ what predict prints for the same input.
 
   POST /v1/classify   {"texts": [...], "top_k": 2, "threshold": 0.5}   classify, multilabel
        -> {"predictions": [{"text", "label", "labels", "probs", "top": [{"label", "prob"}]}]}
+                      {"texts": [...]}                                  regression
+       -> {"predictions": [{"text", "score"}]}  ("scores" for a model with several outputs)
+  POST /v1/rerank     {"query", "texts": [...], "top_n", "return_text", "raw_scores"}
+                      regression with one output (cross-encoders), classify with two labels
+       -> {"results": [{"index", "score", "text"}]}  highest score first
   POST /v1/ner        {"texts": [...]}                                  ner
        -> {"predictions": [{"text", "words", "tags", "entities", "confidence"}]}
   POST /v1/qa         {"question", "context", "id"} or {"questions": [...]}, "allow_empty"  qa
@@ -76,7 +81,8 @@ as PyTorch's quantize_dynamic, weights per channel; no calibration data): a base
 model answers 2-3 times the requests. On the SMS models tried, eval's metrics came
 out the same to four decimals; check a model's own with bertnode eval --quantize int8.
 
-A text longer than --max-length tokens is cut (classify, attention) or read in
+A text longer than --max-length tokens is cut (classify, rerank's pairs longest text
+first, attention) or read in
 overlapping windows (ner; --doc-stride tokens shared), or refused with 413 when
 --truncate=false; qa always reads long contexts in windows. Malformed JSON or UTF-8,
 unknown fields, empty texts and a route the model's task lacks answer 400; a body over

@@ -84,7 +84,7 @@ func overrideSpec(set *pflag.FlagSet, spec *train.Spec) error {
 
 // specFlags binds one flag per job-spec field to s.
 func specFlags(f *pflag.FlagSet, s *train.Spec) {
-	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | ner | qa | embed")
+	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | regression (a number per text or text pair, as STS-B) | ner | qa | embed (sentence embeddings from text pairs)")
 	f.StringVar(&s.Train, "train", s.Train, "training data file")
 	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
@@ -121,7 +121,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.BoolVar(&s.TF32, "tf32", s.TF32, "let float32 matmuls on CUDA use TensorFloat-32 on GPUs that have it (Ampere and later); --tf32=false for full fp32")
 	f.IntVar(&s.EvalEvery, "eval-steps", s.EvalEvery, "evaluate every N steps (0: every epoch)")
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
-	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_spam (default: f1_macro for classify, f1_micro for multilabel, f1 for ner and qa)")
+	f.StringVar(&s.Metric, "metric", s.Metric, "metric for the best checkpoint and early stopping, e.g. accuracy, f1_spam (default: f1_macro for classify, f1_micro for multilabel, spearman for regression, f1 for ner and qa); the lowest of mse, rmse, mae and hamming_loss is the best")
 	f.StringVar(&s.Output, "output", s.Output, "output directory")
 	f.StringSliceVar(&s.ReportTo, "report-to", s.ReportTo, "also report metrics to: tensorboard (event files in --output; metrics.jsonl is always written)")
 	f.IntVar(&s.SaveEvery, "save-steps", s.SaveEvery, "write a resumable checkpoint every N steps (0: each epoch; -1: only when interrupted)")
