@@ -59,11 +59,12 @@ func pool(h, mask *ts.Tensor, mode string) *ts.Tensor {
 const rankingScale = 20
 
 // rankingLoss is sentence-transformers' MultipleNegativesRankingLoss over emb [B, H]:
-// the first B/2 rows are anchors, the rest candidates, and each anchor's label is its
-// positive among the candidates; the others are its negatives. The loss is the
-// cross-entropy of the anchors' scaled cosine similarities to every candidate.
+// the first n = len(b.Labels) rows are anchors, the rest candidates (the positives,
+// then any hard negatives), and each anchor's label is its positive among the
+// candidates; the others are its negatives. The loss is the cross-entropy of the
+// anchors' scaled cosine similarities to every candidate.
 func rankingLoss(emb *ts.Tensor, b *Batch, dev gotch.Device) *ts.Tensor {
-	n := int64(b.B / 2)
+	n, m := int64(len(b.Labels)), int64(b.B-len(b.Labels))
 	unit := func(x *ts.Tensor) *ts.Tensor { // torch.nn.functional.normalize
 		norm := x.MustMul(x, false).MustSumDimIntlist([]int64{1}, true, x.DType(), true).MustSqrt(true).MustClampMin(ts.FloatScalar(1e-12), true)
 		defer norm.MustDrop()
@@ -71,7 +72,7 @@ func rankingLoss(emb *ts.Tensor, b *Batch, dev gotch.Device) *ts.Tensor {
 	}
 	a := unit(emb.MustNarrow(0, 0, n, false))
 	defer a.MustDrop()
-	p := unit(emb.MustNarrow(0, n, n, false))
+	p := unit(emb.MustNarrow(0, n, m, false))
 	pt := p.MustTranspose(0, 1, true)
 	scores := a.MustMatmul(pt, false).MustMulScalar(ts.FloatScalar(rankingScale), true)
 	pt.MustDrop()

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -195,7 +196,7 @@ func TestEmbeddingModelOptions(t *testing.T) {
 		t.Errorf("a label for an odd batch: %v", err)
 	}
 	b = &Batch{B: 2, L: 3, InputIDs: []int64{1, 2, 3, 4, 5, 6}, AttentionMask: []int64{1, 1, 1, 1, 1, 1}, Labels: []int64{1}}
-	if _, err := m.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "not a positive") {
+	if _, err := m.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "not a candidate") {
 		t.Errorf("a label past the candidates: %v", err)
 	}
 }
@@ -247,12 +248,22 @@ func TestReadPooling(t *testing.T) {
 // cross-entropy over its scaled cosine similarities to every candidate, computed here
 // from the vectors inference gives, for each pooling and family kind.
 func TestRankingLossFromTheVectors(t *testing.T) {
-	for _, c := range []struct{ mt, pooling string }{{"bert", PoolMean}, {"bert", PoolCLS}, {"modernbert", PoolMax}, {"deberta-v2", PoolMean}} {
-		t.Run(c.mt+"/"+c.pooling, func(t *testing.T) {
+	for _, c := range []struct {
+		mt, pooling string
+		triplets    bool // anchors, positives and hard negatives, a third each
+	}{{"bert", PoolMean, false}, {"bert", PoolCLS, true}, {"modernbert", PoolMax, false}, {"deberta-v2", PoolMean, true}} {
+		t.Run(fmt.Sprintf("%s/%s/triplets=%v", c.mt, c.pooling, c.triplets), func(t *testing.T) {
 			lockThread(t)
 			m := newModel(t, familyConfig(t, c.mt, 0), Options{Task: Embed, Pooling: c.pooling}, 5)
 			r := rand.New(rand.NewPCG(5, 6))
 			b := randomBatch(r, m, 10, []int{10, 4, 7, 3, 9, 5})
+			if c.triplets {
+				b = randomBatch(r, m, 10, []int{10, 4, 7, 3, 9, 5, 8, 6, 2})
+				b.Labels = nil
+				for _, i := range r.Perm(3) {
+					b.Labels = append(b.Labels, int64(i))
+				}
+			}
 			labels := b.Labels
 			b.Labels = nil
 			vecs, _, err := m.Infer(b)
@@ -261,7 +272,7 @@ func TestRankingLossFromTheVectors(t *testing.T) {
 			}
 			b.Labels = labels
 			got := evalLoss(t, m, b)
-			h, n := m.Config.HiddenSize, b.B/2
+			h, n := m.Config.HiddenSize, len(labels)
 			unit := func(i int) []float64 {
 				v := make([]float64, h)
 				var s float64
@@ -277,8 +288,8 @@ func TestRankingLossFromTheVectors(t *testing.T) {
 			var want float64
 			for i := range n {
 				a := unit(i)
-				scores := make([]float64, n)
-				for j := range n {
+				scores := make([]float64, b.B-n)
+				for j := range scores {
 					p := unit(n + j)
 					for k := range a {
 						scores[j] += rankingScale * a[k] * p[k]
@@ -304,5 +315,8 @@ func TestEmbedGradientMatchesFiniteDifferences(t *testing.T) {
 	m := newModel(t, smallConfig(0), Options{Task: Embed, Pooling: PoolMean}, 3)
 	r := rand.New(rand.NewPCG(3, 4))
 	b := randomBatch(r, m, 12, []int{12, 5, 9, 3, 7, 11})
+	checkGradient(t, m, b, bertProbes, 12)
+	b = randomBatch(r, m, 12, []int{12, 5, 9, 3, 7, 11}) // three triplets: hard negatives
+	b.Labels = []int64{0, 1, 2}
 	checkGradient(t, m, b, bertProbes, 12)
 }

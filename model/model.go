@@ -20,8 +20,8 @@ const (
 	QA         Task = "qa"         // extractive QA: start and end logits per token
 	Regression Task = "regression" // NumLabels scores per sequence: mean squared error
 	// Embed pools the last hidden states into one vector per sequence (Options.Pooling):
-	// a sentence-embedding model, without a head. It trains on (anchor, positive) pairs
-	// with in-batch negatives (embed.go).
+	// a sentence-embedding model, without a head. It trains on (anchor, positive) pairs,
+	// or (anchor, positive, hard negative) triplets, with in-batch negatives (embed.go).
 	Embed Task = "embed"
 )
 
@@ -351,15 +351,16 @@ func (m *Model) checkBatch(b *Batch) error {
 	want := 0
 	switch m.Opts.Task {
 	case Embed:
-		switch n := b.B / 2; {
+		n := len(b.Labels)
+		switch {
 		case b.Targets != nil:
 			return fmt.Errorf("model: an embedding model takes Labels, not Targets")
-		case b.Labels != nil && (b.B%2 != 0 || len(b.Labels) != n):
-			return fmt.Errorf("model: embed labels: %d for a batch of %d sequences; want one per anchor, the first half of an even batch", len(b.Labels), b.B)
+		case b.Labels != nil && b.B != 2*n && b.B != 3*n:
+			return fmt.Errorf("model: embed labels: %d for a batch of %d sequences; want one per anchor, the batch's first third or half", n, b.B)
 		}
 		for i, l := range b.Labels {
-			if l < 0 || l >= int64(b.B/2) {
-				return fmt.Errorf("model: embed label %d at %d: not a positive of the batch's [0, %d)", l, i, b.B/2)
+			if l < 0 || l >= int64(b.B-n) {
+				return fmt.Errorf("model: embed label %d at %d: not a candidate of the batch's [0, %d)", l, i, b.B-n)
 			}
 		}
 		return nil

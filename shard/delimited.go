@@ -133,14 +133,14 @@ type delimited struct {
 	labelSep string
 	scores   bool
 	// Resolved column indexes; -1 when unused.
-	text, pair, label, id int
-	names                 [4]string // the columns as the spec names them, for messages
-	maxCol                int
-	fields                []field
-	buf                   []byte
-	labels                *interner
-	fr                    frame
-	txt                   []byte
+	text, pair, label, id, negative int
+	names                           [5]string // the columns as the spec names them, for messages
+	maxCol                          int
+	fields                          []field
+	buf                             []byte
+	labels                          *interner
+	fr                              frame
+	txt                             []byte
 }
 
 func newDelimited(file string, s Spec) *delimited {
@@ -150,9 +150,9 @@ func newDelimited(file string, s Spec) *delimited {
 // resolveColumns maps the spec's columns to indexes, using header, the
 // parsed first record, when the file has one.
 func (p *delimited) resolveColumns(s Spec, header []string, hdr frame) error {
-	cols := [4]string{s.Text, s.TextPair, s.Label, s.ID}
-	keys := [4]string{"text", "text_pair", "label", "id"}
-	var idx [4]int
+	cols := [5]string{s.Text, s.TextPair, s.Label, s.ID, s.Negative}
+	keys := [5]string{"text", "text_pair", "label", "id", "negative"}
+	var idx [5]int
 	p.maxCol = 0
 	for k, c := range cols {
 		idx[k] = -1
@@ -185,7 +185,7 @@ func (p *delimited) resolveColumns(s Spec, header []string, hdr frame) error {
 		idx[k] = found
 		p.maxCol = max(p.maxCol, found)
 	}
-	p.text, p.pair, p.label, p.id = idx[0], idx[1], idx[2], idx[3]
+	p.text, p.pair, p.label, p.id, p.negative = idx[0], idx[1], idx[2], idx[3], idx[4]
 	p.names = cols
 	return nil
 }
@@ -215,7 +215,7 @@ func (p *delimited) load(fr frame, text []byte) (int, error) {
 
 func (p *delimited) record(_ int, rec *Record) error {
 	if len(p.fields) <= p.maxCol {
-		for k, c := range [4]int{p.text, p.pair, p.label, p.id} {
+		for k, c := range [5]int{p.text, p.pair, p.label, p.id, p.negative} {
 			if c >= len(p.fields) {
 				return frameErr(p.file, p.fr, p.txt, 0, fmt.Sprintf("column %q", p.names[k]),
 					"missing: the record has %d field(s), the column is number %d (0-based)", len(p.fields), c)
@@ -228,6 +228,9 @@ func (p *delimited) record(_ int, rec *Record) error {
 	}
 	if p.id >= 0 {
 		rec.ID = string(p.value(p.fields[p.id]))
+	}
+	if p.negative >= 0 {
+		rec.Negative = string(p.value(p.fields[p.negative]))
 	}
 	if p.label < 0 {
 		return nil // unlabeled pairs

@@ -13,6 +13,7 @@ import (
 type jsonLines struct {
 	file                  string
 	text, pair, label, id string
+	negative              string
 	tokens, tags          string
 	labelSep              string
 	scores                bool
@@ -23,7 +24,7 @@ type jsonLines struct {
 }
 
 func newJSONLines(file string, s Spec) *jsonLines {
-	return &jsonLines{file: file, text: s.Text, pair: s.TextPair, label: s.Label, id: s.ID,
+	return &jsonLines{file: file, text: s.Text, pair: s.TextPair, label: s.Label, id: s.ID, negative: s.Negative,
 		tokens: s.Tokens, tags: s.Tags, labelSep: s.LabelSep, scores: s.Scores, labels: newInterner()}
 }
 
@@ -74,6 +75,11 @@ func (p *jsonLines) record(_ int, rec *Record) error {
 	if p.pair != "" {
 		if rec.TextPair, err = p.str(p.pair, true); err != nil {
 			return bad(p.pair, "%v", err)
+		}
+	}
+	if p.negative != "" {
+		if rec.Negative, err = p.str(p.negative, true); err != nil {
+			return bad(p.negative, "%v", err)
 		}
 	}
 	if p.label == "" {

@@ -28,6 +28,7 @@ type Record struct {
 	ID       string
 	Text     string
 	TextPair string
+	Negative string   // a hard negative for the text (embedding models)
 	Labels   []string // one label, or several for multi-label data
 	Tokens   []string // token classification: one tag per token
 	Tags     []string

@@ -69,6 +69,9 @@ type Spec struct {
 	TextPair string `json:"text_pair,omitempty" yaml:"text_pair,omitempty"`
 	Label    string `json:"label,omitempty" yaml:"label,omitempty"`
 	ID       string `json:"id,omitempty" yaml:"id,omitempty"`
+	// Negative is a column or field of hard negatives: a text like the text's pair
+	// but not its match (text pairs without labels only).
+	Negative string `json:"negative,omitempty" yaml:"negative,omitempty"`
 	// LabelSep splits a label value into several labels (multi-label), e.g.
 	// "|"; in jsonl a JSON array of labels needs no separator.
 	LabelSep string `json:"label_sep,omitempty" yaml:"label_sep,omitempty"`
@@ -119,6 +122,7 @@ func (s Spec) validateFor() error {
 		"text_pair": delimited || f == JSONL,
 		"label":     delimited || f == JSONL,
 		"id":        delimited || f == JSONL,
+		"negative":  delimited || f == JSONL,
 		"label_sep": delimited || f == JSONL || f == LabelText,
 		"tokens":    f == CoNLL || f == JSONL,
 		"tags":      f == CoNLL || f == JSONL,
@@ -126,12 +130,15 @@ func (s Spec) validateFor() error {
 	set := map[string]bool{
 		"header": s.Header != nil, "quote": s.Quote != nil, "delimiter": s.Delimiter != "",
 		"text": s.Text != "", "text_pair": s.TextPair != "", "label": s.Label != "", "id": s.ID != "",
-		"label_sep": s.LabelSep != "", "tokens": s.Tokens != "", "tags": s.Tags != "",
+		"label_sep": s.LabelSep != "", "tokens": s.Tokens != "", "tags": s.Tags != "", "negative": s.Negative != "",
 	}
-	for _, name := range []string{"header", "quote", "delimiter", "text", "text_pair", "label", "id", "label_sep", "tokens", "tags"} {
+	for _, name := range []string{"header", "quote", "delimiter", "text", "text_pair", "label", "id", "negative", "label_sep", "tokens", "tags"} {
 		if set[name] && !use[name] {
 			return specErr(name, "not used by format %s", f)
 		}
+	}
+	if s.Negative != "" && !s.Unlabeled {
+		return specErr("negative", "%q: hard negatives are for embedding models (task embed)", s.Negative)
 	}
 	if s.Unlabeled {
 		switch {
@@ -151,13 +158,13 @@ func (s Spec) validateFor() error {
 			return specErr(map[bool]string{true: "text", false: "label"}[s.Text == ""], "required without a header: give a 0-based column index")
 		}
 		if !*s.Header {
-			for _, c := range [][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}} {
+			for _, c := range [][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}} {
 				if _, err := strconv.Atoi(c[1]); c[1] != "" && err != nil {
 					return specErr(c[0], "%q is a column name but header is false: give a 0-based index", c[1])
 				}
 			}
 		}
-		if err := distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}}); err != nil {
+		if err := distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}}); err != nil {
 			return err
 		}
 	}
@@ -190,7 +197,7 @@ func (s Spec) validateFor() error {
 		if s.Tags != "" {
 			return specErr("tags", "set without tokens")
 		}
-		return distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}})
+		return distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}})
 	}
 	return nil
 }

@@ -75,3 +75,24 @@ func TestUnlabeledPairs(t *testing.T) {
 		t.Errorf("a record without its pair: %v", err)
 	}
 }
+
+// A negative column or field gives each pair a hard negative; it is required where
+// named, and only pairs without labels have one.
+func TestHardNegatives(t *testing.T) {
+	for _, c := range []struct{ file, content string }{
+		{"p.csv", "text,text_pair,hard\nhow old are you,what is your age,what is your name\n"},
+		{"p.jsonl", `{"text": "how old are you", "text_pair": "what is your age", "hard": "what is your name"}` + "\n"},
+	} {
+		recs, err := readPairs(t, Spec{Unlabeled: true, Negative: "hard"}, c.file, c.content)
+		if err != nil || len(recs) != 1 || recs[0].Negative != "what is your name" || recs[0].TextPair != "what is your age" {
+			t.Errorf("%s: %+v, %v", c.file, recs, err)
+		}
+	}
+	_, err := readPairs(t, Spec{Unlabeled: true, Negative: "hard"}, "p.jsonl", `{"text": "a", "text_pair": "b"}`+"\n")
+	if err == nil || !strings.Contains(err.Error(), "p.jsonl:1") || !strings.Contains(err.Error(), "hard") {
+		t.Errorf("a record without its negative: %v", err)
+	}
+	if err := (Spec{Format: CSV, Negative: "hard"}).Validate(); err == nil || !strings.Contains(err.Error(), "task embed") {
+		t.Errorf("a negative for labelled data: %v", err)
+	}
+}

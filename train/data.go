@@ -27,6 +27,8 @@ type Example struct {
 
 	Positive     *tokenize.Encoding // embed: the text's pair, its positive; Enc is the anchor
 	PositiveText string
+	Negative     *tokenize.Encoding // embed: a hard negative, or nil
+	NegativeText string
 }
 
 // Dataset is the encoded examples of one file (or part of one).

@@ -56,7 +56,8 @@ func Normalize(v []float32) {
 }
 
 // embedTask trains an embedding model on (text, text_pair) pairs: each text's pair is
-// its positive and the batch's other pairs its negatives (model.Embed's loss).
+// its positive and the batch's other pairs its negatives (model.Embed's loss), with
+// the data's hard negatives (data.negative) as more negatives when it has them.
 type embedTask struct{}
 
 func (embedTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.LabelSet, maxLen int) ([]Example, error) {
@@ -74,7 +75,15 @@ func (embedTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.L
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: text_pair: %w", rec.Pos.File, rec.Pos.Line, err)
 		}
-		out = append(out, Example{Enc: a, Positive: &p, Text: rec.Text, PositiveText: rec.TextPair, Pos: rec.Pos})
+		ex := Example{Enc: a, Positive: &p, Text: rec.Text, PositiveText: rec.TextPair, Pos: rec.Pos}
+		if rec.Negative != "" {
+			neg, err := tok.Encode(rec.Negative, maxLen)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: negative: %w", rec.Pos.File, rec.Pos.Line, err)
+			}
+			ex.Negative, ex.NegativeText = &neg, rec.Negative
+		}
+		out = append(out, ex)
 	}
 	return out, nil
 }
@@ -91,25 +100,30 @@ func (embedTask) label(b *model.Batch, exs []*Example) {
 func (embedTask) scorer([]string) scorer { return &embedScorer{} }
 
 // embedScorer scores retrieval over the whole evaluation set, as sentence-transformers'
-// InformationRetrievalEvaluator does: each anchor ranks every example's positive by
-// cosine similarity, its own the one relevant.
+// InformationRetrievalEvaluator does: each anchor ranks every example's positive (and
+// hard negative) by cosine similarity, its own positive the one relevant.
 type embedScorer struct {
-	exs                 []*Example
-	anchors, candidates [][]float32 // unit vectors
+	exs        []*Example
+	anchors    [][]float32 // unit vectors
+	candidates [][]float32 // the positives, in the anchors' order
+	negatives  [][]float32
 }
 
 func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) error {
-	h := len(logits) / b.B
-	if b.B != 2*len(exs) {
-		return fmt.Errorf("embed: %d vectors for %d pairs", b.B, len(exs))
+	h, n := len(logits)/b.B, len(exs)
+	if b.B != 2*n && b.B != 3*n {
+		return fmt.Errorf("embed: %d vectors for %d examples", b.B, n)
 	}
 	for i := range b.B {
 		v := slices.Clone(logits[i*h : (i+1)*h])
 		Normalize(v)
-		if i < len(exs) {
+		switch {
+		case i < n:
 			s.anchors = append(s.anchors, v)
-		} else {
+		case i < 2*n:
 			s.candidates = append(s.candidates, v)
+		default:
+			s.negatives = append(s.negatives, v)
 		}
 	}
 	s.exs = append(s.exs, exs...)
@@ -117,15 +131,16 @@ func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) erro
 }
 
 // result is accuracy@1 and @5 (the positive among the k most similar candidates) and
-// MRR@10; an anchor whose best candidate is another's positive is a mistake. A tie
-// with the positive counts for it.
+// MRR@10; an anchor whose best candidate is not its positive is a mistake. A tie with
+// the positive counts for it.
 func (s *embedScorer) result() (EvalResult, error) {
 	n := len(s.anchors)
 	var at1, at5, mrr float64
 	var r EvalResult
-	sims := make([]float32, n)
+	all := append(slices.Clip(s.candidates), s.negatives...)
+	sims := make([]float32, len(all))
 	for i, a := range s.anchors {
-		for j, c := range s.candidates {
+		for j, c := range all {
 			var dot float32
 			for k := range a {
 				dot += a[k] * c[k]
@@ -144,8 +159,13 @@ func (s *embedScorer) result() (EvalResult, error) {
 		if rank == 1 {
 			at1++
 		} else {
-			e := s.exs[i]
-			r.Mistakes = append(r.Mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: s.exs[best].PositiveText,
+			e, pred := s.exs[i], ""
+			if k := len(s.candidates); best < k {
+				pred = s.exs[best].PositiveText
+			} else {
+				pred = s.exs[best-k].NegativeText
+			}
+			r.Mistakes = append(r.Mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: pred,
 				Confidence: float64(sims[best]), Source: fmt.Sprintf("%s:%d", e.Pos.File, e.Pos.Line)})
 		}
 		if rank <= 5 {

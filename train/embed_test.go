@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/safetensors"
+	"github.com/bertnode/bertnode/shard"
 )
 
 const bertFixture = "../model/testdata/families/fixtures/bert-classify"
@@ -162,8 +164,9 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 
 // translationPairs writes n pairs of four words: the text's words from one list, its
 // pair's the corresponding words of another list, shuffled. Nothing but training
-// relates the two lists, so retrieval starts near chance and must be learned.
-func translationPairs(t *testing.T, path string, n int, seed uint64) {
+// relates the two lists, so retrieval starts near chance and must be learned. With
+// negatives, each has a hard negative: its pair with one word swapped for another.
+func translationPairs(t *testing.T, path string, n int, seed uint64, negatives ...bool) {
 	t.Helper()
 	b, err := os.ReadFile("../data/vocab/bert-base-uncased.vocab.txt")
 	if err != nil {
@@ -190,7 +193,15 @@ func translationPairs(t *testing.T, path string, n int, seed uint64) {
 		for _, k := range r.Perm(4) {
 			p = append(p, to[idx[k]])
 		}
-		line, _ := json.Marshal(map[string]string{"text": strings.Join(a, " "), "text_pair": strings.Join(p, " ")})
+		rec := map[string]string{"text": strings.Join(a, " "), "text_pair": strings.Join(p, " ")}
+		if len(negatives) > 0 && negatives[0] {
+			neg := slices.Clone(p)
+			for neg[0] == p[0] || slices.Contains(p, neg[0]) {
+				neg[0] = to[r.IntN(len(to))]
+			}
+			rec["negative"] = strings.Join(neg, " ")
+		}
+		line, _ := json.Marshal(rec)
 		out.Write(append(line, '\n'))
 	}
 	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
@@ -246,5 +257,71 @@ func TestEmbedTrainingLearnsPairs(t *testing.T) {
 	}
 	if math.Abs(again.Metrics["mrr_at_10"]-res.Best.Metrics["mrr_at_10"]) > 1e-9 {
 		t.Errorf("the saved model's mrr@10 %v, the run's best %v", again.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"])
+	}
+}
+
+// With hard negatives (data.negative) a batch holds triplets, the evaluation ranks the
+// negatives too, and the model learns to tell each pair from its near miss.
+func TestEmbedTrainingWithHardNegatives(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir := t.TempDir()
+	train, eval := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "eval.jsonl")
+	translationPairs(t, train, 800, 1, true)
+	translationPairs(t, eval, 100, 2, true)
+	s := Defaults()
+	s.Task, s.Train, s.Eval, s.Model, s.Data = string(model.Embed), train, eval, "tiny", shard.Spec{Negative: "negative"}
+	s.Tokenizer, s.MaxLength, s.Threads = "../data/vocab/bert-base-uncased.vocab.txt", 16, 2
+	s.BatchSize, s.Epochs, s.LR, s.Output = 32, 4, 2e-3, filepath.Join(dir, "run")
+	tr, err := Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Eval[0].Negative == nil || tr.Eval[0].NegativeText == "" {
+		t.Fatal("the evaluation examples have no hard negatives")
+	}
+	b, err := tr.batch([]*Example{&tr.Eval[0], &tr.Eval[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.B != 6 || len(b.Labels) != 2 {
+		t.Fatalf("a batch of two triplets: %d sequences, %d labels", b.B, len(b.Labels))
+	}
+	before, err := tr.Evaluate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mrr@10 %.3f -> %.3f, accuracy@1 %.3f -> %.3f", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"],
+		before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"])
+	if before.Metrics["mrr_at_10"] > 0.4 || res.Best.Metrics["accuracy_at_1"] < 0.8 {
+		t.Fatalf("accuracy@1 %.3f -> %.3f: did not learn the triplets", before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"])
+	}
+}
+
+// The retrieval scores rank each anchor's positive among every positive and hard
+// negative; a mistake names what won.
+func TestEmbedScorerRanksNegativesToo(t *testing.T) {
+	exs := []*Example{{Text: "a0", PositiveText: "p0", NegativeText: "n0"}, {Text: "a1", PositiveText: "p1", NegativeText: "n1"}}
+	// Rows: anchors a0 a1, positives p0 p1, negatives n0 n1 (2-d vectors).
+	logits := []float32{1, 0, 0, 1, 1, 0.1, 0.6, 1, 0.2, 1, 1, 0.05}
+	sc := &embedScorer{}
+	if err := sc.add(exs, &model.Batch{B: 6}, logits); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sc.result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a0 = (1,0): n1 (1,0.05) beats p0 (1,0.1): rank 2. a1 = (0,1): p1 (0.6,1) is beaten
+	// by n0 (0.2,1): rank 2.
+	if r.Metrics["accuracy_at_1"] != 0 || r.Metrics["accuracy_at_5"] != 1 || r.Metrics["mrr_at_10"] != 0.5 {
+		t.Errorf("metrics %v; want accuracy@1 0, @5 1, mrr@10 0.5", r.Metrics)
+	}
+	if len(r.Mistakes) != 2 || r.Mistakes[0].Pred != "n1" || r.Mistakes[1].Pred != "n0" || r.Mistakes[0].Gold != "p0" {
+		t.Errorf("mistakes %+v", r.Mistakes)
 	}
 }

@@ -286,13 +286,19 @@ func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n in
 
 // batch collates examples into a model batch with their labels.
 func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
-	encs := make([]*tokenize.Encoding, len(exs), 2*len(exs))
+	encs := make([]*tokenize.Encoding, len(exs), 3*len(exs))
 	for i, e := range exs {
 		encs[i] = &e.Enc
 	}
-	for _, e := range exs { // embed: the positives after the anchors (model.Embed)
+	// embed: the positives after the anchors, then any hard negatives (model.Embed)
+	for _, e := range exs {
 		if e.Positive != nil {
 			encs = append(encs, e.Positive)
+		}
+	}
+	for _, e := range exs {
+		if e.Negative != nil {
+			encs = append(encs, e.Negative)
 		}
 	}
 	cb, err := t.coll.Collate(encs)
