@@ -136,6 +136,45 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) (any, error)
 	return out, nil
 }
 
+type similarityRequest struct {
+	Source string   `json:"source"`
+	Texts  []string `json:"texts"`
+}
+
+type similarityResponse struct {
+	Scores []float64 `json:"scores"`
+}
+
+// similarity answers POST /v1/similarity: the cosine similarity of each text to the
+// source, from one batch of their vectors (text-embeddings-inference's /similarity).
+func (s *Server) similarity(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req similarityRequest
+	if err := s.embedding("/v1/similarity", w, r, &req); err != nil {
+		return nil, err
+	}
+	maxLen := s.t.Spec.MaxLength
+	if err := s.opts.Limits.checkText("source", req.Source, maxLen, s.tokens); err != nil {
+		return nil, err
+	}
+	if err := s.opts.Limits.checkTexts("texts", req.Texts, maxLen, s.tokens); err != nil {
+		return nil, err
+	}
+	vecs, err := s.via(r.Context()).Embed(append([]string{req.Source}, req.Texts...), true)
+	if err != nil {
+		return nil, err
+	}
+	src := vecs[0].Embedding
+	out := similarityResponse{Scores: make([]float64, len(req.Texts))}
+	for i, v := range vecs[1:] {
+		var dot float64
+		for k, x := range v.Embedding {
+			dot += float64(x) * float64(src[k])
+		}
+		out.Scores[i] = dot
+	}
+	return out, nil
+}
+
 // embedding refuses route for a model that is not an embedding model, and decodes the
 // request into v.
 func (s *Server) embedding(route string, w http.ResponseWriter, r *http.Request, v any) error {

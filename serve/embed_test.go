@@ -221,3 +221,36 @@ func TestEmbeddingRoutesAndTasks(t *testing.T) {
 		t.Errorf("cls pooling without normalize: %d vectors of %d, norm %v", len(got.Embeddings), len(got.Embeddings[0]), norm(got.Embeddings[0]))
 	}
 }
+
+// /v1/similarity answers the cosine similarity of each text to the source, as the
+// vectors predict gives compute it.
+func TestSimilarity(t *testing.T) {
+	checkpoint(t, "classify")
+	dir := embedCheckpoint(t)
+	ref := load(t, dir)
+	srv := start(t, load(t, dir), nil)
+	texts := smsTexts(t, 4)
+	vecs, err := ref.Embed(append([]string{"free prize"}, texts...), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := post[similarityResponse](t, srv.url+"/v1/similarity", jsonBody(t, map[string]any{"source": "free prize", "texts": texts}))
+	if len(got.Scores) != len(texts) {
+		t.Fatalf("%d scores for %d texts", len(got.Scores), len(texts))
+	}
+	for i, sc := range got.Scores {
+		var want float64
+		for k, x := range vecs[i+1].Embedding {
+			want += float64(x) * float64(vecs[0].Embedding[k])
+		}
+		if math.Abs(sc-want) > 1e-5 || sc > 1+1e-6 {
+			t.Errorf("text %d: similarity %v, from predict's vectors %v", i, sc, want)
+		}
+	}
+	same := post[similarityResponse](t, srv.url+"/v1/similarity", jsonBody(t, map[string]any{"source": texts[0], "texts": texts[:1]}))
+	if math.Abs(same.Scores[0]-1) > 1e-5 {
+		t.Errorf("a text's similarity to itself: %v", same.Scores[0])
+	}
+	wantError(t, "POST", srv.url+"/v1/similarity", `{"source": " ", "texts": ["a"]}`, 400, kindInvalid, "source: empty text")
+	wantError(t, "POST", srv.url+"/v1/similarity", `{"source": "a"}`, 400, kindInvalid, "texts: at least one text")
+}

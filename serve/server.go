@@ -132,6 +132,7 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodPost, "/v1/attention", s.attention)
 	s.route(mux, http.MethodPost, "/v1/embed", s.embed)
 	s.route(mux, http.MethodPost, "/v1/embeddings", s.embeddings)
+	s.route(mux, http.MethodPost, "/v1/similarity", s.similarity)
 	s.route(mux, http.MethodPost, "/v1/tokenize", s.tokenize)
 	s.route(mux, http.MethodGet, "/v1/model", s.modelInfo)
 	s.route(mux, http.MethodGet, "/healthz", s.healthz)

@@ -55,6 +55,7 @@ what predict prints for the same input.
        -> {"embeddings": [[...], ...]}
   POST /v1/embeddings {"input": "..." or [...], "model", "encoding_format", "dimensions"}
        -> OpenAI's embeddings answer (unit-length vectors; float or base64)      embed
+  POST /v1/similarity {"source", "texts": [...]}  -> {"scores": [...]} (cosine)        embed
   POST /v1/tokenize   {"texts": [...]}  -> {"tokens": [[{"id", "token", "start", "end", "special"}]]}
   GET  /v1/model  /healthz  /readyz  /metrics (Prometheus)
 
