@@ -91,9 +91,10 @@ type Spec struct {
 	// the YAML; a plan carries it to the nodes in JSON.
 	Scores bool `json:"scores,omitempty" yaml:"-"`
 
-	// Unlabeled records are text pairs without labels (csv, tsv, jsonl): the task's
-	// to say, not the user's (an embedding model trains on pairs). TextPair then
-	// defaults to "text_pair" where Text defaults to "text".
+	// Unlabeled records are text pairs without labels (csv, tsv, jsonl; squad's
+	// questions and contexts): the task's to say, not the user's (an embedding model
+	// trains on pairs). TextPair then defaults to "text_pair" where Text defaults to
+	// "text".
 	Unlabeled bool `json:"unlabeled,omitempty" yaml:"-"`
 }
 
@@ -142,8 +143,8 @@ func (s Spec) validateFor() error {
 	}
 	if s.Unlabeled {
 		switch {
-		case !delimited && f != JSONL:
-			return specErr("format", "%s: text pairs without labels are read from csv, tsv or jsonl", f)
+		case !delimited && f != JSONL && f != SQuAD:
+			return specErr("format", "%s: text pairs without labels are read from csv, tsv, jsonl or squad (question and context)", f)
 		case s.Label != "":
 			return specErr("label", "%q: text pairs without labels have none", s.Label)
 		case s.LabelSep != "" || s.Tokens != "":

@@ -55,27 +55,32 @@ func Normalize(v []float32) {
 	}
 }
 
-// embedTask trains an embedding model on (text, text_pair) pairs: each text's pair is
-// its positive and the batch's other pairs its negatives (model.Embed's loss), with
-// the data's hard negatives (data.negative) as more negatives when it has them.
+// embedTask trains an embedding model on (text, text_pair) pairs (squad data: questions
+// and their contexts, as dense passage retrieval does): each text's pair is its
+// positive and the batch's other pairs its negatives (model.Embed's loss), with the
+// data's hard negatives (data.negative) as more negatives when it has them.
 type embedTask struct{}
 
 func (embedTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.LabelSet, maxLen int) ([]Example, error) {
 	out := make([]Example, 0, len(recs))
 	for i := range recs {
 		rec := &recs[i]
-		if strings.TrimSpace(rec.TextPair) == "" {
+		text, pair := rec.Text, rec.TextPair
+		if rec.Question != "" {
+			text, pair = rec.Question, rec.Context
+		}
+		if strings.TrimSpace(pair) == "" {
 			return nil, fmt.Errorf("%s:%d: text_pair: empty: an embedding model trains on (text, text_pair) pairs, the pair the text's positive", rec.Pos.File, rec.Pos.Line)
 		}
-		a, err := tok.Encode(rec.Text, maxLen)
+		a, err := tok.Encode(text, maxLen)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", rec.Pos.File, rec.Pos.Line, err)
 		}
-		p, err := tok.Encode(rec.TextPair, maxLen)
+		p, err := tok.Encode(pair, maxLen)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: text_pair: %w", rec.Pos.File, rec.Pos.Line, err)
 		}
-		ex := Example{Enc: a, Positive: &p, Text: rec.Text, PositiveText: rec.TextPair, Pos: rec.Pos}
+		ex := Example{Enc: a, Positive: &p, Text: text, PositiveText: pair, Pos: rec.Pos}
 		if rec.Negative != "" {
 			neg, err := tok.Encode(rec.Negative, maxLen)
 			if err != nil {

@@ -325,3 +325,21 @@ func TestEmbedScorerRanksNegativesToo(t *testing.T) {
 		t.Errorf("mistakes %+v", r.Mistakes)
 	}
 }
+
+// SQuAD data trains an embedding model on questions and their contexts.
+func TestEmbedReadsSQuADQuestionsAndContexts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qa.json")
+	os.WriteFile(path, []byte(`{"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "The Eiffel Tower is in Paris.",
+		"qas": [{"id": "q1", "question": "Where is the tower?", "answers": [{"text": "Paris", "answer_start": 23}]}]}]}]}`), 0o644)
+	recs, _, err := ReadAll(shard.Spec{Format: shard.SQuAD, Unlabeled: true}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs, err := embedTask{}.encode(testTokenizer(t), recs, nil, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exs) != 1 || exs[0].Text != "Where is the tower?" || exs[0].PositiveText != "The Eiffel Tower is in Paris." || exs[0].Positive == nil {
+		t.Fatalf("examples %+v", exs)
+	}
+}
