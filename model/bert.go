@@ -16,7 +16,7 @@ var bertFamily = &family{
 		// (BertForQuestionAnswering has no dropout; bertnode's QA head always had it.)
 		s := headSpec{out: "classifier", drop: orDefault(c.ClassifierDropout, c.HiddenDropoutProb)}
 		switch m.Opts.Task {
-		case Classify, MultiLabel, Regression:
+		case Classify, MultiLabel, Regression, Choice:
 			s.pre, s.preAct = "bert.pooler.dense", tanh
 		case QA:
 			s.out = "qa_outputs"

@@ -127,7 +127,7 @@ func declareDebertaV2(m *Model) {
 	// dropout at hidden_dropout_prob; question answering's none.
 	s := headSpec{out: "classifier", drop: c.HiddenDropoutProb}
 	switch m.Opts.Task {
-	case Classify, MultiLabel, Regression:
+	case Classify, MultiLabel, Regression, Choice:
 		s.pre, s.preDropRate, s.drop = "pooler.dense", c.PoolerDropout, orDefault(c.ClassifierDropout, c.HiddenDropoutProb)
 		s.preAct, _ = activation(c.PoolerHiddenAct) // the config checked the name
 	case QA:

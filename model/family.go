@@ -82,6 +82,8 @@ func (m *Model) architecture() string {
 		suffix = "ForQuestionAnswering"
 	case Embed:
 		suffix = "Model"
+	case Choice:
+		suffix = "ForMultipleChoice"
 	}
 	return m.Config.ArchitecturePrefix() + suffix
 }

@@ -42,7 +42,7 @@ func (m *Model) declareHead(s headSpec) {
 		hd.pool, hd.first = m.Opts.Pooling, m.Opts.Pooling == PoolCLS
 		return
 	}
-	hd.first = m.Opts.Task.Sequence()
+	hd.first = m.Opts.Task.pooled()
 	hd.drop = s.drop
 	if m.Opts.HeadDropout >= 0 {
 		hd.drop = m.Opts.HeadDropout

@@ -108,6 +108,8 @@ func randomBatch(r *rand.Rand, m *Model, L int, lens []int) *Batch {
 			s := r.Int64N(int64(n))
 			b.Labels[i], b.Labels[B+i] = s, s+r.Int64N(int64(n)-s)
 		}
+	case Choice: // one example of B choices
+		b.Choices, b.Labels = B, []int64{r.Int64N(int64(B))}
 	case Embed: // pairs: each anchor's positive, among the second half's candidates
 		for _, i := range r.Perm(B / 2) {
 			b.Labels = append(b.Labels, int64(i))

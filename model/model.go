@@ -23,20 +23,29 @@ const (
 	// a sentence-embedding model, without a head. It trains on (anchor, positive) pairs,
 	// or (anchor, positive, hard negative) triplets, with in-batch negatives (embed.go).
 	Embed Task = "embed"
+	// Choice is multiple choice: a score per (text, choice) sequence from the sequence
+	// head with one output, softmax and cross-entropy over each example's choices
+	// (Batch.Choices sequences in a row).
+	Choice Task = "choice"
 )
 
 // ParseTask checks a task name.
 func ParseTask(s string) (Task, error) {
 	switch t := Task(s); t {
-	case Classify, MultiLabel, NER, QA, Regression, Embed:
+	case Classify, MultiLabel, NER, QA, Regression, Embed, Choice:
 		return t, nil
 	}
-	return "", fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa or embed", s)
+	return "", fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed or choice", s)
 }
 
 // Sequence says whether the task predicts once per sequence, from its first token (or
 // its pooled tokens): the sequence classification head, which regression shares.
 func (t Task) Sequence() bool { return t == Classify || t == MultiLabel || t == Regression }
+
+// pooled says whether the task's head reads the sequence's first token (or its pooled
+// tokens): the sequence tasks' and multiple choice's, which has the same head in most
+// families.
+func (t Task) pooled() bool { return t.Sequence() || t == Choice }
 
 // Freeze says which parameters do not train.
 type Freeze struct {
@@ -107,6 +116,8 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	switch opts.Task {
 	case QA:
 		opts.NumLabels = 2
+	case Choice:
+		opts.NumLabels = 1 // a score per choice
 	case Embed:
 		opts.NumLabels = cfg.HiddenSize // the width of its output
 		if opts.Pooling, err = ParsePooling(opts.Pooling); err != nil {
@@ -197,6 +208,9 @@ type Batch struct {
 	// Targets: multilabel [B*NumLabels] in {0, 1}; regression [B*NumLabels] scores.
 	// Nil for inference.
 	Targets []float32
+	// Choices: multiple choice's sequences per example, each example's in a row (B a
+	// multiple of it); Labels are then [B/Choices] indexes of the right one.
+	Choices int
 }
 
 // Output is what a forward pass returns. The caller drops the tensors it keeps.
@@ -364,6 +378,20 @@ func (m *Model) checkBatch(b *Batch) error {
 			}
 		}
 		return nil
+	case Choice:
+		switch {
+		case b.Labels == nil:
+		case b.Choices < 2 || b.B%b.Choices != 0:
+			return fmt.Errorf("model: choice: %d choices per example for a batch of %d sequences", b.Choices, b.B)
+		case len(b.Labels) != b.B/b.Choices:
+			return fmt.Errorf("model: choice labels: %d values for %d examples", len(b.Labels), b.B/b.Choices)
+		}
+		for i, l := range b.Labels {
+			if l < 0 || l >= int64(b.Choices) {
+				return fmt.Errorf("model: choice label %d at %d outside [0, %d)", l, i, b.Choices)
+			}
+		}
+		return nil
 	case Classify:
 		want = b.B
 	case NER:
@@ -411,6 +439,12 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
 		defer t.MustDrop()
 		return logits.MustBinaryCrossEntropyWithLogits(t, undefined, w, mean, false)
+	case Choice: // transformers' view(-1, num_choices) then cross-entropy
+		t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
+		defer t.MustDrop()
+		rows := logits.MustView([]int64{-1, int64(b.Choices)}, false)
+		defer rows.MustDrop()
+		return rows.MustCrossEntropyLoss(t, undefined, mean, IgnoreIndex, 0, false)
 	case Regression:
 		// transformers' MSELoss(logits.squeeze(), labels.squeeze()) for one output and
 		// over all outputs for several: either way the mean over every score.

@@ -102,7 +102,7 @@ func declareModernBERT(m *Model) {
 	if m.Opts.HeadDropout >= 0 {
 		hd.drop = m.Opts.HeadDropout
 	}
-	hd.seq = m.Opts.Task.Sequence()
+	hd.seq = m.Opts.Task.pooled()
 	hd.mean = c.ClassifierPooling == "mean"
 }
 

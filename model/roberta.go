@@ -14,6 +14,10 @@ var robertaFamily = &family{
 	declare: func(m *Model) {
 		m.declareEmbeddings("roberta.embeddings.", true)
 		m.bertLayers("roberta.")
+		if m.Opts.Task == Choice { // RobertaForMultipleChoice: the pooler, dropout, classifier
+			m.declareHead(headSpec{pre: "roberta.pooler.dense", preAct: tanh, out: "classifier", drop: m.Config.HiddenDropoutProb})
+			return
+		}
 		m.declareHead(classificationHead(m, tanh))
 	},
 }

@@ -110,13 +110,18 @@ def encode(ref, cfg, ids, mask, types):
 
 
 def head(ref, cfg, task, h):
-    """The task head in evaluation mode (dropout is the identity)."""
+    """The task head in evaluation mode (dropout is the identity). Multiple choice
+    ("choice") has the sequence head with one output, but for RoBERTa and ELECTRA."""
     mt = cfg["model_type"]
     if task == "qa":
         return ref.lin("qa_outputs", h)
     if task == "ner":
         return ref.lin("classifier", h)
     first = h[:, 0]
+    if task == "choice" and mt == "roberta":  # RobertaForMultipleChoice: pooler, classifier
+        return ref.lin("classifier", torch.tanh(ref.lin("roberta.pooler.dense", first)))
+    if task == "choice" and mt == "electra":  # ElectraForMultipleChoice: SequenceSummary (gelu)
+        return ref.lin("classifier", F.gelu(ref.lin("sequence_summary.summary", first)))
     if mt == "bert":
         return ref.lin("classifier", torch.tanh(ref.lin("bert.pooler.dense", first)))
     if mt == "albert":
