@@ -13,7 +13,7 @@ import (
 type jsonLines struct {
 	file                  string
 	text, pair, label, id string
-	negative              string
+	negative, choices     string
 	tokens, tags          string
 	labelSep              string
 	scores                bool
@@ -24,7 +24,7 @@ type jsonLines struct {
 }
 
 func newJSONLines(file string, s Spec) *jsonLines {
-	return &jsonLines{file: file, text: s.Text, pair: s.TextPair, label: s.Label, id: s.ID, negative: s.Negative,
+	return &jsonLines{file: file, text: s.Text, pair: s.TextPair, label: s.Label, id: s.ID, negative: s.Negative, choices: s.Choices,
 		tokens: s.Tokens, tags: s.Tags, labelSep: s.LabelSep, scores: s.Scores, labels: newInterner()}
 }
 
@@ -81,6 +81,16 @@ func (p *jsonLines) record(_ int, rec *Record) error {
 		if rec.Negative, err = p.str(p.negative, true); err != nil {
 			return bad(p.negative, "%v", err)
 		}
+	}
+	if p.choices != "" {
+		choices, err := p.list(p.choices, true)
+		switch {
+		case err != nil:
+			return bad(p.choices, "%v", err)
+		case len(choices) < 2:
+			return bad(p.choices, "%d choices: want two or more", len(choices))
+		}
+		rec.Choices = append(rec.Choices, choices...)
 	}
 	if p.label == "" {
 		return nil // unlabeled pairs

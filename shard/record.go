@@ -29,6 +29,7 @@ type Record struct {
 	Text     string
 	TextPair string
 	Negative string   // a hard negative for the text (embedding models)
+	Choices  []string // multiple choice: the answers to choose from, each read after Text
 	Labels   []string // one label, or several for multi-label data
 	Tokens   []string // token classification: one tag per token
 	Tags     []string
@@ -47,6 +48,7 @@ func (r *Record) Clone() Record {
 	c.Tokens = append([]string(nil), r.Tokens...)
 	c.Tags = append([]string(nil), r.Tags...)
 	c.Answers = append([]Answer(nil), r.Answers...)
+	c.Choices = append([]string(nil), r.Choices...)
 	return c
 }
 
@@ -57,6 +59,7 @@ func (r *Record) reset() {
 		Tokens:  r.Tokens[:0],
 		Tags:    r.Tags[:0],
 		Answers: r.Answers[:0],
+		Choices: r.Choices[:0],
 	}
 }
 

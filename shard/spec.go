@@ -72,6 +72,9 @@ type Spec struct {
 	// Negative is a column or field of hard negatives: a text like the text's pair
 	// but not its match (text pairs without labels only).
 	Negative string `json:"negative,omitempty" yaml:"negative,omitempty"`
+	// Choices is the jsonl field holding a multiple-choice record's answers, an array
+	// of strings; its label is the right one's 0-based index.
+	Choices string `json:"choices,omitempty" yaml:"choices,omitempty"`
 	// LabelSep splits a label value into several labels (multi-label), e.g.
 	// "|"; in jsonl a JSON array of labels needs no separator.
 	LabelSep string `json:"label_sep,omitempty" yaml:"label_sep,omitempty"`
@@ -96,6 +99,17 @@ type Spec struct {
 	// trains on pairs). TextPair then defaults to "text_pair" where Text defaults to
 	// "text".
 	Unlabeled bool `json:"unlabeled,omitempty" yaml:"-"`
+}
+
+// ForTask is s as task reads its data: regression's labels are scores, an embedding
+// model's records text pairs without labels, multiple choice's choices in the
+// "choices" field unless s names another.
+func (s Spec) ForTask(task string) Spec {
+	s.Scores, s.Unlabeled = task == "regression", task == "embed"
+	if task == "choice" && s.Choices == "" {
+		s.Choices = "choices"
+	}
+	return s
 }
 
 // Validate checks the spec on its own, naming the first bad field.
@@ -124,6 +138,7 @@ func (s Spec) validateFor() error {
 		"label":     delimited || f == JSONL,
 		"id":        delimited || f == JSONL,
 		"negative":  delimited || f == JSONL,
+		"choices":   f == JSONL,
 		"label_sep": delimited || f == JSONL || f == LabelText,
 		"tokens":    f == CoNLL || f == JSONL,
 		"tags":      f == CoNLL || f == JSONL,
@@ -132,8 +147,9 @@ func (s Spec) validateFor() error {
 		"header": s.Header != nil, "quote": s.Quote != nil, "delimiter": s.Delimiter != "",
 		"text": s.Text != "", "text_pair": s.TextPair != "", "label": s.Label != "", "id": s.ID != "",
 		"label_sep": s.LabelSep != "", "tokens": s.Tokens != "", "tags": s.Tags != "", "negative": s.Negative != "",
+		"choices": s.Choices != "",
 	}
-	for _, name := range []string{"header", "quote", "delimiter", "text", "text_pair", "label", "id", "negative", "label_sep", "tokens", "tags"} {
+	for _, name := range []string{"header", "quote", "delimiter", "text", "text_pair", "label", "id", "negative", "choices", "label_sep", "tokens", "tags"} {
 		if set[name] && !use[name] {
 			return specErr(name, "not used by format %s", f)
 		}
@@ -165,7 +181,7 @@ func (s Spec) validateFor() error {
 				}
 			}
 		}
-		if err := distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}}); err != nil {
+		if err := distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}, {"choices", s.Choices}}); err != nil {
 			return err
 		}
 	}
@@ -198,7 +214,7 @@ func (s Spec) validateFor() error {
 		if s.Tags != "" {
 			return specErr("tags", "set without tokens")
 		}
-		return distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}})
+		return distinct([][2]string{{"text", s.Text}, {"text_pair", s.TextPair}, {"label", s.Label}, {"id", s.ID}, {"negative", s.Negative}, {"choices", s.Choices}})
 	}
 	return nil
 }

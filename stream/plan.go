@@ -96,8 +96,7 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	data.Scores = opts.Task == "regression"
-	data.Unlabeled = opts.Task == "embed" // an embedding model trains on text pairs
+	data = data.ForTask(opts.Task)
 	hr := &hashingReaderAt{f: f, h: sha256.New()}
 	r, err := shard.OpenReaderAt(data, name, hr, st.Size())
 	if err != nil {

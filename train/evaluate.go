@@ -45,7 +45,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	spec.Data.Scores = spec.Task == string(model.Regression)
+	spec.Data = spec.Data.ForTask(spec.Task)
 	switch {
 	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxLength():
 		return nil, fmt.Errorf("job spec: max_length: %d is not in [8, %d] (the model's max_position_embeddings)", spec.MaxLength, cfg.MaxLength())
@@ -68,9 +68,10 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	}
 	embed := spec.Task == string(model.Embed)
 	labels := &shard.LabelSet{}
-	if embed {
-		spec.Data.Unlabeled = true // it is evaluated on text pairs
-	} else if labels, err = shard.NewLabelSet(cfg.Labels()); err != nil {
+	if !embed { // an embedding model is evaluated on text pairs
+		labels, err = shard.NewLabelSet(cfg.Labels())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
 	}
 	tok, err := openTokenizer(spec, dir)
@@ -136,6 +137,8 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.NER), nil
 	case "ForQuestionAnswering":
 		return string(model.QA), nil
+	case "ForMultipleChoice":
+		return string(model.Choice), nil
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
 	case "ForSequenceClassification":
@@ -147,7 +150,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		}
 		return string(model.Classify), nil
 	}
-	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
+	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering, %[2]sForMultipleChoice or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which

@@ -22,7 +22,7 @@ import (
 // Spec is a training job: what `bertnode train` reads from YAML, flags overriding it,
 // and what the coordinator will accept.
 type Spec struct {
-	Task  string     `yaml:"task"`  // classify | multilabel | regression | ner | qa | embed
+	Task  string     `yaml:"task"`  // classify | multilabel | regression | ner | qa | embed | choice
 	Train string     `yaml:"train"` // training data file
 	Eval  string     `yaml:"eval"`  // evaluation file; empty with EvalSplit holds out part of Train
 	Data  shard.Spec `yaml:"data"`  // format, columns, encoding, skip_bad_records
@@ -141,12 +141,11 @@ func (s *Spec) Validate() error {
 	if len(s.ClassWeights) > 0 && s.Task == string(model.Regression) {
 		return bad("class_weights", "regression has scores, not classes to weight")
 	}
-	s.Data.Scores = s.Task == string(model.Regression)
+	s.Data = s.Data.ForTask(s.Task)
 	if s.Quantize != "" && s.Quantize != "none" {
 		return bad("quantize", "%q is for eval, predict and serve: training runs in full precision", s.Quantize)
 	}
 	if s.Task == string(model.Embed) {
-		s.Data.Unlabeled = true // text pairs
 		p, err := model.ParsePooling(s.Pooling)
 		if err != nil {
 			return bad("pooling", "%v", err)
