@@ -14,7 +14,7 @@ import (
 // Example is one encoded training or evaluation example.
 type Example struct {
 	Enc    tokenize.Encoding
-	Label  int       // classify
+	Label  int       // classify; choice: the right choice
 	Target []float32 // multilabel: one 0/1 per class; regression: the scores
 	Text   string    // for error analysis
 	Pos    shard.Pos
@@ -29,6 +29,9 @@ type Example struct {
 	PositiveText string
 	Negative     *tokenize.Encoding // embed: a hard negative, or nil
 	NegativeText string
+
+	ChoiceEncs  []tokenize.Encoding // choice: the text with each choice; Enc is the first
+	ChoiceTexts []string
 }
 
 // Dataset is the encoded examples of one file (or part of one).

@@ -39,6 +39,13 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 		s.Task, s.Data, s.Metric, s.MaxLength = "embed", shard.Spec{}, "", 16
 		replicasStayIdentical(t, s)
 	})
+	t.Run("choice", func(t *testing.T) {
+		s := smsSpec(t)
+		s.Train = filepath.Join(t.TempDir(), "choices.jsonl")
+		choiceData(t, s.Train, 200, 3)
+		s.Task, s.Data, s.Metric, s.MaxLength = "choice", shard.Spec{}, "", 16
+		replicasStayIdentical(t, s)
+	})
 }
 
 func replicasStayIdentical(t *testing.T, base Spec) {

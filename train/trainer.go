@@ -286,9 +286,14 @@ func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n in
 
 // batch collates examples into a model batch with their labels.
 func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
-	encs := make([]*tokenize.Encoding, len(exs), 3*len(exs))
-	for i, e := range exs {
-		encs[i] = &e.Enc
+	encs := make([]*tokenize.Encoding, 0, max(3, len(exs[0].ChoiceEncs))*len(exs))
+	for _, e := range exs {
+		if len(e.ChoiceEncs) == 0 {
+			encs = append(encs, &e.Enc)
+		}
+		for k := range e.ChoiceEncs { // choice: each example's choices in a row (model.Choice)
+			encs = append(encs, &e.ChoiceEncs[k])
+		}
 	}
 	// embed: the positives after the anchors, then any hard negatives (model.Embed)
 	for _, e := range exs {
@@ -305,7 +310,8 @@ func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask, Labels: cb.Labels}
+	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask, Labels: cb.Labels,
+		Choices: len(exs[0].ChoiceEncs)}
 	t.task.label(b, exs)
 	return b, nil
 }
