@@ -48,14 +48,7 @@ func (s *Server) rerank(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := s.opts.Limits.checkText("query", req.Query, maxLen, s.tokens); err != nil {
 		return nil, err
 	}
-	pairTokens := func(text string) int {
-		enc, err := s.t.Tok.EncodePair(req.Query, text, 0)
-		if err != nil {
-			return 0 // EncodePair fails only for a bad max length
-		}
-		return enc.Len()
-	}
-	if err := s.opts.Limits.checkTexts("texts", req.Texts, maxLen, pairTokens); err != nil {
+	if err := s.opts.Limits.checkTexts("texts", req.Texts, maxLen, s.pairTokens(req.Query)); err != nil {
 		return nil, err
 	}
 	if req.TopN < 0 {

@@ -128,6 +128,7 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodPost, "/v1/classify", s.classify)
 	s.route(mux, http.MethodPost, "/v1/ner", s.ner)
 	s.route(mux, http.MethodPost, "/v1/qa", s.qa)
+	s.route(mux, http.MethodPost, "/v1/choice", s.choice)
 	s.route(mux, http.MethodPost, "/v1/rerank", s.rerank)
 	s.route(mux, http.MethodPost, "/v1/attention", s.attention)
 	s.route(mux, http.MethodPost, "/v1/embed", s.embed)
@@ -206,6 +207,18 @@ func (s *Server) tokens(text string) int {
 		return 0 // Encode fails only for a bad max length
 	}
 	return enc.Len()
+}
+
+// pairTokens counts the tokens of first and a text as a pair, specials included,
+// untruncated: the text's count for the limits.
+func (s *Server) pairTokens(first string) func(string) int {
+	return func(text string) int {
+		enc, err := s.t.Tok.EncodePair(first, text, 0)
+		if err != nil {
+			return 0 // EncodePair fails only for a bad max length
+		}
+		return enc.Len()
+	}
 }
 
 // wrongTask refuses a route the model's head does not serve.
