@@ -16,6 +16,7 @@ func dataSpecFlags(f *pflag.FlagSet, d *shard.Spec) {
 	f.StringVar(&d.Label, "label-column", d.Label, "label column or field (regression: the score, a number)")
 	f.StringVar(&d.TextPair, "text-pair-column", d.TextPair, "second text column or field (sentence pairs)")
 	f.StringVar(&d.ID, "id-column", d.ID, "id column or field")
+	f.StringVar(&d.Choices, "choices-column", d.Choices, "choice: the jsonl field of each record's choices, an array of strings (default \"choices\"); the label is the right one's index")
 	f.StringVar(&d.Negative, "negative-column", d.Negative, "embed: a column or field of hard negatives, each a text like its row's pair but not its match")
 	f.StringVar(&d.Tokens, "tokens-column", d.Tokens, "ner: conll's token column (default 0), or jsonl's field of token arrays")
 	f.StringVar(&d.Tags, "tags-column", d.Tags, "ner: conll's tag column (default -1, the last), or jsonl's field of tag arrays")

@@ -60,7 +60,8 @@ score; a model with several outputs pools them); ner seqeval's entity-level repo
 SQuAD's exact match and F1 (HasAns/NoAns for v2); an embedding model (a bare base
 model, as task embed saves it) ranks, for each text of the file's (text, text_pair)
 pairs, every pair by cosine similarity: accuracy@1, accuracy@5 and MRR@10 (its
-mistakes: texts whose best match was another's pair). Labels in the data must be among
+mistakes: texts whose best match was another's pair); multiple choice its accuracy.
+Labels in the data must be among
 the checkpoint's (regression: numbers, as many as the model has outputs).
 
 The data file is read as in training: with the data flags, the same as train's

@@ -86,6 +86,12 @@ With data flags (--format and the others, the same as train's and eval's), --fil
 a data file read as training reads it: csv, tsv, jsonl or labeltext texts (labels are
 read but not used), conll sentences for ner, squad questions for qa.
 
+choice (multiple choice): JSON lines {"text": ..., "choices": [...]} from --file or
+standard input (or a jsonl data file with --choices-column); each text is read with
+each choice as a text pair:
+
+  {"text":"She opened the umbrella because","choice":"it was raining","index":1,"probs":[0.1,0.9]}
+
 embed (an embedding checkpoint: a bare base model such as sentence-transformers save,
 config.json's architectures BertModel, ModernBertModel...; or any checkpoint read with
 --pooling cls|mean|max): texts as for classify; each gets its vector, the last hidden
@@ -152,6 +158,17 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 					return err
 				}
 				answers, err := t.PredictAnswers(qs, pf.allowEmpty)
+				if err != nil {
+					return err
+				}
+				return writeJSONLines(out, answers)
+			}
+			if task == string(model.Choice) {
+				qs, err := predictChoiceQuestions(cmd, args, pf)
+				if err != nil {
+					return err
+				}
+				answers, err := t.PredictChoices(qs)
 				if err != nil {
 					return err
 				}
@@ -321,6 +338,37 @@ func predictQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]tra
 			id = *q.ID
 		}
 		qs = append(qs, train.Question{ID: id, Question: q.Question, Context: q.Context, Pos: shard.Pos{File: name, Line: line}})
+		return nil
+	})
+	return qs, err
+}
+
+// predictChoiceQuestions is the multiple-choice questions to answer: JSON lines
+// {"text": ..., "choices": [...]} of --file or standard input, or a data file's records.
+func predictChoiceQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]train.ChoiceQuestion, error) {
+	if len(args) > 0 {
+		return nil, fmt.Errorf(`a choice checkpoint reads JSON lines {"text": ..., "choices": [...]} in --file or on standard input; it takes no TEXT arguments`)
+	}
+	var qs []train.ChoiceQuestion
+	if pf.data != nil {
+		recs, bad, err := train.ReadAll(pf.data.ForTask(string(model.Choice)), pf.file)
+		if err != nil {
+			return nil, err
+		}
+		if bad.Count > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped %s\n", pf.file, bad)
+		}
+		for _, r := range recs {
+			qs = append(qs, train.ChoiceQuestion{Text: r.Text, Choices: r.Choices})
+		}
+		return qs, nil
+	}
+	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
+		var q train.ChoiceQuestion
+		if err := json.Unmarshal([]byte(text), &q); err != nil || len(q.Choices) < 2 {
+			return fmt.Errorf(`%s:%d: want a JSON object {"text": ..., "choices": [two or more]} on each line`, name, line)
+		}
+		qs = append(qs, q)
 		return nil
 	})
 	return qs, err
