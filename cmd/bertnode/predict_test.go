@@ -552,3 +552,27 @@ func TestPredictEmbeddings(t *testing.T) {
 	wantErr(t, "", []string{"--normalize", "only for embed", "classify"}, "predict", "--model", m.dir, "--max-length", "64", "--normalize", "text")
 	wantErr(t, "", []string{"pooling", `"sum"`}, "predict", "--model", m.dir, "--max-length", "64", "--pooling", "sum", "text")
 }
+
+// predict on a multiple-choice checkpoint reads JSON lines of a text and its choices
+// and prints the pick and each choice's probability; text arguments are refused.
+func TestPredictChoices(t *testing.T) {
+	dir := t.TempDir()
+	data := writeLines(t, dir, "choices.jsonl", `{"text": "She opened the umbrella because", "choices": ["it was sunny", "it was raining"], "label": 1}`,
+		`{"text": "He drank water because", "choices": ["he was thirsty", "it was late"], "label": 0}`)
+	ckpt := tinyCheckpoint(t, "choice", data, shard.JSONL)
+	in := `{"text": "The dog barked at", "choices": ["the mail carrier", "nothing", "the moon"]}` + "\n"
+	out, _, err := bertnode(t, in, "predict", "--model", ckpt, "--max-length", "32", "--threads", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := jsonLines[train.ChoiceAnswer](t, out)
+	if len(answers) != 1 || len(answers[0].Probs) != 3 || answers[0].Choice != []string{"the mail carrier", "nothing", "the moon"}[answers[0].Index] {
+		t.Fatalf("answers %+v", answers)
+	}
+	wantErr(t, "", []string{"choice checkpoint", "no TEXT arguments"}, "predict", "--model", ckpt, "--max-length", "32", "a text")
+	wantErr(t, `{"text": "a", "choices": ["x"]}`+"\n", []string{"standard input:1", "two or more"}, "predict", "--model", ckpt, "--max-length", "32")
+	fromData := mustRun(t, "predict", "--model", ckpt, "--max-length", "32", "--file", data, "--format", "jsonl")
+	if got := jsonLines[train.ChoiceAnswer](t, fromData); len(got) != 2 || got[1].Text != "He drank water because" {
+		t.Errorf("from the data file: %+v", got)
+	}
+}
