@@ -58,7 +58,8 @@ func ParseSpec(text string) (JobSpec, error) {
 	if s.Metric == "" {
 		s.Metric = DefaultMetric(s.Task)
 	}
-	s.Data.Unlabeled = s.Task == "embed" // an embedding model trains on text pairs
+	s.Data.Unlabeled = s.Task == "embed" || s.Task == "mlm" // text pairs, or texts alone
+	s.Data.Single = s.Task == "mlm"
 	s.Cluster = s.Cluster.WithDefaults()
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
@@ -93,7 +94,7 @@ func ParseSpec(text string) (JobSpec, error) {
 // the spec names no metric: run_glue's and seqeval's headline scores, and for
 // regression (STS-B) Spearman's rank correlation.
 func DefaultMetric(task string) string {
-	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman", "embed": "mrr_at_10"}[task]
+	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman", "embed": "mrr_at_10", "mlm": "perplexity"}[task]
 }
 
 // StepSeed is the random seed of a rank's step (0-based): the node and bertnode train

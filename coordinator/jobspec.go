@@ -37,9 +37,9 @@ func parseJobSpec(text string) (api.JobSpec, error) {
 		return s, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
 	}
 	switch s.Task {
-	case "classify", "multilabel", "regression", "ner", "qa", "embed":
+	case "classify", "multilabel", "regression", "ner", "qa", "embed", "mlm":
 	default:
-		return s, badField("task", "%q: want classify, multilabel, regression, ner, qa or embed", s.Task)
+		return s, badField("task", "%q: want classify, multilabel, regression, ner, qa, embed or mlm", s.Task)
 	}
 	return s, nil
 }

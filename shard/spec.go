@@ -95,6 +95,8 @@ type Spec struct {
 	// to say, not the user's (an embedding model trains on pairs). TextPair then
 	// defaults to "text_pair" where Text defaults to "text".
 	Unlabeled bool `json:"unlabeled,omitempty" yaml:"-"`
+	// Single, with Unlabeled, makes the records single texts (mlm's): no text_pair.
+	Single bool `json:"single,omitempty" yaml:"-"`
 }
 
 // Validate checks the spec on its own, naming the first bad field.
@@ -136,6 +138,9 @@ func (s Spec) validateFor() error {
 		if set[name] && !use[name] {
 			return specErr(name, "not used by format %s", f)
 		}
+	}
+	if s.Single && (s.TextPair != "" || s.Negative != "") {
+		return specErr(map[bool]string{true: "text_pair", false: "negative"}[s.TextPair != ""], "the task reads single texts (mlm)")
 	}
 	if s.Negative != "" && !s.Unlabeled {
 		return specErr("negative", "%q: hard negatives are for embedding models (task embed)", s.Negative)
@@ -223,7 +228,7 @@ func (s Spec) withDefaults() Spec {
 		if *s.Header && s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
 		}
-		if *s.Header && s.TextPair == "" && s.Unlabeled {
+		if *s.Header && s.TextPair == "" && s.Unlabeled && !s.Single {
 			s.TextPair = "text_pair"
 		}
 	case JSONL:
@@ -239,7 +244,7 @@ func (s Spec) withDefaults() Spec {
 		if s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
 		}
-		if s.TextPair == "" && s.Unlabeled {
+		if s.TextPair == "" && s.Unlabeled && !s.Single {
 			s.TextPair = "text_pair"
 		}
 	case CoNLL:

@@ -97,7 +97,8 @@ func Build(path string, data shard.Spec, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	data.Scores = opts.Task == "regression"
-	data.Unlabeled = opts.Task == "embed" // an embedding model trains on text pairs
+	data.Unlabeled = opts.Task == "embed" || opts.Task == "mlm" // text pairs, or texts alone
+	data.Single = opts.Task == "mlm"
 	hr := &hashingReaderAt{f: f, h: sha256.New()}
 	r, err := shard.OpenReaderAt(data, name, hr, st.Size())
 	if err != nil {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,10 +67,12 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	embed := spec.Task == string(model.Embed)
+	embed, mlm := spec.Task == string(model.Embed), spec.Task == string(model.MLM)
 	labels := &shard.LabelSet{}
-	if embed {
-		spec.Data.Unlabeled = true // it is evaluated on text pairs
+	if embed || mlm {
+		spec.Data.Unlabeled = true // it is evaluated on text pairs, or texts alone
+		spec.Data.Single = mlm
+		spec.MLMProbability = cmp.Or(spec.MLMProbability, DefaultMLMProbability)
 	} else if labels, err = shard.NewLabelSet(cfg.Labels()); err != nil {
 		return nil, fmt.Errorf("%s: id2label: %w", filepath.Join(dir, model.ConfigFile), err)
 	}
@@ -77,8 +80,8 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	hidden := 0 // an embedding model reads no head
-	if !embed {
+	hidden := 0 // an embedding model reads no head; the masked-LM head has no custom layer
+	if !embed && !mlm {
 		if hidden, err = headHidden(dir, model.CustomHeadWeight(cfg)); err != nil {
 			return nil, err
 		}
@@ -138,6 +141,8 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.QA), nil
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
+	case "ForMaskedLM":
+		return string(model.MLM), nil
 	case "ForSequenceClassification":
 		switch {
 		case cfg.ProblemType == "multi_label_classification":
@@ -147,7 +152,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		}
 		return string(model.Classify), nil
 	}
-	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
+	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering, %[2]sForMaskedLM or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which

@@ -42,6 +42,8 @@ func newTask(spec Spec) (task, error) {
 		return regressionTask{}, nil
 	case model.Embed:
 		return embedTask{}, nil
+	case model.MLM:
+		return mlmTask{prob: spec.MLMProbability}, nil
 	}
-	return nil, fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa or embed", name)
+	return nil, fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed or mlm", name)
 }
