@@ -1,10 +1,13 @@
 package train
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/bertnode/bertnode/model"
@@ -127,4 +130,102 @@ func (s *mlmScorer) result() (EvalResult, error) {
 	return EvalResult{Metrics: map[string]float64{
 		"perplexity": math.Exp(mean), "accuracy": float64(s.correct) / float64(s.n), "masked_loss": mean,
 	}}, nil
+}
+
+// Fill is one candidate for a masked token, as transformers' fill-mask pipeline gives
+// it: the token's probability, its id and text, and the text with the mask replaced.
+type Fill struct {
+	Score    float64 `json:"score"`
+	Token    int     `json:"token"`
+	TokenStr string  `json:"token_str"`
+	Sequence string  `json:"sequence"`
+}
+
+// Filled is one text's candidates: per mask token, in order, the top k.
+type Filled struct {
+	Text  string   `json:"text"`
+	Masks [][]Fill `json:"masks"`
+}
+
+// ErrNoMask is a text without the tokenizer's mask token.
+var ErrNoMask = errors.New("no mask token")
+
+// FillMask is the top k tokens at each mask token of each text (task mlm). Each
+// sequence replaces one mask token's text with the candidate's, leaving any others.
+func (t *Trainer) FillMask(texts []string, k int) ([]Filled, error) {
+	if t.Spec.Task != string(model.MLM) {
+		return nil, fmt.Errorf("fill-mask: the checkpoint's task is %s, not mlm", t.Spec.Task)
+	}
+	if k < 1 {
+		return nil, fmt.Errorf("top_k: %d: must be positive", k)
+	}
+	maskID := t.Tok.MaskID()
+	maskStr := t.Tok.Vocab().Token(int(maskID))
+	exs, err := t.encodeTexts(texts, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range exs {
+		if !slices.Contains(e.Enc.InputIDs, maskID) {
+			return nil, fmt.Errorf("text %d: %w %s (within --max-length)", i+1, ErrNoMask, maskStr)
+		}
+	}
+	out := make([]Filled, 0, len(texts))
+	err = t.infer(exs, func(e *Example, logits []float32) error {
+		v := len(logits) / e.Enc.Len()
+		parts := strings.Split(e.Text, maskStr) // the text around its mask tokens
+		f := Filled{Text: e.Text}
+		for j, id := range e.Enc.InputIDs {
+			if id != maskID {
+				continue
+			}
+			var fills []Fill
+			for _, c := range mostProbable(logits[j*v:(j+1)*v], k) {
+				s := tokenText(t.Tok.Vocab().Token(c.id))
+				fills = append(fills, Fill{Score: c.p, Token: c.id, TokenStr: s, Sequence: fillSequence(parts, maskStr, len(f.Masks), s)})
+			}
+			f.Masks = append(f.Masks, fills)
+		}
+		out = append(out, f)
+		return nil
+	})
+	return out, err
+}
+
+type candidate struct {
+	id int
+	p  float64
+}
+
+// mostProbable is the k most probable ids of a softmax over logits, most probable first.
+func mostProbable(logits []float32, k int) []candidate {
+	best, _ := argmaxSoftmax(logits)
+	var z float64
+	for _, x := range logits {
+		z += math.Exp(float64(x - logits[best]))
+	}
+	c := make([]candidate, len(logits))
+	for i, x := range logits {
+		c[i] = candidate{i, math.Exp(float64(x-logits[best])) / z}
+	}
+	slices.SortStableFunc(c, func(a, b candidate) int { return cmp.Compare(b.p, a.p) })
+	return c[:min(k, len(c))]
+}
+
+// tokenText is a vocabulary token as text: WordPiece's continuation "##" dropped,
+// byte-level BPE's space mark (Ġ) and SentencePiece's (▁) as a space, then trimmed.
+func tokenText(tok string) string {
+	tok = strings.TrimPrefix(tok, "##")
+	tok = strings.NewReplacer("Ġ", " ", "▁", " ", "Ċ", "\n").Replace(tok)
+	return strings.TrimSpace(tok)
+}
+
+// fillSequence is the text whose parts surround its mask tokens with the n-th mask
+// replaced by s; if the text does not spell the mask token as the vocabulary does
+// (its count differs), s goes nowhere and the text stays.
+func fillSequence(parts []string, maskStr string, n int, s string) string {
+	if n >= len(parts)-1 {
+		return strings.Join(parts, maskStr)
+	}
+	return strings.Join(parts[:n+1], maskStr) + s + strings.Join(parts[n+1:], maskStr)
 }

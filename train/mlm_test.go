@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -158,5 +159,28 @@ func TestMLMTrainingLowersPerplexity(t *testing.T) {
 	}
 	if math.Abs(again.Metrics["perplexity"]-res.Best.Metrics["perplexity"]) > 1e-6*res.Best.Metrics["perplexity"] {
 		t.Errorf("the saved model's perplexity %v, the run's best %v", again.Metrics["perplexity"], res.Best.Metrics["perplexity"])
+	}
+
+	// fill-mask: what the short run learned first (a capital after "is"; this run is too
+	// short to tie each to its country), the filled text; a text without a mask refused
+	filled, err := loaded.FillMask([]string{"the capital of italy is [MASK] .", "the [MASK] of japan is tokyo ."}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", filled)
+	capitals := "paris rome madrid tokyo cairo lima beijing moscow"
+	for i, f := range filled {
+		if len(f.Masks) != 1 || len(f.Masks[0]) != 3 || f.Masks[0][0].Score < f.Masks[0][1].Score || f.Masks[0][0].Score > 1 {
+			t.Fatalf("text %d: %+v: want one mask's top 3, most probable first", i, f)
+		}
+	}
+	if top := filled[0].Masks[0]; !strings.Contains(capitals, top[0].TokenStr) || top[0].Sequence != "the capital of italy is "+top[0].TokenStr+" ." {
+		t.Errorf("text 1: %+v: want a capital first, filled in", top)
+	}
+	if top := filled[1].Masks[0][0]; top.TokenStr != "capital" || top.Sequence != "the capital of japan is tokyo ." {
+		t.Errorf("text 2: %+v: want capital first, filled in", top)
+	}
+	if _, err := loaded.FillMask([]string{"the capital of italy is rome ."}, 3); !errors.Is(err, ErrNoMask) {
+		t.Errorf("a text without a mask: %v", err)
 	}
 }
