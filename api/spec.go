@@ -93,7 +93,7 @@ func ParseSpec(text string) (JobSpec, error) {
 // the spec names no metric: run_glue's and seqeval's headline scores, and for
 // regression (STS-B) Spearman's rank correlation.
 func DefaultMetric(task string) string {
-	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman", "embed": "mrr_at_10", "choice": "accuracy"}[task]
+	return map[string]string{"classify": "f1_macro", "multilabel": "f1_micro", "ner": "f1", "qa": "f1", "regression": "spearman", "embed": "mrr_at_10", "choice": "accuracy", "mlm": "perplexity"}[task]
 }
 
 // StepSeed is the random seed of a rank's step (0-based): the node and bertnode train

@@ -37,9 +37,9 @@ func parseJobSpec(text string) (api.JobSpec, error) {
 		return s, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
 	}
 	switch s.Task {
-	case "classify", "multilabel", "regression", "ner", "qa", "embed", "choice":
+	case "classify", "multilabel", "regression", "ner", "qa", "embed", "choice", "mlm":
 	default:
-		return s, badField("task", "%q: want classify, multilabel, regression, ner, qa, embed or choice", s.Task)
+		return s, badField("task", "%q: want classify, multilabel, regression, ner, qa, embed, choice or mlm", s.Task)
 	}
 	return s, nil
 }

@@ -100,10 +100,11 @@ func Ranks(x []float64) []float64 {
 }
 
 // Improves says whether v is better than best for the named metric: lower for the
-// errors and losses (mse, rmse, mae, hamming_loss, loss), higher for the scores.
+// errors and losses (mse, rmse, mae, hamming_loss, loss, masked_loss, perplexity),
+// higher for the scores.
 func Improves(name string, v, best float64) bool {
 	switch name {
-	case "mse", "rmse", "mae", "hamming_loss", "loss":
+	case "mse", "rmse", "mae", "hamming_loss", "loss", "masked_loss", "perplexity":
 		return v < best
 	}
 	return v > best

@@ -12,7 +12,9 @@ var albertFamily = &family{
 	base:        "albert.",
 	embeddings:  []string{"albert.embeddings.", "albert.encoder.embedding_hidden_mapping_in."},
 	pretraining: []string{"predictions.", "sop_classifier."},
-	fixed:       noneFixed,
+	mlm: &mlmSpec{dense: "predictions.dense", norm: "predictions.LayerNorm", bias: "predictions.bias",
+		ignored: []string{"predictions.decoder.", "sop_classifier."}},
+	fixed: noneFixed,
 	declare: func(m *Model) {
 		c := m.Config
 		m.declareEmbeddings("albert.embeddings.", true)

@@ -7,7 +7,9 @@ var bertFamily = &family{
 	embeddings:  []string{"bert.embeddings."},
 	layer:       bertLayerPrefix("bert."),
 	pretraining: []string{"cls."},
-	fixed:       noneFixed,
+	mlm: &mlmSpec{dense: "cls.predictions.transform.dense", norm: "cls.predictions.transform.LayerNorm", bias: "cls.predictions.bias",
+		ignored: []string{"cls.predictions.decoder.", "cls.seq_relationship."}},
+	fixed: noneFixed,
 	declare: func(m *Model) {
 		c := m.Config
 		m.declareEmbeddings("bert.embeddings.", true)

@@ -85,7 +85,7 @@ func canonicalName(name, base string, has func(string) bool) string {
 // LoadWeights copies a checkpoint's tensors (model.safetensors or pytorch_model.bin)
 // into the parameters. Nothing is copied unless everything fits.
 func (m *Model) LoadWeights(path string) (*LoadReport, error) {
-	ignorable := func(name string) bool { return m.fam.ignorable(name) || m.embedIgnorable(name) }
+	ignorable := func(name string) bool { return m.fam.ignorable(name, m.Opts.Task) || m.embedIgnorable(name) }
 	tensors, err := readTensors(path, ignorable)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,8 @@ var distilbertFamily = &family{
 	embeddings:  []string{"distilbert.embeddings."},
 	layer:       func(i int) string { return fmt.Sprintf("distilbert.transformer.layer.%d.", i) },
 	pretraining: []string{"vocab_transform.", "vocab_layer_norm.", "vocab_projector."},
+	// DistilBertForMaskedLM: the config's activation (hidden_act here), LayerNorm eps 1e-12.
+	mlm: &mlmSpec{dense: "vocab_transform", norm: "vocab_layer_norm", eps: 1e-12, bias: "vocab_projector.bias", ignored: []string{"vocab_projector.weight"}},
 	fixed: func(c *hf.BertConfig) []string {
 		if c.SinusoidalPosEmbds {
 			return []string{distilbertPositions}

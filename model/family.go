@@ -20,8 +20,10 @@ type family struct {
 	// shared (ALBERT), which cannot be frozen one by one.
 	layer func(i int) string
 	// pretraining prefixes the pretraining heads of published checkpoints (cls.,
-	// lm_head., ...), which loading ignores.
+	// lm_head., ...), which loading ignores unless the task is mlm: then the masked-LM
+	// head is the model's, and only mlm.ignored is ignored.
 	pretraining []string
+	mlm         *mlmSpec // the masked-LM head; nil where mlm is refused (checkMLM)
 	// declare declares the embeddings, the layers in the order Forward applies them, and
 	// the head for m's task.
 	declare func(m *Model)
@@ -53,10 +55,13 @@ func noneFixed(*hf.BertConfig) []string { return nil }
 // ignorable says whether a checkpoint tensor with no parameter of this name may be left
 // out: pretraining heads, buffers (position_ids, token_type_ids) and the base model's
 // pooler, which token-level heads (and RoBERTa's, ELECTRA's, DistilBERT's) do not use.
-func (f *family) ignorable(name string) bool {
+func (f *family) ignorable(name string, task Task) bool {
 	if strings.HasSuffix(name, "position_ids") || strings.HasSuffix(name, "embeddings.token_type_ids") ||
 		strings.HasPrefix(name, f.base+"pooler") {
 		return true
+	}
+	if task == MLM {
+		return f.mlm.ignorable(name)
 	}
 	for _, p := range f.pretraining {
 		if strings.HasPrefix(name, p) {
@@ -84,6 +89,8 @@ func (m *Model) architecture() string {
 		suffix = "Model"
 	case Choice:
 		suffix = "ForMultipleChoice"
+	case MLM:
+		suffix = "ForMaskedLM"
 	}
 	return m.Config.ArchitecturePrefix() + suffix
 }

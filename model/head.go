@@ -21,6 +21,7 @@ type head struct {
 	drop    float64 // before the output layer (and the custom layer)
 	out     linear
 	pool    string // the embed task's pooling: no layers
+	mlm     *mlmHead
 }
 
 // headSpec is what a family says about its head for the model's task.
@@ -40,6 +41,10 @@ func (m *Model) declareHead(s headSpec) {
 	hd := &m.head
 	if m.Opts.Task == Embed {
 		hd.pool, hd.first = m.Opts.Pooling, m.Opts.Pooling == PoolCLS
+		return
+	}
+	if m.Opts.Task == MLM {
+		m.declareMLM(m.fam.mlm)
 		return
 	}
 	hd.first = m.Opts.Task.pooled()
@@ -78,6 +83,9 @@ func orDefault(d *float64, hidden float64) float64 {
 func (hd *head) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
 	if hd.pool != "" {
 		return pool(h, mask, hd.pool)
+	}
+	if hd.mlm != nil {
+		return hd.mlm.fwd(h)
 	}
 	feat := h
 	if hd.first {

@@ -91,12 +91,12 @@ func randomBatch(r *rand.Rand, m *Model, L int, lens []int) *Batch {
 		for range B * int(nl) {
 			b.Targets = append(b.Targets, 5*r.Float32())
 		}
-	case NER:
+	case NER, MLM:
 		b.Labels = make([]int64, B*L)
 		for i, n := range lens {
 			for j := range L {
 				l := int64(IgnoreIndex)
-				if j < n && r.IntN(3) > 0 { // a third of the real tokens are ignored too
+				if j < n && r.IntN(3) > 0 { // a third of the real tokens are ignored too (mlm: unmasked)
 					l = r.Int64N(nl)
 				}
 				b.Labels[i*L+j] = l

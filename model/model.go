@@ -27,15 +27,19 @@ const (
 	// head with one output, softmax and cross-entropy over each example's choices
 	// (Batch.Choices sequences in a row).
 	Choice Task = "choice"
+	// MLM is masked-language-model training (domain-adaptive pretraining): the family's
+	// masked-LM head, logits over the vocabulary per token, the decoder tied to the word
+	// embeddings (mlm.go); labels per token as ner's, -100 where nothing was masked.
+	MLM Task = "mlm"
 )
 
 // ParseTask checks a task name.
 func ParseTask(s string) (Task, error) {
 	switch t := Task(s); t {
-	case Classify, MultiLabel, NER, QA, Regression, Embed, Choice:
+	case Classify, MultiLabel, NER, QA, Regression, Embed, Choice, MLM:
 		return t, nil
 	}
-	return "", fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed or choice", s)
+	return "", fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed, choice or mlm", s)
 }
 
 // Sequence says whether the task predicts once per sequence, from its first token (or
@@ -126,10 +130,17 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 		if opts.HeadHidden > 0 || len(opts.ClassWeights) > 0 {
 			return nil, fmt.Errorf("model: an embedding model has no head to widen or weight")
 		}
-	default:
-		if opts.Pooling != "" {
-			return nil, fmt.Errorf("model: pooling %q is the embed task's; this model's task is %s", opts.Pooling, opts.Task)
+	case MLM:
+		if err := checkMLM(fam, cfg.ModelType); err != nil {
+			return nil, err
 		}
+		opts.NumLabels = cfg.VocabSize
+		if opts.HeadHidden > 0 || len(opts.ClassWeights) > 0 {
+			return nil, fmt.Errorf("model: the masked-LM head has transformers' layers: none to widen, no classes to weight")
+		}
+	}
+	if opts.Task != Embed && opts.Pooling != "" {
+		return nil, fmt.Errorf("model: pooling %q is the embed task's; this model's task is %s", opts.Pooling, opts.Task)
 	}
 	if opts.NumLabels < 1 {
 		return nil, fmt.Errorf("model: %s needs at least one label", opts.Task)
@@ -202,7 +213,8 @@ type Batch struct {
 	// give none.
 	TokenTypeIDs  []int64
 	AttentionMask []int64 // 1 for real tokens, 0 for padding
-	// Labels: classify [B] class ids; ner [B*L] with -100 for ignored tokens;
+	// Labels: classify [B] class ids; ner [B*L] with -100 for ignored tokens; mlm [B*L]
+	// the original token ids where masked, -100 elsewhere;
 	// qa [2*B] start positions then end positions. Nil for inference.
 	Labels []int64
 	// Targets: multilabel [B*NumLabels] in {0, 1}; regression [B*NumLabels] scores.
@@ -215,7 +227,7 @@ type Batch struct {
 
 // Output is what a forward pass returns. The caller drops the tensors it keeps.
 type Output struct {
-	Logits *ts.Tensor // classify/multilabel/regression [B, N]; ner [B, L, N]; qa [B, L, 2]
+	Logits *ts.Tensor // classify/multilabel/regression [B, N]; ner [B, L, N]; mlm [B, L, V]; qa [B, L, 2]
 	Loss   *ts.Tensor // scalar; nil when the batch has no labels
 	// Attentions per layer [B, heads, L, L], when asked for.
 	Attentions []*ts.Tensor
@@ -394,7 +406,7 @@ func (m *Model) checkBatch(b *Batch) error {
 		return nil
 	case Classify:
 		want = b.B
-	case NER:
+	case NER, MLM:
 		want = n
 	case QA:
 		want = 2 * b.B
@@ -412,7 +424,7 @@ func (m *Model) checkBatch(b *Batch) error {
 	}
 	if b.Labels != nil && m.Opts.Task != QA {
 		for i, l := range b.Labels {
-			if (l < 0 || l >= int64(m.Opts.NumLabels)) && !(m.Opts.Task == NER && l == IgnoreIndex) {
+			if (l < 0 || l >= int64(m.Opts.NumLabels)) && !((m.Opts.Task == NER || m.Opts.Task == MLM) && l == IgnoreIndex) {
 				return fmt.Errorf("model: label %d at %d outside [0, %d)", l, i, m.Opts.NumLabels)
 			}
 		}
@@ -469,12 +481,24 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		te.MustDrop()
 		defer le.MustDrop()
 		return ls.MustAdd(le, true).MustMulScalar(ts.FloatScalar(0.5), true)
-	case NER:
+	case NER, MLM:
 		t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
 		defer t.MustDrop()
 		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
 		defer flat.MustDrop()
-		return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+		if m.Opts.Task == NER {
+			return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+		}
+		// The mean over the masked tokens, as transformers' (a sum over a count, so that
+		// a batch where nothing was masked gives 0, not the mean's NaN).
+		masked := 0
+		for _, l := range b.Labels {
+			if l != IgnoreIndex {
+				masked++
+			}
+		}
+		const sum = 2
+		return flat.MustCrossEntropyLoss(t, undefined, sum, IgnoreIndex, 0, false).MustDivScalar(ts.FloatScalar(float64(max(masked, 1))), true)
 	}
 	t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
 	defer t.MustDrop()

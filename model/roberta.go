@@ -10,7 +10,9 @@ var robertaFamily = &family{
 	embeddings:  []string{"roberta.embeddings."},
 	layer:       bertLayerPrefix("roberta."),
 	pretraining: []string{"lm_head."},
-	fixed:       noneFixed,
+	// RobertaLMHead's activation is gelu whatever hidden_act says.
+	mlm:   &mlmSpec{dense: "lm_head.dense", act: gelu, norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}},
+	fixed: noneFixed,
 	declare: func(m *Model) {
 		m.declareEmbeddings("roberta.embeddings.", true)
 		m.bertLayers("roberta.")

@@ -25,11 +25,20 @@ func torchPython(t *testing.T) string {
 	return py
 }
 
+// randomize gives p uniform values in [-1, 1).
+func randomize(m *Model, r *rand.Rand, p *Param) {
+	w := m.Params.FlatSlice()
+	for i := p.Offset; i < p.Offset+p.Numel; i++ {
+		w[i] = 2*r.Float32() - 1
+	}
+}
+
 // Every family and head computes the logits of testdata/families/reference.py, a
 // plain-torch forward written from transformers' modeling code, on the same weights
 // (read from the model.safetensors bertnode saves) and padded inputs, within 1e-4. Also
 // ALBERT with 2 groups of 2 inner layers, DistilBERT with sinusoidal positions and
-// ELECTRA without a projection (embedding_size = hidden_size).
+// ELECTRA without a projection (embedding_size = hidden_size); the masked-LM heads of
+// every family that has one, decoder tied to the word embeddings.
 func TestFamiliesMatchTorchReference(t *testing.T) {
 	lockThread(t)
 	py := torchPython(t)
@@ -50,12 +59,19 @@ func TestFamiliesMatchTorchReference(t *testing.T) {
 	for _, name := range slices.Sorted(maps.Keys(variants)) { // each model's seed is its index
 		change := variants[name]
 		mt, _, _ := strings.Cut(name, "-")
-		for _, opts := range familyTasks {
+		tasks := familyTasks
+		if mt != "electra" { // the discriminator has no masked-LM head
+			tasks = append(slices.Clip(tasks), Options{Task: MLM})
+		}
+		for _, opts := range tasks {
 			cfg := familyConfig(t, mt, 0.1)
 			if change != nil {
 				change(cfg)
 			}
 			m := newModel(t, cfg, opts, int64(len(runs)+1))
+			if opts.Task == MLM { // the decoder's bias starts at zero: give it values to check
+				randomize(m, r, m.head.mlm.bias)
+			}
 			b := randomBatch(r, m, 12, []int{12, 5, 9})
 			pad := int64(cfg.PadTokenID)
 			for i, id := range b.InputIDs { // padding carries the padding id, real tokens never

@@ -99,13 +99,15 @@ type Spec struct {
 	// trains on pairs). TextPair then defaults to "text_pair" where Text defaults to
 	// "text".
 	Unlabeled bool `json:"unlabeled,omitempty" yaml:"-"`
+	// Single, with Unlabeled, makes the records single texts (mlm's): no text_pair.
+	Single bool `json:"single,omitempty" yaml:"-"`
 }
 
 // ForTask is s as task reads its data: regression's labels are scores, an embedding
-// model's records text pairs without labels, multiple choice's choices in the
-// "choices" field unless s names another.
+// model's records text pairs without labels, mlm's texts alone, multiple choice's
+// choices in the "choices" field unless s names another.
 func (s Spec) ForTask(task string) Spec {
-	s.Scores, s.Unlabeled = task == "regression", task == "embed"
+	s.Scores, s.Unlabeled, s.Single = task == "regression", task == "embed" || task == "mlm", task == "mlm"
 	if task == "choice" && s.Choices == "" {
 		s.Choices = "choices"
 	}
@@ -153,6 +155,9 @@ func (s Spec) validateFor() error {
 		if set[name] && !use[name] {
 			return specErr(name, "not used by format %s", f)
 		}
+	}
+	if s.Single && (s.TextPair != "" || s.Negative != "") {
+		return specErr(map[bool]string{true: "text_pair", false: "negative"}[s.TextPair != ""], "the task reads single texts (mlm)")
 	}
 	if s.Negative != "" && !s.Unlabeled {
 		return specErr("negative", "%q: hard negatives are for embedding models (task embed)", s.Negative)
@@ -240,7 +245,7 @@ func (s Spec) withDefaults() Spec {
 		if *s.Header && s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
 		}
-		if *s.Header && s.TextPair == "" && s.Unlabeled {
+		if *s.Header && s.TextPair == "" && s.Unlabeled && !s.Single {
 			s.TextPair = "text_pair"
 		}
 	case JSONL:
@@ -256,7 +261,7 @@ func (s Spec) withDefaults() Spec {
 		if s.Label == "" && !s.Unlabeled {
 			s.Label = "label"
 		}
-		if s.TextPair == "" && s.Unlabeled {
+		if s.TextPair == "" && s.Unlabeled && !s.Single {
 			s.TextPair = "text_pair"
 		}
 	case CoNLL:

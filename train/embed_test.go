@@ -280,7 +280,7 @@ func TestEmbedTrainingWithHardNegatives(t *testing.T) {
 	if tr.Eval[0].Negative == nil || tr.Eval[0].NegativeText == "" {
 		t.Fatal("the evaluation examples have no hard negatives")
 	}
-	b, err := tr.batch([]*Example{&tr.Eval[0], &tr.Eval[1]})
+	b, err := tr.batch([]*Example{&tr.Eval[0], &tr.Eval[1]}, evalMaskSeed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 		for j := i; j < min(i+t.Spec.BatchSize, len(t.Eval)); j++ {
 			exs = append(exs, &t.Eval[j])
 		}
-		b, err := t.batch(exs)
+		b, err := t.batch(exs, evalMaskSeed)
 		if err != nil {
 			return EvalResult{}, err
 		}

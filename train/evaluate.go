@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 		}
 	}
 	spec.Data = spec.Data.ForTask(spec.Task)
+	spec.MLMProbability = cmp.Or(spec.MLMProbability, DefaultMLMProbability) // masks mlm's evaluation
 	switch {
 	case spec.MaxLength < 8 || spec.MaxLength > cfg.MaxLength():
 		return nil, fmt.Errorf("job spec: max_length: %d is not in [8, %d] (the model's max_position_embeddings)", spec.MaxLength, cfg.MaxLength())
@@ -66,9 +68,9 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	embed := spec.Task == string(model.Embed)
+	embed, mlm := spec.Task == string(model.Embed), spec.Task == string(model.MLM)
 	labels := &shard.LabelSet{}
-	if !embed { // an embedding model is evaluated on text pairs
+	if !embed && !mlm { // an embedding model is evaluated on text pairs, an mlm on texts
 		labels, err = shard.NewLabelSet(cfg.Labels())
 	}
 	if err != nil {
@@ -78,8 +80,8 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	hidden := 0 // an embedding model reads no head
-	if !embed {
+	hidden := 0 // an embedding model reads no head; the masked-LM head has no custom layer
+	if !embed && !mlm {
 		if hidden, err = headHidden(dir, model.CustomHeadWeight(cfg)); err != nil {
 			return nil, err
 		}
@@ -141,6 +143,8 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.Choice), nil
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
+	case "ForMaskedLM":
+		return string(model.MLM), nil
 	case "ForSequenceClassification":
 		switch {
 		case cfg.ProblemType == "multi_label_classification":
@@ -150,7 +154,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		}
 		return string(model.Classify), nil
 	}
-	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering, %[2]sForMultipleChoice or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
+	return "", fmt.Errorf("architectures: %s is not a fine-tuned task model (want %[2]sForSequenceClassification, %[2]sForTokenClassification, %[2]sForQuestionAnswering, %[2]sForMultipleChoice, %[2]sForMaskedLM or an embedding model's %[2]sModel; --pooling reads any checkpoint's encoder as an embedding model)", arch, family)
 }
 
 // headHidden is the width of the custom head's extra layer (train's head_hidden), which

@@ -107,7 +107,7 @@ func (t *Trainer) InferBatch(encs []*tokenize.Encoding) ([][]float32, error) {
 		return nil, err
 	}
 	out := make([][]float32, len(encs))
-	perToken := t.Model.Opts.Task == model.NER || t.Model.Opts.Task == model.QA
+	perToken := t.Model.Opts.Task == model.NER || t.Model.Opts.Task == model.QA || t.Model.Opts.Task == model.MLM
 	row := len(logits) / b.B
 	for r, e := range encs {
 		n := row

@@ -120,7 +120,7 @@ func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]f
 	sizes := make([]float32, 2*nb) // per batch: logits count, loss × examples
 	for _, i := range mine {
 		exs := batch(int(i))
-		b, err := t.batch(exs)
+		b, err := t.batch(exs, evalMaskSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +149,7 @@ func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]f
 	var lossSum float64
 	for i := range nb {
 		exs := batch(i)
-		b, err := t.batch(exs)
+		b, err := t.batch(exs, evalMaskSeed)
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,8 @@ type Spec struct {
 	Freeze       model.Freeze `yaml:"freeze"`
 	HeadHidden   int          `yaml:"head_hidden"`
 	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
+	// MLMProbability is the share of tokens task mlm masks (default 0.15).
+	MLMProbability float64 `yaml:"mlm_probability"`
 
 	Seed     int64  `yaml:"seed"`
 	Threads  int    `yaml:"threads"`
@@ -98,7 +100,7 @@ func Defaults() Spec {
 		Task: "classify", Model: "tiny", MaxLength: 128, Padding: "longest",
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
 		Schedule: "linear", ClipNorm: 1.0, Optimizer: "adamw", Momentum: 0.9, Seed: 42, Threads: 0, Device: "cpu",
-		Output: "runs/train", KeepCheckpoints: 2, TF32: true,
+		Output: "runs/train", KeepCheckpoints: 2, TF32: true, MLMProbability: DefaultMLMProbability,
 	}
 }
 
@@ -157,7 +159,15 @@ func (s *Spec) Validate() error {
 		case s.Freeze.Base:
 			return bad("freeze.base", "an embedding model is its base model alone: nothing would train")
 		}
-	} else if s.Pooling != "" {
+	} else if s.Task == string(model.MLM) {
+		switch {
+		case !(s.MLMProbability > 0 && s.MLMProbability < 1):
+			return bad("mlm_probability", "%v is not in (0, 1)", s.MLMProbability)
+		case s.HeadHidden > 0 || len(s.ClassWeights) > 0:
+			return bad("task", "the masked-LM head is transformers': head_hidden and class_weights do not apply")
+		}
+	}
+	if s.Task != string(model.Embed) && s.Pooling != "" {
 		return bad("pooling", "%q is for embedding models (task embed), and for reading any checkpoint as one in predict and serve", s.Pooling)
 	}
 	if _, err := newTask(*s); err != nil {

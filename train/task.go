@@ -44,6 +44,8 @@ func newTask(spec Spec) (task, error) {
 		return embedTask{}, nil
 	case model.Choice:
 		return choiceTask{}, nil
+	case model.MLM:
+		return mlmTask{prob: spec.MLMProbability}, nil
 	}
-	return nil, fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed or choice", name)
+	return nil, fmt.Errorf("task %q: want classify, multilabel, regression, ner, qa, embed, choice or mlm", name)
 }

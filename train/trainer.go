@@ -250,7 +250,7 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, read
 		for i := lo; i < min(lo+t.Spec.BatchSize, len(exs)); i++ {
 			ptrs = append(ptrs, &exs[i])
 		}
-		b, err := t.batch(ptrs)
+		b, err := t.batch(ptrs, seed)
 		if err != nil {
 			return 0, err
 		}
@@ -284,8 +284,9 @@ func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n in
 	return loss, err
 }
 
-// batch collates examples into a model batch with their labels.
-func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
+// batch collates examples into a model batch with their labels; an mlm batch is masked
+// with seed (the step's, or evalMaskSeed).
+func (t *Trainer) batch(exs []*Example, seed int64) (*model.Batch, error) {
 	encs := make([]*tokenize.Encoding, 0, max(3, len(exs[0].ChoiceEncs))*len(exs))
 	for _, e := range exs {
 		if len(e.ChoiceEncs) == 0 {
@@ -313,6 +314,9 @@ func (t *Trainer) batch(exs []*Example) (*model.Batch, error) {
 	b := &model.Batch{B: cb.Size, L: cb.Len, InputIDs: cb.InputIDs, TokenTypeIDs: cb.TokenTypeIDs, AttentionMask: cb.AttentionMask, Labels: cb.Labels,
 		Choices: len(exs[0].ChoiceEncs)}
 	t.task.label(b, exs)
+	if mk, ok := t.task.(masker); ok {
+		mk.mask(t.Tok, b, exs, seed)
+	}
 	return b, nil
 }
 

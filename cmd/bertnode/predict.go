@@ -28,6 +28,7 @@ type predictFlags struct {
 	question, context string
 	allowEmpty        bool
 	normalize         bool
+	topK              int
 	data              *shard.Spec // with data flags: how to read file as a data file
 }
 
@@ -37,7 +38,7 @@ func newPredictCmd() *cobra.Command {
 	s.Model = ""
 	c := &cobra.Command{
 		Use:   "predict --model DIR [TEXT...]",
-		Short: "Classify, score, tag or embed texts, or answer questions, with a fine-tuned checkpoint",
+		Short: "Classify, score, tag or embed texts, fill masks, or answer questions, with a fine-tuned checkpoint",
 		Long: `Runs a fine-tuned checkpoint over new input and prints one JSON object per line.
 What it reads and prints depends on the checkpoint's task.
 
@@ -100,6 +101,14 @@ scaled to unit length when the checkpoint ends with a Normalize module or --norm
 
   {"text":"...","embedding":[0.0123,-0.0456,...]}
 
+mlm (a masked-LM checkpoint, architectures BertForMaskedLM...): texts as for classify,
+each with the tokenizer's mask token ([MASK]; RoBERTa's <mask>) at least once; for each
+mask token in order, the --top-k most probable tokens, as transformers' fill-mask
+pipeline gives them, sequence being the text with that mask filled:
+
+  {"text":"Paris is the [MASK] of France.","masks":[[{"score":0.93,"token":3007,
+   "token_str":"capital","sequence":"Paris is the capital of France."},...]]}
+
 --attention writes a self-contained HTML page (no network needed) showing every layer's
 and head's attention over the first text's word pieces, [CLS] and [SEP] included
 (classify, multilabel, regression and ner).`,
@@ -150,6 +159,8 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				return only("--attention", "classify, multilabel, regression, ner and embed")
 			case cmd.Flags().Changed("normalize") && task != string(model.Embed):
 				return only("--normalize", "embed")
+			case cmd.Flags().Changed("top-k") && task != string(model.MLM):
+				return only("--top-k", "mlm")
 			}
 			out := cmd.OutOrStdout()
 			if task == string(model.QA) {
@@ -191,6 +202,14 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				if err := printTags(cmd, t, texts); err != nil {
 					return err
 				}
+			case string(model.MLM):
+				filled, err := t.FillMask(texts, pf.topK)
+				if err != nil {
+					return err
+				}
+				if err := writeJSONLines(out, filled); err != nil {
+					return err
+				}
 			case string(model.Embed):
 				vecs, err := t.Embed(texts, t.Normalize || pf.normalize)
 				if err != nil {
@@ -222,6 +241,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	f.StringVar(&pf.question, "question", "", "qa: the question to answer (with --context)")
 	f.StringVar(&pf.context, "context", "", "qa: the text to find the answer in (with --question)")
 	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
+	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
 	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
 	addSpecFlags(f, &s, append(inferFlags, "doc-stride", "pooling")...)
 	addSpecFlags(f, &s, dataFlags...)

@@ -109,10 +109,33 @@ def encode(ref, cfg, ids, mask, types):
     raise ValueError(f"model_type {mt}")
 
 
+def mlm_head(ref, cfg, h):
+    """XForMaskedLM's head: BertLMPredictionHead (transform.dense, hidden_act, LayerNorm),
+    RobertaLMHead (dense, gelu, layer_norm), DistilBertForMaskedLM's vocab_transform,
+    activation, vocab_layer_norm (eps 1e-12), AlbertMLMHead (dense to embedding_size,
+    hidden_act, LayerNorm); then the decoder, whose weight is tied to the word embeddings."""
+    mt = cfg["model_type"]
+    eps = cfg.get("layer_norm_eps")
+    if mt == "bert":
+        dense, norm, bias, act = "cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias", ACT[cfg["hidden_act"]]
+    elif mt == "roberta":
+        dense, norm, bias, act = "lm_head.dense", "lm_head.layer_norm", "lm_head.bias", F.gelu
+    elif mt == "distilbert":
+        dense, norm, bias, act, eps = "vocab_transform", "vocab_layer_norm", "vocab_projector.bias", ACT[cfg["activation"]], 1e-12
+    elif mt == "albert":
+        dense, norm, bias, act = "predictions.dense", "predictions.LayerNorm", "predictions.bias", ACT[cfg["hidden_act"]]
+    else:
+        raise ValueError(f"model_type {mt} has no masked-LM head here")
+    x = ref.ln(norm, act(ref.lin(dense, h)), eps)
+    return F.linear(x, ref.w[f"{mt}.embeddings.word_embeddings.weight"], ref.w[bias])
+
+
 def head(ref, cfg, task, h):
     """The task head in evaluation mode (dropout is the identity). Multiple choice
     ("choice") has the sequence head with one output, but for RoBERTa and ELECTRA."""
     mt = cfg["model_type"]
+    if task == "mlm":
+        return mlm_head(ref, cfg, h)
     if task == "qa":
         return ref.lin("qa_outputs", h)
     if task == "ner":

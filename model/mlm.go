@@ -1,0 +1,84 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// mlmSpec names a family's masked-LM head as transformers' XForMaskedLM does:
+// dense -> activation -> LayerNorm -> decoder, the decoder's weight being the word
+// embeddings (tied: one parameter used twice, whose gradient sums both uses) and its
+// bias a parameter of the head.
+type mlmSpec struct {
+	dense, norm, bias string
+	act               func(*ts.Tensor) *ts.Tensor // nil: the config's hidden_act
+	eps               float64                     // 0: the config's layer_norm_eps
+	// ignored are checkpoint prefixes that stay ignorable for mlm: the decoder's tied
+	// copies of the word embeddings and of the bias, which transformers re-ties on load,
+	// and the other pretraining heads (BERT's next-sentence, ALBERT's sentence-order).
+	ignored []string
+}
+
+// mlmHead is the masked-LM head: logits over the vocabulary at every position.
+type mlmHead struct {
+	dense linear
+	act   func(*ts.Tensor) *ts.Tensor
+	norm  layerNorm
+	word  *Param // the word embeddings, [V, E]
+	bias  *Param // [V]
+}
+
+// declareMLM declares the family's masked-LM head on top of the declared embeddings:
+// dense maps the hidden size to the word embeddings' width (ALBERT's embedding_size).
+func (m *Model) declareMLM(s *mlmSpec) {
+	c := m.Config
+	e := int(m.emb.word.Shape[1])
+	eps := s.eps
+	if eps == 0 {
+		eps = c.LayerNormEps
+	}
+	act := m.act
+	if s.act != nil {
+		act = s.act
+	}
+	m.head.mlm = &mlmHead{
+		dense: m.linear(s.dense, e, c.HiddenSize), act: act, norm: m.layerNorm(s.norm, e, eps),
+		word: m.emb.word, bias: m.Params.add(s.bias, []int64{int64(c.VocabSize)}, InitZeros),
+	}
+}
+
+// fwd computes the logits [B, L, V] from the last hidden states h [B, L, H], taking
+// ownership of h.
+func (hd *mlmHead) fwd(h *ts.Tensor) *ts.Tensor {
+	x := hd.act(hd.dense.fwd(h))
+	h.MustDrop()
+	n := hd.norm.fwd(x)
+	x.MustDrop()
+	out := ts.MustLinear(n, hd.word.T, hd.bias.T)
+	n.MustDrop()
+	return out
+}
+
+// checkMLM refuses mlm for a family without a masked-LM head here.
+func checkMLM(f *family, modelType string) error {
+	if f.mlm != nil {
+		return nil
+	}
+	why := "its masked-LM head is not implemented yet"
+	if f == electraFamily {
+		why = "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
+	}
+	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert and albert", modelType, why)
+}
+
+// ignorable says whether an mlm model may leave a checkpoint tensor out.
+func (s *mlmSpec) ignorable(name string) bool {
+	for _, p := range s.ignored {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}

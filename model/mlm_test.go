@@ -1,0 +1,100 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The masked-LM heads' gradient matches central differences, the word embeddings'
+// included: they are the decoder's weight too, so a row of a token absent from the
+// inputs gets its gradient from the decoder alone, and a row of an input token from both
+// uses, which the differences see as one sum.
+func TestMLMGradientMatchesFiniteDifferences(t *testing.T) {
+	for _, mt := range []string{"bert", "roberta", "distilbert", "albert"} {
+		t.Run(mt, func(t *testing.T) {
+			lockThread(t)
+			m := newModel(t, familyConfig(t, mt, 0), Options{Task: MLM}, 5)
+			r := rand.New(rand.NewPCG(5, 6))
+			randomize(m, r, m.head.mlm.bias)
+			b := randomBatch(r, m, 12, []int{12, 5, 9})
+			for i, id := range b.InputIDs { // keep ids 0..49 out of the inputs
+				b.InputIDs[i] = 50 + id%50
+			}
+			b.Labels[1], b.Labels[14] = 7, 7 // the decoder's row 7 gets a gradient well above noise
+			checkGradient(t, m, b, []string{"word_embeddings", "query.weight", "q_lin.weight", "predictions", "lm_head", "vocab_"}, 6)
+
+			m.Params.ZeroGrad()
+			if _, err := m.Backward(b, 1); err != nil {
+				t.Fatal(err)
+			}
+			grad, w := m.Params.GradSlice(), m.Params.FlatSlice()
+			word := m.emb.word
+			e := int(word.Shape[1])
+			absent := int(word.Offset) + 7*e + 3                   // token 7: the decoder's use alone
+			present := int(word.Offset) + int(b.InputIDs[0])*e + 3 // also looked up as an input
+			for _, i := range []int{absent, present} {
+				orig := w[i]
+				w[i] = orig + gradEps
+				up := evalLoss(t, m, b)
+				w[i] = orig - gradEps
+				down := evalLoss(t, m, b)
+				w[i] = orig
+				fd := (up - down) / (2 * gradEps)
+				// float32 losses near 4 differ by a rounding of about 5e-7: 3e-5 over 2*gradEps
+				if g := float64(grad[i]); math.Abs(fd) < 1e-3 || math.Abs(g-fd) > 0.02*math.Abs(fd)+5e-5 {
+					t.Errorf("word embedding [%d]: grad %g, central difference %g", i-int(word.Offset), g, fd)
+				}
+			}
+		})
+	}
+}
+
+// The masked-LM head saves under transformers' names (no tied copy: transformers
+// re-ties), loads back as mlm, and a pretraining checkpoint's tied copies and other
+// pretraining heads are ignored while any other stray tensor is unexpected. Other tasks
+// still ignore the masked-LM head.
+func TestMLMCheckpointNames(t *testing.T) {
+	lockThread(t)
+	for _, tc := range []struct{ mt, arch string }{
+		{"bert", "BertForMaskedLM"}, {"roberta", "RobertaForMaskedLM"},
+		{"distilbert", "DistilBertForMaskedLM"}, {"albert", "AlbertForMaskedLM"},
+	} {
+		cfg := familyConfig(t, tc.mt, 0)
+		m := newModel(t, cfg, Options{Task: MLM}, 1)
+		if got := m.architecture(); got != tc.arch {
+			t.Errorf("%s: architecture %s, want %s", tc.mt, got, tc.arch)
+		}
+		var head []string
+		for _, p := range m.Params.List() {
+			if !strings.HasPrefix(p.Name, m.fam.base) {
+				head = append(head, p.Name)
+			}
+		}
+		slices.Sort(head)
+		t.Logf("%s: %v", tc.mt, head)
+		if len(head) != 5 {
+			t.Errorf("%s: head parameters %v: want dense (2), LayerNorm (2) and the bias, the decoder's weight tied", tc.mt, head)
+		}
+		for _, name := range m.fam.mlm.ignored {
+			if !m.fam.ignorable(name+"weight", MLM) {
+				t.Errorf("%s: %s not ignorable", tc.mt, name)
+			}
+		}
+		for _, name := range head {
+			if m.fam.ignorable(name, MLM) {
+				t.Errorf("%s: mlm ignores its own %s", tc.mt, name)
+			}
+			if !m.fam.ignorable(name, Classify) {
+				t.Errorf("%s: classify does not ignore the masked-LM head's %s", tc.mt, name)
+			}
+		}
+	}
+	for _, mt := range []string{"electra", "modernbert", "deberta-v2"} {
+		if _, err := New(familyConfig(t, mt, 0), Options{Task: MLM}); err == nil || !strings.Contains(err.Error(), mt) {
+			t.Errorf("%s: mlm: %v, want a refusal naming it", mt, err)
+		}
+	}
+}
