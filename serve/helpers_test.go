@@ -94,6 +94,10 @@ func checkpoint(t *testing.T, task string) string {
 	case "qa":
 		s.Train, s.Data = write("qa.json", `{"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "The Eiffel Tower is in Paris and was built in 1889.",
 			"qas": [{"id": "q1", "question": "Where is the tower?", "answers": [{"text": "Paris", "answer_start": 23}]}]}]}]}`), shard.Spec{Format: shard.SQuAD}
+	case "mlm":
+		s.Train = write("texts.jsonl", `{"text": "the capital of france is paris ."}
+{"text": "the capital of italy is rome ."}
+`)
 	case "choice":
 		s.Train = write("choice.jsonl", `{"text": "She opened the umbrella because", "choices": ["it was sunny", "it was raining", "she was hungry"], "label": 1}
 {"text": "He drank water because", "choices": ["he was thirsty", "it was late", "the bus came"], "label": 0}

@@ -129,6 +129,7 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, http.MethodPost, "/v1/ner", s.ner)
 	s.route(mux, http.MethodPost, "/v1/qa", s.qa)
 	s.route(mux, http.MethodPost, "/v1/choice", s.choice)
+	s.route(mux, http.MethodPost, "/v1/fill-mask", s.fillMask)
 	s.route(mux, http.MethodPost, "/v1/rerank", s.rerank)
 	s.route(mux, http.MethodPost, "/v1/attention", s.attention)
 	s.route(mux, http.MethodPost, "/v1/embed", s.embed)

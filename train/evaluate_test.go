@@ -201,7 +201,7 @@ func TestForEvalErrorsNameThePlace(t *testing.T) {
 	if err := hf.WriteConfig(filepath.Join(noWeights, model.ConfigFile), cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Architectures = []string{"BertForMaskedLM"}
+	cfg.Architectures = []string{"BertForPreTraining"}
 	if err := hf.WriteConfig(filepath.Join(pretraining, model.ConfigFile), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestForEvalErrorsNameThePlace(t *testing.T) {
 		"file as dir":   {func(s *Spec) { s.Model = badLabel }, []string{"eval.txt is a file"}},
 		"unknown label": {func(s *Spec) { s.Eval = badLabel }, []string{"eval.txt:3", "label", `"eggs"`}},
 		"empty data":    {func(s *Spec) { s.Eval = filepath.Join(tmp, "empty.txt"); os.WriteFile(s.Eval, nil, 0o644) }, []string{"empty.txt", "empty file"}},
-		"pretraining":   {func(s *Spec) { s.Model = pretraining }, []string{"config.json", "architectures", "BertForMaskedLM"}},
+		"pretraining":   {func(s *Spec) { s.Model = pretraining }, []string{"config.json", "architectures", "BertForPreTraining"}},
 		"no weights":    {func(s *Spec) { s.Model = noWeights; s.Tokenizer = smsSpec(t).Tokenizer }, []string{"noweights", "no model.safetensors"}},
 		"no tokenizer":  {func(s *Spec) { s.Model = noWeights }, []string{"noweights", "no tokenizer.json, vocab.txt"}},
 		"max length":    {func(s *Spec) { s.MaxLength = 1024 }, []string{"max_length", "1024", "512"}},

@@ -22,7 +22,7 @@ import (
 // Spec is a training job: what `bertnode train` reads from YAML, flags overriding it,
 // and what the coordinator will accept.
 type Spec struct {
-	Task  string     `yaml:"task"`  // classify | multilabel | regression | ner | qa | embed | choice
+	Task  string     `yaml:"task"`  // classify | multilabel | regression | ner | qa | embed | choice | mlm
 	Train string     `yaml:"train"` // training data file
 	Eval  string     `yaml:"eval"`  // evaluation file; empty with EvalSplit holds out part of Train
 	Data  shard.Spec `yaml:"data"`  // format, columns, encoding, skip_bad_records

@@ -50,6 +50,8 @@ what predict prints for the same input.
        -> {"predictions": [{"text", "words", "tags", "entities", "confidence"}]}
   POST /v1/qa         {"question", "context", "id"} or {"questions": [...]}, "allow_empty"  qa
        -> {"answers": [{"id", "answer", "start", "end", "score"}]}
+  POST /v1/fill-mask  {"texts": [...], "top_k": 5}                         mlm
+       -> {"predictions": [{"text", "masks": [[{"score", "token", "token_str", "sequence"}]]}]}
   POST /v1/choice     {"text", "choices": [...]} or {"questions": [...]}       choice
        -> {"answers": [{"text", "choice", "index", "probs"}]}
   POST /v1/attention  {"text"}   -> {"tokens", "attentions": [layer][head][from][to]}

@@ -84,7 +84,7 @@ func overrideSpec(set *pflag.FlagSet, spec *train.Spec) error {
 
 // specFlags binds one flag per job-spec field to s.
 func specFlags(f *pflag.FlagSet, s *train.Spec) {
-	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | regression (a number per text or text pair, as STS-B) | ner | qa | embed (sentence embeddings from text pairs) | choice (multiple choice)")
+	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | regression (a number per text or text pair, as STS-B) | ner | qa | embed (sentence embeddings from text pairs) | choice (multiple choice) | mlm (masked-LM training on texts, domain adaptation)")
 	f.StringVar(&s.Train, "train", s.Train, "training data file")
 	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
