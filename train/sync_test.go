@@ -39,6 +39,13 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 		s.Task, s.Data, s.Metric, s.MaxLength = "embed", shard.Spec{}, "", 16
 		replicasStayIdentical(t, s)
 	})
+	t.Run("mlm", func(t *testing.T) { // each rank masks its own batch; the gradients average
+		s := smsSpec(t)
+		s.Train = filepath.Join(t.TempDir(), "texts.jsonl")
+		translationPairs(t, s.Train, 200, 4) // their "text" fields; mlm reads no text_pair
+		s.Task, s.Data, s.Metric, s.MaxLength = "mlm", shard.Spec{}, "", 16
+		replicasStayIdentical(t, s)
+	})
 	t.Run("choice", func(t *testing.T) {
 		s := smsSpec(t)
 		s.Train = filepath.Join(t.TempDir(), "choices.jsonl")

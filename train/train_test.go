@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -206,6 +207,18 @@ func runUntil(t *testing.T, s Spec, stopAt int) (*Result, error) {
 func TestResumeIsExact(t *testing.T) {
 	runtime.LockOSThread()
 	run := func(s Spec, stopAt int) (*Result, error) { return runUntil(t, s, stopAt) }
+	texts := filepath.Join(t.TempDir(), "texts.jsonl") // the SMS texts alone, for mlm
+	b, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n")[:600] {
+		_, text, _ := strings.Cut(l, "\t")
+		j, _ := json.Marshal(map[string]string{"text": text})
+		lines = append(lines, string(j))
+	}
+	os.WriteFile(texts, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	for _, c := range []struct {
 		name string
 		mod  func(*Spec)
@@ -213,6 +226,10 @@ func TestResumeIsExact(t *testing.T) {
 		{"adamw", func(s *Spec) {}},
 		{"sgd", func(s *Spec) { s.Optimizer, s.LR, s.Nesterov = "sgd", 0.05, true }},
 		{"lamb", func(s *Spec) { s.Optimizer = "lamb" }},
+		// mlm's masks follow the step: the resumed run must draw the same ones.
+		{"mlm", func(s *Spec) {
+			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{}, "", 16, 0.05, 8
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			runtime.LockOSThread()
