@@ -19,19 +19,7 @@ import (
 // another, the right one the word at the same place in its list.
 func choiceData(t *testing.T, path string, n int, seed uint64) []ChoiceQuestion {
 	t.Helper()
-	b, err := os.ReadFile("../data/vocab/bert-base-uncased.vocab.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var words []string
-	for _, w := range strings.Split(string(b), "\n")[3000:] {
-		if len(w) >= 4 && strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") == "" {
-			words = append(words, w)
-		}
-		if len(words) == 40 {
-			break
-		}
-	}
+	words := vocabWords(t, 3000, 40)
 	from, to := words[:20], words[20:]
 	r := rand.New(rand.NewPCG(seed, 2))
 	var out strings.Builder

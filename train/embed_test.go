@@ -162,25 +162,33 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 	}
 }
 
-// translationPairs writes n pairs of four words: the text's words from one list, its
-// pair's the corresponding words of another list, shuffled. Nothing but training
-// relates the two lists, so retrieval starts near chance and must be learned. With
-// negatives, each has a hard negative: its pair with one word swapped for another.
-func translationPairs(t *testing.T, path string, n int, seed uint64, negatives ...bool) {
+// vocabWords is n whole lowercase words of four letters or more from BERT's uncased
+// vocabulary, from line skip on: each one token.
+func vocabWords(t *testing.T, skip, n int) []string {
 	t.Helper()
 	b, err := os.ReadFile("../data/vocab/bert-base-uncased.vocab.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var words []string
-	for _, w := range strings.Split(string(b), "\n")[2000:] {
+	for _, w := range strings.Split(string(b), "\n")[skip:] {
 		if len(w) >= 4 && strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") == "" {
 			words = append(words, w)
 		}
-		if len(words) == 80 {
+		if len(words) == n {
 			break
 		}
 	}
+	return words
+}
+
+// translationPairs writes n pairs of four words: the text's words from one list, its
+// pair's the corresponding words of another list, shuffled. Nothing but training
+// relates the two lists, so retrieval starts near chance and must be learned. With
+// negatives, each has a hard negative: its pair with one word swapped for another.
+func translationPairs(t *testing.T, path string, n int, seed uint64, negatives ...bool) {
+	t.Helper()
+	words := vocabWords(t, 2000, 80)
 	from, to := words[:40], words[40:]
 	r := rand.New(rand.NewPCG(seed, 1))
 	var out strings.Builder
@@ -209,24 +217,28 @@ func translationPairs(t *testing.T, path string, n int, seed uint64, negatives .
 	}
 }
 
-// A tiny random-init BERT learns to embed each text near its pair with in-batch
-// negatives: retrieval over the held-out pairs goes from near chance to near perfect;
-// the saved model is a sentence-transformers model that loads for predict and serve
-// with unit vectors and evaluates the same.
-func TestEmbedTrainingLearnsPairs(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// trainPairs trains a tiny random-init BERT on translation pairs (with hard negatives
+// when negatives), checking the prepared trainer with check when it is set, and returns
+// the spec, the evaluation before training and the run's result.
+func trainPairs(t *testing.T, negatives bool, check func(*Trainer)) (Spec, EvalResult, *Result) {
+	t.Helper()
 	dir := t.TempDir()
 	train, eval := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "eval.jsonl")
-	translationPairs(t, train, 800, 1)
-	translationPairs(t, eval, 100, 2)
+	translationPairs(t, train, 800, 1, negatives)
+	translationPairs(t, eval, 100, 2, negatives)
 	s := Defaults()
 	s.Task, s.Train, s.Eval, s.Model = string(model.Embed), train, eval, "tiny"
+	if negatives {
+		s.Data = shard.Spec{Negative: "negative"}
+	}
 	s.Tokenizer, s.MaxLength, s.Threads = "../data/vocab/bert-base-uncased.vocab.txt", 16, 2
 	s.BatchSize, s.Epochs, s.LR, s.Output = 32, 4, 2e-3, filepath.Join(dir, "run")
 	tr, err := Prepare(s, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if check != nil {
+		check(tr)
 	}
 	before, err := tr.Evaluate()
 	if err != nil {
@@ -236,6 +248,18 @@ func TestEmbedTrainingLearnsPairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, before, res
+}
+
+// A tiny random-init BERT learns to embed each text near its pair with in-batch
+// negatives: retrieval over the held-out pairs goes from near chance to near perfect;
+// the saved model is a sentence-transformers model that loads for predict and serve
+// with unit vectors and evaluates the same.
+func TestEmbedTrainingLearnsPairs(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s, before, res := trainPairs(t, false, nil)
+	eval := s.Eval
 	t.Logf("mrr@10 %.3f -> %.3f, accuracy@1 %.3f -> %.3f, loss %.3f -> %.3f", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"],
 		before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"], before.Loss, res.Best.Loss)
 	if before.Metrics["mrr_at_10"] > 0.4 || res.Best.Metrics["mrr_at_10"] < 0.8 || res.Best.Loss > before.Loss/2 {
@@ -265,36 +289,18 @@ func TestEmbedTrainingLearnsPairs(t *testing.T) {
 func TestEmbedTrainingWithHardNegatives(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dir := t.TempDir()
-	train, eval := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "eval.jsonl")
-	translationPairs(t, train, 800, 1, true)
-	translationPairs(t, eval, 100, 2, true)
-	s := Defaults()
-	s.Task, s.Train, s.Eval, s.Model, s.Data = string(model.Embed), train, eval, "tiny", shard.Spec{Negative: "negative"}
-	s.Tokenizer, s.MaxLength, s.Threads = "../data/vocab/bert-base-uncased.vocab.txt", 16, 2
-	s.BatchSize, s.Epochs, s.LR, s.Output = 32, 4, 2e-3, filepath.Join(dir, "run")
-	tr, err := Prepare(s, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tr.Eval[0].Negative == nil || tr.Eval[0].NegativeText == "" {
-		t.Fatal("the evaluation examples have no hard negatives")
-	}
-	b, err := tr.batch([]*Example{&tr.Eval[0], &tr.Eval[1]}, evalMaskSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.B != 6 || len(b.Labels) != 2 {
-		t.Fatalf("a batch of two triplets: %d sequences, %d labels", b.B, len(b.Labels))
-	}
-	before, err := tr.Evaluate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := tr.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, before, res := trainPairs(t, true, func(tr *Trainer) {
+		if tr.Eval[0].Negative == nil || tr.Eval[0].NegativeText == "" {
+			t.Fatal("the evaluation examples have no hard negatives")
+		}
+		b, err := tr.batch([]*Example{&tr.Eval[0], &tr.Eval[1]}, evalMaskSeed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.B != 6 || len(b.Labels) != 2 {
+			t.Fatalf("a batch of two triplets: %d sequences, %d labels", b.B, len(b.Labels))
+		}
+	})
 	t.Logf("mrr@10 %.3f -> %.3f, accuracy@1 %.3f -> %.3f", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"],
 		before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"])
 	if before.Metrics["mrr_at_10"] > 0.4 || res.Best.Metrics["accuracy_at_1"] < 0.8 {
