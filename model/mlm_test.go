@@ -98,3 +98,48 @@ func TestMLMCheckpointNames(t *testing.T) {
 		}
 	}
 }
+
+// With labels the decoder computes only the masked tokens' rows: the loss equals the
+// mean cross-entropy read from the full logits inference gives at those positions, and a
+// batch with nothing masked has loss 0.
+func TestMLMLossReadsTheMaskedRows(t *testing.T) {
+	lockThread(t)
+	m := newModel(t, familyConfig(t, "bert", 0), Options{Task: MLM}, 9)
+	r := rand.New(rand.NewPCG(9, 10))
+	b := randomBatch(r, m, 12, []int{12, 5, 9})
+	labels := b.Labels
+	b.Labels = nil
+	full, _, err := m.Infer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.Config.VocabSize
+	var want float64
+	n := 0
+	for i, l := range labels {
+		if l == IgnoreIndex {
+			continue
+		}
+		row := full[i*v : (i+1)*v]
+		mx := slices.Max(row)
+		var z float64
+		for _, x := range row {
+			z += math.Exp(float64(x - mx))
+		}
+		want += float64(mx) + math.Log(z) - float64(row[l])
+		n++
+	}
+	if n < 3 {
+		t.Fatalf("setup: %d masked tokens", n)
+	}
+	b.Labels = labels
+	if got := evalLoss(t, m, b); math.Abs(got-want/float64(n)) > 1e-4 {
+		t.Fatalf("loss %v, from the full logits %v", got, want/float64(n))
+	}
+	for i := range b.Labels {
+		b.Labels[i] = IgnoreIndex
+	}
+	if got := evalLoss(t, m, b); got != 0 {
+		t.Errorf("nothing masked: loss %v, want 0", got)
+	}
+}

@@ -227,7 +227,9 @@ type Batch struct {
 
 // Output is what a forward pass returns. The caller drops the tensors it keeps.
 type Output struct {
-	Logits *ts.Tensor // classify/multilabel/regression [B, N]; ner [B, L, N]; mlm [B, L, V]; qa [B, L, 2]
+	// Logits: classify/multilabel/regression [B, N]; ner [B, L, N]; qa [B, L, 2]; mlm
+	// [B, L, V], or with labels only the masked tokens' rows [masked, V], in order.
+	Logits *ts.Tensor
 	Loss   *ts.Tensor // scalar; nil when the batch has no labels
 	// Attentions per layer [B, heads, L, L], when asked for.
 	Attentions []*ts.Tensor
@@ -299,6 +301,9 @@ func (m *Model) encode(b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train
 		h = m.layersPacked(h, p, drop)
 	} else {
 		h = m.layersPadded(h, ext, b, drop, attentions, out)
+	}
+	if m.head.mlm != nil && b.Labels != nil {
+		h = maskedRows(h, b, m.Opts.Device) // the decoder computes only what the loss reads
 	}
 	return m.head.fwd(h, mask, drop)
 }
@@ -481,24 +486,26 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		te.MustDrop()
 		defer le.MustDrop()
 		return ls.MustAdd(le, true).MustMulScalar(ts.FloatScalar(0.5), true)
-	case NER, MLM:
+	case NER:
 		t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
 		defer t.MustDrop()
 		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
 		defer flat.MustDrop()
-		if m.Opts.Task == NER {
-			return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+		return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+	case MLM:
+		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
+		defer flat.MustDrop()
+		// The logits are the masked tokens' rows (maskedRows). The mean over them, as
+		// transformers' (a sum over a count, so that a batch where nothing was masked
+		// gives 0, not the mean's NaN).
+		masked := maskedLabels(b.Labels)
+		if len(masked) == 0 { // no rows: a zero that backward goes through
+			return flat.MustSumDimIntlist([]int64{0, 1}, false, gotch.Float, false)
 		}
-		// The mean over the masked tokens, as transformers' (a sum over a count, so that
-		// a batch where nothing was masked gives 0, not the mean's NaN).
-		masked := 0
-		for _, l := range b.Labels {
-			if l != IgnoreIndex {
-				masked++
-			}
-		}
+		mt := ts.MustOfSlice(masked).MustTo(dev, true)
+		defer mt.MustDrop()
 		const sum = 2
-		return flat.MustCrossEntropyLoss(t, undefined, sum, IgnoreIndex, 0, false).MustDivScalar(ts.FloatScalar(float64(max(masked, 1))), true)
+		return flat.MustCrossEntropyLoss(mt, undefined, sum, IgnoreIndex, 0, false).MustDivScalar(ts.FloatScalar(float64(max(len(masked), 1))), true)
 	}
 	t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
 	defer t.MustDrop()

@@ -101,13 +101,25 @@ type mlmScorer struct {
 	nll        float64
 }
 
+// add reads the masked tokens' rows, in order: the model computes only those when the
+// batch has labels.
 func (s *mlmScorer) add(_ []*Example, b *model.Batch, logits []float32) error {
-	v := len(logits) / len(b.Labels)
-	for i, l := range b.Labels {
+	masked := 0
+	for _, l := range b.Labels {
+		if l != model.IgnoreIndex {
+			masked++
+		}
+	}
+	if masked == 0 {
+		return nil
+	}
+	v, i := len(logits)/masked, 0
+	for _, l := range b.Labels {
 		if l == model.IgnoreIndex {
 			continue
 		}
 		row := logits[i*v : (i+1)*v]
+		i++
 		best, _ := argmaxSoftmax(row)
 		var z float64
 		for _, x := range row {
