@@ -94,8 +94,16 @@ func TestPackedLayersMatchPadded(t *testing.T) {
 // head's under the padding: transformers computes those from the padding's rows, packed
 // inference from none (unpad.go), and only a loss reads them.
 func underPadding(m *Model, b *Batch, n, i int) bool {
-	seq := m.head.first || m.modern != nil && m.modern.head.seq
-	return !seq && b.AttentionMask[i/(n/(b.B*b.L))] == 0
+	switch m.Opts.Task {
+	case NER, QA: // a row per token
+	case MLM:
+		if b.Labels != nil {
+			return false // the masked tokens' rows alone
+		}
+	default:
+		return false // a row per sequence
+	}
+	return b.AttentionMask[i/(n/(b.B*b.L))] == 0
 }
 
 // paddedLogits runs b through the padded layers, as training does, with dropout off:
