@@ -48,6 +48,8 @@ func newCodec(spec Spec, file string, f io.ReaderAt) (*codec, error) {
 		c.p = newCoNLL(file, spec)
 	case SQuAD:
 		c.p = &squad{file: file}
+	case Lines:
+		c.p = &lines{}
 	}
 	return c, nil
 }

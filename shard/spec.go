@@ -17,9 +17,10 @@ const (
 	LabelText Format = "labeltext"
 	CoNLL     Format = "conll"
 	SQuAD     Format = "squad"
+	Lines     Format = "text" // one text per line, no labels (mlm)
 )
 
-var formats = []Format{CSV, TSV, JSONL, LabelText, CoNLL, SQuAD}
+var formats = []Format{CSV, TSV, JSONL, LabelText, CoNLL, SQuAD, Lines}
 
 // FormatOf guesses a file's format from its extension.
 func FormatOf(path string) (Format, bool) {
@@ -34,6 +35,8 @@ func FormatOf(path string) (Format, bool) {
 		return CoNLL, true
 	case ".json":
 		return SQuAD, true
+	case ".txt":
+		return Lines, true
 	}
 	return "", false
 }
@@ -159,12 +162,15 @@ func (s Spec) validateFor() error {
 	if s.Single && (s.TextPair != "" || s.Negative != "") {
 		return specErr(map[bool]string{true: "text_pair", false: "negative"}[s.TextPair != ""], "the task reads single texts (mlm)")
 	}
+	if f == Lines && !s.Single {
+		return specErr("format", "text: texts alone, one per line, are what task mlm reads; other tasks need labels or pairs (labeltext, csv, tsv, jsonl...)")
+	}
 	if s.Negative != "" && !s.Unlabeled {
 		return specErr("negative", "%q: hard negatives are for embedding models (task embed)", s.Negative)
 	}
 	if s.Unlabeled {
 		switch {
-		case !delimited && f != JSONL && f != SQuAD:
+		case !delimited && f != JSONL && f != SQuAD && f != Lines:
 			return specErr("format", "%s: text pairs without labels are read from csv, tsv, jsonl or squad (question and context)", f)
 		case s.Label != "":
 			return specErr("label", "%q: text pairs without labels have none", s.Label)

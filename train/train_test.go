@@ -3,7 +3,6 @@ package train
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -207,7 +206,7 @@ func runUntil(t *testing.T, s Spec, stopAt int) (*Result, error) {
 func TestResumeIsExact(t *testing.T) {
 	runtime.LockOSThread()
 	run := func(s Spec, stopAt int) (*Result, error) { return runUntil(t, s, stopAt) }
-	texts := filepath.Join(t.TempDir(), "texts.jsonl") // the SMS texts alone, for mlm
+	texts := filepath.Join(t.TempDir(), "texts.txt") // the SMS texts alone, one a line, for mlm
 	b, err := os.ReadFile("../data/sms_spam/SMSSpamCollection")
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +214,7 @@ func TestResumeIsExact(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n")[:600] {
 		_, text, _ := strings.Cut(l, "\t")
-		j, _ := json.Marshal(map[string]string{"text": text})
-		lines = append(lines, string(j))
+		lines = append(lines, text)
 	}
 	os.WriteFile(texts, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	for _, c := range []struct {
