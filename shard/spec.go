@@ -35,8 +35,6 @@ func FormatOf(path string) (Format, bool) {
 		return CoNLL, true
 	case ".json":
 		return SQuAD, true
-	case ".txt":
-		return Lines, true
 	}
 	return "", false
 }

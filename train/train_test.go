@@ -226,7 +226,7 @@ func TestResumeIsExact(t *testing.T) {
 		{"lamb", func(s *Spec) { s.Optimizer = "lamb" }},
 		// mlm's masks follow the step: the resumed run must draw the same ones.
 		{"mlm", func(s *Spec) {
-			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{}, "", 16, 0.05, 8
+			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

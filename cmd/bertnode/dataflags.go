@@ -11,7 +11,7 @@ import (
 // file: the one definition of the data flags, which train, eval, predict and augment
 // share (through specFlags and dataFlags).
 func dataSpecFlags(f *pflag.FlagSet, d *shard.Spec) {
-	f.StringVar((*string)(&d.Format), "format", string(d.Format), "csv | tsv | jsonl | labeltext | conll | squad | text (one text per line: mlm) (default: from the file's extension)")
+	f.StringVar((*string)(&d.Format), "format", string(d.Format), "csv | tsv | jsonl | labeltext | conll | squad | text (one text per line: mlm; never guessed) (default: from the file's extension)")
 	f.StringVar(&d.Text, "text-column", d.Text, "text column or field")
 	f.StringVar(&d.Label, "label-column", d.Label, "label column or field (regression: the score, a number)")
 	f.StringVar(&d.TextPair, "text-pair-column", d.TextPair, "second text column or field (sentence pairs)")
