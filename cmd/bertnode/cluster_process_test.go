@@ -39,6 +39,23 @@ type procCluster struct {
 	cl    *api.Client
 }
 
+// submitWait submits the job spec file and waits for the job to end: its id, the job,
+// and the nodes of its generation in rank order.
+func (c *procCluster) submitWait(spec string) (string, *api.Job, []string) {
+	c.t.Helper()
+	out := mustRun(c.t, append([]string{"submit", spec, "--wait"}, c.flags...)...)
+	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j, err := c.cl.Job(context.Background(), id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var ranks []string
+	for _, m := range j.Gen.Members {
+		ranks = append(ranks, m.Node)
+	}
+	return id, j, ranks
+}
+
 func upCluster(t *testing.T, coords, nodes int, extra ...string) *procCluster {
 	t.Helper()
 	if testing.Short() {
@@ -407,16 +424,7 @@ func TestProcessClusterParity(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		text, _ := os.ReadFile(spec)
 		job := writeLines(t, dir, fmt.Sprintf("parity-%d.yaml", n), string(text), fmt.Sprintf("cluster: {nodes: %d}", n))
-		out := mustRun(t, append([]string{"submit", job, "--wait"}, c.flags...)...)
-		id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
-		j, err := c.cl.Job(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ranks []string
-		for _, m := range j.Gen.Members {
-			ranks = append(ranks, m.Node)
-		}
+		id, j, ranks := c.submitWait(job)
 		if len(ranks) != n {
 			t.Fatalf("%d nodes wanted, generation %+v", n, j.Gen)
 		}
@@ -538,16 +546,7 @@ func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
 		"tokenizer: "+vocabFile, "max_length: 32", "batch_size: 16", "max_steps: 12", "lr: 1.0e-3", "pooling: mean",
 		"cluster: {nodes: 2}")
 	c := upCluster(t, 1, 2)
-	out := mustRun(t, append([]string{"submit", spec, "--wait"}, c.flags...)...)
-	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
-	j, err := c.cl.Job(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ranks []string
-	for _, m := range j.Gen.Members {
-		ranks = append(ranks, m.Node)
-	}
+	id, _, ranks := c.submitWait(spec)
 	c.finalsEqual(id, "model.safetensors", ranks...)
 	final := filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "final")
 	for _, f := range []string{"modules.json", "1_Pooling/config.json", "sentence_bert_config.json"} {
