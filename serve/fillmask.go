@@ -1,8 +1,8 @@
 package serve
 
 import (
+	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/train"
@@ -36,18 +36,10 @@ func (s *Server) fillMask(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, invalid("top_k: %d is not in [1, %d], the vocabulary's size", k, s.t.Tok.Vocab().Len())
 		}
 	}
-	mask := s.t.Tok.Vocab().Token(int(s.t.Tok.MaskID()))
-	for i, text := range req.Texts {
-		enc, err := s.t.Tok.Encode(text, s.t.Spec.MaxLength)
-		if err != nil {
-			return nil, invalid("texts[%d]: %v", i, err)
-		}
-		if !slices.Contains(enc.InputIDs, s.t.Tok.MaskID()) {
-			return nil, invalid("texts[%d]: no %s token within the max length of %d tokens", i, mask, s.t.Spec.MaxLength)
-		}
-	}
 	preds, err := s.via(r.Context()).FillMask(req.Texts, k)
-	if err != nil {
+	if errors.Is(err, train.ErrNoMask) { // found before any text reaches the model
+		return nil, invalid("texts: %v", err)
+	} else if err != nil {
 		return nil, err
 	}
 	return fillMaskResponse{Predictions: preds}, nil

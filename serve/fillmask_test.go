@@ -49,7 +49,7 @@ func TestFillMaskAnswersAsPredict(t *testing.T) {
 		}
 	}
 	u := srv.url + "/v1/fill-mask"
-	wantError(t, "POST", u, `{"texts": ["no mask here"]}`, 400, kindInvalid, "texts[0]: no [MASK] token")
+	wantError(t, "POST", u, `{"texts": ["no mask here"]}`, 400, kindInvalid, "texts: text 1: no mask token [MASK] within the max length")
 	wantError(t, "POST", u, `{"texts": ["[MASK] ."], "top_k": 0}`, 400, kindInvalid, "top_k: 0 is not in")
 	var fills []train.Fill
 	if got := post[fillMaskResponse](t, u, `{"texts": ["[MASK] ."]}`); len(got.Predictions[0].Masks[0]) != 5 {

@@ -179,7 +179,7 @@ func (t *Trainer) FillMask(texts []string, k int) ([]Filled, error) {
 	}
 	for i, e := range exs {
 		if !slices.Contains(e.Enc.InputIDs, maskID) {
-			return nil, fmt.Errorf("text %d: %w %s (within --max-length)", i+1, ErrNoMask, maskStr)
+			return nil, fmt.Errorf("text %d: %w %s within the max length of %d tokens", i+1, ErrNoMask, maskStr, t.Spec.MaxLength)
 		}
 	}
 	out := make([]Filled, 0, len(texts))
