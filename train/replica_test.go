@@ -14,14 +14,17 @@ import (
 )
 
 // Three replicas evaluating their shares of the eval set and gathering the logits over a
-// ring score exactly what one Trainer scores on the whole set: classification and
-// regression.
+// ring score what one Trainer scores on the whole set: classification exactly, since its
+// metrics count argmaxes; regression within float32 rounding, since a replica's share is
+// batched and padded to other shapes than the whole set, and libtorch's CPU kernels may
+// block the matrix products of other shapes differently (CI's CPUs did, by 1e-7).
 func TestReplicaEvaluationSharedOverTheRing(t *testing.T) {
-	t.Run("classify", func(t *testing.T) { replicaEvaluation(t, smsSpec(t)) })
-	t.Run("regression", func(t *testing.T) { replicaEvaluation(t, stsSpec(t)) })
+	t.Run("classify", func(t *testing.T) { replicaEvaluation(t, smsSpec(t), 0) })
+	t.Run("regression", func(t *testing.T) { replicaEvaluation(t, stsSpec(t), 1e-5) })
 }
 
-func replicaEvaluation(t *testing.T, s Spec) {
+// replicaEvaluation fails where a metric differs by more than tol relative to its value.
+func replicaEvaluation(t *testing.T, s Spec, tol float64) {
 	runtime.LockOSThread()
 	s.MaxSteps, s.Threads = 3, 1
 	tr, _ := trainSpec(t, s) // a few steps, so the predictions are not all one class
@@ -87,7 +90,7 @@ func replicaEvaluation(t *testing.T, s Spec) {
 			t.Fatalf("rank %d: %v", i, errs[i])
 		}
 		for k, v := range want.Metrics {
-			if got[i][k] != v {
+			if math.Abs(got[i][k]-v) > tol*math.Max(math.Abs(v), 1e-3) {
 				t.Errorf("rank %d: %s = %v, one trainer on the whole set: %v", i, k, got[i][k], v)
 			}
 		}
