@@ -193,7 +193,7 @@ func (t *Trainer) FillMask(texts []string, k int) ([]Filled, error) {
 			}
 			var fills []Fill
 			for _, c := range mostProbable(logits[j*v:(j+1)*v], k) {
-				s := tokenText(t.Tok.Vocab().Token(c.id))
+				s := t.Tok.TokenText(int32(c.id))
 				fills = append(fills, Fill{Score: c.p, Token: c.id, TokenStr: s, Sequence: fillSequence(parts, maskStr, len(f.Masks), s)})
 			}
 			f.Masks = append(f.Masks, fills)
@@ -222,14 +222,6 @@ func mostProbable(logits []float32, k int) []candidate {
 	}
 	slices.SortStableFunc(c, func(a, b candidate) int { return cmp.Compare(b.p, a.p) })
 	return c[:min(k, len(c))]
-}
-
-// tokenText is a vocabulary token as text: WordPiece's continuation "##" dropped,
-// byte-level BPE's space mark (Ġ) and SentencePiece's (▁) as a space, then trimmed.
-func tokenText(tok string) string {
-	tok = strings.TrimPrefix(tok, "##")
-	tok = strings.NewReplacer("Ġ", " ", "▁", " ", "Ċ", "\n").Replace(tok)
-	return strings.TrimSpace(tok)
 }
 
 // fillSequence is the text whose parts surround its mask tokens with the n-th mask
