@@ -104,14 +104,17 @@ func (embedTask) label(b *model.Batch, exs []*Example) {
 
 func (embedTask) scorer([]string) scorer { return &embedScorer{} }
 
+// gramRows anchors are scored at a time: 1024 rows of similarities with 100k candidates
+// take 400 MB.
+const gramRows = 1024
+
 // embedScorer scores retrieval over the whole evaluation set, as sentence-transformers'
 // InformationRetrievalEvaluator does: each anchor ranks every example's positive (and
 // hard negative) by cosine similarity, its own positive the one relevant.
 type embedScorer struct {
-	exs        []*Example
-	anchors    [][]float32 // unit vectors
-	candidates [][]float32 // the positives, in the anchors' order
-	negatives  [][]float32
+	exs                           []*Example
+	h                             int       // dimensions
+	anchors, positives, negatives []float32 // unit vectors, row-major, positives in the anchors' order
 }
 
 func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) error {
@@ -119,17 +122,17 @@ func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) erro
 	if b.B != 2*n && b.B != 3*n {
 		return fmt.Errorf("embed: %d vectors for %d examples", b.B, n)
 	}
+	s.h = h
 	for i := range b.B {
-		v := slices.Clone(logits[i*h : (i+1)*h])
-		Normalize(v)
+		dst := &s.negatives
 		switch {
 		case i < n:
-			s.anchors = append(s.anchors, v)
+			dst = &s.anchors
 		case i < 2*n:
-			s.candidates = append(s.candidates, v)
-		default:
-			s.negatives = append(s.negatives, v)
+			dst = &s.positives
 		}
+		*dst = append(*dst, logits[i*h:(i+1)*h]...)
+		Normalize((*dst)[len(*dst)-h:])
 	}
 	s.exs = append(s.exs, exs...)
 	return nil
@@ -139,19 +142,17 @@ func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) erro
 // MRR@10; an anchor whose best candidate is not its positive is a mistake. A tie with
 // the positive counts for it.
 func (s *embedScorer) result() (EvalResult, error) {
-	n := len(s.anchors)
+	n := len(s.exs)
 	var at1, at5, mrr float64
 	var r EvalResult
-	all := append(slices.Clip(s.candidates), s.negatives...)
-	sims := make([]float32, len(all))
-	for i, a := range s.anchors {
-		for j, c := range all {
-			var dot float32
-			for k := range a {
-				dot += a[k] * c[k]
-			}
-			sims[j] = dot
+	all := append(slices.Clip(s.positives), s.negatives...)
+	m := len(all) / max(s.h, 1)
+	var block []float32 // the similarities of gramRows anchors with every candidate
+	for i := range n {
+		if i%gramRows == 0 {
+			block = model.Gram(s.anchors[i*s.h:min(i+gramRows, n)*s.h], all, s.h)
 		}
+		sims := block[i%gramRows*m : (i%gramRows+1)*m]
 		rank, best := 1, i
 		for j, v := range sims {
 			if j != i && v > sims[i] {
@@ -165,10 +166,10 @@ func (s *embedScorer) result() (EvalResult, error) {
 			at1++
 		} else {
 			e, pred := s.exs[i], ""
-			if k := len(s.candidates); best < k {
+			if best < n {
 				pred = s.exs[best].PositiveText
 			} else {
-				pred = s.exs[best-k].NegativeText
+				pred = s.exs[best-n].NegativeText
 			}
 			r.Mistakes = append(r.Mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: pred,
 				Confidence: float64(sims[best]), Source: fmt.Sprintf("%s:%d", e.Pos.File, e.Pos.Line)})

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -347,5 +348,39 @@ func TestEmbedReadsSQuADQuestionsAndContexts(t *testing.T) {
 	}
 	if len(exs) != 1 || exs[0].Text != "Where is the tower?" || exs[0].PositiveText != "The Eiffel Tower is in Paris." || exs[0].Positive == nil {
 		t.Fatalf("examples %+v", exs)
+	}
+}
+
+// Past the first block of gramRows anchors, each anchor is still scored against its own
+// positive and every other candidate: anchor i's positive is its own vector, except one
+// anchor in the second block whose positive points away, the one mistake.
+func TestEmbedScorerAcrossBlocks(t *testing.T) {
+	const n, h, odd = gramRows + 10, 8, gramRows + 3
+	r := rand.New(rand.NewPCG(3, 4))
+	exs := make([]*Example, n)
+	anchors := make([]float32, n*h)
+	for i := range exs {
+		exs[i] = &Example{Text: fmt.Sprint("a", i), PositiveText: fmt.Sprint("p", i)}
+		for k := range h {
+			anchors[i*h+k] = float32(r.NormFloat64())
+		}
+	}
+	positives := slices.Clone(anchors)
+	for k := range h {
+		positives[odd*h+k] *= -1
+	}
+	sc := &embedScorer{}
+	if err := sc.add(exs, &model.Batch{B: 2 * n}, append(anchors, positives...)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sc.result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(n-1) / n; math.Abs(res.Metrics["accuracy_at_1"]-want) > 1e-12 {
+		t.Errorf("accuracy@1 %v, want %v", res.Metrics["accuracy_at_1"], want)
+	}
+	if len(res.Mistakes) != 1 || res.Mistakes[0].Text != fmt.Sprint("a", odd) {
+		t.Errorf("mistakes %+v, want a%d's alone", res.Mistakes, odd)
 	}
 }
