@@ -46,17 +46,11 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		path := args[0]
-		spec, err := train.LoadSpec(path)
+		text, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if err := spec.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if err := spec.Cluster.WithDefaults().Validate(); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		text, err := os.ReadFile(path)
+		spec, err := checkJobSpec(string(text), path)
 		if err != nil {
 			return err
 		}
@@ -68,7 +62,7 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 		out := cmd.OutOrStdout()
 		sent := string(text)
 		if spec.Cluster.WithDefaults().Data != "shared" {
-			if sent, err = uploadData(ctx, cl, sent, out); err != nil {
+			if sent, err = uploadData(ctx, cl, sent, out, nil); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
@@ -98,12 +92,30 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 	return c
 }
 
+// checkJobSpec parses and checks a job spec's text as train and the coordinator will;
+// errors begin with where.
+func checkJobSpec(text, where string) (train.Spec, error) {
+	spec, err := train.ParseSpec(text)
+	if err == nil {
+		err = spec.Validate()
+	}
+	if err == nil {
+		err = spec.Cluster.WithDefaults().Validate()
+	}
+	if err != nil {
+		return spec, fmt.Errorf("%s: %w", where, err)
+	}
+	return spec, nil
+}
+
 // uploadData uploads the spec's local train and eval files, and its model and
 // tokenizer when they are local paths (packed as a tar: a directory's files, or the
 // one file), and returns the spec with their paths replaced by blob:<sha256> (a packed
 // file: blob:<sha256>/<name>), the rest of the text as it was. A model or tokenizer
-// that is no local path (a preset, a hub name) stays as it is.
-func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer) (string, error) {
+// that is no local path (a preset, a hub name) stays as it is. A non-nil done holds
+// what earlier calls uploaded (field and path -> reference), so that a sweep's trials
+// upload each file once.
+func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer, done map[string]string) (string, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
 		return "", err
@@ -119,16 +131,22 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer)
 		}
 		var ref string
 		var err error
-		switch key {
-		case "train", "eval":
+		seen, ok := done[key+"\x00"+val.Value]
+		switch {
+		case ok:
+			ref = seen
+		case key == "train" || key == "eval":
 			ref, err = upload(ctx, cl, val.Value, out)
-		case "model", "tokenizer":
+		case key == "model" || key == "tokenizer":
 			ref, err = uploadPacked(ctx, cl, val.Value, out)
 		default:
 			continue
 		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", key, err)
+		}
+		if done != nil {
+			done[key+"\x00"+val.Value] = ref
 		}
 		if ref != "" {
 			val.Value, val.Style = "blob:"+ref, 0
