@@ -506,6 +506,10 @@ type Event struct {
 	Gen     uint32    `json:"gen,omitempty"`
 	Node    string    `json:"node,omitempty"`
 	Message string    `json:"message"`
+	// Step and Metrics are an eval event's evaluation, for those who read a job's
+	// learning curve (bertnode sweep prunes by it).
+	Step    int64              `json:"step,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // JobLogs is GET /v1/jobs/{id}/logs.

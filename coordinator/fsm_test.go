@@ -406,7 +406,8 @@ func firstDiff(path string, a, b reflect.Value) string {
 }
 
 // TestEventLogKeepsWhatMatters: past MaxEvents a long job's log drops its oldest
-// routine events (evals here), not its submission and generations.
+// routine events (evals here), not its submission and generations. Eval events carry
+// their step and metrics.
 func TestEventLogKeepsWhatMatters(t *testing.T) {
 	f := NewFSM()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -430,7 +431,8 @@ func TestEventLogKeepsWhatMatters(t *testing.T) {
 	f.Read(func(s *State) {
 		ev := s.Events["job-1"]
 		if len(ev) != MaxEvents || ev[0].Kind != "submitted" || ev[1].Kind != "planned" || ev[2].Kind != "generation" ||
-			ev[len(ev)-1].Seq != 2*MaxEvents+3 || ev[3].Message != "eval at step 504: f1=0.5" {
+			ev[len(ev)-1].Seq != 2*MaxEvents+3 || ev[3].Message != "eval at step 504: f1=0.5" ||
+			ev[3].Step != 504 || ev[3].Metrics["f1"] != 0.5 || ev[2].Metrics != nil {
 			t.Fatalf("%d events: %+v ... %+v", len(ev), ev[:4], ev[len(ev)-1])
 		}
 	})

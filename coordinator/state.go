@@ -153,16 +153,20 @@ func (s *State) fromMember(id, node string, gen uint32) (*api.Job, int, error) {
 }
 
 func (s *State) event(j *api.Job, t time.Time, kind, node, format string, args ...any) {
+	s.addEvent(j, api.Event{Time: t, Kind: kind, Node: node, Message: fmt.Sprintf(format, args...)})
+}
+
+// addEvent appends e to j's log, numbered and in j's current generation.
+func (s *State) addEvent(j *api.Job, e api.Event) {
 	ev := s.Events[j.ID]
-	seq := int64(1)
+	e.Seq = 1
 	if len(ev) > 0 {
-		seq = ev[len(ev)-1].Seq + 1
+		e.Seq = ev[len(ev)-1].Seq + 1
 	}
-	var gen uint32
 	if j.Gen != nil {
-		gen = j.Gen.Gen
+		e.Gen = j.Gen.Gen
 	}
-	ev = append(ev, api.Event{Seq: seq, Time: t, Kind: kind, Gen: gen, Node: node, Message: fmt.Sprintf(format, args...)})
+	ev = append(ev, e)
 	if len(ev) > MaxEvents {
 		i := slices.IndexFunc(ev, func(e api.Event) bool { return routine[e.Kind] })
 		ev = slices.Delete(ev, max(i, 0), max(i, 0)+1)
@@ -671,7 +675,8 @@ func (s *State) noteEval(j *api.Job, t time.Time, node string, m map[string]floa
 	p := &j.Progress
 	if len(m) > 0 && (p.Eval == nil || step > p.EvalStep) {
 		p.Eval, p.EvalStep = m, step
-		s.event(j, t, "eval", node, "eval at step %d: %s", step, formatMetrics(m))
+		s.addEvent(j, api.Event{Time: t, Kind: "eval", Node: node, Step: step, Metrics: m,
+			Message: fmt.Sprintf("eval at step %d: %s", step, formatMetrics(m))})
 	}
 }
 

@@ -27,6 +27,66 @@ type Spec struct {
 	Grid Fields[[]any] `yaml:"grid"`
 	// Random draws Trials settings (per grid point, with a grid too).
 	Random *Random `yaml:"random"`
+	// Prune stops trials that fall behind; nil: every trial runs to its end.
+	Prune *Prune `yaml:"prune"`
+}
+
+// Prune is Optuna's MedianPruner: a trial stops at an evaluation where its best value
+// so far is worse than the median of the values the succeeded trials had at that step.
+type Prune struct {
+	// StartupTrials is how many succeeded trials must have evaluated at the step before
+	// any trial stops there (Optuna's n_startup_trials, default 5).
+	StartupTrials int `yaml:"startup_trials"`
+	// WarmupSteps: no trial stops before this step (n_warmup_steps, default 0).
+	WarmupSteps int64 `yaml:"warmup_steps"`
+}
+
+// Point is one evaluation of a trial: the metric's value after Step optimizer steps.
+type Point struct {
+	Step  int64
+	Value float64
+}
+
+// Verdict is Judge's answer: the trial's best value so far, the median of the
+// succeeded trials at its latest step and how many gave it, and whether it stops.
+type Verdict struct {
+	Best, Median float64
+	Trials       int
+	Stop         bool
+}
+
+// Judge says whether the trial whose evaluations so far are curve (in step order)
+// stops at its latest one, given the curves of the succeeded trials; better says
+// whether a beats b for the metric. Steps must match exactly: trials that evaluate at
+// other steps (another eval_steps or batch size) are not compared.
+func (p *Prune) Judge(curve []Point, succeeded [][]Point, better func(a, b float64) bool) Verdict {
+	if len(curve) == 0 {
+		return Verdict{}
+	}
+	last := curve[len(curve)-1]
+	v := Verdict{Best: last.Value}
+	for _, q := range curve {
+		if better(q.Value, v.Best) {
+			v.Best = q.Value
+		}
+	}
+	var at []float64
+	for _, c := range succeeded {
+		if i := slices.IndexFunc(c, func(q Point) bool { return q.Step == last.Step }); i >= 0 {
+			at = append(at, c[i].Value)
+		}
+	}
+	v.Trials = len(at)
+	if last.Step < p.WarmupSteps || len(at) == 0 || len(at) < p.StartupTrials {
+		return v
+	}
+	slices.Sort(at)
+	v.Median = at[len(at)/2]
+	if len(at)%2 == 0 { // numpy's percentile 50, which Optuna takes: the middle two's mean
+		v.Median = (at[len(at)/2-1] + at[len(at)/2]) / 2
+	}
+	v.Stop = better(v.Median, v.Best)
+	return v
 }
 
 // Random is a random search: each trial draws every field from its distribution.
@@ -92,6 +152,17 @@ func (s *Spec) validate() error {
 	}
 	if s.Parallel < 0 {
 		return bad("parallel", "%d: must be 0 (all at once) or more", s.Parallel)
+	}
+	if p := s.Prune; p != nil {
+		if p.StartupTrials == 0 {
+			p.StartupTrials = 5
+		}
+		if p.StartupTrials < 0 {
+			return bad("prune.startup_trials", "%d: must be positive", p.StartupTrials)
+		}
+		if p.WarmupSteps < 0 {
+			return bad("prune.warmup_steps", "%d: must be 0 or more", p.WarmupSteps)
+		}
 	}
 	if len(s.Grid) == 0 && s.Random == nil {
 		return errors.New("grid or random: a sweep needs values to try")

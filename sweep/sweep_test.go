@@ -99,8 +99,11 @@ func TestApply(t *testing.T) {
 	}
 }
 
-// Bad sweep files name the field.
+// Bad sweep files name the field; prune: {} takes Optuna's defaults.
 func TestParseErrors(t *testing.T) {
+	if s, err := Parse("job: j.yaml\ngrid: {lr: [1]}\nprune: {}"); err != nil || *s.Prune != (Prune{StartupTrials: 5}) {
+		t.Errorf("prune: {}: %+v, %v", s.Prune, err)
+	}
 	for text, want := range map[string]string{
 		"grid: {lr: [1]}":                                                                "job: missing",
 		"job: j.yaml":                                                                    "grid or random",
@@ -116,9 +119,49 @@ func TestParseErrors(t *testing.T) {
 		"job: j.yaml\nrandom: {trials: 2, params: {lr: {log_uniform: [0, 1]}}}":          "random.params.lr.log_uniform: low 0: must be positive",
 		"job: j.yaml\nrandom: {trials: 2, params: {lr: {choice: []}}}":                   "random.params.lr.choice: no values",
 		"job: j.yaml\ngrid: {lr: [1]}\nrandom: {trials: 2, params: {lr: {choice: [1]}}}": "random.params.lr: set twice",
+		"job: j.yaml\ngrid: {lr: [1]}\nprune: {startup_trials: -1}":                      "prune.startup_trials: -1",
+		"job: j.yaml\ngrid: {lr: [1]}\nprune: {warmup_steps: -5}":                        "prune.warmup_steps: -5",
 	} {
 		if _, err := Parse(text); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", text, err, want)
 		}
+	}
+}
+
+// The median rule: a trial stops where its best so far is worse than the median of the
+// succeeded trials at the same step, once enough of them evaluated there.
+func TestPruneJudge(t *testing.T) {
+	higher := func(a, b float64) bool { return a > b }
+	lower := func(a, b float64) bool { return a < b }
+	done := [][]Point{{{10, 0.5}, {20, 0.7}}, {{10, 0.6}, {20, 0.8}}, {{10, 0.7}, {20, 0.9}}, {{10, 0.4}}, {{15, 0.9}}}
+	p := Prune{StartupTrials: 3}
+	for _, c := range []struct {
+		curve  []Point
+		better func(a, b float64) bool
+		p      Prune
+		median float64
+		n      int
+		stop   bool
+	}{
+		{[]Point{{10, 0.52}}, higher, p, 0.55, 4, true},                    // median of 0.4 0.5 0.6 0.7
+		{[]Point{{10, 0.56}}, higher, p, 0.55, 4, false},                   // above it
+		{[]Point{{10, 0.55}}, higher, p, 0.55, 4, false},                   // equal: not worse
+		{[]Point{{10, 0.6}, {20, 0.75}}, higher, p, 0.8, 3, true},          // 0.7 0.8 0.9
+		{[]Point{{10, 0.9}, {20, 0.6}}, higher, p, 0.8, 3, false},          // its best so far, 0.9, counts
+		{[]Point{{10, 0.1}}, higher, Prune{StartupTrials: 5}, 0, 4, false}, // too few succeeded trials at step 10
+		{[]Point{{10, 0.1}}, higher, Prune{StartupTrials: 3, WarmupSteps: 11}, 0, 4, false},
+		{[]Point{{15, 0.1}}, higher, Prune{StartupTrials: 1}, 0.9, 1, true}, // steps match exactly
+		{[]Point{{12, 0.1}}, higher, Prune{StartupTrials: 1}, 0, 0, false},  // no one evaluated at 12
+		{[]Point{{10, 0.58}}, lower, p, 0.55, 4, true},                      // a loss: lower is better
+		{[]Point{{10, 0.58}, {20, 0.5}}, lower, p, 0.8, 3, false},
+		{nil, higher, p, 0, 0, false},
+	} {
+		v := c.p.Judge(c.curve, done, c.better)
+		if math.Abs(v.Median-c.median) > 1e-12 || v.Trials != c.n || v.Stop != c.stop {
+			t.Errorf("%v with %+v: %+v; want median %v of %d, stop %v", c.curve, c.p, v, c.median, c.n, c.stop)
+		}
+	}
+	if v := p.Judge([]Point{{10, 0.3}, {20, 0.45}, {30, 0.4}}, done, higher); v.Best != 0.45 {
+		t.Errorf("best so far %v, want 0.45", v.Best)
 	}
 }

@@ -48,6 +48,11 @@ metric's best evaluation, best first (lowest first for losses and errors).
       lr: {log_uniform: [1.0e-5, 1.0e-3]}
       warmup_ratio: {uniform: [0, 0.2]}
       batch_size: {choice: [16, 32]}
+  prune: {startup_trials: 5, warmup_steps: 0}
+                                # stop a trial whose best evaluation so far is worse than
+                                # the median of the succeeded trials' at the same step,
+                                # once startup_trials of them evaluated there (Optuna's
+                                # MedianPruner and its defaults: prune: {} for them)
 
 Trials are named SWEEP-1, SWEEP-2, ... (SWEEP is --name, default the file's name).
 Stopping the command leaves the submitted trials running (bertnode cancel JOB stops
@@ -108,7 +113,7 @@ one). It exits 1 when no trial succeeded.`,
 			return err
 		}
 		defer stop()
-		s := sweepRun{cl: cl, out: out, name: name, metric: sw.Metric, runs: runs, uploaded: map[string]string{}}
+		s := sweepRun{cl: cl, out: out, name: name, metric: sw.Metric, runs: runs, uploaded: map[string]string{}, prune: sw.Prune}
 		if err := s.run(ctx, max(sw.Parallel, 0)); err != nil {
 			return err
 		}
@@ -126,6 +131,10 @@ type trialRun struct {
 	spec   string // the job spec text, data paths local
 	shared bool   // cluster.data: shared, nothing to upload
 	job    *api.Job
+
+	curve     []sweep.Point // its evaluations of the metric, when the sweep prunes
+	curveStep int64         // the latest evaluation step curve holds
+	pruned    string        // why the sweep stopped it
 }
 
 type sweepRun struct {
@@ -135,6 +144,7 @@ type sweepRun struct {
 	metric   string
 	runs     []trialRun
 	uploaded map[string]string
+	prune    *sweep.Prune
 }
 
 // run submits the trials, at most parallel at a time (0: all), and waits for them all.
@@ -159,16 +169,24 @@ func (s *sweepRun) run(ctx context.Context, parallel int) error {
 		for _, i := range active {
 			r := &s.runs[i]
 			j, err := s.cl.Job(ctx, r.job.ID)
+			if err == nil && s.prune != nil && j.Progress.EvalStep > r.curveStep {
+				err = s.readCurve(ctx, r, j.Progress.EvalStep)
+			}
 			if err != nil {
 				return fmt.Errorf("trial %d (%s): %w", r.n, r.job.ID, err)
 			}
 			r.job = j
 			if !j.State.Done() {
+				if err := s.judge(ctx, r); err != nil {
+					return fmt.Errorf("trial %d (%s): %w", r.n, r.job.ID, err)
+				}
 				still = append(still, i)
 				continue
 			}
 			line := fmt.Sprintf("trial %d/%d (%s) %s", r.n, len(s.runs), j.ID, j.State)
-			if j.State != api.Succeeded && j.Reason != "" {
+			if r.pruned != "" {
+				line = fmt.Sprintf("trial %d/%d (%s) pruned (%s)", r.n, len(s.runs), j.ID, r.pruned)
+			} else if j.State != api.Succeeded && j.Reason != "" {
 				line += " (" + j.Reason + ")"
 			}
 			if v, from, ok := trialScore(j, s.metric); ok {
@@ -178,6 +196,46 @@ func (s *sweepRun) run(ctx context.Context, parallel int) error {
 		}
 		active = still
 	}
+	return nil
+}
+
+// readCurve reads the trial's evaluations of the metric from its job's event log, once
+// the job has evaluated at step.
+func (s *sweepRun) readCurve(ctx context.Context, r *trialRun, step int64) error {
+	logs, err := s.cl.Logs(ctx, r.job.ID, 0, 0)
+	if err != nil {
+		return err
+	}
+	r.curve = r.curve[:0]
+	for _, e := range logs.Events {
+		if v, ok := e.Metrics[s.metric]; ok && e.Kind == "eval" {
+			r.curve = append(r.curve, sweep.Point{Step: e.Step, Value: v})
+		}
+	}
+	r.curveStep = step
+	return nil
+}
+
+// judge cancels a running trial that the prune rule stops at its latest evaluation.
+func (s *sweepRun) judge(ctx context.Context, r *trialRun) error {
+	if s.prune == nil || r.pruned != "" || len(r.curve) == 0 {
+		return nil
+	}
+	var succeeded [][]sweep.Point
+	for _, o := range s.runs {
+		if o.job != nil && o.job.State == api.Succeeded && o.pruned == "" {
+			succeeded = append(succeeded, o.curve)
+		}
+	}
+	v := s.prune.Judge(r.curve, succeeded, func(a, b float64) bool { return metrics.Improves(s.metric, a, b) })
+	if !v.Stop {
+		return nil
+	}
+	if err := s.cl.Cancel(ctx, r.job.ID); err != nil {
+		return err
+	}
+	r.pruned = fmt.Sprintf("at step %d: best %s %.4f, the median of %d succeeded trials there %.4f",
+		r.curve[len(r.curve)-1].Step, s.metric, v.Best, v.Trials, v.Median)
 	return nil
 }
 
@@ -246,7 +304,11 @@ func (s *sweepRun) report() error {
 		if r.job.State == api.Succeeded {
 			succeeded++
 		}
-		fmt.Fprintf(w, "  %d\t%s\t%s\t%d\t%s\t%s\n", r.n, r.job.ID, r.job.State, r.job.Progress.Step, score, r.trial)
+		state := string(r.job.State)
+		if r.pruned != "" {
+			state = "pruned"
+		}
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%d\t%s\t%s\n", r.n, r.job.ID, state, r.job.Progress.Step, score, r.trial)
 	}
 	w.Flush()
 	if succeeded == 0 {
