@@ -60,7 +60,8 @@ func (e *Encoding) pushPieces(p *pieces, from, to int, typ int32) {
 
 // Encode tokenizes one text with the special tokens of the tokenizer's family
 // ([CLS] text [SEP] for BERT and ALBERT, <s> text </s> for RoBERTa), truncating the
-// text so the whole is at most maxLen tokens; maxLen 0 means no limit.
+// text as the tokenizer's Truncation says so the whole is at most maxLen tokens; maxLen
+// 0 means no limit.
 func (t *Tokenizer) Encode(text string, maxLen int) (Encoding, error) {
 	ns := t.post.specials(false)
 	if maxLen < 0 || maxLen > 0 && maxLen < ns {
@@ -74,6 +75,7 @@ func (t *Tokenizer) Encode(text string, maxLen int) (Encoding, error) {
 	if maxLen > 0 {
 		n = min(n, maxLen-ns)
 	}
+	t.trunc.keep(&s.a, n, true)
 	e, _, _ := t.post.build(&s.a, n, nil, 0, 0, false)
 	return e, nil
 }
@@ -96,6 +98,8 @@ func (t *Tokenizer) EncodePair(a, b string, maxLen int) (Encoding, error) {
 	if maxLen > 0 {
 		na, nb = longestFirst(na, nb, maxLen-ns)
 	}
+	t.trunc.keep(&s.a, na, false)
+	t.trunc.keep(&s.b, nb, false)
 	e, _, _ := t.post.build(&s.a, na, &s.b, 0, nb, false)
 	return e, nil
 }

@@ -75,13 +75,26 @@ func Load(dir string) (*Tokenizer, error) {
 			return nil, err
 		}
 	}
+	tr, err := tc.truncation()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "tokenizer_config.json"), err)
+	}
+	t, err := load(dir, &tc)
+	if err == nil {
+		t.trunc = tr
+	}
+	return t, err
+}
+
+// load builds the tokenizer of dir from the files it has, with tc's settings.
+func load(dir string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	exists := func(name string) bool {
 		_, err := os.Stat(filepath.Join(dir, name))
 		return err == nil
 	}
 	switch {
 	case exists("tokenizer.json"):
-		t, err := loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), &tc)
+		t, err := loadTokenizerJSON(filepath.Join(dir, "tokenizer.json"), tc)
 		for _, name := range []string{"spiece.model", "spm.model"} {
 			if err == nil && t.kind == Unigram && exists(name) { // kept for Save, which slow tokenizers need
 				sp, err := os.ReadFile(filepath.Join(dir, name))
@@ -106,11 +119,11 @@ func Load(dir string) (*Tokenizer, error) {
 		}
 		return t, nil
 	case exists("vocab.json") && exists("merges.txt"):
-		return loadVocabMerges(dir, &tc)
+		return loadVocabMerges(dir, tc)
 	case exists("spiece.model"):
-		return loadSPModel(filepath.Join(dir, "spiece.model"), &tc, albertDoc)
+		return loadSPModel(filepath.Join(dir, "spiece.model"), tc, albertDoc)
 	case exists("spm.model"):
-		return loadSPModel(filepath.Join(dir, "spm.model"), &tc, debertaDoc)
+		return loadSPModel(filepath.Join(dir, "spm.model"), tc, debertaDoc)
 	}
 	return nil, fmt.Errorf("%s: no tokenizer.json, vocab.txt, vocab.json with merges.txt, spiece.model or spm.model", dir)
 }
@@ -195,6 +208,19 @@ type hfTokenizerConfig struct {
 	PadToken             hfToken `json:"pad_token"`
 	ClsToken             hfToken `json:"cls_token"`
 	MaskToken            hfToken `json:"mask_token"`
+	TruncationSide       string  `json:"truncation_side"`
+	TruncationHead       int     `json:"bertnode_truncation_head"`
+}
+
+func (tc *hfTokenizerConfig) truncation() (Truncation, error) {
+	tr := Truncation{Left: tc.TruncationSide == "left", Head: tc.TruncationHead}
+	switch {
+	case tc.TruncationSide != "" && tc.TruncationSide != "left" && tc.TruncationSide != "right":
+		return tr, fmt.Errorf("truncation_side: %q: want left or right", tc.TruncationSide)
+	case tr.Head < 0 || tr.Head > 0 && !tr.Left:
+		return tr, fmt.Errorf("bertnode_truncation_head: %d: want a positive count with truncation_side left", tr.Head)
+	}
+	return tr, nil
 }
 
 func (tc *hfTokenizerConfig) apply(cfg *Config) {

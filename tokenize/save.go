@@ -44,6 +44,7 @@ func (t *Tokenizer) Save(dir string) error {
 	for k, v := range specials {
 		config[k] = v
 	}
+	t.trunc.config(config)
 	files := []namedFile{
 		{"vocab.txt", vocab.Bytes()},
 		{"tokenizer.json", tj},
@@ -92,6 +93,7 @@ func (t *Tokenizer) saveDoc(dir string) error {
 	for k, v := range specials {
 		config[k] = v
 	}
+	t.trunc.config(config)
 	files := []namedFile{{"tokenizer.json", t.doc}}
 	switch t.kind {
 	case BPE:

@@ -53,6 +53,7 @@ type Tokenizer struct {
 	words splitter // for EncodeWords when it differs from algo (byte-level BPE)
 	kind  string
 	post  template
+	trunc Truncation
 
 	unk, cls, sep, pad, mask int32
 

@@ -57,6 +57,9 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err := spec.Data.Validate(); err != nil {
 		return nil, fmt.Errorf("job spec: data: %w", err)
 	}
+	if err := spec.checkTruncation(); err != nil {
+		return nil, err
+	}
 	switch spec.Quantize {
 	case "none":
 		spec.Quantize = ""

@@ -16,6 +16,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/tokenize"
 	"gopkg.in/yaml.v3"
 )
 
@@ -36,6 +37,13 @@ type Spec struct {
 	MaxLength int    `yaml:"max_length"` // tokens per sequence, specials included
 	Padding   string `yaml:"padding"`    // longest (dynamic, per batch) | max_length
 	DocStride int    `yaml:"doc_stride"` // qa: context tokens shared by consecutive windows (default min(128, max_length/3))
+	// Truncation is which tokens of a text longer than max_length stay: head (its
+	// start), tail (its end: transformers' truncation_side left) or head_tail (its first
+	// head_tokens and the rest from its end, Sun et al. 2019). Empty: the tokenizer's
+	// (head unless its tokenizer_config.json says left); the checkpoint's tokenizer
+	// records it, so eval, predict and serve truncate as training did.
+	Truncation string `yaml:"truncation"`
+	HeadTokens int    `yaml:"head_tokens"` // head_tail: tokens kept from the start (default max_length / 4)
 
 	BatchSize   int     `yaml:"batch_size"`
 	GradAccum   int     `yaml:"grad_accum"` // micro-batches per optimizer step
@@ -217,6 +225,9 @@ func (s *Spec) Validate() error {
 	case s.Output == "":
 		return bad("output", "an output directory is required")
 	}
+	if err := s.checkTruncation(); err != nil {
+		return err
+	}
 	for _, r := range s.ReportTo {
 		if r != "tensorboard" {
 			return bad("report_to", "%q: want tensorboard (metrics.jsonl is always written)", r)
@@ -226,4 +237,46 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("job spec: data: %w", err)
 	}
 	return nil
+}
+
+// checkTruncation checks truncation and head_tokens, and sets head_tokens' default.
+func (s *Spec) checkTruncation() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("job spec: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	switch s.Truncation {
+	case "", "head", "tail", "head_tail":
+	default:
+		return bad("truncation", "%q: want head, tail or head_tail", s.Truncation)
+	}
+	if s.Truncation != "" && s.Truncation != "head" && (s.Task == string(model.QA) || s.Task == string(model.NER)) {
+		return bad("truncation", "%s reads a long text in windows (doc_stride), not truncated", s.Task)
+	}
+	if s.Truncation != "head_tail" {
+		if s.HeadTokens != 0 {
+			return bad("head_tokens", "only with truncation head_tail")
+		}
+		return nil
+	}
+	if s.HeadTokens == 0 {
+		s.HeadTokens = s.MaxLength / 4
+	}
+	if s.HeadTokens < 1 || s.HeadTokens >= s.MaxLength-4 {
+		return bad("head_tokens", "%d is not in [1, %d): the tail needs room too", s.HeadTokens, s.MaxLength-4)
+	}
+	return nil
+}
+
+// truncation is the tokenizer truncation the spec asks for; false when it leaves the
+// tokenizer's own.
+func (s *Spec) truncation() (tokenize.Truncation, bool) {
+	switch s.Truncation {
+	case "head":
+		return tokenize.Truncation{}, true
+	case "tail":
+		return tokenize.Truncation{Left: true}, true
+	case "head_tail":
+		return tokenize.Truncation{Left: true, Head: s.HeadTokens}, true
+	}
+	return tokenize.Truncation{}, false
 }

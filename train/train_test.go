@@ -105,6 +105,11 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = 1.5 }},
 		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = -0.1 }},
 		{"layer_lr_decay", func(s *Spec) { s.Optimizer, s.LayerLRDecay = "sgd", 0.9 }},
+		{"truncation", func(s *Spec) { s.Truncation = "middle" }},
+		{"truncation", func(s *Spec) { s.Task, s.Truncation, s.Data = "qa", "tail", shard.Spec{} }},
+		{"head_tokens", func(s *Spec) { s.HeadTokens = 8 }}, // without head_tail
+		{"head_tokens", func(s *Spec) { s.Truncation, s.HeadTokens = "head_tail", 60 }},
+		{"head_tokens", func(s *Spec) { s.Truncation, s.HeadTokens = "head_tail", -1 }},
 		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
 		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
 		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},

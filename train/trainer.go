@@ -207,6 +207,11 @@ func (t *Trainer) attachTokenizer() error {
 	if n, max := t.Tok.Vocab().Len(), t.Model.Config.VocabSize; n > max {
 		return fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", n, max)
 	}
+	if tr, ok := t.Spec.truncation(); ok {
+		if err := t.Tok.SetTruncation(tr); err != nil {
+			return fmt.Errorf("job spec: truncation: %w", err)
+		}
+	}
 	pad, err := tokenize.ParsePadding(t.Spec.Padding)
 	if err != nil {
 		return fmt.Errorf("job spec: padding: %w", err)

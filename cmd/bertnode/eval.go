@@ -18,7 +18,7 @@ import (
 func init() { subcommands = append(subcommands, newEvalCmd) }
 
 // inferFlags are the job-spec flags that say how to run a model.
-var inferFlags = []string{"tokenizer", "max-length", "padding", "batch-size", "threads", "device", "mixed-precision", "quantize"}
+var inferFlags = []string{"tokenizer", "max-length", "truncation", "head-tokens", "padding", "batch-size", "threads", "device", "mixed-precision", "quantize"}
 
 // addSpecFlags adds the named flags of specFlags, bound to s, so that every command
 // shares one definition (and help text) of each job-spec flag.

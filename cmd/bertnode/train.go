@@ -94,6 +94,8 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.MaxLength, "max-length", s.MaxLength, "tokens per sequence, special tokens included")
 	f.StringVar(&s.Padding, "padding", s.Padding, "longest (per batch) | max_length")
 	f.IntVar(&s.DocStride, "doc-stride", s.DocStride, "qa: context tokens shared by consecutive windows (0: min(128, max-length/3))")
+	f.StringVar(&s.Truncation, "truncation", s.Truncation, "which tokens of a text longer than --max-length stay: head (its start), tail (its end) or head_tail (--head-tokens from its start, the rest from its end); default the tokenizer's (head), and a checkpoint's as it was trained")
+	f.IntVar(&s.HeadTokens, "head-tokens", s.HeadTokens, "truncation head_tail: tokens kept from the start (0: max-length / 4)")
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "examples per micro-batch")
 	f.IntVar(&s.GradAccum, "grad-accum", s.GradAccum, "micro-batches per optimizer step")
 	f.Float64Var(&s.Epochs, "epochs", s.Epochs, "passes over the training data")
