@@ -45,7 +45,8 @@ func BertConfig(lowercase bool) Config {
 // Tokenizer turns text into model inputs. Its algorithm is WordPiece (BERT),
 // byte-level BPE (RoBERTa) or Unigram (ALBERT, SentencePiece), each with the
 // normalization, pre-tokenization and special tokens of its Hugging Face tokenizer.
-// It is immutable and safe for concurrent use.
+// Once its truncation is set (SetTruncation, before it is shared) it is immutable and
+// safe for concurrent use.
 type Tokenizer struct {
 	cfg   Config
 	vocab *Vocab
