@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -334,4 +335,33 @@ func (t Trial) String() string {
 		parts[i] = fmt.Sprintf("%s=%v", s.Key, s.Value)
 	}
 	return strings.Join(parts, " ")
+}
+
+// Differs names the first setting of t that the job spec text does not hold, as
+// "field: value in the spec", or "" when the spec holds them all: how a sweep tells
+// its own trial's job from another's of the same name.
+func (t Trial) Differs(text string) (string, error) {
+	var spec map[string]any
+	if err := yaml.Unmarshal([]byte(text), &spec); err != nil {
+		return "", err
+	}
+	for _, s := range t {
+		var cur any = spec
+		for _, k := range strings.Split(s.Key, ".") {
+			m, _ := cur.(map[string]any)
+			cur = m[k]
+		}
+		b, err := yaml.Marshal(s.Value) // the value as the spec's YAML would read
+		if err != nil {
+			return "", err
+		}
+		var want any
+		if err := yaml.Unmarshal(b, &want); err != nil {
+			return "", err
+		}
+		if !reflect.DeepEqual(cur, want) {
+			return fmt.Sprintf("%s: %v", s.Key, cur), nil
+		}
+	}
+	return "", nil
 }

@@ -165,3 +165,22 @@ func TestPruneJudge(t *testing.T) {
 		t.Errorf("best so far %v, want 0.45", v.Best)
 	}
 }
+
+// Differs reads each setting back from a spec, nested fields and numbers included.
+func TestTrialDiffers(t *testing.T) {
+	spec := "lr: 0.0003\ncluster:\n  nodes: 2\nmodel: tiny\n"
+	for _, c := range []struct {
+		trial Trial
+		want  string
+	}{
+		{Trial{{"lr", 0.0003}, {"cluster.nodes", 2}, {"model", "tiny"}}, ""},
+		{Trial{{"lr", 0.001}}, "lr: 0.0003"},
+		{Trial{{"cluster.nodes", 1}}, "cluster.nodes: 2"},
+		{Trial{{"warmup_ratio", 0.1}}, "warmup_ratio: <nil>"},
+		{Trial{{"model.size", 1}}, "model.size: <nil>"},
+	} {
+		if got, err := c.trial.Differs(spec); err != nil || got != c.want {
+			t.Errorf("%v: %q, %v; want %q", c.trial, got, err, c.want)
+		}
+	}
+}

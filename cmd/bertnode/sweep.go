@@ -23,8 +23,8 @@ var sweepPoll = 2 * time.Second
 
 func newSweepCmd() *cobra.Command {
 	var (
-		name   string
-		dryRun bool
+		name           string
+		dryRun, attach bool
 	)
 	c := &cobra.Command{
 		Use:   "sweep SWEEP.yaml [--dry-run]",
@@ -56,7 +56,8 @@ metric's best evaluation, best first (lowest first for losses and errors).
 
 Trials are named SWEEP-1, SWEEP-2, ... (SWEEP is --name, default the file's name).
 Stopping the command leaves the submitted trials running (bertnode cancel JOB stops
-one). It exits 1 when no trial succeeded.`,
+one); run it again with --attach to follow them and submit the rest. It exits 1 when
+no trial succeeded.`,
 		Example: `  bertnode sweep examples/cluster/sms-sweep.yaml --dry-run
   bertnode sweep examples/cluster/sms-sweep.yaml --coordinator 10.0.0.1:7300`,
 		Args: cobra.ExactArgs(1),
@@ -113,6 +114,9 @@ one). It exits 1 when no trial succeeded.`,
 			return err
 		}
 		defer stop()
+		if err := adopt(ctx, cl, name, runs, attach); err != nil {
+			return err
+		}
 		s := sweepRun{cl: cl, out: out, name: name, metric: sw.Metric, runs: runs, uploaded: map[string]string{}, prune: sw.Prune}
 		if err := s.run(ctx, max(sw.Parallel, 0)); err != nil {
 			return err
@@ -121,7 +125,43 @@ one). It exits 1 when no trial succeeded.`,
 	}
 	c.Flags().StringVar(&name, "name", "", "the trials' name prefix (default: the sweep file's name)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "check every trial's spec and print the trials; submit nothing")
+	c.Flags().BoolVar(&attach, "attach", false, "follow the trials' jobs an earlier run of this sweep submitted (by name) instead of submitting them again; submit the rest")
 	return c
+}
+
+// adopt gives each trial the job of its name an earlier run of the sweep submitted,
+// when attach; without it, such jobs are an error, so that running a sweep twice does
+// not train every trial twice.
+func adopt(ctx context.Context, cl *api.Client, name string, runs []trialRun, attach bool) error {
+	jobs, err := cl.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]*api.Job{}
+	for i := range jobs { // the latest of a name: the last submitted
+		if j := byName[jobs[i].Name]; j == nil || jobs[i].Submitted.After(j.Submitted) {
+			byName[jobs[i].Name] = &jobs[i]
+		}
+	}
+	for i := range runs {
+		r := &runs[i]
+		j := byName[fmt.Sprintf("%s-%d", name, r.n)]
+		if j == nil {
+			continue
+		}
+		if !attach {
+			return fmt.Errorf("%s (%s) is trial %d of an earlier run of this sweep: --attach follows its jobs, --name starts another sweep", j.ID, j.Name, r.n)
+		}
+		diff, err := r.trial.Differs(j.Spec)
+		if err != nil {
+			return fmt.Errorf("%s: %w", j.ID, err)
+		}
+		if diff != "" {
+			return fmt.Errorf("%s (%s) has %s, not trial %d's %s: another sweep's job; --name starts this one apart", j.ID, j.Name, diff, r.n, r.trial)
+		}
+		r.job = j
+	}
+	return nil
 }
 
 // trialRun is one trial of a sweep and its job.
@@ -155,8 +195,11 @@ func (s *sweepRun) run(ctx context.Context, parallel int) error {
 	var active []int
 	for next := 0; next < len(s.runs) || len(active) > 0; {
 		for ; next < len(s.runs) && len(active) < parallel; next++ {
-			if err := s.submit(ctx, &s.runs[next]); err != nil {
-				return fmt.Errorf("trial %d: %w", s.runs[next].n, err)
+			r := &s.runs[next]
+			if r.job != nil {
+				fmt.Fprintf(s.out, "trial %d/%d follows %s (%s), submitted earlier: %s\n", r.n, len(s.runs), r.job.ID, r.job.Name, r.trial)
+			} else if err := s.submit(ctx, r); err != nil {
+				return fmt.Errorf("trial %d: %w", r.n, err)
 			}
 			active = append(active, next)
 		}

@@ -98,9 +98,10 @@ func TestSweepPrunesATrialBehindTheMedian(t *testing.T) {
 	contains(t, "sweep", out, "(job-3) pruned (at step 2: best f1_spam 0.3000, the median of 2 succeeded trials there 0.8150)")
 }
 
-// sweepWith runs bertnode sweep against c while two nodes, played by the test, call
-// onJob with each job they are assigned (at rank 0); it returns the sweep's output.
-func sweepWith(t *testing.T, c *coordtest.Cluster, flags []string, sw string, onJob func(ctx context.Context, cl *api.Client, n string, a *api.Assignment, spec train.Spec)) string {
+// sweepWith runs bertnode sweep (with the extra flags) against c while two nodes,
+// played by the test, call onJob with each job they are assigned (at rank 0); it
+// returns the sweep's output.
+func sweepWith(t *testing.T, c *coordtest.Cluster, flags []string, sw string, onJob func(ctx context.Context, cl *api.Client, n string, a *api.Assignment, spec train.Spec), extra ...string) string {
 	t.Helper()
 	defer func(p time.Duration) { sweepPoll = p }(sweepPoll)
 	sweepPoll = 20 * time.Millisecond
@@ -133,7 +134,7 @@ func sweepWith(t *testing.T, c *coordtest.Cluster, flags []string, sw string, on
 			}
 		})
 	}
-	out, stderr, err := bertnode(t, "", append([]string{"sweep", sw}, flags...)...)
+	out, stderr, err := bertnode(t, "", append(append([]string{"sweep", sw}, extra...), flags...)...)
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -195,4 +196,30 @@ func TestSweepChecksEveryTrialFirst(t *testing.T) {
 	wantErr(t, "", []string{"typo.yaml: ", "field grids not found"}, "sweep", writeLines(t, dir, "typo.yaml", "job: sms.yaml", "grids: {lr: [1]}"))
 	sw = writeLines(t, dir, "ok.yaml", "job: sms.yaml", "random: {trials: 3, params: {lr: {log_uniform: [1.0e-5, 1.0e-3]}}}")
 	contains(t, "dry run", mustRun(t, "sweep", sw, "--dry-run", "--name", "x"), "3 trials of "+dir+"/sms.yaml, ranked by f1_macro", "x-1\tlr=", "x-3\tlr=")
+}
+
+// A sweep run again finds its trials' jobs by name: without --attach it refuses to
+// train them twice; with it, it follows them and submits only the trials they lack.
+// A job of the same name with other settings is another sweep's.
+func TestSweepAttachFollowsEarlierTrials(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	writeSpec(t, dir, writeLines(t, dir, "sms.txt", smsLines...), "metric: f1_spam")
+	finish := func(ctx context.Context, cl *api.Client, n string, a *api.Assignment, spec train.Spec) {
+		evalAndEnd(ctx, t, cl, n, a, nil, spec.LR*100, false)
+	}
+	sw := writeLines(t, dir, "s.yaml", "job: sms.yaml", "grid: {lr: [0.001, 0.002]}")
+	sweepWith(t, c, flags, sw, finish)
+	wantErr(t, "", []string{"job-1 (s-1) is trial 1 of an earlier run of this sweep: --attach"}, append([]string{"sweep", sw}, flags...)...)
+
+	writeLines(t, dir, "s.yaml", "job: sms.yaml", "grid: {lr: [0.001, 0.002, 0.003]}")
+	out := sweepWith(t, c, flags, sw, finish, "--attach")
+	contains(t, "sweep --attach", out, "trial 1/3 follows job-1 (s-1), submitted earlier", "trial 2/3 follows job-2 (s-2)",
+		"trial 3/3 submitted as job-3 (s-3)", "best: trial 3 (job-3)")
+	if jobs, _ := c.Client().Jobs(c.Context()); len(jobs) != 3 {
+		t.Errorf("%d jobs, want the 3 trials once each", len(jobs))
+	}
+
+	writeLines(t, dir, "s.yaml", "job: sms.yaml", "grid: {lr: [0.5]}")
+	wantErr(t, "", []string{"job-1 (s-1) has lr: 0.001, not trial 1's lr=0.5: another sweep's job"}, append([]string{"sweep", sw, "--attach"}, flags...)...)
 }
