@@ -47,6 +47,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/blobs/{sha}/holders", onLeader, s.postHolder)
 
 	s.route("GET /metrics", local, s.metrics.serve)
+	s.uiRoutes()
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {

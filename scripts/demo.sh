@@ -17,6 +17,8 @@ eval "$($bin cluster env --dir "$dir")"
 echo
 $bin status
 echo
+echo "the dashboard, while the cluster runs: $($bin ui | head -1)"
+echo
 echo "== bertnode submit examples/cluster/sms.yaml --wait  (2 nodes, global batch 32)"
 $bin submit examples/cluster/sms.yaml --wait | tee "$dir/submit.log"
 job=$(awk '/^submitted /{print $2; exit}' "$dir/submit.log")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -425,4 +426,32 @@ func TestClusterRegressionJob(t *testing.T) {
 	submit("bad", "4.5 two good words", "high none here")
 	j = waitJob(t, c, "job-2", "the failed plan", func(j *api.Job) bool { return j.State == api.Failed })
 	contains(t, "reason", j.Reason, `:2 (byte 19): label: want a number (a regression score), got "high"`)
+}
+
+// bertnode ui prints each coordinator's dashboard address with the read-only token,
+// which reads the catalog and nothing more.
+func TestUIPrintsTheDashboardAddress(t *testing.T) {
+	c, flags := testCluster(t)
+	out := strings.TrimSpace(mustRun(t, append([]string{"ui"}, flags...)...))
+	addr := c.Servers[0].APIAddr()
+	prefix := "http://" + addr + "/ui/#token="
+	if !strings.HasPrefix(out, prefix) {
+		t.Fatalf("ui printed %q, want %s...", out, prefix)
+	}
+	tok, err := url.QueryUnescape(strings.TrimPrefix(out, prefix))
+	if err != nil || tok != c.Secret.ReadToken() {
+		t.Fatalf("token %q (%v), want the read-only one", tok, err)
+	}
+	for path, want := range map[string]int{"/v1/status": http.StatusOK, "/v1/blobs/" + strings.Repeat("ab", 32): http.StatusForbidden} {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s with the dashboard's token: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 }
