@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -137,12 +139,20 @@ func (c *procCluster) audit(job string, trainIDs []int32, nodes ...string) node.
 	return r
 }
 
-// finalsEqual checks that the nodes hold bit-identical final models.
+// finalsEqual checks that the nodes hold bit-identical final models. The job ends when
+// rank 0 has saved and uploaded its own; the other ranks save theirs (a directory
+// renamed into place) meanwhile, and may still be at it under load: their files are
+// waited for.
 func (c *procCluster) finalsEqual(job, file string, nodes ...string) {
 	c.t.Helper()
 	var first []byte
 	for _, n := range nodes {
-		b, err := os.ReadFile(filepath.Join(c.proc(n).DataDir, "jobs", job, "final", file))
+		path := filepath.Join(c.proc(n).DataDir, "jobs", job, "final", file)
+		b, err := os.ReadFile(path)
+		for end := time.Now().Add(time.Minute); errors.Is(err, fs.ErrNotExist) && time.Now().Before(end); {
+			time.Sleep(100 * time.Millisecond)
+			b, err = os.ReadFile(path)
+		}
 		if err != nil {
 			c.t.Fatal(err)
 		}
