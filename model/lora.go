@@ -162,7 +162,10 @@ func (s *loraState) trainable() {
 	}
 }
 
-// add returns y + scale·B A dropout(x), taking ownership of y.
+// add returns y + scale·B A dropout(x), taking ownership of y. The dropout draws at
+// x's shape: where the last layer computes its queries for the first token alone
+// (layer.fwd), the query adapter's noise is that row's, not a slice of the whole
+// layer's as the layer's own dropouts are; each path is deterministic all the same.
 func (a *loraAdapter) add(y, x *ts.Tensor) *ts.Tensor {
 	xd := x
 	if d := a.s.drop; d != nil && a.s.cfg.Dropout > 0 {

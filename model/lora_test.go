@@ -329,3 +329,60 @@ func TestLoRABadInput(t *testing.T) {
 		}
 	}
 }
+
+// In every family the adapter round-trips bit for bit, and modules_to_save names the
+// head's top-level modules; an embedding model's keys are the bare base model's.
+func TestLoRAAdapterFamilies(t *testing.T) {
+	for _, c := range []struct {
+		modelType string
+		task      Task
+		modules   []string
+		key       string // one adapter key
+	}{
+		{"bert", Classify, []string{"classifier"}, "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"},
+		{"bert", Embed, nil, "base_model.model.encoder.layer.1.attention.self.value.lora_B.weight"},
+		{"distilbert", Classify, []string{"classifier", "pre_classifier"}, "base_model.model.distilbert.transformer.layer.0.attention.q_lin.lora_A.weight"},
+		{"roberta", NER, []string{"classifier"}, "base_model.model.roberta.encoder.layer.0.attention.self.query.lora_A.weight"},
+		{"electra", Classify, []string{"classifier"}, "base_model.model.electra.encoder.layer.0.attention.self.query.lora_A.weight"},
+		{"albert", QA, []string{"qa_outputs"}, "base_model.model.albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.lora_A.weight"},
+		{"deberta-v2", Classify, []string{"classifier", "pooler"}, "base_model.model.deberta.encoder.layer.0.attention.self.query_proj.lora_A.weight"},
+		{"modernbert", Classify, []string{"classifier", "head"}, "base_model.model.model.layers.0.attn.Wqkv.lora_A.weight"},
+	} {
+		t.Run(c.modelType+"-"+string(c.task), func(t *testing.T) {
+			lockThread(t)
+			cfg := familyConfig(t, c.modelType, 0.1)
+			opts := Options{Task: c.task, NumLabels: 3}
+			base, m := loraPair(t, cfg, opts, testLoRA)
+			setAdapters(m, 2)
+			dir := t.TempDir()
+			if err := m.SaveAdapter(dir, nil, "base"); err != nil {
+				t.Fatal(err)
+			}
+			ac, l, err := ReadAdapterConfig(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ac.ModulesToSave, c.modules) {
+				t.Errorf("modules_to_save %v, want %v", ac.ModulesToSave, c.modules)
+			}
+			f, err := safetensors.Open(filepath.Join(dir, AdapterFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Tensor(c.key); err != nil {
+				t.Errorf("adapter file: %v", err)
+			}
+			f.Close()
+			opts.LoRA = l
+			loaded := newModel(t, cfg, opts, 3)
+			copyWeights(t, loaded, base)
+			if _, err := loaded.LoadAdapter(dir); err != nil {
+				t.Fatal(err)
+			}
+			b := randomBatch(rand.New(rand.NewPCG(1, 2)), m, 12, []int{12, 7, 9, 5})
+			if i := firstDiff(inferLogits(t, loaded, b), inferLogits(t, m, b)); i >= 0 {
+				t.Fatalf("reloaded adapter: logits differ at %d", i)
+			}
+		})
+	}
+}
