@@ -131,6 +131,14 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 	if len(mis.Missing)+len(mis.Unexpected)+len(mis.Shapes) > 0 {
 		return nil, mis
 	}
+	m.copyIn(found)
+	rep.Loaded = len(found)
+	return rep, nil
+}
+
+// copyIn copies checkpoint tensors into the parameters of their names.
+func (m *Model) copyIn(found map[string]hostTensor) {
+	ps := m.Params
 	noGrad(func() {
 		for name, t := range found {
 			p := ps.Get(name)
@@ -139,8 +147,6 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 			src.MustDrop()
 		}
 	})
-	rep.Loaded = len(found)
-	return rep, nil
 }
 
 func equalShape(a, b []int64) bool {
@@ -359,11 +365,48 @@ type SaveOptions struct {
 
 // Save writes the model as a Hugging Face checkpoint directory: config.json and
 // model.safetensors with transformers' names, so the result loads in transformers.
-// Tokenizer files are the tokenizer's to write. Each file is written atomically.
+// Tokenizer files are the tokenizer's to write. Each file is written atomically. A
+// model with LoRA adapters is saved merged (W + (alpha/r)·B·A), without them.
 func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 	// The weights are written from a view of the model's memory, which gotch's finalizers
 	// free once the model is unreachable.
 	defer runtime.KeepAlive(m)
+	if err := m.saveConfig(dir, labels, opts); err != nil {
+		return err
+	}
+	flat := m.mergedFlat()
+	var tensors []safetensors.Tensor
+	for _, p := range m.savedParams() {
+		data := flat[p.Offset : p.Offset+p.Numel]
+		tensors = append(tensors, safetensors.Tensor{
+			Info: safetensors.Info{Name: m.savedName(p.Name), DType: safetensors.F32, Shape: p.Shape},
+			Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(data))), 4*len(data)),
+		})
+	}
+	if err := safetensors.Save(filepath.Join(dir, SafetensorsFile), tensors, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	if opts.Pytorch {
+		return m.savePytorch(filepath.Join(dir, PytorchFile), flat)
+	}
+	return nil
+}
+
+// savedParams are the parameters a checkpoint holds: all but LoRA's A and B, which Save
+// merges into their layers.
+func (m *Model) savedParams() []*Param {
+	var out []*Param
+	for _, p := range m.Params.List() {
+		if !isLoRAParam(p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// saveConfig writes config.json with the labels and transformers' architecture for the
+// task, and an embedding model's sentence-transformers files.
+func (m *Model) saveConfig(dir string, labels []string, opts SaveOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -384,25 +427,7 @@ func (m *Model) Save(dir string, labels []string, opts SaveOptions) error {
 	case Regression:
 		cfg.ProblemType = "regression"
 	}
-	if err := hf.WriteConfig(filepath.Join(dir, ConfigFile), &cfg); err != nil {
-		return err
-	}
-	flat := m.hostFlat()
-	var tensors []safetensors.Tensor
-	for _, p := range m.Params.List() {
-		data := flat[p.Offset : p.Offset+p.Numel]
-		tensors = append(tensors, safetensors.Tensor{
-			Info: safetensors.Info{Name: m.savedName(p.Name), DType: safetensors.F32, Shape: p.Shape},
-			Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(data))), 4*len(data)),
-		})
-	}
-	if err := safetensors.Save(filepath.Join(dir, SafetensorsFile), tensors, map[string]string{"format": "pt"}); err != nil {
-		return err
-	}
-	if opts.Pytorch {
-		return m.savePytorch(filepath.Join(dir, PytorchFile), flat)
-	}
-	return nil
+	return hf.WriteConfig(filepath.Join(dir, ConfigFile), &cfg)
 }
 
 // hostFlat is the flat weights on the host: a view on CPU, a copy from a GPU.
@@ -420,7 +445,7 @@ func (m *Model) hostFlat() []float32 {
 // savePytorch writes pytorch_model.bin as Python's torch.save(model.state_dict()) does
 // (torchsave.go), so that torch.load(weights_only=True) and transformers read it.
 func (m *Model) savePytorch(path string, flat []float32) error {
-	list := m.Params.List()
+	list := m.savedParams()
 	tensors := make([]stateTensor, len(list))
 	for i, p := range list {
 		tensors[i] = stateTensor{name: m.savedName(p.Name), shape: p.Shape, data: flat[p.Offset : p.Offset+p.Numel]}

@@ -72,9 +72,10 @@ func (f *family) ignorable(name string, task Task) bool {
 }
 
 // freshOK says whether a parameter a checkpoint lacks may start freshly initialised: the
-// task head, and the pooler, as when fine-tuning from a pretraining checkpoint.
+// task head, and the pooler, as when fine-tuning from a pretraining checkpoint; and
+// LoRA's adapters, which a base model has not.
 func (f *family) freshOK(name string) bool {
-	return !strings.HasPrefix(name, f.base) || strings.HasPrefix(name, f.base+"pooler")
+	return !strings.HasPrefix(name, f.base) || strings.HasPrefix(name, f.base+"pooler") || isLoRAParam(name)
 }
 
 // architecture is transformers' class name for the family and task.

@@ -8,15 +8,20 @@ import (
 )
 
 type linear struct {
-	w, b *Param      // b is nil for a layer without bias (ModernBERT's)
-	int8 *int8Linear // the weights packed for int8 inference, once Model.Quantize has run
+	w, b *Param       // b is nil for a layer without bias (ModernBERT's)
+	int8 *int8Linear  // the weights packed for int8 inference, once Model.Quantize has run
+	lora *loraAdapter // the layer's LoRA A and B (lora.go), until MergeLoRA
 }
 
 func (l *linear) fwd(x *ts.Tensor) *ts.Tensor {
 	if l.int8 != nil {
 		return l.int8.fwd(x)
 	}
-	return ts.MustLinear(x, l.w.T, l.b.tensor())
+	y := ts.MustLinear(x, l.w.T, l.b.tensor())
+	if l.lora != nil {
+		return l.lora.add(y, x)
+	}
+	return y
 }
 
 type layerNorm struct {
@@ -79,13 +84,15 @@ func (ly *layer) dense() []*linear {
 func (m *Model) declareLayer(prefix string, n layerNames) *layer {
 	c := m.Config
 	h, inter, eps := c.HiddenSize, c.IntermediateSize, c.LayerNormEps
-	return &layer{
+	ly := &layer{
 		q: m.linear(prefix+n.q, h, h), k: m.linear(prefix+n.k, h, h), v: m.linear(prefix+n.v, h, h),
 		attnOut: m.linear(prefix+n.attnOut, h, h), attnNorm: m.layerNorm(prefix+n.attnNorm, h, eps),
 		inter: m.linear(prefix+n.inter, inter, h), out: m.linear(prefix+n.out, h, inter),
 		outNorm:     m.layerNorm(prefix+n.outNorm, h, eps),
 		attnOutDrop: !n.noAttnOutDrop, outDrop: !n.noOutDrop,
 	}
+	m.loraWrap(ly.dense())
+	return ly
 }
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of; ext is the additive

@@ -79,6 +79,9 @@ type Options struct {
 	Autocast string
 	// Pooling is the embed task's (cls, mean or max; "" is mean).
 	Pooling string
+	// LoRA, when set, freezes the base model and trains low-rank adapters on its
+	// encoder's dense layers and the head (lora.go).
+	LoRA LoRA
 }
 
 // Model is an encoder of the BERT family (see family.go) with one task head.
@@ -98,6 +101,7 @@ type Model struct {
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
 	quantized    bool       // Quantize has run: inference only
+	lora         *loraState // the LoRA adapters (lora.go), or nil
 }
 
 // New builds a model with freshly initialised weights (seed libtorch first with
@@ -173,9 +177,19 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: cfg, Opts: opts, Params: newParams(opts.Device), act: act, fam: fam}
+	lora, err := newLoRA(cfg.ModelType, opts)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: cfg, Opts: opts, Params: newParams(opts.Device), act: act, fam: fam, lora: lora}
 	fam.declare(m)
 	frozen := fam.fixed(cfg)
+	if lora != nil {
+		if err := lora.checkTargets(cfg.ModelType); err != nil {
+			return nil, err
+		}
+		frozen = append(frozen, fam.base)
+	}
 	if opts.Freeze.Embeddings || opts.Freeze.Base {
 		frozen = append(frozen, fam.embeddings...)
 	}
@@ -187,6 +201,9 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 		}
 	}
 	m.Params.freeze(frozen)
+	if lora != nil {
+		lora.trainable()
+	}
 	m.Params.build(cfg.InitializerRange)
 	if fam.init != nil {
 		fam.init(m)
@@ -246,6 +263,9 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 	if train && m.quantized {
 		return nil, fmt.Errorf("model: an int8-quantized model is for inference; it cannot train")
 	}
+	if train && m.lora != nil && m.lora.merged {
+		return nil, fmt.Errorf("model: a model with its LoRA adapters merged is for inference; it cannot train")
+	}
 	if m.Opts.Autocast != "" {
 		setAutocast(m.Opts.Autocast)
 		defer setAutocast("")
@@ -267,6 +287,10 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		return nil, err
 	}
 	defer drop.done()
+	if train && m.lora != nil {
+		m.lora.drop = drop
+		defer func() { m.lora.drop = nil }()
+	}
 	out := &Output{}
 	if m.modern != nil {
 		out.Logits = m.modern.forward(m, b, ids, mask, ext, drop, train, attentions, out)

@@ -86,6 +86,7 @@ func declareModernBERT(m *Model) {
 			mo.rope[theta] = newRope(theta, c.MaxPositionEmbeddings, c.HeadSize(), m.Opts.Device)
 		}
 		ly.rope = mo.rope[theta]
+		m.loraWrap(ly.dense())
 		mo.layers = append(mo.layers, ly)
 	}
 	mo.final = m.modernNorm("model.final_norm")

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -20,6 +21,9 @@ const (
 	InitNormal Init = iota // N(0, initializer_range), as BERT's weights
 	InitZeros
 	InitOnes
+	// InitKaimingUniform is torch's kaiming_uniform_(a=√5) on a [out, in] weight,
+	// U(-1/√in, 1/√in): nn.Linear's default, and PEFT's for LoRA's A.
+	InitKaimingUniform
 )
 
 // Param is one named parameter: a view into Params' flat buffer.
@@ -81,7 +85,7 @@ func (ps *Params) add(name string, shape []int64, init Init) *Param {
 		panic("model: parameter declared twice: " + name)
 	}
 	n := numel(shape)
-	decay := init == InitNormal // weights decay; biases (zeros) and LayerNorm (ones, zeros) do not
+	decay := init == InitNormal || init == InitKaimingUniform // weights decay; biases (zeros) and LayerNorm (ones, zeros) do not
 	p := &Param{Name: name, Shape: shape, Numel: n, Init: init, Decay: decay, Trainable: true, PadRow: -1}
 	ps.list = append(ps.list, p)
 	ps.byName[name] = p
@@ -147,6 +151,9 @@ func (ps *Params) build(initRange float64) {
 				}
 			case InitOnes:
 				v.MustFill_(ts.FloatScalar(1))
+			case InitKaimingUniform:
+				bound := 1 / math.Sqrt(float64(p.Shape[1]))
+				v.MustUniform_(-bound, bound)
 			}
 			// A detached view shares the flat storage but is a leaf of its own.
 			p.T = v.MustDetach(true).MustSetRequiresGrad(p.Trainable, true)

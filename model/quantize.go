@@ -45,6 +45,9 @@ func (m *Model) Quantize() error {
 	if m.quantized {
 		return nil
 	}
+	if m.lora != nil && !m.lora.merged {
+		return fmt.Errorf("model: int8 packs the dense layers' weights alone: merge the LoRA adapters first (MergeLoRA)")
+	}
 	if _, err := quantEngine(); err != nil {
 		return err
 	}

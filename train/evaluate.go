@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bertnode/bertnode/hf"
@@ -21,7 +22,9 @@ import (
 // order; model.safetensors or pytorch_model.bin; the tokenizer files unless
 // spec.Tokenizer names others). When spec.Eval is set, that file is read with spec.Data
 // and encoded as the evaluation set. The checkpoint decides the task (its architecture
-// and problem_type), overriding spec.Task; the training fields are not used.
+// and problem_type), overriding spec.Task; the training fields are not used. A PEFT
+// LoRA adapter directory (adapter_config.json) is loaded onto its base model
+// (spec.BaseModel, else its base_model_name_or_path) and merged into it.
 func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	dir := spec.Model
 	if st, err := os.Stat(dir); err != nil {
@@ -29,7 +32,23 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("model directory: %s is a file; give the checkpoint directory that holds config.json", dir)
 	}
-	cfg, err := hf.ReadConfig(filepath.Join(dir, model.ConfigFile))
+	// A PEFT LoRA adapter directory loads its base model, then the adapter, merged.
+	adapter, lora, err := model.ReadAdapterConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	base, cfgDir := "", dir
+	if adapter != nil {
+		if base = cmp.Or(spec.BaseModel, adapter.Base); base == "" {
+			return nil, fmt.Errorf("%s: base_model_name_or_path is empty: name the base model (base_model, --base-model)", filepath.Join(dir, model.AdapterConfigFile))
+		}
+		if _, err := os.Stat(filepath.Join(dir, model.ConfigFile)); err != nil { // PEFT's own adapters have none
+			if cfgDir, _, err = model.Resolve(base, hf.Options{}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cfg, err := hf.ReadConfig(filepath.Join(cfgDir, model.ConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +102,8 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	hidden := 0 // an embedding model reads no head; the masked-LM head has no custom layer
-	if !embed && !mlm {
+	hidden := 0 // an embedding model reads no head; the masked-LM head has no custom layer; LoRA refuses one
+	if !embed && !mlm && adapter == nil {
 		if hidden, err = headHidden(dir, model.CustomHeadWeight(cfg)); err != nil {
 			return nil, err
 		}
@@ -96,13 +115,27 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
 	opts := model.Options{Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: hidden, HeadDropout: -1,
-		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling}
-	m, rep, err := model.Pretrained(dir, hf.Options{}, opts)
+		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling, LoRA: lora}
+	m, rep, err := model.Pretrained(cmp.Or(base, dir), hf.Options{}, opts)
 	if err != nil {
 		return nil, err
 	}
-	if len(rep.Initialized) > 0 {
-		return nil, fmt.Errorf("%s: not a fine-tuned checkpoint: it lacks %v", dir, rep.Initialized)
+	var fresh []string
+	if rep != nil {
+		fresh = rep.Initialized
+	}
+	if adapter != nil {
+		arep, err := m.LoadAdapter(dir)
+		if err != nil {
+			return nil, err
+		}
+		// The head comes from the adapter, or where its modules_to_save leave part out,
+		// from the base checkpoint.
+		fresh = slices.DeleteFunc(fresh, func(n string) bool { return !slices.Contains(arep.Initialized, n) })
+		m.MergeLoRA()
+	}
+	if len(fresh) > 0 {
+		return nil, fmt.Errorf("%s: not a fine-tuned checkpoint: it lacks %v", dir, fresh)
 	}
 	if spec.Quantize == "int8" {
 		if err := m.Quantize(); err != nil {

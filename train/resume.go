@@ -64,7 +64,8 @@ func (t *Trainer) saveCheckpoint(p progress) error {
 	dir := filepath.Join(t.Spec.Output, fmt.Sprintf("%s%d", ckptPrefix, p.Step))
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
-	if err := t.Save(tmp); err != nil {
+	// A LoRA model's checkpoint is its adapter, which the base model reloads.
+	if err := t.save(tmp, t.Model.LoRA().On()); err != nil {
 		return err
 	}
 	st := t.opt.Export()
@@ -156,7 +157,12 @@ func (t *Trainer) restore(dir string) (progress, error) {
 	if !bytes.Equal(resumeKey(p.Spec), resumeKey(t.Spec)) {
 		return p, fmt.Errorf("resume: %s was made by a different job spec (only output, resume, report_to, threads and device may change)", dir)
 	}
-	if _, err := t.Model.LoadWeights(filepath.Join(dir, model.SafetensorsFile)); err != nil {
+	if t.Model.LoRA().On() {
+		_, err = t.Model.LoadAdapter(dir)
+	} else {
+		_, err = t.Model.LoadWeights(filepath.Join(dir, model.SafetensorsFile))
+	}
+	if err != nil {
 		return p, fmt.Errorf("resume: %w", err)
 	}
 	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/tokenize"
@@ -65,6 +66,13 @@ type Spec struct {
 	Freeze       model.Freeze `yaml:"freeze"`
 	HeadHidden   int          `yaml:"head_hidden"`
 	Dropout      *float64     `yaml:"dropout"` // head dropout; default the config's
+	// LoRA trains low-rank adapters on the frozen base model and the head (PEFT's
+	// LoraConfig: model.LoRA); best/ and final/ are PEFT adapter directories, or with
+	// lora.merge plain checkpoints of the merged weights.
+	LoRA model.LoRA `yaml:"lora"`
+	// BaseModel (eval, predict, serve) is the base model a LoRA adapter directory loads
+	// onto; default its adapter_config.json's base_model_name_or_path.
+	BaseModel string `yaml:"base_model"`
 	// MLMProbability is the share of tokens task mlm masks (default 0.15).
 	MLMProbability float64 `yaml:"mlm_probability"`
 
@@ -173,6 +181,16 @@ func (s *Spec) Validate() error {
 			return bad("mlm_probability", "%v is not in (0, 1)", s.MLMProbability)
 		case s.HeadHidden > 0 || len(s.ClassWeights) > 0:
 			return bad("task", "the masked-LM head is transformers': head_hidden and class_weights do not apply")
+		}
+	}
+	if s.LoRA.On() {
+		if err := s.LoRA.Check(); err != nil {
+			return fmt.Errorf("job spec: %w", err)
+		}
+		if _, err := hf.Preset(s.Model); err == nil && !s.LoRA.Merge {
+			if _, err := os.Stat(s.Model); err != nil {
+				return bad("lora.merge", "model %q is a random-init preset, which no adapter can be loaded onto later: set merge: true, or train from a saved checkpoint", s.Model)
+			}
 		}
 	}
 	if s.Task != string(model.Embed) && s.Pooling != "" {

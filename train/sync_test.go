@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -32,6 +33,11 @@ func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
 		})
 	}
 	t.Run("regression", func(t *testing.T) { replicasStayIdentical(t, stsSpec(t)) })
+	t.Run("lora", func(t *testing.T) { // the ring carries the adapters' and head's gradient alone
+		s := smsSpec(t)
+		s.LoRA, s.LR = model.LoRA{R: 4, Alpha: 8, Dropout: 0.1, Merge: true}, 5e-3
+		replicasStayIdentical(t, s)
+	})
 	t.Run("embed", func(t *testing.T) {
 		s := smsSpec(t)
 		s.Train = filepath.Join(t.TempDir(), "pairs.jsonl")

@@ -229,6 +229,8 @@ func TestResumeIsExact(t *testing.T) {
 		{"adamw", func(s *Spec) {}},
 		{"sgd", func(s *Spec) { s.Optimizer, s.LR, s.Nesterov = "sgd", 0.05, true }},
 		{"lamb", func(s *Spec) { s.Optimizer = "lamb" }},
+		// A LoRA run's checkpoint is its adapter: the base model reloads from the spec.
+		{"lora", func(s *Spec) { s.LoRA, s.LR = model.LoRA{R: 4, Alpha: 8, Dropout: 0.1, Merge: true}, 5e-3 }},
 		// mlm's masks follow the step: the resumed run must draw the same ones.
 		{"mlm", func(s *Spec) {
 			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8

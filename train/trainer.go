@@ -148,6 +148,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 	opts := model.Options{
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
 		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast, Pooling: spec.Pooling,
+		LoRA: spec.LoRA,
 	}
 	// An embedding model trained on cosine similarities is saved to give unit vectors.
 	t.Normalize = spec.Task == string(model.Embed)
@@ -517,9 +518,22 @@ func (t *Trainer) logMetrics(v map[string]any) {
 	}
 }
 
-// Save writes a Hugging Face checkpoint directory: config, weights, tokenizer.
+// Save writes a Hugging Face checkpoint directory: config, weights, tokenizer. A LoRA
+// model's is a PEFT adapter directory, unless lora.merge asks for the merged weights.
 func (t *Trainer) Save(dir string) error {
-	if err := t.Model.Save(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize}); err != nil {
+	return t.save(dir, t.Model.LoRA().On() && !t.Spec.LoRA.Merge)
+}
+
+// save writes the model as a PEFT adapter, or as a checkpoint (merged, for a LoRA
+// model), and the tokenizer.
+func (t *Trainer) save(dir string, adapter bool) error {
+	var err error
+	if adapter {
+		err = t.Model.SaveAdapter(dir, t.Labels.Names(), t.Spec.Model)
+	} else {
+		err = t.Model.Save(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize})
+	}
+	if err != nil {
 		return err
 	}
 	return t.Tok.Save(dir)

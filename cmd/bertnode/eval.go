@@ -18,7 +18,7 @@ import (
 func init() { subcommands = append(subcommands, newEvalCmd) }
 
 // inferFlags are the job-spec flags that say how to run a model.
-var inferFlags = []string{"tokenizer", "max-length", "truncation", "head-tokens", "padding", "batch-size", "threads", "device", "mixed-precision", "quantize"}
+var inferFlags = []string{"tokenizer", "max-length", "truncation", "head-tokens", "padding", "batch-size", "threads", "device", "mixed-precision", "quantize", "base-model"}
 
 // addSpecFlags adds the named flags of specFlags, bound to s, so that every command
 // shares one definition (and help text) of each job-spec flag.
@@ -124,7 +124,7 @@ them).`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files)")
+	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files), or a LoRA adapter directory (adapter_config.json)")
 	f.StringVar(&data, "data", "", "labelled data file to score (default: the spec's eval file)")
 	f.StringVar(&out, "output", "", "directory for metrics.json, confusion.png and mistakes.jsonl (default: print only)")
 	f.StringVar(&specFile, "spec", "", "YAML job spec whose data section (and tokenizer, max_length...) to use")

@@ -26,6 +26,10 @@ curves.png, confusion.png, mistakes.jsonl, and the checkpoints best/ and final/ 
 Hugging Face layout (config.json, model.safetensors, tokenizer files); with
 --report-to tensorboard also a TensorBoard event file of the same scalars.
 
+With --lora-r (or a spec's lora section) only low-rank adapters and the head train;
+best/ and final/ are then PEFT adapter directories (adapter_config.json,
+adapter_model.safetensors), which eval, predict and serve load onto the base model.
+
 Interrupted (Ctrl-C) or given --save-steps, it writes resumable checkpoints
 (checkpoint-N/: weights, optimizer state, RNG and data position); --resume auto
 continues from the latest one exactly as if the run had not stopped.`,
@@ -61,6 +65,7 @@ continues from the latest one exactly as if the run had not stopped.`,
 	c.Flags().StringVar(&specFile, "spec", "", "YAML job spec")
 	specFlags(c.Flags(), &s)
 	c.Flags().MarkHidden("quantize") // inference only
+	c.Flags().MarkHidden("base-model")
 	return c
 }
 
@@ -114,6 +119,12 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.Freeze.Layers, "freeze-layers", s.Freeze.Layers, "do not train the first N encoder layers")
 	f.BoolVar(&s.Freeze.Base, "freeze-base", s.Freeze.Base, "train only the head")
 	f.IntVar(&s.HeadHidden, "head-hidden", s.HeadHidden, "custom head: an extra dense layer of this width")
+	f.IntVar(&s.LoRA.R, "lora-r", s.LoRA.R, "LoRA: train rank-r adapters on the frozen base model, and the head, as Hugging Face PEFT's LoraConfig (0: off)")
+	f.Float64Var(&s.LoRA.Alpha, "lora-alpha", s.LoRA.Alpha, "LoRA: the adapters' update is scaled by alpha/r")
+	f.Float64Var(&s.LoRA.Dropout, "lora-dropout", s.LoRA.Dropout, "LoRA: dropout on the adapters' input")
+	f.StringSliceVar(&s.LoRA.TargetModules, "lora-target-modules", s.LoRA.TargetModules, "LoRA: the encoder's dense layers to adapt, by name or name suffix as PEFT's target_modules (default: query,value; DeBERTa query_proj,value_proj; DistilBERT q_lin,v_lin; ModernBERT Wqkv)")
+	f.BoolVar(&s.LoRA.Merge, "lora-merge", s.LoRA.Merge, "LoRA: save best/ and final/ as plain checkpoints with the adapters merged, not as PEFT adapter directories")
+	f.StringVar(&s.BaseModel, "base-model", s.BaseModel, "the base model a LoRA adapter directory in --model loads onto (default: its adapter_config.json's base_model_name_or_path)")
 	f.Int64Var(&s.Seed, "seed", s.Seed, "random seed (weights, dropout, data order)")
 	f.IntVar(&s.Threads, "threads", s.Threads, "CPU threads for libtorch and OpenBLAS (0: their defaults)")
 	f.StringVar(&s.Device, "device", s.Device, "cpu | cuda | cuda:N | auto")
