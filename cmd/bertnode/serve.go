@@ -164,7 +164,7 @@ SIGTERM or SIGINT stops readiness and the listener, answers the requests already
 	f.StringVar(&kind, "kind", "best", "with --job: which of its models, best or final")
 	f.StringVar(&addr, "addr", ":8080", "address to listen on")
 	// Batches are the server's (--max-batch), padded to their longest sequence.
-	addSpecFlags(f, &s, "tokenizer", "max-length", "truncation", "head-tokens", "doc-stride", "threads", "device", "mixed-precision", "quantize", "pooling")
+	addSpecFlags(f, &s, "tokenizer", "max-length", "truncation", "head-tokens", "doc-stride", "threads", "device", "mixed-precision", "quantize", "pooling", "base-model")
 	f.Lookup("doc-stride").Usage = "qa and ner: tokens consecutive windows share (0: min(128, max-length/3))"
 	serveFlags(f, &o)
 	f.DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
