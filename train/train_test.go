@@ -105,6 +105,16 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = 1.5 }},
 		{"layer_lr_decay", func(s *Spec) { s.LayerLRDecay = -0.1 }},
 		{"layer_lr_decay", func(s *Spec) { s.Optimizer, s.LayerLRDecay = "sgd", 0.9 }},
+		{"label_smoothing", func(s *Spec) { s.LabelSmoothing = 1 }},
+		{"label_smoothing", func(s *Spec) { s.LabelSmoothing = nan }},
+		{"label_smoothing", func(s *Spec) { s.Task, s.LabelSmoothing = "multilabel", 0.1 }},
+		{"label_smoothing", func(s *Spec) { s.Task, s.LabelSmoothing = "regression", 0.1 }},
+		{"distill.teacher", func(s *Spec) { s.Distill.Alpha = 0.3 }}, // distillation options without a teacher
+		{"distill.temperature", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 0, Alpha: 0.5} }},
+		{"distill.temperature", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: nan, Alpha: 0.5} }},
+		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: 1.5} }},
+		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: nan} }},
+		{"distill", func(s *Spec) { s.Task, s.Data, s.Distill.Teacher = "embed", shard.Spec{}, "t" }},
 		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
 		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
 		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},
@@ -217,6 +227,7 @@ func TestResumeIsExact(t *testing.T) {
 		lines = append(lines, text)
 	}
 	os.WriteFile(texts, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	teacher := saveUntrained(t, smsSpec(t))
 	for _, c := range []struct {
 		name string
 		mod  func(*Spec)
@@ -228,6 +239,8 @@ func TestResumeIsExact(t *testing.T) {
 		{"mlm", func(s *Spec) {
 			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8
 		}},
+		// The teacher's logits are computed again for each step: the same after a resume.
+		{"distill", func(s *Spec) { s.Distill.Teacher, s.LabelSmoothing = teacher, 0.1 }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			runtime.LockOSThread()
