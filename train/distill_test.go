@@ -261,3 +261,35 @@ func TestEveryTaskDistils(t *testing.T) {
 		})
 	}
 }
+
+// label_smoothing reaches the training loss and not the evaluation's, as transformers'
+// Trainer applies its label smoother: the same records, weights and dropout masks give
+// another training loss with it (little other: the random head predicts near 50/50,
+// where smoothing changes little) and the same eval_loss.
+func TestLabelSmoothingTrainsOnly(t *testing.T) {
+	runtime.LockOSThread()
+	losses := func(smoothing float64) (train, eval float64) {
+		s := smsSpec(t)
+		s.LabelSmoothing = smoothing
+		tr, err := Prepare(s, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := tr.backward(tr.Records[:16], 1, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Eval = tr.Eval[:64]
+		ev, err := tr.Evaluate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Total, ev.Loss
+	}
+	train0, eval0 := losses(0)
+	train1, eval1 := losses(0.1)
+	t.Logf("training loss %.6f, smoothed %.6f; eval_loss %.6f, %.6f", train0, train1, eval0, eval1)
+	if train1 == train0 || eval1 != eval0 {
+		t.Errorf("label_smoothing 0.1: training loss %v (without %v), eval_loss %v (without %v)", train1, train0, eval1, eval0)
+	}
+}
