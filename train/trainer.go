@@ -143,6 +143,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		if t.teacher, err = loadTeacher(spec, tok, labels); err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(out, "distilling from %s (%s)\n", spec.Distill.Teacher, t.teacher.Params)
 	}
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
