@@ -293,3 +293,45 @@ func TestLabelSmoothingTrainsOnly(t *testing.T) {
 		t.Errorf("label_smoothing 0.1: training loss %v (without %v), eval_loss %v (without %v)", train1, train0, eval1, eval0)
 	}
 }
+
+// A checkpoint from before distillation and label smoothing existed (its job spec
+// without them) resumes under a spec that leaves them unset, and not under one that
+// distils.
+func TestResumeFromBeforeDistillation(t *testing.T) {
+	runtime.LockOSThread()
+	s := smsSpec(t)
+	s.MaxSteps, s.EvalEvery, s.BatchSize = 4, 4, 8
+	if _, err := runUntil(t, s, 2); err == nil {
+		t.Fatal("an interrupted run returned no error")
+	}
+	st := filepath.Join(s.Output, "checkpoint-2", stateFile)
+	b, err := os.ReadFile(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state map[string]any
+	if err := json.Unmarshal(b, &state); err != nil {
+		t.Fatal(err)
+	}
+	spec := state["spec"].(map[string]any)
+	if _, ok := spec["Distill"]; !ok {
+		t.Fatalf("the checkpoint's spec records no Distill: %v", spec)
+	}
+	delete(spec, "Distill")
+	delete(spec, "LabelSmoothing")
+	if b, err = json.Marshal(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(st, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	distil := s
+	distil.Resume, distil.Distill.Teacher = "auto", saveUntrained(t, smsSpec(t))
+	if _, err := runUntil(t, distil, 0); err == nil || !strings.Contains(err.Error(), "different job spec") {
+		t.Fatalf("resume with a teacher: %v", err)
+	}
+	s.Resume = "auto"
+	if res, err := runUntil(t, s, 0); err != nil || res.Steps != 4 {
+		t.Fatalf("resume: %v", err)
+	}
+}
