@@ -22,6 +22,10 @@ type JobSpec struct {
 	Data      shard.Spec `yaml:"data"`
 	Model     string     `yaml:"model"`
 	Tokenizer string     `yaml:"tokenizer"`
+	// Distill.Teacher is a checkpoint the nodes fetch as they do the model.
+	Distill struct {
+		Teacher string `yaml:"teacher"`
+	} `yaml:"distill"`
 
 	Seed      int64    `yaml:"seed"`
 	BatchSize int      `yaml:"batch_size"`

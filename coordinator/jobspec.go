@@ -142,10 +142,11 @@ func datasets(s api.JobSpec) [][2]string {
 	return d
 }
 
-// uploads are a spec's model and tokenizer by field: blob:<sha256> when the CLI
-// uploaded them, or blob:<sha256>/<file> for a single file packed alone.
+// uploads are a spec's model, tokenizer and distillation teacher by field:
+// blob:<sha256> when the CLI uploaded them, or blob:<sha256>/<file> for a single file
+// packed alone.
 func uploads(s api.JobSpec) [][2]string {
-	return [][2]string{{"model", s.Model}, {"tokenizer", s.Tokenizer}}
+	return [][2]string{{"model", s.Model}, {"tokenizer", s.Tokenizer}, {"distill.teacher", s.Distill.Teacher}}
 }
 
 // uploadRef is the blob of an uploads path, or "" for a preset, hub name or path.

@@ -87,6 +87,10 @@ func referenceLoss(m *Model, b *Batch, logits []float32) float64 {
 		}
 		return (weightedCE(start, clamp(b.Labels[:b.B]), nil, int64(b.L)) +
 			weightedCE(end, clamp(b.Labels[b.B:]), nil, int64(b.L))) / 2
+	case MLM: // the masked tokens' rows
+		return weightedCE(rows(n), maskedLabels(b.Labels), nil, IgnoreIndex)
+	case Choice: // each example's choices in a row
+		return weightedCE(rows(b.Choices), b.Labels, nil, IgnoreIndex)
 	}
 	return weightedCE(rows(n), b.Labels, w, IgnoreIndex)
 }

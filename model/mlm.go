@@ -88,20 +88,9 @@ func (s *mlmSpec) ignorable(name string) bool {
 // order, taking ownership of h: at 15% masked the decoder, a [V, E] matmul per row,
 // computes a seventh of the logits a full one would.
 func maskedRows(h *ts.Tensor, b *Batch, dev gotch.Device) *ts.Tensor {
-	var rows []int64
-	for i, l := range b.Labels {
-		if l != IgnoreIndex {
-			rows = append(rows, int64(i))
-		}
-	}
 	flat := h.MustView([]int64{int64(b.B * b.L), -1}, true)
 	defer flat.MustDrop()
-	if len(rows) == 0 { // gotch makes no tensor of an empty slice
-		return flat.MustNarrow(0, 0, 0, false)
-	}
-	idx := ts.MustOfSlice(rows).MustTo(dev, true)
-	defer idx.MustDrop()
-	return flat.MustIndexSelect(0, idx, false)
+	return selectRows(flat, keptRows(b.Labels, IgnoreIndex), dev)
 }
 
 // maskedLabels is the labels of the masked tokens, in order: the targets of maskedRows.

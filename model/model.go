@@ -82,6 +82,12 @@ type Options struct {
 	// LoRA, when set, freezes the base model and trains low-rank adapters on its
 	// encoder's dense layers and the head (lora.go).
 	LoRA LoRA
+	// LabelSmoothing mixes this share of a uniform distribution into the targets of the
+	// cross-entropy losses (classify, choice, ner, qa, mlm) in training; evaluation's loss
+	// stays unsmoothed, as transformers' Trainer computes it.
+	LabelSmoothing float64
+	// Distill blends a teacher's soft targets (Batch.Teacher) into the training loss.
+	Distill Distill
 }
 
 // Model is an encoder of the BERT family (see family.go) with one task head.
@@ -154,6 +160,15 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	}
 	if len(opts.ClassWeights) > 0 && len(opts.ClassWeights) != opts.NumLabels {
 		return nil, fmt.Errorf("model: %d class weights for %d labels", len(opts.ClassWeights), opts.NumLabels)
+	}
+	switch {
+	case !(opts.LabelSmoothing >= 0 && opts.LabelSmoothing < 1):
+		return nil, fmt.Errorf("model: label smoothing %v is not in [0, 1)", opts.LabelSmoothing)
+	case opts.LabelSmoothing > 0 && (opts.Task == MultiLabel || opts.Task == Regression || opts.Task == Embed):
+		return nil, fmt.Errorf("model: label smoothing is for the cross-entropy losses (classify, choice, ner, qa, mlm), not %s's", opts.Task)
+	}
+	if err := opts.Distill.check(opts.Task); err != nil {
+		return nil, err
 	}
 	if opts.Freeze.Layers > cfg.NumHiddenLayers {
 		return nil, fmt.Errorf("model: cannot freeze %d layers of %d", opts.Freeze.Layers, cfg.NumHiddenLayers)
@@ -240,6 +255,9 @@ type Batch struct {
 	// Choices: multiple choice's sequences per example, each example's in a row (B a
 	// multiple of it); Labels are then [B/Choices] indexes of the right one.
 	Choices int
+	// Teacher: a teacher model's logits for this batch, row-major in Output.Logits' shape
+	// (its Infer's), with labels: the soft targets of distillation (Options.Distill).
+	Teacher []float32
 }
 
 // Output is what a forward pass returns. The caller drops the tensors it keeps.
@@ -248,6 +266,9 @@ type Output struct {
 	// [B, L, V], or with labels only the masked tokens' rows [masked, V], in order.
 	Logits *ts.Tensor
 	Loss   *ts.Tensor // scalar; nil when the batch has no labels
+	// Soft and Hard are the parts Loss blends when the batch has a teacher's logits:
+	// the distillation loss and the loss against the labels. Nil otherwise.
+	Soft, Hard *ts.Tensor
 	// Attentions per layer [B, heads, L, L], when asked for.
 	Attentions []*ts.Tensor
 }
@@ -301,7 +322,16 @@ func (m *Model) Forward(b *Batch, train, attentions bool) (*Output, error) {
 		out.Logits = out.Logits.MustTotype(gotch.Float, true)
 	}
 	if b.Labels != nil || b.Targets != nil {
-		out.Loss = m.loss(out.Logits, b)
+		smoothing := 0.0
+		if train {
+			smoothing = m.Opts.LabelSmoothing
+		}
+		out.Loss = m.loss(out.Logits, b, smoothing)
+		if b.Teacher != nil {
+			out.Hard = out.Loss
+			out.Soft = m.softLoss(out.Logits, b)
+			out.Loss = m.Opts.Distill.blend(out.Soft, out.Hard)
+		}
 	}
 	return out, nil
 }
@@ -403,6 +433,9 @@ func (m *Model) checkBatch(b *Batch) error {
 			return fmt.Errorf("model: attention mask %d at %d: want 0 or 1", v, i)
 		}
 	}
+	if err := m.checkTeacher(b); err != nil {
+		return err
+	}
 	want := 0
 	switch m.Opts.Task {
 	case Embed:
@@ -466,7 +499,9 @@ const IgnoreIndex = -100
 
 var undefined = ts.NewTensor() // an absent optional tensor argument
 
-func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
+// loss is the task's loss against the batch's labels, the cross-entropies' targets
+// smoothed by smoothing.
+func (m *Model) loss(logits *ts.Tensor, b *Batch, smoothing float64) *ts.Tensor {
 	dev := m.Opts.Device
 	w := undefined
 	if m.classWeights != nil {
@@ -485,7 +520,7 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		defer t.MustDrop()
 		rows := logits.MustView([]int64{-1, int64(b.Choices)}, false)
 		defer rows.MustDrop()
-		return rows.MustCrossEntropyLoss(t, undefined, mean, IgnoreIndex, 0, false)
+		return rows.MustCrossEntropyLoss(t, undefined, mean, IgnoreIndex, smoothing, false)
 	case Regression:
 		// transformers' MSELoss(logits.squeeze(), labels.squeeze()) for one output and
 		// over all outputs for several: either way the mean over every score.
@@ -504,8 +539,8 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		end := logits.MustSelect(2, 1, false)
 		ts0 := t.MustNarrow(0, 0, int64(b.B), false)
 		te := t.MustNarrow(0, int64(b.B), int64(b.B), false)
-		ls := start.MustCrossEntropyLoss(ts0, undefined, mean, int64(b.L), 0, true)
-		le := end.MustCrossEntropyLoss(te, undefined, mean, int64(b.L), 0, true)
+		ls := start.MustCrossEntropyLoss(ts0, undefined, mean, int64(b.L), smoothing, true)
+		le := end.MustCrossEntropyLoss(te, undefined, mean, int64(b.L), smoothing, true)
 		ts0.MustDrop()
 		te.MustDrop()
 		defer le.MustDrop()
@@ -515,7 +550,7 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		defer t.MustDrop()
 		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
 		defer flat.MustDrop()
-		return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+		return flat.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, smoothing, false)
 	case MLM:
 		flat := logits.MustView([]int64{-1, int64(m.Opts.NumLabels)}, false)
 		defer flat.MustDrop()
@@ -529,9 +564,9 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch) *ts.Tensor {
 		mt := ts.MustOfSlice(masked).MustTo(dev, true)
 		defer mt.MustDrop()
 		const sum = 2
-		return flat.MustCrossEntropyLoss(mt, undefined, sum, IgnoreIndex, 0, false).MustDivScalar(ts.FloatScalar(float64(max(len(masked), 1))), true)
+		return flat.MustCrossEntropyLoss(mt, undefined, sum, IgnoreIndex, smoothing, false).MustDivScalar(ts.FloatScalar(float64(max(len(masked), 1))), true)
 	}
 	t := ts.MustOfSlice(b.Labels).MustTo(dev, true)
 	defer t.MustDrop()
-	return logits.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, 0, false)
+	return logits.MustCrossEntropyLoss(t, w, mean, IgnoreIndex, smoothing, false)
 }

@@ -9,9 +9,19 @@ import (
 // scale*loss into Params.Grad (scale is 1/accumulation steps). It returns the unscaled
 // loss. Nothing else is kept: every tensor of the step is freed before it returns.
 func (m *Model) Backward(b *Batch, scale float64) (float64, error) {
+	l, err := m.BackwardParts(b, scale)
+	return l.Total, err
+}
+
+// Losses are a training pass's loss and, when it distils (Batch.Teacher), the parts
+// the total blends (Output.Soft and Hard); both 0 otherwise.
+type Losses struct{ Total, Soft, Hard float64 }
+
+// BackwardParts is Backward, returning the loss's parts too.
+func (m *Model) BackwardParts(b *Batch, scale float64) (Losses, error) {
 	out, err := m.Forward(b, true, false)
 	if err != nil {
-		return 0, err
+		return Losses{}, err
 	}
 	defer out.Logits.MustDrop()
 	defer out.Loss.MustDrop()
@@ -23,7 +33,11 @@ func (m *Model) Backward(b *Batch, scale float64) (float64, error) {
 	l.MustBackward()
 	// Read after backward is under way: on a GPU, reading the loss waits for the device,
 	// and reading it before would keep backward's launches waiting for the forward's work.
-	return out.Loss.Float64Values()[0], nil
+	parts := Losses{Total: out.Loss.Float64Values()[0]}
+	if out.Soft != nil {
+		parts.Soft, parts.Hard = out.Soft.Float64Values(true)[0], out.Hard.Float64Values(true)[0]
+	}
+	return parts, nil
 }
 
 // Infer runs b in evaluation mode without autograd and returns the logits on the host,
@@ -41,6 +55,10 @@ func (m *Model) Infer(b *Batch) (logits []float32, loss float64, err error) {
 		}
 		logits = hostFloats(out.Logits)
 		out.Logits.MustDrop()
+		if out.Soft != nil {
+			out.Soft.MustDrop()
+			out.Hard.MustDrop()
+		}
 	})
 	return logits, loss, err
 }

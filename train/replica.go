@@ -55,7 +55,8 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
 func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
-	return r.t.backward(recs, weight, seed, nil)
+	l, err := r.t.backward(recs, weight, seed, nil)
+	return l.Total, err
 }
 
 // CanOverlap: on the CPU the all-reduce reads the gradient itself, which backward
@@ -66,7 +67,8 @@ func (r *Replica) CanOverlap() bool { return !r.t.Model.Opts.Device.IsCuda() }
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last
 // micro-batch's backward (the earlier ones add to every value again).
 func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
-	return r.t.backward(recs, weight, seed, ready)
+	l, err := r.t.backward(recs, weight, seed, ready)
+	return l.Total, err
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }

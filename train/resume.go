@@ -52,6 +52,9 @@ const (
 // where the run writes and reports and how it uses the machine.
 func resumeKey(s Spec) []byte {
 	s.Output, s.Resume, s.Threads, s.Device, s.ReportTo = "", "", 0, "", nil
+	if s.Distill.Teacher == "" { // as a checkpoint from before distillation records it
+		s.Distill = Distill{}
+	}
 	b, _ := json.Marshal(s)
 	return b
 }

@@ -75,6 +75,13 @@ type Spec struct {
 	BaseModel string `yaml:"base_model"`
 	// MLMProbability is the share of tokens task mlm masks (default 0.15).
 	MLMProbability float64 `yaml:"mlm_probability"`
+	// LabelSmoothing mixes this share of a uniform distribution into the targets of the
+	// training loss (classify, choice, ner, qa, mlm), as transformers'
+	// label_smoothing_factor; the evaluation loss stays unsmoothed. 0: off.
+	LabelSmoothing float64 `yaml:"label_smoothing"`
+	// Distill trains the model to match a fine-tuned teacher's outputs as well as the
+	// labels (knowledge distillation); off without a teacher.
+	Distill Distill `yaml:"distill"`
 
 	Seed     int64  `yaml:"seed"`
 	Threads  int    `yaml:"threads"`
@@ -110,6 +117,17 @@ type Spec struct {
 	Cluster api.ClusterSpec `yaml:"cluster"`
 }
 
+// Distill is task-specific knowledge distillation (model.Distill): the loss is alpha ×
+// the distillation loss against the teacher's logits at temperature + (1 − alpha) ×
+// the loss against the labels.
+type Distill struct {
+	// Teacher is a fine-tuned checkpoint directory of the same task, with the same labels
+	// in the same order and the same tokenizer vocabulary as this job's.
+	Teacher     string  `yaml:"teacher"`
+	Temperature float64 `yaml:"temperature"` // softens both models' distributions (default 2)
+	Alpha       float64 `yaml:"alpha"`       // the distillation loss's weight (default 0.5)
+}
+
 // Defaults are what an unset field means.
 func Defaults() Spec {
 	return Spec{
@@ -117,8 +135,11 @@ func Defaults() Spec {
 		BatchSize: 32, GradAccum: 1, Epochs: 3, LR: 5e-5, WarmupRatio: 0.1, WeightDecay: 0.01,
 		Schedule: "linear", ClipNorm: 1.0, Optimizer: "adamw", Momentum: 0.9, Seed: 42, Threads: 0, Device: "cpu",
 		Output: "runs/train", KeepCheckpoints: 2, TF32: true, MLMProbability: DefaultMLMProbability,
+		Distill: defaultDistill,
 	}
 }
+
+var defaultDistill = Distill{Temperature: 2, Alpha: 0.5}
 
 // LoadSpec reads a YAML job spec file over Defaults (see ParseSpec).
 func LoadSpec(path string) (Spec, error) {
@@ -198,6 +219,26 @@ func (s *Spec) Validate() error {
 	}
 	if _, err := newTask(*s); err != nil {
 		return bad("task", "%v", err)
+	}
+	switch task := model.Task(s.Task); {
+	case !(s.LabelSmoothing >= 0 && s.LabelSmoothing < 1):
+		return bad("label_smoothing", "%v is not in [0, 1)", s.LabelSmoothing)
+	case s.LabelSmoothing > 0 && (task == model.MultiLabel || task == model.Regression || task == model.Embed):
+		return bad("label_smoothing", "smooths the cross-entropy of classify, choice, ner, qa and mlm; %s's loss is not one", task)
+	}
+	if d := s.Distill; d.Teacher == "" {
+		if d != defaultDistill {
+			return bad("distill.teacher", "a teacher checkpoint directory is required to distil")
+		}
+	} else {
+		switch {
+		case s.Task == string(model.Embed):
+			return bad("distill", "an embedding model has no logits to match; distillation is for the other tasks")
+		case !(d.Temperature > 0) || d.Temperature > 1e6:
+			return bad("distill.temperature", "%v: must be a positive number", d.Temperature)
+		case !(d.Alpha >= 0 && d.Alpha <= 1):
+			return bad("distill.alpha", "%v is not in [0, 1]", d.Alpha)
+		}
 	}
 	switch {
 	case s.Train == "":

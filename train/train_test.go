@@ -110,6 +110,16 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"head_tokens", func(s *Spec) { s.HeadTokens = 8 }}, // without head_tail
 		{"head_tokens", func(s *Spec) { s.Truncation, s.HeadTokens = "head_tail", 60 }},
 		{"head_tokens", func(s *Spec) { s.Truncation, s.HeadTokens = "head_tail", -1 }},
+		{"label_smoothing", func(s *Spec) { s.LabelSmoothing = 1 }},
+		{"label_smoothing", func(s *Spec) { s.LabelSmoothing = nan }},
+		{"label_smoothing", func(s *Spec) { s.Task, s.LabelSmoothing = "multilabel", 0.1 }},
+		{"label_smoothing", func(s *Spec) { s.Task, s.LabelSmoothing = "regression", 0.1 }},
+		{"distill.teacher", func(s *Spec) { s.Distill.Alpha = 0.3 }}, // distillation options without a teacher
+		{"distill.temperature", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 0, Alpha: 0.5} }},
+		{"distill.temperature", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: nan, Alpha: 0.5} }},
+		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: 1.5} }},
+		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: nan} }},
+		{"distill", func(s *Spec) { s.Task, s.Data, s.Distill.Teacher = "embed", shard.Spec{}, "t" }},
 		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
 		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
 		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},
@@ -222,6 +232,7 @@ func TestResumeIsExact(t *testing.T) {
 		lines = append(lines, text)
 	}
 	os.WriteFile(texts, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	teacher := saveUntrained(t, smsSpec(t))
 	for _, c := range []struct {
 		name string
 		mod  func(*Spec)
@@ -235,6 +246,8 @@ func TestResumeIsExact(t *testing.T) {
 		{"mlm", func(s *Spec) {
 			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8
 		}},
+		// The teacher's logits are computed again for each step: the same after a resume.
+		{"distill", func(s *Spec) { s.Distill.Teacher, s.LabelSmoothing = teacher, 0.1 }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			runtime.LockOSThread()

@@ -53,12 +53,13 @@ type Trainer struct {
 	// with sentence-transformers' Normalize module).
 	Normalize bool
 
-	task task
-	run  Infer // WithInfer's; nil: InferBatch
-	opt  model.Optimizer
-	coll *tokenize.Collator
-	mlog *os.File
-	tb   *report.TensorBoard // with report_to tensorboard
+	task    task
+	teacher *model.Model // distillation's (Spec.Distill); nil without
+	run     Infer        // WithInfer's; nil: InferBatch
+	opt     model.Optimizer
+	coll    *tokenize.Collator
+	mlog    *os.File
+	tb      *report.TensorBoard // with report_to tensorboard
 }
 
 // Result is what a finished run reports.
@@ -138,6 +139,12 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 	if err != nil {
 		return nil, err
 	}
+	if spec.Distill.Teacher != "" { // before the seed, so that the student starts as without
+		if t.teacher, err = loadTeacher(spec, tok, labels); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "distilling from %s (%s)\n", spec.Distill.Teacher, t.teacher.Params)
+	}
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
 	model.ManualSeed(spec.Seed)
@@ -148,7 +155,10 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 	opts := model.Options{
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
 		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast, Pooling: spec.Pooling,
-		LoRA: spec.LoRA,
+		LoRA: spec.LoRA, LabelSmoothing: spec.LabelSmoothing,
+	}
+	if t.teacher != nil {
+		opts.Distill = model.Distill{Temperature: spec.Distill.Temperature, Alpha: spec.Distill.Alpha}
 	}
 	// An embedding model trained on cosine similarities is saved to give unit vectors.
 	t.Normalize = spec.Task == string(model.Embed)
@@ -163,6 +173,9 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		fmt.Fprintf(out, "newly initialised: %v\n", rep.Initialized)
 	}
 	t.Model = m
+	if t.teacher != nil && t.teacher.Opts.NumLabels != m.Opts.NumLabels {
+		return nil, fmt.Errorf("job spec: distill.teacher: %s has %d outputs, the student %d", spec.Distill.Teacher, t.teacher.Opts.NumLabels, m.Opts.NumLabels)
+	}
 	if t.opt, err = model.NewOptimizer(m.Params, model.OptimizerOptions{Name: spec.Optimizer, WeightDecay: spec.WeightDecay,
 		Momentum: spec.Momentum, Nesterov: spec.Nesterov}); err != nil {
 		return nil, err
@@ -242,14 +255,15 @@ func (t *Trainer) order(epoch int) []int32 {
 
 // backward encodes recs and runs them in micro-batches of at most batch_size examples,
 // each weighted by its share of the examples, so the gradient is weight × that of
-// their mean loss. It returns the mean loss. The cluster's Replica trains the same way.
-func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
+// their mean loss. It returns the mean loss (and its parts when distilling). The
+// cluster's Replica trains the same way.
+func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, ready func(n int)) (model.Losses, error) {
+	var loss model.Losses
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
-		return 0, err
+		return loss, err
 	}
 	model.ManualSeed(seed)
-	var loss float64
 	ptrs := make([]*Example, 0, t.Spec.BatchSize)
 	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
 		ptrs = ptrs[:0]
@@ -258,33 +272,40 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, read
 		}
 		b, err := t.batch(ptrs, seed)
 		if err != nil {
-			return 0, err
+			return loss, err
+		}
+		if t.teacher != nil { // the same tokens, in evaluation mode: deterministic
+			if b.Teacher, _, err = t.teacher.Infer(b); err != nil {
+				return loss, fmt.Errorf("distill.teacher: %w", err)
+			}
 		}
 		share := float64(len(ptrs)) / float64(len(exs))
-		var l float64
+		var l model.Losses
 		if ready != nil && lo+t.Spec.BatchSize >= len(exs) {
 			l, err = t.watchedBackward(b, weight*share, ready)
 		} else {
-			l, err = t.Model.Backward(b, weight*share)
+			l, err = t.Model.BackwardParts(b, weight*share)
 		}
 		if err != nil {
-			return 0, err
+			return loss, err
 		}
-		loss += l * share
+		loss.Total += l.Total * share
+		loss.Soft += l.Soft * share
+		loss.Hard += l.Hard * share
 	}
 	return loss, nil
 }
 
 // watchedBackward is the model's Backward, calling ready(n) as the gradient's prefixes
 // become final (model.GradWatch).
-func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n int)) (float64, error) {
+func (t *Trainer) watchedBackward(b *model.Batch, scale float64, ready func(n int)) (model.Losses, error) {
 	w, err := t.Model.Params.Watch()
 	if err != nil {
-		return 0, err
+		return model.Losses{}, err
 	}
-	var loss float64
+	var loss model.Losses
 	err = w.Run(func() (err error) {
-		loss, err = t.Model.Backward(b, scale)
+		loss, err = t.Model.BackwardParts(b, scale)
 		return err
 	}, func(n int64) { ready(int(n)) })
 	return loss, err
@@ -405,10 +426,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		p.Pos += len(recs)
 		samples := len(recs)
 		t.Model.Params.ZeroGrad()
-		loss, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0), nil)
+		parts, err := t.backward(recs, p.Scale, api.StepSeed(s.Seed, int64(p.Step), 0), nil)
 		if err != nil {
 			return res, err
 		}
+		loss := parts.Total
 		if t.Sync != nil {
 			if err := t.Sync.AllReduce(ctx, t.Model.Params.HostGrad()); err != nil {
 				return res, fmt.Errorf("step %d: gradient all-reduce: %w", p.Step+1, err)
@@ -422,7 +444,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		} else {
 			norm := model.ClipAndStep(t.opt, t.Model.Params, lr, s.ClipNorm)
 			// every step, as a cluster job logs, so the two compare step by step
-			t.logMetrics(map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps})
+			v := map[string]any{"step": p.Step + 1, "epoch": float64(p.Epoch) + float64(p.Pos)/float64(len(order)), "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": sps}
+			if t.teacher != nil {
+				v["distill_loss"], v["hard_loss"] = parts.Soft, parts.Hard
+			}
+			t.logMetrics(v)
 		}
 		p.Step++
 		bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f samples/s", loss, lr, sps))

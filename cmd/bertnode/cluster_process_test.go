@@ -572,3 +572,47 @@ func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
 		t.Fatalf("mrr@10 %v (%v), want >= 0.9:\n%s", mrr, err, evalOut)
 	}
 }
+
+// A distillation job on the cluster: the teacher, a local checkpoint, travels as the
+// model does; one node takes bertnode train's steps bit for bit, the teacher's logits
+// included, and two follow them within the parity test's tolerance and end identical.
+func TestProcessClusterDistils(t *testing.T) {
+	runtime.LockOSThread()
+	const steps = 8
+	dir := t.TempDir()
+	c := upCluster(t, 1, 2)
+	teacher := filepath.Join(dir, "teacher")
+	mustRun(t, "train", "--train", smsFile, "--format", "labeltext", "--delimiter", "\t", "--eval-split", "0.2", "--model", "tiny",
+		"--tokenizer", vocabFile, "--max-length", "32", "--max-steps", "4", "--lr", "1e-3", "--metric", "accuracy", "--save-steps", "-1",
+		"--threads", "1", "--output", teacher)
+	spec := writeLines(t, dir, "distill.yaml", "task: classify", "train: "+smsFile, `data: {format: labeltext, delimiter: "\t"}`,
+		"eval_split: 0.2", "model: "+noDropoutTiny(t), "tokenizer: "+vocabFile, "max_length: 32", "batch_size: 24",
+		fmt.Sprintf("max_steps: %d", steps), "lr: 1.0e-3", "save_steps: -1", "metric: accuracy", "seed: 3",
+		"distill: {teacher: "+filepath.Join(teacher, "final")+", alpha: 0.7}")
+	mustRun(t, "train", "--spec", spec, "--output", filepath.Join(dir, "single"), "--threads", "1")
+	single := stepLosses(t, filepath.Join(dir, "single", "metrics.jsonl"))
+	for _, run := range []struct {
+		nodes int
+		tol   float64 // relative, as TestProcessClusterParity's
+	}{{1, 0}, {2, 1e-5}} {
+		n, tol := run.nodes, run.tol
+		text, _ := os.ReadFile(spec)
+		id, j, ranks := c.submitWait(writeLines(t, dir, fmt.Sprintf("distill-%d.yaml", n), string(text), fmt.Sprintf("cluster: {nodes: %d}", n)))
+		sha := j.Uploads["distill.teacher"]
+		if sha == "" || len(ranks) != n {
+			t.Fatalf("%d nodes: uploads %v (no distill.teacher?), ranks %v", n, j.Uploads, ranks)
+		}
+		for _, r := range ranks {
+			if _, err := os.Stat(filepath.Join(c.proc(r).DataDir, "uploads", sha, "model.safetensors")); err != nil {
+				t.Fatalf("%s: the teacher: %v", r, err)
+			}
+		}
+		c.finalsEqual(id, "model.safetensors", ranks...)
+		got := stepLosses(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"))
+		for s := 1; s <= steps; s++ {
+			if a, b := single[s], got[s]; a == 0 || math.Abs(a-b) > tol*math.Max(1, math.Abs(a)) {
+				t.Errorf("%d nodes, step %d: loss %v, %v with bertnode train", n, s, b, a)
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/bertnode/bertnode/internal/tarball"
+	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
 )
@@ -453,5 +454,33 @@ func TestUIPrintsTheDashboardAddress(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s with the dashboard's token: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestSubmitUploadsTheTeacher: a distillation job's teacher, a local checkpoint
+// directory, travels as the model does: submit uploads it packed, the spec names its
+// blob, the coordinator records it among the job's uploads, and it unpacks as it was.
+func TestSubmitUploadsTheTeacher(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	teacher := filepath.Join(dir, "teacher")
+	if err := os.Mkdir(teacher, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, teacher, "config.json", `{"model_type": "bert"}`)
+	data := writeLines(t, dir, "sms.txt", smsLines...)
+	spec := writeSpec(t, dir, data, "distill:", "  teacher: "+teacher, "  alpha: 0.3")
+	contains(t, "submit", mustRun(t, append([]string{"submit", spec}, flags...)...), "uploaded "+teacher+" (")
+	j := waitJob(t, c, "job-1", "the plan", func(j *api.Job) bool { return j.Train.Records == len(smsLines) })
+	sha := j.Uploads["distill.teacher"]
+	if sha == "" || !strings.Contains(j.Spec, "teacher: blob:"+sha) || !strings.Contains(j.Spec, "alpha: 0.3") {
+		t.Fatalf("uploads %v, spec:\n%s", j.Uploads, j.Spec)
+	}
+	got, err := node.FetchUpload(c.Context(), c.Client(), t.TempDir(), "blob:"+sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(got, "config.json")); err != nil || !strings.Contains(string(b), "bert") {
+		t.Fatalf("the fetched teacher: %q, %v", b, err)
 	}
 }

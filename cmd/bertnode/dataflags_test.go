@@ -43,20 +43,22 @@ func TestTrainFlagsSetTheSpec(t *testing.T) {
 	f := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	specFlags(f, &s)
 	if err := f.Parse([]string{"--optimizer", "sgd", "--momentum", "0.8", "--nesterov", "--report-to", "tensorboard",
-		"--header=false", "--delimiter", ";", "--label-sep", "|", "--layer-lr-decay", "0.9"}); err != nil {
+		"--header=false", "--delimiter", ";", "--label-sep", "|", "--layer-lr-decay", "0.9",
+		"--label-smoothing", "0.1", "--distill-teacher", "runs/teacher/best", "--distill-alpha", "0.3"}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Optimizer != "sgd" || s.Momentum != 0.8 || !s.Nesterov || !slices.Equal(s.ReportTo, []string{"tensorboard"}) || s.LayerLRDecay != 0.9 ||
-		s.Data.Header == nil || *s.Data.Header || s.Data.Quote != nil || s.Data.Delimiter != ";" || s.Data.LabelSep != "|" {
+		s.Data.Header == nil || *s.Data.Header || s.Data.Quote != nil || s.Data.Delimiter != ";" || s.Data.LabelSep != "|" ||
+		s.LabelSmoothing != 0.1 || s.Distill != (train.Distill{Teacher: "runs/teacher/best", Temperature: 2, Alpha: 0.3}) {
 		t.Errorf("flags made spec %+v, data %+v", s, s.Data)
 	}
 
 	job := filepath.Join(t.TempDir(), "job.yaml")
-	if err := os.WriteFile(job, []byte("train: x.csv\noptimizer: lamb\nreport_to: [tensorboard]\ndata: {format: csv, text: \"1\", label: \"0\"}\n"), 0o644); err != nil {
+	if err := os.WriteFile(job, []byte("train: x.csv\noptimizer: lamb\nreport_to: [tensorboard]\ndata: {format: csv, text: \"1\", label: \"0\"}\ndistill: {teacher: t, alpha: 0.8}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := newTrainCmd()
-	if err := cmd.ParseFlags([]string{"--spec", job, "--momentum", "0.5", "--header=false", "--quote"}); err != nil {
+	if err := cmd.ParseFlags([]string{"--spec", job, "--momentum", "0.5", "--header=false", "--quote", "--distill-temperature", "4"}); err != nil {
 		t.Fatal(err)
 	}
 	spec, err := loadSpec(cmd, job, train.Defaults())
@@ -64,7 +66,8 @@ func TestTrainFlagsSetTheSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if spec.Optimizer != "lamb" || spec.Momentum != 0.5 || !slices.Equal(spec.ReportTo, []string{"tensorboard"}) ||
-		spec.Data.Text != "1" || spec.Data.Header == nil || *spec.Data.Header || spec.Data.Quote == nil || !*spec.Data.Quote {
+		spec.Data.Text != "1" || spec.Data.Header == nil || *spec.Data.Header || spec.Data.Quote == nil || !*spec.Data.Quote ||
+		spec.Distill != (train.Distill{Teacher: "t", Temperature: 4, Alpha: 0.8}) {
 		t.Errorf("flags over the YAML made spec %+v, data %+v", spec, spec.Data)
 	}
 	wantErr(t, "", []string{"optimizer", `"adam"`, "adamw, sgd, lamb"}, "train", "--train", smsFile, "--optimizer", "adam")

@@ -131,6 +131,9 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 			if ts.Tokenizer, err = node.FetchUpload(ctx, client, uploads, ts.Tokenizer); err != nil {
 				return nil, fmt.Errorf("tokenizer: %w", err)
 			}
+			if ts.Distill.Teacher, err = node.FetchUpload(ctx, client, uploads, ts.Distill.Teacher); err != nil {
+				return nil, fmt.Errorf("distill.teacher: %w", err)
+			}
 			ts.Threads, ts.Device = threads, device
 			ts.Output = filepath.Join(o.dataDir, "jobs", job.ID)
 			return train.NewReplica(ts, job.Labels, eval, total, logger.Writer())

@@ -33,9 +33,9 @@ data, ...). The spec is checked here first, as train checks it.
 
 Unless cluster.data is shared (every node and coordinator sees the paths), the
 local data files (train, eval) are uploaded to the coordinators' blob store and the
-spec sent names them blob:<sha256>; so are the model and tokenizer when they are
-local paths (a Hugging Face checkpoint directory, a vocab.txt), which each node
-fetches once. Presets and hub names are left for the nodes to resolve.
+spec sent names them blob:<sha256>; so are the model, the tokenizer and
+distill.teacher when they are local paths (a Hugging Face checkpoint directory, a
+vocab.txt), which each node fetches once. Presets and hub names are left for the nodes to resolve.
 
 With --wait it follows the job until it ends, showing step, loss, samples/s and the
 time left, then prints the final metrics; it exits 0 if the job succeeded and 1 if
@@ -108,13 +108,13 @@ func checkJobSpec(text, where string) (train.Spec, error) {
 	return spec, nil
 }
 
-// uploadData uploads the spec's local train and eval files, and its model and
-// tokenizer when they are local paths (packed as a tar: a directory's files, or the
-// one file), and returns the spec with their paths replaced by blob:<sha256> (a packed
-// file: blob:<sha256>/<name>), the rest of the text as it was. A model or tokenizer
-// that is no local path (a preset, a hub name) stays as it is. A non-nil done holds
-// what earlier calls uploaded (field and path -> reference), so that a sweep's trials
-// upload each file once.
+// uploadData uploads the spec's local train and eval files, and its model, tokenizer
+// and distillation teacher when they are local paths (packed as a tar: a directory's
+// files, or the one file), and returns the spec with their paths replaced by
+// blob:<sha256> (a packed file: blob:<sha256>/<name>), the rest of the text as it was.
+// A model or tokenizer that is no local path (a preset, a hub name) stays as it is. A
+// non-nil done holds what earlier calls uploaded (field and path -> reference), so that
+// a sweep's trials upload each file once.
 func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer, done map[string]string) (string, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
@@ -123,33 +123,44 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer,
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return "", errors.New("the spec is not a YAML mapping")
 	}
-	m := root.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		key, val := m.Content[i].Value, m.Content[i+1]
+	// field uploads one field's path and replaces it by its blob reference.
+	field := func(name string, val *yaml.Node, send func(context.Context, *api.Client, string, io.Writer) (string, error)) error {
 		if val.Value == "" || strings.HasPrefix(val.Value, "blob:") {
-			continue
+			return nil
 		}
-		var ref string
-		var err error
-		seen, ok := done[key+"\x00"+val.Value]
-		switch {
-		case ok:
-			ref = seen
-		case key == "train" || key == "eval":
-			ref, err = upload(ctx, cl, val.Value, out)
-		case key == "model" || key == "tokenizer":
-			ref, err = uploadPacked(ctx, cl, val.Value, out)
-		default:
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", key, err)
-		}
-		if done != nil {
-			done[key+"\x00"+val.Value] = ref
+		ref, ok := done[name+"\x00"+val.Value]
+		if !ok {
+			var err error
+			if ref, err = send(ctx, cl, val.Value, out); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if done != nil {
+				done[name+"\x00"+val.Value] = ref
+			}
 		}
 		if ref != "" {
 			val.Value, val.Style = "blob:"+ref, 0
+		}
+		return nil
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i].Value, m.Content[i+1]
+		var err error
+		switch key {
+		case "train", "eval":
+			err = field(key, val, upload)
+		case "model", "tokenizer":
+			err = field(key, val, uploadPacked)
+		case "distill":
+			for j := 0; val.Kind == yaml.MappingNode && j+1 < len(val.Content); j += 2 {
+				if val.Content[j].Value == "teacher" {
+					err = field("distill.teacher", val.Content[j+1], uploadPacked)
+				}
+			}
+		}
+		if err != nil {
+			return "", err
 		}
 	}
 	b, err := yaml.Marshal(&root)
