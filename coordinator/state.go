@@ -256,6 +256,8 @@ var appliers = map[string]applier{
 	CmdBlobStored:     on((*State).blobStored),
 	CmdBlobsCollect:   onValue((*State).blobsCollect),
 	CmdDeletedTrim:    onValue((*State).deletedTrim),
+	CmdLease:          onValue((*State).lease),
+	CmdUnitDone:       on((*State).unitDone),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {
@@ -429,6 +431,9 @@ func (s *State) health(t time.Time, b HealthUpdates) error {
 				why = " (" + u.Why + ")"
 			}
 			s.event(j, t, "health", n.ID, "%s is %s%s", n.ID, u.Health, why)
+			if u.Health == api.Dead || u.Health == api.Left {
+				s.returnUnits(j, t, n.ID, "is "+string(u.Health))
+			}
 		}
 	}
 	return nil
@@ -439,7 +444,7 @@ func (s *State) jobSubmit(t time.Time, b JobSubmit) (string, error) {
 	j := b.Job
 	j.ID = "job-" + strconv.Itoa(s.NextJob)
 	j.State, j.Reason, j.Submitted = api.Pending, "planning the data", t
-	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results = nil, nil, nil, nil, nil
+	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results, j.Units = nil, nil, nil, nil, nil, nil
 	j.Progress = api.Progress{}
 	s.Jobs[j.ID] = &j
 	s.changedJob(&j, true)
@@ -470,6 +475,13 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 		d.Error = b.Error
 		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s data %s: %s", b.Which, d.Path, b.Error))
 		return nil
+	}
+	if j.Kind == api.KindPredict {
+		if b.Records == 0 {
+			s.finish(j, t, api.Failed, "", fmt.Sprintf("the input %s has no records", d.Path))
+			return nil
+		}
+		j.Units = makeUnits(b.Records, j.Cluster.BlockRecords)
 	}
 	d.Plan, d.Records = b.Plan, b.Records
 	if b.Which == "train" {
@@ -541,6 +553,11 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		g.Members = append(g.Members, api.RingMember{Node: id, Addr: n.RingAddr})
 	}
 	s.release(j, t, b.Members, true)
+	for _, u := range j.Units {
+		if !u.Done() && u.Node != "" && !slices.Contains(b.Members, u.Node) {
+			s.returnUnits(j, t, u.Node, "left the job")
+		}
+	}
 	for _, id := range b.Members {
 		s.setNodeJob(s.Nodes[id], j.ID)
 		s.Nodes[id].Unproven, s.Nodes[id].LeftOut = false, time.Time{}
@@ -772,6 +789,9 @@ func (s *State) done(t time.Time, b JobDone) error {
 	if r.Error != "" {
 		s.finish(j, t, api.Failed, r.Node, r.Node+": "+r.Error)
 		return nil
+	}
+	if j.Kind == api.KindPredict {
+		return errorf(http.StatusConflict, "job %s ends when its last unit is done", j.ID)
 	}
 	if rank != 0 {
 		return errorf(http.StatusConflict, "only rank 0 ends job %s; %s is rank %d", j.ID, r.Node, rank)
