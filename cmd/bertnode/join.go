@@ -43,7 +43,7 @@ func joinCmd() *cobra.Command {
 	}
 	c := &cobra.Command{
 		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
-		Short: "Run a worker node: join the cluster and train the jobs it is given",
+		Short: "Run a worker node: join the cluster and train (or predict) the jobs it is given",
 		Long: `Runs a worker node: one process per device. It registers with the coordinator (any
 member: give one or more API addresses, or set $BERTNODE_COORDINATOR), joins the cluster's
 gossip, and trains whatever job the coordinator assigns it, averaging gradients with the
@@ -139,6 +139,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 			ID: o.id, Name: o.name, Device: o.device, Dir: o.dataDir,
 			RingAddr: ringLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
 			Coordinator: client, Setup: node.PlanSetup(client, o.cache, factory),
+			Infer:    node.PlanInfer(client, o.cache, newPredictor(client, o.dataDir, threads, device, logger)),
 			Listener: ringLn.(*net.TCPListener), RingSecret: secret.Derive(clusterkey.Ring), RingTLS: ringTLS,
 			Metrics: reg, Log: logger, NoOverlap: o.noOverlap,
 		})

@@ -104,7 +104,9 @@ func printJobs(out io.Writer, jobs []api.Job) {
 			gen, nodes = fmt.Sprint(j.Gen.Gen), fmt.Sprintf("%d/%d", j.Gen.Ranks(), j.Cluster.Nodes)
 		}
 		step, loss := "-", "-"
-		if j.Progress.TotalSteps > 0 {
+		if j.Kind == api.KindPredict && len(j.Units) > 0 {
+			step = fmt.Sprintf("%d/%d units", j.Progress.UnitsDone, len(j.Units))
+		} else if j.Progress.TotalSteps > 0 {
 			step, loss = fmt.Sprintf("%d/%d", j.Progress.Step, j.Progress.TotalSteps), fmt.Sprintf("%.4f", j.Progress.Loss)
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, or(j.Name, "-"), j.State, gen, nodes, step, loss,
@@ -158,6 +160,12 @@ func progressLine(j *api.Job) string {
 	switch {
 	case j.State == api.Pending:
 		return fmt.Sprintf("%s pending: %s", head, j.Reason)
+	case j.State.Done() && j.Kind == api.KindPredict:
+		s := fmt.Sprintf("%s %s: %d/%d units, %d records", head, j.State, j.Progress.UnitsDone, len(j.Units), j.Progress.Records)
+		if j.Reason != "" {
+			s += ": " + j.Reason
+		}
+		return s
 	case j.State.Done():
 		s := fmt.Sprintf("%s %s at step %d", head, j.State, j.Progress.Step)
 		if j.Reason != "" {
@@ -175,6 +183,10 @@ func progressLine(j *api.Job) string {
 		where = fmt.Sprintf("generation %d, %d of %d nodes", j.Gen.Gen, j.Gen.Ranks(), j.Cluster.Nodes)
 	}
 	p := j.Progress
+	if j.Kind == api.KindPredict {
+		return fmt.Sprintf("%s running (%s): %d/%d units  %d/%d records  %.1f records/s", head, where,
+			p.UnitsDone, len(j.Units), p.Records, j.Train.Records, p.SamplesPerSec)
+	}
 	if p.TotalSteps == 0 {
 		return fmt.Sprintf("%s running (%s): step 0, starting", head, where)
 	}
@@ -200,6 +212,9 @@ func printOutcome(out io.Writer, j *api.Job) {
 			fmt.Fprintf(out, " %s=%.4f", k, j.Progress.Eval[k])
 		}
 		fmt.Fprintln(out)
+	}
+	if j.Kind == api.KindPredict && j.State == api.Succeeded {
+		fmt.Fprintf(out, "  output: %d units (bertnode download %s --output FILE.jsonl)\n", len(j.Units), j.ID)
 	}
 	for _, kind := range []string{"final", "best", "checkpoint"} {
 		if a, ok := j.Results[kind]; ok {

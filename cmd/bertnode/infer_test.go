@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/node"
+	"github.com/bertnode/bertnode/shard"
+)
+
+// smsHead writes the first n messages of the SMS collection to dir.
+func smsHead(t *testing.T, dir string, n int) string {
+	t.Helper()
+	b, err := os.ReadFile(smsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeLines(t, dir, "sms.txt", strings.Split(string(b), "\n")[:n]...)
+}
+
+// startPredictNodes runs real node agents with join's predictor against c, alive in
+// its gossip, until the test ends.
+func startPredictNodes(t *testing.T, c *coordtest.Cluster, ids ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, len(ids))
+	t.Cleanup(func() {
+		cancel()
+		for range ids {
+			<-done
+		}
+	})
+	for _, id := range ids {
+		cl := c.Client()
+		dir := t.TempDir()
+		logger := log.New(testWriter{t}, id+" ", log.Lmicroseconds)
+		a := node.New(node.Config{ID: id, Dir: dir, RingAddr: "127.0.0.1:1", Coordinator: cl, Log: logger,
+			Infer: node.PlanInfer(cl, 1<<20, newPredictor(cl, dir, 1, "cpu", logger))})
+		go func() {
+			a.Run(ctx)
+			done <- struct{}{}
+		}()
+		c.AliveNode(id)
+	}
+}
+
+// TestInferMatchesPredict: a predict job over two in-process nodes writes, unit by unit
+// in block order, the bytes bertnode predict prints for the same model and file.
+func TestInferMatchesPredict(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 300)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	startPredictNodes(t, c, "n1", "n2")
+	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
+	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
+
+	outFile := filepath.Join(dir, "out.jsonl")
+	out := mustRun(t, append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "32",
+		"--wait", "--output", outFile}, opts...), flags...)...)
+	contains(t, "infer", out, "uploaded "+data, "submitted job-1 (sms)", "job-1 (sms) succeeded: 10/10 units, 300 records",
+		"wrote 300 predictions of job-1 (10 units) to "+outFile)
+	got, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("infer's output (%d bytes) differs from predict's (%d bytes)", len(got), len(want))
+	}
+	j := waitJob(t, c, "job-1", "its end", func(j *api.Job) bool { return j.State.Done() })
+	by := map[string]int{}
+	for _, u := range j.Units {
+		by[u.Node]++
+	}
+	t.Logf("units by node: %v", by)
+
+	again := filepath.Join(dir, "again.jsonl")
+	contains(t, "download", mustRun(t, append([]string{"download", "job-1", "--output", again}, flags...)...), "wrote 300 predictions")
+	if b, err := os.ReadFile(again); err != nil || string(b) != want {
+		t.Fatalf("download: %v, %d bytes", err, len(b))
+	}
+	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-1", "succeeded", "10/10 units")
+	contains(t, "status job-1", mustRun(t, append([]string{"status", "job-1"}, flags...)...), "succeeded: 10/10 units, 300 records", "bertnode download job-1")
+}
+
+// TestInferBadInput: what infer cannot run fails before anything is submitted, naming
+// the flag at fault.
+func TestInferBadInput(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 20)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	squad := writeSQuAD(t, dir, false)
+	qa := tinyCheckpoint(t, "qa", squad, shard.SQuAD)
+	run := func(want []string, args ...string) {
+		t.Helper()
+		wantErr(t, "", want, append(args, flags...)...)
+	}
+	run([]string{"--model", "required"}, "infer", "--input", data)
+	run([]string{"--input", "required"}, "infer", "--model", model)
+	run([]string{"--input", "no such file"}, "infer", "--model", model, "--input", filepath.Join(dir, "missing.txt"))
+	run([]string{"--format", "not implied"}, "infer", "--model", model, "--input", data)
+	run([]string{"--model", "model directory"}, "infer", "--model", filepath.Join(dir, "nothing"), "--input", data, "--format", "labeltext")
+	run([]string{"--model", "qa model", "use bertnode predict"}, "infer", "--model", qa, "--input", squad, "--format", "squad")
+	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
+	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
+	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")
+	run([]string{"--output", "--wait"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--output", filepath.Join(dir, "o.jsonl"))
+
+	// A training job that has not finished has no model to predict with.
+	mustRun(t, append([]string{"submit", writeSpec(t, dir, data)}, flags...)...)
+	run([]string{"--model", "job-1 (pending) has no final model"}, "infer", "--model", "job:job-1", "--input", data, "--format", "labeltext")
+	run([]string{"--model", "want job:JOB"}, "infer", "--model", "job:job-1/checkpoint", "--input", data, "--format", "labeltext")
+	if jobs, err := c.Client().Jobs(c.Context()); err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs %v (%v): want only the training job", jobs, err)
+	}
+}
