@@ -125,9 +125,14 @@ func (s *State) returnUnits(j *api.Job, t time.Time, node, why string) {
 			back = append(back, fmt.Sprint(i))
 		}
 	}
+	switch {
+	case len(back) == 1:
+		s.event(j, t, "lease", node, "%s %s: its unit %s goes to others", node, why, back[0])
+	case len(back) > 1:
+		s.event(j, t, "lease", node, "%s %s: its units %s go to others", node, why, strings.Join(back, ", "))
+	}
 	if len(back) > 0 {
 		s.changedJob(j, false)
-		s.event(j, t, "lease", node, "%s %s: its units %s go to others", node, why, strings.Join(back, ", "))
 	}
 }
 

@@ -161,7 +161,7 @@ func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
 	if p.job().Progress.UnitsDone != 1 {
 		t.Fatalf("progress %+v", p.job().Progress)
 	}
-	if !slices.ContainsFunc(p.s.Events["job-1"], func(e api.Event) bool { return e.Message == "n1 is dead: its units 0 go to others" }) {
+	if !slices.ContainsFunc(p.s.Events["job-1"], func(e api.Event) bool { return e.Message == "n1 is dead: its unit 0 goes to others" }) {
 		t.Errorf("no event of the returned lease: %+v", p.s.Events["job-1"])
 	}
 }

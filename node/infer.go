@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/failpoint"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
 )
@@ -121,6 +122,7 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 		if err := env.Predictor.Predict(recs, &out); err != nil {
 			return a.failPredict(ctx, job, fmt.Errorf("unit %d (records %d to %d): %w", l.Unit, b.First, b.First+b.Count-1, err))
 		}
+		failpoint.Hit("node.unit") // a node lost holding a lease, its output unreported
 		var blob string
 		if err := retry(ctx, a.cfg.Log, "uploading", func() (err error) {
 			blob, err = c.PutBlob(ctx, bytes.NewReader(out.Bytes()), int64(out.Len()))

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 )
@@ -118,5 +120,71 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--model", "want job:JOB"}, "infer", "--model", "job:job-1/checkpoint", "--input", data, "--format", "labeltext")
 	if jobs, err := c.Client().Jobs(c.Context()); err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs %v (%v): want only the training job", jobs, err)
+	}
+}
+
+// TestProcessClusterInferSurvivesANodeKill: of two node processes, n2 is killed holding
+// the lease of its third unit, its output computed but not reported. The unit goes to
+// n1 once gossip calls n2 dead (or its lease ends), and the output is still predict's,
+// every record once, in order.
+func TestProcessClusterInferSurvivesANodeKill(t *testing.T) {
+	c := upCluster(t, 1, 2, "--env", "n2=BERTNODE_FAILPOINTS=node.unit=kill@3")
+	dir := t.TempDir()
+	data := smsHead(t, dir, 3000)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	opts := []string{"--format", "labeltext", "--batch-size", "16", "--max-length", "32"}
+	start := time.Now()
+	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
+	t.Logf("predict on one process: %v", time.Since(start).Round(time.Millisecond))
+
+	outFile := filepath.Join(dir, "out.jsonl")
+	start = time.Now()
+	var out string
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		out, _, err = bertnode(t, "", append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "64",
+			"--lease", "30s", "--wait", "--output", outFile}, opts...), c.flags...)...)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("infer: %v\n%s", err, out)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("infer --wait did not return in 90 s")
+	}
+	t.Logf("infer on two nodes, one killed: %v", time.Since(start).Round(time.Millisecond))
+	contains(t, "infer", out, "succeeded: 47/47 units, 3000 records")
+	if got, err := os.ReadFile(outFile); err != nil || string(got) != want {
+		t.Fatalf("infer's output (%d bytes, %v) differs from predict's (%d bytes)", len(got), err, len(want))
+	}
+	if localcluster.Alive(c.proc("n2").PID) {
+		t.Fatal("n2 did not die at its failpoint")
+	}
+	id := strings.Fields(out[strings.Index(out, "submitted "):])[1]
+	j, err := c.cl.Job(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]int{}
+	for _, u := range j.Units {
+		by[u.Node]++
+	}
+	logs, err := c.cl.Logs(context.Background(), id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	for _, e := range logs.Events {
+		if e.Kind == "lease" {
+			back = append(back, e.Message)
+		}
+	}
+	t.Logf("units by node: %v; leases taken back: %q", by, back)
+	// Gossip's verdict, not the lease's end (30 s), gives n2's unit back.
+	if by["n2"] != 2 || by["n1"] != 45 || len(back) != 1 || !strings.HasPrefix(back[0], "n2 is dead: its unit ") {
+		t.Fatalf("units by node %v, want n2's 2 before its kill and n1 the rest; leases taken back: %q", by, back)
 	}
 }
