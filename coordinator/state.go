@@ -473,7 +473,11 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 	}
 	if b.Error != "" {
 		d.Error = b.Error
-		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s data %s: %s", b.Which, d.Path, b.Error))
+		what := b.Which + " data"
+		if j.Kind == api.KindPredict {
+			what = "the input"
+		}
+		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s %s: %s", what, d.Path, b.Error))
 		return nil
 	}
 	if j.Kind == api.KindPredict {

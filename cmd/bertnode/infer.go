@@ -100,9 +100,6 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(api.PredictTasks, task) {
-			return fmt.Errorf("--model: %s is a %s model; infer runs %s (use bertnode predict for %s)", modelRef, task, strings.Join(api.PredictTasks, ", "), task)
-		}
 		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "normalize": string(model.Embed), "top-k": string(model.MLM)} {
 			if cmd.Flags().Changed(flag) && task != want {
 				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
@@ -123,8 +120,12 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 			name = strings.TrimSuffix(filepath.Base(input), filepath.Ext(input))
 		}
 		j, err := submitJob(ctx, cl, api.SubmitRequest{Name: name, Spec: string(text)}, wait, out)
-		if err != nil || output == "" {
-			return err
+		if err != nil {
+			// A planning error names the input by its blob: name the file.
+			return errors.New(strings.ReplaceAll(err.Error(), "blob:"+in, input))
+		}
+		if output == "" {
+			return nil
 		}
 		return downloadOutput(ctx, cl, j, output, out)
 	}
@@ -171,7 +172,7 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 		if s.Pooling != "" {
 			spec.Task = string(model.Embed) // any encoder read as an embedding model, as ForEval does
 		}
-		return spec.Task, a.Blob, nil
+		return spec.Task, a.Blob, predictable(ref, spec.Task)
 	}
 	runtime.LockOSThread() // libtorch's grad mode is per OS thread
 	defer runtime.UnlockOSThread()
@@ -181,10 +182,21 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 		return "", "", fmt.Errorf("--model: %w", err)
 	}
 	task = t.Spec.Task
+	if err := predictable(ref, task); err != nil {
+		return "", "", err
+	}
 	if blob, err = uploadPacked(ctx, cl, ref, out); err != nil {
 		return "", "", fmt.Errorf("--model: %w", err)
 	}
 	return task, blob, nil
+}
+
+// predictable says why infer cannot run a model of task.
+func predictable(ref, task string) error {
+	if slices.Contains(api.PredictTasks, task) {
+		return nil
+	}
+	return fmt.Errorf("--model: %s is a %s model; infer runs %s (use bertnode predict for %s)", ref, task, strings.Join(api.PredictTasks, ", "), task)
 }
 
 // toPredictSpec is a predict job's spec from predict's flags (s and pf); fromPredictSpec

@@ -121,6 +121,12 @@ func TestInferBadInput(t *testing.T) {
 	if jobs, err := c.Client().Jobs(c.Context()); err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs %v (%v): want only the training job", jobs, err)
 	}
+
+	// An input predict cannot read either fails the job as it is planned, naming the
+	// file and line.
+	csv := writeLines(t, dir, "in.csv", "text", "hello there")
+	run([]string{"job-2 failed: planning the input " + csv + ": " + csv + `:1 (byte 0): label: column "label" is not in the header`},
+		"infer", "--model", model, "--input", csv, "--format", "csv", "--text-column", "text", "--wait")
 }
 
 // TestProcessClusterInferSurvivesANodeKill: of two node processes, n2 is killed holding
