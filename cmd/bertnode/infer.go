@@ -47,9 +47,10 @@ flags prints, byte for byte: one JSON line per record, in the file's order.
 job:JOB, a finished job's model in the coordinators' store (final, or job:JOB/best).
 --input is uploaded and planned into blocks of --block-records records, as training
 data is; each block is a unit of work. Nodes lease units one at a time, run the model
-on them (loaded once per node) and upload each unit's output; the coordinators record
-each unit done once. A node that dies gives its units back at once, one silent past
---lease loses them to the next node that asks.
+on them (loaded once per node, on the device and threads of its bertnode join) and
+upload each unit's output; the coordinators record each unit done once. A node that
+dies gives its units back at once, one silent past --lease loses them to the next
+node that asks.
 
 It runs classify, multilabel, regression, ner, embed and mlm checkpoints (qa and
 choice read several sequences per record: use bertnode predict). --block-records must

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +89,16 @@ func TestInferMatchesPredict(t *testing.T) {
 		t.Fatalf("download: %v, %d bytes", err, len(b))
 	}
 	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-1", "succeeded", "10/10 units")
-	contains(t, "status job-1", mustRun(t, append([]string{"status", "job-1"}, flags...)...), "succeeded: 10/10 units, 300 records", "bertnode download job-1")
+	status := mustRun(t, append([]string{"status", "job-1"}, flags...)...)
+	contains(t, "status job-1", status, "succeeded: 10/10 units, 300 records", "bertnode download job-1", "NODE", "UNITS DONE")
+	for id, n := range by {
+		if !slices.ContainsFunc(strings.Split(status, "\n"), func(l string) bool {
+			f := strings.Fields(l)
+			return len(f) == 4 && f[0] == id && f[2] == fmt.Sprint(n) && f[3] == "-"
+		}) {
+			t.Errorf("status job-1 does not show %s with %d units done:\n%s", id, n, status)
+		}
+	}
 }
 
 // TestInferBadInput: what infer cannot run fails before anything is submitted, naming

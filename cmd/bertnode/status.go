@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -118,7 +119,9 @@ func printJobs(out io.Writer, jobs []api.Job) {
 // printJob is status JOB.
 func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 	fmt.Fprintln(out, progressLine(j))
-	if j.Gen != nil {
+	if j.Gen != nil && j.Kind == api.KindPredict {
+		printUnits(out, j, nodes)
+	} else if j.Gen != nil {
 		fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
 		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "    RANK\tNODE\tHEALTH\tSTEP\tSAMPLES/S\tSTEP MS\t")
@@ -149,6 +152,39 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 		fmt.Fprintf(out, "  last checkpoint: step %d, %d replicas reported\n", c.Step, len(c.Checksums))
 	}
 	printOutcome(out, j)
+}
+
+// printUnits is status JOB's table of a predict job's nodes, its members and those that
+// did units before: the units each did, and the one it holds.
+func printUnits(out io.Writer, j *api.Job, nodes []api.Node) {
+	fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
+	done, held := map[string]int{}, map[string]string{}
+	for i, u := range j.Units {
+		if u.Done() {
+			done[u.Node]++
+		} else if u.Node != "" {
+			held[u.Node] = fmt.Sprintf("%d (until %s)", i, u.Expires.Local().Format(time.TimeOnly))
+		}
+	}
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "    NODE\tHEALTH\tUNITS DONE\tLEASED")
+	var ids []string
+	for _, m := range j.Gen.Members {
+		ids = append(ids, m.Node)
+	}
+	for _, id := range slices.Sorted(maps.Keys(done)) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, m := range ids {
+		health := "removed"
+		if i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.ID == m }); i >= 0 {
+			health = string(nodes[i].Health)
+		}
+		fmt.Fprintf(w, "    %s\t%s\t%d\t%s\n", m, health, done[m], or(held[m], "-"))
+	}
+	w.Flush()
 }
 
 // progressLine is a job in one line: its state, and where it stands.
