@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/internal/tarball"
 	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
@@ -53,13 +55,40 @@ func startPredictNodes(t *testing.T, c *coordtest.Cluster, ids ...string) {
 	}
 }
 
+// finishedJob makes job-1 a training job that succeeded with model as its final model,
+// reported by a scripted node t1 (idle since).
+func finishedJob(t *testing.T, c *coordtest.Cluster, flags []string, dir, data, model string) {
+	t.Helper()
+	cl := c.Client()
+	if err := cl.RegisterNode(c.Context(), api.RegisterNode{ID: "t1", RingAddr: "127.0.0.1:7001"}); err != nil {
+		t.Fatal(err)
+	}
+	c.AliveNode("t1")
+	mustRun(t, append([]string{"submit", writeSpec(t, dir, data)}, flags...)...)
+	waitJob(t, c, "job-1", "its start", func(j *api.Job) bool { return j.State == api.Running })
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Pack(model, pw)) }()
+	blob, err := cl.PutBlob(c.Context(), pr, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Result(c.Context(), "job-1", api.ResultReport{Node: "t1", Kind: "final", Blob: blob, Step: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Done(c.Context(), "job-1", api.DoneReport{Node: "t1", Gen: 1, Step: 4}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestInferMatchesPredict: a predict job over two in-process nodes writes, unit by unit
-// in block order, the bytes bertnode predict prints for the same model and file.
+// in block order, the bytes bertnode predict prints for the same model and file, with
+// the model uploaded from a directory or a finished job's in the store.
 func TestInferMatchesPredict(t *testing.T) {
 	c, flags := testCluster(t)
 	dir := t.TempDir()
 	data := smsHead(t, dir, 300)
 	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	finishedJob(t, c, flags, dir, data, model)
 	startPredictNodes(t, c, "n1", "n2")
 	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
 	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
@@ -67,8 +96,8 @@ func TestInferMatchesPredict(t *testing.T) {
 	outFile := filepath.Join(dir, "out.jsonl")
 	out := mustRun(t, append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "32",
 		"--wait", "--output", outFile}, opts...), flags...)...)
-	contains(t, "infer", out, "uploaded "+data, "submitted job-1 (sms)", "job-1 (sms) succeeded: 10/10 units, 300 records",
-		"wrote 300 predictions of job-1 (10 units) to "+outFile)
+	contains(t, "infer", out, "uploaded "+data, "submitted job-2 (sms)", "job-2 (sms) succeeded: 10/10 units, 300 records",
+		"wrote 300 predictions of job-2 (10 units) to "+outFile)
 	got, err := os.ReadFile(outFile)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +105,7 @@ func TestInferMatchesPredict(t *testing.T) {
 	if string(got) != want {
 		t.Fatalf("infer's output (%d bytes) differs from predict's (%d bytes)", len(got), len(want))
 	}
-	j := waitJob(t, c, "job-1", "its end", func(j *api.Job) bool { return j.State.Done() })
+	j := waitJob(t, c, "job-2", "its end", func(j *api.Job) bool { return j.State.Done() })
 	by := map[string]int{}
 	for _, u := range j.Units {
 		by[u.Node]++
@@ -84,20 +113,31 @@ func TestInferMatchesPredict(t *testing.T) {
 	t.Logf("units by node: %v", by)
 
 	again := filepath.Join(dir, "again.jsonl")
-	contains(t, "download", mustRun(t, append([]string{"download", "job-1", "--output", again}, flags...)...), "wrote 300 predictions")
+	contains(t, "download", mustRun(t, append([]string{"download", "job-2", "--output", again}, flags...)...), "wrote 300 predictions")
 	if b, err := os.ReadFile(again); err != nil || string(b) != want {
 		t.Fatalf("download: %v, %d bytes", err, len(b))
 	}
-	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-1", "succeeded", "10/10 units")
-	status := mustRun(t, append([]string{"status", "job-1"}, flags...)...)
-	contains(t, "status job-1", status, "succeeded: 10/10 units, 300 records", "bertnode download job-1", "NODE", "UNITS DONE")
+	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-2", "succeeded", "10/10 units")
+	status := mustRun(t, append([]string{"status", "job-2"}, flags...)...)
+	contains(t, "status job-2", status, "succeeded: 10/10 units, 300 records", "bertnode download job-2", "NODE", "UNITS DONE")
 	for id, n := range by {
 		if !slices.ContainsFunc(strings.Split(status, "\n"), func(l string) bool {
 			f := strings.Fields(l)
 			return len(f) == 4 && f[0] == id && f[2] == fmt.Sprint(n) && f[3] == "-"
 		}) {
-			t.Errorf("status job-1 does not show %s with %d units done:\n%s", id, n, status)
+			t.Errorf("status job-2 does not show %s with %d units done:\n%s", id, n, status)
 		}
+	}
+
+	viaJob := filepath.Join(dir, "via-job.jsonl")
+	out = mustRun(t, append(append([]string{"infer", "--model", "job:job-1", "--input", data, "--nodes", "2", "--block-records", "32",
+		"--wait", "--output", viaJob}, opts...), flags...)...)
+	contains(t, "infer --model job:job-1", out, "job-3 (sms) succeeded: 10/10 units")
+	if strings.Contains(out, "uploaded "+model) {
+		t.Errorf("infer --model job:job-1 uploaded the model again:\n%s", out)
+	}
+	if b, err := os.ReadFile(viaJob); err != nil || string(b) != want {
+		t.Fatalf("infer --model job:job-1: %v, %d bytes differ from predict's %d", err, len(b), len(want))
 	}
 }
 
