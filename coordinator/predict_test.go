@@ -3,6 +3,7 @@ package coordinator
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -55,9 +56,9 @@ const predictSpecText = "kind: predict\ntask: classify\nmodel: blob:" +
 	"0000000000000000000000000000000000000000000000000000000000000001\ninput: blob:" +
 	"0000000000000000000000000000000000000000000000000000000000000002\nbatch_size: 2\ncluster: {nodes: 2, block_records: 4}\n"
 
-// newPredictState holds a running predict job over 10 records in blocks of 4 (units of
-// 4, 4 and 2 records) on n1 and n2; n3 is idle.
-func newPredictState(t *testing.T) *predictState {
+// newPredictState holds a running predict job over records in blocks of 4 (10 records:
+// units of 4, 4 and 2) on n1 and n2; n3 is idle.
+func newPredictState(t *testing.T, records int) *predictState {
 	p := &predictState{t: t, s: NewState(), now: time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		p.must(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
@@ -68,9 +69,9 @@ func newPredictState(t *testing.T) *predictState {
 	}
 	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: predictSpecText, Cluster: spec.Cluster,
 		Train: &api.Dataset{Path: spec.Input, Blob: sha(2)}, Uploads: map[string]string{"model": sha(1)}}})
-	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(3), Records: 10})
-	if got := p.job().Units; len(got) != 3 || got[0].Records != 4 || got[2].Records != 2 {
-		t.Fatalf("units %+v, want 4, 4 and 2 records", got)
+	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(3), Records: records})
+	if got := p.job().Units; len(got) != (records+3)/4 || got[0].Records != 4 || got[len(got)-1].Records != (records-1)%4+1 {
+		t.Fatalf("units %+v of %d records in blocks of 4", got, records)
 	}
 	p.must(CmdOpenGeneration, OpenGeneration{Job: "job-1", Gen: 1, Members: []string{"n1", "n2"}, Reason: "start"})
 	return p
@@ -88,7 +89,7 @@ func wantStatus(t *testing.T, err error, status int, msg string) {
 // holder completes it, a second completion is ignored, and the job succeeds when the
 // last unit is done.
 func TestPredictUnitsLeaseAndComplete(t *testing.T) {
-	p := newPredictState(t)
+	p := newPredictState(t, 10)
 	if u := p.lease("n1"); u != 0 {
 		t.Fatalf("n1 leased %d, want 0", u)
 	}
@@ -144,7 +145,7 @@ func TestPredictUnitsLeaseAndComplete(t *testing.T) {
 // TestPredictDeadNodesLeasesGoBack: a node gossip calls dead gives its units back at
 // once, and its report, should it come after all, is refused.
 func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
-	p := newPredictState(t)
+	p := newPredictState(t, 10)
 	p.lease("n1")
 	p.lease("n2")
 	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
@@ -169,7 +170,7 @@ func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
 // TestPredictExpiredLeaseGoesToAnother: a node silent past its lease loses the unit to
 // the next that asks; its late report is refused.
 func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
-	p := newPredictState(t)
+	p := newPredictState(t, 10)
 	p.lease("n1")
 	p.lease("n2")
 	if err := p.done("n2", 1, 4); err != nil {
@@ -196,7 +197,7 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 
 // TestPredictCancel: a cancelled job leases nothing and takes no more output.
 func TestPredictCancel(t *testing.T) {
-	p := newPredictState(t)
+	p := newPredictState(t, 10)
 	p.lease("n1")
 	p.must(CmdCancel, JobCancel{Job: "job-1"})
 	_, err := p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: "n1", For: api.Duration(time.Minute)})
@@ -206,7 +207,7 @@ func TestPredictCancel(t *testing.T) {
 		t.Fatalf("job %s, unit 0 %+v", j.State, j.Units[0])
 	}
 	// Only the units end a predict job, and a node's error fails it.
-	p = newPredictState(t)
+	p = newPredictState(t, 10)
 	_, err = p.apply(CmdDone, JobDone{Job: "job-1", Report: api.DoneReport{Node: "n1", Gen: 1}})
 	wantStatus(t, err, http.StatusConflict, "ends when its last unit is done")
 	p.must(CmdDone, JobDone{Job: "job-1", Report: api.DoneReport{Node: "n2", Gen: 1, Error: "bad model"}})
@@ -218,7 +219,7 @@ func TestPredictCancel(t *testing.T) {
 // TestDecidePredict: a predict job starts on the idle nodes there are, a dead member is
 // left out and an idle node takes its place, with no reconfiguration.
 func TestDecidePredict(t *testing.T) {
-	p := newPredictState(t)
+	p := newPredictState(t, 10)
 	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: predictSpecText, Cluster: p.job().Cluster,
 		Train: &api.Dataset{Path: "blob:" + sha(2), Blob: sha(2)}}})
 	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-2", Which: "train", Plan: sha(3), Records: 10})
@@ -247,4 +248,99 @@ func TestDecidePredict(t *testing.T) {
 	if ds = decide(p.s, p.now); len(ds) != 0 {
 		t.Fatalf("decisions %+v, want none", ds)
 	}
+}
+
+// TestPredictRandomExactlyOnce: under random leases, reports (from holders and not,
+// right and wrong), deaths, revivals, expiries and the leader's decisions, a unit once
+// done keeps its first output, leases are held by members only, progress counts the
+// done units, and once the nodes stay alive the job ends with every unit done.
+func TestPredictRandomExactlyOnce(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	seen := map[string]int{}
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		p := newPredictState(t, 50)
+		first := map[int]api.Unit{}
+		check := func(step int) {
+			t.Helper()
+			j := p.job()
+			done := 0
+			for i, u := range j.Units {
+				if f, ok := first[i]; ok && (u.Blob != f.Blob || u.Node != f.Node) {
+					t.Fatalf("seed %d step %d: unit %d done by %s, then by %s", seed, step, i, f.Node, u.Node)
+				}
+				if u.Done() {
+					done++
+					first[i] = u
+				} else if u.Node != "" && j.State == api.Running && j.Gen.Rank(u.Node) < 0 {
+					t.Fatalf("seed %d step %d: unit %d leased to %s, not in generation %d", seed, step, i, u.Node, j.Gen.Gen)
+				}
+			}
+			if done != j.Progress.UnitsDone || j.State == api.Succeeded && done != len(j.Units) {
+				t.Fatalf("seed %d step %d: job %s, %d of %d units done, progress %+v", seed, step, j.State, done, len(j.Units), j.Progress)
+			}
+		}
+		decideAll := func() {
+			for _, d := range decide(p.s, p.now) {
+				p.apply(d.typ, d.body) // a refusal is the leader's stale read: it decides again
+			}
+		}
+		for step := range 400 {
+			node := nodes[r.IntN(len(nodes))]
+			switch k := r.IntN(10); {
+			case k < 4:
+				p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(5 * time.Second)})
+			case k < 7:
+				u := r.IntN(len(p.job().Units))
+				if i := slices.IndexFunc(p.job().Units, func(u api.Unit) bool { return !u.Done() && u.Node != "" }); i >= 0 && r.IntN(3) > 0 {
+					u = i
+					if r.IntN(3) > 0 {
+						node = p.job().Units[i].Node
+					}
+				}
+				records := p.job().Units[u].Records
+				if r.IntN(10) == 0 {
+					records++
+				}
+				p.done(node, u, records)
+			case k < 8:
+				h := api.Alive
+				if r.IntN(3) == 0 {
+					h = api.Dead
+				}
+				p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: node, Health: h}}})
+			case k < 9:
+				p.must(CmdNodeRegister, api.RegisterNode{ID: node, RingAddr: node + ":1"})
+			default:
+				p.now = p.now.Add(time.Duration(1+r.IntN(8)) * time.Second)
+			}
+			decideAll()
+			check(step)
+		}
+		for _, n := range nodes {
+			p.must(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
+		}
+		p.now = p.now.Add(UnprovenGrace)
+		for step := 0; p.job().State == api.Running; step++ {
+			if step > 100 {
+				t.Fatalf("seed %d: the job does not end with its nodes alive: %+v", seed, p.job().Units)
+			}
+			decideAll()
+			for _, m := range p.job().Gen.Members {
+				if u := p.lease(m.Node); u >= 0 {
+					if err := p.done(m.Node, u, p.job().Units[u].Records); err != nil {
+						t.Fatalf("seed %d: %s's unit %d: %v", seed, m.Node, u, err)
+					}
+				}
+			}
+			check(400 + step)
+		}
+		if j := p.job(); j.State != api.Succeeded || len(first) != len(j.Units) {
+			t.Fatalf("seed %d: job %s with %d of %d units done", seed, j.State, len(first), len(j.Units))
+		}
+		for _, e := range p.s.Events["job-1"] {
+			seen[strings.Fields(e.Message)[0]+" "+e.Kind]++
+		}
+	}
+	t.Logf("events: %v", seen)
 }

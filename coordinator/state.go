@@ -125,6 +125,16 @@ func (s *State) runningJob(id string) (*api.Job, error) {
 	return j, nil
 }
 
+// ringJob is job id, a running training job: predict jobs have no ring, steps or
+// models, and their nodes report units.
+func (s *State) ringJob(id string) (*api.Job, error) {
+	j, err := s.runningJob(id)
+	if err == nil && j.Kind == api.KindPredict {
+		err = errorf(http.StatusConflict, "job %s is a predict job: its nodes report units", id)
+	}
+	return j, err
+}
+
 // member checks that node reports for the current generation of j, of which it is a
 // member, and returns its rank.
 func member(j *api.Job, node string, gen uint32) (int, error) {
@@ -585,7 +595,7 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 }
 
 func (s *State) beginReconfig(t time.Time, b BeginReconfig) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -610,7 +620,7 @@ func (s *State) openReconfig(j *api.Job, t time.Time, cause string, confirmed []
 }
 
 func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -634,7 +644,7 @@ func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
 }
 
 func (s *State) failure(t time.Time, b JobFailure) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -673,6 +683,9 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 
 func (s *State) progress(t time.Time, b JobProgress) error {
 	r := b.Report
+	if _, err := s.ringJob(b.Job); err != nil {
+		return err
+	}
 	j, rank, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
@@ -703,6 +716,9 @@ func (s *State) noteEval(j *api.Job, t time.Time, node string, m map[string]floa
 
 func (s *State) checkpoint(t time.Time, b JobCheckpoint) error {
 	r := b.Report
+	if _, err := s.ringJob(b.Job); err != nil {
+		return err
+	}
 	j, _, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
@@ -756,7 +772,7 @@ func describeChecksums(g *api.Generation, sums map[string]string) string {
 }
 
 func (s *State) result(t time.Time, b JobResult) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
