@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 	"github.com/bertnode/bertnode/internal/tarball"
 	"github.com/bertnode/bertnode/localcluster"
@@ -30,9 +31,9 @@ func smsHead(t *testing.T, dir string, n int) string {
 	return writeLines(t, dir, "sms.txt", strings.Split(string(b), "\n")[:n]...)
 }
 
-// startPredictNodes runs real node agents with join's predictor against c, alive in
-// its gossip, until the test ends.
-func startPredictNodes(t *testing.T, c *coordtest.Cluster, ids ...string) {
+// startPredictNodes runs real node agents with join's predictor against c, alive in its
+// gossip, until the test ends; tweak, when not nil, changes each one's configuration.
+func startPredictNodes(t *testing.T, c *coordtest.Cluster, tweak func(cfg *node.Config), ids ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, len(ids))
 	t.Cleanup(func() {
@@ -45,8 +46,12 @@ func startPredictNodes(t *testing.T, c *coordtest.Cluster, ids ...string) {
 		cl := c.Client()
 		dir := t.TempDir()
 		logger := log.New(testWriter{t}, id+" ", log.Lmicroseconds)
-		a := node.New(node.Config{ID: id, Dir: dir, RingAddr: "127.0.0.1:1", Coordinator: cl, Log: logger,
-			Infer: node.PlanInfer(cl, 1<<20, newPredictor(cl, dir, 1, "cpu", logger))})
+		cfg := node.Config{ID: id, Dir: dir, RingAddr: "127.0.0.1:1", Coordinator: cl, Log: logger,
+			Infer: node.PlanInfer(cl, 1<<20, newPredictor(cl, dir, 1, "cpu", logger))}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		a := node.New(cfg)
 		go func() {
 			a.Run(ctx)
 			done <- struct{}{}
@@ -89,7 +94,7 @@ func TestInferMatchesPredict(t *testing.T) {
 	data := smsHead(t, dir, 300)
 	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
 	finishedJob(t, c, flags, dir, data, model)
-	startPredictNodes(t, c, "n1", "n2")
+	startPredictNodes(t, c, nil, "n1", "n2")
 	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
 	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
 
@@ -139,6 +144,117 @@ func TestInferMatchesPredict(t *testing.T) {
 	if b, err := os.ReadFile(viaJob); err != nil || string(b) != want {
 		t.Fatalf("infer --model job:job-1: %v, %d bytes differ from predict's %d", err, len(b), len(want))
 	}
+}
+
+// gatedPredictor holds its second unit until gate closes, saying so on held.
+type gatedPredictor struct {
+	node.Predictor
+	calls      int
+	held, gate chan struct{}
+}
+
+func (g *gatedPredictor) Predict(recs []shard.Record, w io.Writer) error {
+	if g.calls++; g.calls == 2 {
+		close(g.held)
+		<-g.gate
+	}
+	return g.Predictor.Predict(recs, w)
+}
+
+// reportingClient passes on each unit report's answer.
+type reportingClient struct {
+	*api.Client
+	answers chan error
+}
+
+func (c *reportingClient) UnitDone(ctx context.Context, job string, r api.UnitReport) error {
+	err := c.Client.UnitDone(ctx, job, r)
+	c.answers <- err
+	return err
+}
+
+// TestInferLateReportOfANodeThoughtDead: n2 stalls in a unit; gossip calls it dead, its
+// unit goes to n1, and the job ends without it. n2's report, when it comes, is
+// ignored: the unit keeps n1's output, and the output is still predict's.
+func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 300)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	g := &gatedPredictor{held: make(chan struct{}), gate: make(chan struct{})}
+	n2 := &reportingClient{answers: make(chan error, 100)}
+	startPredictNodes(t, c, func(cfg *node.Config) {
+		if cfg.ID != "n2" {
+			return
+		}
+		n2.Client = cfg.Coordinator.(*api.Client)
+		cfg.Coordinator = n2
+		setup := cfg.Infer
+		cfg.Infer = func(ctx context.Context, job *api.Job) (*node.InferEnv, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				g.Predictor, env.Predictor = env.Predictor, g
+			}
+			return env, err
+		}
+	}, "n1", "n2")
+	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
+	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
+	mustRun(t, append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "32"}, opts...), flags...)...)
+	select {
+	case <-g.held:
+	case <-time.After(time.Minute):
+		t.Fatal("n2 did not reach its second unit")
+	}
+	var stalled int
+	c.Leader().Read(func(st *coordinator.State) {
+		stalled = slices.IndexFunc(st.Jobs["job-1"].Units, func(u api.Unit) bool { return !u.Done() && u.Node == "n2" })
+	})
+	if stalled < 0 {
+		t.Fatal("n2 holds no unit while it predicts one")
+	}
+	c.Gossip.SetHealth("n2", api.Dead)
+	j := waitJob(t, c, "job-1", "its end without n2", func(j *api.Job) bool { return j.State.Done() })
+	if j.State != api.Succeeded || j.Units[stalled].Node != "n1" {
+		t.Fatalf("job %s: %s; unit %d: %+v", j.State, j.Reason, stalled, j.Units[stalled])
+	}
+	first := j.Units[stalled]
+	for len(n2.answers) > 0 {
+		<-n2.answers // its first unit's
+	}
+	close(g.gate) // n2 goes on, and reports the unit it no longer holds
+	select {
+	case err := <-n2.answers:
+		if err != nil {
+			t.Fatalf("n2's late report of a unit done: %v, want it ignored", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("n2 did not report its unit")
+	}
+	if j, _ = c.Client().Job(c.Context(), "job-1"); j.Units[stalled] != first {
+		t.Fatalf("unit %d was %+v, is %+v after n2's late report", stalled, first, j.Units[stalled])
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	mustRun(t, append([]string{"download", "job-1", "--output", out}, flags...)...)
+	if b, err := os.ReadFile(out); err != nil || string(b) != want {
+		t.Fatalf("output: %v, %d bytes differ from predict's %d", err, len(b), len(want))
+	}
+	if !slices.ContainsFunc(eventsOf(t, c), func(m string) bool { return m == fmt.Sprintf("n2 is dead: its unit %d goes to others", stalled) }) {
+		t.Errorf("no event of n2's unit given back: %q", eventsOf(t, c))
+	}
+}
+
+// eventsOf is job-1's event messages.
+func eventsOf(t *testing.T, c *coordtest.Cluster) []string {
+	logs, err := c.Client().Logs(c.Context(), "job-1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range logs.Events {
+		out = append(out, e.Message)
+	}
+	return out
 }
 
 // TestInferBadInput: what infer cannot run fails before anything is submitted, naming
