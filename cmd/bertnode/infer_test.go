@@ -279,6 +279,7 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
 	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
 	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")
+	run([]string{"kind: predict", "bertnode infer"}, "submit", writeLines(t, dir, "p.yaml", "kind: predict", "task: classify"))
 	run([]string{"--output", "--wait"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--output", filepath.Join(dir, "o.jsonl"))
 
 	// A training job that has not finished has no model to predict with.

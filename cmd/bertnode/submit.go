@@ -50,6 +50,9 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 		if err != nil {
 			return err
 		}
+		if api.SpecKind(string(text)) == api.KindPredict {
+			return fmt.Errorf("%s: kind: predict: run it with bertnode infer, which reads the model's task and uploads the model and input", path)
+		}
 		spec, err := checkJobSpec(string(text), path)
 		if err != nil {
 			return err
