@@ -47,7 +47,8 @@ func joinCmd() *cobra.Command {
 		Long: `Runs a worker node: one process per device. It registers with the coordinator (any
 member: give one or more API addresses, or set $BERTNODE_COORDINATOR), joins the cluster's
 gossip, and trains whatever job the coordinator assigns it, averaging gradients with the
-job's other nodes over the ring all-reduce. It keeps its ID, checkpoints, final models and
+job's other nodes over the ring all-reduce; a predict job (bertnode infer) it works on
+a unit of the input at a time, with no ring. It keeps its ID, checkpoints, final models and
 audit logs under --data-dir. SIGINT or SIGTERM leaves the cluster: the job's other nodes go
 on without it.
 
