@@ -175,12 +175,15 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 		}
 		return spec.Task, a.Blob, predictable(ref, spec.Task)
 	}
+	if _, err := os.Stat(ref); err != nil {
+		return "", "", fmt.Errorf("--model: %w (want a checkpoint directory or job:JOB)", err)
+	}
 	runtime.LockOSThread() // libtorch's grad mode is per OS thread
 	defer runtime.UnlockOSThread()
 	s.Model = ref
-	t, err := train.ForEval(s, io.Discard)
+	t, err := train.ForEval(s, io.Discard) // its errors name the file or the flag's field (max_length...)
 	if err != nil {
-		return "", "", fmt.Errorf("--model: %w", err)
+		return "", "", err
 	}
 	task = t.Spec.Task
 	if err := predictable(ref, task); err != nil {

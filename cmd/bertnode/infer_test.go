@@ -274,12 +274,13 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--input", "required"}, "infer", "--model", model)
 	run([]string{"--input", "no such file"}, "infer", "--model", model, "--input", filepath.Join(dir, "missing.txt"))
 	run([]string{"--format", "not implied"}, "infer", "--model", model, "--input", data)
-	run([]string{"--model", "model directory"}, "infer", "--model", filepath.Join(dir, "nothing"), "--input", data, "--format", "labeltext")
+	run([]string{"--model", "no such file", "job:JOB"}, "infer", "--model", filepath.Join(dir, "nothing"), "--input", data, "--format", "labeltext")
 	run([]string{"--model", "qa model", "use bertnode predict"}, "infer", "--model", qa, "--input", squad, "--format", "squad")
 	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
 	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
 	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")
 	run([]string{"kind: predict", "bertnode infer"}, "submit", writeLines(t, dir, "p.yaml", "kind: predict", "task: classify"))
+	run([]string{"max_length", "not in [8, 512]"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--max-length", "4")
 	run([]string{"--output", "--wait"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--output", filepath.Join(dir, "o.jsonl"))
 
 	// A training job that has not finished has no model to predict with.
