@@ -159,10 +159,8 @@ type PredictSpec struct {
 	BatchSize      int     `yaml:"batch_size"`
 	MixedPrecision string  `yaml:"mixed_precision"`
 	Quantize       string  `yaml:"quantize"`
-	Pooling        string  `yaml:"pooling"`
 	Threshold      float64 `yaml:"threshold"` // multilabel
 	TopK           int     `yaml:"top_k"`     // mlm
-	Normalize      bool    `yaml:"normalize"` // embed
 	// Lease is how long a node may take over a unit before another may take it
 	// (default 5m).
 	Lease Duration `yaml:"lease"`
@@ -170,10 +168,11 @@ type PredictSpec struct {
 	Cluster ClusterSpec `yaml:"cluster"` // nodes, block_records, data
 }
 
-// PredictTasks are the tasks a predict job runs: those whose predictions are one
-// forward row per record, so that a block of records batches as bertnode predict
-// batches them (qa's windows and choice's choices do not).
-var PredictTasks = []string{"classify", "multilabel", "regression", "ner", "embed", "mlm"}
+// PredictTasks are the tasks a predict job runs: those bertnode predict reads data
+// files for (embed's are text pairs, which it does not embed) with one sequence per
+// record, so that a block of records batches as predict batches them (qa's windows
+// and choice's choices do not).
+var PredictTasks = []string{"classify", "multilabel", "regression", "ner", "mlm"}
 
 // SpecKind is the kind: field of a job spec's text ("" for a training spec).
 func SpecKind(text string) string {

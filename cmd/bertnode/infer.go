@@ -52,8 +52,9 @@ upload each unit's output; the coordinators record each unit done once. A node t
 dies gives its units back at once, one silent past --lease loses them to the next
 node that asks.
 
-It runs classify, multilabel, regression, ner, embed and mlm checkpoints (qa and
-choice read several sequences per record: use bertnode predict). --block-records must
+It runs classify, multilabel, regression, ner and mlm checkpoints (qa and choice
+read several sequences per record, and predict embeds no data file: use bertnode
+predict). --block-records must
 be a multiple of --batch-size, so that units cut the input where predict's batches do.
 
 With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
@@ -101,7 +102,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 		if err != nil {
 			return err
 		}
-		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "normalize": string(model.Embed), "top-k": string(model.MLM)} {
+		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "top-k": string(model.MLM)} {
 			if cmd.Flags().Changed(flag) && task != want {
 				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
 			}
@@ -141,8 +142,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 	f.BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
 	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
 	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
-	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
-	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize", "pooling")
+	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize")
 	addSpecFlags(f, &s, dataFlags...)
 	f.Lookup("batch-size").Usage = "texts per forward pass"
 	return c
@@ -169,9 +169,6 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 		spec, err := api.ParseSpec(j.Spec)
 		if err != nil {
 			return "", "", fmt.Errorf("--model: %s: %w", ref, err)
-		}
-		if s.Pooling != "" {
-			spec.Task = string(model.Embed) // any encoder read as an embedding model, as ForEval does
 		}
 		return spec.Task, a.Blob, predictable(ref, spec.Task)
 	}
@@ -208,7 +205,7 @@ func predictable(ref, task string) error {
 func toPredictSpec(s train.Spec, pf predictFlags, task, model, input string) api.PredictSpec {
 	return api.PredictSpec{Kind: api.KindPredict, Task: task, Model: model, Input: input, Data: s.Data,
 		MaxLength: s.MaxLength, Padding: s.Padding, BatchSize: s.BatchSize, MixedPrecision: s.Autocast, Quantize: s.Quantize,
-		Pooling: s.Pooling, Threshold: pf.threshold, TopK: pf.topK, Normalize: pf.normalize}
+		Threshold: pf.threshold, TopK: pf.topK}
 }
 
 func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFlags) {
@@ -216,8 +213,8 @@ func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFla
 	s.Model, s.Data = modelDir, p.Data
 	s.MaxLength, s.BatchSize = cmp.Or(p.MaxLength, s.MaxLength), cmp.Or(p.BatchSize, s.BatchSize)
 	s.Padding, s.Autocast = cmp.Or(p.Padding, s.Padding), cmp.Or(p.MixedPrecision, s.Autocast)
-	s.Quantize, s.Pooling = cmp.Or(p.Quantize, s.Quantize), p.Pooling
-	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5), normalize: p.Normalize}
+	s.Quantize = cmp.Or(p.Quantize, s.Quantize)
+	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5)}
 }
 
 // predictor is a node's model for a predict job: predict's code path over each unit's

@@ -19,6 +19,7 @@ import (
 	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/train"
 )
 
 // smsHead writes the first n messages of the SMS collection to dir.
@@ -143,6 +144,25 @@ func TestInferMatchesPredict(t *testing.T) {
 	}
 	if b, err := os.ReadFile(viaJob); err != nil || string(b) != want {
 		t.Fatalf("infer --model job:job-1: %v, %d bytes differ from predict's %d", err, len(b), len(want))
+	}
+
+	// A masked-LM checkpoint over lines of text, each with a mask, and --top-k: the
+	// fills as predict prints them.
+	var texts []string
+	for _, p := range jsonLines[train.Prediction](t, want)[:40] {
+		words := strings.Fields(p.Text)
+		words[min(len(words)-1, 3)] = "[MASK]"
+		texts = append(texts, strings.Join(words, " "))
+	}
+	data = writeLines(t, dir, "masked.txt", texts...)
+	mlm := tinyCheckpoint(t, "mlm", data, shard.Lines)
+	opts = []string{"--format", "text", "--batch-size", "4", "--max-length", "32", "--top-k", "3"}
+	want = mustRun(t, append([]string{"predict", "--model", mlm, "--file", data, "--threads", "1"}, opts...)...)
+	fills := filepath.Join(dir, "fills.jsonl")
+	mustRun(t, append(append([]string{"infer", "--model", mlm, "--input", data, "--nodes", "2", "--block-records", "8",
+		"--wait", "--output", fills}, opts...), flags...)...)
+	if b, err := os.ReadFile(fills); err != nil || string(b) != want || strings.Count(want, `"token_str"`) != 3*len(texts) {
+		t.Fatalf("infer of a masked-LM model: %v, %d bytes differ from predict's %d", err, len(b), len(want))
 	}
 }
 
