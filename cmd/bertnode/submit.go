@@ -242,6 +242,15 @@ func follow(ctx context.Context, cl *api.Client, id string, out io.Writer) (*api
 			printOutcome(out, j)
 			return j, nil
 		}
+		if j.Kind == api.KindPredict {
+			// Every unit done changes the job, and the job holds every unit: look once a
+			// second rather than at each.
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 	}
 }
 
