@@ -116,7 +116,9 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 		}
 		recs := make([]shard.Record, len(ids))
 		if err := retry(ctx, a.cfg.Log, "reading the input", func() error { return env.Src.Read(ctx, ids, recs) }); err != nil {
-			continue // ctx ended, or the coordinator refused: ask again
+			logf("unit %d: %v", l.Unit, err) // the coordinator refused (or ctx ended): ask again, after a pause
+			sleep(ctx, idleLease)
+			continue
 		}
 		var out bytes.Buffer
 		if err := env.Predictor.Predict(recs, &out); err != nil {
@@ -128,6 +130,8 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 			blob, err = c.PutBlob(ctx, bytes.NewReader(out.Bytes()), int64(out.Len()))
 			return err
 		}); err != nil {
+			logf("unit %d: %v", l.Unit, err)
+			sleep(ctx, idleLease)
 			continue
 		}
 		rep := api.UnitReport{Node: a.cfg.ID, Unit: l.Unit, Blob: blob, Records: len(recs)}
