@@ -123,7 +123,7 @@ func TestInferMatchesPredict(t *testing.T) {
 	if b, err := os.ReadFile(again); err != nil || string(b) != want {
 		t.Fatalf("download: %v, %d bytes", err, len(b))
 	}
-	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-2", "succeeded", "10/10 units")
+	contains(t, "jobs", mustRun(t, append([]string{"jobs"}, flags...)...), "job-2", "succeeded", "10/10 units (", " records/s)")
 	status := mustRun(t, append([]string{"status", "job-2"}, flags...)...)
 	contains(t, "status job-2", status, "succeeded: 10/10 units, 300 records", "bertnode download job-2", "NODE", "UNITS DONE")
 	for id, n := range by {

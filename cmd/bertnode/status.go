@@ -106,7 +106,7 @@ func printJobs(out io.Writer, jobs []api.Job) {
 		}
 		step, loss := "-", "-"
 		if j.Kind == api.KindPredict && len(j.Units) > 0 {
-			step = fmt.Sprintf("%d/%d units", j.Progress.UnitsDone, len(j.Units))
+			step = fmt.Sprintf("%d/%d units (%.1f records/s)", j.Progress.UnitsDone, len(j.Units), j.Progress.SamplesPerSec)
 		} else if j.Progress.TotalSteps > 0 {
 			step, loss = fmt.Sprintf("%d/%d", j.Progress.Step, j.Progress.TotalSteps), fmt.Sprintf("%.4f", j.Progress.Loss)
 		}
