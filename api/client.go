@@ -400,6 +400,19 @@ func (c *Client) Done(ctx context.Context, job string, r DoneReport) error {
 	return err
 }
 
+// Lease asks for a unit of predict job job to do (Unit -1: none free now).
+func (c *Client) Lease(ctx context.Context, job, node string) (Lease, error) {
+	var l Lease
+	_, err := c.call(ctx, http.MethodPost, "/v1/jobs/"+esc(job)+"/lease", nil, LeaseRequest{Node: node}, &l)
+	return l, err
+}
+
+// UnitDone reports a unit of predict job job done.
+func (c *Client) UnitDone(ctx context.Context, job string, r UnitReport) error {
+	_, err := c.call(ctx, http.MethodPost, "/v1/jobs/"+esc(job)+"/units", nil, r, nil)
+	return err
+}
+
 // Nodes lists the workers.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	var ns []Node

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/bertnode/bertnode/shard"
 	"gopkg.in/yaml.v3"
@@ -143,4 +146,81 @@ func (s JobSpec) TotalSteps(records int) int64 {
 		return int64(s.MaxSteps)
 	}
 	return int64(math.Ceil(s.Epochs * float64(s.StepsPerEpoch(records))))
+}
+
+// PredictSpec is a predict job's spec (bertnode infer writes it; kind: predict): the
+// model, the input file read with Data as the model's task reads it, and how the nodes
+// run the model, in the fields and with the meanings of bertnode predict's flags.
+type PredictSpec struct {
+	Kind  string     `yaml:"kind"`  // KindPredict
+	Task  string     `yaml:"task"`  // the model's, as the CLI read it: it decides how Input is read
+	Model string     `yaml:"model"` // blob:<sha256>: a checkpoint directory packed as a tar
+	Input string     `yaml:"input"` // blob:<sha256>
+	Data  shard.Spec `yaml:"data"`
+
+	MaxLength      int     `yaml:"max_length"`
+	Padding        string  `yaml:"padding"`
+	BatchSize      int     `yaml:"batch_size"`
+	MixedPrecision string  `yaml:"mixed_precision"`
+	Quantize       string  `yaml:"quantize"`
+	Threshold      float64 `yaml:"threshold"` // multilabel
+	TopK           int     `yaml:"top_k"`     // mlm
+	// Lease is how long a node may take over a unit before another may take it
+	// (default 5m).
+	Lease Duration `yaml:"lease"`
+
+	Cluster ClusterSpec `yaml:"cluster"` // nodes, block_records, data
+}
+
+// PredictTasks are the tasks a predict job runs: those bertnode predict reads data
+// files for (embed's are text pairs, which it does not embed) with one sequence per
+// record, so that a block of records batches as predict batches them (qa's windows
+// and choice's choices do not).
+var PredictTasks = []string{"classify", "multilabel", "regression", "ner", "mlm"}
+
+// SpecKind is the kind: field of a job spec's text ("" for a training spec).
+func SpecKind(text string) string {
+	var k struct {
+		Kind string `yaml:"kind"`
+	}
+	yaml.Unmarshal([]byte(text), &k) // a bad spec is a training spec, which says what is wrong
+	return k.Kind
+}
+
+// ParsePredictSpec reads a predict job's spec and checks it; its errors name the field.
+func ParsePredictSpec(text string) (PredictSpec, error) {
+	s := PredictSpec{}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(text)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return s, fmt.Errorf("predict spec: %w", err)
+	}
+	if s.Lease == 0 {
+		s.Lease = Duration(5 * time.Minute)
+	}
+	s.Data = s.Data.ForTask(s.Task)
+	s.Cluster = s.Cluster.WithDefaults()
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("predict spec: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case s.Kind != KindPredict:
+		return s, bad("kind", "%q: want %s", s.Kind, KindPredict)
+	case !slices.Contains(PredictTasks, s.Task):
+		return s, bad("task", "%q: want one of %s", s.Task, strings.Join(PredictTasks, ", "))
+	case s.Model == "":
+		return s, bad("model", "a model is required")
+	case s.Input == "":
+		return s, bad("input", "an input file is required")
+	case s.BatchSize < 1 || s.BatchSize > MaxBatch:
+		return s, bad("batch_size", "%d is not in [1, %d]", s.BatchSize, MaxBatch)
+	case s.Cluster.BlockRecords%s.BatchSize != 0:
+		return s, bad("cluster.block_records", "%d is not a multiple of batch_size %d: blocks must cut the input where bertnode predict's batches do", s.Cluster.BlockRecords, s.BatchSize)
+	case s.Lease < Duration(time.Second):
+		return s, bad("lease", "%v is too short (at least 1s)", s.Lease)
+	}
+	if err := s.Data.Validate(); err != nil {
+		return s, fmt.Errorf("predict spec: data: %w", err)
+	}
+	return s, s.Cluster.Validate()
 }

@@ -85,10 +85,15 @@ const (
 // Done says whether the state is final.
 func (s JobState) Done() bool { return s == Succeeded || s == Failed || s == Cancelled }
 
-// Job is a distributed training job.
+// KindPredict is Job.Kind for a predict job (bertnode infer): its Spec is a
+// PredictSpec and its work is Units, not a ring.
+const KindPredict = "predict"
+
+// Job is a distributed training job, or with Kind predict a distributed prediction.
 type Job struct {
 	ID   string `json:"id"`
 	Name string `json:"name,omitempty"`
+	Kind string `json:"kind,omitempty"` // "" (train) or KindPredict
 	// Spec is the job's YAML text as submitted, with dataset paths replaced by
 	// "blob:<sha256>" when the CLI uploaded them. Nodes parse it with train.LoadSpec.
 	Spec    string      `json:"spec"`
@@ -124,7 +129,22 @@ type Job struct {
 	// Results are the models the job produced, by kind: "final", "best", and
 	// "checkpoint" (the latest resumable one).
 	Results map[string]Artifact `json:"results,omitempty"`
+	// Units are a predict job's work, one per block of its input's plan (Train), in
+	// record order; made when the input is planned.
+	Units []Unit `json:"units,omitempty"`
 }
+
+// Unit is one block of a predict job's input: leased to a node, then done once, with
+// its output (what bertnode predict prints for the block's records) in the blob store.
+type Unit struct {
+	Node    string    `json:"node,omitempty"`   // the lease holder; once done, who did it
+	Expires time.Time `json:"expires,omitzero"` // the lease's end: then another node may take it
+	Records int       `json:"records"`          // the block's records
+	Blob    string    `json:"blob,omitempty"`   // the output, once done
+}
+
+// Done says whether the unit's output is in.
+func (u Unit) Done() bool { return u.Blob != "" }
 
 // Dataset is one data file of a job and the plan the coordinator made of it.
 type Dataset struct {
@@ -210,6 +230,10 @@ type Progress struct {
 	EvalStep int64              `json:"eval_step,omitempty"`
 	// Recoveries counts the generations opened after the first.
 	Recoveries int `json:"recoveries"`
+	// UnitsDone and Records are a predict job's units done and their records;
+	// SamplesPerSec is then those records over the time since the job started.
+	UnitsDone int `json:"units_done,omitempty"`
+	Records   int `json:"records,omitempty"`
 }
 
 // ETA estimates the time to the end from the reported rate.
@@ -472,6 +496,27 @@ type DoneReport struct {
 	// have been refused when a generation change came between the two.
 	Eval     map[string]float64 `json:"eval,omitempty"`
 	EvalStep int64              `json:"eval_step,omitempty"`
+}
+
+// LeaseRequest asks for a unit of a predict job to work on.
+type LeaseRequest struct {
+	Node string `json:"node"`
+}
+
+// Lease is the answer: the unit to do (a block of the input's plan) until Expires, or
+// Unit -1 when none is free now (all are done or leased to others).
+type Lease struct {
+	Unit    int       `json:"unit"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// UnitReport says a node did a unit of a predict job: Blob holds its output, Records
+// lines. Only the lease holder's report counts; one for a unit already done is ignored.
+type UnitReport struct {
+	Node    string `json:"node"`
+	Unit    int    `json:"unit"`
+	Blob    string `json:"blob"`
+	Records int    `json:"records"`
 }
 
 // Error is every non-2xx answer's body, and the error the client returns for it.

@@ -40,6 +40,8 @@ const (
 	CmdBlobStored     = "blob_stored"     // BlobStored
 	CmdBlobsCollect   = "blobs_collect"   // BlobsCollect
 	CmdDeletedTrim    = "deleted_trim"    // DeletedTrim
+	CmdLease          = "lease"           // LeaseUnit
+	CmdUnitDone       = "unit_done"       // JobUnit
 )
 
 // MemberRemove takes a coordinator out of the member list.
@@ -151,6 +153,19 @@ type JobResult struct {
 type JobDone struct {
 	Job    string         `json:"job"`
 	Report api.DoneReport `json:"report"`
+}
+
+// LeaseUnit gives Node a unit of predict job Job for For (api.Lease answers).
+type LeaseUnit struct {
+	Job  string       `json:"job"`
+	Node string       `json:"node"`
+	For  api.Duration `json:"for"`
+}
+
+// JobUnit is a node's UnitReport.
+type JobUnit struct {
+	Job    string         `json:"job"`
+	Report api.UnitReport `json:"report"`
 }
 
 // JobCancel cancels a job that has not ended.

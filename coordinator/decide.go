@@ -20,7 +20,8 @@ type decision struct {
 // nodes go, in ID order, first to jobs closing a reconfiguration or waiting for
 // nodes, then to pending jobs (oldest first, each when enough are idle for all its
 // nodes), then to running jobs below cluster.nodes. A drained node gets no job, and
-// leaves its own through a reconfiguration once the job can go on without it.
+// leaves its own through a reconfiguration once the job can go on without it. Predict
+// jobs take what idle nodes there are and need no reconfiguration (decidePredict).
 func decide(st *State, now time.Time) []decision {
 	var out []decision
 	emit := func(typ string, body any) { out = append(out, decision{typ, body}) }
@@ -99,6 +100,10 @@ func decide(st *State, now time.Time) []decision {
 		if !planned(j) {
 			continue
 		}
+		if j.Kind == api.KindPredict && len(idle) > 0 { // units need no ring: start with the nodes there are
+			emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: 1, Members: take(j.Cluster.Nodes), Reason: "start"})
+			continue
+		}
 		if len(idle) >= j.Cluster.Nodes {
 			emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: 1, Members: take(j.Cluster.Nodes), Reason: "start"})
 			continue
@@ -108,6 +113,10 @@ func decide(st *State, now time.Time) []decision {
 		}
 	}
 	for _, j := range running {
+		if j.Kind == api.KindPredict {
+			decidePredict(st, j, take, gone, emit)
+			continue
+		}
 		if j.Waiting != nil || j.Reconfig != nil {
 			continue
 		}

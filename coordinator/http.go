@@ -40,6 +40,8 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, func(id string, r api.FailureReport) any { return JobFailure{id, r} }))
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
 	s.route("POST /v1/jobs/{id}/result", onLeader, report(s, CmdResult, func(id string, r api.ResultReport) any { return JobResult{id, r} }))
+	s.route("POST /v1/jobs/{id}/lease", onLeader, s.postLease)
+	s.route("POST /v1/jobs/{id}/units", onLeader, report(s, CmdUnitDone, func(id string, r api.UnitReport) any { return JobUnit{id, r} }))
 	s.route("POST /v1/jobs/{id}/done", onLeader, report(s, CmdDone, func(id string, r api.DoneReport) any { return JobDone{id, r} }))
 
 	s.route("PUT /v1/blobs/{sha}", local, s.putBlob)
@@ -274,6 +276,9 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 
 // newJob checks a submitted spec: its fields, and that its data is where it says.
 func (s *Server) newJob(req api.SubmitRequest) (api.Job, error) {
+	if api.SpecKind(req.Spec) == api.KindPredict {
+		return s.newPredictJob(req)
+	}
 	spec, err := parseJobSpec(req.Spec)
 	if err != nil {
 		return api.Job{}, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/gossip"
+	"github.com/bertnode/bertnode/shard"
 )
 
 // leaderLoop is the leader's work outside the FSM (docs/cluster.md, "The leader's
@@ -230,7 +231,7 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 // planWork is one dataset to plan.
 type planWork struct {
 	key, job, which, path string
-	spec                  api.JobSpec
+	data                  shard.Spec
 	specErr               error // checked at submission, but read again here
 	opts                  PlanOptions
 }
@@ -258,11 +259,16 @@ func (l *leaderLoop) unplanned(st *State) []planWork {
 				}
 				w.path = l.s.blobs.path(ds.d.Blob)
 			}
-			spec, err := parseJobSpec(j.Spec)
-			w.spec, w.specErr = spec, err
-			w.opts = PlanOptions{BlockRecords: j.Cluster.BlockRecords, Task: spec.Task, Name: ds.d.Path}
-			if ds.which == "train" && spec.Eval == "" {
-				w.opts.EvalSplit = spec.EvalSplit
+			w.opts = PlanOptions{BlockRecords: j.Cluster.BlockRecords, Name: ds.d.Path}
+			if j.Kind == api.KindPredict {
+				spec, err := api.ParsePredictSpec(j.Spec)
+				w.data, w.opts.Task, w.specErr = spec.Data, spec.Task, err
+			} else {
+				spec, err := parseJobSpec(j.Spec)
+				w.data, w.opts.Task, w.specErr = spec.Data, spec.Task, err
+				if ds.which == "train" && spec.Eval == "" {
+					w.opts.EvalSplit = spec.EvalSplit
+				}
 			}
 			out = append(out, w)
 		}
@@ -282,7 +288,7 @@ func (l *leaderLoop) plan(ctx context.Context, w planWork) {
 	res := DatasetPlanned{Job: w.job, Which: w.which}
 	p, err := Planned{}, w.specErr
 	if err == nil {
-		p, err = s.cfg.Planner.Plan(ctx, w.path, w.spec.Data, w.opts)
+		p, err = s.cfg.Planner.Plan(ctx, w.path, w.data, w.opts)
 	}
 	if ctx.Err() != nil {
 		return

@@ -22,8 +22,8 @@ import (
 // index; checking on every apply would cost a pass over all jobs per command).
 
 // jobBlobs are the blobs j references: its uploaded data files, their plans, the
-// uploaded model and tokenizer it starts from, its results, and the checkpoint its
-// current generation restores from.
+// uploaded model and tokenizer it starts from, its results, the checkpoint its
+// current generation restores from, and a predict job's outputs.
 func jobBlobs(j *api.Job) []string {
 	var out []string
 	for _, d := range []*api.Dataset{j.Train, j.Eval} {
@@ -37,6 +37,9 @@ func jobBlobs(j *api.Job) []string {
 	}
 	if j.Gen != nil {
 		out = append(out, j.Gen.Restore)
+	}
+	for _, u := range j.Units {
+		out = append(out, u.Blob)
 	}
 	return slices.DeleteFunc(out, func(sha string) bool { return sha == "" })
 }

@@ -125,6 +125,16 @@ func (s *State) runningJob(id string) (*api.Job, error) {
 	return j, nil
 }
 
+// ringJob is job id, a running training job: predict jobs have no ring, steps or
+// models, and their nodes report units.
+func (s *State) ringJob(id string) (*api.Job, error) {
+	j, err := s.runningJob(id)
+	if err == nil && j.Kind == api.KindPredict {
+		err = errorf(http.StatusConflict, "job %s is a predict job: its nodes report units", id)
+	}
+	return j, err
+}
+
 // member checks that node reports for the current generation of j, of which it is a
 // member, and returns its rank.
 func member(j *api.Job, node string, gen uint32) (int, error) {
@@ -256,6 +266,8 @@ var appliers = map[string]applier{
 	CmdBlobStored:     on((*State).blobStored),
 	CmdBlobsCollect:   onValue((*State).blobsCollect),
 	CmdDeletedTrim:    onValue((*State).deletedTrim),
+	CmdLease:          onValue((*State).lease),
+	CmdUnitDone:       on((*State).unitDone),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {
@@ -429,6 +441,9 @@ func (s *State) health(t time.Time, b HealthUpdates) error {
 				why = " (" + u.Why + ")"
 			}
 			s.event(j, t, "health", n.ID, "%s is %s%s", n.ID, u.Health, why)
+			if u.Health == api.Dead || u.Health == api.Left {
+				s.returnUnits(j, t, n.ID, "is "+string(u.Health))
+			}
 		}
 	}
 	return nil
@@ -439,7 +454,7 @@ func (s *State) jobSubmit(t time.Time, b JobSubmit) (string, error) {
 	j := b.Job
 	j.ID = "job-" + strconv.Itoa(s.NextJob)
 	j.State, j.Reason, j.Submitted = api.Pending, "planning the data", t
-	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results = nil, nil, nil, nil, nil
+	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results, j.Units = nil, nil, nil, nil, nil, nil
 	j.Progress = api.Progress{}
 	s.Jobs[j.ID] = &j
 	s.changedJob(&j, true)
@@ -468,8 +483,19 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 	}
 	if b.Error != "" {
 		d.Error = b.Error
-		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s data %s: %s", b.Which, d.Path, b.Error))
+		what := b.Which + " data"
+		if j.Kind == api.KindPredict {
+			what = "the input"
+		}
+		s.finish(j, t, api.Failed, "", fmt.Sprintf("planning %s %s: %s", what, d.Path, b.Error))
 		return nil
+	}
+	if j.Kind == api.KindPredict {
+		if b.Records == 0 {
+			s.finish(j, t, api.Failed, "", fmt.Sprintf("the input %s has no records", d.Path))
+			return nil
+		}
+		j.Units = makeUnits(b.Records, j.Cluster.BlockRecords)
 	}
 	d.Plan, d.Records = b.Plan, b.Records
 	if b.Which == "train" {
@@ -541,6 +567,11 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		g.Members = append(g.Members, api.RingMember{Node: id, Addr: n.RingAddr})
 	}
 	s.release(j, t, b.Members, true)
+	for _, u := range j.Units {
+		if !u.Done() && u.Node != "" && !slices.Contains(b.Members, u.Node) {
+			s.returnUnits(j, t, u.Node, "left the job")
+		}
+	}
 	for _, id := range b.Members {
 		s.setNodeJob(s.Nodes[id], j.ID)
 		s.Nodes[id].Unproven, s.Nodes[id].LeftOut = false, time.Time{}
@@ -564,7 +595,7 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 }
 
 func (s *State) beginReconfig(t time.Time, b BeginReconfig) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -589,7 +620,7 @@ func (s *State) openReconfig(j *api.Job, t time.Time, cause string, confirmed []
 }
 
 func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -613,7 +644,7 @@ func (s *State) waitForNodes(t time.Time, b WaitForNodes) error {
 }
 
 func (s *State) failure(t time.Time, b JobFailure) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -652,6 +683,9 @@ func (s *State) failure(t time.Time, b JobFailure) error {
 
 func (s *State) progress(t time.Time, b JobProgress) error {
 	r := b.Report
+	if _, err := s.ringJob(b.Job); err != nil {
+		return err
+	}
 	j, rank, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
@@ -682,6 +716,9 @@ func (s *State) noteEval(j *api.Job, t time.Time, node string, m map[string]floa
 
 func (s *State) checkpoint(t time.Time, b JobCheckpoint) error {
 	r := b.Report
+	if _, err := s.ringJob(b.Job); err != nil {
+		return err
+	}
 	j, _, err := s.fromMember(b.Job, r.Node, r.Gen)
 	if err != nil {
 		return err
@@ -735,7 +772,7 @@ func describeChecksums(g *api.Generation, sums map[string]string) string {
 }
 
 func (s *State) result(t time.Time, b JobResult) error {
-	j, err := s.runningJob(b.Job)
+	j, err := s.ringJob(b.Job)
 	if err != nil {
 		return err
 	}
@@ -772,6 +809,9 @@ func (s *State) done(t time.Time, b JobDone) error {
 	if r.Error != "" {
 		s.finish(j, t, api.Failed, r.Node, r.Node+": "+r.Error)
 		return nil
+	}
+	if j.Kind == api.KindPredict {
+		return errorf(http.StatusConflict, "job %s ends when its last unit is done", j.ID)
 	}
 	if rank != 0 {
 		return errorf(http.StatusConflict, "only rank 0 ends job %s; %s is rank %d", j.ID, r.Node, rank)

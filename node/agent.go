@@ -35,6 +35,7 @@ type Config struct {
 
 	Coordinator Coordinator
 	Setup       Setup
+	Infer       InferSetup // predict jobs (nil: the node fails them)
 
 	// The ring: one listener for every generation, the ring secret, and a dialer
 	// (nil: TCP; tests may use allreduce.MemNetwork).
@@ -110,9 +111,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if cur, _ := a.board.get(); cur != nil {
 			a.confirm(ctx, cur)
 		}
-		s := newSession(a, as.Job)
-		err = s.run(ctx)
-		s.close()
+		if as.Job.Kind == api.KindPredict {
+			err = a.infer(ctx, as.Job)
+		} else {
+			s := newSession(a, as.Job)
+			err = s.run(ctx)
+			s.close()
+		}
 		a.active.Store(nil)
 		if ctx.Err() != nil {
 			return nil

@@ -96,6 +96,16 @@ func (c *coord) reconfig(cause string) {
 	c.bump()
 }
 
+// Lease and UnitDone: this coordinator plays training jobs only (predict jobs run
+// against a real one in cmd/bertnode's tests).
+func (c *coord) Lease(ctx context.Context, job, node string) (api.Lease, error) {
+	return api.Lease{Unit: -1}, &api.Error{Status: 409, Message: "not a predict job"}
+}
+
+func (c *coord) UnitDone(ctx context.Context, job string, r api.UnitReport) error {
+	return &api.Error{Status: 409, Message: "not a predict job"}
+}
+
 func (c *coord) DeletedJobs(ctx context.Context) (map[string]time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -36,14 +36,14 @@ func PlanSetup(c Blobs, cacheBytes int64, newReplica ReplicaFactory) Setup {
 		if job.Train == nil || job.Train.Plan == "" {
 			return nil, fmt.Errorf("job %s: its training data is not planned yet", job.ID)
 		}
-		plan, src, err := openDataset(ctx, c, job.Train, spec, cacheBytes)
+		plan, src, err := openDataset(ctx, c, job.Train, spec.Cluster, cacheBytes)
 		if err != nil {
 			return nil, err
 		}
 		data := &planData{plan: plan, src: src, seed: spec.Seed, window: spec.Cluster.WindowBlocks}
 		var eval []shard.Record
 		if job.Eval != nil {
-			ep, esrc, err := openDataset(ctx, c, job.Eval, spec, cacheBytes)
+			ep, esrc, err := openDataset(ctx, c, job.Eval, spec.Cluster, cacheBytes)
 			if err != nil {
 				src.Close()
 				return nil, err
@@ -68,7 +68,7 @@ func PlanSetup(c Blobs, cacheBytes int64, newReplica ReplicaFactory) Setup {
 }
 
 // openDataset fetches a dataset's plan and opens its records.
-func openDataset(ctx context.Context, c Blobs, ds *api.Dataset, spec api.JobSpec, cacheBytes int64) (*stream.Plan, stream.Source, error) {
+func openDataset(ctx context.Context, c Blobs, ds *api.Dataset, cluster api.ClusterSpec, cacheBytes int64) (*stream.Plan, stream.Source, error) {
 	rc, _, err := c.GetBlob(ctx, ds.Plan)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: plan: %w", ds.Path, err)
@@ -78,7 +78,7 @@ func openDataset(ctx context.Context, c Blobs, ds *api.Dataset, spec api.JobSpec
 	if err := json.NewDecoder(rc).Decode(&plan); err != nil {
 		return nil, nil, fmt.Errorf("%s: plan: %w", ds.Path, err)
 	}
-	if spec.Cluster.Data == "shared" {
+	if cluster.Data == "shared" {
 		src, err := stream.OpenFile(&plan, ds.Path)
 		return &plan, src, err
 	}

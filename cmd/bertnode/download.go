@@ -21,14 +21,18 @@ func newDownloadCmd() *cobra.Command {
 	var output, kind string
 	c := &cobra.Command{
 		Use:   "download JOB --output DIR [--kind final|best|checkpoint]",
-		Short: "Download a job's model into a directory",
+		Short: "Download a job's model into a directory, or a predict job's output",
 		Long: `Downloads a model a job produced (a Hugging Face directory: config.json,
 model.safetensors, vocab.txt, ...) into DIR: final, the model at the end; best, the
 best by the spec's metric; checkpoint, the latest resumable one. The coordinators keep
 a copy of each; when they cannot give one, final and best come from a node that
-trained the job and still holds them.`,
-		Example: `  bertnode download job-3 --output models/sms --kind best`,
-		Args:    cobra.ExactArgs(1),
+trained the job and still holds them.
+
+For a predict job (bertnode infer) --output is a file: the predictions of every
+record of the input, in its order, as bertnode predict prints them.`,
+		Example: `  bertnode download job-3 --output models/sms --kind best
+  bertnode download job-4 --output scores.jsonl`,
+		Args: cobra.ExactArgs(1),
 	}
 	cf := addClusterFlags(c, true)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -40,6 +44,9 @@ trained the job and still holds them.`,
 			return err
 		}
 		defer stop()
+		if j, err := cl.Job(ctx, args[0]); err == nil && j.Kind == api.KindPredict {
+			return downloadOutput(ctx, cl, j, output, cmd.OutOrStdout())
+		}
 		j, a, err := downloadResult(ctx, cl, args[0], kind, output)
 		if err != nil {
 			return err

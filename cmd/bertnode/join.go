@@ -43,11 +43,12 @@ func joinCmd() *cobra.Command {
 	}
 	c := &cobra.Command{
 		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
-		Short: "Run a worker node: join the cluster and train the jobs it is given",
+		Short: "Run a worker node: join the cluster and train (or predict) the jobs it is given",
 		Long: `Runs a worker node: one process per device. It registers with the coordinator (any
 member: give one or more API addresses, or set $BERTNODE_COORDINATOR), joins the cluster's
 gossip, and trains whatever job the coordinator assigns it, averaging gradients with the
-job's other nodes over the ring all-reduce. It keeps its ID, checkpoints, final models and
+job's other nodes over the ring all-reduce; a predict job (bertnode infer) it works on
+a unit of the input at a time, with no ring. It keeps its ID, checkpoints, final models and
 audit logs under --data-dir. SIGINT or SIGTERM leaves the cluster: the job's other nodes go
 on without it.
 
@@ -142,6 +143,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 			ID: o.id, Name: o.name, Device: o.device, Dir: o.dataDir,
 			RingAddr: ringLn.Addr().String(), HTTPAddr: httpLn.Addr().String(),
 			Coordinator: client, Setup: node.PlanSetup(client, o.cache, factory),
+			Infer:    node.PlanInfer(client, o.cache, newPredictor(client, o.dataDir, threads, device, logger)),
 			Listener: ringLn.(*net.TCPListener), RingSecret: secret.Derive(clusterkey.Ring), RingTLS: ringTLS,
 			Metrics: reg, Log: logger, NoOverlap: o.noOverlap,
 		})

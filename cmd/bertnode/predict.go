@@ -189,43 +189,8 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			if err != nil {
 				return err
 			}
-			switch task {
-			case string(model.Regression):
-				scores, err := t.PredictScores(texts, pairs)
-				if err != nil {
-					return err
-				}
-				if err := writeJSONLines(out, scores); err != nil {
-					return err
-				}
-			case string(model.NER):
-				if err := printTags(cmd, t, texts); err != nil {
-					return err
-				}
-			case string(model.MLM):
-				filled, err := t.FillMask(texts, pf.topK)
-				if err != nil {
-					return err
-				}
-				if err := writeJSONLines(out, filled); err != nil {
-					return err
-				}
-			case string(model.Embed):
-				vecs, err := t.Embed(texts, t.Normalize || pf.normalize)
-				if err != nil {
-					return err
-				}
-				if err := writeJSONLines(out, vecs); err != nil {
-					return err
-				}
-			default:
-				preds, err := t.Predict(texts, pf.threshold)
-				if err != nil {
-					return err
-				}
-				if err := writeJSONLines(out, preds); err != nil {
-					return err
-				}
+			if err := writePredictions(out, cmd.ErrOrStderr(), t, texts, pairs, pf); err != nil {
+				return err
 			}
 			if pf.attention == "" {
 				return nil
@@ -249,19 +214,53 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	return c
 }
 
+// writePredictions prints t's predictions for texts (with their text pairs, for
+// regression) as JSON lines: what predict prints for every task but qa and choice,
+// and what a predict job's nodes write for each unit (bertnode infer).
+func writePredictions(out, warn io.Writer, t *train.Trainer, texts, pairs []string, pf predictFlags) error {
+	switch t.Spec.Task {
+	case string(model.Regression):
+		scores, err := t.PredictScores(texts, pairs)
+		if err != nil {
+			return err
+		}
+		return writeJSONLines(out, scores)
+	case string(model.NER):
+		return printTags(out, warn, t, texts)
+	case string(model.MLM):
+		filled, err := t.FillMask(texts, pf.topK)
+		if err != nil {
+			return err
+		}
+		return writeJSONLines(out, filled)
+	case string(model.Embed):
+		vecs, err := t.Embed(texts, t.Normalize || pf.normalize)
+		if err != nil {
+			return err
+		}
+		return writeJSONLines(out, vecs)
+	default:
+		preds, err := t.Predict(texts, pf.threshold)
+		if err != nil {
+			return err
+		}
+		return writeJSONLines(out, preds)
+	}
+}
+
 // printTags prints the ner predictions, warning of texts too long for max_length.
-func printTags(cmd *cobra.Command, t *train.Trainer, texts []string) error {
+func printTags(out, warn io.Writer, t *train.Trainer, texts []string) error {
 	tagged, err := t.PredictTags(texts, false)
 	if err != nil {
 		return err
 	}
 	for i, p := range tagged {
 		if p.Truncated > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "warning: text %d: its last %d of %d words do not fit in --max-length %d and are tagged O\n",
+			fmt.Fprintf(warn, "warning: text %d: its last %d of %d words do not fit in --max-length %d and are tagged O\n",
 				i+1, p.Truncated, len(p.Words), t.Spec.MaxLength)
 		}
 	}
-	return writeJSONLines(cmd.OutOrStdout(), tagged)
+	return writeJSONLines(out, tagged)
 }
 
 func writeJSONLines[T any](w io.Writer, items []T) error {

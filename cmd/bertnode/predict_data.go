@@ -22,6 +22,11 @@ func dataTexts(spec shard.Spec, file, task string, warn io.Writer) (texts, pairs
 	if bad.Count > 0 {
 		fmt.Fprintf(warn, "%s: skipped %s\n", file, bad)
 	}
+	return recordTexts(recs, task)
+}
+
+// recordTexts is what predict reads from records of a data file (see dataTexts).
+func recordTexts(recs []shard.Record, task string) (texts, pairs []string, qs []train.Question, err error) {
 	for _, r := range recs {
 		at := fmt.Sprintf("%s:%d", r.Pos.File, r.Pos.Line)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -104,7 +105,9 @@ func printJobs(out io.Writer, jobs []api.Job) {
 			gen, nodes = fmt.Sprint(j.Gen.Gen), fmt.Sprintf("%d/%d", j.Gen.Ranks(), j.Cluster.Nodes)
 		}
 		step, loss := "-", "-"
-		if j.Progress.TotalSteps > 0 {
+		if j.Kind == api.KindPredict && len(j.Units) > 0 {
+			step = fmt.Sprintf("%d/%d units (%.1f records/s)", j.Progress.UnitsDone, len(j.Units), j.Progress.SamplesPerSec)
+		} else if j.Progress.TotalSteps > 0 {
 			step, loss = fmt.Sprintf("%d/%d", j.Progress.Step, j.Progress.TotalSteps), fmt.Sprintf("%.4f", j.Progress.Loss)
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, or(j.Name, "-"), j.State, gen, nodes, step, loss,
@@ -116,7 +119,9 @@ func printJobs(out io.Writer, jobs []api.Job) {
 // printJob is status JOB.
 func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 	fmt.Fprintln(out, progressLine(j))
-	if j.Gen != nil {
+	if j.Gen != nil && j.Kind == api.KindPredict {
+		printUnits(out, j, nodes)
+	} else if j.Gen != nil {
 		fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
 		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "    RANK\tNODE\tHEALTH\tSTEP\tSAMPLES/S\tSTEP MS\t")
@@ -149,6 +154,39 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 	printOutcome(out, j)
 }
 
+// printUnits is status JOB's table of a predict job's nodes, its members and those that
+// did units before: the units each did, and the one it holds.
+func printUnits(out io.Writer, j *api.Job, nodes []api.Node) {
+	fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
+	done, held := map[string]int{}, map[string]string{}
+	for i, u := range j.Units {
+		if u.Done() {
+			done[u.Node]++
+		} else if u.Node != "" {
+			held[u.Node] = fmt.Sprintf("%d (until %s)", i, u.Expires.Local().Format(time.TimeOnly))
+		}
+	}
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "    NODE\tHEALTH\tUNITS DONE\tLEASED")
+	var ids []string
+	for _, m := range j.Gen.Members {
+		ids = append(ids, m.Node)
+	}
+	for _, id := range slices.Sorted(maps.Keys(done)) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, m := range ids {
+		health := "removed"
+		if i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.ID == m }); i >= 0 {
+			health = string(nodes[i].Health)
+		}
+		fmt.Fprintf(w, "    %s\t%s\t%d\t%s\n", m, health, done[m], or(held[m], "-"))
+	}
+	w.Flush()
+}
+
 // progressLine is a job in one line: its state, and where it stands.
 func progressLine(j *api.Job) string {
 	head := j.ID
@@ -158,6 +196,12 @@ func progressLine(j *api.Job) string {
 	switch {
 	case j.State == api.Pending:
 		return fmt.Sprintf("%s pending: %s", head, j.Reason)
+	case j.State.Done() && j.Kind == api.KindPredict:
+		s := fmt.Sprintf("%s %s: %d/%d units, %d records", head, j.State, j.Progress.UnitsDone, len(j.Units), j.Progress.Records)
+		if j.Reason != "" {
+			s += ": " + j.Reason
+		}
+		return s
 	case j.State.Done():
 		s := fmt.Sprintf("%s %s at step %d", head, j.State, j.Progress.Step)
 		if j.Reason != "" {
@@ -175,6 +219,10 @@ func progressLine(j *api.Job) string {
 		where = fmt.Sprintf("generation %d, %d of %d nodes", j.Gen.Gen, j.Gen.Ranks(), j.Cluster.Nodes)
 	}
 	p := j.Progress
+	if j.Kind == api.KindPredict {
+		return fmt.Sprintf("%s running (%s): %d/%d units  %d/%d records  %.1f records/s", head, where,
+			p.UnitsDone, len(j.Units), p.Records, j.Train.Records, p.SamplesPerSec)
+	}
 	if p.TotalSteps == 0 {
 		return fmt.Sprintf("%s running (%s): step 0, starting", head, where)
 	}
@@ -200,6 +248,9 @@ func printOutcome(out io.Writer, j *api.Job) {
 			fmt.Fprintf(out, " %s=%.4f", k, j.Progress.Eval[k])
 		}
 		fmt.Fprintln(out)
+	}
+	if j.Kind == api.KindPredict && j.State == api.Succeeded {
+		fmt.Fprintf(out, "  output: %d units (bertnode download %s --output FILE.jsonl)\n", len(j.Units), j.ID)
 	}
 	for _, kind := range []string{"final", "best", "checkpoint"} {
 		if a, ok := j.Results[kind]; ok {

@@ -50,6 +50,9 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 		if err != nil {
 			return err
 		}
+		if api.SpecKind(string(text)) == api.KindPredict {
+			return fmt.Errorf("%s: kind: predict: run it with bertnode infer, which reads the model's task and uploads the model and input", path)
+		}
 		spec, err := checkJobSpec(string(text), path)
 		if err != nil {
 			return err
@@ -69,27 +72,34 @@ not. Without it, follow a job with bertnode status JOB or bertnode logs JOB -f.`
 		if name == "" {
 			name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 		}
-		id, err := cl.Submit(ctx, api.SubmitRequest{Name: name, Spec: sent, ResumeOf: resume})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "submitted %s (%s)\n", id, name)
-		if !wait {
-			return nil
-		}
-		j, err := follow(ctx, cl, id, out)
-		if err != nil {
-			return err
-		}
-		if j.State != api.Succeeded {
-			return fmt.Errorf("%s %s: %s", id, j.State, j.Reason)
-		}
-		return nil
+		_, err = submitJob(ctx, cl, api.SubmitRequest{Name: name, Spec: sent, ResumeOf: resume}, wait, out)
+		return err
 	}
 	c.Flags().StringVar(&name, "name", "", "the job's name (default: the spec file's)")
 	c.Flags().StringVar(&resume, "resume", "", "the `JOB` this one continues")
 	c.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
 	return c
+}
+
+// submitJob submits req and, with wait, follows the job until it ends: it returns the
+// job as it ended (nil without wait), and an error unless it succeeded.
+func submitJob(ctx context.Context, cl *api.Client, req api.SubmitRequest, wait bool, out io.Writer) (*api.Job, error) {
+	id, err := cl.Submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "submitted %s (%s)\n", id, req.Name)
+	if !wait {
+		return nil, nil
+	}
+	j, err := follow(ctx, cl, id, out)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != api.Succeeded {
+		return j, fmt.Errorf("%s %s: %s", id, j.State, j.Reason)
+	}
+	return j, nil
 }
 
 // checkJobSpec parses and checks a job spec's text as train and the coordinator will;
@@ -242,6 +252,15 @@ func follow(ctx context.Context, cl *api.Client, id string, out io.Writer) (*api
 		if j.State.Done() {
 			printOutcome(out, j)
 			return j, nil
+		}
+		if j.Kind == api.KindPredict {
+			// Every unit done changes the job, and the job holds every unit: look once a
+			// second rather than at each.
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 }

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/node"
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/train"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+)
+
+func init() { subcommands = append(subcommands, newInferCmd) }
+
+func newInferCmd() *cobra.Command {
+	var (
+		pf                      predictFlags
+		modelRef, input, output string
+		name                    string
+		nodes, blockRecords     int
+		lease                   time.Duration
+		wait                    bool
+	)
+	s := train.Defaults()
+	c := &cobra.Command{
+		Use:   "infer --model DIR|job:JOB[/best|/final] --input FILE [data flags] [--nodes N] [--wait [--output OUT.jsonl]]",
+		Short: "Predict a large data file on the cluster's nodes (offline scoring)",
+		Long: `Submits a predict job: bertnode predict's work on a data file, spread over the cluster's
+nodes. The output is what bertnode predict --model DIR --file FILE with the same data
+flags prints, byte for byte: one JSON line per record, in the file's order.
+
+--model is a fine-tuned checkpoint directory (uploaded, as submit uploads models) or
+job:JOB, a finished job's model in the coordinators' store (final, or job:JOB/best).
+--input is uploaded and planned into blocks of --block-records records, as training
+data is; each block is a unit of work. Nodes lease units one at a time, run the model
+on them (loaded once per node, on the device and threads of its bertnode join) and
+upload each unit's output; the coordinators record each unit done once. A node that
+dies gives its units back at once, one silent past --lease loses them to the next
+node that asks.
+
+It runs classify, multilabel, regression, ner and mlm checkpoints (qa and choice
+read several sequences per record, and predict embeds no data file: use bertnode
+predict). --block-records must
+be a multiple of --batch-size, so that units cut the input where predict's batches do.
+
+With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
+--output, writes the output there; else bertnode download JOB --output OUT.jsonl.`,
+		Example: `  bertnode infer --model runs/sms/best --input calls.tsv --format tsv --text-column 1 --nodes 8 --wait --output scores.jsonl
+  bertnode infer --model job:job-12/best --input big.jsonl --text-column body
+  bertnode download job-13 --output scores.jsonl`,
+		Args: cobra.NoArgs,
+	}
+	cf := addClusterFlags(c, true)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case modelRef == "":
+			return errors.New("--model: a checkpoint directory or job:JOB is required")
+		case input == "":
+			return errors.New("--input: a data file is required")
+		case !(pf.threshold >= 0 && pf.threshold <= 1):
+			return fmt.Errorf("--threshold: %v is not in [0, 1]", pf.threshold)
+		case nodes < 1:
+			return fmt.Errorf("--nodes: %d: must be positive", nodes)
+		case blockRecords < 1 || blockRecords%s.BatchSize != 0:
+			return fmt.Errorf("--block-records: %d is not a positive multiple of --batch-size %d: units must cut the input where predict's batches do", blockRecords, s.BatchSize)
+		case output != "" && !wait:
+			return errors.New("--output: give --wait too, or bertnode download JOB --output FILE once the job is done")
+		}
+		if fi, err := os.Stat(input); err != nil {
+			return fmt.Errorf("--input: %w", err)
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("--input: %s is not a file", input)
+		}
+		if s.Data.Format == "" {
+			f, ok := shard.FormatOf(input)
+			if !ok {
+				return fmt.Errorf("--format: not given, and not implied by --input's extension %q", filepath.Ext(input))
+			}
+			s.Data.Format = f
+		}
+		cl, ctx, stop, err := cf.connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		out := cmd.OutOrStdout()
+		task, blob, err := inferModel(ctx, cl, modelRef, s, out)
+		if err != nil {
+			return err
+		}
+		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "top-k": string(model.MLM)} {
+			if cmd.Flags().Changed(flag) && task != want {
+				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
+			}
+		}
+		in, err := upload(ctx, cl, input, out)
+		if err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+		spec := toPredictSpec(s, pf, task, "blob:"+blob, "blob:"+in)
+		spec.Lease = api.Duration(lease)
+		spec.Cluster = api.ClusterSpec{Nodes: nodes, BlockRecords: blockRecords}
+		text, err := yaml.Marshal(spec)
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(input), filepath.Ext(input))
+		}
+		j, err := submitJob(ctx, cl, api.SubmitRequest{Name: name, Spec: string(text)}, wait, out)
+		if err != nil {
+			// A planning error names the input by its blob: name the file.
+			return errors.New(strings.ReplaceAll(err.Error(), "blob:"+in, input))
+		}
+		if output == "" {
+			return nil
+		}
+		return downloadOutput(ctx, cl, j, output, out)
+	}
+	f := c.Flags()
+	f.StringVar(&modelRef, "model", "", "fine-tuned checkpoint `DIR`, or job:JOB[/best|/final] (a finished job's model)")
+	f.StringVar(&input, "input", "", "the data `FILE` to predict, read as predict reads --file with data flags")
+	f.StringVar(&output, "output", "", "with --wait: write the output (JSON lines) to this `FILE`")
+	f.StringVar(&name, "name", "", "the job's name (default: the input file's)")
+	f.IntVar(&nodes, "nodes", 1, "nodes to spread the work over (it starts on fewer if fewer are idle)")
+	f.IntVar(&blockRecords, "block-records", 256, "records per unit of work (a multiple of --batch-size)")
+	f.DurationVar(&lease, "lease", 5*time.Minute, "how long a node may take over a unit before another may take it")
+	f.BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
+	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
+	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
+	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize")
+	addSpecFlags(f, &s, dataFlags...)
+	f.Lookup("batch-size").Usage = "texts per forward pass"
+	return c
+}
+
+// inferModel is the task of infer's --model and its blob: a local checkpoint directory,
+// loaded here as predict loads it (so that a bad one fails before anything is
+// uploaded), then uploaded; or job:JOB[/kind], a job's model already stored.
+func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, out io.Writer) (task, blob string, err error) {
+	if id, ok := strings.CutPrefix(ref, "job:"); ok {
+		id, kind, _ := strings.Cut(id, "/")
+		kind = cmp.Or(kind, "final")
+		if kind != "final" && kind != "best" {
+			return "", "", fmt.Errorf("--model: %s: want job:JOB, job:JOB/final or job:JOB/best", ref)
+		}
+		j, err := cl.Job(ctx, id)
+		if err != nil {
+			return "", "", fmt.Errorf("--model: %s: %w", ref, err)
+		}
+		a, ok := j.Results[kind]
+		if !ok {
+			return "", "", fmt.Errorf("--model: %s (%s) has no %s model", j.ID, j.State, kind)
+		}
+		spec, err := api.ParseSpec(j.Spec)
+		if err != nil {
+			return "", "", fmt.Errorf("--model: %s: %w", ref, err)
+		}
+		return spec.Task, a.Blob, predictable(ref, spec.Task)
+	}
+	if _, err := os.Stat(ref); err != nil {
+		return "", "", fmt.Errorf("--model: %w (want a checkpoint directory or job:JOB)", err)
+	}
+	runtime.LockOSThread() // libtorch's grad mode is per OS thread
+	defer runtime.UnlockOSThread()
+	s.Model = ref
+	t, err := train.ForEval(s, io.Discard) // its errors name the file or the flag's field (max_length...)
+	if err != nil {
+		return "", "", err
+	}
+	task = t.Spec.Task
+	if err := predictable(ref, task); err != nil {
+		return "", "", err
+	}
+	if blob, err = uploadPacked(ctx, cl, ref, out); err != nil {
+		return "", "", fmt.Errorf("--model: %w", err)
+	}
+	return task, blob, nil
+}
+
+// predictable says why infer cannot run a model of task.
+func predictable(ref, task string) error {
+	if slices.Contains(api.PredictTasks, task) {
+		return nil
+	}
+	return fmt.Errorf("--model: %s is a %s model; infer runs %s (use bertnode predict for %s)", ref, task, strings.Join(api.PredictTasks, ", "), task)
+}
+
+// toPredictSpec is a predict job's spec from predict's flags (s and pf); fromPredictSpec
+// gives them back on the node, the fields the job does not set at train's defaults.
+func toPredictSpec(s train.Spec, pf predictFlags, task, model, input string) api.PredictSpec {
+	return api.PredictSpec{Kind: api.KindPredict, Task: task, Model: model, Input: input, Data: s.Data,
+		MaxLength: s.MaxLength, Padding: s.Padding, BatchSize: s.BatchSize, MixedPrecision: s.Autocast, Quantize: s.Quantize,
+		Threshold: pf.threshold, TopK: pf.topK}
+}
+
+func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFlags) {
+	s := train.Defaults()
+	s.Model, s.Data = modelDir, p.Data
+	s.MaxLength, s.BatchSize = cmp.Or(p.MaxLength, s.MaxLength), cmp.Or(p.BatchSize, s.BatchSize)
+	s.Padding, s.Autocast = cmp.Or(p.Padding, s.Padding), cmp.Or(p.MixedPrecision, s.Autocast)
+	s.Quantize = cmp.Or(p.Quantize, s.Quantize)
+	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5)}
+}
+
+// predictor is a node's model for a predict job: predict's code path over each unit's
+// records.
+type predictor struct {
+	t    *train.Trainer
+	pf   predictFlags
+	warn io.Writer
+}
+
+// newPredictor loads predict jobs' models on a node: the job's model fetched into
+// dir/uploads once, run on the node's device with its threads.
+func newPredictor(c node.Blobs, dir string, threads int, device string, logger *log.Logger) node.PredictorFactory {
+	return func(ctx context.Context, job *api.Job, spec api.PredictSpec) (node.Predictor, error) {
+		modelDir, err := node.FetchUpload(ctx, c, filepath.Join(dir, "uploads"), spec.Model)
+		if err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
+		s, pf := fromPredictSpec(spec, modelDir)
+		s.Threads, s.Device = threads, device
+		t, err := train.ForEval(s, logger.Writer())
+		if err != nil {
+			return nil, err
+		}
+		if t.Spec.Task != spec.Task {
+			return nil, fmt.Errorf("model: a %s checkpoint, but the job reads its input for %s", t.Spec.Task, spec.Task)
+		}
+		return &predictor{t: t, pf: pf, warn: logger.Writer()}, nil
+	}
+}
+
+func (p *predictor) Predict(recs []shard.Record, w io.Writer) error {
+	texts, pairs, _, err := recordTexts(recs, p.t.Spec.Task)
+	if err != nil {
+		return err
+	}
+	return writePredictions(w, p.warn, p.t, texts, pairs, p.pf)
+}
+
+// downloadOutput writes predict job j's output to path: its units' outputs in order.
+func downloadOutput(ctx context.Context, cl *api.Client, j *api.Job, path string, out io.Writer) error {
+	if j.State != api.Succeeded {
+		return fmt.Errorf("%s is %s: its output is complete once it succeeds", j.ID, j.State)
+	}
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		for i, u := range j.Units {
+			rc, _, err := cl.GetBlob(ctx, u.Blob)
+			if err != nil {
+				return fmt.Errorf("unit %d: %w", i, err)
+			}
+			_, err = io.Copy(w, rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("unit %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s output: %w", j.ID, err)
+	}
+	fmt.Fprintf(out, "wrote %d predictions of %s (%d units) to %s\n", j.Progress.Records, j.ID, len(j.Units), path)
+	return nil
+}

@@ -1,0 +1,235 @@
+package coordinator
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// Predict jobs (bertnode infer, docs/cluster.md "Predict jobs"): the input is planned
+// as training data is, and each block of the plan is a unit of work. Nodes on the job
+// lease units one at a time, upload each unit's output and report it; the state
+// records a unit done once, from its lease holder. Units are independent: no ring, so
+// a node lost gives its leases back and the others go on.
+
+// makeUnits splits a predict job's planned input into units, one per block.
+func makeUnits(records, blockRecords int) []api.Unit {
+	units := make([]api.Unit, 0, (records+blockRecords-1)/blockRecords)
+	for first := 0; first < records; first += blockRecords {
+		units = append(units, api.Unit{Records: min(blockRecords, records-first)})
+	}
+	return units
+}
+
+// freeUnit is the unit node should do at time t: the one it holds, else the first
+// neither done nor under a live lease; -1 when none.
+func freeUnit(j *api.Job, node string, t time.Time) int {
+	if i := slices.IndexFunc(j.Units, func(u api.Unit) bool { return !u.Done() && u.Node == node }); i >= 0 {
+		return i
+	}
+	return slices.IndexFunc(j.Units, func(u api.Unit) bool { return !u.Done() && (u.Node == "" || !t.Before(u.Expires)) })
+}
+
+// predictJob is job id, a running predict job that node works on.
+func (s *State) predictJob(id, node string) (*api.Job, error) {
+	j, err := s.runningJob(id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Kind != api.KindPredict {
+		return nil, errorf(http.StatusConflict, "job %s is not a predict job", id)
+	}
+	if n := s.Nodes[node]; n == nil || n.Job != j.ID {
+		return nil, errorf(http.StatusConflict, "node %s is not on job %s", node, j.ID)
+	}
+	return j, nil
+}
+
+func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
+	j, err := s.predictJob(b.Job, b.Node)
+	if err != nil {
+		return api.Lease{Unit: -1}, err
+	}
+	if b.For <= 0 {
+		return api.Lease{Unit: -1}, badField("for", "%v: must be positive", b.For)
+	}
+	i := freeUnit(j, b.Node, t)
+	if i < 0 {
+		return api.Lease{Unit: -1}, nil
+	}
+	u := &j.Units[i]
+	if u.Node != "" && u.Node != b.Node {
+		s.event(j, t, "lease", b.Node, "unit %d: %s's lease expired; leased to %s", i, u.Node, b.Node)
+	}
+	u.Node, u.Expires = b.Node, t.Add(time.Duration(b.For))
+	s.changedJob(j, false)
+	return api.Lease{Unit: i, Expires: u.Expires}, nil
+}
+
+func (s *State) unitDone(t time.Time, b JobUnit) error {
+	r := b.Report
+	j, err := s.job(b.Job)
+	if err != nil {
+		return err
+	}
+	if j.Kind != api.KindPredict {
+		return errorf(http.StatusConflict, "job %s is not a predict job", j.ID)
+	}
+	if r.Unit < 0 || r.Unit >= len(j.Units) {
+		return badField("unit", "%d is not in [0, %d)", r.Unit, len(j.Units))
+	}
+	u := &j.Units[r.Unit]
+	if u.Done() {
+		return nil // done once already: the output is the same, keep the first
+	}
+	switch {
+	case j.State != api.Running:
+		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
+	case u.Node != r.Node:
+		holder := "no one"
+		if u.Node != "" {
+			holder = u.Node
+		}
+		return errorf(http.StatusConflict, "unit %d of job %s is leased to %s, not %s", r.Unit, j.ID, holder, r.Node)
+	case r.Records != u.Records:
+		return badField("records", "%d lines for unit %d of %d records", r.Records, r.Unit, u.Records)
+	case s.Blobs[r.Blob] == nil:
+		return badField("blob", "%q is not in the blob store (upload it first)", r.Blob)
+	}
+	u.Blob, u.Expires = r.Blob, time.Time{}
+	p := &j.Progress
+	p.UnitsDone++
+	p.Records += r.Records
+	p.Updated = t
+	if secs := t.Sub(j.Started).Seconds(); secs > 0 {
+		p.SamplesPerSec = float64(p.Records) / secs
+	}
+	s.changedJob(j, false)
+	if p.UnitsDone == len(j.Units) {
+		s.finish(j, t, api.Succeeded, r.Node, "")
+	}
+	return nil
+}
+
+// returnUnits takes back the leases of j's units that node holds: it died, or left
+// the job. Its report of them, should it come, is refused.
+func (s *State) returnUnits(j *api.Job, t time.Time, node, why string) {
+	var back []string
+	for i := range j.Units {
+		if u := &j.Units[i]; !u.Done() && u.Node == node {
+			u.Node, u.Expires = "", time.Time{}
+			back = append(back, fmt.Sprint(i))
+		}
+	}
+	switch {
+	case len(back) == 1:
+		s.event(j, t, "lease", node, "%s %s: its unit %s goes to others", node, why, back[0])
+	case len(back) > 1:
+		s.event(j, t, "lease", node, "%s %s: its units %s go to others", node, why, strings.Join(back, ", "))
+	}
+	if len(back) > 0 {
+		s.changedJob(j, false)
+	}
+}
+
+// decidePredict places nodes on running predict job j: its members that are alive and
+// not drained stay, idle nodes join up to cluster.nodes, and the others are left out
+// (their leases go back) in one new generation. A job with no member to work waits.
+func decidePredict(st *State, j *api.Job, take func(int) []string, gone func(string) bool, emit func(string, any)) {
+	var keep, lost []string
+	for _, m := range members(j.Gen) {
+		if gone(m) || st.Nodes[m].Drain {
+			lost = append(lost, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	joined := take(j.Cluster.Nodes - len(keep))
+	if len(keep)+len(joined) == 0 {
+		if reason := "waiting for nodes: none alive"; j.Reason != reason {
+			emit(CmdJobReason, JobReason{Job: j.ID, Reason: reason})
+		}
+		return
+	}
+	if len(lost) > 0 || len(joined) > 0 {
+		emit(CmdOpenGeneration, OpenGeneration{Job: j.ID, Gen: j.Gen.Gen + 1, Members: append(keep, joined...),
+			Reason: describeChange(lost, joined, "units go on")})
+	}
+}
+
+// postLease answers a node's lease request: a free unit by a command, or none without
+// one (nodes ask again while others' units are in flight).
+func (s *Server) postLease(w http.ResponseWriter, r *http.Request) {
+	var req api.LeaseRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	b := LeaseUnit{Job: r.PathValue("id"), Node: req.Node}
+	var err error
+	free := -1
+	s.fsm.Read(func(st *State) {
+		var j *api.Job
+		if j, err = st.predictJob(b.Job, b.Node); err != nil {
+			return
+		}
+		var spec api.PredictSpec
+		spec, err = api.ParsePredictSpec(j.Spec)
+		b.For, free = spec.Lease, freeUnit(j, b.Node, s.clock.Now())
+	})
+	switch {
+	case err != nil:
+		writeError(w, err)
+	case free < 0:
+		written(w, s.fsm.Index(), api.Lease{Unit: -1})
+	default:
+		s.write(w, r, CmdLease, b)
+	}
+}
+
+// newPredictJob checks a predict job's spec and that its model and input are stored.
+func (s *Server) newPredictJob(req api.SubmitRequest) (api.Job, error) {
+	spec, err := api.ParsePredictSpec(req.Spec)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "predict spec: ")
+		msg = strings.TrimPrefix(msg, "job spec: ")
+		field, _, _ := strings.Cut(msg, ":")
+		if strings.ContainsAny(field, " \n") || field == "yaml" {
+			field = "spec"
+		}
+		return api.Job{}, &api.Error{Status: http.StatusBadRequest, Field: field, Message: msg}
+	}
+	if req.ResumeOf != "" {
+		return api.Job{}, badField("resume_of", "a predict job resumes nothing")
+	}
+	job := api.Job{Name: req.Name, Kind: api.KindPredict, Spec: req.Spec, Cluster: spec.Cluster}
+	var missing error
+	s.fsm.Read(func(st *State) {
+		for _, f := range [][2]string{{"model", spec.Model}, {"input", spec.Input}} {
+			sha, err := blobRef(f[1])
+			switch {
+			case err != nil:
+				missing = badField(f[0], "%v", err)
+			case sha == "":
+				missing = badField(f[0], "%q: want blob:<sha256> (bertnode infer uploads it)", f[1])
+			case st.Blobs[sha] == nil:
+				missing = badField(f[0], "%s is not in the blob store: upload it first (bertnode infer does)", f[1])
+			}
+			if missing != nil {
+				return
+			}
+		}
+	})
+	if missing != nil {
+		return job, missing
+	}
+	model, _ := blobRef(spec.Model)
+	input, _ := blobRef(spec.Input)
+	job.Uploads = map[string]string{"model": model}
+	job.Train = &api.Dataset{Path: spec.Input, Blob: input}
+	return job, nil
+}

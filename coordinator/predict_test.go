@@ -1,0 +1,346 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bertnode/bertnode/api"
+)
+
+// predictState drives a State command by command, as the FSM applies them.
+type predictState struct {
+	t   *testing.T
+	s   *State
+	now time.Time
+}
+
+func (p *predictState) apply(typ string, body any) (any, error) {
+	p.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return p.s.Apply(p.s.Index+1, &Command{Type: typ, Time: p.now, Body: b})
+}
+
+func (p *predictState) must(typ string, body any) any {
+	p.t.Helper()
+	v, err := p.apply(typ, body)
+	if err != nil {
+		p.t.Fatalf("%s: %v", typ, err)
+	}
+	return v
+}
+
+func (p *predictState) lease(node string) int {
+	p.t.Helper()
+	return p.must(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(time.Minute)}).(api.Lease).Unit
+}
+
+func (p *predictState) done(node string, unit, records int) error {
+	p.t.Helper()
+	p.must(CmdBlobStored, BlobStored{SHA: sha(100 + unit), Size: 10, Member: "c1", Upload: true})
+	_, err := p.apply(CmdUnitDone, JobUnit{Job: "job-1", Report: api.UnitReport{Node: node, Unit: unit, Blob: sha(100 + unit), Records: records}})
+	return err
+}
+
+func (p *predictState) job() *api.Job { return p.s.Jobs["job-1"] }
+
+const predictSpecText = "kind: predict\ntask: classify\nmodel: blob:" +
+	"0000000000000000000000000000000000000000000000000000000000000001\ninput: blob:" +
+	"0000000000000000000000000000000000000000000000000000000000000002\nbatch_size: 2\ncluster: {nodes: 2, block_records: 4}\n"
+
+// newPredictState holds a running predict job over records in blocks of 4 (10 records:
+// units of 4, 4 and 2) on n1 and n2; n3 is idle.
+func newPredictState(t *testing.T, records int) *predictState {
+	p := &predictState{t: t, s: NewState(), now: time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		p.must(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
+	}
+	spec, err := api.ParsePredictSpec(predictSpecText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: predictSpecText, Cluster: spec.Cluster,
+		Train: &api.Dataset{Path: spec.Input, Blob: sha(2)}, Uploads: map[string]string{"model": sha(1)}}})
+	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(3), Records: records})
+	if got := p.job().Units; len(got) != (records+3)/4 || got[0].Records != 4 || got[len(got)-1].Records != (records-1)%4+1 {
+		t.Fatalf("units %+v of %d records in blocks of 4", got, records)
+	}
+	p.must(CmdOpenGeneration, OpenGeneration{Job: "job-1", Gen: 1, Members: []string{"n1", "n2"}, Reason: "start"})
+	return p
+}
+
+func wantStatus(t *testing.T, err error, status int, msg string) {
+	t.Helper()
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != status || !strings.Contains(ae.Message, msg) {
+		t.Fatalf("error %v, want %d %q", err, status, msg)
+	}
+}
+
+// TestPredictUnitsLeaseAndComplete: each unit is leased to one node at a time, only its
+// holder completes it, a second completion is ignored, and the job succeeds when the
+// last unit is done.
+func TestPredictUnitsLeaseAndComplete(t *testing.T) {
+	p := newPredictState(t, 10)
+	if u := p.lease("n1"); u != 0 {
+		t.Fatalf("n1 leased %d, want 0", u)
+	}
+	if u := p.lease("n1"); u != 0 {
+		t.Fatalf("n1 asked again and got %d, want its unit 0", u)
+	}
+	if u := p.lease("n2"); u != 1 {
+		t.Fatalf("n2 leased %d, want 1", u)
+	}
+	wantStatus(t, p.done("n2", 0, 4), http.StatusConflict, "unit 0 of job job-1 is leased to n1, not n2")
+	wantStatus(t, p.done("n1", 0, 3), http.StatusBadRequest, "3 lines for unit 0 of 4 records")
+	_, err := p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: "n3", For: api.Duration(time.Minute)})
+	wantStatus(t, err, http.StatusConflict, "node n3 is not on job job-1")
+	p.now = p.now.Add(2 * time.Second)
+	if err := p.done("n1", 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.done("n1", 0, 4); err != nil {
+		t.Fatalf("a repeated completion: %v", err)
+	}
+	if pr := p.job().Progress; pr.UnitsDone != 1 || pr.Records != 4 || pr.SamplesPerSec != 2 {
+		t.Fatalf("progress after one unit: %+v", pr)
+	}
+	if u := p.lease("n1"); u != 2 {
+		t.Fatalf("n1 leased %d, want 2", u)
+	}
+	if err := p.done("n2", 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if p.job().State != api.Running {
+		t.Fatalf("job %s with a unit to do", p.job().State)
+	}
+	if err := p.done("n1", 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	j := p.job()
+	if j.State != api.Succeeded || j.Progress.UnitsDone != 3 || j.Progress.Records != 10 {
+		t.Fatalf("job %s, progress %+v", j.State, j.Progress)
+	}
+	if err := p.done("n2", 2, 2); err != nil || p.job().Units[2].Blob != sha(102) || p.job().Units[2].Node != "n1" {
+		t.Fatalf("a late duplicate after the end: %v, unit %+v", err, p.job().Units[2])
+	}
+	for _, u := range j.Units {
+		if !slices.Contains(jobBlobs(j), u.Blob) {
+			t.Errorf("the job does not reference its output %s", u.Blob)
+		}
+	}
+	if n := p.s.Nodes["n1"]; n.Job != "" {
+		t.Errorf("n1 still on %s", n.Job)
+	}
+}
+
+// TestPredictDeadNodesLeasesGoBack: a node gossip calls dead gives its units back at
+// once, and its report, should it come after all, is refused.
+func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	p.lease("n2")
+	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
+	if u := p.job().Units[0]; u.Node != "" {
+		t.Fatalf("unit 0 still leased to %s", u.Node)
+	}
+	if err := p.done("n2", 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != 0 {
+		t.Fatalf("n2 leased %d, want the dead node's 0", u)
+	}
+	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "leased to n2, not n1")
+	if p.job().Progress.UnitsDone != 1 {
+		t.Fatalf("progress %+v", p.job().Progress)
+	}
+	if !slices.ContainsFunc(p.s.Events["job-1"], func(e api.Event) bool { return e.Message == "n1 is dead: its unit 0 goes to others" }) {
+		t.Errorf("no event of the returned lease: %+v", p.s.Events["job-1"])
+	}
+}
+
+// TestPredictExpiredLeaseGoesToAnother: a node silent past its lease loses the unit to
+// the next that asks; its late report is refused.
+func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	p.lease("n2")
+	if err := p.done("n2", 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != 2 {
+		t.Fatalf("n2 leased %d, want 2 (0 is n1's for a minute)", u)
+	}
+	if err := p.done("n2", 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		t.Fatalf("n2 leased %d before n1's lease ended", u)
+	}
+	p.now = p.now.Add(time.Minute)
+	if u := p.lease("n2"); u != 0 {
+		t.Fatalf("n2 leased %d after n1's lease ended, want 0", u)
+	}
+	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "leased to n2, not n1")
+	if err := p.done("n2", 0, 4); err != nil || p.job().State != api.Succeeded {
+		t.Fatalf("%v; job %s", err, p.job().State)
+	}
+}
+
+// TestPredictCancel: a cancelled job leases nothing and takes no more output.
+func TestPredictCancel(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	p.must(CmdCancel, JobCancel{Job: "job-1"})
+	_, err := p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: "n1", For: api.Duration(time.Minute)})
+	wantStatus(t, err, http.StatusConflict, "job job-1 is cancelled")
+	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "job job-1 is cancelled")
+	if j := p.job(); j.State != api.Cancelled || j.Units[0].Done() {
+		t.Fatalf("job %s, unit 0 %+v", j.State, j.Units[0])
+	}
+	// Only the units end a predict job, and a node's error fails it.
+	p = newPredictState(t, 10)
+	_, err = p.apply(CmdDone, JobDone{Job: "job-1", Report: api.DoneReport{Node: "n1", Gen: 1}})
+	wantStatus(t, err, http.StatusConflict, "ends when its last unit is done")
+	p.must(CmdDone, JobDone{Job: "job-1", Report: api.DoneReport{Node: "n2", Gen: 1, Error: "bad model"}})
+	if j := p.job(); j.State != api.Failed || j.Reason != "n2: bad model" {
+		t.Fatalf("job %s: %s", j.State, j.Reason)
+	}
+}
+
+// TestDecidePredict: a predict job starts on the idle nodes there are, a dead member is
+// left out and an idle node takes its place, with no reconfiguration.
+func TestDecidePredict(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: predictSpecText, Cluster: p.job().Cluster,
+		Train: &api.Dataset{Path: "blob:" + sha(2), Blob: sha(2)}}})
+	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-2", Which: "train", Plan: sha(3), Records: 10})
+	for _, n := range p.s.Nodes {
+		n.Health = api.Alive
+	}
+	ds := decide(p.s, p.now)
+	if len(ds) != 1 || ds[0].typ != CmdOpenGeneration || !slices.Equal(ds[0].body.(OpenGeneration).Members, []string{"n3"}) {
+		t.Fatalf("decisions %+v, want job-2 started on n3 alone", ds)
+	}
+	p.lease("n1")
+	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
+	p.must(CmdCancel, JobCancel{Job: "job-2"})
+	ds = decide(p.s, p.now)
+	if len(ds) != 1 || ds[0].typ != CmdOpenGeneration {
+		t.Fatalf("decisions %+v, want one new generation", ds)
+	}
+	g := ds[0].body.(OpenGeneration)
+	if g.Job != "job-1" || g.Gen != 2 || !slices.Equal(g.Members, []string{"n2", "n3"}) || g.Reason != "n1 left out; n3 joined (units go on)" {
+		t.Fatalf("generation %+v", g)
+	}
+	p.must(CmdOpenGeneration, g)
+	if u := p.lease("n3"); u != 0 {
+		t.Fatalf("n3 leased %d, want 0", u)
+	}
+	if ds = decide(p.s, p.now); len(ds) != 0 {
+		t.Fatalf("decisions %+v, want none", ds)
+	}
+}
+
+// TestPredictRandomExactlyOnce: under random leases, reports (from holders and not,
+// right and wrong), deaths, revivals, expiries and the leader's decisions, a unit once
+// done keeps its first output, leases are held by members only, progress counts the
+// done units, and once the nodes stay alive the job ends with every unit done.
+func TestPredictRandomExactlyOnce(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	seen := map[string]int{}
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		p := newPredictState(t, 50)
+		first := map[int]api.Unit{}
+		check := func(step int) {
+			t.Helper()
+			j := p.job()
+			done := 0
+			for i, u := range j.Units {
+				if f, ok := first[i]; ok && (u.Blob != f.Blob || u.Node != f.Node) {
+					t.Fatalf("seed %d step %d: unit %d done by %s, then by %s", seed, step, i, f.Node, u.Node)
+				}
+				if u.Done() {
+					done++
+					first[i] = u
+				} else if u.Node != "" && j.State == api.Running && j.Gen.Rank(u.Node) < 0 {
+					t.Fatalf("seed %d step %d: unit %d leased to %s, not in generation %d", seed, step, i, u.Node, j.Gen.Gen)
+				}
+			}
+			if done != j.Progress.UnitsDone || j.State == api.Succeeded && done != len(j.Units) {
+				t.Fatalf("seed %d step %d: job %s, %d of %d units done, progress %+v", seed, step, j.State, done, len(j.Units), j.Progress)
+			}
+		}
+		decideAll := func() {
+			for _, d := range decide(p.s, p.now) {
+				p.apply(d.typ, d.body) // a refusal is the leader's stale read: it decides again
+			}
+		}
+		for step := range 400 {
+			node := nodes[r.IntN(len(nodes))]
+			switch k := r.IntN(10); {
+			case k < 4:
+				p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(5 * time.Second)})
+			case k < 7:
+				u := r.IntN(len(p.job().Units))
+				if i := slices.IndexFunc(p.job().Units, func(u api.Unit) bool { return !u.Done() && u.Node != "" }); i >= 0 && r.IntN(3) > 0 {
+					u = i
+					if r.IntN(3) > 0 {
+						node = p.job().Units[i].Node
+					}
+				}
+				records := p.job().Units[u].Records
+				if r.IntN(10) == 0 {
+					records++
+				}
+				p.done(node, u, records)
+			case k < 8:
+				h := api.Alive
+				if r.IntN(3) == 0 {
+					h = api.Dead
+				}
+				p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: node, Health: h}}})
+			case k < 9:
+				p.must(CmdNodeRegister, api.RegisterNode{ID: node, RingAddr: node + ":1"})
+			default:
+				p.now = p.now.Add(time.Duration(1+r.IntN(8)) * time.Second)
+			}
+			decideAll()
+			check(step)
+		}
+		for _, n := range nodes {
+			p.must(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
+		}
+		p.now = p.now.Add(UnprovenGrace)
+		for step := 0; p.job().State == api.Running; step++ {
+			if step > 100 {
+				t.Fatalf("seed %d: the job does not end with its nodes alive: %+v", seed, p.job().Units)
+			}
+			decideAll()
+			for _, m := range p.job().Gen.Members {
+				if u := p.lease(m.Node); u >= 0 {
+					if err := p.done(m.Node, u, p.job().Units[u].Records); err != nil {
+						t.Fatalf("seed %d: %s's unit %d: %v", seed, m.Node, u, err)
+					}
+				}
+			}
+			check(400 + step)
+		}
+		if j := p.job(); j.State != api.Succeeded || len(first) != len(j.Units) {
+			t.Fatalf("seed %d: job %s with %d of %d units done", seed, j.State, len(first), len(j.Units))
+		}
+		for _, e := range p.s.Events["job-1"] {
+			seen[strings.Fields(e.Message)[0]+" "+e.Kind]++
+		}
+	}
+	t.Logf("events: %v", seen)
+}
