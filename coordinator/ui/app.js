@@ -23,12 +23,19 @@ function fmtDur(s) {
   return `${sec}s`;
 }
 
-// eta is the time left in seconds at the pace of the steps so far (0: unknown).
-function eta(job) {
+// work is a job's work done and to do: optimizer steps, or a predict job's units.
+function work(job) {
   const p = job.progress || {};
-  const spent = (Date.parse(p.updated) - Date.parse(job.started)) / 1000;
-  if (!(p.step > 0) || !(p.total_steps > p.step) || !(spent > 0)) return 0;
-  return ((p.total_steps - p.step) * spent) / p.step;
+  if (job.kind === "predict") return [p.units_done || 0, (job.units || []).length];
+  return [p.step || 0, p.total_steps || 0];
+}
+
+// eta is the time left in seconds at the pace of the work so far (0: unknown).
+function eta(job) {
+  const [done, total] = work(job);
+  const spent = (Date.parse((job.progress || {}).updated) - Date.parse(job.started)) / 1000;
+  if (!(done > 0) || !(total > done) || !(spent > 0)) return 0;
+  return ((total - done) * spent) / done;
 }
 
 function bar(step, total) {
@@ -45,15 +52,18 @@ function jobsTable(jobs, selected) {
   if (!jobs.length) return "<p>No jobs.</p>";
   const rows = [...jobs].reverse().map((j) => {
     const p = j.progress || {};
+    const predict = j.kind === "predict";
+    const [done, total] = work(j);
     const nodes = j.generation ? j.generation.members.length : 0;
     return `<tr class="job${j.id === selected ? " selected" : ""}" data-job="${esc(j.id)}">` +
       `<td>${esc(j.id)}</td><td>${esc(j.name)}</td><td class="${esc(j.state)}">${esc(j.state)}</td>` +
-      `<td>${nodes}/${j.cluster ? j.cluster.nodes : "-"}</td>` +
-      `<td>${bar(p.step || 0, p.total_steps || 0)} ${p.step || 0}/${p.total_steps || "-"}</td>` +
-      `<td>${fmtNum(p.loss)}</td><td class="reason">${evalText(p.eval)}</td><td>${fmtDur(eta(j))}</td>` +
+      `<td>${predict ? "predict" : `${nodes}/${j.cluster ? j.cluster.nodes : "-"}`}</td>` +
+      `<td>${bar(done, total)} ${done}/${total || "-"}${predict ? " units" : ""}</td>` +
+      `<td>${predict ? "-" : fmtNum(p.loss)}</td>` +
+      `<td class="reason">${predict ? `${fmtNum(p.samples_per_s, 0)} records/s` : evalText(p.eval)}</td><td>${fmtDur(eta(j))}</td>` +
       `<td class="reason">${esc(j.reason)}</td></tr>`;
   });
-  return "<table><tr><th>ID</th><th>Name</th><th>State</th><th>Nodes</th><th>Step</th><th>Loss</th>" +
+  return "<table><tr><th>ID</th><th>Name</th><th>State</th><th>Nodes</th><th>Progress</th><th>Loss</th>" +
     "<th>Latest eval</th><th>Left</th><th>Reason</th></tr>" + rows.join("") + "</table>";
 }
 
@@ -122,7 +132,13 @@ function jobDetail(job, events) {
     out += `<p>Generation ${job.generation.gen} (${esc(job.generation.reason)}): ` +
       job.generation.members.map((m, r) => `rank ${r} ${esc(m.node)}`).join(", ") + "</p>";
   }
-  out += charts(events);
+  if (job.kind === "predict") {
+    const [done, total] = work(job);
+    out += `<p>Prediction: ${done} of ${total} units done (${(job.progress || {}).records || 0} records). ` +
+      `<code>bertnode download ${esc(job.id)} --output OUT.jsonl</code> once it succeeded.</p>`;
+  } else {
+    out += charts(events);
+  }
   const kinds = Object.keys(job.results || {}).sort();
   if (kinds.length) {
     out += "<p>" + kinds.map((k) => `${esc(k)} model: step ${job.results[k].step} ` +

@@ -30,6 +30,19 @@ test("jobs newest first, with progress, loss, latest eval and time left", () => 
   assert.equal(ui.eta(jobs[0]), 0);
 });
 
+test("a predict job shows its units, records/s and no loss", () => {
+  const j = { id: "job-3", name: "scores", state: "running", kind: "predict", started: "2026-01-01T00:00:00Z",
+    units: [{ blob: "a" }, { blob: "b" }, {}, {}], progress: { units_done: 2, records: 512, samples_per_s: 256, updated: "2026-01-01T00:00:10Z" } };
+  const html = ui.jobsTable([j], "");
+  assert.match(html, /2\/4 units/);
+  assert.match(html, /256 records\/s/);
+  assert.match(html, /<td>predict<\/td>/);
+  assert.equal(ui.eta(j), 10);
+  const detail = ui.jobDetail(j, []);
+  assert.match(detail, /2 of 4 units done \(512 records\)/);
+  assert.ok(!detail.includes("No evaluations"));
+});
+
 test("durations", () => {
   assert.equal(ui.fmtDur(0), "-");
   assert.equal(ui.fmtDur(12.4), "12s");
