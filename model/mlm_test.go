@@ -60,7 +60,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 	lockThread(t)
 	for _, tc := range []struct{ mt, arch string }{
 		{"bert", "BertForMaskedLM"}, {"roberta", "RobertaForMaskedLM"},
-		{"distilbert", "DistilBertForMaskedLM"}, {"albert", "AlbertForMaskedLM"},
+		{"distilbert", "DistilBertForMaskedLM"}, {"albert", "AlbertForMaskedLM"}, {"mpnet", "MPNetForMaskedLM"},
 	} {
 		cfg := familyConfig(t, tc.mt, 0)
 		m := newModel(t, cfg, Options{Task: MLM}, 1)
