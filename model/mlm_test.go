@@ -13,7 +13,7 @@ import (
 // inputs gets its gradient from the decoder alone, and a row of an input token from both
 // uses, which the differences see as one sum.
 func TestMLMGradientMatchesFiniteDifferences(t *testing.T) {
-	for _, mt := range []string{"bert", "roberta", "distilbert", "albert"} {
+	for _, mt := range []string{"bert", "roberta", "distilbert", "albert", "mpnet"} {
 		t.Run(mt, func(t *testing.T) {
 			lockThread(t)
 			m := newModel(t, familyConfig(t, mt, 0), Options{Task: MLM}, 5)
