@@ -28,8 +28,9 @@ const (
 )
 
 // sentenceTransformersDir writes a fixture as sentence-transformers saves a model such as
-// all-MiniLM-L6-v2 (BERT) or all-mpnet-base-v2 (MPNet): the base model's config
-// (architectures BertModel, MPNetModel) and bare tensor names, its pooler kept (MPNet's
+// all-MiniLM-L6-v2 (BERT) or all-mpnet-base-v2 (MPNet): the config (architectures
+// BertModel; MPNetForMaskedLM, as all-mpnet-base-v2's says) and the bare base model's
+// tensor names, its pooler kept (MPNet's
 // fixture has none: one is added, as MPNetModel has) and its classifier gone, MPNet's
 // position_ids buffer as transformers before 4.31 saved it, the tokenizer files,
 // modules.json with Normalize, 1_Pooling/config.json.
@@ -50,7 +51,7 @@ func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	arch := map[any]string{"bert": "BertModel", "mpnet": "MPNetModel"}[cfg["model_type"]]
+	arch := map[any]string{"bert": "BertModel", "mpnet": "MPNetForMaskedLM"}[cfg["model_type"]]
 	cfg["architectures"] = []string{arch}
 	delete(cfg, "problem_type")
 	b, _ = json.Marshal(cfg)
@@ -100,8 +101,8 @@ func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 }
 
 // A sentence-transformers checkpoint (BERT's, MPNet's) loads as an embedding model with
-// its pooling and normalization, and embeds the fixture's texts as make_embeddings.py's
-// reference pools them, scaled to unit length.
+// its pooling and normalization, whatever its config's architectures say, and embeds the
+// fixture's texts as make_embeddings.py's reference pools them, scaled to unit length.
 func TestSentenceTransformersCheckpointEmbedsAsReference(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
