@@ -174,14 +174,14 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 			return heads(spread(x.MustNarrow(0, g.off, g.T, false), g.idx, g.N, g.L), g.N, g.L)
 		}
 		var qg *ts.Tensor
+		ext := g.ext
 		if first {
 			qg = heads(q.MustNarrow(0, g.first, g.N, false), g.N, 1)
+			// ext's row for the first query: it has one per query where it carries MPNet's
+			// position bias, [N, heads, L, L].
+			ext = g.ext.MustNarrow(2, 0, 1, false)
 		} else {
 			qg = rows(q)
-		}
-		ext := g.ext
-		if first { // the first query's row, where ext has one per query (MPNet's bias)
-			ext = g.ext.MustNarrow(2, 0, 1, false)
 		}
 		var ctx *ts.Tensor
 		if ly.rel != nil {
@@ -192,8 +192,6 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 		}
 		if first {
 			ext.MustDrop()
-		}
-		if first {
 			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
 		} else {
 			flat := ctx.MustView([]int64{g.N * g.L, -1}, true)
