@@ -1,5 +1,5 @@
 // Package hf reads and writes the configuration of Hugging Face checkpoints of the BERT
-// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3) and fetches checkpoints from the
+// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet) and fetches checkpoints from the
 // Hugging Face hub into a local cache.
 package hf
 
@@ -81,6 +81,9 @@ type BertConfig struct {
 	NormRelEbd           string     `json:"norm_rel_ebd"`
 	PoolerDropout        float64    `json:"pooler_dropout"`
 	PoolerHiddenAct      string     `json:"pooler_hidden_act"`
+
+	// MPNet's relative attention bias table has this many rows (hf/mpnet.go).
+	RelativeAttentionNumBuckets int `json:"relative_attention_num_buckets"`
 
 	ID2Label map[int]string `json:"id2label"`
 	Label2ID map[string]int `json:"label2id"`

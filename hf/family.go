@@ -23,6 +23,9 @@ type family struct {
 	// kin names the family whose architecture this one has under another model_type;
 	// presets come from that one alone.
 	kin string
+	// embedPad > 0 is the embeddings' padding index where the modeling code fixes it
+	// whatever pad_token_id says (MPNet's 1); 0: pad_token_id.
+	embedPad int
 }
 
 var families = map[string]*family{
@@ -79,6 +82,7 @@ var families = map[string]*family{
 	},
 	"modernbert": modernbert,
 	"deberta-v2": debertaV2,
+	"mpnet":      mpnet,
 	"distilbert": {
 		modelType: "distilbert", arch: "DistilBert",
 		renames: map[string]string{
@@ -208,13 +212,25 @@ func NewConfig(modelType string) (*BertConfig, error) {
 // "Albert", "Electra".
 func (c *BertConfig) ArchitecturePrefix() string { return c.family().arch }
 
-// PositionOffset is the first position id of a sequence: pad_token_id + 1 for RoBERTa
-// (and XLM-RoBERTa, CamemBERT), whose position ids count real tokens from there, else 0.
+// PositionOffset is the first position id of a sequence: the padding index + 1 for
+// RoBERTa (and XLM-RoBERTa, CamemBERT) and MPNet, whose position ids count real tokens
+// from there, else 0.
 func (c *BertConfig) PositionOffset() int {
 	if f, err := familyOf(c.ModelType); err == nil && f.offsetPositions {
-		return c.PadTokenID + 1
+		return c.PaddingIdx() + 1
 	}
 	return 0
+}
+
+// PaddingIdx is the embeddings' padding index: the row of the word (and, with offset
+// positions, position) embeddings that padding reads and that gets no gradient, and the
+// id whose tokens offset positions do not count. pad_token_id, except where the family's
+// modeling code fixes it (MPNet: 1).
+func (c *BertConfig) PaddingIdx() int {
+	if f, err := familyOf(c.ModelType); err == nil && f.embedPad > 0 {
+		return f.embedPad
+	}
+	return c.PadTokenID
 }
 
 // MaxLength is the longest sequence the position embeddings cover.

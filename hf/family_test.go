@@ -10,6 +10,31 @@ import (
 
 // The config.json files of the families' reference checkpoints as published on the hub.
 var hubConfigs = map[string]string{
+	// sentence-transformers/all-mpnet-base-v2's config.json (microsoft/mpnet-base's
+	// sizes): no type_vocab_size, pad_token_id 1, 514 positions.
+	"all-mpnet-base-v2": `{
+  "_name_or_path": "microsoft/mpnet-base",
+  "architectures": [
+    "MPNetForMaskedLM"
+  ],
+  "attention_probs_dropout_prob": 0.1,
+  "bos_token_id": 0,
+  "eos_token_id": 2,
+  "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1,
+  "hidden_size": 768,
+  "initializer_range": 0.02,
+  "intermediate_size": 3072,
+  "layer_norm_eps": 1e-05,
+  "max_position_embeddings": 514,
+  "model_type": "mpnet",
+  "num_attention_heads": 12,
+  "num_hidden_layers": 12,
+  "pad_token_id": 1,
+  "relative_attention_num_buckets": 32,
+  "transformers_version": "4.8.2",
+  "vocab_size": 30527
+}`,
 	// microsoft/deberta-v3-base's config.json: pos_att_type as a string, as DeBERTa's
 	// own code wrote it.
 	"deberta-v3-base": `{
@@ -237,6 +262,11 @@ func TestParseFamilyConfigs(t *testing.T) {
 			return BertConfig{ModelType: "deberta-v2", VocabSize: 128100, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
 				IntermediateSize: 3072, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 512,
 				LayerNormEps: 1e-7}
+		},
+		"all-mpnet-base-v2": func(c *BertConfig) BertConfig {
+			return BertConfig{ModelType: "mpnet", VocabSize: 30527, HiddenSize: 768, NumHiddenLayers: 12, NumAttentionHeads: 12,
+				IntermediateSize: 3072, HiddenAct: "gelu", HiddenDropoutProb: 0.1, AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: 514,
+				LayerNormEps: 1e-5, PadTokenID: 1}
 		},
 		"electra-small-discriminator": func(c *BertConfig) BertConfig {
 			return BertConfig{ModelType: "electra", VocabSize: 30522, EmbeddingSize: 128, HiddenSize: 256, NumHiddenLayers: 12, NumAttentionHeads: 4,

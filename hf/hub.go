@@ -88,6 +88,11 @@ var checkpointFiles = []hubFile{
 	{"spm.model", false, []string{"spm.model"}},
 	{"tokenizer_config.json", false, []string{"tokenizer_config.json"}},
 	{"special_tokens_map.json", false, []string{"special_tokens_map.json"}},
+	// A sentence-transformers model's modules, pooling and length: how an embedding
+	// model such as all-mpnet-base-v2 pools and normalizes its vectors.
+	{"modules.json", false, []string{"modules.json"}},
+	{"1_Pooling/config.json", false, []string{"1_Pooling/config.json"}},
+	{"sentence_bert_config.json", false, []string{"sentence_bert_config.json"}},
 }
 
 // complete reports whether dir holds a usable checkpoint: a config, weights

@@ -236,6 +236,22 @@ func TestResolveSlowTokenizerFiles(t *testing.T) {
 	}
 }
 
+// A sentence-transformers model (all-mpnet-base-v2's layout) downloads with its modules,
+// pooling and length, which say how it embeds.
+func TestResolveSentenceTransformersFiles(t *testing.T) {
+	isolate(t)
+	files := checkpoint()
+	files["modules.json"] = []byte(`[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]`)
+	files["1_Pooling/config.json"] = []byte(`{"word_embedding_dimension": 768, "pooling_mode_mean_tokens": true}`)
+	files["sentence_bert_config.json"] = []byte(`{"max_seq_length": 384, "do_lower_case": false}`)
+	h := newFakeHub(t, "sentence-transformers/all-mpnet-base-v2", files)
+	dir, err := Resolve("sentence-transformers/all-mpnet-base-v2", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, dir, files)
+}
+
 func TestResolveOfflineWithoutCache(t *testing.T) {
 	isolate(t)
 	cacheDir := t.TempDir()

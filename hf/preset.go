@@ -45,7 +45,8 @@ func PresetNames() []string {
 // ELECTRA factorize their embeddings to min(128, hidden/2); RoBERTa has one token type,
 // layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base;
 // ModernBERT takes 512 tokens too, as every other preset; DeBERTa-v2 is configured as
-// deberta-v3-base (relative attention in 256 buckets, no absolute positions).
+// deberta-v3-base (relative attention in 256 buckets, no absolute positions); MPNet as
+// mpnet-base (layer_norm_eps 1e-5, 512 positions after its padding offset 2).
 func Preset(name string) (*BertConfig, error) {
 	modelType, size := "bert", name
 	if i := strings.LastIndex(name, "-"); i > 0 && name[:i] != "bert" && slices.Contains(familySizes, name[i+1:]) {
@@ -69,6 +70,8 @@ func Preset(name string) (*BertConfig, error) {
 	case "roberta": // as roberta-base
 		c.TypeVocabSize, c.LayerNormEps = 1, 1e-5
 		c.MaxPositionEmbeddings = 512 + c.PositionOffset()
+	case "mpnet": // as microsoft/mpnet-base
+		c.LayerNormEps, c.MaxPositionEmbeddings = 1e-5, 512+c.PositionOffset()
 	}
 	return c, nil
 }

@@ -13,7 +13,7 @@ var bertFamily = &family{
 	declare: func(m *Model) {
 		c := m.Config
 		m.declareEmbeddings("bert.embeddings.", true)
-		m.bertLayers("bert.")
+		m.bertLayers("bert.", bertLayer)
 		// transformers' BERT heads take classifier_dropout, else hidden_dropout_prob.
 		// (BertForQuestionAnswering has no dropout; bertnode's QA head always had it.)
 		s := headSpec{out: "classifier", drop: orDefault(c.ClassifierDropout, c.HiddenDropoutProb)}

@@ -187,14 +187,7 @@ func (m *Model) relative(l int) *relState {
 	}
 	// Distances i - j run from 1-l to l-1; the row grows with them.
 	lo, hi := d.row[1-l+d.maxPos-1], d.row[l-1+d.maxPos-1]
-	// On the device: row[i - j + maxPos - 1] - lo for each pair, [l, l].
-	pos := ts.MustArange(ts.IntScalar(int64(l)), gotch.Int64, m.Opts.Device)
-	col := pos.MustUnsqueeze(0, false)
-	dist := pos.MustUnsqueeze(1, true).MustSub(col, true).MustAddScalar(ts.IntScalar(int64(d.maxPos-1)), true)
-	col.MustDrop()
-	flat := dist.MustFlatten(0, 1, true)
-	idx := d.rowT.MustIndexSelect(0, flat, false)
-	flat.MustDrop()
+	idx := pairLookup(d.rowT, d.maxPos, l, m.Opts.Device)
 	rs := &relState{d: d, idx: idx.MustSubScalar(ts.IntScalar(lo), true).MustView([]int64{int64(l), int64(l)}, true)}
 	rows := d.relEmb.T.MustNarrow(0, lo, hi-lo+1, false)
 	rs.emb = rows
@@ -203,6 +196,19 @@ func (m *Model) relative(l int) *relState {
 		rows.MustDrop()
 	}
 	return rs
+}
+
+// pairLookup is table[i - j + maxPos - 1] for each pair of positions i, j < l, [l·l]
+// row-major, computed on the device from table, a distance's value for each distance of
+// sequences up to maxPos long.
+func pairLookup(table *ts.Tensor, maxPos, l int, dev gotch.Device) *ts.Tensor {
+	pos := ts.MustArange(ts.IntScalar(int64(l)), gotch.Int64, dev)
+	col := pos.MustUnsqueeze(0, false)
+	dist := pos.MustUnsqueeze(1, true).MustSub(col, true).MustAddScalar(ts.IntScalar(int64(maxPos-1)), true)
+	col.MustDrop()
+	flat := dist.MustFlatten(0, 1, true)
+	defer flat.MustDrop()
+	return table.MustIndexSelect(0, flat, false)
 }
 
 func (rs *relState) drop() {

@@ -15,7 +15,7 @@ var electraFamily = &family{
 		if m.Config.EmbeddingSize != m.Config.HiddenSize {
 			m.project("electra.embeddings_project")
 		}
-		m.bertLayers("electra.")
+		m.bertLayers("electra.", bertLayer)
 		if m.Opts.Task == Choice {
 			// ElectraForMultipleChoice: its SequenceSummary of the first token (a dense
 			// layer, GELU and summary_last_dropout, 0.1 in ElectraConfig), then classifier.

@@ -18,7 +18,7 @@ type embeddings struct {
 // declareEmbeddings declares word_embeddings, position_embeddings, token_type_embeddings
 // (withTypes) and LayerNorm under prefix, of the config's embedding_size or else hidden
 // width. The padding row of the word embeddings starts at zero, as in transformers; so
-// does RoBERTa's position row of the padding id.
+// does RoBERTa's (and MPNet's) position row of the padding index.
 func (m *Model) declareEmbeddings(prefix string, withTypes bool) {
 	c, ps, e := m.Config, m.Params, &m.emb
 	w := int64(c.HiddenSize)
@@ -26,10 +26,10 @@ func (m *Model) declareEmbeddings(prefix string, withTypes bool) {
 		w = int64(c.EmbeddingSize)
 	}
 	e.word = ps.add(prefix+"word_embeddings.weight", []int64{int64(c.VocabSize), w}, InitNormal)
-	e.word.PadRow = int64(c.PadTokenID)
+	e.word.PadRow = int64(c.PaddingIdx())
 	e.pos = ps.add(prefix+"position_embeddings.weight", []int64{int64(c.MaxPositionEmbeddings), w}, InitNormal)
 	if c.PositionOffset() > 0 {
-		e.pos.PadRow = int64(c.PadTokenID)
+		e.pos.PadRow = int64(c.PaddingIdx())
 	}
 	if withTypes {
 		e.typ = ps.add(prefix+"token_type_embeddings.weight", []int64{int64(c.TypeVocabSize), w}, InitNormal)
@@ -48,7 +48,7 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.
 	c, dev := m.Config, m.Opts.Device
 	var pos *ts.Tensor
 	if off := c.PositionOffset(); off > 0 {
-		pos = ts.MustOfSlice(offsetPositions(b, int64(c.PadTokenID))).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
+		pos = ts.MustOfSlice(offsetPositions(b, int64(c.PaddingIdx()))).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
 	} else {
 		pos = m.posIDs.MustNarrow(0, 0, int64(b.L), false)
 	}
@@ -56,7 +56,7 @@ func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.
 	// into the flat gradient instead of zeroing a dense vocabulary-sized gradient,
 	// filling it and adding all of it.
 	sparse := e.word.Trainable && !dev.IsCuda()
-	x := ts.MustEmbedding(e.word.T, ids, int64(c.PadTokenID), false, sparse)
+	x := ts.MustEmbedding(e.word.T, ids, int64(c.PaddingIdx()), false, sparse)
 	pe := ts.MustEmbedding(e.pos.T, pos, e.pos.PadRow, false, false)
 	pos.MustDrop()
 	x = x.MustAdd(pe, true)
@@ -101,7 +101,7 @@ func (m *Model) tokenTypes(b *Batch) []int64 {
 	return b.TokenTypeIDs
 }
 
-// offsetPositions are RoBERTa's position ids, as transformers'
+// offsetPositions are RoBERTa's (and MPNet's) position ids, as transformers'
 // create_position_ids_from_input_ids: real tokens count up from pad+1, padding tokens
 // (by id, not by the attention mask) get pad.
 func offsetPositions(b *Batch, pad int64) []int64 {

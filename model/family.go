@@ -12,7 +12,8 @@ import (
 // says which names loading and freezing treat how. The BERT-like families share one
 // Forward and differ in what they declare (see bert.go, distilbert.go, roberta.go,
 // albert.go, electra.go); DeBERTa adds relative attention to those layers
-// (debertav2.go); ModernBERT has layers and a head of its own (modernbert.go).
+// (debertav2.go), MPNet a bias of the relative positions (mpnet.go); ModernBERT has
+// layers and a head of its own (modernbert.go).
 type family struct {
 	base       string   // the base model's parameter prefix: "bert."
 	embeddings []string // prefixes Freeze.Embeddings covers
@@ -36,7 +37,7 @@ type family struct {
 var families = map[string]*family{
 	"bert": bertFamily, "distilbert": distilbertFamily, "roberta": robertaFamily,
 	"albert": albertFamily, "electra": electraFamily, "modernbert": modernbertFamily,
-	"deberta-v2": debertaV2Family,
+	"deberta-v2": debertaV2Family, "mpnet": mpnetFamily,
 	// RoBERTa's architecture, parameters included: transformers' classes for these are
 	// copies of RoBERTa's, under the same base prefix.
 	"xlm-roberta": robertaFamily, "camembert": robertaFamily,
@@ -103,10 +104,11 @@ var bertLayer = layerNames{
 	inter: "intermediate.dense", out: "output.dense", outNorm: "output.LayerNorm",
 }
 
-// bertLayers declares num_hidden_layers layers named as BERT's under base+"encoder.layer.N.".
-func (m *Model) bertLayers(base string) {
+// bertLayers declares num_hidden_layers layers under base+"encoder.layer.N.", their
+// parts named as n says (BERT's bertLayer, MPNet's mpnetLayer).
+func (m *Model) bertLayers(base string, n layerNames) {
 	for i := range m.Config.NumHiddenLayers {
-		m.layers = append(m.layers, m.declareLayer(fmt.Sprintf("%sencoder.layer.%d.", base, i), bertLayer))
+		m.layers = append(m.layers, m.declareLayer(fmt.Sprintf("%sencoder.layer.%d.", base, i), n))
 	}
 }
 

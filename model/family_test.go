@@ -16,7 +16,8 @@ import (
 // familyConfig is a small encoder of the family with weights scaled as smallConfig's:
 // 2 layers (ALBERT: 3 applications of one shared layer), width 32, 4 heads; ALBERT and
 // ELECTRA factorize their embeddings to 16; RoBERTa has padding id 1 and one token type;
-// ModernBERT's second layer attends 4 positions either side; DeBERTa is v3's kind.
+// ModernBERT's second layer attends 4 positions either side; DeBERTa is v3's kind; MPNet
+// has mpnet-base's padding id 1, its positions after it.
 func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfig {
 	t.Helper()
 	c, err := hf.NewConfig(modelType)
@@ -41,6 +42,8 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 	case "deberta-v2": // as deberta-v3-base, with 4 buckets either side
 		c.RelativeAttention, c.PositionBiasedInput, c.PositionBuckets, c.PosAttType = true, false, 8, hf.PosAttType{"p2c", "c2p"}
 		c.ShareAttKey, c.NormRelEbd, c.LayerNormEps, c.TypeVocabSize, c.PadTokenID = true, "layer_norm", 1e-7, 0, 0
+	case "mpnet":
+		c.MaxPositionEmbeddings, c.LayerNormEps = 66, 1e-5
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -48,7 +51,7 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 	return c
 }
 
-var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert", "deberta-v2"}
+var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert", "deberta-v2", "mpnet"}
 
 // familyTasks are the heads of every family.
 var familyTasks = []Options{
@@ -118,6 +121,11 @@ func transformersNames(modelType string, task Task) []string {
 	case "roberta":
 		emb("roberta.embeddings.", true)
 		bertLayers("roberta.")
+	case "mpnet":
+		emb("mpnet.embeddings.", false)
+		names = append(names, "mpnet.encoder.relative_attention_bias.weight")
+		layers("mpnet.encoder.layer.%d.", "attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+			"attention.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
 	case "electra":
 		emb("electra.embeddings.", true)
 		lin("electra.embeddings_project")
@@ -144,13 +152,13 @@ func transformersNames(modelType string, task Task) []string {
 	switch {
 	case task == QA:
 		lin("qa_outputs")
-	case task == Choice && modelType == "roberta": // RobertaForMultipleChoice
-		lin("roberta.pooler.dense")
+	case task == Choice && (modelType == "roberta" || modelType == "mpnet"): // RobertaForMultipleChoice, MPNetForMultipleChoice
+		lin(modelType + ".pooler.dense")
 		lin("classifier")
 	case task == Choice && modelType == "electra": // ElectraForMultipleChoice
 		lin("sequence_summary.summary")
 		lin("classifier")
-	case sequence && (modelType == "roberta" || modelType == "electra"):
+	case sequence && (modelType == "roberta" || modelType == "electra" || modelType == "mpnet"):
 		lin("classifier.dense")
 		lin("classifier.out_proj")
 	default:
@@ -216,7 +224,7 @@ func TestFamilyCheckpointNames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2"}[mt] +
+				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2", "mpnet": "MPNet"}[mt] +
 					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", Regression: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering", Choice: "ForMultipleChoice"}[opts.Task]
 				if back.ModelType != mt || !slices.Equal(back.Architectures, []string{arch}) {
 					t.Fatalf("config.json: model_type %q, architectures %v, want %s", back.ModelType, back.Architectures, arch)
@@ -238,6 +246,7 @@ func TestFamilyPretrainingCheckpoints(t *testing.T) {
 		"electra":    {"discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias", "generator_lm_head.weight"},
 		"modernbert": {"decoder.bias"},
 		"deberta-v2": {"lm_predictions.lm_head.bias", "mask_predictions.classifier.weight", "deberta.embeddings.position_embeddings.weight"},
+		"mpnet":      {"lm_head.dense.weight", "lm_head.decoder.weight", "lm_head.bias", "mpnet.pooler.dense.weight", "mpnet.embeddings.position_ids"},
 	}
 	for _, mt := range modelTypes {
 		t.Run(mt, func(t *testing.T) {
@@ -530,7 +539,8 @@ func TestFamilyFreeze(t *testing.T) {
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Embeddings: true}}, 1)
 		for _, p := range m.Params.List() {
 			emb := strings.Contains(p.Name, "embeddings") || strings.Contains(p.Name, "embedding_hidden_mapping_in") ||
-				strings.Contains(p.Name, "deberta.encoder.LayerNorm") // the relative embeddings' norm
+				strings.Contains(p.Name, "deberta.encoder.LayerNorm") || // the relative embeddings' norm
+				strings.Contains(p.Name, "relative_attention_bias") // MPNet's table of the relative positions' bias
 			if p.Trainable == emb {
 				t.Errorf("%s: %s trainable %v with the embeddings frozen", mt, p.Name, p.Trainable)
 			}
@@ -541,7 +551,7 @@ func TestFamilyFreeze(t *testing.T) {
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 1}}, 1)
 		layer0 := map[string]string{"bert": "bert.encoder.layer.0.", "roberta": "roberta.encoder.layer.0.",
 			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0.", "modernbert": "model.layers.0.",
-			"deberta-v2": "deberta.encoder.layer.0."}[mt]
+			"deberta-v2": "deberta.encoder.layer.0.", "mpnet": "mpnet.encoder.layer.0."}[mt]
 		frozen := 0
 		for _, p := range m.Params.List() {
 			if p.Trainable == strings.HasPrefix(p.Name, layer0) {

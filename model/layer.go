@@ -96,7 +96,8 @@ func (m *Model) declareLayer(prefix string, n layerNames) *layer {
 }
 
 // fwd applies the layer to h [B, L, H], which it takes ownership of; ext is the additive
-// attention mask [B, 1, 1, L]. With keep it also returns the attention probabilities.
+// attention mask [B, 1, 1, L], or with MPNet's position bias [B, heads, L, L]. With keep
+// it also returns the attention probabilities.
 //
 // With first it returns only the first token's output, [B, 1, H]: all a sequence head
 // reads from the last layer. Keys and values still cover every token, but the queries,
@@ -138,6 +139,10 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, rs *relState, b *Batch, drop *
 	hq := h // the rows queries are computed for
 	if first {
 		hq = h.MustNarrow(1, 0, 1, false).MustContiguous(true)
+		// ext's row for the first query: it has one per query where it carries MPNet's
+		// position bias, [B, heads, L, L].
+		ext = ext.MustNarrow(2, 0, 1, false)
+		defer ext.MustDrop()
 	}
 	q := heads(ly.q.fwd(hq), Q)
 	k := heads(ly.k.fwd(h), L)

@@ -52,7 +52,7 @@ func inferLogits(t *testing.T, m *Model, b *Batch) []float32 {
 // With B = 0, as PEFT initialises it, the adapted model is the base model, bit for bit,
 // in every family.
 func TestLoRAZeroBIsBase(t *testing.T) {
-	for _, mt := range []string{"bert", "roberta", "distilbert", "electra", "albert", "deberta-v2", "modernbert"} {
+	for _, mt := range []string{"bert", "roberta", "distilbert", "electra", "albert", "deberta-v2", "modernbert", "mpnet"} {
 		t.Run(mt, func(t *testing.T) {
 			lockThread(t)
 			base, lora := loraPair(t, familyConfig(t, mt, 0.1), Options{Task: Classify, NumLabels: 3}, testLoRA)
@@ -347,6 +347,7 @@ func TestLoRAAdapterFamilies(t *testing.T) {
 		{"albert", QA, []string{"qa_outputs"}, "base_model.model.albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.lora_A.weight"},
 		{"deberta-v2", Classify, []string{"classifier", "pooler"}, "base_model.model.deberta.encoder.layer.0.attention.self.query_proj.lora_A.weight"},
 		{"modernbert", Classify, []string{"classifier", "head"}, "base_model.model.model.layers.0.attn.Wqkv.lora_A.weight"},
+		{"mpnet", Choice, []string{"classifier"}, "base_model.model.mpnet.encoder.layer.0.attention.attn.q.lora_A.weight"},
 	} {
 		t.Run(c.modelType+"-"+string(c.task), func(t *testing.T) {
 			lockThread(t)

@@ -71,7 +71,7 @@ func checkMLM(f *family, modelType string) error {
 	if f == electraFamily {
 		why = "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
 	}
-	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert and albert", modelType, why)
+	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert, albert and mpnet", modelType, why)
 }
 
 // ignorable says whether an mlm model may leave a checkpoint tensor out.

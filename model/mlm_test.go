@@ -13,7 +13,7 @@ import (
 // inputs gets its gradient from the decoder alone, and a row of an input token from both
 // uses, which the differences see as one sum.
 func TestMLMGradientMatchesFiniteDifferences(t *testing.T) {
-	for _, mt := range []string{"bert", "roberta", "distilbert", "albert"} {
+	for _, mt := range []string{"bert", "roberta", "distilbert", "albert", "mpnet"} {
 		t.Run(mt, func(t *testing.T) {
 			lockThread(t)
 			m := newModel(t, familyConfig(t, mt, 0), Options{Task: MLM}, 5)
@@ -60,7 +60,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 	lockThread(t)
 	for _, tc := range []struct{ mt, arch string }{
 		{"bert", "BertForMaskedLM"}, {"roberta", "RobertaForMaskedLM"},
-		{"distilbert", "DistilBertForMaskedLM"}, {"albert", "AlbertForMaskedLM"},
+		{"distilbert", "DistilBertForMaskedLM"}, {"albert", "AlbertForMaskedLM"}, {"mpnet", "MPNetForMaskedLM"},
 	} {
 		cfg := familyConfig(t, tc.mt, 0)
 		m := newModel(t, cfg, Options{Task: MLM}, 1)

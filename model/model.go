@@ -103,6 +103,7 @@ type Model struct {
 
 	modern       *modern                     // ModernBERT's layers and head (modernbert.go), which it has instead of layers and head
 	deberta      *deberta                    // DeBERTa's relative attention (debertav2.go)
+	mpnet        *mpnet                      // MPNet's relative attention bias (mpnet.go)
 	act          func(*ts.Tensor) *ts.Tensor // the feed-forward activation, config's hidden_act
 	classWeights *ts.Tensor
 	posIDs       *ts.Tensor // 0..max_position-1, sliced per batch
@@ -374,6 +375,10 @@ func additiveMask(mask *ts.Tensor, b *Batch) *ts.Tensor {
 func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attentions bool, out *Output) *ts.Tensor {
 	rs := m.relative(b.L)
 	defer rs.drop()
+	if pb := m.positionBias(b.L); pb != nil { // every layer adds it to its scores, with the mask
+		ext = pb.MustAdd(ext, true)
+		defer ext.MustDrop()
+	}
 	for i, ly := range m.layers {
 		// A sequence head reads the first token alone: the last layer computes only its
 		// output, unless every layer's attentions are asked for.
@@ -396,6 +401,15 @@ func (m *Model) layersPacked(h *ts.Tensor, p *packing, drop *dropper) *ts.Tensor
 	h.MustDrop()
 	rs := m.relative(int(p.L))
 	defer rs.drop()
+	if pb := m.positionBias(int(p.L)); pb != nil { // each group's positions are the batch's
+		for _, g := range p.groups {
+			blk := pb.MustNarrow(2, 0, g.L, false).MustNarrow(3, 0, g.L, true)
+			ext := g.ext
+			g.ext = blk.MustAdd(ext, true)
+			ext.MustDrop()
+		}
+		pb.MustDrop()
+	}
 	for i, ly := range m.layers {
 		x = ly.fwdPacked(m, x, p, rs, drop, m.head.first && i == len(m.layers)-1)
 	}
@@ -413,7 +427,7 @@ func (m *Model) checkBatch(b *Batch) error {
 	case b.L > m.Config.MaxLength() && m.Config.PositionOffset() == 0:
 		return fmt.Errorf("model: sequence length %d over max_position_embeddings %d", b.L, m.Config.MaxPositionEmbeddings)
 	case b.L > m.Config.MaxLength():
-		return fmt.Errorf("model: sequence length %d over the %d positions max_position_embeddings %d leaves after the offset %d (pad_token_id + 1)",
+		return fmt.Errorf("model: sequence length %d over the %d positions max_position_embeddings %d leaves after the offset %d (the padding index + 1)",
 			b.L, m.Config.MaxLength(), m.Config.MaxPositionEmbeddings, m.Config.PositionOffset())
 	case len(b.InputIDs) != n || len(b.AttentionMask) != n || b.TokenTypeIDs != nil && len(b.TokenTypeIDs) != n:
 		return fmt.Errorf("model: batch [%d, %d] needs %d ids, mask and type ids; got %d, %d, %d", b.B, b.L, n, len(b.InputIDs), len(b.AttentionMask), len(b.TokenTypeIDs))

@@ -10,18 +10,28 @@ var robertaFamily = &family{
 	embeddings:  []string{"roberta.embeddings."},
 	layer:       bertLayerPrefix("roberta."),
 	pretraining: []string{"lm_head."},
-	// RobertaLMHead's activation is gelu whatever hidden_act says.
-	mlm:   &mlmSpec{dense: "lm_head.dense", act: gelu, norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}},
-	fixed: noneFixed,
+	mlm:         robertaLMHead,
+	fixed:       noneFixed,
 	declare: func(m *Model) {
 		m.declareEmbeddings("roberta.embeddings.", true)
-		m.bertLayers("roberta.")
-		if m.Opts.Task == Choice { // RobertaForMultipleChoice: the pooler, dropout, classifier
-			m.declareHead(headSpec{pre: "roberta.pooler.dense", preAct: tanh, out: "classifier", drop: m.Config.HiddenDropoutProb})
-			return
-		}
-		m.declareHead(classificationHead(m, tanh))
+		m.bertLayers("roberta.", bertLayer)
+		robertaHead(m, "roberta.")
 	},
+}
+
+// robertaLMHead is RobertaLMHead, which MPNetLMHead copies; its activation is gelu
+// whatever hidden_act says.
+var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: gelu, norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
+
+// robertaHead declares RoBERTa's heads, which MPNet's copy: for multiple choice the base
+// model's pooler (base+"pooler.dense", tanh), dropout and classifier; else
+// classificationHead.
+func robertaHead(m *Model, base string) {
+	if m.Opts.Task == Choice {
+		m.declareHead(headSpec{pre: base + "pooler.dense", preAct: tanh, out: "classifier", drop: m.Config.HiddenDropoutProb})
+		return
+	}
+	m.declareHead(classificationHead(m, tanh))
 }
 
 // classificationHead is RoBERTa's and ELECTRA's: dropout, classifier.dense, act,

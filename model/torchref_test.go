@@ -38,7 +38,8 @@ func randomize(m *Model, r *rand.Rand, p *Param) {
 // (read from the model.safetensors bertnode saves) and padded inputs, within 1e-4. Also
 // ALBERT with 2 groups of 2 inner layers, DistilBERT with sinusoidal positions and
 // ELECTRA without a projection (embedding_size = hidden_size); the masked-LM heads of
-// every family that has one, decoder tied to the word embeddings.
+// every family that has one, decoder tied to the word embeddings. MPNet's reference is
+// make_mpnet.py's forward.
 func TestFamiliesMatchTorchReference(t *testing.T) {
 	lockThread(t)
 	py := torchPython(t)
@@ -50,7 +51,7 @@ func TestFamiliesMatchTorchReference(t *testing.T) {
 	}
 	var runs []run
 	variants := map[string]func(c *hf.BertConfig){
-		"bert": nil, "distilbert": nil, "roberta": nil, "albert": nil, "electra": nil,
+		"bert": nil, "distilbert": nil, "roberta": nil, "albert": nil, "electra": nil, "mpnet": nil,
 		"albert-groups":         func(c *hf.BertConfig) { c.NumHiddenGroups, c.InnerGroupNum = 2, 2 },
 		"distilbert-sinusoidal": func(c *hf.BertConfig) { c.SinusoidalPosEmbds = true },
 		"electra-noproj":        func(c *hf.BertConfig) { c.EmbeddingSize = c.HiddenSize },

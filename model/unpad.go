@@ -39,7 +39,7 @@ type attnGroup struct {
 	first  int64      // its first sequence's place in packed order
 	off, T int64      // its rows of the packed tokens
 	idx    *ts.Tensor // [T]: the flat position j*L+l of each of its tokens in its [N*L]
-	ext    *ts.Tensor // [N, 1, 1, L]: its additive attention mask
+	ext    *ts.Tensor // [N, 1, 1, L]: its additive attention mask; [N, heads, L, L] with MPNet's position bias
 }
 
 // groupFill is the smallest share of an attention group's [N, L] that its tokens fill:
@@ -174,19 +174,24 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 			return heads(spread(x.MustNarrow(0, g.off, g.T, false), g.idx, g.N, g.L), g.N, g.L)
 		}
 		var qg *ts.Tensor
+		ext := g.ext
 		if first {
 			qg = heads(q.MustNarrow(0, g.first, g.N, false), g.N, 1)
+			// ext's row for the first query: it has one per query where it carries MPNet's
+			// position bias, [N, heads, L, L].
+			ext = g.ext.MustNarrow(2, 0, 1, false)
 		} else {
 			qg = rows(q)
 		}
 		var ctx *ts.Tensor
 		if ly.rel != nil {
 			kg := rows(k)
-			ctx, _ = attendRelative(qg, kg, rows(v), ly.bias(m, rs, qg, kg, drop), g.ext, rs.d.scale, nil)
+			ctx, _ = attendRelative(qg, kg, rows(v), ly.bias(m, rs, qg, kg, drop), ext, rs.d.scale, nil)
 		} else {
-			ctx = attendContext(qg, rows(k), rows(v), g.ext, nil, 0, true)
+			ctx = attendContext(qg, rows(k), rows(v), ext, nil, 0, true)
 		}
 		if first {
+			ext.MustDrop()
 			ctxs[i] = ctx.MustView([]int64{g.N, -1}, true)
 		} else {
 			flat := ctx.MustView([]int64{g.N * g.L, -1}, true)

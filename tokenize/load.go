@@ -47,7 +47,7 @@ func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	if modelKind(&peek.Model) != WordPiece {
 		return fromDoc(path, data, tc)
 	}
-	v, cfg, err := parseTokenizerJSON(path, data)
+	v, cfg, post, err := parseTokenizerJSON(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +58,7 @@ func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	t.post = post
 	return t, nil
 }
 
@@ -283,7 +284,7 @@ type hfTokenizerJSON struct {
 	PreTokenizer *struct {
 		Type string `json:"type"`
 	} `json:"pre_tokenizer"`
-	PostProcessor *hfPostProcessor `json:"post_processor"`
+	PostProcessor json.RawMessage `json:"post_processor"`
 	Padding       *struct {
 		PadToken string `json:"pad_token"`
 	} `json:"padding"`
@@ -314,16 +315,20 @@ type hfTemplateItem struct {
 	TypeID int    `json:"type_id"`
 }
 
-func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, error) {
+// parseTokenizerJSON reads a WordPiece tokenizer.json: its vocabulary, settings and
+// special-token layout (BERT's [CLS] A [SEP] B [SEP], MPNet's <s> A </s></s> B </s>, or
+// any other the post-processor gives).
+func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, error) {
 	var (
-		tj  hfTokenizerJSON
-		cfg = BertConfig(true)
+		tj   hfTokenizerJSON
+		cfg  = BertConfig(true)
+		post template
 	)
 	if err := json.Unmarshal(data, &tj); err != nil {
-		return nil, cfg, jsonError(path, data, err)
+		return nil, cfg, post, jsonError(path, data, err)
 	}
-	fail := func(format string, args ...any) (*Vocab, Config, error) {
-		return nil, cfg, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+	fail := func(format string, args ...any) (*Vocab, Config, template, error) {
+		return nil, cfg, post, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
 
 	m := tj.Model
@@ -376,62 +381,21 @@ func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, error) {
 	if p := tj.PreTokenizer; p == nil || p.Type != "BertPreTokenizer" {
 		return fail("pre_tokenizer must be BertPreTokenizer")
 	}
-	if cfg.ClsToken, cfg.SepToken, err = bertSpecials(tj.PostProcessor); err != nil {
-		return fail("post_processor: %v", err)
+	if isNull(tj.PostProcessor) {
+		return fail("post_processor: missing; a WordPiece tokenizer's template ([CLS] A [SEP]) is required")
 	}
+	if post, _, _, err = parsePostProcessor(tj.PostProcessor, v); err != nil {
+		return fail("%v", err)
+	}
+	// The template's first and last tokens are the tokenizer's [CLS] and [SEP].
+	if s := post.single; s[0].id < 0 || s[len(s)-1].id < 0 {
+		return fail("post_processor: template %q: the single one must start and end with special tokens ([CLS] and [SEP])", post.String(v))
+	}
+	cfg.ClsToken, cfg.SepToken = v.Token(int(post.single[0].id)), v.Token(int(post.single[len(post.single)-1].id))
 	if tj.Padding != nil && tj.Padding.PadToken != "" {
 		cfg.PadToken = tj.Padding.PadToken
 	}
-	return v, cfg, nil
-}
-
-// bertSpecials returns the [CLS] and [SEP] of a post-processor that builds BERT's
-// [CLS] A [SEP] and [CLS] A [SEP] B [SEP], the only layout Encode produces.
-func bertSpecials(pp *hfPostProcessor) (cls, sep string, err error) {
-	if pp == nil {
-		return "", "", fmt.Errorf("missing; BERT's [CLS] A [SEP] template is required")
-	}
-	switch pp.Type {
-	case "BertProcessing":
-		if len(pp.Cls) != 2 || len(pp.Sep) != 2 {
-			return "", "", fmt.Errorf("cls and sep must be [token, id] pairs")
-		}
-		cls, ok1 := pp.Cls[0].(string)
-		sep, ok2 := pp.Sep[0].(string)
-		if !ok1 || !ok2 {
-			return "", "", fmt.Errorf("cls and sep must be [token, id] pairs")
-		}
-		return cls, sep, nil
-	case "TemplateProcessing":
-		if len(pp.Single) == 3 && pp.Single[0].SpecialToken != nil && pp.Single[2].SpecialToken != nil {
-			cls, sep = pp.Single[0].SpecialToken.ID, pp.Single[2].SpecialToken.ID
-		}
-		wantSingle := fmt.Sprintf("%s:0 $A:0 %s:0", cls, sep)
-		wantPair := fmt.Sprintf("%s:0 $A:0 %s:0 $B:1 %s:1", cls, sep, sep)
-		if got := renderTemplate(pp.Single); cls == "" || got != wantSingle {
-			return "", "", fmt.Errorf("single template %q is not BERT's [CLS]:0 $A:0 [SEP]:0", got)
-		}
-		if got := renderTemplate(pp.Pair); got != wantPair {
-			return "", "", fmt.Errorf("pair template %q is not %q", got, wantPair)
-		}
-		return cls, sep, nil
-	}
-	return "", "", fmt.Errorf("type %q: only BertProcessing and TemplateProcessing are supported", pp.Type)
-}
-
-func renderTemplate(ps []hfPiece) string {
-	parts := make([]string, len(ps))
-	for i, p := range ps {
-		switch {
-		case p.SpecialToken != nil:
-			parts[i] = fmt.Sprintf("%s:%d", p.SpecialToken.ID, p.SpecialToken.TypeID)
-		case p.Sequence != nil:
-			parts[i] = fmt.Sprintf("$%s:%d", p.Sequence.ID, p.Sequence.TypeID)
-		default:
-			parts[i] = "?"
-		}
-	}
-	return strings.Join(parts, " ")
+	return v, cfg, post, nil
 }
 
 func readJSONIfExists(path string, v any) error {

@@ -104,8 +104,10 @@ func TestTokenizerJSONErrors(t *testing.T) {
 		{`"id": 0, "content": "[PAD]"`, `"id": 3, "content": "[PAD]"`, `added_tokens[0]: "[PAD]" with id 3 is not that entry of model.vocab`},
 		{`"BertNormalizer"`, `"NFC"`, `normalizer.type "NFC": only BertNormalizer is supported`},
 		{`{"type": "BertPreTokenizer"}`, `{"type": "Whitespace"}`, "pre_tokenizer must be BertPreTokenizer"},
-		{`"type_id": 1}}]}`, `"type_id": 0}}]}`, `pair template "[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:0"`},
-		{`"[CLS]": 2`, `"[KLS]": 2`, `ClsToken "[CLS]" is not in the vocabulary`},
+		{`"single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, `, `"single": [`, `template "$A:0 [SEP]:0 | [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1": the single one must start and end with special tokens`},
+		{`{"Sequence": {"id": "B", "type_id": 1}}, `, ``, `the pair template $A and $B once each`},
+		{`"post_processor": {"type": "TemplateProcessing",`, `"post_processor": null, "x": {`, `post_processor: missing`},
+		{`"[CLS]": 2`, `"[KLS]": 2`, `special token "[CLS]" is not in special_tokens or the vocabulary`},
 	} {
 		if !strings.Contains(tinyTokenizerJSON, c.from) {
 			t.Fatalf("fixture lacks %q", c.from)

@@ -35,8 +35,12 @@ func (t *Tokenizer) Save(dir string) error {
 		"unk_token": c.UnkToken, "sep_token": c.SepToken, "pad_token": c.PadToken,
 		"cls_token": c.ClsToken, "mask_token": c.MaskToken,
 	}
+	class := "BertTokenizer"
+	if t.post.doubleSep() { // MPNetTokenizer is BertTokenizer with <s> A </s></s> B </s>
+		class = "MPNetTokenizer"
+	}
 	config := map[string]any{
-		"tokenizer_class":        "BertTokenizer",
+		"tokenizer_class":        class,
 		"do_lower_case":          c.Lowercase,
 		"strip_accents":          c.StripAccents,
 		"tokenize_chinese_chars": c.HandleChineseChars,
@@ -146,11 +150,19 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 	for _, id := range []int32{t.pad, t.unk, t.cls, t.sep, t.mask} {
 		added = append(added, addedToken{ID: id, Content: t.vocab.Token(int(id)), Special: true})
 	}
-	special := func(tok string, typ int) item {
-		return item{"SpecialToken": item{"id": tok, "type_id": typ}}
-	}
-	sequence := func(id string, typ int) item {
-		return item{"Sequence": item{"id": id, "type_id": typ}}
+	specialTokens := item{}
+	layout := func(items []tmplItem) []item { // as TemplateProcessing writes its template
+		out := make([]item, len(items))
+		for i, it := range items {
+			if it.id < 0 {
+				out[i] = item{"Sequence": item{"id": string(rune('A' + it.seq)), "type_id": it.typ}}
+				continue
+			}
+			tok := t.vocab.Token(int(it.id))
+			out[i] = item{"SpecialToken": item{"id": tok, "type_id": it.typ}}
+			specialTokens[tok] = item{"id": tok, "ids": []int32{it.id}, "tokens": []string{tok}}
+		}
+		return out
 	}
 	doc := struct {
 		Version       string       `json:"version"`
@@ -174,16 +186,8 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 		Normalizer: item{"type": "BertNormalizer", "clean_text": c.CleanText, "handle_chinese_chars": c.HandleChineseChars,
 			"strip_accents": c.StripAccents, "lowercase": c.Lowercase},
 		PreTokenizer: item{"type": "BertPreTokenizer"},
-		PostProcessor: item{
-			"type":   "TemplateProcessing",
-			"single": []item{special(c.ClsToken, 0), sequence("A", 0), special(c.SepToken, 0)},
-			"pair": []item{special(c.ClsToken, 0), sequence("A", 0), special(c.SepToken, 0),
-				sequence("B", 1), special(c.SepToken, 1)},
-			"special_tokens": item{
-				c.ClsToken: item{"id": c.ClsToken, "ids": []int32{t.cls}, "tokens": []string{c.ClsToken}},
-				c.SepToken: item{"id": c.SepToken, "ids": []int32{t.sep}, "tokens": []string{c.SepToken}},
-			},
-		},
+		PostProcessor: item{"type": "TemplateProcessing", "single": layout(t.post.single), "pair": layout(t.post.pair),
+			"special_tokens": specialTokens},
 		Decoder: item{"type": "WordPiece", "prefix": c.ContinuingSubwordPrefix, "cleanup": true},
 	}
 	doc.Model.Type = "WordPiece"

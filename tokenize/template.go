@@ -39,6 +39,17 @@ func robertaTemplate(cls, sep int32) template {
 	}
 }
 
+// doubleSep says whether the pair layout separates its sequences with two special tokens,
+// as RoBERTa's and MPNet's <s> A </s></s> B </s>.
+func (t *template) doubleSep() bool {
+	for i := 1; i+1 < len(t.pair); i++ {
+		if t.pair[i].id >= 0 && t.pair[i+1].id >= 0 && t.pair[i-1].id < 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // specials is the number of special tokens of the single or pair layout.
 func (t *template) specials(pair bool) int {
 	items := t.single

@@ -2,9 +2,12 @@ package train
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -19,42 +22,69 @@ import (
 	"github.com/bertnode/bertnode/shard"
 )
 
-const bertFixture = "../model/testdata/families/fixtures/bert-classify"
+const (
+	bertFixture  = "../model/testdata/families/fixtures/bert-classify"
+	mpnetFixture = "../model/testdata/families/fixtures/mpnet-classify"
+)
 
-// sentenceTransformersDir writes the BERT fixture as sentence-transformers saves a
-// model such as all-MiniLM-L6-v2: a BertModel's config and bare tensor names (its
-// pooler kept, its classifier gone), modules.json with Normalize, 1_Pooling/config.json.
-func sentenceTransformersDir(t *testing.T, pooling string) string {
+// sentenceTransformersDir writes a fixture as sentence-transformers saves a model such as
+// all-MiniLM-L6-v2 (BERT) or all-mpnet-base-v2 (MPNet): the config (architectures
+// BertModel; MPNetForMaskedLM, as all-mpnet-base-v2's says) and the bare base model's
+// tensor names, its pooler kept (MPNet's
+// fixture has none: one is added, as MPNetModel has) and its classifier gone, MPNet's
+// position_ids buffer as transformers before 4.31 saved it, the tokenizer files,
+// modules.json with Normalize, 1_Pooling/config.json.
+func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"} {
-		b, err := os.ReadFile(filepath.Join(bertFixture, f))
-		if err != nil {
+	for _, f := range []string{"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} {
+		b, err := os.ReadFile(filepath.Join(fixture, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, f), b, 0o644)
 	}
 	var cfg map[string]any
-	b, _ := os.ReadFile(filepath.Join(bertFixture, model.ConfigFile))
+	b, _ := os.ReadFile(filepath.Join(fixture, model.ConfigFile))
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg["architectures"] = []string{"BertModel"}
+	arch := map[any]string{"bert": "BertModel", "mpnet": "MPNetForMaskedLM"}[cfg["model_type"]]
+	cfg["architectures"] = []string{arch}
 	delete(cfg, "problem_type")
 	b, _ = json.Marshal(cfg)
 	os.WriteFile(filepath.Join(dir, model.ConfigFile), b, 0o644)
 
-	f, err := safetensors.Open(filepath.Join(bertFixture, model.SafetensorsFile))
+	f, err := safetensors.Open(filepath.Join(fixture, model.SafetensorsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	base := cfg["model_type"].(string) + "."
 	var bare []safetensors.Tensor
 	for _, st := range f.Tensors {
-		if strings.HasPrefix(st.Name, "bert.") {
-			st.Name = strings.TrimPrefix(st.Name, "bert.")
+		if strings.HasPrefix(st.Name, base) {
+			st.Name = strings.TrimPrefix(st.Name, base)
 			bare = append(bare, st)
 		}
+	}
+	if base == "mpnet." {
+		h := int64(cfg["hidden_size"].(float64))
+		n := int64(cfg["max_position_embeddings"].(float64))
+		f32 := func(name string, shape ...int64) safetensors.Tensor { // zeros: a pooler an embedding model leaves
+			n := int64(4)
+			for _, d := range shape {
+				n *= d
+			}
+			return safetensors.Tensor{Info: safetensors.Info{Name: name, DType: safetensors.F32, Shape: shape}, Data: make([]byte, n)}
+		}
+		ids := safetensors.Tensor{Info: safetensors.Info{Name: "embeddings.position_ids", DType: safetensors.I64, Shape: []int64{1, n}}, Data: make([]byte, 8*n)}
+		for i := range n {
+			binary.LittleEndian.PutUint64(ids.Data[8*i:], uint64(i))
+		}
+		bare = append(bare, f32("pooler.dense.weight", h, h), f32("pooler.dense.bias", h), ids)
 	}
 	if err := safetensors.Save(filepath.Join(dir, model.SafetensorsFile), bare, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
@@ -70,49 +100,51 @@ func sentenceTransformersDir(t *testing.T, pooling string) string {
 	return dir
 }
 
-// A sentence-transformers checkpoint loads as an embedding model with its pooling and
-// normalization, and embeds the fixture's texts as make_embeddings.py's reference pools
-// them, scaled to unit length.
+// A sentence-transformers checkpoint (BERT's, MPNet's) loads as an embedding model with
+// its pooling and normalization, whatever its config's architectures say, and embeds the
+// fixture's texts as make_embeddings.py's reference pools them, scaled to unit length.
 func TestSentenceTransformersCheckpointEmbedsAsReference(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var exp struct {
-		Texts []string `json:"texts"`
-	}
-	var want map[string][]float64
-	for name, v := range map[string]any{"expected.json": &exp, "embeddings.json": &want} {
-		b, err := os.ReadFile(filepath.Join(bertFixture, name))
-		if err != nil {
-			t.Fatal(err)
+	for _, fixture := range []string{bertFixture, mpnetFixture} {
+		var exp struct {
+			Texts []string `json:"texts"`
 		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []struct{ st, mode string }{{"mean_tokens", model.PoolMean}, {"cls_token", model.PoolCLS}} {
-		s := Defaults()
-		s.Model, s.MaxLength = sentenceTransformersDir(t, c.st), 64
-		tr, err := ForEval(s, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tr.Spec.Task != string(model.Embed) || tr.Spec.Pooling != c.mode || !tr.Normalize {
-			t.Fatalf("%s: loads as %s, pooling %q, normalize %v", c.st, tr.Spec.Task, tr.Spec.Pooling, tr.Normalize)
-		}
-		got, err := tr.Embed(exp.Texts, tr.Normalize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := tr.Model.Config.HiddenSize
-		for i, e := range got {
-			ref := make([]float32, h)
-			for k := range ref {
-				ref[k] = float32(want[c.mode][i*h+k])
+		var want map[string][]float64
+		for name, v := range map[string]any{"expected.json": &exp, "embeddings.json": &want} {
+			b, err := os.ReadFile(filepath.Join(fixture, name))
+			if err != nil {
+				t.Fatal(err)
 			}
-			Normalize(ref)
-			for k := range ref {
-				if math.Abs(float64(e.Embedding[k]-ref[k])) > 1e-5 {
-					t.Fatalf("%s: text %d [%d] = %v, reference %v", c.mode, i, k, e.Embedding[k], ref[k])
+			if err := json.Unmarshal(b, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct{ st, mode string }{{"mean_tokens", model.PoolMean}, {"cls_token", model.PoolCLS}} {
+			s := Defaults()
+			s.Model, s.MaxLength = sentenceTransformersDir(t, fixture, c.st), 64
+			tr, err := ForEval(s, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Spec.Task != string(model.Embed) || tr.Spec.Pooling != c.mode || !tr.Normalize {
+				t.Fatalf("%s %s: loads as %s, pooling %q, normalize %v", fixture, c.st, tr.Spec.Task, tr.Spec.Pooling, tr.Normalize)
+			}
+			got, err := tr.Embed(exp.Texts, tr.Normalize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := tr.Model.Config.HiddenSize
+			for i, e := range got {
+				ref := make([]float32, h)
+				for k := range ref {
+					ref[k] = float32(want[c.mode][i*h+k])
+				}
+				Normalize(ref)
+				for k := range ref {
+					if math.Abs(float64(e.Embedding[k]-ref[k])) > 1e-5 {
+						t.Fatalf("%s %s: text %d [%d] = %v, reference %v", fixture, c.mode, i, k, e.Embedding[k], ref[k])
+					}
 				}
 			}
 		}
@@ -126,7 +158,7 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	s := Defaults()
 	s.MaxLength = 64
-	s.Model = sentenceTransformersDir(t, "weightedmean_tokens")
+	s.Model = sentenceTransformersDir(t, bertFixture, "weightedmean_tokens")
 	if _, err := ForEval(s, io.Discard); err == nil || !strings.Contains(err.Error(), `"weightedmean_tokens"`) {
 		t.Errorf("weighted mean pooling: %v", err)
 	}

@@ -53,14 +53,24 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	normalize := false
-	if spec.Pooling != "" {
+	_, stErr := os.Stat(filepath.Join(dir, model.STModulesFile))
+	switch {
+	case spec.Pooling != "":
 		if spec.Pooling, err = model.ParsePooling(spec.Pooling); err != nil {
 			return nil, fmt.Errorf("job spec: %w", err)
 		}
 		spec.Task = string(model.Embed) // whatever its head: TEI's --pooling
-	} else if spec.Task, err = checkpointTask(cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, model.ConfigFile), err)
-	} else if spec.Task == string(model.Embed) {
+	case stErr == nil:
+		// A sentence-transformers model is an embedding model whatever config.json's
+		// architectures say (all-mpnet-base-v2's is MPNetForMaskedLM), as
+		// sentence-transformers and TEI read it.
+		spec.Task = string(model.Embed)
+	default:
+		if spec.Task, err = checkpointTask(cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, model.ConfigFile), err)
+		}
+	}
+	if spec.Task == string(model.Embed) && spec.Pooling == "" {
 		if spec.Pooling, normalize, err = model.ReadPooling(dir); err != nil {
 			return nil, err
 		}

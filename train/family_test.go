@@ -76,7 +76,7 @@ func smallVocabModel(t *testing.T, preset string, n int) string {
 func TestFamiliesLearnSMSSpam(t *testing.T) {
 	for _, c := range []struct{ preset, modelType string }{
 		{"distilbert-tiny", "distilbert"}, {"roberta-tiny", "roberta"}, {"albert-tiny", "albert"}, {"electra-tiny", "electra"},
-		{"modernbert-tiny", "modernbert"}, {"deberta-v2-tiny", "deberta-v2"},
+		{"modernbert-tiny", "modernbert"}, {"deberta-v2-tiny", "deberta-v2"}, {"mpnet-tiny", "mpnet"},
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			runtime.LockOSThread()

@@ -1,5 +1,6 @@
 """A plain-torch forward of each BERT-family encoder and task head, written from
-transformers' modeling code (modeling_bert, _distilbert, _roberta, _albert, _electra),
+transformers' modeling code (modeling_bert, _distilbert, _roberta, _albert, _electra;
+MPNet's is make_mpnet.py's, which this file runs for model_type mpnet),
 to check bertnode's forward against without transformers itself (a weaker oracle: this
 file is a second reading of transformers, not transformers; make_fixtures.py is the
 stronger check where transformers is installed).
@@ -21,6 +22,7 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # fixturelib.py, beside this file: the safetensors reader and activations the fixture
 # scripts share.
 from fixturelib import ACTIVATIONS, load_safetensors  # noqa: E402
+import make_mpnet  # noqa: E402
 
 ACT = {name: ACTIVATIONS[name] for name in ("gelu", "gelu_new", "relu", "tanh")}
 
@@ -162,11 +164,15 @@ def main(dirs):
             cfg = json.load(f)
         with open(f"{d}/inputs.json") as f:
             inp = json.load(f)
-        ref = Ref(load_safetensors(f"{d}/model.safetensors", dtypes=("F32",)), cfg)
+        w = load_safetensors(f"{d}/model.safetensors", dtypes=("F32",))
         ids = torch.tensor(inp["input_ids"])
         mask = torch.tensor(inp["attention_mask"])
         types = torch.tensor(inp["token_type_ids"])
-        logits = head(ref, cfg, inp["task"], encode(ref, cfg, ids, mask, types))
+        if cfg["model_type"] == "mpnet":
+            logits = make_mpnet.logits_of(make_mpnet.Cfg(cfg), w, inp["task"], ids, mask)
+        else:
+            ref = Ref(w, cfg)
+            logits = head(ref, cfg, inp["task"], encode(ref, cfg, ids, mask, types))
         with open(f"{d}/reference.json", "w") as f:
             json.dump(logits.reshape(-1).tolist(), f)
 
