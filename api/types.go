@@ -141,6 +141,10 @@ type Unit struct {
 	Expires time.Time `json:"expires,omitzero"` // the lease's end: then another node may take it
 	Records int       `json:"records"`          // the block's records
 	Blob    string    `json:"blob,omitempty"`   // the output, once done
+	// Outlived are the nodes whose lease on the unit ran out while they stayed alive on
+	// the job: they may still be at it, and their output counts as the holder's does
+	// (the first one in), so that a unit slower than its lease on every node still ends.
+	Outlived []string `json:"outlived,omitempty"`
 }
 
 // Done says whether the unit's output is in.

@@ -64,6 +64,9 @@ func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
 	u := &j.Units[i]
 	if u.Node != "" && u.Node != b.Node {
 		s.event(j, t, "lease", b.Node, "unit %d: %s's lease expired; leased to %s", i, u.Node, b.Node)
+		if !slices.Contains(u.Outlived, u.Node) {
+			u.Outlived = append(u.Outlived, u.Node)
+		}
 	}
 	u.Node, u.Expires = b.Node, t.Add(time.Duration(b.For))
 	s.changedJob(j, false)
@@ -89,7 +92,7 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 	switch {
 	case j.State != api.Running:
 		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
-	case u.Node != r.Node:
+	case u.Node != r.Node && !slices.Contains(u.Outlived, r.Node):
 		holder := "no one"
 		if u.Node != "" {
 			holder = u.Node
@@ -100,7 +103,7 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 	case s.Blobs[r.Blob] == nil:
 		return badField("blob", "%q is not in the blob store (upload it first)", r.Blob)
 	}
-	u.Blob, u.Expires = r.Blob, time.Time{}
+	u.Node, u.Blob, u.Expires, u.Outlived = r.Node, r.Blob, time.Time{}, nil
 	p := &j.Progress
 	p.UnitsDone++
 	p.Records += r.Records
@@ -116,11 +119,20 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 }
 
 // returnUnits takes back the leases of j's units that node holds: it died, or left
-// the job. Its report of them, should it come, is refused.
+// the job. Its report of them, should it come, is refused, as is one of a unit whose
+// lease it outlived.
 func (s *State) returnUnits(j *api.Job, t time.Time, node, why string) {
 	var back []string
+	changed := false
 	for i := range j.Units {
-		if u := &j.Units[i]; !u.Done() && u.Node == node {
+		u := &j.Units[i]
+		if u.Done() {
+			continue
+		}
+		if k := slices.Index(u.Outlived, node); k >= 0 {
+			u.Outlived, changed = slices.Delete(u.Outlived, k, k+1), true
+		}
+		if u.Node == node {
 			u.Node, u.Expires = "", time.Time{}
 			back = append(back, fmt.Sprint(i))
 		}
@@ -131,7 +143,7 @@ func (s *State) returnUnits(j *api.Job, t time.Time, node, why string) {
 	case len(back) > 1:
 		s.event(j, t, "lease", node, "%s %s: its units %s go to others", node, why, strings.Join(back, ", "))
 	}
-	if len(back) > 0 {
+	if changed || len(back) > 0 {
 		s.changedJob(j, false)
 	}
 }

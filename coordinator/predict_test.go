@@ -168,7 +168,10 @@ func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
 }
 
 // TestPredictExpiredLeaseGoesToAnother: a node silent past its lease loses the unit to
-// the next that asks; its late report is refused.
+// the next that asks, but may still be at it: the first output in counts, the slow
+// node's as well as the new holder's, and the other is ignored, so that a unit slower
+// than its lease on every node still ends. Once the slow node is dead its report is
+// refused.
 func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
@@ -189,9 +192,30 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	if u := p.lease("n2"); u != 0 {
 		t.Fatalf("n2 leased %d after n1's lease ended, want 0", u)
 	}
+	if err := p.done("n1", 0, 4); err != nil { // n1 outlived its lease, alive: its output counts
+		t.Fatalf("the slow node's output: %v", err)
+	}
+	if err := p.done("n2", 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.job().Units[0]; u.Node != "n1" || u.Outlived != nil || p.job().State != api.Succeeded {
+		t.Fatalf("unit 0 %+v, job %s: want n1's output, the first in, and the job done", u, p.job().State)
+	}
+}
+
+// TestPredictDeadNodeOutlivedLeaseRefused: the output of a node that outlived its
+// lease and then died is refused, as the holder's would be.
+func TestPredictDeadNodeOutlivedLeaseRefused(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	p.now = p.now.Add(time.Minute)
+	if u := p.lease("n2"); u != 0 {
+		t.Fatalf("n2 leased %d after n1's lease ended, want 0", u)
+	}
+	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
 	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "leased to n2, not n1")
-	if err := p.done("n2", 0, 4); err != nil || p.job().State != api.Succeeded {
-		t.Fatalf("%v; job %s", err, p.job().State)
+	if err := p.done("n2", 0, 4); err != nil || p.job().Units[0].Node != "n2" {
+		t.Fatalf("%v; unit 0 %+v", err, p.job().Units[0])
 	}
 }
 

@@ -49,8 +49,8 @@ job:JOB, a finished job's model in the coordinators' store (final, or job:JOB/be
 data is; each block is a unit of work. Nodes lease units one at a time, run the model
 on them (loaded once per node, on the device and threads of its bertnode join) and
 upload each unit's output; the coordinators record each unit done once. A node that
-dies gives its units back at once, one silent past --lease loses them to the next
-node that asks.
+dies gives its units back at once; one silent past --lease loses them to the next
+node that asks, and whichever of the two finishes first counts.
 
 It runs classify, multilabel, regression, ner and mlm checkpoints (qa and choice
 read several sequences per record, and predict embeds no data file: use bertnode

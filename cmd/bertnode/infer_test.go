@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -251,7 +252,7 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("n2 did not report its unit")
 	}
-	if j, _ = c.Client().Job(c.Context(), "job-1"); j.Units[stalled] != first {
+	if j, _ = c.Client().Job(c.Context(), "job-1"); !reflect.DeepEqual(j.Units[stalled], first) {
 		t.Fatalf("unit %d was %+v, is %+v after n2's late report", stalled, first, j.Units[stalled])
 	}
 	out := filepath.Join(dir, "out.jsonl")
