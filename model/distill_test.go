@@ -231,17 +231,7 @@ func TestLabelSmoothingMatchesReference(t *testing.T) {
 			}
 			logits := hostFloats(out.Logits)
 			got := out.Loss.Float64Values()[0]
-			rows := func(k int) [][]float64 {
-				var out [][]float64
-				for i := 0; i < len(logits); i += k {
-					r := make([]float64, k)
-					for j := range r {
-						r[j] = float64(logits[i+j])
-					}
-					out = append(out, r)
-				}
-				return out
-			}
+			rows := func(k int) [][]float64 { return floatRows(logits, k) }
 			var want float64
 			switch tc.opts.Task {
 			case QA:

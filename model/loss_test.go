@@ -37,21 +37,24 @@ func weightedCE(rows [][]float64, labels []int64, w []float32, ignore int64) flo
 	return num / den
 }
 
+// floatRows are logits cut into rows of k, in float64.
+func floatRows(logits []float32, k int) [][]float64 {
+	var out [][]float64
+	for i := 0; i < len(logits); i += k {
+		r := make([]float64, k)
+		for j := range r {
+			r[j] = float64(logits[i+j])
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // referenceLoss is each task's loss as transformers defines it, computed in float64 from
 // the logits (row-major in the Output's shape).
 func referenceLoss(m *Model, b *Batch, logits []float32) float64 {
 	n := m.Opts.NumLabels
-	rows := func(k int) [][]float64 {
-		var out [][]float64
-		for i := 0; i < len(logits); i += k {
-			r := make([]float64, k)
-			for j := range r {
-				r[j] = float64(logits[i+j])
-			}
-			out = append(out, r)
-		}
-		return out
-	}
+	rows := func(k int) [][]float64 { return floatRows(logits, k) }
 	w := m.Opts.ClassWeights
 	switch m.Opts.Task {
 	case MultiLabel: // BCE with logits, ClassWeights as pos_weight, mean over all
