@@ -60,6 +60,22 @@ func writeSafetensors(t *testing.T, tensors []safetensors.Tensor) string {
 	return path
 }
 
+// tensorNames are the names of a safetensors file's tensors, sorted.
+func tensorNames(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	for _, tn := range f.Tensors {
+		names = append(names, tn.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

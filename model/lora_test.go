@@ -199,16 +199,7 @@ func TestLoRASaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f, err := safetensors.Open(filepath.Join(dir, AdapterFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, tn := range f.Tensors {
-		keys = append(keys, tn.Name)
-	}
-	f.Close()
-	slices.Sort(keys)
+	keys := tensorNames(t, filepath.Join(dir, AdapterFile))
 	wantKeys := []string{
 		"base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight",
 		"base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.weight",
