@@ -119,6 +119,19 @@ func copyFiles(t *testing.T, from string, names ...string) string {
 	return dir
 }
 
+// saveLoad loads dir, saves the tokenizer and loads back only the saved files named.
+func saveLoad(t *testing.T, dir string, keep ...string) (*Tokenizer, error) {
+	tk, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	saved := t.TempDir()
+	if err := tk.Save(saved); err != nil {
+		return nil, err
+	}
+	return Load(copyFiles(t, saved, keep...))
+}
+
 // TestMatchesHuggingFace is the licence for the BPE and Unigram tokenizers: on
 // held-out real text (SST-2, WNUT-17 tweets, SQuAD paragraphs with accents and CJK,
 // TREC) and edge cases (emoji, whitespace runs, special tokens in text, control
@@ -136,6 +149,7 @@ func TestMatchesHuggingFace(t *testing.T) {
 	}
 	roberta := "testdata/roberta-tiny"
 	albert := "testdata/albert-tiny"
+	mpnet := "testdata/mpnet"
 	apsDir := copyFiles(t, roberta, "tokenizer.json")
 	writeFile(t, apsDir, "tokenizer_config.json", `{"add_prefix_space": true}`)
 	apsLegacy := copyFiles(t, roberta, "vocab.json", "merges.txt")
@@ -153,6 +167,16 @@ func TestMatchesHuggingFace(t *testing.T) {
 		{"albert", "albert tokenizer.json", load("albert", func() (*Tokenizer, error) { return FromTokenizerJSON(albert + "/tokenizer.json") })},
 		{"albert", "albert spiece.model", load("albert legacy", func() (*Tokenizer, error) {
 			return Load(copyFiles(t, albert, "spiece.model"))
+		})},
+		{"mpnet", "mpnet tokenizer.json", load("mpnet", func() (*Tokenizer, error) { return FromTokenizerJSON(mpnet + "/tokenizer.json") })},
+		{"mpnet", "mpnet vocab.txt+tokenizer_config.json", load("mpnet legacy", func() (*Tokenizer, error) {
+			return Load(copyFiles(t, mpnet, "vocab.txt", "tokenizer_config.json"))
+		})},
+		{"mpnet", "mpnet tokenizer.json as Save writes it", load("mpnet saved", func() (*Tokenizer, error) {
+			return saveLoad(t, mpnet, "tokenizer.json")
+		})},
+		{"mpnet", "mpnet vocab.txt+tokenizer_config.json as Save writes them", load("mpnet saved legacy", func() (*Tokenizer, error) {
+			return saveLoad(t, mpnet, "vocab.txt", "tokenizer_config.json")
 		})},
 	} {
 		refs := cases[c.ref]

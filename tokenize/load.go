@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -47,7 +48,7 @@ func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 	if modelKind(&peek.Model) != WordPiece {
 		return fromDoc(path, data, tc)
 	}
-	v, cfg, post, err := parseTokenizerJSON(path, data)
+	v, cfg, post, added, err := parseTokenizerJSON(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +60,7 @@ func loadTokenizerJSON(path string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	t.post = post
+	t.algo.(*wordPiece).setAdded(added)
 	return t, nil
 }
 
@@ -113,10 +115,22 @@ func load(dir string, tc *hfTokenizerConfig) (*Tokenizer, error) {
 			return nil, err
 		}
 		cfg := BertConfig(true)
+		mpnet := tc.TokenizerClass == "MPNetTokenizer" || tc.TokenizerClass == "MPNetTokenizerFast"
+		if mpnet {
+			cfg.ClsToken, cfg.SepToken, cfg.PadToken, cfg.MaskToken = "<s>", "</s>", "<pad>", "<mask>"
+		}
 		tc.apply(&cfg)
 		t, err := New(v, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		if mpnet { // as transformers' MPNetConverter makes it
+			t.post = mpnetTemplate(t.cls, t.sep)
+			wp := t.algo.(*wordPiece)
+			for _, a := range wp.added.tokens {
+				a.Lstrip = a.ID == t.mask
+			}
+			wp.setAdded(wp.added.tokens)
 		}
 		return t, nil
 	case exists("vocab.json") && exists("merges.txt"):
@@ -198,6 +212,7 @@ func loadSPModel(path string, tc *hfTokenizerConfig, convert func(*spModel, *hfT
 
 // hfTokenizerConfig is what we read of tokenizer_config.json and special_tokens_map.json.
 type hfTokenizerConfig struct {
+	TokenizerClass       string  `json:"tokenizer_class"`
 	DoLowerCase          *bool   `json:"do_lower_case"`
 	KeepAccents          *bool   `json:"keep_accents"`     // ALBERT
 	SplitByPunct         *bool   `json:"split_by_punct"`   // DeBERTa-v2
@@ -270,11 +285,8 @@ func (t *hfToken) UnmarshalJSON(b []byte) error {
 
 // hfTokenizerJSON is the part of the tokenizers format a BERT tokenizer uses.
 type hfTokenizerJSON struct {
-	AddedTokens []struct {
-		ID      int    `json:"id"`
-		Content string `json:"content"`
-	} `json:"added_tokens"`
-	Normalizer *struct {
+	AddedTokens []*addedToken `json:"added_tokens"`
+	Normalizer  *struct {
 		Type               string `json:"type"`
 		CleanText          *bool  `json:"clean_text"`
 		HandleChineseChars *bool  `json:"handle_chinese_chars"`
@@ -318,17 +330,17 @@ type hfTemplateItem struct {
 // parseTokenizerJSON reads a WordPiece tokenizer.json: its vocabulary, settings and
 // special-token layout (BERT's [CLS] A [SEP] B [SEP], MPNet's <s> A </s></s> B </s>, or
 // any other the post-processor gives).
-func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, error) {
+func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, []*addedToken, error) {
 	var (
 		tj   hfTokenizerJSON
 		cfg  = BertConfig(true)
 		post template
 	)
 	if err := json.Unmarshal(data, &tj); err != nil {
-		return nil, cfg, post, jsonError(path, data, err)
+		return nil, cfg, post, nil, jsonError(path, data, err)
 	}
-	fail := func(format string, args ...any) (*Vocab, Config, template, error) {
-		return nil, cfg, post, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+	fail := func(format string, args ...any) (*Vocab, Config, template, []*addedToken, error) {
+		return nil, cfg, post, nil, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
 
 	m := tj.Model
@@ -350,8 +362,26 @@ func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, err
 		return fail("model.%v", err)
 	}
 	for i, at := range tj.AddedTokens {
-		if id, ok := v.ID(at.Content); !ok || int(id) != at.ID {
+		switch id, ok := v.ID(at.Content); {
+		case !ok || id != at.ID:
 			return fail("added_tokens[%d]: %q with id %d is not that entry of model.vocab (added vocabularies are not supported)", i, at.Content, at.ID)
+		case at.Normalized:
+			return fail("added_tokens[%d]: %q: normalized added tokens are not supported in a WordPiece tokenizer", i, at.Content)
+		}
+	}
+	// The file does not say which added token masks or pads: BERT's [MASK] and [PAD]
+	// when it has them, else the special one so named (MPNet's <mask> and <pad>).
+	for _, role := range []struct {
+		name string
+		tok  *string
+	}{{"mask", &cfg.MaskToken}, {"pad", &cfg.PadToken}} {
+		if slices.ContainsFunc(tj.AddedTokens, func(a *addedToken) bool { return a.Content == *role.tok }) {
+			continue
+		}
+		if i := slices.IndexFunc(tj.AddedTokens, func(a *addedToken) bool {
+			return a.Special && strings.Contains(strings.ToLower(a.Content), role.name)
+		}); i >= 0 {
+			*role.tok = tj.AddedTokens[i].Content
 		}
 	}
 	if m.UnkToken != "" {
@@ -395,7 +425,7 @@ func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, err
 	if tj.Padding != nil && tj.Padding.PadToken != "" {
 		cfg.PadToken = tj.Padding.PadToken
 	}
-	return v, cfg, post, nil
+	return v, cfg, post, tj.AddedTokens, nil
 }
 
 func readJSONIfExists(path string, v any) error {

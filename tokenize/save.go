@@ -135,21 +135,8 @@ func (t *Tokenizer) saveDoc(dir string) error {
 // tokenizerJSON renders the tokenizers-format description of t. Vocab entries are
 // written in id order, as HF writes them.
 func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
-	type addedToken struct {
-		ID         int32  `json:"id"`
-		Content    string `json:"content"`
-		SingleWord bool   `json:"single_word"`
-		Lstrip     bool   `json:"lstrip"`
-		Rstrip     bool   `json:"rstrip"`
-		Normalized bool   `json:"normalized"`
-		Special    bool   `json:"special"`
-	}
 	type item map[string]any
 	c := t.cfg
-	var added []addedToken
-	for _, id := range []int32{t.pad, t.unk, t.cls, t.sep, t.mask} {
-		added = append(added, addedToken{ID: id, Content: t.vocab.Token(int(id)), Special: true})
-	}
 	specialTokens := item{}
 	layout := func(items []tmplItem) []item { // as TemplateProcessing writes its template
 		out := make([]item, len(items))
@@ -165,14 +152,14 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 		return out
 	}
 	doc := struct {
-		Version       string       `json:"version"`
-		Truncation    any          `json:"truncation"`
-		Padding       any          `json:"padding"`
-		AddedTokens   []addedToken `json:"added_tokens"`
-		Normalizer    item         `json:"normalizer"`
-		PreTokenizer  item         `json:"pre_tokenizer"`
-		PostProcessor item         `json:"post_processor"`
-		Decoder       item         `json:"decoder"`
+		Version       string        `json:"version"`
+		Truncation    any           `json:"truncation"`
+		Padding       any           `json:"padding"`
+		AddedTokens   []*addedToken `json:"added_tokens"`
+		Normalizer    item          `json:"normalizer"`
+		PreTokenizer  item          `json:"pre_tokenizer"`
+		PostProcessor item          `json:"post_processor"`
+		Decoder       item          `json:"decoder"`
 		Model         struct {
 			Type                    string          `json:"type"`
 			UnkToken                string          `json:"unk_token"`
@@ -182,7 +169,7 @@ func (t *Tokenizer) tokenizerJSON() ([]byte, error) {
 		} `json:"model"`
 	}{
 		Version:     "1.0",
-		AddedTokens: added,
+		AddedTokens: t.algo.(*wordPiece).added.tokens,
 		Normalizer: item{"type": "BertNormalizer", "clean_text": c.CleanText, "handle_chinese_chars": c.HandleChineseChars,
 			"strip_accents": c.StripAccents, "lowercase": c.Lowercase},
 		PreTokenizer: item{"type": "BertPreTokenizer"},

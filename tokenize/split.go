@@ -3,6 +3,7 @@ package tokenize
 import (
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -92,19 +93,25 @@ func (w *wordCursor) take() int32 {
 func (t *wordPiece) split(s *scratch, dst *pieces, text string, fixedWord int32) {
 	w := wordCursor{fixed: fixedWord}
 	s.word, s.origin, s.nrunes = s.word[:0], s.origin[:0], 0
-	var at int32 // rune index of text[i]
+	var at int32                                                                                   // rune index of the segment's start
+	s.p.segs = t.added.find(s.p.segs[:0], unsafe.Slice(unsafe.StringData(text), len(text)), false) // read only
+	for _, m := range s.p.segs {
+		seg := text[m.from:m.to]
+		if m.tok != nil {
+			n := int32(utf8.RuneCountInString(seg))
+			dst.push(m.tok.ID, Span{at, at + n}, w.take())
+			at += n
+			continue
+		}
+		at = t.splitWords(s, dst, &w, seg, at)
+	}
+}
+
+// splitWords appends the word pieces of text, which holds no added token and starts
+// at rune index at; it returns the rune index of its end.
+func (t *wordPiece) splitWords(s *scratch, dst *pieces, w *wordCursor, text string, at int32) int32 {
 	for i := 0; i < len(text); {
 		c := text[i]
-		if t.specialLead[c] {
-			if tok := t.matchSpecial(text[i:]); tok != "" {
-				t.flush(s, dst, &w)
-				n := int32(utf8.RuneCountInString(tok))
-				dst.push(t.initial[tok], Span{at, at + n}, w.take())
-				i += len(tok)
-				at += n
-				continue
-			}
-		}
 		if c < utf8.RuneSelf {
 			switch t.ascii[c] {
 			case asciiWord:
@@ -115,31 +122,23 @@ func (t *wordPiece) split(s *scratch, dst *pieces, text string, fixedWord int32)
 				s.origin = append(s.origin, at)
 				s.nrunes++
 			case asciiSpace:
-				t.flush(s, dst, &w)
+				t.flush(s, dst, w)
 			case asciiPunct:
-				t.flush(s, dst, &w)
+				t.flush(s, dst, w)
 				s.appendRune(rune(c), at)
-				t.flush(s, dst, &w)
+				t.flush(s, dst, w)
 			}
 			i++
 			at++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(text[i:])
-		t.addRune(s, dst, &w, text[i:i+size], r, at)
+		t.addRune(s, dst, w, text[i:i+size], r, at)
 		i += size
 		at++
 	}
-	t.flush(s, dst, &w)
-}
-
-func (t *wordPiece) matchSpecial(s string) string {
-	for _, tok := range t.specials {
-		if len(s) >= len(tok) && s[:len(tok)] == tok {
-			return tok
-		}
-	}
-	return ""
+	t.flush(s, dst, w)
+	return at
 }
 
 // addRune handles one non-ASCII source rune r, whose UTF-8 is src.

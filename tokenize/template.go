@@ -39,6 +39,14 @@ func robertaTemplate(cls, sep int32) template {
 	}
 }
 
+// mpnetTemplate is MPNetConverter's <s> A </s></s> B </s>, B and its </s> of type 1.
+func mpnetTemplate(cls, sep int32) template {
+	return template{
+		single: []tmplItem{special(cls, 0), sequence(0, 0), special(sep, 0)},
+		pair:   []tmplItem{special(cls, 0), sequence(0, 0), special(sep, 0), special(sep, 0), sequence(1, 1), special(sep, 1)},
+	}
+}
+
 // doubleSep says whether the pair layout separates its sequences with two special tokens,
 // as RoBERTa's and MPNet's <s> A </s></s> B </s>.
 func (t *template) doubleSep() bool {

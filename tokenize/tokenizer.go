@@ -92,9 +92,8 @@ type wordPiece struct {
 	maxInitial, maxCont int // longest piece of each kind in bytes: longer candidates cannot match
 	unk                 int32
 
-	specials    []string // matched whole in raw text before normalization, longest first
-	specialLead [256]bool
-	ascii       [utf8.RuneSelf]asciiAction
+	added *addedVocab // special tokens, matched whole in raw text before normalization
+	ascii [utf8.RuneSelf]asciiAction
 }
 
 // New builds a WordPiece tokenizer over vocab. The special tokens named in cfg must be in vocab.
@@ -107,6 +106,7 @@ func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{cfg: cfg, vocab: vocab, kind: WordPiece}
 	wp := &wordPiece{cfg: cfg}
+	var added []*addedToken
 	for _, sp := range []struct {
 		field, tok string
 		id         *int32
@@ -122,13 +122,12 @@ func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenize: %s %q is not in the vocabulary", sp.field, sp.tok)
 		}
 		*sp.id = id
-		if !slices.Contains(wp.specials, sp.tok) {
-			wp.specials = append(wp.specials, sp.tok)
-			wp.specialLead[sp.tok[0]] = true
+		if !slices.ContainsFunc(added, func(a *addedToken) bool { return a.ID == id }) {
+			added = append(added, &addedToken{ID: id, Content: sp.tok, Special: true})
 		}
 	}
 	wp.unk = t.unk
-	slices.SortStableFunc(wp.specials, func(a, b string) int { return len(b) - len(a) })
+	wp.setAdded(added)
 	wp.initial = make(map[string]int32, vocab.Len())
 	wp.cont = make(map[string]int32, vocab.Len()/4)
 	prefix := cfg.ContinuingSubwordPrefix
@@ -146,6 +145,13 @@ func New(vocab *Vocab, cfg Config) (*Tokenizer, error) {
 	t.post = bertTemplate(t.cls, t.sep)
 	t.scratch.New = func() any { return new(scratch) }
 	return t, nil
+}
+
+// setAdded makes tokens, sorted by id, the ones matched whole in the text: BertConverter's
+// are the five special tokens of the configuration; a tokenizer.json lists its own.
+func (wp *wordPiece) setAdded(tokens []*addedToken) {
+	slices.SortFunc(tokens, func(a, b *addedToken) int { return int(a.ID - b.ID) })
+	wp.added = newAddedVocab(tokens, nil)
 }
 
 // Config returns the tokenizer's configuration. For BPE and Unigram tokenizers only

@@ -14,6 +14,10 @@ Writes:
   albert-tiny/    spiece.model: a 2,000-piece SentencePiece Unigram (nmt_nfkc rules)
                   trained by spm_train on the same messages, with ALBERT's specials;
                   tokenizer.json: what transformers' AlbertConverter makes of it
+  mpnet/          vocab.txt laid out as MPNet's (microsoft/mpnet-base: <s> <pad> </s>
+                  <unk>, bert-base-uncased's WordPiece vocabulary, <mask>),
+                  tokenizer_config.json as MPNetTokenizer saves it, and tokenizer.json:
+                  what transformers' MPNetConverter makes of them, saved by HF
   reference.jsonl.gz  HF's ids, tokens, offsets, type and word ids for held-out texts
                   (SST-2, WNUT-17 tweets, SQuAD paragraphs, TREC questions, edge cases)
   spm_encode.tsv  spm_encode's ids for SST-2 test sentences, with the raw SentencePiece
@@ -123,6 +127,20 @@ def main():
         json.dump(albert_converter(proto), f, ensure_ascii=False)
     node("save", albert_json, os.path.join(adir, "tokenizer.json"))
 
+    # MPNet: BERT's WordPiece with MPNet's specials and pair template.
+    mdir = os.path.join(HERE, "mpnet")
+    os.makedirs(mdir, exist_ok=True)
+    with open(os.path.join(ROOT, "data", "vocab", "bert-base-uncased.vocab.txt"), encoding="utf-8") as f:
+        mvocab = ["<s>", "<pad>", "</s>", "<unk>"] + f.read().splitlines() + ["<mask>"]
+    with open(os.path.join(mdir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(mvocab) + "\n")
+    with open(os.path.join(mdir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(MPNET_CONFIG, f, indent=2)
+    mpnet_json = os.path.join(work, "mpnet.json")
+    with open(mpnet_json, "w", encoding="utf-8") as f:
+        json.dump(mpnet_converter(mvocab), f, ensure_ascii=False)
+    node("save", mpnet_json, os.path.join(mdir, "tokenizer.json"), "compact")
+
     # Held-out texts and cases.
     sentences = sst2("test.tsv", 150) + [" ".join(w) for w in wnut_sentences(150)] + trec(60)
     texts = EDGE + sentences + squad_contexts(8, 25)
@@ -137,6 +155,7 @@ def main():
         {"name": "roberta", "tokenizer": os.path.join(rdir, "tokenizer.json"), "cases": singles + pairs + truncated},
         {"name": "roberta-aps", "tokenizer": roberta_aps, "cases": singles + words},
         {"name": "albert", "tokenizer": os.path.join(adir, "tokenizer.json"), "cases": singles + pairs + truncated + words},
+        {"name": "mpnet", "tokenizer": os.path.join(mdir, "tokenizer.json"), "cases": singles + pairs + truncated + words},
     ]
     jobs_path = os.path.join(work, "jobs.json")
     with open(jobs_path, "w", encoding="utf-8") as f:
@@ -195,6 +214,42 @@ def albert_converter(proto):
         },
         "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
         "model": {"type": "Unigram", "unk_id": proto.trainer_spec.unk_id, "vocab": vocab, "byte_fallback": False},
+    }
+
+
+# MPNetTokenizer's defaults, as save_pretrained writes them.
+MPNET_CONFIG = {
+    "tokenizer_class": "MPNetTokenizer", "do_lower_case": True, "tokenize_chinese_chars": True,
+    "strip_accents": None, "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+    "unk_token": "[UNK]", "pad_token": "<pad>",
+    "mask_token": {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False,
+                   "single_word": False, "special": True},
+    "model_max_length": 512,
+}
+
+
+def mpnet_converter(vocab):
+    """transformers' MPNetConverter on MPNetTokenizer with MPNET_CONFIG."""
+    ids = {t: i for i, t in enumerate(vocab)}
+    added = [{"id": ids[t], "content": t, "single_word": False, "lstrip": t == "<mask>", "rstrip": False,
+              "normalized": False, "special": True} for t in ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]]
+    tmpl = lambda kind, i, t: {kind: {"id": i, "type_id": t}}
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": sorted(added, key=lambda a: a["id"]),
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [tmpl("SpecialToken", "<s>", 0), tmpl("Sequence", "A", 0), tmpl("SpecialToken", "</s>", 0)],
+            "pair": [tmpl("SpecialToken", "<s>", 0), tmpl("Sequence", "A", 0), tmpl("SpecialToken", "</s>", 0),
+                     tmpl("SpecialToken", "</s>", 0), tmpl("Sequence", "B", 1), tmpl("SpecialToken", "</s>", 1)],
+            "special_tokens": {t: {"id": t, "ids": [ids[t]], "tokens": [t]} for t in ["<s>", "</s>"]},
+        },
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": ids},
     }
 
 

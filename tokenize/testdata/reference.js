@@ -2,7 +2,7 @@
 // Node binding `tokenizers` on npm) and trains the tiny byte-level BPE.
 // Run by make_testdata.py; not used by the Go tests.
 //   node reference.js train-bpe TRAIN_TXT OUT_DIR NUM_MERGES
-//   node reference.js save TOKENIZER_JSON_IN TOKENIZER_JSON_OUT
+//   node reference.js save TOKENIZER_JSON_IN TOKENIZER_JSON_OUT [compact]
 //   node reference.js encode JOBS_JSON OUT_JSONL
 const t = require('tokenizers')
 const fs = require('fs')
@@ -40,8 +40,8 @@ async function main() {
     ])
     tk2.save(path.join(outDir, 'tokenizer.json'), true)
   } else if (cmd === 'save') {
-    const [src, dst] = args
-    t.Tokenizer.fromString(fs.readFileSync(src, 'utf8')).save(dst, true)
+    const [src, dst, compact] = args
+    t.Tokenizer.fromString(fs.readFileSync(src, 'utf8')).save(dst, compact !== 'compact')
   } else if (cmd === 'encode') {
     const [jobsPath, outPath] = args
     const jobs = JSON.parse(fs.readFileSync(jobsPath, 'utf8'))
