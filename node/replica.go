@@ -40,6 +40,21 @@ type Replica interface {
 	Close() error
 }
 
+// Distiller is a Replica that may learn from a teacher: the mean loss its last Backward
+// returned is then alpha × the distillation loss + (1 − alpha) × the loss against the
+// labels, and LossParts gives those two (ok false when it has no teacher).
+type Distiller interface {
+	LossParts() (soft, hard float64, ok bool)
+}
+
+// lossParts is r's LossParts, or none for a replica that does not distil.
+func lossParts(r Replica) (soft, hard float64, ok bool) {
+	if d, is := r.(Distiller); is {
+		return d.LossParts()
+	}
+	return 0, 0, false
+}
+
 // Reporter is a Replica that writes reports of its last evaluation (confusion matrix,
 // mistakes) next to the final model.
 type Reporter interface {

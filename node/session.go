@@ -377,16 +377,20 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	s.a.m.compute.Observe(compute.Seconds())
 	t1 := time.Now()
 	// The commit round: it completes only when every rank holds the summed gradient.
-	c := make([]float32, 3+n)
+	// It also sums the loss (and its parts when distilling) and gathers the ranks' times.
+	const times = 5
+	c := make([]float32, times+n)
 	c[0], c[1], c[2] = 1, float32(loss*weight), float32(len(piece))
-	c[3+rank] = float32(compute.Seconds() * 1000)
+	soft, hard, distilling := lossParts(r)
+	c[3], c[4] = float32(soft*weight), float32(hard*weight)
+	c[times+rank] = float32(compute.Seconds() * 1000)
 	failpoint.Hit("node.commit")
 	if err := ring.AllReduceExact(ctx, c, allreduce.OpSum); err != nil {
 		s.a.m.aborted.Inc()
 		return err
 	}
 	s.a.m.allreduce.Observe((gs.Comm + time.Since(t1)).Seconds())
-	s.measure(batch, c[3:])
+	s.measure(batch, c[times:])
 	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
 	if err != nil {
 		return err
@@ -403,8 +407,12 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	s.a.m.step.Set(float64(s.pos.Step))
 	s.a.m.loss.Set(s.pos.LastLoss)
 	s.a.m.rate.Set(ringRate)
-	s.logMetrics(map[string]any{"step": s.pos.Step, "epoch": float64(epoch) + float64(next)/float64(len(s.order)),
-		"loss": s.pos.LastLoss, "grad_norm": norm, "samples_per_s": ringRate})
+	m := map[string]any{"step": s.pos.Step, "epoch": float64(epoch) + float64(next)/float64(len(s.order)),
+		"loss": s.pos.LastLoss, "grad_norm": norm, "samples_per_s": ringRate}
+	if distilling { // as bertnode train logs them
+		m["distill_loss"], m["hard_loss"] = float64(c[3]), float64(c[4])
+	}
+	s.logMetrics(m)
 	s.rep.update(func(p *api.ProgressReport) {
 		*p = api.ProgressReport{Node: s.a.cfg.ID, Gen: g.Gen, Rank: rank, Step: s.pos.Step, TotalSteps: s.total, Epoch: epoch,
 			Loss: s.pos.LastLoss, SamplesPerSec: ringRate, NodeRate: float64(len(piece)) / max(compute.Seconds(), 1e-9),

@@ -20,6 +20,7 @@ type Replica struct {
 	snap  model.Snapshot // host copies of the optimizer's state, which State exposes
 	state [][]float32    // weights (a view), then snap's buffers
 	last  EvalResult
+	loss  model.Losses // the last Backward's
 }
 
 // NewReplica builds a replica for spec with the job's labels (from the data plan) and
@@ -55,8 +56,14 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
 func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
-	l, err := r.t.backward(recs, weight, seed, nil)
-	return l.Total, err
+	var err error
+	r.loss, err = r.t.backward(recs, weight, seed, nil)
+	return r.loss.Total, err
+}
+
+// LossParts are the last Backward's distillation and label losses, when distilling.
+func (r *Replica) LossParts() (soft, hard float64, ok bool) {
+	return r.loss.Soft, r.loss.Hard, r.t.teacher != nil
 }
 
 // CanOverlap: on the CPU the all-reduce reads the gradient itself, which backward
@@ -67,8 +74,9 @@ func (r *Replica) CanOverlap() bool { return !r.t.Model.Opts.Device.IsCuda() }
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last
 // micro-batch's backward (the earlier ones add to every value again).
 func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
-	l, err := r.t.backward(recs, weight, seed, ready)
-	return l.Total, err
+	var err error
+	r.loss, err = r.t.backward(recs, weight, seed, ready)
+	return r.loss.Total, err
 }
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }

@@ -393,7 +393,10 @@ func noDropoutTiny(t *testing.T) string {
 }
 
 // stepLosses reads the training loss of each step from a metrics.jsonl.
-func stepLosses(t *testing.T, path string) map[int]float64 {
+func stepLosses(t *testing.T, path string) map[int]float64 { return stepValues(t, path, "loss") }
+
+// stepValues is the value of key at each step of a metrics.jsonl.
+func stepValues(t *testing.T, path, key string) map[int]float64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -401,15 +404,13 @@ func stepLosses(t *testing.T, path string) map[int]float64 {
 	}
 	out := map[int]float64{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var v struct {
-			Step int      `json:"step"`
-			Loss *float64 `json:"loss"`
-		}
+		var v map[string]any
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		if v.Loss != nil {
-			out[v.Step] = *v.Loss
+		step, _ := v["step"].(float64)
+		if x, ok := v[key].(float64); ok {
+			out[int(step)] = x
 		}
 	}
 	return out
@@ -576,6 +577,7 @@ func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
 // A distillation job on the cluster: the teacher, a local checkpoint, travels as the
 // model does; one node takes bertnode train's steps bit for bit, the teacher's logits
 // included, and two follow them within the parity test's tolerance and end identical.
+// The loss's two parts are logged as bertnode train logs them.
 func TestProcessClusterDistils(t *testing.T) {
 	runtime.LockOSThread()
 	const steps = 8
@@ -590,7 +592,11 @@ func TestProcessClusterDistils(t *testing.T) {
 		fmt.Sprintf("max_steps: %d", steps), "lr: 1.0e-3", "save_steps: -1", "metric: accuracy", "seed: 3",
 		"distill: {teacher: "+filepath.Join(teacher, "final")+", alpha: 0.7}")
 	mustRun(t, "train", "--spec", spec, "--output", filepath.Join(dir, "single"), "--threads", "1")
-	single := stepLosses(t, filepath.Join(dir, "single", "metrics.jsonl"))
+	keys := []string{"loss", "distill_loss", "hard_loss"}
+	single := map[string]map[int]float64{}
+	for _, k := range keys {
+		single[k] = stepValues(t, filepath.Join(dir, "single", "metrics.jsonl"), k)
+	}
 	for _, run := range []struct {
 		nodes int
 		tol   float64 // relative, as TestProcessClusterParity's
@@ -608,10 +614,12 @@ func TestProcessClusterDistils(t *testing.T) {
 			}
 		}
 		c.finalsEqual(id, "model.safetensors", ranks...)
-		got := stepLosses(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"))
-		for s := 1; s <= steps; s++ {
-			if a, b := single[s], got[s]; a == 0 || math.Abs(a-b) > tol*math.Max(1, math.Abs(a)) {
-				t.Errorf("%d nodes, step %d: loss %v, %v with bertnode train", n, s, b, a)
+		for _, k := range keys {
+			got := stepValues(t, filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "metrics.jsonl"), k)
+			for s := 1; s <= steps; s++ {
+				if a, b := single[k][s], got[s]; a == 0 || math.Abs(a-b) > tol*math.Max(1, math.Abs(a)) {
+					t.Errorf("%d nodes, step %d: %s %v, %v with bertnode train", n, s, k, b, a)
+				}
 			}
 		}
 	}
