@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -184,5 +185,47 @@ func TestTF32Switch(t *testing.T) {
 		if TF32() != on {
 			t.Fatalf("SetTF32(%v): libtorch says %v", on, TF32())
 		}
+	}
+}
+
+// Gradient checkpointing on CUDA replays each layer's dropout from libtorch's CUDA
+// generator, saved before the layer: the gradient is the whole graph's (within the
+// device's float rounding, its embedding backward adding in any order) and the
+// generator ends where it would have.
+func TestCUDAGradientCheckpointing(t *testing.T) {
+	dev := needCUDA(t)
+	for _, mt := range []string{"bert", "modernbert", "deberta-v2"} {
+		t.Run(mt, func(t *testing.T) {
+			lockThread(t)
+			step := func(ckpt bool) ([]float32, []byte) {
+				opts := Options{Task: Classify, NumLabels: 3, Device: dev, GradientCheckpointing: ckpt}
+				m := newModel(t, familyConfig(t, mt, 0.1), opts, 7)
+				b := randomBatch(rand.New(rand.NewPCG(3, 4)), m, 12, []int{12, 5, 9, 3})
+				b.TokenTypeIDs = nil
+				m.Params.ZeroGrad()
+				ManualSeed(11)
+				if _, err := m.Backward(b, 1); err != nil {
+					t.Fatal(err)
+				}
+				rng, err := RNGState(dev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.Clone(m.Params.HostGrad()), rng
+			}
+			whole, rw := step(false)
+			ckpt, rc := step(true)
+			if !bytes.Equal(rw, rc) {
+				t.Error("the CUDA generator's state after the step differs")
+			}
+			var norm, worst float64
+			for i := range whole {
+				norm = math.Max(norm, math.Abs(float64(whole[i])))
+				worst = math.Max(worst, math.Abs(float64(whole[i]-ckpt[i])))
+			}
+			if norm == 0 || worst > 1e-5*norm {
+				t.Fatalf("gradients differ by %g (largest value %g)", worst, norm)
+			}
+		})
 	}
 }

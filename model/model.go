@@ -88,6 +88,9 @@ type Options struct {
 	LabelSmoothing float64
 	// Distill blends a teacher's soft targets (Batch.Teacher) into the training loss.
 	Distill Distill
+	// GradientCheckpointing recomputes each encoder layer's activations during backward
+	// instead of keeping them from the forward (recompute.go): less memory, more compute.
+	GradientCheckpointing bool
 }
 
 // Model is an encoder of the BERT family (see family.go) with one task head.
@@ -272,6 +275,8 @@ type Output struct {
 	Soft, Hard *ts.Tensor
 	// Attentions per layer [B, heads, L, L], when asked for.
 	Attentions []*ts.Tensor
+
+	recompute *recompute // a checkpointed training forward's (recompute.go)
 }
 
 // Forward runs the model. train enables dropout; attentions keeps every layer's
@@ -373,6 +378,23 @@ func additiveMask(mask *ts.Tensor, b *Batch) *ts.Tensor {
 
 // layersPadded runs the layers on h [B, L, H], keeping the attentions in out when asked.
 func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attentions bool, out *Output) *ts.Tensor {
+	if drop.train && m.Opts.GradientCheckpointing && !attentions {
+		ext := ext.MustShallowClone()
+		return m.recomputed(h, drop, out, len(m.layers), func(i int, x *ts.Tensor, drop *dropper) (*ts.Tensor, func()) {
+			rs := m.relative(b.L) // made anew for each layer's backward, as the bias below
+			e := ext
+			if pb := m.positionBias(b.L); pb != nil {
+				e = pb.MustAdd(ext, true)
+			}
+			y, _ := m.layers[i].fwd(m, x, e, rs, b, drop, false, i == len(m.layers)-1 && m.head.first)
+			return y, func() {
+				rs.drop()
+				if e != ext {
+					e.MustDrop()
+				}
+			}
+		}, ext)
+	}
 	rs := m.relative(b.L)
 	defer rs.drop()
 	if pb := m.positionBias(b.L); pb != nil { // every layer adds it to its scores, with the mask

@@ -31,6 +31,11 @@ func (m *Model) BackwardParts(b *Batch, scale float64) (Losses, error) {
 		defer l.MustDrop()
 	}
 	l.MustBackward()
+	if r := out.recompute; r != nil { // the head's done: now the layers', one at a time
+		if err := r.backward(); err != nil {
+			return Losses{}, err
+		}
+	}
 	// Read after backward is under way: on a GPU, reading the loss waits for the device,
 	// and reading it before would keep backward's launches waiting for the forward's work.
 	parts := Losses{Total: out.Loss.Float64Values()[0]}

@@ -69,7 +69,12 @@ func (r *Replica) LossParts() (soft, hard float64, ok bool) {
 // CanOverlap: on the CPU the all-reduce reads the gradient itself, which backward
 // finishes prefix by prefix. A GPU model's gradient reaches the host in one copy after
 // backward (HostGrad), so it is all-reduced then.
-func (r *Replica) CanOverlap() bool { return !r.t.Model.Opts.Device.IsCuda() }
+//
+// Nor with gradient checkpointing, whose backward runs a layer at a time: a parameter
+// shared between layers receives one gradient per layer, so its first would look final.
+func (r *Replica) CanOverlap() bool {
+	return !r.t.Model.Opts.Device.IsCuda() && !r.t.Model.Opts.GradientCheckpointing
+}
 
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last
 // micro-batch's backward (the earlier ones add to every value again).

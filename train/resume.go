@@ -51,7 +51,7 @@ const (
 // resumeKey is the part of a spec that must not change across a resume: everything but
 // where the run writes and reports and how it uses the machine.
 func resumeKey(s Spec) []byte {
-	s.Output, s.Resume, s.Threads, s.Device, s.ReportTo = "", "", 0, "", nil
+	s.Output, s.Resume, s.Threads, s.Device, s.ReportTo, s.GradientCheckpointing = "", "", 0, "", nil, false
 	if s.Distill.Teacher == "" { // as a checkpoint from before distillation records it
 		s.Distill = Distill{}
 	}

@@ -87,8 +87,12 @@ type Spec struct {
 	Threads  int    `yaml:"threads"`
 	Device   string `yaml:"device"`          // cpu | cuda | cuda:N | auto
 	Autocast string `yaml:"mixed_precision"` // "" | bf16 | fp16 (CUDA)
-	TF32     bool   `yaml:"tf32"`            // TensorFloat-32 matmuls on GPUs that have it (default on)
-	Quantize string `yaml:"quantize"`        // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
+	// GradientCheckpointing recomputes each encoder layer's activations in backward
+	// instead of keeping them (transformers' gradient_checkpointing): activation memory
+	// of one layer instead of all, for about a third more compute per step.
+	GradientCheckpointing bool   `yaml:"gradient_checkpointing"`
+	TF32                  bool   `yaml:"tf32"`     // TensorFloat-32 matmuls on GPUs that have it (default on)
+	Quantize              string `yaml:"quantize"` // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
 	// Pooling (predict, serve) reads the checkpoint as a sentence-embedding model that
 	// pools its last hidden states by cls, mean or max, whatever its head; "" takes an
 	// embedding checkpoint's own (sentence-transformers' 1_Pooling, else mean).

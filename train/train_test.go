@@ -330,3 +330,30 @@ func TestTinyBERTLearnsTREC(t *testing.T) {
 		t.Fatalf("TREC accuracy %.4f < 0.70", acc)
 	}
 }
+
+// Gradient checkpointing changes memory, not the steps: a run that resumes with it on
+// ends with the bytes of the run without it (tiny BERT, dropout on), and a checkpoint
+// resumes across the setting, as across threads or devices.
+func TestGradientCheckpointingTrainsTheSameSteps(t *testing.T) {
+	runtime.LockOSThread()
+	base := smsSpec(t)
+	base.MaxSteps, base.BatchSize, base.SaveEvery = 16, 16, -1
+	whole := base
+	if _, err := runUntil(t, whole, 0); err != nil {
+		t.Fatal(err)
+	}
+	parts := base
+	parts.Output = t.TempDir()
+	if _, err := runUntil(t, parts, 7); err == nil {
+		t.Fatal("an interrupted run returned no error")
+	}
+	parts.Resume, parts.GradientCheckpointing = "auto", true
+	if _, err := runUntil(t, parts, 0); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(whole.Output, "final", "model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatal("the run with gradient checkpointing ends with other weights than the run without")
+	}
+}

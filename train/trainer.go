@@ -155,7 +155,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 	opts := model.Options{
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
 		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast, Pooling: spec.Pooling,
-		LoRA: spec.LoRA, LabelSmoothing: spec.LabelSmoothing,
+		LoRA: spec.LoRA, LabelSmoothing: spec.LabelSmoothing, GradientCheckpointing: spec.GradientCheckpointing,
 	}
 	if t.teacher != nil {
 		opts.Distill = model.Distill{Temperature: spec.Distill.Temperature, Alpha: spec.Distill.Alpha}

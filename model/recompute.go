@@ -1,0 +1,152 @@
+package model
+
+import (
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Gradient checkpointing (Options.GradientCheckpointing, transformers'
+// gradient_checkpointing): the training forward keeps only each encoder layer's input,
+// not the activations its backward reads, and Backward recomputes one layer at a time,
+// last to first, from that input with autograd on, then backpropagates through it
+// alone. Activation memory becomes one layer's instead of every layer's, for about one
+// more forward pass of the layers.
+//
+// gotch has no custom autograd functions, so the backward is driven from here, layer
+// by layer: sum(y · g) has the gradient g with respect to y, exactly, so its backward
+// is y's backward with the output gradient g. Each recomputation replays its layer's
+// dropout noise (the generator's state before the layer, restored): the layers compute
+// the same values, and a model whose parameters each receive one gradient per step
+// gets the same gradient, bit for bit. Parameters shared between layers (ALBERT's
+// layers, DeBERTa's relative embeddings, MPNet's position bias) receive one gradient
+// per layer, added in turn instead of summed first: equal within float rounding.
+
+// layerFn runs layer i's training forward on x, which it takes ownership of; done
+// frees what the call made for it alone.
+type layerFn func(i int, x *ts.Tensor, drop *dropper) (y *ts.Tensor, done func())
+
+// recompute is a checkpointed forward's state, which its backward uses and frees.
+type recompute struct {
+	m      *Model
+	emb    *ts.Tensor   // the embeddings' output, with its graph
+	inputs []*ts.Tensor // layer i's input, without one
+	marks  []rngMark    // the dropout generator before layer i
+	top    *ts.Tensor   // the last layer's output, a leaf: its gradient is the layers'
+	layer  layerFn
+	keep   []*ts.Tensor // what layer reads besides x (masks), held past the forward
+}
+
+// recomputed runs n layers on h [B, L, H] (the embeddings' output, which it takes
+// ownership of) without autograd, keeping what backward needs in out, and returns the
+// last layer's output as a leaf that requires its gradient. keep are the tensors layer
+// reads besides its input, handles of the caller's own that out now holds.
+func (m *Model) recomputed(h *ts.Tensor, drop *dropper, out *Output, n int, layer layerFn, keep ...*ts.Tensor) *ts.Tensor {
+	r := &recompute{m: m, emb: h, layer: layer, keep: keep}
+	x := h.MustDetach(false)
+	for i := range n {
+		r.inputs = append(r.inputs, x)
+		r.marks = append(r.marks, drop.mark(m.Opts.Device))
+		in := x.MustShallowClone()
+		noGrad(func() {
+			var done func()
+			x, done = layer(i, in, drop)
+			done()
+		})
+	}
+	r.top = x.MustSetRequiresGrad(true, true)
+	out.recompute = r
+	return r.top.MustShallowClone()
+}
+
+// backward backpropagates through the layers, last to first, and the embeddings, once
+// the head's backward has left the gradient of the layers' output in top.
+func (r *recompute) backward() error {
+	defer r.free()
+	m, dev := r.m, r.m.Opts.Device
+	if m.Opts.Autocast != "" {
+		setAutocast(m.Opts.Autocast)
+		defer setAutocast("")
+	}
+	drop, err := newDropper(true, dev)
+	if err != nil {
+		return err
+	}
+	end := drop.mark(dev) // the forward's: the head's dropout drew after the layers'
+	if m.lora != nil {
+		m.lora.drop = drop
+		defer func() { m.lora.drop = nil }()
+	}
+	g := r.top.MustGrad(false)
+	for i := len(r.inputs) - 1; i >= 0; i-- {
+		if err := drop.reset(dev, r.marks[i]); err != nil {
+			return err
+		}
+		x := r.inputs[i].MustSetRequiresGrad(true, false)
+		y, done := r.layer(i, x.MustShallowClone(), drop)
+		backwardWith(y, g)
+		done()
+		y.MustDrop()
+		g.MustDrop()
+		g = x.MustGrad(false)
+		x.MustDrop()
+	}
+	if r.emb.MustRequiresGrad() { // not with the embeddings frozen (LoRA, freezing)
+		backwardWith(r.emb, g)
+	}
+	g.MustDrop()
+	if err := drop.reset(dev, end); err != nil {
+		return err
+	}
+	drop.done()
+	return nil
+}
+
+// free drops what the forward kept; once.
+func (r *recompute) free() {
+	if r.emb == nil {
+		return
+	}
+	for _, t := range append(append([]*ts.Tensor{r.emb, r.top}, r.inputs...), r.keep...) {
+		t.MustDrop()
+	}
+	r.emb, r.top, r.inputs, r.keep = nil, nil, nil, nil
+}
+
+// backwardWith backpropagates the output gradient g through y's graph.
+func backwardWith(y, g *ts.Tensor) {
+	s := y.MustMul(g, false).MustSum(gotch.Float, true)
+	s.MustBackward()
+	s.MustDrop()
+}
+
+// rngMark is the dropout generator's state at a point of a forward: on the CPU the
+// dropper's own engine, on a GPU libtorch's generator of the device.
+type rngMark struct {
+	mt  mt19937
+	raw []byte
+}
+
+func (d *dropper) mark(dev gotch.Device) rngMark {
+	if d.rng != nil {
+		return rngMark{mt: d.rng.mt}
+	}
+	if !d.train || !dev.IsCuda() {
+		return rngMark{}
+	}
+	raw, err := RNGState(dev)
+	if err != nil {
+		panic(err) // read once per forward already: the device works
+	}
+	return rngMark{raw: raw}
+}
+
+func (d *dropper) reset(dev gotch.Device, k rngMark) error {
+	if d.rng != nil {
+		d.rng.mt = k.mt
+		return nil
+	}
+	if k.raw != nil {
+		return SetRNGState(dev, k.raw)
+	}
+	return nil
+}
