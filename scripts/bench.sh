@@ -11,6 +11,9 @@ echo
 echo "== model: AdamW against the memory floor; gradient hand-off"
 go test -run '^$' -bench 'AdamW|GradHandoff' -benchtime 10x -timeout 30m ./model/
 echo
+echo "== model: gradient checkpointing's recomputation (fwd + bwd with it against without, alternating)"
+go test -run '^$' -bench 'GradientCheckpointing' -benchtime 6x -timeout 30m ./model/
+echo
 echo "== tokenize: encoding and collation"
 go test -run '^$' -bench . -benchmem ./tokenize/
 echo
