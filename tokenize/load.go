@@ -362,12 +362,13 @@ func parseTokenizerJSON(path string, data []byte) (*Vocab, Config, template, []*
 		return fail("model.%v", err)
 	}
 	for i, at := range tj.AddedTokens {
-		switch id, ok := v.ID(at.Content); {
-		case !ok || id != at.ID:
+		if id, ok := v.ID(at.Content); !ok || id != at.ID {
 			return fail("added_tokens[%d]: %q with id %d is not that entry of model.vocab (added vocabularies are not supported)", i, at.Content, at.ID)
-		case at.Normalized:
-			return fail("added_tokens[%d]: %q: normalized added tokens are not supported in a WordPiece tokenizer", i, at.Content)
 		}
+		// WordPiece normalizes word by word as it splits, after added tokens are cut out:
+		// a token marked normalized is matched as written, which differs from HF only where
+		// the normalizer would change it (case, accents).
+		at.Normalized = false
 	}
 	// The file does not say which added token masks or pads: BERT's [MASK] and [PAD]
 	// when it has them, else the special one so named (MPNet's <mask> and <pad>).
