@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -167,6 +168,80 @@ func TestInferMatchesPredict(t *testing.T) {
 	}
 }
 
+// smsTexts is the texts of the first n messages of the SMS collection.
+func smsTexts(t *testing.T, n int) []string {
+	t.Helper()
+	var texts []string
+	for _, p := range jsonLines[train.Prediction](t, mustRun(t, "predict", "--model", trainedSMS(t).dir, "--file", smsHead(t, t.TempDir(), n),
+		"--format", "labeltext", "--max-length", "16")) {
+		texts = append(texts, p.Text)
+	}
+	return texts
+}
+
+// TestInferEmbedQAAndChoice: infer writes predict's bytes for the tasks whose records
+// are not one sequence each: an embedding model over a text corpus (--normalize), qa
+// over squad questions whose contexts take 1 to 6 windows (--doc-stride), choice over
+// questions of 2 to 4 choices. Their windows and pairs batch by runs of --batch-size
+// records, so that units of --block-records records batch as predict does the file.
+func TestInferEmbedQAAndChoice(t *testing.T) {
+	c, flags := testCluster(t)
+	startPredictNodes(t, c, nil, "n1", "n2")
+	dir := t.TempDir()
+	texts := smsTexts(t, 72)
+	run := func(name, task string, ckptData string, format shard.Format, input string, opts ...string) {
+		t.Helper()
+		ckpt := tinyCheckpoint(t, task, ckptData, format)
+		opts = append([]string{"--batch-size", "4", "--max-length", "32"}, opts...)
+		want := mustRun(t, append([]string{"predict", "--model", ckpt, "--file", input, "--threads", "1"}, opts...)...)
+		out := filepath.Join(dir, name+".jsonl")
+		log := mustRun(t, append(append([]string{"infer", "--model", ckpt, "--input", input, "--nodes", "2", "--block-records", "8",
+			"--wait", "--output", out}, opts...), flags...)...)
+		contains(t, name, log, " succeeded: ")
+		if b, err := os.ReadFile(out); err != nil || string(b) != want {
+			t.Fatalf("infer of a %s model: %v, its %d bytes differ from predict's %d:\n%.600s\nwant\n%.600s", task, err, len(b), len(want), b, want)
+		}
+		if n := strings.Count(want, "\n"); n < 40 {
+			t.Fatalf("%s: predict printed %d lines", name, n)
+		}
+	}
+
+	pairs := writeLines(t, dir, "pairs.jsonl", `{"text": "a cat", "text_pair": "a small cat"}`, `{"text": "a dog", "text_pair": "a big dog"}`)
+	corpus := writeLines(t, dir, "corpus.txt", texts...)
+	run("embed", "embed", pairs, shard.JSONL, corpus, "--format", "text", "--normalize")
+
+	type qa struct {
+		ID       string `json:"id"`
+		Question string `json:"question"`
+		Answers  []any  `json:"answers"`
+	}
+	var paragraphs []any
+	for i := 0; i+6 <= len(texts); i += 4 {
+		context := strings.Join(texts[i:i+1+i%6], " ") // 1 to 6 messages: 1 to several windows
+		var qas []qa
+		for k, q := range []string{"what is it?", "who wrote this message?", "when?"} {
+			word := strings.Fields(context)[0]
+			qas = append(qas, qa{fmt.Sprintf("q%d-%d", i, k), q, []any{map[string]any{"text": word, "answer_start": strings.Index(context, word)}}})
+		}
+		paragraphs = append(paragraphs, map[string]any{"context": context, "qas": qas})
+	}
+	b, err := json.Marshal(map[string]any{"version": "v1.1", "data": []any{map[string]any{"title": "sms", "paragraphs": paragraphs}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	squad := writeLines(t, dir, "squad.json", string(b))
+	run("qa", "qa", writeSQuAD(t, t.TempDir(), false), shard.SQuAD, squad, "--format", "squad", "--doc-stride", "8")
+
+	var choices []string
+	for i, text := range texts[:60] {
+		line, _ := json.Marshal(map[string]any{"text": text, "choices": texts[60 : 62+i%3], "label": 0})
+		choices = append(choices, string(line))
+	}
+	input := writeLines(t, dir, "choices.jsonl", choices...)
+	picks := writeLines(t, t.TempDir(), "choices.jsonl", `{"text": "She opened the umbrella because", "choices": ["it was sunny", "it was raining"], "label": 1}`)
+	run("choice", "choice", picks, shard.JSONL, input, "--format", "jsonl")
+}
+
 // gatedPredictor holds its second unit until gate closes, saying so on held.
 type gatedPredictor struct {
 	node.Predictor
@@ -285,8 +360,6 @@ func TestInferBadInput(t *testing.T) {
 	dir := t.TempDir()
 	data := smsHead(t, dir, 20)
 	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
-	squad := writeSQuAD(t, dir, false)
-	qa := tinyCheckpoint(t, "qa", squad, shard.SQuAD)
 	run := func(want []string, args ...string) {
 		t.Helper()
 		wantErr(t, "", want, append(args, flags...)...)
@@ -296,7 +369,10 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--input", "no such file"}, "infer", "--model", model, "--input", filepath.Join(dir, "missing.txt"))
 	run([]string{"--format", "not implied"}, "infer", "--model", model, "--input", data)
 	run([]string{"--model", "no such file", "job:JOB"}, "infer", "--model", filepath.Join(dir, "nothing"), "--input", data, "--format", "labeltext")
-	run([]string{"--model", "qa model", "use bertnode predict"}, "infer", "--model", qa, "--input", squad, "--format", "squad")
+	run([]string{"--allow-empty", "only for qa"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--allow-empty")
+	run([]string{"--normalize", "only for embed"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--normalize")
+	run([]string{"--pooling", `"sum"`}, "infer", "--model", "job:job-1", "--input", data, "--format", "text", "--pooling", "sum")
+	run([]string{"format: labeltext: texts without labels are read from text, csv, tsv or jsonl"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--pooling", "mean")
 	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
 	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
 	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")
