@@ -507,6 +507,13 @@ type LeaseRequest struct {
 	Node string `json:"node"`
 }
 
+// RenewRequest extends a node's lease on the unit it works on: a working node renews
+// at a third of the lease, so that a unit slower than the lease stays its own.
+type RenewRequest struct {
+	Node string `json:"node"`
+	Unit int    `json:"unit"`
+}
+
 // Lease is the answer: the unit to do (a block of the input's plan) until Expires, or
 // Unit -1 when none is free now (all are done or leased to others).
 type Lease struct {

@@ -41,6 +41,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
 	s.route("POST /v1/jobs/{id}/result", onLeader, report(s, CmdResult, func(id string, r api.ResultReport) any { return JobResult{id, r} }))
 	s.route("POST /v1/jobs/{id}/lease", onLeader, s.postLease)
+	s.route("POST /v1/jobs/{id}/renew", onLeader, s.postRenew)
 	s.route("POST /v1/jobs/{id}/units", onLeader, report(s, CmdUnitDone, func(id string, r api.UnitReport) any { return JobUnit{id, r} }))
 	s.route("POST /v1/jobs/{id}/done", onLeader, report(s, CmdDone, func(id string, r api.DoneReport) any { return JobDone{id, r} }))
 

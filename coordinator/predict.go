@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -49,6 +50,21 @@ func (s *State) predictJob(id, node string) (*api.Job, error) {
 	return j, nil
 }
 
+// jobLease is predict job id, which node works on, and its lease period.
+func (s *State) jobLease(id, node string) (*api.Job, api.Duration, error) {
+	j, err := s.predictJob(id, node)
+	if err != nil {
+		return nil, 0, err
+	}
+	spec, err := api.ParsePredictSpec(j.Spec)
+	return j, spec.Lease, err
+}
+
+// notHolder is the refusal of node's word on unit i of job j, which it does not hold.
+func notHolder(j *api.Job, i int, node string) error {
+	return errorf(http.StatusConflict, "unit %d of job %s is leased to %s, not %s", i, j.ID, cmp.Or(j.Units[i].Node, "no one"), node)
+}
+
 func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
 	j, err := s.predictJob(b.Job, b.Node)
 	if err != nil {
@@ -73,6 +89,33 @@ func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
 	return api.Lease{Unit: i, Expires: u.Expires}, nil
 }
 
+// renew extends b.Node's lease on b.Unit, which it still holds: a lease that ran out
+// with no other node taking the unit is its holder's still, and renews (the holder
+// was only slow to ask). One another node took is refused: the renewing node may still
+// report the unit, and the first output in counts.
+func (s *State) renew(t time.Time, b RenewLease) (api.Lease, error) {
+	j, err := s.predictJob(b.Job, b.Node)
+	if err != nil {
+		return api.Lease{Unit: -1}, err
+	}
+	switch {
+	case b.For <= 0:
+		return api.Lease{Unit: -1}, badField("for", "%v: must be positive", b.For)
+	case b.Unit < 0 || b.Unit >= len(j.Units):
+		return api.Lease{Unit: -1}, badField("unit", "%d is not in [0, %d)", b.Unit, len(j.Units))
+	}
+	u := &j.Units[b.Unit]
+	switch {
+	case u.Done():
+		return api.Lease{Unit: -1}, errorf(http.StatusConflict, "unit %d of job %s is done", b.Unit, j.ID)
+	case u.Node != b.Node:
+		return api.Lease{Unit: -1}, notHolder(j, b.Unit, b.Node)
+	}
+	u.Expires = t.Add(time.Duration(b.For))
+	s.changedJob(j, false)
+	return api.Lease{Unit: b.Unit, Expires: u.Expires}, nil
+}
+
 func (s *State) unitDone(t time.Time, b JobUnit) error {
 	r := b.Report
 	j, err := s.job(b.Job)
@@ -93,11 +136,7 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 	case j.State != api.Running:
 		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
 	case u.Node != r.Node && !slices.Contains(u.Outlived, r.Node):
-		holder := "no one"
-		if u.Node != "" {
-			holder = u.Node
-		}
-		return errorf(http.StatusConflict, "unit %d of job %s is leased to %s, not %s", r.Unit, j.ID, holder, r.Node)
+		return notHolder(j, r.Unit, r.Node)
 	case r.Records != u.Records:
 		return badField("records", "%d lines for unit %d of %d records", r.Records, r.Unit, u.Records)
 	case s.Blobs[r.Blob] == nil:
@@ -186,12 +225,9 @@ func (s *Server) postLease(w http.ResponseWriter, r *http.Request) {
 	free := -1
 	s.fsm.Read(func(st *State) {
 		var j *api.Job
-		if j, err = st.predictJob(b.Job, b.Node); err != nil {
-			return
+		if j, b.For, err = st.jobLease(b.Job, b.Node); err == nil {
+			free = freeUnit(j, b.Node, s.clock.Now())
 		}
-		var spec api.PredictSpec
-		spec, err = api.ParsePredictSpec(j.Spec)
-		b.For, free = spec.Lease, freeUnit(j, b.Node, s.clock.Now())
 	})
 	switch {
 	case err != nil:
@@ -201,6 +237,23 @@ func (s *Server) postLease(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.write(w, r, CmdLease, b)
 	}
+}
+
+// postRenew extends a node's lease on its unit by the job's lease, or says why not.
+func (s *Server) postRenew(w http.ResponseWriter, r *http.Request) {
+	var req api.RenewRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	b := RenewLease{Job: r.PathValue("id"), Node: req.Node, Unit: req.Unit}
+	var err error
+	s.fsm.Read(func(st *State) { _, b.For, err = st.jobLease(b.Job, b.Node) })
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.write(w, r, CmdRenew, b)
 }
 
 // newPredictJob checks a predict job's spec and that its model and input are stored.

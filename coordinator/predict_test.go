@@ -203,6 +203,68 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	}
 }
 
+// TestPredictLeaseRenewal: the holder of a unit renews its lease to the command's time
+// plus the period, so that the unit goes to no other node while it works; a lease that
+// ran out with no other node taking the unit renews too. A renewal from a node another
+// took the unit from, or of a unit done, or from a node not on the job, is refused,
+// and the output of the node that lost the unit, first in, still counts.
+func TestPredictLeaseRenewal(t *testing.T) {
+	p := newPredictState(t, 10)
+	renew := func(node string, unit int) (time.Time, error) {
+		t.Helper()
+		v, err := p.apply(CmdRenew, RenewLease{Job: "job-1", Node: node, Unit: unit, For: api.Duration(time.Minute)})
+		l, _ := v.(api.Lease)
+		return l.Expires, err
+	}
+	p.lease("n1")
+	p.lease("n2")
+	p.now = p.now.Add(40 * time.Second)
+	if exp, err := renew("n1", 0); err != nil || !exp.Equal(p.now.Add(time.Minute)) || !p.job().Units[0].Expires.Equal(exp) {
+		t.Fatalf("n1's renewal: %v, expires %v, want %v", err, exp, p.now.Add(time.Minute))
+	}
+	p.now = p.now.Add(40 * time.Second) // past n1's first lease, within its renewal
+	if err := p.done("n2", 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != 2 {
+		t.Fatalf("n2 leased %d, want 2: n1 renewed its lease on 0", u)
+	}
+	if err := p.done("n2", 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		t.Fatalf("n2 leased %d, n1's renewed unit 0 or a done one", u)
+	}
+	p.now = p.now.Add(time.Minute) // n1 renews late, but no other node took its unit
+	if _, err := renew("n1", 0); err != nil {
+		t.Fatalf("a renewal after the lease ran out, the unit still n1's: %v", err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		t.Fatalf("n2 leased %d after n1's late renewal", u)
+	}
+	_, err := renew("n2", 0)
+	wantStatus(t, err, http.StatusConflict, "unit 0 of job job-1 is leased to n1, not n2")
+	_, err = renew("n2", 1)
+	wantStatus(t, err, http.StatusConflict, "unit 1 of job job-1 is done")
+	_, err = renew("n3", 0)
+	wantStatus(t, err, http.StatusConflict, "node n3 is not on job job-1")
+	_, err = renew("n1", 3)
+	wantStatus(t, err, http.StatusBadRequest, "3 is not in [0, 3)")
+
+	p.now = p.now.Add(time.Minute) // n1 silent past its lease: n2 takes the unit
+	if u := p.lease("n2"); u != 0 {
+		t.Fatalf("n2 leased %d after n1's lease ran out, want 0", u)
+	}
+	_, err = renew("n1", 0)
+	wantStatus(t, err, http.StatusConflict, "unit 0 of job job-1 is leased to n2, not n1")
+	if err := p.done("n1", 0, 4); err != nil {
+		t.Fatalf("n1's output, first in after its renewal was refused: %v", err)
+	}
+	if u := p.job().Units[0]; u.Node != "n1" || p.job().State != api.Succeeded {
+		t.Fatalf("unit 0 %+v, job %s: want n1's output and the job done", u, p.job().State)
+	}
+}
+
 // TestPredictDeadNodeOutlivedLeaseRefused: the output of a node that outlived its
 // lease and then died is refused, as the holder's would be.
 func TestPredictDeadNodeOutlivedLeaseRefused(t *testing.T) {
@@ -312,8 +374,14 @@ func TestPredictRandomExactlyOnce(t *testing.T) {
 		for step := range 400 {
 			node := nodes[r.IntN(len(nodes))]
 			switch k := r.IntN(10); {
-			case k < 4:
+			case k < 3:
 				p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(5 * time.Second)})
+			case k < 4:
+				u := r.IntN(len(p.job().Units))
+				holder := p.job().Units[u].Node
+				if _, err := p.apply(CmdRenew, RenewLease{Job: "job-1", Node: node, Unit: u, For: api.Duration(5 * time.Second)}); err == nil && holder != node {
+					t.Fatalf("seed %d step %d: %s renewed unit %d, leased to %q", seed, step, node, u, holder)
+				}
 			case k < 7:
 				u := r.IntN(len(p.job().Units))
 				if i := slices.IndexFunc(p.job().Units, func(u api.Unit) bool { return !u.Done() && u.Node != "" }); i >= 0 && r.IntN(3) > 0 {

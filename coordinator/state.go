@@ -268,6 +268,7 @@ var appliers = map[string]applier{
 	CmdDeletedTrim:    onValue((*State).deletedTrim),
 	CmdLease:          onValue((*State).lease),
 	CmdUnitDone:       on((*State).unitDone),
+	CmdRenew:          onValue((*State).renew),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {

@@ -48,8 +48,9 @@ job:JOB, a finished job's model in the coordinators' store (final, or job:JOB/be
 data is; each block is a unit of work. Nodes lease units one at a time, run the model
 on them (loaded once per node, on the device and threads of its bertnode join) and
 upload each unit's output; the coordinators record each unit done once. A node that
-dies gives its units back at once; one silent past --lease loses them to the next
-node that asks, and whichever of the two finishes first counts.
+dies gives its units back at once; a working node renews its lease every third of
+--lease, and one silent past it loses its unit to the next node that asks (whichever
+of the two finishes first counts).
 
 It runs checkpoints of every task, reading --input as predict reads --file with data
 flags: texts (classify, multilabel, embed, mlm; regression's with their pairs), conll
@@ -139,7 +140,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 	f.StringVar(&name, "name", "", "the job's name (default: the input file's)")
 	f.IntVar(&nodes, "nodes", 1, "nodes to spread the work over (it starts on fewer if fewer are idle)")
 	f.IntVar(&blockRecords, "block-records", 256, "records per unit of work (a multiple of --batch-size)")
-	f.DurationVar(&lease, "lease", 5*time.Minute, "how long a node may take over a unit before another may take it")
+	f.DurationVar(&lease, "lease", 5*time.Minute, "how long a unit stays a node's without a renewal (a working node renews every third of it)")
 	f.BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
 	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
 	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")

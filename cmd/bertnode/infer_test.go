@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,6 +338,71 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	}
 	if !slices.ContainsFunc(eventsOf(t, c), func(m string) bool { return m == fmt.Sprintf("n2 is dead: its unit %d goes to others", stalled) }) {
 		t.Errorf("no event of n2's unit given back: %q", eventsOf(t, c))
+	}
+}
+
+// slowPredictor takes slow longer over the first unit of any node that shares first.
+type slowPredictor struct {
+	node.Predictor
+	first *atomic.Bool
+	slow  time.Duration
+}
+
+func (p *slowPredictor) Predict(recs []shard.Record, w io.Writer) error {
+	if p.first.CompareAndSwap(false, true) {
+		time.Sleep(p.slow)
+	}
+	return p.Predictor.Predict(recs, w)
+}
+
+// TestInferRenewsTheLeaseOfASlowUnit: a unit that takes 3.5 times the lease (1 s) stays
+// with its node, which renews the lease every third of it: the other node, done with
+// every other unit, asks for one all that time and gets none, and no lease passes
+// from node to node.
+func TestInferRenewsTheLeaseOfASlowUnit(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 300)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	first := &atomic.Bool{}
+	startPredictNodes(t, c, func(cfg *node.Config) {
+		setup := cfg.Infer
+		cfg.Infer = func(ctx context.Context, job *api.Job) (*node.InferEnv, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				env.Predictor = &slowPredictor{Predictor: env.Predictor, first: first, slow: 3500 * time.Millisecond}
+			}
+			return env, err
+		}
+	}, "n1", "n2")
+	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
+	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
+	out := filepath.Join(dir, "out.jsonl")
+	ticking := make(chan struct{})
+	go func() { // the commands' clock keeps real time, so that leases run out
+		for {
+			select {
+			case <-ticking:
+				return
+			case <-time.After(50 * time.Millisecond):
+				c.Clock.Advance(50 * time.Millisecond)
+			}
+		}
+	}()
+	start := time.Now()
+	mustRun(t, append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "32",
+		"--lease", "1s", "--wait", "--output", out}, opts...), flags...)...)
+	close(ticking)
+	if took := time.Since(start); took < 3500*time.Millisecond {
+		t.Fatalf("the job took %v, less than its slow unit", took)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != want {
+		t.Fatalf("output: %v, %d bytes differ from predict's %d", err, len(b), len(want))
+	}
+	for _, m := range eventsOf(t, c) {
+		if strings.Contains(m, "lease expired") {
+			t.Errorf("a lease passed to another node: %q", m)
+		}
 	}
 }
 
