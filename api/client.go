@@ -407,6 +407,14 @@ func (c *Client) Lease(ctx context.Context, job, node string) (Lease, error) {
 	return l, err
 }
 
+// Outputs are predict job job's units' output blobs, in unit order ("" for a unit not
+// done).
+func (c *Client) Outputs(ctx context.Context, job string) ([]string, error) {
+	var o JobOutputs
+	_, err := c.call(ctx, http.MethodGet, "/v1/jobs/"+esc(job)+"/outputs", nil, nil, &o)
+	return o.Blobs, err
+}
+
 // RenewLease extends node's lease on unit of predict job job; a 409 says the node no
 // longer holds it (its output may still count: see UnitReport).
 func (c *Client) RenewLease(ctx context.Context, job, node string, unit int) (Lease, error) {

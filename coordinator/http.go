@@ -33,6 +33,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs", onLeader, s.postJob)
 	s.route("GET /v1/jobs/{id}", readable, s.getJob)
 	s.route("GET /v1/jobs/{id}/logs", readable, s.getLogs)
+	s.route("GET /v1/jobs/{id}/outputs", readable, s.getOutputs)
 	s.route("GET /v1/deleted-jobs", readable, s.getDeleted)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
 	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
@@ -210,6 +211,18 @@ func (s *Server) getDeleted(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s.view(w, r, func(*State) []string { return []string{topicJob(id)} }, func(st *State) (any, error) { return st.job(id) })
+}
+
+// getOutputs answers a predict job's units' output blobs.
+func (s *Server) getOutputs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.view(w, r, func(*State) []string { return []string{topicJob(id)} }, func(st *State) (any, error) {
+		j, err := st.job(id)
+		if err == nil && j.Kind != api.KindPredict {
+			err = errorf(http.StatusConflict, "job %s is not a predict job: it has no outputs", id)
+		}
+		return api.JobOutputs{Blobs: outputBlobs(st.Outputs[id])}, err
+	})
 }
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,22 +19,43 @@ import (
 // records a unit done once, from its lease holder. Units are independent: no ring, so
 // a node lost gives its leases back and the others go on.
 
-// makeUnits splits a predict job's planned input into units, one per block.
-func makeUnits(records, blockRecords int) []api.Unit {
-	units := make([]api.Unit, 0, (records+blockRecords-1)/blockRecords)
-	for first := 0; first < records; first += blockRecords {
-		units = append(units, api.Unit{Records: min(blockRecords, records-first)})
-	}
-	return units
-}
-
 // freeUnit is the unit node should do at time t: the one it holds, else the first
 // neither done nor under a live lease; -1 when none.
 func freeUnit(j *api.Job, node string, t time.Time) int {
-	if i := slices.IndexFunc(j.Units, func(u api.Unit) bool { return !u.Done() && u.Node == node }); i >= 0 {
-		return i
+	w := j.Work
+	if k := slices.IndexFunc(w.Leases, func(l api.UnitLease) bool { return l.Node == node }); k >= 0 {
+		return w.Leases[k].Unit
 	}
-	return slices.IndexFunc(j.Units, func(u api.Unit) bool { return !u.Done() && (u.Node == "" || !t.Before(u.Expires)) })
+	for i := w.NextUndone(0); i < w.Units; i = w.NextUndone(i + 1) {
+		if l := w.Lease(i); l == nil || l.Node == "" || !t.Before(l.Expires) {
+			return i
+		}
+	}
+	return -1
+}
+
+// outputBlobs are the output blobs of Outputs' units o, in unit order ("" for a
+// unit not done).
+func outputBlobs(o []byte) []string {
+	out := make([]string, len(o)/sha256.Size)
+	for i := range out {
+		if sum := o[sha256.Size*i : sha256.Size*(i+1)]; slices.ContainsFunc(sum, func(b byte) bool { return b != 0 }) {
+			out[i] = hex.EncodeToString(sum)
+		}
+	}
+	return out
+}
+
+// hasWork says why j has no units: it is not a predict job, or its input is not
+// planned.
+func hasWork(j *api.Job) error {
+	switch {
+	case j.Kind != api.KindPredict:
+		return errorf(http.StatusConflict, "job %s is not a predict job", j.ID)
+	case j.Work == nil:
+		return errorf(http.StatusConflict, "job %s: its input is not planned", j.ID)
+	}
+	return nil
 }
 
 // predictJob is job id, a running predict job that node works on.
@@ -41,8 +64,8 @@ func (s *State) predictJob(id, node string) (*api.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if j.Kind != api.KindPredict {
-		return nil, errorf(http.StatusConflict, "job %s is not a predict job", id)
+	if err := hasWork(j); err != nil {
+		return nil, err
 	}
 	if n := s.Nodes[node]; n == nil || n.Job != j.ID {
 		return nil, errorf(http.StatusConflict, "node %s is not on job %s", node, j.ID)
@@ -62,7 +85,11 @@ func (s *State) jobLease(id, node string) (*api.Job, api.Duration, error) {
 
 // notHolder is the refusal of node's word on unit i of job j, which it does not hold.
 func notHolder(j *api.Job, i int, node string) error {
-	return errorf(http.StatusConflict, "unit %d of job %s is leased to %s, not %s", i, j.ID, cmp.Or(j.Units[i].Node, "no one"), node)
+	holder := "no one"
+	if l := j.Work.Lease(i); l != nil {
+		holder = cmp.Or(l.Node, holder)
+	}
+	return errorf(http.StatusConflict, "unit %d of job %s is leased to %s, not %s", i, j.ID, holder, node)
 }
 
 func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
@@ -77,7 +104,7 @@ func (s *State) lease(t time.Time, b LeaseUnit) (api.Lease, error) {
 	if i < 0 {
 		return api.Lease{Unit: -1}, nil
 	}
-	u := &j.Units[i]
+	u := j.Work.AddLease(i)
 	if u.Node != "" && u.Node != b.Node {
 		s.event(j, t, "lease", b.Node, "unit %d: %s's lease expired; leased to %s", i, u.Node, b.Node)
 		if !slices.Contains(u.Outlived, u.Node) {
@@ -101,14 +128,13 @@ func (s *State) renew(t time.Time, b RenewLease) (api.Lease, error) {
 	switch {
 	case b.For <= 0:
 		return api.Lease{Unit: -1}, badField("for", "%v: must be positive", b.For)
-	case b.Unit < 0 || b.Unit >= len(j.Units):
-		return api.Lease{Unit: -1}, badField("unit", "%d is not in [0, %d)", b.Unit, len(j.Units))
-	}
-	u := &j.Units[b.Unit]
-	switch {
-	case u.Done():
+	case b.Unit < 0 || b.Unit >= j.Work.Units:
+		return api.Lease{Unit: -1}, badField("unit", "%d is not in [0, %d)", b.Unit, j.Work.Units)
+	case j.Work.IsDone(b.Unit):
 		return api.Lease{Unit: -1}, errorf(http.StatusConflict, "unit %d of job %s is done", b.Unit, j.ID)
-	case u.Node != b.Node:
+	}
+	u := j.Work.Lease(b.Unit)
+	if u == nil || u.Node != b.Node {
 		return api.Lease{Unit: -1}, notHolder(j, b.Unit, b.Node)
 	}
 	u.Expires = t.Add(time.Duration(b.For))
@@ -122,27 +148,37 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 	if err != nil {
 		return err
 	}
-	if j.Kind != api.KindPredict {
-		return errorf(http.StatusConflict, "job %s is not a predict job", j.ID)
+	if err := hasWork(j); err != nil {
+		return err
 	}
-	if r.Unit < 0 || r.Unit >= len(j.Units) {
-		return badField("unit", "%d is not in [0, %d)", r.Unit, len(j.Units))
+	w := j.Work
+	if r.Unit < 0 || r.Unit >= w.Units {
+		return badField("unit", "%d is not in [0, %d)", r.Unit, w.Units)
 	}
-	u := &j.Units[r.Unit]
-	if u.Done() {
+	if w.IsDone(r.Unit) {
 		return nil // done once already: the output is the same, keep the first
 	}
+	u := w.Lease(r.Unit)
+	sum, hexErr := hex.DecodeString(r.Blob)
 	switch {
 	case j.State != api.Running:
 		return errorf(http.StatusConflict, "job %s is %s", j.ID, j.State)
-	case u.Node != r.Node && !slices.Contains(u.Outlived, r.Node):
+	case u == nil || u.Node != r.Node && !slices.Contains(u.Outlived, r.Node):
 		return notHolder(j, r.Unit, r.Node)
-	case r.Records != u.Records:
-		return badField("records", "%d lines for unit %d of %d records", r.Records, r.Unit, u.Records)
+	case r.Records != w.UnitRecords(r.Unit):
+		return badField("records", "%d lines for unit %d of %d records", r.Records, r.Unit, w.UnitRecords(r.Unit))
 	case s.Blobs[r.Blob] == nil:
 		return badField("blob", "%q is not in the blob store (upload it first)", r.Blob)
+	case hexErr != nil || len(sum) != sha256.Size:
+		return badField("blob", "%q is not a sha256", r.Blob)
 	}
-	u.Node, u.Blob, u.Expires, u.Outlived = r.Node, r.Blob, time.Time{}, nil
+	w.DropLease(r.Unit)
+	w.SetDone(r.Unit)
+	if w.ByNode == nil {
+		w.ByNode = map[string]int{}
+	}
+	w.ByNode[r.Node]++
+	copy(s.Outputs[j.ID][sha256.Size*r.Unit:], sum)
 	p := &j.Progress
 	p.UnitsDone++
 	p.Records += r.Records
@@ -151,7 +187,7 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 		p.SamplesPerSec = float64(p.Records) / secs
 	}
 	s.changedJob(j, false)
-	if p.UnitsDone == len(j.Units) {
+	if p.UnitsDone == w.Units {
 		s.finish(j, t, api.Succeeded, r.Node, "")
 	}
 	return nil
@@ -163,17 +199,22 @@ func (s *State) unitDone(t time.Time, b JobUnit) error {
 func (s *State) returnUnits(j *api.Job, t time.Time, node, why string) {
 	var back []string
 	changed := false
-	for i := range j.Units {
-		u := &j.Units[i]
-		if u.Done() {
-			continue
-		}
-		if k := slices.Index(u.Outlived, node); k >= 0 {
-			u.Outlived, changed = slices.Delete(u.Outlived, k, k+1), true
+	w := j.Work
+	if w == nil {
+		return // not planned: no units
+	}
+	for k := 0; k < len(w.Leases); k++ {
+		u := &w.Leases[k]
+		if i := slices.Index(u.Outlived, node); i >= 0 {
+			u.Outlived, changed = slices.Delete(u.Outlived, i, i+1), true
 		}
 		if u.Node == node {
 			u.Node, u.Expires = "", time.Time{}
-			back = append(back, fmt.Sprint(i))
+			back = append(back, fmt.Sprint(u.Unit))
+		}
+		if u.Node == "" && len(u.Outlived) == 0 { // no one at it: a free unit, as one never leased
+			w.Leases = slices.Delete(w.Leases, k, k+1)
+			k--
 		}
 	}
 	switch {

@@ -260,9 +260,13 @@ func downloadOutput(ctx context.Context, cl *api.Client, j *api.Job, path string
 	if j.State != api.Succeeded {
 		return fmt.Errorf("%s is %s: its output is complete once it succeeds", j.ID, j.State)
 	}
-	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		for i, u := range j.Units {
-			rc, _, err := cl.GetBlob(ctx, u.Blob)
+	blobs, err := cl.Outputs(ctx, j.ID)
+	if err != nil {
+		return fmt.Errorf("%s output: %w", j.ID, err)
+	}
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		for i, blob := range blobs {
+			rc, _, err := cl.GetBlob(ctx, blob)
 			if err != nil {
 				return fmt.Errorf("unit %d: %w", i, err)
 			}
@@ -277,6 +281,6 @@ func downloadOutput(ctx context.Context, cl *api.Client, j *api.Job, path string
 	if err != nil {
 		return fmt.Errorf("%s output: %w", j.ID, err)
 	}
-	fmt.Fprintf(out, "wrote %d predictions of %s (%d units) to %s\n", j.Progress.Records, j.ID, len(j.Units), path)
+	fmt.Fprintf(out, "wrote %d predictions of %s (%d units) to %s\n", j.Progress.Records, j.ID, len(blobs), path)
 	return nil
 }

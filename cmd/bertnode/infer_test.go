@@ -115,10 +115,7 @@ func TestInferMatchesPredict(t *testing.T) {
 		t.Fatalf("infer's output (%d bytes) differs from predict's (%d bytes)", len(got), len(want))
 	}
 	j := waitJob(t, c, "job-2", "its end", func(j *api.Job) bool { return j.State.Done() })
-	by := map[string]int{}
-	for _, u := range j.Units {
-		by[u.Node]++
-	}
+	by := j.Work.ByNode
 	t.Logf("units by node: %v", by)
 
 	again := filepath.Join(dir, "again.jsonl")
@@ -303,19 +300,30 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("n2 did not reach its second unit")
 	}
-	var stalled int
+	stalled := -1
 	c.Leader().Read(func(st *coordinator.State) {
-		stalled = slices.IndexFunc(st.Jobs["job-1"].Units, func(u api.Unit) bool { return !u.Done() && u.Node == "n2" })
+		for _, u := range st.Jobs["job-1"].Work.Leases {
+			if u.Node == "n2" {
+				stalled = u.Unit
+			}
+		}
 	})
 	if stalled < 0 {
 		t.Fatal("n2 holds no unit while it predicts one")
 	}
 	c.Gossip.SetHealth("n2", api.Dead)
 	j := waitJob(t, c, "job-1", "its end without n2", func(j *api.Job) bool { return j.State.Done() })
-	if j.State != api.Succeeded || j.Units[stalled].Node != "n1" {
-		t.Fatalf("job %s: %s; unit %d: %+v", j.State, j.Reason, stalled, j.Units[stalled])
+	if j.State != api.Succeeded || j.Work.ByNode["n2"] != 1 || j.Work.ByNode["n1"] != 9 {
+		t.Fatalf("job %s: %s; units by node %v, want n1 9 and n2 its first", j.State, j.Reason, j.Work.ByNode)
 	}
-	first := j.Units[stalled]
+	outputs := func() []string {
+		blobs, err := c.Client().Outputs(c.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blobs
+	}
+	first, work := outputs(), j.Work
 	for len(n2.answers) > 0 {
 		<-n2.answers // its first unit's
 	}
@@ -328,8 +336,8 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("n2 did not report its unit")
 	}
-	if j, _ = c.Client().Job(c.Context(), "job-1"); !reflect.DeepEqual(j.Units[stalled], first) {
-		t.Fatalf("unit %d was %+v, is %+v after n2's late report", stalled, first, j.Units[stalled])
+	if j, _ = c.Client().Job(c.Context(), "job-1"); !reflect.DeepEqual(j.Work, work) || !slices.Equal(outputs(), first) {
+		t.Fatalf("unit %d: work %+v and outputs %v were %+v and %v before n2's late report", stalled, j.Work, outputs(), work, first)
 	}
 	out := filepath.Join(dir, "out.jsonl")
 	mustRun(t, append([]string{"download", "job-1", "--output", out}, flags...)...)
@@ -506,10 +514,7 @@ func TestProcessClusterInferSurvivesANodeKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	by := map[string]int{}
-	for _, u := range j.Units {
-		by[u.Node]++
-	}
+	by := j.Work.ByNode
 	logs, err := c.cl.Logs(context.Background(), id, 0, 0)
 	if err != nil {
 		t.Fatal(err)
