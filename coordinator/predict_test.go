@@ -56,6 +56,24 @@ func (p *predictState) done(node string, unit, records int) error {
 	return err
 }
 
+// n2DoesTheRest has n2, holding unit 1, do it and unit 2 while n1 holds unit 0, and
+// then find no unit to lease, for why.
+func (p *predictState) n2DoesTheRest(why string) {
+	p.t.Helper()
+	if err := p.done("n2", 1, 4); err != nil {
+		p.t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != 2 {
+		p.t.Fatalf("n2 leased %d, want 2 (%s)", u, why)
+	}
+	if err := p.done("n2", 2, 2); err != nil {
+		p.t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		p.t.Fatalf("n2 leased %d, want none (%s)", u, why)
+	}
+}
+
 // output is unit's output blob ("" while it is not done).
 func (p *predictState) output(unit int) string { return outputBlobs(p.s.Outputs["job-1"])[unit] }
 
@@ -195,18 +213,7 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
 	p.lease("n2")
-	if err := p.done("n2", 1, 4); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != 2 {
-		t.Fatalf("n2 leased %d, want 2 (0 is n1's for a minute)", u)
-	}
-	if err := p.done("n2", 2, 2); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != -1 {
-		t.Fatalf("n2 leased %d before n1's lease ended", u)
-	}
+	p.n2DoesTheRest("0 is n1's for a minute")
 	p.now = p.now.Add(time.Minute)
 	if u := p.lease("n2"); u != 0 {
 		t.Fatalf("n2 leased %d after n1's lease ended, want 0", u)
@@ -242,18 +249,7 @@ func TestPredictLeaseRenewal(t *testing.T) {
 		t.Fatalf("n1's renewal: %v, expires %v, want %v", err, exp, p.now.Add(time.Minute))
 	}
 	p.now = p.now.Add(40 * time.Second) // past n1's first lease, within its renewal
-	if err := p.done("n2", 1, 4); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != 2 {
-		t.Fatalf("n2 leased %d, want 2: n1 renewed its lease on 0", u)
-	}
-	if err := p.done("n2", 2, 2); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != -1 {
-		t.Fatalf("n2 leased %d, n1's renewed unit 0 or a done one", u)
-	}
+	p.n2DoesTheRest("n1 renewed its lease on 0")
 	p.now = p.now.Add(time.Minute) // n1 renews late, but no other node took its unit
 	if _, err := renew("n1", 0); err != nil {
 		t.Fatalf("a renewal after the lease ran out, the unit still n1's: %v", err)

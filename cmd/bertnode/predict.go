@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -227,46 +228,28 @@ func forPredict(s train.Spec, warn io.Writer) (*train.Trainer, error) {
 // writePredictions prints t's predictions for in as JSON lines: what predict prints,
 // and what a predict job's nodes write for each unit (bertnode infer).
 func writePredictions(out, warn io.Writer, t *train.Trainer, in predictInput, pf predictFlags) error {
+	var lines any
+	var err error
 	switch t.Spec.Task {
 	case string(model.QA):
-		answers, err := t.PredictAnswers(in.questions, pf.allowEmpty)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, answers)
+		lines, err = t.PredictAnswers(in.questions, pf.allowEmpty)
 	case string(model.Choice):
-		answers, err := t.PredictChoices(in.choices)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, answers)
+		lines, err = t.PredictChoices(in.choices)
 	case string(model.Regression):
-		scores, err := t.PredictScores(in.texts, in.pairs)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, scores)
+		lines, err = t.PredictScores(in.texts, in.pairs)
 	case string(model.NER):
 		return printTags(out, warn, t, in.texts)
 	case string(model.MLM):
-		filled, err := t.FillMask(in.texts, pf.topK)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, filled)
+		lines, err = t.FillMask(in.texts, pf.topK)
 	case string(model.Embed):
-		vecs, err := t.Embed(in.texts, t.Normalize || pf.normalize)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, vecs)
+		lines, err = t.Embed(in.texts, t.Normalize || pf.normalize)
 	default:
-		preds, err := t.Predict(in.texts, pf.threshold)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, preds)
+		lines, err = t.Predict(in.texts, pf.threshold)
 	}
+	if err != nil {
+		return err
+	}
+	return writeJSONLines(out, lines)
 }
 
 // printTags prints the ner predictions, warning of texts too long for max_length.
@@ -284,11 +267,13 @@ func printTags(out, warn io.Writer, t *train.Trainer, texts []string) error {
 	return writeJSONLines(out, tagged)
 }
 
-func writeJSONLines[T any](w io.Writer, items []T) error {
+// writeJSONLines writes each item of the slice items as a line of JSON.
+func writeJSONLines(w io.Writer, items any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	for i := range items {
-		if err := enc.Encode(&items[i]); err != nil {
+	v := reflect.ValueOf(items)
+	for i := range v.Len() {
+		if err := enc.Encode(v.Index(i).Addr().Interface()); err != nil {
 			return err
 		}
 	}
