@@ -41,15 +41,6 @@ func NewWork(records, blockRecords int) *Work {
 // UnitRecords is unit i's records.
 func (w *Work) UnitRecords(i int) int { return min(w.BlockRecords, w.Records-i*w.BlockRecords) }
 
-// UnitsDone counts the units done.
-func (w *Work) UnitsDone() int {
-	n := 0
-	for _, r := range w.Done {
-		n += r[1] - r[0] + 1
-	}
-	return n
-}
-
 // doneRange is the index of the first range of Done that does not end before unit i.
 func (w *Work) doneRange(i int) int {
 	k, _ := slices.BinarySearchFunc(w.Done, i, func(r [2]int, i int) int { return r[1] - i })
