@@ -62,6 +62,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 --output, writes the output there; else bertnode download JOB --output OUT.jsonl.`,
 		Example: `  bertnode infer --model runs/sms/best --input calls.tsv --format tsv --text-column 1 --nodes 8 --wait --output scores.jsonl
   bertnode infer --model job:job-12/best --input big.jsonl --text-column body
+  bertnode infer --model runs/embed/best --input corpus.txt --format text --nodes 8 --wait --output vectors.jsonl
   bertnode download job-13 --output scores.jsonl`,
 		Args: cobra.NoArgs,
 	}
