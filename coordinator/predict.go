@@ -14,10 +14,11 @@ import (
 )
 
 // Predict jobs (bertnode infer, docs/cluster.md "Predict jobs"): the input is planned
-// as training data is, and each block of the plan is a unit of work. Nodes on the job
-// lease units one at a time, upload each unit's output and report it; the state
-// records a unit done once, from its lease holder. Units are independent: no ring, so
-// a node lost gives its leases back and the others go on.
+// as training data is, and each block of the plan is a unit of work (api.Work). Nodes
+// on the job lease units one at a time, renew the lease while they work, upload each
+// unit's output and report it; the state records a unit done once, from its lease
+// holder. Units are independent: no ring, so a node lost gives its leases back and
+// the others go on.
 
 // freeUnit is the unit node should do at time t: the one it holds, else the first
 // neither done nor under a live lease; -1 when none.
