@@ -407,6 +407,22 @@ func (c *Client) Lease(ctx context.Context, job, node string) (Lease, error) {
 	return l, err
 }
 
+// Outputs are predict job job's units' output blobs, in unit order ("" for a unit not
+// done).
+func (c *Client) Outputs(ctx context.Context, job string) ([]string, error) {
+	var o JobOutputs
+	_, err := c.call(ctx, http.MethodGet, "/v1/jobs/"+esc(job)+"/outputs", nil, nil, &o)
+	return o.Blobs, err
+}
+
+// RenewLease extends node's lease on unit of predict job job; a 409 says the node no
+// longer holds it (its output may still count: see UnitReport).
+func (c *Client) RenewLease(ctx context.Context, job, node string, unit int) (Lease, error) {
+	var l Lease
+	_, err := c.call(ctx, http.MethodPost, "/v1/jobs/"+esc(job)+"/renew", nil, RenewRequest{Node: node, Unit: unit}, &l)
+	return l, err
+}
+
 // UnitDone reports a unit of predict job job done.
 func (c *Client) UnitDone(ctx context.Context, job string, r UnitReport) error {
 	_, err := c.call(ctx, http.MethodPost, "/v1/jobs/"+esc(job)+"/units", nil, r, nil)

@@ -22,7 +22,7 @@ func TestParsePredictSpec(t *testing.T) {
 	}
 	for _, c := range []struct{ change, want string }{
 		{"kind: train", "kind: \"train\": want predict"},
-		{"task: qa", "task: \"qa\": want one of classify, multilabel, regression, ner, mlm"},
+		{"task: nli", "task: \"nli\": want one of classify, multilabel, regression, ner, qa, choice, embed, mlm"},
 		{"model: ''", "model: a model is required"},
 		{"input: ''", "input: an input file is required"},
 		{"batch_size: 0", "batch_size: 0 is not in [1,"},

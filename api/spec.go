@@ -163,8 +163,12 @@ type PredictSpec struct {
 	BatchSize      int     `yaml:"batch_size"`
 	MixedPrecision string  `yaml:"mixed_precision"`
 	Quantize       string  `yaml:"quantize"`
-	Threshold      float64 `yaml:"threshold"` // multilabel
-	TopK           int     `yaml:"top_k"`     // mlm
+	Threshold      float64 `yaml:"threshold"`   // multilabel
+	TopK           int     `yaml:"top_k"`       // mlm
+	DocStride      int     `yaml:"doc_stride"`  // qa
+	AllowEmpty     bool    `yaml:"allow_empty"` // qa
+	Pooling        string  `yaml:"pooling"`     // embed: read any checkpoint as an embedding model
+	Normalize      bool    `yaml:"normalize"`   // embed
 	// Lease is how long a node may take over a unit before another may take it
 	// (default 5m).
 	Lease Duration `yaml:"lease"`
@@ -172,11 +176,9 @@ type PredictSpec struct {
 	Cluster ClusterSpec `yaml:"cluster"` // nodes, block_records, data
 }
 
-// PredictTasks are the tasks a predict job runs: those bertnode predict reads data
-// files for (embed's are text pairs, which it does not embed) with one sequence per
-// record, so that a block of records batches as predict batches them (qa's windows
-// and choice's choices do not).
-var PredictTasks = []string{"classify", "multilabel", "regression", "ner", "mlm"}
+// PredictTasks are the tasks a predict job runs: every task, as bertnode predict reads
+// a data file for it (an embedding model embeds single texts).
+var PredictTasks = []string{"classify", "multilabel", "regression", "ner", "qa", "choice", "embed", "mlm"}
 
 // SpecKind is the kind: field of a job spec's text ("" for a training spec).
 func SpecKind(text string) string {
@@ -198,7 +200,7 @@ func ParsePredictSpec(text string) (PredictSpec, error) {
 	if s.Lease == 0 {
 		s.Lease = Duration(5 * time.Minute)
 	}
-	s.Data = s.Data.ForTask(s.Task)
+	s.Data = s.Data.ForPredict(s.Task)
 	s.Cluster = s.Cluster.WithDefaults()
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("predict spec: %s: %s", field, fmt.Sprintf(format, args...))

@@ -86,7 +86,7 @@ const (
 func (s JobState) Done() bool { return s == Succeeded || s == Failed || s == Cancelled }
 
 // KindPredict is Job.Kind for a predict job (bertnode infer): its Spec is a
-// PredictSpec and its work is Units, not a ring.
+// PredictSpec and its work is Work's units, not a ring.
 const KindPredict = "predict"
 
 // Job is a distributed training job, or with Kind predict a distributed prediction.
@@ -129,26 +129,9 @@ type Job struct {
 	// Results are the models the job produced, by kind: "final", "best", and
 	// "checkpoint" (the latest resumable one).
 	Results map[string]Artifact `json:"results,omitempty"`
-	// Units are a predict job's work, one per block of its input's plan (Train), in
-	// record order; made when the input is planned.
-	Units []Unit `json:"units,omitempty"`
+	// Work is a predict job's units, made when its input is planned.
+	Work *Work `json:"work,omitempty"`
 }
-
-// Unit is one block of a predict job's input: leased to a node, then done once, with
-// its output (what bertnode predict prints for the block's records) in the blob store.
-type Unit struct {
-	Node    string    `json:"node,omitempty"`   // the lease holder; once done, who did it
-	Expires time.Time `json:"expires,omitzero"` // the lease's end: then another node may take it
-	Records int       `json:"records"`          // the block's records
-	Blob    string    `json:"blob,omitempty"`   // the output, once done
-	// Outlived are the nodes whose lease on the unit ran out while they stayed alive on
-	// the job: they may still be at it, and their output counts as the holder's does
-	// (the first one in), so that a unit slower than its lease on every node still ends.
-	Outlived []string `json:"outlived,omitempty"`
-}
-
-// Done says whether the unit's output is in.
-func (u Unit) Done() bool { return u.Blob != "" }
 
 // Dataset is one data file of a job and the plan the coordinator made of it.
 type Dataset struct {
@@ -505,6 +488,19 @@ type DoneReport struct {
 // LeaseRequest asks for a unit of a predict job to work on.
 type LeaseRequest struct {
 	Node string `json:"node"`
+}
+
+// JobOutputs are a predict job's units' output blobs, in unit order ("" for a unit
+// not done): its output is their concatenation.
+type JobOutputs struct {
+	Blobs []string `json:"blobs"`
+}
+
+// RenewRequest extends a node's lease on the unit it works on: a working node renews
+// at a third of the lease, so that a unit slower than the lease stays its own.
+type RenewRequest struct {
+	Node string `json:"node"`
+	Unit int    `json:"unit"`
 }
 
 // Lease is the answer: the unit to do (a block of the input's plan) until Expires, or

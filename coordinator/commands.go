@@ -42,6 +42,7 @@ const (
 	CmdDeletedTrim    = "deleted_trim"    // DeletedTrim
 	CmdLease          = "lease"           // LeaseUnit
 	CmdUnitDone       = "unit_done"       // JobUnit
+	CmdRenew          = "renew"           // RenewLease
 )
 
 // MemberRemove takes a coordinator out of the member list.
@@ -159,6 +160,15 @@ type JobDone struct {
 type LeaseUnit struct {
 	Job  string       `json:"job"`
 	Node string       `json:"node"`
+	For  api.Duration `json:"for"`
+}
+
+// RenewLease extends Node's lease on Unit of predict job Job to the command's time
+// plus For.
+type RenewLease struct {
+	Job  string       `json:"job"`
+	Node string       `json:"node"`
+	Unit int          `json:"unit"`
 	For  api.Duration `json:"for"`
 }
 

@@ -1,6 +1,8 @@
 package coordinator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,8 +83,15 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM: it replaces the state with the snapshot's.
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
 	s := NewState() // the maps a snapshot lacks stay empty
-	if err := json.NewDecoder(r).Decode(s); err != nil {
+	if err := json.Unmarshal(b, s); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
+	if err := s.upgradeUnits(b); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	if err := s.check(); err != nil {
@@ -93,6 +102,66 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	f.mu.Unlock()
 	if f.hook != nil {
 		f.hook(s.Index)
+	}
+	return nil
+}
+
+// legacyUnit is a predict job's unit as states kept them before api.Work, one by one
+// in the job (jobs[].units).
+type legacyUnit struct {
+	Node     string    `json:"node"`
+	Expires  time.Time `json:"expires"`
+	Records  int       `json:"records"`
+	Blob     string    `json:"blob"`
+	Outlived []string  `json:"outlived"`
+}
+
+// upgradeUnits turns the units of snapshot b's jobs, written before api.Work, into
+// the jobs' Work and the state's Outputs.
+func (s *State) upgradeUnits(b []byte) error {
+	var old struct {
+		Jobs map[string]struct {
+			Units []legacyUnit `json:"units"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(b, &old); err != nil {
+		return err
+	}
+	for id, o := range old.Jobs {
+		j := s.Jobs[id]
+		if len(o.Units) == 0 || j == nil || j.Work != nil {
+			continue
+		}
+		records := 0
+		for _, u := range o.Units {
+			records += u.Records
+		}
+		if j.Cluster.BlockRecords < 1 {
+			return fmt.Errorf("jobs[%q]: units, but block_records %d", id, j.Cluster.BlockRecords)
+		}
+		w := api.NewWork(records, j.Cluster.BlockRecords)
+		if w.Units != len(o.Units) {
+			return fmt.Errorf("jobs[%q]: %d units of %d records in blocks of %d", id, len(o.Units), records, w.BlockRecords)
+		}
+		out := make([]byte, sha256.Size*w.Units)
+		for i, u := range o.Units {
+			switch {
+			case u.Blob != "":
+				sum, err := hex.DecodeString(u.Blob)
+				if err != nil || len(sum) != sha256.Size {
+					return fmt.Errorf("jobs[%q]: unit %d: blob %q is not a sha256", id, i, u.Blob)
+				}
+				copy(out[sha256.Size*i:], sum)
+				w.SetDone(i)
+				if w.ByNode == nil {
+					w.ByNode = map[string]int{}
+				}
+				w.ByNode[u.Node]++
+			case u.Node != "" || len(u.Outlived) > 0:
+				w.Leases = append(w.Leases, api.UnitLease{Unit: i, Node: u.Node, Expires: u.Expires, Outlived: u.Outlived})
+			}
+		}
+		j.Work, s.Outputs[id] = w, out
 	}
 	return nil
 }
@@ -128,6 +197,9 @@ func (s *State) check() error {
 	if s.Blobs == nil {
 		s.Blobs = map[string]*Blob{}
 	}
+	if s.Outputs == nil {
+		s.Outputs = map[string][]byte{}
+	}
 	for sha, b := range s.Blobs {
 		if b == nil {
 			return fmt.Errorf("blobs[%q] is null", sha)
@@ -143,6 +215,9 @@ func (s *State) check() error {
 		return err
 	}
 	for id, j := range s.Jobs {
+		if w := j.Work; w != nil && (w.Units < 0 || len(s.Outputs[id]) != sha256.Size*w.Units) {
+			return fmt.Errorf("jobs[%q]: %d units, %d bytes of outputs", id, w.Units, len(s.Outputs[id]))
+		}
 		if j.State == api.Running && j.Gen == nil {
 			return fmt.Errorf("jobs[%q] is running without a generation", id)
 		}

@@ -33,6 +33,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs", onLeader, s.postJob)
 	s.route("GET /v1/jobs/{id}", readable, s.getJob)
 	s.route("GET /v1/jobs/{id}/logs", readable, s.getLogs)
+	s.route("GET /v1/jobs/{id}/outputs", readable, s.getOutputs)
 	s.route("GET /v1/deleted-jobs", readable, s.getDeleted)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
 	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
@@ -41,6 +42,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
 	s.route("POST /v1/jobs/{id}/result", onLeader, report(s, CmdResult, func(id string, r api.ResultReport) any { return JobResult{id, r} }))
 	s.route("POST /v1/jobs/{id}/lease", onLeader, s.postLease)
+	s.route("POST /v1/jobs/{id}/renew", onLeader, s.postRenew)
 	s.route("POST /v1/jobs/{id}/units", onLeader, report(s, CmdUnitDone, func(id string, r api.UnitReport) any { return JobUnit{id, r} }))
 	s.route("POST /v1/jobs/{id}/done", onLeader, report(s, CmdDone, func(id string, r api.DoneReport) any { return JobDone{id, r} }))
 
@@ -209,6 +211,18 @@ func (s *Server) getDeleted(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s.view(w, r, func(*State) []string { return []string{topicJob(id)} }, func(st *State) (any, error) { return st.job(id) })
+}
+
+// getOutputs answers a predict job's units' output blobs.
+func (s *Server) getOutputs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.view(w, r, func(*State) []string { return []string{topicJob(id)} }, func(st *State) (any, error) {
+		j, err := st.job(id)
+		if err == nil && j.Kind != api.KindPredict {
+			err = errorf(http.StatusConflict, "job %s is not a predict job: it has no outputs", id)
+		}
+		return api.JobOutputs{Blobs: outputBlobs(st.Outputs[id])}, err
+	})
 }
 
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {

@@ -1,10 +1,12 @@
 package coordinator
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -43,12 +45,37 @@ func (p *predictState) lease(node string) int {
 	return p.must(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(time.Minute)}).(api.Lease).Unit
 }
 
+// outputOf is the blob node uploads for unit: its own, so that a unit's output says
+// who did it.
+func outputOf(node string, unit int) string { return sha(1000*int(node[len(node)-1]-'0') + unit) }
+
 func (p *predictState) done(node string, unit, records int) error {
 	p.t.Helper()
-	p.must(CmdBlobStored, BlobStored{SHA: sha(100 + unit), Size: 10, Member: "c1", Upload: true})
-	_, err := p.apply(CmdUnitDone, JobUnit{Job: "job-1", Report: api.UnitReport{Node: node, Unit: unit, Blob: sha(100 + unit), Records: records}})
+	p.must(CmdBlobStored, BlobStored{SHA: outputOf(node, unit), Size: 10, Member: "c1", Upload: true})
+	_, err := p.apply(CmdUnitDone, JobUnit{Job: "job-1", Report: api.UnitReport{Node: node, Unit: unit, Blob: outputOf(node, unit), Records: records}})
 	return err
 }
+
+// n2DoesTheRest has n2, holding unit 1, do it and unit 2 while n1 holds unit 0, and
+// then find no unit to lease, for why.
+func (p *predictState) n2DoesTheRest(why string) {
+	p.t.Helper()
+	if err := p.done("n2", 1, 4); err != nil {
+		p.t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != 2 {
+		p.t.Fatalf("n2 leased %d, want 2 (%s)", u, why)
+	}
+	if err := p.done("n2", 2, 2); err != nil {
+		p.t.Fatal(err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		p.t.Fatalf("n2 leased %d, want none (%s)", u, why)
+	}
+}
+
+// output is unit's output blob ("" while it is not done).
+func (p *predictState) output(unit int) string { return outputBlobs(p.s.Outputs["job-1"])[unit] }
 
 func (p *predictState) job() *api.Job { return p.s.Jobs["job-1"] }
 
@@ -59,20 +86,27 @@ const predictSpecText = "kind: predict\ntask: classify\nmodel: blob:" +
 // newPredictState holds a running predict job over records in blocks of 4 (10 records:
 // units of 4, 4 and 2) on n1 and n2; n3 is idle.
 func newPredictState(t *testing.T, records int) *predictState {
+	p := newPredictJob(t, records, predictSpecText)
+	if w := p.job().Work; w.Units != (records+3)/4 || w.UnitRecords(0) != 4 || w.UnitRecords(w.Units-1) != (records-1)%4+1 || len(p.s.Outputs["job-1"]) != 32*w.Units {
+		t.Fatalf("work %+v of %d records in blocks of 4", w, records)
+	}
+	return p
+}
+
+// newPredictJob holds a running predict job of spec over records on n1 and n2; n3 is
+// idle.
+func newPredictJob(t *testing.T, records int, specText string) *predictState {
 	p := &predictState{t: t, s: NewState(), now: time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		p.must(CmdNodeRegister, api.RegisterNode{ID: n, RingAddr: n + ":1"})
 	}
-	spec, err := api.ParsePredictSpec(predictSpecText)
+	spec, err := api.ParsePredictSpec(specText)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: predictSpecText, Cluster: spec.Cluster,
+	p.must(CmdJobSubmit, JobSubmit{Job: api.Job{Kind: api.KindPredict, Spec: specText, Cluster: spec.Cluster,
 		Train: &api.Dataset{Path: spec.Input, Blob: sha(2)}, Uploads: map[string]string{"model": sha(1)}}})
 	p.must(CmdDatasetPlanned, DatasetPlanned{Job: "job-1", Which: "train", Plan: sha(3), Records: records})
-	if got := p.job().Units; len(got) != (records+3)/4 || got[0].Records != 4 || got[len(got)-1].Records != (records-1)%4+1 {
-		t.Fatalf("units %+v of %d records in blocks of 4", got, records)
-	}
 	p.must(CmdOpenGeneration, OpenGeneration{Job: "job-1", Gen: 1, Members: []string{"n1", "n2"}, Reason: "start"})
 	return p
 }
@@ -129,12 +163,15 @@ func TestPredictUnitsLeaseAndComplete(t *testing.T) {
 	if j.State != api.Succeeded || j.Progress.UnitsDone != 3 || j.Progress.Records != 10 {
 		t.Fatalf("job %s, progress %+v", j.State, j.Progress)
 	}
-	if err := p.done("n2", 2, 2); err != nil || p.job().Units[2].Blob != sha(102) || p.job().Units[2].Node != "n1" {
-		t.Fatalf("a late duplicate after the end: %v, unit %+v", err, p.job().Units[2])
+	if err := p.done("n2", 2, 2); err != nil || p.output(2) != outputOf("n1", 2) {
+		t.Fatalf("a late duplicate after the end: %v, unit 2's output %s", err, p.output(2))
 	}
-	for _, u := range j.Units {
-		if !slices.Contains(jobBlobs(j), u.Blob) {
-			t.Errorf("the job does not reference its output %s", u.Blob)
+	if w := j.Work; w.Units != 3 || len(w.Done) != 1 || w.Done[0] != [2]int{0, 2} || len(w.Leases) != 0 || w.ByNode["n1"] != 2 || w.ByNode["n2"] != 1 {
+		t.Errorf("work %+v, want units 0 to 2 done, n1 two and n2 one", w)
+	}
+	for i := range 3 {
+		if !slices.Contains(p.s.jobBlobs(j), p.output(i)) || p.output(i) == "" {
+			t.Errorf("the job does not reference its output %q", p.output(i))
 		}
 	}
 	if n := p.s.Nodes["n1"]; n.Job != "" {
@@ -149,8 +186,8 @@ func TestPredictDeadNodesLeasesGoBack(t *testing.T) {
 	p.lease("n1")
 	p.lease("n2")
 	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
-	if u := p.job().Units[0]; u.Node != "" {
-		t.Fatalf("unit 0 still leased to %s", u.Node)
+	if u := p.job().Work.Lease(0); u != nil {
+		t.Fatalf("unit 0 still leased: %+v", u)
 	}
 	if err := p.done("n2", 1, 4); err != nil {
 		t.Fatal(err)
@@ -176,18 +213,7 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
 	p.lease("n2")
-	if err := p.done("n2", 1, 4); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != 2 {
-		t.Fatalf("n2 leased %d, want 2 (0 is n1's for a minute)", u)
-	}
-	if err := p.done("n2", 2, 2); err != nil {
-		t.Fatal(err)
-	}
-	if u := p.lease("n2"); u != -1 {
-		t.Fatalf("n2 leased %d before n1's lease ended", u)
-	}
+	p.n2DoesTheRest("0 is n1's for a minute")
 	p.now = p.now.Add(time.Minute)
 	if u := p.lease("n2"); u != 0 {
 		t.Fatalf("n2 leased %d after n1's lease ended, want 0", u)
@@ -198,8 +224,59 @@ func TestPredictExpiredLeaseGoesToAnother(t *testing.T) {
 	if err := p.done("n2", 0, 4); err != nil {
 		t.Fatal(err)
 	}
-	if u := p.job().Units[0]; u.Node != "n1" || u.Outlived != nil || p.job().State != api.Succeeded {
-		t.Fatalf("unit 0 %+v, job %s: want n1's output, the first in, and the job done", u, p.job().State)
+	if p.output(0) != outputOf("n1", 0) || len(p.job().Work.Leases) != 0 || p.job().State != api.Succeeded {
+		t.Fatalf("unit 0's output %s, leases %+v, job %s: want n1's output, the first in, and the job done", p.output(0), p.job().Work.Leases, p.job().State)
+	}
+}
+
+// TestPredictLeaseRenewal: the holder of a unit renews its lease to the command's time
+// plus the period, so that the unit goes to no other node while it works; a lease that
+// ran out with no other node taking the unit renews too. A renewal from a node another
+// took the unit from, or of a unit done, or from a node not on the job, is refused,
+// and the output of the node that lost the unit, first in, still counts.
+func TestPredictLeaseRenewal(t *testing.T) {
+	p := newPredictState(t, 10)
+	renew := func(node string, unit int) (time.Time, error) {
+		t.Helper()
+		v, err := p.apply(CmdRenew, RenewLease{Job: "job-1", Node: node, Unit: unit, For: api.Duration(time.Minute)})
+		l, _ := v.(api.Lease)
+		return l.Expires, err
+	}
+	p.lease("n1")
+	p.lease("n2")
+	p.now = p.now.Add(40 * time.Second)
+	if exp, err := renew("n1", 0); err != nil || !exp.Equal(p.now.Add(time.Minute)) || !p.job().Work.Lease(0).Expires.Equal(exp) {
+		t.Fatalf("n1's renewal: %v, expires %v, want %v", err, exp, p.now.Add(time.Minute))
+	}
+	p.now = p.now.Add(40 * time.Second) // past n1's first lease, within its renewal
+	p.n2DoesTheRest("n1 renewed its lease on 0")
+	p.now = p.now.Add(time.Minute) // n1 renews late, but no other node took its unit
+	if _, err := renew("n1", 0); err != nil {
+		t.Fatalf("a renewal after the lease ran out, the unit still n1's: %v", err)
+	}
+	if u := p.lease("n2"); u != -1 {
+		t.Fatalf("n2 leased %d after n1's late renewal", u)
+	}
+	_, err := renew("n2", 0)
+	wantStatus(t, err, http.StatusConflict, "unit 0 of job job-1 is leased to n1, not n2")
+	_, err = renew("n2", 1)
+	wantStatus(t, err, http.StatusConflict, "unit 1 of job job-1 is done")
+	_, err = renew("n3", 0)
+	wantStatus(t, err, http.StatusConflict, "node n3 is not on job job-1")
+	_, err = renew("n1", 3)
+	wantStatus(t, err, http.StatusBadRequest, "3 is not in [0, 3)")
+
+	p.now = p.now.Add(time.Minute) // n1 silent past its lease: n2 takes the unit
+	if u := p.lease("n2"); u != 0 {
+		t.Fatalf("n2 leased %d after n1's lease ran out, want 0", u)
+	}
+	_, err = renew("n1", 0)
+	wantStatus(t, err, http.StatusConflict, "unit 0 of job job-1 is leased to n2, not n1")
+	if err := p.done("n1", 0, 4); err != nil {
+		t.Fatalf("n1's output, first in after its renewal was refused: %v", err)
+	}
+	if p.output(0) != outputOf("n1", 0) || p.job().State != api.Succeeded {
+		t.Fatalf("unit 0's output %s, job %s: want n1's output and the job done", p.output(0), p.job().State)
 	}
 }
 
@@ -214,8 +291,8 @@ func TestPredictDeadNodeOutlivedLeaseRefused(t *testing.T) {
 	}
 	p.must(CmdHealth, HealthUpdates{Updates: []HealthUpdate{{ID: "n1", Health: api.Dead}}})
 	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "leased to n2, not n1")
-	if err := p.done("n2", 0, 4); err != nil || p.job().Units[0].Node != "n2" {
-		t.Fatalf("%v; unit 0 %+v", err, p.job().Units[0])
+	if err := p.done("n2", 0, 4); err != nil || p.output(0) != outputOf("n2", 0) {
+		t.Fatalf("%v; unit 0's output %s", err, p.output(0))
 	}
 }
 
@@ -227,8 +304,8 @@ func TestPredictCancel(t *testing.T) {
 	_, err := p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: "n1", For: api.Duration(time.Minute)})
 	wantStatus(t, err, http.StatusConflict, "job job-1 is cancelled")
 	wantStatus(t, p.done("n1", 0, 4), http.StatusConflict, "job job-1 is cancelled")
-	if j := p.job(); j.State != api.Cancelled || j.Units[0].Done() {
-		t.Fatalf("job %s, unit 0 %+v", j.State, j.Units[0])
+	if j := p.job(); j.State != api.Cancelled || j.Work.IsDone(0) || p.output(0) != "" {
+		t.Fatalf("job %s, work %+v", j.State, j.Work)
 	}
 	// Only the units end a predict job, and a node's error fails it.
 	p = newPredictState(t, 10)
@@ -284,24 +361,33 @@ func TestPredictRandomExactlyOnce(t *testing.T) {
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 11))
 		p := newPredictState(t, 50)
-		first := map[int]api.Unit{}
+		first := map[int]string{} // each unit's output, once done
 		check := func(step int) {
 			t.Helper()
 			j := p.job()
 			done := 0
-			for i, u := range j.Units {
-				if f, ok := first[i]; ok && (u.Blob != f.Blob || u.Node != f.Node) {
-					t.Fatalf("seed %d step %d: unit %d done by %s, then by %s", seed, step, i, f.Node, u.Node)
+			for i, out := range outputBlobs(p.s.Outputs["job-1"]) {
+				if f, ok := first[i]; ok && out != f {
+					t.Fatalf("seed %d step %d: unit %d's output was %s, is %s", seed, step, i, f, out)
 				}
-				if u.Done() {
+				if (out != "") != j.Work.IsDone(i) {
+					t.Fatalf("seed %d step %d: unit %d done %v with output %q", seed, step, i, j.Work.IsDone(i), out)
+				}
+				if out != "" {
 					done++
-					first[i] = u
-				} else if u.Node != "" && j.State == api.Running && j.Gen.Rank(u.Node) < 0 {
-					t.Fatalf("seed %d step %d: unit %d leased to %s, not in generation %d", seed, step, i, u.Node, j.Gen.Gen)
+					first[i] = out
 				}
 			}
-			if done != j.Progress.UnitsDone || j.State == api.Succeeded && done != len(j.Units) {
-				t.Fatalf("seed %d step %d: job %s, %d of %d units done, progress %+v", seed, step, j.State, done, len(j.Units), j.Progress)
+			for k, u := range j.Work.Leases {
+				if j.Work.IsDone(u.Unit) || k > 0 && j.Work.Leases[k-1].Unit >= u.Unit || u.Node == "" && len(u.Outlived) == 0 {
+					t.Fatalf("seed %d step %d: leases %+v, done %v", seed, step, j.Work.Leases, j.Work.Done)
+				}
+				if u.Node != "" && j.State == api.Running && j.Gen.Rank(u.Node) < 0 {
+					t.Fatalf("seed %d step %d: unit %d leased to %s, not in generation %d", seed, step, u.Unit, u.Node, j.Gen.Gen)
+				}
+			}
+			if done != j.Progress.UnitsDone || j.State == api.Succeeded && done != j.Work.Units {
+				t.Fatalf("seed %d step %d: job %s, %d of %d units done, progress %+v", seed, step, j.State, done, j.Work.Units, j.Progress)
 			}
 		}
 		decideAll := func() {
@@ -312,17 +398,26 @@ func TestPredictRandomExactlyOnce(t *testing.T) {
 		for step := range 400 {
 			node := nodes[r.IntN(len(nodes))]
 			switch k := r.IntN(10); {
-			case k < 4:
+			case k < 3:
 				p.apply(CmdLease, LeaseUnit{Job: "job-1", Node: node, For: api.Duration(5 * time.Second)})
+			case k < 4:
+				u, holder := r.IntN(p.job().Work.Units), ""
+				if l := p.job().Work.Lease(u); l != nil {
+					holder = l.Node
+				}
+				if _, err := p.apply(CmdRenew, RenewLease{Job: "job-1", Node: node, Unit: u, For: api.Duration(5 * time.Second)}); err == nil && holder != node {
+					t.Fatalf("seed %d step %d: %s renewed unit %d, leased to %q", seed, step, node, u, holder)
+				}
 			case k < 7:
-				u := r.IntN(len(p.job().Units))
-				if i := slices.IndexFunc(p.job().Units, func(u api.Unit) bool { return !u.Done() && u.Node != "" }); i >= 0 && r.IntN(3) > 0 {
-					u = i
+				w := p.job().Work
+				u := r.IntN(w.Units)
+				if i := slices.IndexFunc(w.Leases, func(u api.UnitLease) bool { return u.Node != "" }); i >= 0 && r.IntN(3) > 0 {
+					u = w.Leases[i].Unit
 					if r.IntN(3) > 0 {
-						node = p.job().Units[i].Node
+						node = w.Leases[i].Node
 					}
 				}
-				records := p.job().Units[u].Records
+				records := w.UnitRecords(u)
 				if r.IntN(10) == 0 {
 					records++
 				}
@@ -347,24 +442,103 @@ func TestPredictRandomExactlyOnce(t *testing.T) {
 		p.now = p.now.Add(UnprovenGrace)
 		for step := 0; p.job().State == api.Running; step++ {
 			if step > 100 {
-				t.Fatalf("seed %d: the job does not end with its nodes alive: %+v", seed, p.job().Units)
+				t.Fatalf("seed %d: the job does not end with its nodes alive: %+v", seed, p.job().Work)
 			}
 			decideAll()
 			for _, m := range p.job().Gen.Members {
 				if u := p.lease(m.Node); u >= 0 {
-					if err := p.done(m.Node, u, p.job().Units[u].Records); err != nil {
+					if err := p.done(m.Node, u, p.job().Work.UnitRecords(u)); err != nil {
 						t.Fatalf("seed %d: %s's unit %d: %v", seed, m.Node, u, err)
 					}
 				}
 			}
 			check(400 + step)
 		}
-		if j := p.job(); j.State != api.Succeeded || len(first) != len(j.Units) {
-			t.Fatalf("seed %d: job %s with %d of %d units done", seed, j.State, len(first), len(j.Units))
+		if j := p.job(); j.State != api.Succeeded || len(first) != j.Work.Units || len(j.Work.Done) != 1 {
+			t.Fatalf("seed %d: job %s with %d of %d units done (%v)", seed, j.State, len(first), j.Work.Units, j.Work.Done)
 		}
 		for _, e := range p.s.Events["job-1"] {
 			seen[strings.Fields(e.Message)[0]+" "+e.Kind]++
 		}
 	}
 	t.Logf("events: %v", seen)
+}
+
+// TestRestoreSnapshotWithUnits: a snapshot written before api.Work, with a predict
+// job's units one by one in the job, restores to the state the same commands make now:
+// the done units as a range with their outputs, the leases, the outlived nodes.
+func TestRestoreSnapshotWithUnits(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	p.lease("n2")
+	if err := p.done("n1", 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	p.now = p.now.Add(time.Minute)
+	if u := p.lease("n1"); u != 1 {
+		t.Fatalf("n1 leased %d, want n2's expired 1", u)
+	}
+	f := NewFSM()
+	f.state = p.s
+	now := restored(t, snapshotBytes(t, f))
+
+	var snap map[string]any
+	if err := json.Unmarshal(snapshotBytes(t, f), &snap); err != nil {
+		t.Fatal(err)
+	}
+	delete(snap, "outputs")
+	job := snap["jobs"].(map[string]any)["job-1"].(map[string]any)
+	delete(job, "work")
+	job["units"] = []map[string]any{
+		{"node": "n1", "records": 4, "blob": outputOf("n1", 0)},
+		{"node": "n1", "expires": p.now.Add(time.Minute), "records": 4, "outlived": []string{"n2"}},
+		{"records": 2},
+	}
+	b, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := restored(t, b)
+	if d := firstDiff("state", reflect.ValueOf(old.state), reflect.ValueOf(now.state)); d != "" {
+		t.Fatalf("the old snapshot restores to another state than the commands make now: %s differs\n%+v\n%+v", d, old.state.Jobs["job-1"].Work, now.state.Jobs["job-1"].Work)
+	}
+	if w := old.state.Jobs["job-1"].Work; len(w.Leases) != 1 || w.Leases[0].Node != "n1" || !slices.Equal(w.Leases[0].Outlived, []string{"n2"}) {
+		t.Fatalf("work %+v", w)
+	}
+	job["cluster"].(map[string]any)["block_records"] = 3
+	b, _ = json.Marshal(snap)
+	if err := NewFSM().Restore(readCloser{bytes.NewBuffer(b)}); err == nil || !strings.Contains(err.Error(), "3 units of 10 records in blocks of 3") {
+		t.Fatalf("restoring units that are not the job's blocks: %v", err)
+	}
+	job["cluster"].(map[string]any)["block_records"] = 4
+	job["units"] = []map[string]any{{"records": 4, "blob": "not a sha"}, {"records": 4}, {"records": 2}}
+	b, _ = json.Marshal(snap)
+	if err := NewFSM().Restore(readCloser{bytes.NewBuffer(b)}); err == nil || !strings.Contains(err.Error(), `unit 0: blob "not a sha" is not a sha256`) {
+		t.Fatalf("restoring a unit with a bad blob: %v", err)
+	}
+}
+
+// TestPredictJobSize measures a predict job's record for an input of a million
+// records in blocks of 256 (3,907 units), all done by two nodes: the job (what every
+// listing, read and assignment ships) stays small, the outputs kept apart in the state.
+func TestPredictJobSize(t *testing.T) {
+	p := newPredictJob(t, 1_000_000, strings.Replace(predictSpecText, "block_records: 4", "block_records: 256", 1))
+	size := func() (int, int) {
+		jb, _ := json.Marshal(p.job())
+		ob, _ := json.Marshal(p.s.Outputs)
+		return len(jb), len(ob)
+	}
+	planned, _ := size()
+	for n := 0; p.job().State == api.Running; n++ {
+		node := []string{"n1", "n2"}[n%2]
+		u := p.lease(node)
+		if err := p.done(node, u, p.job().Work.UnitRecords(u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, outputs := size()
+	t.Logf("a predict job of 1,000,000 records, 3,907 units: the job %d bytes planned, %d done; outputs %d bytes", planned, done, outputs)
+	if j := p.job(); j.Work.Units != 3907 || j.State != api.Succeeded || done > 2000 || outputs > 3907*32*4/3+100 {
+		t.Fatalf("job %s with %d units: %d bytes, outputs %d", j.State, j.Work.Units, done, outputs)
+	}
 }

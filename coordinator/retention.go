@@ -11,7 +11,7 @@ import (
 
 // Blob retention (docs/cluster.md, "Blob retention"). The state decides which blobs
 // stay listed; each member's sweepBlobs removes from its disk the files the state no
-// longer lists. A blob is live while a job references it (jobBlobs), or while it is
+// longer lists. A blob is live while a job references it (State.jobBlobs), or while it is
 // fresh: stored less than Timing.BlobGrace ago, in the log's time, so that an upload
 // survives until the report or submission that references it. A reference goes away
 // when a result of the same kind replaces it (result), a generation that restored a
@@ -24,7 +24,7 @@ import (
 // jobBlobs are the blobs j references: its uploaded data files, their plans, the
 // uploaded model and tokenizer it starts from, its results, the checkpoint its
 // current generation restores from, and a predict job's outputs.
-func jobBlobs(j *api.Job) []string {
+func (s *State) jobBlobs(j *api.Job) []string {
 	var out []string
 	for _, d := range []*api.Dataset{j.Train, j.Eval} {
 		if d != nil {
@@ -38,16 +38,14 @@ func jobBlobs(j *api.Job) []string {
 	if j.Gen != nil {
 		out = append(out, j.Gen.Restore)
 	}
-	for _, u := range j.Units {
-		out = append(out, u.Blob)
-	}
+	out = append(out, outputBlobs(s.Outputs[j.ID])...)
 	return slices.DeleteFunc(out, func(sha string) bool { return sha == "" })
 }
 
 // referenced says whether any job references sha.
 func (s *State) referenced(sha string) bool {
 	for _, j := range s.Jobs {
-		if slices.Contains(jobBlobs(j), sha) {
+		if slices.Contains(s.jobBlobs(j), sha) {
 			return true
 		}
 	}
@@ -83,11 +81,12 @@ func (s *State) deleteJob(t time.Time, b JobDelete) error {
 	delete(s.Jobs, j.ID)
 	delete(s.Events, j.ID)
 	s.Deleted[j.ID], s.DeletedAt[j.ID] = j.Submitted, t
-	for _, sha := range jobBlobs(j) {
+	for _, sha := range s.jobBlobs(j) {
 		if s.Blobs[sha] != nil && !s.referenced(sha) {
 			delete(s.Blobs, sha)
 		}
 	}
+	delete(s.Outputs, j.ID)
 	s.touch(topicJob(j.ID), topicGen(j.ID), topicLogs(j.ID), topicJobs, topicBlobs, topicDeleted)
 	return nil
 }
@@ -106,7 +105,7 @@ func (b *Blob) lastStored() time.Time {
 func (s *State) collectable(before time.Time) []string {
 	refs := map[string]bool{}
 	for _, j := range s.Jobs {
-		for _, sha := range jobBlobs(j) {
+		for _, sha := range s.jobBlobs(j) {
 			refs[sha] = true
 		}
 	}

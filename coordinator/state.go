@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -44,6 +45,10 @@ type State struct {
 	// Topics maps what blocking queries watch ("job/ID", "assign/NODE", ...) to the
 	// index of the command that last changed it.
 	Topics map[string]uint64 `json:"topics"`
+	// Outputs are predict jobs' units' output blobs, by job: unit i's sha256 in bytes
+	// [32i, 32i+32), zero until it is done. They are kept apart from the job, whose
+	// every read (listings, assignments) would otherwise ship them.
+	Outputs map[string][]byte `json:"outputs,omitempty"`
 }
 
 // Blob is a stored file the members replicate among themselves. It stays listed while
@@ -61,7 +66,7 @@ func NewState() *State {
 	return &State{
 		Members: map[string]*api.Member{}, Nodes: map[string]*api.Node{}, Jobs: map[string]*api.Job{},
 		Blobs: map[string]*Blob{}, Events: map[string][]api.Event{}, Topics: map[string]uint64{},
-		Deleted: map[string]time.Time{}, DeletedAt: map[string]time.Time{},
+		Deleted: map[string]time.Time{}, DeletedAt: map[string]time.Time{}, Outputs: map[string][]byte{},
 	}
 }
 
@@ -268,6 +273,7 @@ var appliers = map[string]applier{
 	CmdDeletedTrim:    onValue((*State).deletedTrim),
 	CmdLease:          onValue((*State).lease),
 	CmdUnitDone:       on((*State).unitDone),
+	CmdRenew:          onValue((*State).renew),
 }
 
 func on[T any](apply func(*State, time.Time, T) error) applier {
@@ -454,7 +460,7 @@ func (s *State) jobSubmit(t time.Time, b JobSubmit) (string, error) {
 	j := b.Job
 	j.ID = "job-" + strconv.Itoa(s.NextJob)
 	j.State, j.Reason, j.Submitted = api.Pending, "planning the data", t
-	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results, j.Units = nil, nil, nil, nil, nil, nil
+	j.Gen, j.Reconfig, j.Waiting, j.Checkpoints, j.Results, j.Work = nil, nil, nil, nil, nil, nil
 	j.Progress = api.Progress{}
 	s.Jobs[j.ID] = &j
 	s.changedJob(&j, true)
@@ -495,7 +501,8 @@ func (s *State) datasetPlanned(t time.Time, b DatasetPlanned) error {
 			s.finish(j, t, api.Failed, "", fmt.Sprintf("the input %s has no records", d.Path))
 			return nil
 		}
-		j.Units = makeUnits(b.Records, j.Cluster.BlockRecords)
+		j.Work = api.NewWork(b.Records, j.Cluster.BlockRecords)
+		s.Outputs[j.ID] = make([]byte, sha256.Size*j.Work.Units)
 	}
 	d.Plan, d.Records = b.Plan, b.Records
 	if b.Which == "train" {
@@ -567,9 +574,15 @@ func (s *State) openGeneration(t time.Time, b OpenGeneration) error {
 		g.Members = append(g.Members, api.RingMember{Node: id, Addr: n.RingAddr})
 	}
 	s.release(j, t, b.Members, true)
-	for _, u := range j.Units {
-		if !u.Done() && u.Node != "" && !slices.Contains(b.Members, u.Node) {
-			s.returnUnits(j, t, u.Node, "left the job")
+	if j.Work != nil {
+		var gone []string
+		for _, u := range j.Work.Leases {
+			if u.Node != "" && !slices.Contains(b.Members, u.Node) && !slices.Contains(gone, u.Node) {
+				gone = append(gone, u.Node)
+			}
+		}
+		for _, n := range gone {
+			s.returnUnits(j, t, n, "left the job")
 		}
 	}
 	for _, id := range b.Members {

@@ -96,9 +96,13 @@ func (c *coord) reconfig(cause string) {
 	c.bump()
 }
 
-// Lease and UnitDone: this coordinator plays training jobs only (predict jobs run
+// Lease, RenewLease and UnitDone: this coordinator plays training jobs only (predict jobs run
 // against a real one in cmd/bertnode's tests).
 func (c *coord) Lease(ctx context.Context, job, node string) (api.Lease, error) {
+	return api.Lease{Unit: -1}, &api.Error{Status: 409, Message: "not a predict job"}
+}
+
+func (c *coord) RenewLease(ctx context.Context, job, node string, unit int) (api.Lease, error) {
 	return api.Lease{Unit: -1}, &api.Error{Status: 409, Message: "not a predict job"}
 }
 

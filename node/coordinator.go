@@ -22,8 +22,10 @@ type Coordinator interface {
 	PutBlob(ctx context.Context, r io.Reader, size int64) (string, error)
 	GetBlob(ctx context.Context, sha string) (io.ReadCloser, int64, error)
 	Job(ctx context.Context, id string) (*api.Job, error)
-	// Lease and UnitDone are a predict job's: a unit to do, and its output reported.
+	// Lease, RenewLease and UnitDone are a predict job's: a unit to do, the lease on it
+	// kept while the node works, and its output reported.
 	Lease(ctx context.Context, job, node string) (api.Lease, error)
+	RenewLease(ctx context.Context, job, node string, unit int) (api.Lease, error)
 	UnitDone(ctx context.Context, job string, r api.UnitReport) error
 	// DeletedJobs are the jobs bertnode delete removed, with their submission times.
 	DeletedJobs(ctx context.Context) (map[string]time.Time, error)

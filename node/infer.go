@@ -86,6 +86,10 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 		return a.failPredict(ctx, job, fmt.Errorf("setup: %w", err))
 	}
 	defer env.Src.Close()
+	spec, err := api.ParsePredictSpec(job.Spec)
+	if err != nil {
+		return a.failPredict(ctx, job, err)
+	}
 	c := a.cfg.Coordinator
 	for ctx.Err() == nil && !gone() {
 		var l api.Lease
@@ -108,40 +112,82 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 		if l.Unit >= len(env.Plan.Blocks) {
 			return a.failPredict(ctx, job, fmt.Errorf("unit %d: the input's plan has %d blocks", l.Unit, len(env.Plan.Blocks)))
 		}
-		start := time.Now()
-		b := env.Plan.Blocks[l.Unit]
-		ids := make([]int32, b.Count)
-		for i := range ids {
-			ids[i] = int32(b.First + i)
+		if err := a.doUnit(ctx, job.ID, env, l.Unit, time.Duration(spec.Lease)/3); err != nil {
+			return a.failPredict(ctx, job, err)
 		}
-		recs := make([]shard.Record, len(ids))
-		if err := retry(ctx, a.cfg.Log, "reading the input", func() error { return env.Src.Read(ctx, ids, recs) }); err != nil {
-			logf("unit %d: %v", l.Unit, err) // the coordinator refused (or ctx ended): ask again, after a pause
-			sleep(ctx, idleLease)
-			continue
-		}
-		var out bytes.Buffer
-		if err := env.Predictor.Predict(recs, &out); err != nil {
-			return a.failPredict(ctx, job, fmt.Errorf("unit %d (records %d to %d): %w", l.Unit, b.First, b.First+b.Count-1, err))
-		}
-		failpoint.Hit("node.unit") // a node lost holding a lease, its output unreported
-		var blob string
-		if err := retry(ctx, a.cfg.Log, "uploading", func() (err error) {
-			blob, err = c.PutBlob(ctx, bytes.NewReader(out.Bytes()), int64(out.Len()))
-			return err
-		}); err != nil {
-			logf("unit %d: %v", l.Unit, err)
-			sleep(ctx, idleLease)
-			continue
-		}
-		rep := api.UnitReport{Node: a.cfg.ID, Unit: l.Unit, Blob: blob, Records: len(recs)}
-		if err := retry(ctx, a.cfg.Log, "unit report", func() error { return c.UnitDone(ctx, job.ID, rep) }); err != nil {
-			logf("unit %d: %v", l.Unit, err) // its lease went to another (this node was thought dead, or slow)
-			continue
-		}
-		logf("unit %d: %d records in %v", l.Unit, len(recs), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// doUnit predicts unit, uploads its output and reports it, renewing its lease every
+// renew meanwhile. It returns an error only when the unit's records cannot be
+// predicted; the coordinator's refusals are logged, and the node asks for a unit again.
+func (a *Agent) doUnit(ctx context.Context, job string, env *InferEnv, unit int, renew time.Duration) error {
+	logf := func(format string, args ...any) {
+		a.cfg.Log.Printf("job %s: unit %d: "+format, append([]any{job, unit}, args...)...)
+	}
+	defer a.renewLease(ctx, job, unit, renew)()
+	start := time.Now()
+	c := a.cfg.Coordinator
+	b := env.Plan.Blocks[unit]
+	ids := make([]int32, b.Count)
+	for i := range ids {
+		ids[i] = int32(b.First + i)
+	}
+	recs := make([]shard.Record, len(ids))
+	if err := retry(ctx, a.cfg.Log, "reading the input", func() error { return env.Src.Read(ctx, ids, recs) }); err != nil {
+		logf("%v", err) // the coordinator refused (or ctx ended): ask again, after a pause
+		sleep(ctx, idleLease)
+		return nil
+	}
+	var out bytes.Buffer
+	if err := env.Predictor.Predict(recs, &out); err != nil {
+		return fmt.Errorf("unit %d (records %d to %d): %w", unit, b.First, b.First+b.Count-1, err)
+	}
+	failpoint.Hit("node.unit") // a node lost holding a lease, its output unreported
+	var blob string
+	if err := retry(ctx, a.cfg.Log, "uploading", func() (err error) {
+		blob, err = c.PutBlob(ctx, bytes.NewReader(out.Bytes()), int64(out.Len()))
+		return err
+	}); err != nil {
+		logf("%v", err)
+		sleep(ctx, idleLease)
+		return nil
+	}
+	rep := api.UnitReport{Node: a.cfg.ID, Unit: unit, Blob: blob, Records: len(recs)}
+	if err := retry(ctx, a.cfg.Log, "unit report", func() error { return c.UnitDone(ctx, job, rep) }); err != nil {
+		logf("%v", err) // its lease went to another (this node was thought dead, or slow)
+		return nil
+	}
+	logf("%d records in %v", len(recs), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// renewLease renews this node's lease on unit every period until the returned stop is
+// called, so that a unit slower than the lease stays this node's. A refusal (another
+// node took the unit, or it is done) ends the renewals, not the work: the first output
+// in counts.
+func (a *Agent) renewLease(ctx context.Context, job string, unit int, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleep(ctx, every) {
+			if err := retry(ctx, a.cfg.Log, "lease renewal", func() error {
+				_, err := a.cfg.Coordinator.RenewLease(ctx, job, a.cfg.ID, unit)
+				return err
+			}); err != nil {
+				if ctx.Err() == nil {
+					a.cfg.Log.Printf("job %s: unit %d: %v (working on)", job, unit, err)
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // failPredict ends predict job job: its model or input cannot be predicted.

@@ -105,13 +105,22 @@ type Spec struct {
 }
 
 // ForTask is s as task reads its data: regression's labels are scores, an embedding
-// model's records text pairs without labels, mlm's texts alone, multiple choice's
-// choices in the "choices" field unless s names another.
+// model's records text pairs without labels (single texts if s is ForPredict's), mlm's
+// texts alone, multiple choice's choices in the "choices" field unless s names another.
 func (s Spec) ForTask(task string) Spec {
-	s.Scores, s.Unlabeled, s.Single = task == "regression", task == "embed" || task == "mlm", task == "mlm"
+	s.Scores, s.Unlabeled = task == "regression", task == "embed" || task == "mlm"
+	s.Single = task == "mlm" || task == "embed" && s.Single
 	if task == "choice" && s.Choices == "" {
 		s.Choices = "choices"
 	}
+	return s
+}
+
+// ForPredict is s as bertnode predict (and a predict job) reads task's data file: as
+// ForTask, but an embedding model embeds single texts, where it trains on pairs.
+func (s Spec) ForPredict(task string) Spec {
+	s = s.ForTask(task)
+	s.Single = s.Single || task == "embed"
 	return s
 }
 
@@ -158,16 +167,18 @@ func (s Spec) validateFor() error {
 		}
 	}
 	if s.Single && (s.TextPair != "" || s.Negative != "") {
-		return specErr(map[bool]string{true: "text_pair", false: "negative"}[s.TextPair != ""], "the task reads single texts (mlm)")
+		return specErr(map[bool]string{true: "text_pair", false: "negative"}[s.TextPair != ""], "the task reads single texts (mlm; embed's predictions)")
 	}
 	if f == Lines && !s.Single {
-		return specErr("format", "text: texts alone, one per line, are what task mlm reads; other tasks need labels or pairs (labeltext, csv, tsv, jsonl...)")
+		return specErr("format", "text: texts alone, one per line, are what task mlm reads and predict embeds; other tasks need labels or pairs (labeltext, csv, tsv, jsonl...)")
 	}
 	if s.Negative != "" && !s.Unlabeled {
 		return specErr("negative", "%q: hard negatives are for embedding models (task embed)", s.Negative)
 	}
 	if s.Unlabeled {
 		switch {
+		case !delimited && f != JSONL && f != SQuAD && f != Lines && s.Single:
+			return specErr("format", "%s: texts without labels are read from text, csv, tsv or jsonl", f)
 		case !delimited && f != JSONL && f != SQuAD && f != Lines:
 			return specErr("format", "%s: text pairs without labels are read from csv, tsv, jsonl or squad (question and context)", f)
 		case s.Label != "":

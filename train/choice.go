@@ -114,6 +114,7 @@ func (t *Trainer) PredictChoices(qs []ChoiceQuestion) ([]ChoiceAnswer, error) {
 		return nil, fmt.Errorf("predict: task %s does not choose (choice does)", t.Spec.Task)
 	}
 	var exs []Example // every (text, choice) pair, question by question
+	var question []int
 	for i, q := range qs {
 		if len(q.Choices) < 2 {
 			return nil, fmt.Errorf("question %d: choices: %d; want two or more", i+1, len(q.Choices))
@@ -124,10 +125,11 @@ func (t *Trainer) PredictChoices(qs []ChoiceQuestion) ([]ChoiceAnswer, error) {
 		}
 		for _, e := range encs {
 			exs = append(exs, Example{Enc: e})
+			question = append(question, i)
 		}
 	}
 	scores := make([]float32, 0, len(exs))
-	if err := t.infer(exs, func(_ *Example, row []float32) error {
+	if err := t.inferRecords(exs, func(i int) int { return question[i] }, func(_ *Example, row []float32) error {
 		scores = append(scores, row[0])
 		return nil
 	}); err != nil {

@@ -149,6 +149,28 @@ func (t *Trainer) infer(exs []Example, read func(e *Example, logits []float32) e
 	return nil
 }
 
+// inferRecords is infer over the examples of records (qa's windows, choice's text and
+// choice pairs), rec(i) being exs[i]'s record, nondecreasing: without WithInfer, a
+// forward pass holds examples of one run of Spec.BatchSize records, so that a block of
+// records whose size is a multiple of it batches as the whole file does (a predict
+// job's units, bertnode infer, print predict's bytes).
+func (t *Trainer) inferRecords(exs []Example, rec func(i int) int, read func(e *Example, logits []float32) error) error {
+	if t.run != nil {
+		return t.infer(exs, read)
+	}
+	for i := 0; i < len(exs); {
+		j := i + 1
+		for j < len(exs) && rec(j)/t.Spec.BatchSize == rec(i)/t.Spec.BatchSize {
+			j++
+		}
+		if err := t.infer(exs[i:j], read); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
 // Tagged is the ner model's reading of one text.
 type Tagged struct {
 	Text string `json:"text"`
@@ -372,7 +394,7 @@ func (t *Trainer) PredictAnswers(qs []Question, allowEmpty bool) ([]Answer, erro
 		return nil, err
 	}
 	sc := &qaScorer{v2: allowEmpty}
-	if err := t.infer(exs, func(e *Example, logits []float32) error {
+	if err := t.inferRecords(exs, func(i int) int { return exs[i].Window.Example }, func(e *Example, logits []float32) error {
 		return sc.add([]*Example{e}, &model.Batch{B: 1, L: e.Enc.Len()}, logits)
 	}); err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -49,18 +48,21 @@ job:JOB, a finished job's model in the coordinators' store (final, or job:JOB/be
 data is; each block is a unit of work. Nodes lease units one at a time, run the model
 on them (loaded once per node, on the device and threads of its bertnode join) and
 upload each unit's output; the coordinators record each unit done once. A node that
-dies gives its units back at once; one silent past --lease loses them to the next
-node that asks, and whichever of the two finishes first counts.
+dies gives its units back at once; a working node renews its lease every third of
+--lease, and one silent past it loses its unit to the next node that asks (whichever
+of the two finishes first counts).
 
-It runs classify, multilabel, regression, ner and mlm checkpoints (qa and choice
-read several sequences per record, and predict embeds no data file: use bertnode
-predict). --block-records must
-be a multiple of --batch-size, so that units cut the input where predict's batches do.
+It runs checkpoints of every task, reading --input as predict reads --file with data
+flags: texts (classify, multilabel, embed, mlm; regression's with their pairs), conll
+sentences (ner), squad questions (qa) or jsonl choices (choice). --block-records must
+be a multiple of --batch-size, so that units cut the input where predict's batches do
+(qa's windows and choice's pairs are batched by runs of --batch-size records).
 
 With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 --output, writes the output there; else bertnode download JOB --output OUT.jsonl.`,
 		Example: `  bertnode infer --model runs/sms/best --input calls.tsv --format tsv --text-column 1 --nodes 8 --wait --output scores.jsonl
   bertnode infer --model job:job-12/best --input big.jsonl --text-column body
+  bertnode infer --model runs/embed/best --input corpus.txt --format text --nodes 8 --wait --output vectors.jsonl
   bertnode download job-13 --output scores.jsonl`,
 		Args: cobra.NoArgs,
 	}
@@ -102,7 +104,8 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 		if err != nil {
 			return err
 		}
-		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "top-k": string(model.MLM)} {
+		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "top-k": string(model.MLM),
+			"doc-stride": string(model.QA), "allow-empty": string(model.QA), "normalize": string(model.Embed)} {
 			if cmd.Flags().Changed(flag) && task != want {
 				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
 			}
@@ -138,25 +141,33 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 	f.StringVar(&name, "name", "", "the job's name (default: the input file's)")
 	f.IntVar(&nodes, "nodes", 1, "nodes to spread the work over (it starts on fewer if fewer are idle)")
 	f.IntVar(&blockRecords, "block-records", 256, "records per unit of work (a multiple of --batch-size)")
-	f.DurationVar(&lease, "lease", 5*time.Minute, "how long a node may take over a unit before another may take it")
+	f.DurationVar(&lease, "lease", 5*time.Minute, "how long a unit stays a node's without a renewal (a working node renews every third of it)")
 	f.BoolVar(&wait, "wait", false, "follow the job until it ends; exit 1 unless it succeeds")
 	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
 	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
-	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize")
+	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
+	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
+	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize", "doc-stride", "pooling")
 	addSpecFlags(f, &s, dataFlags...)
-	f.Lookup("batch-size").Usage = "texts per forward pass"
+	f.Lookup("batch-size").Usage = batchSizeUsage
 	return c
 }
 
 // inferModel is the task of infer's --model and its blob: a local checkpoint directory,
 // loaded here as predict loads it (so that a bad one fails before anything is
-// uploaded), then uploaded; or job:JOB[/kind], a job's model already stored.
+// uploaded), then uploaded; or job:JOB[/kind], a job's model already stored (an
+// embedding model with --pooling, as predict reads any checkpoint).
 func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, out io.Writer) (task, blob string, err error) {
 	if id, ok := strings.CutPrefix(ref, "job:"); ok {
 		id, kind, _ := strings.Cut(id, "/")
 		kind = cmp.Or(kind, "final")
 		if kind != "final" && kind != "best" {
 			return "", "", fmt.Errorf("--model: %s: want job:JOB, job:JOB/final or job:JOB/best", ref)
+		}
+		if s.Pooling != "" {
+			if _, err := model.ParsePooling(s.Pooling); err != nil {
+				return "", "", fmt.Errorf("--pooling: %w", err)
+			}
 		}
 		j, err := cl.Job(ctx, id)
 		if err != nil {
@@ -170,7 +181,10 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 		if err != nil {
 			return "", "", fmt.Errorf("--model: %s: %w", ref, err)
 		}
-		return spec.Task, a.Blob, predictable(ref, spec.Task)
+		if s.Pooling != "" {
+			spec.Task = string(model.Embed)
+		}
+		return spec.Task, a.Blob, nil
 	}
 	if _, err := os.Stat(ref); err != nil {
 		return "", "", fmt.Errorf("--model: %w (want a checkpoint directory or job:JOB)", err)
@@ -178,26 +192,14 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 	runtime.LockOSThread() // libtorch's grad mode is per OS thread
 	defer runtime.UnlockOSThread()
 	s.Model = ref
-	t, err := train.ForEval(s, io.Discard) // its errors name the file or the flag's field (max_length...)
+	t, err := forPredict(s, io.Discard) // its errors name the file or the flag's field (max_length...)
 	if err != nil {
-		return "", "", err
-	}
-	task = t.Spec.Task
-	if err := predictable(ref, task); err != nil {
 		return "", "", err
 	}
 	if blob, err = uploadPacked(ctx, cl, ref, out); err != nil {
 		return "", "", fmt.Errorf("--model: %w", err)
 	}
-	return task, blob, nil
-}
-
-// predictable says why infer cannot run a model of task.
-func predictable(ref, task string) error {
-	if slices.Contains(api.PredictTasks, task) {
-		return nil
-	}
-	return fmt.Errorf("--model: %s is a %s model; infer runs %s (use bertnode predict for %s)", ref, task, strings.Join(api.PredictTasks, ", "), task)
+	return t.Spec.Task, blob, nil
 }
 
 // toPredictSpec is a predict job's spec from predict's flags (s and pf); fromPredictSpec
@@ -205,7 +207,7 @@ func predictable(ref, task string) error {
 func toPredictSpec(s train.Spec, pf predictFlags, task, model, input string) api.PredictSpec {
 	return api.PredictSpec{Kind: api.KindPredict, Task: task, Model: model, Input: input, Data: s.Data,
 		MaxLength: s.MaxLength, Padding: s.Padding, BatchSize: s.BatchSize, MixedPrecision: s.Autocast, Quantize: s.Quantize,
-		Threshold: pf.threshold, TopK: pf.topK}
+		Threshold: pf.threshold, TopK: pf.topK, DocStride: s.DocStride, AllowEmpty: pf.allowEmpty, Pooling: s.Pooling, Normalize: pf.normalize}
 }
 
 func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFlags) {
@@ -213,8 +215,8 @@ func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFla
 	s.Model, s.Data = modelDir, p.Data
 	s.MaxLength, s.BatchSize = cmp.Or(p.MaxLength, s.MaxLength), cmp.Or(p.BatchSize, s.BatchSize)
 	s.Padding, s.Autocast = cmp.Or(p.Padding, s.Padding), cmp.Or(p.MixedPrecision, s.Autocast)
-	s.Quantize = cmp.Or(p.Quantize, s.Quantize)
-	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5)}
+	s.Quantize, s.DocStride, s.Pooling = cmp.Or(p.Quantize, s.Quantize), p.DocStride, p.Pooling
+	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5), allowEmpty: p.AllowEmpty, normalize: p.Normalize}
 }
 
 // predictor is a node's model for a predict job: predict's code path over each unit's
@@ -235,7 +237,7 @@ func newPredictor(c node.Blobs, dir string, threads int, device string, logger *
 		}
 		s, pf := fromPredictSpec(spec, modelDir)
 		s.Threads, s.Device = threads, device
-		t, err := train.ForEval(s, logger.Writer())
+		t, err := forPredict(s, logger.Writer())
 		if err != nil {
 			return nil, err
 		}
@@ -247,11 +249,11 @@ func newPredictor(c node.Blobs, dir string, threads int, device string, logger *
 }
 
 func (p *predictor) Predict(recs []shard.Record, w io.Writer) error {
-	texts, pairs, _, err := recordTexts(recs, p.t.Spec.Task)
+	in, err := recordInput(recs, p.t.Spec.Task)
 	if err != nil {
 		return err
 	}
-	return writePredictions(w, p.warn, p.t, texts, pairs, p.pf)
+	return writePredictions(w, p.warn, p.t, in, p.pf)
 }
 
 // downloadOutput writes predict job j's output to path: its units' outputs in order.
@@ -259,9 +261,13 @@ func downloadOutput(ctx context.Context, cl *api.Client, j *api.Job, path string
 	if j.State != api.Succeeded {
 		return fmt.Errorf("%s is %s: its output is complete once it succeeds", j.ID, j.State)
 	}
-	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		for i, u := range j.Units {
-			rc, _, err := cl.GetBlob(ctx, u.Blob)
+	blobs, err := cl.Outputs(ctx, j.ID)
+	if err != nil {
+		return fmt.Errorf("%s output: %w", j.ID, err)
+	}
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		for i, blob := range blobs {
+			rc, _, err := cl.GetBlob(ctx, blob)
 			if err != nil {
 				return fmt.Errorf("unit %d: %w", i, err)
 			}
@@ -276,6 +282,6 @@ func downloadOutput(ctx context.Context, cl *api.Client, j *api.Job, path string
 	if err != nil {
 		return fmt.Errorf("%s output: %w", j.ID, err)
 	}
-	fmt.Fprintf(out, "wrote %d predictions of %s (%d units) to %s\n", j.Progress.Records, j.ID, len(j.Units), path)
+	fmt.Fprintf(out, "wrote %d predictions of %s (%d units) to %s\n", j.Progress.Records, j.ID, len(blobs), path)
 	return nil
 }

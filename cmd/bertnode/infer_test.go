@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,10 +115,7 @@ func TestInferMatchesPredict(t *testing.T) {
 		t.Fatalf("infer's output (%d bytes) differs from predict's (%d bytes)", len(got), len(want))
 	}
 	j := waitJob(t, c, "job-2", "its end", func(j *api.Job) bool { return j.State.Done() })
-	by := map[string]int{}
-	for _, u := range j.Units {
-		by[u.Node]++
-	}
+	by := j.Work.ByNode
 	t.Logf("units by node: %v", by)
 
 	again := filepath.Join(dir, "again.jsonl")
@@ -165,6 +164,80 @@ func TestInferMatchesPredict(t *testing.T) {
 	if b, err := os.ReadFile(fills); err != nil || string(b) != want || strings.Count(want, `"token_str"`) != 3*len(texts) {
 		t.Fatalf("infer of a masked-LM model: %v, %d bytes differ from predict's %d", err, len(b), len(want))
 	}
+}
+
+// smsTexts is the texts of the first n messages of the SMS collection.
+func smsTexts(t *testing.T, n int) []string {
+	t.Helper()
+	var texts []string
+	for _, p := range jsonLines[train.Prediction](t, mustRun(t, "predict", "--model", trainedSMS(t).dir, "--file", smsHead(t, t.TempDir(), n),
+		"--format", "labeltext", "--max-length", "16")) {
+		texts = append(texts, p.Text)
+	}
+	return texts
+}
+
+// TestInferEmbedQAAndChoice: infer writes predict's bytes for the tasks whose records
+// are not one sequence each: an embedding model over a text corpus (--normalize), qa
+// over squad questions whose contexts take 1 to 6 windows (--doc-stride), choice over
+// questions of 2 to 4 choices. Their windows and pairs batch by runs of --batch-size
+// records, so that units of --block-records records batch as predict does the file.
+func TestInferEmbedQAAndChoice(t *testing.T) {
+	c, flags := testCluster(t)
+	startPredictNodes(t, c, nil, "n1", "n2")
+	dir := t.TempDir()
+	texts := smsTexts(t, 72)
+	run := func(name, task string, ckptData string, format shard.Format, input string, opts ...string) {
+		t.Helper()
+		ckpt := tinyCheckpoint(t, task, ckptData, format)
+		opts = append([]string{"--batch-size", "4", "--max-length", "32"}, opts...)
+		want := mustRun(t, append([]string{"predict", "--model", ckpt, "--file", input, "--threads", "1"}, opts...)...)
+		out := filepath.Join(dir, name+".jsonl")
+		log := mustRun(t, append(append([]string{"infer", "--model", ckpt, "--input", input, "--nodes", "2", "--block-records", "8",
+			"--wait", "--output", out}, opts...), flags...)...)
+		contains(t, name, log, " succeeded: ")
+		if b, err := os.ReadFile(out); err != nil || string(b) != want {
+			t.Fatalf("infer of a %s model: %v, its %d bytes differ from predict's %d:\n%.600s\nwant\n%.600s", task, err, len(b), len(want), b, want)
+		}
+		if n := strings.Count(want, "\n"); n < 40 {
+			t.Fatalf("%s: predict printed %d lines", name, n)
+		}
+	}
+
+	pairs := writeLines(t, dir, "pairs.jsonl", `{"text": "a cat", "text_pair": "a small cat"}`, `{"text": "a dog", "text_pair": "a big dog"}`)
+	corpus := writeLines(t, dir, "corpus.txt", texts...)
+	run("embed", "embed", pairs, shard.JSONL, corpus, "--format", "text", "--normalize")
+
+	type qa struct {
+		ID       string `json:"id"`
+		Question string `json:"question"`
+		Answers  []any  `json:"answers"`
+	}
+	var paragraphs []any
+	for i := 0; i+6 <= len(texts); i += 4 {
+		context := strings.Join(texts[i:i+1+i%6], " ") // 1 to 6 messages: 1 to several windows
+		var qas []qa
+		for k, q := range []string{"what is it?", "who wrote this message?", "when?"} {
+			word := strings.Fields(context)[0]
+			qas = append(qas, qa{fmt.Sprintf("q%d-%d", i, k), q, []any{map[string]any{"text": word, "answer_start": strings.Index(context, word)}}})
+		}
+		paragraphs = append(paragraphs, map[string]any{"context": context, "qas": qas})
+	}
+	b, err := json.Marshal(map[string]any{"version": "v1.1", "data": []any{map[string]any{"title": "sms", "paragraphs": paragraphs}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	squad := writeLines(t, dir, "squad.json", string(b))
+	run("qa", "qa", writeSQuAD(t, t.TempDir(), false), shard.SQuAD, squad, "--format", "squad", "--doc-stride", "8")
+
+	var choices []string
+	for i, text := range texts[:60] {
+		line, _ := json.Marshal(map[string]any{"text": text, "choices": texts[60 : 62+i%3], "label": 0})
+		choices = append(choices, string(line))
+	}
+	input := writeLines(t, dir, "choices.jsonl", choices...)
+	picks := writeLines(t, t.TempDir(), "choices.jsonl", `{"text": "She opened the umbrella because", "choices": ["it was sunny", "it was raining"], "label": 1}`)
+	run("choice", "choice", picks, shard.JSONL, input, "--format", "jsonl")
 }
 
 // gatedPredictor holds its second unit until gate closes, saying so on held.
@@ -227,19 +300,30 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("n2 did not reach its second unit")
 	}
-	var stalled int
+	stalled := -1
 	c.Leader().Read(func(st *coordinator.State) {
-		stalled = slices.IndexFunc(st.Jobs["job-1"].Units, func(u api.Unit) bool { return !u.Done() && u.Node == "n2" })
+		for _, u := range st.Jobs["job-1"].Work.Leases {
+			if u.Node == "n2" {
+				stalled = u.Unit
+			}
+		}
 	})
 	if stalled < 0 {
 		t.Fatal("n2 holds no unit while it predicts one")
 	}
 	c.Gossip.SetHealth("n2", api.Dead)
 	j := waitJob(t, c, "job-1", "its end without n2", func(j *api.Job) bool { return j.State.Done() })
-	if j.State != api.Succeeded || j.Units[stalled].Node != "n1" {
-		t.Fatalf("job %s: %s; unit %d: %+v", j.State, j.Reason, stalled, j.Units[stalled])
+	if j.State != api.Succeeded || j.Work.ByNode["n2"] != 1 || j.Work.ByNode["n1"] != 9 {
+		t.Fatalf("job %s: %s; units by node %v, want n1 9 and n2 its first", j.State, j.Reason, j.Work.ByNode)
 	}
-	first := j.Units[stalled]
+	outputs := func() []string {
+		blobs, err := c.Client().Outputs(c.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blobs
+	}
+	first, work := outputs(), j.Work
 	for len(n2.answers) > 0 {
 		<-n2.answers // its first unit's
 	}
@@ -252,8 +336,8 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("n2 did not report its unit")
 	}
-	if j, _ = c.Client().Job(c.Context(), "job-1"); !reflect.DeepEqual(j.Units[stalled], first) {
-		t.Fatalf("unit %d was %+v, is %+v after n2's late report", stalled, first, j.Units[stalled])
+	if j, _ = c.Client().Job(c.Context(), "job-1"); !reflect.DeepEqual(j.Work, work) || !slices.Equal(outputs(), first) {
+		t.Fatalf("unit %d: work %+v and outputs %v were %+v and %v before n2's late report", stalled, j.Work, outputs(), work, first)
 	}
 	out := filepath.Join(dir, "out.jsonl")
 	mustRun(t, append([]string{"download", "job-1", "--output", out}, flags...)...)
@@ -262,6 +346,71 @@ func TestInferLateReportOfANodeThoughtDead(t *testing.T) {
 	}
 	if !slices.ContainsFunc(eventsOf(t, c), func(m string) bool { return m == fmt.Sprintf("n2 is dead: its unit %d goes to others", stalled) }) {
 		t.Errorf("no event of n2's unit given back: %q", eventsOf(t, c))
+	}
+}
+
+// slowPredictor takes slow longer over the first unit of any node that shares first.
+type slowPredictor struct {
+	node.Predictor
+	first *atomic.Bool
+	slow  time.Duration
+}
+
+func (p *slowPredictor) Predict(recs []shard.Record, w io.Writer) error {
+	if p.first.CompareAndSwap(false, true) {
+		time.Sleep(p.slow)
+	}
+	return p.Predictor.Predict(recs, w)
+}
+
+// TestInferRenewsTheLeaseOfASlowUnit: a unit that takes 3.5 times the lease (1 s) stays
+// with its node, which renews the lease every third of it: the other node, done with
+// every other unit, asks for one all that time and gets none, and no lease passes
+// from node to node.
+func TestInferRenewsTheLeaseOfASlowUnit(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 300)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	first := &atomic.Bool{}
+	startPredictNodes(t, c, func(cfg *node.Config) {
+		setup := cfg.Infer
+		cfg.Infer = func(ctx context.Context, job *api.Job) (*node.InferEnv, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				env.Predictor = &slowPredictor{Predictor: env.Predictor, first: first, slow: 3500 * time.Millisecond}
+			}
+			return env, err
+		}
+	}, "n1", "n2")
+	opts := []string{"--format", "labeltext", "--batch-size", "8", "--max-length", "32"}
+	want := mustRun(t, append([]string{"predict", "--model", model, "--file", data, "--threads", "1"}, opts...)...)
+	out := filepath.Join(dir, "out.jsonl")
+	ticking := make(chan struct{})
+	go func() { // the commands' clock keeps real time, so that leases run out
+		for {
+			select {
+			case <-ticking:
+				return
+			case <-time.After(50 * time.Millisecond):
+				c.Clock.Advance(50 * time.Millisecond)
+			}
+		}
+	}()
+	start := time.Now()
+	mustRun(t, append(append([]string{"infer", "--model", model, "--input", data, "--nodes", "2", "--block-records", "32",
+		"--lease", "1s", "--wait", "--output", out}, opts...), flags...)...)
+	close(ticking)
+	if took := time.Since(start); took < 3500*time.Millisecond {
+		t.Fatalf("the job took %v, less than its slow unit", took)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != want {
+		t.Fatalf("output: %v, %d bytes differ from predict's %d", err, len(b), len(want))
+	}
+	for _, m := range eventsOf(t, c) {
+		if strings.Contains(m, "lease expired") {
+			t.Errorf("a lease passed to another node: %q", m)
+		}
 	}
 }
 
@@ -285,8 +434,6 @@ func TestInferBadInput(t *testing.T) {
 	dir := t.TempDir()
 	data := smsHead(t, dir, 20)
 	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
-	squad := writeSQuAD(t, dir, false)
-	qa := tinyCheckpoint(t, "qa", squad, shard.SQuAD)
 	run := func(want []string, args ...string) {
 		t.Helper()
 		wantErr(t, "", want, append(args, flags...)...)
@@ -296,7 +443,10 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--input", "no such file"}, "infer", "--model", model, "--input", filepath.Join(dir, "missing.txt"))
 	run([]string{"--format", "not implied"}, "infer", "--model", model, "--input", data)
 	run([]string{"--model", "no such file", "job:JOB"}, "infer", "--model", filepath.Join(dir, "nothing"), "--input", data, "--format", "labeltext")
-	run([]string{"--model", "qa model", "use bertnode predict"}, "infer", "--model", qa, "--input", squad, "--format", "squad")
+	run([]string{"--allow-empty", "only for qa"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--allow-empty")
+	run([]string{"--normalize", "only for embed"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--normalize")
+	run([]string{"--pooling", `"sum"`}, "infer", "--model", "job:job-1", "--input", data, "--format", "text", "--pooling", "sum")
+	run([]string{"format: labeltext: texts without labels are read from text, csv, tsv or jsonl"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--pooling", "mean")
 	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
 	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
 	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")
@@ -364,10 +514,7 @@ func TestProcessClusterInferSurvivesANodeKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	by := map[string]int{}
-	for _, u := range j.Units {
-		by[u.Node]++
-	}
+	by := j.Work.ByNode
 	logs, err := c.cl.Logs(context.Background(), id, 0, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -85,7 +86,10 @@ v2.0 models) lets [CLS] win: then answer is "" and start -1.
 
 With data flags (--format and the others, the same as train's and eval's), --file is
 a data file read as training reads it: csv, tsv, jsonl or labeltext texts (labels are
-read but not used), conll sentences for ner, squad questions for qa.
+read but not used), conll sentences for ner, squad questions for qa, jsonl choices for
+choice; an embedding model embeds single texts (text, csv, tsv or jsonl; its training
+data's pairs are not read). qa's windows and choice's text and choice pairs are
+batched by runs of --batch-size records (as bertnode infer's units are).
 
 choice (multiple choice): JSON lines {"text": ..., "choices": [...]} from --file or
 standard input (or a jsonl data file with --choices-column); each text is read with
@@ -97,7 +101,8 @@ embed (an embedding checkpoint: a bare base model such as sentence-transformers 
 config.json's architectures BertModel, ModernBertModel...; or any checkpoint read with
 --pooling cls|mean|max): texts as for classify; each gets its vector, the last hidden
 states pooled as the checkpoint's 1_Pooling/config.json says (else --pooling, else mean),
-scaled to unit length when the checkpoint ends with a Normalize module or --normalize:
+scaled to unit length when the checkpoint ends with a Normalize module or --normalize
+(a data file: --format text, or a csv, tsv or jsonl file's text column):
 
   {"text":"...","embedding":[0.0123,-0.0456,...]}
 
@@ -136,12 +141,12 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				return fmt.Errorf("--format and the other data flags say how to read --file: give --file")
 			}
 			runtime.LockOSThread() // libtorch's grad mode is per OS thread
-			t, err := train.ForEval(s, cmd.ErrOrStderr())
+			t, err := forPredict(s, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			if dataFlagGiven(cmd.Flags()) {
-				pf.data = &t.Spec.Data // as the checkpoint's task reads it (regression: scores)
+				pf.data = &t.Spec.Data // as predict reads the checkpoint's task (regression: scores)
 			}
 			task := t.Spec.Task
 			only := func(flag, want string) error {
@@ -163,39 +168,25 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				return only("--top-k", "mlm")
 			}
 			out := cmd.OutOrStdout()
-			if task == string(model.QA) {
-				qs, err := predictQuestions(cmd, args, pf)
-				if err != nil {
-					return err
-				}
-				answers, err := t.PredictAnswers(qs, pf.allowEmpty)
-				if err != nil {
-					return err
-				}
-				return writeJSONLines(out, answers)
+			var in predictInput
+			switch task {
+			case string(model.QA):
+				in.questions, err = predictQuestions(cmd, args, pf)
+			case string(model.Choice):
+				in.choices, err = predictChoiceQuestions(cmd, args, pf)
+			default:
+				in.texts, in.pairs, err = predictTexts(cmd, args, pf, s.Model, task)
 			}
-			if task == string(model.Choice) {
-				qs, err := predictChoiceQuestions(cmd, args, pf)
-				if err != nil {
-					return err
-				}
-				answers, err := t.PredictChoices(qs)
-				if err != nil {
-					return err
-				}
-				return writeJSONLines(out, answers)
-			}
-			texts, pairs, err := predictTexts(cmd, args, pf, s.Model, task)
 			if err != nil {
 				return err
 			}
-			if err := writePredictions(out, cmd.ErrOrStderr(), t, texts, pairs, pf); err != nil {
+			if err := writePredictions(out, cmd.ErrOrStderr(), t, in, pf); err != nil {
 				return err
 			}
-			if pf.attention == "" {
+			if pf.attention == "" || len(in.texts) == 0 {
 				return nil
 			}
-			return writeAttention(cmd, t, texts[0], pf.attention)
+			return writeAttention(cmd, t, in.texts[0], pf.attention)
 		},
 	}
 	f := c.Flags()
@@ -210,42 +201,55 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
 	addSpecFlags(f, &s, append(inferFlags, "doc-stride", "pooling")...)
 	addSpecFlags(f, &s, dataFlags...)
-	f.Lookup("batch-size").Usage = "texts (qa: context windows) per forward pass"
+	f.Lookup("batch-size").Usage = batchSizeUsage
 	return c
 }
 
-// writePredictions prints t's predictions for texts (with their text pairs, for
-// regression) as JSON lines: what predict prints for every task but qa and choice,
-// and what a predict job's nodes write for each unit (bertnode infer).
-func writePredictions(out, warn io.Writer, t *train.Trainer, texts, pairs []string, pf predictFlags) error {
-	switch t.Spec.Task {
-	case string(model.Regression):
-		scores, err := t.PredictScores(texts, pairs)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, scores)
-	case string(model.NER):
-		return printTags(out, warn, t, texts)
-	case string(model.MLM):
-		filled, err := t.FillMask(texts, pf.topK)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, filled)
-	case string(model.Embed):
-		vecs, err := t.Embed(texts, t.Normalize || pf.normalize)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, vecs)
-	default:
-		preds, err := t.Predict(texts, pf.threshold)
-		if err != nil {
-			return err
-		}
-		return writeJSONLines(out, preds)
+// batchSizeUsage is --batch-size's help in predict and infer.
+const batchSizeUsage = "texts per forward pass (qa: context windows, choice: text and choice pairs, of runs of this many records)"
+
+// forPredict loads s.Model as predict runs it, with s.Data (the data flags) as predict
+// reads a data file for the checkpoint's task: shard.Spec.ForPredict (an embedding
+// model embeds single texts, where it evaluates pairs).
+func forPredict(s train.Spec, warn io.Writer) (*train.Trainer, error) {
+	data := s.Data
+	s.Data = shard.Spec{}
+	t, err := train.ForEval(s, warn)
+	if err != nil {
+		return nil, err
 	}
+	t.Spec.Data = data.ForPredict(t.Spec.Task)
+	if err := t.Spec.Data.Validate(); err != nil {
+		return nil, fmt.Errorf("job spec: data: %w", err)
+	}
+	return t, nil
+}
+
+// writePredictions prints t's predictions for in as JSON lines: what predict prints,
+// and what a predict job's nodes write for each unit (bertnode infer).
+func writePredictions(out, warn io.Writer, t *train.Trainer, in predictInput, pf predictFlags) error {
+	var lines any
+	var err error
+	switch t.Spec.Task {
+	case string(model.QA):
+		lines, err = t.PredictAnswers(in.questions, pf.allowEmpty)
+	case string(model.Choice):
+		lines, err = t.PredictChoices(in.choices)
+	case string(model.Regression):
+		lines, err = t.PredictScores(in.texts, in.pairs)
+	case string(model.NER):
+		return printTags(out, warn, t, in.texts)
+	case string(model.MLM):
+		lines, err = t.FillMask(in.texts, pf.topK)
+	case string(model.Embed):
+		lines, err = t.Embed(in.texts, t.Normalize || pf.normalize)
+	default:
+		lines, err = t.Predict(in.texts, pf.threshold)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSONLines(out, lines)
 }
 
 // printTags prints the ner predictions, warning of texts too long for max_length.
@@ -263,11 +267,13 @@ func printTags(out, warn io.Writer, t *train.Trainer, texts []string) error {
 	return writeJSONLines(out, tagged)
 }
 
-func writeJSONLines[T any](w io.Writer, items []T) error {
+// writeJSONLines writes each item of the slice items as a line of JSON.
+func writeJSONLines(w io.Writer, items any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	for i := range items {
-		if err := enc.Encode(&items[i]); err != nil {
+	v := reflect.ValueOf(items)
+	for i := range v.Len() {
+		if err := enc.Encode(v.Index(i).Addr().Interface()); err != nil {
 			return err
 		}
 	}
@@ -308,8 +314,8 @@ func predictTexts(cmd *cobra.Command, args []string, pf predictFlags, dir, task 
 		return args, nil, nil
 	}
 	if pf.data != nil {
-		texts, pairs, _, err := dataTexts(*pf.data, pf.file, task, cmd.ErrOrStderr())
-		return texts, pairs, err
+		in, err := dataInput(*pf.data, pf.file, task, cmd.ErrOrStderr())
+		return in.texts, in.pairs, err
 	}
 	err = predictLines(cmd, pf.file, func(name string, line int, text string) error {
 		if isQuestion(text) {
@@ -340,8 +346,8 @@ func predictQuestions(cmd *cobra.Command, args []string, pf predictFlags) ([]tra
 		return []train.Question{{ID: "1", Question: pf.question, Context: pf.context}}, nil
 	}
 	if pf.data != nil {
-		_, _, qs, err := dataTexts(*pf.data, pf.file, string(model.QA), cmd.ErrOrStderr())
-		return qs, err
+		in, err := dataInput(*pf.data, pf.file, string(model.QA), cmd.ErrOrStderr())
+		return in.questions, err
 	}
 	var qs []train.Question
 	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
@@ -368,20 +374,11 @@ func predictChoiceQuestions(cmd *cobra.Command, args []string, pf predictFlags) 
 	if len(args) > 0 {
 		return nil, fmt.Errorf(`a choice checkpoint reads JSON lines {"text": ..., "choices": [...]} in --file or on standard input; it takes no TEXT arguments`)
 	}
-	var qs []train.ChoiceQuestion
 	if pf.data != nil {
-		recs, bad, err := train.ReadAll(pf.data.ForTask(string(model.Choice)), pf.file)
-		if err != nil {
-			return nil, err
-		}
-		if bad.Count > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped %s\n", pf.file, bad)
-		}
-		for _, r := range recs {
-			qs = append(qs, train.ChoiceQuestion{Text: r.Text, Choices: r.Choices})
-		}
-		return qs, nil
+		in, err := dataInput(*pf.data, pf.file, string(model.Choice), cmd.ErrOrStderr())
+		return in.choices, err
 	}
+	var qs []train.ChoiceQuestion
 	err := predictLines(cmd, pf.file, func(name string, line int, text string) error {
 		var q train.ChoiceQuestion
 		if err := json.Unmarshal([]byte(text), &q); err != nil || len(q.Choices) < 2 {

@@ -549,6 +549,20 @@ func TestPredictEmbeddings(t *testing.T) {
 			}
 		}
 	}
+	// A data file's texts embed as the same texts given as arguments: a text corpus, or
+	// a csv file's text column (its other columns unread).
+	dir := t.TempDir()
+	args := mustRun(t, append(base, texts...)...)
+	for _, file := range [][]string{
+		{writeLines(t, dir, "corpus.txt", texts...), "text"},
+		{writeLines(t, dir, "corpus.csv", "id,text,label", `1,"`+texts[0]+`",ham`, "2,"+texts[1]+",spam"), "csv"},
+	} {
+		if out := mustRun(t, append(base, "--file", file[0], "--format", file[1])...); out != args {
+			t.Errorf("--format %s: %s\nwant\n%s", file[1], out, args)
+		}
+	}
+	wantErr(t, "", []string{"format: labeltext: texts without labels are read from text, csv, tsv or jsonl"},
+		append(base, "--file", smsHead(t, dir, 3), "--format", "labeltext")...)
 	wantErr(t, "", []string{"--normalize", "only for embed", "classify"}, "predict", "--model", m.dir, "--max-length", "64", "--normalize", "text")
 	wantErr(t, "", []string{"pooling", `"sum"`}, "predict", "--model", m.dir, "--max-length", "64", "--pooling", "sum", "text")
 }

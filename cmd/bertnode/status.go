@@ -105,8 +105,8 @@ func printJobs(out io.Writer, jobs []api.Job) {
 			gen, nodes = fmt.Sprint(j.Gen.Gen), fmt.Sprintf("%d/%d", j.Gen.Ranks(), j.Cluster.Nodes)
 		}
 		step, loss := "-", "-"
-		if j.Kind == api.KindPredict && len(j.Units) > 0 {
-			step = fmt.Sprintf("%d/%d units (%.1f records/s)", j.Progress.UnitsDone, len(j.Units), j.Progress.SamplesPerSec)
+		if j.Kind == api.KindPredict && j.Work != nil {
+			step = fmt.Sprintf("%d/%d units (%.1f records/s)", j.Progress.UnitsDone, j.Work.Units, j.Progress.SamplesPerSec)
 		} else if j.Progress.TotalSteps > 0 {
 			step, loss = fmt.Sprintf("%d/%d", j.Progress.Step, j.Progress.TotalSteps), fmt.Sprintf("%.4f", j.Progress.Loss)
 		}
@@ -158,12 +158,14 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 // did units before: the units each did, and the one it holds.
 func printUnits(out io.Writer, j *api.Job, nodes []api.Node) {
 	fmt.Fprintf(out, "  generation %d since %s: %s\n", j.Gen.Gen, j.Gen.Opened.Local().Format(time.TimeOnly), j.Gen.Reason)
-	done, held := map[string]int{}, map[string]string{}
-	for i, u := range j.Units {
-		if u.Done() {
-			done[u.Node]++
-		} else if u.Node != "" {
-			held[u.Node] = fmt.Sprintf("%d (until %s)", i, u.Expires.Local().Format(time.TimeOnly))
+	var done map[string]int
+	held := map[string]string{}
+	if j.Work != nil {
+		done = j.Work.ByNode
+		for _, u := range j.Work.Leases {
+			if u.Node != "" {
+				held[u.Node] = fmt.Sprintf("%d (until %s)", u.Unit, u.Expires.Local().Format(time.TimeOnly))
+			}
 		}
 	}
 	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
@@ -187,6 +189,14 @@ func printUnits(out io.Writer, j *api.Job, nodes []api.Node) {
 	w.Flush()
 }
 
+// unitsOf is predict job j's units (0 before its input is planned).
+func unitsOf(j *api.Job) int {
+	if j.Work == nil {
+		return 0
+	}
+	return j.Work.Units
+}
+
 // progressLine is a job in one line: its state, and where it stands.
 func progressLine(j *api.Job) string {
 	head := j.ID
@@ -197,7 +207,7 @@ func progressLine(j *api.Job) string {
 	case j.State == api.Pending:
 		return fmt.Sprintf("%s pending: %s", head, j.Reason)
 	case j.State.Done() && j.Kind == api.KindPredict:
-		s := fmt.Sprintf("%s %s: %d/%d units, %d records", head, j.State, j.Progress.UnitsDone, len(j.Units), j.Progress.Records)
+		s := fmt.Sprintf("%s %s: %d/%d units, %d records", head, j.State, j.Progress.UnitsDone, unitsOf(j), j.Progress.Records)
 		if j.Reason != "" {
 			s += ": " + j.Reason
 		}
@@ -221,7 +231,7 @@ func progressLine(j *api.Job) string {
 	p := j.Progress
 	if j.Kind == api.KindPredict {
 		return fmt.Sprintf("%s running (%s): %d/%d units  %d/%d records  %.1f records/s", head, where,
-			p.UnitsDone, len(j.Units), p.Records, j.Train.Records, p.SamplesPerSec)
+			p.UnitsDone, unitsOf(j), p.Records, j.Train.Records, p.SamplesPerSec)
 	}
 	if p.TotalSteps == 0 {
 		return fmt.Sprintf("%s running (%s): step 0, starting", head, where)
@@ -250,7 +260,7 @@ func printOutcome(out io.Writer, j *api.Job) {
 		fmt.Fprintln(out)
 	}
 	if j.Kind == api.KindPredict && j.State == api.Succeeded {
-		fmt.Fprintf(out, "  output: %d units (bertnode download %s --output FILE.jsonl)\n", len(j.Units), j.ID)
+		fmt.Fprintf(out, "  output: %d units (bertnode download %s --output FILE.jsonl)\n", unitsOf(j), j.ID)
 	}
 	for _, kind := range []string{"final", "best", "checkpoint"} {
 		if a, ok := j.Results[kind]; ok {

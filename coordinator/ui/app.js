@@ -26,7 +26,7 @@ function fmtDur(s) {
 // work is a job's work done and to do: optimizer steps, or a predict job's units.
 function work(job) {
   const p = job.progress || {};
-  if (job.kind === "predict") return [p.units_done || 0, (job.units || []).length];
+  if (job.kind === "predict") return [p.units_done || 0, (job.work || {}).units || 0];
   return [p.step || 0, p.total_steps || 0];
 }
 

@@ -32,7 +32,7 @@ test("jobs newest first, with progress, loss, latest eval and time left", () => 
 
 test("a predict job shows its units, records/s and no loss", () => {
   const j = { id: "job-3", name: "scores", state: "running", kind: "predict", started: "2026-01-01T00:00:00Z",
-    units: [{ blob: "a" }, { blob: "b" }, {}, {}], progress: { units_done: 2, records: 512, samples_per_s: 256, updated: "2026-01-01T00:00:10Z" } };
+    work: { units: 4, block_records: 256, records: 1024, done: [[0, 1]] }, progress: { units_done: 2, records: 512, samples_per_s: 256, updated: "2026-01-01T00:00:10Z" } };
   const html = ui.jobsTable([j], "");
   assert.match(html, /2\/4 units/);
   assert.match(html, /256 records\/s/);
