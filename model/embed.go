@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,19 @@ func pool(h, mask *ts.Tensor, mode string) *ts.Tensor {
 	n := mf.MustSumDimIntlist([]int64{1}, false, dt, false).MustClampMin(ts.FloatScalar(1e-9), true)
 	defer n.MustDrop()
 	return sum.MustDiv(n, true)
+}
+
+// Normalize scales v to unit Euclidean length, as torch.nn.functional.normalize does
+// (sentence-transformers' Normalize module): a zero vector stays zero.
+func Normalize(v []float32) {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	n := max(math.Sqrt(ss), 1e-12)
+	for i := range v {
+		v[i] = float32(float64(v[i]) / n)
+	}
 }
 
 // rankingScale multiplies the cosine similarities before the softmax:
