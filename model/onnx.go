@@ -1,0 +1,309 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/onnx"
+)
+
+// ONNXFile is the exported graph's file name, optimum's.
+const ONNXFile = "model.onnx"
+
+// The dynamic axes of the graph's inputs and outputs, as optimum names them.
+var (
+	batchDim = onnx.Dim{Param: "batch_size"}
+	seqDim   = onnx.Dim{Param: "sequence_length"}
+)
+
+// SaveONNX writes the model as optimum-cli export onnx does for the same checkpoint:
+// model.onnx beside config.json (and an embedding model's sentence-transformers files,
+// as Save writes them), so that with the tokenizer's files the directory loads in
+// optimum's ORTModel classes and transformers.js. The graph is the eval-mode forward:
+//
+//   - inputs input_ids, attention_mask and, where the family reads token types
+//     (type_vocab_size > 1: BERT, ALBERT, ELECTRA), token_type_ids; int64 [batch_size,
+//     sequence_length].
+//   - outputs: classify, multilabel and regression logits [batch_size, labels] (no
+//     softmax or sigmoid, as transformers' models); ner logits [batch_size,
+//     sequence_length, labels]; qa start_logits and end_logits [batch_size,
+//     sequence_length]; embed token_embeddings [batch_size, sequence_length, hidden] and
+//     sentence_embedding [batch_size, hidden], pooled as the model pools and, with
+//     opts.Normalize, scaled to unit length: optimum's outputs for a sentence-transformers
+//     model.
+//
+// LoRA adapters are merged into the weights. BERT, DistilBERT, RoBERTa (XLM-RoBERTa,
+// CamemBERT), ALBERT and ELECTRA are exported; other families, and the choice and mlm
+// heads, are refused by name.
+func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
+	mp, err := m.onnxModel(opts.Normalize)
+	if err != nil {
+		return err
+	}
+	data, err := proto.Marshal(mp)
+	if err != nil {
+		return fmt.Errorf("export: onnx: %w", err)
+	}
+	if err := m.saveConfig(dir, labels, opts); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, ONNXFile), data, 0o644)
+}
+
+// onnxExport builds the graph of one model.
+type onnxExport struct {
+	m     *Model
+	g     *onnx.Graph
+	flat  []float32         // the weights, LoRA merged
+	inits map[string]string // initializers by parameter (and layout), once each: ALBERT's layers are shared
+}
+
+// onnxModel is the model's eval-mode forward as an ONNX graph; the vectors of an
+// embedding model are scaled to unit length with normalize.
+func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
+	switch {
+	case m.modern != nil || m.deberta != nil || m.mpnet != nil:
+		return nil, fmt.Errorf("export: onnx: family %s not supported yet", m.Config.ModelType)
+	case m.quantized:
+		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
+	}
+	switch m.Opts.Task {
+	case Classify, MultiLabel, Regression, NER, QA, Embed:
+	default:
+		return nil, fmt.Errorf("export: onnx: task %s not supported yet", m.Opts.Task)
+	}
+	if _, err := onnxActivation(nil, m.Config.HiddenAct, ""); err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(m) // flat is a view of the model's memory on the CPU
+	e := &onnxExport{m: m, g: onnx.NewGraph(m.architecture()), flat: m.mergedFlat(), inits: map[string]string{}}
+	h, mask := e.embeddings()
+	ext := e.additiveMask(mask)
+	for _, ly := range m.layers {
+		h = e.layer(ly, h, ext)
+	}
+	if err := e.head(h, mask, normalize); err != nil {
+		return nil, err
+	}
+	mp, err := e.g.Model("bertnode")
+	if err != nil {
+		return nil, fmt.Errorf("export: onnx: %w", err)
+	}
+	return mp, nil
+}
+
+// param is p's initializer, its values as the model holds them.
+func (e *onnxExport) param(p *Param) string {
+	if name, ok := e.inits[p.Name]; ok {
+		return name
+	}
+	name := e.g.Float(p.Name, p.Shape, e.flat[p.Offset:p.Offset+p.Numel])
+	e.inits[p.Name] = name
+	return name
+}
+
+// linear is x times the layer's weight, transposed to [in, out] once here (as torch.onnx
+// exports nn.Linear: a MatMul on 3-D inputs), plus its bias.
+func (e *onnxExport) linear(x string, l *linear) string {
+	key := l.w.Name + "#T"
+	w, ok := e.inits[key]
+	if !ok {
+		out, in := l.w.Shape[0], l.w.Shape[1]
+		src := e.flat[l.w.Offset : l.w.Offset+l.w.Numel]
+		t := make([]float32, len(src))
+		for i := range out {
+			for j := range in {
+				t[j*out+i] = src[i*in+j]
+			}
+		}
+		w = e.g.Float(l.w.Name+".T", []int64{in, out}, t)
+		e.inits[key] = w
+	}
+	y := e.g.Op("MatMul", []string{x, w})
+	if l.b != nil {
+		y = e.g.Op("Add", []string{y, e.param(l.b)})
+	}
+	return y
+}
+
+func (e *onnxExport) layerNorm(x string, n *layerNorm) string {
+	return e.g.Op("LayerNormalization", []string{x, e.param(n.w), e.param(n.b)},
+		onnx.Int("axis", -1), onnx.Float32("epsilon", float32(n.eps)))
+}
+
+// embeddings declares the inputs and computes the first layer's input [B, L, H], as
+// embeddings.fwd does; it returns it and the attention mask input.
+func (e *onnxExport) embeddings() (h, mask string) {
+	g, c, emb := e.g, e.m.Config, &e.m.emb
+	ids := g.Input("input_ids", onnx.TensorProto_INT64, batchDim, seqDim)
+	mask = g.Input("attention_mask", onnx.TensorProto_INT64, batchDim, seqDim)
+	types := ""
+	if emb.typ != nil && c.HasTokenTypes() {
+		types = g.Input("token_type_ids", onnx.TensorProto_INT64, batchDim, seqDim)
+	}
+	x := g.Op("Gather", []string{e.param(emb.word), ids})
+	var pe string
+	if c.PositionOffset() > 0 {
+		// offsetPositions: real tokens (by id) count up from pad+1, padding gets pad.
+		pad := g.IntScalar(int64(c.PaddingIdx()))
+		real := g.Op("Cast", []string{g.Op("Not", []string{g.Op("Equal", []string{ids, pad})})}, onnx.Int("to", int64(onnx.TensorProto_INT64)))
+		count := g.Op("CumSum", []string{real, g.IntScalar(1)})
+		pos := g.Op("Add", []string{g.Op("Mul", []string{count, real}), pad})
+		pe = g.Op("Gather", []string{e.param(emb.pos), pos})
+	} else { // the table's first L rows, broadcast over the batch
+		L := g.Op("Shape", []string{ids}, onnx.Int("start", 1), onnx.Int("end", 2))
+		pe = g.Op("Slice", []string{e.param(emb.pos), g.Ints(0), L, g.Ints(0)})
+	}
+	x = g.Op("Add", []string{x, pe})
+	switch {
+	case types != "":
+		x = g.Op("Add", []string{x, g.Op("Gather", []string{e.param(emb.typ), types})})
+	case emb.typ != nil: // one token type, which every token has (RoBERTa's)
+		p := emb.typ
+		row := p.Shape[1]
+		x = g.Op("Add", []string{x, g.Float(p.Name+"[0]", []int64{row}, e.flat[p.Offset:p.Offset+row])})
+	}
+	h = e.layerNorm(x, &emb.norm)
+	if emb.proj != nil {
+		h = e.linear(h, emb.proj)
+	}
+	return h, mask
+}
+
+// additiveMask is additiveMask's [B, 1, 1, L]: 0 for tokens, the lowest float for
+// padding.
+func (e *onnxExport) additiveMask(mask string) string {
+	g := e.g
+	mf := g.Op("Cast", []string{mask}, onnx.Int("to", int64(onnx.TensorProto_FLOAT)))
+	pad := g.Op("Sub", []string{g.Scalar(1), mf})
+	return g.Op("Unsqueeze", []string{g.Op("Mul", []string{pad, g.Scalar(-math.MaxFloat32)}), g.Ints(1, 2)})
+}
+
+// layer is layer.fwd in eval mode on h [B, L, H].
+func (e *onnxExport) layer(ly *layer, h, ext string) string {
+	g, c := e.g, e.m.Config
+	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
+	split := g.Ints(0, 0, nh, hd) // [B, L, H] -> [B, L, heads, d]; 0 keeps the input's size
+	heads := func(l *linear, perm ...int64) string {
+		x := g.Op("Reshape", []string{e.linear(h, l), split})
+		return g.Op("Transpose", []string{x}, onnx.Ints("perm", perm...))
+	}
+	q := heads(&ly.q, 0, 2, 1, 3)
+	kt := heads(&ly.k, 0, 2, 3, 1) // kᵀ: [B, heads, d, L]
+	v := heads(&ly.v, 0, 2, 1, 3)
+	scores := g.Op("Mul", []string{g.Op("MatMul", []string{q, kt}), g.Scalar(float32(1 / math.Sqrt(float64(hd))))})
+	probs := g.Op("Softmax", []string{g.Op("Add", []string{scores, ext})}, onnx.Int("axis", -1))
+	ctx := g.Op("Transpose", []string{g.Op("MatMul", []string{probs, v})}, onnx.Ints("perm", 0, 2, 1, 3))
+	ctx = g.Op("Reshape", []string{ctx, g.Ints(0, 0, int64(c.HiddenSize))})
+	a := e.layerNorm(g.Op("Add", []string{e.linear(ctx, &ly.attnOut), h}), &ly.attnNorm)
+	f, _ := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter)) // onnxModel checked the name
+	return e.layerNorm(g.Op("Add", []string{e.linear(f, &ly.out), a}), &ly.outNorm)
+}
+
+// head is head.fwd in eval mode on the last hidden states h [B, L, H], with the task's
+// outputs.
+func (e *onnxExport) head(h, mask string, normalize bool) error {
+	g, hd, c := e.g, &e.m.head, e.m.Config
+	float := onnx.TensorProto_FLOAT
+	if hd.pool != "" {
+		g.Output("token_embeddings", h, float, batchDim, seqDim, onnx.Dim{Size: int64(c.HiddenSize)})
+		v := e.pool(h, mask)
+		if normalize { // torch.nn.functional.normalize: v / max(‖v‖, 1e-12)
+			n := g.Op("Max", []string{g.Op("ReduceL2", []string{v}, onnx.Ints("axes", -1), onnx.Int("keepdims", 1)), g.Scalar(1e-12)})
+			v = g.Op("Div", []string{v, n})
+		}
+		g.Output("sentence_embedding", v, float, batchDim, onnx.Dim{Size: int64(c.HiddenSize)})
+		return nil
+	}
+	x := h
+	if hd.first {
+		x = g.Op("Gather", []string{h, g.IntScalar(0)}, onnx.Int("axis", 1))
+	}
+	if hd.pre != nil {
+		var err error
+		if x, err = onnxActivation(g, hd.preActName, e.linear(x, hd.pre)); err != nil {
+			return err
+		}
+	}
+	if hd.hidden != nil {
+		x, _ = onnxActivation(g, "gelu", e.linear(x, hd.hidden))
+	}
+	x = e.linear(x, &hd.out)
+	n := onnx.Dim{Size: int64(e.m.Opts.NumLabels)}
+	switch {
+	case hd.first:
+		g.Output("logits", x, float, batchDim, n)
+	case e.m.Opts.Task == QA:
+		ends := g.OpN("Split", []string{x}, 2, onnx.Int("axis", -1))
+		for i, name := range []string{"start_logits", "end_logits"} {
+			g.Output(name, g.Op("Squeeze", []string{ends[i], g.Ints(-1)}), float, batchDim, seqDim)
+		}
+	default:
+		g.Output("logits", x, float, batchDim, seqDim, n)
+	}
+	return nil
+}
+
+// pool is pool's [B, H] from h [B, L, H] under mask [B, L].
+func (e *onnxExport) pool(h, mask string) string {
+	g := e.g
+	if e.m.head.pool == PoolCLS {
+		return g.Op("Gather", []string{h, g.IntScalar(0)}, onnx.Int("axis", 1))
+	}
+	m := g.Op("Unsqueeze", []string{mask, g.Ints(-1)}) // [B, L, 1]
+	if e.m.head.pool == PoolMax {
+		pad := g.Op("Equal", []string{m, g.IntScalar(0)})
+		return g.Op("ReduceMax", []string{g.Op("Where", []string{pad, g.Scalar(-1e9), h})}, onnx.Ints("axes", 1), onnx.Int("keepdims", 0))
+	}
+	mf := g.Op("Cast", []string{m}, onnx.Int("to", int64(onnx.TensorProto_FLOAT)))
+	sum := g.Op("ReduceSum", []string{g.Op("Mul", []string{h, mf}), g.Ints(1)}, onnx.Int("keepdims", 0))
+	n := g.Op("Max", []string{g.Op("ReduceSum", []string{mf, g.Ints(1)}, onnx.Int("keepdims", 0)), g.Scalar(1e-9)})
+	return g.Op("Div", []string{sum, n})
+}
+
+// onnxActivation applies the activation config.json calls name (activation's) to x; with
+// a nil g it only checks the name.
+func onnxActivation(g *onnx.Graph, name, x string) (string, error) {
+	op := func(op string, in ...string) string { return g.Op(op, in) }
+	var f func() string
+	switch name {
+	case "gelu", "gelu_python": // the exact form, x/2 (1 + erf(x/√2))
+		f = func() string {
+			erf := op("Erf", op("Mul", x, g.Scalar(math.Sqrt2/2)))
+			return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", erf, g.Scalar(1)))
+		}
+	case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": // x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))
+		f = func() string {
+			cube := op("Mul", op("Mul", op("Mul", x, x), x), g.Scalar(0.044715))
+			t := op("Tanh", op("Mul", op("Add", x, cube), g.Scalar(float32(math.Sqrt(2/math.Pi)))))
+			return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", t, g.Scalar(1)))
+		}
+	case "quick_gelu":
+		f = func() string { return op("Mul", x, op("Sigmoid", op("Mul", x, g.Scalar(1.702)))) }
+	case "relu":
+		f = func() string { return op("Relu", x) }
+	case "relu6":
+		f = func() string { return op("Clip", x, g.Scalar(0), g.Scalar(6)) }
+	case "silu", "swish":
+		f = func() string { return op("Mul", x, op("Sigmoid", x)) }
+	case "mish":
+		f = func() string { return op("Mul", x, op("Tanh", op("Softplus", x))) }
+	case "tanh":
+		f = func() string { return op("Tanh", x) }
+	case "sigmoid":
+		f = func() string { return op("Sigmoid", x) }
+	case "linear":
+		f = func() string { return x }
+	default:
+		return "", fmt.Errorf("export: onnx: activation %q not supported", name)
+	}
+	if g == nil {
+		return "", nil
+	}
+	return f(), nil
+}

@@ -1,0 +1,436 @@
+package model
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bertnode/bertnode/onnx"
+)
+
+// onnxCase is one exported model: a family's head, built by familyConfig's weights.
+type onnxCase struct {
+	name, modelType string
+	opts            Options
+	normalize       bool
+	lora            bool // random adapters, which the export must merge
+}
+
+// onnxFamilies are the families the export supports.
+var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra"}
+
+// withTypes are the families whose graph has token_type_ids, as optimum's BERT, ALBERT
+// and ELECTRA configs declare it (RoBERTa's and DistilBERT's have none).
+var withTypes = map[string]bool{"bert": true, "albert": true, "electra": true}
+
+func onnxCases() []onnxCase {
+	heads := []struct {
+		name      string
+		opts      Options
+		normalize bool
+	}{
+		{"classify", Options{Task: Classify, NumLabels: 3}, false},
+		{"multilabel", Options{Task: MultiLabel, NumLabels: 4}, false},
+		{"regression", Options{Task: Regression, NumLabels: 1}, false},
+		{"ner", Options{Task: NER, NumLabels: 5}, false},
+		{"qa", Options{Task: QA}, false},
+		{"embed-mean-normalize", Options{Task: Embed, Pooling: PoolMean}, true},
+		{"embed-cls", Options{Task: Embed, Pooling: PoolCLS}, false},
+		{"embed-max", Options{Task: Embed, Pooling: PoolMax}, false},
+	}
+	var out []onnxCase
+	for _, mt := range onnxFamilies {
+		for _, h := range heads {
+			out = append(out, onnxCase{name: mt + "/" + h.name, modelType: mt, opts: h.opts, normalize: h.normalize})
+		}
+	}
+	return append(out,
+		onnxCase{name: "bert/custom-head", modelType: "bert", opts: Options{Task: Classify, NumLabels: 2, HeadHidden: 16}},
+		onnxCase{name: "roberta/lora", modelType: "roberta", opts: Options{Task: Classify, NumLabels: 2, LoRA: testLoRA}, lora: true},
+	)
+}
+
+// build makes the case's model and exports it into a directory of its own.
+func (c onnxCase) build(t *testing.T, seed int64) (*Model, string) {
+	t.Helper()
+	opts := c.opts
+	opts.HeadDropout = -1
+	cfg := familyConfig(t, c.modelType, 0.1)
+	if c.modelType != "distilbert" { // whose 1e-12 transformers fixes
+		// An epsilon that shows: under weights of this scale the families' own (1e-12,
+		// 1e-5) move LayerNorm's outputs by less than float32 rounds.
+		cfg.LayerNormEps = 0.1
+	}
+	m := newModel(t, cfg, opts, seed)
+	if c.lora {
+		setAdapters(m, uint64(seed))
+	}
+	dir := t.TempDir()
+	if err := m.SaveONNX(dir, nil, SaveOptions{Normalize: c.normalize}); err != nil {
+		t.Fatal(err)
+	}
+	return m, filepath.Join(dir, ONNXFile)
+}
+
+// onnxBatch is sequences of the given lengths padded to the longest with the padding
+// id, as a tokenizer pads them, two segments where the family has token types.
+func onnxBatch(r *rand.Rand, m *Model, lens []int) *Batch {
+	L := 0
+	for _, n := range lens {
+		L = max(L, n)
+	}
+	b := &Batch{B: len(lens), L: L, InputIDs: make([]int64, len(lens)*L), AttentionMask: make([]int64, len(lens)*L)}
+	if m.Config.HasTokenTypes() {
+		b.TokenTypeIDs = make([]int64, len(b.InputIDs))
+	}
+	for i, n := range lens {
+		for j := range L {
+			k := i*L + j
+			b.InputIDs[k] = int64(m.Config.PaddingIdx())
+			if j < n {
+				b.InputIDs[k] = 3 + r.Int64N(int64(m.Config.VocabSize-3)) // above the padding ids
+				b.AttentionMask[k] = 1
+				if b.TokenTypeIDs != nil && j >= n/2 {
+					b.TokenTypeIDs[k] = 1
+				}
+			}
+		}
+	}
+	return b
+}
+
+// readONNX decodes a written model.onnx.
+func readONNX(t *testing.T, path string) *onnx.ModelProto {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(data, mp); err != nil {
+		t.Fatal(err)
+	}
+	return mp
+}
+
+// dims spells a value's shape: dynamic dimensions by name, fixed ones by size.
+func dims(v *onnx.ValueInfoProto) string {
+	var s []string
+	for _, d := range v.GetType().GetTensorType().GetShape().GetDim() {
+		if p := d.GetDimParam(); p != "" {
+			s = append(s, p)
+		} else {
+			s = append(s, strconv.FormatInt(d.GetDimValue(), 10))
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+// The written file decodes to a well-formed graph (every node reads values produced
+// before it, initializers fill their shapes, opset 17), with optimum's inputs and
+// outputs, their dynamic axes, and every parameter once as an initializer: ALBERT's
+// shared layer once though it runs three times, LoRA's adapters merged away.
+func TestONNXGraphWellFormed(t *testing.T) {
+	for _, c := range onnxCases() {
+		t.Run(c.name, func(t *testing.T) {
+			lockThread(t)
+			m, path := c.build(t, 1)
+			mp := readONNX(t, path)
+			if err := onnx.Check(mp); err != nil {
+				t.Fatal(err)
+			}
+			if v := mp.GetOpsetImport()[0].GetVersion(); v != 17 || mp.GetIrVersion() != 8 {
+				t.Fatalf("opset %d, IR version %d; want 17 and 8", v, mp.GetIrVersion())
+			}
+			g := mp.GetGraph()
+			var ins []string
+			for _, in := range g.GetInput() {
+				if in.GetType().GetTensorType().GetElemType() != int32(onnx.TensorProto_INT64) || dims(in) != "batch_size,sequence_length" {
+					t.Errorf("input %s: type %d, dims %s; want int64 [batch_size, sequence_length]", in.GetName(), in.GetType().GetTensorType().GetElemType(), dims(in))
+				}
+				ins = append(ins, in.GetName())
+			}
+			want := "input_ids,attention_mask"
+			if withTypes[c.modelType] {
+				want += ",token_type_ids"
+			}
+			if got := strings.Join(ins, ","); got != want {
+				t.Errorf("inputs %s, want %s", got, want)
+			}
+			var outs []string
+			for _, o := range g.GetOutput() {
+				outs = append(outs, o.GetName()+"["+dims(o)+"]")
+			}
+			wantOuts := map[Task]string{
+				Classify: "logits[batch_size,3]", MultiLabel: "logits[batch_size,4]", Regression: "logits[batch_size,1]",
+				NER: "logits[batch_size,sequence_length,5]", QA: "start_logits[batch_size,sequence_length] end_logits[batch_size,sequence_length]",
+				Embed: "token_embeddings[batch_size,sequence_length,32] sentence_embedding[batch_size,32]",
+			}[c.opts.Task]
+			if c.opts.HeadHidden > 0 || c.lora {
+				wantOuts = "logits[batch_size,2]"
+			}
+			if got := strings.Join(outs, " "); got != wantOuts {
+				t.Errorf("outputs %s, want %s", got, wantOuts)
+			}
+			inits := map[string][]int64{}
+			for _, in := range g.GetInitializer() {
+				inits[in.GetName()] = in.GetDims()
+			}
+			for _, p := range m.savedParams() {
+				if strings.HasPrefix(p.Name, m.fam.base+"pooler") && m.head.pre != nil && m.head.pre.w.Name != p.Name && m.head.pre.b.Name != p.Name {
+					continue
+				}
+				shape, ok := inits[p.Name]
+				if tr, isT := inits[p.Name+".T"]; isT { // a dense layer's weight, as [in, out]
+					if ok {
+						t.Errorf("%s is an initializer twice, as it is and transposed", p.Name)
+					}
+					shape, ok = []int64{tr[1], tr[0]}, true
+				}
+				if row, folded := inits[p.Name+"[0]"]; folded && c.modelType == "roberta" { // the one token type's row
+					shape, ok = []int64{1, row[0]}, true
+				}
+				if !ok {
+					t.Errorf("%s %v: no initializer", p.Name, p.Shape)
+				} else if !equalShape(shape, p.Shape) {
+					t.Errorf("%s: initializer of shape %v, want %v", p.Name, shape, p.Shape)
+				}
+			}
+			for name := range inits {
+				if strings.Contains(name, "lora_") {
+					t.Errorf("initializer %s: the adapters should be merged", name)
+				}
+			}
+		})
+	}
+}
+
+// The families and heads the export does not cover yet are refused by name.
+func TestONNXRefusesUnsupported(t *testing.T) {
+	lockThread(t)
+	for _, c := range []struct {
+		modelType string
+		opts      Options
+		want      string
+	}{
+		{"modernbert", Options{Task: Classify, NumLabels: 2}, "export: onnx: family modernbert not supported yet"},
+		{"deberta-v2", Options{Task: Classify, NumLabels: 2}, "export: onnx: family deberta-v2 not supported yet"},
+		{"mpnet", Options{Task: Embed}, "export: onnx: family mpnet not supported yet"},
+		{"bert", Options{Task: Choice}, "export: onnx: task choice not supported yet"},
+		{"roberta", Options{Task: MLM}, "export: onnx: task mlm not supported yet"},
+	} {
+		m := newModel(t, familyConfig(t, c.modelType, 0), c.opts, 1)
+		dir := t.TempDir()
+		err := m.SaveONNX(dir, nil, SaveOptions{})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s %s: %v, want %q", c.modelType, c.opts.Task, err, c.want)
+		}
+		if _, statErr := os.Stat(filepath.Join(dir, ConfigFile)); statErr == nil {
+			t.Errorf("%s %s: config.json written for a refused export", c.modelType, c.opts.Task)
+		}
+	}
+}
+
+// ortTensor is a tensor as testdata/onnx/run.js reads and writes it.
+type ortTensor struct {
+	Dims []int64   `json:"dims"`
+	Data []float64 `json:"data"`
+}
+
+type ortJob struct {
+	Model  string                  `json:"model"`
+	Inputs map[string]ortIntTensor `json:"inputs"`
+}
+
+type ortIntTensor struct {
+	Dims []int64 `json:"dims"`
+	Data []int64 `json:"data"`
+}
+
+// ortRunner is the node command that runs testdata/onnx/run.js with onnxruntime-node,
+// or skips the test where either is missing.
+func ortRunner(t *testing.T) func(jobs []ortJob) []map[string]ortTensor {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the ONNX Runtime tests need Node.js and onnxruntime-node (make onnx-deps)")
+	}
+	modules, err := filepath.Abs(filepath.Join("..", "build", "onnxruntime", "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(modules, "onnxruntime-node", "package.json")); err != nil {
+		t.Skipf("onnxruntime-node is not installed in %s: make onnx-deps installs it (npm)", modules)
+	}
+	return func(jobs []ortJob) []map[string]ortTensor {
+		t.Helper()
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "jobs.json"), filepath.Join(dir, "out.json")
+		data, err := json.Marshal(jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(in, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(node, filepath.Join("testdata", "onnx", "run.js"), in, out)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("node run.js: %v\n%s", err, msg)
+		}
+		var res []map[string]ortTensor
+		data, err = os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+}
+
+// ortInputs are the graph inputs for b: token types only where the family reads them.
+func ortInputs(c onnxCase, b *Batch) map[string]ortIntTensor {
+	shape := []int64{int64(b.B), int64(b.L)}
+	in := map[string]ortIntTensor{"input_ids": {shape, b.InputIDs}, "attention_mask": {shape, b.AttentionMask}}
+	if withTypes[c.modelType] {
+		in["token_type_ids"] = ortIntTensor{shape, b.TokenTypeIDs}
+	}
+	return in
+}
+
+// Each family's every exported head, run by ONNX Runtime, gives bertnode's own eval
+// forward's outputs within 1e-4, on a batch of three sequences of different lengths
+// padded to the longest (token heads compared on the real tokens, whose outputs are
+// all a tokenizer's offsets read) and on a batch of one shorter sequence: the dynamic
+// axes. The weights are ten times BERT's initial scale (familyConfig), so a wrong
+// epsilon, activation, position or mask shows far above 1e-4.
+func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
+	run := ortRunner(t)
+	type ref struct {
+		c       onnxCase
+		b       *Batch
+		outputs [][]float32 // libtorch's, per output in the graph's order
+	}
+	var refs []ref
+	var jobs []ortJob
+	for i, c := range onnxCases() {
+		func() {
+			lockThread(t)
+			m, path := c.build(t, int64(i+1))
+			r := rand.New(rand.NewPCG(uint64(i), 7))
+			for _, lens := range [][]int{{5, 11, 8}, {4}} {
+				b := onnxBatch(r, m, lens)
+				logits, _, err := m.Infer(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var outs [][]float32
+				switch c.opts.Task {
+				case QA: // [B, L, 2] -> start [B, L], end [B, L]
+					start, end := make([]float32, b.B*b.L), make([]float32, b.B*b.L)
+					for k := range start {
+						start[k], end[k] = logits[2*k], logits[2*k+1]
+					}
+					outs = [][]float32{start, end}
+				case Embed:
+					if c.normalize {
+						for r := 0; r < len(logits); r += m.Config.HiddenSize {
+							Normalize(logits[r : r+m.Config.HiddenSize])
+						}
+					}
+					outs = [][]float32{nil, logits} // token_embeddings: checked against the pooled vectors below
+				default:
+					outs = [][]float32{logits}
+				}
+				refs = append(refs, ref{c, b, outs})
+				jobs = append(jobs, ortJob{Model: path, Inputs: ortInputs(c, b)})
+			}
+		}()
+	}
+	res := run(jobs)
+	worst := map[string]float64{}
+	for i, rf := range refs {
+		c, b := rf.c, rf.b
+		names := map[Task][]string{QA: {"start_logits", "end_logits"}, Embed: {"token_embeddings", "sentence_embedding"}}[c.opts.Task]
+		if names == nil {
+			names = []string{"logits"}
+		}
+		if len(res[i]) != len(names) {
+			t.Fatalf("%s: outputs %v, want %v", c.name, res[i], names)
+		}
+		for j, name := range names {
+			got, ok := res[i][name]
+			if !ok {
+				t.Fatalf("%s: no output %s", c.name, name)
+			}
+			want := rf.outputs[j]
+			if want == nil { // token_embeddings under cls pooling: the first token's is the vector
+				if c.opts.Pooling != PoolCLS {
+					continue
+				}
+				want = rf.outputs[1]
+				H := len(want) / b.B
+				first := make([]float64, 0, len(want))
+				for r := range b.B {
+					first = append(first, got.Data[r*b.L*H:r*b.L*H+H]...)
+				}
+				got = ortTensor{Dims: []int64{int64(b.B), int64(H)}, Data: first}
+			}
+			if len(got.Data) != len(want) {
+				t.Fatalf("%s %s: %d values (dims %v), want %d", c.name, name, len(got.Data), got.Dims, len(want))
+			}
+			perToken := len(want) / (b.B * b.L) // > 0 for token outputs, whose padding is not compared
+			d := 0.0
+			for k, w := range want {
+				if perToken > 0 && len(want)%(b.B*b.L) == 0 && (c.opts.Task == NER || c.opts.Task == QA) && b.AttentionMask[k/perToken] == 0 {
+					continue
+				}
+				d = max(d, math.Abs(got.Data[k]-float64(w)))
+			}
+			if d > 1e-4 {
+				t.Errorf("%s %s, batch of %d x %d: ONNX Runtime's differs from libtorch's by %.3g", c.name, name, b.B, b.L, d)
+			}
+			worst[c.modelType] = max(worst[c.modelType], d)
+		}
+	}
+	for _, mt := range onnxFamilies {
+		t.Logf("%s: max abs difference %.2g", mt, worst[mt])
+	}
+}
+
+// ONNX's own checker (Debian's python3-onnx, 1.12), with its shape inference, accepts
+// every exported graph; skipped where it is not installed.
+func TestONNXChecker(t *testing.T) {
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} { // Debian's module is the system Python's
+		if exec.Command(p, "-c", "import onnx").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		t.Skip("no python3 with the onnx module: this test runs ONNX's checker (apt-get install python3-onnx)")
+	}
+	var paths []string
+	for i, c := range onnxCases() {
+		func() {
+			lockThread(t)
+			_, path := c.build(t, int64(i+1))
+			paths = append(paths, path)
+		}()
+	}
+	const check = "import onnx, sys\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)"
+	if out, err := exec.Command(python, append([]string{"-c", check}, paths...)...).CombinedOutput(); err != nil {
+		t.Fatalf("onnx.checker: %v\n%s", err, out)
+	}
+}
