@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bertnode/bertnode/internal/ortrun"
 	"github.com/bertnode/bertnode/onnx"
 )
 
@@ -236,75 +236,6 @@ func TestONNXRefusesUnsupported(t *testing.T) {
 	}
 }
 
-// ortTensor is a tensor as testdata/onnx/run.js reads and writes it.
-type ortTensor struct {
-	Dims []int64   `json:"dims"`
-	Data []float64 `json:"data"`
-}
-
-type ortJob struct {
-	Model  string                  `json:"model"`
-	Inputs map[string]ortIntTensor `json:"inputs"`
-}
-
-type ortIntTensor struct {
-	Dims []int64 `json:"dims"`
-	Data []int64 `json:"data"`
-}
-
-// ortRunner is the node command that runs testdata/onnx/run.js with onnxruntime-node,
-// or skips the test where either is missing.
-func ortRunner(t *testing.T) func(jobs []ortJob) []map[string]ortTensor {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the ONNX Runtime tests need Node.js and onnxruntime-node (make onnx-deps)")
-	}
-	modules, err := filepath.Abs(filepath.Join("..", "build", "onnxruntime", "node_modules"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(modules, "onnxruntime-node", "package.json")); err != nil {
-		t.Skipf("onnxruntime-node is not installed in %s: make onnx-deps installs it (npm)", modules)
-	}
-	return func(jobs []ortJob) []map[string]ortTensor {
-		t.Helper()
-		dir := t.TempDir()
-		in, out := filepath.Join(dir, "jobs.json"), filepath.Join(dir, "out.json")
-		data, err := json.Marshal(jobs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(in, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(node, filepath.Join("testdata", "onnx", "run.js"), in, out)
-		cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("node run.js: %v\n%s", err, msg)
-		}
-		var res []map[string]ortTensor
-		data, err = os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(data, &res); err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-}
-
-// ortInputs are the graph inputs for b: token types only where the family reads them.
-func ortInputs(c onnxCase, b *Batch) map[string]ortIntTensor {
-	shape := []int64{int64(b.B), int64(b.L)}
-	in := map[string]ortIntTensor{"input_ids": {shape, b.InputIDs}, "attention_mask": {shape, b.AttentionMask}}
-	if withTypes[c.modelType] {
-		in["token_type_ids"] = ortIntTensor{shape, b.TokenTypeIDs}
-	}
-	return in
-}
-
 // Each family's every exported head, run by ONNX Runtime, gives bertnode's own eval
 // forward's outputs within 1e-4, on a batch of three sequences of different lengths
 // padded to the longest (token heads compared on the real tokens, whose outputs are
@@ -312,14 +243,14 @@ func ortInputs(c onnxCase, b *Batch) map[string]ortIntTensor {
 // axes. The weights are ten times BERT's initial scale (familyConfig), so a wrong
 // epsilon, activation, position or mask shows far above 1e-4.
 func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
-	run := ortRunner(t)
+	run := ortrun.Runner(t)
 	type ref struct {
 		c       onnxCase
 		b       *Batch
 		outputs [][]float32 // libtorch's, per output in the graph's order
 	}
 	var refs []ref
-	var jobs []ortJob
+	var jobs []ortrun.Job
 	for i, c := range onnxCases() {
 		func() {
 			lockThread(t)
@@ -350,7 +281,11 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 					outs = [][]float32{logits}
 				}
 				refs = append(refs, ref{c, b, outs})
-				jobs = append(jobs, ortJob{Model: path, Inputs: ortInputs(c, b)})
+				types := b.TokenTypeIDs
+				if !withTypes[c.modelType] {
+					types = nil
+				}
+				jobs = append(jobs, ortrun.Job{Model: path, Inputs: ortrun.Inputs(b.B, b.L, b.InputIDs, b.AttentionMask, types)})
 			}
 		}()
 	}
@@ -381,7 +316,7 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 				for r := range b.B {
 					first = append(first, got.Data[r*b.L*H:r*b.L*H+H]...)
 				}
-				got = ortTensor{Dims: []int64{int64(b.B), int64(H)}, Data: first}
+				got = ortrun.Output{Dims: []int64{int64(b.B), int64(H)}, Data: first}
 			}
 			if len(got.Data) != len(want) {
 				t.Fatalf("%s %s: %d values (dims %v), want %d", c.name, name, len(got.Data), got.Dims, len(want))

@@ -83,6 +83,7 @@ written yet).`,
 	f.StringVar(&output, "output", "", "directory to write model.onnx, config.json and the tokenizer files into")
 	f.BoolVar(&normalize, "normalize", false, "with --pooling: scale sentence_embedding to unit length")
 	addSpecFlags(f, &s, "tokenizer", "max-length", "pooling", "base-model")
+	f.Lookup("pooling").Usage = "export the checkpoint as an embedding model pooled by cls, mean or max (default: an embedding checkpoint's own pooling)"
 	f.Lookup("max-length").Usage = "embed: the max_seq_length written to sentence_bert_config.json (the graph takes any length up to max_position_embeddings)"
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,8 +11,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/internal/ortrun"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/onnx"
+	"github.com/bertnode/bertnode/tokenize"
+	"github.com/bertnode/bertnode/train"
 )
 
 // graphIO reads an exported model.onnx's input and output names.
@@ -86,4 +90,52 @@ func TestExportONNX(t *testing.T) {
 	wantErr(t, "", []string{"--output", "required"}, "export", "--model", m.dir)
 	wantErr(t, "", []string{"--output", "the checkpoint itself"}, "export", "--model", m.dir, "--output", m.dir)
 	wantErr(t, "", []string{"--normalize", "--pooling"}, "export", "--model", m.dir, "--output", out, "--normalize")
+}
+
+// The exported directory is all a deployment needs: texts encoded by the tokenizer
+// files it holds and run by ONNX Runtime on its model.onnx, padded together, get the
+// probabilities bertnode predict gives from the checkpoint, within 1e-4.
+func TestExportONNXPredictsAsPredict(t *testing.T) {
+	run := ortrun.Runner(t)
+	m := trainedSMS(t)
+	out := filepath.Join(t.TempDir(), "onnx")
+	mustRun(t, "export", "--model", m.dir, "--output", out)
+	texts := []string{"ok", "Hey, are we still on for lunch today?", "URGENT! You have won a 1 week FREE membership in our £100,000 Prize Jackpot! Txt CLAIM to 81010"}
+	preds := jsonLines[train.Prediction](t, mustRun(t, append([]string{"predict", "--model", m.dir, "--max-length", "64", "--threads", "2"}, texts...)...))
+
+	tok, err := tokenize.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var encs []*tokenize.Encoding
+	for _, text := range texts {
+		e, err := tok.Encode(text, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encs = append(encs, &e)
+	}
+	coll, err := tokenize.NewCollator(tokenize.PadLongest, 64, tok.PadID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := coll.Collate(encs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run([]ortrun.Job{{Model: filepath.Join(out, model.ONNXFile), Inputs: ortrun.Inputs(b.Size, b.Len, b.InputIDs, b.AttentionMask, b.TokenTypeIDs)}})
+	logits := res[0]["logits"].Data
+	if len(logits) != 2*len(texts) || len(preds) != len(texts) {
+		t.Fatalf("%d logits, %d predictions for %d texts", len(logits), len(preds), len(texts))
+	}
+	d := 0.0
+	for i, p := range preds {
+		l := logits[2*i : 2*i+2]
+		spam := 1 / (1 + math.Exp(l[0]-l[1])) // softmax over ham, spam
+		d = max(d, math.Abs(spam-p.Probs["spam"]), math.Abs(1-spam-p.Probs["ham"]))
+	}
+	if d > 1e-4 {
+		t.Errorf("ONNX Runtime's probabilities differ from predict's by %.3g", d)
+	}
+	t.Logf("max abs difference in probability: %.2g", d)
 }

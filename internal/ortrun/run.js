@@ -1,5 +1,5 @@
 // Runs exported models in ONNX Runtime (onnxruntime-node, which make onnx-deps installs
-// into build/onnxruntime) for model/onnx_test.go:
+// into build/onnxruntime) for the Go tests, through internal/ortrun:
 //   NODE_PATH=build/onnxruntime/node_modules node run.js JOBS_JSON OUT_JSON
 // JOBS_JSON: [{"model": PATH, "inputs": {NAME: {"dims": [...], "data": [int...]}}}, ...]
 // OUT_JSON: per job, {NAME: {"dims": [...], "data": [float...]}} for every output.
