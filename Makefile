@@ -33,7 +33,7 @@ gotch: deps
 	@$(GO) run ./tools/gotchadapt -out build/gotch
 
 # ONNX Runtime for Node.js, which the ONNX export's tests run exported models in
-# (model/onnx_test.go): the CPU build bundled in the npm package; --ignore-scripts skips its
+# (internal/ortrun): the CPU build bundled in the npm package; --ignore-scripts skips its
 # CUDA download, which fails offline. Cached under build/; without npm, or when the
 # install fails, those tests skip and say why.
 ORT_DIR := build/onnxruntime

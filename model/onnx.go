@@ -38,8 +38,8 @@ var (
 //     model.
 //
 // LoRA adapters are merged into the weights. BERT, DistilBERT, RoBERTa (XLM-RoBERTa,
-// CamemBERT), ALBERT and ELECTRA are exported; other families, and the choice and mlm
-// heads, are refused by name.
+// CamemBERT), ALBERT, ELECTRA and MPNet are exported; ModernBERT and DeBERTa, and the
+// choice and mlm heads, are refused by name.
 func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
 	mp, err := m.onnxModel(opts.Normalize)
 	if err != nil {
@@ -67,7 +67,7 @@ type onnxExport struct {
 // embedding model are scaled to unit length with normalize.
 func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	switch {
-	case m.modern != nil || m.deberta != nil || m.mpnet != nil:
+	case m.modern != nil || m.deberta != nil:
 		return nil, fmt.Errorf("export: onnx: family %s not supported yet", m.Config.ModelType)
 	case m.quantized:
 		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
@@ -84,6 +84,9 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	e := &onnxExport{m: m, g: onnx.NewGraph(m.architecture()), flat: m.mergedFlat(), inits: map[string]string{}}
 	h, mask := e.embeddings()
 	ext := e.additiveMask(mask)
+	if m.mpnet != nil { // every layer adds it to its scores, with the mask
+		ext = e.positionBias(mask, ext)
+	}
 	for _, ly := range m.layers {
 		h = e.layer(ly, h, ext)
 	}
@@ -182,6 +185,21 @@ func (e *onnxExport) additiveMask(mask string) string {
 	mf := g.Op("Cast", []string{mask}, onnx.Int("to", int64(onnx.TensorProto_FLOAT)))
 	pad := g.Op("Sub", []string{g.Scalar(1), mf})
 	return g.Op("Unsqueeze", []string{g.Op("Mul", []string{pad, g.Scalar(-math.MaxFloat32)}), g.Ints(1, 2)})
+}
+
+// positionBias is MPNet's relative attention bias (Model.positionBias), [1, heads, L,
+// L], plus the mask ext: for query i and key j the bias table's row of the bucket of
+// i - j, looked up in the model's table of each distance's bucket.
+func (e *onnxExport) positionBias(mask, ext string) string {
+	g, mp := e.g, e.m.mpnet
+	buckets := mp.bucket.Int64Values(false)
+	table := g.Int64("mpnet.relative_position_bucket", []int64{int64(len(buckets))}, buckets)
+	L := g.Op("Squeeze", []string{g.Op("Shape", []string{mask}, onnx.Int("start", 1), onnx.Int("end", 2)), g.Ints(0)})
+	pos := g.Op("Range", []string{g.IntScalar(0), L, g.IntScalar(1)})
+	dist := g.Op("Sub", []string{g.Op("Unsqueeze", []string{pos, g.Ints(1)}), g.Op("Unsqueeze", []string{pos, g.Ints(0)})})
+	idx := g.Op("Gather", []string{table, g.Op("Add", []string{dist, g.IntScalar(int64(mp.maxPos - 1))})})
+	bias := g.Op("Transpose", []string{g.Op("Gather", []string{e.param(mp.table), idx})}, onnx.Ints("perm", 2, 0, 1))
+	return g.Op("Add", []string{g.Op("Unsqueeze", []string{bias, g.Ints(0)}), ext})
 }
 
 // layer is layer.fwd in eval mode on h [B, L, H].

@@ -25,10 +25,10 @@ type onnxCase struct {
 }
 
 // onnxFamilies are the families the export supports.
-var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra"}
+var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet"}
 
 // withTypes are the families whose graph has token_type_ids, as optimum's BERT, ALBERT
-// and ELECTRA configs declare it (RoBERTa's and DistilBERT's have none).
+// and ELECTRA configs declare it (RoBERTa's, DistilBERT's and MPNet's have none).
 var withTypes = map[string]bool{"bert": true, "albert": true, "electra": true}
 
 func onnxCases() []onnxCase {
@@ -220,7 +220,6 @@ func TestONNXRefusesUnsupported(t *testing.T) {
 	}{
 		{"modernbert", Options{Task: Classify, NumLabels: 2}, "export: onnx: family modernbert not supported yet"},
 		{"deberta-v2", Options{Task: Classify, NumLabels: 2}, "export: onnx: family deberta-v2 not supported yet"},
-		{"mpnet", Options{Task: Embed}, "export: onnx: family mpnet not supported yet"},
 		{"bert", Options{Task: Choice}, "export: onnx: task choice not supported yet"},
 		{"roberta", Options{Task: MLM}, "export: onnx: task mlm not supported yet"},
 	} {
