@@ -38,7 +38,7 @@ var (
 //     model.
 //
 // LoRA adapters are merged into the weights. BERT, DistilBERT, RoBERTa (XLM-RoBERTa,
-// CamemBERT), ALBERT, ELECTRA and MPNet are exported; ModernBERT and DeBERTa, and the
+// CamemBERT), ALBERT, ELECTRA, MPNet and ModernBERT are exported; DeBERTa, and the
 // choice and mlm heads, are refused by name.
 func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
 	mp, err := m.onnxModel(opts.Normalize)
@@ -67,7 +67,7 @@ type onnxExport struct {
 // embedding model are scaled to unit length with normalize.
 func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	switch {
-	case m.modern != nil || m.deberta != nil:
+	case m.deberta != nil:
 		return nil, fmt.Errorf("export: onnx: family %s not supported yet", m.Config.ModelType)
 	case m.quantized:
 		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
@@ -82,18 +82,27 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	}
 	defer runtime.KeepAlive(m) // flat is a view of the model's memory on the CPU
 	e := &onnxExport{m: m, g: onnx.NewGraph(m.architecture()), flat: m.mergedFlat(), inits: map[string]string{}}
-	h, mask := e.embeddings()
+	g := e.g
+	ids := g.Input("input_ids", onnx.TensorProto_INT64, batchDim, seqDim)
+	mask := g.Input("attention_mask", onnx.TensorProto_INT64, batchDim, seqDim)
 	ext := e.additiveMask(mask)
-	if m.mpnet != nil { // every layer adds it to its scores, with the mask
-		ext = e.positionBias(mask, ext)
+	if m.modern != nil {
+		if err := e.modernBERT(ids, mask, ext, normalize); err != nil {
+			return nil, err
+		}
+	} else {
+		h := e.embeddings(ids)
+		if m.mpnet != nil { // every layer adds it to its scores, with the mask
+			ext = e.positionBias(mask, ext)
+		}
+		for _, ly := range m.layers {
+			h = e.layer(ly, h, ext)
+		}
+		if err := e.head(h, mask, normalize); err != nil {
+			return nil, err
+		}
 	}
-	for _, ly := range m.layers {
-		h = e.layer(ly, h, ext)
-	}
-	if err := e.head(h, mask, normalize); err != nil {
-		return nil, err
-	}
-	mp, err := e.g.Model("bertnode")
+	mp, err := g.Model("bertnode")
 	if err != nil {
 		return nil, fmt.Errorf("export: onnx: %w", err)
 	}
@@ -135,16 +144,17 @@ func (e *onnxExport) linear(x string, l *linear) string {
 }
 
 func (e *onnxExport) layerNorm(x string, n *layerNorm) string {
-	return e.g.Op("LayerNormalization", []string{x, e.param(n.w), e.param(n.b)},
-		onnx.Int("axis", -1), onnx.Float32("epsilon", float32(n.eps)))
+	in := []string{x, e.param(n.w)}
+	if n.b != nil {
+		in = append(in, e.param(n.b))
+	}
+	return e.g.Op("LayerNormalization", in, onnx.Int("axis", -1), onnx.Float32("epsilon", float32(n.eps)))
 }
 
-// embeddings declares the inputs and computes the first layer's input [B, L, H], as
-// embeddings.fwd does; it returns it and the attention mask input.
-func (e *onnxExport) embeddings() (h, mask string) {
+// embeddings computes the first layer's input [B, L, H] from ids, as embeddings.fwd
+// does, declaring the token_type_ids input where the family reads it.
+func (e *onnxExport) embeddings(ids string) string {
 	g, c, emb := e.g, e.m.Config, &e.m.emb
-	ids := g.Input("input_ids", onnx.TensorProto_INT64, batchDim, seqDim)
-	mask = g.Input("attention_mask", onnx.TensorProto_INT64, batchDim, seqDim)
 	types := ""
 	if emb.typ != nil && c.HasTokenTypes() {
 		types = g.Input("token_type_ids", onnx.TensorProto_INT64, batchDim, seqDim)
@@ -159,8 +169,7 @@ func (e *onnxExport) embeddings() (h, mask string) {
 		pos := g.Op("Add", []string{g.Op("Mul", []string{count, real}), pad})
 		pe = g.Op("Gather", []string{e.param(emb.pos), pos})
 	} else { // the table's first L rows, broadcast over the batch
-		L := g.Op("Shape", []string{ids}, onnx.Int("start", 1), onnx.Int("end", 2))
-		pe = g.Op("Slice", []string{e.param(emb.pos), g.Ints(0), L, g.Ints(0)})
+		pe = g.Op("Slice", []string{e.param(emb.pos), g.Ints(0), e.length(ids), g.Ints(0)})
 	}
 	x = g.Op("Add", []string{x, pe})
 	switch {
@@ -171,11 +180,11 @@ func (e *onnxExport) embeddings() (h, mask string) {
 		row := p.Shape[1]
 		x = g.Op("Add", []string{x, g.Float(p.Name+"[0]", []int64{row}, e.flat[p.Offset:p.Offset+row])})
 	}
-	h = e.layerNorm(x, &emb.norm)
+	h := e.layerNorm(x, &emb.norm)
 	if emb.proj != nil {
 		h = e.linear(h, emb.proj)
 	}
-	return h, mask
+	return h
 }
 
 // additiveMask is additiveMask's [B, 1, 1, L]: 0 for tokens, the lowest float for
@@ -194,48 +203,56 @@ func (e *onnxExport) positionBias(mask, ext string) string {
 	g, mp := e.g, e.m.mpnet
 	buckets := mp.bucket.Int64Values(false)
 	table := g.Int64("mpnet.relative_position_bucket", []int64{int64(len(buckets))}, buckets)
-	L := g.Op("Squeeze", []string{g.Op("Shape", []string{mask}, onnx.Int("start", 1), onnx.Int("end", 2)), g.Ints(0)})
-	pos := g.Op("Range", []string{g.IntScalar(0), L, g.IntScalar(1)})
-	dist := g.Op("Sub", []string{g.Op("Unsqueeze", []string{pos, g.Ints(1)}), g.Op("Unsqueeze", []string{pos, g.Ints(0)})})
-	idx := g.Op("Gather", []string{table, g.Op("Add", []string{dist, g.IntScalar(int64(mp.maxPos - 1))})})
+	idx := g.Op("Gather", []string{table, g.Op("Add", []string{e.distances(e.length(mask)), g.IntScalar(int64(mp.maxPos - 1))})})
 	bias := g.Op("Transpose", []string{g.Op("Gather", []string{e.param(mp.table), idx})}, onnx.Ints("perm", 2, 0, 1))
 	return g.Op("Add", []string{g.Op("Unsqueeze", []string{bias, g.Ints(0)}), ext})
+}
+
+// length is the sequence length of x [B, L], as a [1] tensor (what Slice takes).
+func (e *onnxExport) length(x string) string {
+	return e.g.Op("Shape", []string{x}, onnx.Int("start", 1), onnx.Int("end", 2))
+}
+
+// distances are i - j for the positions i, j < L, [L, L] (L a [1] tensor).
+func (e *onnxExport) distances(L string) string {
+	g := e.g
+	pos := g.Op("Range", []string{g.IntScalar(0), g.Op("Squeeze", []string{L, g.Ints(0)}), g.IntScalar(1)})
+	return g.Op("Sub", []string{g.Op("Unsqueeze", []string{pos, g.Ints(1)}), g.Op("Unsqueeze", []string{pos, g.Ints(0)})})
 }
 
 // layer is layer.fwd in eval mode on h [B, L, H].
 func (e *onnxExport) layer(ly *layer, h, ext string) string {
 	g, c := e.g, e.m.Config
-	nh, hd := int64(c.NumAttentionHeads), int64(c.HeadSize())
-	split := g.Ints(0, 0, nh, hd) // [B, L, H] -> [B, L, heads, d]; 0 keeps the input's size
-	heads := func(l *linear, perm ...int64) string {
-		x := g.Op("Reshape", []string{e.linear(h, l), split})
-		return g.Op("Transpose", []string{x}, onnx.Ints("perm", perm...))
-	}
-	q := heads(&ly.q, 0, 2, 1, 3)
-	kt := heads(&ly.k, 0, 2, 3, 1) // kᵀ: [B, heads, d, L]
-	v := heads(&ly.v, 0, 2, 1, 3)
-	scores := g.Op("Mul", []string{g.Op("MatMul", []string{q, kt}), g.Scalar(float32(1 / math.Sqrt(float64(hd))))})
-	probs := g.Op("Softmax", []string{g.Op("Add", []string{scores, ext})}, onnx.Int("axis", -1))
-	ctx := g.Op("Transpose", []string{g.Op("MatMul", []string{probs, v})}, onnx.Ints("perm", 0, 2, 1, 3))
-	ctx = g.Op("Reshape", []string{ctx, g.Ints(0, 0, int64(c.HiddenSize))})
+	ctx := e.attend(e.heads(e.linear(h, &ly.q)), e.heads(e.linear(h, &ly.k)), e.heads(e.linear(h, &ly.v)), ext)
 	a := e.layerNorm(g.Op("Add", []string{e.linear(ctx, &ly.attnOut), h}), &ly.attnNorm)
 	f, _ := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter)) // onnxModel checked the name
 	return e.layerNorm(g.Op("Add", []string{e.linear(f, &ly.out), a}), &ly.outNorm)
 }
 
+// heads splits x [B, L, H] into the heads' [B, heads, L, d].
+func (e *onnxExport) heads(x string) string {
+	g, c := e.g, e.m.Config
+	x = g.Op("Reshape", []string{x, g.Ints(0, 0, int64(c.NumAttentionHeads), int64(c.HeadSize()))}) // 0 keeps the input's size
+	return g.Op("Transpose", []string{x}, onnx.Ints("perm", 0, 2, 1, 3))
+}
+
+// attend is attend's softmax(q kᵀ / √d + ext) v for q, k, v [B, heads, L, d], as the
+// context [B, L, H].
+func (e *onnxExport) attend(q, k, v, ext string) string {
+	g, c := e.g, e.m.Config
+	kt := g.Op("Transpose", []string{k}, onnx.Ints("perm", 0, 1, 3, 2))
+	scores := g.Op("Mul", []string{g.Op("MatMul", []string{q, kt}), g.Scalar(float32(1 / math.Sqrt(float64(c.HeadSize()))))})
+	probs := g.Op("Softmax", []string{g.Op("Add", []string{scores, ext})}, onnx.Int("axis", -1))
+	ctx := g.Op("Transpose", []string{g.Op("MatMul", []string{probs, v})}, onnx.Ints("perm", 0, 2, 1, 3))
+	return g.Op("Reshape", []string{ctx, g.Ints(0, 0, int64(c.HiddenSize))})
+}
+
 // head is head.fwd in eval mode on the last hidden states h [B, L, H], with the task's
 // outputs.
 func (e *onnxExport) head(h, mask string, normalize bool) error {
-	g, hd, c := e.g, &e.m.head, e.m.Config
-	float := onnx.TensorProto_FLOAT
+	g, hd := e.g, &e.m.head
 	if hd.pool != "" {
-		g.Output("token_embeddings", h, float, batchDim, seqDim, onnx.Dim{Size: int64(c.HiddenSize)})
-		v := e.pool(h, mask)
-		if normalize { // torch.nn.functional.normalize: v / max(‖v‖, 1e-12)
-			n := g.Op("Max", []string{g.Op("ReduceL2", []string{v}, onnx.Ints("axes", -1), onnx.Int("keepdims", 1)), g.Scalar(1e-12)})
-			v = g.Op("Div", []string{v, n})
-		}
-		g.Output("sentence_embedding", v, float, batchDim, onnx.Dim{Size: int64(c.HiddenSize)})
+		e.embedOutputs(h, mask, hd.pool, normalize)
 		return nil
 	}
 	x := h
@@ -251,10 +268,30 @@ func (e *onnxExport) head(h, mask string, normalize bool) error {
 	if hd.hidden != nil {
 		x, _ = onnxActivation(g, "gelu", e.linear(x, hd.hidden))
 	}
-	x = e.linear(x, &hd.out)
+	e.logitsOutputs(e.linear(x, &hd.out), hd.first)
+	return nil
+}
+
+// embedOutputs are an embedding model's: the last hidden states h, and their pooling
+// by mode under mask, normalized with normalize.
+func (e *onnxExport) embedOutputs(h, mask, mode string, normalize bool) {
+	g, width := e.g, onnx.Dim{Size: int64(e.m.Config.HiddenSize)}
+	g.Output("token_embeddings", h, onnx.TensorProto_FLOAT, batchDim, seqDim, width)
+	v := e.pool(h, mask, mode)
+	if normalize { // torch.nn.functional.normalize: v / max(‖v‖, 1e-12)
+		n := g.Op("Max", []string{g.Op("ReduceL2", []string{v}, onnx.Ints("axes", -1), onnx.Int("keepdims", 1)), g.Scalar(1e-12)})
+		v = g.Op("Div", []string{v, n})
+	}
+	g.Output("sentence_embedding", v, onnx.TensorProto_FLOAT, batchDim, width)
+}
+
+// logitsOutputs are a head's output layer's: logits per sequence (seq) or per token,
+// or QA's start and end logits.
+func (e *onnxExport) logitsOutputs(x string, seq bool) {
+	g, float := e.g, onnx.TensorProto_FLOAT
 	n := onnx.Dim{Size: int64(e.m.Opts.NumLabels)}
 	switch {
-	case hd.first:
+	case seq:
 		g.Output("logits", x, float, batchDim, n)
 	case e.m.Opts.Task == QA:
 		ends := g.OpN("Split", []string{x}, 2, onnx.Int("axis", -1))
@@ -264,17 +301,16 @@ func (e *onnxExport) head(h, mask string, normalize bool) error {
 	default:
 		g.Output("logits", x, float, batchDim, seqDim, n)
 	}
-	return nil
 }
 
 // pool is pool's [B, H] from h [B, L, H] under mask [B, L].
-func (e *onnxExport) pool(h, mask string) string {
+func (e *onnxExport) pool(h, mask, mode string) string {
 	g := e.g
-	if e.m.head.pool == PoolCLS {
+	if mode == PoolCLS {
 		return g.Op("Gather", []string{h, g.IntScalar(0)}, onnx.Int("axis", 1))
 	}
 	m := g.Op("Unsqueeze", []string{mask, g.Ints(-1)}) // [B, L, 1]
-	if e.m.head.pool == PoolMax {
+	if mode == PoolMax {
 		pad := g.Op("Equal", []string{m, g.IntScalar(0)})
 		return g.Op("ReduceMax", []string{g.Op("Where", []string{pad, g.Scalar(-1e9), h})}, onnx.Ints("axes", 1), onnx.Int("keepdims", 0))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/ortrun"
 	"github.com/bertnode/bertnode/onnx"
 )
@@ -21,14 +22,15 @@ type onnxCase struct {
 	name, modelType string
 	opts            Options
 	normalize       bool
-	lora            bool // random adapters, which the export must merge
+	lora            bool                 // random adapters, which the export must merge
+	tweak           func(*hf.BertConfig) // changes familyConfig's config, if set
 }
 
 // onnxFamilies are the families the export supports.
-var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet"}
+var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet", "modernbert"}
 
 // withTypes are the families whose graph has token_type_ids, as optimum's BERT, ALBERT
-// and ELECTRA configs declare it (RoBERTa's, DistilBERT's and MPNet's have none).
+// and ELECTRA configs declare it (RoBERTa's, DistilBERT's, MPNet's and ModernBERT's have none).
 var withTypes = map[string]bool{"bert": true, "albert": true, "electra": true}
 
 func onnxCases() []onnxCase {
@@ -55,6 +57,8 @@ func onnxCases() []onnxCase {
 	return append(out,
 		onnxCase{name: "bert/custom-head", modelType: "bert", opts: Options{Task: Classify, NumLabels: 2, HeadHidden: 16}},
 		onnxCase{name: "roberta/lora", modelType: "roberta", opts: Options{Task: Classify, NumLabels: 2, LoRA: testLoRA}, lora: true},
+		onnxCase{name: "modernbert/classify-mean", modelType: "modernbert", opts: Options{Task: Classify, NumLabels: 2},
+			tweak: func(c *hf.BertConfig) { c.ClassifierPooling = "mean" }},
 	)
 }
 
@@ -68,6 +72,9 @@ func (c onnxCase) build(t *testing.T, seed int64) (*Model, string) {
 		// An epsilon that shows: under weights of this scale the families' own (1e-12,
 		// 1e-5) move LayerNorm's outputs by less than float32 rounds.
 		cfg.LayerNormEps = 0.1
+	}
+	if c.tweak != nil {
+		c.tweak(cfg)
 	}
 	m := newModel(t, cfg, opts, seed)
 	if c.lora {
@@ -174,7 +181,7 @@ func TestONNXGraphWellFormed(t *testing.T) {
 				NER: "logits[batch_size,sequence_length,5]", QA: "start_logits[batch_size,sequence_length] end_logits[batch_size,sequence_length]",
 				Embed: "token_embeddings[batch_size,sequence_length,32] sentence_embedding[batch_size,32]",
 			}[c.opts.Task]
-			if c.opts.HeadHidden > 0 || c.lora {
+			if c.opts.NumLabels == 2 { // the cases past the families' heads
 				wantOuts = "logits[batch_size,2]"
 			}
 			if got := strings.Join(outs, " "); got != wantOuts {
@@ -218,7 +225,6 @@ func TestONNXRefusesUnsupported(t *testing.T) {
 		opts      Options
 		want      string
 	}{
-		{"modernbert", Options{Task: Classify, NumLabels: 2}, "export: onnx: family modernbert not supported yet"},
 		{"deberta-v2", Options{Task: Classify, NumLabels: 2}, "export: onnx: family deberta-v2 not supported yet"},
 		{"bert", Options{Task: Choice}, "export: onnx: task choice not supported yet"},
 		{"roberta", Options{Task: MLM}, "export: onnx: task mlm not supported yet"},
@@ -232,6 +238,13 @@ func TestONNXRefusesUnsupported(t *testing.T) {
 		if _, statErr := os.Stat(filepath.Join(dir, ConfigFile)); statErr == nil {
 			t.Errorf("%s %s: config.json written for a refused export", c.modelType, c.opts.Task)
 		}
+	}
+	m := newModel(t, familyConfig(t, "bert", 0), Options{Task: Classify, NumLabels: 2}, 1)
+	if err := m.Quantize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveONNX(t.TempDir(), nil, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "int8") {
+		t.Errorf("an int8 model: %v, want a refusal naming int8", err)
 	}
 }
 

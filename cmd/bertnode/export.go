@@ -29,7 +29,7 @@ Runtime runs from any language.
 
 The graph is the model's inference forward, float32. Inputs are int64 [batch_size,
 sequence_length]: input_ids, attention_mask and, for BERT, ALBERT and ELECTRA,
-token_type_ids (RoBERTa, DistilBERT and MPNet read none), padded as the tokenizer pads.
+token_type_ids (the others read none), padded as the tokenizer pads.
 Outputs, as optimum names them:
 
   classify, multilabel, regression   logits [batch_size, labels], before softmax or sigmoid
@@ -41,8 +41,8 @@ Outputs, as optimum names them:
                                      with a Normalize module (or --normalize)
 
 A LoRA adapter directory is exported merged into its base model (--base-model). The
-families BERT, DistilBERT, RoBERTa (XLM-RoBERTa, CamemBERT), ALBERT, ELECTRA and MPNet
-are exported; ModernBERT and DeBERTa-v2, and the choice and mlm heads, are not yet.
+families BERT, DistilBERT, RoBERTa (XLM-RoBERTa, CamemBERT), ALBERT, ELECTRA, MPNet
+and ModernBERT are exported; DeBERTa-v2, and the choice and mlm heads, are not yet.
 A model whose weights take 2 GB or more is refused (ONNX's external data is not
 written yet).`,
 		Example: `  bertnode export --model runs/sms/best --format onnx --output runs/sms/onnx
