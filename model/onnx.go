@@ -27,8 +27,8 @@ var (
 // optimum's ORTModel classes and transformers.js. The graph is the eval-mode forward:
 //
 //   - inputs input_ids, attention_mask and, where the family reads token types
-//     (type_vocab_size > 1: BERT, ALBERT, ELECTRA), token_type_ids; int64 [batch_size,
-//     sequence_length].
+//     (type_vocab_size > 1: BERT, ALBERT, ELECTRA, DeBERTa-v2), token_type_ids; int64
+//     [batch_size, sequence_length].
 //   - outputs: classify, multilabel and regression logits [batch_size, labels] (no
 //     softmax or sigmoid, as transformers' models); ner logits [batch_size,
 //     sequence_length, labels]; qa start_logits and end_logits [batch_size,
@@ -37,9 +37,8 @@ var (
 //     opts.Normalize, scaled to unit length: optimum's outputs for a sentence-transformers
 //     model.
 //
-// LoRA adapters are merged into the weights. BERT, DistilBERT, RoBERTa (XLM-RoBERTa,
-// CamemBERT), ALBERT, ELECTRA, MPNet and ModernBERT are exported; DeBERTa, and the
-// choice and mlm heads, are refused by name.
+// LoRA adapters are merged into the weights. Every family is exported; the choice and
+// mlm heads are refused by name.
 func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
 	mp, err := m.onnxModel(opts.Normalize)
 	if err != nil {
@@ -67,8 +66,6 @@ type onnxExport struct {
 // embedding model are scaled to unit length with normalize.
 func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	switch {
-	case m.deberta != nil:
-		return nil, fmt.Errorf("export: onnx: family %s not supported yet", m.Config.ModelType)
 	case m.quantized:
 		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
 	}
@@ -91,12 +88,18 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 			return nil, err
 		}
 	} else {
-		h := e.embeddings(ids)
-		if m.mpnet != nil { // every layer adds it to its scores, with the mask
-			ext = e.positionBias(mask, ext)
+		var h string
+		var rel *onnxRelative
+		switch {
+		case m.deberta != nil:
+			h, rel = e.debertaEmbeddings(ids, mask), e.relative(ids)
+		case m.mpnet != nil: // every layer adds it to its scores, with the mask
+			h, ext = e.embeddings(ids), e.positionBias(mask, ext)
+		default:
+			h = e.embeddings(ids)
 		}
 		for _, ly := range m.layers {
-			h = e.layer(ly, h, ext)
+			h = e.layer(ly, h, ext, rel)
 		}
 		if err := e.head(h, mask, normalize); err != nil {
 			return nil, err
@@ -154,6 +157,16 @@ func (e *onnxExport) layerNorm(x string, n *layerNorm) string {
 // embeddings computes the first layer's input [B, L, H] from ids, as embeddings.fwd
 // does, declaring the token_type_ids input where the family reads it.
 func (e *onnxExport) embeddings(ids string) string {
+	h := e.layerNorm(e.embeddingSum(ids), &e.m.emb.norm)
+	if p := e.m.emb.proj; p != nil {
+		h = e.linear(h, p)
+	}
+	return h
+}
+
+// embeddingSum is the word, position (where the family has them) and token type
+// embeddings of ids, summed.
+func (e *onnxExport) embeddingSum(ids string) string {
 	g, c, emb := e.g, e.m.Config, &e.m.emb
 	types := ""
 	if emb.typ != nil && c.HasTokenTypes() {
@@ -161,17 +174,21 @@ func (e *onnxExport) embeddings(ids string) string {
 	}
 	x := g.Op("Gather", []string{e.param(emb.word), ids})
 	var pe string
-	if c.PositionOffset() > 0 {
+	switch {
+	case emb.pos == nil: // DeBERTa-v3's: none
+	case c.PositionOffset() > 0:
 		// offsetPositions: real tokens (by id) count up from pad+1, padding gets pad.
 		pad := g.IntScalar(int64(c.PaddingIdx()))
 		real := g.Op("Cast", []string{g.Op("Not", []string{g.Op("Equal", []string{ids, pad})})}, onnx.Int("to", int64(onnx.TensorProto_INT64)))
 		count := g.Op("CumSum", []string{real, g.IntScalar(1)})
 		pos := g.Op("Add", []string{g.Op("Mul", []string{count, real}), pad})
 		pe = g.Op("Gather", []string{e.param(emb.pos), pos})
-	} else { // the table's first L rows, broadcast over the batch
+	default: // the table's first L rows, broadcast over the batch
 		pe = g.Op("Slice", []string{e.param(emb.pos), g.Ints(0), e.length(ids), g.Ints(0)})
 	}
-	x = g.Op("Add", []string{x, pe})
+	if pe != "" {
+		x = g.Op("Add", []string{x, pe})
+	}
 	switch {
 	case types != "":
 		x = g.Op("Add", []string{x, g.Op("Gather", []string{e.param(emb.typ), types})})
@@ -180,11 +197,7 @@ func (e *onnxExport) embeddings(ids string) string {
 		row := p.Shape[1]
 		x = g.Op("Add", []string{x, g.Float(p.Name+"[0]", []int64{row}, e.flat[p.Offset:p.Offset+row])})
 	}
-	h := e.layerNorm(x, &emb.norm)
-	if emb.proj != nil {
-		h = e.linear(h, emb.proj)
-	}
-	return h
+	return x
 }
 
 // additiveMask is additiveMask's [B, 1, 1, L]: 0 for tokens, the lowest float for
@@ -220,10 +233,17 @@ func (e *onnxExport) distances(L string) string {
 	return g.Op("Sub", []string{g.Op("Unsqueeze", []string{pos, g.Ints(1)}), g.Op("Unsqueeze", []string{pos, g.Ints(0)})})
 }
 
-// layer is layer.fwd in eval mode on h [B, L, H].
-func (e *onnxExport) layer(ly *layer, h, ext string) string {
+// layer is layer.fwd in eval mode on h [B, L, H], with DeBERTa's relative attention
+// where rel is not nil.
+func (e *onnxExport) layer(ly *layer, h, ext string, rel *onnxRelative) string {
 	g, c := e.g, e.m.Config
-	ctx := e.attend(e.heads(e.linear(h, &ly.q)), e.heads(e.linear(h, &ly.k)), e.heads(e.linear(h, &ly.v)), ext)
+	q, k, v := e.heads(e.linear(h, &ly.q)), e.heads(e.linear(h, &ly.k)), e.heads(e.linear(h, &ly.v))
+	var ctx string
+	if ly.rel != nil {
+		ctx = e.attendRelative(ly.rel, rel, q, k, v, ext)
+	} else {
+		ctx = e.attend(q, k, v, ext)
+	}
 	a := e.layerNorm(g.Op("Add", []string{e.linear(ctx, &ly.attnOut), h}), &ly.attnNorm)
 	f, _ := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter)) // onnxModel checked the name
 	return e.layerNorm(g.Op("Add", []string{e.linear(f, &ly.out), a}), &ly.outNorm)
@@ -242,7 +262,13 @@ func (e *onnxExport) attend(q, k, v, ext string) string {
 	g, c := e.g, e.m.Config
 	kt := g.Op("Transpose", []string{k}, onnx.Ints("perm", 0, 1, 3, 2))
 	scores := g.Op("Mul", []string{g.Op("MatMul", []string{q, kt}), g.Scalar(float32(1 / math.Sqrt(float64(c.HeadSize()))))})
-	probs := g.Op("Softmax", []string{g.Op("Add", []string{scores, ext})}, onnx.Int("axis", -1))
+	return e.context(g.Op("Add", []string{scores, ext}), v)
+}
+
+// context is softmaxContext's context [B, L, H] from the scores [B, heads, L, L] and v.
+func (e *onnxExport) context(scores, v string) string {
+	g, c := e.g, e.m.Config
+	probs := g.Op("Softmax", []string{scores}, onnx.Int("axis", -1))
 	ctx := g.Op("Transpose", []string{g.Op("MatMul", []string{probs, v})}, onnx.Ints("perm", 0, 2, 1, 3))
 	return g.Op("Reshape", []string{ctx, g.Ints(0, 0, int64(c.HiddenSize))})
 }

@@ -27,11 +27,14 @@ type onnxCase struct {
 }
 
 // onnxFamilies are the families the export supports.
-var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet", "modernbert"}
+var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet", "modernbert", "deberta-v2"}
 
-// withTypes are the families whose graph has token_type_ids, as optimum's BERT, ALBERT
-// and ELECTRA configs declare it (RoBERTa's, DistilBERT's, MPNet's and ModernBERT's have none).
-var withTypes = map[string]bool{"bert": true, "albert": true, "electra": true}
+// withTypes says whether the graph has token_type_ids, as optimum's configs declare it
+// for BERT, ALBERT and ELECTRA, and for DeBERTa with token types (v2; v3 has none);
+// RoBERTa's, DistilBERT's, MPNet's and ModernBERT's have none.
+func withTypes(c onnxCase, cfg *hf.BertConfig) bool {
+	return c.modelType == "bert" || c.modelType == "albert" || c.modelType == "electra" || c.modelType == "deberta-v2" && cfg.TypeVocabSize > 1
+}
 
 func onnxCases() []onnxCase {
 	heads := []struct {
@@ -59,6 +62,12 @@ func onnxCases() []onnxCase {
 		onnxCase{name: "roberta/lora", modelType: "roberta", opts: Options{Task: Classify, NumLabels: 2, LoRA: testLoRA}, lora: true},
 		onnxCase{name: "modernbert/classify-mean", modelType: "modernbert", opts: Options{Task: Classify, NumLabels: 2},
 			tweak: func(c *hf.BertConfig) { c.ClassifierPooling = "mean" }},
+		// DeBERTa-v2's kind: absolute positions, token types, its own position
+		// projections, content-to-position only, no LayerNorm of the relative embeddings.
+		onnxCase{name: "deberta-v2/v2-kind", modelType: "deberta-v2", opts: Options{Task: Classify, NumLabels: 2},
+			tweak: func(c *hf.BertConfig) {
+				c.PositionBiasedInput, c.TypeVocabSize, c.ShareAttKey, c.PosAttType, c.NormRelEbd = true, 2, false, hf.PosAttType{"c2p"}, "none"
+			}},
 	)
 }
 
@@ -166,7 +175,7 @@ func TestONNXGraphWellFormed(t *testing.T) {
 				ins = append(ins, in.GetName())
 			}
 			want := "input_ids,attention_mask"
-			if withTypes[c.modelType] {
+			if withTypes(c, m.Config) {
 				want += ",token_type_ids"
 			}
 			if got := strings.Join(ins, ","); got != want {
@@ -225,7 +234,6 @@ func TestONNXRefusesUnsupported(t *testing.T) {
 		opts      Options
 		want      string
 	}{
-		{"deberta-v2", Options{Task: Classify, NumLabels: 2}, "export: onnx: family deberta-v2 not supported yet"},
 		{"bert", Options{Task: Choice}, "export: onnx: task choice not supported yet"},
 		{"roberta", Options{Task: MLM}, "export: onnx: task mlm not supported yet"},
 	} {
@@ -294,7 +302,7 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 				}
 				refs = append(refs, ref{c, b, outs})
 				types := b.TokenTypeIDs
-				if !withTypes[c.modelType] {
+				if !withTypes(c, m.Config) {
 					types = nil
 				}
 				jobs = append(jobs, ortrun.Job{Model: path, Inputs: ortrun.Inputs(b.B, b.L, b.InputIDs, b.AttentionMask, types)})

@@ -28,8 +28,9 @@ a directory that optimum's ORTModel classes and transformers.js load, and that O
 Runtime runs from any language.
 
 The graph is the model's inference forward, float32. Inputs are int64 [batch_size,
-sequence_length]: input_ids, attention_mask and, for BERT, ALBERT and ELECTRA,
-token_type_ids (the others read none), padded as the tokenizer pads.
+sequence_length]: input_ids, attention_mask and, for BERT, ALBERT, ELECTRA and
+DeBERTa-v2 (not v3), token_type_ids (the others read none), padded as the tokenizer
+pads.
 Outputs, as optimum names them:
 
   classify, multilabel, regression   logits [batch_size, labels], before softmax or sigmoid
@@ -40,9 +41,10 @@ Outputs, as optimum names them:
                                      checkpoint pools (or --pooling), unit length when it ends
                                      with a Normalize module (or --normalize)
 
-A LoRA adapter directory is exported merged into its base model (--base-model). The
-families BERT, DistilBERT, RoBERTa (XLM-RoBERTa, CamemBERT), ALBERT, ELECTRA, MPNet
-and ModernBERT are exported; DeBERTa-v2, and the choice and mlm heads, are not yet.
+A LoRA adapter directory is exported merged into its base model (--base-model). Every
+family bertnode runs is exported (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT,
+ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3); the choice and mlm heads are not
+yet.
 A model whose weights take 2 GB or more is refused (ONNX's external data is not
 written yet).`,
 		Example: `  bertnode export --model runs/sms/best --format onnx --output runs/sms/onnx
