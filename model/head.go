@@ -116,5 +116,3 @@ func (hd *head) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
 	step(hd.out.fwd)
 	return feat
 }
-
-func gelu(x *ts.Tensor) *ts.Tensor { return x.MustGelu("none", true) }

@@ -19,7 +19,7 @@ var robertaFamily = &family{
 
 // robertaLMHead is RobertaLMHead, which MPNetLMHead copies; its activation is gelu
 // whatever hidden_act says.
-var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: gelu, norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
+var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: "gelu", norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
 
 // robertaHead declares RoBERTa's heads, which MPNet's copy: for multiple choice the base
 // model's pooler (base+"pooler.dense", tanh), dropout and classifier; else
