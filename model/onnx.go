@@ -28,17 +28,18 @@ var (
 //
 //   - inputs input_ids, attention_mask and, where the family reads token types
 //     (type_vocab_size > 1: BERT, ALBERT, ELECTRA, DeBERTa-v2), token_type_ids; int64
-//     [batch_size, sequence_length].
+//     [batch_size, sequence_length], multiple choice's [batch_size, num_choices,
+//     sequence_length].
 //   - outputs: classify, multilabel and regression logits [batch_size, labels] (no
 //     softmax or sigmoid, as transformers' models); ner logits [batch_size,
 //     sequence_length, labels]; qa start_logits and end_logits [batch_size,
-//     sequence_length]; embed token_embeddings [batch_size, sequence_length, hidden] and
+//     sequence_length]; choice logits [batch_size, num_choices]; mlm logits
+//     [batch_size, sequence_length, vocabulary]; embed token_embeddings [batch_size, sequence_length, hidden] and
 //     sentence_embedding [batch_size, hidden], pooled as the model pools and, with
 //     opts.Normalize, scaled to unit length: optimum's outputs for a sentence-transformers
 //     model.
 //
-// LoRA adapters are merged into the weights. Every family is exported; the choice and
-// mlm heads are refused by name.
+// LoRA adapters are merged into the weights. Every family and head is exported.
 func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
 	mp, err := m.onnxModel(opts.Normalize)
 	if err != nil {
@@ -60,19 +61,15 @@ type onnxExport struct {
 	g     *onnx.Graph
 	flat  []float32         // the weights, LoRA merged
 	inits map[string]string // initializers by parameter (and layout), once each: ALBERT's layers are shared
+	// choices is multiple choice's [batch_size, num_choices], the shape its scores take.
+	choices string
 }
 
 // onnxModel is the model's eval-mode forward as an ONNX graph; the vectors of an
 // embedding model are scaled to unit length with normalize.
 func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
-	switch {
-	case m.quantized:
+	if m.quantized {
 		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
-	}
-	switch m.Opts.Task {
-	case Classify, MultiLabel, Regression, NER, QA, Embed:
-	default:
-		return nil, fmt.Errorf("export: onnx: task %s not supported yet", m.Opts.Task)
 	}
 	if _, err := onnxActivation(nil, m.Config.HiddenAct, ""); err != nil {
 		return nil, err
@@ -80,8 +77,27 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	defer runtime.KeepAlive(m) // flat is a view of the model's memory on the CPU
 	e := &onnxExport{m: m, g: onnx.NewGraph(m.architecture()), flat: m.mergedFlat(), inits: map[string]string{}}
 	g := e.g
-	ids := g.Input("input_ids", onnx.TensorProto_INT64, batchDim, seqDim)
-	mask := g.Input("attention_mask", onnx.TensorProto_INT64, batchDim, seqDim)
+	dims := []onnx.Dim{batchDim, seqDim}
+	if m.Opts.Task == Choice {
+		dims = []onnx.Dim{batchDim, {Param: "num_choices"}, seqDim}
+	}
+	ids := g.Input("input_ids", onnx.TensorProto_INT64, dims...)
+	mask := g.Input("attention_mask", onnx.TensorProto_INT64, dims...)
+	types := ""
+	if m.emb.typ != nil && m.Config.HasTokenTypes() {
+		types = g.Input("token_type_ids", onnx.TensorProto_INT64, dims...)
+	}
+	if m.Opts.Task == Choice { // every choice a sequence of one batch, as transformers' view(-1, L)
+		e.choices = g.Op("Shape", []string{ids}, onnx.Int("start", 0), onnx.Int("end", 2))
+		flat := func(x string) string {
+			shape := g.Op("Concat", []string{g.Ints(-1), g.Op("Shape", []string{x}, onnx.Int("start", 2))}, onnx.Int("axis", 0))
+			return g.Op("Reshape", []string{x, shape})
+		}
+		ids, mask = flat(ids), flat(mask)
+		if types != "" {
+			types = flat(types)
+		}
+	}
 	ext := e.additiveMask(mask)
 	if m.modern != nil {
 		if err := e.modernBERT(ids, mask, ext, normalize); err != nil {
@@ -92,11 +108,11 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 		var rel *onnxRelative
 		switch {
 		case m.deberta != nil:
-			h, rel = e.debertaEmbeddings(ids, mask), e.relative(ids)
+			h, rel = e.debertaEmbeddings(ids, types, mask), e.relative(ids)
 		case m.mpnet != nil: // every layer adds it to its scores, with the mask
-			h, ext = e.embeddings(ids), e.positionBias(mask, ext)
+			h, ext = e.embeddings(ids, types), e.positionBias(mask, ext)
 		default:
-			h = e.embeddings(ids)
+			h = e.embeddings(ids, types)
 		}
 		for _, ly := range m.layers {
 			h = e.layer(ly, h, ext, rel)
@@ -154,10 +170,10 @@ func (e *onnxExport) layerNorm(x string, n *layerNorm) string {
 	return e.g.Op("LayerNormalization", in, onnx.Int("axis", -1), onnx.Float32("epsilon", float32(n.eps)))
 }
 
-// embeddings computes the first layer's input [B, L, H] from ids, as embeddings.fwd
-// does, declaring the token_type_ids input where the family reads it.
-func (e *onnxExport) embeddings(ids string) string {
-	h := e.layerNorm(e.embeddingSum(ids), &e.m.emb.norm)
+// embeddings computes the first layer's input [B, L, H] from ids (and the token types,
+// where the graph has them), as embeddings.fwd does.
+func (e *onnxExport) embeddings(ids, types string) string {
+	h := e.layerNorm(e.embeddingSum(ids, types), &e.m.emb.norm)
 	if p := e.m.emb.proj; p != nil {
 		h = e.linear(h, p)
 	}
@@ -165,13 +181,9 @@ func (e *onnxExport) embeddings(ids string) string {
 }
 
 // embeddingSum is the word, position (where the family has them) and token type
-// embeddings of ids, summed.
-func (e *onnxExport) embeddingSum(ids string) string {
+// embeddings of ids, summed; types "" is every token of type 0.
+func (e *onnxExport) embeddingSum(ids, types string) string {
 	g, c, emb := e.g, e.m.Config, &e.m.emb
-	types := ""
-	if emb.typ != nil && c.HasTokenTypes() {
-		types = g.Input("token_type_ids", onnx.TensorProto_INT64, batchDim, seqDim)
-	}
 	x := g.Op("Gather", []string{e.param(emb.word), ids})
 	var pe string
 	switch {
@@ -281,6 +293,12 @@ func (e *onnxExport) head(h, mask string, normalize bool) error {
 		e.embedOutputs(h, mask, hd.pool, normalize)
 		return nil
 	}
+	if l := hd.mlm; l != nil { // the decoder is the word embeddings, transposed by the graph: stored once
+		x, _ := onnxActivation(g, l.actName, e.linear(h, &l.dense)) // the name was checked when the head was declared
+		wt := g.Op("Transpose", []string{e.param(l.word)}, onnx.Ints("perm", 1, 0))
+		e.logitsOutputs(g.Op("Add", []string{g.Op("MatMul", []string{e.layerNorm(x, &l.norm), wt}), e.param(l.bias)}), false)
+		return nil
+	}
 	x := h
 	if hd.first {
 		x = g.Op("Gather", []string{h, g.IntScalar(0)}, onnx.Int("axis", 1))
@@ -312,11 +330,13 @@ func (e *onnxExport) embedOutputs(h, mask, mode string, normalize bool) {
 }
 
 // logitsOutputs are a head's output layer's: logits per sequence (seq) or per token,
-// or QA's start and end logits.
+// QA's start and end logits, or multiple choice's score of each choice.
 func (e *onnxExport) logitsOutputs(x string, seq bool) {
 	g, float := e.g, onnx.TensorProto_FLOAT
 	n := onnx.Dim{Size: int64(e.m.Opts.NumLabels)}
 	switch {
+	case e.choices != "":
+		g.Output("logits", g.Op("Reshape", []string{x, e.choices}), float, batchDim, onnx.Dim{Param: "num_choices"})
 	case seq:
 		g.Output("logits", x, float, batchDim, n)
 	case e.m.Opts.Task == QA:

@@ -14,9 +14,9 @@ type onnxRelative struct {
 
 // debertaEmbeddings is debertaEmbed in eval mode: the embeddings summed, embed_proj,
 // LayerNorm, zeros under the padding.
-func (e *onnxExport) debertaEmbeddings(ids, mask string) string {
+func (e *onnxExport) debertaEmbeddings(ids, types, mask string) string {
 	g, emb := e.g, &e.m.emb
-	x := e.embeddingSum(ids)
+	x := e.embeddingSum(ids, types)
 	if emb.proj != nil {
 		x = e.linear(x, emb.proj)
 	}

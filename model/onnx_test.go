@@ -50,10 +50,15 @@ func onnxCases() []onnxCase {
 		{"embed-mean-normalize", Options{Task: Embed, Pooling: PoolMean}, true},
 		{"embed-cls", Options{Task: Embed, Pooling: PoolCLS}, false},
 		{"embed-max", Options{Task: Embed, Pooling: PoolMax}, false},
+		{"choice", Options{Task: Choice}, false},
+		{"mlm", Options{Task: MLM}, false},
 	}
 	var out []onnxCase
 	for _, mt := range onnxFamilies {
 		for _, h := range heads {
+			if h.opts.Task == MLM && families[mt].mlm == nil { // ELECTRA's discriminator, ModernBERT, DeBERTa
+				continue
+			}
 			out = append(out, onnxCase{name: mt + "/" + h.name, modelType: mt, opts: h.opts, normalize: h.normalize})
 		}
 	}
@@ -86,6 +91,17 @@ func (c onnxCase) build(t *testing.T, seed int64) (*Model, string) {
 		c.tweak(cfg)
 	}
 	m := newModel(t, cfg, opts, seed)
+	// Biases start at zero and LayerNorm weights at one: drawn around those instead, so
+	// that a bias the graph leaves out shows.
+	r := rand.New(rand.NewPCG(uint64(seed), 5))
+	flat := m.Params.FlatSlice()
+	for _, p := range m.Params.List() {
+		if p.Init == InitZeros || p.Init == InitOnes {
+			for i := p.Offset; i < p.Offset+p.Numel; i++ {
+				flat[i] += float32(r.NormFloat64() * 0.2)
+			}
+		}
+	}
 	if c.lora {
 		setAdapters(m, uint64(seed))
 	}
@@ -169,8 +185,12 @@ func TestONNXGraphWellFormed(t *testing.T) {
 			g := mp.GetGraph()
 			var ins []string
 			for _, in := range g.GetInput() {
-				if in.GetType().GetTensorType().GetElemType() != int32(onnx.TensorProto_INT64) || dims(in) != "batch_size,sequence_length" {
-					t.Errorf("input %s: type %d, dims %s; want int64 [batch_size, sequence_length]", in.GetName(), in.GetType().GetTensorType().GetElemType(), dims(in))
+				wantDims := "batch_size,sequence_length"
+				if c.opts.Task == Choice {
+					wantDims = "batch_size,num_choices,sequence_length"
+				}
+				if in.GetType().GetTensorType().GetElemType() != int32(onnx.TensorProto_INT64) || dims(in) != wantDims {
+					t.Errorf("input %s: type %d, dims %s; want int64 [%s]", in.GetName(), in.GetType().GetTensorType().GetElemType(), dims(in), wantDims)
 				}
 				ins = append(ins, in.GetName())
 			}
@@ -188,7 +208,8 @@ func TestONNXGraphWellFormed(t *testing.T) {
 			wantOuts := map[Task]string{
 				Classify: "logits[batch_size,3]", MultiLabel: "logits[batch_size,4]", Regression: "logits[batch_size,1]",
 				NER: "logits[batch_size,sequence_length,5]", QA: "start_logits[batch_size,sequence_length] end_logits[batch_size,sequence_length]",
-				Embed: "token_embeddings[batch_size,sequence_length,32] sentence_embedding[batch_size,32]",
+				Embed:  "token_embeddings[batch_size,sequence_length,32] sentence_embedding[batch_size,32]",
+				Choice: "logits[batch_size,num_choices]", MLM: "logits[batch_size,sequence_length,100]",
 			}[c.opts.Task]
 			if c.opts.NumLabels == 2 { // the cases past the families' heads
 				wantOuts = "logits[batch_size,2]"
@@ -226,33 +247,20 @@ func TestONNXGraphWellFormed(t *testing.T) {
 	}
 }
 
-// The families and heads the export does not cover yet are refused by name.
-func TestONNXRefusesUnsupported(t *testing.T) {
+// An int8-quantized model, whose float weights are gone from its layers, is refused,
+// and nothing is written.
+func TestONNXRefusesInt8(t *testing.T) {
 	lockThread(t)
-	for _, c := range []struct {
-		modelType string
-		opts      Options
-		want      string
-	}{
-		{"bert", Options{Task: Choice}, "export: onnx: task choice not supported yet"},
-		{"roberta", Options{Task: MLM}, "export: onnx: task mlm not supported yet"},
-	} {
-		m := newModel(t, familyConfig(t, c.modelType, 0), c.opts, 1)
-		dir := t.TempDir()
-		err := m.SaveONNX(dir, nil, SaveOptions{})
-		if err == nil || err.Error() != c.want {
-			t.Errorf("%s %s: %v, want %q", c.modelType, c.opts.Task, err, c.want)
-		}
-		if _, statErr := os.Stat(filepath.Join(dir, ConfigFile)); statErr == nil {
-			t.Errorf("%s %s: config.json written for a refused export", c.modelType, c.opts.Task)
-		}
-	}
 	m := newModel(t, familyConfig(t, "bert", 0), Options{Task: Classify, NumLabels: 2}, 1)
 	if err := m.Quantize(); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SaveONNX(t.TempDir(), nil, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "int8") {
+	dir := t.TempDir()
+	if err := m.SaveONNX(dir, nil, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "int8") {
 		t.Errorf("an int8 model: %v, want a refusal naming int8", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		t.Error("config.json written for a refused export")
 	}
 }
 
@@ -276,7 +284,11 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 			lockThread(t)
 			m, path := c.build(t, int64(i+1))
 			r := rand.New(rand.NewPCG(uint64(i), 7))
-			for _, lens := range [][]int{{5, 11, 8}, {4}} {
+			batches := [][]int{{5, 11, 8}, {4}}
+			if c.opts.Task == Choice { // two questions of two choices, then one
+				batches = [][]int{{5, 11, 8, 4}, {4, 3}}
+			}
+			for _, lens := range batches {
 				b := onnxBatch(r, m, lens)
 				logits, _, err := m.Infer(b)
 				if err != nil {
@@ -305,7 +317,11 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 				if !withTypes(c, m.Config) {
 					types = nil
 				}
-				jobs = append(jobs, ortrun.Job{Model: path, Inputs: ortrun.Inputs(b.B, b.L, b.InputIDs, b.AttentionMask, types)})
+				shape := []int64{int64(b.B), int64(b.L)}
+				if c.opts.Task == Choice {
+					shape = []int64{int64(b.B / 2), 2, int64(b.L)}
+				}
+				jobs = append(jobs, ortrun.Job{Model: path, Inputs: ortrun.Inputs(shape, b.InputIDs, b.AttentionMask, types)})
 			}
 		}()
 	}
@@ -342,7 +358,7 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 				t.Fatalf("%s %s: %d values (dims %v), want %d", c.name, name, len(got.Data), got.Dims, len(want))
 			}
 			// Token outputs are compared on the real tokens.
-			token, perToken := c.opts.Task == NER || c.opts.Task == QA, len(want)/(b.B*b.L)
+			token, perToken := c.opts.Task == NER || c.opts.Task == QA || c.opts.Task == MLM, len(want)/(b.B*b.L)
 			d := 0.0
 			for k, w := range want {
 				if token && b.AttentionMask[k/perToken] == 0 {

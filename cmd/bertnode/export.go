@@ -28,7 +28,7 @@ a directory that optimum's ORTModel classes and transformers.js load, and that O
 Runtime runs from any language.
 
 The graph is the model's inference forward, float32. Inputs are int64 [batch_size,
-sequence_length]: input_ids, attention_mask and, for BERT, ALBERT, ELECTRA and
+sequence_length] (choice: [batch_size, num_choices, sequence_length]): input_ids, attention_mask and, for BERT, ALBERT, ELECTRA and
 DeBERTa-v2 (not v3), token_type_ids (the others read none), padded as the tokenizer
 pads.
 Outputs, as optimum names them:
@@ -36,15 +36,16 @@ Outputs, as optimum names them:
   classify, multilabel, regression   logits [batch_size, labels], before softmax or sigmoid
   ner                                logits [batch_size, sequence_length, labels]
   qa                                 start_logits, end_logits [batch_size, sequence_length]
+  choice                             logits [batch_size, num_choices]
+  mlm                                logits [batch_size, sequence_length, vocabulary]
   embed                              token_embeddings [batch_size, sequence_length, hidden] and
                                      sentence_embedding [batch_size, hidden]: pooled as the
                                      checkpoint pools (or --pooling), unit length when it ends
                                      with a Normalize module (or --normalize)
 
 A LoRA adapter directory is exported merged into its base model (--base-model). Every
-family bertnode runs is exported (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3); the choice and mlm heads are not
-yet.
+family and head bertnode runs is exported (BERT, DistilBERT, RoBERTa, XLM-RoBERTa,
+CamemBERT, ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3).
 A model whose weights take 2 GB or more is refused (ONNX's external data is not
 written yet).`,
 		Example: `  bertnode export --model runs/sms/best --format onnx --output runs/sms/onnx

@@ -123,7 +123,7 @@ func TestExportONNXPredictsAsPredict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := run([]ortrun.Job{{Model: filepath.Join(out, model.ONNXFile), Inputs: ortrun.Inputs(b.Size, b.Len, b.InputIDs, b.AttentionMask, b.TokenTypeIDs)}})
+	res := run([]ortrun.Job{{Model: filepath.Join(out, model.ONNXFile), Inputs: ortrun.Inputs([]int64{int64(b.Size), int64(b.Len)}, b.InputIDs, b.AttentionMask, b.TokenTypeIDs)}})
 	logits := res[0]["logits"].Data
 	if len(logits) != 2*len(texts) || len(preds) != len(texts) {
 		t.Fatalf("%d logits, %d predictions for %d texts", len(logits), len(preds), len(texts))

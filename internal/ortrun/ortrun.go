@@ -29,10 +29,10 @@ type Output struct {
 	Data []float64 `json:"data"`
 }
 
-// Inputs are a padded batch of B sequences of L tokens as an exported graph takes it;
-// types nil leaves token_type_ids out, for the families whose graphs have none.
-func Inputs(B, L int, ids, mask, types []int64) map[string]Input {
-	shape := []int64{int64(B), int64(L)}
+// Inputs are a padded batch of sequences as an exported graph takes it, of the given
+// shape ([batch, length], or multiple choice's [batch, choices, length]); types nil
+// leaves token_type_ids out, for the graphs without.
+func Inputs(shape []int64, ids, mask, types []int64) map[string]Input {
 	in := map[string]Input{"input_ids": {Dims: shape, Data: ids}, "attention_mask": {Dims: shape, Data: mask}}
 	if types != nil {
 		in["token_type_ids"] = Input{Dims: shape, Data: types}
