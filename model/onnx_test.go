@@ -1,11 +1,16 @@
 package model
 
 import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,8 +37,8 @@ var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra"
 // withTypes says whether the graph has token_type_ids, as optimum's configs declare it
 // for BERT, ALBERT and ELECTRA, and for DeBERTa with token types (v2; v3 has none);
 // RoBERTa's, DistilBERT's, MPNet's and ModernBERT's have none.
-func withTypes(c onnxCase, cfg *hf.BertConfig) bool {
-	return c.modelType == "bert" || c.modelType == "albert" || c.modelType == "electra" || c.modelType == "deberta-v2" && cfg.TypeVocabSize > 1
+func withTypes(modelType string, cfg *hf.BertConfig) bool {
+	return modelType == "bert" || modelType == "albert" || modelType == "electra" || modelType == "deberta-v2" && cfg.TypeVocabSize > 1
 }
 
 func onnxCases() []onnxCase {
@@ -195,7 +200,7 @@ func TestONNXGraphWellFormed(t *testing.T) {
 				ins = append(ins, in.GetName())
 			}
 			want := "input_ids,attention_mask"
-			if withTypes(c, m.Config) {
+			if withTypes(c.modelType, m.Config) {
 				want += ",token_type_ids"
 			}
 			if got := strings.Join(ins, ","); got != want {
@@ -264,20 +269,126 @@ func TestONNXRefusesInt8(t *testing.T) {
 	}
 }
 
+// onnxRun is one run of an exported model on a batch, with the outputs expected.
+type onnxRun struct {
+	name, family string
+	m            *Model
+	b            *Batch
+	normalize    bool
+	want         map[string][]float64 // by output name
+}
+
+// newRun expects the outputs the graph computes from logits in Infer's layout:
+// QA's [B, L, 2] as start and end, an embedding model's vectors (scaled to unit length
+// with normalize) as sentence_embedding.
+func newRun(name, family string, m *Model, b *Batch, logits []float64, normalize bool) onnxRun {
+	r := onnxRun{name: name, family: family, m: m, b: b, normalize: normalize, want: map[string][]float64{}}
+	switch m.Opts.Task {
+	case QA:
+		start, end := make([]float64, len(logits)/2), make([]float64, len(logits)/2)
+		for k := range start {
+			start[k], end[k] = logits[2*k], logits[2*k+1]
+		}
+		r.want["start_logits"], r.want["end_logits"] = start, end
+	case Embed:
+		if normalize {
+			H, v := m.Config.HiddenSize, make([]float32, len(logits))
+			for k, x := range logits {
+				v[k] = float32(x)
+			}
+			for k := 0; k < len(v); k += H {
+				Normalize(v[k : k+H])
+			}
+			logits = floats64(v)
+		}
+		r.want["sentence_embedding"] = logits
+	default:
+		r.want["logits"] = logits
+	}
+	return r
+}
+
+func floats64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// job is the run for ONNX Runtime: the batch as the graph takes it, token types only
+// where the graph has them.
+func (r onnxRun) job(path string, types bool) ortrun.Job {
+	b := r.b
+	shape := []int64{int64(b.B), int64(b.L)}
+	if r.m.Opts.Task == Choice { // questions of two choices
+		shape = []int64{int64(b.B / 2), 2, int64(b.L)}
+	}
+	tt := b.TokenTypeIDs
+	if !types {
+		tt = nil
+	}
+	return ortrun.Job{Model: path, Inputs: ortrun.Inputs(shape, b.InputIDs, b.AttentionMask, tt)}
+}
+
+// checkRuns compares ONNX Runtime's outputs res with the runs' expectations, within
+// 1e-4 outside the padding (whose outputs nothing reads), and returns the largest
+// difference per family. An embedding model's token_embeddings are compared where it
+// pools by cls without normalizing: their first rows are the vectors.
+func checkRuns(t *testing.T, runs []onnxRun, res []map[string]ortrun.Output, of string) map[string]float64 {
+	t.Helper()
+	worst := map[string]float64{}
+	for i, r := range runs {
+		b, want := r.b, r.want
+		if r.m.Opts.Task == Embed {
+			if _, ok := res[i]["token_embeddings"]; !ok || len(res[i]) != 2 {
+				t.Fatalf("%s: outputs %v, want token_embeddings and sentence_embedding", r.name, res[i])
+			}
+		} else if len(res[i]) != len(want) {
+			t.Fatalf("%s: %d outputs, want %d", r.name, len(res[i]), len(want))
+		}
+		if r.m.Opts.Pooling == PoolCLS && !r.normalize {
+			tok, H := res[i]["token_embeddings"].Data, r.m.Config.HiddenSize
+			var first []float64
+			for row := range b.B {
+				first = append(first, tok[row*b.L*H:row*b.L*H+H]...)
+			}
+			res[i]["token_embeddings[:, 0]"] = ortrun.Output{Data: first}
+			want = map[string][]float64{"sentence_embedding": want["sentence_embedding"], "token_embeddings[:, 0]": want["sentence_embedding"]}
+		}
+		for name, w := range want {
+			got, ok := res[i][name]
+			if !ok {
+				t.Fatalf("%s: no output %s", r.name, name)
+			}
+			if len(got.Data) != len(w) {
+				t.Fatalf("%s %s: %d values (dims %v), want %d", r.name, name, len(got.Data), got.Dims, len(w))
+			}
+			d := 0.0
+			for k, x := range w {
+				if !underPadding(r.m, b, len(w), k) {
+					d = max(d, math.Abs(got.Data[k]-x))
+				}
+			}
+			if d > 1e-4 {
+				t.Errorf("%s %s, batch of %d x %d: ONNX Runtime's differs from %s by %.3g", r.name, name, b.B, b.L, of, d)
+			}
+			worst[r.family] = max(worst[r.family], d)
+		}
+	}
+	return worst
+}
+
 // Each family's every exported head, run by ONNX Runtime, gives bertnode's own eval
 // forward's outputs within 1e-4, on a batch of three sequences of different lengths
 // padded to the longest (token heads compared on the real tokens, whose outputs are
 // all a tokenizer's offsets read) and on a batch of one shorter sequence: the dynamic
-// axes. The weights are ten times BERT's initial scale (familyConfig), so a wrong
-// epsilon, activation, position or mask shows far above 1e-4.
+// axes; multiple choice on two questions of two choices, then one. The weights are ten
+// times BERT's initial scale (familyConfig), so a wrong activation, position or mask
+// shows far above 1e-4.
 func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 	run := ortrun.Runner(t)
-	type ref struct {
-		c       onnxCase
-		b       *Batch
-		outputs [][]float32 // libtorch's, per output in the graph's order
-	}
-	var refs []ref
+	var runs []onnxRun
 	var jobs []ortrun.Job
 	for i, c := range onnxCases() {
 		func() {
@@ -285,7 +396,7 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 			m, path := c.build(t, int64(i+1))
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			batches := [][]int{{5, 11, 8}, {4}}
-			if c.opts.Task == Choice { // two questions of two choices, then one
+			if c.opts.Task == Choice {
 				batches = [][]int{{5, 11, 8, 4}, {4, 3}}
 			}
 			for _, lens := range batches {
@@ -294,86 +405,69 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var outs [][]float32
-				switch c.opts.Task {
-				case QA: // [B, L, 2] -> start [B, L], end [B, L]
-					start, end := make([]float32, b.B*b.L), make([]float32, b.B*b.L)
-					for k := range start {
-						start[k], end[k] = logits[2*k], logits[2*k+1]
-					}
-					outs = [][]float32{start, end}
-				case Embed:
-					if c.normalize {
-						for r := 0; r < len(logits); r += m.Config.HiddenSize {
-							Normalize(logits[r : r+m.Config.HiddenSize])
-						}
-					}
-					outs = [][]float32{nil, logits} // token_embeddings: checked against the pooled vectors below
-				default:
-					outs = [][]float32{logits}
-				}
-				refs = append(refs, ref{c, b, outs})
-				types := b.TokenTypeIDs
-				if !withTypes(c, m.Config) {
-					types = nil
-				}
-				shape := []int64{int64(b.B), int64(b.L)}
-				if c.opts.Task == Choice {
-					shape = []int64{int64(b.B / 2), 2, int64(b.L)}
-				}
-				jobs = append(jobs, ortrun.Job{Model: path, Inputs: ortrun.Inputs(shape, b.InputIDs, b.AttentionMask, types)})
+				run := newRun(c.name, c.modelType, m, b, floats64(logits), c.normalize)
+				runs, jobs = append(runs, run), append(jobs, run.job(path, withTypes(c.modelType, m.Config)))
 			}
 		}()
 	}
-	res := run(jobs)
-	worst := map[string]float64{}
-	for i, rf := range refs {
-		c, b := rf.c, rf.b
-		names := map[Task][]string{QA: {"start_logits", "end_logits"}, Embed: {"token_embeddings", "sentence_embedding"}}[c.opts.Task]
-		if names == nil {
-			names = []string{"logits"}
-		}
-		if len(res[i]) != len(names) {
-			t.Fatalf("%s: outputs %v, want %v", c.name, res[i], names)
-		}
-		for j, name := range names {
-			got, ok := res[i][name]
-			if !ok {
-				t.Fatalf("%s: no output %s", c.name, name)
-			}
-			want := rf.outputs[j]
-			if want == nil { // token_embeddings under cls pooling: the first token's is the vector
-				if c.opts.Pooling != PoolCLS {
-					continue
-				}
-				want = rf.outputs[1]
-				H := len(want) / b.B
-				first := make([]float64, 0, len(want))
-				for r := range b.B {
-					first = append(first, got.Data[r*b.L*H:r*b.L*H+H]...)
-				}
-				got = ortrun.Output{Dims: []int64{int64(b.B), int64(H)}, Data: first}
-			}
-			if len(got.Data) != len(want) {
-				t.Fatalf("%s %s: %d values (dims %v), want %d", c.name, name, len(got.Data), got.Dims, len(want))
-			}
-			// Token outputs are compared on the real tokens.
-			token, perToken := c.opts.Task == NER || c.opts.Task == QA || c.opts.Task == MLM, len(want)/(b.B*b.L)
-			d := 0.0
-			for k, w := range want {
-				if token && b.AttentionMask[k/perToken] == 0 {
-					continue
-				}
-				d = max(d, math.Abs(got.Data[k]-float64(w)))
-			}
-			if d > 1e-4 {
-				t.Errorf("%s %s, batch of %d x %d: ONNX Runtime's differs from libtorch's by %.3g", c.name, name, b.B, b.L, d)
-			}
-			worst[c.modelType] = max(worst[c.modelType], d)
-		}
-	}
+	worst := checkRuns(t, runs, run(jobs), "libtorch's")
 	for _, mt := range onnxFamilies {
 		t.Logf("%s: max abs difference %.2g", mt, worst[mt])
+	}
+}
+
+// The checkpoints transformers made (testdata/families: every family with the
+// classify, multilabel, ner and qa heads, XLM-RoBERTa and CamemBERT as RoBERTa's kin),
+// exported and run by ONNX Runtime on transformers' own batch of real texts, give
+// transformers' logits within 1e-4: the graph is transformers' model, not only
+// bertnode's.
+func TestONNXMatchesTransformersFixtures(t *testing.T) {
+	run := ortrun.Runner(t)
+	entries, err := os.ReadDir(fixtureDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("no transformers fixtures in model/%s", fixtureDir)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var runs []onnxRun
+	var jobs []ortrun.Job
+	for _, e := range entries {
+		dir := filepath.Join(fixtureDir, e.Name())
+		dirs := map[string]string{e.Name(): dir}
+		if task, ok := strings.CutPrefix(e.Name(), "roberta-"); ok {
+			dirs["xlm-roberta-"+task] = asKin(t, dir, "xlm-roberta", "XLMRoberta")
+			dirs["camembert-"+task] = asKin(t, dir, "camembert", "Camembert")
+		}
+		for name, dir := range dirs {
+			func() {
+				lockThread(t)
+				var exp expectedOutput
+				if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				keepAlive(t, m)
+				out := t.TempDir()
+				if err := m.SaveONNX(out, cfg.Labels(), SaveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
+					AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
+				run := newRun(name, cfg.ModelType, m, b, exp.Logits, false)
+				runs, jobs = append(runs, run), append(jobs, run.job(filepath.Join(out, ONNXFile), withTypes(cfg.ModelType, cfg)))
+			}()
+		}
+	}
+	worst := checkRuns(t, runs, run(jobs), "transformers'")
+	for _, family := range slices.Sorted(maps.Keys(worst)) {
+		t.Logf("%s: max abs difference %.2g", family, worst[family])
 	}
 }
 
