@@ -34,10 +34,10 @@ var (
 //     softmax or sigmoid, as transformers' models); ner logits [batch_size,
 //     sequence_length, labels]; qa start_logits and end_logits [batch_size,
 //     sequence_length]; choice logits [batch_size, num_choices]; mlm logits
-//     [batch_size, sequence_length, vocabulary]; embed token_embeddings [batch_size, sequence_length, hidden] and
-//     sentence_embedding [batch_size, hidden], pooled as the model pools and, with
-//     opts.Normalize, scaled to unit length: optimum's outputs for a sentence-transformers
-//     model.
+//     [batch_size, sequence_length, vocabulary]; embed token_embeddings [batch_size,
+//     sequence_length, hidden] and sentence_embedding [batch_size, hidden], pooled as
+//     the model pools and, with opts.Normalize, scaled to unit length: optimum's outputs
+//     for a sentence-transformers model.
 //
 // LoRA adapters are merged into the weights. Every family and head is exported.
 func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
@@ -71,9 +71,6 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	if m.quantized {
 		return nil, fmt.Errorf("export: onnx: the model is quantized to int8; export its float32 checkpoint")
 	}
-	if _, err := onnxActivation(nil, m.Config.HiddenAct, ""); err != nil {
-		return nil, err
-	}
 	defer runtime.KeepAlive(m) // flat is a view of the model's memory on the CPU
 	e := &onnxExport{m: m, g: onnx.NewGraph(m.architecture()), flat: m.mergedFlat(), inits: map[string]string{}}
 	g := e.g
@@ -100,9 +97,7 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 	}
 	ext := e.additiveMask(mask)
 	if m.modern != nil {
-		if err := e.modernBERT(ids, mask, ext, normalize); err != nil {
-			return nil, err
-		}
+		e.modernBERT(ids, mask, ext, normalize)
 	} else {
 		var h string
 		var rel *onnxRelative
@@ -117,9 +112,7 @@ func (m *Model) onnxModel(normalize bool) (*onnx.ModelProto, error) {
 		for _, ly := range m.layers {
 			h = e.layer(ly, h, ext, rel)
 		}
-		if err := e.head(h, mask, normalize); err != nil {
-			return nil, err
-		}
+		e.head(h, mask, normalize)
 	}
 	mp, err := g.Model("bertnode")
 	if err != nil {
@@ -257,7 +250,7 @@ func (e *onnxExport) layer(ly *layer, h, ext string, rel *onnxRelative) string {
 		ctx = e.attend(q, k, v, ext)
 	}
 	a := e.layerNorm(g.Op("Add", []string{e.linear(ctx, &ly.attnOut), h}), &ly.attnNorm)
-	f, _ := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter)) // onnxModel checked the name
+	f := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter))
 	return e.layerNorm(g.Op("Add", []string{e.linear(f, &ly.out), a}), &ly.outNorm)
 }
 
@@ -287,33 +280,29 @@ func (e *onnxExport) context(scores, v string) string {
 
 // head is head.fwd in eval mode on the last hidden states h [B, L, H], with the task's
 // outputs.
-func (e *onnxExport) head(h, mask string, normalize bool) error {
+func (e *onnxExport) head(h, mask string, normalize bool) {
 	g, hd := e.g, &e.m.head
 	if hd.pool != "" {
 		e.embedOutputs(h, mask, hd.pool, normalize)
-		return nil
+		return
 	}
 	if l := hd.mlm; l != nil { // the decoder is the word embeddings, transposed by the graph: stored once
-		x, _ := onnxActivation(g, l.actName, e.linear(h, &l.dense)) // the name was checked when the head was declared
+		x := e.layerNorm(onnxActivation(g, l.actName, e.linear(h, &l.dense)), &l.norm)
 		wt := g.Op("Transpose", []string{e.param(l.word)}, onnx.Ints("perm", 1, 0))
-		e.logitsOutputs(g.Op("Add", []string{g.Op("MatMul", []string{e.layerNorm(x, &l.norm), wt}), e.param(l.bias)}), false)
-		return nil
+		e.logitsOutputs(g.Op("Add", []string{g.Op("MatMul", []string{x, wt}), e.param(l.bias)}), false)
+		return
 	}
 	x := h
 	if hd.first {
 		x = g.Op("Gather", []string{h, g.IntScalar(0)}, onnx.Int("axis", 1))
 	}
 	if hd.pre != nil {
-		var err error
-		if x, err = onnxActivation(g, hd.preActName, e.linear(x, hd.pre)); err != nil {
-			return err
-		}
+		x = onnxActivation(g, hd.preActName, e.linear(x, hd.pre))
 	}
 	if hd.hidden != nil {
-		x, _ = onnxActivation(g, "gelu", e.linear(x, hd.hidden))
+		x = onnxActivation(g, "gelu", e.linear(x, hd.hidden))
 	}
 	e.logitsOutputs(e.linear(x, &hd.out), hd.first)
-	return nil
 }
 
 // embedOutputs are an embedding model's: the last hidden states h, and their pooling
@@ -366,44 +355,35 @@ func (e *onnxExport) pool(h, mask, mode string) string {
 	return g.Op("Div", []string{sum, n})
 }
 
-// onnxActivation applies the activation config.json calls name (activation's) to x; with
-// a nil g it only checks the name.
-func onnxActivation(g *onnx.Graph, name, x string) (string, error) {
+// onnxActivation applies the activation config.json calls name to x, as activation
+// does. Configs name only activations both know (hf checks them), so another name is a
+// bug here.
+func onnxActivation(g *onnx.Graph, name, x string) string {
 	op := func(op string, in ...string) string { return g.Op(op, in) }
-	var f func() string
 	switch name {
 	case "gelu", "gelu_python": // the exact form, x/2 (1 + erf(x/√2))
-		f = func() string {
-			erf := op("Erf", op("Mul", x, g.Scalar(math.Sqrt2/2)))
-			return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", erf, g.Scalar(1)))
-		}
+		erf := op("Erf", op("Mul", x, g.Scalar(math.Sqrt2/2)))
+		return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", erf, g.Scalar(1)))
 	case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": // x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))
-		f = func() string {
-			cube := op("Mul", op("Mul", op("Mul", x, x), x), g.Scalar(0.044715))
-			t := op("Tanh", op("Mul", op("Add", x, cube), g.Scalar(float32(math.Sqrt(2/math.Pi)))))
-			return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", t, g.Scalar(1)))
-		}
+		cube := op("Mul", op("Mul", op("Mul", x, x), x), g.Scalar(0.044715))
+		t := op("Tanh", op("Mul", op("Add", x, cube), g.Scalar(float32(math.Sqrt(2/math.Pi)))))
+		return op("Mul", op("Mul", x, g.Scalar(0.5)), op("Add", t, g.Scalar(1)))
 	case "quick_gelu":
-		f = func() string { return op("Mul", x, op("Sigmoid", op("Mul", x, g.Scalar(1.702)))) }
+		return op("Mul", x, op("Sigmoid", op("Mul", x, g.Scalar(1.702))))
 	case "relu":
-		f = func() string { return op("Relu", x) }
+		return op("Relu", x)
 	case "relu6":
-		f = func() string { return op("Clip", x, g.Scalar(0), g.Scalar(6)) }
+		return op("Clip", x, g.Scalar(0), g.Scalar(6))
 	case "silu", "swish":
-		f = func() string { return op("Mul", x, op("Sigmoid", x)) }
+		return op("Mul", x, op("Sigmoid", x))
 	case "mish":
-		f = func() string { return op("Mul", x, op("Tanh", op("Softplus", x))) }
+		return op("Mul", x, op("Tanh", op("Softplus", x)))
 	case "tanh":
-		f = func() string { return op("Tanh", x) }
+		return op("Tanh", x)
 	case "sigmoid":
-		f = func() string { return op("Sigmoid", x) }
+		return op("Sigmoid", x)
 	case "linear":
-		f = func() string { return x }
-	default:
-		return "", fmt.Errorf("export: onnx: activation %q not supported", name)
+		return x
 	}
-	if g == nil {
-		return "", nil
-	}
-	return f(), nil
+	panic(fmt.Sprintf("model: activation %q has no ONNX form", name))
 }

@@ -9,7 +9,7 @@ import (
 
 // modernBERT is modern.forward in eval mode: the embeddings' norm, the layers (global
 // ones under ext, local ones under localMask's window), the final norm and the head.
-func (e *onnxExport) modernBERT(ids, mask, ext string, normalize bool) error {
+func (e *onnxExport) modernBERT(ids, mask, ext string, normalize bool) {
 	g, m, mo := e.g, e.m, e.m.modern
 	c := m.Config
 	h := e.layerNorm(g.Op("Gather", []string{e.param(m.emb.word), ids}), &m.emb.norm)
@@ -26,7 +26,7 @@ func (e *onnxExport) modernBERT(ids, mask, ext string, normalize bool) error {
 	hd := &mo.head
 	if hd.pool != "" {
 		e.embedOutputs(h, mask, hd.pool, normalize)
-		return nil
+		return
 	}
 	x := h
 	if hd.seq {
@@ -36,12 +36,8 @@ func (e *onnxExport) modernBERT(ids, mask, ext string, normalize bool) error {
 		}
 		x = e.pool(h, mask, mode)
 	}
-	x, err := onnxActivation(g, c.ClassifierActivation, e.linear(x, &hd.dense))
-	if err != nil {
-		return err
-	}
+	x = onnxActivation(g, c.ClassifierActivation, e.linear(x, &hd.dense))
 	e.logitsOutputs(e.linear(e.layerNorm(x, &hd.norm), &hd.out), hd.seq)
-	return nil
 }
 
 // localMask is localMask's [B, 1, L, L] for a batch of length L (a [1] tensor) under
@@ -72,7 +68,7 @@ func (e *onnxExport) modernLayer(ly *modernLayer, h, am, L string, theta float64
 	ctx := e.attend(rotate(e.heads(qkv[0])), rotate(e.heads(qkv[1])), e.heads(qkv[2]), am)
 	h2 := g.Op("Add", []string{h, e.linear(ctx, &ly.wo)})
 	parts := g.OpN("Split", []string{e.linear(e.layerNorm(h2, &ly.mlpNorm), &ly.wi)}, 2, onnx.Int("axis", -1)) // GeGLU: [input, gate]
-	act, _ := onnxActivation(g, m.Config.HiddenAct, parts[0])                                                  // onnxModel checked the name
+	act := onnxActivation(g, m.Config.HiddenAct, parts[0])
 	return g.Op("Add", []string{h2, e.linear(g.Op("Mul", []string{act, parts[1]}), &ly.wo2)})
 }
 

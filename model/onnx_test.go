@@ -20,6 +20,7 @@ import (
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/ortrun"
 	"github.com/bertnode/bertnode/onnx"
+	"github.com/sugarme/gotch/ts"
 )
 
 // onnxCase is one exported model: a family's head, built by familyConfig's weights.
@@ -495,5 +496,49 @@ func TestONNXChecker(t *testing.T) {
 	const check = "import onnx, sys\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)"
 	if out, err := exec.Command(python, append([]string{"-c", check}, paths...)...).CombinedOutput(); err != nil {
 		t.Fatalf("onnx.checker: %v\n%s", err, out)
+	}
+}
+
+// Every activation a config may name (hf's list) computes in ONNX Runtime what
+// activation computes with libtorch, over [-6, 6].
+func TestONNXActivationsMatchLibtorch(t *testing.T) {
+	run := ortrun.Runner(t)
+	lockThread(t)
+	names := []string{"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "quick_gelu", "relu", "relu6", "silu", "swish", "tanh", "sigmoid", "mish", "linear"}
+	xs := make([]float32, 49)
+	for i := range xs {
+		xs[i] = -6 + 0.25*float32(i)
+	}
+	g := onnx.NewGraph("activations")
+	x := g.Float("x", []int64{int64(len(xs))}, xs)
+	for _, name := range names {
+		g.Output(name, onnxActivation(g, name, x), onnx.TensorProto_FLOAT, onnx.Dim{Size: int64(len(xs))})
+	}
+	mp, err := g.Model("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), ONNXFile)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := run([]ortrun.Job{{Model: path, Inputs: map[string]ortrun.Input{}}})[0]
+	for _, name := range names {
+		act, err := activation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := hostFloats(act(ts.MustOfSlice(xs)))
+		d := 0.0
+		for i, w := range want {
+			d = max(d, math.Abs(res[name].Data[i]-float64(w)))
+		}
+		if d > 1e-6 {
+			t.Errorf("%s: ONNX Runtime's differs from libtorch's by %.3g", name, d)
+		}
 	}
 }
