@@ -201,6 +201,25 @@ func ReadPooling(dir string) (mode string, normalize bool, err error) {
 	return mode, normalize, nil
 }
 
+// ReadMaxSeqLength is the max_seq_length of a sentence-transformers checkpoint in dir:
+// the length its texts are cut to; 0 when it has no sentence_bert_config.json.
+func ReadMaxSeqLength(dir string) (int, error) {
+	path := filepath.Join(dir, stConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	var c struct {
+		MaxSeqLength int `json:"max_seq_length"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return c.MaxSeqLength, nil
+}
+
 // saveSentenceTransformers writes the files that make an embedding model's checkpoint a
 // sentence-transformers model (Transformer, Pooling, Normalize when normalize), so that
 // SentenceTransformer(dir) and text-embeddings-inference pool as bertnode does.

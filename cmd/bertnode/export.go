@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,6 +68,13 @@ written yet).`,
 					return fmt.Errorf("--output: %s is the checkpoint itself (its config.json would be replaced); give another directory", output)
 				}
 			}
+			if !cmd.Flags().Changed("max-length") { // an embedding checkpoint's own, written back
+				n, err := model.ReadMaxSeqLength(s.Model)
+				if err != nil {
+					return err
+				}
+				s.MaxLength = cmp.Or(n, s.MaxLength)
+			}
 			runtime.LockOSThread() // libtorch's grad mode is per OS thread
 			t, err := train.ForEval(s, cmd.ErrOrStderr())
 			if err != nil {
@@ -87,6 +95,6 @@ written yet).`,
 	f.BoolVar(&normalize, "normalize", false, "with --pooling: scale sentence_embedding to unit length")
 	addSpecFlags(f, &s, "tokenizer", "max-length", "pooling", "base-model")
 	f.Lookup("pooling").Usage = "export the checkpoint as an embedding model pooled by cls, mean or max (default: an embedding checkpoint's own pooling)"
-	f.Lookup("max-length").Usage = "embed: the max_seq_length written to sentence_bert_config.json (the graph takes any length up to max_position_embeddings)"
+	f.Lookup("max-length").Usage = "embed: the max_seq_length written to sentence_bert_config.json (default: the checkpoint's, else 128; the graph takes any length up to max_position_embeddings)"
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/bertnode/bertnode/internal/ortrun"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/onnx"
+	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/tokenize"
 	"github.com/bertnode/bertnode/train"
 )
@@ -41,7 +43,8 @@ func graphIO(t *testing.T, dir string) (ins, outs []string) {
 // export writes the trained SMS classifier as optimum's directory: model.onnx with
 // BERT's three inputs and logits, config.json with its labels, the tokenizer's files,
 // and no safetensors; with --pooling the same checkpoint exports as a sentence
-// embedding model. Its flags' mistakes are named.
+// embedding model, and an embedding checkpoint keeps its sentence-transformers
+// settings. Its flags' mistakes are named.
 func TestExportONNX(t *testing.T) {
 	m := trainedSMS(t)
 	out := filepath.Join(t.TempDir(), "onnx")
@@ -83,6 +86,30 @@ func TestExportONNX(t *testing.T) {
 	}
 	if pooling, normalize, err := model.ReadPooling(emb); err != nil || pooling != model.PoolCLS || !normalize {
 		t.Errorf("--pooling cls --normalize: the directory's sentence-transformers files say %q, normalize %v (%v)", pooling, normalize, err)
+	}
+	if n, err := model.ReadMaxSeqLength(emb); err != nil || n != 128 {
+		t.Errorf("--pooling: max_seq_length %d (%v), want the default 128", n, err)
+	}
+	// An embedding checkpoint's export keeps its pooling, normalization and length.
+	data := writeLines(t, t.TempDir(), "pairs.jsonl", `{"text": "how old are you?", "text_pair": "what is your age?"}`,
+		`{"text": "where do you live?", "text_pair": "what is your address?"}`)
+	s := train.Defaults()
+	s.Task, s.Train, s.Eval, s.Data, s.Model, s.Tokenizer = "embed", data, data, shard.Spec{Format: shard.JSONL}, "tiny", vocabFile
+	s.Pooling, s.MaxLength, s.Threads = "cls", 40, 2
+	tr, err := train.Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt, again := filepath.Join(t.TempDir(), "embed"), filepath.Join(t.TempDir(), "onnx")
+	if err := tr.Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "export", "--model", ckpt, "--output", again)
+	if pooling, normalize, err := model.ReadPooling(again); err != nil || pooling != model.PoolCLS || !normalize {
+		t.Errorf("an embedding checkpoint: exported with pooling %q, normalize %v (%v)", pooling, normalize, err)
+	}
+	if n, err := model.ReadMaxSeqLength(again); err != nil || n != 40 {
+		t.Errorf("an embedding checkpoint of max_seq_length 40: exported with %d (%v)", n, err)
 	}
 
 	wantErr(t, "", []string{"--model"}, "export", "--output", out)
