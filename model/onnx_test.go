@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"maps"
@@ -442,25 +441,11 @@ func TestONNXMatchesTransformersFixtures(t *testing.T) {
 		for name, dir := range dirs {
 			func() {
 				lockThread(t)
-				var exp expectedOutput
-				if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
-					t.Fatal(err)
-				}
-				cfg, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, _, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
-				if err != nil {
-					t.Fatal(err)
-				}
-				keepAlive(t, m)
+				exp, cfg, m, _, b := loadFixture(t, dir)
 				out := t.TempDir()
 				if err := m.SaveONNX(out, cfg.Labels(), SaveOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
-					AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
 				run := newRun(name, cfg.ModelType, m, b, exp.Logits, false)
 				runs, jobs = append(runs, run), append(jobs, run.job(filepath.Join(out, ONNXFile), withTypes(cfg.ModelType, cfg)))
 			}()
