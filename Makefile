@@ -17,7 +17,7 @@ DEB_PKGS += libtorch-dev
 endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps gotch build test demo demo-local bench chaos race fuzz libtorch2-check clean
+.PHONY: all deps gotch onnx-deps build test demo demo-local bench chaos race fuzz libtorch2-check clean
 
 all: build
 
@@ -32,10 +32,21 @@ deps:
 gotch: deps
 	@$(GO) run ./tools/gotchadapt -out build/gotch
 
+# ONNX Runtime for Node.js, which the ONNX export's tests run exported models in
+# (internal/ortrun): the CPU build bundled in the npm package; --ignore-scripts skips its
+# CUDA download, which fails offline. Cached under build/; without npm, or when the
+# install fails, those tests skip and say why.
+ORT_DIR := build/onnxruntime
+onnx-deps:
+	@if [ -d $(ORT_DIR)/node_modules/onnxruntime-node ]; then exit 0; fi; \
+	if ! command -v npm >/dev/null; then echo "onnx-deps: npm not found: the ONNX Runtime tests will skip"; exit 0; fi; \
+	mkdir -p $(ORT_DIR) && npm install --prefix $(ORT_DIR) --ignore-scripts --no-audit --no-fund onnxruntime-node@1 \
+		|| echo "onnx-deps: npm install onnxruntime-node failed: the ONNX Runtime tests will skip"
+
 build: gotch
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/bertnode
 
-test: gotch
+test: gotch onnx-deps
 	$(GO) vet ./...
 	$(GO) test -timeout 25m ./...
 

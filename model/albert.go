@@ -32,7 +32,7 @@ var albertFamily = &family{
 		s := headSpec{out: "classifier", drop: orDefault(c.ClassifierDropout, c.HiddenDropoutProb)}
 		switch m.Opts.Task {
 		case Classify, MultiLabel, Regression, Choice:
-			s.pre, s.preAct = "albert.pooler", tanh
+			s.pre, s.preAct = "albert.pooler", "tanh"
 		case QA:
 			s = headSpec{out: "qa_outputs"}
 		}

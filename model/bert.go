@@ -19,7 +19,7 @@ var bertFamily = &family{
 		s := headSpec{out: "classifier", drop: orDefault(c.ClassifierDropout, c.HiddenDropoutProb)}
 		switch m.Opts.Task {
 		case Classify, MultiLabel, Regression, Choice:
-			s.pre, s.preAct = "bert.pooler.dense", tanh
+			s.pre, s.preAct = "bert.pooler.dense", "tanh"
 		case QA:
 			s.out = "qa_outputs"
 		}

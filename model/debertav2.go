@@ -129,7 +129,7 @@ func declareDebertaV2(m *Model) {
 	switch m.Opts.Task {
 	case Classify, MultiLabel, Regression, Choice:
 		s.pre, s.preDropRate, s.drop = "pooler.dense", c.PoolerDropout, orDefault(c.ClassifierDropout, c.HiddenDropoutProb)
-		s.preAct, _ = activation(c.PoolerHiddenAct) // the config checked the name
+		s.preAct = c.PoolerHiddenAct
 	case QA:
 		s = headSpec{out: "qa_outputs"}
 	}

@@ -35,7 +35,7 @@ var distilbertFamily = &family{
 		var s headSpec
 		switch m.Opts.Task {
 		case Classify, MultiLabel, Regression, Choice:
-			s = headSpec{pre: "pre_classifier", preAct: relu, out: "classifier", drop: *c.ClassifierDropout}
+			s = headSpec{pre: "pre_classifier", preAct: "relu", out: "classifier", drop: *c.ClassifierDropout}
 		case NER:
 			s = headSpec{out: "classifier", drop: c.HiddenDropoutProb}
 		case QA:

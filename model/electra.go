@@ -19,9 +19,9 @@ var electraFamily = &family{
 		if m.Opts.Task == Choice {
 			// ElectraForMultipleChoice: its SequenceSummary of the first token (a dense
 			// layer, GELU and summary_last_dropout, 0.1 in ElectraConfig), then classifier.
-			m.declareHead(headSpec{pre: "sequence_summary.summary", preAct: gelu, out: "classifier", drop: 0.1})
+			m.declareHead(headSpec{pre: "sequence_summary.summary", preAct: "gelu", out: "classifier", drop: 0.1})
 			return
 		}
-		m.declareHead(classificationHead(m, gelu))
+		m.declareHead(classificationHead(m, "gelu"))
 	},
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,19 @@ func pool(h, mask *ts.Tensor, mode string) *ts.Tensor {
 	n := mf.MustSumDimIntlist([]int64{1}, false, dt, false).MustClampMin(ts.FloatScalar(1e-9), true)
 	defer n.MustDrop()
 	return sum.MustDiv(n, true)
+}
+
+// Normalize scales v to unit Euclidean length, as torch.nn.functional.normalize does
+// (sentence-transformers' Normalize module): a zero vector stays zero.
+func Normalize(v []float32) {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	n := max(math.Sqrt(ss), 1e-12)
+	for i := range v {
+		v[i] = float32(float64(v[i]) / n)
+	}
 }
 
 // rankingScale multiplies the cosine similarities before the softmax:
@@ -185,6 +199,25 @@ func ReadPooling(dir string) (mode string, normalize bool, err error) {
 		}
 	}
 	return mode, normalize, nil
+}
+
+// ReadMaxSeqLength is the max_seq_length of a sentence-transformers checkpoint in dir:
+// the length its texts are cut to; 0 when it has no sentence_bert_config.json.
+func ReadMaxSeqLength(dir string) (int, error) {
+	path := filepath.Join(dir, stConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	var c struct {
+		MaxSeqLength int `json:"max_seq_length"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return c.MaxSeqLength, nil
 }
 
 // saveSentenceTransformers writes the files that make an embedding model's checkpoint a

@@ -154,12 +154,10 @@ func asKin(t *testing.T, dir, modelType, arch string) string {
 	return out
 }
 
-// checkFixture loads the fixture in dir, compares its tokenizer's ids and its logits
-// with transformers', and saves it into ours: the same model_type and classes, every
-// tensor under the same name with the same bytes.
-func checkFixture(t *testing.T, dir, ours string) {
-	lockThread(t)
-	var exp expectedOutput
+// loadFixture reads the fixture in dir: transformers' expected output and batch, the
+// config, and the model its checkpoint loads into (kept alive until the test ends).
+func loadFixture(t *testing.T, dir string) (exp expectedOutput, cfg *hf.BertConfig, m *Model, rep *LoadReport, b *Batch) {
+	t.Helper()
 	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
 		t.Fatal(err)
 	}
@@ -167,16 +165,26 @@ func checkFixture(t *testing.T, dir, ours string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, rep, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
+	m, rep, err = Pretrained(dir, hf.Options{Offline: true}, Options{Task: exp.Task, NumLabels: cfg.NumLabels()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	keepAlive(t, m)
+	b = &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
+		AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
+	return exp, cfg, m, rep, b
+}
+
+// checkFixture loads the fixture in dir, compares its tokenizer's ids and its logits
+// with transformers', and saves it into ours: the same model_type and classes, every
+// tensor under the same name with the same bytes.
+func checkFixture(t *testing.T, dir, ours string) {
+	lockThread(t)
+	exp, cfg, m, rep, b := loadFixture(t, dir)
 	if rep.Loaded != len(m.Params.List()) || len(rep.Initialized) > 0 {
 		t.Fatalf("loaded %d of %d parameters; fresh: %v", rep.Loaded, len(m.Params.List()), rep.Initialized)
 	}
 	checkFixtureTokenizer(t, dir, &exp, cfg.TypeVocabSize > 0)
-	b := &Batch{B: len(exp.InputIDs), L: len(exp.InputIDs[0]), InputIDs: flatten(exp.InputIDs),
-		AttentionMask: flatten(exp.AttentionMask), TokenTypeIDs: flatten(exp.TokenTypeIDs)}
 	got, _, err := m.Infer(b)
 	if err != nil {
 		t.Fatal(err)

@@ -13,22 +13,24 @@ import (
 // before; DistilBERT through pre_classifier (ReLU); token-level heads are dropout and one
 // linear layer.
 type head struct {
-	first   bool // sequence tasks read the first token ([CLS], <s>)
-	pre     *linear
-	preAct  func(*ts.Tensor) *ts.Tensor
-	preDrop float64
-	hidden  *linear // the custom head's extra layer (Options.HeadHidden), or nil
-	drop    float64 // before the output layer (and the custom layer)
-	out     linear
-	pool    string // the embed task's pooling: no layers
-	mlm     *mlmHead
+	first  bool // sequence tasks read the first token ([CLS], <s>)
+	pre    *linear
+	preAct func(*ts.Tensor) *ts.Tensor
+	// preActName is preAct's name as config.json spells activations, for the ONNX export.
+	preActName string
+	preDrop    float64
+	hidden     *linear // the custom head's extra layer (Options.HeadHidden), or nil
+	drop       float64 // before the output layer (and the custom layer)
+	out        linear
+	pool       string // the embed task's pooling: no layers
+	mlm        *mlmHead
 }
 
 // headSpec is what a family says about its head for the model's task.
 type headSpec struct {
 	pre     string // the linear layer before the output one, "" for none
-	preAct  func(*ts.Tensor) *ts.Tensor
-	preDrop bool // dropout (the head's rate) before pre as well
+	preAct  string // its activation, as config.json names them (activation)
+	preDrop bool   // dropout (the head's rate) before pre as well
 	// preDropRate: dropout at this rate before pre instead (DeBERTa's pooler_dropout)
 	preDropRate float64
 	out         string
@@ -54,7 +56,10 @@ func (m *Model) declareHead(s headSpec) {
 	}
 	if s.pre != "" {
 		pre := m.linear(s.pre, h, h)
-		hd.pre, hd.preAct = &pre, s.preAct
+		// The families name activations activation knows; DeBERTa's config checked its
+		// pooler_hidden_act.
+		hd.preAct, _ = activation(s.preAct)
+		hd.pre, hd.preActName = &pre, s.preAct
 		hd.preDrop = s.preDropRate
 		if s.preDrop {
 			hd.preDrop = hd.drop
@@ -111,7 +116,3 @@ func (hd *head) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
 	step(hd.out.fwd)
 	return feat
 }
-
-func tanh(x *ts.Tensor) *ts.Tensor { return x.MustTanh(true) }
-func gelu(x *ts.Tensor) *ts.Tensor { return x.MustGelu("none", true) }
-func relu(x *ts.Tensor) *ts.Tensor { return x.MustRelu(true) }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -14,8 +15,8 @@ import (
 // bias a parameter of the head.
 type mlmSpec struct {
 	dense, norm, bias string
-	act               func(*ts.Tensor) *ts.Tensor // nil: the config's hidden_act
-	eps               float64                     // 0: the config's layer_norm_eps
+	act               string  // as config.json names activations; "": the config's hidden_act
+	eps               float64 // 0: the config's layer_norm_eps
 	// ignored are checkpoint prefixes that stay ignorable for mlm: the decoder's tied
 	// copies of the word embeddings and of the bias, which transformers re-ties on load,
 	// and the other pretraining heads (BERT's next-sentence, ALBERT's sentence-order).
@@ -24,11 +25,12 @@ type mlmSpec struct {
 
 // mlmHead is the masked-LM head: logits over the vocabulary at every position.
 type mlmHead struct {
-	dense linear
-	act   func(*ts.Tensor) *ts.Tensor
-	norm  layerNorm
-	word  *Param // the word embeddings, [V, E]
-	bias  *Param // [V]
+	dense   linear
+	act     func(*ts.Tensor) *ts.Tensor
+	actName string // act's name, for the ONNX export
+	norm    layerNorm
+	word    *Param // the word embeddings, [V, E]
+	bias    *Param // [V]
 }
 
 // declareMLM declares the family's masked-LM head on top of the declared embeddings:
@@ -40,12 +42,10 @@ func (m *Model) declareMLM(s *mlmSpec) {
 	if eps == 0 {
 		eps = c.LayerNormEps
 	}
-	act := m.act
-	if s.act != nil {
-		act = s.act
-	}
+	name := cmp.Or(s.act, c.HiddenAct)
+	act, _ := activation(name) // New checked hidden_act; the families name known ones
 	m.head.mlm = &mlmHead{
-		dense: m.linear(s.dense, e, c.HiddenSize), act: act, norm: m.layerNorm(s.norm, e, eps),
+		dense: m.linear(s.dense, e, c.HiddenSize), act: act, actName: name, norm: m.layerNorm(s.norm, e, eps),
 		word: m.emb.word, bias: m.Params.add(s.bias, []int64{int64(c.VocabSize)}, InitZeros),
 	}
 }

@@ -1,7 +1,5 @@
 package model
 
-import "github.com/sugarme/gotch/ts"
-
 // robertaFamily is RoBERTa: BERT's body, position ids counted from pad_token_id + 1 over
 // the real tokens (embeddings.go), usually one token type; its sequence head is
 // classifier.dense (tanh) and classifier.out_proj on <s>, with no pooler.
@@ -21,23 +19,23 @@ var robertaFamily = &family{
 
 // robertaLMHead is RobertaLMHead, which MPNetLMHead copies; its activation is gelu
 // whatever hidden_act says.
-var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: gelu, norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
+var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: "gelu", norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
 
 // robertaHead declares RoBERTa's heads, which MPNet's copy: for multiple choice the base
 // model's pooler (base+"pooler.dense", tanh), dropout and classifier; else
 // classificationHead.
 func robertaHead(m *Model, base string) {
 	if m.Opts.Task == Choice {
-		m.declareHead(headSpec{pre: base + "pooler.dense", preAct: tanh, out: "classifier", drop: m.Config.HiddenDropoutProb})
+		m.declareHead(headSpec{pre: base + "pooler.dense", preAct: "tanh", out: "classifier", drop: m.Config.HiddenDropoutProb})
 		return
 	}
-	m.declareHead(classificationHead(m, tanh))
+	m.declareHead(classificationHead(m, "tanh"))
 }
 
 // classificationHead is RoBERTa's and ELECTRA's: dropout, classifier.dense, act,
 // dropout, classifier.out_proj for sequences (classifier_dropout, else
 // hidden_dropout_prob); dropout and classifier for tokens; qa_outputs without dropout.
-func classificationHead(m *Model, act func(*ts.Tensor) *ts.Tensor) headSpec {
+func classificationHead(m *Model, act string) headSpec {
 	c := m.Config
 	drop := orDefault(c.ClassifierDropout, c.HiddenDropoutProb)
 	switch m.Opts.Task {

@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -42,18 +41,8 @@ func (t *Trainer) Embed(texts []string, normalize bool) ([]Embedding, error) {
 	return out, err
 }
 
-// Normalize scales v to unit Euclidean length, as torch.nn.functional.normalize does
-// (sentence-transformers' Normalize module): a zero vector stays zero.
-func Normalize(v []float32) {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	n := max(math.Sqrt(ss), 1e-12)
-	for i := range v {
-		v[i] = float32(float64(v[i]) / n)
-	}
-}
+// Normalize is model.Normalize, for the callers of this package's embeddings.
+var Normalize = model.Normalize
 
 // embedTask trains an embedding model on (text, text_pair) pairs (squad data: questions
 // and their contexts, as dense passage retrieval does): each text's pair is its

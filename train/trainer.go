@@ -565,6 +565,17 @@ func (t *Trainer) save(dir string, adapter bool) error {
 	return t.Tok.Save(dir)
 }
 
+// ExportONNX writes what optimum-cli export onnx writes for the checkpoint: model.onnx
+// (model.SaveONNX: LoRA merged, an embedding model's vectors normalized as its
+// checkpoint says), config.json and the tokenizer's files.
+func (t *Trainer) ExportONNX(dir string) error {
+	err := t.Model.SaveONNX(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize})
+	if err != nil {
+		return err
+	}
+	return t.Tok.Save(dir)
+}
+
 // writeReports draws the curves and the final confusion matrix and prints a summary.
 func (t *Trainer) writeReports(res *Result) error {
 	out := t.Spec.Output
