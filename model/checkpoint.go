@@ -361,6 +361,9 @@ type SaveOptions struct {
 	// the model's), and whether its vectors are normalized (a Normalize module).
 	MaxLength int
 	Normalize bool
+	// ONNXExternalData has SaveONNX write the weights apart, to model.onnx_data (ONNX's
+	// external data), as it does for weights too large for one protobuf message.
+	ONNXExternalData bool
 }
 
 // Save writes the model as a Hugging Face checkpoint directory: config.json and

@@ -1,8 +1,12 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 
@@ -45,14 +49,33 @@ func (m *Model) SaveONNX(dir string, labels []string, opts SaveOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := m.saveConfig(dir, labels, opts); err != nil {
+		return err
+	}
+	// The graph itself takes well under a megabyte: the weights decide whether the
+	// whole fits in one protobuf message.
+	external := filepath.Join(dir, onnx.ExternalDataFile)
+	apart := opts.ONNXExternalData || onnx.WeightBytes(mp) >= onnx.MaxBytes-16<<20
+	if apart {
+		if err := atomicfile.Write(external, 0o644, func(w io.Writer) error {
+			return onnx.Externalize(mp, onnx.ExternalDataFile, w)
+		}); err != nil {
+			return err
+		}
+	}
 	data, err := proto.Marshal(mp)
 	if err != nil {
 		return fmt.Errorf("export: onnx: %w", err)
 	}
-	if err := m.saveConfig(dir, labels, opts); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ONNXFile), data, 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, ONNXFile), data, 0o644)
+	if !apart { // an earlier export's weights, which nothing reads now
+		if err := os.Remove(external); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // onnxExport builds the graph of one model.

@@ -27,9 +27,8 @@ type Dim struct {
 // Graph builds an inference graph in order: each node's inputs are produced before it
 // by the graph's inputs, its initializers or earlier nodes, which Check verifies.
 type Graph struct {
-	g     *GraphProto
-	bytes int64 // the initializers' data
-	n     int   // the next value number
+	g *GraphProto
+	n int // the next value number
 }
 
 // NewGraph starts an empty graph.
@@ -87,7 +86,6 @@ func (g *Graph) init(name string, elem TensorProto_DataType, shape []int64, raw 
 	g.g.Initializer = append(g.g.Initializer, &TensorProto{
 		Name: proto.String(name), DataType: proto.Int32(int32(elem)), Dims: slices.Clone(shape), RawData: raw,
 	})
-	g.bytes += int64(len(raw))
 	return name
 }
 
@@ -138,12 +136,9 @@ func Ints(name string, v ...int64) *AttributeProto {
 	return &AttributeProto{Name: proto.String(name), Type: AttributeProto_INTS.Enum(), Ints: v}
 }
 
-// Model wraps the graph in a model of IR version 8 on opset Opset, checked by Check. A
-// graph whose weights would make the file too large for protobuf is refused.
+// Model wraps the graph in a model of IR version 8 on opset Opset, checked by Check.
+// Weights of MaxBytes or more must be written apart (Externalize).
 func (g *Graph) Model(producer string) (*ModelProto, error) {
-	if g.bytes >= MaxBytes {
-		return nil, fmt.Errorf("the weights take %.2f GB, over the 2 GB an ONNX file can hold without external data, which bertnode does not write yet", float64(g.bytes)/1e9)
-	}
 	m := &ModelProto{
 		IrVersion:    proto.Int64(int64(Version_IR_VERSION)),
 		OpsetImport:  []*OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
@@ -199,8 +194,10 @@ func Check(m *ModelProto) error {
 			}
 			n *= d
 		}
-		if int64(len(t.GetRawData())) != n*size {
-			return fmt.Errorf("onnx: initializer %q of shape %v holds %d bytes, want %d", t.GetName(), t.GetDims(), len(t.GetRawData()), n*size)
+		if got, err := dataBytes(t); err != nil {
+			return err
+		} else if got != n*size {
+			return fmt.Errorf("onnx: initializer %q of shape %v holds %d bytes, want %d", t.GetName(), t.GetDims(), got, n*size)
 		}
 	}
 	for i, nd := range g.GetNode() {

@@ -1,6 +1,9 @@
 package onnx
 
 import (
+	"bytes"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,11 +56,45 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// Weights past what protobuf can hold are refused, with a word on external data.
-func TestModelRefusesTwoGigabytes(t *testing.T) {
-	g := tiny()
-	g.bytes = MaxBytes
-	if _, err := g.Model("test"); err == nil || !strings.Contains(err.Error(), "external data") {
-		t.Fatalf("%v, want a refusal naming external data", err)
+// Externalize moves each initializer of ExternalMin bytes or more out, in order, and
+// leaves where it is; the rest stay in the graph, and Check counts both.
+func TestExternalize(t *testing.T) {
+	g := NewGraph("test")
+	big := make([]float32, ExternalMin/4+1)
+	for i := range big {
+		big[i] = float32(i)
+	}
+	g.Float("a", []int64{int64(len(big))}, big)
+	g.Float("small", []int64{2}, []float32{1, 2})
+	g.Float("b", []int64{int64(len(big))}, big)
+	m, err := g.Model("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inline := proto.Clone(m).(*ModelProto)
+	var data bytes.Buffer
+	if err := Externalize(m, ExternalDataFile, &data); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(m); err != nil {
+		t.Fatal(err)
+	}
+	n := len(inline.Graph.Initializer[0].RawData)
+	if !bytes.Equal(data.Bytes(), append(slices.Clone(inline.Graph.Initializer[0].RawData), inline.Graph.Initializer[2].RawData...)) {
+		t.Fatalf("the data file holds %d bytes, not a's and b's %d each in order", data.Len(), n)
+	}
+	for i, want := range []string{"location=model.onnx_data offset=0 length=" + strconv.Itoa(n), "", "location=model.onnx_data offset=" + strconv.Itoa(n) + " length=" + strconv.Itoa(n)} {
+		t0 := m.Graph.Initializer[i]
+		var got []string
+		for _, e := range t0.ExternalData {
+			got = append(got, e.GetKey()+"="+e.GetValue())
+		}
+		if strings.Join(got, " ") != want || (want == "") != (t0.GetDataLocation() == TensorProto_DEFAULT) || (want == "") != (len(t0.RawData) > 0) {
+			t.Errorf("initializer %s: external_data %v, location %v, %d raw bytes; want %q", t0.GetName(), got, t0.GetDataLocation(), len(t0.RawData), want)
+		}
+	}
+	m.Graph.Initializer[2].ExternalData[2].Value = proto.String(strconv.Itoa(n - 4))
+	if err := Check(m); err == nil || !strings.Contains(err.Error(), "holds") {
+		t.Errorf("a wrong external length: %v", err)
 	}
 }

@@ -568,8 +568,8 @@ func (t *Trainer) save(dir string, adapter bool) error {
 // ExportONNX writes what optimum-cli export onnx writes for the checkpoint: model.onnx
 // (model.SaveONNX: LoRA merged, an embedding model's vectors normalized as its
 // checkpoint says), config.json and the tokenizer's files.
-func (t *Trainer) ExportONNX(dir string) error {
-	err := t.Model.SaveONNX(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize})
+func (t *Trainer) ExportONNX(dir string, externalData bool) error {
+	err := t.Model.SaveONNX(dir, t.Labels.Names(), model.SaveOptions{MaxLength: t.Spec.MaxLength, Normalize: t.Normalize, ONNXExternalData: externalData})
 	if err != nil {
 		return err
 	}

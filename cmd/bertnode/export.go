@@ -17,7 +17,7 @@ func init() { subcommands = append(subcommands, newExportCmd) }
 
 func newExportCmd() *cobra.Command {
 	var format, output string
-	var normalize bool
+	var normalize, externalData bool
 	s := train.Defaults()
 	s.Model = ""
 	c := &cobra.Command{
@@ -47,8 +47,9 @@ Outputs, as optimum names them:
 A LoRA adapter directory is exported merged into its base model (--base-model). Every
 family and head bertnode runs is exported (BERT, DistilBERT, RoBERTa, XLM-RoBERTa,
 CamemBERT, ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3).
-A model whose weights take 2 GB or more is refused (ONNX's external data is not
-written yet).`,
+Weights of 2 GB or more (more than one protobuf message holds) go to model.onnx_data
+beside model.onnx, as ONNX's external data, which ONNX Runtime and optimum read with
+the model; --external-data writes any model that way.`,
 		Example: `  bertnode export --model runs/sms/best --format onnx --output runs/sms/onnx
   bertnode export --model runs/embed/best --format onnx --output runs/embed/onnx`,
 		Args: cobra.NoArgs,
@@ -81,7 +82,7 @@ written yet).`,
 				return err
 			}
 			t.Normalize = t.Normalize || normalize
-			if err := t.ExportONNX(output); err != nil {
+			if err := t.ExportONNX(output, externalData); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s, %s)\n", filepath.Join(output, model.ONNXFile), t.Model.Config.ModelType, t.Spec.Task)
@@ -93,6 +94,7 @@ written yet).`,
 	f.StringVar(&format, "format", "onnx", "what to write: onnx")
 	f.StringVar(&output, "output", "", "directory to write model.onnx, config.json and the tokenizer files into")
 	f.BoolVar(&normalize, "normalize", false, "with --pooling: scale sentence_embedding to unit length")
+	f.BoolVar(&externalData, "external-data", false, "write the weights apart, to model.onnx_data beside model.onnx (ONNX's external data), as always for weights of 2 GB or more")
 	addSpecFlags(f, &s, "tokenizer", "max-length", "pooling", "base-model")
 	f.Lookup("pooling").Usage = "export the checkpoint as an embedding model pooled by cls, mean or max (default: an embedding checkpoint's own pooling)"
 	f.Lookup("max-length").Usage = "embed: the max_seq_length written to sentence_bert_config.json (default: the checkpoint's, else 128; the graph takes any length up to max_position_embeddings)"

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -165,4 +167,25 @@ func TestExportONNXPredictsAsPredict(t *testing.T) {
 		t.Errorf("ONNX Runtime's probabilities differ from predict's by %.3g", d)
 	}
 	t.Logf("max abs difference in probability: %.2g", d)
+
+	// Exported again over it with the weights apart, the graph reads them from
+	// model.onnx_data and gives the same logits; exported again without, the stale data
+	// file goes.
+	mustRun(t, "export", "--model", m.dir, "--output", out, "--external-data")
+	fi, err := os.Stat(filepath.Join(out, model.ONNXFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	di, err := os.Stat(filepath.Join(out, "model.onnx_data"))
+	if err != nil || fi.Size() > 1<<20 || di.Size() < 4<<20 {
+		t.Fatalf("with --external-data: model.onnx %d bytes, model.onnx_data %v (%v): want the weights in the data file", fi.Size(), di, err)
+	}
+	apart := run([]ortrun.Job{{Model: filepath.Join(out, model.ONNXFile), Inputs: ortrun.Inputs([]int64{int64(b.Size), int64(b.Len)}, b.InputIDs, b.AttentionMask, b.TokenTypeIDs)}})
+	if !slices.Equal(apart[0]["logits"].Data, logits) {
+		t.Errorf("logits with the weights apart %v, inside %v", apart[0]["logits"].Data, logits)
+	}
+	mustRun(t, "export", "--model", m.dir, "--output", out)
+	if _, err := os.Stat(filepath.Join(out, "model.onnx_data")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("model.onnx_data after an export without --external-data: %v", err)
+	}
 }
