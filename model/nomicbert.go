@@ -46,12 +46,5 @@ func declareNomic(m *Model) {
 		m.layers = append(m.layers, ly)
 	}
 	// hf completed classifier_dropout from embd_pdrop, as the sequence class's getattr.
-	s := headSpec{out: "classifier", drop: *c.ClassifierDropout}
-	switch m.Opts.Task {
-	case Classify, MultiLabel, Regression, Choice:
-		s.pre, s.preAct = "bert.pooler.dense", tanh
-	case QA:
-		s.out = "qa_outputs"
-	}
-	m.declareHead(s)
+	bertHead(m, *c.ClassifierDropout)
 }

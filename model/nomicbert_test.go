@@ -2,9 +2,10 @@ package model
 
 import (
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bertnode/bertnode/hf"
 )
 
 // NomicBERT's backward is the derivative of its loss for every head, through the rotary
@@ -16,24 +17,12 @@ func TestNomicBERTGradientMatchesFiniteDifferences(t *testing.T) {
 		"layers.0.attn.out_proj.weight", "layers.0.mlp.fc11.weight", "layers.0.mlp.fc12.weight", "layers.0.mlp.fc12.bias",
 		"layers.1.mlp.fc2.weight", "layers.1.norm1.weight", "layers.1.norm2.bias", "pooler.dense.weight", "classifier.weight", "qa_outputs.weight",
 	}
-	cases := append(slices.Clip(taskCases[:5]), struct {
-		name string
-		opts Options
-	}{"choice", Options{Task: Choice}})
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			lockThread(t)
-			cfg := familyConfig(t, "nomic_bert", 0)
-			cfg.HiddenAct, cfg.RotaryEmbFraction, cfg.RotaryEmbInterleaved = "geglu", 0.5, true
-			cfg.QKVProjBias, cfg.MLPFc1Bias, cfg.MLPFc2Bias = true, true, true
-			m := newModel(t, cfg, tc.opts, 3)
-			b := randomBatch(rand.New(rand.NewPCG(3, 4)), m, 14, []int{14, 5, 11, 3})
-			if tc.opts.Task == Choice {
-				b.Choices, b.Labels = 2, []int64{1, 0}
-			}
-			checkGradient(t, m, b, want, 9)
-		})
-	}
+	checkHeadGradients(t, func(t *testing.T) *hf.BertConfig {
+		cfg := familyConfig(t, "nomic_bert", 0)
+		cfg.HiddenAct, cfg.RotaryEmbFraction, cfg.RotaryEmbInterleaved = "geglu", 0.5, true
+		cfg.QKVProjBias, cfg.MLPFc1Bias, cfg.MLPFc2Bias = true, true, true
+		return cfg
+	}, want)
 }
 
 // With rotary_scaling_factor set, NomicBERT's base changes for sequences longer than
