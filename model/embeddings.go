@@ -6,8 +6,9 @@ import (
 )
 
 // embeddings turn token ids into the first layer's input: word + position (+ token type)
-// embeddings (NomicBERT's without positions, which it rotates in attention), LayerNorm and dropout, then, where the family factorizes its embeddings
-// (ALBERT, ELECTRA), a linear map from their width to the hidden size.
+// embeddings (NomicBERT's without positions, which it rotates in attention), LayerNorm
+// and dropout, then, where the family factorizes its embeddings (ALBERT, ELECTRA), a
+// linear map from their width to the hidden size.
 type embeddings struct {
 	word, pos *Param // pos is nil where positions are rotary (NomicBERT)
 	typ       *Param // nil: no token types (DistilBERT)

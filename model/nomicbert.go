@@ -31,17 +31,15 @@ func declareNomic(m *Model) {
 	r := newRope(c.RotaryEmbBase, c.MaxPositionEmbeddings, c.HeadSize(), c.RotaryDim(), c.RotaryEmbInterleaved, m.Opts.Device)
 	for i := range c.NumHiddenLayers {
 		p := fmt.Sprintf("bert.encoder.layers.%d.", i)
-		qkv, gate := m.dense(p+"attn.Wqkv", 3*h, h, c.QKVProjBias), m.dense(p+"mlp.fc12", inter, h, c.MLPFc1Bias)
-		ly := &layer{
-			qkv: &qkv, rope: r, gate: &gate,
-			attnOut:  m.dense(p+"attn.out_proj", h, h, c.QKVProjBias),
-			attnNorm: m.layerNorm(p+"norm1", h, c.LayerNormEps),
-			inter:    m.dense(p+"mlp.fc11", inter, h, c.MLPFc1Bias),
-			out:      m.dense(p+"mlp.fc2", h, inter, c.MLPFc2Bias),
-			outNorm:  m.layerNorm(p+"norm2", h, c.LayerNormEps),
-			// dropout1 and dropout2 (resid_pdrop) after attention and the MLP, as BERT's
-			attnOutDrop: true, outDrop: true,
-		}
+		// Declared in NomicBertBlock's order; dropout1 and dropout2 (resid_pdrop) follow
+		// attention and the MLP, as BERT's.
+		qkv := m.dense(p+"attn.Wqkv", 3*h, h, c.QKVProjBias)
+		ly := &layer{qkv: &qkv, rope: r, attnOutDrop: true, outDrop: true}
+		ly.attnOut = m.dense(p+"attn.out_proj", h, h, c.QKVProjBias)
+		ly.inter = m.dense(p+"mlp.fc11", inter, h, c.MLPFc1Bias)
+		gate := m.dense(p+"mlp.fc12", inter, h, c.MLPFc1Bias)
+		ly.gate, ly.out = &gate, m.dense(p+"mlp.fc2", h, inter, c.MLPFc2Bias)
+		ly.attnNorm, ly.outNorm = m.layerNorm(p+"norm1", h, c.LayerNormEps), m.layerNorm(p+"norm2", h, c.LayerNormEps)
 		m.loraWrap(ly.dense())
 		m.layers = append(m.layers, ly)
 	}
