@@ -1,5 +1,5 @@
 // Package hf reads and writes the configuration of Hugging Face checkpoints of the BERT
-// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet) and fetches checkpoints from the
+// family (BERT, DistilBERT, RoBERTa and its kin, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet, NomicBERT) and fetches checkpoints from the
 // Hugging Face hub into a local cache.
 package hf
 
@@ -84,6 +84,19 @@ type BertConfig struct {
 
 	// MPNet's relative attention bias table has this many rows (hf/mpnet.go).
 	RelativeAttentionNumBuckets int `json:"relative_attention_num_buckets"`
+
+	// NomicBERT's own fields (hf/nomicbert.go): the share of each head rotary positions
+	// rotate, their base and layout (pairs of neighbours, else halves), the dynamic NTK
+	// scaling past max_trained_positions (nil: none), and the biases of Wqkv and
+	// out_proj, fc11 and fc12, fc2.
+	RotaryEmbFraction    float64  `json:"rotary_emb_fraction"`
+	RotaryEmbBase        float64  `json:"rotary_emb_base"`
+	RotaryEmbInterleaved bool     `json:"rotary_emb_interleaved"`
+	RotaryScalingFactor  *float64 `json:"rotary_scaling_factor"`
+	MaxTrainedPositions  int      `json:"max_trained_positions"`
+	QKVProjBias          bool     `json:"qkv_proj_bias"`
+	MLPFc1Bias           bool     `json:"mlp_fc1_bias"`
+	MLPFc2Bias           bool     `json:"mlp_fc2_bias"`
 
 	ID2Label map[int]string `json:"id2label"`
 	Label2ID map[string]int `json:"label2id"`
@@ -212,8 +225,12 @@ func (c *BertConfig) Validate() error {
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
 		return fieldErr(name("num_attention_heads"), "%s %d is not divisible by %d heads", name("hidden_size"), c.HiddenSize, c.NumAttentionHeads)
 	}
-	if !slices.Contains(activations, c.HiddenAct) {
-		return fieldErr(name("hidden_act"), "unknown activation %q (known: %v)", c.HiddenAct, activations)
+	acts := activations
+	if f.acts != nil {
+		acts = f.acts
+	}
+	if !slices.Contains(acts, c.HiddenAct) {
+		return fieldErr(name("hidden_act"), "unknown activation %q (known: %v)", c.HiddenAct, acts)
 	}
 	probs := []struct {
 		field string

@@ -120,7 +120,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{`{"hidden_dropout_prob": 1.5}`, `field "hidden_dropout_prob": must be in [0, 1)`},
 		{`{"classifier_dropout": -0.1}`, `field "classifier_dropout"`},
 		{`{"pad_token_id": 40000}`, `field "pad_token_id": 40000 is outside the vocabulary`},
-		{`{"model_type": "gpt2"}`, `field "model_type": "gpt2" is not a family this version reads (known: albert, bert, camembert, deberta-v2, distilbert, electra, modernbert, mpnet, roberta, xlm-roberta)`},
+		{`{"model_type": "gpt2"}`, `field "model_type": "gpt2" is not a family this version reads (known: albert, bert, camembert, deberta-v2, distilbert, electra, modernbert, mpnet, nomic_bert, roberta, xlm-roberta)`},
 		{`{"model_type": "distilbert", "dim": 100}`, `field "n_heads": dim 100 is not divisible by 12 heads`},
 		{`{"model_type": "distilbert", "activation": "gelu2"}`, `field "activation": unknown activation`},
 		{`{"model_type": "distilbert", "seq_classif_dropout": 1}`, `field "seq_classif_dropout": must be in [0, 1)`},

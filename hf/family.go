@@ -26,6 +26,9 @@ type family struct {
 	// embedPad > 0 is the embeddings' padding index where the modeling code fixes it
 	// whatever pad_token_id says (MPNet's 1); 0: pad_token_id.
 	embedPad int
+	// acts are the names hidden_act may take where they are not transformers' ACT2FN's
+	// (NomicBERT's gated MLPs); nil: ACT2FN's.
+	acts []string
 }
 
 var families = map[string]*family{
@@ -83,6 +86,7 @@ var families = map[string]*family{
 	"modernbert": modernbert,
 	"deberta-v2": debertaV2,
 	"mpnet":      mpnet,
+	"nomic_bert": nomicBERT,
 	"distilbert": {
 		modelType: "distilbert", arch: "DistilBert",
 		renames: map[string]string{
@@ -209,7 +213,7 @@ func NewConfig(modelType string) (*BertConfig, error) {
 
 // ArchitecturePrefix starts the names of the family's transformers classes: "Bert" in
 // BertForSequenceClassification, "Roberta", "XLMRoberta", "Camembert", "DistilBert",
-// "Albert", "Electra".
+// "Albert", "Electra", "NomicBert".
 func (c *BertConfig) ArchitecturePrefix() string { return c.family().arch }
 
 // PositionOffset is the first position id of a sequence: the padding index + 1 for
@@ -233,8 +237,17 @@ func (c *BertConfig) PaddingIdx() int {
 	return c.PadTokenID
 }
 
-// MaxLength is the longest sequence the position embeddings cover.
-func (c *BertConfig) MaxLength() int { return c.MaxPositionEmbeddings - c.PositionOffset() }
+// MaxLength is the longest sequence the position embeddings cover. NomicBERT with
+// rotary_scaling_factor set scales its rotary base for sequences longer than
+// max_trained_positions (dynamic NTK), which bertnode does not: it takes those as long
+// as the base is the trained one.
+func (c *BertConfig) MaxLength() int {
+	n := c.MaxPositionEmbeddings - c.PositionOffset()
+	if c.RotaryScalingFactor != nil {
+		n = min(n, c.MaxTrainedPositions)
+	}
+	return n
+}
 
 // HasTokenTypes says whether the encoder embeds token types; DistilBERT does not, and
 // RoBERTa's single type (type_vocab_size 1) makes them all 0.

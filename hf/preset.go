@@ -46,7 +46,9 @@ func PresetNames() []string {
 // layer_norm_eps 1e-5 and positions for 512 tokens after its padding offset, as roberta-base;
 // ModernBERT takes 512 tokens too, as every other preset; DeBERTa-v2 is configured as
 // deberta-v3-base (relative attention in 256 buckets, no absolute positions); MPNet as
-// mpnet-base (layer_norm_eps 1e-5, 512 positions after its padding offset 2).
+// mpnet-base (layer_norm_eps 1e-5, 512 positions after its padding offset 2); NomicBERT
+// as nomic-embed-text-v1.5 (SwiGLU, rotary positions with base 1000 on whole heads, no
+// biases in attention and MLP, no dropout), for 512 tokens.
 func Preset(name string) (*BertConfig, error) {
 	modelType, size := "bert", name
 	if i := strings.LastIndex(name, "-"); i > 0 && name[:i] != "bert" && slices.Contains(familySizes, name[i+1:]) {
@@ -72,6 +74,10 @@ func Preset(name string) (*BertConfig, error) {
 		c.MaxPositionEmbeddings = 512 + c.PositionOffset()
 	case "mpnet": // as microsoft/mpnet-base
 		c.LayerNormEps, c.MaxPositionEmbeddings = 1e-5, 512+c.PositionOffset()
+	case "nomic_bert": // as nomic-embed-text-v1.5, but for 512 tokens
+		c.HiddenAct, c.RotaryEmbFraction, c.RotaryScalingFactor, c.MaxPositionEmbeddings = "swiglu", 1, nil, 512
+		c.QKVProjBias, c.MLPFc1Bias, c.MLPFc2Bias, c.LayerNormEps = false, false, false, 1e-12
+		c.HiddenDropoutProb, c.AttentionProbsDropoutProb, c.ClassifierDropout = 0, 0, ptr(0.0)
 	}
 	return c, nil
 }

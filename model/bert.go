@@ -16,13 +16,20 @@ var bertFamily = &family{
 		m.bertLayers("bert.", bertLayer)
 		// transformers' BERT heads take classifier_dropout, else hidden_dropout_prob.
 		// (BertForQuestionAnswering has no dropout; bertnode's QA head always had it.)
-		s := headSpec{out: "classifier", drop: orDefault(c.ClassifierDropout, c.HiddenDropoutProb)}
-		switch m.Opts.Task {
-		case Classify, MultiLabel, Regression, Choice:
-			s.pre, s.preAct = "bert.pooler.dense", "tanh"
-		case QA:
-			s.out = "qa_outputs"
-		}
-		m.declareHead(s)
+		bertHead(m, orDefault(c.ClassifierDropout, c.HiddenDropoutProb))
 	},
+}
+
+// bertHead declares BERT's heads, which NomicBERT's copy: the pooler (bert.pooler.dense,
+// tanh) on the first token for the sequence heads and multiple choice, then dropout at
+// rate drop and classifier; qa_outputs for QA.
+func bertHead(m *Model, drop float64) {
+	s := headSpec{out: "classifier", drop: drop}
+	switch m.Opts.Task {
+	case Classify, MultiLabel, Regression, Choice:
+		s.pre, s.preAct = "bert.pooler.dense", "tanh"
+	case QA:
+		s.out = "qa_outputs"
+	}
+	m.declareHead(s)
 }

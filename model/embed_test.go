@@ -87,7 +87,7 @@ func TestEmbeddingsMatchReference(t *testing.T) {
 // loads back from them to the same vectors.
 func TestEmbeddingModelSaveLoad(t *testing.T) {
 	lockThread(t)
-	for _, mt := range []string{"bert", "modernbert", "mpnet"} {
+	for _, mt := range []string{"bert", "modernbert", "mpnet", "nomic_bert"} {
 		dir := filepath.Join(fixtureDir, mt+"-classify")
 		m, _, err := Pretrained(dir, hf.Options{Offline: true}, Options{Task: Embed, Pooling: PoolMax})
 		if err != nil {

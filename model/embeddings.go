@@ -6,10 +6,11 @@ import (
 )
 
 // embeddings turn token ids into the first layer's input: word + position (+ token type)
-// embeddings, LayerNorm and dropout, then, where the family factorizes its embeddings
-// (ALBERT, ELECTRA), a linear map from their width to the hidden size.
+// embeddings (NomicBERT's without positions, which it rotates in attention), LayerNorm
+// and dropout, then, where the family factorizes its embeddings (ALBERT, ELECTRA), a
+// linear map from their width to the hidden size.
 type embeddings struct {
-	word, pos *Param
+	word, pos *Param // pos is nil where positions are rotary (NomicBERT)
 	typ       *Param // nil: no token types (DistilBERT)
 	norm      layerNorm
 	proj      *linear
@@ -46,21 +47,23 @@ func (m *Model) project(name string) {
 // fwd embeds ids [B, L] into [B, L, H].
 func (e *embeddings) fwd(m *Model, b *Batch, ids *ts.Tensor, drop *dropper) *ts.Tensor {
 	c, dev := m.Config, m.Opts.Device
-	var pos *ts.Tensor
-	if off := c.PositionOffset(); off > 0 {
-		pos = ts.MustOfSlice(offsetPositions(b, int64(c.PaddingIdx()))).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
-	} else {
-		pos = m.posIDs.MustNarrow(0, 0, int64(b.L), false)
-	}
 	// On the CPU the word embeddings' gradient is sparse: backward adds the batch's rows
 	// into the flat gradient instead of zeroing a dense vocabulary-sized gradient,
 	// filling it and adding all of it.
 	sparse := e.word.Trainable && !dev.IsCuda()
 	x := ts.MustEmbedding(e.word.T, ids, int64(c.PaddingIdx()), false, sparse)
-	pe := ts.MustEmbedding(e.pos.T, pos, e.pos.PadRow, false, false)
-	pos.MustDrop()
-	x = x.MustAdd(pe, true)
-	pe.MustDrop()
+	if e.pos != nil {
+		var pos *ts.Tensor
+		if off := c.PositionOffset(); off > 0 {
+			pos = ts.MustOfSlice(offsetPositions(b, int64(c.PaddingIdx()))).MustView([]int64{int64(b.B), int64(b.L)}, true).MustTo(dev, true)
+		} else {
+			pos = m.posIDs.MustNarrow(0, 0, int64(b.L), false)
+		}
+		pe := ts.MustEmbedding(e.pos.T, pos, e.pos.PadRow, false, false)
+		pos.MustDrop()
+		x = x.MustAdd(pe, true)
+		pe.MustDrop()
+	}
 	if e.typ != nil {
 		x = e.addTypes(m, b, x)
 	}

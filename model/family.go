@@ -12,7 +12,8 @@ import (
 // says which names loading and freezing treat how. The BERT-like families share one
 // Forward and differ in what they declare (see bert.go, distilbert.go, roberta.go,
 // albert.go, electra.go); DeBERTa adds relative attention to those layers
-// (debertav2.go), MPNet a bias of the relative positions (mpnet.go); ModernBERT has
+// (debertav2.go), MPNet a bias of the relative positions (mpnet.go), NomicBERT a fused
+// projection, rotary positions and a gated feed-forward (nomicbert.go); ModernBERT has
 // layers and a head of its own (modernbert.go).
 type family struct {
 	base       string   // the base model's parameter prefix: "bert."
@@ -37,7 +38,7 @@ type family struct {
 var families = map[string]*family{
 	"bert": bertFamily, "distilbert": distilbertFamily, "roberta": robertaFamily,
 	"albert": albertFamily, "electra": electraFamily, "modernbert": modernbertFamily,
-	"deberta-v2": debertaV2Family, "mpnet": mpnetFamily,
+	"deberta-v2": debertaV2Family, "mpnet": mpnetFamily, "nomic_bert": nomicFamily,
 	// RoBERTa's architecture, parameters included: transformers' classes for these are
 	// copies of RoBERTa's, under the same base prefix.
 	"xlm-roberta": robertaFamily, "camembert": robertaFamily,

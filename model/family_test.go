@@ -17,7 +17,8 @@ import (
 // 2 layers (ALBERT: 3 applications of one shared layer), width 32, 4 heads; ALBERT and
 // ELECTRA factorize their embeddings to 16; RoBERTa has padding id 1 and one token type;
 // ModernBERT's second layer attends 4 positions either side; DeBERTa is v3's kind; MPNet
-// has mpnet-base's padding id 1, its positions after it.
+// has mpnet-base's padding id 1, its positions after it; NomicBERT is nomic-embed-text-v1.5's
+// kind with a 256-wide gated MLP (NomicBERT rounds the width up to 256).
 func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfig {
 	t.Helper()
 	c, err := hf.NewConfig(modelType)
@@ -44,6 +45,9 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 		c.ShareAttKey, c.NormRelEbd, c.LayerNormEps, c.TypeVocabSize, c.PadTokenID = true, "layer_norm", 1e-7, 0, 0
 	case "mpnet":
 		c.MaxPositionEmbeddings, c.LayerNormEps = 66, 1e-5
+	case "nomic_bert":
+		c.HiddenAct, c.IntermediateSize, c.RotaryEmbFraction, c.RotaryScalingFactor = "swiglu", 256, 1, nil
+		c.QKVProjBias, c.MLPFc1Bias, c.MLPFc2Bias, c.LayerNormEps, c.ClassifierDropout = false, false, false, 1e-12, &dropout
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -51,7 +55,7 @@ func familyConfig(t testing.TB, modelType string, dropout float64) *hf.BertConfi
 	return c
 }
 
-var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert", "deberta-v2", "mpnet"}
+var modelTypes = []string{"bert", "distilbert", "roberta", "albert", "electra", "modernbert", "deberta-v2", "mpnet", "nomic_bert"}
 
 // familyTasks are the heads of every family.
 var familyTasks = []Options{
@@ -103,6 +107,20 @@ func transformersNames(modelType string, task Task) []string {
 		return names
 	}
 	switch modelType {
+	case "nomic_bert": // no biases in attention and MLP, as nomic-embed-text-v1.5's
+		names = append(names, "bert.embeddings.word_embeddings.weight", "bert.embeddings.token_type_embeddings.weight")
+		lin("bert.emb_ln")
+		for i := range 2 {
+			p := fmt.Sprintf("bert.encoder.layers.%d.", i)
+			for _, l := range []string{"attn.Wqkv", "attn.out_proj", "mlp.fc11", "mlp.fc12", "mlp.fc2"} {
+				names = append(names, p+l+".weight")
+			}
+			lin(p + "norm1")
+			lin(p + "norm2")
+		}
+		if sequence {
+			lin("bert.pooler.dense")
+		}
 	case "deberta-v2":
 		names = append(names, "deberta.embeddings.word_embeddings.weight", "deberta.encoder.rel_embeddings.weight")
 		lin("deberta.embeddings.LayerNorm")
@@ -215,7 +233,7 @@ func TestFamilyCheckpointNames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2", "mpnet": "MPNet"}[mt] +
+				arch := map[string]string{"bert": "Bert", "distilbert": "DistilBert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "modernbert": "ModernBert", "deberta-v2": "DebertaV2", "mpnet": "MPNet", "nomic_bert": "NomicBert"}[mt] +
 					map[Task]string{Classify: "ForSequenceClassification", MultiLabel: "ForSequenceClassification", Regression: "ForSequenceClassification", NER: "ForTokenClassification", QA: "ForQuestionAnswering", Choice: "ForMultipleChoice"}[opts.Task]
 				if back.ModelType != mt || !slices.Equal(back.Architectures, []string{arch}) {
 					t.Fatalf("config.json: model_type %q, architectures %v, want %s", back.ModelType, back.Architectures, arch)
@@ -238,6 +256,7 @@ func TestFamilyPretrainingCheckpoints(t *testing.T) {
 		"modernbert": {"decoder.bias"},
 		"deberta-v2": {"lm_predictions.lm_head.bias", "mask_predictions.classifier.weight", "deberta.embeddings.position_embeddings.weight"},
 		"mpnet":      {"lm_head.dense.weight", "lm_head.decoder.weight", "lm_head.bias", "mpnet.pooler.dense.weight", "mpnet.embeddings.position_ids"},
+		"nomic_bert": {"cls.predictions.transform.dense.weight", "cls.predictions.transform.layer_norm.bias", "cls.predictions.decoder.bias"},
 	}
 	for _, mt := range modelTypes {
 		t.Run(mt, func(t *testing.T) {
@@ -246,7 +265,7 @@ func TestFamilyPretrainingCheckpoints(t *testing.T) {
 			for _, opts := range familyTasks {
 				src := newModel(t, cfg, Options{Task: NER, NumLabels: 2}, 1)
 				base := src.fam.base
-				bare := mt == "albert" // a bare AlbertModel's names
+				bare := mt == "albert" || mt == "nomic_bert" // a bare AlbertModel's or NomicBertModel's names
 				tensors := f32Tensors(src, func(n string) string {
 					if !strings.HasPrefix(n, base) {
 						return ""
@@ -531,7 +550,8 @@ func TestFamilyFreeze(t *testing.T) {
 		for _, p := range m.Params.List() {
 			emb := strings.Contains(p.Name, "embeddings") || strings.Contains(p.Name, "embedding_hidden_mapping_in") ||
 				strings.Contains(p.Name, "deberta.encoder.LayerNorm") || // the relative embeddings' norm
-				strings.Contains(p.Name, "relative_attention_bias") // MPNet's table of the relative positions' bias
+				strings.Contains(p.Name, "relative_attention_bias") || // MPNet's table of the relative positions' bias
+				strings.Contains(p.Name, "emb_ln") // NomicBERT's embeddings' LayerNorm
 			if p.Trainable == emb {
 				t.Errorf("%s: %s trainable %v with the embeddings frozen", mt, p.Name, p.Trainable)
 			}
@@ -542,7 +562,7 @@ func TestFamilyFreeze(t *testing.T) {
 		m = newModel(t, cfg, Options{Task: Classify, NumLabels: 2, Freeze: Freeze{Layers: 1}}, 1)
 		layer0 := map[string]string{"bert": "bert.encoder.layer.0.", "roberta": "roberta.encoder.layer.0.",
 			"electra": "electra.encoder.layer.0.", "distilbert": "distilbert.transformer.layer.0.", "modernbert": "model.layers.0.",
-			"deberta-v2": "deberta.encoder.layer.0.", "mpnet": "mpnet.encoder.layer.0."}[mt]
+			"deberta-v2": "deberta.encoder.layer.0.", "mpnet": "mpnet.encoder.layer.0.", "nomic_bert": "bert.encoder.layers.0."}[mt]
 		frozen := 0
 		for _, p := range m.Params.List() {
 			if p.Trainable == strings.HasPrefix(p.Name, layer0) {
@@ -553,8 +573,11 @@ func TestFamilyFreeze(t *testing.T) {
 			}
 		}
 		want := 16 // 4 projections, 2 feed-forward layers, 2 LayerNorms: weights and biases
-		if mt == "modernbert" {
+		switch mt {
+		case "modernbert":
 			want = 5 // Wqkv, Wo, mlp_norm, Wi, Wo: weights alone
+		case "nomic_bert":
+			want = 9 // Wqkv, out_proj, fc11, fc12, fc2 without biases; norm1, norm2
 		}
 		if frozen != want {
 			t.Errorf("%s: %d parameters frozen with layer 0", mt, frozen)
@@ -583,6 +606,7 @@ func TestFamilyHeadDropout(t *testing.T) {
 		{"distilbert", Classify, 0.2}, {"distilbert", NER, 0.1}, {"distilbert", QA, 0.1},
 		{"roberta", Classify, 0.1}, {"roberta", QA, 0}, {"electra", NER, 0.1}, {"electra", QA, 0},
 		{"albert", Classify, 0.1}, {"albert", QA, 0}, {"bert", QA, 0.1}, {"modernbert", Classify, 0}, {"modernbert", NER, 0},
+		{"nomic_bert", Classify, 0.1}, {"nomic_bert", NER, 0.1},
 	} {
 		if got := drop(c.mt, c.task); got != c.want {
 			t.Errorf("%s %s: head dropout %v, want %v", c.mt, c.task, got, c.want)

@@ -3,8 +3,11 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bertnode/bertnode/hf"
 )
 
 // gradOK accepts a gradient g for the central difference fd, scale being the largest
@@ -126,5 +129,26 @@ func checkGradient(t *testing.T, m *Model, b *Batch, want []string, n int) {
 	}
 	if informative < n {
 		t.Errorf("only %d of %d probes have a gradient clearly above zero", informative, len(ps))
+	}
+}
+
+// checkHeadGradients runs checkGradient at the probes of want on a model of config(t)
+// with each head but masked LM (multiple choice with pairs of choices), on one batch of
+// four lengths.
+func checkHeadGradients(t *testing.T, config func(t *testing.T) *hf.BertConfig, want []string) {
+	cases := append(slices.Clip(taskCases[:5]), struct {
+		name string
+		opts Options
+	}{"choice", Options{Task: Choice}})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lockThread(t)
+			m := newModel(t, config(t), tc.opts, 3)
+			b := randomBatch(rand.New(rand.NewPCG(3, 4)), m, 14, []int{14, 5, 11, 3})
+			if tc.opts.Task == Choice {
+				b.Choices, b.Labels = 2, []int64{1, 0}
+			}
+			checkGradient(t, m, b, want, 9)
+		})
 	}
 }

@@ -73,11 +73,45 @@ type layer struct {
 	attnOutDrop      bool
 	outDrop          bool
 	rel              *relProj // DeBERTa's relative attention (debertav2.go), or nil
+	// NomicBERT's (nomicbert.go), nil in the others: one projection making [q | k | v]
+	// instead of q, k and v; rotary positions of the queries and keys; the gate of the
+	// feed-forward, inter(x) · act(gate(x)).
+	qkv  *linear
+	rope *rope
+	gate *linear
 }
 
 // dense lists the layer's dense layers, for Quantize.
 func (ly *layer) dense() []*linear {
+	if ly.qkv != nil {
+		return []*linear{ly.qkv, &ly.attnOut, &ly.inter, ly.gate, &ly.out}
+	}
 	return []*linear{&ly.q, &ly.k, &ly.v, &ly.attnOut, &ly.inter, &ly.out}
+}
+
+// project is the queries of the rows hq, the keys and the values of h, [rows, H] each.
+// A fused projection computes all three of h; first, when not nil, then picks hq's rows
+// of its queries.
+func (ly *layer) project(h, hq *ts.Tensor, first func(*ts.Tensor) *ts.Tensor) (q, k, v *ts.Tensor) {
+	if ly.qkv == nil {
+		return ly.q.fwd(hq), ly.k.fwd(h), ly.v.fwd(h)
+	}
+	parts := ly.qkv.fwd(h).MustChunk(3, -1, true)
+	q = parts[0]
+	if first != nil {
+		q = first(parts[0])
+		parts[0].MustDrop()
+	}
+	return q, parts[1], parts[2]
+}
+
+// rotate gives the queries or keys x [B, heads, n, d], which it takes ownership of, the
+// layer's rotary positions 0..n-1, if it has them.
+func (ly *layer) rotate(x *ts.Tensor) *ts.Tensor {
+	if ly.rope == nil {
+		return x
+	}
+	return ly.rope.apply(x, x.MustSize()[2])
 }
 
 // declareLayer declares a layer's parameters under prefix.
@@ -144,9 +178,12 @@ func (ly *layer) fwd(m *Model, h, ext *ts.Tensor, rs *relState, b *Batch, drop *
 		ext = ext.MustNarrow(2, 0, 1, false)
 		defer ext.MustDrop()
 	}
-	q := heads(ly.q.fwd(hq), Q)
-	k := heads(ly.k.fwd(h), L)
-	v := heads(ly.v.fwd(h), L)
+	var firstRow func(*ts.Tensor) *ts.Tensor
+	if first {
+		firstRow = func(x *ts.Tensor) *ts.Tensor { return x.MustNarrow(1, 0, 1, false) }
+	}
+	q, k, v := ly.project(h, hq, firstRow)
+	q, k, v = ly.rotate(heads(q, Q)), ly.rotate(heads(k, L)), heads(v, L)
 	dropProbs := func(p *ts.Tensor) *ts.Tensor { return dropAt(p, aDrop, []int64{B, nh, L, L}, 2) }
 	var ctx, kept *ts.Tensor
 	switch {
@@ -211,7 +248,14 @@ func (ly *layer) rest(m *Model, ctx, hq *ts.Tensor, dropout func(*ts.Tensor, boo
 	ctx.MustDrop()
 	h := ly.attnNorm.fwd(a)
 	a.MustDrop()
-	f := m.act(ly.inter.fwd(h))
+	var f *ts.Tensor
+	if ly.gate != nil { // NomicBERT's inter(h) · act(gate(h))
+		g := m.act(ly.gate.fwd(h))
+		f = ly.inter.fwd(h).MustMul(g, true)
+		g.MustDrop()
+	} else {
+		f = m.act(ly.inter.fwd(h))
+	}
 	o := dropout(ly.out.fwd(f), ly.outDrop).MustAdd(h, true)
 	f.MustDrop()
 	h.MustDrop()

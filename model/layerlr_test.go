@@ -93,7 +93,7 @@ func TestAdamWLRScalesAreParameterGroups(t *testing.T) {
 // as is a decay outside (0, 1].
 func TestLayerLRScales(t *testing.T) {
 	lockThread(t)
-	for _, mt := range []string{"bert", "distilbert", "roberta", "electra", "modernbert", "deberta-v2", "mpnet"} {
+	for _, mt := range []string{"bert", "distilbert", "roberta", "electra", "modernbert", "deberta-v2", "mpnet", "nomic_bert"} {
 		m := newModel(t, familyConfig(t, mt, 0), Options{Task: Classify, NumLabels: 2}, 1)
 		runs, err := m.LayerLRScales(0.5)
 		if err != nil {
@@ -114,7 +114,7 @@ func TestLayerLRScales(t *testing.T) {
 				}
 			}
 			if strings.Contains(p.Name, "embeddings") || strings.Contains(p.Name, "deberta.encoder.LayerNorm") ||
-				strings.Contains(p.Name, "relative_attention_bias") {
+				strings.Contains(p.Name, "relative_attention_bias") || strings.Contains(p.Name, "emb_ln") {
 				want = math.Pow(0.5, float64(L+1))
 			}
 			for _, r := range runs {

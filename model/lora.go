@@ -62,13 +62,13 @@ func (l LoRA) Check() error {
 // loraTargets are the default target modules per model_type: PEFT's
 // TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING where it has one (bert, roberta,
 // xlm-roberta, electra, deberta-v2); PEFT has none for the others, which get their
-// attention's query and value projections likewise (ModernBERT's fused Wqkv, MPNet's q
-// and v). The adapter's config records the targets, so PEFT loads either.
+// attention's query and value projections likewise (ModernBERT's and NomicBERT's fused
+// Wqkv, MPNet's q and v). The adapter's config records the targets, so PEFT loads either.
 var loraTargets = map[string][]string{
 	"bert": {"query", "value"}, "roberta": {"query", "value"}, "xlm-roberta": {"query", "value"},
 	"electra": {"query", "value"}, "deberta-v2": {"query_proj", "value_proj"},
 	"camembert": {"query", "value"}, "albert": {"query", "value"}, "distilbert": {"q_lin", "v_lin"},
-	"modernbert": {"Wqkv"}, "mpnet": {"q", "v"},
+	"modernbert": {"Wqkv"}, "mpnet": {"q", "v"}, "nomic_bert": {"Wqkv"},
 }
 
 // loraState is a model's LoRA: its configuration and the dense layers it wraps.

@@ -52,7 +52,7 @@ func inferLogits(t *testing.T, m *Model, b *Batch) []float32 {
 // With B = 0, as PEFT initialises it, the adapted model is the base model, bit for bit,
 // in every family.
 func TestLoRAZeroBIsBase(t *testing.T) {
-	for _, mt := range []string{"bert", "roberta", "distilbert", "electra", "albert", "deberta-v2", "modernbert", "mpnet"} {
+	for _, mt := range []string{"bert", "roberta", "distilbert", "electra", "albert", "deberta-v2", "modernbert", "mpnet", "nomic_bert"} {
 		t.Run(mt, func(t *testing.T) {
 			lockThread(t)
 			base, lora := loraPair(t, familyConfig(t, mt, 0.1), Options{Task: Classify, NumLabels: 3}, testLoRA)
@@ -332,6 +332,8 @@ func TestLoRAAdapterFamilies(t *testing.T) {
 		{"deberta-v2", Classify, []string{"classifier", "pooler"}, "base_model.model.deberta.encoder.layer.0.attention.self.query_proj.lora_A.weight"},
 		{"modernbert", Classify, []string{"classifier", "head"}, "base_model.model.model.layers.0.attn.Wqkv.lora_A.weight"},
 		{"mpnet", Choice, []string{"classifier"}, "base_model.model.mpnet.encoder.layer.0.attention.attn.q.lora_A.weight"},
+		{"nomic_bert", Classify, []string{"classifier"}, "base_model.model.bert.encoder.layers.1.attn.Wqkv.lora_B.weight"},
+		{"nomic_bert", Embed, nil, "base_model.model.encoder.layers.0.attn.Wqkv.lora_A.weight"},
 	} {
 		t.Run(c.modelType+"-"+string(c.task), func(t *testing.T) {
 			lockThread(t)

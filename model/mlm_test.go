@@ -92,7 +92,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 			}
 		}
 	}
-	for _, mt := range []string{"electra", "modernbert", "deberta-v2"} {
+	for _, mt := range []string{"electra", "modernbert", "deberta-v2", "nomic_bert"} {
 		if _, err := New(familyConfig(t, mt, 0), Options{Task: MLM}); err == nil || !strings.Contains(err.Error(), mt) {
 			t.Errorf("%s: mlm: %v, want a refusal naming it", mt, err)
 		}

@@ -192,7 +192,7 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	if err := checkModern(cfg, opts); err != nil {
 		return nil, err
 	}
-	act, err := activation(cfg.HiddenAct)
+	act, err := activation(cfg.FeedForwardAct())
 	if err != nil {
 		return nil, err
 	}
@@ -446,6 +446,9 @@ func (m *Model) checkBatch(b *Batch) error {
 	switch {
 	case b.B < 1 || b.L < 1:
 		return fmt.Errorf("model: empty batch [%d, %d]", b.B, b.L)
+	case b.L > m.Config.MaxLength() && m.Config.RotaryScalingFactor != nil:
+		return fmt.Errorf("model: sequence length %d over max_trained_positions %d, past which NomicBERT's rotary_scaling_factor changes the rotary base (not built)",
+			b.L, m.Config.MaxTrainedPositions)
 	case b.L > m.Config.MaxLength() && m.Config.PositionOffset() == 0:
 		return fmt.Errorf("model: sequence length %d over max_position_embeddings %d", b.L, m.Config.MaxPositionEmbeddings)
 	case b.L > m.Config.MaxLength():

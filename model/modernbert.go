@@ -83,7 +83,7 @@ func declareModernBERT(m *Model) {
 		ly.wo2 = m.dense(p+"mlp.Wo", h, inter, c.MLPBias)
 		theta := c.RopeTheta(i)
 		if mo.rope[theta] == nil {
-			mo.rope[theta] = newRope(theta, c.MaxPositionEmbeddings, c.HeadSize(), m.Opts.Device)
+			mo.rope[theta] = newRope(theta, c.MaxPositionEmbeddings, c.HeadSize(), c.HeadSize(), false, m.Opts.Device)
 		}
 		ly.rope = mo.rope[theta]
 		m.loraWrap(ly.dense())
@@ -137,43 +137,78 @@ func windowMasks(n, half int, dev gotch.Device) (far, self *ts.Tensor) {
 	return far, self
 }
 
-// rope is rotary position embedding for one base: x·cos + roll(x, d/2)·sin, where roll
-// swaps the halves of the last dimension and sin's first half is negated, which is
-// transformers' x·cos + rotate_half(x)·sin with rotate_half(x) = [-x₂, x₁].
-type rope struct{ cos, sin *ts.Tensor }
+// rope is rotary position embedding for one base: x·cos + x[partner]·sin, where each
+// rotated pair of dimensions (i, partner(i)) has the same angle and sin is negated on the
+// pair's first. transformers' and NomicBERT's x·cos + rotate_half(x)·sin pairs i with
+// i + r/2 over the rotated dimensions r (rotate_half(x) = [-x₂, x₁]), or, interleaved,
+// 2i with 2i+1; the dimensions past r keep their values (cos 1, sin 0).
+type rope struct {
+	cos, sin *ts.Tensor
+	// partner is the index of each dimension's partner on the device; nil where that is
+	// a roll by half the head (whole heads by halves: ModernBERT's).
+	partner *ts.Tensor
+}
 
-// newRope tabulates the angles as transformers computes them in float32: inverse
-// frequencies 1/θ^(2i/d), each times the position, rounded to float32 at every step,
-// so that positions far out get transformers' angles, rounding included.
-func newRope(theta float64, positions, d int, dev gotch.Device) *rope {
-	half := d / 2
+// newRope tabulates the angles of rot of each head's d dimensions as transformers
+// computes them in float32: inverse frequencies 1/θ^(2i/rot), each times the position,
+// rounded to float32 at every step, so that positions far out get transformers'
+// angles, rounding included.
+func newRope(theta float64, positions, d, rot int, interleaved bool, dev gotch.Device) *rope {
+	half := rot / 2
 	inv := make([]float32, half)
 	for i := range inv {
-		e := float32(2*i) / float32(d)
+		e := float32(2*i) / float32(rot)
 		inv[i] = 1 / float32(math.Pow(theta, float64(e)))
+	}
+	pair := func(i int) (int, int) {
+		if interleaved {
+			return 2 * i, 2*i + 1
+		}
+		return i, half + i
 	}
 	cos, sin := make([]float32, positions*d), make([]float32, positions*d)
 	for p := range positions {
+		for j := rot; j < d; j++ {
+			cos[p*d+j] = 1
+		}
 		for i, f := range inv {
 			a := float64(float32(p) * f)
 			c, s := float32(math.Cos(a)), float32(math.Sin(a))
-			cos[p*d+i], cos[p*d+half+i] = c, c
-			sin[p*d+i], sin[p*d+half+i] = -s, s
+			x, y := pair(i)
+			cos[p*d+x], cos[p*d+y] = c, c
+			sin[p*d+x], sin[p*d+y] = -s, s
 		}
 	}
 	shape := []int64{int64(positions), int64(d)}
-	return &rope{
+	r := &rope{
 		cos: ts.MustOfSlice(cos).MustView(shape, true).MustTo(dev, true),
 		sin: ts.MustOfSlice(sin).MustView(shape, true).MustTo(dev, true),
 	}
+	if rot < d || interleaved {
+		idx := make([]int64, d)
+		for j := range idx {
+			idx[j] = int64(j)
+		}
+		for i := range half {
+			x, y := pair(i)
+			idx[x], idx[y] = int64(y), int64(x)
+		}
+		r.partner = ts.MustOfSlice(idx).MustTo(dev, true)
+	}
+	return r
 }
 
 // apply rotates x [B, heads, L, d], which it takes ownership of.
 func (r *rope) apply(x *ts.Tensor, l int64) *ts.Tensor {
 	cos := r.cos.MustNarrow(0, 0, l, false)
 	sin := r.sin.MustNarrow(0, 0, l, false)
-	d := x.MustSize()[3]
-	rolled := x.MustRoll([]int64{d / 2}, []int64{-1}, false).MustMul(sin, true)
+	var partners *ts.Tensor
+	if r.partner != nil {
+		partners = x.MustIndexSelect(3, r.partner, false)
+	} else {
+		partners = x.MustRoll([]int64{x.MustSize()[3] / 2}, []int64{-1}, false)
+	}
+	rolled := partners.MustMul(sin, true)
 	out := x.MustMul(cos, true).MustAdd(rolled, true)
 	rolled.MustDrop()
 	cos.MustDrop()

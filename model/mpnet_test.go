@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/bertnode/bertnode/hf"
 )
 
 // MPNet's buckets of the distance query - key, as transformers'
@@ -37,21 +39,7 @@ func TestMPNetGradientMatchesFiniteDifferences(t *testing.T) {
 		"layer.0.attention.attn.o.weight", "layer.1.attention.LayerNorm.weight", "layer.1.output.dense.weight",
 		"pooler.dense.weight", "classifier.dense.weight", "classifier.out_proj.weight", "classifier.weight", "qa_outputs.weight",
 	}
-	cases := append(slices.Clip(taskCases[:5]), struct {
-		name string
-		opts Options
-	}{"choice", Options{Task: Choice}})
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			lockThread(t)
-			m := newModel(t, familyConfig(t, "mpnet", 0), tc.opts, 3)
-			b := randomBatch(rand.New(rand.NewPCG(3, 4)), m, 14, []int{14, 5, 11, 3})
-			if tc.opts.Task == Choice {
-				b.Choices, b.Labels = 2, []int64{1, 0}
-			}
-			checkGradient(t, m, b, want, 9)
-		})
-	}
+	checkHeadGradients(t, func(t *testing.T) *hf.BertConfig { return familyConfig(t, "mpnet", 0) }, want)
 }
 
 // transformers' MPNetEmbeddings fixes the padding index at 1: pad_token_id changes

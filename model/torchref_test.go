@@ -39,7 +39,8 @@ func randomize(m *Model, r *rand.Rand, p *Param) {
 // ALBERT with 2 groups of 2 inner layers, DistilBERT with sinusoidal positions and
 // ELECTRA without a projection (embedding_size = hidden_size); the masked-LM heads of
 // every family that has one, decoder tied to the word embeddings. MPNet's reference is
-// make_mpnet.py's forward.
+// make_mpnet.py's forward, NomicBERT's make_nomic_bert.py's: nomic-embed-text's kind,
+// and with geglu, every bias and half of each head rotated, interleaved.
 func TestFamiliesMatchTorchReference(t *testing.T) {
 	lockThread(t)
 	py := torchPython(t)
@@ -55,13 +56,18 @@ func TestFamiliesMatchTorchReference(t *testing.T) {
 		"albert-groups":         func(c *hf.BertConfig) { c.NumHiddenGroups, c.InnerGroupNum = 2, 2 },
 		"distilbert-sinusoidal": func(c *hf.BertConfig) { c.SinusoidalPosEmbds = true },
 		"electra-noproj":        func(c *hf.BertConfig) { c.EmbeddingSize = c.HiddenSize },
+		"nomic_bert":            nil,
+		"nomic_bert-partial": func(c *hf.BertConfig) {
+			c.HiddenAct, c.RotaryEmbFraction, c.RotaryEmbInterleaved = "geglu", 0.5, true
+			c.QKVProjBias, c.MLPFc1Bias, c.MLPFc2Bias = true, true, true
+		},
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, name := range slices.Sorted(maps.Keys(variants)) { // each model's seed is its index
 		change := variants[name]
 		mt, _, _ := strings.Cut(name, "-")
 		tasks := familyTasks
-		if mt != "electra" { // the discriminator has no masked-LM head
+		if mt != "electra" && mt != "nomic_bert" { // the discriminator has no masked-LM head; NomicBERT's is not built
 			tasks = append(slices.Clip(tasks), Options{Task: MLM})
 		}
 		for _, opts := range tasks {

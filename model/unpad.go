@@ -167,7 +167,11 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 	if first {
 		hq = h.MustIndexSelect(0, p.firsts, false)
 	}
-	q, k, v := ly.q.fwd(hq), ly.k.fwd(h), ly.v.fwd(h)
+	var firstRows func(*ts.Tensor) *ts.Tensor
+	if first {
+		firstRows = func(x *ts.Tensor) *ts.Tensor { return x.MustIndexSelect(0, p.firsts, false) }
+	}
+	q, k, v := ly.project(h, hq, firstRows)
 	ctxs := make([]*ts.Tensor, len(p.groups))
 	for i, g := range p.groups {
 		rows := func(x *ts.Tensor) *ts.Tensor {
@@ -176,19 +180,19 @@ func (ly *layer) fwdPacked(m *Model, h *ts.Tensor, p *packing, rs *relState, dro
 		var qg *ts.Tensor
 		ext := g.ext
 		if first {
-			qg = heads(q.MustNarrow(0, g.first, g.N, false), g.N, 1)
+			qg = ly.rotate(heads(q.MustNarrow(0, g.first, g.N, false), g.N, 1))
 			// ext's row for the first query: it has one per query where it carries MPNet's
 			// position bias, [N, heads, L, L].
 			ext = g.ext.MustNarrow(2, 0, 1, false)
 		} else {
-			qg = rows(q)
+			qg = ly.rotate(rows(q))
 		}
+		kg := ly.rotate(rows(k))
 		var ctx *ts.Tensor
 		if ly.rel != nil {
-			kg := rows(k)
 			ctx, _ = attendRelative(qg, kg, rows(v), ly.bias(m, rs, qg, kg, drop), ext, rs.d.scale, nil)
 		} else {
-			ctx = attendContext(qg, rows(k), rows(v), ext, nil, 0, true)
+			ctx = attendContext(qg, kg, rows(v), ext, nil, 0, true)
 		}
 		if first {
 			ext.MustDrop()

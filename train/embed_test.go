@@ -25,11 +25,13 @@ import (
 const (
 	bertFixture  = "../model/testdata/families/fixtures/bert-classify"
 	mpnetFixture = "../model/testdata/families/fixtures/mpnet-classify"
+	nomicFixture = "../model/testdata/families/fixtures/nomic_bert-classify"
 )
 
 // sentenceTransformersDir writes a fixture as sentence-transformers saves a model such as
-// all-MiniLM-L6-v2 (BERT) or all-mpnet-base-v2 (MPNet): the config (architectures
-// BertModel; MPNetForMaskedLM, as all-mpnet-base-v2's says) and the bare base model's
+// all-MiniLM-L6-v2 (BERT), all-mpnet-base-v2 (MPNet) or nomic-embed-text-v1.5 (NomicBERT):
+// the config (architectures BertModel; MPNetForMaskedLM, as all-mpnet-base-v2's says;
+// NomicBertModel) and the bare base model's
 // tensor names, its pooler kept (MPNet's
 // fixture has none: one is added, as MPNetModel has) and its classifier gone, MPNet's
 // position_ids buffer as transformers before 4.31 saved it, the tokenizer files,
@@ -51,7 +53,7 @@ func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	arch := map[any]string{"bert": "BertModel", "mpnet": "MPNetForMaskedLM"}[cfg["model_type"]]
+	arch := map[any]string{"bert": "BertModel", "mpnet": "MPNetForMaskedLM", "nomic_bert": "NomicBertModel"}[cfg["model_type"]]
 	cfg["architectures"] = []string{arch}
 	delete(cfg, "problem_type")
 	b, _ = json.Marshal(cfg)
@@ -63,6 +65,9 @@ func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 	}
 	defer f.Close()
 	base := cfg["model_type"].(string) + "."
+	if base == "nomic_bert." { // NomicBertForSequenceClassification's base model
+		base = "bert."
+	}
 	var bare []safetensors.Tensor
 	for _, st := range f.Tensors {
 		if strings.HasPrefix(st.Name, base) {
@@ -100,13 +105,13 @@ func sentenceTransformersDir(t *testing.T, fixture, pooling string) string {
 	return dir
 }
 
-// A sentence-transformers checkpoint (BERT's, MPNet's) loads as an embedding model with
+// A sentence-transformers checkpoint (BERT's, MPNet's, NomicBERT's) loads as an embedding model with
 // its pooling and normalization, whatever its config's architectures say, and embeds the
 // fixture's texts as make_embeddings.py's reference pools them, scaled to unit length.
 func TestSentenceTransformersCheckpointEmbedsAsReference(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	for _, fixture := range []string{bertFixture, mpnetFixture} {
+	for _, fixture := range []string{bertFixture, mpnetFixture, nomicFixture} {
 		var exp struct {
 			Texts []string `json:"texts"`
 		}

@@ -77,6 +77,7 @@ func TestFamiliesLearnSMSSpam(t *testing.T) {
 	for _, c := range []struct{ preset, modelType string }{
 		{"distilbert-tiny", "distilbert"}, {"roberta-tiny", "roberta"}, {"albert-tiny", "albert"}, {"electra-tiny", "electra"},
 		{"modernbert-tiny", "modernbert"}, {"deberta-v2-tiny", "deberta-v2"}, {"mpnet-tiny", "mpnet"},
+		{"nomic_bert-tiny", "nomic_bert"},
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			runtime.LockOSThread()

@@ -23,9 +23,9 @@ func (s ringSync) AllReduce(ctx context.Context, g []float32) error {
 // Two replicas that train on different halves of the data and average their gradients
 // over a real TCP ring stay bit-identical, and differ from a replica trained alone: for
 // BERT and for the families with layers of their own (ModernBERT) or relative attention
-// (DeBERTa, MPNet); and for regression's head and loss.
+// (DeBERTa, MPNet) or rotary positions (NomicBERT); and for regression's head and loss.
 func TestReplicasStayIdenticalOverTheRing(t *testing.T) {
-	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny", "mpnet-tiny"} {
+	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny", "mpnet-tiny", "nomic_bert-tiny"} {
 		t.Run(preset, func(t *testing.T) {
 			s := smsSpec(t)
 			s.Model = preset

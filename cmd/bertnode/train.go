@@ -94,7 +94,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
 	dataSpecFlags(f, &s.Data)
-	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet), or a preset: tiny, mini, small, base, or <family>-tiny|mini|small (distilbert-tiny, roberta-tiny, albert-tiny, electra-tiny, modernbert-tiny, deberta-v2-tiny, mpnet-tiny...)")
+	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet, NomicBERT), or a preset: tiny, mini, small, base, or <family>-tiny|mini|small (distilbert-tiny, roberta-tiny, albert-tiny, electra-tiny, modernbert-tiny, deberta-v2-tiny, mpnet-tiny, nomic_bert-tiny...)")
 	f.StringVar(&s.Tokenizer, "tokenizer", s.Tokenizer, "vocab.txt, tokenizer.json or a model directory (default: the model's; for a preset, BERT's uncased vocabulary built in)")
 	f.IntVar(&s.MaxLength, "max-length", s.MaxLength, "tokens per sequence, special tokens included")
 	f.StringVar(&s.Padding, "padding", s.Padding, "longest (per batch) | max_length")

@@ -315,6 +315,13 @@ class Sanity:
         self.ok &= good
         print(f"{'ok  ' if good else 'FAIL'} {what}: {value:.3g} (limit {limit:g})")
 
+    def per_sequence(self, task, mask, base, alone, naive):
+        """per_sequence's two maxima, reported: each text alone within 1e-5 of its part of
+        the padded batch, the float64 forward within 1e-4."""
+        worst_pad, worst_naive = per_sequence(task, mask, base, alone, naive)
+        self.report(f"{task}: each text alone vs padded in the batch", worst_pad, 1e-5)
+        self.report(f"{task}: float64 per-element naive forward vs batched float32", worst_naive, 1e-4)
+
     def exact_gelu(self, gelu):
         self.report("exact-erf GELU(1) vs 0.8413447460685429", abs(gelu(torch.tensor(1.0)).item() - 0.8413447460685429), 1e-7)
 

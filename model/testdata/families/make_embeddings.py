@@ -3,7 +3,7 @@
 For each fixture directory given, the last hidden states of the inputs in its
 expected.json, from this directory's plain-PyTorch forwards (reference.py for BERT,
 DistilBERT, RoBERTa, ALBERT and ELECTRA; make_modernbert.py, whose encoder ends with
-the final norm; make_debertav2.py; make_mpnet.py), pooled as sentence-transformers' Pooling module
+the final norm; make_debertav2.py; make_mpnet.py; make_nomic_bert.py), pooled as sentence-transformers' Pooling module
 pools them (sentence_transformers/models/Pooling.py):
   cls:  the first token's state;
   mean: sum(h * mask) / clamp(sum(mask), min=1e-9) over the sequence;
@@ -25,6 +25,7 @@ from fixturelib import load_safetensors, read_json  # noqa: E402
 import make_debertav2  # noqa: E402
 import make_modernbert  # noqa: E402
 import make_mpnet  # noqa: E402
+import make_nomic_bert  # noqa: E402
 import reference  # noqa: E402
 
 
@@ -41,6 +42,8 @@ def hidden(d, exp):
         return make_debertav2.encoder(make_debertav2.Cfg(cfg), load_safetensors(path), ids, types, mask)
     if mt == "mpnet":
         return make_mpnet.encoder(make_mpnet.Cfg(cfg), load_safetensors(path), ids, mask)
+    if mt == "nomic_bert":
+        return make_nomic_bert.encoder(make_nomic_bert.Cfg(cfg), load_safetensors(path), ids, mask, types)
     ref = reference.Ref(load_safetensors(path, dtypes=("F32",)), cfg)
     return reference.encode(ref, cfg, ids, mask, types)
 

@@ -1,6 +1,7 @@
 """A plain-torch forward of each BERT-family encoder and task head, written from
 transformers' modeling code (modeling_bert, _distilbert, _roberta, _albert, _electra;
-MPNet's is make_mpnet.py's, which this file runs for model_type mpnet),
+MPNet's is make_mpnet.py's and NomicBERT's make_nomic_bert.py's, which this file runs for
+model_type mpnet and nomic_bert),
 to check bertnode's forward against without transformers itself (a weaker oracle: this
 file is a second reading of transformers, not transformers; make_fixtures.py is the
 stronger check where transformers is installed).
@@ -23,6 +24,7 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # scripts share.
 from fixturelib import ACTIVATIONS, load_safetensors  # noqa: E402
 import make_mpnet  # noqa: E402
+import make_nomic_bert  # noqa: E402
 
 ACT = {name: ACTIVATIONS[name] for name in ("gelu", "gelu_new", "relu", "tanh")}
 
@@ -170,6 +172,8 @@ def main(dirs):
         types = torch.tensor(inp["token_type_ids"])
         if cfg["model_type"] == "mpnet":
             logits = make_mpnet.logits_of(make_mpnet.Cfg(cfg), w, inp["task"], ids, mask)
+        elif cfg["model_type"] == "nomic_bert":
+            logits = make_nomic_bert.logits_of(make_nomic_bert.Cfg(cfg), w, inp["task"], ids, mask, types)
         else:
             ref = Ref(w, cfg)
             logits = head(ref, cfg, inp["task"], encode(ref, cfg, ids, mask, types))
