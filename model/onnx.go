@@ -31,7 +31,7 @@ var (
 // optimum's ORTModel classes and transformers.js. The graph is the eval-mode forward:
 //
 //   - inputs input_ids, attention_mask and, where the family reads token types
-//     (type_vocab_size > 1: BERT, ALBERT, ELECTRA, DeBERTa-v2), token_type_ids; int64
+//     (type_vocab_size > 1: BERT, ALBERT, ELECTRA, NomicBERT, DeBERTa-v2), token_type_ids; int64
 //     [batch_size, sequence_length], multiple choice's [batch_size, num_choices,
 //     sequence_length].
 //   - outputs: classify, multilabel and regression logits [batch_size, labels] (no
@@ -265,7 +265,17 @@ func (e *onnxExport) distances(L string) string {
 // where rel is not nil.
 func (e *onnxExport) layer(ly *layer, h, ext string, rel *onnxRelative) string {
 	g, c := e.g, e.m.Config
-	q, k, v := e.heads(e.linear(h, &ly.q)), e.heads(e.linear(h, &ly.k)), e.heads(e.linear(h, &ly.v))
+	var q, k, v string
+	if ly.qkv != nil { // NomicBERT's fused projection, [q | k | v]
+		qkv := g.OpN("Split", []string{e.linear(h, ly.qkv)}, 3, onnx.Int("axis", -1))
+		q, k, v = e.heads(qkv[0]), e.heads(qkv[1]), e.heads(qkv[2])
+	} else {
+		q, k, v = e.heads(e.linear(h, &ly.q)), e.heads(e.linear(h, &ly.k)), e.heads(e.linear(h, &ly.v))
+	}
+	if ly.rope != nil { // NomicBERT's rotary positions
+		L := e.length(h)
+		q, k = e.rotate(ly.rope, q, L, c.RotaryEmbBase), e.rotate(ly.rope, k, L, c.RotaryEmbBase)
+	}
 	var ctx string
 	if ly.rel != nil {
 		ctx = e.attendRelative(ly.rel, rel, q, k, v, ext)
@@ -273,7 +283,12 @@ func (e *onnxExport) layer(ly *layer, h, ext string, rel *onnxRelative) string {
 		ctx = e.attend(q, k, v, ext)
 	}
 	a := e.layerNorm(g.Op("Add", []string{e.linear(ctx, &ly.attnOut), h}), &ly.attnNorm)
-	f := onnxActivation(g, c.HiddenAct, e.linear(a, &ly.inter))
+	var f string
+	if ly.gate != nil { // NomicBERT's gated feed-forward, inter(a) · act(gate(a))
+		f = g.Op("Mul", []string{e.linear(a, &ly.inter), onnxActivation(g, c.FeedForwardAct(), e.linear(a, ly.gate))})
+	} else {
+		f = onnxActivation(g, c.FeedForwardAct(), e.linear(a, &ly.inter))
+	}
 	return e.layerNorm(g.Op("Add", []string{e.linear(f, &ly.out), a}), &ly.outNorm)
 }
 

@@ -59,17 +59,32 @@ func (e *onnxExport) modernLayer(ly *modernLayer, h, am, L string, theta float64
 		x = e.layerNorm(h, ly.attnNorm)
 	}
 	qkv := g.OpN("Split", []string{e.linear(x, &ly.wqkv)}, 3, onnx.Int("axis", -1)) // [q | k | v]
-	cos, sin := e.rope(ly.rope, L, theta)
-	rotate := func(x string) string { // x·cos + roll(x, d/2)·sin
-		halves := g.OpN("Split", []string{x}, 2, onnx.Int("axis", -1))
-		rolled := g.Op("Concat", []string{halves[1], halves[0]}, onnx.Int("axis", -1))
-		return g.Op("Add", []string{g.Op("Mul", []string{x, cos}), g.Op("Mul", []string{rolled, sin})})
-	}
-	ctx := e.attend(rotate(e.heads(qkv[0])), rotate(e.heads(qkv[1])), e.heads(qkv[2]), am)
+	ctx := e.attend(e.rotate(ly.rope, e.heads(qkv[0]), L, theta), e.rotate(ly.rope, e.heads(qkv[1]), L, theta), e.heads(qkv[2]), am)
 	h2 := g.Op("Add", []string{h, e.linear(ctx, &ly.wo)})
 	parts := g.OpN("Split", []string{e.linear(e.layerNorm(h2, &ly.mlpNorm), &ly.wi)}, 2, onnx.Int("axis", -1)) // GeGLU: [input, gate]
 	act := onnxActivation(g, m.Config.HiddenAct, parts[0])
 	return g.Op("Add", []string{h2, e.linear(g.Op("Mul", []string{act, parts[1]}), &ly.wo2)})
+}
+
+// rotate is rope.apply on x [B, heads, L, d]: x·cos + x[partner]·sin, the partners a
+// roll by half the head where r has no partner index (ModernBERT's whole heads).
+func (e *onnxExport) rotate(r *rope, x, L string, theta float64) string {
+	g := e.g
+	cos, sin := e.rope(r, L, theta)
+	var partners string
+	if r.partner != nil {
+		key := fmt.Sprintf("rope.%g.partner", theta)
+		idx, ok := e.inits[key]
+		if !ok {
+			idx = g.Int64(key, r.partner.MustSize(), r.partner.Int64Values())
+			e.inits[key] = idx
+		}
+		partners = g.Op("Gather", []string{x, idx}, onnx.Int("axis", 3))
+	} else {
+		halves := g.OpN("Split", []string{x}, 2, onnx.Int("axis", -1))
+		partners = g.Op("Concat", []string{halves[1], halves[0]}, onnx.Int("axis", -1))
+	}
+	return g.Op("Add", []string{g.Op("Mul", []string{x, cos}), g.Op("Mul", []string{partners, sin})})
 }
 
 // rope is the rotary tables' first L rows, [L, d] each: the model's own cos and signed

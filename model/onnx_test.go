@@ -32,13 +32,13 @@ type onnxCase struct {
 }
 
 // onnxFamilies are the families the export supports.
-var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet", "modernbert", "deberta-v2"}
+var onnxFamilies = []string{"bert", "distilbert", "roberta", "albert", "electra", "mpnet", "modernbert", "deberta-v2", "nomic_bert"}
 
 // withTypes says whether the graph has token_type_ids, as optimum's configs declare it
 // for BERT, ALBERT and ELECTRA, and for DeBERTa with token types (v2; v3 has none);
 // RoBERTa's, DistilBERT's, MPNet's and ModernBERT's have none.
 func withTypes(modelType string, cfg *hf.BertConfig) bool {
-	return modelType == "bert" || modelType == "albert" || modelType == "electra" || modelType == "deberta-v2" && cfg.TypeVocabSize > 1
+	return modelType == "bert" || modelType == "albert" || modelType == "electra" || modelType == "nomic_bert" || modelType == "deberta-v2" && cfg.TypeVocabSize > 1
 }
 
 func onnxCases() []onnxCase {

@@ -29,8 +29,8 @@ a directory that optimum's ORTModel classes and transformers.js load, and that O
 Runtime runs from any language.
 
 The graph is the model's inference forward, float32. Inputs are int64 [batch_size,
-sequence_length] (choice: [batch_size, num_choices, sequence_length]): input_ids, attention_mask and, for BERT, ALBERT, ELECTRA and
-DeBERTa-v2 (not v3), token_type_ids (the others read none), padded as the tokenizer
+sequence_length] (choice: [batch_size, num_choices, sequence_length]): input_ids, attention_mask and, for BERT, ALBERT, ELECTRA,
+NomicBERT and DeBERTa-v2 (not v3), token_type_ids (the others read none), padded as the tokenizer
 pads.
 Outputs, as optimum names them:
 
@@ -46,7 +46,7 @@ Outputs, as optimum names them:
 
 A LoRA adapter directory is exported merged into its base model (--base-model). Every
 family and head bertnode runs is exported (BERT, DistilBERT, RoBERTa, XLM-RoBERTa,
-CamemBERT, ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3).
+CamemBERT, ALBERT, ELECTRA, MPNet, ModernBERT, DeBERTa-v2/v3, NomicBERT).
 Weights of 2 GB or more (more than one protobuf message holds) go to model.onnx_data
 beside model.onnx, as ONNX's external data, which ONNX Runtime and optimum read with
 the model; --external-data writes any model that way.`,
