@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +32,8 @@ type fakeHub struct {
 	truncate map[string]bool
 	// etag overrides the sha256 announced for an LFS file.
 	etag map[string]string
+	// api answers GET of a path with this value as JSON, or a string with a redirect to it.
+	api map[string]any
 
 	hub, cdn *httptest.Server
 	mu       sync.Mutex
@@ -58,9 +62,19 @@ func (h *fakeHub) requests() []string {
 
 func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 	h.record(r, "hub")
-	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/")
+	if v, ok := h.api[r.URL.Path]; ok {
+		if to, ok := v.(string); ok {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+		return
+	}
+	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/resolve/")
 	rev, name, _ := strings.Cut(rest, "/")
-	if !ok || repo != h.repo || (rev != "main" && rev != commit) {
+	rev, _ = url.PathUnescape(rev)
+	name, _ = url.PathUnescape(name)
+	if !ok || repo != h.repo || (rev != "main" && rev != commit && rev != ParquetRevision) {
 		http.Error(w, "Repository not found", http.StatusNotFound)
 		return
 	}
