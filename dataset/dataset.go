@@ -1,0 +1,124 @@
+// Package dataset makes a data file, as the user names it, a file that package shard
+// reads: a local file as it is; a Parquet file converted to JSON lines (one object per
+// row, in row order: see writeJSONL); an hf://datasets/ URL downloaded from the
+// Hugging Face hub first (hf.DatasetFiles), a split's several Parquet files converted
+// into one file of JSON lines.
+//
+// The conversion is deterministic, a function of the Parquet bytes alone, so that a
+// conversion read again (a resumed run, a job's plan) has the same bytes, records
+// and byte offsets. Conversions are kept in the user's cache directory
+// (bertnode/parquet), named by the sha256 of what they convert, and written atomically.
+package dataset
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/shard"
+)
+
+// converterVersion names the conversion's output: change it when that changes, so
+// that no older conversion in the cache is read as a newer one.
+const converterVersion = "1"
+
+// File is a data file as the readers read it.
+type File struct {
+	Path string     // the file to read: the one named, a download, or a conversion
+	Name string     // the file as the user named it, for positions and messages
+	Spec shard.Spec // how to read Path: for a conversion, format jsonl
+}
+
+// Derived says whether name is read from a file that Resolve makes (a download or a
+// conversion), rather than from name itself.
+func Derived(name string, spec shard.Spec) bool {
+	return isHub(name) || isParquet(name, spec)
+}
+
+func isHub(name string) bool { return strings.HasPrefix(name, "hf://") }
+
+func isParquet(name string, spec shard.Spec) bool {
+	f, _ := shard.FormatOf(name)
+	return spec.Format == shard.Parquet || spec.Format == "" && f == shard.Parquet
+}
+
+// Resolve returns the file that the readers read for name: name itself, its download
+// from the hub, or its conversion from Parquet.
+func Resolve(name string, spec shard.Spec) (File, error) {
+	paths := []string{name}
+	if isHub(name) {
+		var err error
+		if paths, err = hf.DatasetFiles(name, hf.Options{}); err != nil {
+			return File{}, err
+		}
+	}
+	f := File{Path: paths[0], Name: name, Spec: spec}
+	if len(paths) == 1 && !isParquet(name, spec) {
+		return f, nil
+	}
+	sum := sha256.New()
+	io.WriteString(sum, "bertnode parquet to jsonl "+converterVersion+"\n")
+	for _, p := range paths {
+		h, err := fileSHA256(p)
+		if err != nil {
+			return File{}, fmt.Errorf("%s: %w", name, err)
+		}
+		io.WriteString(sum, h+"\n")
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return File{}, fmt.Errorf("%s: no cache directory for its conversion to JSON lines: %w", name, err)
+	}
+	f.Path = filepath.Join(dir, "bertnode", "parquet", hex.EncodeToString(sum.Sum(nil))+".jsonl")
+	f.Spec.Format = shard.JSONL
+	if _, err := os.Stat(f.Path); err == nil {
+		return f, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+		return File{}, err
+	}
+	out, err := atomicfile.Create(f.Path, 0o644)
+	if err != nil {
+		return File{}, err
+	}
+	defer out.Close()
+	w := bufio.NewWriterSize(out, 64<<10)
+	for _, p := range paths {
+		what := name
+		if len(paths) > 1 {
+			what = name + "/" + filepath.Base(p)
+		}
+		if err := writeJSONL(w, what, p); err != nil {
+			return File{}, err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return File{}, err
+	}
+	return f, out.Commit()
+}
+
+// Open opens the file for reading, its records positioned in f.Name.
+func (f File) Open() (*shard.Reader, error) {
+	return shard.OpenFileAs(f.Spec, f.Path, f.Name)
+}
+
+func fileSHA256(path string) (string, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fd.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fd); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
