@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bertnode/bertnode/internal/parquettest"
 	"github.com/bertnode/bertnode/shard"
-	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/snappy"
 )
 
 // The rows of GLUE SST-2 as the datasets library writes them: label a ClassLabel.
@@ -47,52 +46,6 @@ type mixedRow struct {
 	Rank     *int64    `parquet:"rank,optional"`
 	Notes    []*string `parquet:"notes,list"`
 	Blob     []byte    `parquet:"blob"`
-}
-
-// writeParquet writes rows as pyarrow does: snappy, rowGroup rows per row group, the
-// datasets library's metadata under "huggingface" when meta is set.
-func writeParquet[T any](t *testing.T, name string, rows []T, rowGroup int, meta string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []parquet.WriterOption{parquet.Compression(&snappy.Codec{})}
-	if meta != "" {
-		opts = append(opts, parquet.KeyValueMetadata("huggingface", meta))
-	}
-	w := parquet.NewGenericWriter[T](f, opts...)
-	for i := 0; i < len(rows); i += rowGroup {
-		if _, err := w.Write(rows[i:min(i+rowGroup, len(rows))]); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(); err != nil { // ends the row group
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func rowGroups(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(pf.RowGroups())
 }
 
 // isolateCache keeps conversions in the test's own cache directory.
@@ -172,8 +125,8 @@ func TestParquetClassLabelsReadAsNames(t *testing.T) {
 		{5, str("héllo wörld"), 1},
 		{6, str("dull"), 1},
 	}
-	pq := writeParquet(t, "sst2.parquet", rows, 3, sst2Meta)
-	if n := rowGroups(t, pq); n != 3 {
+	pq := parquettest.Write(t, "sst2.parquet", rows, 3, sst2Meta)
+	if n := parquettest.RowGroups(t, pq); n != 3 {
 		t.Fatalf("%d row groups, want 3", n)
 	}
 	want := `{"idx":0,"sentence":"a gripping , funny film","label":"positive"}
@@ -203,7 +156,7 @@ func TestParquetTokensAndTags(t *testing.T) {
 		{"2", []string{"BRUSSELS"}, []int64{3}},
 		{"3", []string{"x", "y"}, []int64{0}}, // too few tags: a bad record
 	}
-	pq := writeParquet(t, "conll.parquet", rows, 2, nerMeta)
+	pq := parquettest.Write(t, "conll.parquet", rows, 2, nerMeta)
 	want := `{"id":"0","tokens":["EU","rejects","German","call"],"ner_tags":["B-LOC","O","B-PER","O"]}
 {"id":"1","tokens":["Peter","Blackburn"],"ner_tags":["B-PER","I-PER"]}
 {"id":"2","tokens":["BRUSSELS"],"ner_tags":["B-LOC"]}
@@ -222,7 +175,7 @@ func TestParquetNestedAndOtherValues(t *testing.T) {
 		{"Who?", answers{[]string{"Denver Broncos", "Broncos"}, []int32{177, 184}}, 0.1, 2.5, true, &rank, []*string{str("a"), nil, str("c")}, []byte{0xff, 0}},
 		{"When?", answers{}, 3, -1e-7, false, nil, nil, nil},
 	}
-	pq := writeParquet(t, "mixed.parquet", rows, 1, "")
+	pq := parquettest.Write(t, "mixed.parquet", rows, 1, "")
 	want := `{"question":"Who?","answers":{"text":["Denver Broncos","Broncos"],"answer_start":[177,184]},"score":0.1,"weight":2.5,"gold":true,"rank":-7,"notes":["a",null,"c"],"blob":"/wA="}
 {"question":"When?","answers":{"text":[],"answer_start":[]},"score":3,"weight":-1e-7,"gold":false,"rank":null,"notes":[],"blob":""}
 `
@@ -254,7 +207,7 @@ func readAll(t *testing.T, name string, spec shard.Spec) ([]shard.Record, shard.
 
 func TestParquetBadInput(t *testing.T) {
 	isolateCache(t)
-	good := writeParquet(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}, {1, str("bad"), 0}}, 2, sst2Meta)
+	good := parquettest.Write(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}, {1, str("bad"), 0}}, 2, sst2Meta)
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
@@ -267,8 +220,8 @@ func TestParquetBadInput(t *testing.T) {
 		mangled[i] ^= 0x5a
 	}
 	os.WriteFile(flipped, mangled, 0o644)
-	outOfRange := writeParquet(t, "ids.parquet", []sst2Row{{0, str("fine"), 1}, {1, str("odd"), 5}}, 2, sst2Meta)
-	badMeta := writeParquet(t, "meta.parquet", []sst2Row{{0, str("fine"), 1}}, 1, `{"info": `)
+	outOfRange := parquettest.Write(t, "ids.parquet", []sst2Row{{0, str("fine"), 1}, {1, str("odd"), 5}}, 2, sst2Meta)
+	badMeta := parquettest.Write(t, "meta.parquet", []sst2Row{{0, str("fine"), 1}}, 1, `{"info": `)
 	for _, c := range []struct {
 		name string
 		path string
@@ -299,7 +252,7 @@ func TestParquetBadInput(t *testing.T) {
 
 func TestParquetConversionIsCached(t *testing.T) {
 	cache := isolateCache(t)
-	pq := writeParquet(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}}, 1, sst2Meta)
+	pq := parquettest.Write(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}}, 1, sst2Meta)
 	f, err := Resolve(pq, shard.Spec{Format: shard.Parquet})
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +269,7 @@ func TestParquetConversionIsCached(t *testing.T) {
 		t.Fatalf("records %+v, %v: want the cached conversion's", recs, err)
 	}
 	// Other bytes are another conversion.
-	pq2 := writeParquet(t, "sst2.parquet", []sst2Row{{0, str("other"), 1}}, 1, sst2Meta)
+	pq2 := parquettest.Write(t, "sst2.parquet", []sst2Row{{0, str("other"), 1}}, 1, sst2Meta)
 	recs, _, err = readAll(t, pq2, shard.Spec{Text: "sentence"})
 	if err != nil || len(recs) != 1 || recs[0].Text != "other" {
 		t.Fatalf("records %+v, %v", recs, err)
