@@ -39,15 +39,17 @@ type File struct {
 // Derived says whether name is read from a file that Resolve makes (a download or a
 // conversion), rather than from name itself.
 func Derived(name string, spec shard.Spec) bool {
-	return isHub(name) || isParquet(name, spec)
+	return isHub(name) || Converted(name, spec)
+}
+
+// Converted says whether name is read as JSON lines converted from Parquet: a Parquet
+// file by the spec's format or its extension, or a split of the hub's conversion.
+func Converted(name string, spec shard.Spec) bool {
+	f, _ := shard.FormatOf(name)
+	return spec.Format == shard.Parquet || spec.Format == "" && f == shard.Parquet || hf.IsParquetSplit(name)
 }
 
 func isHub(name string) bool { return strings.HasPrefix(name, "hf://") }
-
-func isParquet(name string, spec shard.Spec) bool {
-	f, _ := shard.FormatOf(name)
-	return spec.Format == shard.Parquet || spec.Format == "" && f == shard.Parquet
-}
 
 // Resolve returns the file that the readers read for name: name itself, its download
 // from the hub, or its conversion from Parquet.
@@ -60,7 +62,7 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 		}
 	}
 	f := File{Path: paths[0], Name: name, Spec: spec}
-	if len(paths) == 1 && !isParquet(name, spec) {
+	if !Converted(name, spec) {
 		return f, nil
 	}
 	sum := sha256.New()

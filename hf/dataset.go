@@ -49,8 +49,7 @@ func DatasetFiles(u string, opts Options) ([]string, error) {
 	}
 	c := cache{root: filepath.Join(o.CacheDir, "datasets--"+strings.ReplaceAll(repo, "/", "--"))}
 	d := &downloader{client: httpClient, token: o.Token}
-	split := strings.TrimSuffix(file, "/*.parquet")
-	if rev == ParquetRevision && strings.Count(split, "/") == 1 && path.Ext(split) != ".parquet" {
+	if split, ok := parquetSplit(rev, file); ok {
 		if o.Offline {
 			return nil, fmt.Errorf("%s: listing a split's Parquet files needs the hub, and offline mode (HF_HUB_OFFLINE) forbids it", u)
 		}
@@ -131,6 +130,20 @@ func (d *downloader) splitFiles(u, endpoint, repo, split string, c cache) ([]str
 		paths = append(paths, local)
 	}
 	return paths, nil
+}
+
+// IsParquetSplit says whether u names a split of the hub's Parquet conversion.
+func IsParquetSplit(u string) bool {
+	_, rev, file, err := parseDatasetURL(u)
+	_, ok := parquetSplit(rev, file)
+	return err == nil && ok
+}
+
+// parquetSplit is CONFIG/SPLIT when a dataset URL's revision and path name a split of
+// the Parquet conversion.
+func parquetSplit(rev, file string) (string, bool) {
+	split := strings.TrimSuffix(file, "/*.parquet")
+	return split, rev == ParquetRevision && strings.Count(split, "/") == 1 && path.Ext(split) != ".parquet"
 }
 
 // parseDatasetURL splits hf://datasets/OWNER/NAME[@REVISION]/PATH; the revision
