@@ -7,15 +7,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bertnode/bertnode/hf/hubtest"
 )
 
 func TestDatasetFileDownloadsOnceThenWorksOffline(t *testing.T) {
 	isolate(t)
 	data := bytes.Repeat([]byte("PAR1 rows "), 1000)
-	h := newFakeHub(t, "datasets/org/sms", map[string][]byte{"data/train-00000-of-00001.parquet": data})
-	h.lfs["data/train-00000-of-00001.parquet"] = true
+	h := hubtest.New(t, "datasets/org/sms", map[string][]byte{"data/train-00000-of-00001.parquet": data})
+	h.LFS["data/train-00000-of-00001.parquet"] = true
 	cacheDir := t.TempDir()
-	t.Setenv("HF_ENDPOINT", h.hub.URL)
+	t.Setenv("HF_ENDPOINT", h.Hub.URL)
 	t.Setenv("HF_TOKEN", "secret")
 	t.Setenv("HF_HUB_CACHE", cacheDir)
 
@@ -24,24 +26,24 @@ func TestDatasetFileDownloadsOnceThenWorksOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(cacheDir, "datasets--org--sms", "snapshots", commit, "data", "train-00000-of-00001.parquet")
+	want := filepath.Join(cacheDir, "datasets--org--sms", "snapshots", hubtest.Commit, "data", "train-00000-of-00001.parquet")
 	if len(paths) != 1 || paths[0] != want {
 		t.Fatalf("paths %v, want [%s]", paths, want)
 	}
 	if got, err := os.ReadFile(want); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("downloaded %d bytes (%v), want %d", len(got), err, len(data))
 	}
-	if ref, _ := os.ReadFile(filepath.Join(cacheDir, "datasets--org--sms", "refs", "main")); string(ref) != commit {
+	if ref, _ := os.ReadFile(filepath.Join(cacheDir, "datasets--org--sms", "refs", "main")); string(ref) != hubtest.Commit {
 		t.Fatalf("refs/main = %q", ref)
 	}
-	reqs := h.requests()
+	reqs := h.Requests()
 	if !strings.Contains(reqs[0], "hub HEAD /datasets/org/sms/resolve/main/data/train-00000-of-00001.parquet") || !strings.Contains(reqs[0], `auth="Bearer secret"`) {
 		t.Fatalf("requests %q", reqs)
 	}
 	t.Setenv("HF_HUB_OFFLINE", "1")
 	again, err := DatasetFiles(u, Options{})
-	if err != nil || !slices.Equal(again, paths) || len(h.requests()) != len(reqs) {
-		t.Fatalf("offline: %v, %v; %d requests, want %d", again, err, len(h.requests()), len(reqs))
+	if err != nil || !slices.Equal(again, paths) || len(h.Requests()) != len(reqs) {
+		t.Fatalf("offline: %v, %v; %d requests, want %d", again, err, len(h.Requests()), len(reqs))
 	}
 	if _, err := DatasetFiles("hf://datasets/org/sms@v2/data/train-00000-of-00001.parquet", Options{}); err == nil || !strings.Contains(err.Error(), "not in the cache") {
 		t.Fatalf("offline, revision v2 never downloaded: err %v", err)
@@ -54,18 +56,18 @@ func TestDatasetSplitFilesInTheHubsOrder(t *testing.T) {
 		"default/train/0000.parquet": []byte("first part"),
 		"default/train/0001.parquet": []byte("second part"),
 	}
-	h := newFakeHub(t, "datasets/org/sst2", files)
-	h.lfs["default/train/0001.parquet"] = true
+	h := hubtest.New(t, "datasets/org/sst2", files)
+	h.LFS["default/train/0001.parquet"] = true
 	api := "/api/datasets/org/sst2/parquet/default/train"
 	// The listing's URLs are the API's, which redirect to the files of the conversion.
-	h.api = map[string]any{
+	h.API = map[string]any{
 		api:                api,
 		api + "/1.parquet": "/datasets/org/sst2/resolve/refs%2Fconvert%2Fparquet/default/train/0001.parquet",
 		api + "/0.parquet": "/datasets/org/sst2/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet",
 	}
-	h.api[api] = []string{h.hub.URL + api + "/0.parquet", h.hub.URL + api + "/1.parquet"}
+	h.API[api] = []string{h.Hub.URL + api + "/0.parquet", h.Hub.URL + api + "/1.parquet"}
 	cacheDir := t.TempDir()
-	t.Setenv("HF_ENDPOINT", h.hub.URL)
+	t.Setenv("HF_ENDPOINT", h.Hub.URL)
 	t.Setenv("HF_HUB_CACHE", cacheDir)
 
 	for _, u := range []string{"hf://datasets/org/sst2@~parquet/default/train", "hf://datasets/org/sst2@~parquet/default/train/*.parquet"} {
@@ -80,14 +82,14 @@ func TestDatasetSplitFilesInTheHubsOrder(t *testing.T) {
 			if got, _ := os.ReadFile(paths[i]); !bytes.Equal(got, files[name]) {
 				t.Fatalf("%s: part %d holds %q, want %q", u, i, got, files[name])
 			}
-			if !strings.HasPrefix(paths[i], filepath.Join(cacheDir, "datasets--org--sst2", "snapshots", commit, "default", "train")+"/") {
+			if !strings.HasPrefix(paths[i], filepath.Join(cacheDir, "datasets--org--sst2", "snapshots", hubtest.Commit, "default", "train")+"/") {
 				t.Fatalf("part %d at %s", i, paths[i])
 			}
 		}
 	}
 	// A listing that points away from the hub is refused: the token would go with it.
-	h.api[api] = []string{"http://elsewhere.example/0.parquet"}
-	if _, err := DatasetFiles("hf://datasets/org/sst2@~parquet/default/train", Options{}); err == nil || !strings.Contains(err.Error(), "not a Parquet file at "+h.hub.URL) {
+	h.API[api] = []string{"http://elsewhere.example/0.parquet"}
+	if _, err := DatasetFiles("hf://datasets/org/sst2@~parquet/default/train", Options{}); err == nil || !strings.Contains(err.Error(), "not a Parquet file at "+h.Hub.URL) {
 		t.Fatalf("err %v", err)
 	}
 	if _, err := DatasetFiles("hf://datasets/org/sst2@~parquet/default/test", Options{}); err == nil || !strings.Contains(err.Error(), "no Parquet conversion of config/split default/test") {
@@ -101,8 +103,8 @@ func TestDatasetSplitFilesInTheHubsOrder(t *testing.T) {
 
 func TestDatasetURLErrors(t *testing.T) {
 	isolate(t)
-	h := newFakeHub(t, "datasets/org/sms", map[string][]byte{"train.csv": []byte("text,label\n")})
-	t.Setenv("HF_ENDPOINT", h.hub.URL)
+	h := hubtest.New(t, "datasets/org/sms", map[string][]byte{"train.csv": []byte("text,label\n")})
+	t.Setenv("HF_ENDPOINT", h.Hub.URL)
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
 	for u, want := range map[string]string{
 		"hf://models/org/bert/config.json":  "not a dataset URL",
@@ -111,7 +113,7 @@ func TestDatasetURLErrors(t *testing.T) {
 		"hf://datasets/sms/train.csv":       "no file named",
 		"hf://datasets/org/sms/a/../b.csv":  "bad path",
 		"hf://datasets/org/s$s/train.csv":   "not a dataset repository id",
-		"hf://datasets/org/sms/test.csv":    "the hub at " + h.hub.URL + " has no such dataset file (revision main)",
+		"hf://datasets/org/sms/test.csv":    "the hub at " + h.Hub.URL + " has no such dataset file (revision main)",
 		"hf://datasets/org/sms@%zz/x.csv":   "bad revision",
 		"hf://datasets/org/sms@..%2Fx/a.cs": "bad revision",
 	} {
