@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/tokenize"
 )
@@ -49,10 +50,19 @@ func readRecords(spec shard.Spec, path string, out io.Writer) ([]shard.Record, e
 	return recs, err
 }
 
-// ReadAll reads every record of a data file, as training reads it, and says which bad
-// records it skipped (with spec.SkipBadRecords). A file without records is an error.
+// ReadAll reads every record of a data file (a path or an hf:// URL, see package
+// dataset), as training reads it, and says which bad records it skipped (with
+// spec.SkipBadRecords). A file without records is an error.
 func ReadAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
-	r, err := shard.OpenFile(spec, path)
+	f, err := dataset.Resolve(path, spec)
+	if err != nil {
+		return nil, shard.Bad{}, err
+	}
+	return readFile(f)
+}
+
+func readFile(f dataset.File) ([]shard.Record, shard.Bad, error) {
+	r, err := f.Open()
 	if err != nil {
 		return nil, shard.Bad{}, err
 	}
@@ -68,7 +78,7 @@ func ReadAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
 		recs = append(recs, rec)
 	}
 	if len(recs) == 0 {
-		return nil, r.Bad(), fmt.Errorf("%s: no records", path)
+		return nil, r.Bad(), fmt.Errorf("%s: no records", f.Name)
 	}
 	return recs, r.Bad(), nil
 }
