@@ -1,8 +1,9 @@
 // Package dataset makes a data file, as the user names it, a file that package shard
 // reads: a local file as it is; a Parquet file converted to JSON lines (one object per
-// row, in row order: see writeJSONL); an hf://datasets/ URL downloaded from the
-// Hugging Face hub first (hf.DatasetFiles), a split's several Parquet files converted
-// into one file of JSON lines.
+// row, in row order: see eachRow), or with format squad to a SQuAD document (a
+// paragraph per row: writeSQuAD); an hf://datasets/ URL downloaded from the Hugging
+// Face hub first (hf.DatasetFiles), a split's several Parquet files converted into
+// one file.
 //
 // The conversion is deterministic, a function of the Parquet bytes alone, so that a
 // conversion read again (a resumed run, a job's plan) has the same bytes, records
@@ -33,7 +34,7 @@ const converterVersion = "1"
 type File struct {
 	Path string     // the file to read: the one named, a download, or a conversion
 	Name string     // the file as the user named it, for positions and messages
-	Spec shard.Spec // how to read Path: for a conversion, format jsonl
+	Spec shard.Spec // how to read Path: for a conversion, format jsonl or squad
 }
 
 // Derived says whether name is read from a file that Resolve makes (a download or a
@@ -42,11 +43,22 @@ func Derived(name string, spec shard.Spec) bool {
 	return isHub(name) || Converted(name, spec)
 }
 
-// Converted says whether name is read as JSON lines converted from Parquet: a Parquet
-// file by the spec's format or its extension, or a split of the hub's conversion.
+// Converted says whether name is read converted from Parquet: a Parquet file by the
+// spec's format, or by its extension (or as a split of the hub's conversion) when the
+// spec's format is unset or squad. The conversion's format is ConvertedFormat(spec).
 func Converted(name string, spec shard.Spec) bool {
 	f, _ := shard.FormatOf(name)
-	return spec.Format == shard.Parquet || spec.Format == "" && f == shard.Parquet || hf.IsParquetSplit(name)
+	parquet := f == shard.Parquet || hf.IsParquetSplit(name)
+	return spec.Format == shard.Parquet || parquet && (spec.Format == "" || spec.Format == shard.SQuAD)
+}
+
+// ConvertedFormat is the format a Parquet file converts to: squad when the spec says
+// so (its rows SQuAD questions, writeSQuAD), else jsonl.
+func ConvertedFormat(spec shard.Spec) shard.Format {
+	if spec.Format == shard.SQuAD {
+		return shard.SQuAD
+	}
+	return shard.JSONL
 }
 
 func isHub(name string) bool { return strings.HasPrefix(name, "hf://") }
@@ -65,8 +77,9 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 	if !Converted(name, spec) {
 		return f, nil
 	}
+	f.Spec.Format = ConvertedFormat(spec)
 	sum := sha256.New()
-	io.WriteString(sum, "bertnode parquet to jsonl "+converterVersion+"\n")
+	io.WriteString(sum, "bertnode parquet to "+string(f.Spec.Format)+" "+converterVersion+"\n")
 	for _, p := range paths {
 		h, err := fileSHA256(p)
 		if err != nil {
@@ -78,8 +91,7 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("%s: no cache directory for its conversion to JSON lines: %w", name, err)
 	}
-	f.Path = filepath.Join(dir, "bertnode", "parquet", hex.EncodeToString(sum.Sum(nil))+".jsonl")
-	f.Spec.Format = shard.JSONL
+	f.Path = filepath.Join(dir, "bertnode", "parquet", hex.EncodeToString(sum.Sum(nil))+"."+string(f.Spec.Format))
 	if _, err := os.Stat(f.Path); err == nil {
 		return f, nil
 	}
@@ -92,14 +104,27 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 	}
 	defer out.Close()
 	w := bufio.NewWriterSize(out, 64<<10)
+	squad, first := f.Spec.Format == shard.SQuAD, true
+	if squad {
+		io.WriteString(w, squadHead)
+	}
 	for _, p := range paths {
 		what := name
 		if len(paths) > 1 {
 			what = name + "/" + filepath.Base(p)
 		}
-		if err := writeJSONL(w, what, p); err != nil {
+		var err error
+		if squad {
+			err = writeSQuAD(w, what, p, &first)
+		} else {
+			err = writeJSONL(w, what, p)
+		}
+		if err != nil {
 			return File{}, err
 		}
+	}
+	if squad {
+		io.WriteString(w, squadTail)
 	}
 	if err := w.Flush(); err != nil {
 		return File{}, err

@@ -19,9 +19,9 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// writeJSONL writes the rows of the Parquet file at path to w, one JSON object per
-// row in row order, the columns as fields in schema order. name is the file in
-// errors, which say which row and column is at fault; rows count from 0, as
+// eachRow calls emit with each row of the Parquet file at path, in row order, as one
+// line of JSON: an object of the columns as fields in schema order. name is the file
+// in errors, which say which row and column is at fault; rows count from 0, as
 // pandas numbers them.
 //
 // Values: strings as strings; integers and floats as numbers (NaN and ±Inf, which
@@ -30,7 +30,7 @@ import (
 // numbers; other binary values as base64 strings. An integer column that the file's
 // Hugging Face metadata declares a ClassLabel, or a list of them, holds class names:
 // its ids are mapped to them, and -1 (Hugging Face's "no label") to null.
-func writeJSONL(w io.Writer, name, path string) error {
+func eachRow(name, path string, emit func(row int64, line []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func writeJSONL(w io.Writer, name, path string) error {
 					rr.Close()
 					return err
 				}
-				if _, err := w.Write(c.buf.Bytes()); err != nil {
+				if err := emit(c.n, c.buf.Bytes()); err != nil {
 					rr.Close()
 					return err
 				}
@@ -88,6 +88,77 @@ func writeJSONL(w io.Writer, name, path string) error {
 		}
 	}
 	return nil
+}
+
+// writeJSONL writes the rows of the Parquet file at path to w as JSON lines (eachRow).
+func writeJSONL(w io.Writer, name, path string) error {
+	return eachRow(name, path, func(_ int64, line []byte) error {
+		_, err := w.Write(line)
+		return err
+	})
+}
+
+// squadHead and squadTail wrap the paragraphs of writeSQuAD into a SQuAD document.
+const (
+	squadHead = `{"version": "parquet", "data": [{"title": "", "paragraphs": [` + "\n"
+	squadTail = "]}]}\n"
+)
+
+// writeSQuAD writes each row of the Parquet file at path, a question as the datasets
+// library holds SQuAD's (id, context, question, answers: {text: [...], answer_start:
+// [...]}), to w as a SQuAD paragraph of its own, one per line, each after a comma
+// unless *first (then cleared); a question without answers is impossible (SQuAD v2.0).
+func writeSQuAD(w io.Writer, name, path string, first *bool) error {
+	return eachRow(name, path, func(n int64, line []byte) error {
+		var row struct {
+			ID, Context, Question *string
+			Answers               *struct {
+				Text        []string `json:"text"`
+				AnswerStart []int    `json:"answer_start"`
+			}
+		}
+		if err := json.Unmarshal(line, &row); err != nil {
+			return fmt.Errorf("%s: row %d: want SQuAD's columns id, context, question and answers {text, answer_start}: %v", name, n, err)
+		}
+		for _, c := range []struct {
+			col string
+			ok  bool
+		}{{"id", row.ID != nil}, {"context", row.Context != nil}, {"question", row.Question != nil}, {"answers", row.Answers != nil}} {
+			if !c.ok {
+				return fmt.Errorf("%s: row %d, column %q: missing or null (SQuAD rows have id, context, question and answers)", name, n, c.col)
+			}
+		}
+		if len(row.Answers.Text) != len(row.Answers.AnswerStart) {
+			return fmt.Errorf("%s: row %d, column \"answers\": %d texts, %d answer_start", name, n, len(row.Answers.Text), len(row.Answers.AnswerStart))
+		}
+		type answer struct {
+			Text  string `json:"text"`
+			Start int    `json:"answer_start"`
+		}
+		type qa struct {
+			ID           string   `json:"id"`
+			Question     string   `json:"question"`
+			Answers      []answer `json:"answers"`
+			IsImpossible bool     `json:"is_impossible"`
+		}
+		q := qa{ID: *row.ID, Question: *row.Question, Answers: []answer{}, IsImpossible: len(row.Answers.Text) == 0}
+		for i, t := range row.Answers.Text {
+			q.Answers = append(q.Answers, answer{t, row.Answers.AnswerStart[i]})
+		}
+		b, err := json.Marshal(struct {
+			Context string `json:"context"`
+			QAs     []qa   `json:"qas"`
+		}{*row.Context, []qa{q}})
+		if err != nil {
+			return err
+		}
+		if !*first {
+			b = append([]byte(","), b...)
+		}
+		*first = false
+		_, err = w.Write(append(b, '\n'))
+		return err
+	})
 }
 
 // converter writes rows as JSON lines.

@@ -279,3 +279,64 @@ func TestParquetConversionIsCached(t *testing.T) {
 		t.Fatalf("resolved %+v, %v", f, err)
 	}
 }
+
+// SQuAD's rows as the datasets library holds them.
+type squadRow struct {
+	ID       string  `parquet:"id"`
+	Title    string  `parquet:"title,dict"`
+	Context  string  `parquet:"context,dict"`
+	Question string  `parquet:"question"`
+	Answers  answers `parquet:"answers"`
+}
+
+// With format squad, a Parquet file of SQuAD rows reads as the SQuAD document of its
+// questions does, a paragraph per row: answers, unanswerable questions (v2.0) and bad
+// answers alike.
+func TestParquetSQuADRows(t *testing.T) {
+	isolateCache(t)
+	ctx := "Super Bowl 50 was played in Santa Clara, California."
+	rows := []squadRow{
+		{"q1", "Super_Bowl_50", ctx, "Where was it played?", answers{[]string{"Santa Clara", "Clara"}, []int32{28, 34}}},
+		{"q2", "Super_Bowl_50", ctx, "Who sang?", answers{}},
+		{"q3", "Super_Bowl_50", ctx, "Which state?", answers{[]string{"Texas"}, []int32{41}}}, // not in the context there
+		{"q4", "Other", "Ünïcode context.", "What?", answers{[]string{"context"}, []int32{8}}},
+	}
+	pq := parquettest.Write(t, "squad.parquet", rows, 3, "")
+	doc := `{"version": "1", "data": [{"title": "t", "paragraphs": [
+{"context": "Super Bowl 50 was played in Santa Clara, California.", "qas": [{"id": "q1", "question": "Where was it played?", "answers": [{"text": "Santa Clara", "answer_start": 28}, {"text": "Clara", "answer_start": 34}]}]},
+{"context": "Super Bowl 50 was played in Santa Clara, California.", "qas": [{"id": "q2", "question": "Who sang?", "answers": [], "is_impossible": true}]},
+{"context": "Super Bowl 50 was played in Santa Clara, California.", "qas": [{"id": "q3", "question": "Which state?", "answers": [{"text": "Texas", "answer_start": 41}]}]},
+{"context": "Ünïcode context.", "qas": [{"id": "q4", "question": "What?", "answers": [{"text": "context", "answer_start": 8}]}]}]}]}
+`
+	js := filepath.Join(t.TempDir(), "squad.json")
+	if err := os.WriteFile(js, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := shard.Spec{Format: shard.SQuAD, SkipBadRecords: true}
+	recs, bad, err := readAll(t, pq, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, err := shard.OpenFile(spec, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantBad := records(t, jr)
+	if len(recs) != 3 || len(want) != 3 || bad.Count != 1 || wantBad.Count != 1 || !strings.Contains(bad.First[0].Error(), `qas[0].answers[0].text: "Texas" is not in the context`) {
+		t.Fatalf("%d records, bad %s; from the SQuAD JSON %d, bad %s", len(recs), bad, len(want), wantBad)
+	}
+	for i := range recs {
+		recs[i].Pos, want[i].Pos = shard.Pos{}, shard.Pos{}
+	}
+	if !reflect.DeepEqual(recs, want) {
+		t.Fatalf("records:\n%+v\nwant:\n%+v", recs, want)
+	}
+	if !recs[1].Impossible || recs[2].Answers[0].Start != 8 {
+		t.Fatalf("records %+v", recs)
+	}
+	// A Parquet file without SQuAD's columns says which.
+	notSQuAD := parquettest.Write(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}}, 1, sst2Meta)
+	if _, _, err := readAll(t, notSQuAD, spec); err == nil || !strings.Contains(err.Error(), notSQuAD+`: row 0, column "id": missing or null`) {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -38,9 +38,9 @@ local data files (train, eval) are uploaded to the coordinators' blob store and 
 spec sent names them blob:<sha256>; so are the model, the tokenizer and
 distill.teacher when they are local paths (a Hugging Face checkpoint directory, a
 vocab.txt), which each node fetches once. Presets and hub names are left for the nodes to resolve.
-A Parquet data file, or an hf://datasets/ URL, is downloaded and converted to JSON
-lines here, and that is uploaded, with data.format jsonl (so cluster.data shared
-cannot read one).
+A Parquet data file, or an hf://datasets/ URL, is downloaded and converted here (to
+JSON lines, or with data.format squad to SQuAD JSON), and that is uploaded with
+data.format set to match (so cluster.data shared cannot read one).
 
 With --wait it follows the job until it ends, showing step, loss, samples/s and the
 time left, then prints the final metrics; it exits 0 if the job succeeded and 1 if
@@ -167,8 +167,8 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer,
 	if err != nil {
 		return "", err
 	}
-	// A Parquet file, or a split of the hub's conversion, is converted to JSON lines here
-	// and uploaded so: the coordinators plan, and the nodes read, JSON lines.
+	// A Parquet file, or a split of the hub's conversion, is converted here (to JSON
+	// lines, or squad) and uploaded so: the coordinators and nodes read the conversion.
 	sendData := func(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {
 		f, err := dataset.Resolve(path, spec.Data)
 		if err != nil {
@@ -201,10 +201,11 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer,
 		}
 	}
 	if len(converted) > 0 {
+		f := dataset.ConvertedFormat(spec.Data)
 		if len(converted) < len(datasets(spec)) {
-			return "", fmt.Errorf("%s is Parquet, read as JSON lines, and the other data file is not: the cluster reads both with one data.format", converted[0])
+			return "", fmt.Errorf("%s is Parquet, read as %s, and the other data file is not: the cluster reads both with one data.format", converted[0], f)
 		}
-		setDataFormat(m, shard.JSONL)
+		setDataFormat(m, f)
 	}
 	b, err := yaml.Marshal(&root)
 	return string(b), err
