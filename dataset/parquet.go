@@ -30,7 +30,13 @@ import (
 // numbers; other binary values as base64 strings. An integer column that the file's
 // Hugging Face metadata declares a ClassLabel, or a list of them, holds class names:
 // its ids are mapped to them, and -1 (Hugging Face's "no label") to null.
-func eachRow(name, path string, emit func(row int64, line []byte) error) error {
+func eachRow(name, path string, emit func(row int64, line []byte) error) (err error) {
+	// parquet-go panics on some malformed files (slice bounds): an error, not a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: not a readable Parquet file: %v", name, p)
+		}
+	}()
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -40,7 +46,8 @@ func eachRow(name, path string, emit func(row int64, line []byte) error) error {
 	if err != nil {
 		return err
 	}
-	pf, err := parquet.OpenFile(f, st.Size())
+	// The page index only helps skip pages, and parquetjs writes one parquet-go misreads.
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true))
 	if err != nil {
 		return fmt.Errorf("%s: not a readable Parquet file: %w", name, err)
 	}

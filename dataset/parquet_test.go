@@ -220,6 +220,15 @@ func TestParquetBadInput(t *testing.T) {
 		mangled[i] ^= 0x5a
 	}
 	os.WriteFile(flipped, mangled, 0o644)
+	// A byte of the parquetjs file's column metadata flipped makes parquet-go panic
+	// (slice bounds out of range); the panic is an error.
+	js, err := os.ReadFile(filepath.Join("testdata", "sst2-parquetjs.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js[776] ^= 0x80
+	panics := filepath.Join(t.TempDir(), "panics.parquet")
+	os.WriteFile(panics, js, 0o644)
 	outOfRange := parquettest.Write(t, "ids.parquet", []sst2Row{{0, str("fine"), 1}, {1, str("odd"), 5}}, 2, sst2Meta)
 	badMeta := parquettest.Write(t, "meta.parquet", []sst2Row{{0, str("fine"), 1}}, 1, `{"info": `)
 	for _, c := range []struct {
@@ -230,6 +239,7 @@ func TestParquetBadInput(t *testing.T) {
 	}{
 		{"truncated", corrupt, shard.Spec{Text: "sentence"}, []string{corrupt + ": not a readable Parquet file"}},
 		{"corrupt pages", flipped, shard.Spec{Text: "sentence"}, []string{flipped + ": "}},
+		{"what panics the reader", panics, shard.Spec{Text: "sentence"}, []string{panics + ": not a readable Parquet file: runtime error: slice bounds out of range"}},
 		{"missing column", good, shard.Spec{}, []string{good + ":1 ", `field "text": missing`}},
 		{"text not a string", good, shard.Spec{Text: "idx"}, []string{good + ":1 ", `field "idx": want a string, got a number`}},
 		{"class id out of range", outOfRange, shard.Spec{Text: "sentence"}, []string{outOfRange + `: row 1, column "label": class id 5: the ClassLabel has 2 names`}},
@@ -338,5 +348,30 @@ func TestParquetSQuADRows(t *testing.T) {
 	notSQuAD := parquettest.Write(t, "sst2.parquet", []sst2Row{{0, str("fine"), 1}}, 1, sst2Meta)
 	if _, _, err := readAll(t, notSQuAD, spec); err == nil || !strings.Contains(err.Error(), notSQuAD+`: row 0, column "id": missing or null`) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A file another implementation wrote (testdata/make-parquetjs.mjs, @dsnp/parquetjs):
+// its bare repeated columns read as arrays, its ClassLabel ids as names, its null as
+// null.
+func TestParquetFromParquetjs(t *testing.T) {
+	isolateCache(t)
+	pq := filepath.Join("testdata", "sst2-parquetjs.parquet")
+	if n := parquettest.RowGroups(t, pq); n != 3 {
+		t.Fatalf("%d row groups, want 3", n)
+	}
+	want := `{"idx":0,"sentence":"it is a charming and often affecting journey","label":"positive","tokens":["Ann","smiled"],"ner_tags":["B-PER","O"]}
+{"idx":1,"sentence":"unflinchingly bleak and desperate","label":"negative","tokens":[],"ner_tags":[]}
+{"idx":2,"sentence":null,"label":"positive","tokens":["Mary","Ann","Lee"],"ner_tags":["B-PER","I-PER","I-PER"]}
+{"idx":3,"sentence":"naïve but “lovely”","label":"positive","tokens":["ok"],"ner_tags":["O"]}
+{"idx":4,"sentence":"the acting is n't bad","label":"negative","tokens":["Bob"],"ner_tags":["B-PER"]}
+`
+	recs := sameAsJSONL(t, pq, shard.Spec{Text: "sentence", SkipBadRecords: true}, want)
+	if len(recs) != 4 || recs[2].Text != "naïve but “lovely”" || recs[3].Labels[0] != "negative" {
+		t.Fatalf("records %+v", recs)
+	}
+	tags := sameAsJSONL(t, pq, shard.Spec{Tokens: "tokens", Tags: "ner_tags"}, want)
+	if len(tags) != 5 || !reflect.DeepEqual(tags[2].Tags, []string{"B-PER", "I-PER", "I-PER"}) {
+		t.Fatalf("records %+v", tags)
 	}
 }
