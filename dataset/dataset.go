@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -135,6 +136,30 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 // Open opens the file for reading, its records positioned in f.Name.
 func (f File) Open() (*shard.Reader, error) {
 	return shard.OpenFileAs(f.Spec, f.Path, f.Name)
+}
+
+// ReadAll reads every record of the file, and says which bad records it skipped (with
+// spec.SkipBadRecords). A file without records is an error.
+func (f File) ReadAll() ([]shard.Record, shard.Bad, error) {
+	r, err := f.Open()
+	if err != nil {
+		return nil, shard.Bad{}, err
+	}
+	defer r.Close()
+	var recs []shard.Record
+	for {
+		var rec shard.Record
+		if err := r.Next(&rec); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, r.Bad(), err
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, r.Bad(), fmt.Errorf("%s: no records", f.Name)
+	}
+	return recs, r.Bad(), nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bertnode/bertnode/shard"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
 	"github.com/parquet-go/parquet-go/format"
@@ -138,19 +139,15 @@ func writeSQuAD(w io.Writer, name, path string, first *bool) error {
 		if len(row.Answers.Text) != len(row.Answers.AnswerStart) {
 			return fmt.Errorf("%s: row %d, column \"answers\": %d texts, %d answer_start", name, n, len(row.Answers.Text), len(row.Answers.AnswerStart))
 		}
-		type answer struct {
-			Text  string `json:"text"`
-			Start int    `json:"answer_start"`
-		}
 		type qa struct {
-			ID           string   `json:"id"`
-			Question     string   `json:"question"`
-			Answers      []answer `json:"answers"`
-			IsImpossible bool     `json:"is_impossible"`
+			ID           string         `json:"id"`
+			Question     string         `json:"question"`
+			Answers      []shard.Answer `json:"answers"`
+			IsImpossible bool           `json:"is_impossible"`
 		}
-		q := qa{ID: *row.ID, Question: *row.Question, Answers: []answer{}, IsImpossible: len(row.Answers.Text) == 0}
+		q := qa{ID: *row.ID, Question: *row.Question, Answers: []shard.Answer{}, IsImpossible: len(row.Answers.Text) == 0}
 		for i, t := range row.Answers.Text {
-			q.Answers = append(q.Answers, answer{t, row.Answers.AnswerStart[i]})
+			q.Answers = append(q.Answers, shard.Answer{Text: t, Start: row.Answers.AnswerStart[i]})
 		}
 		b, err := json.Marshal(struct {
 			Context string `json:"context"`
@@ -178,20 +175,34 @@ type converter struct {
 
 func (c *converter) row(root parquet.Node, cols [][]parquet.Value) error {
 	c.buf.Reset()
+	if err := c.object(root, "", cols, 0, 0, c.labels); err != nil {
+		return err
+	}
+	c.buf.WriteByte('\n')
+	return nil
+}
+
+// object writes group n as an object of its fields, whose paths are prefix and their
+// names; labels holds each field's ClassLabel names (the root's), or is nil.
+func (c *converter) object(n parquet.Node, prefix string, vals [][]parquet.Value, dl, rl int, labels [][]string) error {
 	c.buf.WriteByte('{')
-	for i, fl := range root.Fields() {
+	for i, fl := range n.Fields() {
 		k := leaves(fl)
 		if i > 0 {
 			c.buf.WriteByte(',')
 		}
 		c.str(fl.Name())
 		c.buf.WriteByte(':')
-		if err := c.value(fl, fl.Name(), cols[:k], 0, 0, false, c.labels[i]); err != nil {
+		var names []string
+		if labels != nil {
+			names = labels[i]
+		}
+		if err := c.value(fl, prefix+fl.Name(), vals[:k], dl, rl, false, names); err != nil {
 			return err
 		}
-		cols = cols[k:]
+		vals = vals[k:]
 	}
-	c.buf.WriteString("}\n")
+	c.buf.WriteByte('}')
 	return nil
 }
 
@@ -218,21 +229,7 @@ func (c *converter) value(n parquet.Node, path string, vals [][]parquet.Value, d
 	if isList(n) && len(n.Fields()) == 1 && n.Fields()[0].Repeated() {
 		return c.list(n.Fields()[0], true, path, vals, dl, rl, names)
 	}
-	c.buf.WriteByte('{')
-	for i, fl := range n.Fields() {
-		k := leaves(fl)
-		if i > 0 {
-			c.buf.WriteByte(',')
-		}
-		c.str(fl.Name())
-		c.buf.WriteByte(':')
-		if err := c.value(fl, path+"."+fl.Name(), vals[:k], dl, rl, false, nil); err != nil {
-			return err
-		}
-		vals = vals[k:]
-	}
-	c.buf.WriteByte('}')
-	return nil
+	return c.object(n, path+".", vals, dl, rl, nil)
 }
 
 // list writes the elements of the repeated node rep as an array. In the standard

@@ -188,21 +188,7 @@ func readAll(t *testing.T, name string, spec shard.Spec) ([]shard.Record, shard.
 	if err != nil {
 		return nil, shard.Bad{}, err
 	}
-	r, err := f.Open()
-	if err != nil {
-		return nil, shard.Bad{}, err
-	}
-	defer r.Close()
-	var recs []shard.Record
-	for {
-		var rec shard.Record
-		if err := r.Next(&rec); errors.Is(err, io.EOF) {
-			return recs, r.Bad(), nil
-		} else if err != nil {
-			return recs, r.Bad(), err
-		}
-		recs = append(recs, rec.Clone())
-	}
+	return f.ReadAll()
 }
 
 func TestParquetBadInput(t *testing.T) {

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,29 +57,7 @@ func ReadAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
 	if err != nil {
 		return nil, shard.Bad{}, err
 	}
-	return readFile(f)
-}
-
-func readFile(f dataset.File) ([]shard.Record, shard.Bad, error) {
-	r, err := f.Open()
-	if err != nil {
-		return nil, shard.Bad{}, err
-	}
-	defer r.Close()
-	var recs []shard.Record
-	for {
-		var rec shard.Record
-		if err := r.Next(&rec); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, r.Bad(), err
-		}
-		recs = append(recs, rec)
-	}
-	if len(recs) == 0 {
-		return nil, r.Bad(), fmt.Errorf("%s: no records", f.Name)
-	}
-	return recs, r.Bad(), nil
+	return f.ReadAll()
 }
 
 // loadTokenizer loads a tokenizer from a directory, a vocab.txt or a tokenizer.json.

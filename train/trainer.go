@@ -96,7 +96,7 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 	if plan.Bad.Count > 0 {
 		fmt.Fprintf(out, "%s: skipped %s\n", spec.Train, plan.Bad)
 	}
-	recs, _, err := readFile(trainFile) // the plan reported the bad records
+	recs, _, err := trainFile.ReadAll() // the plan reported the bad records
 	if err != nil {
 		return nil, err
 	}
