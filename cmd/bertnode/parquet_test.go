@@ -161,3 +161,30 @@ func TestSubmitConvertsParquet(t *testing.T) {
 		"output: "+filepath.Join(dir, "out"), "cluster: {data: shared}")
 	wantErr(t, "", []string{"train: " + pq + ": cluster.data shared has the nodes read it in place"}, append([]string{"submit", shared}, flags...)...)
 }
+
+// predict reads a Parquet --file as the data file it is, without data flags; infer
+// uploads its conversion, and a missing column fails the job naming the file, its row
+// (as line) and the column.
+func TestPredictAndInferReadParquet(t *testing.T) {
+	isolateCaches(t)
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 20)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	recs, _, err := train.ReadAll(shard.Spec{Format: shard.LabelText}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := smsParquet(t, recs)
+	want := mustRun(t, "predict", "--model", model, "--file", data, "--format", "labeltext")
+	if got := mustRun(t, "predict", "--model", model, "--file", pq, "--text-column", "sms"); got != want || strings.Count(got, "\n") != 20 {
+		t.Fatalf("predict on the Parquet file:\n%s\nwant, as on the labeltext:\n%s", got, want)
+	}
+	mustRun(t, append([]string{"infer", "--model", model, "--input", pq, "--text-column", "sms"}, flags...)...)
+	j := waitJob(t, c, "job-1", "the plan", func(j *api.Job) bool { return j.Train.Plan != "" || j.Train.Error != "" })
+	if j.Train.Records != 20 || !strings.Contains(j.Spec, "format: jsonl") {
+		t.Fatalf("train %+v, spec:\n%s", j.Train, j.Spec)
+	}
+	wantErr(t, "", []string{"job-2 failed: planning the input " + pq + ": " + pq + `:1 (byte 0): field "text": missing`},
+		append([]string{"infer", "--model", model, "--input", pq, "--wait"}, flags...)...)
+}
