@@ -67,6 +67,9 @@ func isHub(name string) bool { return strings.HasPrefix(name, "hf://") }
 // Resolve returns the file that the readers read for name: name itself, its download
 // from the hub, or its conversion from Parquet.
 func Resolve(name string, spec shard.Spec) (File, error) {
+	if hf.IsParquetSplit(name) && !Converted(name, spec) {
+		return File{}, fmt.Errorf("%s: a split of the hub's Parquet conversion, which format %s does not read (leave the format unset, or give parquet or squad)", name, spec.Format)
+	}
 	paths := []string{name}
 	if isHub(name) {
 		var err error
@@ -90,7 +93,7 @@ func Resolve(name string, spec shard.Spec) (File, error) {
 	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return File{}, fmt.Errorf("%s: no cache directory for its conversion to JSON lines: %w", name, err)
+		return File{}, fmt.Errorf("%s: no cache directory for its conversion from Parquet: %w", name, err)
 	}
 	f.Path = filepath.Join(dir, "bertnode", "parquet", hex.EncodeToString(sum.Sum(nil))+"."+string(f.Spec.Format))
 	if _, err := os.Stat(f.Path); err == nil {

@@ -270,6 +270,10 @@ func TestParquetConversionIsCached(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Text != "other" {
 		t.Fatalf("records %+v, %v", recs, err)
 	}
+	// A split of the hub's conversion is Parquet whatever the format says.
+	if _, err := Resolve("hf://datasets/org/sst2@~parquet/default/train", shard.Spec{Format: shard.CSV}); err == nil || !strings.Contains(err.Error(), "format csv does not read") {
+		t.Fatalf("err %v", err)
+	}
 	// A file that is not Parquet by name or format is read as it is.
 	if f, err := Resolve("data.jsonl", shard.Spec{}); err != nil || f.Path != "data.jsonl" || f.Name != "data.jsonl" {
 		t.Fatalf("resolved %+v, %v", f, err)
