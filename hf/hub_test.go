@@ -2,109 +2,15 @@ package hf
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"crypto/sha256"
 	"fmt"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/bertnode/bertnode/hf/hubtest"
 )
-
-const commit = "0123456789abcdef0123456789abcdef01234567"
-
-// fakeHub serves a repository the way huggingface.co does: resolve URLs
-// carry X-Repo-Commit; LFS files answer with a redirect to a CDN on another
-// host, announcing their sha256 in X-Linked-Etag and size in X-Linked-Size.
-type fakeHub struct {
-	repo   string
-	files  map[string][]byte
-	lfs    map[string]bool
-	status map[string]int // a file answers with this status instead
-	// truncate makes the CDN's next full GET of the file stop halfway.
-	truncate map[string]bool
-	// etag overrides the sha256 announced for an LFS file.
-	etag map[string]string
-
-	hub, cdn *httptest.Server
-	mu       sync.Mutex
-	log      []string
-}
-
-func newFakeHub(t *testing.T, repo string, files map[string][]byte) *fakeHub {
-	h := &fakeHub{repo: repo, files: files, lfs: map[string]bool{}, status: map[string]int{}, truncate: map[string]bool{}, etag: map[string]string{}}
-	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
-	h.hub = httptest.NewServer(http.HandlerFunc(h.serveHub))
-	t.Cleanup(func() { h.hub.Close(); h.cdn.Close() })
-	return h
-}
-
-func (h *fakeHub) record(r *http.Request, host string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.log = append(h.log, fmt.Sprintf("%s %s %s range=%q auth=%q", host, r.Method, r.URL.Path, r.Header.Get("Range"), r.Header.Get("Authorization")))
-}
-
-func (h *fakeHub) requests() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.log...)
-}
-
-func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
-	h.record(r, "hub")
-	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/")
-	rev, name, _ := strings.Cut(rest, "/")
-	if !ok || repo != h.repo || (rev != "main" && rev != commit) {
-		http.Error(w, "Repository not found", http.StatusNotFound)
-		return
-	}
-	w.Header().Set("X-Repo-Commit", commit)
-	if code := h.status[name]; code != 0 {
-		http.Error(w, "injected", code)
-		return
-	}
-	data, ok := h.files[name]
-	if !ok {
-		w.Header().Set("X-Error-Code", "EntryNotFound")
-		http.Error(w, "Entry not found", http.StatusNotFound)
-		return
-	}
-	if h.lfs[name] {
-		etag := h.etag[name]
-		if etag == "" {
-			etag = fmt.Sprintf("%x", sha256.Sum256(data))
-		}
-		w.Header().Set("X-Linked-Etag", `"`+etag+`"`)
-		w.Header().Set("X-Linked-Size", fmt.Sprint(len(data)))
-		http.Redirect(w, r, h.cdn.URL+"/"+name, http.StatusFound)
-		return
-	}
-	w.Header().Set("ETag", fmt.Sprintf(`"%x"`, sha1.Sum(data)))
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
-}
-
-func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
-	h.record(r, "cdn")
-	name := strings.TrimPrefix(r.URL.Path, "/")
-	data := h.files[name]
-	h.mu.Lock()
-	cut := h.truncate[name] && r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	h.truncate[name] = h.truncate[name] && !cut
-	h.mu.Unlock()
-	if cut {
-		// Announce the whole file, send half, and hang up.
-		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-		w.Write(data[:len(data)/2])
-		return
-	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
-}
 
 // isolate keeps the developer's own HF environment out of the test.
 func isolate(t *testing.T) {
@@ -143,29 +49,29 @@ func sameFiles(t *testing.T, dir string, want map[string][]byte) {
 func TestResolveDownloadsOnceThenWorksOffline(t *testing.T) {
 	isolate(t)
 	files := checkpoint()
-	h := newFakeHub(t, "org/tiny-bert", files)
-	h.lfs["model.safetensors"] = true
+	h := hubtest.New(t, "org/tiny-bert", files)
+	h.LFS["model.safetensors"] = true
 	cacheDir := t.TempDir()
-	t.Setenv("HF_ENDPOINT", h.hub.URL)
+	t.Setenv("HF_ENDPOINT", h.Hub.URL)
 	t.Setenv("HF_TOKEN", "secret")
 	dir, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(cacheDir, "models--org--tiny-bert", "snapshots", commit); dir != want {
+	if want := filepath.Join(cacheDir, "models--org--tiny-bert", "snapshots", hubtest.Commit); dir != want {
 		t.Fatalf("dir %s, want %s", dir, want)
 	}
 	sameFiles(t, dir, files) // tokenizer.json and special_tokens_map.json 404ed: optional
-	if ref, _ := os.ReadFile(filepath.Join(cacheDir, "models--org--tiny-bert", "refs", "main")); string(ref) != commit {
+	if ref, _ := os.ReadFile(filepath.Join(cacheDir, "models--org--tiny-bert", "refs", "main")); string(ref) != hubtest.Commit {
 		t.Fatalf("refs/main = %q", ref)
 	}
-	log := h.requests()
+	log := h.Requests()
 	for _, l := range log {
 		if strings.HasPrefix(l, "hub") && !strings.Contains(l, `auth="Bearer secret"`) {
 			t.Errorf("hub request without the token: %s", l)
 		}
 		// After the first response names the commit, files are fetched by commit.
-		if strings.HasPrefix(l, "hub") && !strings.Contains(l, "/resolve/main/config.json") && !strings.Contains(l, "/resolve/"+commit+"/") {
+		if strings.HasPrefix(l, "hub") && !strings.Contains(l, "/resolve/main/config.json") && !strings.Contains(l, "/resolve/"+hubtest.Commit+"/") {
 			t.Errorf("request not pinned to the commit: %s", l)
 		}
 	}
@@ -179,15 +85,15 @@ func TestResolveDownloadsOnceThenWorksOffline(t *testing.T) {
 	// The second call needs no network at all.
 	n := len(log)
 	again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir})
-	if err != nil || again != dir || len(h.requests()) != n {
-		t.Fatalf("second call: %s, %v, %d new requests", again, err, len(h.requests())-n)
+	if err != nil || again != dir || len(h.Requests()) != n {
+		t.Fatalf("second call: %s, %v, %d new requests", again, err, len(h.Requests())-n)
 	}
-	h.hub.Close()
+	h.Hub.Close()
 	t.Setenv("HF_HUB_OFFLINE", "1")
 	if again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir}); err != nil || again != dir {
 		t.Fatalf("offline: %s, %v", again, err)
 	}
-	if again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir, Revision: commit}); err != nil || again != dir {
+	if again, err := Resolve("org/tiny-bert", Options{CacheDir: cacheDir, Revision: hubtest.Commit}); err != nil || again != dir {
 		t.Fatalf("offline by commit: %s, %v", again, err)
 	}
 }
@@ -199,8 +105,8 @@ func TestResolveFallsBackToPytorchBin(t *testing.T) {
 	delete(files, "model.safetensors")
 	delete(files, "vocab.txt")
 	files["tokenizer.json"] = []byte(`{"model": {}}`)
-	h := newFakeHub(t, "bert-tiny", files)
-	dir, err := Resolve("bert-tiny", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+	h := hubtest.New(t, "bert-tiny", files)
+	dir, err := Resolve("bert-tiny", Options{CacheDir: t.TempDir(), Endpoint: h.Hub.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +126,8 @@ func TestResolveSlowTokenizerFiles(t *testing.T) {
 		delete(files, "vocab.txt")
 		delete(files, "tokenizer_config.json")
 		maps.Copy(files, tok)
-		h := newFakeHub(t, "org/slow", files)
-		dir, err := Resolve("org/slow", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+		h := hubtest.New(t, "org/slow", files)
+		dir, err := Resolve("org/slow", Options{CacheDir: t.TempDir(), Endpoint: h.Hub.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,8 +136,8 @@ func TestResolveSlowTokenizerFiles(t *testing.T) {
 	files := checkpoint()
 	delete(files, "vocab.txt")
 	files["merges.txt"] = []byte("#version: 0.2\n")
-	h := newFakeHub(t, "org/half", files)
-	if _, err := Resolve("org/half", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL}); err == nil || !strings.Contains(err.Error(), "the hub has no tokenizer") {
+	h := hubtest.New(t, "org/half", files)
+	if _, err := Resolve("org/half", Options{CacheDir: t.TempDir(), Endpoint: h.Hub.URL}); err == nil || !strings.Contains(err.Error(), "the hub has no tokenizer") {
 		t.Fatalf("merges.txt alone: %v", err)
 	}
 }
@@ -244,8 +150,8 @@ func TestResolveSentenceTransformersFiles(t *testing.T) {
 	files["modules.json"] = []byte(`[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]`)
 	files["1_Pooling/config.json"] = []byte(`{"word_embedding_dimension": 768, "pooling_mode_mean_tokens": true}`)
 	files["sentence_bert_config.json"] = []byte(`{"max_seq_length": 384, "do_lower_case": false}`)
-	h := newFakeHub(t, "sentence-transformers/all-mpnet-base-v2", files)
-	dir, err := Resolve("sentence-transformers/all-mpnet-base-v2", Options{CacheDir: t.TempDir(), Endpoint: h.hub.URL})
+	h := hubtest.New(t, "sentence-transformers/all-mpnet-base-v2", files)
+	dir, err := Resolve("sentence-transformers/all-mpnet-base-v2", Options{CacheDir: t.TempDir(), Endpoint: h.Hub.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +182,7 @@ func TestResolveServerErrors(t *testing.T) {
 		drop   string
 		want   string
 	}{
-		{"500 on a file", map[string]int{"vocab.txt": 500}, "", "vocab.txt: HEAD " + "%s/org/m/resolve/" + commit + "/vocab.txt: 500 Internal Server Error"},
+		{"500 on a file", map[string]int{"vocab.txt": 500}, "", "vocab.txt: HEAD " + "%s/org/m/resolve/" + hubtest.Commit + "/vocab.txt: 500 Internal Server Error"},
 		{"gated", map[string]int{"config.json": 401}, "", "set HF_TOKEN"},
 		{"no config", nil, "config.json", "the hub has none of config.json"},
 		{"no weights", nil, "model.safetensors", "none of model.safetensors, pytorch_model.bin"},
@@ -286,15 +192,15 @@ func TestResolveServerErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			files := checkpoint()
 			delete(files, c.drop)
-			h := newFakeHub(t, "org/m", files)
+			h := hubtest.New(t, "org/m", files)
 			for k, v := range c.status {
-				h.status[k] = v
+				h.Status[k] = v
 			}
 			cacheDir := t.TempDir()
-			_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.hub.URL})
+			_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.Hub.URL})
 			want := c.want
 			if strings.Contains(want, "%s") {
-				want = fmt.Sprintf(want, h.hub.URL)
+				want = fmt.Sprintf(want, h.Hub.URL)
 			}
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %v, want %q", err, want)
@@ -309,16 +215,16 @@ func TestResolveServerErrors(t *testing.T) {
 func TestResolveResumesTruncatedDownload(t *testing.T) {
 	isolate(t)
 	files := checkpoint()
-	h := newFakeHub(t, "org/m", files)
-	h.lfs["model.safetensors"] = true
-	h.truncate["model.safetensors"] = true
+	h := hubtest.New(t, "org/m", files)
+	h.LFS["model.safetensors"] = true
+	h.Truncate["model.safetensors"] = true
 	cacheDir := t.TempDir()
-	opts := Options{CacheDir: cacheDir, Endpoint: h.hub.URL}
+	opts := Options{CacheDir: cacheDir, Endpoint: h.Hub.URL}
 	_, err := Resolve("org/m", opts)
 	if err == nil || !strings.Contains(err.Error(), "partial download kept") {
 		t.Fatalf("truncated body: %v", err)
 	}
-	snap := filepath.Join(cacheDir, "models--org--m", "snapshots", commit)
+	snap := filepath.Join(cacheDir, "models--org--m", "snapshots", hubtest.Commit)
 	if _, err := os.Stat(filepath.Join(snap, "model.safetensors")); !os.IsNotExist(err) {
 		t.Fatal("a truncated download is visible as the file")
 	}
@@ -329,12 +235,12 @@ func TestResolveResumesTruncatedDownload(t *testing.T) {
 	sameFiles(t, dir, files)
 	half := len(files["model.safetensors"]) / 2
 	var resumed, configAgain bool
-	for _, l := range h.requests() {
+	for _, l := range h.Requests() {
 		resumed = resumed || strings.Contains(l, fmt.Sprintf("cdn GET /model.safetensors range=\"bytes=%d-\"", half))
-		configAgain = configAgain || strings.Contains(l, "GET /org/m/resolve/"+commit+"/config.json")
+		configAgain = configAgain || strings.Contains(l, "GET /org/m/resolve/"+hubtest.Commit+"/config.json")
 	}
 	if !resumed {
-		t.Fatalf("no Range request resumed at byte %d: %v", half, h.requests())
+		t.Fatalf("no Range request resumed at byte %d: %v", half, h.Requests())
 	}
 	if configAgain {
 		t.Fatal("config.json was downloaded twice")
@@ -344,11 +250,11 @@ func TestResolveResumesTruncatedDownload(t *testing.T) {
 func TestResolveRejectsChecksumMismatch(t *testing.T) {
 	isolate(t)
 	files := checkpoint()
-	h := newFakeHub(t, "org/m", files)
-	h.lfs["model.safetensors"] = true
-	h.etag["model.safetensors"] = strings.Repeat("ab", 32)
+	h := hubtest.New(t, "org/m", files)
+	h.LFS["model.safetensors"] = true
+	h.Etag["model.safetensors"] = strings.Repeat("ab", 32)
 	cacheDir := t.TempDir()
-	_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.hub.URL})
+	_, err := Resolve("org/m", Options{CacheDir: cacheDir, Endpoint: h.Hub.URL})
 	if err == nil || !strings.Contains(err.Error(), "does not match the hub's "+strings.Repeat("ab", 32)) {
 		t.Fatalf("error %v", err)
 	}

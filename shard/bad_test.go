@@ -30,6 +30,7 @@ func TestBadInput(t *testing.T) {
 		{"score not a number in labeltext", "a.txt", "0.5 fine\nbig text\n", Spec{Format: LabelText, Scores: true}, []string{"a.txt:2 ", `label: want a number (a regression score), got "big"`}},
 		{"scores from conll", "a.conll", "a\tO\n", Spec{Scores: true}, []string{"format: conll holds tokens and tags or answers, not a label to read as a regression score"}},
 		{"text of the wrong type", "a.jsonl", `{"text":["a"],"label":1}`, Spec{}, []string{"a.jsonl:1 ", `field "text": want a string, got an array`}},
+		{"null text", "a.jsonl", `{"text":"a","label":1}` + "\n" + `{"text":null,"label":1}`, Spec{}, []string{"a.jsonl:2 ", `field "text": want a string, got null`}},
 		{"missing field", "a.jsonl", `{"txt":"a","label":1}`, Spec{}, []string{"a.jsonl:1 ", `field "text": missing`}},
 		{"truncated JSON line", "a.jsonl", `{"text":"a","label":1}` + "\n" + `{"text": "abc`, Spec{}, []string{"a.jsonl:2 ", "invalid JSON object: unexpected end of JSON input"}},
 		{"tags and tokens disagree", "a.jsonl", `{"tokens":["a","b"],"tags":["O"]}`, Spec{Tokens: "tokens"}, []string{"a.jsonl:1 ", `field "tags": 1 tags for 2 tokens`}},

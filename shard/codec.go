@@ -50,6 +50,8 @@ func newCodec(spec Spec, file string, f io.ReaderAt) (*codec, error) {
 		c.p = &squad{file: file}
 	case Lines:
 		c.p = &lines{}
+	case Parquet:
+		return nil, fmt.Errorf("%s: a Parquet file is read as JSON lines once converted (package dataset converts it; bertnode converts before reading or uploading)", file)
 	}
 	return c, nil
 }

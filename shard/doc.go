@@ -4,9 +4,10 @@
 //
 // Formats: csv, tsv, jsonl, labeltext (TREC "label text", SMS spam
 // "label<TAB>text"), conll (token and tag columns, sentences separated by blank
-// or -DOCSTART- lines) and squad (SQuAD v1.1 and v2.0 JSON). A Spec names the
-// format, its columns or fields and the text encoding; every format yields the
-// same Record type. OpenFile reads a file, OpenReaderAt reads one through an
+// or -DOCSTART- lines) and squad (SQuAD v1.1 and v2.0 JSON); parquet is a format name
+// only, of files that package dataset converts to jsonl (or squad) before they are
+// read. A Spec names the format, its columns or fields and the text encoding; every
+// format yields the same Record type. OpenFile reads a file, OpenReaderAt reads one through an
 // io.ReaderAt (package stream hashes the bytes as it plans them).
 //
 // Addressing. Each record has a Pos: its file and the byte offset of its frame,

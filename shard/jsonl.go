@@ -137,8 +137,8 @@ func (p *jsonLines) str(name string, required bool) (string, error) {
 		return "", nil
 	}
 	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", fmt.Errorf("want a string, got %s", kind(v))
+	if k := kind(v); k != "a string" || json.Unmarshal(v, &s) != nil { // Unmarshal takes null for ""
+		return "", fmt.Errorf("want a string, got %s", k)
 	}
 	return s, nil
 }

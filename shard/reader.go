@@ -39,14 +39,27 @@ type Reader struct {
 
 // OpenFile opens a whole file as one shard.
 func OpenFile(spec Spec, path string) (*Reader, error) {
-	fi, err := os.Stat(path)
+	return OpenFileAs(spec, path, path)
+}
+
+// OpenFileAs opens the whole file at path as one shard named name in positions and
+// errors: the file as the user named it, when path holds its conversion.
+func OpenFileAs(spec Spec, path, name string) (*Reader, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
+	fi, err := f.Stat()
+	var r *Reader
+	if err == nil {
+		r, err = OpenReaderAt(spec, name, f, fi.Size())
 	}
-	return Open(spec, Shard{File: path, End: fi.Size(), Line: 1})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.f = f
+	return r, nil
 }
 
 // Open opens a shard at its start.

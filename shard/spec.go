@@ -18,9 +18,12 @@ const (
 	CoNLL     Format = "conll"
 	SQuAD     Format = "squad"
 	Lines     Format = "text" // one text per line, no labels (mlm)
+	// Parquet files are read as JSON lines, one object per row, once package dataset
+	// has converted them; its fields are jsonl's.
+	Parquet Format = "parquet"
 )
 
-var formats = []Format{CSV, TSV, JSONL, LabelText, CoNLL, SQuAD, Lines}
+var formats = []Format{CSV, TSV, JSONL, LabelText, CoNLL, SQuAD, Lines, Parquet}
 
 // FormatOf guesses a file's format from its extension.
 func FormatOf(path string) (Format, bool) {
@@ -35,6 +38,8 @@ func FormatOf(path string) (Format, bool) {
 		return CoNLL, true
 	case ".json":
 		return SQuAD, true
+	case ".parquet":
+		return Parquet, true
 	}
 	return "", false
 }
@@ -46,8 +51,8 @@ func FormatOf(path string) (Format, bool) {
 // header, a name that is in it wins. CoNLL columns are indexes, and may count
 // from the end: -1 is the last column.
 type Spec struct {
-	// Format is one of csv, tsv, jsonl, labeltext, conll, squad; empty means
-	// guess from the file's extension.
+	// Format is one of csv, tsv, jsonl, labeltext, conll, squad, text, parquet; empty
+	// means guess from the file's extension.
 	Format Format `json:"format,omitempty" yaml:"format,omitempty"`
 	// Encoding is utf-8 (the default) or a single-byte charset such as
 	// latin-1 (ISO-8859-1), windows-1252 or koi8-r.
@@ -140,20 +145,21 @@ func (s Spec) Validate() error {
 
 func (s Spec) validateFor() error {
 	f := s.Format
+	jsonl := f == JSONL || f == Parquet // a Parquet file's rows are read as JSON lines
 	delimited := f == CSV || f == TSV
 	use := map[string]bool{
 		"header":    delimited,
 		"quote":     delimited,
 		"delimiter": delimited || f == LabelText || f == CoNLL,
-		"text":      delimited || f == JSONL,
-		"text_pair": delimited || f == JSONL,
-		"label":     delimited || f == JSONL,
-		"id":        delimited || f == JSONL,
-		"negative":  delimited || f == JSONL,
-		"choices":   f == JSONL,
-		"label_sep": delimited || f == JSONL || f == LabelText,
-		"tokens":    f == CoNLL || f == JSONL,
-		"tags":      f == CoNLL || f == JSONL,
+		"text":      delimited || jsonl,
+		"text_pair": delimited || jsonl,
+		"label":     delimited || jsonl,
+		"id":        delimited || jsonl,
+		"negative":  delimited || jsonl,
+		"choices":   jsonl,
+		"label_sep": delimited || jsonl || f == LabelText,
+		"tokens":    f == CoNLL || jsonl,
+		"tags":      f == CoNLL || jsonl,
 	}
 	set := map[string]bool{
 		"header": s.Header != nil, "quote": s.Quote != nil, "delimiter": s.Delimiter != "",
@@ -177,10 +183,10 @@ func (s Spec) validateFor() error {
 	}
 	if s.Unlabeled {
 		switch {
-		case !delimited && f != JSONL && f != SQuAD && f != Lines && s.Single:
-			return specErr("format", "%s: texts without labels are read from text, csv, tsv or jsonl", f)
-		case !delimited && f != JSONL && f != SQuAD && f != Lines:
-			return specErr("format", "%s: text pairs without labels are read from csv, tsv, jsonl or squad (question and context)", f)
+		case !delimited && !jsonl && f != SQuAD && f != Lines && s.Single:
+			return specErr("format", "%s: texts without labels are read from text, csv, tsv, jsonl or parquet", f)
+		case !delimited && !jsonl && f != SQuAD && f != Lines:
+			return specErr("format", "%s: text pairs without labels are read from csv, tsv, jsonl, parquet or squad (question and context)", f)
 		case s.Label != "":
 			return specErr("label", "%q: text pairs without labels have none", s.Label)
 		case s.LabelSep != "" || s.Tokens != "":
@@ -221,10 +227,10 @@ func (s Spec) validateFor() error {
 			return specErr("tags", "same column as tokens (%s)", s.Tokens)
 		}
 	}
-	if s.Scores && (f == CoNLL || f == SQuAD || f == JSONL && s.Tokens != "") {
+	if s.Scores && (f == CoNLL || f == SQuAD || jsonl && s.Tokens != "") {
 		return specErr("format", "%s holds tokens and tags or answers, not a label to read as a regression score", f)
 	}
-	if f == JSONL {
+	if jsonl {
 		if s.Tokens != "" {
 			if s.Text != "" || s.Label != "" || s.TextPair != "" || s.LabelSep != "" {
 				return specErr("tokens", "token classification (tokens, tags) cannot be combined with text, text_pair, label or label_sep")
@@ -263,7 +269,7 @@ func (s Spec) withDefaults() Spec {
 		if *s.Header && s.TextPair == "" && s.Unlabeled && !s.Single {
 			s.TextPair = "text_pair"
 		}
-	case JSONL:
+	case JSONL, Parquet:
 		if s.Tokens != "" {
 			if s.Tags == "" {
 				s.Tags = "tags"

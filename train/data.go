@@ -1,12 +1,12 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/tokenize"
 )
@@ -49,28 +49,15 @@ func readRecords(spec shard.Spec, path string, out io.Writer) ([]shard.Record, e
 	return recs, err
 }
 
-// ReadAll reads every record of a data file, as training reads it, and says which bad
-// records it skipped (with spec.SkipBadRecords). A file without records is an error.
+// ReadAll reads every record of a data file (a path or an hf:// URL, see package
+// dataset), as training reads it, and says which bad records it skipped (with
+// spec.SkipBadRecords). A file without records is an error.
 func ReadAll(spec shard.Spec, path string) ([]shard.Record, shard.Bad, error) {
-	r, err := shard.OpenFile(spec, path)
+	f, err := dataset.Resolve(path, spec)
 	if err != nil {
 		return nil, shard.Bad{}, err
 	}
-	defer r.Close()
-	var recs []shard.Record
-	for {
-		var rec shard.Record
-		if err := r.Next(&rec); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, r.Bad(), err
-		}
-		recs = append(recs, rec)
-	}
-	if len(recs) == 0 {
-		return nil, r.Bad(), fmt.Errorf("%s: no records", path)
-	}
-	return recs, r.Bad(), nil
+	return f.ReadAll()
 }
 
 // loadTokenizer loads a tokenizer from a directory, a vocab.txt or a tokenizer.json.

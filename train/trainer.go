@@ -14,6 +14,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/data"
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/internal/rate"
@@ -80,18 +81,22 @@ func Prepare(spec Spec, out io.Writer) (*Trainer, error) {
 		return nil, fmt.Errorf("job spec: task: %w", err)
 	}
 	c := spec.Cluster.WithDefaults()
-	opts := stream.Options{BlockRecords: c.BlockRecords, EvalSplit: spec.EvalSplit, Task: spec.Task, Name: spec.Train}
+	trainFile, err := dataset.Resolve(spec.Train, spec.Data)
+	if err != nil {
+		return nil, err
+	}
+	opts := stream.Options{BlockRecords: c.BlockRecords, EvalSplit: spec.EvalSplit, Task: spec.Task, Name: trainFile.Name}
 	if spec.Eval != "" {
 		opts.EvalSplit = 0
 	}
-	plan, err := stream.Build(spec.Train, spec.Data, opts)
+	plan, err := stream.Build(trainFile.Path, trainFile.Spec, opts)
 	if err != nil {
 		return nil, err
 	}
 	if plan.Bad.Count > 0 {
 		fmt.Fprintf(out, "%s: skipped %s\n", spec.Train, plan.Bad)
 	}
-	recs, err := readRecords(spec.Data, spec.Train, io.Discard)
+	recs, _, err := trainFile.ReadAll() // the plan reported the bad records
 	if err != nil {
 		return nil, err
 	}

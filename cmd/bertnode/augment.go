@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/bertnode/bertnode/augment"
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
@@ -37,11 +38,12 @@ by EDA: synonym replacement and insertion from WordNet 3.0, random swap and rand
 deletion of words. A text too short to vary gets fewer copies. The output is the same
 for the same input, options and --seed.
 
-Formats: csv, tsv, labeltext and jsonl (text classification). conll and squad are not
-supported: augmenting them would have to move token tags and answer spans along.
-The output has the input's format and reads back with the same data flags, with two
-differences: it is UTF-8 (drop --encoding to read it), and of a csv, tsv or jsonl
-input it keeps only the text, text_pair, label and id columns or fields, at the
+Formats: csv, tsv, labeltext, jsonl and parquet (text classification). conll and
+squad are not supported: augmenting them would have to move token tags and answer
+spans along. The output has the input's format (a Parquet input's is JSON lines) and
+reads back with the same data flags, with two differences: it is UTF-8 (drop
+--encoding to read it), and of a csv, tsv, jsonl or parquet input it keeps only the
+text, text_pair, label and id columns or fields, at the
 same names (or, for columns given by index, the same positions). Augmented copies
 of a record with an id get the id "<id>-aug<k>".
 
@@ -77,8 +79,8 @@ installs them), or --wordnet / $WNSEARCHDIR.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&input, "input", "", "labelled data file to augment")
-	f.StringVar(&output, "output", "", "file to write, in the input's format")
+	f.StringVar(&input, "input", "", "labelled data file to augment: a path or an hf://datasets/ URL")
+	f.StringVar(&output, "output", "", "file to write, in the input's format (a Parquet input's: JSON lines)")
 	f.IntVar(&opts.NumAug, "n", opts.NumAug, "augmented copies per record")
 	f.Uint64Var(&seed, "seed", 1, "random seed")
 	f.Float64Var(&opts.AlphaSR, "alpha-sr", opts.AlphaSR, "synonym replacement: fraction of words replaced (0: off)")
@@ -96,13 +98,18 @@ installs them), or --wordnet / $WNSEARCHDIR.`,
 // on the records before it. It returns the number of records and of copies written, and
 // the bad records skipped.
 func augmentFile(spec shard.Spec, in, out string, a *augment.Augmenter, seed uint64) (n, copies int, bad shard.Bad, err error) {
-	r, err := shard.OpenFile(spec, in)
+	f, err := dataset.Resolve(in, spec)
+	if err != nil {
+		return 0, 0, bad, err
+	}
+	r, err := f.Open()
 	if err != nil {
 		return 0, 0, bad, err
 	}
 	defer r.Close()
+	spec = f.Spec // a Parquet file's rows are read, and written, as JSON lines
 	if spec.Format == "" {
-		spec.Format, _ = shard.FormatOf(in) // OpenFile succeeded, so the extension names it
+		spec.Format, _ = shard.FormatOf(in) // Open succeeded, so the extension names it
 	}
 	rw, err := newRecordWriter(spec)
 	if err != nil {

@@ -125,7 +125,7 @@ them).`,
 	}
 	f := c.Flags()
 	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files), or a LoRA adapter directory (adapter_config.json)")
-	f.StringVar(&data, "data", "", "labelled data file to score (default: the spec's eval file)")
+	f.StringVar(&data, "data", "", "labelled data file to score: a path or an hf:// URL, as train's --eval (default: the spec's eval file)")
 	f.StringVar(&out, "output", "", "directory for metrics.json, confusion.png and mistakes.jsonl (default: print only)")
 	f.StringVar(&specFile, "spec", "", "YAML job spec whose data section (and tokenizer, max_length...) to use")
 	addSpecFlags(f, &s, dataFlags...)

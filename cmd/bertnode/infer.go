@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/node"
@@ -82,7 +83,14 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 		case output != "" && !wait:
 			return errors.New("--output: give --wait too, or bertnode download JOB --output FILE once the job is done")
 		}
-		if fi, err := os.Stat(input); err != nil {
+		// A Parquet file or hf:// URL is converted or downloaded here: the cluster reads
+		// what is uploaded.
+		data, err := dataset.Resolve(input, s.Data)
+		if err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+		s.Data = data.Spec
+		if fi, err := os.Stat(data.Path); err != nil {
 			return fmt.Errorf("--input: %w", err)
 		} else if !fi.Mode().IsRegular() {
 			return fmt.Errorf("--input: %s is not a file", input)
@@ -110,7 +118,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
 			}
 		}
-		in, err := upload(ctx, cl, input, out)
+		in, err := uploadAs(ctx, cl, data.Path, input, out)
 		if err != nil {
 			return fmt.Errorf("--input: %w", err)
 		}
@@ -136,7 +144,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 	}
 	f := c.Flags()
 	f.StringVar(&modelRef, "model", "", "fine-tuned checkpoint `DIR`, or job:JOB[/best|/final] (a finished job's model)")
-	f.StringVar(&input, "input", "", "the data `FILE` to predict, read as predict reads --file with data flags")
+	f.StringVar(&input, "input", "", "the data `FILE` to predict, read as predict reads --file with data flags (a path or an hf:// URL; Parquet is converted to JSON lines here and uploaded so)")
 	f.StringVar(&output, "output", "", "with --wait: write the output (JSON lines) to this `FILE`")
 	f.StringVar(&name, "name", "", "the job's name (default: the input file's)")
 	f.IntVar(&nodes, "nodes", 1, "nodes to spread the work over (it starts on fewer if fewer are idle)")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/report"
@@ -85,11 +86,12 @@ is the answer's first rune in the context and score its probability within its w
 v2.0 models) lets [CLS] win: then answer is "" and start -1.
 
 With data flags (--format and the others, the same as train's and eval's), --file is
-a data file read as training reads it: csv, tsv, jsonl or labeltext texts (labels are
-read but not used), conll sentences for ner, squad questions for qa, jsonl choices for
-choice; an embedding model embeds single texts (text, csv, tsv or jsonl; its training
-data's pairs are not read). qa's windows and choice's text and choice pairs are
-batched by runs of --batch-size records (as bertnode infer's units are).
+a data file read as training reads it: csv, tsv, jsonl, parquet or labeltext texts
+(labels are read but not used), conll sentences for ner, squad questions for qa, jsonl
+choices for choice; an embedding model embeds single texts (text, csv, tsv, jsonl or
+parquet; its training data's pairs are not read). qa's windows and choice's text and
+choice pairs are batched by runs of --batch-size records (as bertnode infer's units
+are). A .parquet file or an hf:// URL is always read so.
 
 choice (multiple choice): JSON lines {"text": ..., "choices": [...]} from --file or
 standard input (or a jsonl data file with --choices-column); each text is read with
@@ -145,8 +147,9 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 			if err != nil {
 				return err
 			}
-			if dataFlagGiven(cmd.Flags()) {
-				pf.data = &t.Spec.Data // as predict reads the checkpoint's task (regression: scores)
+			// A Parquet file or hf:// URL is a data file whatever the flags: it has no lines of text.
+			if dataFlagGiven(cmd.Flags()) || pf.file != "" && dataset.Derived(pf.file, s.Data) {
+				pf.data = &t.Spec.Data // as the checkpoint's task reads it (regression: scores)
 			}
 			task := t.Spec.Task
 			only := func(flag, want string) error {
@@ -191,7 +194,7 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	}
 	f := c.Flags()
 	f.StringVar(&s.Model, "model", "", "fine-tuned checkpoint directory (config.json, weights, tokenizer files)")
-	f.StringVar(&pf.file, "file", "", "read texts (qa: JSON lines) from this file, one per line, or with data flags a data file (default: arguments, else standard input)")
+	f.StringVar(&pf.file, "file", "", "read texts (qa: JSON lines) from this file, one per line, or with data flags (or as a .parquet file or hf:// URL) a data file (default: arguments, else standard input)")
 	f.Float64Var(&pf.threshold, "threshold", 0.5, "multilabel: predict every class whose sigmoid probability is at least this")
 	f.StringVar(&pf.attention, "attention", "", "write the first text's attention head view to this HTML file")
 	f.StringVar(&pf.question, "question", "", "qa: the question to answer (with --context)")

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/internal/tarball"
+	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/train"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -36,6 +38,9 @@ local data files (train, eval) are uploaded to the coordinators' blob store and 
 spec sent names them blob:<sha256>; so are the model, the tokenizer and
 distill.teacher when they are local paths (a Hugging Face checkpoint directory, a
 vocab.txt), which each node fetches once. Presets and hub names are left for the nodes to resolve.
+A Parquet data file, or an hf://datasets/ URL, is downloaded and converted here (to
+JSON lines, or with data.format squad to SQuAD JSON), and that is uploaded with
+data.format set to match (so cluster.data shared cannot read one).
 
 With --wait it follows the job until it ends, showing step, loss, samples/s and the
 time left, then prints the final metrics; it exits 0 if the job succeeded and 1 if
@@ -112,6 +117,11 @@ func checkJobSpec(text, where string) (train.Spec, error) {
 	if err == nil {
 		err = spec.Cluster.WithDefaults().Validate()
 	}
+	for _, d := range [][2]string{{"train", spec.Train}, {"eval", spec.Eval}} {
+		if err == nil && spec.Cluster.WithDefaults().Data == "shared" && dataset.Derived(d[1], spec.Data) {
+			err = fmt.Errorf("%s: %s: cluster.data shared has the nodes read it in place, but it is downloaded or converted to JSON lines first: leave cluster.data unset, and bertnode submit uploads what it reads", d[0], d[1])
+		}
+	}
 	if err != nil {
 		return spec, fmt.Errorf("%s: %w", where, err)
 	}
@@ -153,13 +163,30 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer,
 		}
 		return nil
 	}
+	spec, err := train.ParseSpec(text)
+	if err != nil {
+		return "", err
+	}
+	// A Parquet file, or a split of the hub's conversion, is converted here (to JSON
+	// lines, or squad) and uploaded so: the coordinators and nodes read the conversion.
+	sendData := func(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {
+		f, err := dataset.Resolve(path, spec.Data)
+		if err != nil {
+			return "", err
+		}
+		return uploadAs(ctx, cl, f.Path, path, out)
+	}
+	var converted []string
 	m := root.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		key, val := m.Content[i].Value, m.Content[i+1]
 		var err error
 		switch key {
 		case "train", "eval":
-			err = field(key, val, upload)
+			if dataset.Converted(val.Value, spec.Data) {
+				converted = append(converted, key)
+			}
+			err = field(key, val, sendData)
 		case "model", "tokenizer":
 			err = field(key, val, uploadPacked)
 		case "distill":
@@ -173,8 +200,41 @@ func uploadData(ctx context.Context, cl *api.Client, text string, out io.Writer,
 			return "", err
 		}
 	}
+	if len(converted) > 0 {
+		f := dataset.ConvertedFormat(spec.Data)
+		if len(converted) < len(datasets(spec)) {
+			return "", fmt.Errorf("%s is Parquet, read as %s, and the other data file is not: the cluster reads both with one data.format", converted[0], f)
+		}
+		setDataFormat(m, f)
+	}
 	b, err := yaml.Marshal(&root)
 	return string(b), err
+}
+
+// datasets are the spec's data files that are set.
+func datasets(s train.Spec) []string {
+	if s.Eval == "" {
+		return []string{s.Train}
+	}
+	return []string{s.Train, s.Eval}
+}
+
+// setDataFormat sets data.format in the spec's top-level mapping m.
+func setDataFormat(m *yaml.Node, f shard.Format) {
+	scalar := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if d := m.Content[i+1]; m.Content[i].Value == "data" && d.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(d.Content); j += 2 {
+				if d.Content[j].Value == "format" {
+					d.Content[j+1] = scalar(string(f))
+					return
+				}
+			}
+			d.Content = append(d.Content, scalar("format"), scalar(string(f)))
+			return
+		}
+	}
+	m.Content = append(m.Content, scalar("data"), &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{scalar("format"), scalar(string(f))}})
 }
 
 // uploadPacked uploads a local model or tokenizer path as a tar, and returns its
@@ -214,6 +274,12 @@ func uploadPacked(ctx context.Context, cl *api.Client, path string, out io.Write
 }
 
 func upload(ctx context.Context, cl *api.Client, path string, out io.Writer) (string, error) {
+	return uploadAs(ctx, cl, path, path, out)
+}
+
+// uploadAs uploads the file at path, named name in messages (the file a conversion
+// was made from).
+func uploadAs(ctx context.Context, cl *api.Client, path, name string, out io.Writer) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -226,9 +292,13 @@ func upload(ctx context.Context, cl *api.Client, path string, out io.Writer) (st
 	start := time.Now()
 	sha, err := cl.PutBlob(ctx, f, fi.Size())
 	if err != nil {
-		return "", fmt.Errorf("uploading %s: %w", path, err)
+		return "", fmt.Errorf("uploading %s: %w", name, err)
 	}
-	fmt.Fprintf(out, "uploaded %s (%s) as blob %s in %v\n", path, byteSize(fi.Size()), sha[:12], time.Since(start).Round(time.Millisecond))
+	from := ""
+	if name != path {
+		from = ", from " + path
+	}
+	fmt.Fprintf(out, "uploaded %s (%s%s) as blob %s in %v\n", name, byteSize(fi.Size()), from, sha[:12], time.Since(start).Round(time.Millisecond))
 	return sha, nil
 }
 

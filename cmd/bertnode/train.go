@@ -90,8 +90,8 @@ func overrideSpec(set *pflag.FlagSet, spec *train.Spec) error {
 // specFlags binds one flag per job-spec field to s.
 func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Task, "task", s.Task, "classify | multilabel | regression (a number per text or text pair, as STS-B) | ner | qa | embed (sentence embeddings from text pairs) | choice (multiple choice) | mlm (masked-LM training on texts, domain adaptation)")
-	f.StringVar(&s.Train, "train", s.Train, "training data file")
-	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file")
+	f.StringVar(&s.Train, "train", s.Train, "training data file: a path, or a Hugging Face dataset file hf://datasets/OWNER/NAME[@REV]/PATH or split of its Parquet conversion hf://datasets/OWNER/NAME@~parquet/CONFIG/SPLIT")
+	f.StringVar(&s.Eval, "eval", s.Eval, "evaluation data file (a path or an hf:// URL, as --train)")
 	f.Float64Var(&s.EvalSplit, "eval-split", s.EvalSplit, "hold out this fraction of --train for evaluation when --eval is not given")
 	dataSpecFlags(f, &s.Data)
 	f.StringVar(&s.Model, "model", s.Model, "Hugging Face directory or hub name (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ALBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3, MPNet, NomicBERT), or a preset: tiny, mini, small, base, or <family>-tiny|mini|small (distilbert-tiny, roberta-tiny, albert-tiny, electra-tiny, modernbert-tiny, deberta-v2-tiny, mpnet-tiny, nomic_bert-tiny...)")
