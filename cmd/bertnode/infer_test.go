@@ -446,7 +446,7 @@ func TestInferBadInput(t *testing.T) {
 	run([]string{"--allow-empty", "only for qa"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--allow-empty")
 	run([]string{"--normalize", "only for embed"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--normalize")
 	run([]string{"--pooling", `"sum"`}, "infer", "--model", "job:job-1", "--input", data, "--format", "text", "--pooling", "sum")
-	run([]string{"format: labeltext: texts without labels are read from text, csv, tsv or jsonl"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--pooling", "mean")
+	run([]string{"format: labeltext: texts without labels are read from text, csv, tsv, jsonl or parquet"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--pooling", "mean")
 	run([]string{"--model", `no job "job-9"`}, "infer", "--model", "job:job-9", "--input", data, "--format", "labeltext")
 	run([]string{"--block-records", "--batch-size 32"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--block-records", "100")
 	run([]string{"--threshold", "only for multilabel"}, "infer", "--model", model, "--input", data, "--format", "labeltext", "--threshold", "0.3")

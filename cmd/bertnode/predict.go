@@ -104,7 +104,7 @@ config.json's architectures BertModel, ModernBertModel...; or any checkpoint rea
 --pooling cls|mean|max): texts as for classify; each gets its vector, the last hidden
 states pooled as the checkpoint's 1_Pooling/config.json says (else --pooling, else mean),
 scaled to unit length when the checkpoint ends with a Normalize module or --normalize
-(a data file: --format text, or a csv, tsv or jsonl file's text column):
+(a data file: --format text, or a csv, tsv, jsonl or parquet file's text column):
 
   {"text":"...","embedding":[0.0123,-0.0456,...]}
 

@@ -561,7 +561,7 @@ func TestPredictEmbeddings(t *testing.T) {
 			t.Errorf("--format %s: %s\nwant\n%s", file[1], out, args)
 		}
 	}
-	wantErr(t, "", []string{"format: labeltext: texts without labels are read from text, csv, tsv or jsonl"},
+	wantErr(t, "", []string{"format: labeltext: texts without labels are read from text, csv, tsv, jsonl or parquet"},
 		append(base, "--file", smsHead(t, dir, 3), "--format", "labeltext")...)
 	wantErr(t, "", []string{"--normalize", "only for embed", "classify"}, "predict", "--model", m.dir, "--max-length", "64", "--normalize", "text")
 	wantErr(t, "", []string{"pooling", `"sum"`}, "predict", "--model", m.dir, "--max-length", "64", "--pooling", "sum", "text")
