@@ -497,12 +497,15 @@ func TestChaosShort(t *testing.T) {
 	}
 	faults = append(faults, chaos.Fault{Kind: chaos.NodeDrain, Target: "n3", AtStep: 40})
 	// The injector sees a step through the nodes' progress reports, about a second
-	// apart: the steps after the last fault's must outlast that, or the job may end before
-	// the partition bites (at 40 steps it did, on a quiet machine, 10 steps taking 1 s).
-	o := chaos.Options{Runs: 1, Dir: dir, Steps: 70, RingTimeout: 3 * time.Second, Timeout: 8 * time.Minute, EvalSplit: 0.2,
+	// apart, and injects the faults one after another, each taking its time (a stop or a
+	// partition past the ring timeout): the steps after the last fault's must outlast
+	// that, or the job may end before the partition bites (at 40 steps it did, on a quiet
+	// machine, 10 steps taking 1 s), or before the drain (at 70 steps the drain came at
+	// step 70 in two of three runs, the job ending in the generation it made).
+	o := chaos.Options{Runs: 1, Dir: dir, Steps: 110, RingTimeout: 3 * time.Second, Timeout: 8 * time.Minute, EvalSplit: 0.2,
 		Train: train, Faults: faults, NoBaseline: true, Out: testWriter{t}}
 	o.Spec = strings.Join([]string{"task: classify", "train: " + train, `data: {format: labeltext, delimiter: "\t"}`,
-		"eval_split: 0.2", "model: " + model, "tokenizer: " + vocab, "max_length: 32", "batch_size: 24", "max_steps: 70",
+		"eval_split: 0.2", "model: " + model, "tokenizer: " + vocab, "max_length: 32", "batch_size: 24", "max_steps: 110",
 		"lr: 1.0e-3", "save_steps: 20", "metric: accuracy",
 		"cluster: {nodes: 3, min_nodes: 1, data: shared, ring_timeout: 3s, rejoin_window: 2s}"}, "\n")
 	base, runs, err := chaos.Suite(context.Background(), o)
