@@ -21,17 +21,29 @@ cache=$(go env GOMODCACHE)/cache/download
 # Every module's list/.info/.mod (the build graph needs them), zips only for what is built.
 (cd "$cache" && find . -path '*/@v/*' \( -name list -o -name '*.info' -o -name '*.mod' \) -print0 |
   xargs -0 cp --parents -t "$OLDPWD/$out/proxy")
-go list -deps -test -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}' ./model/ ./train/ ./tools/gotchadapt ./cmd/bertnode |
-  sort -u | grep -v sugarme/gotch | while read -r m; do
-    p=$(echo "${m%@*}" | sed 's/[A-Z]/!\L&/g')
-    cp "$cache/$p/@v/${m#*@}.zip" "$out/proxy/$p/@v/"
-  done
-# Test files and testdata are not built but are most of some zips (klauspost/compress:
-# 40 of its 41 MB). Drop them: the trimmed zips no longer match go.sum's hashes, so
+pkgs=$out/packages.txt # each built package of another module: import path, module@version, embedded files
+go list -deps -test -f '{{with .Module}}{{if not .Main}}{{$.ImportPath}} {{.Path}}@{{.Version}} {{join $.EmbedFiles ","}}{{end}}{{end}}' \
+  ./model/ ./train/ ./tools/gotchadapt ./cmd/bertnode | grep -v sugarme/gotch | sort -u > "$pkgs"
+cut -d' ' -f2 "$pkgs" | sort -u | while read -r m; do
+  p=$(echo "${m%@*}" | sed 's/[A-Z]/!\L&/g')
+  cp "$cache/$p/@v/${m#*@}.zip" "$out/proxy/$p/@v/"
+done
+# A zip holds its whole module, and most of some is what no build reads: tests,
+# testdata, fuzz corpora (pierrec/lz4: 8 of its 8.4 MB), examples, documents. Keep only
+# the files in the directories of the packages built, what they embed, and the module's
+# go.mod and licences. The trimmed zips no longer match go.sum's hashes, so
 # gpu-check.sh builds with a go.mod copy and an empty go.sum beside it (-modfile,
 # GOSUMDB=off): Go hashes what this proxy serves.
-python3 - "$out/proxy" <<'PY'
-import os, sys, zipfile
+python3 - "$out/proxy" "$pkgs" <<'PY'
+import collections, os, sys, zipfile
+dirs = collections.defaultdict(set)  # module@version -> package directories in its zip
+embeds = collections.defaultdict(set)  # module@version -> embedded files, from its root
+for line in open(sys.argv[2]):
+    pkg, mv, *emb = line.split()
+    d = pkg[len(mv.rsplit('@', 1)[0]):].strip('/')
+    dirs[mv].add(d)
+    for f in emb[0].split(',') if emb else []:
+        embeds[mv].add(f'{d}/{f}'.lstrip('/'))
 for root, _, files in os.walk(sys.argv[1]):
     for f in files:
         if not f.endswith('.zip'):
@@ -39,10 +51,15 @@ for root, _, files in os.walk(sys.argv[1]):
         path = os.path.join(root, f)
         with zipfile.ZipFile(path) as zin, zipfile.ZipFile(path + '.tmp', 'w', zipfile.ZIP_DEFLATED) as zout:
             for e in zin.infolist():
-                if e.filename.endswith('_test.go') or '/testdata/' in e.filename:
+                slash = e.filename.index('/', e.filename.index('@'))  # module@version/file
+                mv, rel = e.filename[:slash], e.filename[slash + 1:]
+                d, _, name = rel.rpartition('/')
+                keep = d in dirs[mv] or rel in embeds[mv] or d == '' and (name == 'go.mod' or name.upper().startswith(('LICENSE', 'LICENCE', 'COPYING', 'NOTICE')))
+                if not keep or name.endswith('_test.go'):
                     continue
                 zout.writestr(e, zin.read(e), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
         os.replace(path + '.tmp', path)
 PY
+rm "$pkgs"
 cp "${SHARED:-../shared}/bench/torch_gpu_step.py" "$out/"
 du -sh "$out"
