@@ -32,6 +32,10 @@ type addedVocab struct {
 type addedMatcher struct {
 	toks []*addedToken // longest first
 	lead [256]bool     // first bytes of toks
+	// only is the first byte of every token where they share one (BERT's '[',
+	// RoBERTa's '<'), else -1: find then jumps to its next occurrence (IndexByte)
+	// instead of looking at every byte.
+	only int
 }
 
 // addedMatch is a piece of text: an added token, or (tok nil) text between them.
@@ -67,6 +71,10 @@ func newAddedVocab(tokens []*addedToken, nz normStep) *addedVocab {
 	}
 	for _, m := range []*addedMatcher{&a.raw, &a.norm} {
 		slices.SortStableFunc(m.toks, func(x, y *addedToken) int { return len(y.match) - len(x.match) })
+		m.only = -1
+		if len(m.toks) > 0 && !slices.ContainsFunc(m.toks, func(t *addedToken) bool { return t.match[0] != m.toks[0].match[0] }) {
+			m.only = int(m.toks[0].match[0])
+		}
 	}
 	return a
 }
@@ -86,7 +94,13 @@ func (a *addedVocab) find(dst []addedMatch, text []byte, normalized bool) []adde
 	}
 	startOffset := 0
 	for i := 0; i < len(text); {
-		if !m.lead[text[i]] {
+		if m.only >= 0 {
+			k := bytes.IndexByte(text[i:], byte(m.only))
+			if k < 0 {
+				break
+			}
+			i += k
+		} else if !m.lead[text[i]] {
 			i++
 			continue
 		}
