@@ -186,6 +186,15 @@ func (f *family) fieldName(bert string) string {
 	return bert
 }
 
+// FieldName is the name c's config.json gives the BERT field bert (NomicBERT's
+// n_positions for max_position_embeddings), for messages.
+func (c *BertConfig) FieldName(bert string) string {
+	if f := families[c.ModelType]; f != nil {
+		return f.fieldName(bert)
+	}
+	return bert
+}
+
 // fields are the typed fields of the family's config.json.
 func (f *family) fields() []configField {
 	var out []configField

@@ -450,7 +450,7 @@ func (m *Model) checkBatch(b *Batch) error {
 		return fmt.Errorf("model: sequence length %d over max_trained_positions %d, past which NomicBERT's rotary_scaling_factor changes the rotary base (not built)",
 			b.L, m.Config.MaxTrainedPositions)
 	case b.L > m.Config.MaxLength() && m.Config.PositionOffset() == 0:
-		return fmt.Errorf("model: sequence length %d over max_position_embeddings %d", b.L, m.Config.MaxPositionEmbeddings)
+		return fmt.Errorf("model: sequence length %d over %s %d", b.L, m.Config.FieldName("max_position_embeddings"), m.Config.MaxPositionEmbeddings)
 	case b.L > m.Config.MaxLength():
 		return fmt.Errorf("model: sequence length %d over the %d positions max_position_embeddings %d leaves after the offset %d (the padding index + 1)",
 			b.L, m.Config.MaxLength(), m.Config.MaxPositionEmbeddings, m.Config.PositionOffset())

@@ -55,6 +55,12 @@ func TestBatchValidation(t *testing.T) {
 			}
 		})
 	}
+	// The length's limit is named as the family's config.json names it.
+	nomic := newModel(t, familyConfig(t, "nomic_bert", 0.1), Options{Task: Classify, NumLabels: 3}, 1)
+	b := randomBatch(rand.New(rand.NewPCG(1, 1)), nomic, 65, []int{65, 5})
+	if _, err := nomic.Forward(b, true, false); err == nil || !strings.Contains(err.Error(), "sequence length 65 over n_positions 64") {
+		t.Fatalf("NomicBERT: got %v, want an error naming n_positions", err)
+	}
 }
 
 // New refuses options that cannot make a model.
