@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
+	"github.com/bertnode/bertnode/train"
 )
 
 // These tests run real local clusters: coordinators and nodes are processes of the test
@@ -625,5 +627,48 @@ func TestProcessClusterDistils(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A job on a Parquet file runs on real nodes as the same job on the labeltext file it
+// holds: submit uploads the conversion, the coordinator plans it, two nodes train it,
+// and the steps are the labeltext job's, bit for bit, its final model the same bytes.
+func TestProcessClusterTrainsOnParquet(t *testing.T) {
+	runtime.LockOSThread()
+	isolateCaches(t)
+	dir := t.TempDir()
+	b, err := os.ReadFile(smsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := writeLines(t, dir, "sms.txt", strings.Split(string(b), "\n")[:600]...)
+	recs, _, err := train.ReadAll(shard.Spec{Format: shard.LabelText, Delimiter: "\t"}, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := smsParquet(t, recs)
+	c := upCluster(t, 1, 2)
+	common := []string{"task: classify", "eval_split: 0.2", "model: " + noDropoutTiny(t), "tokenizer: " + vocabFile, "max_length: 32",
+		"batch_size: 16", "max_steps: 8", "lr: 1.0e-3", "save_steps: -1", "metric: accuracy", "seed: 5", "cluster: {nodes: 2}"}
+	var losses []map[int]float64
+	var finals [][]byte
+	for i, data := range [][]string{{"train: " + text, `data: {format: labeltext, delimiter: "\t"}`}, {"train: " + pq, "data: {text: sms}"}} {
+		id, j, ranks := c.submitWait(writeLines(t, dir, fmt.Sprintf("job-%d.yaml", i), append(data, common...)...))
+		if j.State != api.Succeeded || len(ranks) != 2 {
+			t.Fatalf("%s: %s on %v", data[0], j.State, ranks)
+		}
+		out := filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id)
+		losses = append(losses, stepLosses(t, filepath.Join(out, "metrics.jsonl")))
+		final, err := os.ReadFile(filepath.Join(out, "final", "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		finals = append(finals, final)
+	}
+	if len(losses[0]) != 8 || !reflect.DeepEqual(losses[0], losses[1]) {
+		t.Errorf("losses by step: Parquet %v, labeltext %v", losses[1], losses[0])
+	}
+	if !bytes.Equal(finals[0], finals[1]) {
+		t.Error("the Parquet job's final model differs from the labeltext job's")
 	}
 }
