@@ -25,8 +25,9 @@ func newExportCmd() *cobra.Command {
 		Short: "Write a fine-tuned checkpoint as an ONNX model, for ONNX Runtime",
 		Long: `Writes the checkpoint in --model as optimum-cli export onnx would: --output gets
 model.onnx (ONNX opset 17, the weights inside), config.json and the tokenizer's files,
-a directory that optimum's ORTModel classes and transformers.js load, and that ONNX
-Runtime runs from any language.
+a directory that optimum's ORTModel classes and transformers.js load (the latter with
+{subfolder: ''}: it looks in onnx/ by default), and that ONNX Runtime runs from any
+language.
 
 The graph is the model's inference forward, float32. Inputs are int64 [batch_size,
 sequence_length] (choice: [batch_size, num_choices, sequence_length]): input_ids, attention_mask and, for BERT, ALBERT, ELECTRA,
