@@ -29,7 +29,6 @@ import (
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
 	"github.com/bertnode/bertnode/stream"
-	"github.com/bertnode/bertnode/train"
 )
 
 // These tests run real local clusters: coordinators and nodes are processes of the test
@@ -637,15 +636,7 @@ func TestProcessClusterTrainsOnParquet(t *testing.T) {
 	runtime.LockOSThread()
 	isolateCaches(t)
 	dir := t.TempDir()
-	b, err := os.ReadFile(smsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := writeLines(t, dir, "sms.txt", strings.Split(string(b), "\n")[:600]...)
-	recs, _, err := train.ReadAll(shard.Spec{Format: shard.LabelText, Delimiter: "\t"}, text)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text, recs := smsRecords(t, dir)
 	pq := smsParquet(t, recs)
 	c := upCluster(t, 1, 2)
 	common := []string{"task: classify", "eval_split: 0.2", "model: " + noDropoutTiny(t), "tokenizer: " + vocabFile, "max_length: 32",

@@ -37,6 +37,18 @@ func smsParquet(t *testing.T, recs []shard.Record) string {
 	return parquettest.Write(t, "sms.parquet", rows, 250, smsMeta)
 }
 
+// smsRecords writes the first 600 SMS spam messages into dir (smsHead) and returns the
+// file with its records.
+func smsRecords(t *testing.T, dir string) (string, []shard.Record) {
+	t.Helper()
+	text := smsHead(t, dir, 600)
+	recs, _, err := train.ReadAll(shard.Spec{Format: shard.LabelText, Delimiter: "\t"}, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, recs
+}
+
 // smsHub serves recs as the hub's Parquet conversion of org/sms's train split, in two
 // files, and points HF_ENDPOINT at it.
 func smsHub(t *testing.T, recs []shard.Record) {
@@ -75,16 +87,7 @@ func isolateCaches(t *testing.T) {
 func TestTrainOnParquetTakesTheLabeltextSteps(t *testing.T) {
 	isolateCaches(t)
 	dir := t.TempDir()
-	b, err := os.ReadFile(smsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := writeLines(t, dir, "sms.txt", strings.Split(string(b), "\n")[:600]...)
-	labeltext := shard.Spec{Format: shard.LabelText, Delimiter: "\t"}
-	want, _, err := train.ReadAll(labeltext, text)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text, want := smsRecords(t, dir)
 	pq := smsParquet(t, want)
 	if n := parquettest.RowGroups(t, pq); n != 3 {
 		t.Fatalf("%d row groups, want 3", n)
