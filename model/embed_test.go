@@ -179,8 +179,31 @@ func TestEmbeddingModelOptions(t *testing.T) {
 	if _, err := New(cfg, Options{Task: Embed, Pooling: "sum"}); err == nil || !strings.Contains(err.Error(), `"sum"`) {
 		t.Errorf("pooling sum: %v", err)
 	}
-	m, err := New(cfg, Options{Task: Embed})
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Task: Classify, NumLabels: 2, Matryoshka: Matryoshka{Dims: []int{64}}}, "this model's task is classify"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64, 129}}}, "129 is wider than the model's 128"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64, 0}}}, "0 is not a positive width"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64, 32, 64}}}, "64 appears twice"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64, 32}, Weights: []float64{1}}}, "1 weights for 2"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64, 32}, Weights: []float64{1, -1}}}, "-1 (for 32 dimensions)"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{64}, Weights: []float64{math.NaN()}}}, "NaN"},
+		{Options{Task: Embed, Matryoshka: Matryoshka{Weights: []float64{1}}}, "without matryoshka_dims"},
+	} {
+		if _, err := New(cfg, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.opts.Matryoshka, err, c.want)
+		}
+	}
+	m, err := New(cfg, Options{Task: Embed, Matryoshka: Matryoshka{Dims: []int{32, 128, 64}, Weights: []float64{3, 1, 2}}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if mt := m.Opts.Matryoshka; !slices.Equal(mt.Dims, []int{128, 64, 32}) || !slices.Equal(mt.Weights, []float64{1, 2, 3}) {
+		t.Errorf("matryoshka %+v: want the widths largest first with their weights", mt)
+	}
+	if m, err = New(cfg, Options{Task: Embed}); err != nil {
 		t.Fatal(err)
 	}
 	if m.Opts.Pooling != PoolMean || m.Opts.NumLabels != cfg.HiddenSize {
@@ -241,15 +264,22 @@ func TestReadPooling(t *testing.T) {
 
 // The embedding model's training loss is MultipleNegativesRankingLoss: each anchor's
 // cross-entropy over its scaled cosine similarities to every candidate, computed here
-// from the vectors inference gives, for each pooling and family kind.
+// from the vectors inference gives, for each pooling and family kind; with Matryoshka
+// dimensions, the weighted sum of that loss over the vectors cut to each width.
 func TestRankingLossFromTheVectors(t *testing.T) {
 	for _, c := range []struct {
 		mt, pooling string
 		triplets    bool // anchors, positives and hard negatives, a third each
-	}{{"bert", PoolMean, false}, {"bert", PoolCLS, true}, {"modernbert", PoolMax, false}, {"deberta-v2", PoolMean, true}} {
-		t.Run(fmt.Sprintf("%s/%s/triplets=%v", c.mt, c.pooling, c.triplets), func(t *testing.T) {
+		matryoshka  Matryoshka
+	}{
+		{"bert", PoolMean, false, Matryoshka{}}, {"bert", PoolCLS, true, Matryoshka{}},
+		{"modernbert", PoolMax, false, Matryoshka{}}, {"deberta-v2", PoolMean, true, Matryoshka{}},
+		{"bert", PoolMean, false, Matryoshka{Dims: []int{8, 32, 3}, Weights: []float64{0.5, 1, 2}}},
+		{"deberta-v2", PoolCLS, true, Matryoshka{Dims: []int{16, 4}}},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/triplets=%v/matryoshka=%v", c.mt, c.pooling, c.triplets, c.matryoshka.Dims), func(t *testing.T) {
 			lockThread(t)
-			m := newModel(t, familyConfig(t, c.mt, 0), Options{Task: Embed, Pooling: c.pooling}, 5)
+			m := newModel(t, familyConfig(t, c.mt, 0), Options{Task: Embed, Pooling: c.pooling, Matryoshka: c.matryoshka}, 5)
 			r := rand.New(rand.NewPCG(5, 6))
 			b := randomBatch(r, m, 10, []int{10, 4, 7, 3, 9, 5})
 			if c.triplets {
@@ -267,41 +297,59 @@ func TestRankingLossFromTheVectors(t *testing.T) {
 			}
 			b.Labels = labels
 			got := evalLoss(t, m, b)
-			h, n := m.Config.HiddenSize, len(labels)
-			unit := func(i int) []float64 {
-				v := make([]float64, h)
-				var s float64
-				for k := range v {
-					v[k] = float64(vecs[i*h+k])
-					s += v[k] * v[k]
-				}
-				for k := range v {
-					v[k] /= math.Sqrt(s)
-				}
-				return v
-			}
-			var want float64
-			for i := range n {
-				a := unit(i)
-				scores := make([]float64, b.B-n)
-				for j := range scores {
-					p := unit(n + j)
-					for k := range a {
-						scores[j] += rankingScale * a[k] * p[k]
+			h := m.Config.HiddenSize
+			want := rankingLossOf(vecs, h, h, labels)
+			if mt := c.matryoshka; mt.On() {
+				want = 0
+				for i, d := range mt.Dims {
+					w := 1.0
+					if mt.Weights != nil {
+						w = mt.Weights[i]
 					}
+					want += w * rankingLossOf(vecs, h, d, labels)
 				}
-				mx := slices.Max(scores)
-				var z float64
-				for _, s := range scores {
-					z += math.Exp(s - mx)
-				}
-				want += (mx + math.Log(z) - scores[labels[i]]) / float64(n)
 			}
 			if math.Abs(got-want) > 1e-4*max(1, want) {
 				t.Fatalf("loss %v, from the vectors %v", got, want)
 			}
 		})
 	}
+}
+
+// rankingLossOf is MultipleNegativesRankingLoss computed in float64 from vecs, rows of
+// width h of which each anchor (one per label) and candidate keeps its first dims.
+func rankingLossOf(vecs []float32, h, dims int, labels []int64) float64 {
+	n, rows := len(labels), len(vecs)/h
+	unit := func(i int) []float64 {
+		v := make([]float64, dims)
+		var s float64
+		for k := range v {
+			v[k] = float64(vecs[i*h+k])
+			s += v[k] * v[k]
+		}
+		for k := range v {
+			v[k] /= math.Sqrt(s)
+		}
+		return v
+	}
+	var loss float64
+	for i := range n {
+		a := unit(i)
+		scores := make([]float64, rows-n)
+		for j := range scores {
+			p := unit(n + j)
+			for k := range a {
+				scores[j] += rankingScale * a[k] * p[k]
+			}
+		}
+		mx := slices.Max(scores)
+		var z float64
+		for _, s := range scores {
+			z += math.Exp(s - mx)
+		}
+		loss += (mx + math.Log(z) - scores[labels[i]]) / float64(n)
+	}
+	return loss
 }
 
 // Backward through the ranking loss gives the loss's derivative (central differences).
@@ -314,4 +362,6 @@ func TestEmbedGradientMatchesFiniteDifferences(t *testing.T) {
 	b = randomBatch(r, m, 12, []int{12, 5, 9, 3, 7, 11}) // three triplets: hard negatives
 	b.Labels = []int64{0, 1, 2}
 	checkGradient(t, m, b, bertProbes, 12)
+	m = newModel(t, smallConfig(0), Options{Task: Embed, Pooling: PoolMean, Matryoshka: Matryoshka{Dims: []int{32, 8, 2}, Weights: []float64{1, 0.5, 3}}}, 3)
+	checkGradient(t, m, randomBatch(r, m, 12, []int{12, 5, 9, 3, 7, 11}), bertProbes, 12)
 }

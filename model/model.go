@@ -79,6 +79,9 @@ type Options struct {
 	Autocast string
 	// Pooling is the embed task's (cls, mean or max; "" is mean).
 	Pooling string
+	// Matryoshka, for the embed task, trains the vectors' leading dimensions to work
+	// alone too (matryoshka.go).
+	Matryoshka Matryoshka
 	// LoRA, when set, freezes the base model and trains low-rank adapters on its
 	// encoder's dense layers and the head (lora.go).
 	LoRA LoRA
@@ -173,6 +176,9 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 	}
 	if err := opts.Distill.check(opts.Task); err != nil {
 		return nil, err
+	}
+	if opts.Matryoshka, err = opts.Matryoshka.Check(opts.Task, cfg.HiddenSize); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	if opts.Freeze.Layers > cfg.NumHiddenLayers {
 		return nil, fmt.Errorf("model: cannot freeze %d layers of %d", opts.Freeze.Layers, cfg.NumHiddenLayers)
@@ -549,6 +555,9 @@ func (m *Model) loss(logits *ts.Tensor, b *Batch, smoothing float64) *ts.Tensor 
 	const mean = 1
 	switch m.Opts.Task {
 	case Embed:
+		if m.Opts.Matryoshka.On() {
+			return m.Opts.Matryoshka.loss(logits, b, dev)
+		}
 		return rankingLoss(logits, b, dev)
 	case MultiLabel:
 		t := ts.MustOfSlice(b.Targets).MustView([]int64{int64(b.B), int64(m.Opts.NumLabels)}, true).MustTo(dev, true)
