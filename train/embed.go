@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/bertnode/bertnode/model"
@@ -44,11 +43,33 @@ func (t *Trainer) Embed(texts []string, normalize bool) ([]Embedding, error) {
 // Normalize is model.Normalize, for the callers of this package's embeddings.
 var Normalize = model.Normalize
 
+// Truncate cuts each vector to its first dims dimensions (Matryoshka truncation, as
+// sentence-transformers' truncate_dim and OpenAI's dimensions) and, when normalize is
+// set, scales it to unit length again: the same as normalizing the cut raw vector. It
+// refuses a width wider than the vectors', naming field.
+func Truncate(es []Embedding, dims int, normalize bool, field string) error {
+	for i := range es {
+		v := es[i].Embedding
+		if dims < 1 || dims > len(v) {
+			return fmt.Errorf("%s: %d is not in [1, %d], the model's width", field, dims, len(v))
+		}
+		if dims < len(v) {
+			v = v[:dims:dims]
+			if normalize {
+				Normalize(v)
+			}
+			es[i].Embedding = v
+		}
+	}
+	return nil
+}
+
 // embedTask trains an embedding model on (text, text_pair) pairs (squad data: questions
 // and their contexts, as dense passage retrieval does): each text's pair is its
 // positive and the batch's other pairs its negatives (model.Embed's loss), with the
 // data's hard negatives (data.negative) as more negatives when it has them.
-type embedTask struct{}
+// Evaluation also scores the vectors cut to each of dims (matryoshka_dims).
+type embedTask struct{ dims []int }
 
 func (embedTask) encode(tok *tokenize.Tokenizer, recs []shard.Record, _ *shard.LabelSet, maxLen int) ([]Example, error) {
 	out := make([]Example, 0, len(recs))
@@ -91,7 +112,7 @@ func (embedTask) label(b *model.Batch, exs []*Example) {
 	}
 }
 
-func (embedTask) scorer([]string) scorer { return &embedScorer{} }
+func (t embedTask) scorer([]string) scorer { return &embedScorer{dims: t.dims} }
 
 // gramRows anchors are scored at a time: 1024 rows of similarities with 100k candidates
 // take 400 MB.
@@ -99,11 +120,14 @@ const gramRows = 1024
 
 // embedScorer scores retrieval over the whole evaluation set, as sentence-transformers'
 // InformationRetrievalEvaluator does: each anchor ranks every example's positive (and
-// hard negative) by cosine similarity, its own positive the one relevant.
+// hard negative) by cosine similarity, its own positive the one relevant. With dims it
+// scores the vectors cut to each of those widths too, as sentence-transformers'
+// Matryoshka evaluations do.
 type embedScorer struct {
 	exs                           []*Example
+	dims                          []int
 	h                             int       // dimensions
-	anchors, positives, negatives []float32 // unit vectors, row-major, positives in the anchors' order
+	anchors, positives, negatives []float32 // the vectors as the model gives them, row-major, positives in the anchors' order
 }
 
 func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) error {
@@ -112,34 +136,43 @@ func (s *embedScorer) add(exs []*Example, b *model.Batch, logits []float32) erro
 		return fmt.Errorf("embed: %d vectors for %d examples", b.B, n)
 	}
 	s.h = h
-	for i := range b.B {
-		dst := &s.negatives
-		switch {
-		case i < n:
-			dst = &s.anchors
-		case i < 2*n:
-			dst = &s.positives
-		}
-		*dst = append(*dst, logits[i*h:(i+1)*h]...)
-		Normalize((*dst)[len(*dst)-h:])
-	}
+	s.anchors = append(s.anchors, logits[:n*h]...)
+	s.positives = append(s.positives, logits[n*h:2*n*h]...)
+	s.negatives = append(s.negatives, logits[2*n*h:]...)
 	s.exs = append(s.exs, exs...)
 	return nil
 }
 
 // result is accuracy@1 and @5 (the positive among the k most similar candidates) and
-// MRR@10; an anchor whose best candidate is not its positive is a mistake. A tie with
-// the positive counts for it.
+// MRR@10 of the whole vectors, and of each narrower Matryoshka width d as
+// accuracy_at_1_dim<d>...; an anchor whose best candidate (by the whole vectors) is
+// not its positive is a mistake. A tie with the positive counts for it.
 func (s *embedScorer) result() (EvalResult, error) {
-	n := len(s.exs)
-	var at1, at5, mrr float64
 	var r EvalResult
-	all := append(slices.Clip(s.positives), s.negatives...)
-	m := len(all) / max(s.h, 1)
+	r.Metrics = s.retrieval(s.h, &r.Mistakes)
+	for _, d := range s.dims {
+		if d >= s.h {
+			continue
+		}
+		for k, v := range s.retrieval(d, nil) {
+			r.Metrics[fmt.Sprintf("%s_dim%d", k, d)] = v
+		}
+	}
+	return r, nil
+}
+
+// retrieval scores the vectors cut to their first d dimensions (then of unit length),
+// appending the mistakes to mistakes when it is not nil.
+func (s *embedScorer) retrieval(d int, mistakes *[]report.Mistake) map[string]float64 {
+	n := len(s.exs)
+	anchors := unitRows(s.anchors, s.h, d)
+	all := append(unitRows(s.positives, s.h, d), unitRows(s.negatives, s.h, d)...)
+	var at1, at5, mrr float64
+	m := len(all) / max(d, 1)
 	var block []float32 // the similarities of gramRows anchors with every candidate
 	for i := range n {
 		if i%gramRows == 0 {
-			block = model.Gram(s.anchors[i*s.h:min(i+gramRows, n)*s.h], all, s.h)
+			block = model.Gram(anchors[i*d:min(i+gramRows, n)*d], all, d)
 		}
 		sims := block[i%gramRows*m : (i%gramRows+1)*m]
 		rank, best := 1, i
@@ -153,14 +186,14 @@ func (s *embedScorer) result() (EvalResult, error) {
 		}
 		if rank == 1 {
 			at1++
-		} else {
+		} else if mistakes != nil {
 			e, pred := s.exs[i], ""
 			if best < n {
 				pred = s.exs[best].PositiveText
 			} else {
 				pred = s.exs[best-n].NegativeText
 			}
-			r.Mistakes = append(r.Mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: pred,
+			*mistakes = append(*mistakes, report.Mistake{Text: e.Text, Gold: e.PositiveText, Pred: pred,
 				Confidence: float64(sims[best]), Source: fmt.Sprintf("%s:%d", e.Pos.File, e.Pos.Line)})
 		}
 		if rank <= 5 {
@@ -170,7 +203,17 @@ func (s *embedScorer) result() (EvalResult, error) {
 			mrr += 1 / float64(rank)
 		}
 	}
-	d := float64(max(n, 1))
-	r.Metrics = map[string]float64{"accuracy_at_1": at1 / d, "accuracy_at_5": at5 / d, "mrr_at_10": mrr / d}
-	return r, nil
+	f := float64(max(n, 1))
+	return map[string]float64{"accuracy_at_1": at1 / f, "accuracy_at_5": at5 / f, "mrr_at_10": mrr / f}
+}
+
+// unitRows is the rows of width h in vecs cut to their first d values, each scaled to
+// unit length.
+func unitRows(vecs []float32, h, d int) []float32 {
+	out := make([]float32, 0, len(vecs)/max(h, 1)*d)
+	for i := 0; i+h <= len(vecs); i += h {
+		out = append(out, vecs[i:i+d]...)
+		Normalize(out[len(out)-d:])
+	}
+	return out
 }

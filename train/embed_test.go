@@ -190,7 +190,11 @@ func TestEmbeddingModelRefusals(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c.want, err, c.want)
 		}
 	}
-	s.Pooling = ""
+	s.Pooling, s.MatryoshkaDims = "mean", []int{512} // wider than the fixture's vectors: a width only the model knows
+	if _, err := ForEval(s, io.Discard); err == nil || !strings.Contains(err.Error(), "matryoshka_dims: 512 is wider than the model's") {
+		t.Errorf("matryoshka_dims wider than the model: %v", err)
+	}
+	s.Pooling, s.MatryoshkaDims = "", nil
 	cls, err := ForEval(s, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +262,7 @@ func translationPairs(t *testing.T, path string, n int, seed uint64, negatives .
 // trainPairs trains a tiny random-init BERT on translation pairs (with hard negatives
 // when negatives), checking the prepared trainer with check when it is set, and returns
 // the spec, the evaluation before training and the run's result.
-func trainPairs(t *testing.T, negatives bool, check func(*Trainer)) (Spec, EvalResult, *Result) {
+func trainPairs(t *testing.T, negatives bool, edit func(*Spec), check func(*Trainer)) (Spec, EvalResult, *Result) {
 	t.Helper()
 	dir := t.TempDir()
 	train, eval := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "eval.jsonl")
@@ -271,6 +275,9 @@ func trainPairs(t *testing.T, negatives bool, check func(*Trainer)) (Spec, EvalR
 	}
 	s.Tokenizer, s.MaxLength, s.Threads = "../data/vocab/bert-base-uncased.vocab.txt", 16, 2
 	s.BatchSize, s.Epochs, s.LR, s.Output = 32, 4, 2e-3, filepath.Join(dir, "run")
+	if edit != nil {
+		edit(&s)
+	}
 	tr, err := Prepare(s, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +303,7 @@ func trainPairs(t *testing.T, negatives bool, check func(*Trainer)) (Spec, EvalR
 func TestEmbedTrainingLearnsPairs(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	s, before, res := trainPairs(t, false, nil)
+	s, before, res := trainPairs(t, false, nil, nil)
 	eval := s.Eval
 	t.Logf("mrr@10 %.3f -> %.3f, accuracy@1 %.3f -> %.3f, loss %.3f -> %.3f", before.Metrics["mrr_at_10"], res.Best.Metrics["mrr_at_10"],
 		before.Metrics["accuracy_at_1"], res.Best.Metrics["accuracy_at_1"], before.Loss, res.Best.Loss)
@@ -322,12 +329,63 @@ func TestEmbedTrainingLearnsPairs(t *testing.T) {
 	}
 }
 
+// Trained with Matryoshka widths, the vectors' first 4 of 128 dimensions retrieve the
+// held-out pairs nearly as well as the whole vectors, and far better than the first 4
+// of a model trained on the whole vectors alone; evaluation reports each width, and
+// the best checkpoint can be chosen by a narrow width's metric.
+func TestMatryoshkaTrainingKeepsNarrowVectorsUseful(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	narrow := func(s Spec, metrics map[string]float64) float64 {
+		t.Helper()
+		if v, ok := metrics["mrr_at_10_dim4"]; ok {
+			return v
+		}
+		e := Defaults()
+		e.Model, e.Eval, e.MaxLength, e.Threads, e.MatryoshkaDims = filepath.Join(s.Output, "best"), s.Eval, 16, 2, []int{4}
+		loaded, err := ForEval(e, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := loaded.Evaluate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := r.Metrics["mrr_at_10_dim4"]; !ok {
+			t.Fatalf("eval with matryoshka_dims [8] reported %v", r.Metrics)
+		}
+		return r.Metrics["mrr_at_10_dim4"]
+	}
+	plain, _, plainRes := trainPairs(t, false, nil, nil)
+	mat, _, matRes := trainPairs(t, false, func(s *Spec) {
+		s.MatryoshkaDims, s.MatryoshkaWeights, s.Metric = []int{128, 32, 4}, []float64{1, 1, 2}, "mrr_at_10_dim4"
+	}, nil)
+	for _, k := range []string{"mrr_at_10", "accuracy_at_1_dim32", "accuracy_at_5_dim4", "mrr_at_10_dim4"} {
+		if _, ok := matRes.Best.Metrics[k]; !ok {
+			t.Errorf("the Matryoshka run's evaluation has no %s: %v", k, matRes.Best.Metrics)
+		}
+	}
+	if _, ok := plainRes.Best.Metrics["mrr_at_10_dim4"]; ok {
+		t.Errorf("the plain run reported a width it did not train: %v", plainRes.Best.Metrics)
+	}
+	p8, m8 := narrow(plain, plainRes.Best.Metrics), narrow(mat, matRes.Best.Metrics)
+	t.Logf("mrr@10 whole: plain %.3f, matryoshka %.3f; first 4 dimensions: plain %.3f, matryoshka %.3f",
+		plainRes.Best.Metrics["mrr_at_10"], matRes.Best.Metrics["mrr_at_10"], p8, m8)
+	if m8 < 0.7 || m8 < p8+0.2 || matRes.Best.Metrics["mrr_at_10"] < 0.8 {
+		t.Errorf("first 4 dimensions' mrr@10: Matryoshka-trained %.3f, plain %.3f (whole %.3f): the narrow vectors did not learn",
+			m8, p8, matRes.Best.Metrics["mrr_at_10"])
+	}
+	if matRes.Best.Step == 0 {
+		t.Errorf("no best step chosen by mrr_at_10_dim4")
+	}
+}
+
 // With hard negatives (data.negative) a batch holds triplets, the evaluation ranks the
 // negatives too, and the model learns to tell each pair from its near miss.
 func TestEmbedTrainingWithHardNegatives(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	_, before, res := trainPairs(t, true, func(tr *Trainer) {
+	_, before, res := trainPairs(t, true, nil, func(tr *Trainer) {
 		if tr.Eval[0].Negative == nil || tr.Eval[0].NegativeText == "" {
 			t.Fatal("the evaluation examples have no hard negatives")
 		}

@@ -125,7 +125,7 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
 	opts := model.Options{Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: hidden, HeadDropout: -1,
-		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling, LoRA: lora}
+		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling, LoRA: lora, Matryoshka: spec.Matryoshka()}
 	m, rep, err := model.Pretrained(cmp.Or(base, dir), hf.Options{}, opts)
 	if err != nil {
 		return nil, err

@@ -96,9 +96,15 @@ type Spec struct {
 	// Pooling (predict, serve) reads the checkpoint as a sentence-embedding model that
 	// pools its last hidden states by cls, mean or max, whatever its head; "" takes an
 	// embedding checkpoint's own (sentence-transformers' 1_Pooling, else mean).
-	Pooling   string `yaml:"pooling"`
-	EvalEvery int    `yaml:"eval_steps"` // evaluate every N steps; 0 = at each epoch's end
-	Patience  int    `yaml:"patience"`   // early stopping: evaluations without improvement
+	Pooling string `yaml:"pooling"`
+	// MatryoshkaDims (task embed) trains the vectors cut to their first MatryoshkaDims[i]
+	// dimensions as well, each width's ranking loss weighted by MatryoshkaWeights (default
+	// 1 each), as sentence-transformers' MatryoshkaLoss; evaluation scores each width.
+	MatryoshkaDims    []int     `yaml:"matryoshka_dims"`
+	MatryoshkaWeights []float64 `yaml:"matryoshka_weights"`
+
+	EvalEvery int `yaml:"eval_steps"` // evaluate every N steps; 0 = at each epoch's end
+	Patience  int `yaml:"patience"`   // early stopping: evaluations without improvement
 	// Metric is what early stopping and the best checkpoint watch; default f1_macro
 	// (classify), f1_micro (multilabel), f1 (ner: entity-level; qa: SQuAD F1),
 	// spearman (regression). Errors and losses (mse, rmse, mae, hamming_loss) are
@@ -170,6 +176,11 @@ func ParseSpec(text string) (Spec, error) {
 	return s, nil
 }
 
+// Matryoshka is the spec's Matryoshka dimensions and weights, as the model takes them.
+func (s *Spec) Matryoshka() model.Matryoshka {
+	return model.Matryoshka{Dims: s.MatryoshkaDims, Weights: s.MatryoshkaWeights}
+}
+
 // Validate names the first bad field.
 func (s *Spec) Validate() error {
 	bad := func(field, format string, args ...any) error {
@@ -217,6 +228,9 @@ func (s *Spec) Validate() error {
 				return bad("lora.merge", "model %q is a random-init preset, which no adapter can be loaded onto later: set merge: true, or train from a saved checkpoint", s.Model)
 			}
 		}
+	}
+	if _, err := s.Matryoshka().Check(model.Task(s.Task), 0); err != nil {
+		return fmt.Errorf("job spec: %w", err)
 	}
 	if s.Task != string(model.Embed) && s.Pooling != "" {
 		return bad("pooling", "%q is for embedding models (task embed), and for reading any checkpoint as one in predict and serve", s.Pooling)

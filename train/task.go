@@ -41,7 +41,7 @@ func newTask(spec Spec) (task, error) {
 	case model.Regression:
 		return regressionTask{}, nil
 	case model.Embed:
-		return embedTask{}, nil
+		return embedTask{dims: spec.MatryoshkaDims}, nil
 	case model.Choice:
 		return choiceTask{}, nil
 	case model.MLM:

@@ -120,6 +120,13 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: 1.5} }},
 		{"distill.alpha", func(s *Spec) { s.Distill = Distill{Teacher: "t", Temperature: 2, Alpha: nan} }},
 		{"distill", func(s *Spec) { s.Task, s.Data, s.Distill.Teacher = "embed", shard.Spec{}, "t" }},
+		{"matryoshka_dims", func(s *Spec) { s.MatryoshkaDims = []int{64} }}, // classify
+		{"matryoshka_dims", func(s *Spec) { s.Task, s.Data, s.MatryoshkaDims = "embed", shard.Spec{}, []int{64, -8} }},
+		{"matryoshka_dims", func(s *Spec) { s.Task, s.Data, s.MatryoshkaDims = "embed", shard.Spec{}, []int{64, 64} }},
+		{"matryoshka_weights", func(s *Spec) { s.Task, s.Data, s.MatryoshkaWeights = "embed", shard.Spec{}, []float64{1} }},
+		{"matryoshka_weights", func(s *Spec) {
+			s.Task, s.Data, s.MatryoshkaDims, s.MatryoshkaWeights = "embed", shard.Spec{}, []int{64, 32}, []float64{1, nan}
+		}},
 		// The cluster's limits (api.ParseSpec), so that a spec train runs, the cluster runs.
 		{"batch_size", func(s *Spec) { s.BatchSize = api.MaxBatch + 1 }},
 		{"grad_accum", func(s *Spec) { s.GradAccum = api.MaxBatch + 1 }},

@@ -161,6 +161,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: spec.HeadHidden, HeadDropout: headDrop,
 		Freeze: spec.Freeze, Device: dev, ClassWeights: spec.ClassWeights, Autocast: spec.Autocast, Pooling: spec.Pooling,
 		LoRA: spec.LoRA, LabelSmoothing: spec.LabelSmoothing, GradientCheckpointing: spec.GradientCheckpointing,
+		Matryoshka: spec.Matryoshka(),
 	}
 	if t.teacher != nil {
 		opts.Distill = model.Distill{Temperature: spec.Distill.Temperature, Alpha: spec.Distill.Alpha}

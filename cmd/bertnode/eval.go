@@ -60,7 +60,9 @@ score; a model with several outputs pools them); ner seqeval's entity-level repo
 SQuAD's exact match and F1 (HasAns/NoAns for v2); an embedding model (a bare base
 model, as task embed saves it) ranks, for each text of the file's (text, text_pair)
 pairs, every pair by cosine similarity: accuracy@1, accuracy@5 and MRR@10 (its
-mistakes: texts whose best match was another's pair); multiple choice its accuracy.
+mistakes: texts whose best match was another's pair), and with --matryoshka-dims the
+same over the vectors cut to each width (mrr_at_10_dim64...); multiple choice its
+accuracy.
 Labels in the data must be among
 the checkpoint's (regression: numbers, as many as the model has outputs).
 
@@ -129,7 +131,7 @@ them).`,
 	f.StringVar(&out, "output", "", "directory for metrics.json, confusion.png and mistakes.jsonl (default: print only)")
 	f.StringVar(&specFile, "spec", "", "YAML job spec whose data section (and tokenizer, max_length...) to use")
 	addSpecFlags(f, &s, dataFlags...)
-	addSpecFlags(f, &s, append(inferFlags, "doc-stride")...)
+	addSpecFlags(f, &s, append(inferFlags, "doc-stride", "matryoshka-dims")...)
 	f.Lookup("batch-size").Usage = "examples per forward pass"
 	return c
 }

@@ -136,6 +136,8 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.StringVar(&s.Autocast, "mixed-precision", s.Autocast, "bf16 | fp16 on CUDA (default fp32)")
 	f.StringVar(&s.Quantize, "quantize", s.Quantize, "int8: run the encoder's dense layers in int8 on the CPU (dynamic quantization, as PyTorch's quantize_dynamic; inference only) | none")
 	f.StringVar(&s.Pooling, "pooling", s.Pooling, "embed: pool the last hidden states by cls, mean or max (default mean); predict and serve: read any checkpoint as such an embedding model (default: an embedding checkpoint's own pooling)")
+	f.IntSliceVar(&s.MatryoshkaDims, "matryoshka-dims", s.MatryoshkaDims, "embed: also train the vectors cut to their first N dimensions, for each N (e.g. 768,512,256,128,64), as sentence-transformers' MatryoshkaLoss, and score each width; eval: score each width")
+	f.Float64SliceVar(&s.MatryoshkaWeights, "matryoshka-weights", s.MatryoshkaWeights, "embed: each --matryoshka-dims width's loss weight, in the same order (default 1 each)")
 	f.BoolVar(&s.TF32, "tf32", s.TF32, "let float32 matmuls on CUDA use TensorFloat-32 on GPUs that have it (Ampere and later); --tf32=false for full fp32")
 	f.IntVar(&s.EvalEvery, "eval-steps", s.EvalEvery, "evaluate every N steps (0: every epoch)")
 	f.IntVar(&s.Patience, "patience", s.Patience, "early stopping: evaluations without improvement (0: off)")
