@@ -30,6 +30,8 @@ func TestParsePredictSpec(t *testing.T) {
 		{"cluster: {nodes: 100, block_records: 8}", "cluster.nodes: 100 is not in [1, 64]"},
 		{"lease: 10ms", "lease: 10ms is too short"},
 		{"epochs: 3", "field epochs not found"},
+		{"truncate_dim: -1", "truncate_dim: -1: want a positive width"},
+		{"truncate_dim: 64", "truncate_dim: cuts an embedding model's vectors; this job's task is ner"},
 	} {
 		field, _, _ := strings.Cut(c.change, ":")
 		var lines []string

@@ -169,6 +169,9 @@ type PredictSpec struct {
 	AllowEmpty     bool    `yaml:"allow_empty"` // qa
 	Pooling        string  `yaml:"pooling"`     // embed: read any checkpoint as an embedding model
 	Normalize      bool    `yaml:"normalize"`   // embed
+	// TruncateDim (embed) keeps each vector's first dimensions; 0: all. Left out when 0,
+	// so that nodes from before it read the specs that do not use it.
+	TruncateDim int `yaml:"truncate_dim,omitempty"`
 	// Lease is how long a node may take over a unit before another may take it
 	// (default 5m).
 	Lease Duration `yaml:"lease"`
@@ -220,6 +223,10 @@ func ParsePredictSpec(text string) (PredictSpec, error) {
 		return s, bad("cluster.block_records", "%d is not a multiple of batch_size %d: blocks must cut the input where bertnode predict's batches do", s.Cluster.BlockRecords, s.BatchSize)
 	case s.Lease < Duration(time.Second):
 		return s, bad("lease", "%v is too short (at least 1s)", s.Lease)
+	case s.TruncateDim < 0:
+		return s, bad("truncate_dim", "%d: want a positive width, or 0 for whole vectors", s.TruncateDim)
+	case s.TruncateDim > 0 && s.Task != "embed":
+		return s, bad("truncate_dim", "cuts an embedding model's vectors; this job's task is %s", s.Task)
 	}
 	if err := s.Data.Validate(); err != nil {
 		return s, fmt.Errorf("predict spec: data: %w", err)

@@ -17,6 +17,9 @@ type embedRequest struct {
 	// Normalize scales the vectors to unit length; default the checkpoint's (true when
 	// it ends with sentence-transformers' Normalize module).
 	Normalize *bool `json:"normalize"`
+	// Dimensions keeps each vector's first dimensions (a Matryoshka model's), as the
+	// OpenAI route's dimensions; default all.
+	Dimensions *int `json:"dimensions"`
 }
 
 type embedResponse struct {
@@ -37,8 +40,15 @@ func (s *Server) embed(w http.ResponseWriter, r *http.Request) (any, error) {
 	if req.Normalize != nil {
 		normalize = *req.Normalize
 	}
+	dims, err := s.dimensions(req.Dimensions)
+	if err != nil {
+		return nil, err
+	}
 	vecs, err := s.via(r.Context()).Embed(req.Texts, normalize)
 	if err != nil {
+		return nil, err
+	}
+	if err := train.Truncate(vecs, dims, normalize, "dimensions"); err != nil {
 		return nil, err
 	}
 	out := embedResponse{Embeddings: make([][]float32, len(vecs))}
@@ -96,12 +106,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) (any, error)
 	if err := s.opts.Limits.checkTexts("input", texts, s.t.Spec.MaxLength, s.tokens); err != nil {
 		return nil, err
 	}
-	width := s.t.Model.Config.HiddenSize
-	dims := width
-	if req.Dimensions != nil {
-		if dims = *req.Dimensions; dims < 1 || dims > width {
-			return nil, invalid("dimensions: %d is not in [1, %d], this model's width", dims, width)
-		}
+	dims, err := s.dimensions(req.Dimensions)
+	if err != nil {
+		return nil, err
 	}
 	switch req.EncodingFormat {
 	case "", "float", "base64":
@@ -112,16 +119,15 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := train.Truncate(vecs, dims, true, "dimensions"); err != nil {
+		return nil, err
+	}
 	out := openAIEmbeddingsResponse{Object: "list", Model: req.Model, Data: make([]openAIEmbedding, len(vecs))}
 	if out.Model == "" {
 		out.Model = filepath.Base(s.t.Spec.Model)
 	}
 	for i, v := range vecs {
 		e := v.Embedding
-		if dims < width {
-			e = e[:dims]
-			train.Normalize(e)
-		}
 		out.Data[i] = openAIEmbedding{Object: "embedding", Index: i, Embedding: e}
 		if req.EncodingFormat == "base64" {
 			b := make([]byte, 4*len(e))
@@ -173,6 +179,19 @@ func (s *Server) similarity(w http.ResponseWriter, r *http.Request) (any, error)
 		out.Scores[i] = dot
 	}
 	return out, nil
+}
+
+// dimensions is a request's dimensions field checked against the model's width (the
+// width when it is absent).
+func (s *Server) dimensions(d *int) (int, error) {
+	width := s.t.Model.Config.HiddenSize
+	if d == nil {
+		return width, nil
+	}
+	if *d < 1 || *d > width {
+		return 0, invalid("dimensions: %d is not in [1, %d], this model's width", *d, width)
+	}
+	return *d, nil
 }
 
 // embedding refuses route for a model that is not an embedding model, and decodes the

@@ -90,7 +90,23 @@ func TestEmbedAnswersAsPredict(t *testing.T) {
 				t.Errorf("normalize %v: text %d has norm %v", normalize, i, n)
 			}
 		}
+		// dimensions cuts the raw vectors, then normalizes them if normalizing.
+		raw, err := ref.Embed(texts, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body["dimensions"] = 7
+		got = post[embedResponse](t, srv.url+"/v1/embed", jsonBody(t, body))
+		for i, v := range got.Embeddings {
+			head := append([]float32(nil), raw[i].Embedding[:7]...)
+			if normalize {
+				train.Normalize(head)
+			}
+			sameVectors(t, fmt.Sprintf("normalize %v, dimensions 7: text %d", normalize, i), v, head)
+		}
 	}
+	width := ref.Model.Config.HiddenSize
+	wantError(t, "POST", srv.url+"/v1/embed", `{"texts": ["a"], "dimensions": 0}`, 400, kindInvalid, fmt.Sprintf("dimensions: 0 is not in [1, %d]", width))
 	code, b := call(t, "GET", srv.url+"/v1/model", "")
 	info := decodeAs[modelInfo](t, b)
 	if code != 200 {

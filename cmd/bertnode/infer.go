@@ -113,7 +113,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 			return err
 		}
 		for flag, want := range map[string]string{"threshold": string(model.MultiLabel), "top-k": string(model.MLM),
-			"doc-stride": string(model.QA), "allow-empty": string(model.QA), "normalize": string(model.Embed)} {
+			"doc-stride": string(model.QA), "allow-empty": string(model.QA), "normalize": string(model.Embed), "truncate-dim": string(model.Embed)} {
 			if cmd.Flags().Changed(flag) && task != want {
 				return fmt.Errorf("--%s: only for %s models; %s is %s", flag, want, modelRef, task)
 			}
@@ -155,6 +155,7 @@ With --wait it follows the job to its end (exit 1 unless it succeeds) and, with
 	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
 	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
 	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
+	f.IntVar(&pf.truncateDim, "truncate-dim", 0, truncateDimUsage)
 	addSpecFlags(f, &s, "max-length", "padding", "batch-size", "mixed-precision", "quantize", "doc-stride", "pooling")
 	addSpecFlags(f, &s, dataFlags...)
 	f.Lookup("batch-size").Usage = batchSizeUsage
@@ -215,7 +216,8 @@ func inferModel(ctx context.Context, cl *api.Client, ref string, s train.Spec, o
 func toPredictSpec(s train.Spec, pf predictFlags, task, model, input string) api.PredictSpec {
 	return api.PredictSpec{Kind: api.KindPredict, Task: task, Model: model, Input: input, Data: s.Data,
 		MaxLength: s.MaxLength, Padding: s.Padding, BatchSize: s.BatchSize, MixedPrecision: s.Autocast, Quantize: s.Quantize,
-		Threshold: pf.threshold, TopK: pf.topK, DocStride: s.DocStride, AllowEmpty: pf.allowEmpty, Pooling: s.Pooling, Normalize: pf.normalize}
+		Threshold: pf.threshold, TopK: pf.topK, DocStride: s.DocStride, AllowEmpty: pf.allowEmpty, Pooling: s.Pooling, Normalize: pf.normalize,
+		TruncateDim: pf.truncateDim}
 }
 
 func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFlags) {
@@ -224,7 +226,8 @@ func fromPredictSpec(p api.PredictSpec, modelDir string) (train.Spec, predictFla
 	s.MaxLength, s.BatchSize = cmp.Or(p.MaxLength, s.MaxLength), cmp.Or(p.BatchSize, s.BatchSize)
 	s.Padding, s.Autocast = cmp.Or(p.Padding, s.Padding), cmp.Or(p.MixedPrecision, s.Autocast)
 	s.Quantize, s.DocStride, s.Pooling = cmp.Or(p.Quantize, s.Quantize), p.DocStride, p.Pooling
-	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5), allowEmpty: p.AllowEmpty, normalize: p.Normalize}
+	return s, predictFlags{threshold: p.Threshold, topK: cmp.Or(p.TopK, 5), allowEmpty: p.AllowEmpty, normalize: p.Normalize,
+		truncateDim: p.TruncateDim}
 }
 
 // predictor is a node's model for a predict job: predict's code path over each unit's

@@ -206,7 +206,7 @@ func TestInferEmbedQAAndChoice(t *testing.T) {
 
 	pairs := writeLines(t, dir, "pairs.jsonl", `{"text": "a cat", "text_pair": "a small cat"}`, `{"text": "a dog", "text_pair": "a big dog"}`)
 	corpus := writeLines(t, dir, "corpus.txt", texts...)
-	run("embed", "embed", pairs, shard.JSONL, corpus, "--format", "text", "--normalize")
+	run("embed", "embed", pairs, shard.JSONL, corpus, "--format", "text", "--normalize", "--truncate-dim", "16")
 
 	type qa struct {
 		ID       string `json:"id"`

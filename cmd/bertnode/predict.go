@@ -30,6 +30,7 @@ type predictFlags struct {
 	question, context string
 	allowEmpty        bool
 	normalize         bool
+	truncateDim       int // embed: 0 keeps the whole vectors
 	topK              int
 	data              *shard.Spec // with data flags: how to read file as a data file
 }
@@ -104,7 +105,9 @@ config.json's architectures BertModel, ModernBertModel...; or any checkpoint rea
 --pooling cls|mean|max): texts as for classify; each gets its vector, the last hidden
 states pooled as the checkpoint's 1_Pooling/config.json says (else --pooling, else mean),
 scaled to unit length when the checkpoint ends with a Normalize module or --normalize
-(a data file: --format text, or a csv, tsv, jsonl or parquet file's text column):
+(a data file: --format text, or a csv, tsv, jsonl or parquet file's text column);
+--truncate-dim N keeps the first N dimensions (a Matryoshka model's), then scales to
+unit length again if normalizing:
 
   {"text":"...","embedding":[0.0123,-0.0456,...]}
 
@@ -167,6 +170,8 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 				return only("--attention", "classify, multilabel, regression, ner and embed")
 			case cmd.Flags().Changed("normalize") && task != string(model.Embed):
 				return only("--normalize", "embed")
+			case cmd.Flags().Changed("truncate-dim") && task != string(model.Embed):
+				return only("--truncate-dim", "embed")
 			case cmd.Flags().Changed("top-k") && task != string(model.MLM):
 				return only("--top-k", "mlm")
 			}
@@ -202,11 +207,15 @@ and head's attention over the first text's word pieces, [CLS] and [SEP] included
 	f.BoolVar(&pf.allowEmpty, "allow-empty", false, "qa: answer nothing where [CLS] outscores every span (SQuAD v2.0 models)")
 	f.IntVar(&pf.topK, "top-k", 5, "mlm: the most probable tokens to print at each mask token")
 	f.BoolVar(&pf.normalize, "normalize", false, "embed: scale the vectors to unit length (an embedding checkpoint with a Normalize module always does)")
+	f.IntVar(&pf.truncateDim, "truncate-dim", 0, truncateDimUsage)
 	addSpecFlags(f, &s, append(inferFlags, "doc-stride", "pooling")...)
 	addSpecFlags(f, &s, dataFlags...)
 	f.Lookup("batch-size").Usage = batchSizeUsage
 	return c
 }
+
+// truncateDimUsage is --truncate-dim's help in predict and infer.
+const truncateDimUsage = "embed: keep each vector's first N dimensions (a Matryoshka model's, trained with matryoshka_dims), then scale it to unit length again if normalizing, as sentence-transformers' truncate_dim (0: all)"
 
 // batchSizeUsage is --batch-size's help in predict and infer.
 const batchSizeUsage = "texts per forward pass (qa: context windows, choice: text and choice pairs, of runs of this many records)"
@@ -245,7 +254,12 @@ func writePredictions(out, warn io.Writer, t *train.Trainer, in predictInput, pf
 	case string(model.MLM):
 		lines, err = t.FillMask(in.texts, pf.topK)
 	case string(model.Embed):
-		lines, err = t.Embed(in.texts, t.Normalize || pf.normalize)
+		normalize := t.Normalize || pf.normalize
+		var es []train.Embedding
+		if es, err = t.Embed(in.texts, normalize); err == nil && pf.truncateDim != 0 {
+			err = train.Truncate(es, pf.truncateDim, normalize, "--truncate-dim")
+		}
+		lines = es
 	default:
 		lines, err = t.Predict(in.texts, pf.threshold)
 	}

@@ -549,6 +549,31 @@ func TestPredictEmbeddings(t *testing.T) {
 			}
 		}
 	}
+	// --truncate-dim keeps the first dimensions, unit length again with --normalize.
+	for _, normalize := range []bool{false, true} {
+		args := append(slices.Clone(base), "--truncate-dim", "5")
+		if normalize {
+			args = append(args, "--normalize")
+		}
+		cut := jsonLines[train.Embedding](t, mustRun(t, append(args, texts...)...))
+		for i := range cut {
+			want := slices.Clone(raw[i].Embedding[:5])
+			if normalize {
+				train.Normalize(want)
+			}
+			if len(cut[i].Embedding) != 5 {
+				t.Fatalf("--truncate-dim 5: %d dimensions", len(cut[i].Embedding))
+			}
+			for k, x := range want {
+				if math.Abs(float64(x-cut[i].Embedding[k])) > 1e-6 {
+					t.Fatalf("--truncate-dim 5, normalize %v: text %d [%d] = %v, want %v", normalize, i, k, cut[i].Embedding[k], x)
+				}
+			}
+		}
+	}
+	wantErr(t, "", []string{"--truncate-dim: 100000 is not in [1, "}, append(base, "--truncate-dim", "100000", "text")...)
+	wantErr(t, "", []string{"--truncate-dim: -3 is not in [1, "}, append(base, "--truncate-dim", "-3", "text")...)
+	wantErr(t, "", []string{"--truncate-dim", "only for embed", "classify"}, "predict", "--model", m.dir, "--max-length", "64", "--truncate-dim", "8", "text")
 	// A data file's texts embed as the same texts given as arguments: a text corpus, or
 	// a csv file's text column (its other columns unread).
 	dir := t.TempDir()
