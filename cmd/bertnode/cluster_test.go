@@ -33,9 +33,22 @@ var smsLines = []string{"ham hello there", "spam WIN a prize now", "ham see you 
 // serving blocks as bertnode coordinator does, with the flags that reach it.
 func testCluster(t *testing.T) (*coordtest.Cluster, []string) {
 	t.Helper()
-	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) { cfg.Planner = streamPlanner }})
-	s := c.Servers[0]
-	s.Handle("GET /v1/datasets/{plan}/blocks/{i}", stream.Handler(blockFiles(s)))
+	return testClusterOf(t, 1, nil)
+}
+
+// testClusterOf is testCluster of members members, tweak changing each one's
+// configuration.
+func testClusterOf(t *testing.T, members int, tweak func(i int, cfg *coordinator.Config)) (*coordtest.Cluster, []string) {
+	t.Helper()
+	c := coordtest.New(t, coordtest.Options{Members: members, Tweak: func(i int, cfg *coordinator.Config) {
+		cfg.Planner = streamPlanner
+		if tweak != nil {
+			tweak(i, cfg)
+		}
+	}})
+	for _, s := range c.Servers {
+		s.Handle("GET /v1/datasets/{plan}/blocks/{i}", stream.Handler(blockFiles(s)))
+	}
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte(c.Secret.String()), 0o600); err != nil {
 		t.Fatal(err)
