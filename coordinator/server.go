@@ -10,6 +10,7 @@
 //	http.go      the API's routes               query.go   auth, forwarding, blocking reads
 //	jobspec.go   reading a submitted spec       planner.go the Planner border
 //	metrics.go   Prometheus                     server.go  Config, New, Close
+//	protocol.go  protocol versions: what the leader may propose in a rolling upgrade
 //
 // coordtest runs real clusters on loopback for other packages' tests.
 package coordinator

@@ -200,7 +200,7 @@ func TestClusterCommands(t *testing.T) {
 		}
 		wantErr(t, "", []string{`no node "n1"`}, append([]string{"nodes", "remove", "n1"}, flags...)...)
 	})
-	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
+	contains(t, "members", run("members"), c.Servers[0].ID(), "true", "PROTOCOL", fmt.Sprintf("  %d  ", coordinator.Protocol))
 	if tok := mustRun(t, append([]string{"token"}, flags[2:]...)...); tok != c.Secret.Token()+"\n" {
 		t.Errorf("token: %q", tok)
 	}
