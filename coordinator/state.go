@@ -252,9 +252,9 @@ type applier struct {
 	apply func(s *State, t time.Time, body []byte) (any, error)
 }
 
-// appliers are the command types, by the protocol that added each: 1 is the first
-// FSM's, those before protocol versions were recorded are numbered in the order the
-// types came.
+// appliers are the command types, each with the protocol that added it. Those from
+// before members recorded protocols are numbered in the order they came, 1 being the
+// first FSM's.
 var appliers = map[string]applier{
 	CmdMemberJoin:     {1, on((*State).memberJoin)},
 	CmdMemberRemove:   {1, on((*State).memberRemove)},
