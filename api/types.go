@@ -69,6 +69,9 @@ type Member struct {
 	Voter      bool   `json:"voter"`
 	Leader     bool   `json:"leader"` // filled in when read
 	Health     Health `json:"health"`
+	// Protocol is the coordinator protocol the member speaks (coordinator.Protocol);
+	// 0: it has not said, as members before protocol versions did not (the oldest).
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // JobState is a job's life cycle: pending -> running -> succeeded | failed | cancelled.
@@ -415,12 +418,14 @@ type RegisterNode struct {
 	Device   string `json:"device"`
 }
 
-// JoinMember asks the leader to add a coordinator as a raft voter.
+// JoinMember asks the leader to add a coordinator as a raft voter, or to update its
+// record: a member restarted with other addresses or an upgraded build sends it again.
 type JoinMember struct {
 	ID         string `json:"id"`
 	RaftAddr   string `json:"raft_addr"`
 	APIAddr    string `json:"api_addr"`
 	GossipAddr string `json:"gossip_addr"`
+	Protocol   int    `json:"protocol,omitempty"` // see Member.Protocol
 }
 
 // ProgressReport is a node's periodic report (at most about once a second). Every

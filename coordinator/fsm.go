@@ -18,13 +18,16 @@ import (
 // State. It does no I/O and keeps no clock; after each apply it calls the hook set
 // with OnApply, which wakes blocking queries.
 type FSM struct {
-	mu    sync.RWMutex
-	state *State
-	hook  func(index uint64)
+	mu       sync.RWMutex
+	state    *State
+	hook     func(index uint64)
+	protocol int // the command types it applies (protocol.go)
 }
 
-// NewFSM is an FSM holding the empty state.
-func NewFSM() *FSM { return &FSM{state: NewState()} }
+// NewFSM is an FSM of this build's protocol holding the empty state.
+func NewFSM() *FSM { return newFSM(Protocol) }
+
+func newFSM(protocol int) *FSM { return &FSM{state: NewState(), protocol: protocol} }
 
 // OnApply sets the function called, outside the lock, after each apply and restore.
 // Set it before raft starts.
@@ -36,11 +39,20 @@ type ApplyResult struct {
 	Err   error
 }
 
-// Apply implements raft.FSM.
+// Apply implements raft.FSM. A command type its protocol lacks halts it: a newer
+// leader proposed it while this member's build was older (which leaders of protocol
+// versions refuse to do). Skipping it would leave this state diverged from the others'
+// for good, as raft counts it applied, snapshots past it and compacts it from the log;
+// halted, the member stops before applying it, and the upgraded build applies it from
+// the log that still holds it (as Consul's FSM panics on an unknown message type).
 func (f *FSM) Apply(l *raft.Log) any {
 	var c Command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		return ApplyResult{Err: errorf(http.StatusBadRequest, "command at index %d: %v", l.Index, err)}
+	}
+	if !applies(c.Type, f.protocol) {
+		panic(fmt.Sprintf("coordinator: command %q at raft index %d is newer than this member's protocol %d: "+
+			"upgrade this member's bertnode; it applies the command from its log when it starts again", c.Type, l.Index, f.protocol))
 	}
 	f.mu.Lock()
 	v, err := f.state.Apply(l.Index, &c)

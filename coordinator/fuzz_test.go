@@ -55,13 +55,14 @@ func baseLog() [][]byte {
 }
 
 // fuzzLog turns the fuzz input, lines of "<type> <body JSON>", into commands that
-// continue baseLog. Lines whose body is not JSON are left out: only the leader makes
-// commands, and it makes them with NewCommand.
+// continue baseLog. Lines whose body is not JSON, or whose type is none, are left out:
+// only the leader makes commands, with NewCommand, of the types its FSM applies (an
+// FSM halts on others: TestFSMHaltsOnNewerCommand).
 func fuzzLog(data []byte, start int) [][]byte {
 	var out [][]byte
 	for line := range strings.Lines(string(data)) {
 		typ, body, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if !json.Valid([]byte(body)) {
+		if !json.Valid([]byte(body)) || !applies(typ, Protocol) {
 			continue
 		}
 		b, err := NewCommand(typ, fuzzStart.Add(time.Duration(start+len(out))*time.Second), json.RawMessage(body))

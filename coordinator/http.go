@@ -276,6 +276,10 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job, err := s.newJob(req)
+	if err == nil && job.Kind == api.KindPredict {
+		// An FSM before predict jobs would take the submission for a training job's.
+		err = s.supports("a predict job", appliers[CmdLease].since)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -127,7 +127,10 @@ func (l *leaderLoop) expire(ctx context.Context, now time.Time, next *time.Time,
 	v, _, err := s.commit(ctx, typ, body(before))
 	if err != nil {
 		s.log.Warn("leader decision", "command", typ, "err", err)
-		*next = now // try again next pass
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Status >= 500 {
+			*next = now // raft failed: try again next pass
+		}
 		return
 	}
 	s.log.Info("expired", "command", typ, "gone", v)

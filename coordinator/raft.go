@@ -224,7 +224,7 @@ func (s *Server) voters() int {
 
 // self is this member's record as it should be in the replicated state.
 func (s *Server) self() api.JoinMember {
-	return api.JoinMember{ID: s.id, RaftAddr: s.RaftAddr(), APIAddr: s.apiAddr, GossipAddr: s.cfg.GossipAddr}
+	return api.JoinMember{ID: s.id, RaftAddr: s.RaftAddr(), APIAddr: s.apiAddr, GossipAddr: s.cfg.GossipAddr, Protocol: s.cfg.Protocol}
 }
 
 func (s *Server) recorded() bool {
@@ -232,13 +232,16 @@ func (s *Server) recorded() bool {
 	ok := false
 	s.fsm.Read(func(st *State) {
 		m := st.Members[s.id]
-		ok = m != nil && m.RaftAddr == want.RaftAddr && m.APIAddr == want.APIAddr && m.GossipAddr == want.GossipAddr
+		ok = m != nil && m.RaftAddr == want.RaftAddr && m.APIAddr == want.APIAddr && m.GossipAddr == want.GossipAddr &&
+			m.Protocol == want.Protocol
 	})
 	return ok
 }
 
 // announce asks the cluster to add this member, or to update its record after a
-// restart with other addresses, until the replicated state has it right.
+// restart with other addresses or another build's protocol, until the replicated
+// state has it right. A leader older than protocol versions drops the protocol: the
+// member keeps asking until an upgraded leader records it.
 func (s *Server) announce() {
 	backoff := 100 * time.Millisecond
 	for !s.recorded() {
@@ -387,8 +390,12 @@ func (s *Server) members(st *State) []api.Member {
 }
 
 // commit proposes a command (on the leader) and waits until it is applied: its
-// answer, the raft index, and the command's error (*api.Error) or raft's (503).
+// answer, the raft index, and the command's error (*api.Error) or raft's (503). A
+// command some member's protocol lacks is refused (409) before it reaches the log.
 func (s *Server) commit(ctx context.Context, typ string, body any) (any, uint64, error) {
+	if err := s.supports("command "+typ, appliers[typ].since); err != nil {
+		return nil, 0, err
+	}
 	b, err := NewCommand(typ, s.clock.Now(), body)
 	if err != nil {
 		return nil, 0, err

@@ -10,6 +10,7 @@
 //	http.go      the API's routes               query.go   auth, forwarding, blocking reads
 //	jobspec.go   reading a submitted spec       planner.go the Planner border
 //	metrics.go   Prometheus                     server.go  Config, New, Close
+//	protocol.go  protocol versions: what the leader may propose in a rolling upgrade
 //
 // coordtest runs real clusters on loopback for other packages' tests.
 package coordinator
@@ -66,6 +67,10 @@ type Config struct {
 	Planner Planner
 	// Clock is the time commands carry; nil: the system clock.
 	Clock Clock
+	// Protocol is the coordinator protocol this member speaks and records: what its FSM
+	// applies; 0: this build's (Protocol). Tests set an older one to play a member of an
+	// earlier build in a rolling upgrade.
+	Protocol int
 	Timing
 	// MaxBlobSize bounds an upload (default 64 GiB).
 	MaxBlobSize int64
@@ -201,6 +206,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Membership == nil {
 		cfg.Membership = gossip.NewStatic()
 	}
+	if cfg.Protocol == 0 {
+		cfg.Protocol = Protocol
+	}
+	if cfg.Protocol < ProtocolOldest || cfg.Protocol > Protocol {
+		return nil, fmt.Errorf("coordinator: protocol %d: this build speaks %d to %d", cfg.Protocol, ProtocolOldest, Protocol)
+	}
 	if cfg.MaxBlobSize == 0 {
 		cfg.MaxBlobSize = 64 << 30
 	}
@@ -218,7 +229,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("member", id), clock: cfg.Clock, token: cfg.Secret.Token(), fsm: NewFSM()}
+	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("member", id), clock: cfg.Clock, token: cfg.Secret.Token(), fsm: newFSM(cfg.Protocol)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.blobs, err = openBlobStore(filepath.Join(cfg.DataDir, "blobs"), cfg.MaxBlobSize, cfg.BlobFileGrace); err != nil {
 		return nil, err

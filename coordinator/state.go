@@ -238,49 +238,56 @@ func (s *State) finish(j *api.Job, t time.Time, st api.JobState, node, reason st
 // (a checksum mismatch fails the job and answers an error).
 func (s *State) Apply(idx uint64, c *Command) (any, error) {
 	s.Index = idx
-	apply, ok := appliers[c.Type]
+	a, ok := appliers[c.Type]
 	if !ok {
 		return nil, errorf(http.StatusBadRequest, "unknown command type %q", c.Type)
 	}
-	return apply(s, c.Time, c.Body)
+	return a.apply(s, c.Time, c.Body)
 }
 
-type applier func(s *State, t time.Time, body []byte) (any, error)
+// applier decodes a command type's body and applies it. since is the coordinator
+// protocol that added the type (protocol.go): an older FSM cannot apply it.
+type applier struct {
+	since int
+	apply func(s *State, t time.Time, body []byte) (any, error)
+}
 
-// appliers decode each command type's body and apply it.
+// appliers are the command types, each with the protocol that added it. Those from
+// before members recorded protocols are numbered in the order they came, 1 being the
+// first FSM's.
 var appliers = map[string]applier{
-	CmdMemberJoin:     on((*State).memberJoin),
-	CmdMemberRemove:   on((*State).memberRemove),
-	CmdNodeRegister:   on((*State).nodeRegister),
-	CmdNodeDrain:      on((*State).nodeDrain),
-	CmdNodeRemove:     on((*State).nodeRemove),
-	CmdHealth:         on((*State).health),
-	CmdJobSubmit:      onValue((*State).jobSubmit),
-	CmdDatasetPlanned: on((*State).datasetPlanned),
-	CmdJobReason:      on((*State).jobReason),
-	CmdOpenGeneration: on((*State).openGeneration),
-	CmdBeginReconfig:  on((*State).beginReconfig),
-	CmdWaitForNodes:   on((*State).waitForNodes),
-	CmdFailure:        on((*State).failure),
-	CmdProgress:       on((*State).progress),
-	CmdCheckpoint:     on((*State).checkpoint),
-	CmdResult:         on((*State).result),
-	CmdDone:           on((*State).done),
-	CmdCancel:         on((*State).cancel),
-	CmdJobDelete:      on((*State).deleteJob),
-	CmdBlobStored:     on((*State).blobStored),
-	CmdBlobsCollect:   onValue((*State).blobsCollect),
-	CmdDeletedTrim:    onValue((*State).deletedTrim),
-	CmdLease:          onValue((*State).lease),
-	CmdUnitDone:       on((*State).unitDone),
-	CmdRenew:          onValue((*State).renew),
+	CmdMemberJoin:     {1, on((*State).memberJoin)},
+	CmdMemberRemove:   {1, on((*State).memberRemove)},
+	CmdNodeRegister:   {1, on((*State).nodeRegister)},
+	CmdHealth:         {1, on((*State).health)},
+	CmdJobSubmit:      {1, onValue((*State).jobSubmit)},
+	CmdDatasetPlanned: {1, on((*State).datasetPlanned)},
+	CmdJobReason:      {1, on((*State).jobReason)},
+	CmdOpenGeneration: {1, on((*State).openGeneration)},
+	CmdBeginReconfig:  {1, on((*State).beginReconfig)},
+	CmdWaitForNodes:   {1, on((*State).waitForNodes)},
+	CmdFailure:        {1, on((*State).failure)},
+	CmdProgress:       {1, on((*State).progress)},
+	CmdCheckpoint:     {1, on((*State).checkpoint)},
+	CmdResult:         {1, on((*State).result)},
+	CmdDone:           {1, on((*State).done)},
+	CmdCancel:         {1, on((*State).cancel)},
+	CmdBlobStored:     {1, on((*State).blobStored)},
+	CmdBlobsCollect:   {2, onValue((*State).blobsCollect)},
+	CmdJobDelete:      {3, on((*State).deleteJob)},
+	CmdDeletedTrim:    {4, onValue((*State).deletedTrim)},
+	CmdNodeDrain:      {5, on((*State).nodeDrain)},
+	CmdNodeRemove:     {6, on((*State).nodeRemove)},
+	CmdLease:          {7, onValue((*State).lease)},
+	CmdUnitDone:       {7, on((*State).unitDone)},
+	CmdRenew:          {8, onValue((*State).renew)},
 }
 
-func on[T any](apply func(*State, time.Time, T) error) applier {
+func on[T any](apply func(*State, time.Time, T) error) func(*State, time.Time, []byte) (any, error) {
 	return onValue(func(s *State, t time.Time, b T) (any, error) { return nil, apply(s, t, b) })
 }
 
-func onValue[T, R any](apply func(*State, time.Time, T) (R, error)) applier {
+func onValue[T, R any](apply func(*State, time.Time, T) (R, error)) func(*State, time.Time, []byte) (any, error) {
 	return func(s *State, t time.Time, body []byte) (any, error) {
 		var b T
 		if err := json.Unmarshal(body, &b); err != nil {
@@ -304,7 +311,7 @@ func (s *State) memberJoin(t time.Time, b api.JoinMember) error {
 		m = &api.Member{ID: b.ID, Health: api.Alive}
 		s.Members[b.ID] = m
 	}
-	m.RaftAddr, m.APIAddr, m.GossipAddr, m.Voter = b.RaftAddr, b.APIAddr, b.GossipAddr, true
+	m.RaftAddr, m.APIAddr, m.GossipAddr, m.Voter, m.Protocol = b.RaftAddr, b.APIAddr, b.GossipAddr, true, b.Protocol
 	s.touch(topicMembers)
 	return nil
 }

@@ -33,9 +33,22 @@ var smsLines = []string{"ham hello there", "spam WIN a prize now", "ham see you 
 // serving blocks as bertnode coordinator does, with the flags that reach it.
 func testCluster(t *testing.T) (*coordtest.Cluster, []string) {
 	t.Helper()
-	c := coordtest.New(t, coordtest.Options{Tweak: func(_ int, cfg *coordinator.Config) { cfg.Planner = streamPlanner }})
-	s := c.Servers[0]
-	s.Handle("GET /v1/datasets/{plan}/blocks/{i}", stream.Handler(blockFiles(s)))
+	return testClusterOf(t, 1, nil)
+}
+
+// testClusterOf is testCluster of members members, tweak changing each one's
+// configuration.
+func testClusterOf(t *testing.T, members int, tweak func(i int, cfg *coordinator.Config)) (*coordtest.Cluster, []string) {
+	t.Helper()
+	c := coordtest.New(t, coordtest.Options{Members: members, Tweak: func(i int, cfg *coordinator.Config) {
+		cfg.Planner = streamPlanner
+		if tweak != nil {
+			tweak(i, cfg)
+		}
+	}})
+	for _, s := range c.Servers {
+		s.Handle("GET /v1/datasets/{plan}/blocks/{i}", stream.Handler(blockFiles(s)))
+	}
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte(c.Secret.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -187,7 +200,7 @@ func TestClusterCommands(t *testing.T) {
 		}
 		wantErr(t, "", []string{`no node "n1"`}, append([]string{"nodes", "remove", "n1"}, flags...)...)
 	})
-	contains(t, "members", run("members"), c.Servers[0].ID(), "true")
+	contains(t, "members", run("members"), c.Servers[0].ID(), "true", "PROTOCOL", fmt.Sprintf("  %d  ", coordinator.Protocol))
 	if tok := mustRun(t, append([]string{"token"}, flags[2:]...)...); tok != c.Secret.Token()+"\n" {
 		t.Errorf("token: %q", tok)
 	}

@@ -58,6 +58,17 @@ starts as a cluster of itself alone, with every job, node and blob it holds. Rem
 the lost members from the catalog (bertnode members remove ID), then start new
 members, or the other survivors with emptied data directories, with --join.
 
+Upgrades: restart one member at a time with the new build, waiting until bertnode
+members lists it again, with its new protocol, before the next. A member records the
+coordinator protocol its build speaks (the replicated commands it can apply); until
+every member speaks the one a command needs, the leader refuses the command (409,
+naming the members to upgrade) rather than let an older member miss it. Nodes whose
+lease renewals are refused let their leases run out, as before renewals; a predict
+job, a deletion, a drain or a node removal is refused until then. A member whose
+build is too old for a command in its log stops with an error naming the command,
+and applies it once upgraded. docs/cluster.md,
+"Rolling upgrades", has the details.
+
 Addresses: --api-addr, --raft-addr and --gossip-addr are where this member listens;
 with an unspecified host (0.0.0.0) give --advertise, the host others reach it at.`,
 		Example: `  bertnode coordinator --data-dir /var/lib/bertnode --bootstrap --secret-file /etc/bertnode/secret \

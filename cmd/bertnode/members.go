@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/bertnode/bertnode/api"
@@ -15,7 +16,10 @@ func newMembersCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "members [add ID RAFT_ADDR API_ADDR [GOSSIP_ADDR] | remove ID]",
 		Short: "List, add or remove the coordinators (raft members)",
-		Long: `Without arguments: the coordinators, which one leads, and their addresses.
+		Long: `Without arguments: the coordinators, which one leads, their addresses, and the
+coordinator protocol each one's build speaks (- for a build before protocol
+versions, counted as the oldest): until every member speaks a protocol, the leader
+refuses what needs it (see bertnode coordinator --help, Upgrades).
 
 add: makes a coordinator a raft voter by hand (bertnode coordinator --join does it
 itself). remove: takes one out, for a member whose machine is gone for good; a
@@ -57,9 +61,14 @@ member that is only down rejoins by itself when it restarts.`,
 			return err
 		}
 		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tLEADER\tVOTER\tHEALTH\tAPI\tRAFT\tGOSSIP")
+		fmt.Fprintln(w, "ID\tLEADER\tVOTER\tHEALTH\tPROTOCOL\tAPI\tRAFT\tGOSSIP")
 		for _, m := range ms {
-			fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\t%s\n", m.ID, m.Leader, m.Voter, or(string(m.Health), "-"), or(m.APIAddr, "-"), m.RaftAddr, or(m.GossipAddr, "-"))
+			protocol := "-"
+			if m.Protocol > 0 {
+				protocol = strconv.Itoa(m.Protocol)
+			}
+			fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Leader, m.Voter, or(string(m.Health), "-"), protocol,
+				or(m.APIAddr, "-"), m.RaftAddr, or(m.GossipAddr, "-"))
 		}
 		return w.Flush()
 	})
