@@ -22,6 +22,8 @@ type leaderLoop struct {
 	// dead: when this leader's gossip first called each node dead, on this machine's
 	// clock; the state says so only after Timing.DeadConfirm (see health).
 	dead map[string]time.Time
+	// unjoined: this leader's gossip lists none of the other coordinators (see health).
+	unjoined bool
 	// planning: the datasets being planned ("job/which"); planned receives them back.
 	// plans: their goroutines, which store blobs: the loop ends only after them, so
 	// that nothing writes to the data directory once Close has returned.
@@ -176,10 +178,29 @@ func (l *leaderLoop) reap(ctx context.Context, now time.Time) {
 // dead is dead once it has stayed so for DeadConfirm: a member cut off from the others
 // declares everyone dead, and when the cut heals its word reaches the leader before the
 // node's refutation does (the fault suite: a live donor left out of its generation).
+// A leader whose gossip lists none of the other coordinators, though raft shows it
+// some, has not joined gossip (a restarted member still finding the others) or lost
+// its view: it sees no node either, and counts no node's absence until it sees one.
 func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []HealthUpdate {
 	seen := make(map[string]gossip.Member, len(ms))
 	for _, m := range ms {
 		seen[m.Name] = m
+	}
+	unjoined, others := true, false
+	for id := range st.Members {
+		if id != l.s.id {
+			_, ok := seen[id]
+			unjoined, others = unjoined && !ok, true
+		}
+	}
+	unjoined = unjoined && others
+	if unjoined != l.unjoined {
+		if unjoined {
+			l.s.log.Warn("gossip lists no other coordinator: not counting nodes missing from it as dead until it does")
+		} else {
+			l.s.log.Info("gossip lists the other coordinators again")
+		}
+		l.unjoined = unjoined
 	}
 	var out []HealthUpdate
 	for _, id := range sortedKeys(st.Nodes) {
@@ -203,6 +224,10 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 			continue
 		}
 		if n.Health == api.Dead || n.Health == api.Left {
+			continue
+		}
+		if unjoined { // its absence says nothing: count it from when gossip is joined
+			delete(l.absent, id)
 			continue
 		}
 		since, ok := l.absent[id]

@@ -9,6 +9,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/bertnode/bertnode/gossip"
 )
 
 // hasNode says whether every running member's state holds node id (have) or none's does.
@@ -225,4 +226,38 @@ func waitUntil(end time.Time, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// TestUnjoinedLeaderCountsNoAbsence: a leader whose gossip lists none of the other
+// coordinators (a restarted member that has not found them yet) sees no node either:
+// it calls no node dead for its absence, however long; once gossip lists another
+// coordinator, a node still missing is dead after AbsentGrace counted from then.
+func TestUnjoinedLeaderCountsNoAbsence(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3})
+	leader := c.Leader()
+	var others []string
+	for _, s := range c.Servers {
+		if s != leader {
+			c.Gossip.Remove(s.ID())
+			others = append(others, s.ID())
+		}
+	}
+	n1 := &scripted{t: t, id: "n1", cl: c.Client()}
+	n1.register()
+	for range 5 { // 5 minutes, 10 times AbsentGrace
+		settle()
+		c.Clock.Advance(time.Minute)
+		if waitUntil(time.Now().Add(500*time.Millisecond), func() bool { return nodeHealth(c, "n1") == api.Dead }) {
+			t.Fatal("an unjoined leader called n1 dead for its absence from gossip")
+		}
+	}
+	c.Gossip.Set(gossip.Member{Name: others[0], Addr: "127.0.0.1:2", Health: api.Alive, Meta: gossip.Meta{Role: gossip.Coordinator}})
+	for minutes := 1; nodeHealth(c, "n1") != api.Dead; minutes++ {
+		settle()
+		c.Clock.Advance(time.Minute)
+		waitUntil(time.Now().Add(2*time.Second), func() bool { return nodeHealth(c, "n1") == api.Dead })
+		if minutes == 10 {
+			t.Fatalf("n1 %s %d minutes after gossip listed another coordinator", nodeHealth(c, "n1"), minutes)
+		}
+	}
 }

@@ -103,6 +103,17 @@ func (s *Static) Set(m Member) {
 	}
 }
 
+// Remove forgets a member (as memberlist forgets one long gone) and signals the change.
+func (s *Static) Remove(name string) {
+	s.mu.Lock()
+	delete(s.members, name)
+	s.mu.Unlock()
+	select {
+	case s.changes <- struct{}{}:
+	default:
+	}
+}
+
 // SetHealth changes a known member's health.
 func (s *Static) SetHealth(name string, h api.Health) {
 	s.mu.Lock()

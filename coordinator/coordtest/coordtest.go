@@ -145,12 +145,17 @@ func (c *Cluster) Config(i int, bootstrap bool) coordinator.Config {
 
 func (c *Cluster) start(i int, bootstrap bool) *coordinator.Server {
 	c.T.Helper()
-	s, err := coordinator.New(c.Config(i, bootstrap))
+	cfg := c.Config(i, bootstrap)
+	s, err := coordinator.New(cfg)
 	if err != nil {
 		c.T.Fatalf("member %d: %v", i, err)
 	}
 	c.Servers[i] = s
 	c.raft[i], c.api[i] = s.RaftAddr(), s.APIAddr()
+	// As the member's gossip would join the others': the leader counts nodes' absence
+	// from gossip only once it lists another coordinator.
+	c.Gossip.Set(gossip.Member{Name: s.ID(), Addr: cfg.GossipAddr, Health: api.Alive,
+		Meta: gossip.Meta{Role: gossip.Coordinator, API: s.APIAddr(), Raft: s.RaftAddr()}})
 	return s
 }
 
