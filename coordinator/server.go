@@ -311,6 +311,21 @@ func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
 // IsLeader says whether this member is the raft leader now.
 func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// Alone says whether the raft configuration holds no other server: a single member,
+// or the first one before any other joins.
+func (s *Server) Alone() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) != s.id {
+			return false
+		}
+	}
+	return true
+}
+
 // Read calls fn with the member's copy of the replicated state (see FSM.Read).
 func (s *Server) Read(fn func(*State)) { s.fsm.Read(fn) }
 

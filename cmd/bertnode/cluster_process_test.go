@@ -22,6 +22,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/chaos"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/bertnode/bertnode/internal/netlab"
 	"github.com/bertnode/bertnode/internal/tarball"
@@ -173,6 +174,58 @@ func trainIDs(t *testing.T, split float64) []int32 {
 		t.Fatal(err)
 	}
 	return p.Order(0, 0, 1)
+}
+
+// TestProcessRestartedBootstrapMemberRejoinsGossip: the member that bootstrapped the
+// cluster (no --join), stopped with SIGTERM (it leaves gossip, so nobody gossips to it
+// again) and started again, finds the others through its state and joins their gossip:
+// the cluster lists it alive again. It stayed dead before: its gossip gave up while its
+// state did not list the others yet, and as leader it would have called every node dead.
+func TestProcessRestartedBootstrapMemberRejoinsGossip(t *testing.T) {
+	c := upCluster(t, 3, 0)
+	p := c.proc("c1")
+	if !slices.Contains(p.Args, "--bootstrap") {
+		t.Fatalf("c1 is not the bootstrap member: %v", p.Args)
+	}
+	id, err := coordinator.MemberID(p.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := func() api.Health {
+		st, err := c.cl.Status(context.Background())
+		if err != nil {
+			return ""
+		}
+		for _, m := range st.Members {
+			if m.ID == id {
+				return m.Health
+			}
+		}
+		return ""
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for localcluster.Alive(p.PID) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	until := func(what string, cond func(api.Health) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			h := health()
+			if cond(h) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("c1 %s after 30s: %q", what, h)
+			}
+		}
+	}
+	until("still alive", func(h api.Health) bool { return h != "" && h != api.Alive })
+	if err := c.lc.Restart("c1"); err != nil {
+		t.Fatal(err)
+	}
+	until("not alive again", func(h api.Health) bool { return h == api.Alive })
 }
 
 // A BERT job on 2 node processes, submitted to a follower (which forwards it), goes on

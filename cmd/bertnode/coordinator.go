@@ -189,7 +189,10 @@ func nodeGCTiming(d time.Duration) (time.Duration, error) {
 
 // joinGossip joins the gossip of the cluster's other members: those --join's member
 // reports, or those in this member's state after a restart. It tries until one
-// answers or there is nobody else to join.
+// answers or there is nobody else to join: a restarted member whose state does not
+// list the others yet (raft replays the log once it hears from the leader) waits for
+// it, as long as raft's configuration holds other servers. One that gave up would
+// see no other coordinator nor any node, and as leader call every node dead.
 func joinGossip(ctx context.Context, s *coordinator.Server, g *gossip.Gossip, join []string, secret clusterkey.Secret, tlsConf *tls.Config, logger *slog.Logger) {
 	for {
 		var addrs []string
@@ -214,7 +217,7 @@ func joinGossip(ctx context.Context, s *coordinator.Server, g *gossip.Gossip, jo
 			} else if err != nil {
 				logger.Debug("gossip join", "addrs", addrs, "err", err)
 			}
-		} else if len(join) == 0 {
+		} else if len(join) == 0 && s.Alone() {
 			return // alone, or the others will join this one
 		}
 		select {
