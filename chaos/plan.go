@@ -2,7 +2,8 @@
 // training job on a local cluster of real processes (3 coordinators, 3 nodes), injects
 // faults — nodes killed with SIGKILL mid-step and during the all-reduce, the raft leader
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
-// replacement nodes joining mid-epoch, nodes drained and back — and checks after every run that the job
+// replacement nodes joining mid-epoch, nodes drained and back, the coordinators
+// restarted one by one as for an upgrade — and checks after every run that the job
 // finished, that every rank holds the same weights, that the audit logs show every
 // sample trained exactly once, and how far the result is from a fault-free run's.
 package chaos
@@ -38,10 +39,13 @@ const (
 	// NodeDrain: a node drained (bertnode nodes drain) mid-epoch; once it has left the
 	// job it is undrained, and joins back.
 	NodeDrain Kind = "node-drain"
+	// RollingRestart: every coordinator in turn stopped with SIGTERM and started again,
+	// the next once the members list it alive: an upgrade's rolling restart.
+	RollingRestart Kind = "rolling-restart"
 )
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -93,6 +97,11 @@ func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
 		if f.Kind == LeaderKill || f.Kind == LeaderPartition {
 			f.Target = "leader"
 			f.Delay = 6 * time.Second
+			out = append(out, f)
+			continue
+		}
+		if f.Kind == RollingRestart {
+			f.Target = "coordinators"
 			out = append(out, f)
 			continue
 		}

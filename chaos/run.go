@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/netlab"
 	"github.com/bertnode/bertnode/localcluster"
@@ -291,6 +292,16 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		}
 		sleep(ctx, 3*time.Second)
 		return in.lc.Restart(victim.Name)
+	case RollingRestart:
+		// Injected when the last is back: its recovery is the next step applied after it.
+		for _, p := range in.lc.Procs {
+			if p.Role == "coordinator" {
+				if err := in.restartMember(ctx, p); err != nil {
+					return err
+				}
+			}
+		}
+		f.Injected = time.Now()
 	case NodeDrain:
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
 		if err := in.cl.Drain(ctx, f.Target, true); err != nil {
@@ -330,6 +341,49 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		}
 		sleep(ctx, in.o.RingTimeout+f.Delay)
 		return h.Heal()
+	}
+	return nil
+}
+
+// restartMember stops coordinator p with SIGTERM, starts it again once it has exited
+// and the members no longer list it alive, and waits until they do again.
+func (in *injector) restartMember(ctx context.Context, p localcluster.Proc) error {
+	id, err := coordinator.MemberID(p.DataDir)
+	if err != nil {
+		return err
+	}
+	syscall.Kill(p.PID, syscall.SIGTERM)
+	for localcluster.Alive(p.PID) {
+		if !sleep(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	alive := func() (bool, error) {
+		for {
+			if st, err := in.cl.Status(ctx); err == nil && st.Leader != "" {
+				for _, m := range st.Members {
+					if m.ID == id {
+						return m.Health == api.Alive, nil
+					}
+				}
+			}
+			if !sleep(ctx, 200*time.Millisecond) {
+				return false, ctx.Err()
+			}
+		}
+	}
+	for up := true; up; {
+		if up, err = alive(); err != nil {
+			return fmt.Errorf("%s still listed alive after it stopped: %w", p.Name, err)
+		}
+	}
+	if err := in.lc.Restart(p.Name); err != nil {
+		return err
+	}
+	for up := false; !up; {
+		if up, err = alive(); err != nil {
+			return fmt.Errorf("%s not alive again after its restart: %w", p.Name, err)
+		}
 	}
 	return nil
 }

@@ -36,6 +36,8 @@ to three faults picked at random (--seed) among --faults:
   node-join       a node killed and replaced by a new node joining mid-epoch
   leader-partition  the raft leader cut off the network for 6 s, then healed
   node-drain      a node drained (bertnode nodes drain) mid-epoch, undrained once out
+  rolling-restart every coordinator in turn stopped (SIGTERM) and started again, the
+                  next once the members list it alive, as for an upgrade
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
