@@ -54,9 +54,10 @@ func BenchmarkTrainStep(b *testing.B) {
 
 // BenchmarkGradientCheckpointing is a training step's forward and backward (dropout on)
 // with and without gradient checkpointing, alternating, on batch 8 x 128 and 2 threads:
-// what recomputing the layers costs.
+// what recomputing the layers costs. DeBERTa and MPNet also build state every layer
+// reads (relative embeddings, position bias).
 func BenchmarkGradientCheckpointing(b *testing.B) {
-	for _, preset := range []string{"mini", "base"} {
+	for _, preset := range []string{"mini", "base", "deberta-v2-mini", "mpnet-mini"} {
 		b.Run(preset, func(b *testing.B) {
 			var models [2]*Model
 			for i := range models {

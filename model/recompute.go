@@ -17,13 +17,13 @@ import (
 // is y's backward with the output gradient g. Each recomputation replays its layer's
 // dropout noise (the generator's state before the layer, restored): the layers compute
 // the same values, and a model whose parameters each receive one gradient per step
-// gets the same gradient, bit for bit. Parameters shared between layers (ALBERT's
-// layers, DeBERTa's relative embeddings, MPNet's position bias) receive one gradient
+// gets the same gradient, bit for bit. ALBERT's layers, shared, receive one gradient
 // per layer, added in turn instead of summed first: equal within float rounding.
+// What every layer reads but no layer computes (DeBERTa's relative embeddings after
+// their LayerNorm, MPNet's position bias) is a graft: made once, with its graph.
 
-// layerFn runs layer i's training forward on x, which it takes ownership of; done
-// frees what the call made for it alone.
-type layerFn func(i int, x *ts.Tensor, drop *dropper) (y *ts.Tensor, done func())
+// layerFn runs layer i's training forward on x, which it takes ownership of.
+type layerFn func(i int, x *ts.Tensor, drop *dropper) *ts.Tensor
 
 // recompute is a checkpointed forward's state, which its backward uses and frees.
 type recompute struct {
@@ -33,25 +33,34 @@ type recompute struct {
 	marks  []rngMark    // the dropout generator before layer i
 	top    *ts.Tensor   // the last layer's output, a leaf: its gradient is the layers'
 	layer  layerFn
+	grafts []graft
 	keep   []*ts.Tensor // what layer reads besides x (masks), held past the forward
+}
+
+// graft is a tensor every layer reads that depends on parameters but on no layer: the
+// layers read in, a detached copy, so their backwards add their gradients into in's
+// and leave y's graph whole; backward then takes the sum through y's graph once, as
+// the whole graph does (in the same order: last layer first).
+type graft struct{ y, in *ts.Tensor }
+
+// newGraft grafts y, which it takes ownership of.
+func newGraft(y *ts.Tensor) graft {
+	return graft{y, y.MustDetach(false).MustSetRequiresGrad(y.MustRequiresGrad(), true)}
 }
 
 // recomputed runs n layers on h [B, L, H] (the embeddings' output, which it takes
 // ownership of) without autograd, keeping what backward needs in out, and returns the
 // last layer's output as a leaf that requires its gradient. keep are the tensors layer
-// reads besides its input, handles of the caller's own that out now holds.
-func (m *Model) recomputed(h *ts.Tensor, drop *dropper, out *Output, n int, layer layerFn, keep ...*ts.Tensor) *ts.Tensor {
-	r := &recompute{m: m, emb: h, layer: layer, keep: keep}
+// reads besides its input, handles of the caller's own that out now holds, as it holds
+// grafts'.
+func (m *Model) recomputed(h *ts.Tensor, drop *dropper, out *Output, n int, layer layerFn, grafts []graft, keep ...*ts.Tensor) *ts.Tensor {
+	r := &recompute{m: m, emb: h, layer: layer, grafts: grafts, keep: keep}
 	x := h.MustDetach(false)
 	for i := range n {
 		r.inputs = append(r.inputs, x)
 		r.marks = append(r.marks, drop.mark(m.Opts.Device))
 		in := x.MustShallowClone()
-		noGrad(func() {
-			var done func()
-			x, done = layer(i, in, drop)
-			done()
-		})
+		noGrad(func() { x = layer(i, in, drop) })
 	}
 	r.top = x.MustSetRequiresGrad(true, true)
 	out.recompute = r
@@ -82,13 +91,19 @@ func (r *recompute) backward() error {
 			return err
 		}
 		x := r.inputs[i].MustSetRequiresGrad(true, false)
-		y, done := r.layer(i, x.MustShallowClone(), drop)
+		y := r.layer(i, x.MustShallowClone(), drop)
 		backwardWith(y, g)
-		done()
 		y.MustDrop()
 		g.MustDrop()
 		g = x.MustGrad(false)
 		x.MustDrop()
+	}
+	for _, gr := range r.grafts {
+		gin := gr.in.MustGrad(false)
+		if gin.MustDefined() { // not with what y reads frozen
+			backwardWith(gr.y, gin)
+		}
+		gin.MustDrop()
 	}
 	if r.emb.MustRequiresGrad() { // not with the embeddings frozen (LoRA, freezing)
 		backwardWith(r.emb, g)
@@ -109,7 +124,11 @@ func (r *recompute) free() {
 	for _, t := range append(append([]*ts.Tensor{r.emb, r.top}, r.inputs...), r.keep...) {
 		t.MustDrop()
 	}
-	r.emb, r.top, r.inputs, r.keep = nil, nil, nil, nil
+	for _, gr := range r.grafts {
+		gr.y.MustDrop()
+		gr.in.MustDrop()
+	}
+	r.emb, r.top, r.inputs, r.grafts, r.keep = nil, nil, nil, nil, nil
 }
 
 // backwardWith backpropagates the output gradient g through y's graph.
