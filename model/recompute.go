@@ -1,6 +1,9 @@
 package model
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -29,8 +32,9 @@ type layerFn func(i int, x *ts.Tensor, drop *dropper) *ts.Tensor
 type recompute struct {
 	m      *Model
 	emb    *ts.Tensor   // the embeddings' output, with its graph
-	inputs []*ts.Tensor // layer i's input, without one
-	marks  []rngMark    // the dropout generator before layer i
+	first  int          // the first layer recomputed: those below need no backward
+	inputs []*ts.Tensor // layer first+i's input, without one
+	marks  []rngMark    // the dropout generator before layer first+i
 	top    *ts.Tensor   // the last layer's output, a leaf: its gradient is the layers'
 	layer  layerFn
 	grafts []graft
@@ -50,21 +54,49 @@ func newGraft(y *ts.Tensor) graft {
 
 // recomputed runs n layers on h [B, L, H] (the embeddings' output, which it takes
 // ownership of) without autograd, keeping what backward needs in out, and returns the
-// last layer's output as a leaf that requires its gradient. keep are the tensors layer
+// last layer's output as a leaf that requires its gradient (unless no layer needs
+// backward). keep are the tensors layer
 // reads besides its input, handles of the caller's own that out now holds, as it holds
 // grafts'.
 func (m *Model) recomputed(h *ts.Tensor, drop *dropper, out *Output, n int, layer layerFn, grafts []graft, keep ...*ts.Tensor) *ts.Tensor {
 	r := &recompute{m: m, emb: h, layer: layer, grafts: grafts, keep: keep}
+	// Frozen layers under frozen embeddings and grafts pass no gradient to anything: they
+	// run once, keeping nothing, as the whole graph records none of them.
+	if !h.MustRequiresGrad() && !slices.ContainsFunc(grafts, func(g graft) bool { return g.in.MustRequiresGrad() }) {
+		r.first = m.frozenBelow(n)
+	}
 	x := h.MustDetach(false)
 	for i := range n {
-		r.inputs = append(r.inputs, x)
-		r.marks = append(r.marks, drop.mark(m.Opts.Device))
-		in := x.MustShallowClone()
-		noGrad(func() { x = layer(i, in, drop) })
+		if i >= r.first {
+			r.inputs = append(r.inputs, x)
+			r.marks = append(r.marks, drop.mark(m.Opts.Device))
+			x = x.MustShallowClone()
+		}
+		noGrad(func() { x = layer(i, x, drop) })
 	}
-	r.top = x.MustSetRequiresGrad(true, true)
+	r.top = x.MustSetRequiresGrad(r.first < n, true)
 	out.recompute = r
 	return r.top.MustShallowClone()
+}
+
+// frozenBelow is how many of the n layers, from the first, have no trainable parameter
+// (LoRA's included): all or none where the layers share theirs.
+func (m *Model) frozenBelow(n int) int {
+	trains := func(prefix string) bool {
+		return slices.ContainsFunc(m.Params.List(), func(p *Param) bool { return p.Trainable && strings.HasPrefix(p.Name, prefix) })
+	}
+	if m.fam.layer == nil {
+		if trains(m.fam.base) {
+			return 0
+		}
+		return n
+	}
+	for i := range n {
+		if trains(m.fam.layer(i)) {
+			return i
+		}
+	}
+	return n
 }
 
 // backward backpropagates through the layers, last to first, and the embeddings, once
@@ -86,12 +118,13 @@ func (r *recompute) backward() error {
 		defer func() { m.lora.drop = nil }()
 	}
 	g := r.top.MustGrad(false)
-	for i := len(r.inputs) - 1; i >= 0; i-- {
-		if err := drop.reset(dev, r.marks[i]); err != nil {
+	for j := len(r.inputs) - 1; j >= 0; j-- {
+		if err := drop.reset(dev, r.marks[j]); err != nil {
 			return err
 		}
-		x := r.inputs[i].MustSetRequiresGrad(true, false)
-		y := r.layer(i, x.MustShallowClone(), drop)
+		// The lowest layer's input gradient only the embeddings would read.
+		x := r.inputs[j].MustSetRequiresGrad(j > 0 || r.emb.MustRequiresGrad(), false)
+		y := r.layer(r.first+j, x.MustShallowClone(), drop)
 		backwardWith(y, g)
 		y.MustDrop()
 		g.MustDrop()
