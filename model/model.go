@@ -385,21 +385,27 @@ func additiveMask(mask *ts.Tensor, b *Batch) *ts.Tensor {
 // layersPadded runs the layers on h [B, L, H], keeping the attentions in out when asked.
 func (m *Model) layersPadded(h, ext *ts.Tensor, b *Batch, drop *dropper, attentions bool, out *Output) *ts.Tensor {
 	if drop.train && m.Opts.GradientCheckpointing && !attentions {
-		ext := ext.MustShallowClone()
-		return m.recomputed(h, drop, out, len(m.layers), func(i int, x *ts.Tensor, drop *dropper) (*ts.Tensor, func()) {
-			rs := m.relative(b.L) // made anew for each layer's backward, as the bias below
-			e := ext
-			if pb := m.positionBias(b.L); pb != nil {
-				e = pb.MustAdd(ext, true)
-			}
+		// The relative embeddings and the position bias depend on no layer: made once.
+		var grafts []graft
+		var keep []*ts.Tensor
+		rs := m.relative(b.L)
+		if rs != nil {
+			grafts = append(grafts, newGraft(rs.emb))
+			rs = &relState{d: rs.d, emb: grafts[0].in, idx: rs.idx}
+			keep = append(keep, rs.idx)
+		}
+		e := ext.MustShallowClone()
+		if pb := m.positionBias(b.L); pb != nil {
+			e = pb.MustAdd(ext, true)
+			grafts = append(grafts, newGraft(e))
+			e = grafts[len(grafts)-1].in
+		} else {
+			keep = append(keep, e)
+		}
+		return m.recomputed(h, drop, out, len(m.layers), func(i int, x *ts.Tensor, drop *dropper) *ts.Tensor {
 			y, _ := m.layers[i].fwd(m, x, e, rs, b, drop, false, i == len(m.layers)-1 && m.head.first)
-			return y, func() {
-				rs.drop()
-				if e != ext {
-					e.MustDrop()
-				}
-			}
-		}, ext)
+			return y
+		}, grafts, keep...)
 	}
 	rs := m.relative(b.L)
 	defer rs.drop()

@@ -256,14 +256,14 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	}
 	if drop.train && m.Opts.GradientCheckpointing && !attentions {
 		ext, local := ext.MustShallowClone(), local.MustShallowClone()
-		h = m.recomputed(h, drop, out, len(mo.layers), func(i int, x *ts.Tensor, drop *dropper) (*ts.Tensor, func()) {
+		h = m.recomputed(h, drop, out, len(mo.layers), func(i int, x *ts.Tensor, drop *dropper) *ts.Tensor {
 			am := local
 			if mo.layers[i].global {
 				am = ext
 			}
 			y, _ := mo.layers[i].fwd(m, x, am, b, drop, false)
-			return y, func() {}
-		}, ext, local)
+			return y
+		}, nil, ext, local)
 		f := mo.final.fwd(h)
 		h.MustDrop()
 		return mo.head.fwd(f, mask, drop)

@@ -315,6 +315,21 @@ class Sanity:
         self.ok &= good
         print(f"{'ok  ' if good else 'FAIL'} {what}: {value:.3g} (limit {limit:g})")
 
+    def expected(self, task, base, exp):
+        """base, this code's logits, against expected.json's. Both are float32 forwards
+        of one model, but their sums may be ordered differently: OpenBLAS picks its sgemm
+        kernel by CPU and libtorch splits sums by thread (OpenBLAS's Haswell kernel on one
+        thread reproduces make_debertav2.py's and make_modernbert.py's fixtures to their
+        1e-7 rounding; an AMD EPYC's kernel differs by up to 14.5 u max|logit|). Each
+        rounding is relative u = 2^-24, so the difference scales with u and the logits'
+        magnitude, times how many roundings reach a logit: 5 to 15 for these small
+        models (their float64 checks measure each forward's own part of it). The limit,
+        64 u max|logit| + 5e-8 (expected.json's rounding), leaves 4 times that and stays
+        10^4 times below what a wrong DeBERTa bucket, scale or p2c index changes (0.2 to 1.8)."""
+        want = torch.tensor(exp["logits"])
+        limit = 64 * 2.0 ** -24 * want.abs().max().item() + 5e-8
+        self.report(f"{task}: this code vs expected.json", (base.reshape(-1) - want).abs().max().item(), limit)
+
     def per_sequence(self, task, mask, base, alone, naive):
         """per_sequence's two maxima, reported: each text alone within 1e-5 of its part of
         the padded batch, the float64 forward within 1e-4."""

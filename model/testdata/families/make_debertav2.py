@@ -649,7 +649,7 @@ def sanity():
                   f"(min distance of the ceil's argument to an integer {margin:.3g}); buckets for 0..{L - 1}: "
                   f"{sorted(set(b for b in f32 if b >= 0))}", f32 == f64 and margin > 1e-4)
         base = logits_of(cfg, w, task, ids, mask, types)
-        report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+        v.expected(task, base, exp)
         # Each option reaches the logits.
         for what, change in [("without p2c", dict(pos_att_type=["c2p"])), ("without c2p", dict(pos_att_type=["p2c"])),
                              ("without relative attention", dict(pos_att_type=[]))]:

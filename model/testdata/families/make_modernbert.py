@@ -548,7 +548,7 @@ def sanity():
         cfg, w, exp = load_dir(d, Cfg)
         ids, mask = torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])
         base = logits_of(cfg, w, task, ids, mask)
-        v.report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+        v.expected(task, base, exp)
         # (a) a window covering the whole sequence is global attention, bit for bit.
         wide = Cfg(dict(cfg.raw, local_attention=2 * ids.shape[1]))
         a = logits_of(wide, w, task, ids, mask)

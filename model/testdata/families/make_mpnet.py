@@ -528,7 +528,7 @@ def sanity():
         texts = [tuple(t) if isinstance(t, list) else t for t in exp["texts"]]
         claim(f"{task}: the texts encode to expected.json's ids", tok.batch(texts)[0].tolist() == exp["input_ids"])
         base = logits_of(cfg, w, task, ids, mask)
-        report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+        v.expected(task, base, exp)
         w0 = dict(w, **{"mpnet.encoder.relative_attention_bias.weight": torch.zeros_like(w["mpnet.encoder.relative_attention_bias.weight"])})
         delta = (logits_of(cfg, w0, task, ids, mask) - base).abs().max().item()
         claim(f"{task}: without the relative bias the logits change by {delta:.3g}", delta > 1e-2)

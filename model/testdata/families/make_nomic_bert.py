@@ -408,7 +408,7 @@ def sanity():
         claim(f"{task}: the batch is bert-{task}'s", all(exp[k] == bert[k] for k in ("texts", "input_ids", "attention_mask", "token_type_ids")))
         claim(f"{task}: no text reaches max_trained_positions {cfg.max_trained}", ids.shape[1] <= cfg.max_trained)
         base = logits_of(cfg, w, task, ids, mask, types)
-        report(f"{task}: this code vs expected.json", (base.reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+        v.expected(task, base, exp)
         delta = (logits_of(cfg, w, task, ids, mask, types, base=cfg.base * 10) - base).abs().max().item()
         claim(f"{task}: with 10 times the rotary base the logits change by {delta:.3g}", delta > 1e-2)
         v.per_sequence(
