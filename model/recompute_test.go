@@ -92,6 +92,7 @@ func TestGradientCheckpointingGivesTheSameGradient(t *testing.T) {
 			name += fmt.Sprintf("/freeze-embeddings-%t-layers-%d-base-%t", f.Embeddings, f.Layers, f.Base)
 		}
 		t.Run(name, func(t *testing.T) {
+			lockThread(t)
 			whole, ckpt := step(t, c.modelType, c.opts, false, c.below), step(t, c.modelType, c.opts, true, c.below)
 			if whole.loss != ckpt.loss {
 				t.Errorf("loss %v, %v without checkpointing", ckpt.loss, whole.loss)
