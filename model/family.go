@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -93,7 +94,7 @@ func (m *Model) architecture() string {
 	case Choice:
 		suffix = "ForMultipleChoice"
 	case MLM:
-		suffix = "ForMaskedLM"
+		suffix = cmp.Or(m.fam.mlm.arch, "ForMaskedLM")
 	}
 	return m.Config.ArchitecturePrefix() + suffix
 }

@@ -189,7 +189,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.Choice), nil
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
-	case "ForMaskedLM":
+	case "ForMaskedLM", "ForPreTraining": // the masked-LM head; mlm ignores the others (NSP)
 		return string(model.MLM), nil
 	case "ForSequenceClassification":
 		switch {

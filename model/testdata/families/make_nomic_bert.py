@@ -42,6 +42,12 @@ What NomicBERT computes, as read there:
   classification or question answering class; bertnode gives those BERT's heads under
   the same base (BertForTokenClassification's classifier, BertForQuestionAnswering's
   qa_outputs), which these fixtures follow.
+- NomicBertForPreTraining (task "mlm" here, for reference.py; no fixture directory):
+  cls.predictions.transform.dense (bias mlp_fc1_bias), SiLU for swiglu else exact GELU
+  (its tanh GELUs are for activations no gated MLP has), transform.layer_norm
+  (layer_norm_epsilon), then cls.predictions.decoder, whose weight is the word embeddings
+  (tie_weights, always) and bias mlp_fc1_bias: read from contrastors'
+  modeling_nomic_bert.py (NomicBertPredictionHeadTransform, NomicBertLMPredictionHead).
 
 Why not the hub code itself: it needs transformers (and einops), which could not be
 installed where these fixtures were made. So the logits in expected.json come from this
@@ -183,6 +189,11 @@ def param_shapes(cfg, task):
         lin("classifier", cfg.num_labels, H)
     elif task == "qa":
         lin("qa_outputs", 2, H)
+    elif task == "mlm":  # NomicBertForPreTraining's cls; the decoder's weight is the word embeddings
+        lin("cls.predictions.transform.dense", H, H, cfg.fc1_bias)
+        out.extend([("cls.predictions.transform.layer_norm.weight", (H,)), ("cls.predictions.transform.layer_norm.bias", (H,))])
+        if cfg.fc1_bias:
+            out.append(("cls.predictions.decoder.bias", (cfg.vocab,)))
     return out
 
 
@@ -262,7 +273,16 @@ def encoder(cfg, w, input_ids, attention_mask, token_type_ids, base=None):
     return x
 
 
+def transform_act(cfg):
+    """NomicBertPredictionHeadTransform's activation: SiLU for swiglu, else exact GELU (its
+    tanh GELUs are for gelu_new, gelu_fast and gelu_pytorch_tanh, which Cfg refuses)."""
+    return F.silu if cfg.act == "swiglu" else F.gelu
+
+
 def head(cfg, w, task, h):
+    if task == "mlm":
+        x = layer_norm(w, "cls.predictions.transform.layer_norm", transform_act(cfg)(linear(w, "cls.predictions.transform.dense", h)), cfg.eps)
+        return F.linear(x, w["bert.embeddings.word_embeddings.weight"], w.get("cls.predictions.decoder.bias"))
     if task in ("classify", "multilabel", "regression", "choice"):
         return linear(w, "classifier", torch.tanh(linear(w, "bert.pooler.dense", h[:, 0])))
     if task == "ner":
