@@ -29,6 +29,9 @@ type mlmSpec struct {
 	// arch is the head's class after the family's prefix where it is not ForMaskedLM
 	// (NomicBERT's hub code has NomicBertForPreTraining alone).
 	arch string
+	// aliases are other checkpoints' prefixes of the head's names, read as the prefixes
+	// they map to (DeBERTa's lm_predictions.lm_head).
+	aliases map[string]string
 	// ignored are checkpoint prefixes that stay ignorable for mlm: the decoder's tied
 	// copies of the word embeddings and of the bias, which transformers re-ties on load,
 	// and the other pretraining heads (BERT's next-sentence, ALBERT's sentence-order).
@@ -94,16 +97,29 @@ func (m *Model) mlmLogits(h *ts.Tensor, b *Batch) *ts.Tensor {
 	return m.head.mlm.fwd(h)
 }
 
-// checkMLM refuses mlm for a family without a masked-LM head here.
-func checkMLM(f *family, modelType string) error {
+// checkMLM refuses mlm for a family without a masked-LM head here, and a DeBERTa-v2
+// config whose transformers head has the names bertnode reads but does not write.
+func checkMLM(f *family, c *hf.BertConfig) error {
+	if f == debertaV2Family {
+		if legacy, err := c.LegacyMLMHead(); err != nil || !legacy {
+			return cmp.Or(err, fmt.Errorf("model: task mlm: deberta-v2 with legacy false: its head would be saved as cls.predictions, which transformers reads only with legacy true; drop legacy from config.json"))
+		}
+	}
 	if f.mlm != nil {
 		return nil
 	}
-	why := "its masked-LM head is not implemented yet"
-	if f == electraFamily {
-		why = "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
+	why := "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
+	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert, albert, mpnet, modernbert, deberta-v2 and nomic_bert", c.ModelType, why)
+}
+
+// canonical is name with an alias's prefix replaced by the one it stands for.
+func (s *mlmSpec) canonical(name string) string {
+	for from, to := range s.aliases {
+		if rest, ok := strings.CutPrefix(name, from); ok {
+			return to + rest
+		}
 	}
-	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert, albert, mpnet, modernbert and nomic_bert", modelType, why)
+	return name
 }
 
 // ignorable says whether an mlm model may leave a checkpoint tensor out.

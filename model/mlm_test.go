@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bertnode/bertnode/hf"
+	"github.com/bertnode/bertnode/safetensors"
 )
 
 // The masked-LM heads' gradient matches central differences, the word embeddings'
@@ -57,7 +59,7 @@ func TestMLMGradientMatchesFiniteDifferences(t *testing.T) {
 }
 
 // mlmFamilies are the families with a masked-LM head.
-var mlmFamilies = []string{"bert", "roberta", "distilbert", "albert", "mpnet", "modernbert", "nomic_bert"}
+var mlmFamilies = []string{"bert", "roberta", "distilbert", "albert", "mpnet", "modernbert", "deberta-v2", "nomic_bert"}
 
 // The masked-LM head saves under transformers' names (no tied copy: transformers
 // re-ties), loads back as mlm, and a pretraining checkpoint's tied copies and other
@@ -73,7 +75,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 	}{
 		{"bert", "BertForMaskedLM", "", nil, nil}, {"roberta", "RobertaForMaskedLM", "", nil, nil},
 		{"distilbert", "DistilBertForMaskedLM", "", nil, nil}, {"albert", "AlbertForMaskedLM", "", nil, nil},
-		{"mpnet", "MPNetForMaskedLM", "", nil, nil},
+		{"mpnet", "MPNetForMaskedLM", "", nil, nil}, {"deberta-v2", "DebertaV2ForMaskedLM", "", nil, nil},
 		{"modernbert", "ModernBertForMaskedLM", "hub", nil, []string{"decoder.bias", "head.dense.weight", "head.norm.weight"}},
 		{"modernbert", "ModernBertForMaskedLM", "untied", func(c *hf.BertConfig) {
 			c.TieWordEmbeddings, c.DecoderBias, c.ClassifierBias, c.NormBias = false, false, true, true
@@ -119,7 +121,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 			}
 		}
 	}
-	for _, mt := range []string{"electra", "deberta-v2"} {
+	for _, mt := range []string{"electra"} {
 		if _, err := New(familyConfig(t, mt, 0), Options{Task: MLM}); err == nil || !strings.Contains(err.Error(), mt) {
 			t.Errorf("%s: mlm: %v, want a refusal naming it", mt, err)
 		}
@@ -174,5 +176,46 @@ func checkMLMLoss(t *testing.T, modelType string) {
 	}
 	if got := evalLoss(t, m, b); got != 0 {
 		t.Errorf("nothing masked: loss %v, want 0", got)
+	}
+}
+
+// DeBERTa-v2's masked-LM head loads from Microsoft's names (deberta-v3-base's
+// lm_predictions.lm_head, beside its replaced-token head and unused positions) into the
+// parameters transformers names cls.predictions; a config with legacy false, whose head
+// transformers names lm_predictions, is refused rather than saved under the other names.
+func TestDebertaMLMReadsMicrosoftNames(t *testing.T) {
+	lockThread(t)
+	cfg := familyConfig(t, "deberta-v2", 0)
+	src := newModel(t, cfg, Options{Task: MLM}, 1)
+	randomize(src, rand.New(rand.NewPCG(1, 2)), src.head.mlm.bias)
+	microsoft := strings.NewReplacer("cls.predictions.transform.dense.", "lm_predictions.lm_head.dense.",
+		"cls.predictions.transform.LayerNorm.", "lm_predictions.lm_head.LayerNorm.", "cls.predictions.bias", "lm_predictions.lm_head.bias")
+	tensors := f32Tensors(src, microsoft.Replace)
+	unused := []string{"deberta.embeddings.position_embeddings.weight", "mask_predictions.classifier.weight"}
+	for _, n := range unused {
+		tensors = append(tensors, safetensors.Tensor{Info: safetensors.Info{Name: n, DType: safetensors.F32, Shape: []int64{1}}, Data: make([]byte, 4)})
+	}
+	dst := newModel(t, cfg, Options{Task: MLM}, 2)
+	rep, err := dst.LoadWeights(writeSafetensors(t, tensors))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded != len(dst.Params.List()) || len(rep.Initialized) > 0 || !slices.Equal(rep.Ignored, unused) {
+		t.Fatalf("loaded %d of %d, fresh %v, ignored %v", rep.Loaded, len(dst.Params.List()), rep.Initialized, rep.Ignored)
+	}
+	if !slices.Equal(src.Params.FlatSlice(), dst.Params.FlatSlice()) {
+		t.Error("the loaded parameters differ from the saved ones")
+	}
+
+	js, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyFalse, err := hf.ParseConfig(bytes.Replace(js, []byte("{"), []byte(`{"legacy": false,`), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(legacyFalse, Options{Task: MLM}); err == nil || !strings.Contains(err.Error(), "legacy") {
+		t.Errorf("mlm with legacy false: %v, want a refusal naming legacy", err)
 	}
 }

@@ -146,7 +146,7 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 			return nil, fmt.Errorf("model: an embedding model has no head to widen or weight")
 		}
 	case MLM:
-		if err := checkMLM(fam, cfg.ModelType); err != nil {
+		if err := checkMLM(fam, cfg); err != nil {
 			return nil, err
 		}
 		opts.NumLabels = cfg.VocabSize
