@@ -247,8 +247,9 @@ func TestResumeIsExact(t *testing.T) {
 		{"lora", func(s *Spec) { s.LoRA, s.LR = model.LoRA{R: 4, Alpha: 8, Dropout: 0.1, Merge: true}, 5e-3 }},
 		// mlm's masks follow the step: the resumed run must draw the same ones.
 		{"mlm", mlm},
-		// the families whose masked-LM heads take their biases from the config
+		// the families whose masked-LM heads take their biases from the config, and DeBERTa's
 		{"mlm-modernbert", func(s *Spec) { mlm(s); s.Model = "modernbert-tiny" }},
+		{"mlm-deberta-v2", func(s *Spec) { mlm(s); s.Model = "deberta-v2-tiny" }},
 		{"mlm-nomic_bert", func(s *Spec) { mlm(s); s.Model = "nomic_bert-tiny" }},
 		// The teacher's logits are computed again for each step: the same after a resume.
 		{"distill", func(s *Spec) { s.Distill.Teacher, s.LabelSmoothing = teacher, 0.1 }},
