@@ -180,6 +180,9 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 	if len(cfg.Architectures) > 0 {
 		arch = cfg.Architectures[0]
 	}
+	if arch == model.MLMArchitecture(cfg) { // NomicBERT's is NomicBertForPreTraining
+		return string(model.MLM), nil
+	}
 	switch strings.TrimPrefix(arch, family) {
 	case "ForTokenClassification":
 		return string(model.NER), nil
@@ -189,7 +192,7 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 		return string(model.Choice), nil
 	case "Model": // a bare base model: sentence-transformers' and TEI's embedding models
 		return string(model.Embed), nil
-	case "ForMaskedLM", "ForPreTraining": // the masked-LM head; mlm ignores the others (NSP)
+	case "ForMaskedLM":
 		return string(model.MLM), nil
 	case "ForSequenceClassification":
 		switch {
