@@ -79,8 +79,8 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # the fixture scripts share.
 from fixturelib import (  # noqa: E402
     FMIN, OUT, QA_PAIRS, Float64, Sanity, activation, check_reference, expected_of, fresh_dir, layer_norm,
-    linear, load_dir, main, per_sequence, random_weights, sms_texts, task_config, write_checkpoint,
-    write_corpus, write_json)
+    linear, load_dir, main, masked_texts, mlm_loss, mlm_targets, per_sequence, random_weights, sms_texts, stored,
+    task_config, write_checkpoint, write_corpus, write_json)
 
 MODELING_COMMIT = "000c33fdfde12e1ffafbfcdb3c926df5727a00b6"
 CONFIG_COMMIT = "001f85b38fb432858ace93f18622f07cec46d874"
@@ -107,10 +107,6 @@ FIXTURES = {
                        norm_bias=True, attention_bias=True, mlp_bias=True, classifier_bias=True, old_spelling=False,
                        decoder_bias=False, tie_word_embeddings=False, classifier_activation="silu"),
 }
-
-# The masked-LM fixtures' texts: the first SMS messages with some words made [MASK] (its
-# lstrip takes the space before it), one of them the first word.
-MASKED_WORDS = [(0, 3), (2,), (1, 6), (4,)]
 
 SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 NUM_MERGES = 139
@@ -300,19 +296,6 @@ def logits_of(cfg, w, task, input_ids, attention_mask, force_global=False):
         return head(cfg, w, task, h)
 
 
-def mlm_loss(logits, labels):
-    """ModernBertForMaskedLM's loss without sparse prediction: the mean cross-entropy over
-    the labels that are not -100."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-
-
-def stored(task, logits, exp):
-    """The logits expected.json keeps: all, or an mlm fixture's rows at its positions."""
-    if task != "mlm":
-        return logits
-    return torch.stack([logits[r, l] for r, l in exp["positions"]])
-
-
 # ---------------------------------------------------------------------------------
 # A second, deliberately naive forward for the sanity checks: float64, one unpadded
 # sequence at a time, one query and head at a time, windows as explicit index ranges,
@@ -445,16 +428,6 @@ main().catch((e) => { console.error(e); process.exit(1) })
 """
 
 
-def masked_texts():
-    out = []
-    for text, masked in zip(sms_texts(len(MASKED_WORDS)), MASKED_WORDS):
-        words = text.split(" ")
-        for i in masked:
-            words[i] = "[MASK]"
-        out.append(" ".join(words))
-    return out
-
-
 def make_tokenizer(npm, tmp):
     """Trains and saves tokenizer.json into tmp; returns the encoded batches and ids."""
     text = write_corpus(os.path.join(tmp, "corpus.txt"))
@@ -550,23 +523,6 @@ def config_dict(task, opts, vocab_size, ids):
     if task == "mlm":
         return dict(sorted(dict(d, architectures=["ModernBertForMaskedLM"]).items()))
     return task_config(task, "ModernBert", d)
-
-
-def mlm_targets(input_ids, mask, mask_id, vocab_size):
-    """An mlm fixture's positions, whose logits expected.json keeps (each [MASK], the
-    first and the last real token of every text), and labels for its loss: random ids at
-    each [MASK] and at the second token, -100 elsewhere."""
-    g = torch.Generator().manual_seed(1)
-    labels = torch.full(input_ids.shape, -100, dtype=torch.int64)
-    positions = []
-    for r in range(input_ids.shape[0]):
-        n = int(mask[r].sum())
-        masked = [l for l in range(n) if input_ids[r, l] == mask_id]
-        assert masked, f"text {r} has no [MASK]"
-        positions += [[r, l] for l in sorted({0, n - 1, *masked})]
-        for l in masked + [1]:
-            labels[r, l] = int(torch.randint(vocab_size, (1,), generator=g))
-    return {"positions": positions, "labels": labels.tolist()}
 
 
 def make_all(npm):
