@@ -55,7 +55,8 @@ type BertConfig struct {
 	// ModernBERT's own fields (hf/modernbert.go): biases of its norms and dense layers
 	// (none by default), the embeddings' dropout, the sequence head's pooling ("cls" or
 	// "mean") and activation, the local attention's window, which layers attend
-	// globally, and the rotary bases of global and local layers.
+	// globally, the rotary bases of global and local layers, and the masked-LM
+	// decoder's bias and whether its weight is the token embeddings.
 	NormBias             bool    `json:"norm_bias"`
 	AttentionBias        bool    `json:"attention_bias"`
 	MLPBias              bool    `json:"mlp_bias"`
@@ -67,6 +68,8 @@ type BertConfig struct {
 	GlobalAttnEvery      int     `json:"global_attn_every_n_layers"`
 	GlobalRopeTheta      float64 `json:"global_rope_theta"`
 	LocalRopeTheta       float64 `json:"local_rope_theta"`
+	DecoderBias          bool    `json:"decoder_bias"`
+	TieWordEmbeddings    bool    `json:"tie_word_embeddings"`
 
 	// DeBERTa-v2's own fields (hf/debertav2.go): relative attention, its span and
 	// buckets, which relative terms it adds, whether the keys' and queries'

@@ -48,6 +48,15 @@ var debertaV2 = &family{
 	check: checkDebertaV2,
 }
 
+// LegacyMLMHead is DebertaV2Config's legacy (true where config.json lacks it): whether
+// DebertaV2ForMaskedLM names its head cls.predictions, as BERT's, rather than
+// lm_predictions.lm_head.
+func (c *BertConfig) LegacyMLMHead() (bool, error) {
+	legacy := true
+	err := c.extraField("legacy", &legacy)
+	return legacy, err
+}
+
 // PosAttType is pos_att_type: which relative terms attention adds, "c2p" and "p2c".
 // config.json has it as a list or, in older files (deberta-v3-base's), as "p2c|c2p".
 type PosAttType []string

@@ -29,6 +29,8 @@ var modernbert = &family{
 		{"global_attn_every_n_layers", func(c *BertConfig) any { return &c.GlobalAttnEvery }},
 		{"global_rope_theta", func(c *BertConfig) any { return &c.GlobalRopeTheta }},
 		{"local_rope_theta", func(c *BertConfig) any { return &c.LocalRopeTheta }},
+		{"decoder_bias", func(c *BertConfig) any { return &c.DecoderBias }},
+		{"tie_word_embeddings", func(c *BertConfig) any { return &c.TieWordEmbeddings }},
 	},
 	// transformers' ModernBertConfig() with no arguments: ModernBERT-base.
 	defaults: func(c *BertConfig) {
@@ -38,6 +40,7 @@ var modernbert = &family{
 		c.ClassifierPooling, c.ClassifierActivation = "cls", "gelu"
 		c.LocalAttention, c.GlobalAttnEvery = 128, 3
 		c.GlobalRopeTheta, c.LocalRopeTheta = 160000, 10000
+		c.DecoderBias, c.TieWordEmbeddings = true, true
 	},
 	parsed: modernbertRope,
 	check:  checkModernBERT,

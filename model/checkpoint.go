@@ -104,6 +104,9 @@ func (m *Model) LoadWeights(path string) (*LoadReport, error) {
 	for _, raw := range names {
 		t := tensors[raw]
 		name := canonicalName(raw, m.fam.base, has)
+		if m.head.mlm != nil {
+			name = m.fam.mlm.canonical(name)
+		}
 		p := ps.Get(name)
 		switch {
 		case p == nil && ignorable(name):

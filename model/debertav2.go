@@ -23,11 +23,24 @@ var debertaV2Family = &family{
 	// freezing, and for layer-wise learning rates, as the tables every layer reads.
 	embeddings: []string{"deberta.embeddings.", "deberta.encoder.rel_embeddings.", "deberta.encoder.LayerNorm."},
 	layer:      bertLayerPrefix("deberta."),
-	// The pretraining heads (masked LM, v3's replaced-token detection) and the absolute
-	// positions v3 checkpoints carry without using them (position_biased_input false).
-	pretraining: []string{"lm_predictions.", "mask_predictions.", "deberta.embeddings.position_embeddings."},
-	fixed:       noneFixed,
-	declare:     declareDebertaV2,
+	// The pretraining heads (masked LM under either name, v3's replaced-token detection)
+	// and the absolute positions v3 checkpoints carry without using them
+	// (position_biased_input false).
+	pretraining: []string{"cls.", "lm_predictions.", "mask_predictions.", "deberta.embeddings.position_embeddings."},
+	// DebertaV2ForMaskedLM's cls (transformers' legacy head, its default): BERT's, the
+	// dense layer mapping to embedding_size. Microsoft's checkpoints (deberta-v3-base's)
+	// and transformers' legacy-false head name it lm_predictions.lm_head, read here.
+	mlm: &mlmSpec{
+		dense: "cls.predictions.transform.dense", norm: "cls.predictions.transform.LayerNorm", bias: "cls.predictions.bias",
+		aliases: map[string]string{
+			"lm_predictions.lm_head.dense.":     "cls.predictions.transform.dense.",
+			"lm_predictions.lm_head.LayerNorm.": "cls.predictions.transform.LayerNorm.",
+			"lm_predictions.lm_head.bias":       "cls.predictions.bias",
+		},
+		ignored: []string{"cls.predictions.decoder.", "mask_predictions.", "deberta.embeddings.position_embeddings."},
+	},
+	fixed:   noneFixed,
+	declare: declareDebertaV2,
 }
 
 // debertaLayer names a layer's parts as DeBERTa does.

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -93,9 +94,19 @@ func (m *Model) architecture() string {
 	case Choice:
 		suffix = "ForMultipleChoice"
 	case MLM:
-		suffix = "ForMaskedLM"
+		return MLMArchitecture(m.Config)
 	}
 	return m.Config.ArchitecturePrefix() + suffix
+}
+
+// MLMArchitecture is the class name of cfg's family's masked-LM model: <Family>ForMaskedLM
+// but for NomicBERT's NomicBertForPreTraining; "" for a family without one.
+func MLMArchitecture(cfg *hf.BertConfig) string {
+	f, err := familyOf(cfg)
+	if err != nil || f.mlm == nil {
+		return ""
+	}
+	return cfg.ArchitecturePrefix() + cmp.Or(f.mlm.arch, "ForMaskedLM")
 }
 
 // bertLayer names a layer's parts as BERT does, and RoBERTa and ELECTRA after it.

@@ -29,6 +29,11 @@ type expectedOutput struct {
 	TokenTypeIDs  [][]int64 `json:"token_type_ids"`
 	Shape         []int     `json:"shape"`
 	Logits        []float64 `json:"logits"`
+	// An mlm fixture keeps the logits at Positions ([text, token] pairs) alone, and the
+	// loss of its labels.
+	Positions [][2]int  `json:"positions"`
+	Labels    [][]int64 `json:"labels"`
+	Loss      float64   `json:"loss"`
 }
 
 // checkFixtureTokenizer encodes the fixture's texts with our tokenizer loaded from its
@@ -178,6 +183,17 @@ func loadFixture(t *testing.T, dir string) (exp expectedOutput, cfg *hf.BertConf
 // checkFixture loads the fixture in dir, compares its tokenizer's ids and its logits
 // with transformers', and saves it into ours: the same model_type and classes, every
 // tensor under the same name with the same bytes.
+// rowsAt is the rows of logits [B, L, V] at positions, [len(positions), V].
+func rowsAt[T any](logits []T, b *Batch, positions [][2]int) []T {
+	v := len(logits) / (b.B * b.L)
+	var out []T
+	for _, p := range positions {
+		i := (p[0]*b.L + p[1]) * v
+		out = append(out, logits[i:i+v]...)
+	}
+	return out
+}
+
 func checkFixture(t *testing.T, dir, ours string) {
 	lockThread(t)
 	exp, cfg, m, rep, b := loadFixture(t, dir)
@@ -189,12 +205,15 @@ func checkFixture(t *testing.T, dir, ours string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if exp.Positions != nil {
+		got = rowsAt(got, b, exp.Positions)
+	}
 	if len(got) != len(exp.Logits) {
 		t.Fatalf("%d logits, transformers' %d (shape %v)", len(got), len(exp.Logits), exp.Shape)
 	}
 	var worst float64
 	for i := range got {
-		if underPadding(m, b, len(got), i) {
+		if exp.Positions == nil && underPadding(m, b, len(got), i) {
 			continue
 		}
 		worst = max(worst, math.Abs(float64(got[i])-exp.Logits[i]))
@@ -202,6 +221,17 @@ func checkFixture(t *testing.T, dir, ours string) {
 	t.Logf("max |diff| %.2g", worst)
 	if worst > 1e-4 {
 		t.Fatalf("logits differ from transformers' by %g", worst)
+	}
+	if exp.Labels != nil {
+		b.Labels = flatten(exp.Labels)
+		_, loss, err := m.Infer(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Labels = nil
+		if math.Abs(loss-exp.Loss) > 1e-5 {
+			t.Fatalf("loss %v, transformers' %v", loss, exp.Loss)
+		}
 	}
 
 	if err := m.Save(ours, cfg.Labels(), SaveOptions{}); err != nil {

@@ -89,9 +89,6 @@ func (hd *head) fwd(h, mask *ts.Tensor, drop *dropper) *ts.Tensor {
 	if hd.pool != "" {
 		return pool(h, mask, hd.pool)
 	}
-	if hd.mlm != nil {
-		return hd.mlm.fwd(h)
-	}
 	feat := h
 	if hd.first {
 		feat = h.MustSelect(1, 0, false)

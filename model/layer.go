@@ -48,10 +48,26 @@ func (m *Model) linear(name string, out, in int) linear {
 	return linear{w: ps.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal), b: ps.add(name+".bias", []int64{int64(out)}, InitZeros)}
 }
 
+// dense declares a dense layer, with a bias or without.
+func (m *Model) dense(name string, out, in int, bias bool) linear {
+	if bias {
+		return m.linear(name, out, in)
+	}
+	return linear{w: m.Params.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal)}
+}
+
 // layerNorm declares a LayerNorm of width n as name.weight, name.bias.
 func (m *Model) layerNorm(name string, n int, eps float64) layerNorm {
-	ps := m.Params
-	return layerNorm{ps.add(name+".weight", []int64{int64(n)}, InitOnes), ps.add(name+".bias", []int64{int64(n)}, InitZeros), eps}
+	return m.norm(name, n, eps, true)
+}
+
+// norm declares a LayerNorm of width n, with a bias or without (ModernBERT's norm_bias).
+func (m *Model) norm(name string, n int, eps float64, bias bool) layerNorm {
+	ln := layerNorm{w: m.Params.add(name+".weight", []int64{int64(n)}, InitOnes), eps: eps}
+	if bias {
+		ln.b = m.Params.add(name+".bias", []int64{int64(n)}, InitZeros)
+	}
+	return ln
 }
 
 // layerNames are the names a family gives the parts of a transformer layer, after

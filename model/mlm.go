@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bertnode/bertnode/hf"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -15,8 +16,22 @@ import (
 // bias a parameter of the head.
 type mlmSpec struct {
 	dense, norm, bias string
-	act               string  // as config.json names activations; "": the config's hidden_act
-	eps               float64 // 0: the config's layer_norm_eps
+	// act names the activation as config.json names activations; nil: the config's
+	// hidden_act.
+	act func(c *hf.BertConfig) string
+	eps float64 // 0: the config's layer_norm_eps
+	// biases says whether dense, norm and the decoder have biases, where the config
+	// decides (ModernBERT's, NomicBERT's); nil: all three have.
+	biases func(c *hf.BertConfig) (dense, norm, decoder bool)
+	// untied names the decoder's own weight, which a config with tie_word_embeddings
+	// false has (ModernBERT's); "": the family always ties it.
+	untied string
+	// arch is the head's class after the family's prefix where it is not ForMaskedLM
+	// (NomicBERT's hub code has NomicBertForPreTraining alone).
+	arch string
+	// aliases are other checkpoints' prefixes of the head's names, read as the prefixes
+	// they map to (DeBERTa's lm_predictions.lm_head).
+	aliases map[string]string
 	// ignored are checkpoint prefixes that stay ignorable for mlm: the decoder's tied
 	// copies of the word embeddings and of the bias, which transformers re-ties on load,
 	// and the other pretraining heads (BERT's next-sentence, ALBERT's sentence-order).
@@ -29,25 +44,35 @@ type mlmHead struct {
 	act     func(*ts.Tensor) *ts.Tensor
 	actName string // act's name, for the ONNX export
 	norm    layerNorm
-	word    *Param // the word embeddings, [V, E]
-	bias    *Param // [V]
+	decoder *Param // the decoder's weight [V, E]: the word embeddings unless untied
+	bias    *Param // [V], or nil (ModernBERT's decoder_bias false)
 }
 
 // declareMLM declares the family's masked-LM head on top of the declared embeddings:
 // dense maps the hidden size to the word embeddings' width (ALBERT's embedding_size).
 func (m *Model) declareMLM(s *mlmSpec) {
 	c := m.Config
-	e := int(m.emb.word.Shape[1])
-	eps := s.eps
-	if eps == 0 {
-		eps = c.LayerNormEps
+	v, e := m.emb.word.Shape[0], m.emb.word.Shape[1]
+	name := c.HiddenAct
+	if s.act != nil {
+		name = s.act(c)
 	}
-	name := cmp.Or(s.act, c.HiddenAct)
 	act, _ := activation(name) // New checked hidden_act; the families name known ones
-	m.head.mlm = &mlmHead{
-		dense: m.linear(s.dense, e, c.HiddenSize), act: act, actName: name, norm: m.layerNorm(s.norm, e, eps),
-		word: m.emb.word, bias: m.Params.add(s.bias, []int64{int64(c.VocabSize)}, InitZeros),
+	dense, norm, decoder := true, true, true
+	if s.biases != nil {
+		dense, norm, decoder = s.biases(c)
 	}
+	hd := &mlmHead{
+		dense: m.dense(s.dense, int(e), c.HiddenSize, dense), act: act, actName: name,
+		norm: m.norm(s.norm, int(e), cmp.Or(s.eps, c.LayerNormEps), norm), decoder: m.emb.word,
+	}
+	if s.untied != "" && !c.TieWordEmbeddings {
+		hd.decoder = m.Params.add(s.untied, []int64{v, e}, InitNormal)
+	}
+	if decoder {
+		hd.bias = m.Params.add(s.bias, []int64{v}, InitZeros)
+	}
+	m.head.mlm = hd
 }
 
 // fwd computes the logits [B, L, V] from the last hidden states h [B, L, H], taking
@@ -57,21 +82,44 @@ func (hd *mlmHead) fwd(h *ts.Tensor) *ts.Tensor {
 	h.MustDrop()
 	n := hd.norm.fwd(x)
 	x.MustDrop()
-	out := ts.MustLinear(n, hd.word.T, hd.bias.T)
+	out := ts.MustLinear(n, hd.decoder.T, hd.bias.tensor())
 	n.MustDrop()
 	return out
 }
 
-// checkMLM refuses mlm for a family without a masked-LM head here.
-func checkMLM(f *family, modelType string) error {
+// mlmLogits is the masked-LM head on the last hidden states h [B, L, H], which it
+// takes ownership of: with labels the masked rows' logits alone, [masked, V], which is
+// all the loss reads; without, every position's, [B, L, V].
+func (m *Model) mlmLogits(h *ts.Tensor, b *Batch) *ts.Tensor {
+	if b.Labels != nil {
+		h = maskedRows(h, b, m.Opts.Device)
+	}
+	return m.head.mlm.fwd(h)
+}
+
+// checkMLM refuses mlm for a family without a masked-LM head here, and a DeBERTa-v2
+// config whose transformers head has the names bertnode reads but does not write.
+func checkMLM(f *family, c *hf.BertConfig) error {
+	if f == debertaV2Family {
+		if legacy, err := c.LegacyMLMHead(); err != nil || !legacy {
+			return cmp.Or(err, fmt.Errorf("model: task mlm: deberta-v2 with legacy false: its head would be saved as cls.predictions, which transformers reads only with legacy true; drop legacy from config.json"))
+		}
+	}
 	if f.mlm != nil {
 		return nil
 	}
-	why := "its masked-LM head is not implemented yet"
-	if f == electraFamily {
-		why = "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
+	why := "an ELECTRA discriminator has no masked-LM head (the generator, a separate model, has)"
+	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert, albert, mpnet, modernbert, deberta-v2 and nomic_bert", c.ModelType, why)
+}
+
+// canonical is name with an alias's prefix replaced by the one it stands for.
+func (s *mlmSpec) canonical(name string) string {
+	for from, to := range s.aliases {
+		if rest, ok := strings.CutPrefix(name, from); ok {
+			return to + rest
+		}
 	}
-	return fmt.Errorf("model: task mlm: %s: %s; mlm trains bert, roberta (xlm-roberta, camembert), distilbert, albert and mpnet", modelType, why)
+	return name
 }
 
 // ignorable says whether an mlm model may leave a checkpoint tensor out.

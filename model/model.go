@@ -29,7 +29,8 @@ const (
 	Choice Task = "choice"
 	// MLM is masked-language-model training (domain-adaptive pretraining): the family's
 	// masked-LM head, logits over the vocabulary per token, the decoder tied to the word
-	// embeddings (mlm.go); labels per token as ner's, -100 where nothing was masked.
+	// embeddings unless a ModernBERT config unties it (mlm.go); labels per token as
+	// ner's, -100 where nothing was masked.
 	MLM Task = "mlm"
 )
 
@@ -148,7 +149,7 @@ func New(cfg *hf.BertConfig, opts Options) (*Model, error) {
 			return nil, fmt.Errorf("model: an embedding model has no head to widen or weight")
 		}
 	case MLM:
-		if err := checkMLM(fam, cfg.ModelType); err != nil {
+		if err := checkMLM(fam, cfg); err != nil {
 			return nil, err
 		}
 		opts.NumLabels = cfg.VocabSize
@@ -368,8 +369,8 @@ func (m *Model) encode(b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train
 	} else {
 		h = m.layersPadded(h, ext, b, drop, attentions, out)
 	}
-	if m.head.mlm != nil && b.Labels != nil {
-		h = maskedRows(h, b, m.Opts.Device) // the decoder computes only what the loss reads
+	if m.head.mlm != nil {
+		return m.mlmLogits(h, b)
 	}
 	return m.head.fwd(h, mask, drop)
 }

@@ -24,8 +24,16 @@ var modernbertFamily = &family{
 	embeddings:  []string{"model.embeddings."},
 	layer:       func(i int) string { return fmt.Sprintf("model.layers.%d.", i) },
 	pretraining: []string{"decoder."}, // the masked-LM head's output layer; its head.* is the classifiers' too
-	fixed:       noneFixed,
-	declare:     declareModernBERT,
+	// ModernBertForMaskedLM: ModernBertPredictionHead (head.dense, classifier_activation,
+	// head.norm), then the decoder, tied unless tie_word_embeddings is false.
+	mlm: &mlmSpec{
+		dense: "head.dense", norm: "head.norm", bias: "decoder.bias", untied: "decoder.weight",
+		act:     func(c *hf.BertConfig) string { return c.ClassifierActivation },
+		biases:  func(c *hf.BertConfig) (bool, bool, bool) { return c.ClassifierBias, c.NormBias, c.DecoderBias },
+		ignored: []string{"decoder.weight"},
+	},
+	fixed:   noneFixed,
+	declare: declareModernBERT,
 }
 
 // modern is what a ModernBERT model has besides Model's common fields.
@@ -91,8 +99,12 @@ func declareModernBERT(m *Model) {
 	}
 	mo.final = m.modernNorm("model.final_norm")
 	hd := &mo.head
-	if m.Opts.Task == Embed {
+	switch m.Opts.Task {
+	case Embed:
 		hd.pool = m.Opts.Pooling
+		return
+	case MLM:
+		m.declareMLM(m.fam.mlm)
 		return
 	}
 	hd.dense = m.dense("head.dense", h, h, c.ClassifierBias)
@@ -109,19 +121,7 @@ func declareModernBERT(m *Model) {
 
 // modernNorm declares a LayerNorm of the hidden width, with a bias if norm_bias.
 func (m *Model) modernNorm(name string) layerNorm {
-	n := layerNorm{w: m.Params.add(name+".weight", []int64{int64(m.Config.HiddenSize)}, InitOnes), eps: m.Config.LayerNormEps}
-	if m.Config.NormBias {
-		n.b = m.Params.add(name+".bias", []int64{int64(m.Config.HiddenSize)}, InitZeros)
-	}
-	return n
-}
-
-// dense declares a dense layer, with a bias or without.
-func (m *Model) dense(name string, out, in int, bias bool) linear {
-	if bias {
-		return m.linear(name, out, in)
-	}
-	return linear{w: m.Params.add(name+".weight", []int64{int64(out), int64(in)}, InitNormal)}
+	return m.norm(name, m.Config.HiddenSize, m.Config.LayerNormEps, m.Config.NormBias)
 }
 
 // windowMasks are [n, n] masks, true where |i - j| > half, what a local layer does not
@@ -222,6 +222,12 @@ func (r *rope) apply(x *ts.Tensor, l int64) *ts.Tensor {
 // padding (unpad.go), as transformers' flash-attention path does.
 func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *dropper, train, attentions bool, out *Output) *ts.Tensor {
 	c := m.Config
+	head := func(h *ts.Tensor) *ts.Tensor { // the final norm's output h
+		if m.head.mlm != nil {
+			return m.mlmLogits(h, b)
+		}
+		return mo.head.fwd(h, mask, drop)
+	}
 	sparse := m.emb.word.Trainable && !m.Opts.Device.IsCuda() // as embeddings.fwd
 	x := ts.MustEmbedding(m.emb.word.T, ids, int64(c.PadTokenID), false, sparse)
 	n := m.emb.norm.fwd(x)
@@ -248,7 +254,7 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 		}
 		f := mo.final.fwd(x)
 		x.MustDrop()
-		return mo.head.fwd(p.unpack(f), mask, drop)
+		return head(p.unpack(f))
 	}
 	local := localMask(m, ext, b.B, b.L)
 	if local != ext {
@@ -266,7 +272,7 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 		}, nil, ext, local)
 		f := mo.final.fwd(h)
 		h.MustDrop()
-		return mo.head.fwd(f, mask, drop)
+		return head(f)
 	}
 	for _, ly := range mo.layers {
 		am := local
@@ -281,7 +287,7 @@ func (mo *modern) forward(m *Model, b *Batch, ids, mask, ext *ts.Tensor, drop *d
 	}
 	f := mo.final.fwd(h)
 	h.MustDrop()
-	return mo.head.fwd(f, mask, drop)
+	return head(f)
 }
 
 // localMask is a local layer's additive mask for a batch [n, l] whose padding mask is

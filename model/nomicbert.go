@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/bertnode/bertnode/hf"
+)
 
 // nomicFamily is NomicBERT, as the hub code of nomic-embed-text
 // (modeling_hf_nomic_bert.py, NomicBertModel and NomicBertForSequenceClassification)
@@ -15,8 +19,26 @@ var nomicFamily = &family{
 	embeddings:  []string{"bert.embeddings.", "bert.emb_ln."},
 	layer:       func(i int) string { return fmt.Sprintf("bert.encoder.layers.%d.", i) },
 	pretraining: []string{"cls."}, // NomicBertForPreTraining's head
-	fixed:       noneFixed,
-	declare:     declareNomic,
+	// NomicBertForPreTraining's masked-LM head: transform.dense (mlp_fc1_bias), SiLU for
+	// swiglu else exact GELU (the tanh GELUs it knows name no gated MLP, the only one
+	// bertnode builds), transform.layer_norm, then the decoder, tied, with bias
+	// mlp_fc1_bias.
+	mlm: &mlmSpec{
+		dense: "cls.predictions.transform.dense", norm: "cls.predictions.transform.layer_norm", bias: "cls.predictions.decoder.bias",
+		act:     nomicTransformAct,
+		biases:  func(c *hf.BertConfig) (bool, bool, bool) { return c.MLPFc1Bias, true, c.MLPFc1Bias },
+		arch:    "ForPreTraining",
+		ignored: []string{"cls.predictions.decoder.weight"},
+	},
+	fixed:   noneFixed,
+	declare: declareNomic,
+}
+
+func nomicTransformAct(c *hf.BertConfig) string {
+	if c.HiddenAct == "swiglu" {
+		return "silu"
+	}
+	return "gelu"
 }
 
 func declareNomic(m *Model) {

@@ -324,10 +324,8 @@ func (e *onnxExport) head(h, mask string, normalize bool) {
 		e.embedOutputs(h, mask, hd.pool, normalize)
 		return
 	}
-	if l := hd.mlm; l != nil { // the decoder is the word embeddings, transposed by the graph: stored once
-		x := e.layerNorm(onnxActivation(g, l.actName, e.linear(h, &l.dense)), &l.norm)
-		wt := g.Op("Transpose", []string{e.param(l.word)}, onnx.Ints("perm", 1, 0))
-		e.logitsOutputs(g.Op("Add", []string{g.Op("MatMul", []string{x, wt}), e.param(l.bias)}), false)
+	if hd.mlm != nil {
+		e.mlmHead(h)
 		return
 	}
 	x := h
@@ -341,6 +339,18 @@ func (e *onnxExport) head(h, mask string, normalize bool) {
 		x = onnxActivation(g, "gelu", e.linear(x, hd.hidden))
 	}
 	e.logitsOutputs(e.linear(x, &hd.out), hd.first)
+}
+
+// mlmHead is mlmHead.fwd on h [B, L, H], with the logits output. A tied decoder is the
+// word embeddings, transposed by the graph: stored once.
+func (e *onnxExport) mlmHead(h string) {
+	g, l := e.g, e.m.head.mlm
+	x := e.layerNorm(onnxActivation(g, l.actName, e.linear(h, &l.dense)), &l.norm)
+	y := g.Op("MatMul", []string{x, g.Op("Transpose", []string{e.param(l.decoder)}, onnx.Ints("perm", 1, 0))})
+	if l.bias != nil {
+		y = g.Op("Add", []string{y, e.param(l.bias)})
+	}
+	e.logitsOutputs(y, false)
 }
 
 // embedOutputs are an embedding model's: the last hidden states h, and their pooling

@@ -23,6 +23,10 @@ func (e *onnxExport) modernBERT(ids, mask, ext string, normalize bool) {
 		h = e.modernLayer(ly, h, am, L, c.RopeTheta(i))
 	}
 	h = e.layerNorm(h, &mo.final)
+	if m.head.mlm != nil {
+		e.mlmHead(h)
+		return
+	}
 	hd := &mo.head
 	if hd.pool != "" {
 		e.embedOutputs(h, mask, hd.pool, normalize)

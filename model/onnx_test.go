@@ -61,7 +61,7 @@ func onnxCases() []onnxCase {
 	var out []onnxCase
 	for _, mt := range onnxFamilies {
 		for _, h := range heads {
-			if h.opts.Task == MLM && families[mt].mlm == nil { // ELECTRA's discriminator, ModernBERT, DeBERTa
+			if h.opts.Task == MLM && families[mt].mlm == nil { // ELECTRA's discriminator, DeBERTa
 				continue
 			}
 			out = append(out, onnxCase{name: mt + "/" + h.name, modelType: mt, opts: h.opts, normalize: h.normalize})
@@ -72,6 +72,10 @@ func onnxCases() []onnxCase {
 		onnxCase{name: "roberta/lora", modelType: "roberta", opts: Options{Task: Classify, NumLabels: 2, LoRA: testLoRA}, lora: true},
 		onnxCase{name: "modernbert/classify-mean", modelType: "modernbert", opts: Options{Task: Classify, NumLabels: 2},
 			tweak: func(c *hf.BertConfig) { c.ClassifierPooling = "mean" }},
+		onnxCase{name: "modernbert/mlm-untied", modelType: "modernbert", opts: Options{Task: MLM},
+			tweak: func(c *hf.BertConfig) {
+				c.TieWordEmbeddings, c.DecoderBias, c.ClassifierBias, c.NormBias, c.ClassifierActivation = false, false, true, true, "silu"
+			}},
 		// DeBERTa-v2's kind: absolute positions, token types, its own position
 		// projections, content-to-position only, no LayerNorm of the relative embeddings.
 		onnxCase{name: "deberta-v2/v2-kind", modelType: "deberta-v2", opts: Options{Task: Classify, NumLabels: 2},
@@ -276,6 +280,7 @@ type onnxRun struct {
 	b            *Batch
 	normalize    bool
 	want         map[string][]float64 // by output name
+	positions    [][2]int             // an mlm fixture's: want holds these rows alone
 }
 
 // newRun expects the outputs the graph computes from logits in Infer's layout:
@@ -361,12 +366,15 @@ func checkRuns(t *testing.T, runs []onnxRun, res []map[string]ortrun.Output, of 
 			if !ok {
 				t.Fatalf("%s: no output %s", r.name, name)
 			}
+			if r.positions != nil {
+				got.Data = rowsAt(got.Data, b, r.positions)
+			}
 			if len(got.Data) != len(w) {
 				t.Fatalf("%s %s: %d values (dims %v), want %d", r.name, name, len(got.Data), got.Dims, len(w))
 			}
 			d := 0.0
 			for k, x := range w {
-				if !underPadding(r.m, b, len(w), k) {
+				if r.positions != nil || !underPadding(r.m, b, len(w), k) {
 					d = max(d, math.Abs(got.Data[k]-x))
 				}
 			}
@@ -417,7 +425,8 @@ func TestONNXRuntimeMatchesLibtorch(t *testing.T) {
 }
 
 // The checkpoints transformers made (testdata/families: every family with the
-// classify, multilabel, ner and qa heads, XLM-RoBERTa and CamemBERT as RoBERTa's kin),
+// classify, multilabel, ner and qa heads, ModernBERT's masked-LM head too, XLM-RoBERTa
+// and CamemBERT as RoBERTa's kin),
 // exported and run by ONNX Runtime on transformers' own batch of real texts, give
 // transformers' logits within 1e-4: the graph is transformers' model, not only
 // bertnode's.
@@ -447,6 +456,7 @@ func TestONNXMatchesTransformersFixtures(t *testing.T) {
 					t.Fatal(err)
 				}
 				run := newRun(name, cfg.ModelType, m, b, exp.Logits, false)
+				run.positions = exp.Positions
 				runs, jobs = append(runs, run), append(jobs, run.job(filepath.Join(out, ONNXFile), withTypes(cfg.ModelType, cfg)))
 			}()
 		}

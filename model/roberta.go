@@ -1,5 +1,7 @@
 package model
 
+import "github.com/bertnode/bertnode/hf"
+
 // robertaFamily is RoBERTa: BERT's body, position ids counted from pad_token_id + 1 over
 // the real tokens (embeddings.go), usually one token type; its sequence head is
 // classifier.dense (tanh) and classifier.out_proj on <s>, with no pooler.
@@ -19,7 +21,10 @@ var robertaFamily = &family{
 
 // robertaLMHead is RobertaLMHead, which MPNetLMHead copies; its activation is gelu
 // whatever hidden_act says.
-var robertaLMHead = &mlmSpec{dense: "lm_head.dense", act: "gelu", norm: "lm_head.layer_norm", bias: "lm_head.bias", ignored: []string{"lm_head.decoder."}}
+var robertaLMHead = &mlmSpec{
+	dense: "lm_head.dense", act: func(*hf.BertConfig) string { return "gelu" }, norm: "lm_head.layer_norm", bias: "lm_head.bias",
+	ignored: []string{"lm_head.decoder."},
+}
 
 // robertaHead declares RoBERTa's heads, which MPNet's copy: for multiple choice the base
 // model's pooler (base+"pooler.dense", tanh), dropout and classifier; else

@@ -9,9 +9,15 @@ import (
 )
 
 // /v1/fill-mask answers predict's candidates at each mask token, the top 5 unless the
-// request says otherwise; a text without a mask token is refused by name.
+// request says otherwise, for BERT and for a ModernBertForMaskedLM checkpoint as
+// transformers saves it (byte-level BPE, [MASK] taking the space before it); a text
+// without a mask token is refused by name.
 func TestFillMaskAnswersAsPredict(t *testing.T) {
-	dir := checkpoint(t, "mlm")
+	fillMaskAsPredict(t, checkpoint(t, "mlm"))
+	t.Run("modernbert", func(t *testing.T) { fillMaskAsPredict(t, "../model/testdata/families/fixtures/modernbert-mlm") })
+}
+
+func fillMaskAsPredict(t *testing.T, dir string) {
 	ref := load(t, dir)
 	srv := start(t, load(t, dir), nil)
 	texts := []string{"the capital of [MASK] is paris .", "[MASK] of italy is [MASK] ."}

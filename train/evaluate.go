@@ -180,6 +180,9 @@ func checkpointTask(cfg *hf.BertConfig) (string, error) {
 	if len(cfg.Architectures) > 0 {
 		arch = cfg.Architectures[0]
 	}
+	if arch == model.MLMArchitecture(cfg) { // NomicBERT's is NomicBertForPreTraining
+		return string(model.MLM), nil
+	}
 	switch strings.TrimPrefix(arch, family) {
 	case "ForTokenClassification":
 		return string(model.NER), nil

@@ -240,6 +240,9 @@ func TestResumeIsExact(t *testing.T) {
 	}
 	os.WriteFile(texts, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	teacher := saveUntrained(t, smsSpec(t))
+	mlm := func(s *Spec) {
+		s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8
+	}
 	for _, c := range []struct {
 		name string
 		mod  func(*Spec)
@@ -250,9 +253,11 @@ func TestResumeIsExact(t *testing.T) {
 		// A LoRA run's checkpoint is its adapter: the base model reloads from the spec.
 		{"lora", func(s *Spec) { s.LoRA, s.LR = model.LoRA{R: 4, Alpha: 8, Dropout: 0.1, Merge: true}, 5e-3 }},
 		// mlm's masks follow the step: the resumed run must draw the same ones.
-		{"mlm", func(s *Spec) {
-			s.Task, s.Train, s.Data, s.Metric, s.MaxLength, s.EvalSplit, s.BatchSize = "mlm", texts, shard.Spec{Format: shard.Lines}, "", 16, 0.05, 8
-		}},
+		{"mlm", mlm},
+		// the families whose masked-LM heads take their biases from the config, and DeBERTa's
+		{"mlm-modernbert", func(s *Spec) { mlm(s); s.Model = "modernbert-tiny" }},
+		{"mlm-deberta-v2", func(s *Spec) { mlm(s); s.Model = "deberta-v2-tiny" }},
+		{"mlm-nomic_bert", func(s *Spec) { mlm(s); s.Model = "nomic_bert-tiny" }},
 		// The teacher's logits are computed again for each step: the same after a resume.
 		{"distill", func(s *Spec) { s.Distill.Teacher, s.LabelSmoothing = teacher, 0.1 }},
 	} {

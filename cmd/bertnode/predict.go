@@ -111,10 +111,11 @@ unit length again if normalizing:
 
   {"text":"...","embedding":[0.0123,-0.0456,...]}
 
-mlm (a masked-LM checkpoint, architectures BertForMaskedLM...): texts as for classify,
-each with the tokenizer's mask token ([MASK]; RoBERTa's <mask>) at least once; for each
-mask token in order, the --top-k most probable tokens, as transformers' fill-mask
-pipeline gives them, sequence being the text with that mask filled:
+mlm (a masked-LM checkpoint, architectures BertForMaskedLM, ModernBertForMaskedLM...,
+NomicBertForPreTraining): texts as for classify, each with the tokenizer's mask token
+([MASK]; RoBERTa's <mask>) at least once; for each mask token in order, the --top-k
+most probable tokens, as transformers' fill-mask pipeline gives them, sequence being
+the text with that mask filled:
 
   {"text":"Paris is the [MASK] of France.","masks":[[{"score":0.93,"token":3007,
    "token_str":"capital","sequence":"Paris is the capital of France."},...]]}

@@ -615,3 +615,66 @@ func TestPredictChoices(t *testing.T) {
 		t.Errorf("from the data file: %+v", got)
 	}
 }
+
+// predict fills the masks of a ModernBertForMaskedLM checkpoint as transformers saves it
+// (model/testdata's fixture, its decoder tied), through ModernBERT's byte-level BPE
+// tokenizer, whose [MASK] takes the space before it: at each [MASK] of each text, in
+// order, the most probable token and its probability are those of the reference
+// implementation's logits there, and the sequence is the text with that mask filled.
+func TestPredictFillsModernBERTMasks(t *testing.T) {
+	dir := "../../model/testdata/families/fixtures/modernbert-mlm"
+	var exp struct {
+		Texts     []string  `json:"texts"`
+		InputIDs  [][]int32 `json:"input_ids"`
+		Positions [][2]int  `json:"positions"`
+		Shape     []int     `json:"shape"`
+		Logits    []float64 `json:"logits"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &exp); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := jsonLines[train.Filled](t, mustRun(t, "predict", "--model", dir, "--file", writeLines(t, t.TempDir(), "masked.txt", exp.Texts...),
+		"--format", "text", "--max-length", "64", "--top-k", "2", "--threads", "1"))
+	v := exp.Shape[1]
+	seen := make([]int, len(exp.Texts)) // masks per text so far
+	for i, p := range exp.Positions {
+		r, l := p[0], p[1]
+		if exp.InputIDs[r][l] != tok.MaskID() {
+			continue
+		}
+		row := exp.Logits[i*v : (i+1)*v]
+		best := 0
+		var z float64
+		for j, x := range row {
+			z += math.Exp(x - row[0])
+			if x > row[best] {
+				best = j
+			}
+		}
+		want := math.Exp(row[best]-row[0]) / z
+		k := seen[r]
+		seen[r]++
+		if k >= len(out[r].Masks) {
+			t.Fatalf("text %d: %d masks filled, want more: %+v", r, len(out[r].Masks), out[r])
+		}
+		got := out[r].Masks[k][0]
+		parts := strings.SplitN(exp.Texts[r], "[MASK]", k+2)
+		seq := strings.Join(parts[:k+1], "[MASK]") + got.TokenStr + parts[k+1]
+		if got.Token != best || math.Abs(got.Score-want) > 1e-5 || got.Sequence != seq {
+			t.Errorf("text %d, mask %d: %+v, want token %d (p %.6f) in %q", r, k, got, best, want, seq)
+		}
+	}
+	for r, f := range out {
+		if len(f.Masks) != seen[r] || seen[r] != strings.Count(exp.Texts[r], "[MASK]") {
+			t.Errorf("text %d: %d masks filled, %d in the reference, %d in the text", r, len(f.Masks), seen[r], strings.Count(exp.Texts[r], "[MASK]"))
+		}
+	}
+}

@@ -60,6 +60,51 @@ def sms_texts(n=8):
     return texts
 
 
+# The masked-LM fixtures' texts: the first SMS messages with some words made [MASK], one
+# of them the first word.
+MASKED_WORDS = [(0, 3), (2,), (1, 6), (4,)]
+
+
+def masked_texts():
+    out = []
+    for text, masked in zip(sms_texts(len(MASKED_WORDS)), MASKED_WORDS):
+        words = text.split(" ")
+        for i in masked:
+            words[i] = "[MASK]"
+        out.append(" ".join(words))
+    return out
+
+
+def mlm_targets(input_ids, mask, mask_id, vocab_size):
+    """A masked-LM fixture's positions, whose logits expected.json keeps (each [MASK],
+    the first and the last real token of every text), and labels for its loss: random
+    ids at each [MASK] and at the second token, -100 elsewhere."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.full(input_ids.shape, -100, dtype=torch.int64)
+    positions = []
+    for r in range(input_ids.shape[0]):
+        n = int(mask[r].sum())
+        masked = [l for l in range(n) if input_ids[r, l] == mask_id]
+        assert masked, f"text {r} has no [MASK]"
+        positions += [[r, l] for l in sorted({0, n - 1, *masked})]
+        for l in masked + [1]:
+            labels[r, l] = int(torch.randint(vocab_size, (1,), generator=g))
+    return {"positions": positions, "labels": labels.tolist()}
+
+
+def mlm_loss(logits, labels):
+    """The masked-LM classes' loss: the mean cross-entropy over the labels that are not
+    -100 (ModernBertForMaskedLM's sparse prediction gives the same mean)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def stored(task, logits, exp):
+    """The logits expected.json keeps: all, or a masked-LM fixture's rows at its positions."""
+    if task != "mlm":
+        return logits
+    return torch.stack([logits[r, l] for r, l in exp["positions"]])
+
+
 def corpus():
     return sms_texts() + [t for pair in QA_PAIRS for t in pair]
 

@@ -3,7 +3,8 @@
 What this is: an independent PyTorch implementation of the *eager* forward of
 transformers' DeBERTa-v2 (model_type "deberta-v2", the architecture of
 microsoft/deberta-v3-*: DebertaV2Model and the DebertaV2ForSequenceClassification,
-DebertaV2ForTokenClassification and DebertaV2ForQuestionAnswering heads), written from
+DebertaV2ForTokenClassification and DebertaV2ForQuestionAnswering heads, and the
+DebertaV2ForMaskedLM head, which reference.py runs and no fixture has), written from
 a reading of src/transformers/models/deberta_v2/modeling_deberta_v2.py at transformers
 commit 967ed0db036766dc1e9a964eca66a8c07df1b902 (also read: the older 0038a3caa5c7d0c5
 014704005dd67ab347451ddc, which differs only in dividing q.k by the scale after the
@@ -219,6 +220,10 @@ def param_shapes(cfg, task):
         linear("classifier", cfg.num_labels, H)  # pooler.output_dim is hidden_size
     elif task == "ner":
         linear("classifier", cfg.num_labels, H)
+    elif task == "mlm":  # the decoder's weight is the word embeddings
+        linear("cls.predictions.transform.dense", E, H)
+        out.extend([("cls.predictions.transform.LayerNorm.weight", (E,)), ("cls.predictions.transform.LayerNorm.bias", (E,))])
+        out.append(("cls.predictions.bias", (cfg.raw["vocab_size"],)))
     else:
         linear("qa_outputs", 2, H)
     return out
@@ -353,9 +358,14 @@ def encoder(cfg, w, input_ids, token_type_ids, attention_mask):
 
 
 def logits_of(cfg, w, task, input_ids, attention_mask, token_type_ids):
-    """[B, N] for classify and multilabel, [B, L, N] for ner, [B, L, 2] (start, end) for qa."""
+    """[B, N] for classify and multilabel, [B, L, N] for ner, [B, L, 2] (start, end) for
+    qa, [B, L, V] for mlm."""
     with torch.no_grad():
         h = encoder(cfg, w, input_ids, token_type_ids, attention_mask)
+        if task == "mlm":  # DebertaV2ForMaskedLM's cls: DebertaV2PredictionHeadTransform, tied decoder, bias
+            x = activation(cfg.hidden_act)(linear(w, "cls.predictions.transform.dense", h))
+            x = layer_norm(w, "cls.predictions.transform.LayerNorm", x, cfg.eps)
+            return F.linear(x, w["deberta.embeddings.word_embeddings.weight"], w["cls.predictions.bias"])
         if task in ("classify", "multilabel"):
             pooled = activation(cfg.pooler_act)(linear(w, "pooler.dense", h[:, 0]))
             return linear(w, "classifier", pooled)

@@ -2,16 +2,20 @@
 
 What this is: an independent PyTorch implementation of the *eager* forward of
 transformers' ModernBERT (model_type "modernbert": ModernBertModel and the
-ModernBertForSequenceClassification, ModernBertForTokenClassification and
-ModernBertForQuestionAnswering heads), written from a reading of
+ModernBertForSequenceClassification, ModernBertForTokenClassification,
+ModernBertForQuestionAnswering and ModernBertForMaskedLM heads), written from a reading of
 src/transformers/models/modernbert/modeling_modernbert.py at transformers commit
 000c33fdfde12e1ffafbfcdb3c926df5727a00b6 and configuration_modernbert.py at commit
 001f85b38fb432858ace93f18622f07cec46d874 (transformers 5.x, with layer_types and
 per-layer-type rope_parameters), plus the file writer that makes the fixtures
-model/testdata/families/fixtures/modernbert-{classify,multilabel,ner,qa}/ in the layout
-make_fixtures.py gives the other families: config.json, model.safetensors (tensor names
-as transformers' state_dict of the task class), tokenizer.json, tokenizer_config.json,
-special_tokens_map.json and expected.json.
+model/testdata/families/fixtures/modernbert-{classify,multilabel,ner,qa,mlm,mlm-untied}/
+in the layout make_fixtures.py gives the other families: config.json, model.safetensors
+(tensor names as transformers' state_dict of the task class, as save_pretrained writes
+them: a tied decoder.weight left out), tokenizer.json, tokenizer_config.json,
+special_tokens_map.json and expected.json. The masked-LM fixtures encode texts with [MASK]
+in them; their expected.json keeps the logits at some positions alone (each [MASK], each
+text's first and last token) and adds labels and the loss ModernBertForMaskedLM computes
+from them (without sparse prediction, which gives the same mean).
 
 Why not transformers: it could not be installed where these fixtures were made (no
 PyPI; its source snapshot too large to fetch), and the ModernBERT of transformers 5
@@ -42,7 +46,9 @@ other options (see FIXTURES); ner's config.json uses only the older hub spelling
 (global_rope_theta / local_rope_theta, no layer_types or rope_parameters), which
 transformers 5 still reads.
 
-Rerun from the repository root (rewrites the four fixture directories):
+Rerun from the repository root (rewrites the fixture directories; the masked-LM ones
+were added later, on a machine whose sgemm kernel put the older fixtures' logits up to
+3.1e-6 from their committed values, within --sanity's float32 rounding bound):
 
     mkdir -p /tmp/nodetok && (cd /tmp/nodetok && npm install tokenizers@0.23.2)
     /usr/bin/python3 model/testdata/families/make_modernbert.py --npm-tokenizers /tmp/nodetok/node_modules
@@ -73,15 +79,17 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # the fixture scripts share.
 from fixturelib import (  # noqa: E402
     FMIN, OUT, QA_PAIRS, Float64, Sanity, activation, check_reference, expected_of, fresh_dir, layer_norm,
-    linear, load_dir, main, per_sequence, random_weights, sms_texts, task_config, write_checkpoint,
-    write_corpus, write_json)
+    linear, load_dir, main, masked_texts, mlm_loss, mlm_targets, per_sequence, random_weights, sms_texts, stored,
+    task_config, write_checkpoint, write_corpus, write_json)
 
 MODELING_COMMIT = "000c33fdfde12e1ffafbfcdb3c926df5727a00b6"
 CONFIG_COMMIT = "001f85b38fb432858ace93f18622f07cec46d874"
 REFERENCE = f"reference implementation of transformers@{MODELING_COMMIT} (make_modernbert.py)"
 NPM_TOKENIZERS = "tokenizers@0.23.2 (npm)"
 
-# Per-fixture options, chosen so each option is exercised at least once.
+# Per-fixture options, chosen so each option is exercised at least once. A fixture's name
+# is modernbert-<key>; its task the key's part before "-". decoder_bias and
+# tie_word_embeddings are the config's defaults (True) where not given.
 FIXTURES = {
     "classify": dict(num_hidden_layers=3, global_attn_every_n_layers=2, classifier_pooling="cls",
                      norm_bias=False, attention_bias=False, mlp_bias=False, classifier_bias=False, old_spelling=False),
@@ -91,6 +99,13 @@ FIXTURES = {
                 norm_bias=False, attention_bias=False, mlp_bias=False, classifier_bias=True, old_spelling=True),
     "qa": dict(num_hidden_layers=4, global_attn_every_n_layers=3, classifier_pooling="cls",
                norm_bias=True, attention_bias=False, mlp_bias=False, classifier_bias=False, old_spelling=False),
+    # ModernBertForMaskedLM as the hub's checkpoints have it (ModernBERT-base's biases),
+    # and untied, without the decoder's bias, with every other bias and another activation.
+    "mlm": dict(num_hidden_layers=3, global_attn_every_n_layers=2, classifier_pooling="cls",
+                norm_bias=False, attention_bias=False, mlp_bias=False, classifier_bias=False, old_spelling=True),
+    "mlm-untied": dict(num_hidden_layers=3, global_attn_every_n_layers=3, classifier_pooling="cls",
+                       norm_bias=True, attention_bias=True, mlp_bias=True, classifier_bias=True, old_spelling=False,
+                       decoder_bias=False, tie_word_embeddings=False, classifier_activation="silu"),
 }
 
 SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
@@ -113,6 +128,8 @@ class Cfg:
         self.attention_bias = g("attention_bias", False)
         self.mlp_bias = g("mlp_bias", False)
         self.classifier_bias = g("classifier_bias", False)
+        self.decoder_bias = g("decoder_bias", True)
+        self.tied = g("tie_word_embeddings", True)
         self.hidden_act = g("hidden_activation", "gelu")
         self.classifier_act = g("classifier_activation", "gelu")
         self.pooling = g("classifier_pooling", "cls")
@@ -171,7 +188,13 @@ def param_shapes(cfg, task):
     norm("model.final_norm")
     linear("head.dense", H, H, cfg.classifier_bias)
     norm("head.norm")
-    linear("classifier", cfg.num_labels, H, True)
+    if task != "mlm":
+        linear("classifier", cfg.num_labels, H, True)
+    elif cfg.tied:  # decoder.weight is the token embeddings: one parameter, saved once
+        if cfg.decoder_bias:
+            out.append(("decoder.bias", (cfg.raw["vocab_size"],)))
+    else:
+        linear("decoder", cfg.raw["vocab_size"], H, cfg.decoder_bias)
     return out
 
 
@@ -246,14 +269,22 @@ def encoder(cfg, w, input_ids, attention_mask, force_global=False):
     return layer_norm(w, "model.final_norm", h, cfg.eps)
 
 
-def head(cfg, w, x):
+def decoder_weight(cfg, w):
+    return w["model.embeddings.tok_embeddings.weight"] if cfg.tied else w["decoder.weight"]
+
+
+def head(cfg, w, task, x):
+    """ModernBertPredictionHead, then the classifier, or ModernBertForMaskedLM's decoder."""
     x = activation(cfg.classifier_act)(linear(w, "head.dense", x))
     x = layer_norm(w, "head.norm", x, cfg.eps)
+    if task == "mlm":
+        return F.linear(x, decoder_weight(cfg, w), w.get("decoder.bias"))
     return linear(w, "classifier", x)
 
 
 def logits_of(cfg, w, task, input_ids, attention_mask, force_global=False):
-    """[B, N] for classify and multilabel, [B, L, N] for ner, [B, L, 2] (start, end) for qa."""
+    """[B, N] for classify and multilabel, [B, L, N] for ner, [B, L, 2] (start, end) for
+    qa, [B, L, V] for mlm."""
     with torch.no_grad():
         h = encoder(cfg, w, input_ids, attention_mask, force_global)
         if task in ("classify", "multilabel"):
@@ -261,8 +292,8 @@ def logits_of(cfg, w, task, input_ids, attention_mask, force_global=False):
                 pooled = h[:, 0]
             else:
                 pooled = (h * attention_mask.unsqueeze(-1)).sum(dim=1) / attention_mask.sum(dim=1, keepdim=True)
-            return head(cfg, w, pooled)
-        return head(cfg, w, h)
+            return head(cfg, w, task, pooled)
+        return head(cfg, w, task, h)
 
 
 # ---------------------------------------------------------------------------------
@@ -313,7 +344,10 @@ def naive_logits(cfg, w, task, ids):
     h = ln("model.final_norm", h)
     if task in ("classify", "multilabel"):
         h = h[0] if cfg.pooling == "cls" else h.mean(0)
-    y = ln("head.norm", gelu(lin("head.dense", h)))
+    act = gelu if cfg.classifier_act == "gelu" else (lambda x: x * torch.sigmoid(x))  # silu
+    y = ln("head.norm", act(lin("head.dense", h)))
+    if task == "mlm":
+        return y @ decoder_weight(cfg, w).T + w.get("decoder.bias", torch.zeros(()))
     return lin("classifier", y)
 
 
@@ -397,7 +431,7 @@ main().catch((e) => { console.error(e); process.exit(1) })
 def make_tokenizer(npm, tmp):
     """Trains and saves tokenizer.json into tmp; returns the encoded batches and ids."""
     text = write_corpus(os.path.join(tmp, "corpus.txt"))
-    jobs = {"single": sms_texts(), "pair": [list(p) for p in QA_PAIRS]}
+    jobs = {"single": sms_texts(), "pair": [list(p) for p in QA_PAIRS], "masked": masked_texts()}
     with open(os.path.join(tmp, "jobs.json"), "w") as f:
         json.dump(jobs, f)
     js = os.path.join(tmp, "tokenizer.js")
@@ -440,17 +474,19 @@ def tokenizer_files(ids):
 # Fixtures.
 
 def config_dict(task, opts, vocab_size, ids):
+    """config.json's keys: ModernBertForMaskedLM's as transformers saves a fresh one (no
+    labels), the other tasks' with task_config's."""
     layers, every = opts["num_hidden_layers"], opts["global_attn_every_n_layers"]
     d = {
         "attention_bias": opts["attention_bias"],
         "attention_dropout": 0.0,
         "bos_token_id": ids["[CLS]"],
-        "classifier_activation": "gelu",
+        "classifier_activation": opts.get("classifier_activation", "gelu"),
         "classifier_bias": opts["classifier_bias"],
         "classifier_dropout": 0.0,
         "classifier_pooling": opts["classifier_pooling"],
         "cls_token_id": ids["[CLS]"],
-        "decoder_bias": True,
+        "decoder_bias": opts.get("decoder_bias", True),
         "deterministic_flash_attn": False,
         "embedding_dropout": 0.0,
         "eos_token_id": ids["[SEP]"],
@@ -473,7 +509,7 @@ def config_dict(task, opts, vocab_size, ids):
         "sep_token_id": ids["[SEP]"],
         "sparse_pred_ignore_index": -100,
         "sparse_prediction": False,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": opts.get("tie_word_embeddings", True),
         "vocab_size": vocab_size,
     }
     if opts["old_spelling"]:  # as hub checkpoints (transformers 4.x) spell it
@@ -484,6 +520,8 @@ def config_dict(task, opts, vocab_size, ids):
             layer_types=["sliding_attention" if i % every else "full_attention" for i in range(layers)],
             rope_parameters={"full_attention": {"rope_theta": 160000.0, "rope_type": "default"},
                              "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"}})
+    if task == "mlm":
+        return dict(sorted(dict(d, architectures=["ModernBertForMaskedLM"]).items()))
     return task_config(task, "ModernBert", d)
 
 
@@ -493,8 +531,8 @@ def make_all(npm):
         jobs, tok = make_tokenizer(npm, tmp)
         ids = tok["ids"]
         tok_config, smap = tokenizer_files(ids)
-        for task, opts in FIXTURES.items():
-            name = f"modernbert-{task}"
+        for key, opts in FIXTURES.items():
+            task, name = key.split("-")[0], f"modernbert-{key}"
             d = fresh_dir(name)
             shutil.copy(os.path.join(tmp, "tokenizer.json"), os.path.join(d, "tokenizer.json"))
             write_json(os.path.join(d, "tokenizer_config.json"), tok_config)
@@ -502,12 +540,17 @@ def make_all(npm):
             cfgd = config_dict(task, opts, tok["vocab_size"], ids)
             cfg = Cfg(cfgd)
             w = random_weights(param_shapes(cfg, task), is_norm)
-            job = "pair" if task == "qa" else "single"
+            job = {"qa": "pair", "mlm": "masked"}.get(task, "single")
             enc = tok["batches"][job]
             input_ids, mask = torch.tensor(enc["input_ids"]), torch.tensor(enc["attention_mask"])
             logits = logits_of(cfg, w, task, input_ids, mask)
-            write_checkpoint(d, cfgd, w, expected_of(task, REFERENCE, NPM_TOKENIZERS, jobs[job], input_ids, mask,
-                                                     torch.zeros_like(input_ids), logits))
+            extra = {}
+            if task == "mlm":
+                extra = mlm_targets(input_ids, mask, ids["[MASK]"], tok["vocab_size"])
+                extra["loss"] = round(mlm_loss(logits, torch.tensor(extra["labels"])).item(), 7)
+            exp = expected_of(task, REFERENCE, NPM_TOKENIZERS, jobs[job], input_ids, mask,
+                              torch.zeros_like(input_ids), stored(task, logits, extra))
+            write_checkpoint(d, cfgd, w, dict(exp, **extra))
             wide = dict(cfgd, local_attention=1000)
             differs = (logits_of(Cfg(wide), w, task, input_ids, mask) - logits).abs().max().item()
             print(f"{name}: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}, "
@@ -517,8 +560,8 @@ def make_all(npm):
 
 
 def check(dirs):
-    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: logits_of(
-        cfg, w, exp["task"], torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])))
+    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: stored(exp["task"], logits_of(
+        cfg, w, exp["task"], torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])), exp))
 
 
 # ---------------------------------------------------------------------------------
@@ -543,33 +586,38 @@ def sanity():
           f"max rel diff {((inv.double() - hand) / hand).abs().max().item():.2g}")
     v.exact_gelu(activation("gelu"))
 
-    for task in FIXTURES:
-        d = os.path.join(OUT, f"modernbert-{task}")
-        cfg, w, exp = load_dir(d, Cfg)
+    for key in FIXTURES:
+        task = key.split("-")[0]
+        cfg, w, exp = load_dir(os.path.join(OUT, f"modernbert-{key}"), Cfg)
         ids, mask = torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"])
         base = logits_of(cfg, w, task, ids, mask)
-        v.expected(task, base, exp)
+        v.expected(key, stored(task, base, exp), exp)
+        if task == "mlm":
+            labels = torch.tensor(exp["labels"])
+            full = F.cross_entropy(base.reshape(-1, base.shape[-1]), labels.reshape(-1), reduction="none")
+            picked = full[labels.reshape(-1) != -100].mean().item()
+            v.report(f"{key}: loss vs the mean of each labelled position's cross-entropy", abs(picked - exp["loss"]), 1e-6)
         # (a) a window covering the whole sequence is global attention, bit for bit.
         wide = Cfg(dict(cfg.raw, local_attention=2 * ids.shape[1]))
         a = logits_of(wide, w, task, ids, mask)
         b = logits_of(cfg, w, task, ids, mask, force_global=True)
-        v.report(f"{task}: (a) local_attention 2L vs every layer with the global mask", (a - b).abs().max().item(), 0.0)
+        v.report(f"{key}: (a) local_attention 2L vs every layer with the global mask", (a - b).abs().max().item(), 0.0)
         change = (a - base).abs().max().item()
-        v.claim(f"{task}: the window of 8 matters: max |change| with a full window {change:.3g}", change > 1e-2)
+        v.claim(f"{key}: the window of 8 matters: max |change| with a full window {change:.3g}", change > 1e-2)
         # The two rotary thetas reach their layers: swapping them changes the logits.
         swapped = dict(cfg.raw, rope_parameters={
             "full_attention": {"rope_theta": cfg.theta["sliding_attention"], "rope_type": "default"},
             "sliding_attention": {"rope_theta": cfg.theta["full_attention"], "rope_type": "default"}})
         change = (logits_of(Cfg(swapped), w, task, ids, mask) - base).abs().max().item()
-        v.claim(f"{task}: the thetas matter: max |change| with them swapped {change:.3g}"
+        v.claim(f"{key}: the thetas matter: max |change| with them swapped {change:.3g}"
                 f" (thetas read: {cfg.theta}, layer types {cfg.layer_types}, local layers "
                 f"{[i for i in range(cfg.layers) if cfg.is_local(i)]})", change > 1e-2)
         # (b) padding invariance, and (c) the naive float64 forward, per sequence.
         worst_pad, worst_naive = per_sequence(
             task, mask, base, lambda r, n: logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n])[0],
             lambda r, n: naive_logits(cfg, w, task, ids[r, :n].tolist()))
-        v.report(f"{task}: (b) each text alone vs padded in the batch", worst_pad, 1e-5)
-        v.report(f"{task}: (c) float64 per-token naive forward vs batched float32", worst_naive, 1e-4)
+        v.report(f"{key}: (b) each text alone vs padded in the batch", worst_pad, 1e-5)
+        v.report(f"{key}: (c) float64 per-token naive forward vs batched float32", worst_naive, 1e-4)
     v.done()
 
 

@@ -10,7 +10,7 @@ NomicBertBlock with prenorm false, NomicBertModel, NomicBertPooler and
 NomicBertForSequenceClassification; configuration_hf_nomic_bert.py's NomicBertConfig over
 GPT2Config), written from a reading of that code as the public contrastors repository
 (src/contrastors/models/encoder/) and the hub copy have it, plus the writer that makes the
-fixtures model/testdata/families/fixtures/nomic_bert-{classify,multilabel,ner,qa}/ in
+fixtures model/testdata/families/fixtures/nomic_bert-{classify,multilabel,ner,qa,mlm}/ in
 the layout make_fixtures.py gives the other families: config.json (GPT2Config's names,
 as NomicBertConfig would save it), model.safetensors (tensor names as the task model's
 state_dict), the tokenizer files and expected.json.
@@ -42,6 +42,12 @@ What NomicBERT computes, as read there:
   classification or question answering class; bertnode gives those BERT's heads under
   the same base (BertForTokenClassification's classifier, BertForQuestionAnswering's
   qa_outputs), which these fixtures follow.
+- NomicBertForPreTraining (task "mlm": reference.py's, and the fixture nomic_bert-mlm):
+  cls.predictions.transform.dense (bias mlp_fc1_bias), SiLU for swiglu else exact GELU
+  (its tanh GELUs are for activations no gated MLP has), transform.layer_norm
+  (layer_norm_epsilon), then cls.predictions.decoder, whose weight is the word embeddings
+  (tie_weights, always) and bias mlp_fc1_bias: read from contrastors'
+  modeling_nomic_bert.py (NomicBertPredictionHeadTransform, NomicBertLMPredictionHead).
 
 Why not the hub code itself: it needs transformers (and einops), which could not be
 installed where these fixtures were made. So the logits in expected.json come from this
@@ -54,8 +60,12 @@ The tokenizer: nomic-embed-text's is bert-base-uncased's (BertTokenizerFast). Th
 fixtures take the BERT fixtures' (make_fixtures.py made them with transformers'
 BertTokenizerFast): each nomic_bert-<task> has bert-<task>'s vocab.txt,
 tokenizer_config.json and special_tokens_map.json, and its batch (input_ids, attention
-mask, token_type_ids of the same texts) is bert-<task>'s expected.json's. nomic-embed's
-task prefixes ("search_query: ", "search_document: ", ...) are part of the text.
+mask, token_type_ids of the same texts) is bert-<task>'s expected.json's; nomic_bert-mlm
+has bert-classify's files, and its texts with [MASK] (fixturelib.py's masked_texts) are
+encoded by tokenizers' npm binding (MLM below). Its expected.json keeps the logits at
+some positions alone and adds labels and their loss, as ModernBERT's masked-LM fixtures.
+nomic-embed's task prefixes ("search_query: ", "search_document: ", ...) are part of
+the text.
 
 Weights are random (fixturelib.py's random_weights: torch.Generator seeded 0, normal std
 0.2 in registration order; LayerNorm weights 1 + that), n_embd 32, 4 heads (head size 8),
@@ -64,17 +74,23 @@ Weights are random (fixturelib.py's random_weights: torch.Generator seeded 0, no
 Rerun from the repository root with Debian's torch 1.13 (/usr/bin/python3), which made
 the committed fixtures:
 
-    make_nomic_bert.py --make         rewrites the four fixture directories
+    mkdir -p /tmp/nodetok && (cd /tmp/nodetok && npm install tokenizers@0.23.2)
+    make_nomic_bert.py --make /tmp/nodetok/node_modules
+                                      rewrites the five fixture directories (the
+                                      node modules encode the mlm one's texts)
     make_nomic_bert.py --sanity       the sanity checks below, on the committed fixtures
     make_nomic_bert.py --check DIR... checkpoint directories (config.json,
                                       model.safetensors, expected.json; bertnode's, kept
                                       with BERTNODE_KEEP_OURS) computed here against their
                                       expected.json, exiting non-zero above 1e-4
 """
+import json
 import math
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -82,11 +98,12 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__ in the repository
 from fixturelib import (  # noqa: E402
     FMIN, Float64, Sanity, check_reference, expected_of, fresh_dir, layer_norm, linear, load_dir, main,
-    random_weights, read_json, task_config, write_checkpoint)
+    masked_texts, mlm_loss, mlm_targets, random_weights, read_json, stored, task_config, write_checkpoint)
 import fixturelib  # noqa: E402
 
 REFERENCE = "reference implementation of nomic-ai/nomic-bert-2048's modeling_hf_nomic_bert.py (make_nomic_bert.py)"
 TOKENIZER = "BertTokenizerFast (transformers), by way of the bert-<task> fixture"
+MLM_TOKENIZER = "tokenizers@0.23.2 (npm): BertTokenizerFast's pipeline over bert-classify's vocab.txt"
 
 GATES = {"swiglu": F.silu, "geglu": F.gelu, "glu": torch.sigmoid}
 
@@ -183,6 +200,11 @@ def param_shapes(cfg, task):
         lin("classifier", cfg.num_labels, H)
     elif task == "qa":
         lin("qa_outputs", 2, H)
+    elif task == "mlm":  # NomicBertForPreTraining's cls; the decoder's weight is the word embeddings
+        lin("cls.predictions.transform.dense", H, H, cfg.fc1_bias)
+        out.extend([("cls.predictions.transform.layer_norm.weight", (H,)), ("cls.predictions.transform.layer_norm.bias", (H,))])
+        if cfg.fc1_bias:
+            out.append(("cls.predictions.decoder.bias", (cfg.vocab,)))
     return out
 
 
@@ -262,7 +284,16 @@ def encoder(cfg, w, input_ids, attention_mask, token_type_ids, base=None):
     return x
 
 
+def transform_act(cfg):
+    """NomicBertPredictionHeadTransform's activation: SiLU for swiglu, else exact GELU (its
+    tanh GELUs are for gelu_new, gelu_fast and gelu_pytorch_tanh, which Cfg refuses)."""
+    return F.silu if cfg.act == "swiglu" else F.gelu
+
+
 def head(cfg, w, task, h):
+    if task == "mlm":
+        x = layer_norm(w, "cls.predictions.transform.layer_norm", transform_act(cfg)(linear(w, "cls.predictions.transform.dense", h)), cfg.eps)
+        return F.linear(x, w["bert.embeddings.word_embeddings.weight"], w.get("cls.predictions.decoder.bias"))
     if task in ("classify", "multilabel", "regression", "choice"):
         return linear(w, "classifier", torch.tanh(linear(w, "bert.pooler.dense", h[:, 0])))
     if task == "ner":
@@ -318,6 +349,10 @@ def naive_logits(cfg, w, task, ids, types):
         h = ln(p + "norm2", m + h)
     if task in ("classify", "multilabel"):
         return lin("classifier", torch.tanh(lin("bert.pooler.dense", h[0])))
+    if task == "mlm":
+        t = lin("cls.predictions.transform.dense", h)
+        t = ln("cls.predictions.transform.layer_norm", t * torch.sigmoid(t) if cfg.act == "swiglu" else f64.gelu(t))
+        return t @ w["bert.embeddings.word_embeddings.weight"].T + w.get("cls.predictions.decoder.bias", 0)
     return lin("classifier" if task == "ner" else "qa_outputs", h)
 
 
@@ -350,11 +385,103 @@ def config_dict(task, opts, vocab_size):
 TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
+# The masked-LM fixture, nomic_bert-mlm: nomic-bert-2048's kind (NomicBertForPreTraining,
+# swiglu, whole heads rotated, base 1000, no biases, so no decoder bias), on texts with
+# [MASK] that tokenizers' npm binding encodes with BertTokenizerFast's pipeline (lower
+# case, BertPreTokenizer, WordPiece, [CLS] A [SEP]) over bert-classify's vocab.txt. Its
+# model.safetensors also holds cls.predictions.decoder.weight, the word embeddings' tied
+# copy that a torch.save of the state dict keeps and a loader ignores.
+MLM = dict(n_layer=2, activation_function="swiglu", rotary_emb_fraction=1.0, rotary_emb_base=1000,
+           rotary_emb_interleaved=False, qkv_proj_bias=False, mlp_fc1_bias=False, mlp_fc2_bias=False,
+           n_inner=256, rotary_scaling_factor=None, layer_norm_epsilon=1e-12)
+
+BERT_JS = r"""
+const t = require('tokenizers')
+const fs = require('fs')
+async function main() {
+  const [vocabPath, textsPath, resultPath] = process.argv.slice(2)
+  const vocab = {}
+  fs.readFileSync(vocabPath, 'utf8').split('\n').filter((l) => l !== '').forEach((tok, i) => { vocab[tok] = i })
+  const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+  const spec = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: specials.map((s) => ({ id: vocab[s], content: s, single_word: false, lstrip: false, rstrip: false,
+      normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: { type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
+      special_tokens: { '[CLS]': { id: '[CLS]', ids: [vocab['[CLS]']], tokens: ['[CLS]'] },
+        '[SEP]': { id: '[SEP]', ids: [vocab['[SEP]']], tokens: ['[SEP]'] } } },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  }
+  const tk = t.Tokenizer.fromString(JSON.stringify(spec))
+  tk.setTruncation(128)
+  const texts = JSON.parse(fs.readFileSync(textsPath, 'utf8'))
+  const single = []
+  for (const x of texts) single.push((await tk.encode(x, null)).getIds())
+  tk.setPadding({ maxLength: Math.max(...single.map((s) => s.length)), padId: vocab['[PAD]'], padToken: '[PAD]' })
+  const out = { mask_id: vocab['[MASK]'], input_ids: [], attention_mask: [], token_type_ids: [] }
+  for (const x of texts) {
+    const e = await tk.encode(x, null)
+    out.input_ids.push(e.getIds())
+    out.attention_mask.push(e.getAttentionMask())
+    out.token_type_ids.push(e.getTypeIds())
+  }
+  fs.writeFileSync(resultPath, JSON.stringify(out))
+}
+main().catch((e) => { console.error(e); process.exit(1) })
+"""
+
+
+def encode_masked(npm, vocab, texts):
+    """texts encoded as BertTokenizerFast(vocab) pads a batch, by tokenizers' npm binding."""
+    tmp = tempfile.mkdtemp(prefix="nomic-tok-")
+    try:
+        js, tp, rp = (os.path.join(tmp, n) for n in ("bert.js", "texts.json", "result.json"))
+        with open(js, "w") as f:
+            f.write(BERT_JS)
+        with open(tp, "w") as f:
+            json.dump(texts, f)
+        subprocess.run(["node", js, vocab, tp, rp], check=True, env=dict(os.environ, NODE_PATH=npm))
+        with open(rp) as f:
+            return json.load(f)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def make_mlm(npm):
+    bert = os.path.join(fixturelib.OUT, "bert-classify")
+    vocab = sum(1 for _ in open(os.path.join(bert, "vocab.txt"), encoding="utf-8"))
+    d = fresh_dir("nomic_bert-mlm")
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(bert, f), d)
+    texts = masked_texts()
+    enc = encode_masked(npm, os.path.join(bert, "vocab.txt"), texts)
+    ids, mask, types = batch_of(enc)
+    cfgd = dict(sorted(dict(config_dict("classify", MLM, vocab), architectures=["NomicBertForPreTraining"]).items()))
+    for k in ("id2label", "label2id"):
+        del cfgd[k]
+    cfg = Cfg(cfgd)
+    w = random_weights(param_shapes(cfg, "mlm"), is_norm)
+    logits = logits_of(cfg, w, "mlm", ids, mask, types)
+    extra = mlm_targets(ids, mask, enc["mask_id"], vocab)
+    extra["loss"] = round(mlm_loss(logits, torch.tensor(extra["labels"])).item(), 7)
+    exp = expected_of("mlm", REFERENCE, MLM_TOKENIZER, texts, ids, mask, types, stored("mlm", logits, extra))
+    saved = dict(w, **{"cls.predictions.decoder.weight": w["bert.embeddings.word_embeddings.weight"]})
+    write_checkpoint(d, cfgd, saved, dict(exp, **extra))
+    print(f"nomic_bert-mlm: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}")
+
+
 def batch_of(exp):
     return torch.tensor(exp["input_ids"]), torch.tensor(exp["attention_mask"]), torch.tensor(exp["token_type_ids"])
 
 
-def make_all():
+def make_all(npm):
+    make_mlm(npm)
     for task, opts in FIXTURES.items():
         bert = os.path.join(fixturelib.OUT, f"bert-{task}")
         src = read_json(os.path.join(bert, "expected.json"))
@@ -372,7 +499,8 @@ def make_all():
 
 
 def check(dirs):
-    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: logits_of(cfg, w, exp["task"], *batch_of(exp)))
+    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: stored(exp["task"], logits_of(cfg, w, exp["task"], *batch_of(exp)), exp),
+                    ignore=("cls.predictions.decoder.weight",))
 
 
 # ---------------------------------------------------------------------------------
@@ -414,8 +542,18 @@ def sanity():
         v.per_sequence(
             task, mask, base, lambda r, n: logits_of(cfg, w, task, ids[r:r + 1, :n], mask[r:r + 1, :n], types[r:r + 1, :n])[0],
             lambda r, n: naive_logits(cfg, w, task, ids[r, :n].tolist(), types[r, :n].tolist()))
+    cfg, w, exp = load_dir(os.path.join(fixturelib.OUT, "nomic_bert-mlm"), Cfg)
+    claim("mlm: the checkpoint's decoder weight is the word embeddings",
+          torch.equal(w.pop("cls.predictions.decoder.weight"), w["bert.embeddings.word_embeddings.weight"]))
+    ids, mask, types = batch_of(exp)
+    base = logits_of(cfg, w, "mlm", ids, mask, types)
+    report("mlm: this code vs expected.json", (stored("mlm", base, exp).reshape(-1) - torch.tensor(exp["logits"])).abs().max().item(), 2e-7)
+    report("mlm: loss vs expected.json", abs(mlm_loss(base, torch.tensor(exp["labels"])).item() - exp["loss"]), 1e-6)
+    v.per_sequence(
+        "mlm", mask, base, lambda r, n: logits_of(cfg, w, "mlm", ids[r:r + 1, :n], mask[r:r + 1, :n], types[r:r + 1, :n])[0],
+        lambda r, n: naive_logits(cfg, w, "mlm", ids[r, :n].tolist(), types[r, :n].tolist()))
     v.done()
 
 
 if __name__ == "__main__":
-    main(__doc__, check, sanity, make_all, "--make")
+    main(__doc__, check, sanity, make_all, "--make", 1)

@@ -1,7 +1,7 @@
 """A plain-torch forward of each BERT-family encoder and task head, written from
 transformers' modeling code (modeling_bert, _distilbert, _roberta, _albert, _electra;
-MPNet's is make_mpnet.py's and NomicBERT's make_nomic_bert.py's, which this file runs for
-model_type mpnet and nomic_bert),
+MPNet's is make_mpnet.py's, NomicBERT's make_nomic_bert.py's and DeBERTa-v2's
+make_debertav2.py's, which this file runs for model_type mpnet, nomic_bert and deberta-v2),
 to check bertnode's forward against without transformers itself (a weaker oracle: this
 file is a second reading of transformers, not transformers; make_fixtures.py is the
 stronger check where transformers is installed).
@@ -23,6 +23,7 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # fixturelib.py, beside this file: the safetensors reader and activations the fixture
 # scripts share.
 from fixturelib import ACTIVATIONS, load_safetensors  # noqa: E402
+import make_debertav2  # noqa: E402
 import make_mpnet  # noqa: E402
 import make_nomic_bert  # noqa: E402
 
@@ -172,6 +173,8 @@ def main(dirs):
         types = torch.tensor(inp["token_type_ids"])
         if cfg["model_type"] == "mpnet":
             logits = make_mpnet.logits_of(make_mpnet.Cfg(cfg), w, inp["task"], ids, mask)
+        elif cfg["model_type"] == "deberta-v2":
+            logits = make_debertav2.logits_of(make_debertav2.Cfg(cfg), w, inp["task"], ids, mask, types)
         elif cfg["model_type"] == "nomic_bert":
             logits = make_nomic_bert.logits_of(make_nomic_bert.Cfg(cfg), w, inp["task"], ids, mask, types)
         else:
