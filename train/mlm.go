@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -65,10 +66,11 @@ func (t mlmTask) mask(tok *tokenize.Tokenizer, b *model.Batch, exs []*Example, s
 
 // recordRand is the random source of one record's masks: a function of the seed and the
 // record's place in its file, so that a resumed run, or a replica given the record,
-// draws the same masks.
+// draws the same masks. The file counts by its name alone: the same run from another
+// directory masks the same tokens.
 func recordRand(seed int64, pos shard.Pos) *rand.Rand {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%d\x00%d", pos.File, pos.Offset, pos.Index)
+	fmt.Fprintf(h, "%s\x00%d\x00%d", filepath.Base(pos.File), pos.Offset, pos.Index)
 	return rand.New(rand.NewPCG(uint64(seed), h.Sum64()))
 }
 

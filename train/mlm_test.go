@@ -20,7 +20,7 @@ import (
 // Masking chooses about mlm_probability of the non-special tokens, never a special
 // one; of the chosen 80% become the mask token, 10% a random id, 10% stay; labels are the
 // chosen tokens' ids and -100 elsewhere. The same seed and record give the same masks,
-// another seed (another step) or record other ones.
+// wherever the file is; another seed (another step), record or file other ones.
 func TestMaskTokensStatistics(t *testing.T) {
 	const n, maskID, vocab = 200, 103, 1000
 	words := make([]int32, n)
@@ -83,8 +83,12 @@ func TestMaskTokensStatistics(t *testing.T) {
 	}
 	b, _ := draw(8, pos)
 	c, _ := draw(7, shard.Pos{File: "a.txt", Offset: 80, Index: 4})
-	if slices.Equal(a1, b) || slices.Equal(a1, c) {
-		t.Error("another seed or record masked the same tokens")
+	d, _ := draw(7, shard.Pos{File: "b.txt", Offset: 40, Index: 3})
+	if slices.Equal(a1, b) || slices.Equal(a1, c) || slices.Equal(a1, d) {
+		t.Error("another seed, record or file masked the same tokens")
+	}
+	if e, _ := draw(7, shard.Pos{File: "/elsewhere/a.txt", Offset: 40, Index: 3}); !slices.Equal(a1, e) {
+		t.Error("the same file in another directory masked other tokens")
 	}
 }
 
