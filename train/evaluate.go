@@ -124,8 +124,12 @@ func ForEval(spec Spec, out io.Writer) (*Trainer, error) {
 	}
 	model.SetThreads(spec.Threads)
 	model.SetTF32(spec.TF32 && dev.IsCuda())
+	// Matryoshka widths are scored here (the task's); the loss stays the whole vectors'.
+	if _, err := spec.Matryoshka().Check(model.Task(spec.Task), cfg.HiddenSize); err != nil {
+		return nil, fmt.Errorf("job spec: %w", err)
+	}
 	opts := model.Options{Task: model.Task(spec.Task), NumLabels: labels.Len(), HeadHidden: hidden, HeadDropout: -1,
-		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling, LoRA: lora, Matryoshka: spec.Matryoshka()}
+		Device: dev, Autocast: spec.Autocast, Pooling: spec.Pooling, LoRA: lora}
 	m, rep, err := model.Pretrained(cmp.Or(base, dir), hf.Options{}, opts)
 	if err != nil {
 		return nil, err
