@@ -589,7 +589,8 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // A cluster trains an embedding model from text pairs without labels: the coordinator
 // plans the pairs, both nodes end with the same sentence-transformers checkpoint, and it
-// finds each held-out text's pair (the text's words in reverse order).
+// finds each held-out text's pair (the text's words in reverse order). The job trains
+// Matryoshka widths too, and its evaluations score the narrow one.
 func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
 	runtime.LockOSThread()
 	dir := t.TempDir()
@@ -612,10 +613,15 @@ func TestProcessClusterTrainsAnEmbeddingModel(t *testing.T) {
 	data := writeLines(t, dir, "pairs.jsonl", pairs...)
 	spec := writeLines(t, dir, "embed.yaml", "task: embed", "train: "+data, "data: {format: jsonl}", "eval_split: 0.2", "model: tiny",
 		"tokenizer: "+vocabFile, "max_length: 32", "batch_size: 16", "max_steps: 12", "lr: 1.0e-3", "pooling: mean",
-		"cluster: {nodes: 2}")
+		"matryoshka_dims: [128, 16]", "cluster: {nodes: 2}")
 	c := upCluster(t, 1, 2)
 	id, _, ranks := c.submitWait(spec)
 	c.finalsEqual(id, "model.safetensors", ranks...)
+	if j, err := c.cl.Job(context.Background(), id); err != nil {
+		t.Fatal(err)
+	} else if _, ok := j.Progress.Eval["mrr_at_10_dim16"]; !ok {
+		t.Errorf("the job's evaluation has no mrr_at_10_dim16: %v", j.Progress.Eval)
+	}
 	final := filepath.Join(c.proc(ranks[0]).DataDir, "jobs", id, "final")
 	for _, f := range []string{"modules.json", "1_Pooling/config.json", "sentence_bert_config.json"} {
 		if _, err := os.Stat(filepath.Join(final, f)); err != nil {
