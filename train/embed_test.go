@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -377,6 +378,32 @@ func TestMatryoshkaTrainingKeepsNarrowVectorsUseful(t *testing.T) {
 	}
 	if matRes.Best.Step == 0 {
 		t.Errorf("no best step chosen by mrr_at_10_dim4")
+	}
+}
+
+// Widths that leave out the model's own are allowed, as sentence-transformers allows
+// them, with a warning: the whole vectors are then not trained as such.
+func TestMatryoshkaWithoutTheWholeWidthWarns(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "train.jsonl")
+	translationPairs(t, data, 40, 1, false)
+	for _, c := range []struct {
+		dims []int
+		warn bool
+	}{{[]int{64, 16}, true}, {[]int{128, 16}, false}} {
+		s := Defaults()
+		s.Task, s.Train, s.Model, s.EvalSplit = string(model.Embed), data, "tiny", 0.2
+		s.Tokenizer, s.MaxLength, s.Threads, s.Output = "../data/vocab/bert-base-uncased.vocab.txt", 16, 1, filepath.Join(dir, "run")
+		s.MatryoshkaDims = c.dims
+		var out bytes.Buffer
+		if _, err := Prepare(s, &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "leave out the model's width 128"); got != c.warn {
+			t.Errorf("matryoshka_dims %v: warned %v, want %v:\n%s", c.dims, got, c.warn, out.String())
+		}
 	}
 }
 

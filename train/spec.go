@@ -98,8 +98,9 @@ type Spec struct {
 	// embedding checkpoint's own (sentence-transformers' 1_Pooling, else mean).
 	Pooling string `yaml:"pooling"`
 	// MatryoshkaDims (task embed) trains the vectors cut to their first MatryoshkaDims[i]
-	// dimensions as well, each width's ranking loss weighted by MatryoshkaWeights (default
-	// 1 each), as sentence-transformers' MatryoshkaLoss; evaluation scores each width.
+	// dimensions: the loss is the sum over these widths alone (the model's own width
+	// among them, as a rule) of each one's ranking loss weighted by MatryoshkaWeights
+	// (default 1 each), as sentence-transformers' MatryoshkaLoss; evaluation scores each.
 	MatryoshkaDims    []int     `yaml:"matryoshka_dims"`
 	MatryoshkaWeights []float64 `yaml:"matryoshka_weights"`
 

@@ -179,6 +179,9 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		fmt.Fprintf(out, "newly initialised: %v\n", rep.Initialized)
 	}
 	t.Model = m
+	if mt := m.Opts.Matryoshka; mt.On() && !slices.Contains(mt.Dims, m.Config.HiddenSize) {
+		fmt.Fprintf(out, "warning: matryoshka_dims %v leave out the model's width %d: the whole vectors are not trained as such\n", mt.Dims, m.Config.HiddenSize)
+	}
 	if t.teacher != nil && t.teacher.Opts.NumLabels != m.Opts.NumLabels {
 		return nil, fmt.Errorf("job spec: distill.teacher: %s has %d outputs, the student %d", spec.Distill.Teacher, t.teacher.Opts.NumLabels, m.Opts.NumLabels)
 	}
