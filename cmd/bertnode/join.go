@@ -36,10 +36,10 @@ func init() {
 
 func joinCmd() *cobra.Command {
 	var o struct {
-		id, name, dataDir, device, ringAddr, httpAddr, gossipAddr, profile string
-		threads                                                            int
-		cache                                                              int64
-		noOverlap                                                          bool
+		id, name, dataDir, device, devices, ringAddr, httpAddr, gossipAddr, profile string
+		threads, maxRestarts                                                        int
+		cache                                                                       int64
+		noOverlap                                                                   bool
 	}
 	c := &cobra.Command{
 		Use:   "join [COORDINATOR_ADDR[,ADDR...]]",
@@ -54,7 +54,18 @@ on without it.
 
 The coordinators' addresses come from the argument, else $BERTNODE_COORDINATOR, else the
 config file; the cluster secret from --secret-file, else $BERTNODE_SECRET, else the config
-file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual TLS.`,
+file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual TLS.
+
+With --devices (a list, or all: every CUDA device) it runs one such node per device as a
+process of its own, as torchrun's --nproc-per-node: worker N keeps its node ID under
+--data-dir/worker-N and listens on the given ports + N (port 0: any free port, chosen
+once for gossip, so that a worker started again keeps its gossip address); its output
+lines start with [N device]. A worker that fails is started again, after 1 s,
+then 2, 4... up to 30 s, at most --max-restarts times in a row (counted from zero again
+once it has run 10 minutes); the node rejoins its job as any restarted node does.
+SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s later.`,
+		Example: `  bertnode join 10.0.0.1:7300 --device cuda:0 --data-dir /var/lib/bertnode/n1 --ring-addr 10.0.0.5:7400
+  bertnode join 10.0.0.1:7300 --devices all --data-dir /var/lib/bertnode --ring-addr 10.0.0.5:7400`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	cf := addClusterFlags(c, false)
@@ -69,6 +80,12 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 		secret, err := cf.secret()
 		if err != nil {
 			return err
+		}
+		if o.devices != "" {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logger := log.New(cmd.ErrOrStderr(), "join ", log.LstdFlags|log.Lmicroseconds)
+			return joinDevices(ctx, cmd.Flags(), args, o.devices, o.maxRestarts, cmd.ErrOrStderr(), logger)
 		}
 		ringTLS, err := cf.tls(true)
 		if err != nil {
@@ -155,6 +172,8 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 	f.StringVar(&o.name, "name", "", "name shown in bertnode nodes (default host/device)")
 	f.StringVar(&o.dataDir, "data-dir", "bertnode-node", "where the node keeps its ID, checkpoints and models")
 	f.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	f.StringVar(&o.devices, "devices", "", "one worker process per device: a comma-separated `LIST` of cpu, cuda:N, or all (every CUDA device)")
+	f.IntVar(&o.maxRestarts, "max-restarts", 3, "with --devices: how many times in a row a failed worker is started again")
 	f.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch and OpenBLAS (0: their defaults)")
 	f.StringVar(&o.ringAddr, "ring-addr", "127.0.0.1:0", "address of the all-reduce listener, as peers reach it")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:0", "address of the node's HTTP server (/metrics, /healthz, its models)")
