@@ -127,13 +127,13 @@ func (c *Cluster) save() error {
 	return atomicfile.WriteFile(filepath.Join(c.Dir, File), b, 0o644)
 }
 
-// FreePorts finds n ports on host that are free for TCP and UDP (gossip uses both)
+// freePorts finds n ports on host that are free for TCP and UDP (gossip uses both)
 // when found, and not in used (ports handed to the cluster's processes that may not
 // have bound them yet); the processes bind them a moment later. They are drawn below Linux's
 // ephemeral range (32768-60999), where the outgoing connections of the processes
 // starting meanwhile take their ports: a port the kernel hands out from that range
 // between our check and the process's bind made cluster up fail now and then.
-func FreePorts(host string, n int, used map[string]bool) ([]string, error) {
+func freePorts(host string, n int, used map[string]bool) ([]string, error) {
 	var held []io.Closer
 	defer func() {
 		for _, c := range held {
@@ -164,7 +164,7 @@ func FreePorts(host string, n int, used map[string]bool) ([]string, error) {
 	return addrs, nil
 }
 
-// The ports FreePorts draws from.
+// The ports freePorts draws from.
 const portLo, portHi = 20000, 32768
 
 // Start starts a cluster: a new secret, the coordinators (the first bootstraps, the
@@ -242,7 +242,7 @@ func place(host func(int) (string, string, error), i int, gateway string, used m
 		if gateway == "" {
 			gateway = "127.0.0.1"
 		}
-		return FreePorts(gateway, 3, used)
+		return freePorts(gateway, 3, used)
 	}
 	ns, ip, err := host(i)
 	if err != nil {

@@ -58,9 +58,8 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 
 With --devices (a list, or all: every CUDA device) it runs one such node per device as a
 process of its own, as torchrun's --nproc-per-node: worker N keeps its node ID under
---data-dir/worker-N and listens on the given ports + N (port 0: any free port, chosen
-once for gossip, so that a worker started again keeps its gossip address); its output
-lines start with [N device]. A worker that fails is started again, after 1 s,
+--data-dir/worker-N and listens on the given ports + N (port 0: any free port); its
+output lines start with [N device]. A worker that fails is started again, after 1 s,
 then 2, 4... up to 30 s, at most --max-restarts times in a row (counted from zero again
 once it has run 10 minutes); the node rejoins its job as any restarted node does.
 SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s later.`,
@@ -125,10 +124,15 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		g, err := nodeGossip(ctx, client, gossip.Config{Name: o.id, Bind: o.gossipAddr, Key: secret.Derive(clusterkey.Gossip),
+		g, err := nodeGossip(ctx, client, gossip.Config{Name: o.id, Bind: gossipBind(o.dataDir, o.gossipAddr), Key: secret.Derive(clusterkey.Gossip),
 			Meta: gossip.Meta{Role: gossip.Worker, Ring: ringLn.Addr().String(), HTTP: httpLn.Addr().String()}, Profile: o.profile, Logger: logger})
 		if err != nil {
 			return err
+		}
+		if _, port, err := net.SplitHostPort(g.Addr()); err == nil {
+			if err := atomicfile.WriteFile(filepath.Join(o.dataDir, gossipPortFile), []byte(port+"\n"), 0o644); err != nil {
+				return err
+			}
 		}
 		defer g.Shutdown()
 		defer g.Leave(2 * time.Second)
@@ -177,7 +181,7 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 	f.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch and OpenBLAS (0: their defaults)")
 	f.StringVar(&o.ringAddr, "ring-addr", "127.0.0.1:0", "address of the all-reduce listener, as peers reach it")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:0", "address of the node's HTTP server (/metrics, /healthz, its models)")
-	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip")
+	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "address for cluster gossip (port 0: the port of the last run while free, else any; kept in --data-dir)")
 	f.StringVar(&o.profile, "gossip-profile", gossip.ProfileLAN, "gossip timing: lan, or local (one machine: fast)")
 	f.Int64Var(&o.cache, "cache-bytes", 256<<20, "memory for cached blocks of streamed training data")
 	f.BoolVar(&o.noOverlap, "no-overlap", false, "all-reduce the gradient after backward, not during it (a session also stops overlapping when its first steps send nothing early)")
@@ -198,6 +202,38 @@ func nodeID(dir string) (string, error) {
 	}
 	id := "node-" + hex.EncodeToString(r[:])
 	return id, atomicfile.WriteFile(path, []byte(id+"\n"), 0o644)
+}
+
+// gossipPortFile keeps, in a node's data directory, the gossip port it last bound.
+const gossipPortFile = "gossip-port"
+
+// gossipBind is where a node binds gossip: given port 0, the port it bound last time,
+// while that is free, so that a node started again keeps its gossip address.
+// Memberlist hands a dead member's name to a new address only after
+// DeadNodeReclaimTime (30 s on a LAN): with a new port, a node restarted at once was
+// dead to the cluster for 30-40 s.
+func gossipBind(dir, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr
+	}
+	b, err := os.ReadFile(filepath.Join(dir, gossipPortFile))
+	if err != nil {
+		return addr
+	}
+	last := net.JoinHostPort(host, strings.TrimSpace(string(b)))
+	// Memberlist binds TCP and UDP on the port.
+	l, err := net.Listen("tcp", last)
+	if err != nil {
+		return addr
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", last)
+	if err != nil {
+		return addr
+	}
+	u.Close()
+	return last
 }
 
 // nodeGossip starts gossip and joins the coordinators' members, retrying until it

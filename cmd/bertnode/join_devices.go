@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/model"
 	"github.com/spf13/pflag"
 )
@@ -79,11 +78,10 @@ func parseDevices(s string, cudaDevices func() int64) ([]string, error) {
 }
 
 // workerArgs is worker i's command line: the flags the user set, but its own device,
-// data directory (--data-dir/worker-i, where it keeps its node ID, so a device's
-// worker stays the same node across restarts while the order of --devices is kept),
-// name, gossip address (gossip, when not ""), and listen ports (the given port + i;
-// port 0 stays 0).
-func workerArgs(fs *pflag.FlagSet, coordinator []string, i int, device string, devices []string, gossip string) ([]string, error) {
+// data directory (--data-dir/worker-i, where it keeps its node ID and gossip port, so
+// a device's worker stays the same node across restarts while the order of --devices
+// is kept), name, and listen ports (the given port + i; port 0 stays 0).
+func workerArgs(fs *pflag.FlagSet, coordinator []string, i int, device string, devices []string) ([]string, error) {
 	if fs.Changed("id") {
 		return nil, errors.New("--id names one node: with --devices each worker keeps its own ID in --data-dir/worker-N")
 	}
@@ -104,13 +102,7 @@ func workerArgs(fs *pflag.FlagSet, coordinator []string, i int, device string, d
 				return
 			}
 			v = fmt.Sprintf("%s-%d", v, i)
-		case "gossip-addr":
-			if gossip != "" {
-				v = gossip
-				break
-			}
-			fallthrough
-		case "ring-addr", "http-addr":
+		case "ring-addr", "http-addr", "gossip-addr":
 			var perr error
 			if v, perr = nextPort(v, i); perr != nil {
 				err = errors.Join(err, fmt.Errorf("--%s: %w", f.Name, perr))
@@ -282,19 +274,9 @@ func joinDevices(ctx context.Context, fs *pflag.FlagSet, coordinator []string, d
 	if err != nil {
 		return err
 	}
-	// A worker started again keeps its gossip address: memberlist gives a dead
-	// member's name to a new address only after DeadNodeReclaimTime (30 s on a LAN),
-	// and the coordinators would call the node dead meanwhile.
-	gossip := make([]string, len(ds))
-	ga, _ := fs.GetString("gossip-addr")
-	if host, port, _ := net.SplitHostPort(ga); port == "0" {
-		if gossip, err = localcluster.FreePorts(host, len(ds), nil); err != nil {
-			return fmt.Errorf("--gossip-addr: %w", err)
-		}
-	}
 	var ws []worker
 	for i, d := range ds {
-		args, err := workerArgs(fs, coordinator, i, d, ds, gossip[i])
+		args, err := workerArgs(fs, coordinator, i, d, ds)
 		if err != nil {
 			return err
 		}

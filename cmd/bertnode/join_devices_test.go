@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,13 +52,12 @@ func TestJoinDevicesParse(t *testing.T) {
 }
 
 func TestJoinDevicesWorkerArgs(t *testing.T) {
-	gossip := ""
 	args := func(flags []string, i int, device string, devices ...string) ([]string, error) {
 		c := joinCmd()
 		if err := c.ParseFlags(flags); err != nil {
 			t.Fatal(err)
 		}
-		return workerArgs(c.Flags(), []string{"10.0.0.1:7300"}, i, device, devices, gossip)
+		return workerArgs(c.Flags(), []string{"10.0.0.1:7300"}, i, device, devices)
 	}
 	got, err := args([]string{"--devices", "all", "--data-dir", "/var/lib/bn", "--ring-addr", "10.0.0.5:7400",
 		"--http-addr", "10.0.0.5:0", "--threads", "4", "--secret-file", "s", "--no-overlap", "--max-restarts", "5"},
@@ -67,13 +67,6 @@ func TestJoinDevicesWorkerArgs(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("worker 1:\n got %q, %v\nwant %q", got, err, want)
 	}
-	// A gossip address chosen for the worker replaces the flag's.
-	gossip = "10.0.0.5:20001"
-	got, _ = args([]string{"--devices", "all", "--gossip-addr", "10.0.0.5:0"}, 1, "cuda:1", "cuda:0", "cuda:1")
-	if !slices.Contains(got, "--gossip-addr=10.0.0.5:20001") {
-		t.Errorf("worker 1 with its gossip address chosen: %q", got)
-	}
-	gossip = ""
 	// The same device twice: names apart, unless --name gives them.
 	host, _ := os.Hostname()
 	got, _ = args([]string{"--devices", "cpu,cpu"}, 1, "cpu", "cpu", "cpu")
@@ -307,5 +300,28 @@ func waitExit(cmd *exec.Cmd, d time.Duration) error {
 		return err
 	case <-time.After(d):
 		return fmt.Errorf("still running after %s", d)
+	}
+}
+
+func TestGossipBindKeepsThePortOfTheLastRun(t *testing.T) {
+	dir := t.TempDir()
+	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:0" {
+		t.Fatalf("first run: %s", got)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	os.WriteFile(filepath.Join(dir, gossipPortFile), []byte(port+"\n"), 0o644)
+	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:0" {
+		t.Errorf("the last port taken by another process: %s, want any port", got)
+	}
+	l.Close()
+	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:"+port {
+		t.Errorf("the last port free: %s, want it", got)
+	}
+	if got := gossipBind(dir, "127.0.0.1:7402"); got != "127.0.0.1:7402" {
+		t.Errorf("a port given: %s", got)
 	}
 }
