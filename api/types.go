@@ -573,6 +573,9 @@ type Cluster struct {
 	Leader string   `json:"leader"` // leader member ID
 	API    []string `json:"api"`    // members' API addresses
 	Gossip []string `json:"gossip"` // members' gossip addresses
+	// GossipProfile is the answering member's gossip timing (lan, local): a node that
+	// gossips with another one detects failures on another clock.
+	GossipProfile string `json:"gossip_profile,omitempty"`
 }
 
 // BlobHolder is POST /v1/blobs/{sha256}/holders: a member says it stores a blob.

@@ -64,7 +64,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
 	s.view(w, r, func(*State) []string { return []string{topicMembers} }, func(st *State) (any, error) {
 		_, leader := s.raft.LeaderWithID()
-		c := api.Cluster{Leader: string(leader), API: []string{}, Gossip: []string{}}
+		c := api.Cluster{Leader: string(leader), API: []string{}, Gossip: []string{}, GossipProfile: s.cfg.GossipProfile}
 		for _, m := range s.members(st) {
 			if m.APIAddr != "" {
 				c.API = append(c.API, m.APIAddr)

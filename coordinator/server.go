@@ -46,8 +46,9 @@ type Config struct {
 	// APIAddr is where the HTTP API listens; APIAdvertise is what clients and other
 	// members use, by default the address bound.
 	APIAddr, APIAdvertise string
-	// GossipAddr is this member's gossip address, given to `bertnode join`.
-	GossipAddr string
+	// GossipAddr is this member's gossip address, given to `bertnode join`, and
+	// GossipProfile its gossip timing, which nodes check theirs against.
+	GossipAddr, GossipProfile string
 	// Bootstrap makes a new cluster of this one member; Join lists API addresses of
 	// members of an existing one. A member with raft state in DataDir needs neither.
 	Bootstrap bool

@@ -131,7 +131,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		defer g.Shutdown()
 		s, err := coordinator.New(coordinator.Config{
 			DataDir: dataDir, RaftAddr: raftAddr, RaftAdvertise: raftAdv, APIAddr: apiAddr, APIAdvertise: apiAdv,
-			GossipAddr: g.Addr(), Bootstrap: bootstrap, Join: join, Recover: recoverAlone, Secret: secret, TLS: tlsConf, Membership: g,
+			GossipAddr: g.Addr(), GossipProfile: profile, Bootstrap: bootstrap, Join: join, Recover: recoverAlone, Secret: secret, TLS: tlsConf, Membership: g,
 			Planner: streamPlanner, Timing: timing, MaxBlobSize: maxBlob, Logger: logger, RaftLog: cmd.ErrOrStderr(),
 		})
 		if err != nil {

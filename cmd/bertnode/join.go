@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -255,6 +256,11 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 			// recorded their gossip addresses yet.
 			var n int
 			if n, err = g.Join(cl.Gossip); err == nil && n > 0 {
+				// Not refused: a cluster may move from one profile to the other.
+				if ours := cmp.Or(cfg.Profile, gossip.ProfileLAN); cl.GossipProfile != "" && cl.GossipProfile != ours {
+					cfg.Logger.Printf("warning: this node's --gossip-profile is %s, the coordinators' %s: it detects failures on another clock than they do (dead members seen late, or live ones suspected)",
+						ours, cl.GossipProfile)
+				}
 				return g, nil
 			} else if err == nil {
 				err = errors.New("no coordinator's gossip address known yet")

@@ -146,9 +146,9 @@ func TestProcessJoinDevicesRestartsAWorkerItLost(t *testing.T) {
 	exe, _ := os.Executable()
 	var out bytes.Buffer
 	lw := &lockedWriter{w: &out}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(exe, "join", c.lc.APIAddrs()[0], "--devices", "cpu,cpu", "--threads", "1",
-			"--data-dir", dir, "--secret-file", c.lc.SecretFile)
+	start := func(extra ...string) *exec.Cmd {
+		cmd := exec.Command(exe, append([]string{"join", c.lc.APIAddrs()[0], "--devices", "cpu,cpu", "--threads", "1",
+			"--data-dir", dir, "--secret-file", c.lc.SecretFile}, extra...)...)
 		cmd.Stdout, cmd.Stderr = lw, lw
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -242,9 +242,18 @@ func TestProcessJoinDevicesRestartsAWorkerItLost(t *testing.T) {
 		}
 	}
 
-	// Killed outright, the supervisor takes its workers with it (Pdeathsig).
-	sup = start()
+	const mismatch = "warning: this node's --gossip-profile is local, the coordinators' lan"
+	if strings.Contains(output(), mismatch) {
+		t.Fatalf("a warning of another gossip profile, on the same one:\n%s", output())
+	}
+
+	// Killed outright, the supervisor takes its workers with it (Pdeathsig). Their
+	// gossip profile is not the coordinators': each warns.
+	sup = start("--gossip-profile", "local")
 	alive("started again", 2)
+	if n := strings.Count(output(), mismatch); n != 2 {
+		t.Errorf("%d warnings of another gossip profile, want one a worker:\n%s", n, output())
+	}
 	workers = workerPIDs(t, sup.Process.Pid)
 	sup.Process.Kill()
 	sup.Wait()
