@@ -41,7 +41,8 @@ type worker struct {
 }
 
 // parseDevices reads --devices: a comma-separated list of cpu, cuda and cuda:N, or all
-// (every CUDA device libtorch sees). A CUDA device twice is an error; cpu may repeat
+// (every CUDA device libtorch sees). A CUDA device twice, or one libtorch does not see,
+// is an error (rather than a worker failing --max-restarts times); cpu may repeat
 // (several CPU workers on one machine, each of --threads cores).
 func parseDevices(s string, cudaDevices func() int64) ([]string, error) {
 	if strings.TrimSpace(s) == "all" {
@@ -69,6 +70,9 @@ func parseDevices(s string, cudaDevices func() int64) ([]string, error) {
 			}
 			if seen[d] {
 				return nil, fmt.Errorf("--devices: %s twice", d)
+			}
+			if have := cudaDevices(); int64(n) >= have {
+				return nil, fmt.Errorf("--devices: %s: no such CUDA device (%d available)", d, have)
 			}
 			seen[d] = true
 		}

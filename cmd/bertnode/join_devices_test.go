@@ -32,7 +32,9 @@ func TestJoinDevicesParse(t *testing.T) {
 	}{
 		{"all", two, []string{"cuda:0", "cuda:1"}, ""},
 		{"all", none, nil, "sees no CUDA device"},
-		{"cuda, cuda:3", none, []string{"cuda:0", "cuda:3"}, ""},
+		{"cuda, cuda:3", func() int64 { return 4 }, []string{"cuda:0", "cuda:3"}, ""},
+		{"cuda:2", two, nil, "cuda:2: no such CUDA device (2 available)"},
+		{"cpu,cuda", none, nil, "cuda:0: no such CUDA device (0 available)"},
 		{"cpu,cpu", none, []string{"cpu", "cpu"}, ""},
 		{"cuda:1,cuda:1", two, nil, "cuda:1 twice"},
 		{"cuda,cuda:0", two, nil, "cuda:0 twice"},
