@@ -11,11 +11,11 @@ import (
 // /v1/fill-mask answers predict's candidates at each mask token, the top 5 unless the
 // request says otherwise, for BERT and for the masked-LM checkpoints of model/testdata's
 // fixtures as transformers saves them: ModernBertForMaskedLM (byte-level BPE, [MASK]
-// taking the space before it), NomicBertForPreTraining and ElectraForMaskedLM; a text
-// without a mask token is refused by name.
+// taking the space before it), NomicBertForPreTraining, ElectraForMaskedLM and
+// DebertaV2ForMaskedLM (spm.model); a text without a mask token is refused by name.
 func TestFillMaskAnswersAsPredict(t *testing.T) {
 	fillMaskAsPredict(t, checkpoint(t, "mlm"))
-	for _, name := range []string{"modernbert", "nomic_bert", "electra"} {
+	for _, name := range []string{"modernbert", "nomic_bert", "electra", "deberta-v2"} {
 		t.Run(name, func(t *testing.T) { fillMaskAsPredict(t, "../model/testdata/families/fixtures/"+name+"-mlm") })
 	}
 }

@@ -620,11 +620,12 @@ func TestPredictChoices(t *testing.T) {
 // transformers saves them: ModernBertForMaskedLM (its decoder tied) through ModernBERT's
 // byte-level BPE tokenizer, whose [MASK] takes the space before it;
 // NomicBertForPreTraining and ElectraForMaskedLM through their WordPiece vocab.txt, the
-// tied decoder's copy in their model.safetensors ignored. At each [MASK] of each text, in
+// tied decoder's copy in their model.safetensors ignored; DebertaV2ForMaskedLM through
+// its spm.model, each stretch between [MASK]s its own pieces. At each [MASK] of each text, in
 // order, the most probable token and its probability are those of the reference
 // implementation's logits there, and the sequence is the text with that mask filled.
 func TestPredictFillsFixtureMasks(t *testing.T) {
-	for _, name := range []string{"modernbert-mlm", "nomic_bert-mlm", "electra-mlm"} {
+	for _, name := range []string{"modernbert-mlm", "nomic_bert-mlm", "electra-mlm", "deberta-v2-mlm"} {
 		t.Run(name, func(t *testing.T) { predictFillsFixtureMasks(t, "../../model/testdata/families/fixtures/"+name) })
 	}
 }
