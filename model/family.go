@@ -26,7 +26,7 @@ type family struct {
 	// lm_head., ...), which loading ignores unless the task is mlm: then the masked-LM
 	// head is the model's, and only mlm.ignored is ignored.
 	pretraining []string
-	mlm         *mlmSpec // the masked-LM head; nil where mlm is refused (checkMLM)
+	mlm         *mlmSpec // the masked-LM head
 	// declare declares the embeddings, the layers in the order Forward applies them, and
 	// the head for m's task.
 	declare func(m *Model)
@@ -100,10 +100,10 @@ func (m *Model) architecture() string {
 }
 
 // MLMArchitecture is the class name of cfg's family's masked-LM model: <Family>ForMaskedLM
-// but for NomicBERT's NomicBertForPreTraining; "" for a family without one.
+// but for NomicBERT's NomicBertForPreTraining; "" for a model_type bertnode has no family of.
 func MLMArchitecture(cfg *hf.BertConfig) string {
 	f, err := familyOf(cfg)
-	if err != nil || f.mlm == nil {
+	if err != nil {
 		return ""
 	}
 	return cfg.ArchitecturePrefix() + cmp.Or(f.mlm.arch, "ForMaskedLM")

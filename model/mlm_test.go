@@ -59,7 +59,7 @@ func TestMLMGradientMatchesFiniteDifferences(t *testing.T) {
 }
 
 // mlmFamilies are the families with a masked-LM head.
-var mlmFamilies = []string{"bert", "roberta", "distilbert", "albert", "mpnet", "modernbert", "deberta-v2", "nomic_bert"}
+var mlmFamilies = []string{"bert", "roberta", "distilbert", "albert", "electra", "mpnet", "modernbert", "deberta-v2", "nomic_bert"}
 
 // The masked-LM head saves under transformers' names (no tied copy: transformers
 // re-ties), loads back as mlm, and a pretraining checkpoint's tied copies and other
@@ -75,6 +75,7 @@ func TestMLMCheckpointNames(t *testing.T) {
 	}{
 		{"bert", "BertForMaskedLM", "", nil, nil}, {"roberta", "RobertaForMaskedLM", "", nil, nil},
 		{"distilbert", "DistilBertForMaskedLM", "", nil, nil}, {"albert", "AlbertForMaskedLM", "", nil, nil},
+		{"electra", "ElectraForMaskedLM", "", nil, nil},
 		{"mpnet", "MPNetForMaskedLM", "", nil, nil}, {"deberta-v2", "DebertaV2ForMaskedLM", "", nil, nil},
 		{"modernbert", "ModernBertForMaskedLM", "hub", nil, []string{"decoder.bias", "head.dense.weight", "head.norm.weight"}},
 		{"modernbert", "ModernBertForMaskedLM", "untied", func(c *hf.BertConfig) {
@@ -121,10 +122,35 @@ func TestMLMCheckpointNames(t *testing.T) {
 			}
 		}
 	}
-	for _, mt := range []string{"electra"} {
-		if _, err := New(familyConfig(t, mt, 0), Options{Task: MLM}); err == nil || !strings.Contains(err.Error(), mt) {
-			t.Errorf("%s: mlm: %v, want a refusal naming it", mt, err)
+}
+
+// An ELECTRA discriminator checkpoint (ElectraForPreTraining: the base model and
+// discriminator_predictions) loads as mlm as transformers loads it into
+// ElectraForMaskedLM: its base model, discriminator_predictions ignored, the generator's
+// head fresh.
+func TestMLMLoadsAnELECTRADiscriminator(t *testing.T) {
+	lockThread(t)
+	cfg := familyConfig(t, "electra", 0)
+	src := newModel(t, cfg, Options{Task: NER, NumLabels: 2}, 1)
+	tensors := f32Tensors(src, func(n string) string {
+		if strings.HasPrefix(n, "electra.") {
+			return n
 		}
+		return ""
+	})
+	disc := []string{"discriminator_predictions.dense.weight", "discriminator_predictions.dense_prediction.bias"}
+	for _, n := range disc {
+		tensors = append(tensors, safetensors.Tensor{Info: safetensors.Info{Name: n, DType: safetensors.F32, Shape: []int64{1}}, Data: make([]byte, 4)})
+	}
+	dst := newModel(t, cfg, Options{Task: MLM}, 2)
+	rep, err := dst.LoadWeights(writeSafetensors(t, tensors))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := []string{"generator_lm_head.bias", "generator_predictions.LayerNorm.bias", "generator_predictions.LayerNorm.weight",
+		"generator_predictions.dense.bias", "generator_predictions.dense.weight"}
+	if !slices.Equal(rep.Ignored, disc) || !slices.Equal(rep.Initialized, head) || rep.Loaded != len(tensors)-len(disc) {
+		t.Errorf("loaded %d, ignored %v, initialized %v: want %d, %v, %v", rep.Loaded, rep.Ignored, rep.Initialized, len(tensors)-len(disc), disc, head)
 	}
 }
 

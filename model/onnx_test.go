@@ -61,9 +61,6 @@ func onnxCases() []onnxCase {
 	var out []onnxCase
 	for _, mt := range onnxFamilies {
 		for _, h := range heads {
-			if h.opts.Task == MLM && families[mt].mlm == nil { // ELECTRA's discriminator, DeBERTa
-				continue
-			}
 			out = append(out, onnxCase{name: mt + "/" + h.name, modelType: mt, opts: h.opts, normalize: h.normalize})
 		}
 	}

@@ -38,7 +38,7 @@ func randomize(m *Model, r *rand.Rand, p *Param) {
 // (read from the model.safetensors bertnode saves) and padded inputs, within 1e-4. Also
 // ALBERT with 2 groups of 2 inner layers, DistilBERT with sinusoidal positions and
 // ELECTRA without a projection (embedding_size = hidden_size); the masked-LM heads of
-// every family that has one here, decoder tied to the word embeddings (NomicBERT's
+// every family, decoder tied to the word embeddings (NomicBERT's
 // with and without its biases; DeBERTa-v2's alone, make_debertav2.py's forward). MPNet's
 // reference is make_mpnet.py's forward, NomicBERT's make_nomic_bert.py's:
 // nomic-embed-text's kind, and with geglu, every bias and half of each head rotated,
@@ -76,9 +76,7 @@ func TestFamiliesMatchTorchReference(t *testing.T) {
 		if mt == "deberta-v2" { // its other heads are checked on fixtures (make_debertav2.py)
 			tasks = nil
 		}
-		if mt != "electra" { // the discriminator has no masked-LM head
-			tasks = append(slices.Clip(tasks), Options{Task: MLM})
-		}
+		tasks = append(slices.Clip(tasks), Options{Task: MLM})
 		for _, opts := range tasks {
 			cfg := familyConfig(t, mt, 0.1)
 			if change != nil {

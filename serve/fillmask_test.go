@@ -9,12 +9,15 @@ import (
 )
 
 // /v1/fill-mask answers predict's candidates at each mask token, the top 5 unless the
-// request says otherwise, for BERT and for a ModernBertForMaskedLM checkpoint as
-// transformers saves it (byte-level BPE, [MASK] taking the space before it); a text
-// without a mask token is refused by name.
+// request says otherwise, for BERT and for the masked-LM checkpoints of model/testdata's
+// fixtures as transformers saves them: ModernBertForMaskedLM (byte-level BPE, [MASK]
+// taking the space before it), NomicBertForPreTraining, ElectraForMaskedLM and
+// DebertaV2ForMaskedLM (spm.model); a text without a mask token is refused by name.
 func TestFillMaskAnswersAsPredict(t *testing.T) {
 	fillMaskAsPredict(t, checkpoint(t, "mlm"))
-	t.Run("modernbert", func(t *testing.T) { fillMaskAsPredict(t, "../model/testdata/families/fixtures/modernbert-mlm") })
+	for _, name := range []string{"modernbert", "nomic_bert", "electra", "deberta-v2"} {
+		t.Run(name, func(t *testing.T) { fillMaskAsPredict(t, "../model/testdata/families/fixtures/"+name+"-mlm") })
+	}
 }
 
 func fillMaskAsPredict(t *testing.T, dir string) {

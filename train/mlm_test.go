@@ -122,10 +122,10 @@ func mlmSpec(t *testing.T, dir string) Spec {
 
 // A tiny model trained with mlm on repetitive text lowers the masked tokens' perplexity
 // far below its start, keeps the best checkpoint by the lowest perplexity, and the saved
-// checkpoint loads as mlm (BertForMaskedLM, ModernBertForMaskedLM, DebertaV2ForMaskedLM,
-// NomicBertForPreTraining), scores as the run did and fills masks.
+// checkpoint loads as mlm (BertForMaskedLM, ElectraForMaskedLM, ModernBertForMaskedLM,
+// DebertaV2ForMaskedLM, NomicBertForPreTraining), scores as the run did and fills masks.
 func TestMLMTrainingLowersPerplexity(t *testing.T) {
-	for _, preset := range []string{"tiny", "modernbert-tiny", "deberta-v2-tiny", "nomic_bert-tiny"} {
+	for _, preset := range []string{"tiny", "electra-tiny", "modernbert-tiny", "deberta-v2-tiny", "nomic_bert-tiny"} {
 		t.Run(preset, func(t *testing.T) { mlmLowersPerplexity(t, preset) })
 	}
 }

@@ -616,13 +616,21 @@ func TestPredictChoices(t *testing.T) {
 	}
 }
 
-// predict fills the masks of a ModernBertForMaskedLM checkpoint as transformers saves it
-// (model/testdata's fixture, its decoder tied), through ModernBERT's byte-level BPE
-// tokenizer, whose [MASK] takes the space before it: at each [MASK] of each text, in
+// predict fills the masks of the masked-LM checkpoints in model/testdata's fixtures, as
+// transformers saves them: ModernBertForMaskedLM (its decoder tied) through ModernBERT's
+// byte-level BPE tokenizer, whose [MASK] takes the space before it;
+// NomicBertForPreTraining and ElectraForMaskedLM through their WordPiece vocab.txt, the
+// tied decoder's copy in their model.safetensors ignored; DebertaV2ForMaskedLM through
+// its spm.model, each stretch between [MASK]s its own pieces. At each [MASK] of each text, in
 // order, the most probable token and its probability are those of the reference
 // implementation's logits there, and the sequence is the text with that mask filled.
-func TestPredictFillsModernBERTMasks(t *testing.T) {
-	dir := "../../model/testdata/families/fixtures/modernbert-mlm"
+func TestPredictFillsFixtureMasks(t *testing.T) {
+	for _, name := range []string{"modernbert-mlm", "nomic_bert-mlm", "electra-mlm", "deberta-v2-mlm"} {
+		t.Run(name, func(t *testing.T) { predictFillsFixtureMasks(t, "../../model/testdata/families/fixtures/"+name) })
+	}
+}
+
+func predictFillsFixtureMasks(t *testing.T, dir string) {
 	var exp struct {
 		Texts     []string  `json:"texts"`
 		InputIDs  [][]int32 `json:"input_ids"`

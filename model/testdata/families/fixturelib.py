@@ -20,6 +20,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -103,6 +104,68 @@ def stored(task, logits, exp):
     if task != "mlm":
         return logits
     return torch.stack([logits[r, l] for r, l in exp["positions"]])
+
+
+# BertTokenizerFast's pipeline (lower case, BertPreTokenizer, WordPiece, [CLS] A [SEP],
+# padded to the longest) over a vocab.txt, for tokenizers' npm binding: it encodes the
+# masked-LM fixtures' texts where the tokenizers Python binding is missing.
+BERT_JS = r"""
+const t = require('tokenizers')
+const fs = require('fs')
+async function main() {
+  const [vocabPath, textsPath, resultPath] = process.argv.slice(2)
+  const vocab = {}
+  fs.readFileSync(vocabPath, 'utf8').split('\n').filter((l) => l !== '').forEach((tok, i) => { vocab[tok] = i })
+  const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+  const spec = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: specials.map((s) => ({ id: vocab[s], content: s, single_word: false, lstrip: false, rstrip: false,
+      normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: { type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
+      special_tokens: { '[CLS]': { id: '[CLS]', ids: [vocab['[CLS]']], tokens: ['[CLS]'] },
+        '[SEP]': { id: '[SEP]', ids: [vocab['[SEP]']], tokens: ['[SEP]'] } } },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  }
+  const tk = t.Tokenizer.fromString(JSON.stringify(spec))
+  tk.setTruncation(128)
+  const texts = JSON.parse(fs.readFileSync(textsPath, 'utf8'))
+  const single = []
+  for (const x of texts) single.push((await tk.encode(x, null)).getIds())
+  tk.setPadding({ maxLength: Math.max(...single.map((s) => s.length)), padId: vocab['[PAD]'], padToken: '[PAD]' })
+  const out = { mask_id: vocab['[MASK]'], input_ids: [], attention_mask: [], token_type_ids: [] }
+  for (const x of texts) {
+    const e = await tk.encode(x, null)
+    out.input_ids.push(e.getIds())
+    out.attention_mask.push(e.getAttentionMask())
+    out.token_type_ids.push(e.getTypeIds())
+  }
+  fs.writeFileSync(resultPath, JSON.stringify(out))
+}
+main().catch((e) => { console.error(e); process.exit(1) })
+"""
+
+
+def encode_masked(npm, vocab, texts):
+    """texts encoded as BertTokenizerFast(vocab) pads a batch, by tokenizers' npm binding
+    (npm: the node_modules folder holding tokenizers)."""
+    tmp = tempfile.mkdtemp(prefix="bert-tok-")
+    try:
+        js, tp, rp = (os.path.join(tmp, n) for n in ("bert.js", "texts.json", "result.json"))
+        with open(js, "w") as f:
+            f.write(BERT_JS)
+        with open(tp, "w") as f:
+            json.dump(texts, f)
+        subprocess.run(["node", js, vocab, tp, rp], check=True, env=dict(os.environ, NODE_PATH=npm))
+        with open(rp) as f:
+            return json.load(f)
+    finally:
+        shutil.rmtree(tmp)
 
 
 def corpus():

@@ -4,14 +4,14 @@ What this is: an independent PyTorch implementation of the *eager* forward of
 transformers' DeBERTa-v2 (model_type "deberta-v2", the architecture of
 microsoft/deberta-v3-*: DebertaV2Model and the DebertaV2ForSequenceClassification,
 DebertaV2ForTokenClassification and DebertaV2ForQuestionAnswering heads, and the
-DebertaV2ForMaskedLM head, which reference.py runs and no fixture has), written from
+DebertaV2ForMaskedLM head, which reference.py runs too), written from
 a reading of src/transformers/models/deberta_v2/modeling_deberta_v2.py at transformers
 commit 967ed0db036766dc1e9a964eca66a8c07df1b902 (also read: the older 0038a3caa5c7d0c5
 014704005dd67ab347451ddc, which differs only in dividing q.k by the scale after the
 matmul rather than dividing k before it, and in a byte rather than bool mask) and
 configuration_deberta_v2.py at commit cb6679c8fe2783c91681ebf08ef15db969f5d645, plus the
 writer that makes the fixtures
-model/testdata/families/fixtures/deberta-v2-{classify,multilabel,ner,qa}/ in the layout
+model/testdata/families/fixtures/deberta-v2-{classify,multilabel,ner,qa,mlm}/ in the layout
 make_fixtures.py gives the other families: config.json (as DebertaV2Config would save
 it), model.safetensors (tensor names as the task class's state_dict), the tokenizer files
 DebertaV2Tokenizer saves (spm.model, tokenizer_config.json, special_tokens_map.json,
@@ -31,7 +31,8 @@ only microsoft/deberta-v2-xlarge and -xxlarge have it), pos_att_type entries oth
 c2p and p2c, activations other than gelu, gelu_new, relu and tanh. Implemented but used
 by no fixture: embedding_size != hidden_size (embed_proj, bias-free), relative_attention
 false (no relative term, no rel_embeddings), norm_rel_ebd without "layer_norm". Not
-modelled: z_steps (always 0 in DebertaV2Model), query_states, the masked-LM head.
+modelled: z_steps (always 0 in DebertaV2Model), query_states, the masked-LM head with
+legacy false (Microsoft's lm_predictions.lm_head names).
 
 transformers since 4.31 registers embeddings.position_ids as a non-persistent buffer, so
 save_pretrained does not write it; the commits read here register it persistently (an
@@ -48,17 +49,34 @@ after it (id = the model's size, as DebertaV2Tokenizer adds it). The texts
 (make_fixtures.py's, from fixturelib.py) are encoded with the sentencepiece module as
 DebertaV2Tokenizer does (pieces not in the vocabulary -> [UNK]; [CLS] A [SEP], pairs
 [CLS] A [SEP] B [SEP] with token types 0 then 1; truncated to 64, longest first; padded
-with [PAD] id 0 to the longest in the batch).
+with [PAD] id 0 to the longest in the batch). A text with [MASK] (the masked-LM
+fixture's: fixturelib.py's masked_texts) is split there first, as transformers splits its
+added tokens out before the model sees the text, and each stretch between is encoded
+alone: the slow tokenizer's sentencepiece drops the spaces at a stretch's ends
+(remove_extra_whitespaces) and the converted one's Strip normalizer does too, each
+stretch starting with its own "▁". The same ids come from tokenizers' npm binding
+(0.23.2) over a tokenizer.json as DebertaV2Converter builds it (Strip, Replace " {2,}",
+Metaspace with prepend_scheme "always", Unigram over the spm.model's pieces and scores,
+[MASK] an added token), checked when the fixture was made, not by --sanity.
+
+deberta-v2-mlm is DebertaV2ForMaskedLM with transformers' default (legacy) head, BERT's
+cls.predictions (transform.dense, hidden_act, transform.LayerNorm; the decoder the word
+embeddings; cls.predictions.bias), the classify fixture's options; its expected.json
+keeps the logits at each [MASK] and the texts' ends, labels and their loss, as the other
+masked-LM fixtures.
 
 Weights are random (fixturelib.py's random_weights: torch.Generator seeded 0, normal std
 0.2 in registration order; LayerNorm weights 1 + that, as make_fixtures.py's
 scale_weights), hidden size 32, 4 heads, intermediate 37, 2 layers (3 for qa). Each
 fixture exercises other options (see FIXTURES and the docstring of config_dict).
 
-Rerun from the repository root (rewrites the four fixture directories):
+Rerun from the repository root (rewrites the five fixture directories; OpenBLAS's
+Haswell kernel on one thread rewrote the four older ones byte for byte on an AMD EPYC,
+where its own kernel moves their logits by about 1e-6, within --sanity's bound):
 
     apt-get install -y sentencepiece python3-sentencepiece
-    /usr/bin/python3 model/testdata/families/make_debertav2.py --make
+    OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+        /usr/bin/python3 model/testdata/families/make_debertav2.py --make
 
     /usr/bin/python3 model/testdata/families/make_debertav2.py --sanity
 
@@ -84,8 +102,8 @@ sys.dont_write_bytecode = True  # importing fixturelib would leave a __pycache__
 # the fixture scripts share.
 from fixturelib import (  # noqa: E402
     FMIN, OUT, QA_PAIRS, Float64, Sanity, check_reference, expected_of, fresh_dir, layer_norm, linear,
-    load_dir, main, random_weights, sms_texts, spm_train, task_config, write_checkpoint,
-    write_corpus, write_json)
+    load_dir, main, masked_texts, mlm_loss, mlm_targets, random_weights, sms_texts, spm_train, stored,
+    task_config, write_checkpoint, write_corpus, write_json)
 import fixturelib  # noqa: E402
 
 MODELING_COMMIT = "967ed0db036766dc1e9a964eca66a8c07df1b902"
@@ -441,6 +459,9 @@ def naive_logits(cfg, w, task, ids, types):
         h = ln(p + "output.LayerNorm", lin(p + "output.dense", gelu(lin(p + "intermediate.dense", a_))) + a_)
     if task in ("classify", "multilabel"):
         return lin("classifier", gelu(lin("pooler.dense", h[0])))
+    if task == "mlm":
+        t = ln("cls.predictions.transform.LayerNorm", gelu(lin("cls.predictions.transform.dense", h)))
+        return t @ w["deberta.embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
     return lin("classifier" if task == "ner" else "qa_outputs", h)
 
 
@@ -471,7 +492,13 @@ class SpmTok:
         self.vocab_size = self.size + 1
 
     def pieces(self, text):
-        return [self.vocab.get(p, self.ids["[UNK]"]) for p in self.sp.encode(text, out_type=str)]
+        """The ids of each stretch of text between [MASK]s, [MASK]'s id between them."""
+        out = []
+        for i, part in enumerate(text.split("[MASK]")):
+            if i:
+                out.append(self.ids["[MASK]"])
+            out += [self.vocab.get(p, self.ids["[UNK]"]) for p in self.sp.encode(part, out_type=str)]
+        return out
 
     def encode(self, a, b=None, max_len=MAX_LEN):
         x, y = self.pieces(a), self.pieces(b) if b is not None else None
@@ -592,8 +619,35 @@ def make_all():
             logits = logits_of(cfg, w, task, ids, mask, types)
             write_checkpoint(d, cfgd, w, expected_of(task, REFERENCE, SPM_TOKENIZER, texts, ids, mask, types, logits))
             print(f"{name}: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}")
+        make_mlm(model, tok, tok_config, smap, added)
     finally:
         shutil.rmtree(tmp)
+
+
+# The masked-LM fixture's options: the classify fixture's.
+MLM = FIXTURES["classify"]
+
+
+def make_mlm(model, tok, tok_config, smap, added):
+    d = fresh_dir("deberta-v2-mlm")
+    shutil.copy(model, os.path.join(d, "spm.model"))
+    write_json(os.path.join(d, "tokenizer_config.json"), tok_config)
+    write_json(os.path.join(d, "special_tokens_map.json"), smap)
+    write_json(os.path.join(d, "added_tokens.json"), added)
+    cfgd = config_dict("classify", MLM, tok.vocab_size)
+    for k in ("id2label", "label2id"):
+        del cfgd[k]
+    cfgd["architectures"] = ["DebertaV2ForMaskedLM"]
+    cfg = Cfg(cfgd)
+    w = random_weights(param_shapes(cfg, "mlm"), is_norm)
+    texts = masked_texts()
+    ids, mask, types = tok.batch(texts)
+    logits = logits_of(cfg, w, "mlm", ids, mask, types)
+    extra = mlm_targets(ids, mask, tok.ids["[MASK]"], tok.vocab_size)
+    extra["loss"] = round(mlm_loss(logits, torch.tensor(extra["labels"])).item(), 7)
+    exp = expected_of("mlm", REFERENCE, SPM_TOKENIZER, texts, ids, mask, types, stored("mlm", logits, extra))
+    write_checkpoint(d, cfgd, w, dict(exp, **extra))
+    print(f"deberta-v2-mlm: logits {list(logits.shape)}, |max| {logits.abs().max():.3f}, lengths {mask.sum(1).tolist()}")
 
 
 def batch_of(exp):
@@ -601,7 +655,7 @@ def batch_of(exp):
 
 
 def check(dirs):
-    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: logits_of(cfg, w, exp["task"], *batch_of(exp)),
+    check_reference(dirs, Cfg, param_shapes, lambda cfg, w, exp: stored(exp["task"], logits_of(cfg, w, exp["task"], *batch_of(exp)), exp),
                     ignore=["deberta.embeddings.position_ids"])  # older transformers saved it
 
 
@@ -648,7 +702,7 @@ def sanity():
     claim(f"masked softmax with mask [1, 1, 0]: rows {[[round(x, 3) for x in row] for row in probs.tolist()]}",
           probs[:2, 2].abs().sum() == 0 and probs[2].abs().sum() == 0 and torch.allclose(probs[:2].sum(-1), torch.ones(2)))
 
-    for task in FIXTURES:
+    for task in [*FIXTURES, "mlm"]:
         d = os.path.join(OUT, f"deberta-v2-{task}")
         cfg, w, exp = load_dir(d, Cfg)
         ids, mask, types = batch_of(exp)
@@ -659,7 +713,12 @@ def sanity():
                   f"(min distance of the ceil's argument to an integer {margin:.3g}); buckets for 0..{L - 1}: "
                   f"{sorted(set(b for b in f32 if b >= 0))}", f32 == f64 and margin > 1e-4)
         base = logits_of(cfg, w, task, ids, mask, types)
-        v.expected(task, base, exp)
+        v.expected(task, stored(task, base, exp), exp)
+        if task == "mlm":
+            report("mlm: loss vs expected.json", abs(mlm_loss(base, torch.tensor(exp["labels"])).item() - exp["loss"]), 1e-6)
+            mask_id = cfg.raw["vocab_size"] - 1  # added after the spm.model's pieces
+            claim(f"mlm: each text has one [MASK] (id {mask_id}) per masked word",
+                  [r.count(mask_id) for r in ids.tolist()] == [len(m) for m in fixturelib.MASKED_WORDS])
         # Each option reaches the logits.
         for what, change in [("without p2c", dict(pos_att_type=["c2p"])), ("without c2p", dict(pos_att_type=["p2c"])),
                              ("without relative attention", dict(pos_att_type=[]))]:

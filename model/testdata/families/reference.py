@@ -118,7 +118,9 @@ def mlm_head(ref, cfg, h):
     """XForMaskedLM's head: BertLMPredictionHead (transform.dense, hidden_act, LayerNorm),
     RobertaLMHead (dense, gelu, layer_norm), DistilBertForMaskedLM's vocab_transform,
     activation, vocab_layer_norm (eps 1e-12), AlbertMLMHead (dense to embedding_size,
-    hidden_act, LayerNorm); then the decoder, whose weight is tied to the word embeddings."""
+    hidden_act, LayerNorm), ElectraForMaskedLM's generator_predictions (dense to
+    embedding_size, gelu whatever hidden_act says, LayerNorm) and generator_lm_head; then
+    the decoder, whose weight is tied to the word embeddings."""
     mt = cfg["model_type"]
     eps = cfg.get("layer_norm_eps")
     if mt == "bert":
@@ -129,6 +131,8 @@ def mlm_head(ref, cfg, h):
         dense, norm, bias, act, eps = "vocab_transform", "vocab_layer_norm", "vocab_projector.bias", ACT[cfg["activation"]], 1e-12
     elif mt == "albert":
         dense, norm, bias, act = "predictions.dense", "predictions.LayerNorm", "predictions.bias", ACT[cfg["hidden_act"]]
+    elif mt == "electra":
+        dense, norm, bias, act = "generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.bias", F.gelu
     else:
         raise ValueError(f"model_type {mt} has no masked-LM head here")
     x = ref.ln(norm, act(ref.lin(dense, h)), eps)
