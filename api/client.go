@@ -492,6 +492,13 @@ func (c *Client) JoinMember(ctx context.Context, r JoinMember) error {
 	return err
 }
 
+// Self asks the member at the client's first address about itself (no failover).
+func (c *Client) Self(ctx context.Context) (*Self, error) {
+	var s Self
+	_, err := c.call(ctx, http.MethodGet, "/v1/self", nil, nil, &s)
+	return &s, err
+}
+
 // RemoveMember takes a coordinator out of the raft cluster.
 func (c *Client) RemoveMember(ctx context.Context, id string) error {
 	_, err := c.call(ctx, http.MethodDelete, "/v1/members/"+esc(id), nil, nil, nil)

@@ -428,6 +428,16 @@ type JoinMember struct {
 	Protocol   int    `json:"protocol,omitempty"` // see Member.Protocol
 }
 
+// Self is GET /v1/self: the member that answers, from itself rather than the
+// replicated state (which a member that belongs to no cluster yet lacks): what
+// --bootstrap-expect's members find each other by.
+type Self struct {
+	JoinMember
+	// Clustered: its raft configuration lists servers (it bootstrapped, or a cluster
+	// took it in).
+	Clustered bool `json:"clustered"`
+}
+
 // ProgressReport is a node's periodic report (at most about once a second). Every
 // rank sends its own rate; the global fields (Step, Epoch, Loss, Eval) are the same on
 // every rank, and the coordinator keeps the newest.

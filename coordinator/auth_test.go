@@ -31,7 +31,7 @@ func TestAPIRefusesWithoutToken(t *testing.T) {
 		{"POST", "/v1/jobs/job-1/failure"}, {"POST", "/v1/jobs/job-1/checkpoint"}, {"POST", "/v1/jobs/job-1/result"},
 		{"POST", "/v1/jobs/job-1/done"}, {"PUT", "/v1/blobs/" + sha}, {"GET", "/v1/blobs/" + sha},
 		{"HEAD", "/v1/blobs/" + sha}, {"POST", "/v1/blobs/" + sha + "/holders"}, {"GET", "/metrics"},
-		{"GET", "/v1/datasets/p/blocks/0"},
+		{"GET", "/v1/datasets/p/blocks/0"}, {"GET", "/v1/self"},
 	}
 	wrong, _ := clusterkey.Generate()
 	for _, rt := range routes {

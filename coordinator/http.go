@@ -17,6 +17,7 @@ import (
 func (s *Server) routes() {
 	s.route("GET /v1/status", readable, s.getStatus)
 	s.route("GET /v1/cluster", readable, s.getCluster)
+	s.route("GET /v1/self", local, s.getSelf)
 
 	s.route("GET /v1/members", readable, s.getMembers)
 	s.route("POST /v1/members", onLeader, s.postMember)

@@ -112,6 +112,11 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
 		if err := raft.BootstrapCluster(rc, s.store, s.store, snaps, s.trans, alone); err != nil {
 			return fmt.Errorf("coordinator: bootstrap: %w", err)
 		}
+	case cfg.BootstrapExpect > 0:
+		if cfg.BootstrapExpect > 1 && len(cfg.Join) == 0 {
+			return errors.New("coordinator: bootstrap-expect: no addresses to find the other members at (--join)")
+		}
+		s.expecting = true // see expect
 	case len(cfg.Join) == 0:
 		return fmt.Errorf("coordinator: %s holds no cluster state: start the first member with --bootstrap, the others with --join", cfg.DataDir)
 	}

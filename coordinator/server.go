@@ -51,8 +51,12 @@ type Config struct {
 	GossipAddr, GossipProfile string
 	// Bootstrap makes a new cluster of this one member; Join lists API addresses of
 	// members of an existing one. A member with raft state in DataDir needs neither.
-	Bootstrap bool
-	Join      []string
+	// BootstrapExpect > 0 (Consul's bootstrap_expect): once this member finds that
+	// many members at the Join addresses (itself included) and none of them in a
+	// cluster, it bootstraps one of them all; finding one in a cluster, it joins that.
+	Bootstrap       bool
+	BootstrapExpect int
+	Join            []string
 	// Recover makes this member's raft configuration this member alone before it
 	// starts, keeping all the state it holds: the way out when a majority of the
 	// members is lost for good and the rest cannot elect a leader (hashicorp/raft's
@@ -151,11 +155,12 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Server is one coordinator member.
 type Server struct {
-	cfg   Config
-	id    string
-	log   *slog.Logger
-	clock Clock
-	token string
+	cfg       Config
+	expecting bool // no state, and BootstrapExpect: see expect
+	id        string
+	log       *slog.Logger
+	clock     Clock
+	token     string
 
 	fsm     *FSM
 	changes broadcast
@@ -260,6 +265,9 @@ func New(cfg Config) (*Server, error) {
 			s.log.Error("API server", "err", err)
 		}
 	})
+	if s.expecting {
+		s.goroutine(s.expect)
+	}
 	s.goroutine(s.watchLeadership)
 	s.goroutine(s.announce)
 	s.goroutine(s.syncBlobs)

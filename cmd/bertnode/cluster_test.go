@@ -338,6 +338,11 @@ func TestCoordinatorCommand(t *testing.T) {
 	for _, how := range [][]string{{"--bootstrap", "--join", "x:1"}, {"--recover", "--bootstrap"}, {"--recover", "--join", "x:1"}} {
 		wantErr(t, "", []string{"--bootstrap, --join and --recover: one or none of them"}, append([]string{"coordinator", "--data-dir", t.TempDir()}, how...)...)
 	}
+	for _, how := range [][]string{{"--bootstrap-expect", "3", "--bootstrap"}, {"--bootstrap-expect", "-1"}} {
+		wantErr(t, "", []string{"--bootstrap-expect: a count of members"}, append([]string{"coordinator", "--data-dir", t.TempDir()}, how...)...)
+	}
+	wantErr(t, "", []string{"bootstrap-expect: no addresses"}, "coordinator", "--bootstrap-expect", "3", "--data-dir", t.TempDir(), "--secret-file", secretFile,
+		"--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-profile", "local")
 	wantErr(t, "", []string{"holds no cluster state to recover"}, "coordinator", "--recover", "--data-dir", t.TempDir(), "--secret-file", secretFile,
 		"--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-profile", "local")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -31,20 +31,25 @@ func newCoordinatorCmd() *cobra.Command {
 	var (
 		dataDir, raftAddr, apiAddr, gossipAddr, advertise, profile string
 		bootstrap, recoverAlone                                    bool
+		expect                                                     int
 		join                                                       []string
 		timing                                                     coordinator.Timing
 		maxBlob                                                    int64
 		nodeGC                                                     time.Duration
 	)
 	c := &cobra.Command{
-		Use:   "coordinator --data-dir DIR (--bootstrap | --join ADDR)",
+		Use:   "coordinator --data-dir DIR (--bootstrap | --join ADDR | --bootstrap-expect N --join ADDRS)",
 		Short: "Run a coordinator: one member of the cluster's replicated catalog",
 		Long: `Runs one coordinator member: raft (the replicated catalog of nodes, jobs and
 blobs, in --data-dir), the HTTP API that nodes and the CLI talk to, and gossip.
 
 Start the first member of a new cluster with --bootstrap, then the others (3 or 5
 in all, so that the cluster survives the loss of 1 or 2) with --join and the API
-address of any member. A member restarted with its data directory needs neither.
+address of any member. Or start every member alike, as Consul's bootstrap_expect:
+--bootstrap-expect 3 --join with the three API addresses; once a member finds all
+three, none in a cluster yet, they form one (one found in a cluster already is
+joined instead). A member restarted with its data directory needs none of these
+flags, and ignores them.
 Every member holds every blob (uploaded data, plans, models), so keep room for them.
 
 The cluster secret comes from --secret-file, else $` + clusterkey.Env + `, else the config
@@ -83,6 +88,9 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		}
 		if bootstrap && len(join) > 0 || recoverAlone && (bootstrap || len(join) > 0) {
 			return errors.New("--bootstrap, --join and --recover: one or none of them")
+		}
+		if expect < 0 || expect > 0 && (bootstrap || recoverAlone) {
+			return errors.New("--bootstrap-expect: a count of members, with --join and without --bootstrap or --recover")
 		}
 		var err error
 		if timing.NodeGC, err = nodeGCTiming(nodeGC); err != nil {
@@ -131,7 +139,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 		defer g.Shutdown()
 		s, err := coordinator.New(coordinator.Config{
 			DataDir: dataDir, RaftAddr: raftAddr, RaftAdvertise: raftAdv, APIAddr: apiAddr, APIAdvertise: apiAdv,
-			GossipAddr: g.Addr(), GossipProfile: profile, Bootstrap: bootstrap, Join: join, Recover: recoverAlone, Secret: secret, TLS: tlsConf, Membership: g,
+			GossipAddr: g.Addr(), GossipProfile: profile, Bootstrap: bootstrap, BootstrapExpect: expect, Join: join, Recover: recoverAlone, Secret: secret, TLS: tlsConf, Membership: g,
 			Planner: streamPlanner, Timing: timing, MaxBlobSize: maxBlob, Logger: logger, RaftLog: cmd.ErrOrStderr(),
 		})
 		if err != nil {
@@ -156,6 +164,7 @@ with an unspecified host (0.0.0.0) give --advertise, the host others reach it at
 	f := c.Flags()
 	f.StringVar(&dataDir, "data-dir", "", "the member's state: raft log and snapshots, blobs, its ID (`DIR`)")
 	f.BoolVar(&bootstrap, "bootstrap", false, "start a new cluster with this member alone")
+	f.IntVar(&expect, "bootstrap-expect", 0, "start a new cluster of `N` members once this one finds N, itself included, at the --join addresses (none in a cluster yet): the same flags on every member")
 	f.StringSliceVar(&join, "join", nil, "join the cluster of the member whose API is at `ADDR` (comma-separated: any of several)")
 	f.BoolVar(&recoverAlone, "recover", false, "outage recovery: restart this member as a cluster of itself alone, keeping its state")
 	f.StringVar(&apiAddr, "api-addr", "127.0.0.1:7300", "where the HTTP API listens")
