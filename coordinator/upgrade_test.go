@@ -150,3 +150,40 @@ func TestCopyRecordBeforeProtocol5(t *testing.T) {
 		t.Fatal("with every member at protocol 5 or later, a late copy's record listed its blob")
 	}
 }
+
+// TestMembersWaitForAVersionedLeader: a leader of a build before protocol versions
+// records members without the protocol they announce themselves with. The members of
+// this build then wait rather than ask it again (each ask was an entry in the log,
+// every 2 s from each member); once a member of this build leads, every member is
+// recorded with its protocol.
+func TestMembersWaitForAVersionedLeader(t *testing.T) {
+	unversioned := true
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
+		switch {
+		case i == 0 && unversioned:
+			cfg.Protocol = 7
+			coordinator.PlayUnversioned(cfg)
+		case i > 0:
+			// Slow to call an election: the old leader stays one on a loaded machine.
+			cfg.Heartbeat, cfg.Election = 5*time.Second, 5*time.Second
+		}
+	}})
+	if l := c.Leader(); l != c.Servers[0] {
+		t.Fatalf("%s leads, want the bootstrapped member %s", l.ID(), c.Servers[0].ID())
+	}
+	ms, err := c.Client().Members(ctx(t))
+	if err != nil || len(ms) != 3 || slices.ContainsFunc(ms, func(m api.Member) bool { return m.Protocol != 0 }) {
+		t.Fatalf("members %+v, %v: want 3 recorded without a protocol", ms, err)
+	}
+	time.Sleep(time.Second) // a record's last asks settle
+	last := c.Servers[0].Raft().LastIndex()
+	time.Sleep(4500 * time.Millisecond) // two of the members' 2 s retries
+	if n := c.Servers[0].Raft().LastIndex() - last; n != 0 {
+		t.Fatalf("%d entries in 4.5 s of an idle cluster under a leader before protocol versions", n)
+	}
+
+	c.Stop(0) // it hands its leadership to a member of this build, which records itself
+	unversioned = false
+	c.Start(0)
+	recorded(c, []int{0, 0, 0})
+}
