@@ -165,8 +165,19 @@ func (r *Ring) accept(ctx context.Context) (net.Conn, error) {
 	ln := r.cfg.Listener
 	dl, _ := ctx.Deadline()
 	ln.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { ln.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// Ending ctx unblocks Accept. The listener is every generation's: a call started as
+	// ctx ended, while a connection came in, must land before this accept returns, not
+	// on the next generation's, whose Accept would fail at once.
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		ln.SetDeadline(time.Unix(1, 0))
+		close(unblocked)
+	})
+	defer func() {
+		if !stop() {
+			<-unblocked
+		}
+	}()
 	var last error // why the latest connection was turned away
 	for {
 		c, err := ln.Accept()

@@ -290,3 +290,86 @@ func TestAllReduceExact(t *testing.T) {
 		})
 	}
 }
+
+// heldListener holds the first call that sets its deadline in the past (the one that
+// unblocks Accept when a setup is cancelled) until release is closed, as a goroutine
+// the scheduler runs late; accepting and held say when a setup set its deadline and
+// when the call came.
+type heldListener struct {
+	Listener
+	once            sync.Once
+	accepting, held chan struct{}
+	release         chan struct{}
+}
+
+func (l *heldListener) SetDeadline(t time.Time) error {
+	if t.Before(time.Now()) {
+		l.once.Do(func() {
+			close(l.held)
+			<-l.release
+		})
+		return l.Listener.SetDeadline(t)
+	}
+	err := l.Listener.SetDeadline(t)
+	select {
+	case l.accepting <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// TestCancelledSetupLeavesTheListenerToTheNext: rank 0's setup of generation 1 is
+// cancelled (the generation was superseded) just as rank 1, in generation 2 already,
+// connects to it; the accept that takes the connection returns. The call unblocking
+// Accept on the cancellation, late, must not land on generation 2's setup on the same
+// listener: its Accept failed at once (a node test hung so, both nodes out of
+// generation 2 and waiting for a third).
+func TestCancelledSetupLeavesTheListenerToTheNext(t *testing.T) {
+	lns, addrs := listenTCP(t, 2)
+	ln := &heldListener{Listener: lns[0], accepting: make(chan struct{}, 4), held: make(chan struct{}), release: make(chan struct{})}
+	cfg := func(rank int, gen uint32, l Listener) Config {
+		return Config{Peers: addrs, Rank: rank, Generation: gen, Secret: testSecret, Listener: l,
+			Timeout: 2 * time.Second, SetupTimeout: 5 * time.Second, Codec: CodecNone, NoSharedMemory: true}
+	}
+	type built struct {
+		r   *Ring
+		err error
+	}
+	start := func(ctx context.Context, c Config) chan built {
+		ch := make(chan built, 1)
+		go func() {
+			r, err := New(ctx, c)
+			if r != nil {
+				t.Cleanup(func() { r.Close() })
+			}
+			ch <- built{r, err}
+		}()
+		return ch
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	gen1 := start(ctx1, cfg(0, 1, ln))
+	<-ln.accepting
+	cancel1()
+	<-ln.held
+	peer := start(context.Background(), cfg(1, 2, lns[1]))
+	// The next generation starts as soon as the cancelled setup returns; the late call
+	// is let go once that one accepts, or after a while if the first waits for it.
+	gen2 := make(chan chan built, 1)
+	go func() {
+		b := <-gen1
+		if b.err == nil {
+			t.Errorf("generation 1 built after its cancellation")
+		}
+		gen2 <- start(context.Background(), cfg(0, 2, ln))
+	}()
+	select {
+	case <-ln.accepting:
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(ln.release)
+	for i, ch := range []chan built{<-gen2, peer} {
+		if b := <-ch; b.err != nil {
+			t.Fatalf("rank %d: generation 2: %v", i, b.err)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (s *Server) addHolder(ctx context.Context, sha string, size int64, upload b
 	last := errors.New("no leader")
 	for {
 		if s.IsLeader() {
-			_, _, err := s.commit(ctx, CmdBlobStored, BlobStored{SHA: sha, Size: size, Member: s.id, Upload: upload})
+			_, _, err := s.commit(ctx, CmdBlobStored, s.holderRecord(BlobStored{SHA: sha, Size: size, Member: s.id, Upload: upload}))
 			return err
 		}
 		if leader := s.leaderAPI(); leader != "" {
@@ -356,7 +356,16 @@ func (s *Server) postHolder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.write(w, r, CmdBlobStored, BlobStored{SHA: r.PathValue("sha"), Size: b.Size, Member: b.Member, Upload: b.Upload})
+	s.write(w, r, CmdBlobStored, s.holderRecord(BlobStored{SHA: r.PathValue("sha"), Size: b.Size, Member: b.Member, Upload: b.Upload}))
+}
+
+// holderRecord is b as the leader commits it: while a member speaks a protocol older
+// than protocolCopy, a copy is recorded as an upload, which every FSM applies alike.
+func (s *Server) holderRecord(b BlobStored) BlobStored {
+	if !b.Upload && s.supports("a copy's record", protocolCopy) != nil {
+		b.Upload = true
+	}
+	return b
 }
 
 // syncBlobs copies to this member every blob the state lists that it lacks, from a

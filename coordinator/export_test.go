@@ -14,3 +14,7 @@ func (s *Server) SetConsistent(ok bool) {
 	s.consistent.Store(ok)
 	s.changes.notify()
 }
+
+// PlayUnversioned makes the member of cfg play a build before protocol versions: it
+// records no protocol, its own or a joining member's, as such a leader dropped the field.
+func PlayUnversioned(cfg *Config) { cfg.unversioned = true }

@@ -51,8 +51,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return ApplyResult{Err: errorf(http.StatusBadRequest, "command at index %d: %v", l.Index, err)}
 	}
 	if !applies(c.Type, f.protocol) {
-		panic(fmt.Sprintf("coordinator: command %q at raft index %d is newer than this member's protocol %d: "+
-			"upgrade this member's bertnode; it applies the command from its log when it starts again", c.Type, l.Index, f.protocol))
+		panic(halted(c.Type, l.Index, f.protocol))
 	}
 	f.mu.Lock()
 	v, err := f.state.Apply(l.Index, &c)
@@ -64,6 +63,21 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return ApplyResult{Err: err}
 	}
 	return ApplyResult{Value: v}
+}
+
+// halted is what a member halts with on command typ at index, which its protocol
+// lacks: what the operator must do. An older build does not know typ at all.
+func halted(typ string, index uint64, protocol int) string {
+	need, build := fmt.Sprintf("is unknown to this member's protocol %d", protocol), "the build the other members run"
+	if a, ok := appliers[typ]; ok {
+		need = fmt.Sprintf("needs coordinator protocol %d, newer than this member's protocol %d", a.since, protocol)
+		build = fmt.Sprintf("a build of protocol %d or later", a.since)
+	}
+	return fmt.Sprintf("coordinator: halted at raft index %d: command %q %s (a newer build proposed it: this member was "+
+		"rolled back, or joined on an older build). Upgrade this member to %s (after a rollback, the one it ran before) and "+
+		"start it with its data directory as it is: it applies the command from its log. Starting it afresh on this build "+
+		"does not help: the other members' logs and snapshots hold what this build cannot apply. While it is down the "+
+		"others go on if they are a majority (docs/cluster.md, Rolling upgrades)", index, typ, need, build)
 }
 
 // Read calls fn with the state under the read lock; fn must not keep references to

@@ -101,6 +101,11 @@ func (l *leaderLoop) pass(ctx context.Context) {
 	l.reap(ctx, now)
 	s.fsm.Read(func(st *State) { decisions = decide(st, now) })
 	for _, d := range decisions {
+		if b, ok := d.body.(BeginReconfig); ok && b.Growth && s.supports("a growth", protocolGrowth) != nil {
+			// An FSM before Growth would open a plain reconfiguration: every member opens that.
+			b.Growth = false
+			d.body = b
+		}
 		if _, _, err := s.commit(ctx, d.typ, d.body); err != nil {
 			// The state moved under us (a report came in): decide again next pass.
 			s.log.Warn("leader decision", "command", d.typ, "err", err)

@@ -22,6 +22,26 @@ const Protocol = 8
 // before protocol versions did not record theirs, and may be as old as the first FSM.
 const ProtocolOldest = 1
 
+// Fields added to a command type's body before protocol versions, by the first
+// protocol every build of which applies them as this one does (git history: each came
+// between two command types, so the protocol before holds builds with and without
+// it). An FSM older than that applies the entry as if the field were absent, so their
+// proposer asks supports for it and, short of it, takes the older way every FSM
+// applies alike.
+const (
+	// protocolGrowth: BeginReconfig.Growth came (2dcccab) among protocol 1's builds,
+	// before CmdBlobsCollect (2). Short of it, the leader opens a growth as a plain
+	// reconfiguration.
+	protocolGrowth = 2
+	// protocolCopy: a BlobStored without Upload (a copy between members) means a copy
+	// from protocol 5 on. Upload came (0609baa) among protocol 2's builds, whose FSMs
+	// before it renew the grace of every blob recorded; protocol 4's began (df6b572)
+	// to ignore a copy of a blob no longer listed, which older ones list again. Short
+	// of 5, the leader records a copy as an upload, which every FSM applies as its
+	// builds before Upload did every record.
+	protocolCopy = 5
+)
+
 // memberProtocol is the protocol member m speaks, as the state records it.
 func memberProtocol(m *api.Member) int {
 	if m == nil || m.Protocol < ProtocolOldest {

@@ -17,7 +17,7 @@ import (
 // renewal halts (panics) at its index with the state as it was, where older builds
 // answered "unknown command type" and went on without it; the FSM of this build
 // applies the same entry, as an upgraded member does from its log. A type no build
-// knows halts it too.
+// knows halts it too. Each halt says what the operator must do.
 func TestFSMHaltsOnNewerCommand(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
@@ -35,7 +35,8 @@ func TestFSMHaltsOnNewerCommand(t *testing.T) {
 		return ""
 	}
 	msg := halt(old, renew)
-	for _, want := range []string{`"renew"`, fmt.Sprintf("index %d", idx+1), "protocol 7", "upgrade"} {
+	for _, want := range []string{`"renew"`, fmt.Sprintf("index %d", idx+1), "needs coordinator protocol 8", "protocol 7",
+		"Upgrade this member to a build of protocol 8 or later", "data directory as it is"} {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("protocol 7's FSM on a renewal: %q, want a halt saying %s", msg, want)
 		}
@@ -47,8 +48,9 @@ func TestFSMHaltsOnNewerCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg := halt(NewFSM(), unknown); !strings.Contains(msg, `"frobnicate"`) {
-		t.Fatalf("an unknown type: %q, want a halt", msg)
+	// What an older build's FSM, which knows no newer type, halts with.
+	if msg := halt(NewFSM(), unknown); !strings.Contains(msg, `"frobnicate" is unknown`) || !strings.Contains(msg, "Upgrade this member to the build the other members run") {
+		t.Fatalf("an unknown type: %q, want a halt saying to upgrade", msg)
 	}
 
 	upgraded := NewFSM()

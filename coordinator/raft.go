@@ -229,7 +229,11 @@ func (s *Server) voters() int {
 
 // self is this member's record as it should be in the replicated state.
 func (s *Server) self() api.JoinMember {
-	return api.JoinMember{ID: s.id, RaftAddr: s.RaftAddr(), APIAddr: s.apiAddr, GossipAddr: s.cfg.GossipAddr, Protocol: s.cfg.Protocol}
+	j := api.JoinMember{ID: s.id, RaftAddr: s.RaftAddr(), APIAddr: s.apiAddr, GossipAddr: s.cfg.GossipAddr, Protocol: s.cfg.Protocol}
+	if s.cfg.unversioned {
+		j.Protocol = 0
+	}
+	return j
 }
 
 func (s *Server) recorded() bool {
@@ -237,21 +241,40 @@ func (s *Server) recorded() bool {
 	ok := false
 	s.fsm.Read(func(st *State) {
 		m := st.Members[s.id]
-		ok = m != nil && m.RaftAddr == want.RaftAddr && m.APIAddr == want.APIAddr && m.GossipAddr == want.GossipAddr &&
-			m.Protocol == want.Protocol
+		ok = sameAddrs(m, want) && m.Protocol == want.Protocol
+	})
+	return ok
+}
+
+func sameAddrs(m *api.Member, j api.JoinMember) bool {
+	return m != nil && m.RaftAddr == j.RaftAddr && m.APIAddr == j.APIAddr && m.GossipAddr == j.GossipAddr
+}
+
+// protocolDropped says whether this member's record lacks only its protocol while the
+// leader's own record has none: a leader of a build before protocol versions, which
+// drops the field (a leader of a later build records its own first thing), so asking
+// it again would only add an entry to the log.
+func (s *Server) protocolDropped() bool {
+	_, leader := s.raft.LeaderWithID()
+	want := s.self()
+	ok := false
+	s.fsm.Read(func(st *State) {
+		l := st.Members[string(leader)]
+		ok = sameAddrs(st.Members[s.id], want) && l != nil && l.Protocol == 0
 	})
 	return ok
 }
 
 // announce asks the cluster to add this member, or to update its record after a
 // restart with other addresses or another build's protocol, until the replicated
-// state has it right. A leader older than protocol versions drops the protocol: the
-// member keeps asking until an upgraded leader records it.
+// state has it right. While a leader older than protocol versions leads, which drops
+// the protocol, the member whose record lacks only that waits for an upgraded leader
+// rather than ask again.
 func (s *Server) announce() {
 	backoff := 100 * time.Millisecond
 	for !s.recorded() {
-		if s.IsLeader() {
-			// The leader's loop records itself.
+		if s.IsLeader() || s.protocolDropped() {
+			// The leader's loop records itself; an older leader would drop the protocol.
 		} else if addrs := s.peerAPIs(); len(addrs) > 0 {
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 			err := s.client(addrs).JoinMember(ctx, s.self())
@@ -337,6 +360,9 @@ func (s *Server) join(ctx context.Context, j api.JoinMember) (uint64, error) {
 		if err := s.raft.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.RaftAddr), 0, s.cfg.Apply).Error(); err != nil {
 			return 0, unavailable(err)
 		}
+	}
+	if s.cfg.unversioned {
+		j.Protocol = 0
 	}
 	_, idx, err := s.commit(ctx, CmdMemberJoin, j)
 	return idx, err

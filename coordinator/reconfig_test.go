@@ -188,10 +188,11 @@ func genMembers(j *api.Job) []string {
 	return out
 }
 
-// growing runs three nodes' job into a growth reconfiguration: generation 2 left n3
-// out, n3 registers again, and generation 2 has trained long enough to grow.
-func growing(t *testing.T) (*coordtest.Cluster, []*scripted, string) {
-	c := coordtest.New(t, coordtest.Options{})
+// growing runs three nodes' job on a cluster made with opts into a reconfiguration
+// that adds a node, a growth unless growth is false: generation 2 left n3 out, n3
+// registers again, and generation 2 has trained long enough to grow.
+func growing(t *testing.T, opts coordtest.Options, growth bool) (*coordtest.Cluster, []*scripted, string) {
+	c := coordtest.New(t, opts)
 	ns, id := startThree(c)
 	ns[0].fail(id, 1, "ring: n3 timed out")
 	ns[1].fail(id, 1, "")
@@ -200,8 +201,8 @@ func growing(t *testing.T) (*coordtest.Cluster, []*scripted, string) {
 	ns[2].register() // as its agent does when left out
 	c.Clock.Advance(5 * time.Second)
 	a := ns[0].await("the growth", func(a *api.Assignment) bool { return a.Job.Reconfig != nil })
-	if !a.Job.Reconfig.Growth {
-		t.Fatalf("growth reconfig %+v", a.Job.Reconfig)
+	if a.Job.Reconfig.Cause != "n3 joining" || a.Job.Reconfig.Growth != growth {
+		t.Fatalf("reconfig %+v, want n3 joining with growth %v", a.Job.Reconfig, growth)
 	}
 	return c, ns, id
 }
@@ -210,7 +211,7 @@ func growing(t *testing.T) (*coordtest.Cluster, []*scripted, string) {
 // has not confirmed by the deadline is slow (say, its coordinator calls are failing
 // over), not lost, and stays. A failure report during it makes it a failure one.
 func TestGrowthKeepsSlowMembers(t *testing.T) {
-	c, ns, id := growing(t)
+	c, ns, id := growing(t, coordtest.Options{}, true)
 	ns[0].fail(id, 2, "") // n2 stays silent
 	c.Clock.Advance(2 * time.Second)
 	for r, n := range ns {
@@ -223,7 +224,7 @@ func TestGrowthKeepsSlowMembers(t *testing.T) {
 // a node's joining kept the cut-off member in the next ring, which stalled until gossip
 // called it dead): the new generation leaves it out.
 func TestGrowthLeavesOutSuspectSilentMembers(t *testing.T) {
-	c, ns, id := growing(t)
+	c, ns, id := growing(t, coordtest.Options{}, true)
 	c.Gossip.SetHealth("n2", api.Suspect)
 	ns[0].fail(id, 2, "") // n2 stays silent
 	c.Clock.Advance(2 * time.Second)

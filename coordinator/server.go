@@ -76,6 +76,9 @@ type Config struct {
 	// applies; 0: this build's (Protocol). Tests set an older one to play a member of an
 	// earlier build in a rolling upgrade.
 	Protocol int
+	// unversioned plays a build before protocol versions (tests, PlayUnversioned): it
+	// records no protocol, its own or a joining member's.
+	unversioned bool
 	Timing
 	// MaxBlobSize bounds an upload (default 64 GiB).
 	MaxBlobSize int64

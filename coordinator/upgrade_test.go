@@ -1,13 +1,22 @@
 package coordinator_test
 
 import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
 	"github.com/bertnode/bertnode/coordinator/coordtest"
+	"github.com/hashicorp/raft"
 )
 
 // TestRollingUpgrade: a 3-member cluster whose third member runs a build of protocol 6
@@ -20,34 +29,7 @@ func TestRollingUpgrade(t *testing.T) {
 	protocols := []int{0, 0, 6} // 0: this build's
 	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
 	old := c.Servers[2].ID()
-	recorded := func(want int) {
-		t.Helper()
-		c.WaitFor(fmt.Sprintf("member 2 recorded at protocol %d", want), func() bool {
-			ms, err := c.Client().Members(ctx(t))
-			if err != nil {
-				return false
-			}
-			for _, m := range ms {
-				if m.ID == old && m.Protocol != want || m.ID != old && m.Protocol != coordinator.Protocol {
-					return false
-				}
-			}
-			return true
-		})
-	}
-	upgrade := func(to int) {
-		t.Helper()
-		// It restarts from a snapshot holding its old record, as a member long in a
-		// cluster does: its state has it at once, and its addresses are the same.
-		if err := c.Servers[2].Raft().Snapshot().Error(); err != nil {
-			t.Fatal(err)
-		}
-		c.Stop(2)
-		protocols[2] = to
-		c.Start(2)
-		recorded(to)
-	}
-	recorded(6)
+	recorded(c, protocols)
 
 	cl := c.Client()
 	n := nodes(c, "n1")[0]
@@ -57,7 +39,7 @@ func TestRollingUpgrade(t *testing.T) {
 	conflict(t, err, "a predict job needs coordinator protocol 7")
 	conflict(t, err, old+" (protocol 6)")
 
-	upgrade(7)
+	upgrade(c, protocols, 2, 7)
 	id := submit(c, spec)
 	n.await("the predict job", func(a *api.Assignment) bool { return a.Job != nil && a.Job.ID == id && a.Job.State == api.Running })
 	l, err := cl.Lease(ctx(t), id, "n1")
@@ -69,9 +51,139 @@ func TestRollingUpgrade(t *testing.T) {
 	conflict(t, err, "command renew needs coordinator protocol 8")
 	conflict(t, err, old+" (protocol 7)")
 
-	upgrade(8)
+	upgrade(c, protocols, 2, 8)
 	r, err := cl.RenewLease(ctx(t), id, "n1", 0)
 	if err != nil || !r.Expires.Equal(l.Expires.Add(time.Minute)) {
 		t.Fatalf("renewal once every member speaks protocol 8: %+v, %v (leased until %v)", r, err, l.Expires)
 	}
+}
+
+// recorded waits until the member list records member i at protocols[i] (0: this
+// build's).
+func recorded(c *coordtest.Cluster, protocols []int) {
+	c.T.Helper()
+	c.WaitFor(fmt.Sprintf("the members recorded at protocols %v", protocols), func() bool {
+		ms, err := c.Client().Members(c.Context())
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			i := slices.IndexFunc(c.Servers, func(s *coordinator.Server) bool { return s != nil && s.ID() == m.ID })
+			if i < 0 || m.Protocol != cmp.Or(protocols[i], coordinator.Protocol) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// upgrade restarts member i of c, whose Tweak reads protocols, on protocol to, and
+// waits until the state records it. It restarts from a snapshot holding its old
+// record, as a member long in a cluster does: its state has it at once, and its
+// addresses are the same.
+func upgrade(c *coordtest.Cluster, protocols []int, i, to int) {
+	c.T.Helper()
+	c.WaitFor("a snapshot (refused until the member has applied the latest configuration)", func() bool {
+		err := c.Servers[i].Raft().Snapshot().Error()
+		return err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot)
+	})
+	c.Stop(i)
+	protocols[i] = to
+	c.Start(i)
+	recorded(c, protocols)
+}
+
+// TestGrowthBeforeProtocol2: while a member speaks protocol 1, some of whose builds
+// came before BeginReconfig.Growth and would open a growth as a plain reconfiguration,
+// the leader opens a node's joining as a plain one on every member: a member silent
+// at its deadline is left out, as before growths (a growth keeps it,
+// TestGrowthKeepsSlowMembers).
+func TestGrowthBeforeProtocol2(t *testing.T) {
+	c, ns, id := growing(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
+		if i == 2 {
+			cfg.Protocol = 1
+		}
+	}}, false)
+	ns[0].fail(id, 2, "") // n2 stays silent
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 3, 0)
+	ns[2].awaitGen(id, 3, 1)
+	if got := genMembers(job(c, id)); !slices.Equal(got, []string{"n1", "n3"}) {
+		t.Fatalf("generation 3: %v, want n1 and n3", got)
+	}
+}
+
+// TestCopyRecordBeforeProtocol5: a member's late record of its copy of a blob the
+// state no longer lists. While a member speaks protocol 4, some of whose builds list
+// the blob again (and protocol 2's before BlobStored.Upload renew its grace), the
+// leader records the copy as an upload, which every FSM applies alike: the blob is
+// listed. Once every member speaks 5 or later, the copy's record leaves it unlisted.
+func TestCopyRecordBeforeProtocol5(t *testing.T) {
+	protocols := []int{0, 0, 4}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	// lateCopy writes text's blob into member 1's store, as a copy finished after the
+	// blob was dropped, records that copy, and says whether the state lists the blob.
+	lateCopy := func(text string) bool {
+		t.Helper()
+		sum := sha256.Sum256([]byte(text))
+		sha := hex.EncodeToString(sum[:])
+		holder := c.Servers[1]
+		if err := os.WriteFile(holder.BlobPath(sha), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(api.BlobHolder{Member: holder.ID(), Size: int64(len(text))})
+		resp, err := c.Client().Do(ctx(t), http.MethodPost, "/v1/blobs/"+sha+"/holders", nil, b)
+		if err != nil {
+			t.Fatalf("recording the copy: %v", err)
+		}
+		resp.Body.Close()
+		listed := false
+		c.Leader().Read(func(st *coordinator.State) { listed = st.Blobs[sha] != nil })
+		return listed
+	}
+	if !lateCopy("a blob copied, then dropped") {
+		t.Fatal("with a member at protocol 4, a copy's record did not list its blob: not recorded as an upload")
+	}
+	upgrade(c, protocols, 2, 5)
+	if lateCopy("another blob copied, then dropped") {
+		t.Fatal("with every member at protocol 5 or later, a late copy's record listed its blob")
+	}
+}
+
+// TestMembersWaitForAVersionedLeader: a leader of a build before protocol versions
+// records members without the protocol they announce themselves with. The members of
+// this build then wait rather than ask it again (each ask was an entry in the log,
+// every 2 s from each member); once a member of this build leads, every member is
+// recorded with its protocol.
+func TestMembersWaitForAVersionedLeader(t *testing.T) {
+	unversioned := true
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
+		switch {
+		case i == 0 && unversioned:
+			cfg.Protocol = 7
+			coordinator.PlayUnversioned(cfg)
+		case i > 0:
+			// Slow to call an election: the old leader stays one on a loaded machine.
+			cfg.Heartbeat, cfg.Election = 5*time.Second, 5*time.Second
+		}
+	}})
+	if l := c.Leader(); l != c.Servers[0] {
+		t.Fatalf("%s leads, want the bootstrapped member %s", l.ID(), c.Servers[0].ID())
+	}
+	ms, err := c.Client().Members(ctx(t))
+	if err != nil || len(ms) != 3 || slices.ContainsFunc(ms, func(m api.Member) bool { return m.Protocol != 0 }) {
+		t.Fatalf("members %+v, %v: want 3 recorded without a protocol", ms, err)
+	}
+	time.Sleep(time.Second) // a record's last asks settle
+	last := c.Servers[0].Raft().LastIndex()
+	time.Sleep(4500 * time.Millisecond) // two of the members' 2 s retries
+	if n := c.Servers[0].Raft().LastIndex() - last; n != 0 {
+		t.Fatalf("%d entries in 4.5 s of an idle cluster under a leader before protocol versions", n)
+	}
+
+	c.Stop(0) // it hands its leadership to a member of this build, which records itself
+	unversioned = false
+	c.Start(0)
+	recorded(c, []int{0, 0, 0})
 }

@@ -368,12 +368,13 @@ func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *tes
 	c.addrs[id] = ""
 	if _, ok := c.ranks[id]; ok {
 		// A restarted node: its rank in the generation it died in is not its own any
-		// more (a real leader reconfigures). Kept, its first assignment can send it into
-		// that generation, towards its peers' dead addresses, while the test opens the
-		// next, which a node still busy in the old one may then fail, and this
-		// coordinator never opens another (a clean clone's make test once hung so in
-		// TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart, both nodes past
-		// generation 2).
+		// more (a real leader reconfigures). Kept, its first assignment sends it into
+		// that generation, towards its peers' dead addresses, until the test opens the
+		// next. (A clean clone's make test once hung so in
+		// TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart, both nodes out of
+		// generation 2, which this coordinator never replaces: the old generation's
+		// cancelled setup cut the next one's short on the shared listener, since fixed in
+		// allreduce, TestCancelledSetupLeavesTheListenerToTheNext.)
 		c.ranks[id] = -1
 	}
 	c.mu.Unlock()
