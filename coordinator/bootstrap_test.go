@@ -1,12 +1,10 @@
 package coordinator_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/bertnode/bertnode/coordinator/coordtest"
 	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/syncbuf"
 )
 
 // Every member started alike, with BootstrapExpect 3 and the three API addresses (its
@@ -45,10 +44,10 @@ func TestBootstrapExpect(t *testing.T) {
 		}
 	})
 	_, raftLog := coordtest.Logs()
-	logs := make([]*syncBuffer, 4)
+	logs := make([]*syncbuf.Buffer, 4)
 	start := func(i int) {
 		t.Helper()
-		logs[i] = &syncBuffer{}
+		logs[i] = &syncbuf.Buffer{}
 		s, err := coordinator.New(coordinator.Config{DataDir: dirs[i], RaftAddr: "127.0.0.1:0", APIAddr: apis[i],
 			BootstrapExpect: 3, Join: apis[:3], Secret: secret, Membership: gossip.NewStatic(), Planner: coordtest.LinePlanner,
 			Timing: coordinator.LoopbackTiming, Logger: slog.New(slog.NewTextHandler(logs[i], nil)), RaftLog: raftLog})
@@ -133,21 +132,4 @@ func TestBootstrapExpect(t *testing.T) {
 	if m := self(1); !m.Clustered {
 		t.Fatalf("member 1 restarted: %+v", m)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,15 +1,14 @@
 package gossip
 
 import (
-	"bytes"
 	"log"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/syncbuf"
 )
 
 // patience bounds every wait: generous, since the machine may be loaded.
@@ -23,28 +22,9 @@ func newKey(t *testing.T) []byte {
 	}
 	return s.Derive(clusterkey.Gossip)
 }
-
-// syncBuffer collects a member's logs, for a failing test to show.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func start(t *testing.T, name string, key []byte, meta Meta) *Gossip {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	g, err := Start(Config{Name: name, Bind: "127.0.0.1:0", Key: key, Meta: meta, Profile: ProfileLocal,
 		Logger: log.New(logs, name+" ", log.Lmicroseconds)})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/syncbuf"
 	"github.com/bertnode/bertnode/localcluster"
 	"github.com/bertnode/bertnode/node"
 )
@@ -146,19 +147,18 @@ func TestProcessJoinDevicesRestartsAWorkerItLost(t *testing.T) {
 	c := upCluster(t, 1, 0)
 	dir := t.TempDir()
 	exe, _ := os.Executable()
-	var out bytes.Buffer
-	lw := &lockedWriter{w: &out}
+	out := &syncbuf.Buffer{}
 	start := func(extra ...string) *exec.Cmd {
 		cmd := exec.Command(exe, append([]string{"join", c.lc.APIAddrs()[0], "--devices", "cpu,cpu", "--threads", "1",
 			"--data-dir", dir, "--secret-file", c.lc.SecretFile}, extra...)...)
-		cmd.Stdout, cmd.Stderr = lw, lw
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill() })
 		return cmd
 	}
-	output := func() string { lw.mu.Lock(); defer lw.mu.Unlock(); return out.String() }
+	output := out.String
 	sup := start()
 	ids := make([]string, 2)
 	for i := range ids {

@@ -9,11 +9,11 @@ import (
 	"log"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bertnode/bertnode/internal/clusterkey"
+	"github.com/bertnode/bertnode/internal/syncbuf"
 )
 
 func newKey(t *testing.T) []byte {
@@ -25,26 +25,8 @@ func newKey(t *testing.T) []byte {
 	return s.Derive(clusterkey.Raft)
 }
 
-// logBuffer collects a listener's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitLog waits for the listener's log to contain want.
-func waitLog(t *testing.T, logs *logBuffer, want string) {
+func waitLog(t *testing.T, logs *syncbuf.Buffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -53,9 +35,9 @@ func waitLog(t *testing.T, logs *logBuffer, want string) {
 	}
 }
 
-func listen(t *testing.T, c Config) (*Listener, *logBuffer) {
+func listen(t *testing.T, c Config) (*Listener, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	c.Logger = log.New(logs, "", 0)
 	l, err := c.Listen("127.0.0.1:0")
 	if err != nil {

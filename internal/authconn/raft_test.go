@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bertnode/bertnode/internal/syncbuf"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -39,13 +40,13 @@ type raftServer struct {
 	addr     raft.ServerAddress
 	r        *raft.Raft
 	fsm      *logFSM
-	raftLog  *logBuffer // raft's own log
-	listened *logBuffer // the Listener's log of dropped handshakes
+	raftLog  *syncbuf.Buffer // raft's own log
+	listened *syncbuf.Buffer // the Listener's log of dropped handshakes
 }
 
 func startRaft(t *testing.T, id string, key []byte) *raftServer {
 	t.Helper()
-	s := &raftServer{id: raft.ServerID(id), fsm: &logFSM{}, raftLog: &logBuffer{}, listened: &logBuffer{}}
+	s := &raftServer{id: raft.ServerID(id), fsm: &logFSM{}, raftLog: &syncbuf.Buffer{}, listened: &syncbuf.Buffer{}}
 	l, err := Config{Key: key, Logger: log.New(s.listened, "", 0)}.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
