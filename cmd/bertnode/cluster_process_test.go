@@ -23,6 +23,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/chaos"
 	"github.com/bertnode/bertnode/coordinator"
+	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/bertnode/bertnode/internal/netlab"
 	"github.com/bertnode/bertnode/internal/tarball"
@@ -226,6 +227,53 @@ func TestProcessRestartedBootstrapMemberRejoinsGossip(t *testing.T) {
 		t.Fatal(err)
 	}
 	until("not alive again", func(h api.Health) bool { return h == api.Alive })
+}
+
+// TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted: every coordinator is
+// killed at once (SIGKILL) and, once the node's gossip has called them dead, started
+// again; the node joins their gossip again. Before, memberlist never contacted the
+// dead members again: the coordinators gossiped among themselves, the node alone, and
+// the leader called it dead (not in gossip) 30 s later, its job waiting for nodes. An
+// observer joined to a coordinator's gossip must see the node alive there.
+func TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted(t *testing.T) {
+	c := upCluster(t, 3, 1, "--gossip-profile", "local")
+	coords := []string{"c1", "c2", "c3"}
+	for _, name := range coords {
+		if err := syscall.Kill(c.proc(name).PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range coords {
+		for localcluster.Alive(c.proc(name).PID) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The local profile calls a silent member dead within 2.5 s (package gossip).
+	time.Sleep(4 * time.Second)
+	for _, name := range coords {
+		if err := c.lc.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret, err := clusterkey.Load(c.lc.SecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gossip.Start(gossip.Config{Name: "observer", Bind: "127.0.0.1:0", Key: secret.Derive(clusterkey.Gossip),
+		Meta: gossip.Meta{Role: gossip.Worker}, Profile: gossip.ProfileLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		g.Join([]string{c.proc("c1").Gossip}) // c1 may still be starting
+		if slices.ContainsFunc(g.Members(), func(m gossip.Member) bool { return m.Name == "n1" && m.Health == api.Alive }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 not alive in the coordinators' gossip 20 s after their restart: %+v", g.Members())
+		}
+	}
 }
 
 // A BERT job on 2 node processes, submitted to a follower (which forwards it), goes on

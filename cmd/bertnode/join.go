@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -182,28 +183,22 @@ func nodeID(dir string) (string, error) {
 }
 
 // nodeGossip starts gossip and joins the coordinators' members, retrying until it
-// reaches one: they may still be starting.
+// reaches one: they may still be starting. Then it keeps the node joined (rejoin).
 func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*gossip.Gossip, error) {
 	g, err := gossip.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		cl, err := client.Cluster(ctx)
+		err := joinCoordinators(ctx, client, g)
 		var refused *api.Error
 		if errors.As(err, &refused) { // a wrong secret, say: retrying will not help
 			g.Shutdown()
 			return nil, fmt.Errorf("the coordinator refused this node: %w", err)
 		}
 		if err == nil {
-			// Joining no address succeeds with no one: the coordinators may not have
-			// recorded their gossip addresses yet.
-			var n int
-			if n, err = g.Join(cl.Gossip); err == nil && n > 0 {
-				return g, nil
-			} else if err == nil {
-				err = errors.New("no coordinator's gossip address known yet")
-			}
+			go rejoin(ctx, client, g, cfg.Logger)
+			return g, nil
 		}
 		cfg.Logger.Printf("joining the cluster's gossip: %v (retrying)", err)
 		select {
@@ -211,6 +206,52 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 			g.Shutdown()
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// joinCoordinators joins the gossip addresses the coordinators list.
+func joinCoordinators(ctx context.Context, client *api.Client, g *gossip.Gossip) error {
+	cl, err := client.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	// Joining no address succeeds with no one: the coordinators may not have recorded
+	// their gossip addresses yet.
+	n, err := g.Join(cl.Gossip)
+	if err == nil && n == 0 {
+		err = errors.New("no coordinator's gossip address known yet")
+	}
+	return err
+}
+
+// rejoin joins the coordinators' gossip again, once a second until ctx ends, while
+// this node's gossip holds none of them alive or suspect. memberlist never contacts a
+// member it declared dead again: after every coordinator was down at once (or cut off
+// from the node for longer than gossip's suspicion), the restarted coordinators would
+// gossip among themselves, this node with the other nodes alone, and the leader would
+// call the node dead (not in gossip) though it works on, leaving its job waiting for
+// nodes. Serf's reconnect does this job for Consul.
+func rejoin(ctx context.Context, client *api.Client, g *gossip.Gossip, logger *log.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if slices.ContainsFunc(g.Members(), func(m gossip.Member) bool {
+			return m.Meta.Role == gossip.Coordinator && (m.Health == api.Alive || m.Health == api.Suspect)
+		}) {
+			continue
+		}
+		// Bounded: the coordinators may all be down still; the next tick tries again.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := joinCoordinators(cctx, client, g)
+		cancel()
+		if err == nil {
+			logger.Printf("gossip held no live coordinator: joined the coordinators' gossip again")
 		}
 	}
 }
