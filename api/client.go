@@ -51,6 +51,11 @@ type Client struct {
 	// (default 10s): a member cut off the network answers nothing, and without it a
 	// request would hang until the partition heals. Uploads are not bounded.
 	AnswerTimeout time.Duration
+	// GiveUp bounds how long a call goes on trying after its first failed try: then
+	// it returns the last failure. 0: until ctx ends, as a node does, which must wait
+	// for the coordinators; a person's command should rather say that they cannot
+	// answer (most of them down: no leader) than hang.
+	GiveUp time.Duration
 
 	mu     sync.Mutex
 	leader string
@@ -150,6 +155,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		q.Set("stale", "1")
 	}
 	var last error
+	var answer error      // the last failure a member answered (says more than a refused connection)
+	var failing time.Time // since the first failed try
 	for attempt := 0; ; attempt++ {
 		addr, err := c.target()
 		if err != nil {
@@ -177,7 +184,18 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			return nil, fmt.Errorf("coordinator: %s %s: %w (last: %v)", r.method, r.path, ctx.Err(), last)
 		}
 		last = fmt.Errorf("%s: %w", addr, err)
+		if errors.As(err, new(*Error)) {
+			answer = last
+		}
 		c.failed(addr)
+		if failing.IsZero() {
+			failing = time.Now()
+		} else if c.GiveUp > 0 && time.Since(failing) >= c.GiveUp {
+			if answer != nil {
+				last = answer
+			}
+			return nil, fmt.Errorf("coordinator: %s %s: still failing after %v: giving up (last: %v)", r.method, r.path, c.GiveUp, last)
+		}
 		// A full round of addresses failed: wait before the next.
 		if n := max(len(c.Addrs), 1); attempt%n == n-1 {
 			select {

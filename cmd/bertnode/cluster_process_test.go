@@ -276,6 +276,33 @@ func TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted(t *testing.T) {
 	}
 }
 
+// TestProcessCommandsFailClearlyWithoutAMajority: with two of three coordinators
+// killed, the survivor can elect no leader; a command (bertnode status) fails after
+// giveUp, saying so, where it retried until Ctrl-C before.
+func TestProcessCommandsFailClearlyWithoutAMajority(t *testing.T) {
+	c := upCluster(t, 3, 0)
+	for _, name := range []string{"c1", "c2"} {
+		if err := syscall.Kill(c.proc(name).PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := bertnode(t, "", append([]string{"status"}, c.flags...)...)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no leader for") || !strings.Contains(err.Error(), "no majority of the 3 coordinators") {
+			t.Fatalf("status without a majority: %v, want it to say there is no leader and why", err)
+		}
+		t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(giveUp + 20*time.Second):
+		t.Fatalf("status without a majority still running after %v", time.Since(start))
+	}
+}
+
 // A BERT job on 2 node processes, submitted to a follower (which forwards it), goes on
 // while the raft leader is killed with SIGKILL; a new leader takes over, the job
 // succeeds, the nodes end with identical weights, every sample is trained once, the

@@ -67,6 +67,7 @@ file. With --tls-cert/--tls-key/--tls-ca the ring and the API calls use mutual T
 		if err != nil {
 			return err
 		}
+		client.GiveUp = 0 // a node waits for the coordinators, however long they are away
 		secret, err := cf.secret()
 		if err != nil {
 			return err
