@@ -283,3 +283,29 @@ func checkTransport(t *testing.T, rings []*Ring, shm bool) {
 		}
 	}
 }
+
+// TestCancelEndsAHandshakeThePeerNeverAnswers: the next rank's listener is open but
+// nothing accepts on it (a node whose session ended: its job was cancelled while this
+// one dialled), so the kernel completes the connection and the hello is never answered.
+// Cancelling ctx must end New at once; it waited for the ring's Timeout (a node stuck
+// 10 s in a cancelled job's ring).
+func TestCancelEndsAHandshakeThePeerNeverAnswers(t *testing.T) {
+	mine, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // never accepts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = New(ctx, Config{Peers: []string{mine.Addr().String(), silent.Addr().String()}, Rank: 0, Generation: 1,
+		Secret: testSecret, Listener: mine.(*net.TCPListener), Timeout: 20 * time.Second, SetupTimeout: 30 * time.Second})
+	if took := time.Since(start); err == nil || took > 3*time.Second {
+		t.Fatalf("New with a silent peer, cancelled after 300ms: returned after %v: %v", took, err)
+	}
+}

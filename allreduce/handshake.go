@@ -82,6 +82,11 @@ func handshake(ctx context.Context, c net.Conn, cfg *Config, dialer bool) (net.C
 		dl = d
 	}
 	c.SetDeadline(dl)
+	// Cancelling ctx ends the handshake too: a peer whose listener is open but whose
+	// ring is gone (its node left the job) lets the kernel complete the connection and
+	// never answers, and the deadline alone held New for the whole Timeout.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if cfg.TLS != nil {
 		tc := cfg.TLS.Clone()
 		var t *tls.Conn

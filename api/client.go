@@ -30,7 +30,9 @@ const (
 // Client talks to the coordinators. It sends each request to the leader when it knows
 // it (from the X-Bertnode-Leader header), else to the next of Addrs; on a connection
 // error or a 502/503/504 (an election, a member going away) it tries the next address
-// after a capped backoff, until ctx ends. A 4xx comes back as an *Error.
+// after a capped backoff, until ctx ends (or GiveUp). A 507 (a member whose disk is
+// full) it tries on the others until each has answered so. A 4xx comes back as an
+// *Error.
 //
 // Writes are retried too: one that reached a leader which then lost its leadership
 // before answering may be applied twice (a job submitted twice, a report counted
@@ -51,6 +53,11 @@ type Client struct {
 	// (default 10s): a member cut off the network answers nothing, and without it a
 	// request would hang until the partition heals. Uploads are not bounded.
 	AnswerTimeout time.Duration
+	// GiveUp bounds how long a call goes on trying after its first failed try: then
+	// it returns the last failure. 0: until ctx ends, as a node does, which must wait
+	// for the coordinators; a person's command should rather say that they cannot
+	// answer (most of them down: no leader) than hang.
+	GiveUp time.Duration
 
 	mu     sync.Mutex
 	leader string
@@ -150,6 +157,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		q.Set("stale", "1")
 	}
 	var last error
+	var answer error          // the last failure a member answered (says more than a refused connection)
+	var failing time.Time     // since the first failed try
+	full := map[string]bool{} // the members that answered 507
 	for attempt := 0; ; attempt++ {
 		addr, err := c.target()
 		if err != nil {
@@ -165,7 +175,13 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			if resp.StatusCode < 500 {
 				return nil, e
 			}
-			if resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusGatewayTimeout {
+			switch resp.StatusCode {
+			case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			case http.StatusInsufficientStorage:
+				if full[c.base(addr)] = true; len(full) >= len(c.Addrs) {
+					return nil, e
+				}
+			default:
 				return nil, e
 			}
 			err = e
@@ -177,7 +193,18 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			return nil, fmt.Errorf("coordinator: %s %s: %w (last: %v)", r.method, r.path, ctx.Err(), last)
 		}
 		last = fmt.Errorf("%s: %w", addr, err)
+		if errors.As(err, new(*Error)) {
+			answer = last
+		}
 		c.failed(addr)
+		if failing.IsZero() {
+			failing = time.Now()
+		} else if c.GiveUp > 0 && time.Since(failing) >= c.GiveUp {
+			if answer != nil {
+				last = answer
+			}
+			return nil, fmt.Errorf("coordinator: %s %s: still failing after %v: giving up (last: %v)", r.method, r.path, c.GiveUp, last)
+		}
 		// A full round of addresses failed: wait before the next.
 		if n := max(len(c.Addrs), 1); attempt%n == n-1 {
 			select {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -200,6 +201,11 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 			return
 		case errors.As(err, &me):
 			writeError(w, &api.Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("blob over %d bytes", me.Limit)})
+			return
+		case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+			// This member's disk is full, not the others': the client tries them (a
+			// 500 failed the upload, and with it a job that had trained to its end).
+			writeError(w, &api.Error{Status: http.StatusInsufficientStorage, Message: fmt.Sprintf("storing blob %s on member %s: %v", sha, s.id, err)})
 			return
 		case err != nil:
 			writeError(w, fmt.Errorf("storing blob %s: %w", sha, err))

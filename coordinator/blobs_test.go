@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,4 +306,49 @@ func TestSweepDoesNotWaitForACopy(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestBlobUploadGoesToAMemberWithRoom: an upload to a member whose disk is full (a
+// tmpfs of 64 KiB over its blob store) is answered 507, and the client stores it on
+// another member; once every member is full, the upload fails with the 507 rather than
+// retrying for ever. A 500 failed the upload before, and with it a job that had
+// trained to its end. Needs root (mount); skipped without.
+func TestBlobUploadGoesToAMemberWithRoom(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3})
+	fill := func(s *coordinator.Server) {
+		dir := filepath.Dir(s.BlobPath(strings.Repeat("0", 64)))
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+			t.Skipf("mount a small tmpfs over %s: %v", dir, err)
+		}
+		t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	}
+	full := c.Leader()
+	fill(full)
+	cl := c.Client()
+	cl.Addrs = append([]string{full.APIAddr()}, slices.DeleteFunc(cl.Addrs, func(a string) bool { return a == full.APIAddr() })...)
+	content := bytes.Repeat([]byte("checkpoint "), 100000) // 1.1 MB
+	sha, err := cl.PutBlob(ctx(t), bytes.NewReader(content), int64(len(content)))
+	if err != nil {
+		t.Fatalf("upload with one member full: %v", err)
+	}
+	c.WaitFor("the other members to hold the blob", func() bool {
+		held := 0
+		full.Read(func(st *coordinator.State) {
+			if b := st.Blobs[sha]; b != nil {
+				held = len(b.Holders)
+			}
+		})
+		return held == 2
+	})
+	for _, s := range c.Servers {
+		if s != full {
+			fill(s)
+		}
+	}
+	more := bytes.Repeat([]byte("final model "), 100000)
+	_, err = cl.PutBlob(ctx(t), bytes.NewReader(more), int64(len(more)))
+	var e *api.Error
+	if !errors.As(err, &e) || e.Status != http.StatusInsufficientStorage {
+		t.Fatalf("upload with every member full: %v, want a 507", err)
+	}
 }

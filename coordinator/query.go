@@ -139,6 +139,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, leader string) 
 		msg := "no leader: an election is under way"
 		if leader != "" {
 			msg = "not the leader"
+		} else if since := s.leaderless.Load(); since != 0 && time.Since(time.Unix(0, since)) > 5*s.cfg.Election {
+			// Far longer than elections take: this member cannot win one nor hear a winner.
+			msg = fmt.Sprintf("no leader for %v: this member reaches no majority of the %d coordinators (most of them down, or cut off from it?)",
+				time.Since(time.Unix(0, since)).Round(time.Second), s.voters())
 		}
 		writeError(w, &api.Error{Status: http.StatusServiceUnavailable, Message: msg, Leader: leader})
 		return

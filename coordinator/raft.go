@@ -194,7 +194,7 @@ func (s *Server) startLeading() *leaderRun {
 }
 
 // watchLeadership wakes blocking queries and forwarding when the leader changes, so
-// that they notice it without waiting for the next command.
+// that they notice it without waiting for the next command, and keeps leaderless.
 func (s *Server) watchLeadership() {
 	ch := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -203,9 +203,19 @@ func (s *Server) watchLeadership() {
 	})
 	s.raft.RegisterObserver(obs)
 	defer s.raft.DeregisterObserver(obs)
+	known := func(leader bool) {
+		if leader {
+			s.leaderless.Store(0)
+		} else {
+			s.leaderless.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	_, id := s.raft.LeaderWithID()
+	known(id != "")
 	for {
 		select {
-		case <-ch:
+		case o := <-ch:
+			known(o.Data.(raft.LeaderObservation).LeaderID != "")
 			s.changes.notify()
 		case <-s.ctx.Done():
 			return

@@ -185,6 +185,9 @@ type Server struct {
 	// last entries yet; until then it answers nothing from its state (as Consul's
 	// readyForConsistentReads).
 	consistent atomic.Bool
+	// leaderless: since when (Unix nanoseconds) this member has known no leader; 0
+	// while it knows one. A refused request says for how long (forward).
+	leaderless atomic.Int64
 
 	ctx       context.Context
 	cancel    context.CancelFunc

@@ -156,10 +156,16 @@ func (s *session) checkpoint(ctx context.Context, rank int) error {
 }
 
 // writeState writes a checkpoint directory: the replica's buffers (in the given layout)
-// and the position, complete or absent (written under a temporary name, then renamed).
-func writeState(dir string, bufs [][]float32, p Position, layout string) error {
+// and the position, complete or absent (written under a temporary name, then renamed;
+// removed when the write fails, say on a full disk).
+func writeState(dir string, bufs [][]float32, p Position, layout string) (err error) {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}

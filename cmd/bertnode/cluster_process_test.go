@@ -23,6 +23,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/chaos"
 	"github.com/bertnode/bertnode/coordinator"
+	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/bertnode/bertnode/internal/netlab"
 	"github.com/bertnode/bertnode/internal/tarball"
@@ -226,6 +227,84 @@ func TestProcessRestartedBootstrapMemberRejoinsGossip(t *testing.T) {
 		t.Fatal(err)
 	}
 	until("not alive again", func(h api.Health) bool { return h == api.Alive })
+}
+
+// TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted: every coordinator is
+// killed at once (SIGKILL) and, once the node's gossip has called them dead, started
+// again; the node joins their gossip again. Before, memberlist never contacted the
+// dead members again: the coordinators gossiped among themselves, the node alone, and
+// the leader called it dead (not in gossip) 30 s later, its job waiting for nodes. An
+// observer joined to a coordinator's gossip must see the node alive there.
+func TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted(t *testing.T) {
+	c := upCluster(t, 3, 1, "--gossip-profile", "local")
+	coords := []string{"c1", "c2", "c3"}
+	for _, name := range coords {
+		if err := syscall.Kill(c.proc(name).PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range coords {
+		for localcluster.Alive(c.proc(name).PID) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The local profile calls a silent member dead within 2.5 s (package gossip).
+	time.Sleep(4 * time.Second)
+	restarted := time.Now()
+	for _, name := range coords {
+		if err := c.lc.Restart(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret, err := clusterkey.Load(c.lc.SecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gossip.Start(gossip.Config{Name: "observer", Bind: "127.0.0.1:0", Key: secret.Derive(clusterkey.Gossip),
+		Meta: gossip.Meta{Role: gossip.Worker}, Profile: gossip.ProfileLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown()
+	// It takes seconds; the margin is for a loaded machine (without the rejoin n1 never
+	// comes back).
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		g.Join([]string{c.proc("c1").Gossip}) // c1 may still be starting
+		if slices.ContainsFunc(g.Members(), func(m gossip.Member) bool { return m.Name == "n1" && m.Health == api.Alive }) {
+			t.Logf("n1 alive in the coordinators' gossip %v after their restart", time.Since(restarted).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 not alive in the coordinators' gossip 60 s after their restart: %+v", g.Members())
+		}
+	}
+}
+
+// TestProcessCommandsFailClearlyWithoutAMajority: with two of three coordinators
+// killed, the survivor can elect no leader; a command (bertnode status) fails after
+// giveUp, saying so, where it retried until Ctrl-C before.
+func TestProcessCommandsFailClearlyWithoutAMajority(t *testing.T) {
+	c := upCluster(t, 3, 0)
+	for _, name := range []string{"c1", "c2"} {
+		if err := syscall.Kill(c.proc(name).PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := bertnode(t, "", append([]string{"status"}, c.flags...)...)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no leader for") || !strings.Contains(err.Error(), "no majority of the 3 coordinators") {
+			t.Fatalf("status without a majority: %v, want it to say there is no leader and why", err)
+		}
+		t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(giveUp + 20*time.Second):
+		t.Fatalf("status without a majority still running after %v", time.Since(start))
+	}
 }
 
 // A BERT job on 2 node processes, submitted to a follower (which forwards it), goes on

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/clusterkey"
@@ -189,8 +190,13 @@ func (f *clusterFlags) client() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Client{Addrs: addrs, Token: secret.Token(), TLS: t}, nil
+	return &api.Client{Addrs: addrs, Token: secret.Token(), TLS: t, GiveUp: giveUp}, nil
 }
+
+// giveUp is how long a command retries the coordinators before it fails with their
+// last answer: an election takes seconds, but a cluster that lost most of its
+// coordinators has no leader until they are back.
+const giveUp = 30 * time.Second
 
 // connect is the client and the command's context, cancelled by Ctrl-C or SIGTERM.
 func (f *clusterFlags) connect(cmd *cobra.Command) (*api.Client, context.Context, context.CancelFunc, error) {

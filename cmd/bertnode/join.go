@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -77,6 +78,7 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 		if err != nil {
 			return err
 		}
+		client.GiveUp = 0 // a node waits for the coordinators, however long they are away
 		secret, err := cf.secret()
 		if err != nil {
 			return err
@@ -238,33 +240,27 @@ func gossipBind(dir, addr string) string {
 }
 
 // nodeGossip starts gossip and joins the coordinators' members, retrying until it
-// reaches one: they may still be starting.
+// reaches one: they may still be starting. Then it keeps the node joined (rejoin).
 func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*gossip.Gossip, error) {
 	g, err := gossip.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		cl, err := client.Cluster(ctx)
+		cl, err := joinCoordinators(ctx, client, g)
 		var refused *api.Error
 		if errors.As(err, &refused) { // a wrong secret, say: retrying will not help
 			g.Shutdown()
 			return nil, fmt.Errorf("the coordinator refused this node: %w", err)
 		}
 		if err == nil {
-			// Joining no address succeeds with no one: the coordinators may not have
-			// recorded their gossip addresses yet.
-			var n int
-			if n, err = g.Join(cl.Gossip); err == nil && n > 0 {
-				// Not refused: a cluster may move from one profile to the other.
-				if ours := cmp.Or(cfg.Profile, gossip.ProfileLAN); cl.GossipProfile != "" && cl.GossipProfile != ours {
-					cfg.Logger.Printf("warning: this node's --gossip-profile is %s, the coordinators' %s: it detects failures on another clock than they do (dead members seen late, or live ones suspected)",
-						ours, cl.GossipProfile)
-				}
-				return g, nil
-			} else if err == nil {
-				err = errors.New("no coordinator's gossip address known yet")
+			// Not refused: a cluster may move from one profile to the other.
+			if ours := cmp.Or(cfg.Profile, gossip.ProfileLAN); cl.GossipProfile != "" && cl.GossipProfile != ours {
+				cfg.Logger.Printf("warning: this node's --gossip-profile is %s, the coordinators' %s: it detects failures on another clock than they do (dead members seen late, or live ones suspected)",
+					ours, cl.GossipProfile)
 			}
+			go rejoin(ctx, client, g, cfg.Logger)
+			return g, nil
 		}
 		cfg.Logger.Printf("joining the cluster's gossip: %v (retrying)", err)
 		select {
@@ -272,6 +268,53 @@ func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*go
 			g.Shutdown()
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// joinCoordinators joins the gossip addresses the coordinators list; it returns what
+// they said of the cluster.
+func joinCoordinators(ctx context.Context, client *api.Client, g *gossip.Gossip) (*api.Cluster, error) {
+	cl, err := client.Cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Joining no address succeeds with no one: the coordinators may not have recorded
+	// their gossip addresses yet.
+	n, err := g.Join(cl.Gossip)
+	if err == nil && n == 0 {
+		err = errors.New("no coordinator's gossip address known yet")
+	}
+	return cl, err
+}
+
+// rejoin joins the coordinators' gossip again, once a second until ctx ends, while
+// this node's gossip holds none of them alive or suspect. memberlist never contacts a
+// member it declared dead again: after every coordinator was down at once (or cut off
+// from the node for longer than gossip's suspicion), the restarted coordinators would
+// gossip among themselves, this node with the other nodes alone, and the leader would
+// call the node dead (not in gossip) though it works on, leaving its job waiting for
+// nodes. Serf's reconnect does this job for Consul.
+func rejoin(ctx context.Context, client *api.Client, g *gossip.Gossip, logger *log.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if slices.ContainsFunc(g.Members(), func(m gossip.Member) bool {
+			return m.Meta.Role == gossip.Coordinator && (m.Health == api.Alive || m.Health == api.Suspect)
+		}) {
+			continue
+		}
+		// Bounded: the coordinators may all be down still; the next tick tries again.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := joinCoordinators(cctx, client, g)
+		cancel()
+		if err == nil {
+			logger.Printf("gossip held no live coordinator: joined the coordinators' gossip again")
 		}
 	}
 }
