@@ -86,8 +86,7 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 		if o.devices != "" {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			logger := log.New(cmd.ErrOrStderr(), "join ", log.LstdFlags|log.Lmicroseconds)
-			return joinDevices(ctx, cmd.Flags(), args, o.devices, o.maxRestarts, cmd.ErrOrStderr(), logger)
+			return joinDevices(ctx, cmd.Flags(), args, o.devices, o.maxRestarts, cmd.ErrOrStderr())
 		}
 		ringTLS, err := cf.tls(true)
 		if err != nil {

@@ -159,13 +159,13 @@ func count(list []string, s string) int {
 // superviseWorkers runs every worker until ctx ends (then asks each to leave, and
 // returns once all have), or until each has exited for good: by itself with status 0,
 // or failing more than maxRestarts times in a row. The error names the workers that
-// failed for good.
-func superviseWorkers(ctx context.Context, exe string, workers []worker, maxRestarts int, out io.Writer, logger *log.Logger) error {
+// failed for good. out takes the workers' lines and logger's: both write through one
+// lockedWriter.
+func superviseWorkers(ctx context.Context, exe string, workers []worker, maxRestarts int, out *lockedWriter, logger *log.Logger) error {
 	errs := make([]error, len(workers))
 	var wg sync.WaitGroup
-	lw := &lockedWriter{w: out}
 	for i, w := range workers {
-		wg.Go(func() { errs[i] = w.supervise(ctx, exe, maxRestarts, lw, logger) })
+		wg.Go(func() { errs[i] = w.supervise(ctx, exe, maxRestarts, out, logger) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -265,8 +265,10 @@ func (p *prefixWriter) flush() {
 }
 
 // joinDevices is bertnode join --devices: checks what each worker will need, then
-// supervises them.
-func joinDevices(ctx context.Context, fs *pflag.FlagSet, coordinator []string, devices string, maxRestarts int, out io.Writer, logger *log.Logger) error {
+// supervises them, their output and its log lines going to out.
+func joinDevices(ctx context.Context, fs *pflag.FlagSet, coordinator []string, devices string, maxRestarts int, out io.Writer) error {
+	lw := &lockedWriter{w: out}
+	logger := log.New(lw, "join ", log.LstdFlags|log.Lmicroseconds)
 	if maxRestarts < 0 {
 		return errors.New("--max-restarts: want 0 or more")
 	}
@@ -284,8 +286,9 @@ func joinDevices(ctx context.Context, fs *pflag.FlagSet, coordinator []string, d
 		if err != nil {
 			return err
 		}
-		ws = append(ws, worker{i: i, device: d, args: args})
-		logger.Printf("%s: %s %s", worker{i: i, device: d}.name(), exe, strings.Join(args, " "))
+		w := worker{i: i, device: d, args: args}
+		logger.Printf("%s: %s %s", w.name(), exe, strings.Join(args, " "))
+		ws = append(ws, w)
 	}
-	return superviseWorkers(ctx, exe, ws, maxRestarts, out, logger)
+	return superviseWorkers(ctx, exe, ws, maxRestarts, lw, logger)
 }
