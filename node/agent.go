@@ -306,6 +306,9 @@ func retry(ctx context.Context, l *log.Logger, what string, fn func() error) err
 		if errors.As(err, &ae) {
 			return fmt.Errorf("%s: %w", what, err) // the coordinator said no: retrying will not help
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		l.Printf("%s: %v (retrying)", what, err)
 		if !sleep(ctx, wait) {
 			return ctx.Err()

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,9 @@ type coord struct {
 	prev     api.Job // a finished job, for Job
 	// refuse, when set, may refuse a checkpoint or done report (called with mu held).
 	refuse func(kind string, node string, gen uint32, failed bool) error
+	// unanswered, when set, says how long a checkpoint report waits for its answer (a
+	// leader cut off the network answers nothing).
+	unanswered func(api.CheckpointReport) time.Duration
 }
 
 func newCoord(spec string) *coord {
@@ -181,6 +185,11 @@ func (c *coord) Failure(ctx context.Context, job string, r api.FailureReport) er
 }
 
 func (c *coord) Checkpoint(ctx context.Context, job string, r api.CheckpointReport) error {
+	if c.unanswered != nil {
+		if !sleep(ctx, c.unanswered(r)) {
+			return ctx.Err()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refuse != nil {
@@ -561,6 +570,39 @@ func TestThreeNodesTrainIdentically(t *testing.T) {
 		if len(s) != 1 {
 			t.Errorf("step %d: %d different checksums", step, len(s))
 		}
+	}
+}
+
+// A checkpoint report that goes unanswered for longer than the ring's timeout (sent
+// to a leader just cut off the network) holds no step: the ring trains on in its
+// generation to the end (the toy job's 140 steps take well under the 6 s it waits).
+func TestUnansweredCheckpointReportHoldsNoStep(t *testing.T) {
+	c := newCoord(toySpec)
+	var held atomic.Bool
+	c.unanswered = func(r api.CheckpointReport) time.Duration {
+		if r.Node == "n2" && r.Step == 25 && !held.Swap(true) {
+			return 2 * 3 * time.Second // twice toySpec's ring timeout
+		}
+		return 0
+	}
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	select {
+	case f := <-c.failures:
+		t.Fatalf("failure report %+v: the unanswered report broke the ring", f)
+	case d := <-c.done:
+		if d.Error != "" || d.Gen != 1 {
+			t.Fatalf("the job ended in generation %d (error %q)", d.Gen, d.Error)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the job did not end")
+	}
+	if !held.Load() {
+		t.Fatal("no report of step 25 from n2")
+	}
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
 	}
 }
 

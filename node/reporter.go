@@ -70,3 +70,81 @@ func (r *reporter) stop() {
 	r.cancel()
 	<-r.done
 }
+
+// checkpointReports sends the checkpoint reports one at a time, off the step loop: a
+// leader cut off the network answers nothing for up to the client's answer timeout, and
+// a step that waited on it outlasted the ring's timeout (the fault suite drew it: two
+// leader partitions, and a generation rebuilt for nothing). A report not yet sent when
+// a newer one comes is dropped: each compares the replicas whole. The coordinator's
+// refusal of a report of the generation still training comes back to the step loop
+// through refused, as when the step waited for the answer.
+type checkpointReports struct {
+	coord  Coordinator
+	job    string
+	log    *log.Logger
+	mu     sync.Mutex
+	next   *api.CheckpointReport
+	err    error // the last refusal, of a report of generation errGen
+	errGen uint32
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startCheckpointReports(ctx context.Context, c Coordinator, job string, l *log.Logger) *checkpointReports {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &checkpointReports{coord: c, job: job, log: l, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-r.wake:
+			case <-ctx.Done():
+				return
+			}
+			r.mu.Lock()
+			rep := r.next
+			r.next = nil
+			r.mu.Unlock()
+			if rep == nil {
+				continue
+			}
+			err := retry(ctx, l, "checkpoint report", func() error { return c.Checkpoint(ctx, job, *rep) })
+			if err != nil && ctx.Err() == nil {
+				r.mu.Lock()
+				r.err, r.errGen = err, rep.Gen
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r
+}
+
+// send queues rep, replacing a report not yet sent.
+func (r *checkpointReports) send(rep api.CheckpointReport) {
+	r.mu.Lock()
+	if r.next != nil {
+		r.log.Printf("job %s: checkpoint report of step %d not sent: the one of step %d replaces it", r.job, r.next.Step, rep.Step)
+	}
+	r.next = &rep
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// refused is the coordinator's refusal of a report of generation gen, if any.
+func (r *checkpointReports) refused(gen uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil && r.errGen == gen {
+		return r.err
+	}
+	return nil
+}
+
+func (r *checkpointReports) stop() {
+	r.cancel()
+	<-r.done
+}

@@ -135,9 +135,9 @@ const (
 )
 
 // checkpoint writes the resumable state at the current step (every rank, the same
-// bytes), reports its checksum for the coordinator to compare across ranks, and on
-// rank 0 uploads it so a whole-cluster restart can resume from it.
-func (s *session) checkpoint(ctx context.Context, rank int) error {
+// bytes), reports its checksum for the coordinator to compare across ranks (in the
+// background), and on rank 0 uploads it so a whole-cluster restart can resume from it.
+func (s *session) checkpoint(rank int) error {
 	bufs := s.env.Replica.State()
 	s.pos.SavedAt = s.pos.Step
 	sum := checksum(bufs, s.pos)
@@ -145,10 +145,7 @@ func (s *session) checkpoint(ctx context.Context, rank int) error {
 	if err := writeState(dir, bufs, s.pos, layoutOf(s.env.Replica)); err != nil {
 		return err
 	}
-	rep := api.CheckpointReport{Node: s.a.cfg.ID, Gen: s.a.inGen.Load(), Step: s.pos.Step, Checksum: sum}
-	if err := retry(ctx, s.a.cfg.Log, "checkpoint report", func() error { return s.a.cfg.Coordinator.Checkpoint(ctx, s.job.ID, rep) }); err != nil {
-		return err
-	}
+	s.ckpts.send(api.CheckpointReport{Node: s.a.cfg.ID, Gen: s.a.inGen.Load(), Step: s.pos.Step, Checksum: sum})
 	if rank == 0 {
 		s.uploads.model("checkpoint", dir, s.pos.Step, nil)
 	}

@@ -52,6 +52,7 @@ type session struct {
 	metrics *os.File
 	tb      *report.TensorBoard // with report_to: [tensorboard]
 	rep     *reporter
+	ckpts   *checkpointReports
 	uploads *uploader
 	rate    rate.Meter
 
@@ -111,6 +112,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}
 	s.rep = startReporter(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
+	s.ckpts = startCheckpointReports(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
 	s.uploads = newUploader(s.a.cfg.Coordinator, s.job.ID, s.a.cfg.ID, s.a.cfg.Log)
 	var lastGen uint32
 	for {
@@ -173,6 +175,9 @@ func (s *session) fail(ctx context.Context, err error) error {
 func (s *session) close() {
 	if s.rep != nil {
 		s.rep.stop()
+	}
+	if s.ckpts != nil {
+		s.ckpts.stop()
 	}
 	if s.uploads != nil {
 		s.uploads.wait()
@@ -299,6 +304,9 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	s.logf("generation %d: rank %d of %d at step %d of %d with %s (ready in %s: ring %s, agreement and state %s)", g.Gen, as.Rank, g.Ranks(),
 		s.pos.Step, s.total, from, time.Since(start).Round(time.Millisecond), ringReady.Round(time.Millisecond), (time.Since(start) - ringReady).Round(time.Millisecond))
 	for {
+		if err := s.ckpts.refused(g.Gen); err != nil {
+			return err
+		}
 		if err := s.owed(ctx, ring); err != nil {
 			return err
 		}
@@ -471,7 +479,7 @@ func (s *session) owed(ctx context.Context, ring *allreduce.Ring) error {
 		saveEvery = per
 	}
 	if saveEvery > 0 && s.pos.SavedAt != step && step%saveEvery == 0 && step < s.total {
-		return s.checkpoint(ctx, ring.Rank())
+		return s.checkpoint(ring.Rank())
 	}
 	return nil
 }
