@@ -126,7 +126,7 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		g, err := nodeGossip(ctx, client, gossip.Config{Name: o.id, Bind: gossipBind(o.dataDir, o.gossipAddr), Key: secret.Derive(clusterkey.Gossip),
+		g, err := nodeGossip(ctx, client, o.dataDir, gossip.Config{Name: o.id, Bind: o.gossipAddr, Key: secret.Derive(clusterkey.Gossip),
 			Meta: gossip.Meta{Role: gossip.Worker, Ring: ringLn.Addr().String(), HTTP: httpLn.Addr().String()}, Profile: o.profile, Logger: logger})
 		if err != nil {
 			return err
@@ -209,39 +209,28 @@ func nodeID(dir string) (string, error) {
 // gossipPortFile keeps, in a node's data directory, the gossip port it last bound.
 const gossipPortFile = "gossip-port"
 
-// gossipBind is where a node binds gossip: given port 0, the port it bound last time,
-// while that is free, so that a node started again keeps its gossip address.
-// Memberlist hands a dead member's name to a new address only after
+// startGossip starts gossip at cfg.Bind; given port 0 there, at the port the node
+// bound last time if it still can, so that a node started again keeps its gossip
+// address. Memberlist hands a dead member's name to a new address only after
 // DeadNodeReclaimTime (30 s on a LAN): with a new port, a node restarted at once was
-// dead to the cluster for 30-40 s.
-func gossipBind(dir, addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != "0" {
-		return addr
+// dead to the cluster for 30-40 s. A last port another process has taken since, any.
+func startGossip(cfg gossip.Config, dir string) (*gossip.Gossip, error) {
+	host, port, err := net.SplitHostPort(cfg.Bind)
+	if b, rerr := os.ReadFile(filepath.Join(dir, gossipPortFile)); err == nil && port == "0" && rerr == nil {
+		last := cfg
+		last.Bind = net.JoinHostPort(host, strings.TrimSpace(string(b)))
+		if g, err := gossip.Start(last); err == nil {
+			return g, nil
+		}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, gossipPortFile))
-	if err != nil {
-		return addr
-	}
-	last := net.JoinHostPort(host, strings.TrimSpace(string(b)))
-	// Memberlist binds TCP and UDP on the port.
-	l, err := net.Listen("tcp", last)
-	if err != nil {
-		return addr
-	}
-	defer l.Close()
-	u, err := net.ListenPacket("udp", last)
-	if err != nil {
-		return addr
-	}
-	u.Close()
-	return last
+	return gossip.Start(cfg)
 }
 
-// nodeGossip starts gossip and joins the coordinators' members, retrying until it
-// reaches one: they may still be starting. Then it keeps the node joined (rejoin).
-func nodeGossip(ctx context.Context, client *api.Client, cfg gossip.Config) (*gossip.Gossip, error) {
-	g, err := gossip.Start(cfg)
+// nodeGossip starts gossip (startGossip) and joins the coordinators' members, retrying
+// until it reaches one: they may still be starting. Then it keeps the node joined
+// (rejoin).
+func nodeGossip(ctx context.Context, client *api.Client, dir string, cfg gossip.Config) (*gossip.Gossip, error) {
+	g, err := startGossip(cfg, dir)
 	if err != nil {
 		return nil, err
 	}

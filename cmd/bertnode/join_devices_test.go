@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/gossip"
 	"github.com/bertnode/bertnode/internal/clusterkey"
 	"github.com/bertnode/bertnode/internal/syncbuf"
 	"github.com/bertnode/bertnode/localcluster"
@@ -314,25 +315,37 @@ func waitExit(cmd *exec.Cmd, d time.Duration) error {
 	}
 }
 
-func TestGossipBindKeepsThePortOfTheLastRun(t *testing.T) {
+func TestStartGossipKeepsThePortOfTheLastRun(t *testing.T) {
 	dir := t.TempDir()
-	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:0" {
-		t.Fatalf("first run: %s", got)
+	cfg := gossip.Config{Name: "n1", Bind: "127.0.0.1:0", Key: make([]byte, 32), Profile: gossip.ProfileLocal}
+	start := func(cfg gossip.Config) string {
+		t.Helper()
+		g, err := startGossip(cfg, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Shutdown()
+		_, port, _ := net.SplitHostPort(g.Addr())
+		return port
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port := start(cfg)
+	os.WriteFile(filepath.Join(dir, gossipPortFile), []byte(port+"\n"), 0o644)
+	if got := start(cfg); got != port {
+		t.Errorf("started again: port %s, want the last run's %s", got, port)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	os.WriteFile(filepath.Join(dir, gossipPortFile), []byte(port+"\n"), 0o644)
-	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:0" {
-		t.Errorf("the last port taken by another process: %s, want any port", got)
+	if got := start(cfg); got == port || got == "0" {
+		t.Errorf("the last port taken by another process: port %s, want another", got)
 	}
 	l.Close()
-	if got := gossipBind(dir, "127.0.0.1:0"); got != "127.0.0.1:"+port {
-		t.Errorf("the last port free: %s, want it", got)
-	}
-	if got := gossipBind(dir, "127.0.0.1:7402"); got != "127.0.0.1:7402" {
-		t.Errorf("a port given: %s", got)
+	os.Remove(filepath.Join(dir, gossipPortFile))
+	given := start(cfg) // a free port, not the last run's
+	os.WriteFile(filepath.Join(dir, gossipPortFile), []byte(port+"\n"), 0o644)
+	cfg.Bind = "127.0.0.1:" + given
+	if got := start(cfg); got != given {
+		t.Errorf("port %s given: bound %s", given, got)
 	}
 }
