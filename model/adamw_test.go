@@ -38,12 +38,28 @@ func closeRel(got float32, want, rel float64) bool {
 }
 
 // Three AdamW steps agree with torch.optim.AdamW's update computed by hand in float64:
-// decoupled weight decay on weights only, bias-corrected moments, eps outside the root.
+// decoupled weight decay on weights only, bias-corrected moments, eps outside the root;
+// with torch's betas and eps, and with those OptimizerOptions set (RoBERTa's recipe).
 func TestAdamWMatchesReference(t *testing.T) {
+	for _, c := range []struct{ b1, b2, eps float64 }{{0, 0, 0}, {0.8, 0.98, 1e-6}} {
+		t.Run(fmt.Sprintf("betas %v %v eps %v", c.b1, c.b2, c.eps), func(t *testing.T) {
+			testAdamWMatchesReference(t, c.b1, c.b2, c.eps)
+		})
+	}
+}
+
+func testAdamWMatchesReference(t *testing.T, b1, b2, eps float64) {
 	lockThread(t)
 	ps := testParams(t)
-	const wd, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
-	opt := NewAdamW(ps, wd)
+	const wd = 0.1
+	o, err := NewOptimizer(ps, OptimizerOptions{Name: "adamw", WeightDecay: wd, Beta1: b1, Beta2: b2, Eps: eps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := o.(*AdamW)
+	if b1 == 0 { // torch's defaults
+		b1, b2, eps = 0.9, 0.999, 1e-8
+	}
 	n := int(ps.TrainEnd)
 	w := make([]float64, ps.Total)
 	for i, v := range ps.FlatSlice() {

@@ -31,13 +31,15 @@ type Snapshot struct {
 	Bufs  [][]float32 // one per name, TrainEnd values each
 }
 
-// OptimizerOptions choose an optimizer and its hyperparameters; the rest are torch's
-// defaults (AdamW: betas 0.9, 0.999, eps 1e-8; LAMB: eps 1e-6).
+// OptimizerOptions choose an optimizer and its hyperparameters.
 type OptimizerOptions struct {
 	Name        string // adamw | sgd | lamb
 	WeightDecay float64
 	Momentum    float64 // sgd
 	Nesterov    bool    // sgd
+	// Beta1, Beta2 and Eps are adamw's and lamb's; 0: torch's defaults (0.9, 0.999;
+	// eps 1e-8 for AdamW, 1e-6 for LAMB as torch-optimizer's).
+	Beta1, Beta2, Eps float64
 }
 
 // OptimizerNames are the optimizers NewOptimizer makes.
@@ -47,13 +49,29 @@ var OptimizerNames = []string{"adamw", "sgd", "lamb"}
 func NewOptimizer(ps *Params, o OptimizerOptions) (Optimizer, error) {
 	switch o.Name {
 	case "adamw":
-		return NewAdamW(ps, o.WeightDecay), nil
+		a := NewAdamW(ps, o.WeightDecay)
+		o.adam(&a.Beta1, &a.Beta2, &a.Eps)
+		return a, nil
 	case "sgd":
 		return NewSGD(ps, o.Momentum, o.Nesterov, o.WeightDecay)
 	case "lamb":
-		return NewLAMB(ps, o.WeightDecay), nil
+		l := NewLAMB(ps, o.WeightDecay)
+		o.adam(&l.Beta1, &l.Beta2, &l.Eps)
+		return l, nil
 	}
 	return nil, fmt.Errorf("optimizer %q: want one of %s", o.Name, strings.Join(OptimizerNames, ", "))
+}
+
+// adam sets the betas and eps that o sets over an optimizer's defaults.
+func (o OptimizerOptions) adam(beta1, beta2, eps *float64) {
+	for _, f := range []struct {
+		dst *float64
+		v   float64
+	}{{beta1, o.Beta1}, {beta2, o.Beta2}, {eps, o.Eps}} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
+	}
 }
 
 var adamNames = []string{"exp_avg", "exp_avg_sq"}

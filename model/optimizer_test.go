@@ -141,10 +141,25 @@ func TestSGDMatchesReference(t *testing.T) {
 // for each weight tensor by ‖w‖/‖u‖ over its own slice, 1 where a norm is zero (b.weight
 // starts at zero), and unscaled for the bias and the LayerNorm weight.
 func TestLAMBMatchesReference(t *testing.T) {
+	for _, c := range []struct{ b1, b2, eps float64 }{{0, 0, 0}, {0.8, 0.98, 1e-4}} {
+		t.Run(fmt.Sprintf("betas %v %v eps %v", c.b1, c.b2, c.eps), func(t *testing.T) {
+			testLAMBMatchesReference(t, c.b1, c.b2, c.eps)
+		})
+	}
+}
+
+func testLAMBMatchesReference(t *testing.T, b1, b2, eps float64) {
 	lockThread(t)
-	const wd, b1, b2, eps = 0.1, 0.9, 0.999, 1e-6
+	const wd = 0.1
 	ps := twoLayerParams(t)
-	opt := NewLAMB(ps, wd)
+	o, err := NewOptimizer(ps, OptimizerOptions{Name: "lamb", WeightDecay: wd, Beta1: b1, Beta2: b2, Eps: eps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := o.(*LAMB)
+	if b1 == 0 { // torch-optimizer's defaults
+		b1, b2, eps = 0.9, 0.999, 1e-6
+	}
 	n := int(ps.TrainEnd)
 	m, v := make([]float64, n), make([]float64, n)
 	layers := [][2]int{{2, 6}, {8, 14}}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
@@ -48,7 +47,7 @@ func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int6
 		return nil, err
 	}
 	total := int(totalSteps)
-	return &Replica{t: t, sched: Schedule{Kind: spec.Schedule, Peak: spec.LR, Total: total, Warmup: int(math.Ceil(spec.WarmupRatio * float64(total)))}}, nil
+	return &Replica{t: t, sched: spec.LRSchedule(total)}, nil
 }
 
 func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }

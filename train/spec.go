@@ -52,12 +52,18 @@ type Spec struct {
 	MaxSteps    int     `yaml:"max_steps"` // optimizer steps; overrides Epochs when > 0
 	LR          float64 `yaml:"lr"`
 	WarmupRatio float64 `yaml:"warmup_ratio"`
+	WarmupSteps int     `yaml:"warmup_steps"` // overrides WarmupRatio when > 0, as in HF's TrainingArguments
 	WeightDecay float64 `yaml:"weight_decay"`
 	Schedule    string  `yaml:"schedule"` // linear | constant | cosine
 	ClipNorm    float64 `yaml:"clip_norm"`
 	Optimizer   string  `yaml:"optimizer"` // adamw | sgd | lamb
 	Momentum    float64 `yaml:"momentum"`  // sgd (default 0.9)
 	Nesterov    bool    `yaml:"nesterov"`  // sgd: Nesterov momentum
+	// AdamBeta1, AdamBeta2 and AdamEpsilon are adamw's and lamb's (HF's names); 0: the
+	// optimizer's defaults (model.OptimizerOptions).
+	AdamBeta1   float64 `yaml:"adam_beta1"`
+	AdamBeta2   float64 `yaml:"adam_beta2"`
+	AdamEpsilon float64 `yaml:"adam_epsilon"`
 	// LayerLRDecay (adamw; 0: off) trains the top layer at lr x it, each layer below at
 	// it times the one above, the embeddings last; the head at lr (model.LayerLRScales).
 	LayerLRDecay float64 `yaml:"layer_lr_decay"`
@@ -177,6 +183,15 @@ func ParseSpec(text string) (Spec, error) {
 	return s, nil
 }
 
+// LRSchedule is the learning rate schedule of a run of total steps.
+func (s *Spec) LRSchedule(total int) Schedule {
+	warmup := int(math.Ceil(s.WarmupRatio * float64(total)))
+	if s.WarmupSteps > 0 {
+		warmup = s.WarmupSteps
+	}
+	return Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: warmup}
+}
+
 // Matryoshka is the spec's Matryoshka dimensions and weights, as the model takes them.
 func (s *Spec) Matryoshka() model.Matryoshka {
 	return model.Matryoshka{Dims: s.MatryoshkaDims, Weights: s.MatryoshkaWeights}
@@ -280,6 +295,16 @@ func (s *Spec) Validate() error {
 		return bad("lr", "%v: must be a positive number", s.LR)
 	case !(s.WarmupRatio >= 0 && s.WarmupRatio <= 1):
 		return bad("warmup_ratio", "%v is not in [0, 1]", s.WarmupRatio)
+	case s.WarmupSteps < 0:
+		return bad("warmup_steps", "%d is negative", s.WarmupSteps)
+	case !(s.AdamBeta1 >= 0 && s.AdamBeta1 < 1):
+		return bad("adam_beta1", "%v is not in (0, 1)", s.AdamBeta1)
+	case !(s.AdamBeta2 >= 0 && s.AdamBeta2 < 1):
+		return bad("adam_beta2", "%v is not in (0, 1)", s.AdamBeta2)
+	case !(s.AdamEpsilon >= 0 && s.AdamEpsilon < 1):
+		return bad("adam_epsilon", "%v is not in (0, 1)", s.AdamEpsilon)
+	case (s.AdamBeta1 != 0 || s.AdamBeta2 != 0 || s.AdamEpsilon != 0) && s.Optimizer == "sgd":
+		return bad("adam_beta1", "adam_beta1, adam_beta2 and adam_epsilon are adamw's and lamb's, not sgd's")
 	case !(s.WeightDecay >= 0) || math.IsInf(s.WeightDecay, 1):
 		return bad("weight_decay", "%v: must be a number, not negative", s.WeightDecay)
 	case !(s.ClipNorm >= 0) || math.IsInf(s.ClipNorm, 1):

@@ -97,6 +97,14 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"lr", func(s *Spec) { s.LR = nan }},
 		{"lr", func(s *Spec) { s.LR = math.Inf(1) }},
 		{"warmup_ratio", func(s *Spec) { s.WarmupRatio = nan }},
+		{"warmup_steps", func(s *Spec) { s.WarmupSteps = -1 }},
+		{"adam_beta1", func(s *Spec) { s.AdamBeta1 = 1 }},
+		{"adam_beta1", func(s *Spec) { s.AdamBeta1 = nan }},
+		{"adam_beta1", func(s *Spec) { s.Optimizer, s.AdamBeta1 = "sgd", 0.8 }},
+		{"adam_beta2", func(s *Spec) { s.AdamBeta2 = -0.5 }},
+		{"adam_beta2", func(s *Spec) { s.AdamBeta2 = nan }},
+		{"adam_epsilon", func(s *Spec) { s.AdamEpsilon = nan }},
+		{"adam_epsilon", func(s *Spec) { s.AdamEpsilon = -1e-8 }},
 		{"weight_decay", func(s *Spec) { s.WeightDecay = nan }},
 		{"clip_norm", func(s *Spec) { s.ClipNorm = nan }},
 		{"clip_norm", func(s *Spec) { s.ClipNorm = -1 }},
@@ -199,6 +207,15 @@ func TestScheduleMatchesTransformers(t *testing.T) {
 	}
 	if got := (Schedule{Kind: "cosine", Peak: 1, Warmup: 0, Total: 4}).LR(2); got < 0.4999 || got > 0.5001 {
 		t.Errorf("cosine half way: %v", got)
+	}
+	// warmup_steps overrides warmup_ratio, as in TrainingArguments.
+	s2 := Spec{Schedule: "linear", LR: 1, WarmupRatio: 0.1}
+	if got := s2.LRSchedule(100); got != (Schedule{Kind: "linear", Peak: 1, Warmup: 10, Total: 100}) {
+		t.Errorf("warmup_ratio 0.1 of 100 steps: %+v", got)
+	}
+	s2.WarmupSteps = 3
+	if got := s2.LRSchedule(100); got.Warmup != 3 {
+		t.Errorf("warmup_steps 3: %+v", got)
 	}
 }
 
@@ -367,5 +384,39 @@ func TestGradientCheckpointingTrainsTheSameSteps(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(parts.Output, "final", "model.safetensors"))
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Fatal("the run with gradient checkpointing ends with other weights than the run without")
+	}
+}
+
+// adam_beta1, adam_beta2 and adam_epsilon reach the optimizer the trainer makes; unset,
+// it keeps its own defaults.
+func TestSpecSetsTheOptimizersBetasAndEpsilon(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, c := range []struct {
+		optimizer          string
+		b1, b2, eps        float64
+		want1, want2, eps2 float64
+	}{
+		{"adamw", 0, 0, 0, 0.9, 0.999, 1e-8},
+		{"adamw", 0.85, 0.98, 1e-6, 0.85, 0.98, 1e-6},
+		{"lamb", 0, 0, 0, 0.9, 0.999, 1e-6},
+		{"lamb", 0.85, 0.98, 1e-8, 0.85, 0.98, 1e-8},
+	} {
+		s := smsSpec(t)
+		s.Optimizer, s.AdamBeta1, s.AdamBeta2, s.AdamEpsilon = c.optimizer, c.b1, c.b2, c.eps
+		tr, err := Prepare(s, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [3]float64
+		switch o := tr.opt.(type) {
+		case *model.AdamW:
+			got = [3]float64{o.Beta1, o.Beta2, o.Eps}
+		case *model.LAMB:
+			got = [3]float64{o.Beta1, o.Beta2, o.Eps}
+		}
+		if want := [3]float64{c.want1, c.want2, c.eps2}; got != want {
+			t.Errorf("%s with adam_beta1 %v, adam_beta2 %v, adam_epsilon %v: the optimizer has %v, want %v", c.optimizer, c.b1, c.b2, c.eps, got, want)
+		}
 	}
 }

@@ -186,7 +186,7 @@ func newTrainer(spec Spec, tk task, labels *shard.LabelSet, out io.Writer) (*Tra
 		return nil, fmt.Errorf("job spec: distill.teacher: %s has %d outputs, the student %d", spec.Distill.Teacher, t.teacher.Opts.NumLabels, m.Opts.NumLabels)
 	}
 	if t.opt, err = model.NewOptimizer(m.Params, model.OptimizerOptions{Name: spec.Optimizer, WeightDecay: spec.WeightDecay,
-		Momentum: spec.Momentum, Nesterov: spec.Nesterov}); err != nil {
+		Momentum: spec.Momentum, Nesterov: spec.Nesterov, Beta1: spec.AdamBeta1, Beta2: spec.AdamBeta2, Eps: spec.AdamEpsilon}); err != nil {
 		return nil, err
 	}
 	if spec.LayerLRDecay > 0 {
@@ -397,7 +397,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	total := p.Total
-	sched := Schedule{Kind: s.Schedule, Peak: s.LR, Total: total, Warmup: int(math.Ceil(s.WarmupRatio * float64(total)))}
+	sched := s.LRSchedule(total)
 	fmt.Fprintf(t.Out, "%s, %d train records / %d eval examples, %d outputs, %d steps\n", t.Model.Params, t.Plan.Train, len(t.Eval), t.Model.Opts.NumLabels, total)
 	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowIts(),
