@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,10 @@ import (
 
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
+	"github.com/bertnode/bertnode/internal/lossscale"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
+	"gopkg.in/yaml.v3"
 )
 
 // These tests play the coordinator's part by hand (coord below) and run real agents
@@ -346,7 +349,16 @@ func toySetup(t *testing.T, seed int64) Setup {
 		if err != nil {
 			return nil, err
 		}
-		m, err := NewToy(ToyConfig{Labels: []string{"ham", "spam"}, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: seed, Eval: eval})
+		var mp struct {
+			MixedPrecision string `yaml:"mixed_precision"`
+		}
+		if err := yaml.Unmarshal([]byte(job.Spec), &mp); err != nil {
+			return nil, err
+		}
+		// With fp16, a range small for the Toy's gradients: its loss scale falls from 2^16
+		// in the first steps, as a BERT's does.
+		m, err := NewToy(ToyConfig{Labels: []string{"ham", "spam"}, LR: spec.LR, ClipNorm: spec.ClipNorm, Seed: seed, Eval: eval,
+			FP16: mp.MixedPrecision == "fp16", FP16Max: 100})
 		if err != nil {
 			return nil, err
 		}
@@ -604,6 +616,71 @@ func TestUnansweredCheckpointReportHoldsNoStep(t *testing.T) {
 	if !bytes.Equal(n1.final(t), n2.final(t)) {
 		t.Fatal("the final models differ")
 	}
+}
+
+// With mixed_precision fp16 the ranks scale the loss, skip together the steps whose
+// summed gradient overflowed, and carry the scale in the position: a node that joins
+// mid-job receives it with the rest, every sample is trained once, the replicas end
+// equal, and a skipped step logs no metrics, as bertnode train's.
+func TestFP16LossScaleIsKeptAcrossTheRing(t *testing.T) {
+	c := newCoord(toySpec + "mixed_precision: fp16\n")
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 30", func() bool { return n1.agent.applied.Load() >= 30 })
+	n3 := startNode(t, c, "n3", 3)
+	c.reconfig("n3 joining")
+	awaitConfirmations(t, c, 1, "n1", "n2")
+	c.open(2, "n1", "n2", "n3")
+	d := awaitDone(t, c)
+	for _, n := range []*testNode{n2, n3} {
+		waitFor(t, n.id+"'s final model", func() bool { return n.hasFinal("job-1") })
+		if !bytes.Equal(n1.final(t), n.final(t)) {
+			t.Fatalf("%s's final model differs from n1's", n.id)
+		}
+	}
+	checkAudit(t, len(train), 2, n1, n2, n3)
+	c.mu.Lock()
+	acc := c.results["best"].Metrics["accuracy"]
+	c.mu.Unlock()
+	if acc < 0.9 {
+		t.Errorf("best accuracy %.3f: the toy model did not learn", acc)
+	}
+	var last Position
+	for _, n := range []*testNode{n1, n2, n3} {
+		var p Position
+		if err := readJSON(filepath.Join(n.dir, "jobs", "job-1", fmt.Sprintf("%s%d", ckptPrefix, 125), positionFile), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Skipped == 0 || p.LossScale <= 0 || p.LossScale >= lossscale.Initial || p.LossScale != lossscale.Initial/math.Pow(2, float64(p.Skipped)) {
+			t.Fatalf("%s at step 125: %d steps skipped, loss scale %v: want some, and the scale halved for each", n.id, p.Skipped, p.LossScale)
+		}
+		if last.Step != 0 && (p.LossScale != last.LossScale || p.Skipped != last.Skipped) {
+			t.Fatalf("%s's loss scale %v after %d skipped steps, the previous node's %v after %d", n.id, p.LossScale, p.Skipped, last.LossScale, last.Skipped)
+		}
+		last = p
+	}
+	b, err := os.ReadFile(filepath.Join(n1.dir, "jobs", "job-1", "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[int64]bool{} // a step trained again after a failure is logged again
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m struct {
+			Step int64    `json:"step"`
+			Loss *float64 `json:"loss"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Loss != nil {
+			logged[m.Step] = true
+		}
+	}
+	if want := int(d.Step) - int(last.Skipped); len(logged) != want {
+		t.Errorf("%d steps logged of %d with %d skipped, want %d", len(logged), d.Step, last.Skipped, want)
+	}
+	t.Logf("%d of %d steps skipped; loss scale %v", last.Skipped, d.Step, last.LossScale)
 }
 
 // A node dies mid-training: the survivors report, form the next generation, and go

@@ -25,6 +25,13 @@ type Position struct {
 	LastEval  map[string]float64 `json:"last_eval,omitempty"`
 	Stopped   bool               `json:"stopped,omitempty"` // early stopping ended the run
 	LastLoss  float64            `json:"last_loss"`
+
+	// fp16 (a LossScaler): the loss scale, the steps in a row without overflow, and
+	// the steps skipped for an overflow (the learning-rate schedule and the optimizer
+	// count the steps taken, as the single-machine trainer does).
+	LossScale     float64 `json:"loss_scale,omitempty"`
+	LossScaleGood int     `json:"loss_scale_good_steps,omitempty"`
+	Skipped       int64   `json:"skipped_steps,omitempty"`
 }
 
 func (p Position) marshal() []byte {

@@ -40,6 +40,16 @@ type Replica interface {
 	Close() error
 }
 
+// LossScaler is a Replica that may train in fp16 with a dynamic loss scale, as the
+// single-machine trainer does (lossscale): when LossScaling, the node multiplies each
+// Backward's weight by the position's scale and, once the gradient is summed, Unscale
+// divides it by the scale, or says it overflowed, and then every rank skips the step
+// (they hold the same sum, so they agree).
+type LossScaler interface {
+	LossScaling() bool
+	Unscale(scale float64) bool
+}
+
 // Distiller is a Replica that may learn from a teacher: the mean loss its last Backward
 // returned is then alpha × the distillation loss + (1 − alpha) × the loss against the
 // labels, and LossParts gives those two (ok false when it has no teacher).

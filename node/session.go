@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/bertnode/bertnode/allreduce"
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/internal/failpoint"
+	"github.com/bertnode/bertnode/internal/lossscale"
 	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/report"
@@ -368,10 +370,16 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	failpoint.Hit("node.backward")
 	r.ZeroGrad()
 	weight := float64(len(piece)) / float64(len(batch))
+	scaler, fp16 := r.(LossScaler)
+	fp16 = fp16 && scaler.LossScaling()
+	lossScale := 1.0
+	if fp16 { // the position changes only once the step is committed
+		lossScale = cmp.Or(s.pos.LossScale, lossscale.Initial) // 0: the job's first step
+	}
 	failpoint.Hit("node.allreduce")
 	overlap := !s.a.cfg.NoOverlap && !s.noOverlap
 	ring.SetStep(s.pos.Step) // PowerSGD's warm-up counts training steps, across generations and resumes
-	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), overlap, nil)
+	gs, err := BackwardAllReduce(ctx, ring, r, recs, weight*lossScale, api.StepSeed(s.env.Spec.Seed, s.pos.Step, rank), overlap, nil)
 	if err != nil {
 		if recoverable(err) {
 			s.a.m.aborted.Inc()
@@ -399,9 +407,19 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	}
 	s.a.m.allreduce.Observe((gs.Comm + time.Since(t1)).Seconds())
 	s.measure(batch, c[times:])
-	norm, err := r.Apply(s.pos.Step, s.env.Spec.LRScale(n))
-	if err != nil {
-		return err
+	taken := true
+	if fp16 {
+		taken = scaler.Unscale(lossScale)
+		s.pos.LossScale, s.pos.LossScaleGood = lossscale.Next(lossScale, s.pos.LossScaleGood, !taken)
+	}
+	var norm float64
+	if taken {
+		if norm, err = r.Apply(s.pos.Step-s.pos.Skipped, s.env.Spec.LRScale(n)); err != nil {
+			return err
+		}
+	} else {
+		s.pos.Skipped++
+		s.logf("step %d: gradient overflow in fp16, loss scale now %g", s.pos.Step+1, s.pos.LossScale)
 	}
 	s.pos.Step++
 	s.pos.Epoch, s.pos.Pos = epoch, next
@@ -420,7 +438,9 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	if distilling { // as bertnode train logs them
 		m["distill_loss"], m["hard_loss"] = float64(c[3]), float64(c[4])
 	}
-	s.logMetrics(m)
+	if taken { // bertnode train logs no step it skipped
+		s.logMetrics(m)
+	}
 	s.rep.update(func(p *api.ProgressReport) {
 		*p = api.ProgressReport{Node: s.a.cfg.ID, Gen: g.Gen, Rank: rank, Step: s.pos.Step, TotalSteps: s.total, Epoch: epoch,
 			Loss: s.pos.LastLoss, SamplesPerSec: ringRate, NodeRate: float64(len(piece)) / max(compute.Seconds(), 1e-9),

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,7 @@ type Toy struct {
 	clip   float64
 	decay  float64
 	eval   []shard.Record
+	fp16   float32 // with mixed precision fp16: the largest gradient value that does not overflow
 
 	w, m, v, grad []float32 // [classes × (dim + 1)]: a bias per class in the last column
 	feats         []int
@@ -47,6 +49,11 @@ type ToyConfig struct {
 	WeightDecay float64
 	Seed        int64
 	Eval        []shard.Record
+	// FP16 makes the Toy a LossScaler that overflows as fp16 would: a scaled gradient
+	// value beyond FP16Max (default fp16's largest, 65504). The Toy's gradients are
+	// small; a test may lower it to see the loss scale fall, as a BERT's does.
+	FP16    bool
+	FP16Max float32
 }
 
 // NewToy makes a Toy with weights drawn from N(0, 0.01) by Seed.
@@ -58,6 +65,9 @@ func NewToy(c ToyConfig) (*Toy, error) {
 		c.Dim = 4096
 	}
 	t := &Toy{labels: c.Labels, index: map[string]int{}, dim: c.Dim, lr: c.LR, clip: c.ClipNorm, decay: c.WeightDecay, eval: c.Eval}
+	if c.FP16 {
+		t.fp16 = cmp.Or(c.FP16Max, 65504)
+	}
 	for i, l := range c.Labels {
 		t.index[l] = i
 	}
@@ -150,6 +160,21 @@ func (t *Toy) Backward(recs []shard.Record, weight float64, _ int64) (float64, e
 }
 
 func (t *Toy) Grad() []float32 { return t.grad }
+
+func (t *Toy) LossScaling() bool { return t.fp16 > 0 }
+
+// Unscale divides the gradient by scale, unless a value is beyond the fp16 range.
+func (t *Toy) Unscale(scale float64) bool {
+	for _, g := range t.grad {
+		if !(g >= -t.fp16 && g <= t.fp16) {
+			return false
+		}
+	}
+	for i := range t.grad {
+		t.grad[i] = float32(float64(t.grad[i]) / scale)
+	}
+	return true
+}
 
 // Apply is torch.optim.AdamW's update (betas 0.9, 0.999, eps 1e-8) after clipping the
 // gradient's norm to ClipNorm, at a constant learning rate times lrScale.

@@ -44,9 +44,15 @@ model_test() {
   [ -x "$W/model.test" ] || go test -vet=off -c -o "$W/model.test" ./model/ 2>&1 | tail -30
   "$W/model.test" "$@"
 }
+# train's tests read the repository's data files from the package's directory.
+train_test() {
+  [ -x "$W/train.test" ] || go test -vet=off -c -o "$W/train.test" ./train/ 2>&1 | tail -30
+  (cd train && "$W/train.test" "$@")
+}
 run_stage() {
   case $1 in
-    cuda) model_test -test.v -test.run 'CUDA|Fused' -test.cpuprofile "$OUT/cuda-cpu.prof" 2>&1 | tee "$OUT/cuda-tests.log" ;;
+    cuda) { model_test -test.v -test.run 'CUDA|Fused' -test.cpuprofile "$OUT/cuda-cpu.prof" &&
+      train_test -test.v -test.run 'CUDA'; } 2>&1 | tee "$OUT/cuda-tests.log" ;;
     serve)
       [ -x "$W/bertnode" ] || go build -o "$W/bertnode" ./cmd/bertnode
       "$W/bertnode" bench serve --model base --device cuda --concurrency 1,16,64 \

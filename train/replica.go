@@ -20,6 +20,9 @@ type Replica struct {
 	state [][]float32    // weights (a view), then snap's buffers
 	last  EvalResult
 	loss  model.Losses // the last Backward's
+	// unscaled: Unscale has put the summed gradient on the device and divided it
+	// there; Apply must not copy the host's over it again.
+	unscaled bool
 }
 
 // NewReplica builds a replica for spec with the job's labels (from the data plan) and
@@ -27,9 +30,6 @@ type Replica struct {
 func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int64, out io.Writer) (*Replica, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
-	}
-	if spec.Autocast == "fp16" {
-		return nil, fmt.Errorf("job spec: mixed_precision: fp16's dynamic loss scale is not carried across nodes yet; use bf16")
 	}
 	tk, err := newTask(spec)
 	if err != nil {
@@ -85,11 +85,26 @@ func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64,
 
 func (r *Replica) Grad() []float32 { return r.t.Model.Params.HostGrad() }
 
+// LossScaling says the replica trains in fp16, with a dynamic loss scale (node.LossScaler).
+func (r *Replica) LossScaling() bool { return r.t.Spec.Autocast == "fp16" }
+
+// Unscale divides the summed gradient by the loss scale, as the single-machine trainer
+// does, unless it overflowed: then false, and the step is to be skipped.
+func (r *Replica) Unscale(scale float64) bool {
+	ps := r.t.Model.Params
+	ps.SyncGrad()
+	r.unscaled = unscaleGrad(ps, scale)
+	return r.unscaled
+}
+
 // Apply clips and takes optimizer step number step: the optimizer's step count (AdamW's
 // and LAMB's bias correction) follows the job's, whichever node applies it.
 func (r *Replica) Apply(step int64, lrScale float64) (float64, error) {
 	ps := r.t.Model.Params
-	ps.SyncGrad()
+	if !r.unscaled {
+		ps.SyncGrad()
+	}
+	r.unscaled = false
 	r.t.opt.SetStep(step)
 	return model.ClipAndStep(r.t.opt, ps, r.sched.LR(int(step))*lrScale, r.t.Spec.ClipNorm), nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
 )
 
@@ -160,5 +161,58 @@ func TestReplicaBackwardReady(t *testing.T) {
 				t.Fatalf("value %d of the prefix %d reported final changed afterwards", i, n)
 			}
 		}
+	}
+}
+
+// Unscale divides the summed gradient by the loss scale: a step taken with the loss
+// scaled by 8 then unscaled moves the weights as the unscaled step does (SGD, whose
+// update is proportional to the gradient, would move them 8 times as far if Apply used
+// the scaled gradient: on a GPU, the host's copy). A non-finite value is an overflow.
+func TestReplicaUnscale(t *testing.T) { testReplicaUnscale(t, "cpu") }
+
+func TestCUDAReplicaUnscale(t *testing.T) {
+	if _, err := model.ParseDevice("cuda"); err != nil {
+		t.Skip(err) // CI has no GPU; scripts/gpu-check.sh runs this on one
+	}
+	testReplicaUnscale(t, "cuda")
+}
+
+func testReplicaUnscale(t *testing.T, device string) {
+	runtime.LockOSThread()
+	s := smsSpec(t)
+	s.Device, s.TF32, s.Optimizer, s.ClipNorm, s.Schedule, s.WarmupRatio = device, false, "sgd", 0, "constant", 0
+	recs := []shard.Record{{ID: "0", Text: "win a free prize now", Labels: []string{"spam"}}, {ID: "1", Text: "see you at lunch", Labels: []string{"ham"}}}
+	var weights [2][]float32
+	for i, scale := range []float64{1, 8} {
+		r, err := NewReplica(s, []string{"ham", "spam"}, nil, 10, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ZeroGrad()
+		if _, err := r.Backward(recs, scale, 9); err != nil {
+			t.Fatal(err)
+		}
+		r.Grad() // the host's copy, which the all-reduce sums
+		if scale != 1 && !r.Unscale(scale) {
+			t.Fatal("a finite gradient overflowed")
+		}
+		if _, err := r.Apply(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		weights[i] = append([]float32(nil), r.State()[0]...)
+		if scale != 1 {
+			r.ZeroGrad()
+			r.Grad()[3] = float32(math.Inf(1))
+			if r.Unscale(scale) {
+				t.Fatal("an infinite gradient did not overflow")
+			}
+		}
+	}
+	worst := 0.0
+	for i, w := range weights[0] {
+		worst = max(worst, math.Abs(float64(weights[1][i]-w)))
+	}
+	if worst > 1e-6 {
+		t.Fatalf("the step with the loss scaled by 8 and unscaled moved a weight %g away from the unscaled step's", worst)
 	}
 }

@@ -37,9 +37,12 @@ type progress struct {
 	// Layout is the flat buffers' layout the optimizer's state is in (model.Layout);
 	// empty in checkpoints written before it was recorded, in the legacy layout.
 	Layout string  `json:"param_layout,omitempty"`
-	Scale  float64 `json:"loss_scale"` // fp16 dynamic loss scaling
+	Scale  float64 `json:"loss_scale"` // fp16 dynamic loss scaling (lossscale)
 	Good   int     `json:"loss_scale_good_steps"`
-	Spec   Spec    `json:"spec"`
+	// Skipped steps overflowed in fp16: the learning-rate schedule and the optimizer's
+	// step count follow the steps taken, as Trainer's and GradScaler's do.
+	Skipped int  `json:"skipped_steps,omitempty"`
+	Spec    Spec `json:"spec"`
 }
 
 const (

@@ -17,6 +17,7 @@ import (
 	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/lossscale"
 	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/model"
@@ -367,7 +368,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	}
 	p := progress{Total: t.totalSteps(), Scale: 1, Spec: s}
 	if s.Autocast == "fp16" {
-		p.Scale = 65536 // torch.cuda.amp.GradScaler's initial scale
+		p.Scale = lossscale.Initial
 	}
 	from, err := t.resumeDir()
 	if err != nil {
@@ -446,9 +447,10 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			}
 			t.Model.Params.SyncGrad()
 		}
-		lr := sched.LR(p.Step)
+		lr := sched.LR(p.Step - p.Skipped)
 		sps := meter.Add(samples, time.Since(stepStart))
 		if !t.unscale(&p) {
+			p.Skipped++
 			fmt.Fprintf(t.Out, "\nstep %d: gradient overflow in fp16, loss scale now %g\n", p.Step+1, p.Scale)
 		} else {
 			norm := model.ClipAndStep(t.opt, t.Model.Params, lr, s.ClipNorm)
@@ -497,24 +499,24 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	return res, t.writeReports(res)
 }
 
-// unscale undoes fp16 loss scaling: on overflow (a non-finite gradient) it halves the
-// scale and says to skip the step; after 2,000 good steps it doubles the scale, as
-// torch.cuda.amp.GradScaler does. Without fp16 it does nothing.
+// unscale undoes fp16 loss scaling and moves the scale on (lossscale.Next); false:
+// the gradient overflowed, and the step is skipped. Without fp16 it does nothing.
 func (t *Trainer) unscale(p *progress) bool {
 	if t.Spec.Autocast != "fp16" {
 		return true
 	}
-	n := t.Model.Params.ClipGradNorm(0)
-	if math.IsNaN(n) || math.IsInf(n, 0) {
-		p.Scale /= 2
-		p.Good = 0
+	ok := unscaleGrad(t.Model.Params, p.Scale)
+	p.Scale, p.Good = lossscale.Next(p.Scale, p.Good, !ok)
+	return ok
+}
+
+// unscaleGrad divides ps's gradient by the loss scale, unless a value overflowed (the
+// norm is not finite): then it says so and leaves it.
+func unscaleGrad(ps *model.Params, scale float64) bool {
+	if n := ps.ClipGradNorm(0); math.IsNaN(n) || math.IsInf(n, 0) {
 		return false
 	}
-	t.Model.Params.ScaleGrad(1 / p.Scale)
-	if p.Good++; p.Good == 2000 {
-		p.Scale *= 2
-		p.Good = 0
-	}
+	ps.ScaleGrad(1 / scale)
 	return true
 }
 
