@@ -6,7 +6,7 @@
 #          CPU/CUDA agreement, host gradient, the fused attention and AdamW kernels
 #          against the op-by-op paths (libtorch 2.x), and the step at batch 32 x 128 in
 #          fp32, TF32, bf16 and fp16, then TF32 and bf16 op by op (TestCUDAMixedPrecision
-#          logs each time)
+#          logs each time); then train's CUDA tests (evaluation, fp16 unscaling)
 #   serve  builds bertnode and runs bench serve on CUDA for base (batching off and on,
 #          next to the raw forward)
 #   torch  PyTorch's step and inference on the same GPU (torch_gpu_step.py, which the
