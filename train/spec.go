@@ -321,6 +321,10 @@ func (s *Spec) Validate() error {
 		return bad("layer_lr_decay", "%v is not in (0, 1] (0: off)", s.LayerLRDecay)
 	case s.LayerLRDecay > 0 && s.Optimizer != "adamw":
 		return bad("layer_lr_decay", "only with optimizer adamw, not %s", s.Optimizer)
+	case s.Autocast == "fp16" && s.Cluster.Codec == "powersgd":
+		// An overflowed step's infinities would stay in PowerSGD's error memory and
+		// its reused factor, and every later step would overflow.
+		return bad("cluster.codec", "powersgd cannot carry mixed_precision fp16's overflowed steps: use mixed_precision bf16, or another codec")
 	case s.SaveEvery < -1:
 		return bad("save_steps", "%d: want N > 0 steps, 0 (each epoch) or -1 (only when interrupted)", s.SaveEvery)
 	case s.DocStride < 0:

@@ -98,6 +98,7 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"lr", func(s *Spec) { s.LR = math.Inf(1) }},
 		{"warmup_ratio", func(s *Spec) { s.WarmupRatio = nan }},
 		{"warmup_steps", func(s *Spec) { s.WarmupSteps = -1 }},
+		{"cluster.codec", func(s *Spec) { s.Autocast, s.Cluster.Codec = "fp16", "powersgd" }},
 		{"adam_beta1", func(s *Spec) { s.AdamBeta1 = 1 }},
 		{"adam_beta1", func(s *Spec) { s.AdamBeta1 = nan }},
 		{"adam_beta1", func(s *Spec) { s.Optimizer, s.AdamBeta1 = "sgd", 0.8 }},
