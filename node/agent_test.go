@@ -29,6 +29,8 @@ import (
 	"github.com/bertnode/bertnode/internal/lossscale"
 	"github.com/bertnode/bertnode/report"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
 )
 
@@ -679,6 +681,20 @@ func TestFP16LossScaleIsKeptAcrossTheRing(t *testing.T) {
 	}
 	if want := int(d.Step) - int(last.Skipped); len(logged) != want {
 		t.Errorf("%d steps logged of %d with %d skipped, want %d", len(logged), d.Step, last.Skipped, want)
+	}
+	// n1 trained from the first step to the last: its series count every skip.
+	value := func(m prometheus.Metric) float64 {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue() + d.GetGauge().GetValue()
+	}
+	if got := value(n1.agent.m.skipped); got != float64(last.Skipped) {
+		t.Errorf("n1's skipped_steps_total is %v, want %d", got, last.Skipped)
+	}
+	if got := value(n1.agent.m.lossScale); got != last.LossScale {
+		t.Errorf("n1's loss_scale gauge is %v, want %v", got, last.LossScale)
 	}
 	t.Logf("%d of %d steps skipped; loss scale %v", last.Skipped, d.Step, last.LossScale)
 }

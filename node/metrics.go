@@ -12,6 +12,8 @@ type series struct {
 	steps       prometheus.Counter
 	generations prometheus.Counter
 	aborted     prometheus.Counter
+	skipped     prometheus.Counter
+	lossScale   prometheus.Gauge
 	compute     prometheus.Histogram
 	allreduce   prometheus.Histogram
 	transfer    prometheus.Histogram
@@ -37,12 +39,14 @@ func newSeries(reg prometheus.Registerer) *series {
 		steps:       c("steps_total", "Optimizer steps applied."),
 		generations: c("generations_total", "Rings joined."),
 		aborted:     c("aborted_steps_total", "Steps abandoned because the ring failed or changed."),
+		skipped:     c("skipped_steps_total", "Steps skipped because their gradient overflowed in fp16 (mixed_precision: fp16)."),
+		lossScale:   g("loss_scale", "fp16's dynamic loss scale after the last step (0: not training in fp16)."),
 		compute:     h("compute_seconds", "Forward and backward of the node's piece of a step."),
 		allreduce:   h("allreduce_seconds", "Gradient all-reduce and commit round of a step."),
 		transfer:    h("state_transfer_seconds", "Agreeing on the state and receiving it, at a generation's start."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.step, m.gen, m.rank, m.loss, m.rate, m.steps, m.generations, m.aborted, m.compute, m.allreduce, m.transfer)
+		reg.MustRegister(m.step, m.gen, m.rank, m.loss, m.rate, m.steps, m.generations, m.aborted, m.skipped, m.lossScale, m.compute, m.allreduce, m.transfer)
 	}
 	return m
 }

@@ -411,6 +411,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	if fp16 {
 		taken = scaler.Unscale(lossScale)
 		s.pos.LossScale, s.pos.LossScaleGood = lossscale.Next(lossScale, s.pos.LossScaleGood, !taken)
+		s.a.m.lossScale.Set(s.pos.LossScale)
 	}
 	var norm float64
 	if taken {
@@ -419,6 +420,7 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 		}
 	} else {
 		s.pos.Skipped++
+		s.a.m.skipped.Inc()
 		s.logf("step %d: gradient overflow in fp16, loss scale now %g", s.pos.Step+1, s.pos.LossScale)
 	}
 	s.pos.Step++
