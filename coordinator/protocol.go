@@ -12,7 +12,9 @@ import (
 // Protocol is the coordinator protocol this build speaks: the command types its FSM
 // applies, and what their bodies mean. Bump it when adding a command type (its
 // applier's since is the new number), or a body field that an older FSM would ignore
-// and so apply differently (its proposer then asks supports for the new number).
+// and so apply differently (its proposer then asks supports for the new number), or a
+// value of a state field that an older build would misread (State.needs then counts
+// it, so that such a build halts on a snapshot holding it).
 // Every member's FSM must apply every entry alike, so the leader proposes nothing
 // that a member of the raft configuration speaks too old a protocol for; members
 // record theirs in the replicated member list (docs/cluster.md, "Rolling upgrades").

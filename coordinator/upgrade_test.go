@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,48 @@ func TestRollingUpgrade(t *testing.T) {
 	if err != nil || !r.Expires.Equal(l.Expires.Add(time.Minute)) {
 		t.Fatalf("renewal once every member speaks protocol 8: %+v, %v (leased until %v)", r, err, l.Expires)
 	}
+}
+
+// TestRollbackHaltsOnNewerSnapshot: a member of a cluster that holds a predict job,
+// restarted from its snapshot on protocol 6 (before predict jobs), does not start: it
+// says to run it on protocol 7 or later, rather than drop the job's work from its state
+// without a word. Started on 7 with its data directory as it was, it restores the
+// snapshot and has the job, as the others do.
+func TestRollbackHaltsOnNewerSnapshot(t *testing.T) {
+	protocols := []int{0, 0, 0}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	cl := c.Client()
+	id := submit(c, "kind: predict\ntask: classify\nmodel: "+putData(t, cl, "a model")+"\ninput: "+putData(t, cl, trainData)+
+		"\nbatch_size: 2\ncluster: {nodes: 1, block_records: 2}\n")
+	c.WaitFor("the job planned on member 2", func() bool {
+		planned := false
+		c.Servers[2].Read(func(st *coordinator.State) { planned = st.Jobs[id] != nil && st.Jobs[id].Work != nil })
+		return planned
+	})
+	c.WaitFor("a snapshot", func() bool { return c.Servers[2].Raft().Snapshot().Error() == nil })
+	c.Stop(2)
+
+	protocols[2] = 6
+	s, err := coordinator.New(c.Config(2, false))
+	if err == nil {
+		s.Close()
+		t.Fatal("a member of protocol 6 started from a snapshot holding a predict job")
+	}
+	for _, want := range []string{"coordinator: halted restoring the snapshot", "needs coordinator protocol 7, newer than this member's protocol 6",
+		"Upgrade this member to a build of protocol 7 or later", "data directory as it is"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("starting on protocol 6: %v, want it to say %s", err, want)
+		}
+	}
+
+	protocols[2] = 7
+	c.Start(2)
+	recorded(c, protocols)
+	c.Servers[2].Read(func(st *coordinator.State) {
+		if j := st.Jobs[id]; j == nil || j.Work == nil {
+			t.Fatalf("member 2 upgraded to protocol 7 has job %s as %+v, want its work", id, j)
+		}
+	})
 }
 
 // recorded waits until the member list records member i at protocols[i] (0: this
