@@ -218,7 +218,7 @@ func TestSnapshotFromNewerBuild(t *testing.T) {
 			job["priority"], job["paused"], job["deadline"] = 0, false, "0001-01-01T00:00:00Z"
 			top["quotas"] = map[string]any{"team-a": map[string]any{"gpus": 0}}
 		}),
-		"a field this build's protocol wrote": edit(Protocol, func(_, job map[string]any) { job["priority"] = 3 }),
+		"a field this build's protocol wrote":  edit(Protocol, func(_, job map[string]any) { job["priority"] = 3 }),
 		"a field written before the protocols": edit(0, func(_, job map[string]any) { job["priority"] = 3 }),
 	} {
 		f := NewFSM()
