@@ -194,6 +194,78 @@ func TestCopyRecordBeforeProtocol5(t *testing.T) {
 	}
 }
 
+// TestReportsBeforeProtocol2: while a member speaks protocol 1, some of whose builds
+// came before a failure report's suspect was recorded and before a done report carried
+// the last evaluation, the leader drops both from the reports, so that every member
+// applies them as those builds do: no member records whom the ring errors named, and
+// the reconfiguration waits for its rejoin window rather than SuspectGrace; the job
+// ends without the done report's evaluation. (With every member on 2 or later,
+// TestReconfigLeavesOutTheNamedAfterGrace and TestDoneAndCancelReleaseNodes.)
+func TestReportsBeforeProtocol2(t *testing.T) {
+	protocols := []int{0, 0, 1}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	ns, id := startThree(c)
+	for _, n := range ns[:2] {
+		n.name(id, 1, "n3")
+	}
+	settle()
+	for i, s := range c.Servers {
+		s.Read(func(st *coordinator.State) {
+			if rc := st.Jobs[id].Reconfig; rc == nil || len(rc.Suspects) > 0 {
+				t.Fatalf("member %d's reconfiguration: %+v, want one without suspects", i, rc)
+			}
+		})
+	}
+	c.Clock.Advance(coordinator.SuspectGrace)
+	settle()
+	if g := job(c, id).Gen.Gen; g != 1 {
+		t.Fatalf("generation %d after SuspectGrace, within the rejoin window", g)
+	}
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+
+	err := c.Client().Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 2, Step: 9, Eval: map[string]float64{"accuracy": 0.9}, EvalStep: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("every member's job succeeded", func() bool {
+		ok := true
+		for _, s := range c.Servers {
+			s.Read(func(st *coordinator.State) { ok = ok && st.Jobs[id].State == api.Succeeded })
+		}
+		return ok
+	})
+	for i, s := range c.Servers {
+		s.Read(func(st *coordinator.State) {
+			if p := st.Jobs[id].Progress; p.Eval != nil {
+				t.Fatalf("member %d's job ended with the done report's evaluation %v at step %d", i, p.Eval, p.EvalStep)
+			}
+		})
+	}
+}
+
+// TestUploadsBeforeProtocol3: while a member speaks protocol 2, some of whose builds
+// came before Job.Uploads (and would unlist the uploaded model's blob while the job
+// runs), the leader refuses a job with an uploaded model, naming the member; one with
+// a model from the hub goes through. At 3 the uploaded model's job goes through too.
+func TestUploadsBeforeProtocol3(t *testing.T) {
+	protocols := []int{0, 0, 2}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	cl := c.Client()
+	data, model := putData(t, cl, trainData), putData(t, cl, "a model's tar")
+	_, err := cl.Submit(ctx(t), api.SubmitRequest{Spec: "train: " + data + "\nmodel: " + model})
+	conflict(t, err, "a job with an uploaded model or tokenizer needs coordinator protocol 3")
+	conflict(t, err, c.Servers[2].ID()+" (protocol 2)")
+	submit(c, "train: "+data+"\nmodel: bert-base-uncased")
+
+	upgrade(c, protocols, 2, 3)
+	if got := job(c, submit(c, "train: "+data+"\nmodel: "+model)).Uploads; got["model"] != strings.TrimPrefix(model, "blob:") {
+		t.Fatalf("uploads %v once every member speaks protocol 3", got)
+	}
+}
+
 // TestMembersWaitForAVersionedLeader: a leader of a build before protocol versions
 // records members without the protocol they announce themselves with. The members of
 // this build then wait rather than ask it again (each ask was an entry in the log,
