@@ -89,8 +89,8 @@ func haltCommand(typ string, index uint64, protocol int) halt {
 	return halted(fmt.Sprintf("at raft index %d: command %q %s", index, typ, need), build, "applies the command from its log")
 }
 
-// halted is what a member halts with on what, which came from a newer build: the
-// operator must run it on build, which then does then.
+// halted is the message a member halts with on what, which came from a newer build:
+// the operator is to run it on build, where it then does then.
 func halted(what, build, then string) halt {
 	return halt(fmt.Sprintf("coordinator: halted %s (from a newer build: this member was rolled back, or joined on an "+
 		"older build). Upgrade this member to %s (after a rollback, the one it ran before) and start it with its data "+
