@@ -1,12 +1,18 @@
 package coordinator
 
 import (
+	"cmp"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +57,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return ApplyResult{Err: errorf(http.StatusBadRequest, "command at index %d: %v", l.Index, err)}
 	}
 	if !applies(c.Type, f.protocol) {
-		panic(halted(c.Type, l.Index, f.protocol))
+		panic(haltCommand(c.Type, l.Index, f.protocol))
 	}
 	f.mu.Lock()
 	v, err := f.state.Apply(l.Index, &c)
@@ -65,19 +71,32 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return ApplyResult{Value: v}
 }
 
-// halted is what a member halts with on command typ at index, which its protocol
-// lacks: what the operator must do. An older build does not know typ at all.
-func halted(typ string, index uint64, protocol int) string {
+// halt is what an FSM panics with when raft gives it what its build cannot hold:
+// the operator's instructions, which a start that restores a snapshot returns as its
+// error (openRaft).
+type halt string
+
+func (h halt) Error() string { return string(h) }
+
+// haltCommand is what a member halts with on command typ at index, which its protocol
+// lacks. An older build does not know typ at all.
+func haltCommand(typ string, index uint64, protocol int) halt {
 	need, build := fmt.Sprintf("is unknown to this member's protocol %d", protocol), "the build the other members run"
 	if a, ok := appliers[typ]; ok {
 		need = fmt.Sprintf("needs coordinator protocol %d, newer than this member's protocol %d", a.since, protocol)
 		build = fmt.Sprintf("a build of protocol %d or later", a.since)
 	}
-	return fmt.Sprintf("coordinator: halted at raft index %d: command %q %s (a newer build proposed it: this member was "+
-		"rolled back, or joined on an older build). Upgrade this member to %s (after a rollback, the one it ran before) and "+
-		"start it with its data directory as it is: it applies the command from its log. Starting it afresh on this build "+
-		"does not help: the other members' logs and snapshots hold what this build cannot apply. While it is down the "+
-		"others go on if they are a majority (docs/cluster.md, Rolling upgrades)", index, typ, need, build)
+	return halted(fmt.Sprintf("at raft index %d: command %q %s", index, typ, need), build, "applies the command from its log")
+}
+
+// halted is the message a member halts with on what, which came from a newer build:
+// the operator is to run it on build, where it then does then.
+func halted(what, build, then string) halt {
+	return halt(fmt.Sprintf("coordinator: halted %s (from a newer build: this member was rolled back, or joined on an "+
+		"older build). Upgrade this member to %s (after a rollback, the one it ran before) and start it with its data "+
+		"directory as it is: it %s. Starting it afresh on this build does not help: the other members' logs and snapshots "+
+		"hold what this build cannot apply. While it is down the others go on if they are a majority (docs/cluster.md, "+
+		"Rolling upgrades)", what, build, then))
 }
 
 // Read calls fn with the state under the read lock; fn must not keep references to
@@ -95,10 +114,27 @@ func (f *FSM) Index() uint64 {
 	return f.state.Index
 }
 
+// snapshotState is what a snapshot holds: the state as JSON, with the protocols a
+// build restoring it checks against its own (a build before them ignores them, as any
+// field it does not know).
+type snapshotState struct {
+	*State
+	snapshotProtocols
+}
+
+// snapshotProtocols are a snapshot's protocols; a snapshot written before them has
+// neither, and needs no build newer than one that restores it.
+type snapshotProtocols struct {
+	// Writer is the protocol of the build that wrote it.
+	Writer int `json:"written_by_protocol,omitempty"`
+	// Needs is the oldest protocol whose builds hold its state whole (State.needs).
+	Needs int `json:"needs_protocol,omitempty"`
+}
+
 // Snapshot implements raft.FSM: the state as JSON, encoded now, written later.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
-	b, err := json.Marshal(f.state)
+	b, err := json.Marshal(snapshotState{f.state, snapshotProtocols{Writer: f.protocol, Needs: f.state.needs()}})
 	f.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("fsm snapshot: %w", err)
@@ -106,7 +142,11 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return snapshot(b), nil
 }
 
-// Restore implements raft.FSM: it replaces the state with the snapshot's.
+// Restore implements raft.FSM: it replaces the state with the snapshot's. A snapshot
+// whose state this build cannot hold whole halts it (panics), the state as it was, as
+// Apply does on a command: decoded, the state would lack what the build does not know,
+// without a word, and diverge from the other members'. An error would not do: raft,
+// starting, restores an older snapshot instead, and replays a log compacted since.
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
 	b, err := io.ReadAll(r)
@@ -114,7 +154,7 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	s := NewState() // the maps a snapshot lacks stay empty
-	if err := json.Unmarshal(b, s); err != nil {
+	if err := f.holds(b, s); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	if err := s.upgradeUnits(b); err != nil {
@@ -130,6 +170,154 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 		f.hook(s.Index)
 	}
 	return nil
+}
+
+// holds decodes snapshot b into s, or halts when this build cannot hold its state
+// whole: it needs a newer protocol, or a newer build wrote what this one fails to
+// decode or has no field for. Another build of this protocol or an older one wrote
+// nothing this one lacks: its unknown fields are ones this build dropped, which a
+// state of it may hold.
+func (f *FSM) holds(b []byte, s *State) error {
+	var p struct {
+		snapshotProtocols
+		Index uint64 `json:"index"`
+	}
+	_ = json.Unmarshal(b, &p) // a snapshot that fails to decode says why below
+	at := func(why string) string {
+		return fmt.Sprintf("restoring the snapshot of raft index %d: its state %s", p.Index, why)
+	}
+	if p.Needs > f.protocol {
+		panic(halted(at(fmt.Sprintf("needs coordinator protocol %d, newer than this member's protocol %d", p.Needs, f.protocol)),
+			fmt.Sprintf("a build of protocol %d or later", p.Needs), "restores the snapshot"))
+	}
+	err := json.Unmarshal(b, &snapshotState{State: s})
+	if p.Writer <= f.protocol {
+		return err
+	}
+	why := ""
+	if err != nil {
+		why = fmt.Sprintf("does not decode on this member's protocol %d (%v)", f.protocol, err)
+	} else {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		if u := unknownFields(v, reflect.TypeFor[snapshotState](), "", nil); len(u) > 0 {
+			why = fmt.Sprintf("holds what this member's protocol %d does not know: %s", f.protocol, strings.Join(u, ", "))
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	panic(halted(at(why+fmt.Sprintf(", written by a build of protocol %d", p.Writer)),
+		fmt.Sprintf("a build of protocol %d or later", p.Writer), "restores the snapshot"))
+}
+
+// needs is the oldest protocol whose builds hold s whole, which its snapshots claim.
+// A field added to the state tells a build that lacks it by its name (unknownFields);
+// a new meaning of a field an older build has (a new value) is counted here.
+func (s *State) needs() int {
+	n := ProtocolOldest
+	for _, j := range s.Jobs {
+		if j.Kind == api.KindPredict { // a predict job came with leases
+			n = max(n, appliers[CmdLease].since)
+		}
+	}
+	return n
+}
+
+// unknownFields appends to out the paths, under path, of the keys in JSON value v,
+// decoded as a t, that no field of t takes, sorted; a key of a zero value (null,
+// false, 0, "", empty, a zero time, an object of those) is absent to a build that lacks it as to one that
+// has it. A type that decodes itself is opaque.
+func unknownFields(v any, t reflect.Type, path string, out []string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if p := reflect.PointerTo(t); p.Implements(reflect.TypeFor[json.Unmarshaler]()) || p.Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return out
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(x))
+		switch t.Kind() {
+		case reflect.Map:
+			for _, k := range keys {
+				out = unknownFields(x[k], t.Elem(), fmt.Sprintf("%s[%q]", path, k), out)
+			}
+		case reflect.Struct:
+			fields := jsonFields(t, map[string]reflect.Type{})
+			for _, k := range keys {
+				at := strings.TrimPrefix(path+"."+k, ".")
+				if ft, ok := fields[k]; ok {
+					out = unknownFields(x[k], ft, at, out)
+				} else if !zeroJSON(x[k]) {
+					out = append(out, at)
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, e := range x {
+				out = unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), out)
+			}
+		}
+	}
+	return out
+}
+
+// jsonFields adds to fields the JSON keys of struct t's fields, those of embedded
+// structs without a name promoted, as encoding/json encodes them (it decodes a key
+// that differs in case too, which no build writes).
+func jsonFields(t reflect.Type, fields map[string]reflect.Type) map[string]reflect.Type {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if f.Anonymous && name == "" {
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				jsonFields(ft, fields)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		fields[cmp.Or(name, f.Name)] = f.Type
+	}
+	return fields
+}
+
+// zeroJSON says whether v, decoded JSON, is the zero value of any Go type that
+// encodes as it.
+func zeroJSON(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case float64:
+		return x == 0
+	case string:
+		return x == "" || x == "0001-01-01T00:00:00Z"
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		for _, e := range x {
+			if !zeroJSON(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // legacyUnit is a predict job's unit as states kept them before api.Work, one by one

@@ -39,13 +39,13 @@ func (s *Server) routes() {
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
 	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
 	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, func(id string, r api.ProgressReport) any { return JobProgress{id, r} }))
-	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, func(id string, r api.FailureReport) any { return JobFailure{id, r} }))
+	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, s.failure))
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
 	s.route("POST /v1/jobs/{id}/result", onLeader, report(s, CmdResult, func(id string, r api.ResultReport) any { return JobResult{id, r} }))
 	s.route("POST /v1/jobs/{id}/lease", onLeader, s.postLease)
 	s.route("POST /v1/jobs/{id}/renew", onLeader, s.postRenew)
 	s.route("POST /v1/jobs/{id}/units", onLeader, report(s, CmdUnitDone, func(id string, r api.UnitReport) any { return JobUnit{id, r} }))
-	s.route("POST /v1/jobs/{id}/done", onLeader, report(s, CmdDone, func(id string, r api.DoneReport) any { return JobDone{id, r} }))
+	s.route("POST /v1/jobs/{id}/done", onLeader, report(s, CmdDone, s.done))
 
 	s.route("PUT /v1/blobs/{sha}", local, s.putBlob)
 	s.route("GET /v1/blobs/{sha}", local, s.getBlob) // and HEAD
@@ -277,9 +277,8 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job, err := s.newJob(req)
-	if err == nil && job.Kind == api.KindPredict {
-		// An FSM before predict jobs would take the submission for a training job's.
-		err = s.supports("a predict job", appliers[CmdLease].since)
+	if err == nil {
+		err = s.jobSupported(job)
 	}
 	if err != nil {
 		writeError(w, err)
@@ -291,6 +290,19 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	written(w, idx, api.SubmitResponse{ID: v.(string)})
+}
+
+// jobSupported refuses job while some member's FSM would apply its submission
+// otherwise than this build's (protocol.go).
+func (s *Server) jobSupported(job api.Job) error {
+	switch {
+	case job.Kind == api.KindPredict:
+		// An FSM before predict jobs would take the submission for a training job's.
+		return s.supports("a predict job", appliers[CmdLease].since)
+	case len(job.Uploads) > 0:
+		return s.supports("a job with an uploaded model or tokenizer", protocolUploads)
+	}
+	return nil
 }
 
 // newJob checks a submitted spec: its fields, and that its data is where it says.

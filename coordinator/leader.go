@@ -17,8 +17,9 @@ import (
 // decide decides. It runs only while this member leads.
 type leaderLoop struct {
 	s *Server
-	// absent: when each registered node was first seen missing from gossip.
-	absent map[string]time.Time
+	// absent: when each registered node, and each other member (absentMembers), was
+	// first seen missing from gossip.
+	absent, absentMembers map[string]time.Time
 	// dead: when this leader's gossip first called each node dead, on this machine's
 	// clock; the state says so only after Timing.DeadConfirm (see health).
 	dead map[string]time.Time
@@ -49,7 +50,7 @@ func (s *Server) lead(ctx context.Context) {
 	s.consistent.Store(true)
 	s.changes.notify()
 	defer s.consistent.Store(false)
-	l := &leaderLoop{s: s, absent: map[string]time.Time{}, dead: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
+	l := &leaderLoop{s: s, absent: map[string]time.Time{}, absentMembers: map[string]time.Time{}, dead: map[string]time.Time{}, planning: map[string]bool{}, planned: make(chan string, 16)}
 	defer l.plans.Wait()
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
@@ -177,9 +178,10 @@ func (l *leaderLoop) reap(ctx context.Context, now time.Time) {
 	}
 }
 
-// health compares gossip's view with the state's: the changes to commit. A node
-// gossip does not list at all is dead once this leader has missed it for AbsentGrace
-// (counted from its first pass: its own gossip view may be young). A node gossip calls
+// health compares gossip's view with the state's: the changes to commit. A node or
+// another member that gossip does not list at all is dead once this leader has missed
+// it for AbsentGrace (counted from its first pass: its own gossip view may be young).
+// A node gossip calls
 // dead is dead once it has stayed so for DeadConfirm: a member cut off from the others
 // declares everyone dead, and when the cut heals its word reaches the leader before the
 // node's refutation does (the fault suite: a live donor left out of its generation).
@@ -231,16 +233,7 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 		if n.Health == api.Dead || n.Health == api.Left {
 			continue
 		}
-		if unjoined { // its absence says nothing: count it from when gossip is joined
-			delete(l.absent, id)
-			continue
-		}
-		since, ok := l.absent[id]
-		if !ok {
-			since = now
-			l.absent[id] = since
-		}
-		if now.Sub(since) >= l.s.cfg.AbsentGrace {
+		if l.missing(l.absent, id, unjoined, now) {
 			out = append(out, HealthUpdate{ID: id, Health: api.Dead, Why: "not in gossip"})
 		}
 	}
@@ -253,12 +246,44 @@ func (l *leaderLoop) health(st *State, ms []gossip.Member, now time.Time) []Heal
 			}
 		}
 	}
+	// A member is dead once missing as long: one stopped before the others' gossip
+	// knew it (just after it bootstrapped, or its gossip port unreachable) would
+	// otherwise stay alive as it joined, for good.
+	for id := range l.absentMembers {
+		if st.Members[id] == nil {
+			delete(l.absentMembers, id)
+		}
+	}
 	for _, id := range sortedKeys(st.Members) {
-		if m, ok := seen[id]; ok && m.Health != "" && m.Health != st.Members[id].Health {
-			out = append(out, HealthUpdate{ID: id, Member: true, Health: m.Health, Why: "gossip"})
+		m, ok := seen[id]
+		h := st.Members[id].Health
+		switch {
+		case ok:
+			delete(l.absentMembers, id)
+			if m.Health != "" && m.Health != h {
+				out = append(out, HealthUpdate{ID: id, Member: true, Health: m.Health, Why: "gossip"})
+			}
+		case id != l.s.id && h != api.Dead && h != api.Left && l.missing(l.absentMembers, id, unjoined, now):
+			out = append(out, HealthUpdate{ID: id, Member: true, Health: api.Dead, Why: "not in gossip"})
 		}
 	}
 	return out
+}
+
+// missing says whether id, which gossip does not list, has been missing from it for
+// AbsentGrace, counted in absent from the first pass that missed it. While this
+// leader's gossip is unjoined, an absence says nothing: it counts from when it is.
+func (l *leaderLoop) missing(absent map[string]time.Time, id string, unjoined bool, now time.Time) bool {
+	if unjoined {
+		delete(absent, id)
+		return false
+	}
+	since, ok := absent[id]
+	if !ok {
+		since = now
+		absent[id] = since
+	}
+	return now.Sub(since) >= l.s.cfg.AbsentGrace
 }
 
 // planWork is one dataset to plan.

@@ -261,3 +261,48 @@ func TestUnjoinedLeaderCountsNoAbsence(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberMissingFromGossipIsDead: a member that the leader's gossip does not list
+// (one stopped before the others' gossip knew it: just after it bootstrapped the
+// cluster) is dead, "not in gossip", AbsentGrace after the leader first missed it, as a
+// node is; before, it stayed alive, as it joined, for good. Listed again, it is alive,
+// and its next absence counts anew.
+func TestMemberMissingFromGossipIsDead(t *testing.T) {
+	c := coordtest.New(t, coordtest.Options{Members: 3})
+	c.Leader()
+	gone := c.Follower()
+	health := func() api.Health {
+		ms, err := c.Client().Members(ctx(t))
+		if err != nil {
+			return ""
+		}
+		for _, m := range ms {
+			if m.ID == gone.ID() {
+				return m.Health
+			}
+		}
+		return ""
+	}
+	c.Gossip.Remove(gone.ID())
+	settle()
+	c.Clock.Advance(29 * time.Second)
+	if waitUntil(time.Now().Add(500*time.Millisecond), func() bool { return health() != api.Alive }) {
+		t.Fatalf("%s %s 29 s after gossip lost it, within AbsentGrace", gone.ID(), health())
+	}
+	c.Clock.Advance(2 * time.Second)
+	if !waitUntil(time.Now().Add(5*time.Second), func() bool { return health() == api.Dead }) {
+		t.Fatalf("%s %s 31 s after gossip lost it, past AbsentGrace", gone.ID(), health())
+	}
+	c.Gossip.Set(gossip.Member{Name: gone.ID(), Addr: "127.0.0.1:2", Health: api.Alive,
+		Meta: gossip.Meta{Role: gossip.Coordinator, API: gone.APIAddr(), Raft: gone.RaftAddr()}})
+	if !waitUntil(time.Now().Add(5*time.Second), func() bool { return health() == api.Alive }) {
+		t.Fatalf("%s %s once gossip lists it again", gone.ID(), health())
+	}
+	// Missing again, its absence counts anew.
+	c.Gossip.Remove(gone.ID())
+	settle()
+	c.Clock.Advance(29 * time.Second)
+	if waitUntil(time.Now().Add(500*time.Millisecond), func() bool { return health() != api.Alive }) {
+		t.Fatalf("%s %s 29 s after gossip lost it again", gone.ID(), health())
+	}
+}

@@ -12,7 +12,9 @@ import (
 // Protocol is the coordinator protocol this build speaks: the command types its FSM
 // applies, and what their bodies mean. Bump it when adding a command type (its
 // applier's since is the new number), or a body field that an older FSM would ignore
-// and so apply differently (its proposer then asks supports for the new number).
+// and so apply differently (its proposer then asks supports for the new number), or a
+// value of a state field that an older build would misread (State.needs then counts
+// it, so that such a build halts on a snapshot holding it).
 // Every member's FSM must apply every entry alike, so the leader proposes nothing
 // that a member of the raft configuration speaks too old a protocol for; members
 // record theirs in the replicated member list (docs/cluster.md, "Rolling upgrades").
@@ -27,7 +29,9 @@ const ProtocolOldest = 1
 // between two command types, so the protocol before holds builds with and without
 // it). An FSM older than that applies the entry as if the field were absent, so their
 // proposer asks supports for it and, short of it, takes the older way every FSM
-// applies alike.
+// applies alike, or refuses. (Other fields came so too, and are not gated: an older
+// FSM's state lacks them, and nothing it does reads them. docs/cluster.md, Rolling
+// upgrades, lists them.)
 const (
 	// protocolGrowth: BeginReconfig.Growth came (2dcccab) among protocol 1's builds,
 	// before CmdBlobsCollect (2). Short of it, the leader opens a growth as a plain
@@ -40,7 +44,37 @@ const (
 	// of 5, the leader records a copy as an upload, which every FSM applies as its
 	// builds before Upload did every record.
 	protocolCopy = 5
+	// protocolSuspect: a failure report's Suspect (whom a ring error named) is recorded
+	// (Reconfig.Suspects, 6470893) by protocol 1's later builds, whose reconfiguration
+	// then closes once SuspectGrace has passed. Short of 2, the leader drops it from the
+	// report: the reconfiguration waits for its rejoin window, as before.
+	protocolSuspect = 2
+	// protocolDoneEval: a done report's Eval and EvalStep (the job's last evaluation)
+	// came (1e8468d) among protocol 1's builds. Short of 2, the leader drops them: the
+	// job keeps the evaluation its progress reports gave, as before.
+	protocolDoneEval = 2
+	// protocolUploads: a job's Uploads (the model and tokenizer submit uploaded) came
+	// (f471034) among protocol 2's builds, whose FSMs before it drop the field, and
+	// whose blob collection then unlists those blobs while the job runs. Short of 3, the
+	// leader refuses such a job.
+	protocolUploads = 3
 )
+
+// failure is node report r on job id as every member applies it alike.
+func (s *Server) failure(id string, r api.FailureReport) any {
+	if r.Suspect != "" && s.supports("a ring error's suspect", protocolSuspect) != nil {
+		r.Suspect = ""
+	}
+	return JobFailure{id, r}
+}
+
+// done is node report r on job id as every member applies it alike.
+func (s *Server) done(id string, r api.DoneReport) any {
+	if len(r.Eval) > 0 && s.supports("a done report's evaluation", protocolDoneEval) != nil {
+		r.Eval, r.EvalStep = nil, 0
+	}
+	return JobDone{id, r}
+}
 
 // memberProtocol is the protocol member m speaks, as the state records it.
 func memberProtocol(m *api.Member) int {

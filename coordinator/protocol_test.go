@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +121,144 @@ func TestRestoreWithoutProtocol(t *testing.T) {
 	}
 	if p, ok := m.Members["c2"]["protocol"]; ok {
 		t.Fatalf("c2's protocol written as %v: an absent one must stay absent", p)
+	}
+}
+
+// restore restores snapshot b into f: what it halted with, if it did, or its error.
+func restore(f *FSM, b []byte) (halt string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			halt = fmt.Sprint(r)
+		}
+	}()
+	return "", f.Restore(readCloser{bytes.NewBuffer(slices.Clone(b))})
+}
+
+// TestSnapshotFromNewerBuild: a snapshot says which build wrote it and the oldest
+// protocol that holds its state (7, with a predict job). This build restores it; an FSM
+// of protocol 6 halts on it, as does this build's on one a newer build wrote with a
+// field it does not know (not zero) or cannot decode, each saying what to run the
+// member on, and the state stays as it was. A newer build's zero fields, and fields an
+// older build wrote (ones since dropped), restore.
+func TestSnapshotFromNewerBuild(t *testing.T) {
+	p := newPredictState(t, 10)
+	p.lease("n1")
+	src := NewFSM()
+	src.state = p.s
+	snap := snapshotBytes(t, src)
+	var claims map[string]any
+	if err := json.Unmarshal(snap, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims["written_by_protocol"] != float64(Protocol) || claims["needs_protocol"] != float64(7) {
+		t.Fatalf("snapshot claims written by %v, needs %v: want %d and 7 (a predict job)", claims["written_by_protocol"], claims["needs_protocol"], Protocol)
+	}
+	if got := stateJSON(t, restored(t, snap)); got != stateJSON(t, src) {
+		t.Fatalf("this build's snapshot restored to another state:\n%s\n%s", got, stateJSON(t, src))
+	}
+
+	// An older member's FSM, with a state of its own: a halt leaves it as it was.
+	older := func(protocol int) *FSM {
+		f := newFSM(protocol)
+		b, err := NewCommand(CmdMemberJoin, p.now, api.JoinMember{ID: "c9", RaftAddr: "c9:1", APIAddr: "c9:2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Apply(&raft.Log{Index: 1, Data: b})
+		return f
+	}
+	halts := func(f *FSM, b []byte, want ...string) {
+		t.Helper()
+		before := stateJSON(t, f)
+		msg, err := restore(f, b)
+		if err != nil {
+			t.Fatalf("an error, %v, where a halt was due", err)
+		}
+		for _, w := range append(want, "coordinator: halted restoring the snapshot of raft index "+fmt.Sprint(p.s.Index),
+			"data directory as it is: it restores the snapshot") {
+			if !strings.Contains(msg, w) {
+				t.Fatalf("restore: %q, want a halt saying %s", msg, w)
+			}
+		}
+		if after := stateJSON(t, f); after != before {
+			t.Fatalf("the halted FSM's state changed:\n%s\n%s", before, after)
+		}
+	}
+	halts(older(6), snap, "needs coordinator protocol 7, newer than this member's protocol 6",
+		"Upgrade this member to a build of protocol 7 or later")
+	if msg, err := restore(older(7), snap); msg != "" || err != nil {
+		t.Fatalf("protocol 7 on a snapshot of protocol %d that needs 7: %s%v", Protocol, msg, err)
+	}
+
+	// edit is snap with the writer of protocol writer, and what set adds.
+	edit := func(writer int, set func(top, job map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(snap, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["written_by_protocol"] = writer
+		set(m, m["jobs"].(map[string]any)["job-1"].(map[string]any))
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	newer := edit(Protocol+1, func(top, job map[string]any) {
+		job["priority"] = 3
+		top["quotas"] = map[string]any{"team-a": map[string]any{"gpus": 4}}
+	})
+	halts(older(Protocol), newer, fmt.Sprintf("does not know: jobs[\"job-1\"].priority, quotas, written by a build of protocol %d", Protocol+1),
+		fmt.Sprintf("Upgrade this member to a build of protocol %d or later", Protocol+1))
+	halts(older(Protocol), edit(Protocol+1, func(top, _ map[string]any) { top["next_job"] = "job-2" }),
+		fmt.Sprintf("does not decode on this member's protocol %d", Protocol))
+
+	for what, b := range map[string][]byte{
+		"a newer build's zero fields": edit(Protocol+1, func(top, job map[string]any) {
+			job["priority"], job["paused"], job["deadline"] = 0, false, "0001-01-01T00:00:00Z"
+			top["quotas"] = map[string]any{"team-a": map[string]any{"gpus": 0}}
+		}),
+		"a field this build's protocol wrote":  edit(Protocol, func(_, job map[string]any) { job["priority"] = 3 }),
+		"a field written before the protocols": edit(0, func(_, job map[string]any) { job["priority"] = 3 }),
+	} {
+		f := NewFSM()
+		if msg, err := restore(f, b); msg != "" || err != nil {
+			t.Fatalf("%s: %s%v", what, msg, err)
+		}
+		if got := stateJSON(t, f); got != stateJSON(t, src) {
+			t.Fatalf("%s: restored to another state:\n%s", what, got)
+		}
+	}
+}
+
+// TestSnapshotKnowsItsFields: a snapshot of any state this build makes holds no field
+// it does not know, which a newer build's snapshot that this build restores must not
+// either.
+func TestSnapshotKnowsItsFields(t *testing.T) {
+	for seed := range uint64(10) {
+		g := &gen{r: rand.New(rand.NewPCG(seed, 7)), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+			nodes: []string{"n1", "n2", "n3", "n4", "n5"}}
+		f := NewFSM()
+		for i := range 400 {
+			var c []byte
+			f.Read(func(s *State) { c = g.next(s) })
+			f.Apply(&raft.Log{Index: uint64(i + 1), Data: c})
+		}
+		var v any
+		if err := json.Unmarshal(snapshotBytes(t, f), &v); err != nil {
+			t.Fatal(err)
+		}
+		if u := unknownFields(v, reflect.TypeFor[snapshotState](), "", nil); len(u) > 0 {
+			t.Fatalf("seed %d: this build's snapshot holds fields it does not know: %v", seed, u)
+		}
+	}
+	p := newPredictState(t, 10) // the random states hold no predict job
+	p.lease("n1")
+	var v any
+	if err := json.Unmarshal(snapshotBytes(t, &FSM{state: p.s, protocol: Protocol}), &v); err != nil {
+		t.Fatal(err)
+	}
+	if u := unknownFields(v, reflect.TypeFor[snapshotState](), "", nil); len(u) > 0 {
+		t.Fatalf("a predict job's snapshot holds fields this build does not know: %v", u)
 	}
 }

@@ -89,7 +89,17 @@ func (s *Server) startRaft() error {
 
 // openRaft starts raft on the store and transport startRaft opened: from the state in
 // the data directory, or a new cluster of this member, or its state recovered into one.
-func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
+// A snapshot there that this build cannot hold is its error: the FSM halts on it
+// (FSM.Restore) before raft starts anything.
+func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error) {
+	defer func() {
+		r := recover()
+		if h, ok := r.(halt); ok {
+			err = h
+		} else if r != nil {
+			panic(r)
+		}
+	}()
 	cfg := s.cfg
 	existing, err := raft.HasExistingState(s.store, s.store, snaps)
 	if err != nil {
@@ -102,7 +112,7 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
 	case cfg.Recover:
 		// The log and snapshots are replayed into a scratch FSM to find the last
 		// configuration; raft then writes a snapshot with this member alone.
-		if err := raft.RecoverCluster(rc, NewFSM(), s.store, s.store, snaps, s.trans, alone); err != nil {
+		if err := raft.RecoverCluster(rc, newFSM(cfg.Protocol), s.store, s.store, snaps, s.trans, alone); err != nil {
 			return fmt.Errorf("coordinator: recover: %w", err)
 		}
 		s.log.Warn("raft configuration recovered: this member alone", "addr", s.trans.LocalAddr())

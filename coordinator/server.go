@@ -96,8 +96,8 @@ type Timing struct {
 	Apply time.Duration
 	// Tick is the leader loop's period (default 100ms).
 	Tick time.Duration
-	// AbsentGrace: a registered node that gossip has not listed for this long, counted
-	// from when the leader took over, is dead (default 30s).
+	// AbsentGrace: a registered node, or another member, that gossip has not listed
+	// for this long, counted from when the leader took over, is dead (default 30s).
 	AbsentGrace time.Duration
 	// DeadConfirm: gossip must call a node dead this long before the state does
 	// (default 2s; on this member's clock).

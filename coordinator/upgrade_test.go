@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,48 @@ func TestRollingUpgrade(t *testing.T) {
 	if err != nil || !r.Expires.Equal(l.Expires.Add(time.Minute)) {
 		t.Fatalf("renewal once every member speaks protocol 8: %+v, %v (leased until %v)", r, err, l.Expires)
 	}
+}
+
+// TestRollbackHaltsOnNewerSnapshot: a member of a cluster that holds a predict job,
+// restarted from its snapshot on protocol 6 (before predict jobs), does not start: it
+// says to run it on protocol 7 or later, rather than drop the job's work from its state
+// without a word. Started on 7 with its data directory as it was, it restores the
+// snapshot and has the job, as the others do.
+func TestRollbackHaltsOnNewerSnapshot(t *testing.T) {
+	protocols := []int{0, 0, 0}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	cl := c.Client()
+	id := submit(c, "kind: predict\ntask: classify\nmodel: "+putData(t, cl, "a model")+"\ninput: "+putData(t, cl, trainData)+
+		"\nbatch_size: 2\ncluster: {nodes: 1, block_records: 2}\n")
+	c.WaitFor("the job planned on member 2", func() bool {
+		planned := false
+		c.Servers[2].Read(func(st *coordinator.State) { planned = st.Jobs[id] != nil && st.Jobs[id].Work != nil })
+		return planned
+	})
+	c.WaitFor("a snapshot", func() bool { return c.Servers[2].Raft().Snapshot().Error() == nil })
+	c.Stop(2)
+
+	protocols[2] = 6
+	s, err := coordinator.New(c.Config(2, false))
+	if err == nil {
+		s.Close()
+		t.Fatal("a member of protocol 6 started from a snapshot holding a predict job")
+	}
+	for _, want := range []string{"coordinator: halted restoring the snapshot", "needs coordinator protocol 7, newer than this member's protocol 6",
+		"Upgrade this member to a build of protocol 7 or later", "data directory as it is"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("starting on protocol 6: %v, want it to say %s", err, want)
+		}
+	}
+
+	protocols[2] = 7
+	c.Start(2)
+	recorded(c, protocols)
+	c.Servers[2].Read(func(st *coordinator.State) {
+		if j := st.Jobs[id]; j == nil || j.Work == nil {
+			t.Fatalf("member 2 upgraded to protocol 7 has job %s as %+v, want its work", id, j)
+		}
+	})
 }
 
 // recorded waits until the member list records member i at protocols[i] (0: this
@@ -148,6 +191,78 @@ func TestCopyRecordBeforeProtocol5(t *testing.T) {
 	upgrade(c, protocols, 2, 5)
 	if lateCopy("another blob copied, then dropped") {
 		t.Fatal("with every member at protocol 5 or later, a late copy's record listed its blob")
+	}
+}
+
+// TestReportsBeforeProtocol2: while a member speaks protocol 1, some of whose builds
+// came before a failure report's suspect was recorded and before a done report carried
+// the last evaluation, the leader drops both from the reports, so that every member
+// applies them as those builds do: no member records whom the ring errors named, and
+// the reconfiguration waits for its rejoin window rather than SuspectGrace; the job
+// ends without the done report's evaluation. (With every member on 2 or later,
+// TestReconfigLeavesOutTheNamedAfterGrace and TestDoneAndCancelReleaseNodes.)
+func TestReportsBeforeProtocol2(t *testing.T) {
+	protocols := []int{0, 0, 1}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	ns, id := startThree(c)
+	for _, n := range ns[:2] {
+		n.name(id, 1, "n3")
+	}
+	settle()
+	for i, s := range c.Servers {
+		s.Read(func(st *coordinator.State) {
+			if rc := st.Jobs[id].Reconfig; rc == nil || len(rc.Suspects) > 0 {
+				t.Fatalf("member %d's reconfiguration: %+v, want one without suspects", i, rc)
+			}
+		})
+	}
+	c.Clock.Advance(coordinator.SuspectGrace)
+	settle()
+	if g := job(c, id).Gen.Gen; g != 1 {
+		t.Fatalf("generation %d after SuspectGrace, within the rejoin window", g)
+	}
+	c.Clock.Advance(2 * time.Second)
+	ns[0].awaitGen(id, 2, 0)
+
+	err := c.Client().Done(ctx(t), id, api.DoneReport{Node: "n1", Gen: 2, Step: 9, Eval: map[string]float64{"accuracy": 0.9}, EvalStep: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("every member's job succeeded", func() bool {
+		ok := true
+		for _, s := range c.Servers {
+			s.Read(func(st *coordinator.State) { ok = ok && st.Jobs[id].State == api.Succeeded })
+		}
+		return ok
+	})
+	for i, s := range c.Servers {
+		s.Read(func(st *coordinator.State) {
+			if p := st.Jobs[id].Progress; p.Eval != nil {
+				t.Fatalf("member %d's job ended with the done report's evaluation %v at step %d", i, p.Eval, p.EvalStep)
+			}
+		})
+	}
+}
+
+// TestUploadsBeforeProtocol3: while a member speaks protocol 2, some of whose builds
+// came before Job.Uploads (and would unlist the uploaded model's blob while the job
+// runs), the leader refuses a job with an uploaded model, naming the member; one with
+// a model from the hub goes through. At 3 the uploaded model's job goes through too.
+func TestUploadsBeforeProtocol3(t *testing.T) {
+	protocols := []int{0, 0, 2}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	cl := c.Client()
+	data, model := putData(t, cl, trainData), putData(t, cl, "a model's tar")
+	_, err := cl.Submit(ctx(t), api.SubmitRequest{Spec: "train: " + data + "\nmodel: " + model})
+	conflict(t, err, "a job with an uploaded model or tokenizer needs coordinator protocol 3")
+	conflict(t, err, c.Servers[2].ID()+" (protocol 2)")
+	submit(c, "train: "+data+"\nmodel: bert-base-uncased")
+
+	upgrade(c, protocols, 2, 3)
+	if got := job(c, submit(c, "train: "+data+"\nmodel: "+model)).Uploads; got["model"] != strings.TrimPrefix(model, "blob:") {
+		t.Fatalf("uploads %v once every member speaks protocol 3", got)
 	}
 }
 

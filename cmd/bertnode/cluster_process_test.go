@@ -192,6 +192,22 @@ func TestProcessRestartedBootstrapMemberRejoinsGossip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// cluster up is done once the state lists every member, which may be before the
+	// others' gossip has joined c1's (under load, c1 was stopped first: nobody's gossip
+	// knew it to hear it leave, and it stayed alive until AbsentGrace). Stop it once
+	// theirs lists it.
+	g := gossipObserver(t, c.lc.SecretFile, gossip.ProfileLAN)
+	start := time.Now()
+	for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		g.Join([]string{c.proc("c2").Gossip})
+		if slices.ContainsFunc(g.Members(), func(m gossip.Member) bool { return m.Name == id && m.Health == api.Alive }) {
+			t.Logf("c1 in the others' gossip %v after cluster up", time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c1 not in the others' gossip 30 s after cluster up: %+v", g.Members())
+		}
+	}
 	health := func() api.Health {
 		st, err := c.cl.Status(context.Background())
 		if err != nil {
@@ -210,23 +226,27 @@ func TestProcessRestartedBootstrapMemberRejoinsGossip(t *testing.T) {
 	for localcluster.Alive(p.PID) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	until := func(what string, cond func(api.Health) bool) {
+	until := func(what string, wait time.Duration, cond func(api.Health) bool) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		start := time.Now()
+		for deadline := start.Add(wait); ; time.Sleep(200 * time.Millisecond) {
 			h := health()
 			if cond(h) {
+				t.Logf("c1 %s after %v", h, time.Since(start).Round(time.Millisecond))
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("c1 %s after 30s: %q", what, h)
+				t.Fatalf("c1 %s after %v: %q", what, wait, h)
 			}
 		}
 	}
-	until("still alive", func(h api.Health) bool { return h != "" && h != api.Alive })
+	// Left at once where the leader's gossip heard it leave; dead after AbsentGrace
+	// (30 s) where it had not joined c1's yet.
+	until("still alive", 45*time.Second, func(h api.Health) bool { return h != "" && h != api.Alive })
 	if err := c.lc.Restart("c1"); err != nil {
 		t.Fatal(err)
 	}
-	until("not alive again", func(h api.Health) bool { return h == api.Alive })
+	until("not alive again", 30*time.Second, func(h api.Health) bool { return h == api.Alive })
 }
 
 // TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted: every coordinator is
@@ -256,16 +276,7 @@ func TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	secret, err := clusterkey.Load(c.lc.SecretFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gossip.Start(gossip.Config{Name: "observer", Bind: "127.0.0.1:0", Key: secret.Derive(clusterkey.Gossip),
-		Meta: gossip.Meta{Role: gossip.Worker}, Profile: gossip.ProfileLocal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Shutdown()
+	g := gossipObserver(t, c.lc.SecretFile, gossip.ProfileLocal)
 	// It takes seconds; the margin is for a loaded machine (without the rejoin n1 never
 	// comes back).
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -278,6 +289,23 @@ func TestProcessNodeRejoinsGossipAfterEveryCoordinatorRestarted(t *testing.T) {
 			t.Fatalf("n1 not alive in the coordinators' gossip 60 s after their restart: %+v", g.Members())
 		}
 	}
+}
+
+// gossipObserver is a member of a cluster's gossip, of the cluster's secret and gossip
+// profile, that the test joins to the coordinators' to see what they see.
+func gossipObserver(t *testing.T, secretFile, profile string) *gossip.Gossip {
+	t.Helper()
+	secret, err := clusterkey.Load(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gossip.Start(gossip.Config{Name: "observer", Bind: "127.0.0.1:0", Key: secret.Derive(clusterkey.Gossip),
+		Meta: gossip.Meta{Role: gossip.Worker}, Profile: profile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Shutdown() })
+	return g
 }
 
 // TestProcessCommandsFailClearlyWithoutAMajority: with two of three coordinators

@@ -70,10 +70,12 @@ every member speaks the one a command needs, the leader refuses the command (409
 naming the members to upgrade) rather than let an older member miss it. Nodes whose
 lease renewals are refused let their leases run out, as before renewals; a predict
 job, a deletion, a drain or a node removal is refused until then. A member whose
-build is too old for a command in its log (one rolled back) stops with an error
-naming the command and the protocol it needs, at every start: start it on that
-build or later (after a rollback, the one it ran before) with its data directory as
-it is, and it applies the command from its log; emptying the directory does not help.
+build is too old for a command in its log or a snapshot (one rolled back, or joined
+on an older build) stops with an error naming the command or snapshot and the
+protocol it needs, at every start: start it on that build or later (after a
+rollback, the one it ran before) with its data directory as it is, and it applies
+the command from its log or restores the snapshot; emptying the directory does not
+help.
 docs/cluster.md, "Rolling upgrades", has the details.
 
 Addresses: --api-addr, --raft-addr and --gossip-addr are where this member listens;
