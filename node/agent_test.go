@@ -1184,3 +1184,35 @@ func TestNodeRemovesDeletedJobsFiles(t *testing.T) {
 	c.mu.Unlock()
 	waitFor(t, "the deleted job's files to go", func() bool { _, err := os.Stat(dir); return errors.Is(err, os.ErrNotExist) })
 }
+
+// A node runs job after job for months (the soak in docs/cluster.md): what a session
+// starts (its uploader, reporter, ring) must end with it. Each job here saves
+// checkpoints, a best and a final model, so each session uploads.
+func TestSessionsLeaveNoGoroutinesBehind(t *testing.T) {
+	c := newCoord(toySpec)
+	startNode(t, c, "n1", 1)
+	idle := runtime.NumGoroutine()
+	const jobs = 3
+	for i := 1; i <= jobs; i++ {
+		c.mu.Lock()
+		c.job = api.Job{ID: fmt.Sprintf("job-%d", i), Spec: toySpec, State: api.Running}
+		c.results = map[string]api.ResultReport{}
+		c.mu.Unlock()
+		c.open(1, "n1")
+		awaitDone(t, c)
+		waitFor(t, fmt.Sprintf("job-%d's final upload", i), func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_, ok := c.results["final"]
+			return ok
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > idle {
+		if time.Now().After(deadline) {
+			logStacks(t)
+			t.Fatalf("%d goroutines after %d jobs, %d before: the sessions left some behind", runtime.NumGoroutine(), jobs, idle)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -176,6 +176,8 @@ func (s *session) close() {
 	}
 	if s.uploads != nil {
 		s.uploads.wait()
+		// Ends the uploader's goroutine: left running, a node kept one per job it ran.
+		close(s.uploads.queue)
 	}
 	if s.audit != nil {
 		s.audit.close()
