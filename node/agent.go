@@ -107,7 +107,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil // ctx ended: the node stops
 		}
 		id := as.Job.ID
+		a.pruneMu.Lock() // a prune under way, which may be removing uploads, ends first
 		a.active.Store(&id)
+		a.pruneMu.Unlock()
 		if cur, _ := a.board.get(); cur != nil {
 			a.confirm(ctx, cur)
 		}
@@ -224,10 +226,10 @@ func (a *Agent) pruneEvery(ctx context.Context) {
 	}
 }
 
-// prune removes this node's files of the jobs bertnode delete removed.
+// prune removes this node's files of the jobs bertnode delete removed: their
+// directories, and the uploads (models, tokenizers) only they used, while no session
+// runs (Run starts one only between prunes).
 func (a *Agent) prune(ctx context.Context) {
-	a.pruneMu.Lock()
-	defer a.pruneMu.Unlock()
 	deleted, err := a.cfg.Coordinator.DeletedJobs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -235,6 +237,8 @@ func (a *Agent) prune(ctx context.Context) {
 		}
 		return
 	}
+	a.pruneMu.Lock()
+	defer a.pruneMu.Unlock()
 	var active string
 	if p := a.active.Load(); p != nil {
 		active = *p
@@ -245,6 +249,16 @@ func (a *Agent) prune(ctx context.Context) {
 	}
 	if err != nil {
 		a.cfg.Log.Printf("removing deleted jobs' files: %v", err)
+	}
+	if active != "" {
+		return
+	}
+	removed, err = pruneUploads(filepath.Join(a.cfg.Dir, "uploads"), deleted)
+	for _, p := range removed {
+		a.cfg.Log.Printf("removed %s: every job that used it was deleted", p)
+	}
+	if err != nil {
+		a.cfg.Log.Printf("removing deleted jobs' uploads: %v", err)
 	}
 }
 

@@ -1163,26 +1163,58 @@ func TestBroadcastCutShortLeavesTheReceiversAsTheyWere(t *testing.T) {
 	}
 }
 
-// A node removes its files of a job bertnode delete removed, once its session ended.
+// A node removes its files of a job bertnode delete removed, once its session ended:
+// its directory and the uploads (models, tokenizers) only it used.
 func TestNodeRemovesDeletedJobsFiles(t *testing.T) {
 	c := newCoord(toySpec)
 	c.job.Submitted = time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
-	n1 := startNode(t, c, "n1", 1)
+	// An upload the job used, as FetchUpload leaves it (the toy model fetches none),
+	// written before the node starts: it prunes whenever no session runs.
+	nodeDir := t.TempDir()
+	uploads, sha := filepath.Join(nodeDir, "uploads"), strings.Repeat("ab", 32)
+	if err := os.MkdirAll(filepath.Join(uploads, sha), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := addUploadUser(uploads, sha, &c.job); err != nil {
+		t.Fatal(err)
+	}
+	n1 := startNodeIn(t, c, "n1", 1, nodeDir)
+	gone := func(p string) bool { _, err := os.Stat(p); return errors.Is(err, os.ErrNotExist) }
+	// The session's setup fetches another upload, and holds it unpacked but not yet
+	// listed (as FetchUpload does between the two) over several prunes: no prune may
+	// take it for an upload from before lists.
+	fetched := filepath.Join(uploads, strings.Repeat("cd", 32))
+	var lostMidSession bool
+	setup := n1.agent.cfg.Setup
+	n1.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+		if err := os.Mkdir(fetched, 0o755); err != nil {
+			return nil, err
+		}
+		time.Sleep(3 * n1.agent.cfg.Prune)
+		lostMidSession = gone(fetched)
+		if err := addUploadUser(uploads, filepath.Base(fetched), job); err != nil {
+			return nil, err
+		}
+		return setup(ctx, job)
+	}
 	c.open(1, "n1")
 	awaitDone(t, c)
+	if lostMidSession {
+		t.Fatal("a prune removed an upload while the session that fetched it ran")
+	}
 	dir := filepath.Join(n1.dir, "jobs", "job-1")
 	waitFor(t, "the final model", func() bool { return n1.hasFinal("job-1") })
 	c.mu.Lock()
 	c.deleted = map[string]time.Time{"job-1": c.job.Submitted.Add(time.Second)} // another job-1
 	c.mu.Unlock()
 	time.Sleep(3 * n1.agent.cfg.Prune)
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("another job-1's deletion removed this one's files: %v", err)
+	if gone(dir) || gone(filepath.Join(uploads, sha)) || gone(fetched) {
+		t.Fatal("another job-1's deletion removed this one's files")
 	}
 	c.mu.Lock()
 	c.deleted = map[string]time.Time{"job-1": c.job.Submitted}
 	c.mu.Unlock()
-	waitFor(t, "the deleted job's files to go", func() bool { _, err := os.Stat(dir); return errors.Is(err, os.ErrNotExist) })
+	waitFor(t, "the deleted job's files to go", func() bool { return gone(dir) && gone(filepath.Join(uploads, sha)) && gone(fetched) })
 }
 
 // A node runs job after job for months (the soak in docs/cluster.md): what a session

@@ -242,7 +242,7 @@ type predictor struct {
 // dir/uploads once, run on the node's device with its threads.
 func newPredictor(c node.Blobs, dir string, threads int, device string, logger *log.Logger) node.PredictorFactory {
 	return func(ctx context.Context, job *api.Job, spec api.PredictSpec) (node.Predictor, error) {
-		modelDir, err := node.FetchUpload(ctx, c, filepath.Join(dir, "uploads"), spec.Model)
+		modelDir, err := node.FetchUpload(ctx, c, filepath.Join(dir, "uploads"), spec.Model, job)
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}
