@@ -71,9 +71,14 @@ type Agent struct {
 	// active is the job a session runs now (nil: none). Only such a node confirms a
 	// reconfiguration: one whose session ended would be placed in a ring it never joins.
 	active atomic.Pointer[string]
-	// confirmed: job -> the generation whose reconfiguration this node confirmed.
+	// confirmed is the generation of the active job whose reconfiguration this node
+	// confirmed: one job's, not a map of every job's, which would grow by one entry
+	// per job for the node's life.
 	confirmMu sync.Mutex
-	confirmed map[string]uint32
+	confirmed struct {
+		job string
+		gen uint32
+	}
 	pruneMu   sync.Mutex // one prune at a time
 }
 
@@ -88,7 +93,7 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics), confirmed: map[string]uint32{}}
+	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics)}
 }
 
 // Run registers the node and trains whatever it is assigned until ctx ends.
@@ -198,8 +203,8 @@ func (a *Agent) confirm(ctx context.Context, as *api.Assignment) {
 		return
 	}
 	a.confirmMu.Lock()
-	done := a.confirmed[j.ID] == j.Gen.Gen
-	a.confirmed[j.ID] = j.Gen.Gen
+	done := a.confirmed.job == j.ID && a.confirmed.gen == j.Gen.Gen
+	a.confirmed.job, a.confirmed.gen = j.ID, j.Gen.Gen
 	a.confirmMu.Unlock()
 	if done {
 		return
