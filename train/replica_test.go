@@ -168,9 +168,9 @@ func TestReplicaBackwardReady(t *testing.T) {
 }
 
 // A node closes a replica when its session ends and makes the next: Close must let the
-// model go and free its tensors then, not when the Go GC next happens to run (the
-// soak in docs/cluster.md: a node grew by 75 MB per job). The trainer is collected,
-// and the tensors live before the replica are all that are left.
+// model go and free its tensors then, not when the Go GC next happens to run, nor
+// never (the soak in docs/cluster.md: a node grew by 75 MB per job). The trainer is
+// collected, and the tensors live before the replica are all that are left.
 func TestReplicaCloseFreesItsTensors(t *testing.T) {
 	runtime.LockOSThread()
 	s := smsSpec(t)
@@ -182,8 +182,13 @@ func TestReplicaCloseFreesItsTensors(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := []shard.Record{{ID: "0", Text: "win a free prize now", Labels: []string{"spam"}}, {ID: "1", Text: "see you at lunch", Labels: []string{"ham"}}}
+	// Backward as a node runs it, watching the gradient (model.GradWatch) to overlap the
+	// all-reduce with it, and as without.
 	r.ZeroGrad()
-	if _, err := r.Backward(recs, 1, 1); err != nil {
+	if _, err := r.BackwardReady(recs, 1, 1, func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Backward(recs, 1, 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Apply(1, 1); err != nil {
