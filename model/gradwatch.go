@@ -19,8 +19,11 @@ import (
 // A parameter that receives no gradient in a backward (unused by this forward) never
 // fires, so the prefix stops before it: only the end of backward makes it final.
 // CPU only: on a GPU the hook runs when the accumulation is queued, not done.
+//
+// It holds no pointer back to its Params, which hold it: a finalizer's object in a
+// cycle is never finalized, so the watch (whose hooks hold the parameters) and the
+// whole model stayed allocated for the process's life, 35 MB per job a node ran.
 type GradWatch struct {
-	ps   *Params
 	h    unsafe.Pointer
 	ends []int64 // ends[k]: where the first k+1 trainable parameters end
 }
@@ -46,7 +49,7 @@ func (ps *Params) Watch() (*GradWatch, error) {
 	if err := ts.TorchErr(); err != nil || h == nil {
 		return nil, fmt.Errorf("model: gradient watch: %v", err)
 	}
-	w := &GradWatch{ps: ps, h: h, ends: ends}
+	w := &GradWatch{h: h, ends: ends}
 	runtime.SetFinalizer(w, func(w *GradWatch) { lib.BnGradWatchFree(w.h) })
 	ps.watch = w
 	return w, nil

@@ -71,9 +71,14 @@ type Agent struct {
 	// active is the job a session runs now (nil: none). Only such a node confirms a
 	// reconfiguration: one whose session ended would be placed in a ring it never joins.
 	active atomic.Pointer[string]
-	// confirmed: job -> the generation whose reconfiguration this node confirmed.
+	// confirmed is the generation of the active job whose reconfiguration this node
+	// confirmed: one job's, not a map of every job's, which would grow by one entry
+	// per job for the node's life.
 	confirmMu sync.Mutex
-	confirmed map[string]uint32
+	confirmed struct {
+		job string
+		gen uint32
+	}
 	pruneMu   sync.Mutex // one prune at a time
 }
 
@@ -88,7 +93,7 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics), confirmed: map[string]uint32{}}
+	return &Agent{cfg: cfg, board: board{ch: make(chan struct{})}, m: newSeries(cfg.Metrics)}
 }
 
 // Run registers the node and trains whatever it is assigned until ctx ends.
@@ -107,7 +112,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil // ctx ended: the node stops
 		}
 		id := as.Job.ID
+		a.pruneMu.Lock() // a prune under way, which may be removing uploads, ends first
 		a.active.Store(&id)
+		a.pruneMu.Unlock()
 		if cur, _ := a.board.get(); cur != nil {
 			a.confirm(ctx, cur)
 		}
@@ -196,8 +203,8 @@ func (a *Agent) confirm(ctx context.Context, as *api.Assignment) {
 		return
 	}
 	a.confirmMu.Lock()
-	done := a.confirmed[j.ID] == j.Gen.Gen
-	a.confirmed[j.ID] = j.Gen.Gen
+	done := a.confirmed.job == j.ID && a.confirmed.gen == j.Gen.Gen
+	a.confirmed.job, a.confirmed.gen = j.ID, j.Gen.Gen
 	a.confirmMu.Unlock()
 	if done {
 		return
@@ -224,10 +231,10 @@ func (a *Agent) pruneEvery(ctx context.Context) {
 	}
 }
 
-// prune removes this node's files of the jobs bertnode delete removed.
+// prune removes this node's files of the jobs bertnode delete removed: their
+// directories, and the uploads (models, tokenizers) only they used, while no session
+// runs (Run starts one only between prunes).
 func (a *Agent) prune(ctx context.Context) {
-	a.pruneMu.Lock()
-	defer a.pruneMu.Unlock()
 	deleted, err := a.cfg.Coordinator.DeletedJobs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -235,6 +242,8 @@ func (a *Agent) prune(ctx context.Context) {
 		}
 		return
 	}
+	a.pruneMu.Lock()
+	defer a.pruneMu.Unlock()
 	var active string
 	if p := a.active.Load(); p != nil {
 		active = *p
@@ -245,6 +254,16 @@ func (a *Agent) prune(ctx context.Context) {
 	}
 	if err != nil {
 		a.cfg.Log.Printf("removing deleted jobs' files: %v", err)
+	}
+	if active != "" {
+		return
+	}
+	removed, err = pruneUploads(filepath.Join(a.cfg.Dir, "uploads"), deleted)
+	for _, p := range removed {
+		a.cfg.Log.Printf("removed %s: every job that used it was deleted", p)
+	}
+	if err != nil {
+		a.cfg.Log.Printf("removing deleted jobs' uploads: %v", err)
 	}
 }
 

@@ -16,10 +16,12 @@ import (
 )
 
 // Predictor runs a predict job's model: Predict writes what bertnode predict prints
-// for recs, one JSON line per record, in their order. Its methods are called from one
+// for recs, one JSON line per record, in their order; Close drops the model once the
+// node is done with the job, freeing its memory. Its methods are called from one
 // goroutine, locked to its OS thread.
 type Predictor interface {
 	Predict(recs []shard.Record, w io.Writer) error
+	Close() error
 }
 
 // PredictorFactory loads a predict job's model; a node does so once per job.
@@ -86,6 +88,7 @@ func (a *Agent) infer(ctx context.Context, job *api.Job) error {
 		return a.failPredict(ctx, job, fmt.Errorf("setup: %w", err))
 	}
 	defer env.Src.Close()
+	defer env.Predictor.Close()
 	spec, err := api.ParsePredictSpec(job.Spec)
 	if err != nil {
 		return a.failPredict(ctx, job, err)

@@ -102,6 +102,13 @@ func (u *uploader) wait() error {
 	return err
 }
 
+// stop waits for the uploads queued and ends the uploader's goroutine: left running, a
+// node kept one per job it ran.
+func (u *uploader) stop() {
+	u.wait()
+	close(u.queue)
+}
+
 func joinErrs(errs []error) error {
 	if len(errs) == 0 {
 		return nil

@@ -182,7 +182,7 @@ func (s *session) close() {
 		s.ckpts.stop()
 	}
 	if s.uploads != nil {
-		s.uploads.wait()
+		s.uploads.stop()
 	}
 	if s.audit != nil {
 		s.audit.close()

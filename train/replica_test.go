@@ -6,12 +6,16 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"weak"
 
 	"github.com/bertnode/bertnode/allreduce"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/shard"
+	"github.com/sugarme/gotch/ts"
 )
 
 // Three replicas evaluating their shares of the eval set and gathering the logits over a
@@ -215,4 +219,53 @@ func testReplicaUnscale(t *testing.T, device string) {
 	if worst > 1e-6 {
 		t.Fatalf("the step with the loss scaled by 8 and unscaled moved a weight %g away from the unscaled step's", worst)
 	}
+}
+
+// A node closes a replica when its session ends and makes the next: Close must let the
+// model go and free its tensors then, not when the Go GC next happens to run, nor
+// never (the soak in docs/cluster.md: a node grew by 75 MB per job). The trainer is
+// collected, and the tensors live before the replica are all that are left.
+func TestReplicaCloseFreesItsTensors(t *testing.T) {
+	runtime.LockOSThread()
+	s := smsSpec(t)
+	s.BatchSize, s.Threads = 4, 1
+	nativeenv.ReleaseMemory()
+	before := liveTensors()
+	r, err := NewReplica(s, []string{"ham", "spam"}, nil, 10, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []shard.Record{{ID: "0", Text: "win a free prize now", Labels: []string{"spam"}}, {ID: "1", Text: "see you at lunch", Labels: []string{"ham"}}}
+	// Backward as a node runs it, watching the gradient (model.GradWatch) to overlap the
+	// all-reduce with it, and as without.
+	r.ZeroGrad()
+	if _, err := r.BackwardReady(recs, 1, 1, func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Backward(recs, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	trainer, during := weak.Make(r.t), liveTensors()
+	if during <= before {
+		t.Fatalf("%d live tensors with a replica, %d before", during, before)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if trainer.Value() != nil || liveTensors() > before {
+		t.Fatalf("after Close: trainer collected %v, %d live tensors (%d with the replica, %d before)",
+			trainer.Value() == nil, liveTensors(), during, before)
+	}
+	runtime.KeepAlive(r) // a node's session holds its closed replica a while longer
+}
+
+// liveTensors counts the tensors gotch has not freed, from its leak report (which reads
+// its registry under its lock).
+func liveTensors() int {
+	_, list, _ := strings.Cut(ts.CheckCMemLeak(), "Tensors not been released: [")
+	list, _, _ = strings.Cut(list, "]\n")
+	return len(strings.Fields(list))
 }

@@ -494,7 +494,7 @@ func TestSubmitUploadsTheTeacher(t *testing.T) {
 	if sha == "" || !strings.Contains(j.Spec, "teacher: blob:"+sha) || !strings.Contains(j.Spec, "alpha: 0.3") {
 		t.Fatalf("uploads %v, spec:\n%s", j.Uploads, j.Spec)
 	}
-	got, err := node.FetchUpload(c.Context(), c.Client(), t.TempDir(), "blob:"+sha)
+	got, err := node.FetchUpload(c.Context(), c.Client(), t.TempDir(), "blob:"+sha, j)
 	if err != nil {
 		t.Fatal(err)
 	}

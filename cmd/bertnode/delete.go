@@ -21,8 +21,10 @@ coordinators remove those files from their disks after the blob file grace. Down
 what you want to keep first (bertnode download JOB). A running job must be cancelled
 first; a job another running job continues (submit --resume) stays until that one
 ends. Nodes remove their own files of the job (<data-dir>/jobs/JOB: checkpoints, logs,
-models) within minutes, once no session of theirs runs it; a node away longer than
-the coordinators' --deleted-retention (30 days) keeps them.`,
+models) within minutes, once no session of theirs runs it, and the uploaded models and
+tokenizers they unpacked for it (<data-dir>/uploads) once every job that used them is
+deleted; a node away longer than the coordinators' --deleted-retention (30 days) keeps
+them.`,
 		Example: `  bertnode delete job-3 job-4`,
 		Args:    cobra.MinimumNArgs(1),
 	}

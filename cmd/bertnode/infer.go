@@ -16,6 +16,7 @@ import (
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/dataset"
 	"github.com/bertnode/bertnode/internal/atomicfile"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/node"
 	"github.com/bertnode/bertnode/shard"
@@ -242,7 +243,7 @@ type predictor struct {
 // dir/uploads once, run on the node's device with its threads.
 func newPredictor(c node.Blobs, dir string, threads int, device string, logger *log.Logger) node.PredictorFactory {
 	return func(ctx context.Context, job *api.Job, spec api.PredictSpec) (node.Predictor, error) {
-		modelDir, err := node.FetchUpload(ctx, c, filepath.Join(dir, "uploads"), spec.Model)
+		modelDir, err := node.FetchUpload(ctx, c, filepath.Join(dir, "uploads"), spec.Model, job)
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}
@@ -265,6 +266,13 @@ func (p *predictor) Predict(recs []shard.Record, w io.Writer) error {
 		return err
 	}
 	return writePredictions(w, p.warn, p.t, in, p.pf)
+}
+
+// Close drops the model and frees its memory at once (a node's next job needs it).
+func (p *predictor) Close() error {
+	p.t = nil
+	nativeenv.ReleaseMemory()
+	return nil
 }
 
 // downloadOutput writes predict job j's output to path: its units' outputs in order.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/bertnode/bertnode/api"
 	"github.com/bertnode/bertnode/coordinator"
@@ -556,5 +557,36 @@ func TestProcessClusterInferSurvivesANodeKill(t *testing.T) {
 	// Gossip's verdict, not the lease's end (30 s), gives n2's unit back.
 	if by["n2"] != 2 || by["n1"] != 45 || len(back) != 1 || !strings.HasPrefix(back[0], "n2 is dead: its unit ") {
 		t.Fatalf("units by node %v, want n2's 2 before its kill and n1 the rest; leases taken back: %q", by, back)
+	}
+}
+
+// A node that finished its part of a predict job drops the model at once, freeing its
+// memory for the next job (the soak in docs/cluster.md: a node grew by 75 MB per job
+// while dropped models waited for the Go GC).
+func TestInferNodeDropsTheModelAfterTheJob(t *testing.T) {
+	c, flags := testCluster(t)
+	dir := t.TempDir()
+	data := smsHead(t, dir, 64)
+	model := tinyCheckpoint(t, "classify", data, shard.LabelText)
+	var trainer atomic.Pointer[weak.Pointer[train.Trainer]]
+	startPredictNodes(t, c, func(cfg *node.Config) {
+		setup := cfg.Infer
+		cfg.Infer = func(ctx context.Context, job *api.Job) (*node.InferEnv, error) {
+			env, err := setup(ctx, job)
+			if err == nil {
+				w := weak.Make(env.Predictor.(*predictor).t)
+				trainer.Store(&w)
+			}
+			return env, err
+		}
+	}, "n1")
+	mustRun(t, append([]string{"infer", "--model", model, "--input", data, "--format", "labeltext", "--batch-size", "8",
+		"--max-length", "32", "--block-records", "32", "--wait"}, flags...)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for trainer.Load() == nil || trainer.Load().Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the predict job's model is still held 30 s after the job")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -149,13 +149,13 @@ SIGINT or SIGTERM asks every worker to leave, and kills those still running 30 s
 				return nil, err
 			}
 			uploads := filepath.Join(o.dataDir, "uploads")
-			if ts.Model, err = node.FetchUpload(ctx, client, uploads, ts.Model); err != nil {
+			if ts.Model, err = node.FetchUpload(ctx, client, uploads, ts.Model, job); err != nil {
 				return nil, fmt.Errorf("model: %w", err)
 			}
-			if ts.Tokenizer, err = node.FetchUpload(ctx, client, uploads, ts.Tokenizer); err != nil {
+			if ts.Tokenizer, err = node.FetchUpload(ctx, client, uploads, ts.Tokenizer, job); err != nil {
 				return nil, fmt.Errorf("tokenizer: %w", err)
 			}
-			if ts.Distill.Teacher, err = node.FetchUpload(ctx, client, uploads, ts.Distill.Teacher); err != nil {
+			if ts.Distill.Teacher, err = node.FetchUpload(ctx, client, uploads, ts.Distill.Teacher, job); err != nil {
 				return nil, fmt.Errorf("distill.teacher: %w", err)
 			}
 			ts.Threads, ts.Device = threads, device
