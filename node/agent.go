@@ -79,7 +79,7 @@ type Agent struct {
 		job string
 		gen uint32
 	}
-	pruneMu   sync.Mutex // one prune at a time
+	pruneMu sync.Mutex // one prune at a time
 }
 
 // New makes an agent.
