@@ -627,14 +627,7 @@ func TestUnansweredCheckpointReportHoldsNoStep(t *testing.T) {
 func TestFP16LossScaleIsKeptAcrossTheRing(t *testing.T) {
 	c := newCoord(toySpec + "mixed_precision: fp16\n")
 	train, _ := smsData(t)
-	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-	c.open(1, "n1", "n2")
-	waitFor(t, "step 30", func() bool { return n1.agent.applied.Load() >= 30 })
-	n3 := startNode(t, c, "n3", 3)
-	c.reconfig("n3 joining")
-	awaitConfirmations(t, c, 1, "n1", "n2")
-	c.open(2, "n1", "n2", "n3")
-	d := awaitDone(t, c)
+	n1, n2, n3, d := joinMidJob(t, c, 30)
 	for _, n := range []*testNode{n2, n3} {
 		waitFor(t, n.id+"'s final model", func() bool { return n.hasFinal("job-1") })
 		if !bytes.Equal(n1.final(t), n.final(t)) {
@@ -741,14 +734,7 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 		t.Run(codec, func(t *testing.T) {
 			c := newCoord(strings.Replace(toySpec, "ring_timeout: 3s}", "ring_timeout: 3s, codec: "+codec+"}", 1))
 			train, _ := smsData(t)
-			n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-			c.open(1, "n1", "n2")
-			waitFor(t, "step 20", func() bool { return n1.agent.applied.Load() >= 20 })
-			n3 := startNode(t, c, "n3", 3)
-			c.reconfig("n3 joining")
-			awaitConfirmations(t, c, 1, "n1", "n2")
-			c.open(2, "n1", "n2", "n3")
-			awaitDone(t, c)
+			n1, n2, n3, _ := joinMidJob(t, c, 20)
 			for _, n := range []*testNode{n2, n3} {
 				waitFor(t, n.id+"'s final model", func() bool {
 					_, err := os.Stat(filepath.Join(n.dir, "jobs", "job-1", "final", "model.safetensors"))
@@ -764,6 +750,20 @@ func TestJoinerReceivesStateFromPeer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// joinMidJob trains c's job on n1 and n2 to step at, has n3 join (generation 2: all
+// three), and waits for the job to end.
+func joinMidJob(t *testing.T, c *coord, at int64) (n1, n2, n3 *testNode, d api.DoneReport) {
+	t.Helper()
+	n1, n2 = startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, fmt.Sprintf("step %d", at), func() bool { return n1.agent.applied.Load() >= at })
+	n3 = startNode(t, c, "n3", 3)
+	c.reconfig("n3 joining")
+	awaitConfirmations(t, c, 1, "n1", "n2")
+	c.open(2, "n1", "n2", "n3")
+	return n1, n2, n3, awaitDone(t, c)
 }
 
 // awaitConfirmations reads reports until each of want confirmed generation gen, and
