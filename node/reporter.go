@@ -79,7 +79,6 @@ func (r *reporter) stop() {
 // refusal of a report of the generation still training comes back to the step loop
 // through refused, as when the step waited for the answer.
 type checkpointReports struct {
-	coord  Coordinator
 	job    string
 	log    *log.Logger
 	mu     sync.Mutex
@@ -93,7 +92,7 @@ type checkpointReports struct {
 
 func startCheckpointReports(ctx context.Context, c Coordinator, job string, l *log.Logger) *checkpointReports {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &checkpointReports{coord: c, job: job, log: l, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	r := &checkpointReports{job: job, log: l, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
