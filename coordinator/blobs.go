@@ -205,6 +205,11 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
 			// This member's disk is full, not the others': the client tries them (a
 			// 500 failed the upload, and with it a job that had trained to its end).
+			// The rest of the upload is read first: answered early, the connection's
+			// close can reset it before the client has read the 507, and a client that
+			// never hears that every member is full retries until its deadline (a
+			// test saw it under load).
+			io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxBlobSize))
 			writeError(w, &api.Error{Status: http.StatusInsufficientStorage, Message: fmt.Sprintf("storing blob %s on member %s: %v", sha, s.id, err)})
 			return
 		case err != nil:
