@@ -620,6 +620,36 @@ func TestUnansweredCheckpointReportHoldsNoStep(t *testing.T) {
 	}
 }
 
+// The last checkpoint's report, slow to be answered, is answered before rank 0 reports
+// the end: the coordinator compares the replicas at every step they saved, the last
+// one included (the toy job saves at 125 of its 140 steps, and rank 0 ran the 15 after
+// it and reported the end in well under the second the report waits).
+func TestLastCheckpointReportIsAnsweredBeforeTheEnd(t *testing.T) {
+	c := newCoord(toySpec)
+	c.unanswered = func(r api.CheckpointReport) time.Duration {
+		if r.Node == "n2" && r.Step == 125 {
+			return time.Second // under the wait's bound, half toySpec's 3 s ring timeout
+		}
+		return 0
+	}
+	startNode(t, c, "n1", 1)
+	startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	select {
+	case d := <-c.done:
+		if d.Error != "" || d.Step != 140 {
+			t.Fatalf("the job ended at step %d (error %q), want 140", d.Step, d.Error)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the job did not end")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.ContainsFunc(c.ckpts, func(r api.CheckpointReport) bool { return r.Node == "n2" && r.Step == 125 }) {
+		t.Fatalf("the end was reported before n2's checkpoint report of step 125 was answered (answered: %+v)", c.ckpts)
+	}
+}
+
 // With mixed_precision fp16 the ranks scale the loss, skip together the steps whose
 // summed gradient overflowed, and carry the scale in the position: a node that joins
 // mid-job receives it with the rest, every sample is trained once, the replicas end

@@ -85,14 +85,16 @@ type checkpointReports struct {
 	next   *api.CheckpointReport
 	err    error // the last refusal, of a report of generation errGen
 	errGen uint32
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
+	sending bool          // a report is on its way
+	idle    chan struct{} // closed, and replaced, when the last queued report is answered
+	wake    chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 func startCheckpointReports(ctx context.Context, c Coordinator, job string, l *log.Logger) *checkpointReports {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &checkpointReports{job: job, log: l, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	r := &checkpointReports{job: job, log: l, idle: make(chan struct{}), wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
@@ -103,17 +105,22 @@ func startCheckpointReports(ctx context.Context, c Coordinator, job string, l *l
 			}
 			r.mu.Lock()
 			rep := r.next
-			r.next = nil
+			r.next, r.sending = nil, rep != nil
 			r.mu.Unlock()
 			if rep == nil {
 				continue
 			}
 			err := retry(ctx, l, "checkpoint report", func() error { return c.Checkpoint(ctx, job, *rep) })
+			r.mu.Lock()
 			if err != nil && ctx.Err() == nil {
-				r.mu.Lock()
 				r.err, r.errGen = err, rep.Gen
-				r.mu.Unlock()
 			}
+			r.sending = false
+			if r.next == nil {
+				close(r.idle)
+				r.idle = make(chan struct{})
+			}
+			r.mu.Unlock()
 		}
 	}()
 	return r
@@ -141,6 +148,29 @@ func (r *checkpointReports) refused(gen uint32) error {
 		return r.err
 	}
 	return nil
+}
+
+// flush waits, at most for d, until every queued report has been answered; false when
+// one still waits.
+func (r *checkpointReports) flush(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		if r.next == nil && !r.sending {
+			r.mu.Unlock()
+			return true
+		}
+		idle := r.idle
+		r.mu.Unlock()
+		select {
+		case <-idle:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 func (r *checkpointReports) stop() {

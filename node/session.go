@@ -555,14 +555,28 @@ func (s *session) saveModel(dir string) error {
 	return os.Rename(tmp, dir)
 }
 
-// finish ends the job: every rank saves the final model; rank 0 adds the reports,
-// uploads the results and tells the coordinator the job succeeded.
+// finish ends the job: every rank saves the final model and waits for its last
+// checkpoint report's answer; then rank 0 adds the reports, uploads the results and
+// tells the coordinator the job succeeded.
 func (s *session) finish(ctx context.Context, ring *allreduce.Ring) error {
 	dir := filepath.Join(s.dir, "final")
 	if err := s.saveModel(dir); err != nil {
 		return err
 	}
 	s.rep.flush(ctx)
+	// The last checkpoint's report may still be on its way (the coordinator slow to
+	// answer): the job ends only once every rank's is answered, so the replicas'
+	// comparison at that step is not lost, and a refusal still fails the job. The wait is
+	// bounded to stay within the ring's timeout at the barrier.
+	if !s.ckpts.flush(ctx, time.Duration(s.env.Spec.Cluster.RingTimeout)/2) {
+		s.logf("the checkpoint report of step %d was not answered before the end: the replicas' comparison at that step may be missing", s.pos.SavedAt)
+	}
+	if err := s.ckpts.refused(ring.Generation()); err != nil {
+		return err
+	}
+	if err := ring.AllReduceExact(ctx, make([]float32, 1), allreduce.OpSum); err != nil {
+		return err
+	}
 	if ring.Rank() != 0 {
 		return errFinished
 	}
