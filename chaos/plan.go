@@ -3,9 +3,10 @@
 // faults — nodes killed with SIGKILL mid-step and during the all-reduce, the raft leader
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
 // replacement nodes joining mid-epoch, nodes drained and back, the coordinators
-// restarted one by one as for an upgrade — and checks after every run that the job
-// finished, that every rank holds the same weights, that the audit logs show every
-// sample trained exactly once, and how far the result is from a fault-free run's.
+// restarted one by one as for an upgrade, every node but one killed at once — and
+// checks after every run that the job finished, that every rank holds the same
+// weights, that the audit logs show every sample trained exactly once, and how far the
+// result is from a fault-free run's.
 package chaos
 
 import (
@@ -42,10 +43,14 @@ const (
 	// RollingRestart: every coordinator in turn stopped with SIGTERM and started again,
 	// the next once the members list it alive: an upgrade's rolling restart.
 	RollingRestart Kind = "rolling-restart"
+	// NodesKill: SIGKILL of every node but one in the backward pass of the same step (a
+	// rack losing power): the ring loses most of its ranks at once, and the survivor
+	// alone holds the job's state until the others are back.
+	NodesKill Kind = "nodes-kill"
 )
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -105,7 +110,15 @@ func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
 			out = append(out, f)
 			continue
 		}
-		if len(victims) == 0 {
+		if len(victims) == 0 || f.Kind == NodesKill && len(victims) < 2 {
+			continue
+		}
+		if f.Kind == NodesKill { // one fault a victim, all at the same step
+			for _, v := range victims {
+				f.Target = fmt.Sprintf("n%d", v+1)
+				out = append(out, f)
+			}
+			victims = nil
 			continue
 		}
 		f.Target, victims = fmt.Sprintf("n%d", victims[0]+1), victims[1:]

@@ -136,7 +136,7 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 	}
 	for _, f := range faults {
 		switch f.Kind {
-		case NodeKill, NodeJoin:
+		case NodeKill, NodeJoin, NodesKill:
 			co.Env[f.Target] = append(co.Env[f.Target], fmt.Sprintf("BERTNODE_FAILPOINTS=node.backward=kill@%d", f.AtStep))
 		case AllReduceKill:
 			co.Env[f.Target] = append(co.Env[f.Target], fmt.Sprintf("BERTNODE_FAILPOINTS=node.allreduce=kill-after:%s@%d", f.Delay, f.AtStep))
@@ -225,7 +225,7 @@ func (in *injector) await(ctx context.Context, cond func(*api.Job) bool) (*api.J
 
 func (in *injector) inject(ctx context.Context, f *Fault) error {
 	switch f.Kind {
-	case NodeKill, NodeJoin, AllReduceKill:
+	case NodeKill, NodeJoin, AllReduceKill, NodesKill:
 		// The failpoint kills the node at its step; replace or restart it once it is dead.
 		p := in.lc.Proc(f.Target)
 		for localcluster.Alive(p.PID) {

@@ -38,6 +38,7 @@ to three faults picked at random (--seed) among --faults:
   node-drain      a node drained (bertnode nodes drain) mid-epoch, undrained once out
   rolling-restart every coordinator in turn stopped (SIGTERM) and started again, the
                   next once the members list it alive, as for an upgrade
+  nodes-kill      SIGKILL of every node but one in the same step's backward pass
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
