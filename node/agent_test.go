@@ -62,6 +62,9 @@ type coord struct {
 	// unanswered, when set, says how long a checkpoint report waits for its answer (a
 	// leader cut off the network answers nothing).
 	unanswered func(api.CheckpointReport) time.Duration
+	// unnoticed: a restarted node keeps its rank in the current generation, as with a
+	// real leader that saw no death (every process lost power at once).
+	unnoticed bool
 }
 
 func newCoord(spec string) *coord {
@@ -388,10 +391,14 @@ func startNode(t *testing.T, c *coord, id string, seed int64) *testNode {
 func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *testNode {
 	t.Helper()
 	c.mu.Lock()
+	addr := "127.0.0.1:0"
+	if c.unnoticed { // as a real node, on its ring port of before
+		addr = c.addrs[id]
+	}
 	c.addrs[id] = ""
-	if _, ok := c.ranks[id]; ok {
+	if _, ok := c.ranks[id]; ok && !c.unnoticed {
 		// A restarted node: its rank in the generation it died in is not its own any
-		// more (a real leader reconfigures). Kept, its first assignment sends it into
+		// more (a real leader that noticed the death reconfigures). Kept, its first assignment sends it into
 		// that generation, towards its peers' dead addresses, until the test opens the
 		// next. (A clean clone's make test once hung so in
 		// TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart, both nodes out of
@@ -401,7 +408,7 @@ func startNodeIn(t *testing.T, c *coord, id string, seed int64, dir string) *tes
 		c.ranks[id] = -1
 	}
 	c.mu.Unlock()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -975,6 +982,50 @@ func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) 
 		t.Fatalf("generation 2 started after step %d; want %d, the newest checkpoint", resumed, want)
 	}
 	t.Logf("audit %+v", r)
+}
+
+// Every node restarts at once while the coordinator still shows their generation (a
+// power loss: nobody was left to report the ring broken). A restarted node never joins
+// the generation its earlier process was in: each reports it broken, and the job goes
+// on in the next from the newest checkpoint, each sample trained once in the final
+// model's lineage (the audit tells generations apart: steps trained again under the
+// same generation would show as a rank contributing twice).
+func TestRestartedNodesDoNotRejoinTheirGeneration(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
+	n1.kill()
+	n2.kill()
+	for len(c.failures) > 0 {
+		<-c.failures
+	}
+	c.mu.Lock()
+	c.unnoticed = true
+	c.mu.Unlock()
+	n1 = startNodeIn(t, c, "n1", 11, n1.dir)
+	n2 = startNodeIn(t, c, "n2", 12, n2.dir)
+	reported := map[string]bool{}
+	for len(reported) < 2 {
+		select {
+		case f := <-c.failures:
+			if f.Gen == 1 && strings.Contains(f.Error, "restarted") {
+				reported[f.Node] = true
+			}
+		case d := <-c.done:
+			t.Fatalf("the job ended at step %d in generation %d: the restarted nodes joined their old generation", d.Step, d.Gen)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("generation 1 reported broken by %v only", reported)
+		}
+	}
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
+	}
+	checkAudit(t, len(train), 2, n1, n2)
 }
 
 // A job submitted to continue another (submit --resume) starts from the checkpoint the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bertnode/bertnode/api"
@@ -50,6 +52,36 @@ func claimJobDir(dir string, j *api.Job) (movedTo string, err error) {
 		return "", err
 	}
 	return movedTo, atomicfile.WriteFile(filepath.Join(dir, jobMarkFile), b, 0o644)
+}
+
+// genFile holds the last generation a process of this node joined in the job, so that
+// a restarted process (killed, or the machine's power lost) never joins that one
+// again: its ring died with the process, and its members may have applied steps that
+// a restart, resuming from a checkpoint, no longer holds. Had every member restarted
+// at once, nobody would report the old ring broken, and the job would train those
+// steps again under the same generation.
+const genFile = "generation"
+
+// joinedGen is the generation recorded in dir's genFile; 0 when there is none.
+func joinedGen(dir string) (uint32, error) {
+	path := filepath.Join(dir, genFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	g, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return uint32(g), nil
+}
+
+// markJoined records in dir that this node joins generation gen.
+func markJoined(dir string, gen uint32) error {
+	return atomicfile.WriteFile(filepath.Join(dir, genFile), []byte(strconv.FormatUint(uint64(gen), 10)+"\n"), 0o644)
 }
 
 func readJobMark(dir string) (jobMark, error) {

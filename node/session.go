@@ -116,7 +116,13 @@ func (s *session) run(ctx context.Context) error {
 	s.rep = startReporter(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
 	s.ckpts = startCheckpointReports(ctx, s.a.cfg.Coordinator, s.job.ID, s.a.cfg.Log)
 	s.uploads = newUploader(s.a.cfg.Coordinator, s.job.ID, s.a.cfg.ID, s.a.cfg.Log)
-	var lastGen uint32
+	lastGen, err := joinedGen(s.dir)
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	if lastGen > 0 {
+		s.restarted(ctx, lastGen)
+	}
 	for {
 		as, err := s.a.board.await(ctx, func(x *api.Assignment) bool {
 			return s.gone(x) || x.Rank >= 0 && x.Job.Gen != nil && x.Job.Gen.Gen > lastGen
@@ -147,6 +153,21 @@ func (s *session) run(ctx context.Context) error {
 				s.logf("%v", err)
 			}
 		}
+	}
+}
+
+// restarted reports generation gen broken when the job still has this node in it: an
+// earlier process of this node joined it (genFile), and that process is gone. The
+// coordinator then opens the next, which this session waits for.
+func (s *session) restarted(ctx context.Context, gen uint32) {
+	x, _ := s.a.board.get()
+	if s.gone(x) || x.Rank < 0 || x.Job.Gen == nil || x.Job.Gen.Gen != gen {
+		return
+	}
+	s.logf("this node restarted: its process in generation %d is gone; waiting for the next generation", gen)
+	rep := api.FailureReport{Node: s.a.cfg.ID, Gen: gen, Applied: s.pos.Step, Error: fmt.Sprintf("%s restarted: its process in generation %d is gone", s.a.cfg.ID, gen)}
+	if err := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); err != nil {
+		s.logf("%v", err)
 	}
 }
 
@@ -255,6 +276,9 @@ func (s *session) generation(ctx context.Context, as *api.Assignment) error {
 	spec := s.env.Spec
 	codec, err := allreduce.ParseCodec(spec.Cluster.Codec)
 	if err != nil {
+		return err
+	}
+	if err := markJoined(s.dir, g.Gen); err != nil {
 		return err
 	}
 	start := time.Now()
