@@ -3,7 +3,8 @@
 // faults — nodes killed with SIGKILL mid-step and during the all-reduce, the raft leader
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
 // replacement nodes joining mid-epoch, nodes drained and back, the coordinators
-// restarted one by one as for an upgrade, every node but one killed at once — and
+// restarted one by one as for an upgrade, every node but one killed at once, every
+// process killed at once (a power loss) — and
 // checks after every run that the job finished, that every rank holds the same
 // weights, that the audit logs show every sample trained exactly once, and how far the
 // result is from a fault-free run's.
@@ -47,10 +48,18 @@ const (
 	// rack losing power): the ring loses most of its ranks at once, and the survivor
 	// alone holds the job's state until the others are back.
 	NodesKill Kind = "nodes-kill"
+	// PowerLoss: every process of the cluster, coordinators and nodes, SIGKILLed at
+	// once, and all started again powerDown later: the job goes on from what the
+	// coordinators' raft logs and the nodes' checkpoints kept.
+	PowerLoss Kind = "power-loss"
 )
 
+// powerDown is how long a power loss keeps the cluster down. Its recovery goal counts
+// it: the restarted processes take over from there.
+const powerDown = 3 * time.Second
+
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -69,6 +78,19 @@ func ParseKinds(s string) ([]Kind, error) {
 	return out, nil
 }
 
+// goal is the longest recovery the suite accepts from a fault of the kind.
+func (k Kind) goal(ringTimeout time.Duration) (time.Duration, string) {
+	switch {
+	case k.silent():
+		d := ringTimeout + 5*time.Second
+		return d, fmt.Sprintf("< ring timeout + 5 s = %s", d)
+	case k == PowerLoss:
+		d := powerDown + 10*time.Second
+		return d, fmt.Sprintf("< %s down + 10 s = %s", powerDown, d)
+	}
+	return 10 * time.Second, "< 10 s"
+}
+
 // silent says the fault leaves its victim alive but mute: the others find it only when
 // the ring times out, so its recovery goal is the ring timeout plus 5 s.
 func (k Kind) silent() bool { return k == NodeStop || k == Partition }
@@ -76,7 +98,7 @@ func (k Kind) silent() bool { return k == NodeStop || k == Partition }
 // Fault is one planned and injected fault.
 type Fault struct {
 	Kind   Kind   `json:"kind"`
-	Target string `json:"target"` // the node (n1...) or "leader"
+	Target string `json:"target"` // the node (n1...), "leader", "coordinators" or "cluster"
 	AtStep int64  `json:"at_step"`
 	// Delay is how long a stop or partition lasts, or how long after the all-reduce
 	// starts a kill lands.
@@ -105,8 +127,11 @@ func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
 			out = append(out, f)
 			continue
 		}
-		if f.Kind == RollingRestart {
+		if f.Kind == RollingRestart || f.Kind == PowerLoss {
 			f.Target = "coordinators"
+			if f.Kind == PowerLoss {
+				f.Target, f.Delay = "cluster", powerDown
+			}
 			out = append(out, f)
 			continue
 		}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // A nodes-kill strikes every node but one, at the same step; with two nodes it has no
@@ -40,5 +41,22 @@ func TestPlanNodesKillStrikesAllButOneAtOnce(t *testing.T) {
 		for _, f := range plan(rand.New(rand.NewPCG(seed, 0)), []Kind{NodesKill}, 2, 10, 100) {
 			t.Fatalf("seed %d: two nodes: %+v planned", seed, f)
 		}
+	}
+}
+
+// A power loss strikes the whole cluster and spares the nodes' victims for the other
+// faults; its goal counts the time it keeps the cluster down.
+func TestPlanPowerLoss(t *testing.T) {
+	fs := plan(rand.New(rand.NewPCG(1, 0)), []Kind{PowerLoss}, 3, 10, 100)
+	if len(fs) == 0 {
+		t.Fatal("no fault planned")
+	}
+	for _, f := range fs {
+		if f.Target != "cluster" || f.Delay != powerDown {
+			t.Fatalf("%+v: want the whole cluster, down %s", f, powerDown)
+		}
+	}
+	if d, _ := PowerLoss.goal(4 * time.Second); d != powerDown+10*time.Second {
+		t.Fatalf("power-loss goal %s, want %s", d, powerDown+10*time.Second)
 	}
 }

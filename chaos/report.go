@@ -122,11 +122,7 @@ func Summary(w io.Writer, o Options, base Result, runs []Result) (ok bool) {
 		}
 		ds := rec[k]
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		goal, limit := "< 10 s", 10*time.Second
-		if k.silent() {
-			limit = o.RingTimeout + 5*time.Second
-			goal = fmt.Sprintf("< ring timeout + 5 s = %s", limit)
-		}
+		limit, goal := k.goal(o.RingTimeout)
 		med, mx := "-", "-"
 		if len(ds) > 0 {
 			med, mx = ds[len(ds)/2].Round(10*time.Millisecond).String(), ds[len(ds)-1].Round(10*time.Millisecond).String()

@@ -292,6 +292,22 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		}
 		sleep(ctx, 3*time.Second)
 		return in.lc.Restart(victim.Name)
+	case PowerLoss:
+		f.Injected, f.Gen = time.Now(), j.Gen.Gen
+		for _, p := range in.lc.Procs {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+		for _, p := range in.lc.Procs {
+			for localcluster.Alive(p.PID) {
+				sleep(ctx, 10*time.Millisecond)
+			}
+		}
+		sleep(ctx, f.Delay)
+		for _, p := range in.lc.Procs {
+			if err := in.lc.Restart(p.Name); err != nil {
+				return err
+			}
+		}
 	case RollingRestart:
 		// Injected when the last is back: its recovery is the next step applied after it.
 		for _, p := range in.lc.Procs {

@@ -39,6 +39,8 @@ to three faults picked at random (--seed) among --faults:
   rolling-restart every coordinator in turn stopped (SIGTERM) and started again, the
                   next once the members list it alive, as for an upgrade
   nodes-kill      SIGKILL of every node but one in the same step's backward pass
+  power-loss      SIGKILL of every process, coordinators and nodes, all started
+                  again 3 s later
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
