@@ -79,12 +79,12 @@ func (r *reporter) stop() {
 // refusal of a report of the generation still training comes back to the step loop
 // through refused, as when the step waited for the answer.
 type checkpointReports struct {
-	job    string
-	log    *log.Logger
-	mu     sync.Mutex
-	next   *api.CheckpointReport
-	err    error // the last refusal, of a report of generation errGen
-	errGen uint32
+	job     string
+	log     *log.Logger
+	mu      sync.Mutex
+	next    *api.CheckpointReport
+	err     error // the last refusal, of a report of generation errGen
+	errGen  uint32
 	sending bool          // a report is on its way
 	idle    chan struct{} // closed, and replaced, when the last queued report is answered
 	wake    chan struct{}

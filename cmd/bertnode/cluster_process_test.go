@@ -633,10 +633,11 @@ func TestProcessClusterParity(t *testing.T) {
 }
 
 // The fault suite, short: one run with a node killed while its gradient all-reduce runs,
-// another stopped (SIGSTOP) past the ring timeout, where this machine lets the test
-// make network namespaces the third cut off the network, and the first drained (back
-// since its kill at step 8, and hit by nothing else since). (make chaos runs 20
-// randomized runs of every kind.)
+// then a power loss (every process killed at once, before the first checkpoint: the
+// job starts over in a new generation), another node stopped (SIGSTOP) past the ring
+// timeout, where this machine lets the test make network namespaces the third cut off
+// the network, and the first drained (back since its kill at step 8, and hit by
+// nothing else since). (make chaos runs 20 randomized runs of every kind.)
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts clusters of processes")
@@ -650,6 +651,7 @@ func TestChaosShort(t *testing.T) {
 	train, _ := filepath.Abs(smsFile)
 	vocab, _ := filepath.Abs(vocabFile)
 	faults := []chaos.Fault{{Kind: chaos.AllReduceKill, Target: "n3", AtStep: 8, Delay: 3 * time.Millisecond},
+		{Kind: chaos.PowerLoss, Target: "cluster", AtStep: 12, Delay: 3 * time.Second},
 		{Kind: chaos.NodeStop, Target: "n2", AtStep: 20, Delay: 2 * time.Second}}
 	if err := netlab.Available(); err == nil {
 		faults = append(faults, chaos.Fault{Kind: chaos.Partition, Target: "n1", AtStep: 30, Delay: 2 * time.Second})
