@@ -224,6 +224,11 @@ type Progress struct {
 	// SamplesPerSec is then those records over the time since the job started.
 	UnitsDone int `json:"units_done,omitempty"`
 	Records   int `json:"records,omitempty"`
+	// LossScale and Skipped are an fp16 job's dynamic loss scale and the steps it
+	// skipped for a gradient overflow, as of Step (zero for fp32 and bf16 jobs, and
+	// while a coordinator member too old to record them is in the cluster).
+	LossScale float64 `json:"loss_scale,omitempty"`
+	Skipped   int64   `json:"skipped_steps,omitempty"`
 }
 
 // ETA estimates the time to the end from the reported rate.
@@ -454,6 +459,9 @@ type ProgressReport struct {
 	StepMillis    float64            `json:"step_ms"`
 	Eval          map[string]float64 `json:"eval,omitempty"`
 	EvalStep      int64              `json:"eval_step,omitempty"`
+	// LossScale and Skipped: an fp16 job's loss scale and steps skipped so far.
+	LossScale float64 `json:"loss_scale,omitempty"`
+	Skipped   int64   `json:"skipped_steps,omitempty"`
 }
 
 // FailureReport says a node's ring of generation Gen failed (Error), or, with Error

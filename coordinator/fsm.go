@@ -214,13 +214,18 @@ func (f *FSM) holds(b []byte, s *State) error {
 }
 
 // needs is the oldest protocol whose builds hold s whole, which its snapshots claim.
-// A field added to the state tells a build that lacks it by its name (unknownFields);
-// a new meaning of a field an older build has (a new value) is counted here.
+// A field added to the state tells a build that lacks it by its name (unknownFields,
+// when a newer build wrote it); a new meaning of a field an older build has (a new
+// value) is counted here, as is a progress's loss scale (protocolLossScale), so that
+// the halt names the protocol that holds it.
 func (s *State) needs() int {
 	n := ProtocolOldest
 	for _, j := range s.Jobs {
 		if j.Kind == api.KindPredict { // a predict job came with leases
 			n = max(n, appliers[CmdLease].since)
+		}
+		if j.Progress.LossScale != 0 || j.Progress.Skipped != 0 {
+			n = max(n, protocolLossScale)
 		}
 	}
 	return n

@@ -38,7 +38,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/deleted-jobs", readable, s.getDeleted)
 	s.route("POST /v1/jobs/{id}/cancel", onLeader, s.postCancel)
 	s.route("DELETE /v1/jobs/{id}", onLeader, s.deleteJob)
-	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, func(id string, r api.ProgressReport) any { return JobProgress{id, r} }))
+	s.route("POST /v1/jobs/{id}/progress", onLeader, report(s, CmdProgress, s.progress))
 	s.route("POST /v1/jobs/{id}/failure", onLeader, report(s, CmdFailure, s.failure))
 	s.route("POST /v1/jobs/{id}/checkpoint", onLeader, report(s, CmdCheckpoint, func(id string, r api.CheckpointReport) any { return JobCheckpoint{id, r} }))
 	s.route("POST /v1/jobs/{id}/result", onLeader, report(s, CmdResult, func(id string, r api.ResultReport) any { return JobResult{id, r} }))

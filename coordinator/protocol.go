@@ -18,7 +18,7 @@ import (
 // Every member's FSM must apply every entry alike, so the leader proposes nothing
 // that a member of the raft configuration speaks too old a protocol for; members
 // record theirs in the replicated member list (docs/cluster.md, "Rolling upgrades").
-const Protocol = 8
+const Protocol = 9
 
 // ProtocolOldest is the protocol of a member whose record has none: coordinators
 // before protocol versions did not record theirs, and may be as old as the first FSM.
@@ -59,6 +59,20 @@ const (
 	// leader refuses such a job.
 	protocolUploads = 3
 )
+
+// protocolLossScale: a progress report's LossScale and Skipped (an fp16 job's loss
+// scale and steps skipped) are recorded in the job's progress from protocol 9 on; an
+// older FSM ignores them, and its state has no place for them. Short of 9, the leader
+// drops them from the report: the job's progress shows no loss scale, as before.
+const protocolLossScale = 9
+
+// progress is node report r on job id as every member applies it alike.
+func (s *Server) progress(id string, r api.ProgressReport) any {
+	if (r.LossScale != 0 || r.Skipped != 0) && s.supports("a progress report's loss scale", protocolLossScale) != nil {
+		r.LossScale, r.Skipped = 0, 0
+	}
+	return JobProgress{id, r}
+}
 
 // failure is node report r on job id as every member applies it alike.
 func (s *Server) failure(id string, r api.FailureReport) any {

@@ -262,3 +262,49 @@ func TestSnapshotKnowsItsFields(t *testing.T) {
 		t.Fatalf("a predict job's snapshot holds fields this build does not know: %v", u)
 	}
 }
+
+// TestSnapshotWithALossScaleNeeds9: a snapshot whose job's progress holds an fp16 loss
+// scale needs protocol 9, as a build of 8 has no place for it: an FSM of protocol 8
+// halts on it, naming 9, its state as it was, and this build restores it. The same
+// job's progress without one needs no newer protocol than the first.
+func TestSnapshotWithALossScaleNeeds9(t *testing.T) {
+	r := newLogRun(t)
+	id := r.job("n1", sha(1), sha(2))
+	needs := func(snap []byte) any {
+		var claims map[string]any
+		if err := json.Unmarshal(snap, &claims); err != nil {
+			t.Fatal(err)
+		}
+		return claims["needs_protocol"]
+	}
+	r.apply(time.Second, CmdProgress, JobProgress{Job: id, Report: api.ProgressReport{Node: "n1", Gen: 1, Step: 1, Loss: 0.5}})
+	if n := needs(snapshotBytes(t, r.f)); n != float64(ProtocolOldest) {
+		t.Fatalf("an fp32 job's snapshot needs protocol %v, want %d", n, ProtocolOldest)
+	}
+	r.apply(time.Second, CmdProgress, JobProgress{Job: id, Report: api.ProgressReport{Node: "n1", Gen: 1, Step: 2, Loss: 0.5,
+		LossScale: 32768, Skipped: 1}})
+	snap := snapshotBytes(t, r.f)
+	if n := needs(snap); n != float64(9) {
+		t.Fatalf("a snapshot holding a loss scale needs protocol %v, want 9", n)
+	}
+	old := newFSM(8)
+	before := stateJSON(t, old)
+	msg, err := restore(old, snap)
+	for _, want := range []string{"needs coordinator protocol 9, newer than this member's protocol 8", "Upgrade this member to a build of protocol 9 or later"} {
+		if err != nil || !strings.Contains(msg, want) {
+			t.Fatalf("protocol 8 restoring it: %q, %v: want a halt saying %s", msg, err, want)
+		}
+	}
+	if stateJSON(t, old) != before {
+		t.Fatal("the halted FSM's state changed")
+	}
+	f := restored(t, snap)
+	if got, want := stateJSON(t, f), stateJSON(t, r.f); got != want {
+		t.Fatalf("restored to another state:\n%s\n%s", got, want)
+	}
+	f.Read(func(st *State) {
+		if p := st.Jobs[id].Progress; p.LossScale != 32768 || p.Skipped != 1 {
+			t.Fatalf("restored progress: scale %v, %d skipped", p.LossScale, p.Skipped)
+		}
+	})
+}

@@ -718,6 +718,7 @@ func (s *State) progress(t time.Time, b JobProgress) error {
 	p := &j.Progress
 	if r.Step >= p.Step {
 		p.Step, p.TotalSteps, p.Epoch, p.Loss, p.SamplesPerSec, p.Updated = r.Step, r.TotalSteps, r.Epoch, r.Loss, r.SamplesPerSec, t
+		p.LossScale, p.Skipped = r.LossScale, r.Skipped
 	}
 	s.noteEval(j, t, r.Node, r.Eval, r.EvalStep)
 	s.changedJob(j, false)

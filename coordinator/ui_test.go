@@ -55,7 +55,7 @@ func TestDashboardScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node --test ui/ui_test.js: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "# pass 7") || !strings.Contains(string(out), "# fail 0") {
+	if !strings.Contains(string(out), "# pass 8") || !strings.Contains(string(out), "# fail 0") {
 		t.Fatalf("node --test ui/ui_test.js:\n%s", out)
 	}
 }

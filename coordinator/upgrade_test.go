@@ -302,3 +302,46 @@ func TestMembersWaitForAVersionedLeader(t *testing.T) {
 	c.Start(0)
 	recorded(c, []int{0, 0, 0})
 }
+
+// TestLossScaleBeforeProtocol9: while a member speaks protocol 8, whose FSM ignores a
+// progress report's loss scale and skipped steps (its state has no place for them),
+// the leader drops them from the report, so that every member records the same
+// progress: none with a loss scale. Once every member speaks 9, every member records
+// them.
+func TestLossScaleBeforeProtocol9(t *testing.T) {
+	protocols := []int{0, 0, 8}
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) { cfg.Protocol = protocols[i] }})
+	recorded(c, protocols)
+	n := nodes(c, "n1")[0]
+	id := submit(c, jobSpecText(putData(t, c.Client(), trainData), 1, 1))
+	n.awaitGen(id, 1, 0)
+	// report sends a progress report of step at a loss scale of 32768 after 3 skipped
+	// steps, and says what each member recorded of them once all have applied it.
+	report := func(step int64) []string {
+		t.Helper()
+		if err := n.cl.Progress(ctx(t), id, api.ProgressReport{Node: "n1", Gen: 1, Step: step, TotalSteps: 10,
+			LossScale: 32768, Skipped: 3}); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		c.WaitFor(fmt.Sprintf("every member's progress at step %d", step), func() bool {
+			got = got[:0]
+			for _, s := range c.Servers {
+				s.Read(func(st *coordinator.State) {
+					if p := st.Jobs[id].Progress; p.Step == step {
+						got = append(got, fmt.Sprintf("scale %v, %d skipped", p.LossScale, p.Skipped))
+					}
+				})
+			}
+			return len(got) == len(c.Servers)
+		})
+		return got
+	}
+	if got := report(1); !slices.Equal(got, slices.Repeat([]string{"scale 0, 0 skipped"}, 3)) {
+		t.Fatalf("with a member at protocol 8, the members recorded %q: want the loss scale dropped", got)
+	}
+	upgrade(c, protocols, 2, 9)
+	if got := report(2); !slices.Equal(got, slices.Repeat([]string{"scale 32768, 3 skipped"}, 3)) {
+		t.Fatalf("with every member at protocol 9, the members recorded %q", got)
+	}
+}

@@ -660,7 +660,8 @@ func TestLastCheckpointReportIsAnsweredBeforeTheEnd(t *testing.T) {
 // With mixed_precision fp16 the ranks scale the loss, skip together the steps whose
 // summed gradient overflowed, and carry the scale in the position: a node that joins
 // mid-job receives it with the rest, every sample is trained once, the replicas end
-// equal, and a skipped step logs no metrics, as bertnode train's.
+// equal, a skipped step logs no metrics, as bertnode train's, and the progress reports
+// tell the coordinator the scale and the steps skipped.
 func TestFP16LossScaleIsKeptAcrossTheRing(t *testing.T) {
 	c := newCoord(toySpec + "mixed_precision: fp16\n")
 	train, _ := smsData(t)
@@ -711,6 +712,36 @@ func TestFP16LossScaleIsKeptAcrossTheRing(t *testing.T) {
 	}
 	if want := int(d.Step) - int(last.Skipped); len(logged) != want {
 		t.Errorf("%d steps logged of %d with %d skipped, want %d", len(logged), d.Step, last.Skipped, want)
+	}
+	// The progress reports carry the scale and the steps skipped as of their step: each
+	// rank's scale is halved once a skip, and n1's count its steps to theirs that logged
+	// nothing.
+	c.mu.Lock()
+	reports := slices.Clone(c.progress)
+	c.mu.Unlock()
+	n1Reports, skipping := 0, 0
+	for _, r := range reports {
+		if r.LossScale != lossscale.Initial/math.Pow(2, float64(r.Skipped)) {
+			t.Fatalf("%s reported step %d at loss scale %v after %d skipped steps", r.Node, r.Step, r.LossScale, r.Skipped)
+		}
+		if r.Skipped > 0 {
+			skipping++
+		}
+		if r.Node == "n1" {
+			n1Reports++
+			unlogged := r.Step
+			for s := range logged {
+				if s <= r.Step {
+					unlogged--
+				}
+			}
+			if r.Skipped != unlogged {
+				t.Fatalf("n1 reported %d steps skipped at step %d, where its metrics logged all but %d", r.Skipped, r.Step, unlogged)
+			}
+		}
+	}
+	if n1Reports == 0 || skipping == 0 {
+		t.Fatalf("%d progress reports, %d of n1, %d with steps skipped: want some of each", len(reports), n1Reports, skipping)
 	}
 	// n1 trained from the first step to the last: its series count every skip.
 	value := func(m prometheus.Metric) float64 {

@@ -470,7 +470,8 @@ func (s *session) step(ctx context.Context, ring *allreduce.Ring, g *api.Generat
 	s.rep.update(func(p *api.ProgressReport) {
 		*p = api.ProgressReport{Node: s.a.cfg.ID, Gen: g.Gen, Rank: rank, Step: s.pos.Step, TotalSteps: s.total, Epoch: epoch,
 			Loss: s.pos.LastLoss, SamplesPerSec: ringRate, NodeRate: float64(len(piece)) / max(compute.Seconds(), 1e-9),
-			StepMillis: float64(compute.Milliseconds()), Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt}
+			StepMillis: float64(compute.Milliseconds()), Eval: s.pos.LastEval, EvalStep: s.pos.EvaluatedAt,
+			LossScale: s.pos.LossScale, Skipped: s.pos.Skipped}
 	})
 	return nil
 }

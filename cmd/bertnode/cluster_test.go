@@ -134,12 +134,15 @@ func TestClusterCommands(t *testing.T) {
 	}
 	c.AliveNode("n1")
 	waitJob(t, c, "job-1", "the start", func(j *api.Job) bool { return j.State == api.Running })
-	if err := cl.Progress(c.Context(), "job-1", api.ProgressReport{Node: "n1", Gen: 1, Step: 2, TotalSteps: 4, Loss: 0.5, SamplesPerSec: 1, NodeRate: 1}); err != nil {
+	// A loss scale, as an fp16 job's nodes report (the coordinator takes their word).
+	if err := cl.Progress(c.Context(), "job-1", api.ProgressReport{Node: "n1", Gen: 1, Step: 2, TotalSteps: 4, Loss: 0.5, SamplesPerSec: 1, NodeRate: 1,
+		LossScale: 32768, Skipped: 3}); err != nil {
 		t.Fatal(err)
 	}
 	contains(t, "nodes", run("nodes"), "n1", "alive", "job-1", "cpu")
 	contains(t, "status", run("status"), "leader", "n1", "job-1", "running")
-	contains(t, "status job-1", run("status", "job-1"), "generation 1", "step 2/4", "loss 0.5000", "ETA 4s", "n1", "recoveries: 0")
+	contains(t, "status job-1", run("status", "job-1"), "generation 1", "step 2/4", "loss 0.5000", "ETA 4s", "n1", "recoveries: 0",
+		"loss scale 32768 (3 steps skipped)")
 	// A drain waits while the node is the job's only one; the job's end lets it go.
 	drained := make(chan string, 1)
 	go func() {

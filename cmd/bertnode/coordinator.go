@@ -69,7 +69,8 @@ coordinator protocol its build speaks (the replicated commands it can apply); un
 every member speaks the one a command needs, the leader refuses the command (409,
 naming the members to upgrade) rather than let an older member miss it. Nodes whose
 lease renewals are refused let their leases run out, as before renewals; a predict
-job, a deletion, a drain or a node removal is refused until then. A member whose
+job, a deletion, a drain or a node removal is refused until then, and an fp16 job's
+loss scale is not recorded (bertnode status shows none). A member whose
 build is too old for a command in its log or a snapshot (one rolled back, or joined
 on an older build) stops with an error naming the command or snapshot and the
 protocol it needs, at every start: start it on that build or later (after a

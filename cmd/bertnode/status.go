@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +23,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the cluster, or one job",
 		Long: `Without JOB: the coordinators (which one leads), the nodes and the jobs.
 With JOB: its state, generation and members, step of total, loss, samples/s per
-node, time left, latest evaluation, recoveries and results.`,
+node, time left, an fp16 job's loss scale and skipped steps, latest evaluation,
+recoveries and results.`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	withClient(c, func(cmd *cobra.Command, ctx context.Context, cl *api.Client, args []string) error {
@@ -145,6 +147,13 @@ func printJob(out io.Writer, j *api.Job, nodes []api.Node) {
 	}
 	if len(j.Waiting) > 0 {
 		fmt.Fprintf(out, "  kept for the next generation: %s\n", strings.Join(j.Waiting, ", "))
+	}
+	if p := j.Progress; p.LossScale > 0 { // fp16 only
+		steps := "steps"
+		if p.Skipped == 1 {
+			steps = "step"
+		}
+		fmt.Fprintf(out, "  loss scale %s (%d %s skipped)\n", strconv.FormatFloat(p.LossScale, 'f', -1, 64), p.Skipped, steps)
 	}
 	fmt.Fprintf(out, "  recoveries: %d\n", j.Progress.Recoveries)
 	if len(j.Checkpoints) > 0 {

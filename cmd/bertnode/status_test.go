@@ -31,3 +31,27 @@ func TestPrintNodesSaysWhoIsLeftOut(t *testing.T) {
 		t.Errorf("not listed: %v\n%s", want, out.String())
 	}
 }
+
+// bertnode status JOB shows an fp16 job's loss scale and the steps it skipped, running
+// or ended, and nothing of it for an fp32 job (whose progress has no scale).
+func TestPrintJobShowsTheLossScale(t *testing.T) {
+	j := &api.Job{ID: "job-1", State: api.Running, Cluster: api.ClusterSpec{Nodes: 1},
+		Gen:      &api.Generation{Gen: 1, Members: []api.RingMember{{Node: "n1"}}},
+		Progress: api.Progress{Step: 40, TotalSteps: 100, Loss: 0.5, LossScale: 32768, Skipped: 3}}
+	show := func() string {
+		var out bytes.Buffer
+		printJob(&out, j, nil)
+		return out.String()
+	}
+	if out := show(); !strings.Contains(out, "\n  loss scale 32768 (3 steps skipped)\n") {
+		t.Errorf("an fp16 job:\n%s", out)
+	}
+	j.State, j.Progress.LossScale, j.Progress.Skipped = api.Succeeded, 1<<24, 1
+	if out := show(); !strings.Contains(out, "\n  loss scale 16777216 (1 step skipped)\n") {
+		t.Errorf("an fp16 job that ended at a scale of 2^24:\n%s", out)
+	}
+	j.Progress.LossScale, j.Progress.Skipped = 0, 0
+	if out := show(); strings.Contains(out, "loss scale") || strings.Contains(out, "skipped") {
+		t.Errorf("an fp32 job:\n%s", out)
+	}
+}

@@ -137,6 +137,11 @@ function jobDetail(job, events) {
     out += `<p>Prediction: ${done} of ${total} units done (${(job.progress || {}).records || 0} records). ` +
       `<code>bertnode download ${esc(job.id)} --output OUT.jsonl</code> once it succeeded.</p>`;
   } else {
+    const p = job.progress || {};
+    if (p.loss_scale > 0) { // fp16 only
+      const n = p.skipped_steps || 0;
+      out += `<p>Loss scale ${p.loss_scale} (${n} ${n === 1 ? "step" : "steps"} skipped).</p>`;
+    }
     out += charts(events);
   }
   const kinds = Object.keys(job.results || {}).sort();

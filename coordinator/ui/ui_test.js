@@ -43,6 +43,16 @@ test("a predict job shows its units, records/s and no loss", () => {
   assert.ok(!detail.includes("No evaluations"));
 });
 
+test("an fp16 job's page shows its loss scale and skipped steps, others none", () => {
+  const j = { id: "job-4", name: "fp16", state: "running", progress: { step: 40, total_steps: 100, loss_scale: 32768, skipped_steps: 3 } };
+  assert.match(ui.jobDetail(j, []), /<p>Loss scale 32768 \(3 steps skipped\)\.<\/p>/);
+  j.progress.skipped_steps = 1;
+  assert.match(ui.jobDetail(j, []), /Loss scale 32768 \(1 step skipped\)/);
+  delete j.progress.skipped_steps;
+  assert.match(ui.jobDetail(j, []), /Loss scale 32768 \(0 steps skipped\)/);
+  assert.ok(!ui.jobDetail({ id: "job-5", name: "fp32", state: "running", progress: { step: 40, total_steps: 100 } }, []).includes("Loss scale"));
+});
+
 test("durations", () => {
   assert.equal(ui.fmtDur(0), "-");
   assert.equal(ui.fmtDur(12.4), "12s");
