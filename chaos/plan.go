@@ -4,8 +4,8 @@
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
 // replacement nodes joining mid-epoch, nodes drained and back, the coordinators
 // restarted one by one as for an upgrade, every node but one killed at once, every
-// process killed at once (a power loss) — and
-// checks after every run that the job finished, that every rank holds the same
+// process killed at once (a power loss), the coordinators' majority lost for a while —
+// and checks after every run that the job finished, that every rank holds the same
 // weights, that the audit logs show every sample trained exactly once, and how far the
 // result is from a fault-free run's.
 package chaos
@@ -52,6 +52,10 @@ const (
 	// once, and all started again powerDown later: the job goes on from what the
 	// coordinators' raft logs and the nodes' checkpoints kept.
 	PowerLoss Kind = "power-loss"
+	// QuorumLoss: the raft leader and another coordinator SIGKILLed at once, both
+	// started again 6 s later: for that time the cluster has no majority and decides
+	// nothing, while the ring trains on.
+	QuorumLoss Kind = "quorum-loss"
 )
 
 // powerDown is how long a power loss keeps the cluster down. Its recovery goal counts
@@ -59,7 +63,7 @@ const (
 const powerDown = 3 * time.Second
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss, QuorumLoss}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {
@@ -121,7 +125,7 @@ func plan(rng *rand.Rand, kinds []Kind, nodes int, lo, hi int64) []Fault {
 	var out []Fault
 	for range n {
 		f := Fault{Kind: kinds[rng.IntN(len(kinds))], AtStep: lo + rng.Int64N(hi-lo)}
-		if f.Kind == LeaderKill || f.Kind == LeaderPartition {
+		if f.Kind == LeaderKill || f.Kind == LeaderPartition || f.Kind == QuorumLoss {
 			f.Target = "leader"
 			f.Delay = 6 * time.Second
 			out = append(out, f)

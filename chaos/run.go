@@ -254,7 +254,7 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		return err
 	}
 	switch f.Kind {
-	case LeaderKill, LeaderPartition:
+	case LeaderKill, LeaderPartition, QuorumLoss:
 		st, err := in.cl.Status(ctx)
 		if err != nil {
 			return err
@@ -285,13 +285,33 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 			sleep(ctx, f.Delay)
 			return h.Heal()
 		}
-		f.Injected = time.Now()
-		syscall.Kill(victim.PID, syscall.SIGKILL)
-		for localcluster.Alive(victim.PID) {
-			sleep(ctx, 10*time.Millisecond)
+		victims := []localcluster.Proc{*victim}
+		down := 3 * time.Second
+		if f.Kind == QuorumLoss { // and a follower: two of the three
+			down = f.Delay
+			for _, p := range in.lc.Procs {
+				if p.Role == "coordinator" && p.Name != victim.Name && len(victims) < 2 {
+					victims = append(victims, p)
+					f.Target += "+" + p.Name
+				}
+			}
 		}
-		sleep(ctx, 3*time.Second)
-		return in.lc.Restart(victim.Name)
+		f.Injected = time.Now()
+		for _, v := range victims {
+			syscall.Kill(v.PID, syscall.SIGKILL)
+		}
+		for _, v := range victims {
+			for localcluster.Alive(v.PID) {
+				sleep(ctx, 10*time.Millisecond)
+			}
+		}
+		sleep(ctx, down)
+		for _, v := range victims {
+			if err := in.lc.Restart(v.Name); err != nil {
+				return err
+			}
+		}
+		return nil
 	case PowerLoss:
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
 		for _, p := range in.lc.Procs {

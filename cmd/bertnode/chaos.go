@@ -41,6 +41,8 @@ to three faults picked at random (--seed) among --faults:
   nodes-kill      SIGKILL of every node but one in the same step's backward pass
   power-loss      SIGKILL of every process, coordinators and nodes, all started
                   again 3 s later
+  quorum-loss     SIGKILL of the raft leader and another coordinator, both started
+                  again 6 s later (no majority meanwhile)
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
