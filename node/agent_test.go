@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ type coord struct {
 	addrs    map[string]string
 	unproven map[string]bool // nodes asked to register again
 	removed  map[string]bool // nodes the catalog no longer holds: 404 until they register
+	drained  map[string]bool // nodes drained (by themselves: the fake leaves them in place)
 	regs     map[string]int  // registrations by node
 	deleted  map[string]time.Time
 	failures chan api.FailureReport
@@ -69,7 +71,7 @@ type coord struct {
 
 func newCoord(spec string) *coord {
 	return &coord{changed: make(chan struct{}), job: api.Job{ID: "job-1", Spec: spec, State: api.Running},
-		ranks: map[string]int{}, addrs: map[string]string{}, unproven: map[string]bool{}, removed: map[string]bool{}, regs: map[string]int{}, failures: make(chan api.FailureReport, 100),
+		ranks: map[string]int{}, addrs: map[string]string{}, unproven: map[string]bool{}, removed: map[string]bool{}, drained: map[string]bool{}, regs: map[string]int{}, failures: make(chan api.FailureReport, 100),
 		done: make(chan api.DoneReport, 10), results: map[string]api.ResultReport{}, blobs: map[string][]byte{}}
 }
 
@@ -126,6 +128,13 @@ func (c *coord) DeletedJobs(ctx context.Context) (map[string]time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.deleted), nil
+}
+
+func (c *coord) Drain(ctx context.Context, node string, on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drained[node] = on
+	return nil
 }
 
 func (c *coord) RegisterNode(ctx context.Context, r api.RegisterNode) error {
@@ -1057,6 +1066,81 @@ func TestRestartedNodesDoNotRejoinTheirGeneration(t *testing.T) {
 		t.Fatal("the final models differ")
 	}
 	checkAudit(t, len(train), 2, n1, n2)
+}
+
+// smallDisk mounts a tmpfs of size bytes on a new directory (root only: the test is
+// skipped otherwise), unmounted when the test ends.
+func smallDisk(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Skipf("no tmpfs to fill (root only): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fill writes into dir until its file system is full.
+func fill(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "ballast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// A node whose disk fills up mid-job drains itself and reports its generation broken,
+// naming the disk: the job goes on without it (here the test, as the leader, opens the
+// next generation of the two others), rather than failing for every node, and the node
+// joins no later generation. Its audit log stays whole (a line is written whole or not
+// at all), and with the others' shows every sample trained once.
+func TestNodeWhoseDiskFillsDrainsItself(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	disk := smallDisk(t, 16<<20)
+	n1, n2, n3 := startNode(t, c, "n1", 1), startNodeIn(t, c, "n2", 2, disk), startNode(t, c, "n3", 3)
+	c.open(1, "n1", "n2", "n3")
+	waitFor(t, "step 30", func() bool { return n2.agent.applied.Load() >= 30 })
+	fill(t, disk)
+	var rep api.FailureReport
+	for rep.Node != "n2" {
+		select {
+		case rep = <-c.failures:
+		case d := <-c.done:
+			t.Fatalf("the job ended at step %d: %q", d.Step, d.Error)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no failure report from n2")
+		}
+	}
+	c.mu.Lock()
+	drained := c.drained["n2"]
+	c.mu.Unlock()
+	if !drained || rep.Gen != 1 || !strings.Contains(rep.Error, "no space left on device") {
+		t.Fatalf("n2 drained itself: %v; its report: %+v", drained, rep)
+	}
+	os.Remove(filepath.Join(disk, "ballast")) // room again: still, n2 stays out
+	c.open(2, "n1", "n3")
+	awaitDone(t, c)
+	waitFor(t, "n3's final model", func() bool { return n3.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n3.final(t)) {
+		t.Fatal("the final models differ")
+	}
+	checkAudit(t, len(train), 2, n1, n2, n3)
+	for _, e := range n2.audit(t) {
+		if e.Gen > 1 {
+			t.Fatalf("n2 trained in generation %d after draining itself", e.Gen)
+		}
+	}
 }
 
 // A job submitted to continue another (submit --resume) starts from the checkpoint the

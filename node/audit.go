@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 )
@@ -41,8 +42,24 @@ func (a *auditLog) write(e AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.f.Write(append(b, '\n'))
-	return err
+	return appendLine(a.f, b)
+}
+
+// appendLine appends b and a newline to f, an append-only log of JSON lines: whole or
+// not at all, as a full disk can take part of a line, which would make the log
+// unreadable once more lines follow it.
+func appendLine(f *os.File, b []byte) error {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		if terr := f.Truncate(end); terr != nil {
+			return fmt.Errorf("%w (and cutting the partial line: %v)", err, terr)
+		}
+		return err
+	}
+	return nil
 }
 
 func (a *auditLog) contribute(gen uint32, step int64, epoch, rank int, ids []int32) error {

@@ -29,4 +29,6 @@ type Coordinator interface {
 	UnitDone(ctx context.Context, job string, r api.UnitReport) error
 	// DeletedJobs are the jobs bertnode delete removed, with their submission times.
 	DeletedJobs(ctx context.Context) (map[string]time.Time, error)
+	// Drain turns a node's drain on or off: a node whose disk failed drains itself.
+	Drain(ctx context.Context, node string, on bool) error
 }

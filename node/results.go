@@ -246,7 +246,7 @@ func pruneCheckpoints(dir string, keep int) error {
 
 func (s *session) logMetrics(v map[string]any) {
 	b, _ := json.Marshal(v)
-	s.metrics.Write(append(b, '\n'))
+	appendLine(s.metrics, b) // a metrics line lost to a full disk costs the curve a point
 	if s.tb != nil {
 		s.tb.Metrics(v) // its first error sticks and is reported when it closes
 	}

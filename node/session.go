@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/bertnode/bertnode/allreduce"
@@ -183,11 +184,15 @@ func (s *session) superseded(gen uint32) bool {
 		x.Job.Reconfig != nil && x.Job.Reconfig.Gen == gen
 }
 
-// fail ends the job: the error is not one that another generation would cure.
+// fail ends the job: the error is not one that another generation would cure; but
+// for this node's disk failing, which ends only its part in the job (drainSelf).
 func (s *session) fail(ctx context.Context, err error) error {
 	rep := api.DoneReport{Node: s.a.cfg.ID, Step: s.pos.Step, Error: err.Error()}
 	if x, _ := s.a.board.get(); x != nil && x.Job != nil && x.Job.Gen != nil {
 		rep.Gen = x.Job.Gen.Gen
+	}
+	if diskFailed(err) && !errors.Is(err, errDiverged) {
+		return s.drainSelf(ctx, rep.Gen, err)
 	}
 	if rerr := retry(ctx, s.a.cfg.Log, "done report", func() error { return s.a.cfg.Coordinator.Done(ctx, s.job.ID, rep) }); rerr != nil {
 		s.logf("%v", rerr)
@@ -222,6 +227,40 @@ func (s *session) close() {
 			s.env.Close()
 		}
 	}
+}
+
+// errDiskFailed ends a session whose node's disk failed; the node drained itself.
+var errDiskFailed = errors.New("this node's disk failed")
+
+// diskFailed says err is this node's own storage failing (full, over quota,
+// read-only, an I/O error): another generation here would fail alike, while the job
+// can go on without the node.
+func diskFailed(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// drainSelf takes the node out of the job and of any other until an operator undrains
+// it (bertnode nodes undrain), as it would a sick machine: it drains itself, then
+// reports generation gen broken, naming the disk's error, so that the coordinator
+// goes on without it (or, short of min_nodes without it, waits for nodes). The session
+// ends; its node confirms no reconfiguration then, so the next generation leaves it
+// out, and a drained node takes no place in a later one.
+func (s *session) drainSelf(ctx context.Context, gen uint32, err error) error {
+	id := s.a.cfg.ID
+	s.logf("generation %d: this node's disk failed: %v; it drains itself (bertnode nodes undrain %s once fixed)", gen, err, id)
+	if derr := retry(ctx, s.a.cfg.Log, "drain", func() error { return s.a.cfg.Coordinator.Drain(ctx, id, true) }); derr != nil {
+		s.logf("%v", derr)
+	}
+	rep := api.FailureReport{Node: id, Gen: gen, Applied: s.pos.Step, Error: fmt.Sprintf("%s drained itself: its disk failed: %v", id, err)}
+	if rerr := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); rerr != nil {
+		s.logf("%v", rerr)
+	}
+	return fmt.Errorf("%w: %v", errDiskFailed, err)
 }
 
 // recoverable says a next generation may cure err: the ring broke or was told to stop.
