@@ -4,8 +4,8 @@
 // killed, nodes stopped with SIGSTOP past the ring timeout, nodes cut off the network,
 // replacement nodes joining mid-epoch, nodes drained and back, the coordinators
 // restarted one by one as for an upgrade, every node but one killed at once, every
-// process killed at once (a power loss), the coordinators' majority lost for a while —
-// and checks after every run that the job finished, that every rank holds the same
+// process killed at once (a power loss), the coordinators' majority lost for a while,
+// a node's disk filled — and checks after every run that the job finished, that every rank holds the same
 // weights, that the audit logs show every sample trained exactly once, and how far the
 // result is from a fault-free run's.
 package chaos
@@ -56,14 +56,22 @@ const (
 	// started again 6 s later: for that time the cluster has no majority and decides
 	// nothing, while the ring trains on.
 	QuorumLoss Kind = "quorum-loss"
+	// DiskFull: a node's data directory, a disk of its own (a tmpfs: root only), filled
+	// mid-job; the node drains itself at its next write and the job goes on without it.
+	// Once it is out, the disk has room again and the node is undrained, and joins back.
+	DiskFull Kind = "disk-full"
 )
+
+// nodeDisk is the size of the disk a disk-full fault fills: room for a tiny BERT job's
+// checkpoints and uploads.
+const nodeDisk = 1 << 30
 
 // powerDown is how long a power loss keeps the cluster down. Its recovery goal counts
 // it: the restarted processes take over from there.
 const powerDown = 3 * time.Second
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss, QuorumLoss}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss, QuorumLoss, DiskFull}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {

@@ -142,6 +142,21 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 			co.Env[f.Target] = append(co.Env[f.Target], fmt.Sprintf("BERTNODE_FAILPOINTS=node.allreduce=kill-after:%s@%d", f.Delay, f.AtStep))
 		}
 	}
+	for _, f := range faults {
+		if f.Kind != DiskFull {
+			continue
+		}
+		dir := filepath.Join(co.Dir, f.Target) // the node's --data-dir, on a disk of its own
+		if err := smallDisk(dir, nodeDisk); err != nil {
+			r.Err = err
+			return r
+		}
+		defer func() {
+			if err := unmountKeeping(dir); err != nil && r.Err == nil {
+				r.Err = err
+			}
+		}()
+	}
 	lc, err := localcluster.Start(co)
 	if err != nil {
 		r.Err = err
@@ -343,21 +358,36 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		if err := in.cl.Drain(ctx, f.Target, true); err != nil {
 			return err
 		}
-		// Undrained once it has left the job (or the job ended: a drain waits while the
-		// job cannot go on without the node).
-		for idx := uint64(0); ; {
+		return in.undrainOnceOut(ctx, f.Target)
+	case DiskFull:
+		ballast := filepath.Join(in.lc.Proc(f.Target).DataDir, "ballast")
+		if err := fillDisk(ballast); err != nil {
+			return err
+		}
+		// The node drains itself at its first write that finds no room (appends to a
+		// file fill its last page first): the fault is injected then. Room again once
+		// it is out, it is taken back.
+		for idx := uint64(0); f.Injected.IsZero(); {
 			n, next, err := in.cl.NodeWait(ctx, f.Target, idx, 5*time.Second)
-			if err == nil {
-				if n.Job != in.job {
-					break
+			if err == nil && n.Drain {
+				if j, err := in.cl.Job(ctx, in.job); err == nil && j.Gen != nil {
+					f.Gen = j.Gen.Gen
 				}
+				f.Injected = time.Now()
+			} else if err == nil {
 				idx = next
 			} else if ctx.Err() != nil {
 				return err
 			}
 			if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
-				break
+				break // the job ended first
 			}
+		}
+		if err := in.awaitOff(ctx, f.Target); err != nil {
+			return err
+		}
+		if err := os.Remove(ballast); err != nil {
+			return err
 		}
 		return in.cl.Drain(ctx, f.Target, false)
 	case NodeStop:
@@ -379,6 +409,93 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		return h.Heal()
 	}
 	return nil
+}
+
+// undrainOnceOut undrains a drained node once it has left the job (or the job ended:
+// a drain waits while the job cannot go on without the node).
+func (in *injector) undrainOnceOut(ctx context.Context, node string) error {
+	if err := in.awaitOff(ctx, node); err != nil {
+		return err
+	}
+	return in.cl.Drain(ctx, node, false)
+}
+
+// awaitOff waits until node is on no job, or the job ended.
+func (in *injector) awaitOff(ctx context.Context, node string) error {
+	for idx := uint64(0); ; {
+		n, next, err := in.cl.NodeWait(ctx, node, idx, 5*time.Second)
+		if err == nil {
+			if n.Job != in.job {
+				return nil
+			}
+			idx = next
+		} else if ctx.Err() != nil {
+			return err
+		}
+		if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
+			return nil
+		}
+	}
+}
+
+// fillDisk writes path until its file system is full.
+func fillDisk(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// smallDisk mounts a tmpfs of size bytes on dir, made if need be.
+func smallDisk(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", dir, err)
+	}
+	return nil
+}
+
+// unmountKeeping unmounts the tmpfs on dir, keeping its files in dir.
+func unmountKeeping(dir string) error {
+	kept := dir + ".kept"
+	os.RemoveAll(kept)
+	err := os.CopyFS(kept, os.DirFS(dir))
+	if uerr := syscall.Unmount(dir, syscall.MNT_DETACH); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(dir); err != nil {
+		return err
+	}
+	return os.Rename(kept, dir)
+}
+
+// DiskFullAvailable says whether this process can give a node a disk to fill (mount a
+// tmpfs: root only).
+func DiskFullAvailable() error {
+	dir, err := os.MkdirTemp("", "bertnode-disk")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(dir)
+	if err := smallDisk(dir, 1<<20); err != nil {
+		return err
+	}
+	return syscall.Unmount(dir, syscall.MNT_DETACH)
 }
 
 // restartMember stops coordinator p with SIGTERM, starts it again once it has exited

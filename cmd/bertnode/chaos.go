@@ -43,6 +43,8 @@ to three faults picked at random (--seed) among --faults:
                   again 3 s later
   quorum-loss     SIGKILL of the raft leader and another coordinator, both started
                   again 6 s later (no majority meanwhile)
+  disk-full       a node's data directory (a tmpfs of its own, root only) filled: the
+                  node drains itself; undrained, with room again, once it is out
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
@@ -62,6 +64,10 @@ by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 2
 			if nerr := netlab.Available(); nerr != nil && !cmd.Flags().Changed("faults") {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no partition faults: %v\n", nerr)
 				o.Kinds = slices.DeleteFunc(o.Kinds, func(k chaos.Kind) bool { return k == chaos.Partition || k == chaos.LeaderPartition })
+			}
+			if derr := chaos.DiskFullAvailable(); derr != nil && !cmd.Flags().Changed("faults") {
+				fmt.Fprintf(cmd.ErrOrStderr(), "no disk-full faults: %v\n", derr)
+				o.Kinds = slices.DeleteFunc(o.Kinds, func(k chaos.Kind) bool { return k == chaos.DiskFull })
 			}
 			if o.Dir, err = filepath.Abs(o.Dir); err != nil {
 				return err
