@@ -215,6 +215,18 @@ func (c *coord) Checkpoint(ctx context.Context, job string, r api.CheckpointRepo
 		}
 	}
 	c.ckpts = append(c.ckpts, r)
+	// The manifest, as the FSM keeps it: copied, as assignments share the job's.
+	cps := slices.Clone(c.job.Checkpoints)
+	i := slices.IndexFunc(cps, func(x api.Checkpoint) bool { return x.Step == r.Step })
+	if i < 0 {
+		cps, i = append(cps, api.Checkpoint{Step: r.Step, Gen: r.Gen}), len(cps)
+	}
+	cps[i].Checksums = maps.Clone(cps[i].Checksums)
+	if cps[i].Checksums == nil {
+		cps[i].Checksums = map[string]string{}
+	}
+	cps[i].Checksums[r.Node] = r.Checksum
+	c.job.Checkpoints = cps
 	return nil
 }
 
@@ -991,11 +1003,11 @@ func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) 
 	// generation 2 starts from the newest either holds.
 	var want int64 = -1
 	for _, n := range []*testNode{n1, n2} {
-		dir, err := latestCheckpoint(filepath.Join(n.dir, "jobs", "job-1"))
-		if err != nil || dir == "" {
-			t.Fatalf("%s's checkpoint: %q %v", n.id, dir, err)
+		dirs, err := checkpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
+		if err != nil || len(dirs) == 0 {
+			t.Fatalf("%s's checkpoint: %q %v", n.id, dirs, err)
 		}
-		step, _ := strconv.ParseInt(strings.TrimPrefix(filepath.Base(dir), ckptPrefix), 10, 64)
+		step, _ := strconv.ParseInt(strings.TrimPrefix(filepath.Base(dirs[0]), ckptPrefix), 10, 64)
 		want = max(want, step)
 	}
 	if want < 50 {
@@ -1139,6 +1151,71 @@ func TestNodeWhoseDiskFillsDrainsItself(t *testing.T) {
 	for _, e := range n2.audit(t) {
 		if e.Gen > 1 {
 			t.Fatalf("n2 trained in generation %d after draining itself", e.Gen)
+		}
+	}
+}
+
+// Checkpoints damaged on disk are not resumed from: n2's newest has a flipped byte
+// (bit rot: it loads, but its checksum is none of those the ranks reported at its
+// step), n1's newest is cut short (it does not load). Each node sets its damaged one
+// aside and resumes from the one before; the job ends as if nothing had happened to
+// its samples. Before, n2's made the ring find the replicas different and fail the
+// job, and n1's failed it at once.
+func TestDamagedCheckpointsAreSetAside(t *testing.T) {
+	c := newCoord(toySpec)
+	train, _ := smsData(t)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
+	n1.kill()
+	n2.kill()
+	for len(c.failures) > 0 {
+		<-c.failures
+	}
+	newest := func(n *testNode) string {
+		dirs, err := checkpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
+		if err != nil || len(dirs) < 2 {
+			t.Fatalf("%s's checkpoints: %q %v", n.id, dirs, err)
+		}
+		return dirs[0]
+	}
+	d1, d2 := newest(n1), newest(n2)
+	if filepath.Base(d1) != filepath.Base(d2) {
+		t.Fatalf("the nodes' newest checkpoints differ: %s, %s", d1, d2)
+	}
+	waitFor(t, "both reports of "+filepath.Base(d2), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, cp := range c.job.Checkpoints {
+			if filepath.Base(d2) == fmt.Sprintf("%s%d", ckptPrefix, cp.Step) {
+				return len(cp.Checksums) == 2
+			}
+		}
+		return false
+	})
+	b, err := os.ReadFile(filepath.Join(d2, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(filepath.Join(d2, stateFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(d1, stateFile), int64(len(b)/2)); err != nil {
+		t.Fatal(err)
+	}
+	n1 = startNodeIn(t, c, "n1", 11, n1.dir)
+	n2 = startNodeIn(t, c, "n2", 12, n2.dir)
+	c.open(2, "n1", "n2")
+	awaitDone(t, c)
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
+	if !bytes.Equal(n1.final(t), n2.final(t)) {
+		t.Fatal("the final models differ")
+	}
+	checkAudit(t, len(train), 2, n1, n2)
+	for _, d := range []string{d1, d2} {
+		if _, err := os.Stat(d + ".bad"); err != nil {
+			t.Errorf("%s not set aside: %v", d, err)
 		}
 	}
 }

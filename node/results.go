@@ -8,8 +8,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -224,22 +222,14 @@ func pruneCheckpoints(dir string, keep int) error {
 	if keep <= 0 {
 		return nil
 	}
-	ents, err := os.ReadDir(dir)
+	dirs, err := checkpointDirs(dir)
 	if err != nil {
 		return err
 	}
-	var steps []int
-	for _, e := range ents {
-		if n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), ckptPrefix)); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), ckptPrefix) {
-			steps = append(steps, n)
-		}
-	}
-	sort.Ints(steps)
-	for len(steps) > keep {
-		if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, steps[0]))); err != nil {
+	for _, d := range dirs[min(keep, len(dirs)):] {
+		if err := os.RemoveAll(d); err != nil {
 			return err
 		}
-		steps = steps[1:]
 	}
 	return nil
 }

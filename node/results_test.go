@@ -1,11 +1,15 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/bertnode/bertnode/api"
 )
 
 // TestCheckpointOnAFullDiskLeavesTheLastOneIntact: a checkpoint that does not fit (a
@@ -13,11 +17,7 @@ import (
 // before it as it was, the one a resume takes, and nothing of its own (its .tmp
 // directory stayed before). Needs root (mount); skipped without.
 func TestCheckpointOnAFullDiskLeavesTheLastOneIntact(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("mount a small tmpfs over %s: %v", dir, err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := smallDisk(t, 256<<10)
 	saved := [][]float32{make([]float32, 1000)}
 	saved[0][7] = 42
 	if err := writeState(filepath.Join(dir, "checkpoint-10"), saved, Position{Step: 10}, "test"); err != nil {
@@ -38,13 +38,51 @@ func TestCheckpointOnAFullDiskLeavesTheLastOneIntact(t *testing.T) {
 		}
 		t.Fatalf("after the failed checkpoint the job's directory holds %v, want only checkpoint-10", names)
 	}
-	latest, err := latestCheckpoint(dir)
-	if err != nil || latest != filepath.Join(dir, "checkpoint-10") {
-		t.Fatalf("latest checkpoint %q, %v", latest, err)
+	dirs, err := checkpointDirs(dir)
+	if err != nil || len(dirs) != 1 || dirs[0] != filepath.Join(dir, "checkpoint-10") {
+		t.Fatalf("checkpoints %q, %v", dirs, err)
 	}
 	got := [][]float32{make([]float32, 1000)}
-	p, err := ReadState(latest, got, "test")
+	p, err := ReadState(dirs[0], got, "test")
 	if err != nil || p.Step != 10 || got[0][7] != 42 {
 		t.Fatalf("checkpoint-10 after the failed one: step %d, value %v, %v", p.Step, got[0][7], err)
+	}
+}
+
+// A node whose only checkpoint is damaged resumes from none, with its replica as the
+// job's setup makes it: the failed load had written into the replica.
+func TestResumeWithOnlyADamagedCheckpointStartsFresh(t *testing.T) {
+	dir := t.TempDir()
+	job := &api.Job{ID: "job-1", Spec: toySpec, State: api.Running,
+		Checkpoints: []api.Checkpoint{{Step: 10, Gen: 1, Checksums: map[string]string{"n1": strings.Repeat("0", 64)}}}}
+	a := New(Config{ID: "n1", Dir: dir, Setup: toySetup(t, 1)})
+	s := newSession(a, job)
+	s.dir = dir
+	env, err := a.cfg.Setup(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.env = env
+	fresh := checksum(env.Replica.State(), Position{})
+	bufs := env.Replica.State()
+	for _, b := range bufs {
+		for i := range b {
+			b[i] += 1
+		}
+	}
+	if err := writeState(filepath.Join(dir, ckptPrefix+"10"), bufs, Position{Step: 10, SavedAt: 10}, layoutOf(env.Replica)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.has {
+		t.Fatal("resumed from the damaged checkpoint")
+	}
+	if got := checksum(s.env.Replica.State(), Position{}); got != fresh {
+		t.Fatal("the replica is not as the setup makes it")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ckptPrefix+"10.bad")); err != nil {
+		t.Fatalf("the damaged checkpoint was not set aside: %v", err)
 	}
 }

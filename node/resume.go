@@ -18,20 +18,45 @@ import (
 // else, for a job submitted with --resume, the checkpoint the coordinator keeps of the
 // job it continues. The generation's agreement then decides whether a peer holds a
 // newer one. Without either, the replica starts fresh and takes rank 0's state.
+//
+// A checkpoint that does not load, or whose checksum is not the one the ranks agreed
+// on at its step (the coordinators' manifest, api.Job.Checkpoints), is damaged (bit
+// rot, a file cut short or overwritten): it is moved aside (checkpoint-N.bad) and the
+// next older one tried, rather than failing the job when the ring finds the replicas
+// differ. A load that failed may have written part of the replica: without a good
+// checkpoint, the replica is made again.
 func (s *session) resume(ctx context.Context) error {
-	dir, err := latestCheckpoint(s.dir)
+	dirs, err := checkpointDirs(s.dir)
 	if err != nil {
 		return err
 	}
-	if dir == "" && s.job.ResumeOf != "" {
-		if dir, err = s.fetchCheckpoint(ctx, s.job.ResumeOf); err != nil {
-			return fmt.Errorf("resuming %s: %w", s.job.ResumeOf, err)
+	for _, dir := range dirs {
+		err := s.load(dir)
+		if err == nil {
+			return nil
+		}
+		if diskFailed(err) {
+			return err
+		}
+		s.logf("%s is damaged, moved aside: %v", dir, err)
+		if err := os.Rename(dir, dir+".bad"); err != nil {
+			return err
 		}
 	}
-	if dir == "" {
-		return nil
+	if len(dirs) > 0 {
+		s.env.Replica.Close()
+		if s.env, err = s.a.cfg.Setup(ctx, s.job); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
 	}
-	return s.load(dir)
+	if s.job.ResumeOf != "" {
+		dir, err := s.fetchCheckpoint(ctx, s.job.ResumeOf)
+		if err != nil {
+			return fmt.Errorf("resuming %s: %w", s.job.ResumeOf, err)
+		}
+		return s.load(dir)
+	}
+	return nil
 }
 
 // restore loads a checkpoint blob the coordinator names in a generation whose members
@@ -45,11 +70,15 @@ func (s *session) restore(ctx context.Context, blob string) error {
 	return s.load(dir)
 }
 
-// load makes the checkpoint in dir the replica's state.
+// load makes the checkpoint in dir the replica's state, if the coordinators' manifest
+// does not say otherwise.
 func (s *session) load(dir string) error {
 	bufs := s.env.Replica.State()
 	p, err := ReadState(dir, bufs, layoutOf(s.env.Replica))
 	if err != nil {
+		return err
+	}
+	if err := s.matchesManifest(checksum(bufs, p), p.Step); err != nil {
 		return err
 	}
 	if err := s.env.Replica.Loaded(); err != nil {
@@ -61,11 +90,28 @@ func (s *session) load(dir string) error {
 	return nil
 }
 
-// latestCheckpoint is the newest complete checkpoint directory under dir, or "".
-func latestCheckpoint(dir string) (string, error) {
+// matchesManifest checks a state's checksum against the ranks' at its step, when the
+// manifest the session's job came with holds that step.
+func (s *session) matchesManifest(sum string, step int64) error {
+	for _, c := range s.job.Checkpoints {
+		if c.Step != step || len(c.Checksums) == 0 {
+			continue
+		}
+		for _, agreed := range c.Checksums {
+			if agreed == sum {
+				return nil
+			}
+		}
+		return fmt.Errorf("its checksum %s... is none of the %d the ranks reported at step %d", sum[:16], len(c.Checksums), step)
+	}
+	return nil
+}
+
+// checkpointDirs are the complete checkpoint directories under dir, newest first.
+func checkpointDirs(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return nil, err
 	}
 	var steps []int
 	for _, e := range ents {
@@ -74,11 +120,12 @@ func latestCheckpoint(dir string) (string, error) {
 			steps = append(steps, n)
 		}
 	}
-	if len(steps) == 0 {
-		return "", nil
+	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
+	dirs := make([]string, len(steps))
+	for i, n := range steps {
+		dirs[i] = filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, n))
 	}
-	sort.Ints(steps)
-	return filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, steps[len(steps)-1])), nil
+	return dirs, nil
 }
 
 // fetchCheckpoint downloads the checkpoint the coordinator keeps of job prev.
