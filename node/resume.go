@@ -38,7 +38,7 @@ func (s *session) resume(ctx context.Context) error {
 		if diskFailed(err) {
 			return err
 		}
-		s.logf("%s is damaged, moved aside: %v", dir, err)
+		s.logf("%s is not the job's state (damaged, or of steps trained again since), moved aside: %v", dir, err)
 		if err := os.Rename(dir, dir+".bad"); err != nil {
 			return err
 		}
@@ -102,7 +102,9 @@ func (s *session) matchesManifest(sum string, step int64) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("its checksum %s... is none of the %d the ranks reported at step %d", sum[:16], len(c.Checksums), step)
+		// Damaged, or saved by a generation whose steps from before it were trained again
+		// since (the manifest keeps the newest generation's): either way not the job's.
+		return fmt.Errorf("its checksum %s... is none of the %d the ranks of generation %d reported at step %d", sum[:16], len(c.Checksums), c.Gen, step)
 	}
 	return nil
 }
