@@ -5,7 +5,7 @@
 // replacement nodes joining mid-epoch, nodes drained and back, the coordinators
 // restarted one by one as for an upgrade, every node but one killed at once, every
 // process killed at once (a power loss), the coordinators' majority lost for a while,
-// a node's disk filled — and checks after every run that the job finished, that every rank holds the same
+// a node's disk filled, a node's checkpoint damaged — and checks after every run that the job finished, that every rank holds the same
 // weights, that the audit logs show every sample trained exactly once, and how far the
 // result is from a fault-free run's.
 package chaos
@@ -60,6 +60,10 @@ const (
 	// mid-job; the node drains itself at its next write and the job goes on without it.
 	// Once it is out, the disk has room again and the node is undrained, and joins back.
 	DiskFull Kind = "disk-full"
+	// CheckpointRot: a node SIGKILLed, a byte of its newest checkpoint flipped (bit
+	// rot), and the node started again: it must set the checkpoint aside, not resume
+	// from it.
+	CheckpointRot Kind = "checkpoint-rot"
 )
 
 // nodeDisk is the size of the disk a disk-full fault fills: room for a tiny BERT job's
@@ -71,7 +75,7 @@ const nodeDisk = 1 << 30
 const powerDown = 3 * time.Second
 
 // Kinds are all the kinds, in the order tables list them.
-var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss, QuorumLoss, DiskFull}
+var Kinds = []Kind{NodeKill, AllReduceKill, LeaderKill, NodeStop, Partition, NodeJoin, LeaderPartition, NodeDrain, RollingRestart, NodesKill, PowerLoss, QuorumLoss, DiskFull, CheckpointRot}
 
 // ParseKinds reads a comma-separated list of kinds.
 func ParseKinds(s string) ([]Kind, error) {

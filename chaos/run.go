@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -390,6 +391,27 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 			return err
 		}
 		return in.cl.Drain(ctx, f.Target, false)
+	case CheckpointRot:
+		p := in.lc.Proc(f.Target)
+		dir := filepath.Join(p.DataDir, "jobs", in.job)
+		for newestCheckpoint(dir) == "" { // the first save may be a step away
+			if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
+				return nil
+			}
+			if !sleep(ctx, 50*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+		syscall.Kill(p.PID, syscall.SIGKILL)
+		for localcluster.Alive(p.PID) {
+			sleep(ctx, 10*time.Millisecond)
+		}
+		f.Injected, f.Gen = time.Now(), j.Gen.Gen
+		if err := rot(newestCheckpoint(dir)); err != nil {
+			return err
+		}
+		sleep(ctx, time.Second)
+		return in.lc.Restart(f.Target)
 	case NodeStop:
 		p := in.lc.Proc(f.Target)
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
@@ -436,6 +458,39 @@ func (in *injector) awaitOff(ctx context.Context, node string) error {
 			return nil
 		}
 	}
+}
+
+// newestCheckpoint is the state file of the newest checkpoint under dir (a job's
+// directory on a node), or "".
+func newestCheckpoint(dir string) string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "checkpoint-*", "state.safetensors"))
+	newest, step := "", -1
+	for _, p := range paths {
+		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(p)), "checkpoint-")); err == nil && n > step {
+			newest, step = p, n
+		}
+	}
+	return newest
+}
+
+// rot flips a byte in the middle of file path.
+func rot(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, st.Size()/2); err != nil {
+		return err
+	}
+	b[0] ^= 0x40
+	_, err = f.WriteAt(b, st.Size()/2)
+	return err
 }
 
 // fillDisk writes path until its file system is full.

@@ -45,6 +45,8 @@ to three faults picked at random (--seed) among --faults:
                   again 6 s later (no majority meanwhile)
   disk-full       a node's data directory (a tmpfs of its own, root only) filled: the
                   node drains itself; undrained, with room again, once it is out
+  checkpoint-rot  SIGKILL of a node, a byte of its newest checkpoint flipped, the
+                  node started again
 
 A killed node is restarted a second later and rejoins the job. After every run it checks
 that the job succeeded, that the last generation's ranks hold identical weights, from
