@@ -985,20 +985,41 @@ func (n *testNode) hasFinal(job string) bool {
 	return err == nil
 }
 
+// awaitEqualFinals waits for the job's end and every node's final model, and checks
+// the models are the same bytes as the first node's (rank 0's).
+func awaitEqualFinals(t *testing.T, c *coord, nodes ...*testNode) {
+	t.Helper()
+	awaitDone(t, c)
+	for _, n := range nodes[1:] {
+		waitFor(t, n.id+"'s final model", func() bool { return n.hasFinal("job-1") })
+		if !bytes.Equal(nodes[0].final(t), n.final(t)) {
+			t.Fatalf("%s's final model differs from %s's", n.id, nodes[0].id)
+		}
+	}
+}
+
+// twoNodesKilledAt starts n1 and n2 on c's job in generation 1, lets them train to
+// step, and kills both (their failure reports, if any got out, drained).
+func twoNodesKilledAt(t *testing.T, c *coord, step int64) (n1, n2 *testNode) {
+	t.Helper()
+	n1, n2 = startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	waitFor(t, fmt.Sprintf("step %d", step), func() bool { return n1.agent.applied.Load() >= step })
+	n1.kill()
+	n2.kill()
+	for len(c.failures) > 0 {
+		<-c.failures
+	}
+	return n1, n2
+}
+
 // The whole cluster restarts (every node process dies): the nodes come back, each
 // resumes from its latest checkpoint with the exact data position, and the job ends as
 // if nothing happened to the samples: each trained once in the final model's lineage.
 func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) {
 	c := newCoord(toySpec)
 	train, _ := smsData(t)
-	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-	c.open(1, "n1", "n2")
-	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
-	n1.kill()
-	n2.kill()
-	for len(c.failures) > 0 {
-		<-c.failures
-	}
+	n1, n2 := twoNodesKilledAt(t, c, 60)
 	// Under load the nodes may have passed another checkpoint before they were killed:
 	// generation 2 starts from the newest either holds.
 	var want int64 = -1
@@ -1045,14 +1066,7 @@ func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) 
 func TestRestartedNodesDoNotRejoinTheirGeneration(t *testing.T) {
 	c := newCoord(toySpec)
 	train, _ := smsData(t)
-	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-	c.open(1, "n1", "n2")
-	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
-	n1.kill()
-	n2.kill()
-	for len(c.failures) > 0 {
-		<-c.failures
-	}
+	n1, n2 := twoNodesKilledAt(t, c, 60)
 	c.mu.Lock()
 	c.unnoticed = true
 	c.mu.Unlock()
@@ -1072,11 +1086,7 @@ func TestRestartedNodesDoNotRejoinTheirGeneration(t *testing.T) {
 		}
 	}
 	c.open(2, "n1", "n2")
-	awaitDone(t, c)
-	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
-	if !bytes.Equal(n1.final(t), n2.final(t)) {
-		t.Fatal("the final models differ")
-	}
+	awaitEqualFinals(t, c, n1, n2)
 	checkAudit(t, len(train), 2, n1, n2)
 }
 
@@ -1142,11 +1152,7 @@ func TestNodeWhoseDiskFillsDrainsItself(t *testing.T) {
 	}
 	os.Remove(filepath.Join(disk, "ballast")) // room again: still, n2 stays out
 	c.open(2, "n1", "n3")
-	awaitDone(t, c)
-	waitFor(t, "n3's final model", func() bool { return n3.hasFinal("job-1") })
-	if !bytes.Equal(n1.final(t), n3.final(t)) {
-		t.Fatal("the final models differ")
-	}
+	awaitEqualFinals(t, c, n1, n3)
 	checkAudit(t, len(train), 2, n1, n2, n3)
 	for _, e := range n2.audit(t) {
 		if e.Gen > 1 {
@@ -1164,14 +1170,7 @@ func TestNodeWhoseDiskFillsDrainsItself(t *testing.T) {
 func TestDamagedCheckpointsAreSetAside(t *testing.T) {
 	c := newCoord(toySpec)
 	train, _ := smsData(t)
-	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
-	c.open(1, "n1", "n2")
-	waitFor(t, "step 60", func() bool { return n1.agent.applied.Load() >= 60 })
-	n1.kill()
-	n2.kill()
-	for len(c.failures) > 0 {
-		<-c.failures
-	}
+	n1, n2 := twoNodesKilledAt(t, c, 60)
 	newest := func(n *testNode) string {
 		dirs, err := checkpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
 		if err != nil || len(dirs) < 2 {
@@ -1207,11 +1206,7 @@ func TestDamagedCheckpointsAreSetAside(t *testing.T) {
 	n1 = startNodeIn(t, c, "n1", 11, n1.dir)
 	n2 = startNodeIn(t, c, "n2", 12, n2.dir)
 	c.open(2, "n1", "n2")
-	awaitDone(t, c)
-	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") })
-	if !bytes.Equal(n1.final(t), n2.final(t)) {
-		t.Fatal("the final models differ")
-	}
+	awaitEqualFinals(t, c, n1, n2)
 	checkAudit(t, len(train), 2, n1, n2)
 	for _, d := range []string{d1, d2} {
 		if _, err := os.Stat(d + ".bad"); err != nil {
