@@ -25,7 +25,9 @@ drain: the nodes take no new job, and each leaves its job through a reconfigurat
 go on without it: another of its nodes stays to hand its state on, and with the idle
 nodes it may take, the job keeps its min_nodes. Until then a drained node trains on.
 With --wait the command returns once every drained node is on no job: its process can
-then be stopped, and nothing is lost. A drain survives the node's restarts.
+then be stopped, and nothing is lost. A drain survives the node's restarts. A node
+whose disk fails (full, read-only, an I/O error) drains itself; bertnode logs JOB says
+why.
 undrain: the nodes take work again.
 remove: the nodes leave the catalog, as nomad node purge does: for a machine gone
 for good. Each must be dead or left in gossip (stop its bertnode join first: a live
