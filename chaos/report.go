@@ -113,7 +113,7 @@ func Summary(w io.Writer, o Options, base Result, runs []Result) (ok bool) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\nchaos: %d runs, %d succeeded, %d failed (3 coordinators, 3 nodes, %d steps each)\n\n", len(runs), len(runs)-failed, failed, o.Steps)
+	fmt.Fprintf(w, "\nchaos: %d runs, %d succeeded, %d failed (3 coordinators, %d nodes, %d steps each)\n\n", len(runs), len(runs)-failed, failed, o.nodes(), o.Steps)
 	fmt.Fprintf(w, "| fault | injected | recovery median | recovery max | goal |\n|---|---|---|---|---|\n")
 	ok = failed == 0 && lost == 0 && repeated == 0
 	for _, k := range Kinds {

@@ -36,6 +36,7 @@ type Options struct {
 	Train     string
 	EvalSplit float64
 	Steps     int64 // the job's max_steps
+	Nodes     int   // the cluster's nodes (default 3), the job's cluster.nodes
 	// RingTimeout is the job's cluster.ring_timeout (the silent faults last longer).
 	RingTimeout time.Duration
 	Timeout     time.Duration // for one run
@@ -47,6 +48,13 @@ type Options struct {
 	// and the fault-free run's (summation order differs when the ring's size does).
 	Tolerance float64
 	Out       io.Writer
+}
+
+func (o Options) nodes() int {
+	if o.Nodes == 0 {
+		return 3
+	}
+	return o.Nodes
 }
 
 // Result is one run's outcome.
@@ -92,7 +100,7 @@ func Suite(ctx context.Context, o Options) (baseline Result, runs []Result, err 
 	for i := 1; i <= o.Runs && ctx.Err() == nil; i++ {
 		faults := append([]Fault(nil), o.Faults...)
 		if faults == nil {
-			faults = plan(rng, o.Kinds, 3, o.Steps/8, o.Steps*3/4)
+			faults = plan(rng, o.Kinds, o.nodes(), o.Steps/8, o.Steps*3/4)
 		}
 		r := run(ctx, o, lab, i, faults)
 		if r.Err == nil && !o.NoBaseline {
@@ -118,7 +126,7 @@ func run(ctx context.Context, o Options, lab *netlab.Lab, i int, faults []Fault)
 	start := time.Now()
 	r = Result{Run: i, Faults: faults}
 	defer func() { r.Duration = time.Since(start) }()
-	co := localcluster.Options{Dir: filepath.Join(o.Dir, fmt.Sprintf("run-%d", i)), Coordinators: 3, Nodes: 3, Threads: 1,
+	co := localcluster.Options{Dir: filepath.Join(o.Dir, fmt.Sprintf("run-%d", i)), Coordinators: 3, Nodes: o.nodes(), Threads: 1,
 		Device: "cpu", GossipProfile: gossip.ProfileLAN, Env: map[string][]string{}, Exe: o.Exe}
 	os.RemoveAll(co.Dir)
 	var hosts []*netlab.Host
@@ -257,7 +265,7 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		p.Env = nil
 		if f.Kind == NodeJoin {
 			in.replaced++
-			return in.lc.AddNode(in.co, fmt.Sprintf("n%d", 3+in.replaced))
+			return in.lc.AddNode(in.co, fmt.Sprintf("n%d", in.o.nodes()+in.replaced))
 		}
 		return in.lc.Restart(f.Target)
 	}

@@ -18,13 +18,13 @@ import (
 func init() { subcommands = append(subcommands, newChaosCmd) }
 
 func newChaosCmd() *cobra.Command {
-	o := chaos.Options{Runs: 20, Seed: 1, Dir: "runs/chaos", Steps: 120, RingTimeout: 4 * time.Second, Timeout: 10 * time.Minute, EvalSplit: 0.2, Tolerance: 1e-5}
+	o := chaos.Options{Runs: 20, Seed: 1, Nodes: 3, Dir: "runs/chaos", Steps: 120, RingTimeout: 4 * time.Second, Timeout: 10 * time.Minute, EvalSplit: 0.2, Tolerance: 1e-5}
 	var kinds, data, vocab string
 	c := &cobra.Command{
 		Use:   "chaos",
 		Short: "Run the fault suite: a job on a local cluster of processes, with faults injected",
 		Long: `Runs --runs jobs, each on a fresh local cluster of real processes (3 coordinators,
-3 nodes; all in network namespaces when partitions are among the faults, which needs
+--nodes nodes; all in network namespaces when partitions are among the faults, which needs
 root), after one fault-free baseline run of the same job. Each run injects one
 to three faults picked at random (--seed) among --faults:
 
@@ -56,10 +56,14 @@ time from each fault to the next applied step, and ends with a summary table. It
 1 if any check failed.
 
 The job: a random-init tiny BERT without dropout (so runs differ from the baseline only
-by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 24.`,
+by the order floats are summed in) on the SMS spam data, --nodes nodes (each on one
+thread), global batch 24.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
+			if o.Nodes < 2 || o.Nodes > 8 {
+				return fmt.Errorf("--nodes %d: want 2 to 8", o.Nodes)
+			}
 			if o.Kinds, err = chaos.ParseKinds(kinds); err != nil {
 				return err
 			}
@@ -88,7 +92,7 @@ by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 2
 				fmt.Sprintf("eval_split: %g", o.EvalSplit), "model: " + modelDir, "tokenizer: " + vocab, "max_length: 32",
 				"batch_size: 24", fmt.Sprintf("max_steps: %d", o.Steps), "lr: 1.0e-3", fmt.Sprintf("eval_steps: %d", o.Steps/2),
 				"save_steps: 20", "metric: accuracy",
-				fmt.Sprintf("cluster: {nodes: 3, min_nodes: 1, data: shared, ring_timeout: %s, rejoin_window: 2s}", o.RingTimeout)}, "\n")
+				fmt.Sprintf("cluster: {nodes: %d, min_nodes: 1, data: shared, ring_timeout: %s, rejoin_window: 2s}", o.Nodes, o.RingTimeout)}, "\n")
 			o.Out = cmd.OutOrStdout()
 			ctx, stop := interruptible(cmd)
 			defer stop()
@@ -114,6 +118,7 @@ by the order floats are summed in) on the SMS spam data, 3 nodes, global batch 2
 		return s
 	}(), ","), "the kinds of faults to pick from")
 	f.Int64Var(&o.Steps, "steps", o.Steps, "optimizer steps of the job")
+	f.IntVar(&o.Nodes, "nodes", o.Nodes, "the cluster's nodes, all in the job (2 to 8)")
 	f.Float64Var(&o.Tolerance, "tolerance", o.Tolerance, "the largest difference allowed between a run's final eval metrics and the fault-free run's")
 	f.DurationVar(&o.RingTimeout, "ring-timeout", o.RingTimeout, "the job's cluster.ring_timeout")
 	f.DurationVar(&o.Timeout, "run-timeout", o.Timeout, "longest a run may take")
