@@ -2,11 +2,13 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/bertnode/bertnode/chaos"
 	"github.com/bertnode/bertnode/train"
 	"github.com/spf13/cobra"
 )
@@ -105,4 +107,58 @@ func specHasKey(st reflect.Type, path []string) bool {
 		}
 	}
 	return false
+}
+
+// docs/faults.md cites, for each fault, the fault suite's kind that injects it and
+// the tests that check it: each must exist (a renamed test or kind fails here).
+func TestFaultsDocCitesRealKindsAndTests(t *testing.T) {
+	b, err := os.ReadFile("../../docs/faults.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests strings.Builder // every test function's declaration in the repository
+	for _, dir := range []string{"../../node", "../../coordinator", "../../chaos", "."} {
+		files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tests.Write(src)
+		}
+	}
+	kinds := map[string]bool{}
+	for _, k := range chaos.Kinds {
+		kinds[string(k)] = true
+	}
+	cited := 0
+	for _, m := range regexp.MustCompile("`(Test[A-Za-z0-9]+)`").FindAllStringSubmatch(string(b), -1) {
+		cited++
+		if !strings.Contains(tests.String(), "func "+m[1]+"(") {
+			t.Errorf("docs/faults.md cites %s, which no test is", m[1])
+		}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 5 {
+			continue
+		}
+		// The table's last column: "suite KIND, KIND (...): ..." then the tests.
+		for _, m := range regexp.MustCompile(`suite ([a-z0-9, -]+)`).FindAllStringSubmatch(cols[len(cols)-2], -1) {
+			for _, k := range strings.Split(m[1], ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					cited++
+					if !kinds[k] {
+						t.Errorf("docs/faults.md cites the fault kind %q, which bertnode chaos does not have", k)
+					}
+				}
+			}
+		}
+	}
+	if cited < 20 {
+		t.Fatalf("%d kinds and tests cited: the page's format changed?", cited)
+	}
 }
