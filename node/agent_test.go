@@ -678,6 +678,45 @@ func TestLastCheckpointReportIsAnsweredBeforeTheEnd(t *testing.T) {
 	}
 }
 
+// A rank lost while the others wait at the end's barrier (here n2, killed while its
+// last checkpoint report waits for an answer) is a failure like any: n1 reports its
+// generation broken, and in the next, alone, it finishes the job at once.
+func TestRankLostAtTheEndsBarrier(t *testing.T) {
+	c := newCoord(toySpec)
+	held := make(chan struct{})
+	c.unanswered = func(r api.CheckpointReport) time.Duration {
+		if r.Node == "n2" && r.Step == 125 {
+			close(held)
+			return time.Minute
+		}
+		return 0
+	}
+	startNode(t, c, "n1", 1)
+	n2 := startNode(t, c, "n2", 2)
+	c.open(1, "n1", "n2")
+	select {
+	case <-held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no checkpoint report of step 125 from n2")
+	}
+	waitFor(t, "n2's final model", func() bool { return n2.hasFinal("job-1") }) // it waits at the barrier
+	n2.kill()
+	select {
+	case f := <-c.failures:
+		if f.Node != "n1" || f.Gen != 1 {
+			t.Fatalf("failure report %+v, want n1's of generation 1", f)
+		}
+	case d := <-c.done:
+		t.Fatalf("the job ended (step %d, %q) without n2's report answered", d.Step, d.Error)
+	case <-time.After(30 * time.Second):
+		t.Fatal("n1 did not report the generation broken")
+	}
+	c.open(2, "n1")
+	if d := awaitDone(t, c); d.Gen != 2 || d.Step != 140 {
+		t.Fatalf("done in generation %d at step %d, want 2 and 140", d.Gen, d.Step)
+	}
+}
+
 // With mixed_precision fp16 the ranks scale the loss, skip together the steps whose
 // summed gradient overflowed, and carry the scale in the position: a node that joins
 // mid-job receives it with the rest, every sample is trained once, the replicas end
