@@ -154,7 +154,7 @@ func (s *Server) halt() {
 	case <-s.ctx.Done():
 		return
 	}
-	s.log.Error(s.fsm.Halted().Error() + ". This member stopped: raft stopped, and its API answers 503 but for /v1/self and /metrics")
+	s.log.Error(s.fsm.Halted().Error() + ". This member stopped: its raft is shut down, and its API answers 503 to all but /v1/self and /metrics")
 	if err := s.raft.Shutdown().Error(); err != nil {
 		s.log.Warn("raft shutdown", "err", err)
 	}
