@@ -106,9 +106,9 @@ func TestRollbackHaltsOnNewerSnapshot(t *testing.T) {
 // TestOlderMemberHaltsOnTheLeadersNewerSnapshot: a member rolled back to protocol 6
 // (before predict jobs) while down, its log behind the others' compacted logs, is sent
 // the leader's snapshot, which holds a predict job. It applies nothing: its state stays
-// as it was, it logs one error saying to upgrade it, its raft stops, its /v1/self says
-// why and its API answers 503 (a client goes on to the others), while the other two go
-// on committing. Restarted on 6 with its data directory it does not start; on this
+// as it was, it logs one error saying to upgrade it, its raft stops (/metrics says so),
+// its /v1/self says why and its API answers 503 (a client goes on to the others), while
+// the other two go on committing. Restarted on 6 with its data directory it does not start; on this
 // build it restores the snapshot raft stored and catches up, the job and what the
 // others committed meanwhile in its state, and records itself at this build's protocol
 // again, though its record was this build's in the snapshot, and 6 in the log after.
@@ -170,6 +170,10 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 	}
 	if status != http.StatusServiceUnavailable || len(errs) != 1 {
 		t.Fatalf("the halted member answered a read %d; logged %d errors, want one:\n%s", status, len(errs), log2)
+	}
+	if status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/metrics", c.Secret.Token(), nil); status != http.StatusOK ||
+		!strings.Contains(string(body), `bertnode_raft_state{state="Shutdown"} 1`) {
+		t.Fatalf("the halted member's /metrics: %d, want raft's state Shutdown:\n%s", status, body)
 	}
 	old.Read(func(st *coordinator.State) {
 		if st.Index != index || st.Jobs[id] != nil {
