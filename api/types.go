@@ -441,6 +441,9 @@ type Self struct {
 	// Clustered: its raft configuration lists servers (it bootstrapped, or a cluster
 	// took it in).
 	Clustered bool `json:"clustered"`
+	// Halted: why the member stopped, a snapshot from a newer build that its build
+	// cannot hold; "" while it runs (docs/cluster.md, Rolling upgrades).
+	Halted string `json:"halted,omitempty"`
 }
 
 // ProgressReport is a node's periodic report (at most about once a second). Every

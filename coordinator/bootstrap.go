@@ -75,5 +75,9 @@ func (s *Server) clustered() bool {
 
 // getSelf is GET /v1/self: this member, from itself (api.Self).
 func (s *Server) getSelf(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.Self{JoinMember: s.self(), Clustered: s.clustered()})
+	self := api.Self{JoinMember: s.self(), Clustered: s.clustered()}
+	if err := s.fsm.Halted(); err != nil {
+		self.Halted = err.Error()
+	}
+	writeJSON(w, http.StatusOK, self)
 }

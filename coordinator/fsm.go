@@ -28,12 +28,18 @@ type FSM struct {
 	state    *State
 	hook     func(index uint64)
 	protocol int // the command types it applies (protocol.go)
+	// halt: why a snapshot this build cannot hold halted it, "" until one does; then it
+	// restores nothing more (Restore), and stopped is closed.
+	halt    halt
+	stopped chan struct{}
 }
 
 // NewFSM is an FSM of this build's protocol holding the empty state.
 func NewFSM() *FSM { return newFSM(Protocol) }
 
-func newFSM(protocol int) *FSM { return &FSM{state: NewState(), protocol: protocol} }
+func newFSM(protocol int) *FSM {
+	return &FSM{state: NewState(), protocol: protocol, stopped: make(chan struct{})}
+}
 
 // OnApply sets the function called, outside the lock, after each apply and restore.
 // Set it before raft starts.
@@ -71,9 +77,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return ApplyResult{Value: v}
 }
 
-// halt is what an FSM panics with when raft gives it what its build cannot hold:
-// the operator's instructions, which a start that restores a snapshot returns as its
-// error (openRaft).
+// halt is what an FSM halts with when raft gives it what its build cannot hold: the
+// operator's instructions. Apply panics with it; Restore returns it (Halted).
 type halt string
 
 func (h halt) Error() string { return string(h) }
@@ -143,18 +148,31 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore implements raft.FSM: it replaces the state with the snapshot's. A snapshot
-// whose state this build cannot hold whole halts it (panics), the state as it was, as
-// Apply does on a command: decoded, the state would lack what the build does not know,
-// without a word, and diverge from the other members'. An error would not do: raft,
-// starting, restores an older snapshot instead, and replays a log compacted since.
+// whose state this build cannot hold whole halts it, the state as it was: decoded, the
+// state would lack what the build does not know, without a word, and diverge from the
+// other members'. The halt is its error, to raft, and every later restore's: raft,
+// starting, would restore an older snapshot instead and replay a log compacted since;
+// refusing them all, it fails to start (openRaft). Sent by the leader, the snapshot is
+// not applied (raft moves on only once a restore succeeds), and the member stops raft
+// (Server.halt). A panic, as Apply's, would end the process from raft's goroutine.
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
+	if h := f.Halted(); h != nil {
+		return h
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	s := NewState() // the maps a snapshot lacks stay empty
 	if err := f.holds(b, s); err != nil {
+		if h, ok := err.(halt); ok {
+			f.mu.Lock()
+			f.halt = h
+			close(f.stopped)
+			f.mu.Unlock()
+			return h
+		}
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	if err := s.upgradeUnits(b); err != nil {
@@ -172,8 +190,18 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	return nil
 }
 
-// holds decodes snapshot b into s, or halts when this build cannot hold its state
-// whole: it needs a newer protocol, or a newer build wrote what this one fails to
+// Halted is why a snapshot halted the FSM (Restore), nil while none has.
+func (f *FSM) Halted() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.halt == "" {
+		return nil
+	}
+	return f.halt
+}
+
+// holds decodes snapshot b into s, or returns a halt when this build cannot hold its
+// state whole: it needs a newer protocol, or a newer build wrote what this one fails to
 // decode or has no field for. Another build of this protocol or an older one wrote
 // nothing this one lacks: its unknown fields are ones this build dropped, which a
 // state of it may hold.
@@ -187,8 +215,8 @@ func (f *FSM) holds(b []byte, s *State) error {
 		return fmt.Sprintf("restoring the snapshot of raft index %d: its state %s", p.Index, why)
 	}
 	if p.Needs > f.protocol {
-		panic(halted(at(fmt.Sprintf("needs coordinator protocol %d, newer than this member's protocol %d", p.Needs, f.protocol)),
-			fmt.Sprintf("a build of protocol %d or later", p.Needs), "restores the snapshot"))
+		return halted(at(fmt.Sprintf("needs coordinator protocol %d, newer than this member's protocol %d", p.Needs, f.protocol)),
+			fmt.Sprintf("a build of protocol %d or later", p.Needs), "restores the snapshot")
 	}
 	err := json.Unmarshal(b, &snapshotState{State: s})
 	if p.Writer <= f.protocol {
@@ -209,8 +237,8 @@ func (f *FSM) holds(b []byte, s *State) error {
 	if why == "" {
 		return nil
 	}
-	panic(halted(at(why+fmt.Sprintf(", written by a build of protocol %d", p.Writer)),
-		fmt.Sprintf("a build of protocol %d or later", p.Writer), "restores the snapshot"))
+	return halted(at(why+fmt.Sprintf(", written by a build of protocol %d", p.Writer)),
+		fmt.Sprintf("a build of protocol %d or later", p.Writer), "restores the snapshot")
 }
 
 // needs is the oldest protocol whose builds hold s whole, which its snapshots claim.

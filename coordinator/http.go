@@ -17,7 +17,7 @@ import (
 func (s *Server) routes() {
 	s.route("GET /v1/status", readable, s.getStatus)
 	s.route("GET /v1/cluster", readable, s.getCluster)
-	s.route("GET /v1/self", local, s.getSelf)
+	s.route("GET /v1/self", own, s.getSelf)
 
 	s.route("GET /v1/members", readable, s.getMembers)
 	s.route("POST /v1/members", onLeader, s.postMember)
@@ -51,7 +51,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/blobs/{sha}", local, s.getBlob) // and HEAD
 	s.route("POST /v1/blobs/{sha}/holders", onLeader, s.postHolder)
 
-	s.route("GET /metrics", local, s.metrics.serve)
+	s.route("GET /metrics", own, s.metrics.serve)
 	s.uiRoutes()
 }
 

@@ -125,21 +125,22 @@ func TestRestoreWithoutProtocol(t *testing.T) {
 }
 
 // restore restores snapshot b into f: what it halted with, if it did, or its error.
-func restore(f *FSM, b []byte) (halt string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			halt = fmt.Sprint(r)
-		}
-	}()
-	return "", f.Restore(readCloser{bytes.NewBuffer(slices.Clone(b))})
+func restore(f *FSM, b []byte) (string, error) {
+	err := f.Restore(readCloser{bytes.NewBuffer(slices.Clone(b))})
+	if h, ok := err.(halt); ok {
+		return string(h), nil
+	}
+	return "", err
 }
 
 // TestSnapshotFromNewerBuild: a snapshot says which build wrote it and the oldest
 // protocol that holds its state (7, with a predict job). This build restores it; an FSM
 // of protocol 6 halts on it, as does this build's on one a newer build wrote with a
 // field it does not know (not zero) or cannot decode, each saying what to run the
-// member on, and the state stays as it was. A newer build's zero fields, and fields an
-// older build wrote (ones since dropped), restore.
+// member on, and the state stays as it was; halted, it restores no other snapshot
+// either (raft, starting, would fall back to an older one and replay a log compacted
+// since). A newer build's zero fields, and fields an older build wrote (ones since
+// dropped), restore.
 func TestSnapshotFromNewerBuild(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
@@ -169,7 +170,7 @@ func TestSnapshotFromNewerBuild(t *testing.T) {
 	}
 	halts := func(f *FSM, b []byte, want ...string) {
 		t.Helper()
-		before := stateJSON(t, f)
+		before, own := stateJSON(t, f), snapshotBytes(t, f)
 		msg, err := restore(f, b)
 		if err != nil {
 			t.Fatalf("an error, %v, where a halt was due", err)
@@ -182,6 +183,9 @@ func TestSnapshotFromNewerBuild(t *testing.T) {
 		}
 		if after := stateJSON(t, f); after != before {
 			t.Fatalf("the halted FSM's state changed:\n%s\n%s", before, after)
+		}
+		if again, err := restore(f, own); again != msg || err != nil {
+			t.Fatalf("the halted FSM restoring a snapshot of its own state: %q, %v; want the halt again", again, err)
 		}
 	}
 	halts(older(6), snap, "needs coordinator protocol 7, newer than this member's protocol 6",

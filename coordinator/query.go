@@ -22,7 +22,8 @@ type placement int
 const (
 	onLeader placement = iota // writes: forwarded to the leader
 	readable                  // reads: the leader, or any member with ?stale=1
-	local                     // whichever member receives it (blobs, metrics)
+	local                     // whichever member receives it (blobs)
+	own                       // this member about itself (/v1/self, /metrics): answered when halted too
 )
 
 // headerForwarded marks a request a member forwarded, so that it is not forwarded
@@ -88,7 +89,12 @@ func catalogRead(r *http.Request) bool {
 
 func (s *Server) place(p placement, h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p != local {
+		if err := s.fsm.Halted(); err != nil && p != own {
+			// Its state is behind the others', and its raft stopped (Server.halt).
+			writeError(w, &api.Error{Status: http.StatusServiceUnavailable, Message: err.Error()})
+			return
+		}
+		if p == onLeader || p == readable {
 			if err := s.awaitConsistent(r); err != nil {
 				writeError(w, err)
 				return
@@ -99,7 +105,7 @@ func (s *Server) place(p placement, h func(http.ResponseWriter, *http.Request)) 
 			w.Header().Set(api.HeaderLeader, leader)
 		}
 		switch {
-		case p == local || s.IsLeader():
+		case p == local || p == own || s.IsLeader():
 			w.Header().Set(api.HeaderStale, "false")
 			h(w, r)
 		case p == readable && r.URL.Query().Get("stale") != "":

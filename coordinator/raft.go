@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -90,7 +91,8 @@ func (s *Server) startRaft() error {
 // openRaft starts raft on the store and transport startRaft opened: from the state in
 // the data directory, or a new cluster of this member, or its state recovered into one.
 // A snapshot there that this build cannot hold is its error: the FSM halts on it
-// (FSM.Restore) before raft starts anything.
+// (FSM.Restore) before raft starts anything; so is a command that a recovery replays
+// (FSM.Apply).
 func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error) {
 	defer func() {
 		r := recover()
@@ -112,8 +114,9 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error)
 	case cfg.Recover:
 		// The log and snapshots are replayed into a scratch FSM to find the last
 		// configuration; raft then writes a snapshot with this member alone.
-		if err := raft.RecoverCluster(rc, newFSM(cfg.Protocol), s.store, s.store, snaps, s.trans, alone); err != nil {
-			return fmt.Errorf("coordinator: recover: %w", err)
+		scratch := newFSM(cfg.Protocol)
+		if err := raft.RecoverCluster(rc, scratch, s.store, s.store, snaps, s.trans, alone); err != nil {
+			return cmp.Or(scratch.Halted(), fmt.Errorf("coordinator: recover: %w", err))
 		}
 		s.log.Warn("raft configuration recovered: this member alone", "addr", s.trans.LocalAddr())
 	case existing:
@@ -135,9 +138,28 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error)
 		return fmt.Errorf("coordinator: raft log: %w", err)
 	}
 	if s.raft, err = raft.NewRaft(rc, s.fsm, s.store, s.store, snaps, s.trans); err != nil {
-		return fmt.Errorf("coordinator: raft: %w", err)
+		return cmp.Or(s.fsm.Halted(), fmt.Errorf("coordinator: raft: %w", err))
 	}
 	return nil
+}
+
+// halt stops this member once a snapshot the leader sent halted its FSM (FSM.Restore):
+// one error in its log, and raft and its transport stopped, as if the member were down
+// (the leader would otherwise send the snapshot again and again), and its loops. Its
+// API answers what halted it (place, /v1/self) until it is stopped and started on a
+// build that holds the snapshot, which raft stored before the restore.
+func (s *Server) halt() {
+	select {
+	case <-s.fsm.stopped:
+	case <-s.ctx.Done():
+		return
+	}
+	s.log.Error(s.fsm.Halted().Error() + ". This member stopped: its raft is shut down, and its API answers 503 to all but /v1/self and /metrics")
+	if err := s.raft.Shutdown().Error(); err != nil {
+		s.log.Warn("raft shutdown", "err", err)
+	}
+	s.trans.Close()
+	s.cancel()
 }
 
 // raftStream is raft's network: TCP (optionally mutual TLS) on which both ends prove
@@ -287,12 +309,30 @@ func (s *Server) protocolDropped() bool {
 
 // announce asks the cluster to add this member, or to update its record after a
 // restart with other addresses or another build's protocol, until the replicated
-// state has it right. While a leader older than protocol versions leads, which drops
-// the protocol, the member whose record lacks only that waits for an upgraded leader
-// rather than ask again.
+// state has it right; and again whenever the state's record of it changes, until the
+// member is removed. A member's state at its start may be behind the others': its
+// snapshot, sent by the leader, held its record from before it last ran (on an older
+// build, say), which the log then changes. While a leader older than protocol
+// versions leads, which drops the protocol, the member whose record lacks only that
+// waits for an upgraded leader rather than ask again.
 func (s *Server) announce() {
-	backoff := 100 * time.Millisecond
-	for !s.recorded() {
+	backoff, known := 100*time.Millisecond, false
+	for {
+		changed := s.changes.wait()
+		if s.recorded() {
+			known, backoff = true, 100*time.Millisecond
+			select {
+			case <-changed:
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		present := false
+		s.fsm.Read(func(st *State) { present = st.Members[s.id] != nil })
+		if known && !present {
+			return // removed (bertnode members remove)
+		}
 		if s.IsLeader() || s.protocolDropped() {
 			// The leader's loop records itself; an older leader would drop the protocol.
 		} else if addrs := s.peerAPIs(); len(addrs) > 0 {

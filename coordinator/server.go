@@ -276,6 +276,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.goroutine(s.watchLeadership)
 	s.goroutine(s.announce)
+	s.goroutine(s.halt)
 	s.goroutine(s.syncBlobs)
 	s.goroutine(s.sweepBlobs)
 	s.log.Info("coordinator started", "raft", s.trans.LocalAddr(), "api", s.apiAddr)
