@@ -65,6 +65,16 @@ type Client struct {
 	hc     *http.Client
 }
 
+type answerTimeoutKey struct{}
+
+// WithAnswerTimeout is ctx with the calls made with it waiting d for each member's
+// answer to begin instead of the client's AnswerTimeout: for a short report whose
+// delay costs, which should rather move on to another member quickly (a node's
+// failure report: the ring waits for the reconfiguration it starts).
+func WithAnswerTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, answerTimeoutKey{}, d)
+}
+
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
@@ -229,10 +239,13 @@ func (c *Client) try(ctx context.Context, addr string, r request, q url.Values) 
 			return nil, err
 		}
 	}
+	limit := c.AnswerTimeout
+	if d, ok := ctx.Value(answerTimeoutKey{}).(time.Duration); ok {
+		limit = d
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	if r.method != http.MethodPut { // an upload takes as long as it takes
 		wait, _ := time.ParseDuration(q.Get("wait"))
-		limit := c.AnswerTimeout
 		if limit <= 0 {
 			limit = 10 * time.Second
 		}

@@ -211,10 +211,22 @@ func (a *Agent) confirm(ctx context.Context, as *api.Assignment) {
 	}
 	rep := api.FailureReport{Node: a.cfg.ID, Gen: j.Gen.Gen, Applied: a.applied.Load()}
 	go func() {
-		if err := a.cfg.Coordinator.Failure(ctx, j.ID, rep); err != nil && ctx.Err() == nil {
+		if err := a.cfg.Coordinator.Failure(api.WithAnswerTimeout(ctx, reportAnswer), j.ID, rep); err != nil && ctx.Err() == nil {
 			a.cfg.Log.Printf("job %s: confirming generation %d: %v", j.ID, rep.Gen, err)
 		}
 	}()
+}
+
+// reportAnswer bounds how long a failure report or a confirmation waits for one
+// coordinator's answer before the client tries another: a reconfiguration waits for
+// them, and a member cut off the network answers nothing (the client's own bound is
+// 10 s). A report sent twice counts once.
+const reportAnswer = 2 * time.Second
+
+// failure sends rep on job until the coordinator takes or refuses it.
+func (a *Agent) failure(ctx context.Context, job string, rep api.FailureReport) error {
+	ctx = api.WithAnswerTimeout(ctx, reportAnswer)
+	return retry(ctx, a.cfg.Log, "failure report", func() error { return a.cfg.Coordinator.Failure(ctx, job, rep) })
 }
 
 // pruneEvery prunes now and every Prune until ctx ends.

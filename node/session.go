@@ -150,7 +150,7 @@ func (s *session) run(ctx context.Context) error {
 		default:
 			s.logf("generation %d failed: %v", lastGen, err)
 			rep := api.FailureReport{Node: s.a.cfg.ID, Gen: lastGen, Applied: s.pos.Step, Error: err.Error(), Suspect: suspect(err, as.Job.Gen)}
-			if err := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); err != nil {
+			if err := s.a.failure(ctx, s.job.ID, rep); err != nil {
 				s.logf("%v", err)
 			}
 		}
@@ -167,7 +167,7 @@ func (s *session) restarted(ctx context.Context, gen uint32) {
 	}
 	s.logf("this node restarted: its process in generation %d is gone; waiting for the next generation", gen)
 	rep := api.FailureReport{Node: s.a.cfg.ID, Gen: gen, Applied: s.pos.Step, Error: fmt.Sprintf("%s restarted: its process in generation %d is gone", s.a.cfg.ID, gen)}
-	if err := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); err != nil {
+	if err := s.a.failure(ctx, s.job.ID, rep); err != nil {
 		s.logf("%v", err)
 	}
 }
@@ -257,7 +257,7 @@ func (s *session) drainSelf(ctx context.Context, gen uint32, err error) error {
 		s.logf("%v", derr)
 	}
 	rep := api.FailureReport{Node: id, Gen: gen, Applied: s.pos.Step, Error: fmt.Sprintf("%s drained itself: its disk failed: %v", id, err)}
-	if rerr := retry(ctx, s.a.cfg.Log, "failure report", func() error { return s.a.cfg.Coordinator.Failure(ctx, s.job.ID, rep) }); rerr != nil {
+	if rerr := s.a.failure(ctx, s.job.ID, rep); rerr != nil {
 		s.logf("%v", rerr)
 	}
 	return fmt.Errorf("%w: %v", errDiskFailed, err)
