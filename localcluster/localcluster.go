@@ -336,8 +336,8 @@ func (c *Cluster) start(i int) error {
 	return c.save()
 }
 
-// WaitReady waits until the coordinators have a leader and all members, and every
-// node is registered and alive.
+// WaitReady waits until the coordinators have a leader and all members recorded (with
+// their API addresses), and every node is registered and alive.
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	cl, err := c.Client()
 	if err != nil {
@@ -364,10 +364,18 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 					alive++
 				}
 			}
-			if st.Leader != "" && len(st.Members) == coords && alive == nodes {
+			// A member of raft's configuration is listed before the state records it,
+			// without its API address, which clients look members up by.
+			recorded := 0
+			for _, m := range st.Members {
+				if m.APIAddr != "" {
+					recorded++
+				}
+			}
+			if st.Leader != "" && recorded == coords && alive == nodes {
 				return nil
 			}
-			last = fmt.Sprintf("leader %q, %d of %d coordinators, %d of %d nodes alive", st.Leader, len(st.Members), coords, alive, nodes)
+			last = fmt.Sprintf("leader %q, %d of %d coordinators recorded, %d of %d nodes alive", st.Leader, recorded, coords, alive, nodes)
 		} else {
 			last = err.Error()
 		}
