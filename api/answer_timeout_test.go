@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// A member that takes the request and never answers (one cut off the network) costs a
-// try AnswerTimeout, then the client moves on to the next member.
-func TestSilentMemberIsPassedOver(t *testing.T) {
+// silentThenGood are the addresses of two members: the first takes a request and
+// never answers (one cut off the network), the second answers every request with
+// status c2 leading.
+func silentThenGood(t *testing.T) []string {
 	hang := make(chan struct{})
 	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -20,14 +21,21 @@ func TestSilentMemberIsPassedOver(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer silent.Close()
-	defer close(hang)
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(Status{Leader: "c2"})
 	}))
-	defer good.Close()
-	c := &Client{Addrs: []string{strings.TrimPrefix(silent.URL, "http://"), strings.TrimPrefix(good.URL, "http://")},
-		AnswerTimeout: 200 * time.Millisecond}
+	t.Cleanup(func() {
+		close(hang)
+		silent.Close()
+		good.Close()
+	})
+	return []string{strings.TrimPrefix(silent.URL, "http://"), strings.TrimPrefix(good.URL, "http://")}
+}
+
+// A member that takes the request and never answers (one cut off the network) costs a
+// try AnswerTimeout, then the client moves on to the next member.
+func TestSilentMemberIsPassedOver(t *testing.T) {
+	c := &Client{Addrs: silentThenGood(t), AnswerTimeout: 200 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -43,19 +51,7 @@ func TestSilentMemberIsPassedOver(t *testing.T) {
 // A call made with WithAnswerTimeout passes a silent member over after that, not the
 // client's AnswerTimeout.
 func TestWithAnswerTimeoutShortensOneCall(t *testing.T) {
-	hang := make(chan struct{})
-	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-	}))
-	defer silent.Close()
-	defer close(hang)
-	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer good.Close()
-	c := &Client{Addrs: []string{strings.TrimPrefix(silent.URL, "http://"), strings.TrimPrefix(good.URL, "http://")},
-		AnswerTimeout: time.Minute}
+	c := &Client{Addrs: silentThenGood(t), AnswerTimeout: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
