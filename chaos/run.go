@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -321,37 +320,10 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 			}
 		}
 		f.Injected = time.Now()
-		for _, v := range victims {
-			syscall.Kill(v.PID, syscall.SIGKILL)
-		}
-		for _, v := range victims {
-			for localcluster.Alive(v.PID) {
-				sleep(ctx, 10*time.Millisecond)
-			}
-		}
-		sleep(ctx, down)
-		for _, v := range victims {
-			if err := in.lc.Restart(v.Name); err != nil {
-				return err
-			}
-		}
-		return nil
+		return in.killFor(ctx, down, nil, victims...)
 	case PowerLoss:
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
-		for _, p := range in.lc.Procs {
-			syscall.Kill(p.PID, syscall.SIGKILL)
-		}
-		for _, p := range in.lc.Procs {
-			for localcluster.Alive(p.PID) {
-				sleep(ctx, 10*time.Millisecond)
-			}
-		}
-		sleep(ctx, f.Delay)
-		for _, p := range in.lc.Procs {
-			if err := in.lc.Restart(p.Name); err != nil {
-				return err
-			}
-		}
+		return in.killFor(ctx, f.Delay, nil, in.lc.Procs...)
 	case RollingRestart:
 		// Injected when the last is back: its recovery is the next step applied after it.
 		for _, p := range in.lc.Procs {
@@ -376,23 +348,17 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 		// The node drains itself at its first write that finds no room (appends to a
 		// file fill its last page first): the fault is injected then. Room again once
 		// it is out, it is taken back.
-		for idx := uint64(0); f.Injected.IsZero(); {
-			n, next, err := in.cl.NodeWait(ctx, f.Target, idx, 5*time.Second)
-			if err == nil && n.Drain {
-				if j, err := in.cl.Job(ctx, in.job); err == nil && j.Gen != nil {
-					f.Gen = j.Gen.Gen
-				}
-				f.Injected = time.Now()
-			} else if err == nil {
-				idx = next
-			} else if ctx.Err() != nil {
-				return err
-			}
-			if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
-				break // the job ended first
+		drained, err := in.awaitNode(ctx, f.Target, func(n *api.Node) bool { return n.Drain })
+		if err != nil {
+			return err
+		}
+		if drained { // else the job ended first
+			f.Injected = time.Now()
+			if j, err := in.cl.Job(ctx, in.job); err == nil && j.Gen != nil {
+				f.Gen = j.Gen.Gen
 			}
 		}
-		if err := in.awaitOff(ctx, f.Target); err != nil {
+		if _, err := in.awaitNode(ctx, f.Target, func(n *api.Node) bool { return n.Job != in.job }); err != nil {
 			return err
 		}
 		if err := os.Remove(ballast); err != nil {
@@ -410,16 +376,8 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 				return ctx.Err()
 			}
 		}
-		syscall.Kill(p.PID, syscall.SIGKILL)
-		for localcluster.Alive(p.PID) {
-			sleep(ctx, 10*time.Millisecond)
-		}
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
-		if err := rot(newestCheckpoint(dir)); err != nil {
-			return err
-		}
-		sleep(ctx, time.Second)
-		return in.lc.Restart(f.Target)
+		return in.killFor(ctx, time.Second, func() error { return rot(newestCheckpoint(dir)) }, *p)
 	case NodeStop:
 		p := in.lc.Proc(f.Target)
 		f.Injected, f.Gen = time.Now(), j.Gen.Gen
@@ -441,29 +399,54 @@ func (in *injector) inject(ctx context.Context, f *Fault) error {
 	return nil
 }
 
+// killFor SIGKILLs procs, waits until all are dead, runs meanwhile (when set) on
+// what they left, and starts them again after down.
+func (in *injector) killFor(ctx context.Context, down time.Duration, meanwhile func() error, procs ...localcluster.Proc) error {
+	for _, p := range procs {
+		syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	for _, p := range procs {
+		for localcluster.Alive(p.PID) {
+			sleep(ctx, 10*time.Millisecond)
+		}
+	}
+	if meanwhile != nil {
+		if err := meanwhile(); err != nil {
+			return err
+		}
+	}
+	sleep(ctx, down)
+	for _, p := range procs {
+		if err := in.lc.Restart(p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // undrainOnceOut undrains a drained node once it has left the job (or the job ended:
 // a drain waits while the job cannot go on without the node).
 func (in *injector) undrainOnceOut(ctx context.Context, node string) error {
-	if err := in.awaitOff(ctx, node); err != nil {
+	if _, err := in.awaitNode(ctx, node, func(n *api.Node) bool { return n.Job != in.job }); err != nil {
 		return err
 	}
 	return in.cl.Drain(ctx, node, false)
 }
 
-// awaitOff waits until node is on no job, or the job ended.
-func (in *injector) awaitOff(ctx context.Context, node string) error {
+// awaitNode waits until node satisfies cond (true), or the job ended (false).
+func (in *injector) awaitNode(ctx context.Context, node string, cond func(*api.Node) bool) (bool, error) {
 	for idx := uint64(0); ; {
 		n, next, err := in.cl.NodeWait(ctx, node, idx, 5*time.Second)
 		if err == nil {
-			if n.Job != in.job {
-				return nil
+			if cond(n) {
+				return true, nil
 			}
 			idx = next
 		} else if ctx.Err() != nil {
-			return err
+			return false, err
 		}
 		if j, err := in.cl.Job(ctx, in.job); err == nil && j.State.Done() {
-			return nil
+			return false, nil
 		}
 	}
 }
@@ -471,14 +454,11 @@ func (in *injector) awaitOff(ctx context.Context, node string) error {
 // newestCheckpoint is the state file of the newest checkpoint under dir (a job's
 // directory on a node), or "".
 func newestCheckpoint(dir string) string {
-	paths, _ := filepath.Glob(filepath.Join(dir, "checkpoint-*", "state.safetensors"))
-	newest, step := "", -1
-	for _, p := range paths {
-		if n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(p)), "checkpoint-")); err == nil && n > step {
-			newest, step = p, n
-		}
+	dirs, _ := node.CheckpointDirs(dir)
+	if len(dirs) == 0 {
+		return ""
 	}
-	return newest
+	return filepath.Join(dirs[0], node.StateFile)
 }
 
 // rot flips a byte in the middle of file path.

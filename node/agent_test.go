@@ -1063,7 +1063,7 @@ func TestNodesResumeFromTheirCheckpointsAfterAWholeClusterRestart(t *testing.T) 
 	// generation 2 starts from the newest either holds.
 	var want int64 = -1
 	for _, n := range []*testNode{n1, n2} {
-		dirs, err := checkpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
+		dirs, err := CheckpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
 		if err != nil || len(dirs) == 0 {
 			t.Fatalf("%s's checkpoint: %q %v", n.id, dirs, err)
 		}
@@ -1211,7 +1211,7 @@ func TestDamagedCheckpointsAreSetAside(t *testing.T) {
 	train, _ := smsData(t)
 	n1, n2 := twoNodesKilledAt(t, c, 60)
 	newest := func(n *testNode) string {
-		dirs, err := checkpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
+		dirs, err := CheckpointDirs(filepath.Join(n.dir, "jobs", "job-1"))
 		if err != nil || len(dirs) < 2 {
 			t.Fatalf("%s's checkpoints: %q %v", n.id, dirs, err)
 		}
@@ -1231,15 +1231,15 @@ func TestDamagedCheckpointsAreSetAside(t *testing.T) {
 		}
 		return false
 	})
-	b, err := os.ReadFile(filepath.Join(d2, stateFile))
+	b, err := os.ReadFile(filepath.Join(d2, StateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0x40
-	if err := os.WriteFile(filepath.Join(d2, stateFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d2, StateFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(filepath.Join(d1, stateFile), int64(len(b)/2)); err != nil {
+	if err := os.Truncate(filepath.Join(d1, StateFile), int64(len(b)/2)); err != nil {
 		t.Fatal(err)
 	}
 	n1 = startNodeIn(t, c, "n1", 11, n1.dir)

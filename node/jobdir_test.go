@@ -40,7 +40,7 @@ func TestClaimJobDir(t *testing.T) {
 	if exists(ckpt) || !exists(filepath.Join(moved, ckptPrefix+"40")) {
 		t.Fatalf("the old checkpoint is not (only) in %s", moved)
 	}
-	if dirs, _ := checkpointDirs(dir); len(dirs) > 0 {
+	if dirs, _ := CheckpointDirs(dir); len(dirs) > 0 {
 		t.Fatalf("the new job would resume from %s", dirs[0])
 	}
 	// A directory without a mark, from before marks: kept as the job's.

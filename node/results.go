@@ -133,8 +133,10 @@ func linkFiles(src, dst string) error {
 	return nil
 }
 
+// StateFile is a checkpoint directory's replica state (weights, optimizer state).
+const StateFile = "state.safetensors"
+
 const (
-	stateFile    = "state.safetensors"
 	positionFile = "position.json"
 	ckptPrefix   = "checkpoint-"
 )
@@ -179,7 +181,7 @@ func writeState(dir string, bufs [][]float32, p Position, layout string) (err er
 	if layout != "" {
 		meta = map[string]string{"layout": layout}
 	}
-	if err := safetensors.Save(filepath.Join(tmp, stateFile), ts, meta); err != nil {
+	if err := safetensors.Save(filepath.Join(tmp, StateFile), ts, meta); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, positionFile), p.marshal(), 0o644); err != nil {
@@ -196,7 +198,7 @@ func ReadState(dir string, bufs [][]float32, layout string) (Position, error) {
 	if err := readJSON(filepath.Join(dir, positionFile), &p); err != nil {
 		return p, err
 	}
-	path := filepath.Join(dir, stateFile)
+	path := filepath.Join(dir, StateFile)
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return p, err
@@ -222,7 +224,7 @@ func pruneCheckpoints(dir string, keep int) error {
 	if keep <= 0 {
 		return nil
 	}
-	dirs, err := checkpointDirs(dir)
+	dirs, err := CheckpointDirs(dir)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func TestCheckpointOnAFullDiskLeavesTheLastOneIntact(t *testing.T) {
 		}
 		t.Fatalf("after the failed checkpoint the job's directory holds %v, want only checkpoint-10", names)
 	}
-	dirs, err := checkpointDirs(dir)
+	dirs, err := CheckpointDirs(dir)
 	if err != nil || len(dirs) != 1 || dirs[0] != filepath.Join(dir, "checkpoint-10") {
 		t.Fatalf("checkpoints %q, %v", dirs, err)
 	}

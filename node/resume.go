@@ -26,7 +26,7 @@ import (
 // differ. A load that failed may have written part of the replica: without a good
 // checkpoint, the replica is made again.
 func (s *session) resume(ctx context.Context) error {
-	dirs, err := checkpointDirs(s.dir)
+	dirs, err := CheckpointDirs(s.dir)
 	if err != nil {
 		return err
 	}
@@ -109,8 +109,9 @@ func (s *session) matchesManifest(sum string, step int64) error {
 	return nil
 }
 
-// checkpointDirs are the complete checkpoint directories under dir, newest first.
-func checkpointDirs(dir string) ([]string, error) {
+// CheckpointDirs are the complete checkpoint directories under dir (a job's directory
+// on a node), newest first.
+func CheckpointDirs(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
