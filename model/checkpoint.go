@@ -292,7 +292,7 @@ func unpickle(path string) (res any, err error) {
 
 // stridedNumel is the element count of st, once its size, stride and offset are
 // checked to address only elements of its storage: libtorch's as_strided fails
-// otherwise, and gotch's Must functions exit the process on a failure.
+// otherwise, with an error that names neither the file nor the tensor.
 func stridedNumel(st *pickle.StorageTensor) (int64, error) {
 	if st.Source == nil {
 		return 0, fmt.Errorf("no storage")

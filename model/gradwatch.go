@@ -73,11 +73,12 @@ func (w *GradWatch) Run(backward func() error, ready func(n int64)) error {
 			ready(w.ends[k-1])
 		}
 	})
-	err := backward()
-	lib.BnGradWatchDisarm(w.h)
-	wg.Wait()
-	runtime.KeepAlive(w)
-	return err
+	defer func() { // also when backward panics with a libtorch error (Catch)
+		lib.BnGradWatchDisarm(w.h)
+		wg.Wait()
+		runtime.KeepAlive(w)
+	}()
+	return backward()
 }
 
 // Counts says how many times backward finished each trainable parameter's gradient

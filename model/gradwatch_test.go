@@ -1,11 +1,16 @@
 package model
 
 import (
+	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 // The gradient watch on real backward passes: every trainable parameter's hook runs
@@ -96,5 +101,43 @@ func TestGradWatch(t *testing.T) {
 				t.Fatalf("gradient with the watch differs at %d", i)
 			}
 		})
+	}
+}
+
+// TestGradWatchAfterALibtorchError: a backward that fails with a libtorch error (a
+// panic, which the caller's Catch answers) leaves the watch disarmed and its waiter
+// gone, and the next Run reports the prefixes as usual.
+func TestGradWatchAfterALibtorchError(t *testing.T) {
+	lockThread(t)
+	m := newModel(t, smallConfig(0), Options{Task: Classify, NumLabels: 3}, 2)
+	ps := m.Params
+	w, err := ps.Watch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	a, b := ts.MustZeros([]int64{2, 3}, gotch.Float, gotch.CPU), ts.MustZeros([]int64{4, 5}, gotch.Float, gotch.CPU)
+	defer a.MustDrop()
+	defer b.MustDrop()
+	err = func() (err error) {
+		defer Catch(&err)
+		return w.Run(func() error { a.MustMm(b, false); return nil }, func(int64) { t.Error("a failed backward reported a prefix") })
+	}()
+	var te *TorchError
+	if !errors.As(err, &te) {
+		t.Fatalf("Run: %v, want the libtorch error", err)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after the failed Run, %d before: its waiter is left", n, before)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	batch := randomBatch(r, m, 12, []int{12, 7, 3})
+	var last int64
+	ps.ZeroGrad()
+	if err := w.Run(func() error { _, err := m.Backward(batch, 1); return err }, func(n int64) { last = n }); err != nil {
+		t.Fatal(err)
+	}
+	if last != ps.TrainEnd {
+		t.Fatalf("the next Run's last prefix %d, want TrainEnd %d", last, ps.TrainEnd)
 	}
 }

@@ -48,6 +48,14 @@ func ParseDevice(s string) (Device, error) {
 	return gotch.CPU, fmt.Errorf("device %q: want cpu, cuda, cuda:N or auto", s)
 }
 
+// DeviceName is d as ParseDevice reads it: "cpu" or "cuda:N".
+func DeviceName(d Device) string {
+	if !d.IsCuda() {
+		return "cpu"
+	}
+	return fmt.Sprintf("cuda:%d", d.Value)
+}
+
 // SetThreads sets libtorch's intra-op thread count (Debian's libtorch starts with 1),
 // and OpenBLAS's pool, which libtorch's count does not bound (as many threads as CPUs),
 // unless the user set OPENBLAS_NUM_THREADS: --threads N then means N cores.

@@ -1690,3 +1690,47 @@ func TestSessionsLeaveNoGoroutinesBehind(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// failingToy is a Toy whose Backward fails from step at on, as a replica whose device
+// runs out of memory on a long batch (train.Replica's error for libtorch's).
+type failingToy struct {
+	*Toy
+	at, steps int
+}
+
+func (f *failingToy) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
+	if f.steps++; f.steps >= f.at {
+		return 0, errors.New("libtorch: CUDA out of memory. Tried to allocate 2.00 GiB: the step does not fit in the memory of cuda:0")
+	}
+	return f.Toy.Backward(recs, weight, seed)
+}
+
+// A replica's error fails the job once, naming it: the node neither crashes nor
+// reports its generation broken, so no other generation trains into the same step
+// to fail again (a crash loop the job never reported).
+func TestReplicaErrorFailsTheJob(t *testing.T) {
+	c := newCoord(toySpec)
+	n1, n2 := startNode(t, c, "n1", 1), startNode(t, c, "n2", 2)
+	setup := n2.agent.cfg.Setup
+	n2.agent.cfg.Setup = func(ctx context.Context, job *api.Job) (*Env, error) {
+		env, err := setup(ctx, job)
+		if err == nil {
+			env.Replica = &failingToy{Toy: env.Replica.(*Toy), at: 12}
+		}
+		return env, err
+	}
+	c.open(1, "n1", "n2")
+	select {
+	case d := <-c.done:
+		if d.Node != "n2" || !strings.Contains(d.Error, "out of memory") || d.Step != 11 {
+			t.Fatalf("the job ended: %+v, want n2 to fail it at step 11 naming the error", d)
+		}
+	case f := <-c.failures:
+		t.Fatalf("a generation reported broken: %+v", f)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the job did not end")
+	}
+	if n1.agent.applied.Load() > 11 {
+		t.Fatalf("n1 applied step %d past the failed one", n1.agent.applied.Load())
+	}
+}

@@ -55,8 +55,9 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
-func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (float64, error) {
-	var err error
+func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (_ float64, err error) {
+	defer r.t.libtorchFailed(&err)
+	defer model.Catch(&err)
 	r.loss, err = r.t.backward(recs, weight, seed, nil)
 	return r.loss.Total, err
 }
@@ -78,8 +79,9 @@ func (r *Replica) CanOverlap() bool {
 
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last
 // micro-batch's backward (the earlier ones add to every value again).
-func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (float64, error) {
-	var err error
+func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (_ float64, err error) {
+	defer r.t.libtorchFailed(&err)
+	defer model.Catch(&err)
 	r.loss, err = r.t.backward(recs, weight, seed, ready)
 	return r.loss.Total, err
 }
@@ -100,7 +102,9 @@ func (r *Replica) Unscale(scale float64) bool {
 
 // Apply clips and takes optimizer step number step: the optimizer's step count (AdamW's
 // and LAMB's bias correction) follows the job's, whichever node applies it.
-func (r *Replica) Apply(step int64, lrScale float64) (float64, error) {
+func (r *Replica) Apply(step int64, lrScale float64) (_ float64, err error) {
+	defer r.t.libtorchFailed(&err)
+	defer model.Catch(&err)
 	ps := r.t.Model.Params
 	if !r.unscaled {
 		ps.SyncGrad()
@@ -130,8 +134,10 @@ func (r *Replica) Width() int { return r.t.Model.Config.HiddenSize }
 // Evaluate runs this rank's share of the eval batches, gathers every batch's logits
 // over the ring (their sizes first), and scores all of them on every rank, so the
 // metrics, the best checkpoint and early stopping agree everywhere.
-func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (map[string]float64, error) {
+func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (_ map[string]float64, err error) {
 	t := r.t
+	defer t.libtorchFailed(&err)
+	defer model.Catch(&err)
 	bs := t.Spec.BatchSize
 	nb := (len(t.Eval) + bs - 1) / bs
 	batch := func(i int) []*Example {
@@ -202,7 +208,11 @@ func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]f
 }
 
 // Save writes the model and tokenizer in the Hugging Face layout.
-func (r *Replica) Save(dir string) error { return r.t.Save(dir) }
+func (r *Replica) Save(dir string) (err error) {
+	defer r.t.libtorchFailed(&err)
+	defer model.Catch(&err)
+	return r.t.Save(dir)
+}
 
 // WriteReports writes the last evaluation's confusion matrix, mistakes and predictions.
 func (r *Replica) WriteReports(dir string) error { return writeEvalReports(dir, r.last) }

@@ -361,7 +361,15 @@ func (t *Trainer) batch(exs []*Example, seed int64) (*model.Batch, error) {
 // final model and reports. With Spec.Resume it continues from a checkpoint exactly. When
 // ctx is cancelled it stops between steps, writes a resumable checkpoint and returns
 // ctx's error.
-func (t *Trainer) Run(ctx context.Context) (*Result, error) {
+func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
+	var bar *progressbar.ProgressBar
+	defer func() { // after Catch: the error line is not to start at the bar's end
+		if err != nil && bar != nil {
+			bar.Clear()
+		}
+	}()
+	defer t.libtorchFailed(&err)
+	defer model.Catch(&err)
 	s := t.Spec
 	if err := os.MkdirAll(s.Output, 0o755); err != nil {
 		return nil, err
@@ -400,11 +408,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	total := p.Total
 	sched := s.LRSchedule(total)
 	fmt.Fprintf(t.Out, "%s, %d train records / %d eval examples, %d outputs, %d steps\n", t.Model.Params, t.Plan.Train, len(t.Eval), t.Model.Opts.NumLabels, total)
-	bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
+	bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(t.Out), progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("step"), progressbar.OptionClearOnFinish())
 	bar.Set(p.Step)
-	res := &Result{Best: EvalResult{Step: p.BestStep, Metrics: p.BestMetrics}}
+	res = &Result{Best: EvalResult{Step: p.BestStep, Metrics: p.BestMetrics}}
 	start := time.Now()
 	evalEvery := s.EvalEvery
 	if evalEvery <= 0 {

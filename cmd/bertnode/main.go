@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/bertnode/bertnode/internal/nativeenv"
+	"github.com/bertnode/bertnode/model"
 	"github.com/spf13/cobra"
 )
 
@@ -14,10 +15,17 @@ func main() {
 	if needsNative(root, os.Args[1:]) {
 		nativeenv.Ensure()
 	}
-	if err := root.Execute(); err != nil {
+	if err := execute(root); err != nil {
 		fmt.Fprintln(os.Stderr, "bertnode:", err)
 		os.Exit(1)
 	}
+}
+
+// execute runs the command line; a libtorch error that no command answered (an eval
+// out of memory) is its error, a line rather than a crash with two stacks.
+func execute(root *cobra.Command) (err error) {
+	defer model.Catch(&err)
+	return root.Execute()
 }
 
 // clusterOnly are the commands that talk to the cluster, write files or run a

@@ -5,8 +5,8 @@
 // This tool copies gotch from the module cache into a fixed directory (go.mod's replace
 // points there), writes libtch/lib.go for the libtorch it finds, replaces the body of each
 // generated op that does not compile against it with a stub that fails at run time, and
-// fixes gotch's leak of per-call out-pointer allocations and drops its per-tensor GC
-// ballast. The result is keyed by a stamp, so
+// fixes gotch's leak of per-call out-pointer allocations, drops its per-tensor GC
+// ballast, and makes its ops panic on a libtorch error rather than exit. The result is keyed by a stamp, so
 // a second run with nothing changed touches no file and Go's build cache stays warm.
 package main
 
@@ -30,7 +30,7 @@ const (
 	gotchModule  = "github.com/sugarme/gotch"
 	gotchVersion = "v0.9.1"
 	// adapterRev changes whenever the adaptation itself changes, to invalidate stamps.
-	adapterRev = "12"
+	adapterRev = "13"
 	stampName  = ".bertnode-adapt"
 	listName   = "unavailable-ops.txt"
 )
@@ -91,6 +91,10 @@ func run(out string) error {
 	if err := boundPickle(filepath.Join(tmp, "pickle")); err != nil {
 		return err
 	}
+	if n, err = panicOnError(filepath.Join(tmp, "ts"), filepath.Join(tmp, "nn")); err != nil {
+		return err
+	}
+	fmt.Printf("  %d exits on a libtorch error panic instead\n", n)
 	stubbed, err := stubUnavailable(filepath.Join(tmp, "libtch"), lt)
 	if err != nil {
 		return err
