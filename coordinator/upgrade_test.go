@@ -144,17 +144,14 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 	old := c.Start(2)
 	var index uint64
 	old.Read(func(st *coordinator.State) { index = st.Index })
-	self := &api.Client{Addrs: []string{old.APIAddr()}, Token: c.Secret.Token()}
-	c.WaitFor("member 2 halted", func() bool {
-		m, err := self.Self(ctx(t))
-		return err == nil && m.Halted != ""
+	// Server.halt shuts raft down once the FSM has halted.
+	c.WaitFor("member 2 halted, its raft shut down", func() bool {
+		m, err := selfOf(c, old)
+		return err == nil && m.Halted != "" && old.Raft().State() == raft.Shutdown
 	})
-	if st := old.Raft().State(); st != raft.Shutdown {
-		t.Fatalf("the halted member's raft is %v, want it shut down", st)
-	}
 	nodes(c, "n1") // the other two commit; the client goes past member 2's 503
 	status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/v1/jobs?stale=1", c.Secret.Token(), nil)
-	m, err := self.Self(ctx(t))
+	m, err := selfOf(c, old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,21 +244,14 @@ func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
 	halts := func() {
 		t.Helper()
 		old := c.Servers[2]
-		// A client anew each time: one follows the leader its first answer named.
-		self := func() (*api.Self, error) {
-			return (&api.Client{Addrs: []string{old.APIAddr()}, Token: c.Secret.Token()}).Self(ctx(t))
-		}
-		c.WaitFor("member 2 halted", func() bool {
-			m, err := self()
-			return err == nil && m.Halted != ""
+		c.WaitFor("member 2 halted, its raft shut down", func() bool {
+			m, err := selfOf(c, old)
+			return err == nil && m.Halted != "" && old.Raft().State() == raft.Shutdown
 		})
-		if st := old.Raft().State(); st != raft.Shutdown {
-			t.Fatalf("the halted member's raft is %v, want it shut down", st)
-		}
 		status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/v1/nodes?stale=1", c.Secret.Token(), nil)
 		var answer struct{ Error string }
 		_ = json.Unmarshal(body, &answer) // a body that is no error says so below
-		m, err := self()
+		m, err := selfOf(c, old)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,6 +302,12 @@ func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
 		}
 	})
 	recorded(c, protocols)
+}
+
+// selfOf is member s's GET /v1/self, from a client anew: one follows the leader that
+// an answer names, and would ask it instead from then on.
+func selfOf(c *coordtest.Cluster, s *coordinator.Server) (*api.Self, error) {
+	return (&api.Client{Addrs: []string{s.APIAddr()}, Token: c.Secret.Token()}).Self(c.Context())
 }
 
 // recorded waits until the member list records member i at protocols[i] (0: this
