@@ -85,9 +85,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return ApplyResult{Value: v}
 }
 
-// stop halts the FSM with h and returns it. Apply and Restore, raft's FSM goroutine
-// alone calling them, return the halt before they get here once halted: stopped is
-// closed once.
+// stop halts the FSM with h and returns it. Apply and Restore, which one goroutine
+// calls (raft's FSM goroutine, or RecoverCluster's replay), return the halt before they
+// get here once halted: stopped is closed once.
 func (f *FSM) stop(h halt) halt {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -157,10 +157,11 @@ type snapshotProtocols struct {
 
 // Snapshot implements raft.FSM: the state as JSON, encoded now, written later. Halted,
 // it refuses: raft would label the state with the index of the last entry it gave
-// Apply, past the command that halted it, and compact that from the log, and a restart
-// on the upgraded build would restore the snapshot and never apply the command. raft
-// logs a refused snapshot and tries again later; RecoverCluster, which replays the log
-// into an FSM, fails on it before it compacts anything (openRaft).
+// Apply, past the command that halted it, and a restart, on the upgraded build too,
+// would resume from that snapshot and never apply the command (which raft then
+// compacts from the log in time). raft logs a refused snapshot and tries again later;
+// RecoverCluster, which replays the log into an FSM, fails on it before it compacts
+// anything (openRaft).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if h := f.Halted(); h != nil {
 		return nil, h

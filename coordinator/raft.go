@@ -140,10 +140,10 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
 // (FSM.Apply) or a snapshot the leader sent (FSM.Restore): one error in its log, and
 // raft and its transport stopped, as if the member were down (the leader would
 // otherwise send the snapshot again and again; past the command, the FSM would answer
-// every later entry with the halt), and its loops. raft's FSM goroutine, which Apply and Restore returned to,
-// ends at the shutdown. Its API answers what halted it (place, /v1/self) until it is
-// stopped and started on a build that holds the command, which its log keeps, or the
-// snapshot, which raft stored before the restore.
+// every later entry with the halt), and its loops. raft's FSM goroutine, which Apply
+// and Restore returned to, ends at the shutdown. Its API answers what halted it
+// (place, /v1/self) until it is stopped and started on a build that holds the
+// command, which its log keeps, or the snapshot, which raft stored before the restore.
 func (s *Server) halt() {
 	select {
 	case <-s.fsm.stopped:
