@@ -28,8 +28,8 @@ type FSM struct {
 	state    *State
 	hook     func(index uint64)
 	protocol int // the command types it applies (protocol.go)
-	// halt: why a snapshot this build cannot hold halted it, "" until one does; then it
-	// restores nothing more (Restore), and stopped is closed.
+	// halt: why a command or a snapshot this build cannot hold halted it, "" until one
+	// does; then it applies, restores and snapshots nothing more, and stopped is closed.
 	halt    halt
 	stopped chan struct{}
 }
@@ -54,16 +54,24 @@ type ApplyResult struct {
 // Apply implements raft.FSM. A command type its protocol lacks halts it: a newer
 // leader proposed it while this member's build was older (which leaders of protocol
 // versions refuse to do). Skipping it would leave this state diverged from the others'
-// for good, as raft counts it applied, snapshots past it and compacts it from the log;
-// halted, the member stops before applying it, and the upgraded build applies it from
-// the log that still holds it (as Consul's FSM panics on an unknown message type).
+// for good; halted, the member applies nothing more (each later entry answers the
+// halt), and Snapshot refuses, so that no snapshot counts the command applied and the
+// log keeps it: raft counts an entry applied once Apply returns, but only in memory,
+// and a restart resumes from the latest snapshot. The member stops raft (Server.halt);
+// the upgraded build applies the command from its log. (Consul's FSM panics on an
+// unknown message type, which ends the process from raft's goroutine with a goroutine
+// dump, again at every start under systemd; halted, the member stays up and says why
+// on /v1/self.)
 func (f *FSM) Apply(l *raft.Log) any {
+	if h := f.Halted(); h != nil {
+		return ApplyResult{Err: h}
+	}
 	var c Command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		return ApplyResult{Err: errorf(http.StatusBadRequest, "command at index %d: %v", l.Index, err)}
 	}
 	if !applies(c.Type, f.protocol) {
-		panic(haltCommand(c.Type, l.Index, f.protocol))
+		return ApplyResult{Err: f.stop(haltCommand(c.Type, l.Index, f.protocol))}
 	}
 	f.mu.Lock()
 	v, err := f.state.Apply(l.Index, &c)
@@ -77,8 +85,19 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return ApplyResult{Value: v}
 }
 
+// stop halts the FSM with h and returns it. Apply and Restore, which one goroutine
+// calls (raft's FSM goroutine, or RecoverCluster's replay), return the halt before they
+// get here once halted: stopped is closed once.
+func (f *FSM) stop(h halt) halt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.halt = h
+	close(f.stopped)
+	return h
+}
+
 // halt is what an FSM halts with when raft gives it what its build cannot hold: the
-// operator's instructions. Apply panics with it; Restore returns it (Halted).
+// operator's instructions. Apply answers it, Restore and Snapshot return it (Halted).
 type halt string
 
 func (h halt) Error() string { return string(h) }
@@ -136,8 +155,17 @@ type snapshotProtocols struct {
 	Needs int `json:"needs_protocol,omitempty"`
 }
 
-// Snapshot implements raft.FSM: the state as JSON, encoded now, written later.
+// Snapshot implements raft.FSM: the state as JSON, encoded now, written later. Halted,
+// it refuses: raft would label the state with the index of the last entry it gave
+// Apply, past the command that halted it, and a restart, on the upgraded build too,
+// would resume from that snapshot and never apply the command (which raft then
+// compacts from the log in time). raft logs a refused snapshot and tries again later;
+// RecoverCluster, which replays the log into an FSM, fails on it before it compacts
+// anything (openRaft).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.Halted(); h != nil {
+		return nil, h
+	}
 	f.mu.RLock()
 	b, err := json.Marshal(snapshotState{f.state, snapshotProtocols{Writer: f.protocol, Needs: f.state.needs()}})
 	f.mu.RUnlock()
@@ -154,7 +182,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // starting, would restore an older snapshot instead and replay a log compacted since;
 // refusing them all, it fails to start (openRaft). Sent by the leader, the snapshot is
 // not applied (raft moves on only once a restore succeeds), and the member stops raft
-// (Server.halt). A panic, as Apply's, would end the process from raft's goroutine.
+// (Server.halt). A panic would end the process from raft's goroutine.
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
 	if h := f.Halted(); h != nil {
@@ -167,11 +195,7 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	s := NewState() // the maps a snapshot lacks stay empty
 	if err := f.holds(b, s); err != nil {
 		if h, ok := err.(halt); ok {
-			f.mu.Lock()
-			f.halt = h
-			close(f.stopped)
-			f.mu.Unlock()
-			return h
+			return f.stop(h)
 		}
 		return fmt.Errorf("fsm restore: %w", err)
 	}
@@ -190,7 +214,8 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	return nil
 }
 
-// Halted is why a snapshot halted the FSM (Restore), nil while none has.
+// Halted is why a command (Apply) or a snapshot (Restore) halted the FSM, nil while
+// none has.
 func (f *FSM) Halted() error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

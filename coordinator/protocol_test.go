@@ -16,10 +16,12 @@ import (
 )
 
 // TestFSMHaltsOnNewerCommand: an FSM of protocol 7, before lease renewals, given a
-// renewal halts (panics) at its index with the state as it was, where older builds
-// answered "unknown command type" and went on without it; the FSM of this build
-// applies the same entry, as an upgraded member does from its log. A type no build
-// knows halts it too. Each halt says what the operator must do.
+// renewal halts at its index with the state as it was, where older builds answered
+// "unknown command type" and went on without it: it answers the halt, closes stopped
+// (Server.halt then stops raft), applies no later entry, even one of a type it has,
+// and writes no snapshot, which raft would label past the renewal; the FSM of this
+// build applies the same entry, as an upgraded member does from its log. A type no
+// build knows halts it too. Each halt says what the operator must do.
 func TestFSMHaltsOnNewerCommand(t *testing.T) {
 	p := newPredictState(t, 10)
 	p.lease("n1")
@@ -31,27 +33,50 @@ func TestFSMHaltsOnNewerCommand(t *testing.T) {
 
 	old := newFSM(7)
 	old.state = p.s
-	halt := func(f *FSM, data []byte) (msg string) {
-		defer func() { msg = fmt.Sprint(recover()) }()
-		f.Apply(&raft.Log{Index: idx + 1, Data: data})
-		return ""
+	applied := 0
+	old.OnApply(func(uint64) { applied++ })
+	haltOn := func(f *FSM, data []byte) string {
+		r := f.Apply(&raft.Log{Index: idx + 1, Data: data}).(ApplyResult)
+		if _, ok := r.Err.(halt); !ok || r.Value != nil {
+			t.Fatalf("%+v, want the halt", r)
+		}
+		return r.Err.Error()
 	}
-	msg := halt(old, renew)
+	msg := haltOn(old, renew)
 	for _, want := range []string{`"renew"`, fmt.Sprintf("index %d", idx+1), "needs coordinator protocol 8", "protocol 7",
 		"Upgrade this member to a build of protocol 8 or later", "data directory as it is"} {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("protocol 7's FSM on a renewal: %q, want a halt saying %s", msg, want)
 		}
 	}
-	if p.s.Index != idx || !p.job().Work.Lease(0).Expires.Equal(expires) {
-		t.Fatalf("the halted FSM changed the state: index %d (was %d), expiry %v (was %v)", p.s.Index, idx, p.job().Work.Lease(0).Expires, expires)
+	select {
+	case <-old.stopped:
+	default:
+		t.Fatal("the halted FSM's stopped is open")
+	}
+	join, err := NewCommand(CmdMemberJoin, p.now, api.JoinMember{ID: "c9", RaftAddr: "c9:1", APIAddr: "c9:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := old.Apply(&raft.Log{Index: idx + 2, Data: join}).(ApplyResult); r.Err == nil || r.Err.Error() != msg {
+		t.Fatalf("the halted FSM given a member's join: %+v, want the halt", r)
+	}
+	if _, err := old.Snapshot(); err == nil || err.Error() != msg {
+		t.Fatalf("the halted FSM's snapshot: error %v, want the halt", err)
+	}
+	if h := old.Halted(); h == nil || h.Error() != msg {
+		t.Fatalf("Halted: %v, want %q", h, msg)
+	}
+	if p.s.Index != idx || !p.job().Work.Lease(0).Expires.Equal(expires) || p.s.Members["c9"] != nil || applied != 0 {
+		t.Fatalf("the halted FSM changed the state: index %d (was %d), expiry %v (was %v), member c9 %+v, %d applies",
+			p.s.Index, idx, p.job().Work.Lease(0).Expires, expires, p.s.Members["c9"], applied)
 	}
 	unknown, err := NewCommand("frobnicate", p.now, struct{}{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// What an older build's FSM, which knows no newer type, halts with.
-	if msg := halt(NewFSM(), unknown); !strings.Contains(msg, `"frobnicate" is unknown`) || !strings.Contains(msg, "Upgrade this member to the build the other members run") {
+	if msg := haltOn(NewFSM(), unknown); !strings.Contains(msg, `"frobnicate" is unknown`) || !strings.Contains(msg, "Upgrade this member to the build the other members run") {
 		t.Fatalf("an unknown type: %q, want a halt saying to upgrade", msg)
 	}
 

@@ -92,16 +92,9 @@ func (s *Server) startRaft() error {
 // the data directory, or a new cluster of this member, or its state recovered into one.
 // A snapshot there that this build cannot hold is its error: the FSM halts on it
 // (FSM.Restore) before raft starts anything; so is a command that a recovery replays
-// (FSM.Apply).
-func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error) {
-	defer func() {
-		r := recover()
-		if h, ok := r.(halt); ok {
-			err = h
-		} else if r != nil {
-			panic(r)
-		}
-	}()
+// (FSM.Apply), whose halted FSM then refuses the snapshot the recovery would write
+// before it compacts the log (FSM.Snapshot).
+func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) error {
 	cfg := s.cfg
 	existing, err := raft.HasExistingState(s.store, s.store, snaps)
 	if err != nil {
@@ -143,11 +136,14 @@ func (s *Server) openRaft(rc *raft.Config, snaps raft.SnapshotStore) (err error)
 	return nil
 }
 
-// halt stops this member once a snapshot the leader sent halted its FSM (FSM.Restore):
-// one error in its log, and raft and its transport stopped, as if the member were down
-// (the leader would otherwise send the snapshot again and again), and its loops. Its
-// API answers what halted it (place, /v1/self) until it is stopped and started on a
-// build that holds the snapshot, which raft stored before the restore.
+// halt stops this member once its FSM halted on a command its protocol lacks
+// (FSM.Apply) or a snapshot the leader sent (FSM.Restore): one error in its log, and
+// raft and its transport stopped, as if the member were down (the leader would
+// otherwise send the snapshot again and again; past the command, the FSM would answer
+// every later entry with the halt), and its loops. raft's FSM goroutine, which Apply
+// and Restore returned to, ends at the shutdown. Its API answers what halted it
+// (place, /v1/self) until it is stopped and started on a build that holds the
+// command, which its log keeps, or the snapshot, which raft stored before the restore.
 func (s *Server) halt() {
 	select {
 	case <-s.fsm.stopped:

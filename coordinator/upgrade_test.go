@@ -144,17 +144,14 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 	old := c.Start(2)
 	var index uint64
 	old.Read(func(st *coordinator.State) { index = st.Index })
-	self := &api.Client{Addrs: []string{old.APIAddr()}, Token: c.Secret.Token()}
-	c.WaitFor("member 2 halted", func() bool {
-		m, err := self.Self(ctx(t))
-		return err == nil && m.Halted != ""
+	// Server.halt shuts raft down once the FSM has halted.
+	c.WaitFor("member 2 halted, its raft shut down", func() bool {
+		m, err := selfOf(c, old)
+		return err == nil && m.Halted != "" && old.Raft().State() == raft.Shutdown
 	})
-	if st := old.Raft().State(); st != raft.Shutdown {
-		t.Fatalf("the halted member's raft is %v, want it shut down", st)
-	}
 	nodes(c, "n1") // the other two commit; the client goes past member 2's 503
 	status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/v1/jobs?stale=1", c.Secret.Token(), nil)
-	m, err := self.Self(ctx(t))
+	m, err := selfOf(c, old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +202,112 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 		return ok
 	})
 	recorded(c, protocols)
+}
+
+// TestOlderMemberHaltsOnANewerCommand: a member of protocol 4 (before drains) meets a
+// drain in the log, proposed through the leader's raft past its refusal (as a leader
+// does whose record of a member rolled back still says the protocol it ran before).
+// The process does not end: the member applies nothing of it, logs one error saying
+// to upgrade it, stops its raft, its /v1/self says why and its API answers 503, while
+// the other two go on committing. Restarted on 4 it halts again; recovered on 4
+// (--recover) it does not start, and the recovery writes no snapshot past the drain
+// (the halted FSM refuses it) that would count it applied. Restarted on this build
+// with its data directory, it applies the drain from its log and catches up: its
+// state is the leader's. (Before, Apply's panic ended the process from raft's goroutine.)
+func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
+	protocols := []int{0, 0, 4}
+	var log2 *syncbuf.Buffer // member 2's log, from its latest start
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
+		cfg.Protocol = protocols[i]
+		if i == 2 {
+			log2 = &syncbuf.Buffer{}
+			cfg.Logger = slog.New(slog.NewTextHandler(log2, nil))
+		}
+	}})
+	recorded(c, protocols)
+	nodes(c, "n1")
+	b, err := coordinator.NewCommand(coordinator.CmdNodeDrain, c.Clock.Now(), coordinator.NodeDrain{Node: "n1", Drain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Leader().Raft().Apply(b, 10*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Response().(coordinator.ApplyResult); r.Err != nil {
+		t.Fatalf("the leader's drain: %v", r.Err)
+	}
+	// What the member says, as its log quotes it too.
+	wants := []string{fmt.Sprintf("halted at raft index %d: command ", f.Index()), "node_drain",
+		"needs coordinator protocol 5, newer than this member's protocol 4", "Upgrade this member to a build of protocol 5 or later"}
+	// halts waits until member 2 halts, and checks that it says why, once, and stops.
+	halts := func() {
+		t.Helper()
+		old := c.Servers[2]
+		c.WaitFor("member 2 halted, its raft shut down", func() bool {
+			m, err := selfOf(c, old)
+			return err == nil && m.Halted != "" && old.Raft().State() == raft.Shutdown
+		})
+		status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/v1/nodes?stale=1", c.Secret.Token(), nil)
+		var answer struct{ Error string }
+		_ = json.Unmarshal(body, &answer) // a body that is no error says so below
+		m, err := selfOf(c, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := slices.DeleteFunc(strings.Split(log2.String(), "\n"), func(l string) bool { return !strings.Contains(l, "level=ERROR") })
+		for what, got := range map[string]string{"GET /v1/nodes?stale=1": answer.Error, "/v1/self": m.Halted, "its log": strings.Join(errs, "\n")} {
+			for _, want := range wants {
+				if !strings.Contains(got, want) {
+					t.Fatalf("member 2's %s: %s, want it to say %s", what, got, want)
+				}
+			}
+		}
+		if status != http.StatusServiceUnavailable || len(errs) != 1 {
+			t.Fatalf("the halted member answered a read %d %s; logged %d errors, want one:\n%s", status, body, len(errs), log2)
+		}
+		old.Read(func(st *coordinator.State) {
+			if st.Index >= f.Index() || st.Nodes["n1"].Drain {
+				t.Fatalf("the halted member applied: index %d (the drain's %d), n1 %+v", st.Index, f.Index(), st.Nodes["n1"])
+			}
+		})
+	}
+	halts()
+	nodes(c, "n2") // the other two commit; the client goes past member 2's 503
+
+	c.Stop(2)
+	c.Start(2)
+	halts()
+	c.Stop(2)
+	cfg := c.Config(2, false)
+	cfg.Recover = true
+	if s, err := coordinator.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "coordinator: "+wants[0]+`"node_drain" `+wants[2]) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("member 2 recovered on protocol 4: %v, want it to refuse, saying why", err)
+	}
+
+	protocols[2] = 0
+	upgraded := c.Start(2)
+	var got, want []byte
+	c.WaitFor("member 2's state the leader's", func() bool {
+		upgraded.Read(func(st *coordinator.State) { got, _ = json.Marshal(st) })
+		c.Leader().Read(func(st *coordinator.State) { want, _ = json.Marshal(st) })
+		return string(got) == string(want)
+	})
+	upgraded.Read(func(st *coordinator.State) {
+		if n := st.Nodes["n1"]; n == nil || !n.Drain || st.Nodes["n2"] == nil {
+			t.Fatalf("member 2 upgraded: nodes %+v, want n1 draining and n2", st.Nodes)
+		}
+	})
+	recorded(c, protocols)
+}
+
+// selfOf is member s's GET /v1/self, from a client anew: one follows the leader that
+// an answer names, and would ask it instead from then on.
+func selfOf(c *coordtest.Cluster, s *coordinator.Server) (*api.Self, error) {
+	return (&api.Client{Addrs: []string{s.APIAddr()}, Token: c.Secret.Token()}).Self(c.Context())
 }
 
 // recorded waits until the member list records member i at protocols[i] (0: this
