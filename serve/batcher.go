@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/tokenize"
 )
 
@@ -417,13 +418,15 @@ func (b *Batcher) fail(batch []*item, err error) {
 	b.obs.Queued(len(b.queue))
 }
 
-// guard runs fn, turning a panic (gotch's Must ops panic on a libtorch error) into an
-// error, so that one failed batch does not take the server down.
+// guard runs fn, turning a panic into an error, so that one failed batch does not take
+// the server down: libtorch's error (gotch's ops panic with it) as model.Catch makes it,
+// its first line without the stacks; any other as "panic: ...".
 func guard(fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
+	defer model.Catch(&err)
 	return fn()
 }

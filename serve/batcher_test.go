@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/tokenize"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 // twin is an in-memory Runner: each sequence's logits are its ids' sum and its length,
@@ -21,6 +24,7 @@ type twin struct {
 	entered chan int // each run's batch size, when hold is set
 	poison  int32    // a batch with this id fails
 	panics  int32    // a batch with this id panics
+	torch   int32    // a batch with this id runs a libtorch op that fails
 
 	mu      sync.Mutex
 	batches [][]int // lengths of each batch's sequences
@@ -30,7 +34,7 @@ type twin struct {
 }
 
 func newTwin(hold bool) *twin {
-	t := &twin{entered: make(chan int, 1000), poison: -1, panics: -1}
+	t := &twin{entered: make(chan int, 1000), poison: -1, panics: -1, torch: -1}
 	if hold {
 		t.hold = make(chan struct{})
 	}
@@ -54,7 +58,14 @@ func (t *twin) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
 		out[k] = answer(s.InputIDs)
 		if slices.Contains(s.InputIDs, t.panics) {
 			t.batches = append(t.batches, lens)
-			panic("libtorch error")
+			panic("bug")
+		}
+		if slices.Contains(s.InputIDs, t.torch) {
+			t.batches = append(t.batches, lens)
+			a, b := ts.MustZeros([]int64{2, 3}, gotch.Float, gotch.CPU), ts.MustZeros([]int64{4, 5}, gotch.Float, gotch.CPU)
+			defer a.MustDrop()
+			defer b.MustDrop()
+			a.MustMm(b, false) // gotch's ops panic with libtorch's error
 		}
 		if slices.Contains(s.InputIDs, t.poison) {
 			t.batches = append(t.batches, lens)
@@ -454,13 +465,19 @@ func TestBatcherRunErrorFailsOnlyItsBatch(t *testing.T) {
 			t.Error("the failed request's last sequence ran")
 		}
 	}
-	// A panic in the runner (a libtorch error in a Must op) is the batch's error too.
-	r.panics = 50
-	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(50, 1)}); !errors.As(err, &re) || !strings.Contains(err.Error(), "panic: libtorch error") {
+	// A libtorch error (a panic in gotch's op) is the batch's error too, its first line
+	// without libtorch's and Go's stacks; so is any other panic.
+	r.torch, r.panics = 50, 60
+	var te *model.TorchError
+	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(50, 1)}); !errors.As(err, &te) ||
+		!strings.Contains(err.Error(), "libtorch: Mm() failed: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a batch whose libtorch op failed: %v", err)
+	}
+	if _, err := b.Submit(context.Background(), []*tokenize.Encoding{seq(60, 1)}); !errors.As(err, &re) || !strings.Contains(err.Error(), "panic: bug") {
 		t.Errorf("a panicking batch: %v", err)
 	}
 	if out, err = b.Submit(context.Background(), s); err != nil {
-		t.Fatalf("after a panic: %v", err)
+		t.Fatalf("after the failed batches: %v", err)
 	}
 	checkAnswers(t, s, out)
 }
