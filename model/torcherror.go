@@ -36,15 +36,27 @@ const gotchMark = "Libtorch API Error: "
 //
 //	func f() (err error) { defer model.Catch(&err); ... }
 func Catch(err *error) {
-	p := recover()
-	if p == nil {
-		return
+	if p := recover(); p != nil {
+		*err = caught(p, false)
 	}
-	if te := torchError(p); te != nil {
-		*err = te
-		return
+}
+
+// CatchOn is Catch for work on device dev. On a GPU, a libtorch error other than out
+// of memory is the device's (a CUDA error leaves the process's context unusable): it
+// goes on as a panic, which ends the process for its supervisor to start afresh.
+func CatchOn(dev Device, err *error) {
+	if p := recover(); p != nil {
+		*err = caught(p, dev.IsCuda())
 	}
-	panic(p)
+}
+
+// caught is the error a recovered panic p is, or p panicking again.
+func caught(p any, cuda bool) error {
+	te := torchError(p)
+	if te == nil || cuda && !te.OutOfMemory() {
+		panic(p)
+	}
+	return te
 }
 
 // torchError is p as a *TorchError, or nil when p is not a libtorch error.

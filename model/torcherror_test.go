@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,9 +10,16 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// caught runs fn as a caller of libtorch does: with Catch deferred.
-func caught(fn func()) (err error) {
+// catching runs fn as a caller of libtorch does: with Catch deferred.
+func catching(fn func()) (err error) {
 	defer Catch(&err)
+	fn()
+	return nil
+}
+
+// catchingOn runs fn with CatchOn(dev) deferred.
+func catchingOn(dev Device, fn func()) (err error) {
+	defer CatchOn(dev, &err)
 	fn()
 	return nil
 }
@@ -23,7 +31,7 @@ func caught(fn func()) (err error) {
 // gotchadapt's panics the ops exit the test binary.
 func TestCatchTurnsLibtorchErrorsIntoErrors(t *testing.T) {
 	lockThread(t)
-	err := caught(func() { ts.MustZeros([]int64{1 << 48}, gotch.Float, gotch.CPU) })
+	err := catching(func() { ts.MustZeros([]int64{1 << 48}, gotch.Float, gotch.CPU) })
 	var te *TorchError
 	if !errors.As(err, &te) {
 		t.Fatalf("allocating 1 PiB: %v, want a *TorchError", err)
@@ -35,7 +43,7 @@ func TestCatchTurnsLibtorchErrorsIntoErrors(t *testing.T) {
 	a, b := ts.MustZeros([]int64{2, 3}, gotch.Float, gotch.CPU), ts.MustZeros([]int64{4, 5}, gotch.Float, gotch.CPU)
 	defer a.MustDrop()
 	defer b.MustDrop()
-	err = caught(func() { a.MustMm(b, false) })
+	err = catching(func() { a.MustMm(b, false) })
 	if !errors.As(err, &te) {
 		t.Fatalf("mismatched product: %v, want a *TorchError", err)
 	}
@@ -58,8 +66,33 @@ func TestCatchLetsOtherPanicsGoOn(t *testing.T) {
 			t.Errorf("recovered %v, want the panic to go on", p)
 		}
 	}()
-	caught(func() { panic("bug") })
+	catching(func() { panic("bug") })
 	t.Error("Catch swallowed a panic that was not libtorch's")
+}
+
+// TestCatchOnAGPU: for work on a GPU, out of memory is an error, and any other libtorch
+// error goes on as a panic (the process's CUDA context is unusable after it). The
+// errors are real libtorch errors, raised on the CPU.
+func TestCatchOnAGPU(t *testing.T) {
+	lockThread(t)
+	gpu := gotch.CudaBuilder(0)
+	var te *TorchError
+	if err := catchingOn(gpu, func() { ts.MustZeros([]int64{1 << 48}, gotch.Float, gotch.CPU) }); !errors.As(err, &te) || !te.OutOfMemory() {
+		t.Fatalf("out of memory on a GPU: %v, want the error", err)
+	}
+	a, b := ts.MustZeros([]int64{2, 3}, gotch.Float, gotch.CPU), ts.MustZeros([]int64{4, 5}, gotch.Float, gotch.CPU)
+	defer a.MustDrop()
+	defer b.MustDrop()
+	if err := catchingOn(gotch.CPU, func() { a.MustMm(b, false) }); !errors.As(err, &te) {
+		t.Fatalf("another error on the CPU: %v, want the error", err)
+	}
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "2x3 and 4x5") {
+			t.Errorf("another error on a GPU: recovered %v, want libtorch's panic to go on", p)
+		}
+	}()
+	err := catchingOn(gpu, func() { a.MustMm(b, false) })
+	t.Errorf("another error on a GPU came back as %v", err)
 }
 
 // TestTorchErrorOutOfMemory on the messages libtorch's allocators raise.

@@ -28,10 +28,15 @@ type Replica struct {
 
 // NewReplica builds a replica for spec with the job's labels (from the data plan) and
 // evaluation records. totalSteps sets the learning-rate schedule.
-func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int64, out io.Writer) (*Replica, error) {
+func NewReplica(spec Spec, labels []string, eval []shard.Record, totalSteps int64, out io.Writer) (_ *Replica, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	dev, err := model.ParseDevice(spec.Device)
+	if err != nil {
+		return nil, fmt.Errorf("job spec: %w", err)
+	}
+	defer model.CatchOn(dev, &err) // the model itself may not fit the device
 	tk, err := newTask(spec)
 	if err != nil {
 		return nil, fmt.Errorf("job spec: task: %w", err)
@@ -56,8 +61,8 @@ func (r *Replica) ZeroGrad() { r.t.Model.Params.ZeroGrad() }
 // Backward is the single-machine trainer's backward: the same micro-batches, weights
 // and loss.
 func (r *Replica) Backward(recs []shard.Record, weight float64, seed int64) (_ float64, err error) {
-	defer r.t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(r.t.Model.Opts.Device, &err)
+	defer model.CatchOn(r.t.Model.Opts.Device, &err)
 	r.loss, err = r.t.backward(recs, weight, seed, nil)
 	return r.loss.Total, err
 }
@@ -80,8 +85,8 @@ func (r *Replica) CanOverlap() bool {
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last
 // micro-batch's backward (the earlier ones add to every value again).
 func (r *Replica) BackwardReady(recs []shard.Record, weight float64, seed int64, ready func(n int)) (_ float64, err error) {
-	defer r.t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(r.t.Model.Opts.Device, &err)
+	defer model.CatchOn(r.t.Model.Opts.Device, &err)
 	r.loss, err = r.t.backward(recs, weight, seed, ready)
 	return r.loss.Total, err
 }
@@ -103,8 +108,8 @@ func (r *Replica) Unscale(scale float64) bool {
 // Apply clips and takes optimizer step number step: the optimizer's step count (AdamW's
 // and LAMB's bias correction) follows the job's, whichever node applies it.
 func (r *Replica) Apply(step int64, lrScale float64) (_ float64, err error) {
-	defer r.t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(r.t.Model.Opts.Device, &err)
+	defer model.CatchOn(r.t.Model.Opts.Device, &err)
 	ps := r.t.Model.Params
 	if !r.unscaled {
 		ps.SyncGrad()
@@ -136,8 +141,8 @@ func (r *Replica) Width() int { return r.t.Model.Config.HiddenSize }
 // metrics, the best checkpoint and early stopping agree everywhere.
 func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]float32) error) (_ map[string]float64, err error) {
 	t := r.t
-	defer t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(t.Model.Opts.Device, &err)
+	defer model.CatchOn(t.Model.Opts.Device, &err)
 	bs := t.Spec.BatchSize
 	nb := (len(t.Eval) + bs - 1) / bs
 	batch := func(i int) []*Example {
@@ -209,8 +214,8 @@ func (r *Replica) Evaluate(ctx context.Context, rank, ranks int, gather func([]f
 
 // Save writes the model and tokenizer in the Hugging Face layout.
 func (r *Replica) Save(dir string) (err error) {
-	defer r.t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(r.t.Model.Opts.Device, &err)
+	defer model.CatchOn(r.t.Model.Opts.Device, &err)
 	return r.t.Save(dir)
 }
 

@@ -368,8 +368,8 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 			bar.Clear()
 		}
 	}()
-	defer t.libtorchFailed(&err)
-	defer model.Catch(&err)
+	defer outOfMemory(t.Model.Opts.Device, &err)
+	defer model.CatchOn(t.Model.Opts.Device, &err)
 	s := t.Spec
 	if err := os.MkdirAll(s.Output, 0o755); err != nil {
 		return nil, err

@@ -260,7 +260,11 @@ func newPredictor(c node.Blobs, dir string, threads int, device string, logger *
 	}
 }
 
-func (p *predictor) Predict(recs []shard.Record, w io.Writer) error {
+// Predict writes recs' predictions to w. Out of memory (or, on the CPU, any libtorch
+// error) fails the job (node.Agent.failPredict) rather than end the node, whose
+// supervisor would start it into the same unit again.
+func (p *predictor) Predict(recs []shard.Record, w io.Writer) (err error) {
+	defer model.CatchOn(p.t.Model.Opts.Device, &err)
 	in, err := recordInput(recs, p.t.Spec.Task)
 	if err != nil {
 		return err
