@@ -78,8 +78,10 @@ func (r *Replica) LossParts() (soft, hard float64, ok bool) {
 //
 // Nor with gradient checkpointing, whose backward runs a layer at a time: a parameter
 // shared between layers receives one gradient per layer, so its first would look final.
+// Nor with auto_micro_batch, whose step out of memory is taken again from the start:
+// what the ring had sent of it would be wrong.
 func (r *Replica) CanOverlap() bool {
-	return !r.t.Model.Opts.Device.IsCuda() && !r.t.Model.Opts.GradientCheckpointing
+	return !r.t.Model.Opts.Device.IsCuda() && !r.t.Model.Opts.GradientCheckpointing && !r.t.Spec.AutoMicroBatch
 }
 
 // BackwardReady is Backward, reporting the gradient's final prefixes during the last

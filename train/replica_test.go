@@ -125,6 +125,11 @@ func TestReplicaBackwardReady(t *testing.T) {
 	if !r.CanOverlap() {
 		t.Fatal("a CPU replica cannot overlap")
 	}
+	r.t.Spec.AutoMicroBatch = true // a step taken again would have sent a wrong start
+	if r.CanOverlap() {
+		t.Fatal("a replica with auto_micro_batch can overlap")
+	}
+	r.t.Spec.AutoMicroBatch = false
 	r.ZeroGrad()
 	lossA, err := r.Backward(recs, 0.5, 9)
 	if err != nil {

@@ -96,9 +96,14 @@ type Spec struct {
 	// GradientCheckpointing recomputes each encoder layer's activations in backward
 	// instead of keeping them (transformers' gradient_checkpointing): activation memory
 	// of one layer instead of all, for about a third more compute per step.
-	GradientCheckpointing bool   `yaml:"gradient_checkpointing"`
-	TF32                  bool   `yaml:"tf32"`     // TensorFloat-32 matmuls on GPUs that have it (default on)
-	Quantize              string `yaml:"quantize"` // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
+	GradientCheckpointing bool `yaml:"gradient_checkpointing"`
+	// AutoMicroBatch: a step out of the device's memory is taken again in micro-batches
+	// half as large, and the rest of the run keeps them (the batch, and so the
+	// training, stays what it was), as transformers' auto_find_batch_size finds a
+	// batch size that fits, but without changing the batch.
+	AutoMicroBatch bool   `yaml:"auto_micro_batch"`
+	TF32           bool   `yaml:"tf32"`     // TensorFloat-32 matmuls on GPUs that have it (default on)
+	Quantize       string `yaml:"quantize"` // int8: eval, predict, serve (CPU) run the encoder's dense layers in int8; not training
 	// Pooling (predict, serve) reads the checkpoint as a sentence-embedding model that
 	// pools its last hidden states by cls, mean or max, whatever its head; "" takes an
 	// embedding checkpoint's own (sentence-transformers' 1_Pooling, else mean).

@@ -15,6 +15,6 @@ func outOfMemory(dev model.Device, err *error) {
 	var te *model.TorchError
 	if errors.As(*err, &te) && te.OutOfMemory() {
 		*err = fmt.Errorf("%w: the step does not fit in the memory of %s: lower batch_size (raising grad_accum keeps the batch) "+
-			"or max_length, or set gradient_checkpointing: true or mixed_precision", *err, model.DeviceName(dev))
+			"or max_length, or set auto_micro_batch, gradient_checkpointing or mixed_precision", *err, model.DeviceName(dev))
 	}
 }

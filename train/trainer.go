@@ -62,6 +62,9 @@ type Trainer struct {
 	coll    *tokenize.Collator
 	mlog    *os.File
 	tb      *report.TensorBoard // with report_to tensorboard
+	// micro is the micro-batch size when auto_micro_batch made it smaller than
+	// batch_size; 0 before.
+	micro int
 }
 
 // Result is what a finished run reports.
@@ -268,16 +271,57 @@ func (t *Trainer) order(epoch int) []int32 {
 // their mean loss. It returns the mean loss (and its parts when distilling). The
 // cluster's Replica trains the same way.
 func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, ready func(n int)) (model.Losses, error) {
-	var loss model.Losses
 	exs, err := t.task.encode(t.Tok, recs, t.Labels, t.Spec.MaxLength)
 	if err != nil {
-		return loss, err
+		return model.Losses{}, err
 	}
+	for {
+		live := model.LiveTensors()
+		loss, err := t.microBatches(exs, weight, seed, ready)
+		if err == nil || !t.smaller(err, ready, live) {
+			return loss, err
+		}
+	}
+}
+
+// smaller answers a step that failed with err: with auto_micro_batch, out of memory
+// halves the micro-batch, clears what the step added to the gradient, and frees what
+// its forward left (the tensors of the op that failed, and of the ops before it in the
+// same micro-batch, which only their finalizers free: there were live before the
+// step); true: take the step again. Not while backward hands the gradient out as it
+// goes (ready: the all-reduce has sent some of it).
+func (t *Trainer) smaller(err error, ready func(n int), live int) bool {
+	var te *model.TorchError
+	size := t.microSize()
+	if !t.Spec.AutoMicroBatch || ready != nil || size == 1 || !errors.As(err, &te) || !te.OutOfMemory() {
+		return false
+	}
+	t.micro = (size + 1) / 2
+	t.Model.Params.ZeroGrad()
+	model.FreeLeaked(live)
+	fmt.Fprintf(t.Out, "\nout of memory in micro-batches of %d on %s: micro-batches of %d from now on (auto_micro_batch)\n",
+		size, model.DeviceName(t.Model.Opts.Device), t.micro)
+	return true
+}
+
+// microSize is the examples per micro-batch: batch_size, or less (smaller).
+func (t *Trainer) microSize() int {
+	if t.micro > 0 {
+		return t.micro
+	}
+	return t.Spec.BatchSize
+}
+
+// microBatches adds the gradient of the mean loss over exs, times weight, a
+// micro-batch at a time, with the step's seed. A libtorch error is its error.
+func (t *Trainer) microBatches(exs []Example, weight float64, seed int64, ready func(n int)) (loss model.Losses, err error) {
+	defer model.CatchOn(t.Model.Opts.Device, &err)
 	model.ManualSeed(seed)
-	ptrs := make([]*Example, 0, t.Spec.BatchSize)
-	for lo := 0; lo < len(exs); lo += t.Spec.BatchSize {
+	size := t.microSize()
+	ptrs := make([]*Example, 0, size)
+	for lo := 0; lo < len(exs); lo += size {
 		ptrs = ptrs[:0]
-		for i := lo; i < min(lo+t.Spec.BatchSize, len(exs)); i++ {
+		for i := lo; i < min(lo+size, len(exs)); i++ {
 			ptrs = append(ptrs, &exs[i])
 		}
 		b, err := t.batch(ptrs, seed)
@@ -291,7 +335,7 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, read
 		}
 		share := float64(len(ptrs)) / float64(len(exs))
 		var l model.Losses
-		if ready != nil && lo+t.Spec.BatchSize >= len(exs) {
+		if ready != nil && lo+size >= len(exs) {
 			l, err = t.watchedBackward(b, weight*share, ready)
 		} else {
 			l, err = t.Model.BackwardParts(b, weight*share)

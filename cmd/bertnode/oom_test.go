@@ -1,14 +1,61 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/bertnode/bertnode/shard"
+	"github.com/bertnode/bertnode/train"
 )
+
+// longTexts writes n labeled texts of 600 words (512 tokens each at max_length 512)
+// into dir.
+func longTexts(t *testing.T, dir string, n int) string {
+	words := strings.Fields("the cat sat on a mat while dogs ran far away from home today")
+	lines := []string{"label\ttext"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		text := make([]string, 600)
+		for j := range text {
+			text[j] = words[r.IntN(len(words))]
+		}
+		lines = append(lines, fmt.Sprintf("%s\t%s", []string{"neg", "pos"}[i%2], strings.Join(text, " ")))
+	}
+	return writeLines(t, dir, "long.tsv", lines...)
+}
+
+// capped runs bertnode (this test binary as main) in a process whose address space is
+// capped at capKB (ulimit -v; "" for none). bertnode starts in 2-3 GB of address space
+// (Go's reservations, libtorch, OpenBLAS); a training step of 256 x 512 needs several
+// more, an eval batch of 280 more than 1 GB more.
+func capped(capKB string, args ...string) (string, error) {
+	exe, _ := os.Executable()
+	script := `exec "$@"`
+	if capKB != "" {
+		script = `ulimit -v ` + capKB + ` && ` + script
+	}
+	cmd := exec.Command("sh", append([]string{"-c", script, "sh", exe}, args...)...)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// trainLong is bertnode train's arguments for one step over data at max_length 512,
+// into dir/name.
+func trainLong(data, dir, name string, batch, accum int, extra ...string) []string {
+	return append([]string{"train", "--train", data, "--eval-split", "0.1", "--model", "tiny", "--max-length", "512",
+		"--batch-size", fmt.Sprint(batch), "--grad-accum", fmt.Sprint(accum), "--max-steps", "1",
+		"--output", filepath.Join(dir, name)}, extra...)
+}
 
 // TestTrainOutOfMemoryNamesTheRemedies runs bertnode train in a process whose address
 // space is capped (ulimit -v): enough to start and train a small batch, not a batch of
@@ -19,35 +66,11 @@ import (
 // bertnode eval of such a batch ends with the allocation's error line too.
 func TestTrainOutOfMemoryNamesTheRemedies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts bertnode twice")
+		t.Skip("starts bertnode three times")
 	}
 	dir := t.TempDir()
-	words := strings.Fields("the cat sat on a mat while dogs ran far away from home today")
-	lines := []string{"label\ttext"}
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 280 {
-		text := make([]string, 600)
-		for j := range text {
-			text[j] = words[r.IntN(len(words))]
-		}
-		lines = append(lines, fmt.Sprintf("%s\t%s", []string{"neg", "pos"}[i%2], strings.Join(text, " ")))
-	}
-	data := writeLines(t, dir, "long.tsv", lines...)
-	exe, _ := os.Executable()
-	// bertnode starts in 2-3 GB of address space (Go's reservations, libtorch,
-	// OpenBLAS); a training step of 256 x 512 needs several more, an eval batch of 280
-	// more than 1 GB more.
-	run := func(capKB string, args ...string) (string, error) {
-		cmd := exec.Command("sh", append([]string{"-c", `ulimit -v ` + capKB + ` && exec "$@"`, "sh", exe}, args...)...)
-		cmd.Env = append(os.Environ(), asMain+"=1")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	trainArgs := func(batch string) []string {
-		return []string{"train", "--train", data, "--eval-split", "0.1", "--model", "tiny", "--max-length", "512",
-			"--batch-size", batch, "--max-steps", "1", "--output", filepath.Join(dir, "run-"+batch)}
-	}
-	if out, err := run("3500000", trainArgs("8")...); err != nil {
+	data := longTexts(t, dir, 280)
+	if out, err := capped("3500000", trainLong(data, dir, "run-8", 8, 1)...); err != nil {
 		t.Fatalf("a batch of 8 under the cap: %v\n%s", err, out)
 	}
 	for _, c := range []struct {
@@ -55,11 +78,11 @@ func TestTrainOutOfMemoryNamesTheRemedies(t *testing.T) {
 		args        []string
 		want        []string
 	}{
-		{"train", "4500000", trainArgs("256"), []string{"does not fit in the memory of cpu", "batch_size", "max_length", "gradient_checkpointing"}},
+		{"train", "4500000", trainLong(data, dir, "run-256", 256, 1), []string{"does not fit in the memory of cpu", "batch_size", "max_length", "auto_micro_batch", "gradient_checkpointing"}},
 		// eval answers it in the command line's main (execute)
 		{"eval", "3500000", []string{"eval", "--model", filepath.Join(dir, "run-8", "final"), "--data", data, "--max-length", "512", "--batch-size", "280"}, nil},
 	} {
-		out, err := run(c.capKB, c.args...)
+		out, err := capped(c.capKB, c.args...)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 			t.Fatalf("%s, a large batch under the cap: %v, want exit status 1\n%s", c.name, err, out)
 		}
@@ -76,5 +99,72 @@ func TestTrainOutOfMemoryNamesTheRemedies(t *testing.T) {
 				t.Errorf("%s: the output holds a stack (%q):\n%s", c.name, stack, out)
 			}
 		}
+	}
+}
+
+// TestAutoMicroBatchTakesTheStepAgain: with --auto-micro-batch, a step of two
+// micro-batches of 256 whose second runs out of memory under the cap (its texts are
+// 512 tokens long; the first's are short, and fit) is taken again in micro-batches
+// half as large, and the run ends. Its step is the one a run configured with those
+// micro-batches from the start takes (the batch the same, accumulated): the same loss
+// and gradient norm, bit for bit, so the first micro-batch's gradient, added before
+// the failure, was cleared.
+func TestAutoMicroBatchTakesTheStepAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts bertnode twice")
+	}
+	dir := t.TempDir()
+	data := longTexts(t, dir, 600)
+	// The step's first micro-batch: the first 256 records of the epoch's order.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s := train.Defaults()
+	s.Train, s.EvalSplit, s.Data, s.Model = data, 0.1, shard.Spec{Format: shard.TSV}, "tiny"
+	s.MaxLength, s.BatchSize, s.GradAccum, s.MaxSteps, s.Output = 512, 256, 2, 1, filepath.Join(dir, "plan")
+	tr, err := train.Prepare(s, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[string]bool{}
+	for _, id := range tr.Plan.Order(s.Seed, 0, s.Cluster.WithDefaults().WindowBlocks)[:256] {
+		first[tr.Records[id].Text] = true
+	}
+	lines := readLines(t, data)
+	for i, l := range lines[1:] {
+		if label, text, _ := strings.Cut(l, "\t"); first[text] {
+			lines[i+1] = label + "\t" + strings.Join(strings.Fields(text)[:20], " ")
+		}
+	}
+	writeLines(t, dir, "long.tsv", lines...)
+
+	out, err := capped("4500000", trainLong(data, dir, "auto", 256, 2, "--auto-micro-batch")...)
+	if err != nil {
+		t.Fatalf("under the cap with --auto-micro-batch: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`out of memory in micro-batches of (\d+) on cpu: micro-batches of (\d+) from now on`).FindAllStringSubmatch(out, -1)
+	if len(m) == 0 || m[0][1] != "256" {
+		t.Fatalf("no step taken again from micro-batches of 256:\n%s", out)
+	}
+	micro := 0
+	fmt.Sscan(m[len(m)-1][2], &micro)
+	t.Logf("%d times out of memory; micro-batches of %d", len(m), micro)
+	if out, err := capped("", trainLong(data, dir, "accum", micro, 512/micro)...); err != nil {
+		t.Fatalf("micro-batches of %d, accumulated: %v\n%s", micro, err, out)
+	}
+	step := func(name string) (v struct{ Loss, GradNorm float64 }) {
+		b, err := os.ReadFile(filepath.Join(dir, name, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		var raw map[string]float64
+		if err := json.Unmarshal([]byte(line), &raw); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		v.Loss, v.GradNorm = raw["loss"], raw["grad_norm"]
+		return v
+	}
+	if a, b := step("auto"), step("accum"); a != b || a.Loss == 0 {
+		t.Fatalf("the step taken again: %+v; configured so from the start: %+v", a, b)
 	}
 }

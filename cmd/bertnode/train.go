@@ -103,6 +103,7 @@ func specFlags(f *pflag.FlagSet, s *train.Spec) {
 	f.IntVar(&s.HeadTokens, "head-tokens", s.HeadTokens, "truncation head_tail: tokens kept from the start (0: max-length / 4)")
 	f.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "examples per micro-batch")
 	f.IntVar(&s.GradAccum, "grad-accum", s.GradAccum, "micro-batches per optimizer step")
+	f.BoolVar(&s.AutoMicroBatch, "auto-micro-batch", s.AutoMicroBatch, "take a step out of the device's memory again in micro-batches half as large, and keep them: the batch stays --batch-size x --grad-accum")
 	f.Float64Var(&s.Epochs, "epochs", s.Epochs, "passes over the training data")
 	f.IntVar(&s.MaxSteps, "max-steps", s.MaxSteps, "optimizer steps (overrides --epochs when > 0)")
 	f.Float64Var(&s.LR, "lr", s.LR, "peak learning rate")
