@@ -18,6 +18,7 @@ import (
 	"github.com/bertnode/bertnode/hf"
 	"github.com/bertnode/bertnode/internal/atomicfile"
 	"github.com/bertnode/bertnode/internal/lossscale"
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/internal/rate"
 	"github.com/bertnode/bertnode/metrics"
 	"github.com/bertnode/bertnode/model"
@@ -276,29 +277,28 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, read
 		return model.Losses{}, err
 	}
 	for {
-		live := model.LiveTensors()
 		loss, err := t.microBatches(exs, weight, seed, ready)
-		if err == nil || !t.smaller(err, ready, live) {
+		if err == nil || !t.smaller(err, len(exs), ready) {
 			return loss, err
 		}
 	}
 }
 
-// smaller answers a step that failed with err: with auto_micro_batch, out of memory
-// halves the micro-batch, clears what the step added to the gradient, and frees what
-// its forward left (the tensors of the op that failed, and of the ops before it in the
-// same micro-batch, which only their finalizers free: there were live before the
-// step); true: take the step again. Not while backward hands the gradient out as it
-// goes (ready: the all-reduce has sent some of it).
-func (t *Trainer) smaller(err error, ready func(n int), live int) bool {
+// smaller answers a step of n examples that failed with err: with auto_micro_batch,
+// out of memory halves the micro-batch (at most n), clears what the step added to the
+// gradient, and frees what it left (the tensors of the op that failed, and of the ops
+// before it in the same micro-batch, which only their finalizers free); true: take the
+// step again. Not while backward hands the gradient out as it goes (ready: the
+// all-reduce has sent some of it).
+func (t *Trainer) smaller(err error, n int, ready func(n int)) bool {
 	var te *model.TorchError
-	size := t.microSize()
+	size := min(t.microSize(), n)
 	if !t.Spec.AutoMicroBatch || ready != nil || size == 1 || !errors.As(err, &te) || !te.OutOfMemory() {
 		return false
 	}
 	t.micro = (size + 1) / 2
 	t.Model.Params.ZeroGrad()
-	model.FreeLeaked(live)
+	nativeenv.ReleaseMemory()
 	fmt.Fprintf(t.Out, "\nout of memory in micro-batches of %d on %s: micro-batches of %d from now on (auto_micro_batch)\n",
 		size, model.DeviceName(t.Model.Opts.Device), t.micro)
 	return true
