@@ -44,7 +44,10 @@ func capped(capKB string, args ...string) (string, error) {
 		script = `ulimit -v ` + capKB + ` && ` + script
 	}
 	cmd := exec.Command("sh", append([]string{"-c", script, "sh", exe}, args...)...)
-	cmd.Env = append(os.Environ(), asMain+"=1")
+	// The cap counts address space, and glibc reserves 64 MB of it for each thread's
+	// heap (arena): on many threads it ran out for those rather than for tensors (a
+	// cluster node under such a cap went down to micro-batches of 4 where 128 fit).
+	cmd.Env = append(os.Environ(), asMain+"=1", "MALLOC_ARENA_MAX=2")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
