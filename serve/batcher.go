@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bertnode/bertnode/internal/nativeenv"
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/tokenize"
 )
@@ -82,6 +83,9 @@ type BatchStats struct {
 	Wait   time.Duration // of its oldest sequence, from queueing to the run
 	Run    time.Duration
 	Err    error
+	// Split is how many times the batch, or a part of it, ran out of the device's
+	// memory and was run again in halves (Batcher.infer).
+	Split int
 }
 
 // Observer is told what the batcher does; Metrics is one. Queued is called with the
@@ -105,6 +109,9 @@ type Batcher struct {
 	queue  []*item // in arrival order
 	jobs   []*job
 	closed bool
+	// maxTokens is the padded tokens per batch: cfg.MaxTokens, or fewer once a batch
+	// ran out of the device's memory (infer).
+	maxTokens int
 
 	wake    chan struct{} // something arrived, or Close was called
 	done    chan struct{} // every worker has stopped
@@ -144,7 +151,7 @@ func NewBatcher(r Runner, cfg BatchConfig, obs Observer) (*Batcher, error) {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	b := &Batcher{run: r, cfg: cfg, obs: obs, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	b := &Batcher{run: r, cfg: cfg, obs: obs, maxTokens: cfg.MaxTokens, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	for range max(cfg.Instances, 1) {
 		b.running.Go(b.loop)
 	}
@@ -330,7 +337,8 @@ func (b *Batcher) wakeAnotherIfLeft() {
 
 // pick chooses the next batch's sequences, as indexes into the queue: the oldest, then
 // those closest to it in length (the older first among equals) while the batch stays
-// within MaxBatch sequences, MaxTokens padded tokens and MinFill. full says whether a
+// within MaxBatch sequences, MaxTokens padded tokens (fewer once a batch ran out of
+// memory) and MinFill. full says whether a
 // limit left a queued sequence out. The caller holds mu.
 func (b *Batcher) pick() (picked []int, full bool) {
 	q := b.queue
@@ -348,7 +356,7 @@ func (b *Batcher) pick() (picked []int, full bool) {
 		}
 		n := q[i].enc.Len()
 		l := max(longest, n)
-		if padded := (len(picked) + 1) * l; padded > b.cfg.MaxTokens || float64(real+n) < b.cfg.MinFill*float64(padded) {
+		if padded := (len(picked) + 1) * l; padded > b.maxTokens || float64(real+n) < b.cfg.MinFill*float64(padded) {
 			full = true
 			continue
 		}
@@ -369,11 +377,7 @@ func (b *Batcher) runBatch(batch []*item) {
 	}
 	st.Padded = longest * len(batch)
 	start := time.Now()
-	var logits [][]float32
-	err := guard(func() (err error) {
-		logits, err = b.run.Run(encs)
-		return err
-	})
+	logits, err := b.infer(encs, &st)
 	st.Run = time.Since(start)
 	if err == nil && len(logits) != len(batch) {
 		err = fmt.Errorf("%d logits for a batch of %d sequences", len(logits), len(batch))
@@ -400,6 +404,38 @@ func (b *Batcher) runBatch(batch []*item) {
 		}
 	}
 	b.mu.Unlock()
+}
+
+// infer runs encs through the model. Out of the device's memory, it runs each half
+// again (down to single sequences), so that a burst of long texts is answered in
+// smaller batches rather than failed, and keeps later batches to half the padded
+// tokens of the one that failed, so that they fit at once.
+func (b *Batcher) infer(encs []*tokenize.Encoding, st *BatchStats) ([][]float32, error) {
+	var logits [][]float32
+	err := guard(func() (err error) {
+		logits, err = b.run.Run(encs)
+		return err
+	})
+	var te *model.TorchError
+	if err == nil || len(encs) == 1 || !errors.As(err, &te) || !te.OutOfMemory() {
+		return logits, err
+	}
+	longest := 0
+	for _, e := range encs {
+		longest = max(longest, e.Len())
+	}
+	b.mu.Lock()
+	b.maxTokens = max(1, min(b.maxTokens, longest*len(encs)/2))
+	b.mu.Unlock()
+	st.Split++
+	nativeenv.ReleaseMemory() // what the failed run left, which only finalizers free
+	half := len(encs) / 2
+	a, err := b.infer(encs[:half], st)
+	if err != nil {
+		return nil, err
+	}
+	c, err := b.infer(encs[half:], st)
+	return append(a, c...), err
 }
 
 // fail ends the batch's requests with err, and drops their sequences still queued.

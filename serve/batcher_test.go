@@ -12,6 +12,8 @@ import (
 
 	"github.com/bertnode/bertnode/model"
 	"github.com/bertnode/bertnode/tokenize"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -25,6 +27,7 @@ type twin struct {
 	poison  int32    // a batch with this id fails
 	panics  int32    // a batch with this id panics
 	torch   int32    // a batch with this id runs a libtorch op that fails
+	memory  int      // > 0: a batch of more padded tokens runs out of memory
 
 	mu      sync.Mutex
 	batches [][]int // lengths of each batch's sequences
@@ -52,6 +55,13 @@ func (t *twin) Run(seqs []*tokenize.Encoding) ([][]float32, error) {
 	out := make([][]float32, len(seqs))
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if longest := slices.MaxFunc(seqs, func(a, b *tokenize.Encoding) int { return a.Len() - b.Len() }).Len(); t.memory > 0 && longest*len(seqs) > t.memory {
+		for _, s := range seqs {
+			lens = append(lens, s.Len())
+		}
+		t.batches = append(t.batches, lens)
+		return nil, &model.TorchError{Msg: "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity)"}
+	}
 	for k, s := range seqs {
 		lens = append(lens, s.Len())
 		t.ids = append(t.ids, s.InputIDs)
@@ -631,5 +641,67 @@ func TestBatcherInstancesRunAtOnce(t *testing.T) {
 	}
 	if BatchConfig.Validate(BatchConfig{MaxBatch: 1, MaxTokens: 1, MaxQueue: 1, Instances: -1}) == nil {
 		t.Error("negative instances accepted")
+	}
+}
+
+// A batch out of the device's memory is run again in halves until the parts fit, and
+// every request gets its own answers; the batches after it are kept to half the
+// padded tokens of the one that failed, so they fit at once. Before, every request of
+// the batch failed.
+func TestBatcherSplitsABatchOutOfMemory(t *testing.T) {
+	r := newTwin(true)
+	r.memory = 20 // padded tokens: a batch of 8 sequences of 5 (40) does not fit, of 4 does
+	m := NewMetrics(prometheus.NewRegistry())
+	b := newBatcher(t, r, BatchConfig{MaxBatch: 8, MaxTokens: 1000, MaxQueue: 100}, m)
+	go b.Submit(context.Background(), []*tokenize.Encoding{seq(0, 1)})
+	<-r.entered
+	var reqs [][]*tokenize.Encoding
+	outs, errs := make([][][]float32, 8), make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		reqs = append(reqs, []*tokenize.Encoding{seq(int32(100*(i+1)), 5)})
+		wg.Go(func() { outs[i], errs[i] = b.Submit(context.Background(), reqs[i]) })
+	}
+	waitFor(t, "8 queued", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.queue) == 8
+	})
+	close(r.hold)
+	wg.Wait()
+	for i := range reqs {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		checkAnswers(t, reqs[i], outs[i])
+	}
+	r.mu.Lock()
+	runs := slices.Clone(r.batches)
+	r.mu.Unlock()
+	want := [][]int{{1}, {5, 5, 5, 5, 5, 5, 5, 5}, {5, 5, 5, 5}, {5, 5, 5, 5}}
+	if !slices.EqualFunc(runs, want, slices.Equal) {
+		t.Fatalf("batches run: %v, want %v", runs, want)
+	}
+	// Later batches hold at most 20 padded tokens: four sequences of 5.
+	var later [][]*tokenize.Encoding
+	for i := range 8 {
+		later = append(later, []*tokenize.Encoding{seq(int32(1000*(i+1)), 5)})
+	}
+	all := slices.Concat(later...)
+	out, err := b.Submit(context.Background(), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAnswers(t, all, out)
+	r.mu.Lock()
+	for _, run := range r.batches[len(want):] {
+		if len(run)*slices.Max(run) > 20 {
+			t.Errorf("a later batch of %v ran, more than 20 padded tokens", run)
+		}
+	}
+	r.mu.Unlock()
+	var d dto.Metric
+	if err := m.splits.Write(&d); err != nil || d.GetCounter().GetValue() != 1 {
+		t.Errorf("batch_splits_total %v (%v), want 1", d.GetCounter().GetValue(), err)
 	}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	tokens     prometheus.Counter
 	padding    prometheus.Counter
 	failures   prometheus.Counter
+	splits     prometheus.Counter
 }
 
 // NewMetrics registers the server's metrics, and the Go runtime's and the process's,
@@ -50,9 +51,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Padding tokens the model computed to batch sequences of unequal length."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "batch_failures_total",
 			Help: "Batches the model failed on."}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "batch_splits_total",
+			Help: "Batches, or parts of them, that ran out of the device's memory and were run again in halves (later batches are kept smaller)."}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime, m.queueWait, m.queueDepth,
-		m.sequences, m.tokens, m.padding, m.failures,
+		m.sequences, m.tokens, m.padding, m.failures, m.splits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -62,6 +65,7 @@ func (m *Metrics) Queued(depth int) { m.queueDepth.Set(float64(depth)) }
 
 // Ran counts one batch.
 func (m *Metrics) Ran(s BatchStats) {
+	m.splits.Add(float64(s.Split))
 	if s.Err != nil {
 		m.failures.Inc()
 		return
