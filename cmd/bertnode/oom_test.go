@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bertnode/bertnode/shard"
@@ -169,5 +173,65 @@ func TestAutoMicroBatchTakesTheStepAgain(t *testing.T) {
 	}
 	if a, b := step("auto"), step("accum"); a != b || a.Loss == 0 {
 		t.Fatalf("the step taken again: %+v; configured so from the start: %+v", a, b)
+	}
+}
+
+// TestServeSplitsABatchOutOfMemory serves a model from a process whose address space
+// is capped, so that one batch of 256 texts of 512 tokens runs out of memory in
+// libtorch for real. The request is answered all the same, the batch run again in
+// halves (bertnode_serve_batch_splits_total), each text as it is answered alone.
+func TestServeSplitsABatchOutOfMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts bertnode serve")
+	}
+	m := trainedSMS(t)
+	texts := readLines(t, longTexts(t, t.TempDir(), 256))[1:]
+	for i, l := range texts {
+		_, texts[i], _ = strings.Cut(l, "\t")
+	}
+	exe, _ := os.Executable()
+	cmd := exec.Command("sh", "-c", `ulimit -v 3500000 && exec "$@"`, "sh", exe, "serve", "--model", m.dir,
+		"--addr", "127.0.0.1:0", "--max-length", "512", "--max-batch", "256", "--max-batch-tokens", "131072",
+		"--max-texts", "256", "--max-body-bytes", "8000000", "--min-fill", "0")
+	cmd.Env = append(os.Environ(), asMain+"=1", "MALLOC_ARENA_MAX=2")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Signal(syscall.SIGTERM)
+	sc := bufio.NewScanner(stderr)
+	url := ""
+	for url == "" && sc.Scan() {
+		if _, u, ok := strings.Cut(sc.Text(), " on http://"); ok && strings.HasPrefix(sc.Text(), "serving ") {
+			url = "http://" + u
+		}
+	}
+	if url == "" {
+		t.Fatal("bertnode serve did not start")
+	}
+	go io.Copy(io.Discard, stderr)
+	var all, alone struct{ Predictions []train.Prediction }
+	postJSON(t, url+"/v1/classify", map[string]any{"texts": texts}, &all)
+	metrics, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	splits := regexp.MustCompile(`(?m)^bertnode_serve_batch_splits_total (\S+)$`).FindStringSubmatch(string(b))
+	if splits == nil || splits[1] == "0" {
+		t.Fatalf("batch_splits_total %v: the batch of 256 did not run out of memory (the cap is too high?)", splits)
+	}
+	t.Logf("batch_splits_total %s", splits[1])
+	for _, i := range []int{0, 255} {
+		postJSON(t, url+"/v1/classify", map[string]any{"texts": texts[i : i+1]}, &alone)
+		p, w := all.Predictions[i], alone.Predictions[0]
+		if p.Label != w.Label || math.Abs(p.Probs[p.Label]-w.Probs[w.Label]) > 1e-5 {
+			t.Errorf("text %d in the split batch: %+v; alone: %+v", i, p, w)
+		}
 	}
 }
