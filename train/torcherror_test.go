@@ -2,11 +2,14 @@ package train
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"testing"
 
 	"github.com/bertnode/bertnode/model"
+	"github.com/bertnode/bertnode/shard"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -61,5 +64,50 @@ func TestSmallerAfterOutOfMemory(t *testing.T) {
 	tr.micro = 0
 	if tr.smaller(oom, 20, nil) {
 		t.Fatal("taken again without auto_micro_batch")
+	}
+}
+
+// TestCUDAAutoMicroBatch: on a GPU, a step of base BERT over 4096 sequences of 512
+// tokens runs out of device memory for real; with auto_micro_batch the replica takes it
+// again in smaller micro-batches, and its gradient is (within the GPU's nondeterministic
+// sums) the one a replica configured with those micro-batches from the start computes.
+func TestCUDAAutoMicroBatch(t *testing.T) {
+	if _, err := model.ParseDevice("cuda"); err != nil {
+		t.Skip(err) // CI has no GPU; scripts/gpu-check.sh runs this on one
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s := smsSpec(t)
+	s.Device, s.Model, s.MaxLength, s.Padding, s.BatchSize, s.AutoMicroBatch = "cuda", "base", 512, "max_length", 4096, true
+	recs := make([]shard.Record, 4096)
+	for i := range recs {
+		recs[i] = shard.Record{ID: fmt.Sprint(i), Text: fmt.Sprintf("message %d: call now to claim your prize", i), Labels: []string{[]string{"ham", "spam"}[i%2]}}
+	}
+	grad := func(s Spec) ([]float32, int) {
+		r, err := NewReplica(s, []string{"ham", "spam"}, nil, 10, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		r.ZeroGrad()
+		if _, err := r.Backward(recs, 1, 9); err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), r.Grad()...), r.t.microSize()
+	}
+	auto, micro := grad(s)
+	if micro >= 4096 {
+		t.Fatalf("micro-batches of %d: the step did not run out of memory", micro)
+	}
+	t.Logf("micro-batches of %d", micro)
+	s.BatchSize, s.AutoMicroBatch = micro, false
+	want, _ := grad(s)
+	var diff, norm float64
+	for i, w := range want {
+		diff += float64(auto[i]-w) * float64(auto[i]-w)
+		norm += float64(w) * float64(w)
+	}
+	if math.Sqrt(diff) > 1e-4*math.Sqrt(norm) {
+		t.Fatalf("the gradient taken again differs from micro-batches of %d configured: |diff| %g, |grad| %g", micro, math.Sqrt(diff), math.Sqrt(norm))
 	}
 }
