@@ -103,6 +103,25 @@ func TestRollbackHaltsOnNewerSnapshot(t *testing.T) {
 	})
 }
 
+// loggedCluster is a 3-member cluster whose members run protocols (read at each
+// start), and member 2's log since its latest start.
+func loggedCluster(t *testing.T, protocols []int) (*coordtest.Cluster, func() *syncbuf.Buffer) {
+	var log2 *syncbuf.Buffer
+	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
+		cfg.Protocol = protocols[i]
+		if i == 2 {
+			log2 = &syncbuf.Buffer{}
+			cfg.Logger = slog.New(slog.NewTextHandler(log2, nil))
+		}
+	}})
+	return c, func() *syncbuf.Buffer { return log2 }
+}
+
+// errorLines are log's ERROR lines.
+func errorLines(log *syncbuf.Buffer) []string {
+	return slices.DeleteFunc(strings.Split(log.String(), "\n"), func(l string) bool { return !strings.Contains(l, "level=ERROR") })
+}
+
 // TestOlderMemberHaltsOnTheLeadersNewerSnapshot: a member rolled back to protocol 6
 // (before predict jobs) while down, its log behind the others' compacted logs, is sent
 // the leader's snapshot, which holds a predict job. It applies nothing: its state stays
@@ -115,14 +134,7 @@ func TestRollbackHaltsOnNewerSnapshot(t *testing.T) {
 // (Before, the restore's panic ended the process from raft's goroutine.)
 func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 	protocols := []int{0, 0, 0}
-	var log2 *syncbuf.Buffer // member 2's log, from its latest start
-	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
-		cfg.Protocol = protocols[i]
-		if i == 2 {
-			log2 = &syncbuf.Buffer{}
-			cfg.Logger = slog.New(slog.NewTextHandler(log2, nil))
-		}
-	}})
+	c, log2 := loggedCluster(t, protocols)
 	c.Stop(2)
 	cl := c.Client()
 	id := submit(c, "kind: predict\ntask: classify\nmodel: "+putData(t, cl, "a model")+"\ninput: "+putData(t, cl, trainData)+
@@ -156,7 +168,7 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle() // the leader tries again meanwhile
-	errs := slices.DeleteFunc(strings.Split(log2.String(), "\n"), func(l string) bool { return !strings.Contains(l, "level=ERROR") })
+	errs := errorLines(log2())
 	for what, got := range map[string]string{"GET /v1/jobs?stale=1": fmt.Sprintf("%d %s", status, body), "/v1/self": m.Halted, "its log": strings.Join(errs, "\n")} {
 		for _, want := range []string{"halted restoring the snapshot", "needs coordinator protocol 7, newer than this member's protocol 6",
 			"Upgrade this member to a build of protocol 7 or later"} {
@@ -166,7 +178,7 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 		}
 	}
 	if status != http.StatusServiceUnavailable || len(errs) != 1 {
-		t.Fatalf("the halted member answered a read %d; logged %d errors, want one:\n%s", status, len(errs), log2)
+		t.Fatalf("the halted member answered a read %d; logged %d errors, want one:\n%s", status, len(errs), log2())
 	}
 	if status, _, body := raw(t, http.MethodGet, old.APIAddr(), "/metrics", c.Secret.Token(), nil); status != http.StatusOK ||
 		!strings.Contains(string(body), `bertnode_raft_state{state="Shutdown"} 1`) {
@@ -216,14 +228,7 @@ func TestOlderMemberHaltsOnTheLeadersNewerSnapshot(t *testing.T) {
 // state is the leader's. (Before, Apply's panic ended the process from raft's goroutine.)
 func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
 	protocols := []int{0, 0, 4}
-	var log2 *syncbuf.Buffer // member 2's log, from its latest start
-	c := coordtest.New(t, coordtest.Options{Members: 3, Tweak: func(i int, cfg *coordinator.Config) {
-		cfg.Protocol = protocols[i]
-		if i == 2 {
-			log2 = &syncbuf.Buffer{}
-			cfg.Logger = slog.New(slog.NewTextHandler(log2, nil))
-		}
-	}})
+	c, log2 := loggedCluster(t, protocols)
 	recorded(c, protocols)
 	nodes(c, "n1")
 	b, err := coordinator.NewCommand(coordinator.CmdNodeDrain, c.Clock.Now(), coordinator.NodeDrain{Node: "n1", Drain: true})
@@ -255,7 +260,7 @@ func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errs := slices.DeleteFunc(strings.Split(log2.String(), "\n"), func(l string) bool { return !strings.Contains(l, "level=ERROR") })
+		errs := errorLines(log2())
 		for what, got := range map[string]string{"GET /v1/nodes?stale=1": answer.Error, "/v1/self": m.Halted, "its log": strings.Join(errs, "\n")} {
 			for _, want := range wants {
 				if !strings.Contains(got, want) {
@@ -264,7 +269,7 @@ func TestOlderMemberHaltsOnANewerCommand(t *testing.T) {
 			}
 		}
 		if status != http.StatusServiceUnavailable || len(errs) != 1 {
-			t.Fatalf("the halted member answered a read %d %s; logged %d errors, want one:\n%s", status, body, len(errs), log2)
+			t.Fatalf("the halted member answered a read %d %s; logged %d errors, want one:\n%s", status, body, len(errs), log2())
 		}
 		old.Read(func(st *coordinator.State) {
 			if st.Index >= f.Index() || st.Nodes["n1"].Drain {
