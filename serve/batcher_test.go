@@ -655,11 +655,13 @@ func TestBatcherSplitsABatchOutOfMemory(t *testing.T) {
 	b := newBatcher(t, r, BatchConfig{MaxBatch: 8, MaxTokens: 1000, MaxQueue: 100}, m)
 	go b.Submit(context.Background(), []*tokenize.Encoding{seq(0, 1)})
 	<-r.entered
-	var reqs [][]*tokenize.Encoding
+	reqs := make([][]*tokenize.Encoding, 8)
+	for i := range reqs {
+		reqs[i] = []*tokenize.Encoding{seq(int32(100*(i+1)), 5)}
+	}
 	outs, errs := make([][][]float32, 8), make([]error, 8)
 	var wg sync.WaitGroup
-	for i := range 8 {
-		reqs = append(reqs, []*tokenize.Encoding{seq(int32(100*(i+1)), 5)})
+	for i := range reqs {
 		wg.Go(func() { outs[i], errs[i] = b.Submit(context.Background(), reqs[i]) })
 	}
 	waitFor(t, "8 queued", func() bool {
