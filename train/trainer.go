@@ -267,7 +267,8 @@ func (t *Trainer) order(epoch int) []int32 {
 	return t.Plan.Order(t.Spec.Seed, epoch, t.Spec.Cluster.WithDefaults().WindowBlocks)
 }
 
-// backward encodes recs and runs them in micro-batches of at most batch_size examples,
+// backward encodes recs and runs them in micro-batches of at most batch_size examples
+// (fewer once auto_micro_batch took a step out of memory again in smaller ones),
 // each weighted by its share of the examples, so the gradient is weight × that of
 // their mean loss. It returns the mean loss (and its parts when distilling). The
 // cluster's Replica trains the same way.
