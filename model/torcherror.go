@@ -23,6 +23,12 @@ func (e *TorchError) OutOfMemory() bool {
 	return strings.Contains(m, "out of memory") || strings.Contains(m, "can't allocate memory")
 }
 
+// OutOfMemory says err holds a libtorch error that is out of memory.
+func OutOfMemory(err error) bool {
+	var te *TorchError
+	return errors.As(err, &te) && te.OutOfMemory()
+}
+
 // enforce is where a failed TORCH_CHECK/CAFFE_ENFORCE says it failed, before its
 // message: "[enforce fail at alloc_cpu.cpp:75] err == 0. ".
 var enforce = regexp.MustCompile(`^\[enforce fail at [^\]]*\] [^.]*\. `)

@@ -416,8 +416,7 @@ func (b *Batcher) infer(encs []*tokenize.Encoding, st *BatchStats) ([][]float32,
 		logits, err = b.run.Run(encs)
 		return err
 	})
-	var te *model.TorchError
-	if err == nil || len(encs) == 1 || !errors.As(err, &te) || !te.OutOfMemory() {
+	if err == nil || len(encs) == 1 || !model.OutOfMemory(err) {
 		return logits, err
 	}
 	longest := 0

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/bertnode/bertnode/model"
@@ -12,8 +11,7 @@ import (
 // not fit the device, and a node fails the job with this error rather than crash, be
 // restarted into the same step, and crash again.
 func outOfMemory(dev model.Device, err *error) {
-	var te *model.TorchError
-	if errors.As(*err, &te) && te.OutOfMemory() {
+	if model.OutOfMemory(*err) {
 		*err = fmt.Errorf("%w: the step does not fit in the memory of %s: lower batch_size (raising grad_accum keeps the batch) "+
 			"or max_length, or set auto_micro_batch, gradient_checkpointing or mixed_precision", *err, model.DeviceName(dev))
 	}

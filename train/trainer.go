@@ -292,9 +292,8 @@ func (t *Trainer) backward(recs []shard.Record, weight float64, seed int64, read
 // step again. Not while backward hands the gradient out as it goes (ready: the
 // all-reduce has sent some of it).
 func (t *Trainer) smaller(err error, n int, ready func(n int)) bool {
-	var te *model.TorchError
 	size := min(t.microSize(), n)
-	if !t.Spec.AutoMicroBatch || ready != nil || size == 1 || !errors.As(err, &te) || !te.OutOfMemory() {
+	if !t.Spec.AutoMicroBatch || ready != nil || size == 1 || !model.OutOfMemory(err) {
 		return false
 	}
 	t.micro = (size + 1) / 2
